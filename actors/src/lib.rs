@@ -1,0 +1,25 @@
+//! The gateway's actors and their typed messages.
+//!
+//! Handlers in the HTTP layer never touch shared state directly: they send a typed message to
+//! the actor that owns it. Every IO dependency sits behind a small trait so each actor can be
+//! tested without a database or a network.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`model`] | the values that travel in messages: tools, callers, audit rows |
+//! | [`registry`] | `RegistryActor`: the tool catalog loaded from `tools.yaml` |
+//! | [`policy`] | `PolicyActor`: role and workspace rules from `policy.yaml` |
+//! | [`audit`] | `AuditWriterActor`: batches audit rows into an [`audit::AuditSink`] |
+//! | [`health`] | per-actor counters read by `/health/actors` |
+
+pub mod audit;
+pub mod health;
+pub mod model;
+pub mod policy;
+pub mod registry;
+
+pub use audit::{AuditSink, AuditWriterActor, BatchConfig, Flush, Record};
+pub use health::{ActorReport, ActorStats, GetHealth, HealthBoard};
+pub use model::{AuditRecord, Caller, Tool};
+pub use policy::{CheckAccess, Denied, FilterTools, Policy, PolicyActor, PolicyDocument};
+pub use registry::{Catalog, GetTool, ListTools, RegistryActor};

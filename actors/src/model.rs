@@ -1,0 +1,97 @@
+//! Values carried by messages between the HTTP layer and the actors.
+//!
+//! They are plain data: cheap to clone behind an `Arc`, serialisable for the API and for logs.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A tool as registered in `tools.yaml`: where its MCP backend lives and who may call it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tool {
+    /// Unique name agents use in `tools/call` and `/mcp/invoke`.
+    pub name: String,
+    /// Human-readable description shown in tool listings.
+    #[serde(default)]
+    pub description: String,
+    /// URL of the backend's MCP Streamable HTTP endpoint (for example `http://127.0.0.1:8091/mcp`).
+    pub backend_url: String,
+    /// Risk tier of the tool (`low`, `medium`, `high`, `critical`); policy may cap it per role.
+    #[serde(default = "default_risk")]
+    pub risk_level: String,
+    /// A caller needs at least one of these roles (empty: no extra requirement).
+    #[serde(default)]
+    pub required_roles: Vec<String>,
+    /// Inactive tools stay in the database for history but answer 404.
+    #[serde(default = "default_true")]
+    pub is_active: bool,
+    /// Per-tool backend timeout; falls back to the gateway-wide `BACKEND_TIMEOUT_SECONDS`.
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+    /// JSON Schema of the tool's arguments, published in listings.
+    #[serde(default)]
+    pub input_schema: Option<serde_json::Value>,
+}
+
+fn default_risk() -> String {
+    "low".to_owned()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The authenticated caller, taken from the verified JWT claims.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Caller {
+    /// The token's `sub` claim.
+    pub user_id: String,
+    /// The token's `roles` claim.
+    pub roles: Vec<String>,
+    /// The token's optional `workspace` claim.
+    pub workspace: Option<String>,
+}
+
+impl Caller {
+    /// Whether the caller holds `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+}
+
+/// One row of the audit log: one invocation attempt, whatever its outcome.
+///
+/// Never carries raw arguments or tokens, only a digest of the arguments.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRecord {
+    /// Row id (UUID v7, so ids sort by time).
+    pub id: String,
+    /// When the attempt finished (UTC).
+    pub created_at: DateTime<Utc>,
+    /// The request id returned to the client in `X-Request-ID`.
+    pub request_id: String,
+    /// The caller's `sub`, when the token was valid.
+    pub user_id: Option<String>,
+    /// The caller's roles (empty when unauthenticated).
+    pub roles: Vec<String>,
+    /// The caller's workspace claim.
+    pub workspace: Option<String>,
+    /// The tool asked for, when the body named one.
+    pub tool_name: Option<String>,
+    /// The access decision: `allowed`, `denied`, `unknown_tool`, `unauthenticated`, `rejected`.
+    pub decision: String,
+    /// The outcome: `ok`, `tool_error`, or the error kind (`backend_timeout`, ...).
+    pub status: String,
+    /// HTTP status the client received.
+    pub http_status: i32,
+    /// JSON-RPC error code the client received, if any.
+    pub error_code: Option<i32>,
+    /// Wall time spent on the attempt, in milliseconds.
+    pub duration_ms: f64,
+    /// The peer address of the client.
+    pub client_ip: Option<String>,
+    /// SHA-256 (hex) of the canonical JSON of the arguments.
+    pub arguments_sha256: Option<String>,
+    /// Short error description; never contains arguments or tokens.
+    pub error_message: Option<String>,
+}

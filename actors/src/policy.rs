@@ -1,0 +1,335 @@
+//! `PolicyActor`: decides whether a caller may call a tool.
+//!
+//! Rules come from `policy.yaml` in the original gateway's format: a default action, tools
+//! allowed (or denied) per role, per-workspace allow and deny lists, and a risk tier per tool
+//! that a role may cap. Deny always wins; roles the policy does not name grant nothing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use actix::{Actor, Context, Handler, Message, MessageResult, Supervised};
+use serde::Deserialize;
+
+use crate::health::{ActorStats, GetHealth};
+use crate::model::{Caller, Tool};
+
+/// What happens when no rule grants access.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultAction {
+    /// Nothing is allowed unless a role grants it (the safe default).
+    #[default]
+    Deny,
+    /// Everything not denied is allowed (for trusted development set-ups only).
+    Allow,
+}
+
+/// Risk tiers, ordered from least to most dangerous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RiskTier {
+    /// Read-only, side-effect free.
+    Low,
+    /// Limited side effects.
+    Medium,
+    /// Significant side effects.
+    High,
+    /// Irreversible or security-sensitive.
+    Critical,
+}
+
+impl RiskTier {
+    /// Parse a tier name as used in `tools.yaml` (`risk_level`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "low" => Some(Self::Low),
+            "medium" => Some(Self::Medium),
+            "high" => Some(Self::High),
+            "critical" => Some(Self::Critical),
+            _ => None,
+        }
+    }
+}
+
+/// Rules for one role.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRule {
+    /// Tools the role may call: names, `"*"` for all, or a `prefix*` pattern.
+    #[serde(default)]
+    pub allowed_tools: Vec<String>,
+    /// Tools the role may never call, whatever else grants them.
+    #[serde(default)]
+    pub denied_tools: Vec<String>,
+    /// The riskiest tier the role may call (no cap when absent).
+    #[serde(default)]
+    pub max_risk_tier: Option<RiskTier>,
+}
+
+/// Rules for one workspace.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceRule {
+    /// When present, only these tools may be called from the workspace.
+    #[serde(default)]
+    pub allowed_tools: Option<Vec<String>>,
+    /// Tools never callable from the workspace.
+    #[serde(default)]
+    pub denied_tools: Vec<String>,
+}
+
+/// Per-tool policy settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolRule {
+    /// Overrides the tool's `risk_level` from `tools.yaml`.
+    #[serde(default)]
+    pub risk_tier: Option<RiskTier>,
+}
+
+/// `policy.yaml` as written by operators.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyDocument {
+    /// Applies when no role rule matches.
+    #[serde(default)]
+    pub default_action: DefaultAction,
+    /// Rules by role name.
+    #[serde(default)]
+    pub roles: BTreeMap<String, RoleRule>,
+    /// Rules by workspace name.
+    #[serde(default)]
+    pub workspaces: BTreeMap<String, WorkspaceRule>,
+    /// Settings by tool name.
+    #[serde(default)]
+    pub tools: BTreeMap<String, ToolRule>,
+}
+
+/// Why a call was denied. The text is safe to return to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Denied(pub String);
+
+/// The compiled policy: an immutable value shared by every `PolicyActor`.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    doc: PolicyDocument,
+}
+
+fn matches(patterns: &[String], name: &str) -> bool {
+    patterns.iter().any(|p| {
+        p == "*"
+            || p == name
+            || p
+                .strip_suffix('*')
+                .is_some_and(|prefix| name.starts_with(prefix))
+    })
+}
+
+impl Policy {
+    /// Wrap a parsed document.
+    pub fn new(doc: PolicyDocument) -> Self {
+        Self { doc }
+    }
+
+    /// The tool's effective risk tier: the policy's override, else the registry's level.
+    fn tier(&self, tool: &Tool) -> RiskTier {
+        self.doc
+            .tools
+            .get(&tool.name)
+            .and_then(|t| t.risk_tier)
+            .or_else(|| RiskTier::parse(&tool.risk_level))
+            // An unknown level is treated as the riskiest: fail closed.
+            .unwrap_or(RiskTier::Critical)
+    }
+
+    /// Decide whether `caller` may call `tool`. Deny rules are checked first and always win.
+    pub fn check(&self, caller: &Caller, tool: &Tool) -> Result<(), Denied> {
+        let name = tool.name.as_str();
+        if !tool.required_roles.is_empty() && !tool.required_roles.iter().any(|r| caller.has_role(r)) {
+            return Err(Denied(format!("tool '{name}' requires one of the roles {:?}", tool.required_roles)));
+        }
+        if let Some(ws) = &caller.workspace {
+            match self.doc.workspaces.get(ws) {
+                Some(rule) => {
+                    if matches(&rule.denied_tools, name) {
+                        return Err(Denied(format!("tool '{name}' is denied in workspace '{ws}'")));
+                    }
+                    if rule.allowed_tools.as_deref().is_some_and(|allowed| !matches(allowed, name)) {
+                        return Err(Denied(format!("tool '{name}' is not allowed in workspace '{ws}'")));
+                    }
+                }
+                None if self.doc.default_action == DefaultAction::Deny => {
+                    return Err(Denied(format!("workspace '{ws}' is not defined in the policy")));
+                }
+                None => {}
+            }
+        }
+        let rules: Vec<&RoleRule> = caller.roles.iter().filter_map(|r| self.doc.roles.get(r)).collect();
+        if rules.iter().any(|r| matches(&r.denied_tools, name)) {
+            return Err(Denied(format!("tool '{name}' is denied for the caller's roles")));
+        }
+        let tier = self.tier(tool);
+        let granted = rules
+            .iter()
+            .any(|r| matches(&r.allowed_tools, name) && r.max_risk_tier.is_none_or(|max| tier <= max));
+        if granted || self.doc.default_action == DefaultAction::Allow {
+            Ok(())
+        } else {
+            Err(Denied(format!("no role of the caller grants tool '{name}'")))
+        }
+    }
+}
+
+/// Owns a view of the policy and answers access checks.
+pub struct PolicyActor {
+    policy: Arc<Policy>,
+    stats: Arc<ActorStats>,
+}
+
+impl PolicyActor {
+    /// An actor enforcing `policy`, counting into `stats`.
+    pub fn new(policy: Arc<Policy>, stats: Arc<ActorStats>) -> Self {
+        Self { policy, stats }
+    }
+}
+
+impl Actor for PolicyActor {
+    type Context = Context<Self>;
+}
+
+impl Supervised for PolicyActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.stats.restarted();
+    }
+}
+
+/// May this caller call this tool? Answers `Err(Denied)` with a reason safe to show.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), Denied>")]
+pub struct CheckAccess {
+    /// The authenticated caller.
+    pub caller: Arc<Caller>,
+    /// The tool asked for.
+    pub tool: Arc<Tool>,
+}
+
+/// Keep only the tools the caller may call (for listings).
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<Arc<Tool>>")]
+pub struct FilterTools {
+    /// The authenticated caller.
+    pub caller: Arc<Caller>,
+    /// Candidate tools.
+    pub tools: Vec<Arc<Tool>>,
+}
+
+impl Handler<CheckAccess> for PolicyActor {
+    type Result = Result<(), Denied>;
+
+    fn handle(&mut self, msg: CheckAccess, _: &mut Context<Self>) -> Self::Result {
+        self.stats.handled(1);
+        self.policy.check(&msg.caller, &msg.tool)
+    }
+}
+
+impl Handler<FilterTools> for PolicyActor {
+    type Result = MessageResult<FilterTools>;
+
+    fn handle(&mut self, msg: FilterTools, _: &mut Context<Self>) -> Self::Result {
+        self.stats.handled(1);
+        let mut tools = msg.tools;
+        tools.retain(|t| self.policy.check(&msg.caller, t).is_ok());
+        MessageResult(tools)
+    }
+}
+
+impl Handler<GetHealth> for PolicyActor {
+    type Result = MessageResult<GetHealth>;
+
+    fn handle(&mut self, _: GetHealth, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.stats.report("policy", true))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(yaml_like: PolicyDocument) -> Policy {
+        Policy::new(yaml_like)
+    }
+
+    fn doc() -> PolicyDocument {
+        let mut d = PolicyDocument::default();
+        d.roles.insert("developer".into(), RoleRule { allowed_tools: vec!["calc".into(), "git_*".into()], ..Default::default() });
+        d.roles.insert("admin".into(), RoleRule { allowed_tools: vec!["*".into()], ..Default::default() });
+        d.roles.insert("viewer".into(), RoleRule { allowed_tools: vec!["*".into()], max_risk_tier: Some(RiskTier::Low), ..Default::default() });
+        d.workspaces.insert("locked".into(), WorkspaceRule { allowed_tools: None, denied_tools: vec!["calc".into()] });
+        d.workspaces.insert("narrow".into(), WorkspaceRule { allowed_tools: Some(vec!["git_log".into()]), denied_tools: vec![] });
+        d
+    }
+
+    fn tool(name: &str, risk: &str, required: &[&str]) -> Tool {
+        Tool {
+            name: name.into(),
+            description: String::new(),
+            backend_url: "http://127.0.0.1:1/mcp".into(),
+            risk_level: risk.into(),
+            required_roles: required.iter().map(|s| s.to_string()).collect(),
+            is_active: true,
+            timeout_seconds: None,
+            input_schema: None,
+        }
+    }
+
+    fn caller(roles: &[&str], ws: Option<&str>) -> Caller {
+        Caller { user_id: "u".into(), roles: roles.iter().map(|s| s.to_string()).collect(), workspace: ws.map(String::from) }
+    }
+
+    #[test]
+    fn role_grants_named_and_prefixed_tools_only() {
+        let p = policy(doc());
+        assert!(p.check(&caller(&["developer"], None), &tool("calc", "low", &[])).is_ok());
+        assert!(p.check(&caller(&["developer"], None), &tool("git_log", "low", &[])).is_ok());
+        assert!(p.check(&caller(&["developer"], None), &tool("docs", "low", &[])).is_err());
+    }
+
+    #[test]
+    fn unknown_roles_get_nothing() {
+        assert!(policy(doc()).check(&caller(&["stranger"], None), &tool("calc", "low", &[])).is_err());
+    }
+
+    #[test]
+    fn workspace_deny_beats_role_allow() {
+        let p = policy(doc());
+        assert!(p.check(&caller(&["admin"], Some("locked")), &tool("calc", "low", &[])).is_err());
+        assert!(p.check(&caller(&["admin"], Some("narrow")), &tool("calc", "low", &[])).is_err());
+        assert!(p.check(&caller(&["admin"], Some("narrow")), &tool("git_log", "low", &[])).is_ok());
+    }
+
+    #[test]
+    fn undefined_workspace_is_denied_under_default_deny() {
+        assert!(policy(doc()).check(&caller(&["admin"], Some("nowhere")), &tool("calc", "low", &[])).is_err());
+    }
+
+    #[test]
+    fn required_roles_and_risk_caps_apply() {
+        let p = policy(doc());
+        assert!(p.check(&caller(&["developer"], None), &tool("calc", "low", &["admin"])).is_err());
+        assert!(p.check(&caller(&["viewer"], None), &tool("calc", "high", &[])).is_err());
+        assert!(p.check(&caller(&["viewer"], None), &tool("calc", "low", &[])).is_ok());
+        // An unknown risk level fails closed.
+        assert!(p.check(&caller(&["viewer"], None), &tool("calc", "weird", &[])).is_err());
+    }
+
+    #[test]
+    fn role_deny_beats_other_role_allow_and_default_allow() {
+        let mut d = doc();
+        d.default_action = DefaultAction::Allow;
+        d.roles.insert("restricted".into(), RoleRule { denied_tools: vec!["calc".into()], ..Default::default() });
+        let p = policy(d);
+        assert!(p.check(&caller(&["admin", "restricted"], None), &tool("calc", "low", &[])).is_err());
+        assert!(p.check(&caller(&[], None), &tool("other", "low", &[])).is_ok());
+    }
+}
