@@ -1,0 +1,236 @@
+//! Bearer JWT verification and minting.
+//!
+//! The accepted algorithm comes from configuration, never from the token header. `exp` is
+//! required; `nbf`, `iat`, `iss` and `aud` are checked (the last two when configured, and then
+//! required); the leeway is explicit. With no `JWT_SECRET_KEY` the gateway runs in dev mode: it
+//! generates a random secret once and keeps it under the data directory.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use actix_web::HttpRequest;
+use actix_web_httpauth::headers::authorization::{Authorization, Bearer};
+use actix_web::http::header::Header;
+use gateway_actors::Caller;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigError, JwtSettings};
+use crate::error::GatewayError;
+
+/// The claims the gateway reads; unknown claims are ignored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id.
+    pub sub: String,
+    /// Roles granting tools through `policy.yaml`.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Optional workspace restricting tools further.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    /// Expiry (seconds since the epoch); required.
+    pub exp: u64,
+    /// Issued-at; a token from the future is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    /// Not-before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    /// Issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+enum Keys {
+    Single(DecodingKey),
+    /// JWKS keys by `kid`; a set with one key also serves tokens without `kid`.
+    Set(HashMap<String, DecodingKey>, Option<DecodingKey>),
+}
+
+/// Verifies bearer tokens; built once at start-up and shared by all workers.
+pub struct Authenticator {
+    keys: Keys,
+    validation: Validation,
+    leeway: u64,
+    /// True when the secret was generated for local development.
+    pub dev_mode: bool,
+    secret: Option<Vec<u8>>,
+}
+
+fn config_err(name: &str, reason: impl std::fmt::Display) -> ConfigError {
+    ConfigError::new(name, reason.to_string())
+}
+
+/// The dev-mode secret under `data_dir`, created with owner-only permissions on first use.
+fn dev_secret(data_dir: &Path) -> Result<String, ConfigError> {
+    let path = data_dir.join("jwt-secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim().to_owned();
+        if existing.len() >= 32 {
+            return Ok(existing);
+        }
+    }
+    std::fs::create_dir_all(data_dir).map_err(|e| config_err(&data_dir.display().to_string(), e))?;
+    let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).map_err(|e| config_err(&path.display().to_string(), e))?;
+    std::io::Write::write_all(&mut file, secret.as_bytes()).map_err(|e| config_err(&path.display().to_string(), e))?;
+    Ok(secret)
+}
+
+fn is_hmac(alg: Algorithm) -> bool {
+    matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
+}
+
+impl Authenticator {
+    /// Build the verifier from settings, loading key files (or the dev secret).
+    pub fn from_settings(jwt: &JwtSettings, data_dir: &Path) -> Result<Self, ConfigError> {
+        let mut dev_mode = false;
+        let mut secret = None;
+        let keys = if is_hmac(jwt.algorithm) {
+            let value = match &jwt.secret {
+                Some(s) => s.clone(),
+                None => {
+                    dev_mode = true;
+                    dev_secret(data_dir)?
+                }
+            };
+            secret = Some(value.clone().into_bytes());
+            Keys::Single(DecodingKey::from_secret(value.as_bytes()))
+        } else if let Some(path) = &jwt.jwks_file {
+            let name = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|e| config_err(&name, e))?;
+            let set: JwkSet = serde_json::from_str(&text).map_err(|e| config_err(&name, e))?;
+            let mut by_kid = HashMap::new();
+            let mut only = None;
+            for (i, jwk) in set.keys.iter().enumerate() {
+                let key = DecodingKey::from_jwk(jwk).map_err(|e| config_err(&format!("{name}: keys[{i}]"), e))?;
+                if set.keys.len() == 1 {
+                    only = Some(key.clone());
+                }
+                if let Some(kid) = &jwk.common.key_id {
+                    by_kid.insert(kid.clone(), key);
+                }
+            }
+            if set.keys.is_empty() {
+                return Err(config_err(&name, "the key set is empty"));
+            }
+            Keys::Set(by_kid, only)
+        } else if let Some(path) = &jwt.public_key_file {
+            let name = path.display().to_string();
+            let pem = std::fs::read(path).map_err(|e| config_err(&name, e))?;
+            let key = match jwt.algorithm {
+                Algorithm::ES256 => DecodingKey::from_ec_pem(&pem),
+                _ => DecodingKey::from_rsa_pem(&pem),
+            };
+            Keys::Single(key.map_err(|e| config_err(&name, e))?)
+        } else {
+            return Err(config_err("JWT_PUBLIC_KEY_FILE", "RS256/ES256 need a public key or a JWKS file"));
+        };
+        let mut validation = Validation::new(jwt.algorithm);
+        validation.leeway = jwt.leeway_seconds;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        let mut required = vec!["exp", "sub"];
+        match &jwt.audience {
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        if let Some(iss) = &jwt.issuer {
+            validation.set_issuer(&[iss]);
+            required.push("iss");
+        }
+        validation.set_required_spec_claims(&required);
+        Ok(Self { keys, validation, leeway: jwt.leeway_seconds, dev_mode, secret })
+    }
+
+    fn key_for(&self, token: &str) -> Result<&DecodingKey, String> {
+        match &self.keys {
+            Keys::Single(key) => Ok(key),
+            Keys::Set(by_kid, only) => {
+                let header = jsonwebtoken::decode_header(token).map_err(|e| format!("malformed token: {e}"))?;
+                match header.kid {
+                    Some(kid) => by_kid.get(&kid).ok_or_else(|| format!("unknown key id {kid:?}")),
+                    None => only.as_ref().ok_or_else(|| "token has no key id (kid)".to_owned()),
+                }
+            }
+        }
+    }
+
+    /// Verify `token` and return the caller it names.
+    pub fn verify(&self, token: &str) -> Result<Caller, GatewayError> {
+        let fail = |reason: String| GatewayError::Unauthenticated { reason, token_sent: true };
+        let key = self.key_for(token).map_err(fail)?;
+        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
+            .map_err(|e| fail(format!("invalid token: {e}")))?;
+        let claims = data.claims;
+        if claims.iat.is_some_and(|iat| iat > jsonwebtoken::get_current_timestamp() + self.leeway) {
+            return Err(fail("invalid token: issued in the future".into()));
+        }
+        if claims.sub.is_empty() {
+            return Err(fail("invalid token: empty subject".into()));
+        }
+        Ok(Caller { user_id: claims.sub, roles: claims.roles, workspace: claims.workspace })
+    }
+
+    /// Verify the request's `Authorization: Bearer` header.
+    pub fn authenticate(&self, req: &HttpRequest) -> Result<Caller, GatewayError> {
+        if req.headers().get(actix_web::http::header::AUTHORIZATION).is_none() {
+            return Err(GatewayError::Unauthenticated { reason: "missing bearer token".into(), token_sent: false });
+        }
+        let auth = Authorization::<Bearer>::parse(req).map_err(|_| GatewayError::Unauthenticated {
+            reason: "malformed Authorization header: expected 'Bearer <token>'".into(),
+            token_sent: true,
+        })?;
+        self.verify(auth.as_ref().token())
+    }
+
+    /// Sign a token with the configured HMAC secret (the `token` command; dev and tests).
+    pub fn mint(&self, claims: &Claims, algorithm: Algorithm) -> Result<String, String> {
+        let secret = self.secret.as_ref().ok_or("minting needs an HS algorithm with a secret; use --private-key-file")?;
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(algorithm), claims, &EncodingKey::from_secret(secret))
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Sign a token with a PEM private key (RS256 or ES256).
+pub fn mint_with_pem(claims: &Claims, algorithm: Algorithm, pem: &[u8], kid: Option<String>) -> Result<String, String> {
+    let key = match algorithm {
+        Algorithm::ES256 => EncodingKey::from_ec_pem(pem),
+        _ => EncodingKey::from_rsa_pem(pem),
+    }
+    .map_err(|e| e.to_string())?;
+    let mut header = jsonwebtoken::Header::new(algorithm);
+    header.kid = kid;
+    jsonwebtoken::encode(&header, claims, &key).map_err(|e| e.to_string())
+}
+
+/// Claims for a new token valid for `ttl_seconds` from now.
+pub fn claims_for(sub: &str, roles: Vec<String>, workspace: Option<String>, ttl_seconds: u64, jwt: &JwtSettings) -> Claims {
+    let now = jsonwebtoken::get_current_timestamp();
+    Claims {
+        sub: sub.to_owned(),
+        roles,
+        workspace,
+        exp: now + ttl_seconds,
+        iat: Some(now),
+        nbf: Some(now),
+        iss: jwt.issuer.clone(),
+        aud: jwt.audience.clone(),
+    }
+}
+
+/// Shared handle used by the HTTP layer.
+pub type SharedAuthenticator = Arc<Authenticator>;

@@ -1,0 +1,232 @@
+//! Typed settings read from the environment (and `.env`), validated once at start-up.
+//!
+//! Every variable is documented in `example.env`. Settings are a value passed around as
+//! `Arc<Settings>`, never a global, so tests can build as many gateways as they like.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+
+/// A configuration problem, naming the variable (or file and field) and the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable or `file: field` at fault.
+    pub source_name: String,
+    /// Why the value was refused.
+    pub reason: String,
+}
+
+impl ConfigError {
+    /// A problem with `source_name`.
+    pub fn new(source_name: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { source_name: source_name.into(), reason: reason.into() }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (the default: for log shippers).
+    Json,
+    /// Human-readable lines for a terminal.
+    Pretty,
+}
+
+/// JWT verification settings.
+#[derive(Debug, Clone)]
+pub struct JwtSettings {
+    /// HMAC secret for HS256/384/512; `None` means dev mode (a generated secret under the data dir).
+    pub secret: Option<String>,
+    /// The only algorithm accepted, whatever a token's header claims.
+    pub algorithm: Algorithm,
+    /// PEM public key for RS256/ES256.
+    pub public_key_file: Option<PathBuf>,
+    /// JWKS file for RS256/ES256 (keys chosen by `kid`).
+    pub jwks_file: Option<PathBuf>,
+    /// Required `iss` value, when set.
+    pub issuer: Option<String>,
+    /// Required `aud` value, when set.
+    pub audience: Option<String>,
+    /// Clock-skew tolerance for `exp`, `nbf` and `iat`, in seconds (at most 60).
+    pub leeway_seconds: u64,
+}
+
+/// Everything the gateway needs to start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to bind.
+    pub host: String,
+    /// Port to bind (0 picks a free one).
+    pub port: u16,
+    /// `postgres://…` or `sqlite://…`.
+    pub database_url: String,
+    /// Directory for the embedded database and the dev-mode secret.
+    pub data_dir: PathBuf,
+    /// JWT verification.
+    pub jwt: JwtSettings,
+    /// Path of `tools.yaml`.
+    pub tools_config: PathBuf,
+    /// Path of `policy.yaml`.
+    pub policy_config: PathBuf,
+    /// Largest request body accepted, in bytes.
+    pub max_payload_bytes: usize,
+    /// Largest backend reply accepted, in bytes.
+    pub max_response_bytes: usize,
+    /// Default backend timeout (a tool's `timeout_seconds` overrides it).
+    pub backend_timeout: Duration,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// HTTP worker threads (defaults to the number of cores).
+    pub workers: Option<usize>,
+    /// Audit rows per batch insert.
+    pub audit_batch_size: usize,
+    /// Longest time an audit row waits before its batch is flushed.
+    pub audit_flush_interval: Duration,
+    /// Database pool size.
+    pub database_pool_size: usize,
+}
+
+/// Reads variables by name; tests pass a map instead of the process environment.
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn get(lookup: Lookup<'_>, name: &str) -> Option<String> {
+    lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn parse<T: std::str::FromStr>(lookup: Lookup<'_>, name: &str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match get(lookup, name) {
+        None => Ok(default),
+        Some(raw) => raw.parse().map_err(|e| ConfigError::new(name, format!("cannot parse {raw:?}: {e}"))),
+    }
+}
+
+fn algorithm(raw: &str) -> Result<Algorithm, ConfigError> {
+    match raw.to_ascii_uppercase().as_str() {
+        "HS256" => Ok(Algorithm::HS256),
+        "HS384" => Ok(Algorithm::HS384),
+        "HS512" => Ok(Algorithm::HS512),
+        "RS256" => Ok(Algorithm::RS256),
+        "ES256" => Ok(Algorithm::ES256),
+        other => Err(ConfigError::new("JWT_ALGORITHM", format!("{other:?} is not one of HS256, HS384, HS512, RS256, ES256"))),
+    }
+}
+
+impl Settings {
+    /// Settings from the process environment (after `.env` was loaded by the binary).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    /// Settings from a map of variables (for tests and tools).
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        Self::from_lookup(&|name| vars.get(name).cloned())
+    }
+
+    /// Settings from any variable source; validates every value.
+    pub fn from_lookup(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
+        let data_dir = PathBuf::from(get(lookup, "DATA_DIR").unwrap_or_else(|| "data".into()));
+        let database_url = get(lookup, "DATABASE_URL")
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("gateway.db").display()));
+        if !(database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://")
+            || database_url.starts_with("sqlite://"))
+        {
+            return Err(ConfigError::new("DATABASE_URL", "must start with postgres://, postgresql:// or sqlite://"));
+        }
+        let algorithm = algorithm(&get(lookup, "JWT_ALGORITHM").unwrap_or_else(|| "HS256".into()))?;
+        let jwt = JwtSettings {
+            secret: get(lookup, "JWT_SECRET_KEY"),
+            algorithm,
+            public_key_file: get(lookup, "JWT_PUBLIC_KEY_FILE").map(PathBuf::from),
+            jwks_file: get(lookup, "JWT_JWKS_FILE").map(PathBuf::from),
+            issuer: get(lookup, "JWT_ISSUER"),
+            audience: get(lookup, "JWT_AUDIENCE"),
+            leeway_seconds: parse(lookup, "JWT_LEEWAY_SECONDS", 30)?,
+        };
+        if jwt.leeway_seconds > 60 {
+            return Err(ConfigError::new("JWT_LEEWAY_SECONDS", "must be at most 60"));
+        }
+        let is_hmac = matches!(algorithm, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512);
+        if let Some(secret) = &jwt.secret {
+            if is_hmac && secret.len() < 32 {
+                return Err(ConfigError::new("JWT_SECRET_KEY", "must be at least 32 bytes for HS algorithms"));
+            }
+        }
+        if !is_hmac && jwt.public_key_file.is_none() && jwt.jwks_file.is_none() {
+            return Err(ConfigError::new("JWT_ALGORITHM", "RS256/ES256 need JWT_PUBLIC_KEY_FILE or JWT_JWKS_FILE"));
+        }
+        let log_format = match get(lookup, "LOG_FORMAT").as_deref() {
+            None | Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => return Err(ConfigError::new("LOG_FORMAT", format!("{other:?} is not json or pretty"))),
+        };
+        let backend_timeout: u64 = parse(lookup, "BACKEND_TIMEOUT_SECONDS", 30)?;
+        if backend_timeout == 0 {
+            return Err(ConfigError::new("BACKEND_TIMEOUT_SECONDS", "must be at least 1"));
+        }
+        let max_payload_bytes = parse(lookup, "MAX_PAYLOAD_BYTES", 1024 * 1024)?;
+        let audit_batch_size = parse(lookup, "AUDIT_BATCH_SIZE", 1000)?;
+        if max_payload_bytes == 0 || audit_batch_size == 0 {
+            return Err(ConfigError::new("MAX_PAYLOAD_BYTES/AUDIT_BATCH_SIZE", "must be positive"));
+        }
+        Ok(Self {
+            host: get(lookup, "GATEWAY_HOST").unwrap_or_else(|| "127.0.0.1".into()),
+            port: parse(lookup, "GATEWAY_PORT", 8000)?,
+            database_url,
+            data_dir,
+            jwt,
+            tools_config: PathBuf::from(get(lookup, "TOOLS_CONFIG").unwrap_or_else(|| "config/tools.yaml".into())),
+            policy_config: PathBuf::from(get(lookup, "POLICY_CONFIG").unwrap_or_else(|| "config/policy.yaml".into())),
+            max_payload_bytes,
+            max_response_bytes: parse(lookup, "MAX_RESPONSE_BYTES", 16 * 1024 * 1024)?,
+            backend_timeout: Duration::from_secs(backend_timeout),
+            log_format,
+            workers: get(lookup, "GATEWAY_WORKERS").map(|w| w.parse()).transpose().map_err(
+                |e: std::num::ParseIntError| ConfigError::new("GATEWAY_WORKERS", e.to_string()),
+            )?,
+            audit_batch_size,
+            audit_flush_interval: Duration::from_millis(parse(lookup, "AUDIT_FLUSH_INTERVAL_MS", 200)?),
+            database_pool_size: parse(lookup, "DATABASE_POOL_SIZE", 8)?,
+        })
+    }
+
+    /// Whether the configured host is a loopback address (dev mode may only bind those).
+    pub fn binds_loopback(&self) -> bool {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::from_map(&pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    #[test]
+    fn defaults_are_safe_and_need_no_variables() {
+        let s = settings(&[]).unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("127.0.0.1", 8000));
+        assert!(s.database_url.starts_with("sqlite://"));
+        assert_eq!(s.jwt.leeway_seconds, 30);
+        assert!(s.binds_loopback());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        assert_eq!(settings(&[("JWT_SECRET_KEY", "short")]).unwrap_err().source_name, "JWT_SECRET_KEY");
+        assert_eq!(settings(&[("JWT_LEEWAY_SECONDS", "90")]).unwrap_err().source_name, "JWT_LEEWAY_SECONDS");
+        assert_eq!(settings(&[("GATEWAY_PORT", "x")]).unwrap_err().source_name, "GATEWAY_PORT");
+        assert_eq!(settings(&[("JWT_ALGORITHM", "none")]).unwrap_err().source_name, "JWT_ALGORITHM");
+        assert_eq!(settings(&[("JWT_ALGORITHM", "RS256")]).unwrap_err().source_name, "JWT_ALGORITHM");
+        assert_eq!(settings(&[("DATABASE_URL", "mysql://x")]).unwrap_err().source_name, "DATABASE_URL");
+    }
+}

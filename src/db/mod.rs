@@ -1,0 +1,137 @@
+//! The database: one pool for PostgreSQL or embedded SQLite, embedded migrations, and the
+//! stores built on it (audit sink, tool sync, audit queries).
+//!
+//! Both backends share one schema ([`schema`]); queries are written once and expanded for each
+//! connection type by [`with_conn!`](crate::with_conn).
+
+pub mod audit;
+pub mod schema;
+pub mod tools;
+
+use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+/// PostgreSQL migrations, embedded in the binary.
+pub const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+/// SQLite migrations, embedded in the binary.
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// The async SQLite connection (a blocking connection run on a blocking thread).
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+/// A database failure; the message never contains row data.
+#[derive(Debug, thiserror::Error)]
+#[error("database: {0}")]
+pub struct DbError(pub String);
+
+impl DbError {
+    /// Wrap any displayable error.
+    pub fn from_display(e: impl std::fmt::Display) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// A connection pool to whichever database `DATABASE_URL` names.
+#[derive(Clone)]
+pub enum Db {
+    /// PostgreSQL through diesel-async.
+    Pg(Pool<AsyncPgConnection>),
+    /// Embedded SQLite (WAL, busy timeout).
+    Sqlite(Pool<SqliteConn>),
+}
+
+/// Run `$body` with `$conn` bound to a pooled connection of whichever backend `$db` is.
+#[macro_export]
+macro_rules! with_conn {
+    ($db:expr, |$conn:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Pg(pool) => {
+                let mut pooled = pool.get().await.map_err($crate::db::DbError::from_display)?;
+                let $conn = &mut *pooled;
+                $body
+            }
+            $crate::db::Db::Sqlite(pool) => {
+                let mut pooled = pool.get().await.map_err($crate::db::DbError::from_display)?;
+                let $conn = &mut *pooled;
+                $body
+            }
+        }
+    };
+}
+
+fn sqlite_path(url: &str) -> &str {
+    url.trim_start_matches("sqlite://")
+}
+
+impl Db {
+    /// Open a pool; SQLite creates the file's directory if needed.
+    pub fn connect(url: &str, pool_size: usize) -> Result<Self, DbError> {
+        if url.starts_with("sqlite://") {
+            let path = sqlite_path(url).to_owned();
+            if let Some(parent) = std::path::Path::new(&path).parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(DbError::from_display)?;
+            }
+            let mut config = ManagerConfig::default();
+            config.custom_setup = Box::new(|url| {
+                Box::pin(async move {
+                    let mut conn = SqliteConn::establish(url).await?;
+                    conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;")
+                        .await
+                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                    Ok(conn)
+                })
+            });
+            let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
+            let pool = Pool::builder(manager).max_size(pool_size.clamp(1, 4)).build().map_err(DbError::from_display)?;
+            Ok(Self::Sqlite(pool))
+        } else {
+            let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+            let pool = Pool::builder(manager).max_size(pool_size.max(1)).build().map_err(DbError::from_display)?;
+            Ok(Self::Pg(pool))
+        }
+    }
+
+    /// Which backend this is, for logs and health.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Self::Pg(_) => "postgres",
+            Self::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// A round trip to the database (`/health/ready`).
+    pub async fn ping(&self) -> Result<(), DbError> {
+        with_conn!(self, |conn| conn.batch_execute("SELECT 1").await.map_err(DbError::from_display))
+    }
+}
+
+/// Apply pending migrations for the backend `url` names; returns how many ran.
+///
+/// Runs on a blocking thread: diesel's migration harness is synchronous, and diesel-async's
+/// wrapper would otherwise block actix's single-threaded runtime.
+pub async fn migrate(url: &str) -> Result<usize, DbError> {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || -> Result<usize, DbError> {
+        if url.starts_with("sqlite://") {
+            let path = sqlite_path(&url);
+            if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(DbError::from_display)?;
+            }
+            let mut conn = SqliteConnection::establish(path).map_err(DbError::from_display)?;
+            let ran = conn.run_pending_migrations(SQLITE_MIGRATIONS).map_err(DbError::from_display)?;
+            Ok(ran.len())
+        } else {
+            let mut conn = <diesel_async::async_connection_wrapper::AsyncConnectionWrapper<AsyncPgConnection> as Connection>::establish(&url)
+                .map_err(DbError::from_display)?;
+            let ran = conn.run_pending_migrations(PG_MIGRATIONS).map_err(DbError::from_display)?;
+            Ok(ran.len())
+        }
+    })
+    .await
+    .map_err(DbError::from_display)?
+}

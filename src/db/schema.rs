@@ -1,0 +1,39 @@
+//! Table definitions shared by PostgreSQL and SQLite (portable column types only).
+#![allow(missing_docs)] // diesel::table! generates the column types.
+
+diesel::table! {
+    /// Tools registered from `tools.yaml`.
+    tools (name) {
+        name -> Text,
+        description -> Text,
+        backend_url -> Text,
+        risk_level -> Text,
+        required_roles -> Text,
+        is_active -> Bool,
+        timeout_seconds -> Nullable<BigInt>,
+        input_schema -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// One row per tool invocation attempt.
+    audit_logs (id) {
+        id -> Text,
+        created_at -> Timestamp,
+        request_id -> Text,
+        user_id -> Nullable<Text>,
+        roles -> Text,
+        workspace -> Nullable<Text>,
+        tool_name -> Nullable<Text>,
+        decision -> Text,
+        status -> Text,
+        http_status -> Integer,
+        error_code -> Nullable<Integer>,
+        duration_ms -> Double,
+        client_ip -> Nullable<Text>,
+        arguments_sha256 -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+    }
+}

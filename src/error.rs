@@ -1,0 +1,217 @@
+//! The one error type of the HTTP layer and its one mapping to the wire.
+//!
+//! Every failure a client can see is a [`GatewayError`]. [`GatewayError::origin`] says whose fault
+//! it is (client, backend, gateway), which picks the log level; [`GatewayError::status`] and
+//! [`GatewayError::code`] give the HTTP status and the JSON-RPC error code documented in the
+//! README. Bodies are JSON-RPC 2.0 error responses, including for actix's own extractor errors.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{json, Value};
+
+/// Who caused an error: decides the log level and whether the details are worth alerting on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The request was wrong (bad token, denied, bad body).
+    Client,
+    /// The tool's backend failed or was too slow.
+    Backend,
+    /// The gateway itself failed.
+    Internal,
+}
+
+/// Everything that can go wrong while serving a request.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GatewayError {
+    /// No token, or a token that failed verification.
+    #[error("{reason}")]
+    Unauthenticated {
+        /// Safe to show: which check failed.
+        reason: String,
+        /// Whether a token was sent (adds `error="invalid_token"` to `WWW-Authenticate`).
+        token_sent: bool,
+    },
+    /// The caller is authenticated but not allowed.
+    #[error("access denied: {0}")]
+    Forbidden(String),
+    /// No such tool, or the tool is inactive.
+    #[error("unknown tool: {0}")]
+    UnknownTool(String),
+    /// The request body exceeds `MAX_PAYLOAD_BYTES`.
+    #[error("payload too large: the limit is {limit} bytes")]
+    PayloadTooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The body is not valid JSON.
+    #[error("parse error: {0}")]
+    Parse(String),
+    /// The body is JSON but not a valid request.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The backend rejected the tool arguments (JSON-RPC -32602 from the backend).
+    #[error("invalid arguments: {0}")]
+    InvalidArguments(String),
+    /// The backend did not answer within the tool's timeout.
+    #[error("backend timed out after {0} s")]
+    BackendTimeout(u64),
+    /// The backend could not be reached, or answered with an error status.
+    #[error("backend unavailable: {0}")]
+    BackendUnavailable(String),
+    /// The backend answered something that is not a valid MCP reply.
+    #[error("bad backend reply: {0}")]
+    BackendBadReply(String),
+    /// No such route.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A dependency (database, actor) is not ready.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or an unexpected failure inside the gateway.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    /// Whose fault the error is.
+    pub fn origin(&self) -> Origin {
+        match self {
+            Self::BackendTimeout(_) | Self::BackendUnavailable(_) | Self::BackendBadReply(_) => Origin::Backend,
+            Self::Internal(_) | Self::Unavailable(_) => Origin::Internal,
+            _ => Origin::Client,
+        }
+    }
+
+    /// The JSON-RPC error code (see the README's error table).
+    pub fn code(&self) -> i32 {
+        match self {
+            Self::Unauthenticated { .. } => -32000,
+            Self::UnknownTool(_) => -32001,
+            Self::Forbidden(_) => -32002,
+            Self::BackendTimeout(_) => -32003,
+            Self::BackendUnavailable(_) | Self::BackendBadReply(_) => -32004,
+            Self::PayloadTooLarge { .. } => -32005,
+            Self::Parse(_) => -32700,
+            Self::InvalidRequest(_) => -32600,
+            Self::InvalidArguments(_) => -32602,
+            Self::NotFound(_) => -32601,
+            Self::Unavailable(_) | Self::Internal(_) => -32603,
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::UnknownTool(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Parse(_) | Self::InvalidRequest(_) | Self::InvalidArguments(_) => StatusCode::BAD_REQUEST,
+            Self::BackendTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::BackendUnavailable(_) | Self::BackendBadReply(_) => StatusCode::BAD_GATEWAY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A short, stable name of the error kind, used in audit rows and `error.data.kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated { .. } => "unauthenticated",
+            Self::Forbidden(_) => "denied",
+            Self::UnknownTool(_) => "unknown_tool",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::Parse(_) => "parse_error",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidArguments(_) => "invalid_arguments",
+            Self::BackendTimeout(_) => "backend_timeout",
+            Self::BackendUnavailable(_) => "backend_unavailable",
+            Self::BackendBadReply(_) => "backend_bad_reply",
+            Self::NotFound(_) => "not_found",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The JSON-RPC 2.0 error body answering the request with `id`.
+    pub fn body(&self, id: Value) -> Value {
+        json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "error": { "code": self.code(), "message": self.to_string(), "data": { "kind": self.kind() } }
+        })
+    }
+
+    /// The full HTTP response answering the request with `id`; logs by origin.
+    pub fn to_response(&self, id: Value) -> HttpResponse {
+        match self.origin() {
+            Origin::Client => tracing::debug!(kind = self.kind(), error = %self, "request refused"),
+            Origin::Backend => tracing::warn!(kind = self.kind(), error = %self, "backend failure"),
+            Origin::Internal => tracing::error!(kind = self.kind(), error = %self, "internal failure"),
+        }
+        let mut response = HttpResponse::build(self.status());
+        if let Self::Unauthenticated { reason, token_sent } = self {
+            let challenge = if *token_sent {
+                format!("Bearer error=\"invalid_token\", error_description=\"{}\"", reason.replace('"', "'"))
+            } else {
+                "Bearer".to_owned()
+            };
+            response.insert_header((header::WWW_AUTHENTICATE, challenge));
+        }
+        response.json(self.body(id))
+    }
+}
+
+impl ResponseError for GatewayError {
+    fn status_code(&self) -> StatusCode {
+        self.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.to_response(Value::Null)
+    }
+}
+
+/// Route actix's extractor errors (bad JSON, bad query string) through the same mapping.
+pub fn json_error(err: actix_web::error::JsonPayloadError, _: &actix_web::HttpRequest) -> actix_web::Error {
+    match err {
+        actix_web::error::JsonPayloadError::Overflow { limit } | actix_web::error::JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            GatewayError::PayloadTooLarge { limit }.into()
+        }
+        other => GatewayError::Parse(other.to_string()).into(),
+    }
+}
+
+/// Query-string errors as 400 JSON-RPC errors.
+pub fn query_error(err: actix_web::error::QueryPayloadError, _: &actix_web::HttpRequest) -> actix_web::Error {
+    GatewayError::InvalidRequest(err.to_string()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_maps_to_its_documented_status_and_code() {
+        let cases = [
+            (GatewayError::Unauthenticated { reason: "x".into(), token_sent: false }, 401, -32000),
+            (GatewayError::Forbidden("x".into()), 403, -32002),
+            (GatewayError::UnknownTool("x".into()), 404, -32001),
+            (GatewayError::PayloadTooLarge { limit: 1 }, 413, -32005),
+            (GatewayError::BackendTimeout(1), 504, -32003),
+            (GatewayError::BackendUnavailable("x".into()), 502, -32004),
+            (GatewayError::BackendBadReply("x".into()), 502, -32004),
+            (GatewayError::Parse("x".into()), 400, -32700),
+        ];
+        for (err, status, code) in cases {
+            assert_eq!((err.status().as_u16(), err.code()), (status, code), "{err}");
+        }
+    }
+
+    #[test]
+    fn invalid_token_challenge_names_the_error() {
+        let resp = GatewayError::Unauthenticated { reason: "expired".into(), token_sent: true }.to_response(Value::Null);
+        let challenge = resp.headers().get(header::WWW_AUTHENTICATE).unwrap().to_str().unwrap();
+        assert!(challenge.starts_with("Bearer error=\"invalid_token\""));
+    }
+}
