@@ -39,7 +39,11 @@ impl Catalog {
 
     /// Every active tool, in configuration order.
     pub fn active(&self) -> Vec<Arc<Tool>> {
-        self.ordered.iter().filter(|t| t.is_active).cloned().collect()
+        self.ordered
+            .iter()
+            .filter(|t| t.is_active)
+            .cloned()
+            .collect()
     }
 
     /// Every tool, active or not.

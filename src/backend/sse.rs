@@ -17,8 +17,15 @@ pub fn parse(body: &str) -> Vec<Event> {
     for line in body.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)) {
         if line.is_empty() {
             if !data.is_empty() {
-                let name = if event.is_empty() { "message".to_owned() } else { std::mem::take(&mut event) };
-                events.push(Event { event: name, data: data.join("\n") });
+                let name = if event.is_empty() {
+                    "message".to_owned()
+                } else {
+                    std::mem::take(&mut event)
+                };
+                events.push(Event {
+                    event: name,
+                    data: data.join("\n"),
+                });
             }
             data.clear();
             event.clear();
@@ -35,8 +42,15 @@ pub fn parse(body: &str) -> Vec<Event> {
         }
     }
     if !data.is_empty() {
-        let name = if event.is_empty() { "message".to_owned() } else { event };
-        events.push(Event { event: name, data: data.join("\n") });
+        let name = if event.is_empty() {
+            "message".to_owned()
+        } else {
+            event
+        };
+        events.push(Event {
+            event: name,
+            data: data.join("\n"),
+        });
     }
     events
 }
@@ -49,9 +63,18 @@ mod tests {
     fn parses_events_with_multiline_data_comments_and_crlf() {
         let body = ": ping\r\nevent: message\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\nid: 7\ndata: x\n";
         let events = parse(body);
-        assert_eq!(events, vec![
-            Event { event: "message".into(), data: "{\"a\":\n1}".into() },
-            Event { event: "message".into(), data: "x".into() },
-        ]);
+        assert_eq!(
+            events,
+            vec![
+                Event {
+                    event: "message".into(),
+                    data: "{\"a\":\n1}".into()
+                },
+                Event {
+                    event: "message".into(),
+                    data: "x".into()
+                },
+            ]
+        );
     }
 }

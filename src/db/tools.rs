@@ -37,7 +37,8 @@ impl ToolRow {
             description: tool.description.clone(),
             backend_url: tool.backend_url.clone(),
             risk_level: tool.risk_level.clone(),
-            required_roles: serde_json::to_string(&tool.required_roles).unwrap_or_else(|_| "[]".into()),
+            required_roles: serde_json::to_string(&tool.required_roles)
+                .unwrap_or_else(|_| "[]".into()),
             is_active: tool.is_active,
             timeout_seconds: tool.timeout_seconds.map(|t| t as i64),
             input_schema: tool.input_schema.as_ref().map(|s| s.to_string()),
@@ -47,8 +48,23 @@ impl ToolRow {
     }
 
     fn same_content(&self, other: &Self) -> bool {
-        (&self.description, &self.backend_url, &self.risk_level, &self.required_roles, self.is_active, self.timeout_seconds, &self.input_schema)
-            == (&other.description, &other.backend_url, &other.risk_level, &other.required_roles, other.is_active, other.timeout_seconds, &other.input_schema)
+        (
+            &self.description,
+            &self.backend_url,
+            &self.risk_level,
+            &self.required_roles,
+            self.is_active,
+            self.timeout_seconds,
+            &self.input_schema,
+        ) == (
+            &other.description,
+            &other.backend_url,
+            &other.risk_level,
+            &other.required_roles,
+            other.is_active,
+            other.timeout_seconds,
+            &other.input_schema,
+        )
     }
 }
 
@@ -66,52 +82,58 @@ pub struct SyncReport {
 /// Make the `tools` table match `file_tools`, in one transaction.
 pub async fn sync(db: &Db, file_tools: &[Tool]) -> Result<SyncReport, DbError> {
     let now = Utc::now().naive_utc();
-    let wanted: Vec<ToolRow> = file_tools.iter().map(|t| ToolRow::from_tool(t, now)).collect();
+    let wanted: Vec<ToolRow> = file_tools
+        .iter()
+        .map(|t| ToolRow::from_tool(t, now))
+        .collect();
     with_conn!(db, |conn| {
         conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-                let existing: HashMap<String, ToolRow> = tools::table
-                    .select(ToolRow::as_select())
-                    .load::<ToolRow>(conn)
-                    .await?
-                    .into_iter()
-                    .map(|r| (r.name.clone(), r))
-                    .collect();
-                let mut report = SyncReport::default();
-                for row in &wanted {
-                    match existing.get(&row.name) {
-                        None => {
-                            diesel::insert_into(tools::table).values(row).execute(conn).await?;
-                            report.inserted += 1;
-                        }
-                        Some(old) if !old.same_content(row) => {
-                            diesel::update(tools::table.find(&row.name))
-                                .set((
-                                    tools::description.eq(&row.description),
-                                    tools::backend_url.eq(&row.backend_url),
-                                    tools::risk_level.eq(&row.risk_level),
-                                    tools::required_roles.eq(&row.required_roles),
-                                    tools::is_active.eq(row.is_active),
-                                    tools::timeout_seconds.eq(row.timeout_seconds),
-                                    tools::input_schema.eq(&row.input_schema),
-                                    tools::updated_at.eq(now),
-                                ))
-                                .execute(conn)
-                                .await?;
-                            report.updated += 1;
-                        }
-                        Some(_) => {}
-                    }
-                }
-                for (name, old) in &existing {
-                    if old.is_active && !wanted.iter().any(|w| &w.name == name) {
-                        diesel::update(tools::table.find(name))
-                            .set((tools::is_active.eq(false), tools::updated_at.eq(now)))
+            let existing: HashMap<String, ToolRow> = tools::table
+                .select(ToolRow::as_select())
+                .load::<ToolRow>(conn)
+                .await?
+                .into_iter()
+                .map(|r| (r.name.clone(), r))
+                .collect();
+            let mut report = SyncReport::default();
+            for row in &wanted {
+                match existing.get(&row.name) {
+                    None => {
+                        diesel::insert_into(tools::table)
+                            .values(row)
                             .execute(conn)
                             .await?;
-                        report.deactivated += 1;
+                        report.inserted += 1;
                     }
+                    Some(old) if !old.same_content(row) => {
+                        diesel::update(tools::table.find(&row.name))
+                            .set((
+                                tools::description.eq(&row.description),
+                                tools::backend_url.eq(&row.backend_url),
+                                tools::risk_level.eq(&row.risk_level),
+                                tools::required_roles.eq(&row.required_roles),
+                                tools::is_active.eq(row.is_active),
+                                tools::timeout_seconds.eq(row.timeout_seconds),
+                                tools::input_schema.eq(&row.input_schema),
+                                tools::updated_at.eq(now),
+                            ))
+                            .execute(conn)
+                            .await?;
+                        report.updated += 1;
+                    }
+                    Some(_) => {}
                 }
-                Ok(report)
+            }
+            for (name, old) in &existing {
+                if old.is_active && !wanted.iter().any(|w| &w.name == name) {
+                    diesel::update(tools::table.find(name))
+                        .set((tools::is_active.eq(false), tools::updated_at.eq(now)))
+                        .execute(conn)
+                        .await?;
+                    report.deactivated += 1;
+                }
+            }
+            Ok(report)
         })
         .await
         .map_err(DbError::from_display)

@@ -1,0 +1,233 @@
+//! Wiring: load configuration, open the database, start the actors, serve HTTP, and flush the
+//! audit log on the way out.
+//!
+//! App-wide state ([`Shared`]) is built once. Each HTTP worker gets its own [`Worker`]: a
+//! `RegistryActor` and a `PolicyActor` started in the worker's own arbiter (so a lookup is a
+//! same-thread message, not a cross-thread wake-up) and its own pooled MCP client. The single
+//! `AuditWriterActor` runs on the arbiter that called [`start`].
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix::{Addr, Supervisor};
+use actix_web::{web, App, HttpMessage, HttpServer};
+use anyhow::Context as _;
+use gateway_actors::{
+    ActorStats, AuditWriterActor, BatchConfig, Catalog, Flush, HealthBoard, Policy, PolicyActor,
+    RegistryActor,
+};
+use tracing_actix_web::TracingLogger;
+
+use crate::auth::Authenticator;
+use crate::backend::{session_table, McpClient, SessionTable};
+use crate::config::Settings;
+use crate::db::{self, audit::DbAuditSink, Db};
+use crate::telemetry::{GatewaySpans, RequestId};
+
+/// State shared by all workers.
+pub struct Shared {
+    /// Validated settings.
+    pub settings: Arc<Settings>,
+    /// Bearer-token verifier.
+    pub auth: Arc<Authenticator>,
+    /// Database pool.
+    pub db: Db,
+    /// The audit writer (rows go there with `do_send`).
+    pub audit: Addr<AuditWriterActor>,
+    /// The audit writer's counters (backlog = rows not yet stored).
+    pub audit_stats: Arc<ActorStats>,
+    /// Counters of every actor kind.
+    pub board: Arc<HealthBoard>,
+    /// The tool catalog every `RegistryActor` serves.
+    pub catalog: Arc<Catalog>,
+    /// The policy every `PolicyActor` enforces.
+    pub policy: Arc<Policy>,
+    /// MCP sessions with backends, shared by the workers' clients.
+    pub sessions: SessionTable,
+}
+
+/// State owned by one HTTP worker.
+pub struct Worker {
+    /// This worker's registry actor.
+    pub registry: Addr<RegistryActor>,
+    /// Counters shared by all registry actors.
+    pub registry_stats: Arc<ActorStats>,
+    /// This worker's policy actor.
+    pub policy: Addr<PolicyActor>,
+    /// Counters shared by all policy actors.
+    pub policy_stats: Arc<ActorStats>,
+    /// This worker's MCP client (awc is `!Send`).
+    pub backend: McpClient,
+}
+
+impl Worker {
+    fn start(shared: &Shared) -> Self {
+        let registry_stats = shared.board.stats("registry");
+        let policy_stats = shared.board.stats("policy");
+        let (catalog, stats) = (shared.catalog.clone(), registry_stats.clone());
+        let registry = Supervisor::start(move |_| RegistryActor::new(catalog, stats));
+        let (policy, stats) = (shared.policy.clone(), policy_stats.clone());
+        let policy = Supervisor::start(move |_| PolicyActor::new(policy, stats));
+        let backend = McpClient::new(shared.sessions.clone(), shared.settings.max_response_bytes);
+        Self {
+            registry,
+            registry_stats,
+            policy,
+            policy_stats,
+            backend,
+        }
+    }
+}
+
+/// Check everything `serve` would check, without opening the database or a socket.
+pub fn check_config(
+    settings: &Settings,
+) -> anyhow::Result<(Vec<gateway_actors::Tool>, Policy, Authenticator)> {
+    let lookup = |name: &str| std::env::var(name).ok();
+    let tools = crate::config_files::load_tools(&settings.tools_config, &lookup)?;
+    let policy = crate::config_files::load_policy(&settings.policy_config, &lookup)?;
+    let auth = Authenticator::from_settings(&settings.jwt, &settings.data_dir)?;
+    if auth.dev_mode && !settings.binds_loopback() {
+        anyhow::bail!(
+            "JWT_SECRET_KEY is not set (dev mode) and GATEWAY_HOST={} is not a loopback address: \
+             set JWT_SECRET_KEY (or an RS256/ES256 key) before exposing the gateway",
+            settings.host
+        );
+    }
+    Ok((tools, policy, auth))
+}
+
+/// A running gateway.
+pub struct Gateway {
+    addr: SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Gateway {
+    /// The bound address (useful when the port was 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stop accepting, finish in-flight requests, flush the audit log, then return.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = self.done.await;
+    }
+
+    /// Run until a signal (SIGINT/SIGTERM) stops the server and the audit log is flushed.
+    pub async fn wait(self) {
+        let _ = self.done.await;
+    }
+}
+
+/// Load configuration, migrate and sync the database, start the actors and serve on `listener`.
+///
+/// `handle_signals` installs SIGINT/SIGTERM handlers (the binary); tests stop with [`Gateway::stop`].
+pub async fn start(
+    settings: Arc<Settings>,
+    listener: TcpListener,
+    handle_signals: bool,
+) -> anyhow::Result<Gateway> {
+    let (tools, policy, auth) = check_config(&settings)?;
+    if auth.dev_mode {
+        tracing::warn!(
+            secret_file = %settings.data_dir.join("jwt-secret").display(),
+            "DEV MODE: JWT_SECRET_KEY is not set; using a generated secret. Never run like this in production."
+        );
+    }
+    let migrated = db::migrate(&settings.database_url)
+        .await
+        .context("running database migrations")?;
+    let db = Db::connect(&settings.database_url, settings.database_pool_size)
+        .context("opening the database pool")?;
+    let report = db::tools::sync(&db, &tools)
+        .await
+        .context("syncing tools.yaml into the tools table")?;
+    tracing::info!(
+        backend = db.backend_name(),
+        migrated,
+        ?report,
+        tools = tools.len(),
+        "database ready"
+    );
+
+    let board = Arc::new(HealthBoard::default());
+    let audit_stats = board.stats("audit_writer");
+    let batch = BatchConfig {
+        max_events: settings.audit_batch_size,
+        timeout: settings.audit_flush_interval,
+        ..BatchConfig::default()
+    };
+    let (sink_db, stats) = (db.clone(), audit_stats.clone());
+    let audit = Supervisor::start(move |_| {
+        AuditWriterActor::new(std::rc::Rc::new(DbAuditSink(sink_db)), batch, stats)
+    });
+
+    let shared = web::Data::new(Shared {
+        settings: settings.clone(),
+        auth: Arc::new(auth),
+        db,
+        audit: audit.clone(),
+        audit_stats,
+        board,
+        catalog: Arc::new(Catalog::new(tools)),
+        policy: Arc::new(policy),
+        sessions: session_table(),
+    });
+
+    let addr = listener.local_addr()?;
+    let factory_shared = shared.clone();
+    let mut server = HttpServer::new(move || {
+        let worker = web::Data::new(Worker::start(&factory_shared));
+        App::new()
+            .app_data(factory_shared.clone())
+            .app_data(worker)
+            .configure(crate::http::routes)
+            .wrap_fn(|req, srv| {
+                use actix_web::dev::Service as _;
+                let fut = srv.call(req);
+                async move {
+                    let mut res = fut.await?;
+                    let id = res
+                        .request()
+                        .extensions()
+                        .get::<RequestId>()
+                        .map(|r| r.0.clone());
+                    if let Some(value) =
+                        id.and_then(|id| actix_web::http::header::HeaderValue::from_str(&id).ok())
+                    {
+                        res.headers_mut().insert(
+                            actix_web::http::header::HeaderName::from_static("x-request-id"),
+                            value,
+                        );
+                    }
+                    Ok(res)
+                }
+            })
+            .wrap(TracingLogger::<GatewaySpans>::new())
+    })
+    .listen(listener)?
+    .shutdown_timeout(30);
+    if let Some(workers) = settings.workers {
+        server = server.workers(workers.max(1));
+    }
+    if !handle_signals {
+        server = server.disable_signals();
+    }
+    let server = server.run();
+    let handle = server.handle();
+    tracing::info!(%addr, "mcp-gateway listening");
+    let done = actix_web::rt::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+        match audit.send(Flush).await {
+            Ok(Ok(rows)) => tracing::info!(rows, "audit log flushed on shutdown"),
+            Ok(Err(e)) => tracing::error!(error = %e, "audit flush on shutdown failed"),
+            Err(e) => tracing::error!(error = %e, "audit writer unreachable on shutdown"),
+        }
+    });
+    Ok(Gateway { addr, handle, done })
+}

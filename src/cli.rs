@@ -1,0 +1,118 @@
+//! The `mcp-gateway` command line: `serve` (the default), `token`, `check-config`, `migrate`.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::auth::{claims_for, mint_with_pem, Authenticator};
+use crate::config::Settings;
+
+/// A secure gateway for the Model Context Protocol.
+#[derive(Debug, Parser)]
+#[command(name = "mcp-gateway", version, about)]
+pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (migrations and tool sync run first).
+    Serve,
+    /// Print a JWT for local use, signed with the configured key.
+    Token {
+        /// The user id (`sub`).
+        #[arg(long)]
+        sub: String,
+        /// Roles, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "developer")]
+        roles: Vec<String>,
+        /// Optional workspace claim.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        /// PEM private key for RS256/ES256 (HS algorithms use the configured secret).
+        #[arg(long)]
+        private_key_file: Option<PathBuf>,
+        /// Key id (`kid`) to put in the header, for JWKS set-ups.
+        #[arg(long)]
+        kid: Option<String>,
+    },
+    /// Validate the environment, tools.yaml, policy.yaml and keys; exit non-zero on a problem.
+    CheckConfig,
+    /// Run pending database migrations and exit.
+    Migrate,
+}
+
+/// Parse arguments and run the chosen command.
+pub fn run() -> anyhow::Result<()> {
+    let _ = dotenvy::dotenv();
+    crate::install_crypto_provider();
+    let cli = Cli::parse();
+    let settings = Settings::from_env().context("invalid configuration")?;
+    crate::telemetry::init(settings.log_format);
+    let system = actix_web::rt::System::new();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => system.block_on(serve(Arc::new(settings))),
+        Command::CheckConfig => {
+            let (tools, _, auth) = crate::app::check_config(&settings)?;
+            println!(
+                "configuration ok: {} tools, database {}, {}",
+                tools.len(),
+                if settings.database_url.starts_with("sqlite") {
+                    "sqlite"
+                } else {
+                    "postgres"
+                },
+                if auth.dev_mode {
+                    "dev-mode secret"
+                } else {
+                    "configured JWT key"
+                }
+            );
+            Ok(())
+        }
+        Command::Migrate => {
+            let ran = system.block_on(crate::db::migrate(&settings.database_url))?;
+            println!("{ran} migrations applied");
+            Ok(())
+        }
+        Command::Token {
+            sub,
+            roles,
+            workspace,
+            ttl,
+            private_key_file,
+            kid,
+        } => {
+            let claims = claims_for(&sub, roles, workspace, ttl, &settings.jwt);
+            let token = match private_key_file {
+                Some(path) => {
+                    let pem = std::fs::read(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    mint_with_pem(&claims, settings.jwt.algorithm, &pem, kid)
+                }
+                None => Authenticator::from_settings(&settings.jwt, &settings.data_dir)?
+                    .mint(&claims, settings.jwt.algorithm),
+            }
+            .map_err(|e| anyhow::anyhow!(e))?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
+    let listener = TcpListener::bind((settings.host.as_str(), settings.port))
+        .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
+    let gateway = crate::app::start(settings, listener, true).await?;
+    gateway.wait().await;
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! Per-request facts shared by the handlers: request id, client address, the authenticated
+//! caller, and the fields of the request's log line.
+
+use std::future::{ready, Ready};
+
+use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
+use gateway_actors::Caller;
+
+use crate::app::Shared;
+use crate::error::GatewayError;
+use crate::telemetry::{LogFields, RequestId};
+
+/// The request's id (set by the logging middleware).
+pub fn request_id(req: &HttpRequest) -> String {
+    req.extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default()
+}
+
+/// Replace the request's id (a body `request_id` when no header was sent).
+pub fn set_request_id(req: &HttpRequest, id: String) {
+    req.extensions_mut().insert(RequestId(id));
+}
+
+/// The peer's IP address.
+pub fn client_ip(req: &HttpRequest) -> Option<String> {
+    req.peer_addr().map(|a| a.ip().to_string())
+}
+
+/// Record the user and tool for the request's log line.
+pub fn note(req: &HttpRequest, user_id: Option<&str>, tool: Option<&str>) {
+    let mut ext = req.extensions_mut();
+    let mut fields = ext.get::<LogFields>().cloned().unwrap_or_default();
+    if let Some(u) = user_id {
+        fields.user_id = Some(u.to_owned());
+    }
+    if let Some(t) = tool {
+        fields.tool = Some(t.to_owned());
+    }
+    ext.insert(fields);
+}
+
+/// Verify the bearer token of `req` with the app's authenticator.
+pub fn authenticate(req: &HttpRequest) -> Result<Caller, GatewayError> {
+    let shared = req
+        .app_data::<web::Data<Shared>>()
+        .ok_or_else(|| GatewayError::Internal("application state missing".into()))?;
+    let caller = shared.auth.authenticate(req)?;
+    note(req, Some(&caller.user_id), None);
+    Ok(caller)
+}
+
+/// Extractor: the authenticated caller, or a 401 through the one error mapping.
+pub struct Authenticated(pub Caller);
+
+impl FromRequest for Authenticated {
+    type Error = GatewayError;
+    type Future = Ready<Result<Self, GatewayError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req).map(Authenticated))
+    }
+}
+
+/// Refuse callers without one of `roles`.
+pub fn require_role(caller: &Caller, roles: &[&str]) -> Result<(), GatewayError> {
+    if roles.iter().any(|r| caller.has_role(r)) {
+        Ok(())
+    } else {
+        Err(GatewayError::Forbidden(format!(
+            "requires one of the roles {roles:?}"
+        )))
+    }
+}

@@ -1,0 +1,71 @@
+//! Health endpoints: liveness (`/health`), readiness (`/health/ready`: the database answers and
+//! the actors answer), and per-actor state (`/health/actors`, for operators).
+
+use std::time::Duration;
+
+use actix::{Actor, Addr, Handler};
+use actix_web::{web, HttpResponse};
+use gateway_actors::{ActorReport, GetHealth};
+use serde_json::json;
+
+use super::context::{require_role, Authenticated};
+use crate::app::{Shared, Worker};
+use crate::error::GatewayError;
+
+const ACTOR_DEADLINE: Duration = Duration::from_secs(2);
+
+/// `GET /health`: the process serves HTTP.
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// Ask one actor for its report; a dead or stuck actor is reported as not alive.
+async fn ask<A>(addr: &Addr<A>, name: &str, fallback: &gateway_actors::ActorStats) -> ActorReport
+where
+    A: Actor + Handler<GetHealth>,
+    A::Context: actix::dev::ToEnvelope<A, GetHealth>,
+{
+    match tokio::time::timeout(ACTOR_DEADLINE, addr.send(GetHealth)).await {
+        Ok(Ok(report)) => report,
+        _ => fallback.report(name, false),
+    }
+}
+
+async fn reports(shared: &Shared, worker: &Worker) -> Vec<ActorReport> {
+    vec![
+        ask(&worker.registry, "registry", &worker.registry_stats).await,
+        ask(&worker.policy, "policy", &worker.policy_stats).await,
+        ask(&shared.audit, "audit_writer", &shared.audit_stats).await,
+    ]
+}
+
+/// `GET /health/ready`: 200 when the database and every actor answer, else 503.
+pub async fn ready(shared: web::Data<Shared>, worker: web::Data<Worker>) -> HttpResponse {
+    let database = match tokio::time::timeout(ACTOR_DEADLINE, shared.db.ping()).await {
+        Ok(Ok(())) => "ok".to_owned(),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "timed out".to_owned(),
+    };
+    let actors = reports(&shared, &worker).await;
+    let ok = database == "ok" && actors.iter().all(|a| a.alive);
+    let body = json!({
+        "status": if ok { "ready" } else { "not_ready" },
+        "database": { "backend": shared.db.backend_name(), "status": database },
+        "actors": actors.iter().map(|a| json!({ "name": a.name, "alive": a.alive })).collect::<Vec<_>>(),
+    });
+    if ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// `GET /health/actors` (roles `admin` or `operator`): each actor's counters and last error.
+pub async fn actors(
+    Authenticated(caller): Authenticated,
+    shared: web::Data<Shared>,
+    worker: web::Data<Worker>,
+) -> Result<HttpResponse, GatewayError> {
+    require_role(&caller, &["admin", "operator"])?;
+    Ok(HttpResponse::Ok().json(json!({ "actors": reports(&shared, &worker).await })))
+}

@@ -1,0 +1,29 @@
+//! The HTTP layer: one file per route group, all errors through [`crate::error`].
+
+pub mod admin;
+pub mod context;
+pub mod health;
+pub mod invoke;
+pub mod tools;
+
+use actix_web::web;
+
+use crate::error::{json_error, query_error, GatewayError};
+
+/// Mount every route of the gateway.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::JsonConfig::default().error_handler(json_error))
+        .app_data(web::QueryConfig::default().error_handler(query_error))
+        .route("/health", web::get().to(health::live))
+        .route("/health/ready", web::get().to(health::ready))
+        .route("/health/actors", web::get().to(health::actors))
+        .route("/mcp/tools", web::get().to(tools::list))
+        .route("/mcp/invoke", web::post().to(invoke::invoke))
+        .route("/admin/audit-logs", web::get().to(admin::audit_logs))
+        .default_service(web::to(not_found));
+}
+
+async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    GatewayError::NotFound(format!("no route for {} {}", req.method(), req.path()))
+        .to_response(serde_json::Value::Null)
+}

@@ -1,0 +1,45 @@
+//! `GET /mcp/tools`: the tools the caller may call (others are not even named).
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpResponse};
+use gateway_actors::{FilterTools, ListTools};
+use serde_json::{json, Value};
+
+use super::context::Authenticated;
+use crate::app::Worker;
+use crate::error::GatewayError;
+
+/// `GET /mcp/tools`.
+pub async fn list(
+    Authenticated(caller): Authenticated,
+    worker: web::Data<Worker>,
+) -> Result<HttpResponse, GatewayError> {
+    worker.registry_stats.enqueued(1);
+    let tools = worker
+        .registry
+        .send(ListTools)
+        .await
+        .map_err(|e| GatewayError::Internal(format!("registry: {e}")))?;
+    worker.policy_stats.enqueued(1);
+    let allowed = worker
+        .policy
+        .send(FilterTools {
+            caller: Arc::new(caller),
+            tools,
+        })
+        .await
+        .map_err(|e| GatewayError::Internal(format!("policy: {e}")))?;
+    let tools: Vec<Value> = allowed
+        .iter()
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "description": t.description,
+                "risk_level": t.risk_level,
+                "inputSchema": t.input_schema.clone().unwrap_or_else(|| json!({"type": "object"})),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "tools": tools })))
+}
