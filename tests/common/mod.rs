@@ -1,0 +1,247 @@
+//! Test harness: real gateways, real MCP backends and real databases, all on 127.0.0.1:0.
+//!
+//! ```ignore
+//! let db = TestDb::sqlite().await;
+//! let backend = TestBackend::start(Mode::Echo).await;
+//! let gw = TestGateway::builder(&db).tool("echo", &backend.url).start().await;
+//! let (status, body) = gw.invoke(&gw.token("alice", &["developer"]), "echo", json!({"x": 1})).await;
+//! ```
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+pub mod backend;
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use mcp_gateway::app::Gateway;
+use mcp_gateway::auth::Claims;
+use mcp_gateway::config::Settings;
+use mcp_gateway::db::audit::{query, AuditFilter, AuditRow};
+use mcp_gateway::db::Db;
+use serde_json::Value;
+
+pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256!";
+
+/// Which database a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum DbKind {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh database for one test: a temp SQLite file, or a new PostgreSQL database.
+pub struct TestDb {
+    pub url: String,
+    pub kind: DbKind,
+    dir: tempfile::TempDir,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("audit.db").display());
+        Self { url, kind: DbKind::Sqlite, dir, pg: None }
+    }
+
+    /// A fresh PostgreSQL database, or `None` (skip) when `TEST_DATABASE_URL` is unset.
+    /// Under CI a missing `TEST_DATABASE_URL` fails the test instead of skipping it.
+    pub async fn postgres() -> Option<Self> {
+        let Ok(admin) = std::env::var("TEST_DATABASE_URL") else {
+            assert!(std::env::var_os("CI").is_none(), "CI must set TEST_DATABASE_URL: PostgreSQL tests may not be skipped");
+            eprintln!("TEST_DATABASE_URL is not set: skipping the PostgreSQL variant");
+            return None;
+        };
+        let name = format!("gw_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = AsyncPgConnection::establish(&admin).await.expect("connect to TEST_DATABASE_URL");
+        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+        let (base, _) = admin.rsplit_once('/').expect("TEST_DATABASE_URL has a database path");
+        let url = format!("{base}/{name}");
+        Some(Self { url, kind: DbKind::Postgres, dir: tempfile::tempdir().unwrap(), pg: Some((admin, name)) })
+    }
+
+    pub async fn of(kind: DbKind) -> Option<Self> {
+        match kind {
+            DbKind::Sqlite => Some(Self::sqlite().await),
+            DbKind::Postgres => Self::postgres().await,
+        }
+    }
+
+    /// Every audit row, newest first, read from the real table.
+    pub async fn audit_rows(&self) -> Vec<AuditRow> {
+        let db = Db::connect(&self.url, 1).unwrap();
+        query(&db, &AuditFilter { limit: 100_000, ..Default::default() }).await.unwrap()
+    }
+
+    /// Wait (up to 10 s) until the table holds at least `n` rows.
+    pub async fn wait_for_rows(&self, n: usize) -> Vec<AuditRow> {
+        for _ in 0..200 {
+            let rows = self.audit_rows().await;
+            if rows.len() >= n {
+                return rows;
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.audit_rows().await
+    }
+
+    pub async fn drop_db(self) {
+        if let Some((admin, name)) = &self.pg {
+            let mut conn = AsyncPgConnection::establish(admin).await.unwrap();
+            diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await.unwrap();
+        }
+    }
+}
+
+const TEST_POLICY: &str = "
+default_action: deny
+roles:
+  admin: { allowed_tools: ['*'] }
+  developer: { allowed_tools: ['*'], denied_tools: [admin_only] }
+  guest: { allowed_tools: [echo] }
+workspaces:
+  open: {}
+  locked: { denied_tools: [echo] }
+";
+
+/// Builds a gateway over a test database with the tools a test needs.
+pub struct GatewayBuilder<'a> {
+    db: &'a TestDb,
+    tools: String,
+    vars: HashMap<String, String>,
+}
+
+impl GatewayBuilder<'_> {
+    /// Register tool `name` at `url`; `extra` is more YAML for the entry (e.g. `timeout_seconds: 1`).
+    pub fn tool_with(mut self, name: &str, url: &str, extra: &str) -> Self {
+        self.tools.push_str(&format!("  - name: {name}\n    backend_url: {url}\n"));
+        for line in extra.lines().filter(|l| !l.trim().is_empty()) {
+            self.tools.push_str(&format!("    {}\n", line.trim()));
+        }
+        self
+    }
+
+    pub fn tool(self, name: &str, url: &str) -> Self {
+        self.tool_with(name, url, "")
+    }
+
+    pub fn var(mut self, key: &str, value: &str) -> Self {
+        self.vars.insert(key.into(), value.into());
+        self
+    }
+
+    pub fn settings(&self, dir: &std::path::Path) -> Settings {
+        std::fs::write(dir.join("tools.yaml"), if self.tools.is_empty() { "tools: []\n".into() } else { format!("tools:\n{}", self.tools) }).unwrap();
+        std::fs::write(dir.join("policy.yaml"), TEST_POLICY).unwrap();
+        let mut vars: HashMap<String, String> = [
+            ("DATABASE_URL", self.db.url.as_str()),
+            ("JWT_SECRET_KEY", SECRET),
+            ("GATEWAY_WORKERS", "1"),
+            ("AUDIT_FLUSH_INTERVAL_MS", "20"),
+            ("DATABASE_POOL_SIZE", "2"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        vars.insert("TOOLS_CONFIG".into(), dir.join("tools.yaml").display().to_string());
+        vars.insert("POLICY_CONFIG".into(), dir.join("policy.yaml").display().to_string());
+        vars.insert("DATA_DIR".into(), dir.join("data").display().to_string());
+        vars.extend(self.vars.clone());
+        Settings::from_map(&vars).unwrap()
+    }
+
+    pub async fn start(self) -> TestGateway {
+        mcp_gateway::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Arc::new(self.settings(dir.path()));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let gateway = mcp_gateway::app::start(settings.clone(), listener, false).await.expect("gateway starts");
+        let base = format!("http://{}", gateway.addr());
+        TestGateway { base, gateway, settings, _dir: dir }
+    }
+}
+
+/// A gateway running in this test.
+pub struct TestGateway {
+    pub base: String,
+    pub gateway: Gateway,
+    pub settings: Arc<Settings>,
+    _dir: tempfile::TempDir,
+}
+
+/// A test HTTP client that never times out first.
+pub fn client() -> awc::Client {
+    awc::Client::builder().timeout(Duration::from_secs(60)).finish()
+}
+
+pub fn sign(claims: &Claims, secret: &str) -> String {
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), claims, &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes())).unwrap()
+}
+
+pub fn claims(sub: &str, roles: &[&str], workspace: Option<&str>) -> Claims {
+    let now = jsonwebtoken::get_current_timestamp();
+    Claims {
+        sub: sub.into(),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+        workspace: workspace.map(String::from),
+        exp: now + 300,
+        iat: Some(now),
+        nbf: None,
+        iss: None,
+        aud: None,
+    }
+}
+
+impl TestGateway {
+    pub fn builder(db: &TestDb) -> GatewayBuilder<'_> {
+        GatewayBuilder { db, tools: String::new(), vars: HashMap::new() }
+    }
+
+    pub fn token(&self, sub: &str, roles: &[&str]) -> String {
+        sign(&claims(sub, roles, None), SECRET)
+    }
+
+    pub fn token_in(&self, sub: &str, roles: &[&str], workspace: &str) -> String {
+        sign(&claims(sub, roles, Some(workspace)), SECRET)
+    }
+
+    /// POST a raw body to `/mcp/invoke`; returns status, headers and JSON body.
+    pub async fn post_invoke(&self, token: Option<&str>, body: Vec<u8>) -> (u16, awc::http::header::HeaderMap, Value) {
+        let mut req = client().post(format!("{}/mcp/invoke", self.base)).content_type("application/json");
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let mut resp = req.send_body(body).await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.body().limit(64 << 20).await.unwrap();
+        (status, headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// Invoke `tool` with `arguments`; returns the status and the JSON-RPC body.
+    pub async fn invoke(&self, token: &str, tool: &str, arguments: Value) -> (u16, Value) {
+        let body = serde_json::json!({ "tool_name": tool, "arguments": arguments });
+        let (status, _, json) = self.post_invoke(Some(token), body.to_string().into_bytes()).await;
+        (status, json)
+    }
+
+    /// GET `path` with an optional token; returns status and JSON body.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = client().get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let mut resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let bytes = resp.body().limit(64 << 20).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// Graceful stop: in-flight requests finish and the audit writer flushes.
+    pub async fn stop(self) {
+        self.gateway.stop().await;
+    }
+}
