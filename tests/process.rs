@@ -1,0 +1,142 @@
+//! The gateway as a user runs it: the real binary, a real third-party MCP server, signals.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::backend::{Mode, TestBackend};
+use common::{TestDb, TestGateway, SECRET};
+use serde_json::json;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn wait_until_up(url: &str, child: &mut Child) {
+    for _ in 0..200 {
+        if common::client().get(url).send().await.is_ok() {
+            return;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "{url}: the process exited early");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} did not come up");
+}
+
+/// Kills the child if a test fails half-way.
+struct Reaper(Child);
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn python_sdk_available() -> bool {
+    let ok = Command::new("python3").args(["-c", "import mcp.server.fastmcp"]).status().is_ok_and(|s| s.success());
+    if !ok {
+        assert!(std::env::var_os("CI").is_none(), "CI must install the Python MCP SDK (pip install 'mcp<2')");
+        eprintln!("python3 with the mcp package is not installed: skipping the interoperability test");
+    }
+    ok
+}
+
+#[actix_web::test]
+async fn a_third_party_python_sdk_server_is_proxied_with_sessions_and_sse() {
+    if !python_sdk_available() {
+        return;
+    }
+    let port = free_port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/python_mcp_server.py");
+    let mut server = Reaper(Command::new("python3").arg(script).arg(port.to_string()).stderr(Stdio::null()).spawn().unwrap());
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    // Any HTTP answer (even 4xx to a GET) means uvicorn is listening.
+    wait_until_up(&url, &mut server.0).await;
+    let db = TestDb::sqlite().await;
+    let gw = TestGateway::builder(&db).tool("add", &url).start().await;
+    let token = gw.token("py", &["developer"]);
+    for (a, b) in [(2, 3), (40, 2)] {
+        let (status, body) = gw.invoke(&token, "add", json!({"a": a, "b": b})).await;
+        assert_eq!(status, 200, "{body}");
+        let text = body["result"]["content"][0]["text"].as_str().unwrap();
+        assert_eq!(text, (a + b).to_string());
+    }
+    let (status, body) = gw.invoke(&token, "add", json!({"a": "not a number"})).await;
+    assert!(status == 200 && body["result"]["isError"] == true || status == 400, "{status} {body}");
+    gw.stop().await;
+}
+
+#[actix_web::test]
+async fn sigterm_stops_the_binary_gracefully_with_every_audit_row_stored() {
+    let db = TestDb::sqlite().await;
+    let echo = TestBackend::start(Mode::Echo).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tools = dir.path().join("tools.yaml");
+    std::fs::write(&tools, format!("tools:\n  - name: echo\n    backend_url: {}\n", echo.url)).unwrap();
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("GATEWAY_PORT", port.to_string())
+        .env("DATABASE_URL", &db.url)
+        .env("JWT_SECRET_KEY", SECRET)
+        .env("TOOLS_CONFIG", &tools)
+        .env("DATA_DIR", dir.path().join("data"))
+        .env("AUDIT_FLUSH_INTERVAL_MS", "3600000")
+        .env("AUDIT_BATCH_SIZE", "100000")
+        .env("GATEWAY_WORKERS", "2")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = Reaper(child);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_up(&format!("{base}/health"), &mut child.0).await;
+    let token = common::sign(&common::claims("cli", &["admin"], None), SECRET);
+    for i in 0..50 {
+        let resp = common::client()
+            .post(format!("{base}/mcp/invoke"))
+            .bearer_auth(&token)
+            .send_json(&json!({"tool_name": "echo", "arguments": {"i": i}}))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    assert!(db.audit_rows().await.is_empty());
+    let pid = child.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::task::spawn_blocking(move || {
+        let status = child.0.wait();
+        std::mem::forget(child);
+        status
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(db.audit_rows().await.len(), 50);
+}
+
+#[test]
+fn check_config_exits_non_zero_naming_the_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let tools = dir.path().join("tools.yaml");
+    std::fs::write(&tools, "tools:\n  - name: x\n    backend_url: nowhere\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
+        .arg("check-config")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("TOOLS_CONFIG", &tools)
+        .env("JWT_SECRET_KEY", SECRET)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tools.yaml: tools[0].backend_url"), "{err}");
+    let ok = Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
+        .arg("check-config")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("JWT_SECRET_KEY", SECRET)
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+}
