@@ -13,8 +13,7 @@ use actix::{Addr, Supervisor};
 use actix_web::{web, App, HttpMessage, HttpServer};
 use anyhow::Context as _;
 use gateway_actors::{
-    ActorStats, AuditWriterActor, BatchConfig, Catalog, Flush, HealthBoard, Policy, PolicyActor,
-    RegistryActor,
+    ActorStats, AuditWriterActor, BatchConfig, Catalog, Flush, HealthBoard, Policy, PolicyActor, RegistryActor,
 };
 use tracing_actix_web::TracingLogger;
 
@@ -69,20 +68,12 @@ impl Worker {
         let (policy, stats) = (shared.policy.clone(), policy_stats.clone());
         let policy = Supervisor::start(move |_| PolicyActor::new(policy, stats));
         let backend = McpClient::new(shared.sessions.clone(), shared.settings.max_response_bytes);
-        Self {
-            registry,
-            registry_stats,
-            policy,
-            policy_stats,
-            backend,
-        }
+        Self { registry, registry_stats, policy, policy_stats, backend }
     }
 }
 
 /// Check everything `serve` would check, without opening the database or a socket.
-pub fn check_config(
-    settings: &Settings,
-) -> anyhow::Result<(Vec<gateway_actors::Tool>, Policy, Authenticator)> {
+pub fn check_config(settings: &Settings) -> anyhow::Result<(Vec<gateway_actors::Tool>, Policy, Authenticator)> {
     let lookup = |name: &str| std::env::var(name).ok();
     let tools = crate::config_files::load_tools(&settings.tools_config, &lookup)?;
     let policy = crate::config_files::load_policy(&settings.policy_config, &lookup)?;
@@ -125,11 +116,7 @@ impl Gateway {
 /// Load configuration, migrate and sync the database, start the actors and serve on `listener`.
 ///
 /// `handle_signals` installs SIGINT/SIGTERM handlers (the binary); tests stop with [`Gateway::stop`].
-pub async fn start(
-    settings: Arc<Settings>,
-    listener: TcpListener,
-    handle_signals: bool,
-) -> anyhow::Result<Gateway> {
+pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signals: bool) -> anyhow::Result<Gateway> {
     let (tools, policy, auth) = check_config(&settings)?;
     if auth.dev_mode {
         tracing::warn!(
@@ -137,21 +124,10 @@ pub async fn start(
             "DEV MODE: JWT_SECRET_KEY is not set; using a generated secret. Never run like this in production."
         );
     }
-    let migrated = db::migrate(&settings.database_url)
-        .await
-        .context("running database migrations")?;
-    let db = Db::connect(&settings.database_url, settings.database_pool_size)
-        .context("opening the database pool")?;
-    let report = db::tools::sync(&db, &tools)
-        .await
-        .context("syncing tools.yaml into the tools table")?;
-    tracing::info!(
-        backend = db.backend_name(),
-        migrated,
-        ?report,
-        tools = tools.len(),
-        "database ready"
-    );
+    let migrated = db::migrate(&settings.database_url).await.context("running database migrations")?;
+    let db = Db::connect(&settings.database_url, settings.database_pool_size).context("opening the database pool")?;
+    let report = db::tools::sync(&db, &tools).await.context("syncing tools.yaml into the tools table")?;
+    tracing::info!(backend = db.backend_name(), migrated, ?report, tools = tools.len(), "database ready");
 
     let board = Arc::new(HealthBoard::default());
     let audit_stats = board.stats("audit_writer");
@@ -161,9 +137,7 @@ pub async fn start(
         ..BatchConfig::default()
     };
     let (sink_db, stats) = (db.clone(), audit_stats.clone());
-    let audit = Supervisor::start(move |_| {
-        AuditWriterActor::new(std::rc::Rc::new(DbAuditSink(sink_db)), batch, stats)
-    });
+    let audit = Supervisor::start(move |_| AuditWriterActor::new(std::rc::Rc::new(DbAuditSink(sink_db)), batch, stats));
 
     let shared = web::Data::new(Shared {
         settings: settings.clone(),
@@ -190,18 +164,10 @@ pub async fn start(
                 let fut = srv.call(req);
                 async move {
                     let mut res = fut.await?;
-                    let id = res
-                        .request()
-                        .extensions()
-                        .get::<RequestId>()
-                        .map(|r| r.0.clone());
-                    if let Some(value) =
-                        id.and_then(|id| actix_web::http::header::HeaderValue::from_str(&id).ok())
-                    {
-                        res.headers_mut().insert(
-                            actix_web::http::header::HeaderName::from_static("x-request-id"),
-                            value,
-                        );
+                    let id = res.request().extensions().get::<RequestId>().map(|r| r.0.clone());
+                    if let Some(value) = id.and_then(|id| actix_web::http::header::HeaderValue::from_str(&id).ok()) {
+                        res.headers_mut()
+                            .insert(actix_web::http::header::HeaderName::from_static("x-request-id"), value);
                     }
                     Ok(res)
                 }

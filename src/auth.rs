@@ -76,22 +76,14 @@ fn dev_secret(data_dir: &Path) -> Result<String, ConfigError> {
             return Ok(existing);
         }
     }
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| config_err(&data_dir.display().to_string(), e))?;
-    let secret = format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
+    std::fs::create_dir_all(data_dir).map_err(|e| config_err(&data_dir.display().to_string(), e))?;
+    let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(&path)
-        .map_err(|e| config_err(&path.display().to_string(), e))?;
-    std::io::Write::write_all(&mut file, secret.as_bytes())
-        .map_err(|e| config_err(&path.display().to_string(), e))?;
+    let mut file = options.open(&path).map_err(|e| config_err(&path.display().to_string(), e))?;
+    std::io::Write::write_all(&mut file, secret.as_bytes()).map_err(|e| config_err(&path.display().to_string(), e))?;
     Ok(secret)
 }
 
@@ -121,8 +113,7 @@ impl Authenticator {
             let mut by_kid = HashMap::new();
             let mut only = None;
             for (i, jwk) in set.keys.iter().enumerate() {
-                let key = DecodingKey::from_jwk(jwk)
-                    .map_err(|e| config_err(&format!("{name}: keys[{i}]"), e))?;
+                let key = DecodingKey::from_jwk(jwk).map_err(|e| config_err(&format!("{name}: keys[{i}]"), e))?;
                 if set.keys.len() == 1 {
                     only = Some(key.clone());
                 }
@@ -143,10 +134,7 @@ impl Authenticator {
             };
             Keys::Single(key.map_err(|e| config_err(&name, e))?)
         } else {
-            return Err(config_err(
-                "JWT_PUBLIC_KEY_FILE",
-                "RS256/ES256 need a public key or a JWKS file",
-            ));
+            return Err(config_err("JWT_PUBLIC_KEY_FILE", "RS256/ES256 need a public key or a JWKS file"));
         };
         let mut validation = Validation::new(jwt.algorithm);
         validation.leeway = jwt.leeway_seconds;
@@ -165,28 +153,17 @@ impl Authenticator {
             required.push("iss");
         }
         validation.set_required_spec_claims(&required);
-        Ok(Self {
-            keys,
-            validation,
-            leeway: jwt.leeway_seconds,
-            dev_mode,
-            secret,
-        })
+        Ok(Self { keys, validation, leeway: jwt.leeway_seconds, dev_mode, secret })
     }
 
     fn key_for(&self, token: &str) -> Result<&DecodingKey, String> {
         match &self.keys {
             Keys::Single(key) => Ok(key),
             Keys::Set(by_kid, only) => {
-                let header = jsonwebtoken::decode_header(token)
-                    .map_err(|e| format!("malformed token: {e}"))?;
+                let header = jsonwebtoken::decode_header(token).map_err(|e| format!("malformed token: {e}"))?;
                 match header.kid {
-                    Some(kid) => by_kid
-                        .get(&kid)
-                        .ok_or_else(|| format!("unknown key id {kid:?}")),
-                    None => only
-                        .as_ref()
-                        .ok_or_else(|| "token has no key id (kid)".to_owned()),
+                    Some(kid) => by_kid.get(&kid).ok_or_else(|| format!("unknown key id {kid:?}")),
+                    None => only.as_ref().ok_or_else(|| "token has no key id (kid)".to_owned()),
                 }
             }
         }
@@ -194,72 +171,43 @@ impl Authenticator {
 
     /// Verify `token` and return the caller it names.
     pub fn verify(&self, token: &str) -> Result<Caller, GatewayError> {
-        let fail = |reason: String| GatewayError::Unauthenticated {
-            reason,
-            token_sent: true,
-        };
+        let fail = |reason: String| GatewayError::Unauthenticated { reason, token_sent: true };
         let key = self.key_for(token).map_err(fail)?;
         let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map_err(|e| fail(format!("invalid token: {e}")))?;
         let claims = data.claims;
-        if claims
-            .iat
-            .is_some_and(|iat| iat > jsonwebtoken::get_current_timestamp() + self.leeway)
-        {
+        if claims.iat.is_some_and(|iat| iat > jsonwebtoken::get_current_timestamp() + self.leeway) {
             return Err(fail("invalid token: issued in the future".into()));
         }
         if claims.sub.is_empty() {
             return Err(fail("invalid token: empty subject".into()));
         }
-        Ok(Caller {
-            user_id: claims.sub,
-            roles: claims.roles,
-            workspace: claims.workspace,
-        })
+        Ok(Caller { user_id: claims.sub, roles: claims.roles, workspace: claims.workspace })
     }
 
     /// Verify the request's `Authorization: Bearer` header.
     pub fn authenticate(&self, req: &HttpRequest) -> Result<Caller, GatewayError> {
-        if req
-            .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .is_none()
-        {
-            return Err(GatewayError::Unauthenticated {
-                reason: "missing bearer token".into(),
-                token_sent: false,
-            });
+        if req.headers().get(actix_web::http::header::AUTHORIZATION).is_none() {
+            return Err(GatewayError::Unauthenticated { reason: "missing bearer token".into(), token_sent: false });
         }
-        let auth =
-            Authorization::<Bearer>::parse(req).map_err(|_| GatewayError::Unauthenticated {
-                reason: "malformed Authorization header: expected 'Bearer <token>'".into(),
-                token_sent: true,
-            })?;
+        let auth = Authorization::<Bearer>::parse(req).map_err(|_| GatewayError::Unauthenticated {
+            reason: "malformed Authorization header: expected 'Bearer <token>'".into(),
+            token_sent: true,
+        })?;
         self.verify(auth.as_ref().token())
     }
 
     /// Sign a token with the configured HMAC secret (the `token` command; dev and tests).
     pub fn mint(&self, claims: &Claims, algorithm: Algorithm) -> Result<String, String> {
-        let secret = self
-            .secret
-            .as_ref()
-            .ok_or("minting needs an HS algorithm with a secret; use --private-key-file")?;
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(algorithm),
-            claims,
-            &EncodingKey::from_secret(secret),
-        )
-        .map_err(|e| e.to_string())
+        let secret =
+            self.secret.as_ref().ok_or("minting needs an HS algorithm with a secret; use --private-key-file")?;
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(algorithm), claims, &EncodingKey::from_secret(secret))
+            .map_err(|e| e.to_string())
     }
 }
 
 /// Sign a token with a PEM private key (RS256 or ES256).
-pub fn mint_with_pem(
-    claims: &Claims,
-    algorithm: Algorithm,
-    pem: &[u8],
-    kid: Option<String>,
-) -> Result<String, String> {
+pub fn mint_with_pem(claims: &Claims, algorithm: Algorithm, pem: &[u8], kid: Option<String>) -> Result<String, String> {
     let key = match algorithm {
         Algorithm::ES256 => EncodingKey::from_ec_pem(pem),
         _ => EncodingKey::from_rsa_pem(pem),

@@ -66,16 +66,8 @@ pub fn run() -> anyhow::Result<()> {
             println!(
                 "configuration ok: {} tools, database {}, {}",
                 tools.len(),
-                if settings.database_url.starts_with("sqlite") {
-                    "sqlite"
-                } else {
-                    "postgres"
-                },
-                if auth.dev_mode {
-                    "dev-mode secret"
-                } else {
-                    "configured JWT key"
-                }
+                if settings.database_url.starts_with("sqlite") { "sqlite" } else { "postgres" },
+                if auth.dev_mode { "dev-mode secret" } else { "configured JWT key" }
             );
             Ok(())
         }
@@ -84,19 +76,11 @@ pub fn run() -> anyhow::Result<()> {
             println!("{ran} migrations applied");
             Ok(())
         }
-        Command::Token {
-            sub,
-            roles,
-            workspace,
-            ttl,
-            private_key_file,
-            kid,
-        } => {
+        Command::Token { sub, roles, workspace, ttl, private_key_file, kid } => {
             let claims = claims_for(&sub, roles, workspace, ttl, &settings.jwt);
             let token = match private_key_file {
                 Some(path) => {
-                    let pem = std::fs::read(&path)
-                        .with_context(|| format!("reading {}", path.display()))?;
+                    let pem = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
                     mint_with_pem(&claims, settings.jwt.algorithm, &pem, kid)
                 }
                 None => Authenticator::from_settings(&settings.jwt, &settings.data_dir)?

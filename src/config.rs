@@ -22,10 +22,7 @@ pub struct ConfigError {
 impl ConfigError {
     /// A problem with `source_name`.
     pub fn new(source_name: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            source_name: source_name.into(),
-            reason: reason.into(),
-        }
+        Self { source_name: source_name.into(), reason: reason.into() }
     }
 }
 
@@ -96,9 +93,7 @@ pub struct Settings {
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 fn get(lookup: Lookup<'_>, name: &str) -> Option<String> {
-    lookup(name)
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
+    lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
 fn parse<T: std::str::FromStr>(lookup: Lookup<'_>, name: &str, default: T) -> Result<T, ConfigError>
@@ -107,9 +102,7 @@ where
 {
     match get(lookup, name) {
         None => Ok(default),
-        Some(raw) => raw
-            .parse()
-            .map_err(|e| ConfigError::new(name, format!("cannot parse {raw:?}: {e}"))),
+        Some(raw) => raw.parse().map_err(|e| ConfigError::new(name, format!("cannot parse {raw:?}: {e}"))),
     }
 }
 
@@ -120,10 +113,9 @@ fn algorithm(raw: &str) -> Result<Algorithm, ConfigError> {
         "HS512" => Ok(Algorithm::HS512),
         "RS256" => Ok(Algorithm::RS256),
         "ES256" => Ok(Algorithm::ES256),
-        other => Err(ConfigError::new(
-            "JWT_ALGORITHM",
-            format!("{other:?} is not one of HS256, HS384, HS512, RS256, ES256"),
-        )),
+        other => {
+            Err(ConfigError::new("JWT_ALGORITHM", format!("{other:?} is not one of HS256, HS384, HS512, RS256, ES256")))
+        }
     }
 }
 
@@ -147,10 +139,7 @@ impl Settings {
             || database_url.starts_with("postgresql://")
             || database_url.starts_with("sqlite://"))
         {
-            return Err(ConfigError::new(
-                "DATABASE_URL",
-                "must start with postgres://, postgresql:// or sqlite://",
-            ));
+            return Err(ConfigError::new("DATABASE_URL", "must start with postgres://, postgresql:// or sqlite://"));
         }
         let algorithm = algorithm(&get(lookup, "JWT_ALGORITHM").unwrap_or_else(|| "HS256".into()))?;
         let jwt = JwtSettings {
@@ -165,48 +154,28 @@ impl Settings {
         if jwt.leeway_seconds > 60 {
             return Err(ConfigError::new("JWT_LEEWAY_SECONDS", "must be at most 60"));
         }
-        let is_hmac = matches!(
-            algorithm,
-            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
-        );
+        let is_hmac = matches!(algorithm, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512);
         if let Some(secret) = &jwt.secret {
             if is_hmac && secret.len() < 32 {
-                return Err(ConfigError::new(
-                    "JWT_SECRET_KEY",
-                    "must be at least 32 bytes for HS algorithms",
-                ));
+                return Err(ConfigError::new("JWT_SECRET_KEY", "must be at least 32 bytes for HS algorithms"));
             }
         }
         if !is_hmac && jwt.public_key_file.is_none() && jwt.jwks_file.is_none() {
-            return Err(ConfigError::new(
-                "JWT_ALGORITHM",
-                "RS256/ES256 need JWT_PUBLIC_KEY_FILE or JWT_JWKS_FILE",
-            ));
+            return Err(ConfigError::new("JWT_ALGORITHM", "RS256/ES256 need JWT_PUBLIC_KEY_FILE or JWT_JWKS_FILE"));
         }
         let log_format = match get(lookup, "LOG_FORMAT").as_deref() {
             None | Some("json") => LogFormat::Json,
             Some("pretty") => LogFormat::Pretty,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "LOG_FORMAT",
-                    format!("{other:?} is not json or pretty"),
-                ))
-            }
+            Some(other) => return Err(ConfigError::new("LOG_FORMAT", format!("{other:?} is not json or pretty"))),
         };
         let backend_timeout: u64 = parse(lookup, "BACKEND_TIMEOUT_SECONDS", 30)?;
         if backend_timeout == 0 {
-            return Err(ConfigError::new(
-                "BACKEND_TIMEOUT_SECONDS",
-                "must be at least 1",
-            ));
+            return Err(ConfigError::new("BACKEND_TIMEOUT_SECONDS", "must be at least 1"));
         }
         let max_payload_bytes = parse(lookup, "MAX_PAYLOAD_BYTES", 1024 * 1024)?;
         let audit_batch_size = parse(lookup, "AUDIT_BATCH_SIZE", 1000)?;
         if max_payload_bytes == 0 || audit_batch_size == 0 {
-            return Err(ConfigError::new(
-                "MAX_PAYLOAD_BYTES/AUDIT_BATCH_SIZE",
-                "must be positive",
-            ));
+            return Err(ConfigError::new("MAX_PAYLOAD_BYTES/AUDIT_BATCH_SIZE", "must be positive"));
         }
         Ok(Self {
             host: get(lookup, "GATEWAY_HOST").unwrap_or_else(|| "127.0.0.1".into()),
@@ -214,12 +183,8 @@ impl Settings {
             database_url,
             data_dir,
             jwt,
-            tools_config: PathBuf::from(
-                get(lookup, "TOOLS_CONFIG").unwrap_or_else(|| "config/tools.yaml".into()),
-            ),
-            policy_config: PathBuf::from(
-                get(lookup, "POLICY_CONFIG").unwrap_or_else(|| "config/policy.yaml".into()),
-            ),
+            tools_config: PathBuf::from(get(lookup, "TOOLS_CONFIG").unwrap_or_else(|| "config/tools.yaml".into())),
+            policy_config: PathBuf::from(get(lookup, "POLICY_CONFIG").unwrap_or_else(|| "config/policy.yaml".into())),
             max_payload_bytes,
             max_response_bytes: parse(lookup, "MAX_RESPONSE_BYTES", 16 * 1024 * 1024)?,
             backend_timeout: Duration::from_secs(backend_timeout),
@@ -227,15 +192,9 @@ impl Settings {
             workers: get(lookup, "GATEWAY_WORKERS")
                 .map(|w| w.parse())
                 .transpose()
-                .map_err(|e: std::num::ParseIntError| {
-                    ConfigError::new("GATEWAY_WORKERS", e.to_string())
-                })?,
+                .map_err(|e: std::num::ParseIntError| ConfigError::new("GATEWAY_WORKERS", e.to_string()))?,
             audit_batch_size,
-            audit_flush_interval: Duration::from_millis(parse(
-                lookup,
-                "AUDIT_FLUSH_INTERVAL_MS",
-                200,
-            )?),
+            audit_flush_interval: Duration::from_millis(parse(lookup, "AUDIT_FLUSH_INTERVAL_MS", 200)?),
             database_pool_size: parse(lookup, "DATABASE_POOL_SIZE", 8)?,
         })
     }
@@ -243,10 +202,7 @@ impl Settings {
     /// Whether the configured host is a loopback address (dev mode may only bind those).
     pub fn binds_loopback(&self) -> bool {
         let host = self.host.trim_start_matches('[').trim_end_matches(']');
-        host == "localhost"
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
+        host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
     }
 }
 
@@ -255,12 +211,7 @@ mod tests {
     use super::*;
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        Settings::from_map(
-            &pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        Settings::from_map(&pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
     #[test]
@@ -274,39 +225,11 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_variable() {
-        assert_eq!(
-            settings(&[("JWT_SECRET_KEY", "short")])
-                .unwrap_err()
-                .source_name,
-            "JWT_SECRET_KEY"
-        );
-        assert_eq!(
-            settings(&[("JWT_LEEWAY_SECONDS", "90")])
-                .unwrap_err()
-                .source_name,
-            "JWT_LEEWAY_SECONDS"
-        );
-        assert_eq!(
-            settings(&[("GATEWAY_PORT", "x")]).unwrap_err().source_name,
-            "GATEWAY_PORT"
-        );
-        assert_eq!(
-            settings(&[("JWT_ALGORITHM", "none")])
-                .unwrap_err()
-                .source_name,
-            "JWT_ALGORITHM"
-        );
-        assert_eq!(
-            settings(&[("JWT_ALGORITHM", "RS256")])
-                .unwrap_err()
-                .source_name,
-            "JWT_ALGORITHM"
-        );
-        assert_eq!(
-            settings(&[("DATABASE_URL", "mysql://x")])
-                .unwrap_err()
-                .source_name,
-            "DATABASE_URL"
-        );
+        assert_eq!(settings(&[("JWT_SECRET_KEY", "short")]).unwrap_err().source_name, "JWT_SECRET_KEY");
+        assert_eq!(settings(&[("JWT_LEEWAY_SECONDS", "90")]).unwrap_err().source_name, "JWT_LEEWAY_SECONDS");
+        assert_eq!(settings(&[("GATEWAY_PORT", "x")]).unwrap_err().source_name, "GATEWAY_PORT");
+        assert_eq!(settings(&[("JWT_ALGORITHM", "none")]).unwrap_err().source_name, "JWT_ALGORITHM");
+        assert_eq!(settings(&[("JWT_ALGORITHM", "RS256")]).unwrap_err().source_name, "JWT_ALGORITHM");
+        assert_eq!(settings(&[("DATABASE_URL", "mysql://x")]).unwrap_err().source_name, "DATABASE_URL");
     }
 }

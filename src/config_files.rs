@@ -26,18 +26,13 @@ pub fn expand_vars(text: &str, lookup: Lookup<'_>) -> Result<String, String> {
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| "unterminated ${ in file".to_owned())?;
+        let end = after.find('}').ok_or_else(|| "unterminated ${ in file".to_owned())?;
         let inner = &after[..end];
         let (name, default) = match inner.split_once(":-") {
             Some((n, d)) => (n, Some(d)),
             None => (inner, None),
         };
-        match lookup(name)
-            .filter(|v| !v.is_empty())
-            .or(default.map(str::to_owned))
-        {
+        match lookup(name).filter(|v| !v.is_empty()).or(default.map(str::to_owned)) {
             Some(value) => out.push_str(&value),
             None => return Err(format!("variable {name} is not set and has no default")),
         }
@@ -49,38 +44,25 @@ pub fn expand_vars(text: &str, lookup: Lookup<'_>) -> Result<String, String> {
 
 fn read(path: &Path, lookup: Lookup<'_>) -> Result<String, ConfigError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(&name, format!("cannot read: {e}")))?;
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::new(&name, format!("cannot read: {e}")))?;
     expand_vars(&text, lookup).map_err(|e| ConfigError::new(name, e))
 }
 
 /// Parse and validate `tools.yaml`.
 pub fn load_tools(path: &Path, lookup: Lookup<'_>) -> Result<Vec<Tool>, ConfigError> {
     let name = path.display().to_string();
-    let file: ToolsFile = serde_yaml::from_str(&read(path, lookup)?)
-        .map_err(|e| ConfigError::new(&name, e.to_string()))?;
+    let file: ToolsFile =
+        serde_yaml::from_str(&read(path, lookup)?).map_err(|e| ConfigError::new(&name, e.to_string()))?;
     let mut seen = std::collections::HashSet::new();
     for (i, tool) in file.tools.iter().enumerate() {
         let field = |f: &str| format!("{name}: tools[{i}].{f}");
-        if tool.name.is_empty()
-            || !tool
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-        {
-            return Err(ConfigError::new(
-                field("name"),
-                "must be non-empty ASCII letters, digits, '_', '-' or '.'",
-            ));
+        if tool.name.is_empty() || !tool.name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+            return Err(ConfigError::new(field("name"), "must be non-empty ASCII letters, digits, '_', '-' or '.'"));
         }
         if !seen.insert(tool.name.clone()) {
-            return Err(ConfigError::new(
-                field("name"),
-                format!("duplicate tool {:?}", tool.name),
-            ));
+            return Err(ConfigError::new(field("name"), format!("duplicate tool {:?}", tool.name)));
         }
-        let url_ok =
-            tool.backend_url.starts_with("http://") || tool.backend_url.starts_with("https://");
+        let url_ok = tool.backend_url.starts_with("http://") || tool.backend_url.starts_with("https://");
         if !url_ok || tool.backend_url.parse::<awc::http::Uri>().is_err() {
             return Err(ConfigError::new(
                 field("backend_url"),
@@ -88,16 +70,10 @@ pub fn load_tools(path: &Path, lookup: Lookup<'_>) -> Result<Vec<Tool>, ConfigEr
             ));
         }
         if RiskTier::parse(&tool.risk_level).is_none() {
-            return Err(ConfigError::new(
-                field("risk_level"),
-                "must be low, medium, high or critical",
-            ));
+            return Err(ConfigError::new(field("risk_level"), "must be low, medium, high or critical"));
         }
         if tool.timeout_seconds == Some(0) {
-            return Err(ConfigError::new(
-                field("timeout_seconds"),
-                "must be at least 1",
-            ));
+            return Err(ConfigError::new(field("timeout_seconds"), "must be at least 1"));
         }
     }
     Ok(file.tools)
@@ -106,8 +82,8 @@ pub fn load_tools(path: &Path, lookup: Lookup<'_>) -> Result<Vec<Tool>, ConfigEr
 /// Parse and validate `policy.yaml`.
 pub fn load_policy(path: &Path, lookup: Lookup<'_>) -> Result<Policy, ConfigError> {
     let name = path.display().to_string();
-    let doc: PolicyDocument = serde_yaml::from_str(&read(path, lookup)?)
-        .map_err(|e| ConfigError::new(&name, e.to_string()))?;
+    let doc: PolicyDocument =
+        serde_yaml::from_str(&read(path, lookup)?).map_err(|e| ConfigError::new(&name, e.to_string()))?;
     Ok(Policy::new(doc))
 }
 
@@ -118,10 +94,7 @@ mod tests {
     #[test]
     fn expands_variables_with_defaults() {
         let lookup = |n: &str| (n == "HOST").then(|| "tools".to_owned());
-        assert_eq!(
-            expand_vars("a ${HOST:-x} ${PORT:-8091} b", &lookup).unwrap(),
-            "a tools 8091 b"
-        );
+        assert_eq!(expand_vars("a ${HOST:-x} ${PORT:-8091} b", &lookup).unwrap(), "a tools 8091 b");
         assert!(expand_vars("${MISSING}", &lookup).is_err());
         assert!(expand_vars("${OPEN", &lookup).is_err());
     }
@@ -133,23 +106,14 @@ mod tests {
         std::fs::write(&path, "tools:\n  - name: a\n    backend_url: ftp://x\n").unwrap();
         let err = load_tools(&path, &|_| None).unwrap_err();
         assert!(err.source_name.ends_with("tools[0].backend_url"), "{err}");
-        std::fs::write(
-            &path,
-            "tools:\n  - name: a\n    backend_url: http://x/mcp\n    colour: red\n",
-        )
-        .unwrap();
-        assert!(load_tools(&path, &|_| None)
-            .unwrap_err()
-            .reason
-            .contains("colour"));
+        std::fs::write(&path, "tools:\n  - name: a\n    backend_url: http://x/mcp\n    colour: red\n").unwrap();
+        assert!(load_tools(&path, &|_| None).unwrap_err().reason.contains("colour"));
     }
 
     #[test]
     fn shipped_configuration_is_valid() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        assert!(!load_tools(&root.join("config/tools.yaml"), &|_| None)
-            .unwrap()
-            .is_empty());
+        assert!(!load_tools(&root.join("config/tools.yaml"), &|_| None).unwrap().is_empty());
         load_policy(&root.join("config/policy.yaml"), &|_| None).unwrap();
     }
 }

@@ -76,9 +76,7 @@ impl GatewayError {
     /// Whose fault the error is.
     pub fn origin(&self) -> Origin {
         match self {
-            Self::BackendTimeout(_) | Self::BackendUnavailable(_) | Self::BackendBadReply(_) => {
-                Origin::Backend
-            }
+            Self::BackendTimeout(_) | Self::BackendUnavailable(_) | Self::BackendBadReply(_) => Origin::Backend,
             Self::Internal(_) | Self::Unavailable(_) => Origin::Internal,
             _ => Origin::Client,
         }
@@ -108,9 +106,7 @@ impl GatewayError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::UnknownTool(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Parse(_) | Self::InvalidRequest(_) | Self::InvalidArguments(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::Parse(_) | Self::InvalidRequest(_) | Self::InvalidArguments(_) => StatusCode::BAD_REQUEST,
             Self::BackendTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::BackendUnavailable(_) | Self::BackendBadReply(_) => StatusCode::BAD_GATEWAY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -158,10 +154,7 @@ impl GatewayError {
         let mut response = HttpResponse::build(self.status());
         if let Self::Unauthenticated { reason, token_sent } = self {
             let challenge = if *token_sent {
-                format!(
-                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
-                    reason.replace('"', "'")
-                )
+                format!("Bearer error=\"invalid_token\", error_description=\"{}\"", reason.replace('"', "'"))
             } else {
                 "Bearer".to_owned()
             };
@@ -182,10 +175,7 @@ impl ResponseError for GatewayError {
 }
 
 /// Route actix's extractor errors (bad JSON, bad query string) through the same mapping.
-pub fn json_error(
-    err: actix_web::error::JsonPayloadError,
-    _: &actix_web::HttpRequest,
-) -> actix_web::Error {
+pub fn json_error(err: actix_web::error::JsonPayloadError, _: &actix_web::HttpRequest) -> actix_web::Error {
     match err {
         actix_web::error::JsonPayloadError::Overflow { limit }
         | actix_web::error::JsonPayloadError::OverflowKnownLength { limit, .. } => {
@@ -196,10 +186,7 @@ pub fn json_error(
 }
 
 /// Query-string errors as 400 JSON-RPC errors.
-pub fn query_error(
-    err: actix_web::error::QueryPayloadError,
-    _: &actix_web::HttpRequest,
-) -> actix_web::Error {
+pub fn query_error(err: actix_web::error::QueryPayloadError, _: &actix_web::HttpRequest) -> actix_web::Error {
     GatewayError::InvalidRequest(err.to_string()).into()
 }
 
@@ -210,14 +197,7 @@ mod tests {
     #[test]
     fn each_error_maps_to_its_documented_status_and_code() {
         let cases = [
-            (
-                GatewayError::Unauthenticated {
-                    reason: "x".into(),
-                    token_sent: false,
-                },
-                401,
-                -32000,
-            ),
+            (GatewayError::Unauthenticated { reason: "x".into(), token_sent: false }, 401, -32000),
             (GatewayError::Forbidden("x".into()), 403, -32002),
             (GatewayError::UnknownTool("x".into()), 404, -32001),
             (GatewayError::PayloadTooLarge { limit: 1 }, 413, -32005),
@@ -233,17 +213,9 @@ mod tests {
 
     #[test]
     fn invalid_token_challenge_names_the_error() {
-        let resp = GatewayError::Unauthenticated {
-            reason: "expired".into(),
-            token_sent: true,
-        }
-        .to_response(Value::Null);
-        let challenge = resp
-            .headers()
-            .get(header::WWW_AUTHENTICATE)
-            .unwrap()
-            .to_str()
-            .unwrap();
+        let resp =
+            GatewayError::Unauthenticated { reason: "expired".into(), token_sent: true }.to_response(Value::Null);
+        let challenge = resp.headers().get(header::WWW_AUTHENTICATE).unwrap().to_str().unwrap();
         assert!(challenge.starts_with("Bearer error=\"invalid_token\""));
     }
 }

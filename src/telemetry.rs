@@ -15,16 +15,9 @@ use crate::config::LogFormat;
 /// Install the global subscriber (once per process; later calls are ignored).
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(false).try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
 }
@@ -67,10 +60,7 @@ impl RootSpanBuilder for GatewaySpans {
         span
     }
 
-    fn on_request_end<B: MessageBody>(
-        span: Span,
-        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
-    ) {
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, actix_web::Error>) {
         let Ok(response) = outcome else {
             span.in_scope(|| tracing::warn!("request failed before a response was built"));
             return;
@@ -78,10 +68,7 @@ impl RootSpanBuilder for GatewaySpans {
         let request = response.request();
         let ext = request.extensions();
         let id = ext.get::<RequestId>().map(|r| r.0.as_str()).unwrap_or("");
-        let latency_ms = ext
-            .get::<Started>()
-            .map(|s| s.0.elapsed().as_secs_f64() * 1000.0)
-            .unwrap_or(0.0);
+        let latency_ms = ext.get::<Started>().map(|s| s.0.elapsed().as_secs_f64() * 1000.0).unwrap_or(0.0);
         let fields = ext.get::<LogFields>().cloned().unwrap_or_default();
         let status = response.status().as_u16();
         tracing::info!(

@@ -27,28 +27,18 @@ async fn one_row_per_attempt(kind: DbKind) {
     let dev = gw.token_in("dana", &["developer"], "open");
     let args = json!({"b": 2, "a": [1, "x"]});
     assert_eq!(gw.invoke(&dev, "echo", args.clone()).await.0, 200);
-    assert_eq!(
-        gw.invoke(&gw.token("gus", &["guest"]), "admin_only", json!({}))
-            .await
-            .0,
-        403
-    );
+    assert_eq!(gw.invoke(&gw.token("gus", &["guest"]), "admin_only", json!({})).await.0, 403);
     assert_eq!(gw.invoke(&dev, "missing", json!({})).await.0, 404);
     assert_eq!(gw.post_invoke(None, b"{}".to_vec()).await.0, 401);
     assert_eq!(gw.invoke(&dev, "slow", json!({})).await.0, 504);
     assert_eq!(gw.invoke(&dev, "down", json!({})).await.0, 502);
-    let big = format!(
-        r#"{{"tool_name":"echo","arguments":{{"blob":"{}"}}}}"#,
-        "x".repeat(2 << 20)
-    );
+    let big = format!(r#"{{"tool_name":"echo","arguments":{{"blob":"{}"}}}}"#, "x".repeat(2 << 20));
     assert_eq!(gw.post_invoke(Some(&dev), big.into_bytes()).await.0, 413);
 
     let rows = db.wait_for_rows(7).await;
     assert_eq!(rows.len(), 7, "exactly one row per attempt");
-    let mut seen: Vec<(String, String, i32)> = rows
-        .iter()
-        .map(|r| (r.decision.clone(), r.status.clone(), r.http_status))
-        .collect();
+    let mut seen: Vec<(String, String, i32)> =
+        rows.iter().map(|r| (r.decision.clone(), r.status.clone(), r.http_status)).collect();
     seen.sort();
     let mut expected: Vec<(String, String, i32)> = [
         ("allowed", "ok", 200),
@@ -71,17 +61,11 @@ async fn one_row_per_attempt(kind: DbKind) {
     assert_eq!(ok.workspace.as_deref(), Some("open"));
     assert_eq!(ok.tool_name.as_deref(), Some("echo"));
     assert_eq!(ok.client_ip.as_deref(), Some("127.0.0.1"));
-    assert_eq!(
-        ok.arguments_sha256.as_deref(),
-        Some(mcp_gateway::http::invoke::digest(&args).as_str())
-    );
+    assert_eq!(ok.arguments_sha256.as_deref(), Some(mcp_gateway::http::invoke::digest(&args).as_str()));
     assert!(ok.duration_ms > 0.0 && ok.error_code.is_none());
     let timeout = rows.iter().find(|r| r.status == "backend_timeout").unwrap();
     assert_eq!(timeout.error_code, Some(-32003));
-    assert!(rows.iter().all(|r| r
-        .error_message
-        .as_deref()
-        .is_none_or(|m| !m.contains("Bearer"))));
+    assert!(rows.iter().all(|r| r.error_message.as_deref().is_none_or(|m| !m.contains("Bearer"))));
     gw.stop().await;
     db.drop_db().await;
 }
@@ -115,10 +99,7 @@ async fn shutdown_flushes(kind: DbKind) {
     });
     let statuses = futures_util::future::join_all(calls).await;
     assert!(statuses.iter().all(|s| *s == 200));
-    assert!(
-        db.audit_rows().await.is_empty(),
-        "nothing was flushed before shutdown"
-    );
+    assert!(db.audit_rows().await.is_empty(), "nothing was flushed before shutdown");
     gw.stop().await;
     assert_eq!(db.audit_rows().await.len(), 300);
     db.drop_db().await;
@@ -139,73 +120,31 @@ async fn admin_queries(kind: DbKind) {
         return;
     };
     let echo = TestBackend::start(Mode::Echo).await;
-    let gw = TestGateway::builder(&db)
-        .tool("echo", &echo.url)
-        .start()
-        .await;
+    let gw = TestGateway::builder(&db).tool("echo", &echo.url).start().await;
     for user in ["u1", "u2", "u1", "u1"] {
-        gw.invoke(&gw.token(user, &["developer"]), "echo", json!({}))
-            .await;
+        gw.invoke(&gw.token(user, &["developer"]), "echo", json!({})).await;
     }
-    gw.invoke(&gw.token("u2", &["developer"]), "nope", json!({}))
-        .await;
+    gw.invoke(&gw.token("u2", &["developer"]), "nope", json!({})).await;
     db.wait_for_rows(5).await;
     let admin = gw.token("root", &["admin"]);
-    assert_eq!(
-        gw.get("/admin/audit-logs", Some(&gw.token("u1", &["developer"])))
-            .await
-            .0,
-        403
-    );
-    let (status, page) = gw
-        .get("/admin/audit-logs?user=u1&limit=2", Some(&admin))
-        .await;
+    assert_eq!(gw.get("/admin/audit-logs", Some(&gw.token("u1", &["developer"]))).await.0, 403);
+    let (status, page) = gw.get("/admin/audit-logs?user=u1&limit=2", Some(&admin)).await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
     let cursor = page["next_cursor"].as_str().unwrap().to_owned();
-    let (_, rest) = gw
-        .get(
-            &format!("/admin/audit-logs?user=u1&limit=2&cursor={cursor}"),
-            Some(&admin),
-        )
-        .await;
+    let (_, rest) = gw.get(&format!("/admin/audit-logs?user=u1&limit=2&cursor={cursor}"), Some(&admin)).await;
     assert_eq!(rest["items"].as_array().unwrap().len(), 1);
     assert!(rest["next_cursor"].is_null());
-    let first_ids: Vec<&str> = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap())
-        .collect();
+    let first_ids: Vec<&str> = page["items"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert!(first_ids[0] > first_ids[1], "newest first");
-    let (_, denied) = gw
-        .get(
-            "/admin/audit-logs?decision=unknown_tool&tool=nope",
-            Some(&admin),
-        )
-        .await;
+    let (_, denied) = gw.get("/admin/audit-logs?decision=unknown_tool&tool=nope", Some(&admin)).await;
     assert_eq!(denied["items"].as_array().unwrap().len(), 1);
-    let (_, future) = gw
-        .get("/admin/audit-logs?since=2100-01-01T00:00:00Z", Some(&admin))
-        .await;
+    let (_, future) = gw.get("/admin/audit-logs?since=2100-01-01T00:00:00Z", Some(&admin)).await;
     assert!(future["items"].as_array().unwrap().is_empty());
-    let (_, past) = gw
-        .get(
-            "/admin/audit-logs?until=2100-01-01T00:00:00Z&limit=1000",
-            Some(&admin),
-        )
-        .await;
+    let (_, past) = gw.get("/admin/audit-logs?until=2100-01-01T00:00:00Z&limit=1000", Some(&admin)).await;
     assert_eq!(past["items"].as_array().unwrap().len(), 5);
-    assert_eq!(
-        gw.get("/admin/audit-logs?since=yesterday", Some(&admin))
-            .await
-            .0,
-        400
-    );
-    assert_eq!(
-        gw.get("/admin/audit-logs?colour=red", Some(&admin)).await.0,
-        400
-    );
+    assert_eq!(gw.get("/admin/audit-logs?since=yesterday", Some(&admin)).await.0, 400);
+    assert_eq!(gw.get("/admin/audit-logs?colour=red", Some(&admin)).await.0, 400);
     gw.stop().await;
     db.drop_db().await;
 }
@@ -225,31 +164,15 @@ async fn tools_sync(kind: DbKind) {
         return;
     };
     let url = "http://127.0.0.1:9/mcp";
-    let gw = TestGateway::builder(&db)
-        .tool("a", url)
-        .tool("b", url)
-        .start()
-        .await;
+    let gw = TestGateway::builder(&db).tool("a", url).tool("b", url).start().await;
     gw.stop().await;
-    let gw = TestGateway::builder(&db)
-        .tool_with("a", url, "description: changed")
-        .tool("c", url)
-        .start()
-        .await;
+    let gw = TestGateway::builder(&db).tool_with("a", url, "description: changed").tool("c", url).start().await;
     gw.stop().await;
-    let flags = mcp_gateway::db::tools::active_flags(&Db::connect(&db.url, 1).unwrap())
-        .await
-        .unwrap();
+    let flags = mcp_gateway::db::tools::active_flags(&Db::connect(&db.url, 1).unwrap()).await.unwrap();
     assert_eq!(flags.get("a"), Some(&true));
-    assert_eq!(
-        flags.get("b"),
-        Some(&false),
-        "tools missing from the file are kept, inactive"
-    );
+    assert_eq!(flags.get("b"), Some(&false), "tools missing from the file are kept, inactive");
     assert_eq!(flags.get("c"), Some(&true));
-    let report = mcp_gateway::db::tools::sync(&Db::connect(&db.url, 1).unwrap(), &[])
-        .await
-        .unwrap();
+    let report = mcp_gateway::db::tools::sync(&Db::connect(&db.url, 1).unwrap(), &[]).await.unwrap();
     assert_eq!(report.deactivated, 2);
     db.drop_db().await;
 }

@@ -13,15 +13,9 @@ use serde_json::json;
 async fn happy_path_returns_the_backend_result_as_json_rpc() {
     let db = TestDb::sqlite().await;
     let backend = TestBackend::start(Mode::Echo).await;
-    let gw = TestGateway::builder(&db)
-        .tool("echo", &backend.url)
-        .start()
-        .await;
-    let body =
-        json!({"tool_name": "echo", "arguments": {"x": 1}, "request_id": "req-42"}).to_string();
-    let (status, headers, json) = gw
-        .post_invoke(Some(&gw.token("alice", &["developer"])), body.into_bytes())
-        .await;
+    let gw = TestGateway::builder(&db).tool("echo", &backend.url).start().await;
+    let body = json!({"tool_name": "echo", "arguments": {"x": 1}, "request_id": "req-42"}).to_string();
+    let (status, headers, json) = gw.post_invoke(Some(&gw.token("alice", &["developer"])), body.into_bytes()).await;
     assert_eq!(status, 200, "{json}");
     assert_eq!(json["jsonrpc"], "2.0");
     assert_eq!(json["id"], "req-42");
@@ -29,11 +23,7 @@ async fn happy_path_returns_the_backend_result_as_json_rpc() {
     assert_eq!(headers.get("x-request-id").unwrap(), "req-42");
     let rows = db.wait_for_rows(1).await;
     assert_eq!(
-        (
-            rows[0].decision.as_str(),
-            rows[0].status.as_str(),
-            rows[0].request_id.as_str()
-        ),
+        (rows[0].decision.as_str(), rows[0].status.as_str(), rows[0].request_id.as_str()),
         ("allowed", "ok", "req-42")
     );
     gw.stop().await;
@@ -44,10 +34,7 @@ async fn happy_path_returns_the_backend_result_as_json_rpc() {
 async fn x_request_id_header_is_honoured_and_otherwise_minted() {
     let db = TestDb::sqlite().await;
     let backend = TestBackend::start(Mode::Echo).await;
-    let gw = TestGateway::builder(&db)
-        .tool("echo", &backend.url)
-        .start()
-        .await;
+    let gw = TestGateway::builder(&db).tool("echo", &backend.url).start().await;
     let resp = common::client()
         .post(format!("{}/mcp/invoke", gw.base))
         .bearer_auth(gw.token("alice", &["developer"]))
@@ -56,18 +43,9 @@ async fn x_request_id_header_is_honoured_and_otherwise_minted() {
         .await
         .unwrap();
     assert_eq!(resp.headers().get("x-request-id").unwrap(), "trace-7");
-    let (_, headers, json) = gw
-        .post_invoke(
-            Some(&gw.token("a", &["developer"])),
-            br#"{"tool_name":"echo"}"#.to_vec(),
-        )
-        .await;
-    let minted = headers
-        .get("x-request-id")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let (_, headers, json) =
+        gw.post_invoke(Some(&gw.token("a", &["developer"])), br#"{"tool_name":"echo"}"#.to_vec()).await;
+    let minted = headers.get("x-request-id").unwrap().to_str().unwrap().to_owned();
     assert!(uuid::Uuid::parse_str(&minted).is_ok());
     assert_eq!(json["id"], minted.as_str());
     gw.stop().await;
@@ -77,27 +55,15 @@ async fn x_request_id_header_is_honoured_and_otherwise_minted() {
 #[actix_web::test]
 async fn sse_replies_and_tool_errors_are_passed_through_with_200() {
     let db = TestDb::sqlite().await;
-    let (sse, failing) = (
-        TestBackend::start(Mode::Sse).await,
-        TestBackend::start(Mode::ToolError).await,
-    );
-    let gw = TestGateway::builder(&db)
-        .tool("sse", &sse.url)
-        .tool("failing", &failing.url)
-        .start()
-        .await;
+    let (sse, failing) = (TestBackend::start(Mode::Sse).await, TestBackend::start(Mode::ToolError).await);
+    let gw = TestGateway::builder(&db).tool("sse", &sse.url).tool("failing", &failing.url).start().await;
     let token = gw.token("alice", &["developer"]);
     let (status, json) = gw.invoke(&token, "sse", json!({"k": "v"})).await;
-    assert_eq!(
-        (status, &json["result"]["structuredContent"]["echo"]),
-        (200, &json!({"k": "v"}))
-    );
+    assert_eq!((status, &json["result"]["structuredContent"]["echo"]), (200, &json!({"k": "v"})));
     let (status, json) = gw.invoke(&token, "failing", json!({})).await;
     assert_eq!((status, &json["result"]["isError"]), (200, &json!(true)));
     let rows = db.wait_for_rows(2).await;
-    assert!(rows
-        .iter()
-        .any(|r| r.status == "tool_error" && r.decision == "allowed"));
+    assert!(rows.iter().any(|r| r.status == "tool_error" && r.decision == "allowed"));
     gw.stop().await;
 }
 
@@ -105,48 +71,15 @@ async fn sse_replies_and_tool_errors_are_passed_through_with_200() {
 async fn role_without_the_tool_is_403_and_workspace_deny_beats_role_allow() {
     let db = TestDb::sqlite().await;
     let backend = TestBackend::start(Mode::Echo).await;
-    let gw = TestGateway::builder(&db)
-        .tool("echo", &backend.url)
-        .tool("admin_only", &backend.url)
-        .start()
-        .await;
-    let (status, json) = gw
-        .invoke(&gw.token("gus", &["guest"]), "admin_only", json!({}))
-        .await;
-    assert_eq!(
-        (status, json["error"]["code"].as_i64()),
-        (403, Some(-32002))
-    );
-    let (status, _) = gw
-        .invoke(&gw.token("nobody", &["no-such-role"]), "echo", json!({}))
-        .await;
+    let gw = TestGateway::builder(&db).tool("echo", &backend.url).tool("admin_only", &backend.url).start().await;
+    let (status, json) = gw.invoke(&gw.token("gus", &["guest"]), "admin_only", json!({})).await;
+    assert_eq!((status, json["error"]["code"].as_i64()), (403, Some(-32002)));
+    let (status, _) = gw.invoke(&gw.token("nobody", &["no-such-role"]), "echo", json!({})).await;
     assert_eq!(status, 403);
-    let (status, json) = gw
-        .invoke(
-            &gw.token_in("dev", &["developer"], "locked"),
-            "echo",
-            json!({}),
-        )
-        .await;
-    assert_eq!(
-        (status, json["error"]["code"].as_i64()),
-        (403, Some(-32002))
-    );
-    assert_eq!(
-        gw.invoke(
-            &gw.token_in("dev", &["developer"], "open"),
-            "echo",
-            json!({})
-        )
-        .await
-        .0,
-        200
-    );
-    assert_eq!(
-        backend.count("tools/call"),
-        1,
-        "denied calls never reach the backend"
-    );
+    let (status, json) = gw.invoke(&gw.token_in("dev", &["developer"], "locked"), "echo", json!({})).await;
+    assert_eq!((status, json["error"]["code"].as_i64()), (403, Some(-32002)));
+    assert_eq!(gw.invoke(&gw.token_in("dev", &["developer"], "open"), "echo", json!({})).await.0, 200);
+    assert_eq!(backend.count("tools/call"), 1, "denied calls never reach the backend");
     gw.stop().await;
 }
 
@@ -161,29 +94,10 @@ async fn tool_listing_shows_only_what_the_caller_may_call() {
         .start()
         .await;
     let names = |v: serde_json::Value| -> Vec<String> {
-        v["tools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["name"].as_str().unwrap().to_owned())
-            .collect()
+        v["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect()
     };
-    assert_eq!(
-        names(
-            gw.get("/mcp/tools", Some(&gw.token("g", &["guest"])))
-                .await
-                .1
-        ),
-        vec!["echo"]
-    );
-    assert_eq!(
-        names(
-            gw.get("/mcp/tools", Some(&gw.token("a", &["admin"])))
-                .await
-                .1
-        ),
-        vec!["echo", "admin_only"]
-    );
+    assert_eq!(names(gw.get("/mcp/tools", Some(&gw.token("g", &["guest"]))).await.1), vec!["echo"]);
+    assert_eq!(names(gw.get("/mcp/tools", Some(&gw.token("a", &["admin"]))).await.1), vec!["echo", "admin_only"]);
     assert_eq!(gw.get("/mcp/tools", None).await.0, 401);
     gw.stop().await;
 }
@@ -192,23 +106,14 @@ async fn tool_listing_shows_only_what_the_caller_may_call() {
 async fn unknown_and_inactive_tools_are_404() {
     let db = TestDb::sqlite().await;
     let backend = TestBackend::start(Mode::Echo).await;
-    let gw = TestGateway::builder(&db)
-        .tool_with("retired", &backend.url, "is_active: false")
-        .start()
-        .await;
+    let gw = TestGateway::builder(&db).tool_with("retired", &backend.url, "is_active: false").start().await;
     let token = gw.token("a", &["admin"]);
     for tool in ["nope", "retired"] {
         let (status, json) = gw.invoke(&token, tool, json!({})).await;
-        assert_eq!(
-            (status, json["error"]["code"].as_i64()),
-            (404, Some(-32001)),
-            "{tool}"
-        );
+        assert_eq!((status, json["error"]["code"].as_i64()), (404, Some(-32001)), "{tool}");
     }
     let rows = db.wait_for_rows(2).await;
-    assert!(rows
-        .iter()
-        .all(|r| r.decision == "unknown_tool" && r.http_status == 404));
+    assert!(rows.iter().all(|r| r.decision == "unknown_tool" && r.http_status == 404));
     gw.stop().await;
 }
 
@@ -216,47 +121,20 @@ async fn unknown_and_inactive_tools_are_404() {
 async fn oversized_and_malformed_bodies_are_refused_with_json_errors() {
     let db = TestDb::sqlite().await;
     let backend = TestBackend::start(Mode::Echo).await;
-    let gw = TestGateway::builder(&db)
-        .tool("echo", &backend.url)
-        .start()
-        .await;
+    let gw = TestGateway::builder(&db).tool("echo", &backend.url).start().await;
     let token = gw.token("a", &["developer"]);
-    let big = format!(
-        r#"{{"tool_name":"echo","arguments":{{"blob":"{}"}}}}"#,
-        "x".repeat(2 << 20)
-    );
+    let big = format!(r#"{{"tool_name":"echo","arguments":{{"blob":"{}"}}}}"#, "x".repeat(2 << 20));
     let (status, _, json) = gw.post_invoke(Some(&token), big.into_bytes()).await;
-    assert_eq!(
-        (status, json["error"]["code"].as_i64()),
-        (413, Some(-32005))
-    );
+    assert_eq!((status, json["error"]["code"].as_i64()), (413, Some(-32005)));
     let (status, _, json) = gw.post_invoke(Some(&token), b"{not json".to_vec()).await;
-    assert_eq!(
-        (status, json["error"]["code"].as_i64()),
-        (400, Some(-32700))
-    );
-    let (status, _, json) = gw
-        .post_invoke(Some(&token), br#"{"arguments":{}}"#.to_vec())
-        .await;
-    assert_eq!(
-        (status, json["error"]["code"].as_i64()),
-        (400, Some(-32600))
-    );
-    let (status, _, json) = gw
-        .post_invoke(
-            Some(&token),
-            br#"{"tool_name":"echo","arguments":[1]}"#.to_vec(),
-        )
-        .await;
-    assert_eq!(
-        (status, json["error"]["code"].as_i64()),
-        (400, Some(-32600))
-    );
+    assert_eq!((status, json["error"]["code"].as_i64()), (400, Some(-32700)));
+    let (status, _, json) = gw.post_invoke(Some(&token), br#"{"arguments":{}}"#.to_vec()).await;
+    assert_eq!((status, json["error"]["code"].as_i64()), (400, Some(-32600)));
+    let (status, _, json) = gw.post_invoke(Some(&token), br#"{"tool_name":"echo","arguments":[1]}"#.to_vec()).await;
+    assert_eq!((status, json["error"]["code"].as_i64()), (400, Some(-32600)));
     assert_eq!(gw.get("/no/such/route", None).await.0, 404);
     let rows = db.wait_for_rows(4).await;
-    assert!(rows.iter().any(|r| r.status == "payload_too_large"
-        && r.decision == "rejected"
-        && r.http_status == 413));
+    assert!(rows.iter().any(|r| r.status == "payload_too_large" && r.decision == "rejected" && r.http_status == 413));
     assert_eq!(backend.count("tools/call"), 0);
     gw.stop().await;
 }
@@ -279,21 +157,11 @@ async fn slow_backend_is_504_and_down_or_garbage_backends_are_502() {
     let token = gw.token("a", &["developer"]);
     let started = std::time::Instant::now();
     let (status, json) = gw.invoke(&token, "slow", json!({})).await;
-    assert_eq!(
-        (status, json["error"]["code"].as_i64()),
-        (504, Some(-32003))
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "the timeout fired at ~1 s"
-    );
+    assert_eq!((status, json["error"]["code"].as_i64()), (504, Some(-32003)));
+    assert!(started.elapsed() < Duration::from_secs(4), "the timeout fired at ~1 s");
     for tool in ["garbage", "down"] {
         let (status, json) = gw.invoke(&token, tool, json!({})).await;
-        assert_eq!(
-            (status, json["error"]["code"].as_i64()),
-            (502, Some(-32004)),
-            "{tool}: {json}"
-        );
+        assert_eq!((status, json["error"]["code"].as_i64()), (502, Some(-32004)), "{tool}: {json}");
     }
     let rows = db.wait_for_rows(3).await;
     let statuses: Vec<&str> = rows.iter().map(|r| r.status.as_str()).collect();
@@ -310,16 +178,8 @@ async fn slow_backend_is_504_and_down_or_garbage_backends_are_502() {
 async fn backend_never_sees_the_clients_authorization_header() {
     let db = TestDb::sqlite().await;
     let backend = TestBackend::start(Mode::Echo).await;
-    let gw = TestGateway::builder(&db)
-        .tool("echo", &backend.url)
-        .start()
-        .await;
-    assert_eq!(
-        gw.invoke(&gw.token("a", &["developer"]), "echo", json!({}))
-            .await
-            .0,
-        200
-    );
+    let gw = TestGateway::builder(&db).tool("echo", &backend.url).start().await;
+    assert_eq!(gw.invoke(&gw.token("a", &["developer"]), "echo", json!({})).await.0, 200);
     let seen = backend.seen();
     assert!(!seen.is_empty());
     assert!(seen.iter().all(|s| s.authorization.is_none()), "{seen:?}");
@@ -330,20 +190,13 @@ async fn backend_never_sees_the_clients_authorization_header() {
 async fn backend_session_is_initialised_once_and_renewed_after_a_404() {
     let db = TestDb::sqlite().await;
     let backend = TestBackend::start_with(Mode::Echo, true).await;
-    let gw = TestGateway::builder(&db)
-        .tool("echo", &backend.url)
-        .start()
-        .await;
+    let gw = TestGateway::builder(&db).tool("echo", &backend.url).start().await;
     let token = gw.token("a", &["developer"]);
     for _ in 0..5 {
         assert_eq!(gw.invoke(&token, "echo", json!({})).await.0, 200);
     }
     assert_eq!(backend.count("initialize"), 1);
-    assert_eq!(
-        backend.count("tools/call"),
-        5,
-        "one backend request per call in steady state"
-    );
+    assert_eq!(backend.count("tools/call"), 5, "one backend request per call in steady state");
     assert!(backend
         .seen()
         .iter()
@@ -359,38 +212,15 @@ async fn backend_session_is_initialised_once_and_renewed_after_a_404() {
 async fn health_endpoints_report_database_and_actors() {
     let db = TestDb::sqlite().await;
     let gw = TestGateway::builder(&db).start().await;
-    assert_eq!(
-        gw.get("/health", None).await,
-        (200, json!({"status": "ok"}))
-    );
+    assert_eq!(gw.get("/health", None).await, (200, json!({"status": "ok"})));
     let (status, ready) = gw.get("/health/ready", None).await;
-    assert_eq!(
-        (status, ready["status"].as_str()),
-        (200, Some("ready")),
-        "{ready}"
-    );
+    assert_eq!((status, ready["status"].as_str()), (200, Some("ready")), "{ready}");
     assert_eq!(gw.get("/health/actors", None).await.0, 401);
-    assert_eq!(
-        gw.get("/health/actors", Some(&gw.token("d", &["developer"])))
-            .await
-            .0,
-        403
-    );
-    let (status, actors) = gw
-        .get("/health/actors", Some(&gw.token("ops", &["operator"])))
-        .await;
+    assert_eq!(gw.get("/health/actors", Some(&gw.token("d", &["developer"]))).await.0, 403);
+    let (status, actors) = gw.get("/health/actors", Some(&gw.token("ops", &["operator"]))).await;
     assert_eq!(status, 200);
-    let names: Vec<&str> = actors["actors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = actors["actors"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["registry", "policy", "audit_writer"]);
-    assert!(actors["actors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|a| a["alive"] == true));
+    assert!(actors["actors"].as_array().unwrap().iter().all(|a| a["alive"] == true));
     gw.stop().await;
 }

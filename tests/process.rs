@@ -50,7 +50,8 @@ async fn a_third_party_python_sdk_server_is_proxied_with_sessions_and_sse() {
     }
     let port = free_port();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/python_mcp_server.py");
-    let mut server = Reaper(Command::new("python3").arg(script).arg(port.to_string()).stderr(Stdio::null()).spawn().unwrap());
+    let mut server =
+        Reaper(Command::new("python3").arg(script).arg(port.to_string()).stderr(Stdio::null()).spawn().unwrap());
     let url = format!("http://127.0.0.1:{port}/mcp");
     // Any HTTP answer (even 4xx to a GET) means uvicorn is listening.
     wait_until_up(&url, &mut server.0).await;

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{
-    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult,
-    ResponseActFuture, Supervised, WrapFuture,
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult, ResponseActFuture, Supervised,
+    WrapFuture,
 };
 use futures_util::future::LocalBoxFuture;
 
@@ -40,11 +40,7 @@ pub struct BatchConfig {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        Self {
-            max_events: 1000,
-            timeout: Duration::from_millis(200),
-            retry_backoff: Duration::from_secs(1),
-        }
+        Self { max_events: 1000, timeout: Duration::from_millis(200), retry_backoff: Duration::from_secs(1) }
     }
 }
 
@@ -61,14 +57,7 @@ pub struct AuditWriterActor {
 impl AuditWriterActor {
     /// A writer flushing into `sink` as `config` says, counting into `stats`.
     pub fn new(sink: Rc<dyn AuditSink>, config: BatchConfig, stats: Arc<ActorStats>) -> Self {
-        Self {
-            sink,
-            config,
-            stats,
-            buffer: Vec::new(),
-            retry_at: None,
-            failing: false,
-        }
+        Self { sink, config, stats, buffer: Vec::new(), retry_at: None, failing: false }
     }
 
     fn backing_off(&self) -> bool {
@@ -88,11 +77,7 @@ impl AuditWriterActor {
     }
 
     /// Account for a finished write: on failure, put the rows back in front for a retry.
-    fn settle(
-        &mut self,
-        result: Result<(), String>,
-        rows: Arc<[AuditRecord]>,
-    ) -> Result<usize, String> {
+    fn settle(&mut self, result: Result<(), String>, rows: Arc<[AuditRecord]>) -> Result<usize, String> {
         let n = rows.len();
         match result {
             Ok(()) => {
@@ -167,11 +152,7 @@ impl Handler<Flush> for AuditWriterActor {
             return Box::pin(actix::fut::ready(Ok(0)));
         }
         let write = self.sink.write_batch(rows.clone());
-        Box::pin(
-            write
-                .into_actor(self)
-                .map(move |result, act, _| act.settle(result, rows)),
-        )
+        Box::pin(write.into_actor(self).map(move |result, act, _| act.settle(result, rows)))
     }
 }
 
@@ -200,20 +181,14 @@ mod tests {
     }
 
     impl AuditSink for MemorySink {
-        fn write_batch(
-            &self,
-            rows: Arc<[AuditRecord]>,
-        ) -> LocalBoxFuture<'static, Result<(), String>> {
-            let (batches, stored, fail) =
-                (self.batches.clone(), self.rows.clone(), self.fail.clone());
+        fn write_batch(&self, rows: Arc<[AuditRecord]>) -> LocalBoxFuture<'static, Result<(), String>> {
+            let (batches, stored, fail) = (self.batches.clone(), self.rows.clone(), self.fail.clone());
             Box::pin(async move {
                 if *fail.borrow() {
                     return Err("database down".into());
                 }
                 batches.borrow_mut().push(rows.len());
-                stored
-                    .borrow_mut()
-                    .extend(rows.iter().map(|r| r.id.clone()));
+                stored.borrow_mut().extend(rows.iter().map(|r| r.id.clone()));
                 Ok(())
             })
         }
@@ -240,26 +215,16 @@ mod tests {
     }
 
     // The sink is `!Send`; the actor runs on the test's thread, as it runs on one arbiter in production.
-    fn start(
-        sink: MemorySink,
-        config: BatchConfig,
-    ) -> (actix::Addr<AuditWriterActor>, Arc<ActorStats>) {
+    fn start(sink: MemorySink, config: BatchConfig) -> (actix::Addr<AuditWriterActor>, Arc<ActorStats>) {
         let stats = Arc::new(ActorStats::default());
-        (
-            AuditWriterActor::new(Rc::new(sink), config, stats.clone()).start(),
-            stats,
-        )
+        (AuditWriterActor::new(Rc::new(sink), config, stats.clone()).start(), stats)
     }
 
     #[actix::test]
     async fn audit_batch_flushes_on_size() {
         let sink = MemorySink::default();
         let batches = sink.batches.clone();
-        let config = BatchConfig {
-            max_events: 10,
-            timeout: Duration::from_secs(3600),
-            ..Default::default()
-        };
+        let config = BatchConfig { max_events: 10, timeout: Duration::from_secs(3600), ..Default::default() };
         let (addr, _) = start(sink, config);
         for i in 0..25 {
             addr.do_send(Record(row(i)));
@@ -272,11 +237,7 @@ mod tests {
     async fn audit_batch_flushes_on_interval() {
         let sink = MemorySink::default();
         let rows = sink.rows.clone();
-        let config = BatchConfig {
-            max_events: 1000,
-            timeout: Duration::from_millis(20),
-            ..Default::default()
-        };
+        let config = BatchConfig { max_events: 1000, timeout: Duration::from_millis(20), ..Default::default() };
         let (addr, _) = start(sink, config);
         addr.do_send(Record(row(1)));
         actix::clock::sleep(Duration::from_millis(100)).await;
@@ -287,11 +248,8 @@ mod tests {
     async fn failed_write_keeps_rows_in_order_until_the_sink_recovers() {
         let sink = MemorySink::default();
         let (rows, fail) = (sink.rows.clone(), sink.fail.clone());
-        let config = BatchConfig {
-            max_events: 2,
-            timeout: Duration::from_secs(3600),
-            retry_backoff: Duration::from_secs(3600),
-        };
+        let config =
+            BatchConfig { max_events: 2, timeout: Duration::from_secs(3600), retry_backoff: Duration::from_secs(3600) };
         let (addr, stats) = start(sink, config);
         *fail.borrow_mut() = true;
         for i in 0..5 {
@@ -301,10 +259,7 @@ mod tests {
         assert!(stats.report("a", true).last_error.is_some());
         *fail.borrow_mut() = false;
         assert_eq!(addr.send(Flush).await.unwrap(), Ok(5));
-        assert_eq!(
-            *rows.borrow(),
-            (0..5).map(|i| i.to_string()).collect::<Vec<_>>()
-        );
+        assert_eq!(*rows.borrow(), (0..5).map(|i| i.to_string()).collect::<Vec<_>>());
         assert!(stats.report("a", true).last_error.is_none());
     }
 }

@@ -117,12 +117,7 @@ pub struct Policy {
 }
 
 fn matches(patterns: &[String], name: &str) -> bool {
-    patterns.iter().any(|p| {
-        p == "*"
-            || p == name
-            || p.strip_suffix('*')
-                .is_some_and(|prefix| name.starts_with(prefix))
-    })
+    patterns.iter().any(|p| p == "*" || p == name || p.strip_suffix('*').is_some_and(|prefix| name.starts_with(prefix)))
 }
 
 impl Policy {
@@ -145,60 +140,36 @@ impl Policy {
     /// Decide whether `caller` may call `tool`. Deny rules are checked first and always win.
     pub fn check(&self, caller: &Caller, tool: &Tool) -> Result<(), Denied> {
         let name = tool.name.as_str();
-        if !tool.required_roles.is_empty()
-            && !tool.required_roles.iter().any(|r| caller.has_role(r))
-        {
-            return Err(Denied(format!(
-                "tool '{name}' requires one of the roles {:?}",
-                tool.required_roles
-            )));
+        if !tool.required_roles.is_empty() && !tool.required_roles.iter().any(|r| caller.has_role(r)) {
+            return Err(Denied(format!("tool '{name}' requires one of the roles {:?}", tool.required_roles)));
         }
         if let Some(ws) = &caller.workspace {
             match self.doc.workspaces.get(ws) {
                 Some(rule) => {
                     if matches(&rule.denied_tools, name) {
-                        return Err(Denied(format!(
-                            "tool '{name}' is denied in workspace '{ws}'"
-                        )));
+                        return Err(Denied(format!("tool '{name}' is denied in workspace '{ws}'")));
                     }
-                    if rule
-                        .allowed_tools
-                        .as_deref()
-                        .is_some_and(|allowed| !matches(allowed, name))
-                    {
-                        return Err(Denied(format!(
-                            "tool '{name}' is not allowed in workspace '{ws}'"
-                        )));
+                    if rule.allowed_tools.as_deref().is_some_and(|allowed| !matches(allowed, name)) {
+                        return Err(Denied(format!("tool '{name}' is not allowed in workspace '{ws}'")));
                     }
                 }
                 None if self.doc.default_action == DefaultAction::Deny => {
-                    return Err(Denied(format!(
-                        "workspace '{ws}' is not defined in the policy"
-                    )));
+                    return Err(Denied(format!("workspace '{ws}' is not defined in the policy")));
                 }
                 None => {}
             }
         }
-        let rules: Vec<&RoleRule> = caller
-            .roles
-            .iter()
-            .filter_map(|r| self.doc.roles.get(r))
-            .collect();
+        let rules: Vec<&RoleRule> = caller.roles.iter().filter_map(|r| self.doc.roles.get(r)).collect();
         if rules.iter().any(|r| matches(&r.denied_tools, name)) {
-            return Err(Denied(format!(
-                "tool '{name}' is denied for the caller's roles"
-            )));
+            return Err(Denied(format!("tool '{name}' is denied for the caller's roles")));
         }
         let tier = self.tier(tool);
-        let granted = rules.iter().any(|r| {
-            matches(&r.allowed_tools, name) && r.max_risk_tier.is_none_or(|max| tier <= max)
-        });
+        let granted =
+            rules.iter().any(|r| matches(&r.allowed_tools, name) && r.max_risk_tier.is_none_or(|max| tier <= max));
         if granted || self.doc.default_action == DefaultAction::Allow {
             Ok(())
         } else {
-            Err(Denied(format!(
-                "no role of the caller grants tool '{name}'"
-            )))
+            Err(Denied(format!("no role of the caller grants tool '{name}'")))
         }
     }
 }
@@ -286,39 +257,17 @@ mod tests {
         let mut d = PolicyDocument::default();
         d.roles.insert(
             "developer".into(),
-            RoleRule {
-                allowed_tools: vec!["calc".into(), "git_*".into()],
-                ..Default::default()
-            },
+            RoleRule { allowed_tools: vec!["calc".into(), "git_*".into()], ..Default::default() },
         );
-        d.roles.insert(
-            "admin".into(),
-            RoleRule {
-                allowed_tools: vec!["*".into()],
-                ..Default::default()
-            },
-        );
+        d.roles.insert("admin".into(), RoleRule { allowed_tools: vec!["*".into()], ..Default::default() });
         d.roles.insert(
             "viewer".into(),
-            RoleRule {
-                allowed_tools: vec!["*".into()],
-                max_risk_tier: Some(RiskTier::Low),
-                ..Default::default()
-            },
+            RoleRule { allowed_tools: vec!["*".into()], max_risk_tier: Some(RiskTier::Low), ..Default::default() },
         );
-        d.workspaces.insert(
-            "locked".into(),
-            WorkspaceRule {
-                allowed_tools: None,
-                denied_tools: vec!["calc".into()],
-            },
-        );
+        d.workspaces.insert("locked".into(), WorkspaceRule { allowed_tools: None, denied_tools: vec!["calc".into()] });
         d.workspaces.insert(
             "narrow".into(),
-            WorkspaceRule {
-                allowed_tools: Some(vec!["git_log".into()]),
-                denied_tools: vec![],
-            },
+            WorkspaceRule { allowed_tools: Some(vec!["git_log".into()]), denied_tools: vec![] },
         );
         d
     }
@@ -347,98 +296,46 @@ mod tests {
     #[test]
     fn role_grants_named_and_prefixed_tools_only() {
         let p = policy(doc());
-        assert!(p
-            .check(&caller(&["developer"], None), &tool("calc", "low", &[]))
-            .is_ok());
-        assert!(p
-            .check(&caller(&["developer"], None), &tool("git_log", "low", &[]))
-            .is_ok());
-        assert!(p
-            .check(&caller(&["developer"], None), &tool("docs", "low", &[]))
-            .is_err());
+        assert!(p.check(&caller(&["developer"], None), &tool("calc", "low", &[])).is_ok());
+        assert!(p.check(&caller(&["developer"], None), &tool("git_log", "low", &[])).is_ok());
+        assert!(p.check(&caller(&["developer"], None), &tool("docs", "low", &[])).is_err());
     }
 
     #[test]
     fn unknown_roles_get_nothing() {
-        assert!(policy(doc())
-            .check(&caller(&["stranger"], None), &tool("calc", "low", &[]))
-            .is_err());
+        assert!(policy(doc()).check(&caller(&["stranger"], None), &tool("calc", "low", &[])).is_err());
     }
 
     #[test]
     fn workspace_deny_beats_role_allow() {
         let p = policy(doc());
-        assert!(p
-            .check(
-                &caller(&["admin"], Some("locked")),
-                &tool("calc", "low", &[])
-            )
-            .is_err());
-        assert!(p
-            .check(
-                &caller(&["admin"], Some("narrow")),
-                &tool("calc", "low", &[])
-            )
-            .is_err());
-        assert!(p
-            .check(
-                &caller(&["admin"], Some("narrow")),
-                &tool("git_log", "low", &[])
-            )
-            .is_ok());
+        assert!(p.check(&caller(&["admin"], Some("locked")), &tool("calc", "low", &[])).is_err());
+        assert!(p.check(&caller(&["admin"], Some("narrow")), &tool("calc", "low", &[])).is_err());
+        assert!(p.check(&caller(&["admin"], Some("narrow")), &tool("git_log", "low", &[])).is_ok());
     }
 
     #[test]
     fn undefined_workspace_is_denied_under_default_deny() {
-        assert!(policy(doc())
-            .check(
-                &caller(&["admin"], Some("nowhere")),
-                &tool("calc", "low", &[])
-            )
-            .is_err());
+        assert!(policy(doc()).check(&caller(&["admin"], Some("nowhere")), &tool("calc", "low", &[])).is_err());
     }
 
     #[test]
     fn required_roles_and_risk_caps_apply() {
         let p = policy(doc());
-        assert!(p
-            .check(
-                &caller(&["developer"], None),
-                &tool("calc", "low", &["admin"])
-            )
-            .is_err());
-        assert!(p
-            .check(&caller(&["viewer"], None), &tool("calc", "high", &[]))
-            .is_err());
-        assert!(p
-            .check(&caller(&["viewer"], None), &tool("calc", "low", &[]))
-            .is_ok());
+        assert!(p.check(&caller(&["developer"], None), &tool("calc", "low", &["admin"])).is_err());
+        assert!(p.check(&caller(&["viewer"], None), &tool("calc", "high", &[])).is_err());
+        assert!(p.check(&caller(&["viewer"], None), &tool("calc", "low", &[])).is_ok());
         // An unknown risk level fails closed.
-        assert!(p
-            .check(&caller(&["viewer"], None), &tool("calc", "weird", &[]))
-            .is_err());
+        assert!(p.check(&caller(&["viewer"], None), &tool("calc", "weird", &[])).is_err());
     }
 
     #[test]
     fn role_deny_beats_other_role_allow_and_default_allow() {
         let mut d = doc();
         d.default_action = DefaultAction::Allow;
-        d.roles.insert(
-            "restricted".into(),
-            RoleRule {
-                denied_tools: vec!["calc".into()],
-                ..Default::default()
-            },
-        );
+        d.roles.insert("restricted".into(), RoleRule { denied_tools: vec!["calc".into()], ..Default::default() });
         let p = policy(d);
-        assert!(p
-            .check(
-                &caller(&["admin", "restricted"], None),
-                &tool("calc", "low", &[])
-            )
-            .is_err());
-        assert!(p
-            .check(&caller(&[], None), &tool("other", "low", &[]))
-            .is_ok());
+        assert!(p.check(&caller(&["admin", "restricted"], None), &tool("calc", "low", &[])).is_err());
+        assert!(p.check(&caller(&[], None), &tool("other", "low", &[])).is_ok());
     }
 }

@@ -39,11 +39,7 @@ impl Catalog {
 
     /// Every active tool, in configuration order.
     pub fn active(&self) -> Vec<Arc<Tool>> {
-        self.ordered
-            .iter()
-            .filter(|t| t.is_active)
-            .cloned()
-            .collect()
+        self.ordered.iter().filter(|t| t.is_active).cloned().collect()
     }
 
     /// Every tool, active or not.

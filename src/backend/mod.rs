@@ -68,20 +68,10 @@ fn send_error(e: awc::error::SendRequestError) -> GatewayError {
 impl McpClient {
     /// A client with its own connection pool, sharing `sessions`.
     pub fn new(sessions: SessionTable, max_response_bytes: usize) -> Self {
-        let connector = awc::Connector::new()
-            .limit(1024)
-            .conn_keep_alive(Duration::from_secs(30));
-        let http = awc::Client::builder()
-            .connector(connector)
-            .timeout(Duration::from_secs(3600))
-            .disable_redirects()
-            .finish();
-        Self {
-            http,
-            sessions,
-            max_response_bytes,
-            next_id: AtomicU64::new(1),
-        }
+        let connector = awc::Connector::new().limit(1024).conn_keep_alive(Duration::from_secs(30));
+        let http =
+            awc::Client::builder().connector(connector).timeout(Duration::from_secs(3600)).disable_redirects().finish();
+        Self { http, sessions, max_response_bytes, next_id: AtomicU64::new(1) }
     }
 
     /// Call `name` with `arguments` at `url`, all within `timeout`; returns the JSON-RPC `result`.
@@ -99,21 +89,15 @@ impl McpClient {
                 Some(s) => s,
                 None => self.initialize(url, deadline).await?,
             };
-            match self
-                .request(url, &session, "tools/call", params.clone(), deadline)
-                .await
-            {
+            match self.request(url, &session, "tools/call", params.clone(), deadline).await {
                 Err(PostError::SessionExpired) => {
                     self.sessions.remove(url);
                     let session = self.initialize(url, deadline).await?;
-                    match self
-                        .request(url, &session, "tools/call", params, deadline)
-                        .await
-                    {
+                    match self.request(url, &session, "tools/call", params, deadline).await {
                         Ok(v) => Ok(v),
-                        Err(PostError::SessionExpired) => Err(GatewayError::BackendUnavailable(
-                            "backend rejected a fresh session".into(),
-                        )),
+                        Err(PostError::SessionExpired) => {
+                            Err(GatewayError::BackendUnavailable("backend rejected a fresh session".into()))
+                        }
                         Err(PostError::Failed(e)) => Err(e),
                     }
                 }
@@ -122,54 +106,31 @@ impl McpClient {
             }
         };
         match tokio::time::timeout(timeout, call).await {
-            Ok(Err(GatewayError::BackendTimeout(_))) | Err(_) => {
-                Err(GatewayError::BackendTimeout(timeout.as_secs()))
-            }
+            Ok(Err(GatewayError::BackendTimeout(_))) | Err(_) => Err(GatewayError::BackendTimeout(timeout.as_secs())),
             Ok(result) => result,
         }
     }
 
     async fn initialize(&self, url: &str, deadline: Instant) -> Result<Arc<Session>, GatewayError> {
-        let blank = Session {
-            id: None,
-            protocol_version: PROTOCOL_VERSION.to_owned(),
-        };
+        let blank = Session { id: None, protocol_version: PROTOCOL_VERSION.to_owned() };
         let params = json!({
             "protocolVersion": PROTOCOL_VERSION,
             "capabilities": {},
             "clientInfo": { "name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION") }
         });
-        let (result, session_id) = match self
-            .post(url, &blank, "initialize", Some(params), deadline)
-            .await
-        {
+        let (result, session_id) = match self.post(url, &blank, "initialize", Some(params), deadline).await {
             Ok(v) => v,
-            Err(PostError::SessionExpired) => {
-                return Err(GatewayError::BackendBadReply("404 on initialize".into()))
-            }
+            Err(PostError::SessionExpired) => return Err(GatewayError::BackendBadReply("404 on initialize".into())),
             Err(PostError::Failed(e)) => return Err(e),
         };
-        let version = result
-            .get("protocolVersion")
-            .and_then(Value::as_str)
-            .unwrap_or(PROTOCOL_VERSION);
+        let version = result.get("protocolVersion").and_then(Value::as_str).unwrap_or(PROTOCOL_VERSION);
         if !SUPPORTED_VERSIONS.contains(&version) {
-            return Err(GatewayError::BackendBadReply(format!(
-                "unsupported protocol version {version:?}"
-            )));
+            return Err(GatewayError::BackendBadReply(format!("unsupported protocol version {version:?}")));
         }
-        let session = Arc::new(Session {
-            id: session_id,
-            protocol_version: version.to_owned(),
-        });
-        match self
-            .post(url, &session, "notifications/initialized", None, deadline)
-            .await
-        {
+        let session = Arc::new(Session { id: session_id, protocol_version: version.to_owned() });
+        match self.post(url, &session, "notifications/initialized", None, deadline).await {
             Ok(_) => {}
-            Err(PostError::SessionExpired) => {
-                return Err(GatewayError::BackendBadReply("404 on initialized".into()))
-            }
+            Err(PostError::SessionExpired) => return Err(GatewayError::BackendBadReply("404 on initialized".into())),
             Err(PostError::Failed(e)) => return Err(e),
         }
         self.sessions.insert(url.to_owned(), session.clone());
@@ -184,9 +145,7 @@ impl McpClient {
         params: Value,
         deadline: Instant,
     ) -> Result<Value, PostError> {
-        self.post(url, session, method, Some(params), deadline)
-            .await
-            .map(|(v, _)| v)
+        self.post(url, session, method, Some(params), deadline).await.map(|(v, _)| v)
     }
 
     /// POST one JSON-RPC message. A request (`params` given and method not a notification)
@@ -211,11 +170,7 @@ impl McpClient {
         let mut req = self
             .http
             .post(url)
-            .timeout(
-                deadline
-                    .saturating_duration_since(Instant::now())
-                    .max(Duration::from_millis(1)),
-            )
+            .timeout(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)))
             .insert_header((header::CONTENT_TYPE, "application/json"))
             .insert_header((header::ACCEPT, "application/json, text/event-stream"));
         if let Some(sid) = &session.id {
@@ -224,8 +179,7 @@ impl McpClient {
         if method != "initialize" {
             req = req.insert_header(("MCP-Protocol-Version", session.protocol_version.as_str()));
         }
-        let body =
-            serde_json::to_vec(&message).map_err(|e| GatewayError::Internal(e.to_string()))?;
+        let body = serde_json::to_vec(&message).map_err(|e| GatewayError::Internal(e.to_string()))?;
         let mut resp = req.send_body(body).await.map_err(|e| match e {
             awc::error::SendRequestError::Timeout => GatewayError::BackendTimeout(0),
             other => send_error(other),
@@ -243,11 +197,7 @@ impl McpClient {
             }
             .into());
         }
-        let session_id = resp
-            .headers()
-            .get("mcp-session-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let session_id = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let is_sse = resp
             .headers()
             .get(header::CONTENT_TYPE)
@@ -261,58 +211,40 @@ impl McpClient {
         if is_notification {
             return Ok((Value::Null, session_id));
         }
-        let reply = if is_sse {
-            find_in_sse(&bytes, id)?
-        } else {
-            parse_json(&bytes)?
-        };
+        let reply = if is_sse { find_in_sse(&bytes, id)? } else { parse_json(&bytes)? };
         Ok((into_result(reply, id)?, session_id))
     }
 }
 
 fn parse_json(bytes: &[u8]) -> Result<Value, GatewayError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| GatewayError::BackendBadReply(format!("reply is not JSON: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| GatewayError::BackendBadReply(format!("reply is not JSON: {e}")))
 }
 
 /// The response to request `id` among the events of an SSE reply.
 fn find_in_sse(bytes: &[u8], id: u64) -> Result<Value, GatewayError> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| GatewayError::BackendBadReply("SSE reply is not UTF-8".into()))?;
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| GatewayError::BackendBadReply("SSE reply is not UTF-8".into()))?;
     sse::parse(text)
         .into_iter()
         .filter(|e| e.event == "message")
         .filter_map(|e| serde_json::from_str::<Value>(&e.data).ok())
         .find(|m| {
-            m.get("id").and_then(Value::as_u64) == Some(id)
-                && (m.get("result").is_some() || m.get("error").is_some())
+            m.get("id").and_then(Value::as_u64) == Some(id) && (m.get("result").is_some() || m.get("error").is_some())
         })
-        .ok_or_else(|| {
-            GatewayError::BackendBadReply("SSE reply holds no response to the request".into())
-        })
+        .ok_or_else(|| GatewayError::BackendBadReply("SSE reply holds no response to the request".into()))
 }
 
 /// Check a JSON-RPC response envelope and take its `result`, mapping an `error` member.
 fn into_result(mut reply: Value, id: u64) -> Result<Value, GatewayError> {
     if reply.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return Err(GatewayError::BackendBadReply(
-            "reply is not a JSON-RPC 2.0 message".into(),
-        ));
+        return Err(GatewayError::BackendBadReply("reply is not a JSON-RPC 2.0 message".into()));
     }
     if reply.get("id").and_then(Value::as_u64) != Some(id) {
-        return Err(GatewayError::BackendBadReply(
-            "reply id does not match the request".into(),
-        ));
+        return Err(GatewayError::BackendBadReply("reply id does not match the request".into()));
     }
     if let Some(error) = reply.get("error") {
         let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
-        let message = error
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .chars()
-            .take(500)
-            .collect::<String>();
+        let message = error.get("message").and_then(Value::as_str).unwrap_or("").chars().take(500).collect::<String>();
         return Err(if code == -32602 {
             GatewayError::InvalidArguments(message)
         } else {
@@ -321,9 +253,7 @@ fn into_result(mut reply: Value, id: u64) -> Result<Value, GatewayError> {
     }
     match reply.get_mut("result") {
         Some(result) if result.is_object() => Ok(result.take()),
-        _ => Err(GatewayError::BackendBadReply(
-            "reply has no result object".into(),
-        )),
+        _ => Err(GatewayError::BackendBadReply("reply has no result object".into())),
     }
 }
 
@@ -338,15 +268,9 @@ mod tests {
             into_result(json!({"jsonrpc":"2.0","id":2,"result":{}}), 1),
             Err(GatewayError::BackendBadReply(_))
         ));
+        assert!(matches!(into_result(json!({"id":1,"result":{}}), 1), Err(GatewayError::BackendBadReply(_))));
         assert!(matches!(
-            into_result(json!({"id":1,"result":{}}), 1),
-            Err(GatewayError::BackendBadReply(_))
-        ));
-        assert!(matches!(
-            into_result(
-                json!({"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"bad"}}),
-                1
-            ),
+            into_result(json!({"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"bad"}}), 1),
             Err(GatewayError::InvalidArguments(_))
         ));
     }
@@ -355,10 +279,7 @@ mod tests {
     fn finds_the_response_among_sse_notifications() {
         let body = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n\
                     event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{\"ok\":true}}\n\n";
-        assert_eq!(
-            find_in_sse(body.as_bytes(), 5).unwrap()["result"]["ok"],
-            json!(true)
-        );
+        assert_eq!(find_in_sse(body.as_bytes(), 5).unwrap()["result"]["ok"], json!(true));
         assert!(find_in_sse(body.as_bytes(), 6).is_err());
     }
 }

@@ -17,15 +17,8 @@ pub fn parse(body: &str) -> Vec<Event> {
     for line in body.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)) {
         if line.is_empty() {
             if !data.is_empty() {
-                let name = if event.is_empty() {
-                    "message".to_owned()
-                } else {
-                    std::mem::take(&mut event)
-                };
-                events.push(Event {
-                    event: name,
-                    data: data.join("\n"),
-                });
+                let name = if event.is_empty() { "message".to_owned() } else { std::mem::take(&mut event) };
+                events.push(Event { event: name, data: data.join("\n") });
             }
             data.clear();
             event.clear();
@@ -42,15 +35,8 @@ pub fn parse(body: &str) -> Vec<Event> {
         }
     }
     if !data.is_empty() {
-        let name = if event.is_empty() {
-            "message".to_owned()
-        } else {
-            event
-        };
-        events.push(Event {
-            event: name,
-            data: data.join("\n"),
-        });
+        let name = if event.is_empty() { "message".to_owned() } else { event };
+        events.push(Event { event: name, data: data.join("\n") });
     }
     events
 }
@@ -66,14 +52,8 @@ mod tests {
         assert_eq!(
             events,
             vec![
-                Event {
-                    event: "message".into(),
-                    data: "{\"a\":\n1}".into()
-                },
-                Event {
-                    event: "message".into(),
-                    data: "x".into()
-                },
+                Event { event: "message".into(), data: "{\"a\":\n1}".into() },
+                Event { event: "message".into(), data: "x".into() },
             ]
         );
     }

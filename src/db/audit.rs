@@ -82,10 +82,7 @@ pub async fn insert_batch(db: &Db, rows: &[AuditRecord]) -> Result<(), DbError> 
             let mut conn = pool.get().await.map_err(DbError::from_display)?;
             conn.transaction::<_, diesel::result::Error, _>(async |conn| {
                 for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                    diesel::insert_into(audit_logs::table)
-                        .values(chunk)
-                        .execute(conn)
-                        .await?;
+                    diesel::insert_into(audit_logs::table).values(chunk).execute(conn).await?;
                 }
                 Ok(())
             })
@@ -98,10 +95,7 @@ pub async fn insert_batch(db: &Db, rows: &[AuditRecord]) -> Result<(), DbError> 
             conn.spawn_blocking(move |conn| {
                 conn.transaction(|conn| {
                     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                        diesel::RunQueryDsl::execute(
-                            diesel::insert_into(audit_logs::table).values(chunk),
-                            conn,
-                        )?;
+                        diesel::RunQueryDsl::execute(diesel::insert_into(audit_logs::table).values(chunk), conn)?;
                     }
                     Ok(())
                 })

@@ -51,18 +51,12 @@ macro_rules! with_conn {
     ($db:expr, |$conn:ident| $body:expr) => {
         match $db {
             $crate::db::Db::Pg(pool) => {
-                let mut pooled = pool
-                    .get()
-                    .await
-                    .map_err($crate::db::DbError::from_display)?;
+                let mut pooled = pool.get().await.map_err($crate::db::DbError::from_display)?;
                 let $conn = &mut *pooled;
                 $body
             }
             $crate::db::Db::Sqlite(pool) => {
-                let mut pooled = pool
-                    .get()
-                    .await
-                    .map_err($crate::db::DbError::from_display)?;
+                let mut pooled = pool.get().await.map_err($crate::db::DbError::from_display)?;
                 let $conn = &mut *pooled;
                 $body
             }
@@ -79,34 +73,27 @@ impl Db {
     pub fn connect(url: &str, pool_size: usize) -> Result<Self, DbError> {
         if url.starts_with("sqlite://") {
             let path = sqlite_path(url).to_owned();
-            if let Some(parent) = std::path::Path::new(&path)
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-            {
+            if let Some(parent) = std::path::Path::new(&path).parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).map_err(DbError::from_display)?;
             }
             let mut config = ManagerConfig::default();
             config.custom_setup = Box::new(|url| {
                 Box::pin(async move {
                     let mut conn = SqliteConn::establish(url).await?;
-                    conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;")
-                        .await
-                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                    conn.batch_execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;",
+                    )
+                    .await
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                     Ok(conn)
                 })
             });
             let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
-            let pool = Pool::builder(manager)
-                .max_size(pool_size.clamp(1, 4))
-                .build()
-                .map_err(DbError::from_display)?;
+            let pool = Pool::builder(manager).max_size(pool_size.clamp(1, 4)).build().map_err(DbError::from_display)?;
             Ok(Self::Sqlite(pool))
         } else {
             let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
-            let pool = Pool::builder(manager)
-                .max_size(pool_size.max(1))
-                .build()
-                .map_err(DbError::from_display)?;
+            let pool = Pool::builder(manager).max_size(pool_size.max(1)).build().map_err(DbError::from_display)?;
             Ok(Self::Pg(pool))
         }
     }
@@ -121,10 +108,7 @@ impl Db {
 
     /// A round trip to the database (`/health/ready`).
     pub async fn ping(&self) -> Result<(), DbError> {
-        with_conn!(self, |conn| conn
-            .batch_execute("SELECT 1")
-            .await
-            .map_err(DbError::from_display))
+        with_conn!(self, |conn| conn.batch_execute("SELECT 1").await.map_err(DbError::from_display))
     }
 }
 
@@ -137,25 +121,18 @@ pub async fn migrate(url: &str) -> Result<usize, DbError> {
     tokio::task::spawn_blocking(move || -> Result<usize, DbError> {
         if url.starts_with("sqlite://") {
             let path = sqlite_path(&url);
-            if let Some(parent) = std::path::Path::new(path)
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-            {
+            if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).map_err(DbError::from_display)?;
             }
             let mut conn = SqliteConnection::establish(path).map_err(DbError::from_display)?;
-            let ran = conn
-                .run_pending_migrations(SQLITE_MIGRATIONS)
-                .map_err(DbError::from_display)?;
+            let ran = conn.run_pending_migrations(SQLITE_MIGRATIONS).map_err(DbError::from_display)?;
             Ok(ran.len())
         } else {
             let mut conn = <diesel_async::async_connection_wrapper::AsyncConnectionWrapper<
                 AsyncPgConnection,
             > as Connection>::establish(&url)
             .map_err(DbError::from_display)?;
-            let ran = conn
-                .run_pending_migrations(PG_MIGRATIONS)
-                .map_err(DbError::from_display)?;
+            let ran = conn.run_pending_migrations(PG_MIGRATIONS).map_err(DbError::from_display)?;
             Ok(ran.len())
         }
     })

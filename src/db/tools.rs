@@ -37,8 +37,7 @@ impl ToolRow {
             description: tool.description.clone(),
             backend_url: tool.backend_url.clone(),
             risk_level: tool.risk_level.clone(),
-            required_roles: serde_json::to_string(&tool.required_roles)
-                .unwrap_or_else(|_| "[]".into()),
+            required_roles: serde_json::to_string(&tool.required_roles).unwrap_or_else(|_| "[]".into()),
             is_active: tool.is_active,
             timeout_seconds: tool.timeout_seconds.map(|t| t as i64),
             input_schema: tool.input_schema.as_ref().map(|s| s.to_string()),
@@ -82,10 +81,7 @@ pub struct SyncReport {
 /// Make the `tools` table match `file_tools`, in one transaction.
 pub async fn sync(db: &Db, file_tools: &[Tool]) -> Result<SyncReport, DbError> {
     let now = Utc::now().naive_utc();
-    let wanted: Vec<ToolRow> = file_tools
-        .iter()
-        .map(|t| ToolRow::from_tool(t, now))
-        .collect();
+    let wanted: Vec<ToolRow> = file_tools.iter().map(|t| ToolRow::from_tool(t, now)).collect();
     with_conn!(db, |conn| {
         conn.transaction::<_, diesel::result::Error, _>(async |conn| {
             let existing: HashMap<String, ToolRow> = tools::table
@@ -99,10 +95,7 @@ pub async fn sync(db: &Db, file_tools: &[Tool]) -> Result<SyncReport, DbError> {
             for row in &wanted {
                 match existing.get(&row.name) {
                     None => {
-                        diesel::insert_into(tools::table)
-                            .values(row)
-                            .execute(conn)
-                            .await?;
+                        diesel::insert_into(tools::table).values(row).execute(conn).await?;
                         report.inserted += 1;
                     }
                     Some(old) if !old.same_content(row) => {

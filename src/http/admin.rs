@@ -28,9 +28,7 @@ fn time(name: &str, value: Option<&str>) -> Result<Option<NaiveDateTime>, Gatewa
         .map(|v| {
             DateTime::parse_from_rfc3339(v)
                 .map(|t| t.with_timezone(&Utc).naive_utc())
-                .map_err(|e| {
-                    GatewayError::InvalidRequest(format!("{name}: expected RFC 3339 time: {e}"))
-                })
+                .map_err(|e| GatewayError::InvalidRequest(format!("{name}: expected RFC 3339 time: {e}")))
         })
         .transpose()
 }
@@ -45,9 +43,7 @@ pub async fn audit_logs(
     let p = params.into_inner();
     let limit = p.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(GatewayError::InvalidRequest(
-            "limit must be between 1 and 1000".into(),
-        ));
+        return Err(GatewayError::InvalidRequest("limit must be between 1 and 1000".into()));
     }
     let filter = AuditFilter {
         since: time("since", p.since.as_deref())?,
@@ -58,11 +54,7 @@ pub async fn audit_logs(
         before_id: p.cursor,
         limit,
     };
-    let rows = query(&shared.db, &filter)
-        .await
-        .map_err(|e| GatewayError::Unavailable(e.to_string()))?;
-    let next_cursor = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| r.id.clone()))
-        .flatten();
+    let rows = query(&shared.db, &filter).await.map_err(|e| GatewayError::Unavailable(e.to_string()))?;
+    let next_cursor = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.clone())).flatten();
     Ok(HttpResponse::Ok().json(json!({ "items": rows, "next_cursor": next_cursor })))
 }

@@ -12,10 +12,7 @@ use crate::telemetry::{LogFields, RequestId};
 
 /// The request's id (set by the logging middleware).
 pub fn request_id(req: &HttpRequest) -> String {
-    req.extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_default()
+    req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default()
 }
 
 /// Replace the request's id (a body `request_id` when no header was sent).
@@ -68,8 +65,6 @@ pub fn require_role(caller: &Caller, roles: &[&str]) -> Result<(), GatewayError>
     if roles.iter().any(|r| caller.has_role(r)) {
         Ok(())
     } else {
-        Err(GatewayError::Forbidden(format!(
-            "requires one of the roles {roles:?}"
-        )))
+        Err(GatewayError::Forbidden(format!("requires one of the roles {roles:?}")))
     }
 }

@@ -45,18 +45,14 @@ pub async fn read_body(
     mut payload: web::Payload,
     limit: usize,
 ) -> Result<web::BytesMut, GatewayError> {
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared =
+        req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(GatewayError::PayloadTooLarge { limit });
     }
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| GatewayError::InvalidRequest(format!("cannot read body: {e}")))?;
+        let chunk = chunk.map_err(|e| GatewayError::InvalidRequest(format!("cannot read body: {e}")))?;
         if body.len() + chunk.len() > limit {
             return Err(GatewayError::PayloadTooLarge { limit });
         }
@@ -84,10 +80,7 @@ async fn run(
         serde_json::error::Category::Data => GatewayError::InvalidRequest(e.to_string()),
         _ => GatewayError::Parse(e.to_string()),
     })?;
-    if let Some(id) = body
-        .request_id
-        .filter(|id| crate::telemetry::sane_request_id(id))
-    {
+    if let Some(id) = body.request_id.filter(|id| crate::telemetry::sane_request_id(id)) {
         if req.headers().get("x-request-id").is_none() {
             context::set_request_id(req, id);
         }
@@ -97,9 +90,7 @@ async fn run(
     let arguments = body.arguments.unwrap_or_else(|| json!({}));
     attempt.arguments_sha256 = Some(digest(&arguments));
     if !arguments.is_object() {
-        return Err(GatewayError::InvalidRequest(
-            "arguments must be a JSON object".into(),
-        ));
+        return Err(GatewayError::InvalidRequest("arguments must be a JSON object".into()));
     }
 
     worker.registry_stats.enqueued(1);
@@ -113,23 +104,14 @@ async fn run(
     worker.policy_stats.enqueued(1);
     worker
         .policy
-        .send(CheckAccess {
-            caller,
-            tool: tool.clone(),
-        })
+        .send(CheckAccess { caller, tool: tool.clone() })
         .await
         .map_err(|e| GatewayError::Internal(format!("policy: {e}")))?
         .map_err(|denied| GatewayError::Forbidden(denied.0))?;
     attempt.allowed = true;
 
-    let timeout = tool
-        .timeout_seconds
-        .map(std::time::Duration::from_secs)
-        .unwrap_or(shared.settings.backend_timeout);
-    worker
-        .backend
-        .call_tool(&tool.backend_url, &tool.name, arguments, timeout)
-        .await
+    let timeout = tool.timeout_seconds.map(std::time::Duration::from_secs).unwrap_or(shared.settings.backend_timeout);
+    worker.backend.call_tool(&tool.backend_url, &tool.name, arguments, timeout).await
 }
 
 fn decision(attempt: &Attempt, error: Option<&GatewayError>) -> &'static str {
@@ -156,24 +138,11 @@ pub async fn invoke(
     let id = Value::String(request_id.clone());
     let (response, status, error_code, error_message) = match &result {
         Ok(result) => {
-            let is_error = result
-                .get("isError")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
+            let is_error = result.get("isError").and_then(Value::as_bool).unwrap_or(false);
             let body = json!({ "jsonrpc": "2.0", "id": id, "result": result });
-            (
-                HttpResponse::Ok().json(body),
-                if is_error { "tool_error" } else { "ok" },
-                None,
-                None,
-            )
+            (HttpResponse::Ok().json(body), if is_error { "tool_error" } else { "ok" }, None, None)
         }
-        Err(e) => (
-            e.to_response(id),
-            e.kind(),
-            Some(e.code()),
-            Some(e.to_string()),
-        ),
+        Err(e) => (e.to_response(id), e.kind(), Some(e.code()), Some(e.to_string())),
     };
     let caller = attempt.caller.as_deref();
     let record = AuditRecord {

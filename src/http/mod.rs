@@ -24,6 +24,5 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
-    GatewayError::NotFound(format!("no route for {} {}", req.method(), req.path()))
-        .to_response(serde_json::Value::Null)
+    GatewayError::NotFound(format!("no route for {} {}", req.method(), req.path())).to_response(serde_json::Value::Null)
 }

@@ -16,18 +16,11 @@ pub async fn list(
     worker: web::Data<Worker>,
 ) -> Result<HttpResponse, GatewayError> {
     worker.registry_stats.enqueued(1);
-    let tools = worker
-        .registry
-        .send(ListTools)
-        .await
-        .map_err(|e| GatewayError::Internal(format!("registry: {e}")))?;
+    let tools = worker.registry.send(ListTools).await.map_err(|e| GatewayError::Internal(format!("registry: {e}")))?;
     worker.policy_stats.enqueued(1);
     let allowed = worker
         .policy
-        .send(FilterTools {
-            caller: Arc::new(caller),
-            tools,
-        })
+        .send(FilterTools { caller: Arc::new(caller), tools })
         .await
         .map_err(|e| GatewayError::Internal(format!("policy: {e}")))?;
     let tools: Vec<Value> = allowed

@@ -51,23 +51,13 @@ struct Config {
     stateful: bool,
 }
 
-async fn mcp(
-    req: HttpRequest,
-    body: web::Bytes,
-    state: web::Data<State>,
-    config: web::Data<Config>,
-) -> HttpResponse {
+async fn mcp(req: HttpRequest, body: web::Bytes, state: web::Data<State>, config: web::Data<Config>) -> HttpResponse {
     let msg: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(_) => return HttpResponse::BadRequest().finish(),
     };
     let method = msg["method"].as_str().unwrap_or("").to_owned();
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let session = header("mcp-session-id");
     state.seen.lock().unwrap().push(Seen {
         method: method.clone(),
@@ -75,9 +65,7 @@ async fn mcp(
         session: session.clone(),
     });
     if config.stateful && method != "initialize" {
-        let known = session
-            .as_ref()
-            .is_some_and(|s| state.sessions.lock().unwrap().contains(s));
+        let known = session.as_ref().is_some_and(|s| state.sessions.lock().unwrap().contains(s));
         if !known {
             return HttpResponse::NotFound().finish();
         }
@@ -99,33 +87,25 @@ async fn mcp(
             let args = msg["params"]["arguments"].clone();
             let result = json!({"content":[{"type":"text","text":args.to_string()}],"structuredContent":{"echo":args},"isError":false});
             match config.mode {
-                Mode::Echo => {
-                    HttpResponse::Ok().json(json!({"jsonrpc":"2.0","id":id,"result":result}))
-                }
-                Mode::ToolError => HttpResponse::Ok()
-                    .json(json!({"jsonrpc":"2.0","id":id,"result":{
+                Mode::Echo => HttpResponse::Ok().json(json!({"jsonrpc":"2.0","id":id,"result":result})),
+                Mode::ToolError => HttpResponse::Ok().json(json!({"jsonrpc":"2.0","id":id,"result":{
                     "content":[{"type":"text","text":"division by zero"}],"isError":true}})),
                 Mode::Sse => {
                     let progress = json!({"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}});
                     let reply = json!({"jsonrpc":"2.0","id":id,"result":result});
                     HttpResponse::Ok()
                         .content_type("text/event-stream")
-                        .body(format!(
-                            "event: message\ndata: {progress}\n\nevent: message\ndata: {reply}\n\n"
-                        ))
+                        .body(format!("event: message\ndata: {progress}\n\nevent: message\ndata: {reply}\n\n"))
                 }
                 Mode::Slow(d) => {
                     actix_web::rt::time::sleep(d).await;
                     HttpResponse::Ok().json(json!({"jsonrpc":"2.0","id":id,"result":result}))
                 }
-                Mode::Garbage => HttpResponse::Ok()
-                    .content_type("application/json")
-                    .body("<html>oops</html>"),
+                Mode::Garbage => HttpResponse::Ok().content_type("application/json").body("<html>oops</html>"),
             }
         }
-        _ => HttpResponse::Ok().json(
-            json!({"jsonrpc":"2.0","id":id,"error":{"code":-32601,"message":"method not found"}}),
-        ),
+        _ => HttpResponse::Ok()
+            .json(json!({"jsonrpc":"2.0","id":id,"error":{"code":-32601,"message":"method not found"}})),
     }
 }
 
@@ -143,10 +123,7 @@ impl TestBackend {
         let config = web::Data::new(Config { mode, stateful });
         let (s, c) = (state.clone(), config.clone());
         let server = HttpServer::new(move || {
-            App::new()
-                .app_data(s.clone())
-                .app_data(c.clone())
-                .route("/mcp", web::post().to(mcp))
+            App::new().app_data(s.clone()).app_data(c.clone()).route("/mcp", web::post().to(mcp))
         })
         .listen(listener)
         .unwrap()
@@ -156,11 +133,7 @@ impl TestBackend {
         .run();
         let handle = server.handle();
         actix_web::rt::spawn(server);
-        Self {
-            url,
-            state: state.into_inner(),
-            handle,
-        }
+        Self { url, state: state.into_inner(), handle }
     }
 
     /// Every request seen so far.

@@ -44,12 +44,7 @@ impl TestDb {
     pub async fn sqlite() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("audit.db").display());
-        Self {
-            url,
-            kind: DbKind::Sqlite,
-            dir,
-            pg: None,
-        }
+        Self { url, kind: DbKind::Sqlite, dir, pg: None }
     }
 
     /// A fresh PostgreSQL database, or `None` (skip) when `TEST_DATABASE_URL` is unset.
@@ -64,23 +59,11 @@ impl TestDb {
             return None;
         };
         let name = format!("gw_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = AsyncPgConnection::establish(&admin)
-            .await
-            .expect("connect to TEST_DATABASE_URL");
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let (base, _) = admin
-            .rsplit_once('/')
-            .expect("TEST_DATABASE_URL has a database path");
+        let mut conn = AsyncPgConnection::establish(&admin).await.expect("connect to TEST_DATABASE_URL");
+        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+        let (base, _) = admin.rsplit_once('/').expect("TEST_DATABASE_URL has a database path");
         let url = format!("{base}/{name}");
-        Some(Self {
-            url,
-            kind: DbKind::Postgres,
-            dir: tempfile::tempdir().unwrap(),
-            pg: Some((admin, name)),
-        })
+        Some(Self { url, kind: DbKind::Postgres, dir: tempfile::tempdir().unwrap(), pg: Some((admin, name)) })
     }
 
     pub async fn of(kind: DbKind) -> Option<Self> {
@@ -93,15 +76,7 @@ impl TestDb {
     /// Every audit row, newest first, read from the real table.
     pub async fn audit_rows(&self) -> Vec<AuditRow> {
         let db = Db::connect(&self.url, 1).unwrap();
-        query(
-            &db,
-            &AuditFilter {
-                limit: 100_000,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
+        query(&db, &AuditFilter { limit: 100_000, ..Default::default() }).await.unwrap()
     }
 
     /// Wait (up to 10 s) until the table holds at least `n` rows.
@@ -119,10 +94,7 @@ impl TestDb {
     pub async fn drop_db(self) {
         if let Some((admin, name)) = &self.pg {
             let mut conn = AsyncPgConnection::establish(admin).await.unwrap();
-            diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut conn)
-                .await
-                .unwrap();
+            diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await.unwrap();
         }
     }
 }
@@ -148,8 +120,7 @@ pub struct GatewayBuilder<'a> {
 impl GatewayBuilder<'_> {
     /// Register tool `name` at `url`; `extra` is more YAML for the entry (e.g. `timeout_seconds: 1`).
     pub fn tool_with(mut self, name: &str, url: &str, extra: &str) -> Self {
-        self.tools
-            .push_str(&format!("  - name: {name}\n    backend_url: {url}\n"));
+        self.tools.push_str(&format!("  - name: {name}\n    backend_url: {url}\n"));
         for line in extra.lines().filter(|l| !l.trim().is_empty()) {
             self.tools.push_str(&format!("    {}\n", line.trim()));
         }
@@ -168,11 +139,7 @@ impl GatewayBuilder<'_> {
     pub fn settings(&self, dir: &std::path::Path) -> Settings {
         std::fs::write(
             dir.join("tools.yaml"),
-            if self.tools.is_empty() {
-                "tools: []\n".into()
-            } else {
-                format!("tools:\n{}", self.tools)
-            },
+            if self.tools.is_empty() { "tools: []\n".into() } else { format!("tools:\n{}", self.tools) },
         )
         .unwrap();
         std::fs::write(dir.join("policy.yaml"), TEST_POLICY).unwrap();
@@ -186,14 +153,8 @@ impl GatewayBuilder<'_> {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        vars.insert(
-            "TOOLS_CONFIG".into(),
-            dir.join("tools.yaml").display().to_string(),
-        );
-        vars.insert(
-            "POLICY_CONFIG".into(),
-            dir.join("policy.yaml").display().to_string(),
-        );
+        vars.insert("TOOLS_CONFIG".into(), dir.join("tools.yaml").display().to_string());
+        vars.insert("POLICY_CONFIG".into(), dir.join("policy.yaml").display().to_string());
         vars.insert("DATA_DIR".into(), dir.join("data").display().to_string());
         vars.extend(self.vars.clone());
         Settings::from_map(&vars).unwrap()
@@ -204,16 +165,9 @@ impl GatewayBuilder<'_> {
         let dir = tempfile::tempdir().unwrap();
         let settings = Arc::new(self.settings(dir.path()));
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let gateway = mcp_gateway::app::start(settings.clone(), listener, false)
-            .await
-            .expect("gateway starts");
+        let gateway = mcp_gateway::app::start(settings.clone(), listener, false).await.expect("gateway starts");
         let base = format!("http://{}", gateway.addr());
-        TestGateway {
-            base,
-            gateway,
-            settings,
-            _dir: dir,
-        }
+        TestGateway { base, gateway, settings, _dir: dir }
     }
 }
 
@@ -227,9 +181,7 @@ pub struct TestGateway {
 
 /// A test HTTP client that never times out first.
 pub fn client() -> awc::Client {
-    awc::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .finish()
+    awc::Client::builder().timeout(Duration::from_secs(60)).finish()
 }
 
 pub fn sign(claims: &Claims, secret: &str) -> String {
@@ -257,11 +209,7 @@ pub fn claims(sub: &str, roles: &[&str], workspace: Option<&str>) -> Claims {
 
 impl TestGateway {
     pub fn builder(db: &TestDb) -> GatewayBuilder<'_> {
-        GatewayBuilder {
-            db,
-            tools: String::new(),
-            vars: HashMap::new(),
-        }
+        GatewayBuilder { db, tools: String::new(), vars: HashMap::new() }
     }
 
     pub fn token(&self, sub: &str, roles: &[&str]) -> String {
@@ -273,14 +221,8 @@ impl TestGateway {
     }
 
     /// POST a raw body to `/mcp/invoke`; returns status, headers and JSON body.
-    pub async fn post_invoke(
-        &self,
-        token: Option<&str>,
-        body: Vec<u8>,
-    ) -> (u16, awc::http::header::HeaderMap, Value) {
-        let mut req = client()
-            .post(format!("{}/mcp/invoke", self.base))
-            .content_type("application/json");
+    pub async fn post_invoke(&self, token: Option<&str>, body: Vec<u8>) -> (u16, awc::http::header::HeaderMap, Value) {
+        let mut req = client().post(format!("{}/mcp/invoke", self.base)).content_type("application/json");
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -288,19 +230,13 @@ impl TestGateway {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.body().limit(64 << 20).await.unwrap();
-        (
-            status,
-            headers,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        (status, headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
     /// Invoke `tool` with `arguments`; returns the status and the JSON-RPC body.
     pub async fn invoke(&self, token: &str, tool: &str, arguments: Value) -> (u16, Value) {
         let body = serde_json::json!({ "tool_name": tool, "arguments": arguments });
-        let (status, _, json) = self
-            .post_invoke(Some(token), body.to_string().into_bytes())
-            .await;
+        let (status, _, json) = self.post_invoke(Some(token), body.to_string().into_bytes()).await;
         (status, json)
     }
 
@@ -313,10 +249,7 @@ impl TestGateway {
         let mut resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         let bytes = resp.body().limit(64 << 20).await.unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
     /// Graceful stop: in-flight requests finish and the audit writer flushes.
