@@ -1,0 +1,230 @@
+//! Units: exact conversion factors to SI, dimension checking, affine temperatures.
+//!
+//! A unit expression is symbols joined by `*`, `·` or `/`, each with an optional power
+//! (`m^2`, `s^-1`, `m2`, `m²`): `km/h`, `kg*m/s^2`, `kWh`. Temperatures (`K`, `°C`/`degC`,
+//! `°F`/`degF`, `°R`) convert on their offset scales only when they stand alone; inside a
+//! compound unit they count as temperature differences.
+
+use num_bigint::BigInt;
+use num_rational::BigRational;
+use num_traits::{One, Zero};
+
+use crate::number::parse_str;
+
+/// Exponents of length, mass, time, temperature, information.
+pub type Dims = [i32; 5];
+
+const L: Dims = [1, 0, 0, 0, 0];
+const M: Dims = [0, 1, 0, 0, 0];
+const T: Dims = [0, 0, 1, 0, 0];
+const K: Dims = [0, 0, 0, 1, 0];
+const D: Dims = [0, 0, 0, 0, 1];
+const AREA: Dims = [2, 0, 0, 0, 0];
+const VOLUME: Dims = [3, 0, 0, 0, 0];
+const SPEED: Dims = [1, 0, -1, 0, 0];
+const ENERGY: Dims = [2, 1, -2, 0, 0];
+const PRESSURE: Dims = [-1, 1, -2, 0, 0];
+const POWER: Dims = [2, 1, -3, 0, 0];
+const FORCE: Dims = [1, 1, -2, 0, 0];
+const FREQUENCY: Dims = [0, 0, -1, 0, 0];
+
+/// Symbol, factor to SI (exact), offset to SI (temperatures), dimension.
+const TABLE: &[(&str, &str, &str, Dims)] = &[
+    ("m", "1", "0", L), ("km", "1000", "0", L), ("cm", "0.01", "0", L), ("mm", "0.001", "0", L),
+    ("um", "1e-6", "0", L), ("µm", "1e-6", "0", L), ("nm", "1e-9", "0", L), ("in", "0.0254", "0", L),
+    ("ft", "0.3048", "0", L), ("yd", "0.9144", "0", L), ("mi", "1609.344", "0", L), ("nmi", "1852", "0", L),
+    ("kg", "1", "0", M), ("g", "0.001", "0", M), ("mg", "1e-6", "0", M), ("ug", "1e-9", "0", M),
+    ("µg", "1e-9", "0", M), ("t", "1000", "0", M), ("lb", "0.45359237", "0", M), ("oz", "0.028349523125", "0", M),
+    ("st", "6.35029318", "0", M),
+    ("s", "1", "0", T), ("ms", "0.001", "0", T), ("us", "1e-6", "0", T), ("µs", "1e-6", "0", T),
+    ("ns", "1e-9", "0", T), ("min", "60", "0", T), ("h", "3600", "0", T), ("d", "86400", "0", T),
+    ("day", "86400", "0", T), ("wk", "604800", "0", T), ("yr", "31557600", "0", T),
+    ("ha", "10000", "0", AREA), ("acre", "4046.8564224", "0", AREA),
+    ("L", "0.001", "0", VOLUME), ("l", "0.001", "0", VOLUME), ("mL", "1e-6", "0", VOLUME), ("ml", "1e-6", "0", VOLUME),
+    ("cL", "1e-5", "0", VOLUME), ("dL", "1e-4", "0", VOLUME), ("gal", "0.003785411784", "0", VOLUME),
+    ("qt", "0.000946352946", "0", VOLUME), ("pt", "0.000473176473", "0", VOLUME),
+    ("fl_oz", "0.0000295735295625", "0", VOLUME),
+    ("mph", "0.44704", "0", SPEED), ("kn", "463/900", "0", SPEED), ("kt", "463/900", "0", SPEED),
+    ("K", "1", "0", K), ("°C", "1", "273.15", K), ("degC", "1", "273.15", K),
+    ("°F", "5/9", "45967/180", K), ("degF", "5/9", "45967/180", K), ("°R", "5/9", "0", K), ("degR", "5/9", "0", K),
+    ("B", "1", "0", D), ("bit", "1/8", "0", D), ("kB", "1000", "0", D), ("MB", "1e6", "0", D),
+    ("GB", "1e9", "0", D), ("TB", "1e12", "0", D), ("PB", "1e15", "0", D), ("KiB", "1024", "0", D),
+    ("MiB", "1048576", "0", D), ("GiB", "1073741824", "0", D), ("TiB", "1099511627776", "0", D),
+    ("PiB", "1125899906842624", "0", D), ("kbit", "125", "0", D), ("Mbit", "125000", "0", D),
+    ("Gbit", "125000000", "0", D),
+    ("J", "1", "0", ENERGY), ("kJ", "1000", "0", ENERGY), ("MJ", "1e6", "0", ENERGY), ("cal", "4.184", "0", ENERGY),
+    ("kcal", "4184", "0", ENERGY), ("Wh", "3600", "0", ENERGY), ("kWh", "3.6e6", "0", ENERGY),
+    ("MWh", "3.6e9", "0", ENERGY), ("eV", "1.602176634e-19", "0", ENERGY), ("BTU", "1055.05585262", "0", ENERGY),
+    ("Pa", "1", "0", PRESSURE), ("hPa", "100", "0", PRESSURE), ("kPa", "1000", "0", PRESSURE),
+    ("MPa", "1e6", "0", PRESSURE), ("bar", "1e5", "0", PRESSURE), ("mbar", "100", "0", PRESSURE),
+    ("atm", "101325", "0", PRESSURE), ("psi", "44482216152605/6451600000", "0", PRESSURE),
+    ("mmHg", "133.322387415", "0", PRESSURE), ("torr", "101325/760", "0", PRESSURE),
+    ("W", "1", "0", POWER), ("kW", "1000", "0", POWER), ("MW", "1e6", "0", POWER),
+    ("hp", "745.69987158227022", "0", POWER),
+    ("N", "1", "0", FORCE), ("kN", "1000", "0", FORCE), ("lbf", "4.4482216152605", "0", FORCE),
+    ("Hz", "1", "0", FREQUENCY), ("kHz", "1000", "0", FREQUENCY), ("MHz", "1e6", "0", FREQUENCY),
+    ("GHz", "1e9", "0", FREQUENCY),
+];
+
+const NAMES: &[(Dims, &str)] = &[
+    (L, "length"), (M, "mass"), (T, "time"), (K, "temperature"), (D, "information"), (AREA, "area"),
+    (VOLUME, "volume"), (SPEED, "speed"), (ENERGY, "energy"), (PRESSURE, "pressure"), (POWER, "power"),
+    (FORCE, "force"), (FREQUENCY, "frequency"), ([1, 0, -2, 0, 0], "acceleration"), ([0; 5], "dimensionless"),
+];
+
+/// A parsed unit: SI value = value · factor + offset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unit {
+    /// The expression as written.
+    pub symbol: String,
+    /// Multiplier to SI.
+    pub factor: BigRational,
+    /// Offset to SI (non-zero only for a lone °C or °F).
+    pub offset: BigRational,
+    /// Dimension exponents.
+    pub dims: Dims,
+}
+
+/// The dimension's name (`speed`), or its exponents when it has no common name.
+pub fn dimension_name(dims: &Dims) -> String {
+    if let Some((_, name)) = NAMES.iter().find(|(d, _)| d == dims) {
+        return (*name).to_owned();
+    }
+    let symbols = ["L", "M", "T", "Θ", "D"];
+    let parts: Vec<String> =
+        dims.iter().zip(symbols).filter(|(e, _)| **e != 0).map(|(e, s)| format!("{s}^{e}")).collect();
+    parts.join(" ")
+}
+
+fn symbol(sym: &str) -> Option<(BigRational, BigRational, Dims)> {
+    let (_, factor, offset, dims) = TABLE.iter().find(|(s, ..)| *s == sym)?;
+    Some((parse_str(factor).ok()?, parse_str(offset).ok()?, *dims))
+}
+
+fn known() -> String {
+    TABLE.iter().map(|(s, ..)| *s).collect::<Vec<_>>().join(", ")
+}
+
+/// One factor of a unit expression with its power: `m^2`, `s^-1`, `m2`, `m³`.
+fn factor(term: &str) -> Result<(BigRational, BigRational, Dims, i32), String> {
+    let term = term.trim();
+    let (base, power) = if let Some((b, p)) = term.split_once('^') {
+        (b, p.trim().parse::<i32>().map_err(|_| format!("bad power in unit {term:?}"))?)
+    } else if let Some(b) = term.strip_suffix('²') {
+        (b, 2)
+    } else if let Some(b) = term.strip_suffix('³') {
+        (b, 3)
+    } else if symbol(term).is_none() && term.len() > 1 && term.ends_with(|c: char| c.is_ascii_digit()) {
+        let split = term.len() - 1;
+        (&term[..split], term[split..].parse::<i32>().unwrap_or(1))
+    } else {
+        (term, 1)
+    };
+    if !(-6..=6).contains(&power) || power == 0 {
+        return Err(format!("unit power out of range in {term:?}"));
+    }
+    let (f, o, d) = symbol(base.trim()).ok_or_else(|| format!("unknown unit {:?}; known units: {}", base.trim(), known()))?;
+    Ok((f, o, d, power))
+}
+
+/// Parse a unit expression.
+pub fn parse(expr: &str) -> Result<Unit, String> {
+    if expr.trim().is_empty() || expr.len() > 100 {
+        return Err("a unit must be a non-empty expression of at most 100 characters".into());
+    }
+    let normalized = expr.replace('·', "*");
+    let mut factor_total = BigRational::one();
+    let mut dims = [0; 5];
+    let mut lone = None;
+    let mut count = 0;
+    for (i, group) in normalized.split('/').enumerate() {
+        for term in group.split('*') {
+            let (f, o, d, p) = factor(term)?;
+            let p = if i == 0 { p } else { -p };
+            count += 1;
+            lone = (p == 1).then_some(o);
+            factor_total *= num_traits::pow(if p < 0 { f.recip() } else { f }, p.unsigned_abs() as usize);
+            for (acc, e) in dims.iter_mut().zip(d) {
+                *acc += e * p;
+            }
+        }
+    }
+    let offset = if count == 1 { lone.unwrap_or_else(BigRational::zero) } else { BigRational::zero() };
+    Ok(Unit { symbol: expr.trim().to_owned(), factor: factor_total, offset, dims })
+}
+
+/// Convert `value` from `from` to `to` (dimensions must match).
+pub fn convert(value: &BigRational, from: &Unit, to: &Unit) -> Result<BigRational, String> {
+    if from.dims != to.dims {
+        return Err(format!(
+            "cannot convert {} ({}) to {} ({})",
+            from.symbol,
+            dimension_name(&from.dims),
+            to.symbol,
+            dimension_name(&to.dims)
+        ));
+    }
+    let si = value * &from.factor + &from.offset;
+    Ok((si - &to.offset) / &to.factor)
+}
+
+/// Multiply or divide two units, making the compound unit (`m/s`).
+pub fn combine(left: &Unit, right: &Unit, divide: bool) -> Result<Unit, String> {
+    if !left.offset.is_zero() || !right.offset.is_zero() {
+        return Err("cannot multiply or divide temperatures on an offset scale (°C, °F); convert to K first".into());
+    }
+    let wrap = |u: &Unit| if u.symbol.contains(['*', '/', '·']) { format!("({})", u.symbol) } else { u.symbol.clone() };
+    let mut dims = left.dims;
+    for (acc, e) in dims.iter_mut().zip(right.dims) {
+        *acc += if divide { -e } else { e };
+    }
+    Ok(Unit {
+        symbol: format!("{}{}{}", wrap(left), if divide { "/" } else { "*" }, wrap(right)),
+        factor: if divide { &left.factor / &right.factor } else { &left.factor * &right.factor },
+        offset: BigRational::zero(),
+        dims,
+    })
+}
+
+/// An integer as a rational (for tests and callers).
+pub fn int(i: i64) -> BigRational {
+    BigRational::from_integer(BigInt::from(i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conv(v: &str, from: &str, to: &str) -> BigRational {
+        convert(&parse_str(v).unwrap(), &parse(from).unwrap(), &parse(to).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn conversions_are_exact() {
+        assert_eq!(conv("100", "°C", "°F"), int(212));
+        assert_eq!(conv("-40", "degF", "degC"), int(-40));
+        assert_eq!(conv("0", "K", "°C"), parse_str("-273.15").unwrap());
+        assert_eq!(conv("1", "mi", "km"), parse_str("1.609344").unwrap());
+        assert_eq!(conv("36", "km/h", "m/s"), int(10));
+        assert_eq!(conv("1", "kWh", "J"), int(3_600_000));
+        assert_eq!(conv("1", "GiB", "MiB"), int(1024));
+        assert_eq!(conv("1", "m^2", "cm2"), int(10_000));
+        assert_eq!(conv("1", "m³", "L"), int(1000));
+        assert_eq!(conv("1", "atm", "bar"), parse_str("1.01325").unwrap());
+        assert_eq!(conv("1", "kg*m/s^2", "N"), int(1));
+        assert_eq!(conv("1", "psi", "lbf/in^2"), int(1));
+        // A temperature inside a compound unit is a difference: J/°C equals J/K.
+        assert_eq!(conv("1", "J/degC", "J/K"), int(1));
+    }
+
+    #[test]
+    fn dimension_errors_and_unknown_units_are_refused() {
+        let err = convert(&int(1), &parse("m").unwrap(), &parse("s").unwrap()).unwrap_err();
+        assert!(err.contains("length") && err.contains("time"), "{err}");
+        assert!(parse("furlong").unwrap_err().contains("unknown unit"));
+        assert!(parse("m^99").is_err());
+        assert!(combine(&parse("°C").unwrap(), &parse("s").unwrap(), false).is_err());
+        let speed = combine(&parse("km").unwrap(), &parse("h").unwrap(), true).unwrap();
+        assert_eq!((speed.symbol.as_str(), dimension_name(&speed.dims).as_str()), ("km/h", "speed"));
+    }
+}
