@@ -123,7 +123,12 @@ pub fn serve(server: ToolServer, listener: TcpListener, handle_signals: bool) ->
 pub fn run_main(server: ToolServer, bind_var: &str, default_bind: &str) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().json().flatten_event(true).with_env_filter(filter).try_init();
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let bind = std::env::var(bind_var).unwrap_or_else(|_| default_bind.to_owned());
     let listener = TcpListener::bind(&bind).map_err(|e| anyhow::anyhow!("{bind_var}={bind}: cannot bind: {e}"))?;
     tracing::info!(server = server.name, %bind, "tool server listening");

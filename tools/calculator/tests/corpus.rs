@@ -1,0 +1,22 @@
+//! Agreement with Python: `corpus/corpus.json` holds cases whose answers come from Python's
+//! `fractions`, `decimal` and `statistics` (regenerate with `corpus/generate.py`).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use calculator::number::parse_str;
+use serde_json::Value;
+
+#[test]
+fn results_agree_exactly_with_pythons_fractions_decimal_and_statistics() {
+    let corpus: Vec<Value> = serde_json::from_str(include_str!("corpus/corpus.json")).unwrap();
+    assert!(corpus.len() >= 300);
+    for case in &corpus {
+        let result = calculator::call("exact_compute", case["arguments"].clone()).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let got = &result["structuredContent"]["result"];
+        if let Some(fraction) = case["fraction"].as_str() {
+            assert_eq!(got["fraction"].as_str(), Some(fraction), "{case}");
+        }
+        // Same value at the same precision (Python may write 1.2E+5 where we write 120000).
+        let (want, have) = (case["decimal"].as_str().unwrap(), got["decimal"].as_str().unwrap());
+        assert_eq!(parse_str(have).unwrap(), parse_str(want).unwrap(), "{case}: {have} vs {want}");
+    }
+}
