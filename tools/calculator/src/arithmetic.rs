@@ -33,7 +33,9 @@ impl Op {
             "div" | "/" | "÷" | "divide" => Self::Div,
             "pow" | "^" | "**" | "power" => Self::Pow,
             "mod" | "%" => Self::Mod,
-            other => return Err(format!("unknown operator {other:?}: use add, sub, mul, div, pow, mod or + - * / ^ %")),
+            other => {
+                return Err(format!("unknown operator {other:?}: use add, sub, mul, div, pow, mod or + - * / ^ %"))
+            }
         })
     }
 }

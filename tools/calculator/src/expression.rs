@@ -106,10 +106,12 @@ impl Parser<'_> {
     fn power(&mut self) -> Result<Real, String> {
         let base = self.atom()?;
         self.skip_ws();
-        if self.eat('^') || (self.src[self.pos..].starts_with("**") && {
-            self.pos += 2;
-            true
-        }) {
+        if self.eat('^')
+            || (self.src[self.pos..].starts_with("**") && {
+                self.pos += 2;
+                true
+            })
+        {
             let exp = self.unary()?;
             return apply(Op::Pow, &base, &exp);
         }

@@ -92,7 +92,11 @@ pub fn number_text(x: &Real, precision: u32) -> String {
     if x.inexact {
         format!("≈ {}", d.text)
     } else if d.exact || x.q.is_integer() {
-        if x.q.is_integer() { fraction(&x.q) } else { d.text }
+        if x.q.is_integer() {
+            fraction(&x.q)
+        } else {
+            d.text
+        }
     } else {
         format!("{} ≈ {}", fraction(&x.q), d.text)
     }

@@ -150,9 +150,10 @@ fn unit(params: &Value, p: u32) -> CallOutcome {
 
 /// Answer a `tools/call` of `exact_compute`; bad input is an `Err` with an actionable message.
 pub fn call(_tool: &str, arguments: Value) -> CallOutcome {
-    let operation = arguments.get("operation").and_then(Value::as_str).ok_or(
-        "arguments.operation is required: one of arithmetic, expression, statistics, unit",
-    )?;
+    let operation = arguments
+        .get("operation")
+        .and_then(Value::as_str)
+        .ok_or("arguments.operation is required: one of arithmetic, expression, statistics, unit")?;
     let params = arguments.get("params").cloned().unwrap_or_else(|| json!({}));
     if !params.is_object() {
         return Err("arguments.params must be an object".into());

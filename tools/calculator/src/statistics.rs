@@ -54,7 +54,13 @@ fn quantile(xs: &[BigRational], q: &BigRational) -> Result<BigRational, String> 
 }
 
 /// Compute `function` over `values`.
-pub fn compute(function: &str, values: &[BigRational], sample: bool, q: Option<&BigRational>, precision: u32) -> Result<Real, String> {
+pub fn compute(
+    function: &str,
+    values: &[BigRational],
+    sample: bool,
+    q: Option<&BigRational>,
+    precision: u32,
+) -> Result<Real, String> {
     if values.is_empty() && function != "count" {
         return Err(format!("{function} needs at least one value"));
     }
@@ -115,7 +121,11 @@ mod tests {
 
     fn f(function: &str, xs: &[&str], sample: bool) -> String {
         let r = compute(function, &vals(xs), sample, Some(&parse_str("0.25").unwrap()), 28).unwrap();
-        if r.inexact { decimal(&r, 28).text } else { fraction(&r.q) }
+        if r.inexact {
+            decimal(&r, 28).text
+        } else {
+            fraction(&r.q)
+        }
     }
 
     #[test]

@@ -10,7 +10,8 @@ fn results_agree_exactly_with_pythons_fractions_decimal_and_statistics() {
     let corpus: Vec<Value> = serde_json::from_str(include_str!("corpus/corpus.json")).unwrap();
     assert!(corpus.len() >= 300);
     for case in &corpus {
-        let result = calculator::call("exact_compute", case["arguments"].clone()).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let result =
+            calculator::call("exact_compute", case["arguments"].clone()).unwrap_or_else(|e| panic!("{case}: {e}"));
         let got = &result["structuredContent"]["result"];
         if let Some(fraction) = case["fraction"].as_str() {
             assert_eq!(got["fraction"].as_str(), Some(fraction), "{case}");

@@ -102,12 +102,18 @@ mod tests {
     fn envelopes_are_parsed_strictly() {
         let ok = parse(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).unwrap();
         assert_eq!(ok, Incoming::Request { id: json!(1), method: "ping".into(), params: Value::Null });
-        assert_eq!(parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap(), Incoming::Notification);
+        assert_eq!(
+            parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap(),
+            Incoming::Notification
+        );
         assert_eq!(parse(b"{").unwrap_err().code, code::PARSE_ERROR);
         assert_eq!(parse(b"[]").unwrap_err().code, code::INVALID_REQUEST);
         assert_eq!(parse(br#"{"jsonrpc":"1.0","id":1,"method":"x"}"#).unwrap_err().code, code::INVALID_REQUEST);
         assert_eq!(parse(br#"{"jsonrpc":"2.0","id":1}"#).unwrap_err().id, json!(1));
         assert_eq!(parse(br#"{"jsonrpc":"2.0","id":{},"method":"x"}"#).unwrap_err().code, code::INVALID_REQUEST);
-        assert_eq!(parse(br#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#).unwrap_err().code, code::INVALID_PARAMS);
+        assert_eq!(
+            parse(br#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#).unwrap_err().code,
+            code::INVALID_PARAMS
+        );
     }
 }

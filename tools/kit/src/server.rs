@@ -30,7 +30,8 @@ async fn read_limited(req: &HttpRequest, mut payload: web::Payload, limit: usize
     }
     let mut body = Vec::with_capacity(declared.unwrap_or(1024).min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| RpcError::new(Value::Null, code::INVALID_REQUEST, format!("cannot read body: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| RpcError::new(Value::Null, code::INVALID_REQUEST, format!("cannot read body: {e}")))?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
@@ -107,7 +108,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// Serve `server` on `listener` until the returned server is stopped (or a signal, when
 /// `handle_signals`).
-pub fn serve(server: ToolServer, listener: TcpListener, handle_signals: bool) -> std::io::Result<actix_web::dev::Server> {
+pub fn serve(
+    server: ToolServer,
+    listener: TcpListener,
+    handle_signals: bool,
+) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::new(server);
     let mut http = HttpServer::new(move || App::new().app_data(data.clone()).configure(routes))
         .listen(listener)?
