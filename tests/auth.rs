@@ -128,6 +128,25 @@ async fn es256_tokens_verify_against_a_pem_public_key() {
     gw.stop().await;
 }
 
+#[actix_web::test]
+async fn rs256_tokens_verify_against_a_pem_public_key_and_hs256_is_refused() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let db = TestDb::sqlite().await;
+    let gw = TestGateway::builder(&db)
+        .var("JWT_ALGORITHM", "RS256")
+        .var("JWT_PUBLIC_KEY_FILE", &fixtures.join("rs256-public.pem").display().to_string())
+        .start()
+        .await;
+    let pem = std::fs::read(fixtures.join("rs256-private.pem")).unwrap();
+    let c = claims("rita", &["developer"], None);
+    let token = mcp_gateway::auth::mint_with_pem(&c, jsonwebtoken::Algorithm::RS256, &pem, None).unwrap();
+    assert_eq!(gw.get("/mcp/tools", Some(&token)).await.0, 200);
+    let public = std::fs::read_to_string(fixtures.join("rs256-public.pem")).unwrap();
+    assert_eq!(gw.get("/mcp/tools", Some(&sign(&c, &public))).await.0, 401, "HS256 with the public key as secret");
+    assert_eq!(gw.get("/mcp/tools", Some(&sign(&c, SECRET))).await.0, 401);
+    gw.stop().await;
+}
+
 #[test]
 fn dev_mode_refuses_a_non_loopback_address_and_keeps_its_secret() {
     let dir = tempfile::tempdir().unwrap();
