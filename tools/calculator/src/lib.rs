@@ -46,8 +46,9 @@ pub fn server() -> ToolServer {
             input_schema: schema::input(),
             output_schema: Some(schema::output()),
         }],
-        call,
+        call: std::sync::Arc::new(call),
         max_body_bytes: 1 << 20,
+        call_timeout: std::time::Duration::from_secs(10),
     }
 }
 

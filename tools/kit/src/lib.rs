@@ -39,11 +39,12 @@ impl ToolSpec {
 /// What a tool call produced: a result, or an input error the model can act on.
 pub type CallOutcome = Result<Value, String>;
 
-/// The function answering `tools/call` (pure: no IO, no state).
-pub type CallFn = fn(&str, Value) -> CallOutcome;
+/// The function answering `tools/call` (no IO beyond what the tool is for; runs on the
+/// blocking pool).
+pub type CallFn = std::sync::Arc<dyn Fn(&str, Value) -> CallOutcome + Send + Sync>;
 
 /// A tool server's identity and behaviour.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ToolServer {
     /// Server name reported at `initialize`.
     pub name: &'static str,
@@ -55,6 +56,8 @@ pub struct ToolServer {
     pub call: CallFn,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Longest a `tools/call` may take before the caller gets an error.
+    pub call_timeout: std::time::Duration,
 }
 
 /// A successful `tools/call` result with `structuredContent` and the same result as text.

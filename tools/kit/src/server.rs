@@ -61,9 +61,13 @@ async fn call_tool(server: Arc<ToolServer>, id: &Value, params: Value) -> Result
         Some(_) => return Err(RpcError::new(id.clone(), code::INVALID_PARAMS, "arguments must be an object")),
     };
     // Tools are CPU-bound and bounded by their own limits; keep them off the I/O threads.
-    let outcome = web::block(move || (server.call)(&name, arguments))
-        .await
-        .map_err(|e| RpcError::new(id.clone(), code::INTERNAL_ERROR, format!("tool failed: {e}")))?;
+    let timeout = server.call_timeout;
+    let call = server.call.clone();
+    let work = web::block(move || call(&name, arguments));
+    let outcome = match actix_web::rt::time::timeout(timeout, work).await {
+        Ok(done) => done.map_err(|e| RpcError::new(id.clone(), code::INTERNAL_ERROR, format!("tool failed: {e}")))?,
+        Err(_) => Err(format!("the tool did not finish within {} s; try a smaller input", timeout.as_secs())),
+    };
     Ok(outcome.unwrap_or_else(|message| crate::tool_error(&message)))
 }
 

@@ -1,0 +1,300 @@
+//! DOCX (WordprocessingML) written directly: every part is generated here, so the bytes depend
+//! on the input alone — fixed part order, fixed zip times, ids numbered per document.
+
+use std::io::Write;
+
+use zip::write::SimpleFileOptions;
+
+use crate::html::escape;
+use crate::markdown::{Block, Span};
+use crate::Meta;
+
+const W_NS: &str = "xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\" \
+xmlns:r=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships\"";
+/// Usable width of an A4 page with 2 cm margins, in twentieths of a point.
+const TEXT_WIDTH: usize = 9638;
+
+#[derive(Default)]
+struct Writer {
+    body: String,
+    links: Vec<String>,
+    /// Ordered lists need their own numbering instance (to restart at their `start`).
+    ordered: Vec<u64>,
+}
+
+impl Writer {
+    fn runs(&mut self, spans: &[Span], extra_rpr: &str) {
+        for s in spans {
+            if s.text == "\n" {
+                self.body.push_str("<w:r><w:br/></w:r>");
+                continue;
+            }
+            let mut rpr = String::from(extra_rpr);
+            if s.link.is_some() {
+                rpr.push_str("<w:rStyle w:val=\"Hyperlink\"/>");
+            }
+            if s.bold {
+                rpr.push_str("<w:b/>");
+            }
+            if s.italic {
+                rpr.push_str("<w:i/>");
+            }
+            if s.code {
+                rpr.push_str("<w:rFonts w:ascii=\"Consolas\" w:hAnsi=\"Consolas\" w:cs=\"Consolas\"/><w:shd w:val=\"clear\" w:color=\"auto\" w:fill=\"F2F2F2\"/>");
+            }
+            let run = format!("<w:r><w:rPr>{rpr}</w:rPr><w:t xml:space=\"preserve\">{}</w:t></w:r>", escape(&s.text));
+            match &s.link {
+                Some(url) => {
+                    self.links.push(url.clone());
+                    self.body.push_str(&format!("<w:hyperlink r:id=\"rIdLink{}\">{run}</w:hyperlink>", self.links.len()));
+                }
+                None => self.body.push_str(&run),
+            }
+        }
+    }
+
+    fn paragraph(&mut self, ppr: &str, spans: &[Span], rpr: &str) {
+        self.body.push_str(&format!("<w:p><w:pPr>{ppr}</w:pPr>"));
+        self.runs(spans, rpr);
+        self.body.push_str("</w:p>");
+    }
+
+    fn blocks(&mut self, blocks: &[Block], depth: usize, quote: bool) {
+        let indent = |extra: usize| if depth + extra == 0 { String::new() } else { format!("<w:ind w:left=\"{}\"/>", 720 * (depth + extra)) };
+        let base_style = if quote { "<w:pStyle w:val=\"Quote\"/>" } else { "" };
+        for block in blocks {
+            match block {
+                Block::Heading(level, spans) => {
+                    self.paragraph(&format!("<w:pStyle w:val=\"Heading{level}\"/>"), spans, "")
+                }
+                Block::Paragraph(spans) => self.paragraph(&format!("{base_style}{}", indent(0)), spans, ""),
+                Block::Code(text) => {
+                    self.body.push_str(&format!("<w:p><w:pPr><w:pStyle w:val=\"Code\"/>{}</w:pPr>", indent(0)));
+                    for (i, line) in text.split('\n').enumerate() {
+                        if i > 0 {
+                            self.body.push_str("<w:r><w:br/></w:r>");
+                        }
+                        self.body.push_str(&format!("<w:r><w:t xml:space=\"preserve\">{}</w:t></w:r>", escape(line)));
+                    }
+                    self.body.push_str("</w:p>");
+                }
+                Block::List { start, items } => {
+                    let num_id = match start {
+                        Some(n) => {
+                            self.ordered.push(*n);
+                            self.ordered.len() + 1
+                        }
+                        None => 1,
+                    };
+                    for item in items {
+                        let numbered = format!(
+                            "<w:pStyle w:val=\"ListParagraph\"/><w:numPr><w:ilvl w:val=\"{}\"/><w:numId w:val=\"{num_id}\"/></w:numPr>",
+                            depth.min(8)
+                        );
+                        match item.split_first() {
+                            Some((Block::Paragraph(spans), rest)) => {
+                                self.paragraph(&numbered, spans, "");
+                                self.blocks(rest, depth + 1, quote);
+                            }
+                            _ => {
+                                self.paragraph(&numbered, &[], "");
+                                self.blocks(item, depth + 1, quote);
+                            }
+                        }
+                    }
+                }
+                Block::Quote(inner) => self.blocks(inner, depth + 1, true),
+                Block::Rule => self.body.push_str(
+                    "<w:p><w:pPr><w:pBdr><w:bottom w:val=\"single\" w:sz=\"6\" w:space=\"1\" w:color=\"999999\"/></w:pBdr></w:pPr></w:p>",
+                ),
+                Block::Table { head, rows } => self.table(head, rows),
+            }
+        }
+    }
+
+    fn table(&mut self, head: &[Vec<Span>], rows: &[Vec<Vec<Span>>]) {
+        let cols = rows.iter().map(Vec::len).chain([head.len()]).max().unwrap_or(1).max(1);
+        let width = TEXT_WIDTH / cols;
+        self.body.push_str("<w:tbl><w:tblPr><w:tblStyle w:val=\"Table\"/><w:tblW w:w=\"0\" w:type=\"auto\"/><w:tblBorders>");
+        for side in ["top", "left", "bottom", "right", "insideH", "insideV"] {
+            self.body.push_str(&format!("<w:{side} w:val=\"single\" w:sz=\"4\" w:space=\"0\" w:color=\"BBBBBB\"/>"));
+        }
+        self.body.push_str("</w:tblBorders></w:tblPr><w:tblGrid>");
+        for _ in 0..cols {
+            self.body.push_str(&format!("<w:gridCol w:w=\"{width}\"/>"));
+        }
+        self.body.push_str("</w:tblGrid>");
+        let empty = Vec::new();
+        for (r, row) in std::iter::once(head).chain(rows.iter().map(Vec::as_slice)).enumerate() {
+            self.body.push_str(if r == 0 { "<w:tr><w:trPr><w:tblHeader/></w:trPr>" } else { "<w:tr>" });
+            for c in 0..cols {
+                let cell = row.get(c).unwrap_or(&empty);
+                let shade = if r == 0 { "<w:shd w:val=\"clear\" w:color=\"auto\" w:fill=\"EEEEEE\"/>" } else { "" };
+                self.body.push_str(&format!("<w:tc><w:tcPr><w:tcW w:w=\"{width}\" w:type=\"dxa\"/>{shade}</w:tcPr>"));
+                self.paragraph("<w:spacing w:before=\"40\" w:after=\"40\"/>", cell, if r == 0 { "<w:b/>" } else { "" });
+                self.body.push_str("</w:tc>");
+            }
+            self.body.push_str("</w:tr>");
+        }
+        self.body.push_str("</w:tbl><w:p/>");
+    }
+}
+
+fn styles() -> String {
+    let mut s = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<w:styles {W_NS}>\
+<w:docDefaults><w:rPrDefault><w:rPr><w:rFonts w:ascii=\"Calibri\" w:hAnsi=\"Calibri\" w:eastAsia=\"Calibri\" w:cs=\"Calibri\"/>\
+<w:sz w:val=\"22\"/><w:szCs w:val=\"22\"/><w:lang w:val=\"en-US\"/></w:rPr></w:rPrDefault>\
+<w:pPrDefault><w:pPr><w:spacing w:after=\"120\" w:line=\"276\" w:lineRule=\"auto\"/></w:pPr></w:pPrDefault></w:docDefaults>\
+<w:style w:type=\"paragraph\" w:default=\"1\" w:styleId=\"Normal\"><w:name w:val=\"Normal\"/><w:qFormat/></w:style>"
+    );
+    for (level, size) in [(1, 40), (2, 32), (3, 28), (4, 24), (5, 22), (6, 22)] {
+        s.push_str(&format!(
+            "<w:style w:type=\"paragraph\" w:styleId=\"Heading{level}\"><w:name w:val=\"heading {level}\"/>\
+<w:basedOn w:val=\"Normal\"/><w:next w:val=\"Normal\"/><w:qFormat/><w:pPr><w:keepNext/><w:spacing w:before=\"240\" w:after=\"120\"/>\
+<w:outlineLvl w:val=\"{}\"/></w:pPr><w:rPr><w:b/><w:sz w:val=\"{size}\"/><w:szCs w:val=\"{size}\"/></w:rPr></w:style>",
+            level - 1
+        ));
+    }
+    s.push_str(
+        "<w:style w:type=\"paragraph\" w:styleId=\"Code\"><w:name w:val=\"Code\"/><w:basedOn w:val=\"Normal\"/>\
+<w:pPr><w:shd w:val=\"clear\" w:color=\"auto\" w:fill=\"F4F4F4\"/><w:spacing w:after=\"120\" w:line=\"240\" w:lineRule=\"auto\"/></w:pPr>\
+<w:rPr><w:rFonts w:ascii=\"Consolas\" w:hAnsi=\"Consolas\" w:cs=\"Consolas\"/><w:sz w:val=\"19\"/></w:rPr></w:style>\
+<w:style w:type=\"paragraph\" w:styleId=\"Quote\"><w:name w:val=\"Quote\"/><w:basedOn w:val=\"Normal\"/>\
+<w:pPr><w:pBdr><w:left w:val=\"single\" w:sz=\"12\" w:space=\"8\" w:color=\"CCCCCC\"/></w:pBdr></w:pPr><w:rPr><w:i/><w:color w:val=\"555555\"/></w:rPr></w:style>\
+<w:style w:type=\"paragraph\" w:styleId=\"ListParagraph\"><w:name w:val=\"List Paragraph\"/><w:basedOn w:val=\"Normal\"/>\
+<w:pPr><w:spacing w:after=\"60\"/><w:contextualSpacing/></w:pPr></w:style>\
+<w:style w:type=\"character\" w:styleId=\"Hyperlink\"><w:name w:val=\"Hyperlink\"/><w:rPr><w:color w:val=\"0563C1\"/><w:u w:val=\"single\"/></w:rPr></w:style>\
+<w:style w:type=\"table\" w:styleId=\"Table\"><w:name w:val=\"Table\"/><w:tblPr><w:tblCellMar><w:left w:w=\"100\" w:type=\"dxa\"/>\
+<w:right w:w=\"100\" w:type=\"dxa\"/></w:tblCellMar></w:tblPr></w:style></w:styles>",
+    );
+    s
+}
+
+fn numbering(ordered: &[u64]) -> String {
+    let level = |ilvl: usize, fmt: &str, text: &str| {
+        format!(
+            "<w:lvl w:ilvl=\"{ilvl}\"><w:start w:val=\"1\"/><w:numFmt w:val=\"{fmt}\"/><w:lvlText w:val=\"{text}\"/>\
+<w:lvlJc w:val=\"left\"/><w:pPr><w:ind w:left=\"{}\" w:hanging=\"360\"/></w:pPr></w:lvl>",
+            720 * (ilvl + 1)
+        )
+    };
+    let mut s = format!("<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<w:numbering {W_NS}><w:abstractNum w:abstractNumId=\"0\">");
+    for i in 0..9 {
+        s.push_str(&level(i, "bullet", ["•", "◦", "▪"][i % 3]));
+    }
+    s.push_str("</w:abstractNum><w:abstractNum w:abstractNumId=\"1\">");
+    for i in 0..9 {
+        s.push_str(&level(i, ["decimal", "lowerLetter", "lowerRoman"][i % 3], &format!("%{}.", i + 1)));
+    }
+    s.push_str("</w:abstractNum><w:num w:numId=\"1\"><w:abstractNumId w:val=\"0\"/></w:num>");
+    for (i, start) in ordered.iter().enumerate() {
+        s.push_str(&format!(
+            "<w:num w:numId=\"{}\"><w:abstractNumId w:val=\"1\"/><w:lvlOverride w:ilvl=\"0\"><w:startOverride w:val=\"{start}\"/></w:lvlOverride></w:num>",
+            i + 2
+        ));
+    }
+    s.push_str("</w:numbering>");
+    s
+}
+
+fn core_properties(meta: &Meta) -> String {
+    let mut s = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<cp:coreProperties \
+xmlns:cp=\"http://schemas.openxmlformats.org/package/2006/metadata/core-properties\" xmlns:dc=\"http://purl.org/dc/elements/1.1/\" \
+xmlns:dcterms=\"http://purl.org/dc/terms/\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">",
+    );
+    s.push_str(&format!("<dc:title>{}</dc:title>", escape(&meta.title)));
+    if let Some(author) = &meta.author {
+        s.push_str(&format!("<dc:creator>{}</dc:creator>", escape(author)));
+    }
+    if let Some(d) = &meta.description {
+        s.push_str(&format!("<dc:description>{}</dc:description>", escape(d)));
+    }
+    if !meta.keywords.is_empty() {
+        s.push_str(&format!("<cp:keywords>{}</cp:keywords>", escape(&meta.keywords.join(", "))));
+    }
+    if let Some(l) = &meta.language {
+        s.push_str(&format!("<dc:language>{}</dc:language>", escape(l)));
+    }
+    s.push_str("</cp:coreProperties>");
+    s
+}
+
+fn custom_properties(meta: &Meta) -> String {
+    let mut s = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<Properties \
+xmlns=\"http://schemas.openxmlformats.org/officeDocument/2006/custom-properties\" \
+xmlns:vt=\"http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes\">",
+    );
+    for (i, (key, value)) in meta.extra.iter().enumerate() {
+        s.push_str(&format!(
+            "<property fmtid=\"{{D5CDD505-2E9C-101B-9397-08002B2CF9AE}}\" pid=\"{}\" name=\"{}\"><vt:lpwstr>{}</vt:lpwstr></property>",
+            i + 2,
+            escape(key),
+            escape(value)
+        ));
+    }
+    s.push_str("</Properties>");
+    s
+}
+
+/// Render the whole document as DOCX bytes.
+pub fn render(doc: &[Block], meta: &Meta) -> Result<Vec<u8>, String> {
+    let mut w = Writer::default();
+    w.blocks(doc, 0, false);
+    let document = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<w:document {W_NS}><w:body>{}\
+<w:sectPr><w:pgSz w:w=\"11906\" w:h=\"16838\"/><w:pgMar w:top=\"1134\" w:right=\"1134\" w:bottom=\"1134\" w:left=\"1134\" \
+w:header=\"709\" w:footer=\"709\" w:gutter=\"0\"/></w:sectPr></w:body></w:document>",
+        w.body
+    );
+    let mut rels = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">\
+<Relationship Id=\"rIdStyles\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/styles\" Target=\"styles.xml\"/>\
+<Relationship Id=\"rIdNumbering\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/numbering\" Target=\"numbering.xml\"/>",
+    );
+    for (i, url) in w.links.iter().enumerate() {
+        rels.push_str(&format!(
+            "<Relationship Id=\"rIdLink{}\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/hyperlink\" Target=\"{}\" TargetMode=\"External\"/>",
+            i + 1,
+            escape(url)
+        ));
+    }
+    rels.push_str("</Relationships>");
+    let parts: [(&str, String); 9] = [
+        ("[Content_Types].xml", "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\">\
+<Default Extension=\"rels\" ContentType=\"application/vnd.openxmlformats-package.relationships+xml\"/><Default Extension=\"xml\" ContentType=\"application/xml\"/>\
+<Override PartName=\"/word/document.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml\"/>\
+<Override PartName=\"/word/styles.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.wordprocessingml.styles+xml\"/>\
+<Override PartName=\"/word/numbering.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.wordprocessingml.numbering+xml\"/>\
+<Override PartName=\"/docProps/core.xml\" ContentType=\"application/vnd.openxmlformats-package.core-properties+xml\"/>\
+<Override PartName=\"/docProps/app.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.extended-properties+xml\"/>\
+<Override PartName=\"/docProps/custom.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.custom-properties+xml\"/></Types>".into()),
+        ("word/document.xml", document),
+        ("_rels/.rels", "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">\
+<Relationship Id=\"rId1\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument\" Target=\"word/document.xml\"/>\
+<Relationship Id=\"rId2\" Type=\"http://schemas.openxmlformats.org/package/2006/relationships/metadata/core-properties\" Target=\"docProps/core.xml\"/>\
+<Relationship Id=\"rId3\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/extended-properties\" Target=\"docProps/app.xml\"/>\
+<Relationship Id=\"rId4\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/custom-properties\" Target=\"docProps/custom.xml\"/></Relationships>".into()),
+        ("docProps/core.xml", core_properties(meta)),
+        ("docProps/app.xml", "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<Properties xmlns=\"http://schemas.openxmlformats.org/officeDocument/2006/extended-properties\">\
+<Application>mcp-gateway docgen</Application></Properties>".into()),
+        ("docProps/custom.xml", custom_properties(meta)),
+        ("word/_rels/document.xml.rels", rels),
+        ("word/styles.xml", styles()),
+        ("word/numbering.xml", numbering(&w.ordered)),
+    ];
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .last_modified_time(zip::DateTime::default());
+    let mut write = |name: &str, data: &str| -> Result<(), String> {
+        zip.start_file(name, options).map_err(|e| e.to_string())?;
+        zip.write_all(data.as_bytes()).map_err(|e| e.to_string())
+    };
+    for (name, data) in &parts {
+        write(name, data)?;
+    }
+    Ok(zip.finish().map_err(|e| e.to_string())?.into_inner())
+}

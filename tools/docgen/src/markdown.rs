@@ -1,0 +1,339 @@
+//! Markdown (CommonMark + tables) parsed into a small block model that every renderer shares.
+//!
+//! Raw HTML in the input becomes literal text, and links keep only safe targets (`http`,
+//! `https`, `mailto`, relative); `javascript:` and other schemes lose their link. Nesting
+//! depth and table width are capped so hostile input stays cheap.
+
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+
+/// Deepest nesting of lists and quotes accepted.
+pub const MAX_DEPTH: usize = 32;
+/// Most table columns accepted.
+pub const MAX_COLUMNS: usize = 64;
+
+/// A run of text with one style.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Span {
+    /// The text (`"\n"` for a hard line break).
+    pub text: String,
+    /// Strong emphasis.
+    pub bold: bool,
+    /// Emphasis.
+    pub italic: bool,
+    /// Inline code (monospace).
+    pub code: bool,
+    /// A safe link target.
+    pub link: Option<String>,
+}
+
+/// A block of the document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Block {
+    /// `#`…`######`
+    Heading(u8, Vec<Span>),
+    /// A paragraph.
+    Paragraph(Vec<Span>),
+    /// A fenced or indented code block, verbatim.
+    Code(String),
+    /// A list: `start` is `Some(n)` for a numbered list.
+    List {
+        /// First number of an ordered list.
+        start: Option<u64>,
+        /// Each item's blocks.
+        items: Vec<Vec<Block>>,
+    },
+    /// A block quote.
+    Quote(Vec<Block>),
+    /// A horizontal rule.
+    Rule,
+    /// A table: header cells and body rows (each cell a list of spans).
+    Table {
+        /// Header cells.
+        head: Vec<Vec<Span>>,
+        /// Body rows.
+        rows: Vec<Vec<Vec<Span>>>,
+    },
+}
+
+/// Keep a link target only if it is safe to follow.
+pub fn safe_link(url: &str) -> Option<String> {
+    let cleaned: String = url.chars().filter(|c| !c.is_whitespace() && !c.is_control()).collect();
+    let scheme_end = cleaned.find(':');
+    let has_scheme = scheme_end.is_some_and(|i| {
+        let scheme = &cleaned[..i];
+        !scheme.is_empty() && !cleaned[..i].contains(['/', '?', '#'])
+    });
+    if !has_scheme {
+        return Some(url.trim().to_owned());
+    }
+    let scheme = cleaned[..scheme_end.unwrap_or(0)].to_ascii_lowercase();
+    matches!(scheme.as_str(), "http" | "https" | "mailto").then(|| url.trim().to_owned())
+}
+
+enum Frame {
+    Root(Vec<Block>),
+    Quote(Vec<Block>),
+    List(Option<u64>, Vec<Vec<Block>>),
+    Item(Vec<Block>),
+}
+
+impl Frame {
+    fn blocks(&mut self) -> Option<&mut Vec<Block>> {
+        match self {
+            Frame::Root(b) | Frame::Quote(b) | Frame::Item(b) => Some(b),
+            Frame::List(..) => None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Table {
+    head: Vec<Vec<Span>>,
+    rows: Vec<Vec<Vec<Span>>>,
+    row: Vec<Vec<Span>>,
+}
+
+struct Builder {
+    frames: Vec<Frame>,
+    inline: Option<Vec<Span>>,
+    heading: Option<u8>,
+    code: Option<String>,
+    table: Option<Table>,
+    bold: usize,
+    italic: usize,
+    links: Vec<Option<String>>,
+}
+
+impl Builder {
+    fn push_block(&mut self, block: Block) {
+        if let Some(blocks) = self.frames.last_mut().and_then(Frame::blocks) {
+            blocks.push(block);
+        }
+    }
+
+    /// Inline content outside a paragraph (tight list items) opens an implicit paragraph.
+    fn span(&mut self, text: &str, code: bool) {
+        if self.inline.is_none() {
+            self.inline = Some(Vec::new());
+        }
+        let span = Span {
+            text: text.to_owned(),
+            bold: self.bold > 0,
+            italic: self.italic > 0,
+            code,
+            link: self.links.last().cloned().flatten(),
+        };
+        if let Some(spans) = self.inline.as_mut() {
+            match spans.last_mut() {
+                Some(last) if (last.bold, last.italic, last.code, &last.link) == (span.bold, span.italic, span.code, &span.link) && text != "\n" && last.text != "\n" => {
+                    last.text.push_str(text)
+                }
+                _ => spans.push(span),
+            }
+        }
+    }
+
+    fn flush_implicit(&mut self) {
+        if self.table.is_none() && self.heading.is_none() {
+            if let Some(spans) = self.inline.take() {
+                self.push_block(Block::Paragraph(spans));
+            }
+        }
+    }
+
+    fn open(&mut self, frame: Frame) -> Result<(), String> {
+        self.flush_implicit();
+        if self.frames.len() > MAX_DEPTH {
+            return Err(format!("the Markdown nests lists and quotes deeper than {MAX_DEPTH} levels"));
+        }
+        self.frames.push(frame);
+        Ok(())
+    }
+}
+
+/// Parse `content` into blocks.
+pub fn parse(content: &str) -> Result<Vec<Block>, String> {
+    let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
+    let mut b = Builder {
+        frames: vec![Frame::Root(Vec::new())],
+        inline: None,
+        heading: None,
+        code: None,
+        table: None,
+        bold: 0,
+        italic: 0,
+        links: Vec::new(),
+    };
+    for event in Parser::new_ext(content, options) {
+        match event {
+            Event::Start(tag) => match tag {
+                Tag::Paragraph => {
+                    b.flush_implicit();
+                    b.inline = Some(Vec::new());
+                }
+                Tag::Heading { level, .. } => {
+                    b.flush_implicit();
+                    b.heading = Some(level as u8);
+                    b.inline = Some(Vec::new());
+                }
+                Tag::BlockQuote(_) => b.open(Frame::Quote(Vec::new()))?,
+                Tag::CodeBlock(_) => {
+                    b.flush_implicit();
+                    b.code = Some(String::new());
+                }
+                Tag::List(start) => b.open(Frame::List(start, Vec::new()))?,
+                Tag::Item => b.open(Frame::Item(Vec::new()))?,
+                Tag::Table(aligns) => {
+                    if aligns.len() > MAX_COLUMNS {
+                        return Err(format!("a table has {} columns; at most {MAX_COLUMNS} are accepted", aligns.len()));
+                    }
+                    b.flush_implicit();
+                    b.table = Some(Table::default());
+                }
+                Tag::TableCell => b.inline = Some(Vec::new()),
+                Tag::Emphasis => b.italic += 1,
+                Tag::Strong => b.bold += 1,
+                Tag::Link { dest_url, .. } => b.links.push(safe_link(&dest_url)),
+                Tag::Image { .. } => b.links.push(None),
+                _ => {}
+            },
+            Event::End(end) => match end {
+                TagEnd::Paragraph => {
+                    if let Some(spans) = b.inline.take() {
+                        b.push_block(Block::Paragraph(spans));
+                    }
+                }
+                TagEnd::Heading(_) => {
+                    let spans = b.inline.take().unwrap_or_default();
+                    let level = b.heading.take().unwrap_or(1);
+                    b.push_block(Block::Heading(level, spans));
+                }
+                TagEnd::CodeBlock => {
+                    let text = b.code.take().unwrap_or_default();
+                    b.push_block(Block::Code(text.trim_end_matches('\n').to_owned()));
+                }
+                TagEnd::BlockQuote(_) => {
+                    b.flush_implicit();
+                    if let Some(Frame::Quote(blocks)) = b.frames.pop() {
+                        b.push_block(Block::Quote(blocks));
+                    }
+                }
+                TagEnd::Item => {
+                    b.flush_implicit();
+                    if let Some(Frame::Item(blocks)) = b.frames.pop() {
+                        if let Some(Frame::List(_, items)) = b.frames.last_mut() {
+                            items.push(blocks);
+                        }
+                    }
+                }
+                TagEnd::List(_) => {
+                    if let Some(Frame::List(start, items)) = b.frames.pop() {
+                        b.push_block(Block::List { start, items });
+                    }
+                }
+                TagEnd::TableCell => {
+                    let cell = b.inline.take().unwrap_or_default();
+                    if let Some(t) = b.table.as_mut() {
+                        t.row.push(cell);
+                    }
+                }
+                TagEnd::TableHead => {
+                    if let Some(t) = b.table.as_mut() {
+                        t.head = std::mem::take(&mut t.row);
+                    }
+                }
+                TagEnd::TableRow => {
+                    if let Some(t) = b.table.as_mut() {
+                        let row = std::mem::take(&mut t.row);
+                        t.rows.push(row);
+                    }
+                }
+                TagEnd::Table => {
+                    if let Some(t) = b.table.take() {
+                        b.push_block(Block::Table { head: t.head, rows: t.rows });
+                    }
+                }
+                TagEnd::Emphasis => b.italic = b.italic.saturating_sub(1),
+                TagEnd::Strong => b.bold = b.bold.saturating_sub(1),
+                TagEnd::Link | TagEnd::Image => {
+                    b.links.pop();
+                }
+                _ => {}
+            },
+            Event::Text(t) => match b.code.as_mut() {
+                Some(code) => code.push_str(&t),
+                None => b.span(&t, false),
+            },
+            Event::Code(t) => b.span(&t, true),
+            // Raw HTML is shown as the text it is, never interpreted.
+            Event::Html(t) | Event::InlineHtml(t) => match b.code.as_mut() {
+                Some(code) => code.push_str(&t),
+                None => b.span(&t, false),
+            },
+            Event::SoftBreak => b.span(" ", false),
+            Event::HardBreak => b.span("\n", false),
+            Event::Rule => {
+                b.flush_implicit();
+                b.push_block(Block::Rule);
+            }
+            Event::TaskListMarker(done) => b.span(if done { "☑ " } else { "☐ " }, false),
+            Event::FootnoteReference(t) => b.span(&format!("[{t}]"), false),
+            _ => {}
+        }
+    }
+    b.flush_implicit();
+    match b.frames.pop() {
+        Some(Frame::Root(blocks)) => Ok(blocks),
+        _ => Err("internal error: unbalanced Markdown structure".into()),
+    }
+}
+
+/// The plain text of some spans.
+pub fn plain(spans: &[Span]) -> String {
+    spans.iter().map(|s| s.text.as_str()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_supported_element() {
+        let md = "# Title\n\nSome *em* and **strong** and `code` and [a link](https://x.test).\n\n\
+                  - one\n- two\n  1. nested\n\n> quoted\n\n---\n\n```\nfn main() {}\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n";
+        let blocks = parse(md).unwrap();
+        assert!(matches!(&blocks[0], Block::Heading(1, s) if plain(s) == "Title"));
+        let Block::Paragraph(spans) = &blocks[1] else { panic!("{blocks:?}") };
+        assert!(spans.iter().any(|s| s.italic && s.text == "em"));
+        assert!(spans.iter().any(|s| s.bold && s.text == "strong"));
+        assert!(spans.iter().any(|s| s.code && s.text == "code"));
+        assert!(spans.iter().any(|s| s.link.as_deref() == Some("https://x.test")));
+        let Block::List { start: None, items } = &blocks[2] else { panic!("{blocks:?}") };
+        assert_eq!(items.len(), 2);
+        assert!(matches!(&items[1][1], Block::List { start: Some(1), .. }));
+        assert!(matches!(&blocks[3], Block::Quote(_)));
+        assert_eq!(blocks[4], Block::Rule);
+        assert_eq!(blocks[5], Block::Code("fn main() {}".into()));
+        assert!(matches!(&blocks[6], Block::Table { head, rows } if head.len() == 2 && rows.len() == 1));
+    }
+
+    #[test]
+    fn unsafe_links_lose_their_target_and_html_stays_text() {
+        assert_eq!(safe_link("javascript:alert(1)"), None);
+        assert_eq!(safe_link("JaVa\tScRiPt:alert(1)"), None);
+        assert_eq!(safe_link("data:text/html,x"), None);
+        assert_eq!(safe_link("https://ok.test/a?b=c:d"), Some("https://ok.test/a?b=c:d".into()));
+        assert_eq!(safe_link("/relative:path"), Some("/relative:path".into()));
+        assert_eq!(safe_link("mailto:a@b.test"), Some("mailto:a@b.test".into()));
+        let blocks = parse("<script>alert(1)</script>\n\nhi <b>x</b>").unwrap();
+        assert!(matches!(&blocks[0], Block::Paragraph(s) if plain(s).contains("<script>")));
+    }
+
+    #[test]
+    fn absurd_nesting_and_width_are_refused() {
+        assert!(parse(&">".repeat(10_000)).unwrap_err().contains("deeper"));
+        assert!(parse(&"1. ".repeat(1000)).unwrap_err().contains("deeper"));
+        let wide = format!("|{}\n|{}\n", "a|".repeat(1000), "-|".repeat(1000));
+        assert!(parse(&wide).unwrap_err().contains("columns"));
+    }
+}

@@ -1,0 +1,444 @@
+//! PDF: a small layout engine (greedy line breaking, pages, lists, quotes, code, tables)
+//! drawing with krilla and the DejaVu fonts shipped in `fonts/`.
+//!
+//! Layout and drawing are separate passes: [`layout`] turns blocks into pages of positioned
+//! items, [`render`] draws them. No clock, no randomness: the same input gives the same bytes.
+
+use krilla::action::{Action, LinkAction};
+use krilla::annotation::{Annotation, LinkAnnotation, Target};
+use krilla::color::rgb;
+use krilla::geom::{PathBuilder, Point, Rect};
+use krilla::metadata::Metadata;
+use krilla::page::PageSettings;
+use krilla::paint::{Fill, Stroke};
+use krilla::text::{Font, TextDirection};
+use krilla::Document;
+
+use crate::markdown::{Block, Span};
+use crate::Meta;
+
+const PAGE_W: f32 = 595.28;
+const PAGE_H: f32 = 841.89;
+const MARGIN: f32 = 56.7;
+const BODY: f32 = 10.5;
+const LEADING: f32 = 1.4;
+
+static REGULAR: &[u8] = include_bytes!("../fonts/DejaVuSans.ttf");
+static BOLD: &[u8] = include_bytes!("../fonts/DejaVuSans-Bold.ttf");
+static ITALIC: &[u8] = include_bytes!("../fonts/DejaVuSans-Oblique.ttf");
+static BOLD_ITALIC: &[u8] = include_bytes!("../fonts/DejaVuSans-BoldOblique.ttf");
+static MONO: &[u8] = include_bytes!("../fonts/DejaVuSansMono.ttf");
+
+/// Which of the five embedded faces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Face {
+    Regular,
+    Bold,
+    Italic,
+    BoldItalic,
+    Mono,
+}
+
+impl Face {
+    fn of(span: &Span, bold: bool) -> Self {
+        match (span.code, span.bold || bold, span.italic) {
+            (true, ..) => Face::Mono,
+            (false, true, true) => Face::BoldItalic,
+            (false, true, false) => Face::Bold,
+            (false, false, true) => Face::Italic,
+            (false, false, false) => Face::Regular,
+        }
+    }
+
+    fn data(self) -> &'static [u8] {
+        match self {
+            Face::Regular => REGULAR,
+            Face::Bold => BOLD,
+            Face::Italic => ITALIC,
+            Face::BoldItalic => BOLD_ITALIC,
+            Face::Mono => MONO,
+        }
+    }
+}
+
+/// Glyph advances for measuring text.
+struct Metrics {
+    faces: Vec<(Face, ttf_parser::Face<'static>)>,
+}
+
+impl Metrics {
+    fn new() -> Result<Self, String> {
+        let faces = [Face::Regular, Face::Bold, Face::Italic, Face::BoldItalic, Face::Mono]
+            .into_iter()
+            .map(|f| ttf_parser::Face::parse(f.data(), 0).map(|p| (f, p)).map_err(|e| format!("font: {e}")))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { faces })
+    }
+
+    fn width(&self, face: Face, size: f32, text: &str) -> f32 {
+        let Some((_, f)) = self.faces.iter().find(|(k, _)| *k == face) else { return 0.0 };
+        let upem = f32::from(f.units_per_em());
+        let units: u32 = text
+            .chars()
+            .map(|c| {
+                let gid = f.glyph_index(c).unwrap_or(ttf_parser::GlyphId(0));
+                u32::from(f.glyph_hor_advance(gid).unwrap_or(0))
+            })
+            .sum();
+        units as f32 * size / upem
+    }
+}
+
+/// One thing to draw, in page coordinates (origin top-left, y down).
+#[derive(Debug, Clone)]
+enum Item {
+    Text { x: f32, baseline: f32, face: Face, size: f32, text: String, color: (u8, u8, u8) },
+    Fill { rect: (f32, f32, f32, f32), color: (u8, u8, u8) },
+    Stroke { rect: (f32, f32, f32, f32), color: (u8, u8, u8) },
+    Link { rect: (f32, f32, f32, f32), url: String },
+}
+
+/// A piece of a line: text in one face.
+struct Piece {
+    text: String,
+    face: Face,
+    size: f32,
+    link: Option<String>,
+    color: (u8, u8, u8),
+}
+
+struct Layout<'m> {
+    metrics: &'m Metrics,
+    pages: Vec<Vec<Item>>,
+    y: f32,
+}
+
+const TEXT: (u8, u8, u8) = (34, 34, 34);
+const LINK: (u8, u8, u8) = (5, 99, 193);
+const GRAY: (u8, u8, u8) = (90, 90, 90);
+
+impl Layout<'_> {
+    fn bottom() -> f32 {
+        PAGE_H - MARGIN
+    }
+
+    fn page(&mut self) -> &mut Vec<Item> {
+        if self.pages.is_empty() {
+            self.pages.push(Vec::new());
+        }
+        let last = self.pages.len() - 1;
+        &mut self.pages[last]
+    }
+
+    fn push(&mut self, item: Item) {
+        self.page().push(item);
+    }
+
+    fn new_page(&mut self) {
+        self.pages.push(Vec::new());
+        self.y = MARGIN;
+    }
+
+    /// Make room for `height`, starting a new page when it does not fit.
+    fn room(&mut self, height: f32) {
+        if self.y + height > Self::bottom() && self.y > MARGIN {
+            self.new_page();
+        }
+    }
+
+    /// Break styled spans into lines no wider than `width`.
+    fn lines(&self, spans: &[Span], size: f32, bold: bool, color: (u8, u8, u8), width: f32) -> Vec<Vec<Piece>> {
+        let mut lines: Vec<Vec<Piece>> = vec![Vec::new()];
+        let mut used = 0.0;
+        for span in spans {
+            if span.text == "\n" {
+                lines.push(Vec::new());
+                used = 0.0;
+                continue;
+            }
+            let face = Face::of(span, bold);
+            let size = if span.code { size * 0.92 } else { size };
+            let color = if span.link.is_some() { LINK } else { color };
+            // Words with their trailing spaces, so breaks fall between words.
+            let mut words: Vec<String> = Vec::new();
+            for (i, part) in span.text.split(' ').enumerate() {
+                if i > 0 {
+                    if let Some(last) = words.last_mut() { last.push(' ') } else { words.push(" ".into()) }
+                }
+                if !part.is_empty() {
+                    words.push(part.to_owned());
+                }
+            }
+            for word in words {
+                let w = self.metrics.width(face, size, &word);
+                let line_empty = lines.last().is_none_or(|l| l.is_empty());
+                if used + self.metrics.width(face, size, word.trim_end()) > width && !line_empty {
+                    lines.push(Vec::new());
+                    used = 0.0;
+                }
+                let word = if !span.code && lines.last().is_none_or(|l| l.is_empty()) { word.trim_start().to_owned() } else { word };
+                // A word wider than the line is cut by characters.
+                let mut rest = word.as_str();
+                while self.metrics.width(face, size, rest.trim_end()) > width - used && !rest.is_empty() {
+                    let mut cut = 0;
+                    for (i, c) in rest.char_indices() {
+                        if self.metrics.width(face, size, &rest[..i + c.len_utf8()]) > width - used {
+                            break;
+                        }
+                        cut = i + c.len_utf8();
+                    }
+                    if cut == 0 && lines.last().is_some_and(|l| !l.is_empty()) {
+                        lines.push(Vec::new());
+                        used = 0.0;
+                        continue;
+                    }
+                    let cut = cut.max(rest.chars().next().map_or(1, char::len_utf8));
+                    push_piece(lines.last_mut(), &rest[..cut], face, size, &span.link, color);
+                    lines.push(Vec::new());
+                    used = 0.0;
+                    rest = &rest[cut..];
+                }
+                if !rest.is_empty() {
+                    push_piece(lines.last_mut(), rest, face, size, &span.link, color);
+                    used += if rest.len() == word.len() { w } else { self.metrics.width(face, size, rest) };
+                }
+            }
+        }
+        lines
+    }
+
+    /// Lay out text lines at `x`, advancing the cursor.
+    fn text(&mut self, spans: &[Span], x: f32, width: f32, size: f32, bold: bool, color: (u8, u8, u8)) {
+        let line_h = size * LEADING;
+        for line in self.lines(spans, size, bold, color, width) {
+            self.room(line_h);
+            let baseline = self.y + size;
+            let mut cx = x;
+            for piece in line {
+                let w = self.metrics.width(piece.face, piece.size, &piece.text);
+                if let Some(url) = &piece.link {
+                    let rect = (cx, self.y, w.max(1.0), line_h);
+                    self.push(Item::Link { rect, url: url.clone() });
+                }
+                let item = Item::Text { x: cx, baseline, face: piece.face, size: piece.size, text: piece.text, color: piece.color };
+                self.push(item);
+                cx += w;
+            }
+            self.y += line_h;
+        }
+    }
+
+    fn blocks(&mut self, blocks: &[Block], x: f32, width: f32, quote: bool) {
+        let color = if quote { GRAY } else { TEXT };
+        for block in blocks {
+            match block {
+                Block::Heading(level, spans) => {
+                    let size = [20.0, 16.0, 13.5, 12.0, 11.0, 10.5][usize::from(level.saturating_sub(1)).min(5)];
+                    // Keep a heading with at least two lines of what follows.
+                    self.room(size * 2.2 + BODY * LEADING * 2.0);
+                    self.y += size * 0.6;
+                    self.text(spans, x, width, size, true, color);
+                    self.y += size * 0.3;
+                }
+                Block::Paragraph(spans) => {
+                    self.text(spans, x, width, BODY, false, color);
+                    self.y += BODY * 0.6;
+                }
+                Block::Code(code) => self.code(code, x, width),
+                Block::List { start, items } => {
+                    for (i, item) in items.iter().enumerate() {
+                        let marker = match start {
+                            Some(n) => format!("{}.", n.saturating_add(i as u64)),
+                            None => "•".to_owned(),
+                        };
+                        self.room(BODY * LEADING);
+                        let mx = x + 16.0 - self.metrics.width(Face::Regular, BODY, &marker) - 4.0;
+                        let item_marker = Item::Text { x: mx, baseline: self.y + BODY, face: Face::Regular, size: BODY, text: marker, color };
+                        self.push(item_marker);
+                        let before = self.y;
+                        self.blocks(item, x + 18.0, width - 18.0, quote);
+                        if (self.y - before).abs() < f32::EPSILON {
+                            self.y += BODY * LEADING;
+                        }
+                        self.y -= BODY * 0.3;
+                    }
+                    self.y += BODY * 0.4;
+                }
+                Block::Quote(inner) => {
+                    let (page, top) = (self.pages.len(), self.y);
+                    self.blocks(inner, x + 14.0, width - 14.0, true);
+                    // The bar, when the quote stayed on one page.
+                    if self.pages.len() == page {
+                        self.push(Item::Fill { rect: (x + 2.0, top, 2.5, self.y - top - BODY * 0.6), color: (200, 200, 200) });
+                    }
+                }
+                Block::Rule => {
+                    self.room(12.0);
+                    self.y += 5.0;
+                    self.push(Item::Fill { rect: (x, self.y, width, 0.8), color: (170, 170, 170) });
+                    self.y += 9.0;
+                }
+                Block::Table { head, rows } => self.table(head, rows, x, width),
+            }
+        }
+    }
+
+    fn code(&mut self, code: &str, x: f32, width: f32) {
+        let size = 9.0;
+        let line_h = size * 1.35;
+        let spans: Vec<Span> = code
+            .split('\n')
+            .enumerate()
+            .flat_map(|(i, line)| {
+                let text = Span { text: line.to_owned(), code: true, ..Span::default() };
+                if i == 0 { vec![text] } else { vec![Span { text: "\n".into(), ..Span::default() }, text] }
+            })
+            .collect();
+        let lines = self.lines(&spans, size / 0.92, false, TEXT, width - 12.0);
+        self.y += 2.0;
+        for line in lines {
+            self.room(line_h);
+            self.push(Item::Fill { rect: (x, self.y, width, line_h), color: (244, 244, 244) });
+            let mut cx = x + 6.0;
+            for piece in line {
+                let w = self.metrics.width(piece.face, piece.size, &piece.text);
+                let item = Item::Text { x: cx, baseline: self.y + size, face: Face::Mono, size, text: piece.text, color: TEXT };
+                self.push(item);
+                cx += w;
+            }
+            self.y += line_h;
+        }
+        self.y += BODY * 0.8;
+    }
+
+    fn table(&mut self, head: &[Vec<Span>], rows: &[Vec<Vec<Span>>], x: f32, width: f32) {
+        let cols = rows.iter().map(Vec::len).chain([head.len()]).max().unwrap_or(1).max(1);
+        let col_w = width / cols as f32;
+        let size = 9.5;
+        let line_h = size * LEADING;
+        let empty = Vec::new();
+        for (r, row) in std::iter::once(head).chain(rows.iter().map(Vec::as_slice)).enumerate() {
+            let cells: Vec<Vec<Vec<Piece>>> =
+                (0..cols).map(|c| self.lines(row.get(c).unwrap_or(&empty), size, r == 0, TEXT, col_w - 8.0)).collect();
+            let height = cells.iter().map(Vec::len).max().unwrap_or(1).max(1) as f32 * line_h + 6.0;
+            self.room(height);
+            let top = self.y;
+            for (c, lines) in cells.into_iter().enumerate() {
+                let cx = x + c as f32 * col_w;
+                if r == 0 {
+                    self.push(Item::Fill { rect: (cx, top, col_w, height), color: (238, 238, 238) });
+                }
+                self.push(Item::Stroke { rect: (cx, top, col_w, height), color: (187, 187, 187) });
+                for (l, line) in lines.into_iter().enumerate() {
+                    let mut px = cx + 4.0;
+                    let baseline = top + 3.0 + l as f32 * line_h + size;
+                    for piece in line {
+                        let w = self.metrics.width(piece.face, piece.size, &piece.text);
+                        if let Some(url) = &piece.link {
+                            let rect = (px, baseline - size, w.max(1.0), line_h);
+                            self.push(Item::Link { rect, url: url.clone() });
+                        }
+                        let item = Item::Text { x: px, baseline, face: piece.face, size: piece.size, text: piece.text, color: piece.color };
+                        self.push(item);
+                        px += w;
+                    }
+                }
+            }
+            self.y = top + height;
+        }
+        self.y += BODY * 0.8;
+    }
+}
+
+fn push_piece(line: Option<&mut Vec<Piece>>, text: &str, face: Face, size: f32, link: &Option<String>, color: (u8, u8, u8)) {
+    let Some(line) = line else { return };
+    match line.last_mut() {
+        Some(last) if last.face == face && last.size == size && &last.link == link && last.color == color => last.text.push_str(text),
+        _ => line.push(Piece { text: text.to_owned(), face, size, link: link.clone(), color }),
+    }
+}
+
+fn rect(r: (f32, f32, f32, f32)) -> Option<Rect> {
+    Rect::from_xywh(r.0, r.1, r.2.max(0.1), r.3.max(0.1))
+}
+
+/// Render the whole document as PDF bytes; returns the bytes and the page count.
+pub fn render(doc: &[Block], meta: &Meta) -> Result<(Vec<u8>, usize), String> {
+    let metrics = Metrics::new()?;
+    let mut layout = Layout { metrics: &metrics, pages: vec![Vec::new()], y: MARGIN };
+    layout.blocks(doc, MARGIN, PAGE_W - 2.0 * MARGIN, false);
+    let fonts: Vec<(Face, Font)> = [Face::Regular, Face::Bold, Face::Italic, Face::BoldItalic, Face::Mono]
+        .into_iter()
+        .map(|f| Font::new(f.data().into(), 0).map(|font| (f, font)).ok_or_else(|| "cannot load the embedded font".to_owned()))
+        .collect::<Result<_, _>>()?;
+    let font = |face: Face| fonts.iter().find(|(f, _)| *f == face).map(|(_, font)| font.clone());
+
+    let mut document = Document::new();
+    let mut metadata = Metadata::new().title(meta.title.clone()).creator("mcp-gateway docgen".into());
+    if let Some(author) = &meta.author {
+        metadata = metadata.authors(vec![author.clone()]);
+    }
+    if let Some(d) = &meta.description {
+        metadata = metadata.description(d.clone());
+    }
+    if !meta.keywords.is_empty() {
+        metadata = metadata.keywords(meta.keywords.clone());
+    }
+    if let Some(l) = &meta.language {
+        metadata = metadata.language(l.clone());
+    }
+    document.set_metadata(metadata);
+    let settings = PageSettings::from_wh(PAGE_W, PAGE_H).ok_or("bad page size")?;
+    let count = layout.pages.len();
+    for items in layout.pages {
+        let mut page = document.start_page_with(settings.clone());
+        let mut links = Vec::new();
+        {
+            let mut surface = page.surface();
+            for item in items {
+                match item {
+                    Item::Text { x, baseline, face, size, text, color } => {
+                        let Some(f) = font(face) else { continue };
+                        surface.set_fill(Some(Fill { paint: rgb::Color::new(color.0, color.1, color.2).into(), ..Fill::default() }));
+                        surface.draw_text(Point::from_xy(x, baseline), f, size, &text, false, TextDirection::Auto);
+                    }
+                    Item::Fill { rect: r, color } => {
+                        let mut pb = PathBuilder::new();
+                        if let Some(r) = rect(r) {
+                            pb.push_rect(r);
+                        }
+                        if let Some(path) = pb.finish() {
+                            surface.set_stroke(None);
+                            surface.set_fill(Some(Fill { paint: rgb::Color::new(color.0, color.1, color.2).into(), ..Fill::default() }));
+                            surface.draw_path(&path);
+                        }
+                    }
+                    Item::Stroke { rect: r, color } => {
+                        let mut pb = PathBuilder::new();
+                        if let Some(r) = rect(r) {
+                            pb.push_rect(r);
+                        }
+                        if let Some(path) = pb.finish() {
+                            surface.set_fill(None);
+                            let paint = rgb::Color::new(color.0, color.1, color.2).into();
+                            surface.set_stroke(Some(Stroke { paint, width: 0.6, ..Stroke::default() }));
+                            surface.draw_path(&path);
+                            surface.set_stroke(None);
+                        }
+                    }
+                    Item::Link { rect: r, url } => links.push((r, url)),
+                }
+            }
+            surface.finish();
+        }
+        for (r, url) in links {
+            if let Some(r) = rect(r) {
+                let target = Target::Action(Action::Link(LinkAction::new(url)));
+                page.add_annotation(Annotation::new_link(LinkAnnotation::new(r, target), None));
+            }
+        }
+        page.finish();
+    }
+    let bytes = document.finish().map_err(|e| format!("PDF serialisation failed: {e:?}"))?;
+    Ok((bytes, count))
+}

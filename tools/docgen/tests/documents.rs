@@ -1,0 +1,212 @@
+//! Documents as a reader sees them: every Markdown element comes out in every format, the
+//! bytes are identical across processes, and real readers open the files.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::process::Command;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+const REPORT: &str = include_str!("fixtures/report.md");
+
+fn generate(format: &str) -> docgen::Generated {
+    let args = json!({"content": REPORT, "format": format, "author": "Ada Lovelace", "metadata": {"keywords": ["q3", "report"], "department": "Finance"}});
+    docgen::generate(&args, docgen::DEFAULT_MAX_CONTENT_BYTES).unwrap()
+}
+
+fn sha(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Golden digests: a change here means the output bytes changed (update deliberately).
+const GOLDEN: [(&str, &str); 3] = [
+    ("pdf", "e7ce375e042663c76a355dbc16586db48c75bec892ee09227d88df0fb3e27fde"),
+    ("docx", "92241a805bca50d6f4e97365da28830ba2a9483d01b165666761963c0baba48a"),
+    ("html", "fa903e62e935baa4aa4740fb9b68b43b2a7e6b11b592194c8460b043796fac9f"),
+];
+
+#[test]
+fn output_matches_the_golden_digests() {
+    for (format, digest) in GOLDEN {
+        assert_eq!(sha(&generate(format).bytes), digest, "{format}");
+    }
+}
+
+/// Run by `generation_is_byte_identical_across_processes` in child processes.
+#[test]
+fn print_digests_child() {
+    if std::env::var_os("DOCGEN_DIGEST_CHILD").is_some() {
+        for format in ["pdf", "docx", "html"] {
+            println!("\ndigest {format} {}", sha(&generate(format).bytes));
+        }
+    }
+}
+
+fn child_digests() -> String {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "print_digests_child", "--nocapture", "--test-threads=1"])
+        .env("DOCGEN_DIGEST_CHILD", "1")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("digest ")).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn generation_is_byte_identical_across_processes() {
+    // Warm this process's state first: nothing global may leak into the next document.
+    for _ in 0..3 {
+        generate("docx");
+        generate("pdf");
+    }
+    let (a, b) = (child_digests(), child_digests());
+    assert_eq!(a.lines().count(), 3, "{a}");
+    assert_eq!(a, b);
+    let here: Vec<String> = ["pdf", "docx", "html"].iter().map(|f| format!("digest {f} {}", sha(&generate(f).bytes))).collect();
+    assert_eq!(a, here.join("\n"));
+}
+
+fn tool(program: &str, probe: &[&str]) -> bool {
+    let ok = Command::new(program).args(probe).output().is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(std::env::var_os("CI").is_none(), "CI must provide {program} {probe:?}");
+        eprintln!("{program} is not available: skipping the reader check");
+    }
+    ok
+}
+
+const IN_ORDER: [&str; 12] = [
+    "Quarterly Report — Café Zürich",
+    "An introduction with emphasis, strong text, inline code and a link to the site.",
+    "é, ß, Ω, —, “quotes”, naïve façade, 10 °C.",
+    "Findings",
+    "First finding",
+    "nested bullet one",
+    "Bullet beta",
+    "A block quote about Ω and the “future”.",
+    "println!(\"héllo, wörld\");",
+    "Region",
+    "−1.2 %",
+    "Closing paragraph with <script>alert('x')</script> raw HTML and a bad link.",
+];
+
+fn assert_in_order(text: &str) {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut from = 0;
+    for needle in IN_ORDER {
+        let needle = needle.split_whitespace().collect::<Vec<_>>().join(" ");
+        let at = flat[from..].find(&needle).unwrap_or_else(|| panic!("{needle:?} not found in order in:\n{flat}"));
+        from += at + needle.len();
+    }
+}
+
+#[test]
+fn pdf_text_is_extractable_in_order_by_poppler() {
+    if !tool("pdftotext", &["-v"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.pdf");
+    let doc = generate("pdf");
+    assert_eq!(doc.pages, Some(1));
+    std::fs::write(&path, &doc.bytes).unwrap();
+    let out = Command::new("pdftotext").args(["-enc", "UTF-8"]).arg(&path).arg("-").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_in_order(&String::from_utf8(out.stdout).unwrap());
+    let info = Command::new("pdfinfo").arg(&path).output().unwrap();
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(info.contains("Title:") && info.contains("Quarterly Report") && info.contains("Ada Lovelace"), "{info}");
+    assert!(!info.contains("CreationDate"), "no clock in the output: {info}");
+}
+
+#[test]
+fn docx_opens_in_python_docx_with_every_element() {
+    if !tool("python3", &["-c", "import docx"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.docx");
+    std::fs::write(&path, generate("docx").bytes).unwrap();
+    let script = r#"
+import sys, zipfile, xml.dom.minidom, docx
+z = zipfile.ZipFile(sys.argv[1])
+for name in z.namelist():
+    if name.endswith('.xml') or name.endswith('.rels'):
+        xml.dom.minidom.parseString(z.read(name))
+d = docx.Document(sys.argv[1])
+for p in d.paragraphs:
+    print(p.style.name + '|' + p.text)
+for t in d.tables:
+    for r in t.rows:
+        print('ROW|' + '|'.join(c.text for c in r.cells))
+print('TITLE|' + d.core_properties.title + '|' + d.core_properties.author)
+print('LINKS|' + ' '.join(r.target_ref for r in d.part.rels.values() if r.is_external))
+"#;
+    let out = Command::new("python3").arg("-c").arg(script).arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for needle in ["Heading 1|Quarterly Report", "Heading 2|Findings", "List Paragraph|nested bullet two", "Quote|A block quote",
+        "Code|fn main() {\n    println!", "ROW|Region|Revenue|Growth", "ROW|Süd|980 €|−1.2 %", "TITLE|Quarterly Report — Café Zürich|Ada Lovelace",
+        "LINKS|https://example.com/report"] {
+        assert!(text.contains(needle), "{needle:?} missing in:\n{text}");
+    }
+    assert!(!text.contains("javascript"));
+}
+
+#[test]
+fn html_is_standalone_escaped_and_script_free() {
+    let html = String::from_utf8(generate("html").bytes).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
+    assert!(html.contains("<meta charset=\"utf-8\">") && html.contains("<title>Quarterly Report — Café Zürich</title>"));
+    assert!(!html.to_ascii_lowercase().contains("<script"), "raw HTML must be escaped");
+    assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
+    assert!(!html.contains("javascript:"));
+    assert!(!html.contains("http://") && !html.contains("src="), "no remote resources");
+    for needle in ["<h2>Findings</h2>", "<ol>", "<ul>", "<blockquote>", "<hr>", "<pre><code>", "<table>", "<th>Region</th>",
+        "<em>emphasis</em>", "<strong>strong text</strong>", "<code>inline code</code>", "<a href=\"https://example.com/report\""] {
+        assert!(html.contains(needle), "{needle:?} missing");
+    }
+}
+
+#[test]
+fn bad_input_is_a_clear_tool_error() {
+    let max = docgen::DEFAULT_MAX_CONTENT_BYTES;
+    let cases: [(Value, &str); 8] = [
+        (json!({"content": "", "format": "pdf"}), "empty"),
+        (json!({"content": "# x", "format": "odt"}), "unknown format"),
+        (json!({"content": "# x"}), "format is required"),
+        (json!({"format": "pdf"}), "content is required"),
+        (json!({"content": "x".repeat(max + 1), "format": "html"}), "limit"),
+        (json!({"content": ">".repeat(5000), "format": "pdf"}), "deeper"),
+        (json!({"content": format!("|{}\n|{}\n", "a|".repeat(3000), "-|".repeat(3000)), "format": "docx"}), "columns"),
+        (json!({"content": "x", "format": "pdf", "metadata": [1]}), "metadata"),
+    ];
+    for (args, needle) in cases {
+        let err = docgen::call(&args, max).unwrap_err();
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+}
+
+#[test]
+fn long_documents_paginate_and_long_words_wrap() {
+    let mut md = String::new();
+    for i in 0..40 {
+        md.push_str(&format!("## Section {i}\n\n{}\n\n- a\n- b\n\n", "Lorem ipsum dolor sit amet. ".repeat(12)));
+    }
+    md.push_str(&"x".repeat(3000));
+    let doc = docgen::generate(&json!({"content": md, "format": "pdf"}), usize::MAX).unwrap();
+    assert!(doc.pages.unwrap() >= 8, "{:?}", doc.pages);
+}
+
+#[test]
+fn the_result_is_an_embedded_resource_with_its_digest() {
+    let result = docgen::call(&json!({"content": REPORT, "format": "pdf"}), docgen::DEFAULT_MAX_CONTENT_BYTES).unwrap();
+    let resource = &result["content"][1]["resource"];
+    assert_eq!(resource["mimeType"], "application/pdf");
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(resource["blob"].as_str().unwrap()).unwrap();
+    let s = &result["structuredContent"];
+    assert_eq!(s["sha256"].as_str().unwrap(), sha(&bytes));
+    assert_eq!(s["size_bytes"].as_u64().unwrap() as usize, bytes.len());
+    assert_eq!(s["filename"], "quarterly-report-caf-z-rich.pdf");
+    assert_eq!(s["pages"], 1);
+}
