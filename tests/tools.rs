@@ -6,10 +6,10 @@ mod common;
 use common::{TestDb, TestGateway};
 use serde_json::json;
 
-async fn calculator() -> (String, actix_web::dev::ServerHandle) {
+async fn serve(server: tool_kit::ToolServer) -> (String, actix_web::dev::ServerHandle) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/mcp", listener.local_addr().unwrap());
-    let server = tool_kit::server::serve(calculator::server(), listener, false).unwrap();
+    let server = tool_kit::server::serve(server, listener, false).unwrap();
     let handle = server.handle();
     actix_web::rt::spawn(server);
     (url, handle)
@@ -18,7 +18,7 @@ async fn calculator() -> (String, actix_web::dev::ServerHandle) {
 #[actix_web::test]
 async fn the_customers_calculator_example_works_through_the_gateway() {
     let db = TestDb::sqlite().await;
-    let (url, calc) = calculator().await;
+    let (url, calc) = serve(calculator::server()).await;
     let gw = TestGateway::builder(&db).tool("exact_compute", &url).start().await;
     let token = gw.token("agent", &["developer"]);
     let (status, body) = gw
@@ -52,4 +52,30 @@ async fn the_customers_calculator_example_works_through_the_gateway() {
     assert_eq!(listing["tools"][0]["name"], "exact_compute");
     gw.stop().await;
     calc.stop(false).await;
+}
+
+#[actix_web::test]
+async fn a_markdown_report_comes_back_as_pdf_docx_and_html_through_the_gateway() {
+    use base64::Engine as _;
+    let db = TestDb::sqlite().await;
+    let (url, docgen_server) = serve(docgen::server(docgen::DEFAULT_MAX_CONTENT_BYTES)).await;
+    let gw = TestGateway::builder(&db).tool("document_generate", &url).start().await;
+    let token = gw.token("writer", &["developer"]);
+    let report = include_str!("../tools/docgen/tests/fixtures/report.md");
+    for (format, magic) in [("pdf", &b"%PDF-"[..]), ("docx", &b"PK"[..]), ("html", &b"<!DOCTYPE html>"[..])] {
+        let (status, body) = gw.invoke(&token, "document_generate", json!({"content": report, "format": format})).await;
+        assert_eq!(status, 200, "{format}: {body}");
+        let resource = &body["result"]["content"][1]["resource"];
+        let bytes = base64::engine::general_purpose::STANDARD.decode(resource["blob"].as_str().unwrap()).unwrap();
+        assert!(bytes.starts_with(magic), "{format}");
+        let again = gw.invoke(&token, "document_generate", json!({"content": report, "format": format})).await.1;
+        assert_eq!(
+            again["result"]["structuredContent"]["sha256"], body["result"]["structuredContent"]["sha256"],
+            "deterministic"
+        );
+    }
+    let (status, body) = gw.invoke(&token, "document_generate", json!({"content": "", "format": "pdf"})).await;
+    assert_eq!((status, &body["result"]["isError"]), (200, &json!(true)));
+    gw.stop().await;
+    docgen_server.stop(false).await;
 }

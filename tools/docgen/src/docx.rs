@@ -46,7 +46,8 @@ impl Writer {
             match &s.link {
                 Some(url) => {
                     self.links.push(url.clone());
-                    self.body.push_str(&format!("<w:hyperlink r:id=\"rIdLink{}\">{run}</w:hyperlink>", self.links.len()));
+                    self.body
+                        .push_str(&format!("<w:hyperlink r:id=\"rIdLink{}\">{run}</w:hyperlink>", self.links.len()));
                 }
                 None => self.body.push_str(&run),
             }
@@ -60,7 +61,13 @@ impl Writer {
     }
 
     fn blocks(&mut self, blocks: &[Block], depth: usize, quote: bool) {
-        let indent = |extra: usize| if depth + extra == 0 { String::new() } else { format!("<w:ind w:left=\"{}\"/>", 720 * (depth + extra)) };
+        let indent = |extra: usize| {
+            if depth + extra == 0 {
+                String::new()
+            } else {
+                format!("<w:ind w:left=\"{}\"/>", 720 * (depth + extra))
+            }
+        };
         let base_style = if quote { "<w:pStyle w:val=\"Quote\"/>" } else { "" };
         for block in blocks {
             match block {
@@ -115,7 +122,8 @@ impl Writer {
     fn table(&mut self, head: &[Vec<Span>], rows: &[Vec<Vec<Span>>]) {
         let cols = rows.iter().map(Vec::len).chain([head.len()]).max().unwrap_or(1).max(1);
         let width = TEXT_WIDTH / cols;
-        self.body.push_str("<w:tbl><w:tblPr><w:tblStyle w:val=\"Table\"/><w:tblW w:w=\"0\" w:type=\"auto\"/><w:tblBorders>");
+        self.body
+            .push_str("<w:tbl><w:tblPr><w:tblStyle w:val=\"Table\"/><w:tblW w:w=\"0\" w:type=\"auto\"/><w:tblBorders>");
         for side in ["top", "left", "bottom", "right", "insideH", "insideV"] {
             self.body.push_str(&format!("<w:{side} w:val=\"single\" w:sz=\"4\" w:space=\"0\" w:color=\"BBBBBB\"/>"));
         }

@@ -117,7 +117,9 @@ pub fn render(doc: &[Block], meta: &Meta) -> Vec<u8> {
     out.push_str(&escape(meta.language.as_deref().unwrap_or("en")));
     out.push_str("\">\n<head>\n<meta charset=\"utf-8\">\n");
     out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
-    out.push_str("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n");
+    out.push_str(
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n",
+    );
     out.push_str(&format!("<title>{}</title>\n", escape(&meta.title)));
     if let Some(author) = &meta.author {
         out.push_str(&format!("<meta name=\"author\" content=\"{}\">\n", escape(author)));

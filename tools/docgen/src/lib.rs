@@ -92,7 +92,9 @@ fn meta(arguments: &Value, blocks: &[markdown::Block]) -> Result<Meta, String> {
                     meta.keywords.push(item.as_str().ok_or("metadata.keywords must hold strings")?.to_owned());
                 }
             }
-            ("keywords", Value::String(s)) => meta.keywords = s.split(',').map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect(),
+            ("keywords", Value::String(s)) => {
+                meta.keywords = s.split(',').map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect()
+            }
             (_, Value::String(s)) if s.chars().count() <= MAX_FIELD_CHARS => match key.as_str() {
                 "description" | "subject" => meta.description = Some(s.clone()),
                 "language" | "lang" => meta.language = Some(s.clone()),
@@ -122,7 +124,9 @@ pub fn generate(arguments: &Value, max_content_bytes: usize) -> Result<Generated
     let blocks = markdown::parse(content)?;
     let meta = meta(arguments, &blocks)?;
     match format.as_str() {
-        "pdf" => pdf::render(&blocks, &meta).map(|(bytes, pages)| Generated { format: "pdf", bytes, pages: Some(pages) }),
+        "pdf" => {
+            pdf::render(&blocks, &meta).map(|(bytes, pages)| Generated { format: "pdf", bytes, pages: Some(pages) })
+        }
         "docx" => docx::render(&blocks, &meta).map(|bytes| Generated { format: "docx", bytes, pages: None }),
         "html" => Ok(Generated { format: "html", bytes: html::render(&blocks, &meta), pages: None }),
         "" => Err("format is required: pdf, docx or html".into()),

@@ -125,7 +125,12 @@ impl Builder {
         };
         if let Some(spans) = self.inline.as_mut() {
             match spans.last_mut() {
-                Some(last) if (last.bold, last.italic, last.code, &last.link) == (span.bold, span.italic, span.code, &span.link) && text != "\n" && last.text != "\n" => {
+                Some(last)
+                    if (last.bold, last.italic, last.code, &last.link)
+                        == (span.bold, span.italic, span.code, &span.link)
+                        && text != "\n"
+                        && last.text != "\n" =>
+                {
                     last.text.push_str(text)
                 }
                 _ => spans.push(span),
@@ -185,7 +190,10 @@ pub fn parse(content: &str) -> Result<Vec<Block>, String> {
                 Tag::Item => b.open(Frame::Item(Vec::new()))?,
                 Tag::Table(aligns) => {
                     if aligns.len() > MAX_COLUMNS {
-                        return Err(format!("a table has {} columns; at most {MAX_COLUMNS} are accepted", aligns.len()));
+                        return Err(format!(
+                            "a table has {} columns; at most {MAX_COLUMNS} are accepted",
+                            aligns.len()
+                        ));
                     }
                     b.flush_implicit();
                     b.table = Some(Table::default());

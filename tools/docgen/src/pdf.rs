@@ -163,7 +163,11 @@ impl Layout<'_> {
             let mut words: Vec<String> = Vec::new();
             for (i, part) in span.text.split(' ').enumerate() {
                 if i > 0 {
-                    if let Some(last) = words.last_mut() { last.push(' ') } else { words.push(" ".into()) }
+                    if let Some(last) = words.last_mut() {
+                        last.push(' ')
+                    } else {
+                        words.push(" ".into())
+                    }
                 }
                 if !part.is_empty() {
                     words.push(part.to_owned());
@@ -176,7 +180,11 @@ impl Layout<'_> {
                     lines.push(Vec::new());
                     used = 0.0;
                 }
-                let word = if !span.code && lines.last().is_none_or(|l| l.is_empty()) { word.trim_start().to_owned() } else { word };
+                let word = if !span.code && lines.last().is_none_or(|l| l.is_empty()) {
+                    word.trim_start().to_owned()
+                } else {
+                    word
+                };
                 // A word wider than the line is cut by characters.
                 let mut rest = word.as_str();
                 while self.metrics.width(face, size, rest.trim_end()) > width - used && !rest.is_empty() {
@@ -220,7 +228,14 @@ impl Layout<'_> {
                     let rect = (cx, self.y, w.max(1.0), line_h);
                     self.push(Item::Link { rect, url: url.clone() });
                 }
-                let item = Item::Text { x: cx, baseline, face: piece.face, size: piece.size, text: piece.text, color: piece.color };
+                let item = Item::Text {
+                    x: cx,
+                    baseline,
+                    face: piece.face,
+                    size: piece.size,
+                    text: piece.text,
+                    color: piece.color,
+                };
                 self.push(item);
                 cx += w;
             }
@@ -253,7 +268,14 @@ impl Layout<'_> {
                         };
                         self.room(BODY * LEADING);
                         let mx = x + 16.0 - self.metrics.width(Face::Regular, BODY, &marker) - 4.0;
-                        let item_marker = Item::Text { x: mx, baseline: self.y + BODY, face: Face::Regular, size: BODY, text: marker, color };
+                        let item_marker = Item::Text {
+                            x: mx,
+                            baseline: self.y + BODY,
+                            face: Face::Regular,
+                            size: BODY,
+                            text: marker,
+                            color,
+                        };
                         self.push(item_marker);
                         let before = self.y;
                         self.blocks(item, x + 18.0, width - 18.0, quote);
@@ -269,7 +291,10 @@ impl Layout<'_> {
                     self.blocks(inner, x + 14.0, width - 14.0, true);
                     // The bar, when the quote stayed on one page.
                     if self.pages.len() == page {
-                        self.push(Item::Fill { rect: (x + 2.0, top, 2.5, self.y - top - BODY * 0.6), color: (200, 200, 200) });
+                        self.push(Item::Fill {
+                            rect: (x + 2.0, top, 2.5, self.y - top - BODY * 0.6),
+                            color: (200, 200, 200),
+                        });
                     }
                 }
                 Block::Rule => {
@@ -291,7 +316,11 @@ impl Layout<'_> {
             .enumerate()
             .flat_map(|(i, line)| {
                 let text = Span { text: line.to_owned(), code: true, ..Span::default() };
-                if i == 0 { vec![text] } else { vec![Span { text: "\n".into(), ..Span::default() }, text] }
+                if i == 0 {
+                    vec![text]
+                } else {
+                    vec![Span { text: "\n".into(), ..Span::default() }, text]
+                }
             })
             .collect();
         let lines = self.lines(&spans, size / 0.92, false, TEXT, width - 12.0);
@@ -302,7 +331,14 @@ impl Layout<'_> {
             let mut cx = x + 6.0;
             for piece in line {
                 let w = self.metrics.width(piece.face, piece.size, &piece.text);
-                let item = Item::Text { x: cx, baseline: self.y + size, face: Face::Mono, size, text: piece.text, color: TEXT };
+                let item = Item::Text {
+                    x: cx,
+                    baseline: self.y + size,
+                    face: Face::Mono,
+                    size,
+                    text: piece.text,
+                    color: TEXT,
+                };
                 self.push(item);
                 cx += w;
             }
@@ -338,7 +374,14 @@ impl Layout<'_> {
                             let rect = (px, baseline - size, w.max(1.0), line_h);
                             self.push(Item::Link { rect, url: url.clone() });
                         }
-                        let item = Item::Text { x: px, baseline, face: piece.face, size: piece.size, text: piece.text, color: piece.color };
+                        let item = Item::Text {
+                            x: px,
+                            baseline,
+                            face: piece.face,
+                            size: piece.size,
+                            text: piece.text,
+                            color: piece.color,
+                        };
                         self.push(item);
                         px += w;
                     }
@@ -350,10 +393,19 @@ impl Layout<'_> {
     }
 }
 
-fn push_piece(line: Option<&mut Vec<Piece>>, text: &str, face: Face, size: f32, link: &Option<String>, color: (u8, u8, u8)) {
+fn push_piece(
+    line: Option<&mut Vec<Piece>>,
+    text: &str,
+    face: Face,
+    size: f32,
+    link: &Option<String>,
+    color: (u8, u8, u8),
+) {
     let Some(line) = line else { return };
     match line.last_mut() {
-        Some(last) if last.face == face && last.size == size && &last.link == link && last.color == color => last.text.push_str(text),
+        Some(last) if last.face == face && last.size == size && &last.link == link && last.color == color => {
+            last.text.push_str(text)
+        }
         _ => line.push(Piece { text: text.to_owned(), face, size, link: link.clone(), color }),
     }
 }
@@ -369,7 +421,11 @@ pub fn render(doc: &[Block], meta: &Meta) -> Result<(Vec<u8>, usize), String> {
     layout.blocks(doc, MARGIN, PAGE_W - 2.0 * MARGIN, false);
     let fonts: Vec<(Face, Font)> = [Face::Regular, Face::Bold, Face::Italic, Face::BoldItalic, Face::Mono]
         .into_iter()
-        .map(|f| Font::new(f.data().into(), 0).map(|font| (f, font)).ok_or_else(|| "cannot load the embedded font".to_owned()))
+        .map(|f| {
+            Font::new(f.data().into(), 0)
+                .map(|font| (f, font))
+                .ok_or_else(|| "cannot load the embedded font".to_owned())
+        })
         .collect::<Result<_, _>>()?;
     let font = |face: Face| fonts.iter().find(|(f, _)| *f == face).map(|(_, font)| font.clone());
 
@@ -399,7 +455,10 @@ pub fn render(doc: &[Block], meta: &Meta) -> Result<(Vec<u8>, usize), String> {
                 match item {
                     Item::Text { x, baseline, face, size, text, color } => {
                         let Some(f) = font(face) else { continue };
-                        surface.set_fill(Some(Fill { paint: rgb::Color::new(color.0, color.1, color.2).into(), ..Fill::default() }));
+                        surface.set_fill(Some(Fill {
+                            paint: rgb::Color::new(color.0, color.1, color.2).into(),
+                            ..Fill::default()
+                        }));
                         surface.draw_text(Point::from_xy(x, baseline), f, size, &text, false, TextDirection::Auto);
                     }
                     Item::Fill { rect: r, color } => {
@@ -409,7 +468,10 @@ pub fn render(doc: &[Block], meta: &Meta) -> Result<(Vec<u8>, usize), String> {
                         }
                         if let Some(path) = pb.finish() {
                             surface.set_stroke(None);
-                            surface.set_fill(Some(Fill { paint: rgb::Color::new(color.0, color.1, color.2).into(), ..Fill::default() }));
+                            surface.set_fill(Some(Fill {
+                                paint: rgb::Color::new(color.0, color.1, color.2).into(),
+                                ..Fill::default()
+                            }));
                             surface.draw_path(&path);
                         }
                     }

@@ -61,7 +61,8 @@ fn generation_is_byte_identical_across_processes() {
     let (a, b) = (child_digests(), child_digests());
     assert_eq!(a.lines().count(), 3, "{a}");
     assert_eq!(a, b);
-    let here: Vec<String> = ["pdf", "docx", "html"].iter().map(|f| format!("digest {f} {}", sha(&generate(f).bytes))).collect();
+    let here: Vec<String> =
+        ["pdf", "docx", "html"].iter().map(|f| format!("digest {f} {}", sha(&generate(f).bytes))).collect();
     assert_eq!(a, here.join("\n"));
 }
 
@@ -144,9 +145,17 @@ print('LINKS|' + ' '.join(r.target_ref for r in d.part.rels.values() if r.is_ext
     let out = Command::new("python3").arg("-c").arg(script).arg(&path).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
-    for needle in ["Heading 1|Quarterly Report", "Heading 2|Findings", "List Paragraph|nested bullet two", "Quote|A block quote",
-        "Code|fn main() {\n    println!", "ROW|Region|Revenue|Growth", "ROW|Süd|980 €|−1.2 %", "TITLE|Quarterly Report — Café Zürich|Ada Lovelace",
-        "LINKS|https://example.com/report"] {
+    for needle in [
+        "Heading 1|Quarterly Report",
+        "Heading 2|Findings",
+        "List Paragraph|nested bullet two",
+        "Quote|A block quote",
+        "Code|fn main() {\n    println!",
+        "ROW|Region|Revenue|Growth",
+        "ROW|Süd|980 €|−1.2 %",
+        "TITLE|Quarterly Report — Café Zürich|Ada Lovelace",
+        "LINKS|https://example.com/report",
+    ] {
         assert!(text.contains(needle), "{needle:?} missing in:\n{text}");
     }
     assert!(!text.contains("javascript"));
@@ -156,13 +165,27 @@ print('LINKS|' + ' '.join(r.target_ref for r in d.part.rels.values() if r.is_ext
 fn html_is_standalone_escaped_and_script_free() {
     let html = String::from_utf8(generate("html").bytes).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
-    assert!(html.contains("<meta charset=\"utf-8\">") && html.contains("<title>Quarterly Report — Café Zürich</title>"));
+    assert!(
+        html.contains("<meta charset=\"utf-8\">") && html.contains("<title>Quarterly Report — Café Zürich</title>")
+    );
     assert!(!html.to_ascii_lowercase().contains("<script"), "raw HTML must be escaped");
     assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
     assert!(!html.contains("javascript:"));
     assert!(!html.contains("http://") && !html.contains("src="), "no remote resources");
-    for needle in ["<h2>Findings</h2>", "<ol>", "<ul>", "<blockquote>", "<hr>", "<pre><code>", "<table>", "<th>Region</th>",
-        "<em>emphasis</em>", "<strong>strong text</strong>", "<code>inline code</code>", "<a href=\"https://example.com/report\""] {
+    for needle in [
+        "<h2>Findings</h2>",
+        "<ol>",
+        "<ul>",
+        "<blockquote>",
+        "<hr>",
+        "<pre><code>",
+        "<table>",
+        "<th>Region</th>",
+        "<em>emphasis</em>",
+        "<strong>strong text</strong>",
+        "<code>inline code</code>",
+        "<a href=\"https://example.com/report\"",
+    ] {
         assert!(html.contains(needle), "{needle:?} missing");
     }
 }
