@@ -1,0 +1,80 @@
+//! The allow-list: short repository names mapped to local paths, from `GIT_REPOS` or
+//! `GIT_REPOS_FILE`. Requests name a repository; paths never come from a request.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use git2::{Repository, RepositoryOpenFlags};
+
+/// Repositories by short name.
+#[derive(Debug, Clone, Default)]
+pub struct Repos {
+    by_name: BTreeMap<String, PathBuf>,
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 100 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+impl Repos {
+    /// Parse `name=path,other=path`.
+    pub fn from_list(list: &str) -> Result<Self, String> {
+        let mut repos = Repos::default();
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, path) = item.split_once('=').ok_or_else(|| format!("GIT_REPOS: {item:?} is not name=path"))?;
+            repos.add(name.trim(), path.trim())?;
+        }
+        Ok(repos)
+    }
+
+    /// Parse a YAML mapping `name: path` (or `repos: {name: path}`).
+    pub fn from_yaml(text: &str) -> Result<Self, String> {
+        let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| format!("GIT_REPOS_FILE: {e}"))?;
+        let map = value.get("repos").cloned().unwrap_or(value);
+        let map: BTreeMap<String, String> = serde_yaml::from_value(map).map_err(|e| format!("GIT_REPOS_FILE: expected name: path entries: {e}"))?;
+        let mut repos = Repos::default();
+        for (name, path) in map {
+            repos.add(&name, &path)?;
+        }
+        Ok(repos)
+    }
+
+    /// Read `GIT_REPOS_FILE` or `GIT_REPOS` from the environment.
+    pub fn from_env() -> Result<Self, String> {
+        if let Ok(file) = std::env::var("GIT_REPOS_FILE") {
+            let text = std::fs::read_to_string(&file).map_err(|e| format!("GIT_REPOS_FILE={file}: {e}"))?;
+            return Self::from_yaml(&text);
+        }
+        Self::from_list(&std::env::var("GIT_REPOS").unwrap_or_default())
+    }
+
+    /// Add one repository, checking that it opens.
+    pub fn add(&mut self, name: &str, path: &str) -> Result<(), String> {
+        if !valid_name(name) {
+            return Err(format!("repository name {name:?} must be ASCII letters, digits, '-', '_' or '.'"));
+        }
+        let path = PathBuf::from(path);
+        open_path(&path).map_err(|e| format!("repository {name:?} at {}: {e}", path.display()))?;
+        self.by_name.insert(name.to_owned(), path);
+        Ok(())
+    }
+
+    /// The short names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+
+    /// Open the repository called `name`.
+    pub fn open(&self, name: &str) -> Result<Repository, String> {
+        let path = self.by_name.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.names().collect();
+            format!("unknown repository {name:?}; available: {}", known.join(", "))
+        })?;
+        open_path(path).map_err(|e| format!("repository {name:?} cannot be opened: {e}"))
+    }
+}
+
+fn open_path(path: &std::path::Path) -> Result<Repository, git2::Error> {
+    // NO_SEARCH: never walk up to a parent repository.
+    Repository::open_ext(path, RepositoryOpenFlags::NO_SEARCH, std::iter::empty::<&std::ffi::OsStr>())
+}
