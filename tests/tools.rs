@@ -79,3 +79,63 @@ async fn a_markdown_report_comes_back_as_pdf_docx_and_html_through_the_gateway()
     gw.stop().await;
     docgen_server.stop(false).await;
 }
+
+fn git(args: &[&str]) -> String {
+    let out = std::process::Command::new("git").current_dir(env!("CARGO_MANIFEST_DIR")).args(args).output().unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[actix_web::test]
+async fn git_readonly_on_this_repository_agrees_with_git_through_the_gateway() {
+    let repos = git_tool::repos::Repos::from_list(&format!("self={}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let db = TestDb::sqlite().await;
+    let (url, git_server) = serve(git_tool::server(repos)).await;
+    let gw = TestGateway::builder(&db).tool("git_readonly", &url).start().await;
+    let token = gw.token("reviewer", &["developer"]);
+    let call = |args: serde_json::Value| {
+        let (gw, token) = (&gw, &token);
+        async move {
+            let (status, body) = gw.invoke(token, "git_readonly", args.clone()).await;
+            assert_eq!(status, 200, "{args}: {body}");
+            assert_eq!(body["result"]["isError"], false, "{args}: {body}");
+            body["result"]["structuredContent"].clone()
+        }
+    };
+
+    let log = call(json!({"repo": "self", "action": "log", "limit": 5})).await;
+    let ids: Vec<&str> = log["commits"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, git(&["log", "-5", "--format=%H", "HEAD"]).lines().collect::<Vec<_>>());
+
+    let show = call(json!({"repo": "self", "action": "show", "rev": "HEAD"})).await;
+    let mut paths: Vec<&str> = show["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    let listing = git(&["show", "--name-only", "--format=", "-M", "HEAD"]);
+    let mut want: Vec<&str> = listing.lines().filter(|l| !l.is_empty()).collect();
+    paths.sort();
+    want.sort();
+    assert_eq!(paths, want);
+
+    let grep =
+        call(json!({"repo": "self", "action": "grep", "pattern": "fn main", "glob": "*.rs", "limit": 1000})).await;
+    let got: Vec<String> = grep["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| format!("{}:{}:{}", m["path"].as_str().unwrap(), m["line"], m["text"].as_str().unwrap()))
+        .collect();
+    let want: Vec<String> = git(&["grep", "-n", "-I", "fn main", "HEAD", "--", "*.rs"])
+        .lines()
+        .map(|l| l.trim_start_matches("HEAD:").to_owned())
+        .collect();
+    assert_eq!(got, want);
+
+    let file = call(json!({"repo": "self", "action": "read_file", "path": "Cargo.toml"})).await;
+    assert_eq!(file["content"].as_str().unwrap(), git(&["show", "HEAD:Cargo.toml"]));
+
+    let (status, body) = gw
+        .invoke(&token, "git_readonly", json!({"repo": "self", "action": "read_file", "path": "../../etc/passwd"}))
+        .await;
+    assert_eq!((status, &body["result"]["isError"]), (200, &json!(true)));
+    gw.stop().await;
+    git_server.stop(false).await;
+}

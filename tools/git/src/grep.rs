@@ -43,7 +43,7 @@ pub fn grep(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value
         }
         let name = entry.name().unwrap_or("");
         let path = format!("{dir}{name}");
-        if !under.is_empty() && !(path == under || path.starts_with(&format!("{under}/"))) {
+        if !(under.is_empty() || path == under || path.starts_with(&format!("{under}/"))) {
             return TreeWalkResult::Ok;
         }
         if let Some((g, base_only)) = &glob {

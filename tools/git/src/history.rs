@@ -16,9 +16,7 @@ pub fn commit<'r>(repo: &'r Repository, rev: &str) -> Result<Commit<'r>, String>
     if rev.is_empty() || rev.len() > 256 || rev.starts_with('-') || rev.contains(['\0', ' ', ':']) {
         return Err(format!("invalid revision {rev:?}"));
     }
-    repo.revparse_single(rev)
-        .and_then(|o| o.peel_to_commit())
-        .map_err(|_| format!("unknown revision {rev:?}"))
+    repo.revparse_single(rev).and_then(|o| o.peel_to_commit()).map_err(|_| format!("unknown revision {rev:?}"))
 }
 
 /// A signature's time as RFC 3339 with its own offset.

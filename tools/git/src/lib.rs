@@ -103,10 +103,17 @@ fn text(action: &str, v: &Value) -> String {
     match action {
         "log" => lines("commits", &|c| {
             let date = c["author"]["date"].as_str().unwrap_or("").get(..10).unwrap_or("");
-            format!("{} {date} {}: {}", short(&c["id"]), c["author"]["name"].as_str().unwrap_or(""), c["subject"].as_str().unwrap_or(""))
+            format!(
+                "{} {date} {}: {}",
+                short(&c["id"]),
+                c["author"]["name"].as_str().unwrap_or(""),
+                c["subject"].as_str().unwrap_or("")
+            )
         }),
         "show" | "diff" => {
-            let files = lines("files", &|f| format!("{}\t{}", f["status"].as_str().unwrap_or(""), f["path"].as_str().unwrap_or("")));
+            let files = lines("files", &|f| {
+                format!("{}\t{}", f["status"].as_str().unwrap_or(""), f["path"].as_str().unwrap_or(""))
+            });
             format!("{files}\n\n{}", v["patch"].as_str().unwrap_or(""))
         }
         "read_file" => match v["type"].as_str() {
@@ -114,12 +121,20 @@ fn text(action: &str, v: &Value) -> String {
             Some("symlink") => format!("symlink to {}", v["target"].as_str().unwrap_or("")),
             _ => format!("{} ({} bytes)", v["type"].as_str().unwrap_or(""), v["size"]),
         },
-        "list_tree" => lines("entries", &|e| format!("{}\t{}", e["type"].as_str().unwrap_or(""), e["path"].as_str().unwrap_or(""))),
-        "blame" => lines("lines", &|l| format!("{} {:>5} {}", short(&l["commit"]), l["line"], l["text"].as_str().unwrap_or(""))),
-        "grep" => lines("matches", &|m| format!("{}:{}:{}", m["path"].as_str().unwrap_or(""), m["line"], m["text"].as_str().unwrap_or(""))),
+        "list_tree" => {
+            lines("entries", &|e| format!("{}\t{}", e["type"].as_str().unwrap_or(""), e["path"].as_str().unwrap_or("")))
+        }
+        "blame" => lines("lines", &|l| {
+            format!("{} {:>5} {}", short(&l["commit"]), l["line"], l["text"].as_str().unwrap_or(""))
+        }),
+        "grep" => lines("matches", &|m| {
+            format!("{}:{}:{}", m["path"].as_str().unwrap_or(""), m["line"], m["text"].as_str().unwrap_or(""))
+        }),
         "branches" => lines("branches", &|b| format!("{} {}", b["name"].as_str().unwrap_or(""), short(&b["commit"]))),
         "tags" => lines("tags", &|t| format!("{} {}", t["name"].as_str().unwrap_or(""), short(&t["commit"]))),
-        _ => lines("repos", &|r| format!("{} ({})", r["name"].as_str().unwrap_or(""), r["default_branch"].as_str().unwrap_or("-"))),
+        _ => lines("repos", &|r| {
+            format!("{} ({})", r["name"].as_str().unwrap_or(""), r["default_branch"].as_str().unwrap_or("-"))
+        }),
     }
 }
 

@@ -31,7 +31,8 @@ impl Repos {
     pub fn from_yaml(text: &str) -> Result<Self, String> {
         let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| format!("GIT_REPOS_FILE: {e}"))?;
         let map = value.get("repos").cloned().unwrap_or(value);
-        let map: BTreeMap<String, String> = serde_yaml::from_value(map).map_err(|e| format!("GIT_REPOS_FILE: expected name: path entries: {e}"))?;
+        let map: BTreeMap<String, String> =
+            serde_yaml::from_value(map).map_err(|e| format!("GIT_REPOS_FILE: expected name: path entries: {e}"))?;
         let mut repos = Repos::default();
         for (name, path) in map {
             repos.add(&name, &path)?;

@@ -76,7 +76,8 @@ pub fn list_tree(repo: &Repository, args: &Args) -> Result<Value, String> {
     for entry in tree.iter().take(MAX_ENTRIES) {
         let name = entry.name().unwrap_or("").to_owned();
         let kind = kind(entry.filemode(), entry.kind());
-        let size = (kind == "blob" || kind == "symlink").then(|| odb.read_header(entry.id()).map(|(s, _)| s).ok()).flatten();
+        let size =
+            (kind == "blob" || kind == "symlink").then(|| odb.read_header(entry.id()).map(|(s, _)| s).ok()).flatten();
         entries.push(json!({
             "name": name,
             "path": if path.is_empty() { name.clone() } else { format!("{path}/{name}") },
@@ -94,7 +95,11 @@ pub fn blame(repo: &Repository, args: &Args) -> Result<Value, String> {
     let rev = args.str_or("rev", "HEAD")?;
     let path = args.path("path")?;
     let c = commit(repo, rev)?;
-    let entry = c.tree().map_err(|e| e.to_string())?.get_path(Path::new(&path)).map_err(|_| format!("no file {path:?} at {rev}"))?;
+    let entry = c
+        .tree()
+        .map_err(|e| e.to_string())?
+        .get_path(Path::new(&path))
+        .map_err(|_| format!("no file {path:?} at {rev}"))?;
     let blob = repo.find_blob(entry.id()).map_err(|_| format!("{path:?} is not a file"))?;
     if blob.size() > MAX_FILE_BYTES || is_binary(blob.content()) {
         return Err(format!("{path:?} is binary or larger than {MAX_FILE_BYTES} bytes; blame needs a text file"));

@@ -61,11 +61,24 @@ fn fixture() -> Fixture {
     std::fs::write(path.join("data.bin"), [0u8, 1, 2, 3, 0, 255]).unwrap();
     step(&["add", "."]);
     step(&["commit", "-q", "-m", "Initial commit\n\nWith a body."]);
-    std::fs::write(path.join("src/lib.rs"), "fn one() {}\nfn two() { println!(\"2\"); }\n// TODO: three\nfn four() {}\n").unwrap();
+    std::fs::write(
+        path.join("src/lib.rs"),
+        "fn one() {}\nfn two() { println!(\"2\"); }\n// TODO: three\nfn four() {}\n",
+    )
+    .unwrap();
     std::fs::create_dir(path.join("docs")).unwrap();
     std::fs::write(path.join("docs/guide.md"), "Guide\nTODO: write it\n").unwrap();
     step(&["add", "."]);
-    step(&["-c", "user.name=Grace Hopper", "-c", "user.email=grace@example.test", "commit", "-q", "-m", "Add guide, change two"]);
+    step(&[
+        "-c",
+        "user.name=Grace Hopper",
+        "-c",
+        "user.email=grace@example.test",
+        "commit",
+        "-q",
+        "-m",
+        "Add guide, change two",
+    ]);
     step(&["checkout", "-q", "-b", "feature"]);
     std::fs::write(path.join("docs/guide.md"), "Guide\nWritten at last.\n").unwrap();
     step(&["commit", "-q", "-am", "Write the guide"]);
@@ -91,7 +104,8 @@ fn ids(v: &Value, key: &str) -> Vec<String> {
 #[test]
 fn log_matches_git_log_including_paths_authors_and_paging() {
     let f = fixture();
-    let expected: Vec<String> = f.git(&["log", "--format=%H %P|%an|%ae|%s", "main"]).lines().map(str::to_owned).collect();
+    let expected: Vec<String> =
+        f.git(&["log", "--format=%H %P|%an|%ae|%s", "main"]).lines().map(str::to_owned).collect();
     let log = f.ok(json!({"repo": "fixture", "action": "log"}));
     let got: Vec<String> = log["commits"]
         .as_array()
@@ -99,8 +113,14 @@ fn log_matches_git_log_including_paths_authors_and_paging() {
         .iter()
         .map(|c| {
             let parents: Vec<&str> = c["parents"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
-            format!("{} {}|{}|{}|{}", c["id"].as_str().unwrap(), parents.join(" "), c["author"]["name"].as_str().unwrap(),
-                c["author"]["email"].as_str().unwrap(), c["subject"].as_str().unwrap())
+            format!(
+                "{} {}|{}|{}|{}",
+                c["id"].as_str().unwrap(),
+                parents.join(" "),
+                c["author"]["name"].as_str().unwrap(),
+                c["author"]["email"].as_str().unwrap(),
+                c["subject"].as_str().unwrap()
+            )
         })
         .collect();
     assert_eq!(got, expected);
@@ -110,9 +130,15 @@ fn log_matches_git_log_including_paths_authors_and_paging() {
     assert_eq!(first["author"]["date"].as_str(), Some(iso.trim()));
 
     let by_path = f.ok(json!({"repo": "fixture", "action": "log", "path": "src/lib.rs"}));
-    assert_eq!(ids(&by_path, "commits"), f.git(&["log", "--format=%H", "main", "--", "src/lib.rs"]).lines().collect::<Vec<_>>());
+    assert_eq!(
+        ids(&by_path, "commits"),
+        f.git(&["log", "--format=%H", "main", "--", "src/lib.rs"]).lines().collect::<Vec<_>>()
+    );
     let by_author = f.ok(json!({"repo": "fixture", "action": "log", "author": "grace"}));
-    assert_eq!(ids(&by_author, "commits"), f.git(&["log", "--format=%H", "--author=grace", "main"]).lines().collect::<Vec<_>>());
+    assert_eq!(
+        ids(&by_author, "commits"),
+        f.git(&["log", "--format=%H", "--author=grace", "main"]).lines().collect::<Vec<_>>()
+    );
 
     let mut paged = Vec::new();
     let mut cursor = Value::Null;
@@ -139,13 +165,23 @@ fn show_and_diff_match_git_name_status_and_patch() {
     let second = f.git(&["rev-parse", "main~1^1~1"]).trim().to_owned(); // "Add guide, change two"
     let show = f.ok(json!({"repo": "fixture", "action": "show", "rev": second}));
     let body = |patch: &str| -> Vec<String> {
-        patch.lines().filter(|l| l.starts_with(['+', '-', ' ', '@']) && !l.starts_with("+++") && !l.starts_with("---")).map(str::to_owned).collect()
+        patch
+            .lines()
+            .filter(|l| l.starts_with(['+', '-', ' ', '@']) && !l.starts_with("+++") && !l.starts_with("---"))
+            .map(str::to_owned)
+            .collect()
     };
     assert_eq!(body(show["patch"].as_str().unwrap()), body(&f.git(&["show", "--format=", &second])));
 
     let diff = f.ok(json!({"repo": "fixture", "action": "diff", "from": "main~2", "to": "main"}));
-    let got: Vec<String> = diff["files"].as_array().unwrap().iter().map(|d| format!("{}\t{}", d["status"].as_str().unwrap(), d["path"].as_str().unwrap())).collect();
-    let want: Vec<String> = f.git(&["diff", "--name-status", "--no-renames", "main~2", "main"]).lines().map(str::to_owned).collect();
+    let got: Vec<String> = diff["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| format!("{}\t{}", d["status"].as_str().unwrap(), d["path"].as_str().unwrap()))
+        .collect();
+    let want: Vec<String> =
+        f.git(&["diff", "--name-status", "--no-renames", "main~2", "main"]).lines().map(str::to_owned).collect();
     assert_eq!(got, want);
     let only = f.ok(json!({"repo": "fixture", "action": "diff", "from": "main~2", "path": "docs"}));
     assert_eq!(only["files"].as_array().unwrap().len(), 1);
@@ -162,10 +198,23 @@ fn files_trees_and_blame_match_git() {
     assert_eq!((bin["type"].as_str(), bin["size"].as_u64()), (Some("binary"), Some(6)));
 
     let tree = f.ok(json!({"repo": "fixture", "action": "list_tree"}));
-    let got: Vec<String> = tree["entries"].as_array().unwrap().iter().map(|e| {
-        let t = match e["type"].as_str().unwrap() { "tree" => "tree", _ => "blob" };
-        format!("{} {t} {}\t{}", e["mode"].as_str().unwrap(), e["id"].as_str().unwrap(), e["name"].as_str().unwrap())
-    }).collect();
+    let got: Vec<String> = tree["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let t = match e["type"].as_str().unwrap() {
+                "tree" => "tree",
+                _ => "blob",
+            };
+            format!(
+                "{} {t} {}\t{}",
+                e["mode"].as_str().unwrap(),
+                e["id"].as_str().unwrap(),
+                e["name"].as_str().unwrap()
+            )
+        })
+        .collect();
     assert_eq!(got, f.git(&["ls-tree", "HEAD"]).lines().collect::<Vec<_>>());
 
     let blame = f.ok(json!({"repo": "fixture", "action": "blame", "path": "src/lib.rs"}));
@@ -177,7 +226,8 @@ fn files_trees_and_blame_match_git() {
             want.push(parts[0].to_owned());
         }
     }
-    let got: Vec<String> = blame["lines"].as_array().unwrap().iter().map(|l| l["commit"].as_str().unwrap().to_owned()).collect();
+    let got: Vec<String> =
+        blame["lines"].as_array().unwrap().iter().map(|l| l["commit"].as_str().unwrap().to_owned()).collect();
     assert_eq!(got, want);
     assert_eq!(blame["lines"][1]["author"], "Grace Hopper");
 }
@@ -185,11 +235,21 @@ fn files_trees_and_blame_match_git() {
 #[test]
 fn grep_matches_git_grep() {
     let f = fixture();
-    let want: Vec<String> = f.git(&["grep", "-n", "-I", "TODO", "HEAD"]).lines().map(|l| l.trim_start_matches("HEAD:").to_owned()).collect();
+    let want: Vec<String> = f
+        .git(&["grep", "-n", "-I", "TODO", "HEAD"])
+        .lines()
+        .map(|l| l.trim_start_matches("HEAD:").to_owned())
+        .collect();
     let got = f.ok(json!({"repo": "fixture", "action": "grep", "pattern": "TODO"}));
-    let got: Vec<String> = got["matches"].as_array().unwrap().iter().map(|m| format!("{}:{}:{}", m["path"].as_str().unwrap(), m["line"], m["text"].as_str().unwrap())).collect();
+    let got: Vec<String> = got["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| format!("{}:{}:{}", m["path"].as_str().unwrap(), m["line"], m["text"].as_str().unwrap()))
+        .collect();
     assert_eq!(got, want);
-    let re = f.ok(json!({"repo": "fixture", "action": "grep", "pattern": "fn (one|four)", "regex": true, "glob": "*.rs"}));
+    let re =
+        f.ok(json!({"repo": "fixture", "action": "grep", "pattern": "fn (one|four)", "regex": true, "glob": "*.rs"}));
     assert_eq!(re["matches"].as_array().unwrap().len(), 2);
     let none = f.ok(json!({"repo": "fixture", "action": "grep", "pattern": "TODO", "glob": "docs/**"}));
     assert!(none["matches"].as_array().unwrap().is_empty(), "HEAD's guide has no TODO");
@@ -204,11 +264,25 @@ fn grep_matches_git_grep() {
 fn branches_tags_and_repos_match_git() {
     let f = fixture();
     let branches = f.ok(json!({"repo": "fixture", "action": "branches"}));
-    let got: Vec<String> = branches["branches"].as_array().unwrap().iter().map(|b| format!("{} {}", b["name"].as_str().unwrap(), b["commit"].as_str().unwrap())).collect();
+    let got: Vec<String> = branches["branches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| format!("{} {}", b["name"].as_str().unwrap(), b["commit"].as_str().unwrap()))
+        .collect();
     assert_eq!(got, f.git(&["branch", "--format=%(refname:short) %(objectname)"]).lines().collect::<Vec<_>>());
     let tags = f.ok(json!({"repo": "fixture", "action": "tags"}));
-    let got: Vec<String> = tags["tags"].as_array().unwrap().iter().map(|t| format!("{} {}", t["name"].as_str().unwrap(), t["commit"].as_str().unwrap())).collect();
-    let want: Vec<String> = f.git(&["tag"]).lines().map(|t| format!("{t} {}", f.git(&["rev-parse", &format!("{t}^{{commit}}")]).trim())).collect();
+    let got: Vec<String> = tags["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| format!("{} {}", t["name"].as_str().unwrap(), t["commit"].as_str().unwrap()))
+        .collect();
+    let want: Vec<String> = f
+        .git(&["tag"])
+        .lines()
+        .map(|t| format!("{t} {}", f.git(&["rev-parse", &format!("{t}^{{commit}}")]).trim()))
+        .collect();
     assert_eq!(got, want);
     assert_eq!(tags["tags"][1]["message"], "First release");
     let repos = f.ok(json!({"action": "list_repos"}));
