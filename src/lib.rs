@@ -12,6 +12,7 @@
 //! | [`app`] | wiring: actors, database, HTTP server, graceful shutdown |
 //! | [`auth`] | JWT verification and minting |
 //! | [`http`] | the routes, one file per group |
+//! | [`pipeline`] | the one path of a tool call: registry, policy, backend, audit |
 //! | [`backend`] | the MCP Streamable HTTP client to tool servers |
 //! | [`db`] | pool, migrations, audit sink, tool sync, audit queries |
 //! | [`error`] | the one error type and its mapping to HTTP and JSON-RPC |
@@ -26,6 +27,7 @@ pub mod config_files;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod pipeline;
 pub mod telemetry;
 
 /// Install the process-wide rustls crypto provider (awc needs one before any TLS connection).

@@ -61,7 +61,7 @@ async fn one_row_per_attempt(kind: DbKind) {
     assert_eq!(ok.workspace.as_deref(), Some("open"));
     assert_eq!(ok.tool_name.as_deref(), Some("echo"));
     assert_eq!(ok.client_ip.as_deref(), Some("127.0.0.1"));
-    assert_eq!(ok.arguments_sha256.as_deref(), Some(mcp_gateway::http::invoke::digest(&args).as_str()));
+    assert_eq!(ok.arguments_sha256.as_deref(), Some(mcp_gateway::pipeline::digest(&args).as_str()));
     assert!(ok.duration_ms > 0.0 && ok.error_code.is_none());
     let timeout = rows.iter().find(|r| r.status == "backend_timeout").unwrap();
     assert_eq!(timeout.error_code, Some(-32003));

@@ -211,6 +211,7 @@ mod tests {
             client_ip: None,
             arguments_sha256: None,
             error_message: None,
+            transport: "rest".into(),
         }
     }
 

@@ -94,4 +94,6 @@ pub struct AuditRecord {
     pub arguments_sha256: Option<String>,
     /// Short error description; never contains arguments or tokens.
     pub error_message: Option<String>,
+    /// The front door: `rest` (`/mcp/invoke`), `streamable_http` (`/mcp`) or `sse` (`/sse`).
+    pub transport: String,
 }

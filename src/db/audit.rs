@@ -50,6 +50,8 @@ pub struct AuditRow {
     pub arguments_sha256: Option<String>,
     /// Short error text.
     pub error_message: Option<String>,
+    /// The front door the call came through.
+    pub transport: String,
 }
 
 impl From<&AuditRecord> for AuditRow {
@@ -70,6 +72,7 @@ impl From<&AuditRecord> for AuditRow {
             client_ip: r.client_ip.clone(),
             arguments_sha256: r.arguments_sha256.clone(),
             error_message: r.error_message.clone(),
+            transport: r.transport.clone(),
         }
     }
 }

@@ -35,5 +35,6 @@ diesel::table! {
         client_ip -> Nullable<Text>,
         arguments_sha256 -> Nullable<Text>,
         error_message -> Nullable<Text>,
+        transport -> Text,
     }
 }

@@ -1,0 +1,126 @@
+//! The one path every tool call takes, whichever front door it came through (`/mcp/invoke`,
+//! `/mcp`, `/sse`): registry lookup, policy check, backend call; then one audit row.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::HttpRequest;
+use gateway_actors::policy::CheckAccess;
+use gateway_actors::{AuditRecord, Caller, GetTool, Record};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::app::{Shared, Worker};
+use crate::error::GatewayError;
+use crate::http::context;
+
+/// What is known about one attempt so far, for its audit row.
+pub struct Attempt {
+    started: Instant,
+    /// The authenticated caller, once known.
+    pub caller: Option<Arc<Caller>>,
+    /// The tool asked for, once known.
+    pub tool_name: Option<String>,
+    /// SHA-256 of the arguments, once known.
+    pub arguments_sha256: Option<String>,
+    /// Policy allowed the call.
+    pub allowed: bool,
+    /// `rest`, `streamable_http` or `sse`.
+    pub transport: &'static str,
+}
+
+impl Attempt {
+    /// A new attempt through `transport`, timed from now.
+    pub fn new(transport: &'static str) -> Self {
+        Self { started: Instant::now(), caller: None, tool_name: None, arguments_sha256: None, allowed: false, transport }
+    }
+
+    fn decision(&self, error: Option<&GatewayError>) -> &'static str {
+        match error {
+            Some(GatewayError::Unauthenticated { .. }) => "unauthenticated",
+            Some(GatewayError::Forbidden(_)) => "denied",
+            Some(GatewayError::UnknownTool(_)) => "unknown_tool",
+            _ if self.allowed => "allowed",
+            _ => "rejected",
+        }
+    }
+
+    /// Hand the attempt's audit row to the writer (never waits). `http_status` and
+    /// `error_code` are what the client received.
+    pub fn record(
+        self,
+        shared: &Shared,
+        req: &HttpRequest,
+        request_id: String,
+        result: Result<&Value, &GatewayError>,
+        http_status: u16,
+        error_code: Option<i32>,
+    ) {
+        let (status, message) = match result {
+            Ok(r) if r.get("isError").and_then(Value::as_bool).unwrap_or(false) => ("tool_error", None),
+            Ok(_) => ("ok", None),
+            Err(e) => (e.kind(), Some(e.to_string())),
+        };
+        let caller = self.caller.as_deref();
+        let record = AuditRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            created_at: chrono::Utc::now(),
+            request_id,
+            user_id: caller.map(|c| c.user_id.clone()),
+            roles: caller.map(|c| c.roles.clone()).unwrap_or_default(),
+            workspace: caller.and_then(|c| c.workspace.clone()),
+            tool_name: self.tool_name.clone(),
+            decision: self.decision(result.err()).to_owned(),
+            status: status.to_owned(),
+            http_status: i32::from(http_status),
+            error_code,
+            duration_ms: self.started.elapsed().as_secs_f64() * 1000.0,
+            client_ip: context::client_ip(req),
+            arguments_sha256: self.arguments_sha256,
+            error_message: message,
+            transport: self.transport.to_owned(),
+        };
+        shared.audit_stats.enqueued(1);
+        shared.audit.do_send(Record(record));
+    }
+}
+
+/// SHA-256 (hex) of the arguments' JSON (object keys sorted, so equal arguments hash equal).
+pub fn digest(arguments: &Value) -> String {
+    hex::encode(Sha256::digest(arguments.to_string().as_bytes()))
+}
+
+/// Look the tool up, check access, call its backend; returns the backend's `result`.
+pub async fn call_tool(
+    shared: &Shared,
+    worker: &Worker,
+    attempt: &mut Attempt,
+    caller: Arc<Caller>,
+    tool_name: &str,
+    arguments: Value,
+) -> Result<Value, GatewayError> {
+    attempt.caller = Some(caller.clone());
+    attempt.tool_name = Some(tool_name.to_owned());
+    attempt.arguments_sha256 = Some(digest(&arguments));
+    if !arguments.is_object() {
+        return Err(GatewayError::InvalidRequest("arguments must be a JSON object".into()));
+    }
+    worker.registry_stats.enqueued(1);
+    let tool = worker
+        .registry
+        .send(GetTool(tool_name.to_owned()))
+        .await
+        .map_err(|e| GatewayError::Internal(format!("registry: {e}")))?
+        .filter(|t| t.is_active)
+        .ok_or_else(|| GatewayError::UnknownTool(tool_name.to_owned()))?;
+    worker.policy_stats.enqueued(1);
+    worker
+        .policy
+        .send(CheckAccess { caller, tool: tool.clone() })
+        .await
+        .map_err(|e| GatewayError::Internal(format!("policy: {e}")))?
+        .map_err(|denied| GatewayError::Forbidden(denied.0))?;
+    attempt.allowed = true;
+    let timeout = tool.timeout_seconds.map(std::time::Duration::from_secs).unwrap_or(shared.settings.backend_timeout);
+    worker.backend.call_tool(&tool.backend_url, &tool.name, arguments, timeout).await
+}
