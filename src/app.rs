@@ -8,6 +8,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::{Addr, Supervisor};
 use actix_web::{web, App, HttpMessage, HttpServer};
@@ -21,6 +22,8 @@ use crate::auth::Authenticator;
 use crate::backend::{session_table, McpClient, SessionTable};
 use crate::config::Settings;
 use crate::db::{self, audit::DbAuditSink, Db};
+use crate::mcp::listing::ToolEntries;
+use crate::mcp::session::Sessions;
 use crate::telemetry::{GatewaySpans, RequestId};
 
 /// State shared by all workers.
@@ -42,7 +45,11 @@ pub struct Shared {
     /// The policy every `PolicyActor` enforces.
     pub policy: Arc<Policy>,
     /// MCP sessions with backends, shared by the workers' clients.
-    pub sessions: SessionTable,
+    pub backend_sessions: SessionTable,
+    /// MCP sessions of clients on `/mcp` and `/sse`.
+    pub sessions: Arc<Sessions>,
+    /// Backends' `tools/list` entries, cached for `tools/list` on the front door.
+    pub tool_entries: ToolEntries,
 }
 
 /// State owned by one HTTP worker.
@@ -67,7 +74,7 @@ impl Worker {
         let registry = Supervisor::start(move |_| RegistryActor::new(catalog, stats));
         let (policy, stats) = (shared.policy.clone(), policy_stats.clone());
         let policy = Supervisor::start(move |_| PolicyActor::new(policy, stats));
-        let backend = McpClient::new(shared.sessions.clone(), shared.settings.max_response_bytes);
+        let backend = McpClient::new(shared.backend_sessions.clone(), shared.settings.max_response_bytes);
         Self { registry, registry_stats, policy, policy_stats, backend }
     }
 }
@@ -78,6 +85,9 @@ pub fn check_config(settings: &Settings) -> anyhow::Result<(Vec<gateway_actors::
     let tools = crate::config_files::load_tools(&settings.tools_config, &lookup)?;
     let policy = crate::config_files::load_policy(&settings.policy_config, &lookup)?;
     let auth = Authenticator::from_settings(&settings.jwt, &settings.data_dir)?;
+    if settings.mcp_anonymous_principal.is_some() && !settings.binds_loopback() {
+        anyhow::bail!("MCP_ANONYMOUS_PRINCIPAL is for local conformance testing only and refuses a non-loopback GATEWAY_HOST");
+    }
     if auth.dev_mode && !settings.binds_loopback() {
         anyhow::bail!(
             "JWT_SECRET_KEY is not set (dev mode) and GATEWAY_HOST={} is not a loopback address: \
@@ -124,6 +134,9 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
             "DEV MODE: JWT_SECRET_KEY is not set; using a generated secret. Never run like this in production."
         );
     }
+    if let Some((sub, _)) = &settings.mcp_anonymous_principal {
+        tracing::warn!(principal = %sub, "TEST MODE: MCP requests without a token run as MCP_ANONYMOUS_PRINCIPAL");
+    }
     let migrated = db::migrate(&settings.database_url).await.context("running database migrations")?;
     let db = Db::connect(&settings.database_url, settings.database_pool_size).context("opening the database pool")?;
     let report = db::tools::sync(&db, &tools).await.context("syncing tools.yaml into the tools table")?;
@@ -148,7 +161,20 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         board,
         catalog: Arc::new(Catalog::new(tools)),
         policy: Arc::new(policy),
-        sessions: session_table(),
+        backend_sessions: session_table(),
+        sessions: Arc::new(Sessions::new(settings.mcp_session_idle)),
+        tool_entries: ToolEntries::default(),
+    });
+    let sweeper = shared.sessions.clone();
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let removed = sweeper.sweep();
+            if removed > 0 {
+                tracing::debug!(removed, live = sweeper.len(), "expired MCP sessions removed");
+            }
+        }
     });
 
     let addr = listener.local_addr()?;
@@ -164,6 +190,9 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
                 let fut = srv.call(req);
                 async move {
                     let mut res = fut.await?;
+                    if res.status() == actix_web::http::StatusCode::UNAUTHORIZED {
+                        crate::mcp::wellknown::point_to_metadata(&mut res);
+                    }
                     let id = res.request().extensions().get::<RequestId>().map(|r| r.0.clone());
                     if let Some(value) = id.and_then(|id| actix_web::http::header::HeaderValue::from_str(&id).ok()) {
                         res.headers_mut()

@@ -87,6 +87,24 @@ pub struct Settings {
     pub audit_flush_interval: Duration,
     /// Database pool size.
     pub database_pool_size: usize,
+    /// Browser origins allowed on the MCP endpoints (empty: only localhost origins).
+    pub allowed_origins: Vec<String>,
+    /// Extra `Host` values accepted when bound to loopback (DNS-rebinding protection).
+    pub allowed_hosts: Vec<String>,
+    /// Public base URL (`https://gw.example.com`) for protected-resource metadata.
+    pub public_url: Option<String>,
+    /// Idle time after which an MCP session is forgotten.
+    pub mcp_session_idle: Duration,
+    /// Interval of keep-alive comments on SSE streams.
+    pub sse_keepalive: Duration,
+    /// TEST ONLY: principal (`sub:role,role`) given to MCP requests without a token.
+    pub mcp_anonymous_principal: Option<(String, Vec<String>)>,
+}
+
+fn list(lookup: Lookup<'_>, name: &str) -> Vec<String> {
+    get(lookup, name)
+        .map(|v| v.split(',').map(|s| s.trim().trim_end_matches('/').to_owned()).filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default()
 }
 
 /// Reads variables by name; tests pass a map instead of the process environment.
@@ -196,6 +214,18 @@ impl Settings {
             audit_batch_size,
             audit_flush_interval: Duration::from_millis(parse(lookup, "AUDIT_FLUSH_INTERVAL_MS", 200)?),
             database_pool_size: parse(lookup, "DATABASE_POOL_SIZE", 8)?,
+            allowed_origins: list(lookup, "ALLOWED_ORIGINS"),
+            allowed_hosts: list(lookup, "ALLOWED_HOSTS"),
+            public_url: get(lookup, "PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned()),
+            mcp_session_idle: Duration::from_secs(parse(lookup, "MCP_SESSION_IDLE_SECONDS", 1800)?),
+            sse_keepalive: Duration::from_secs(parse::<u64>(lookup, "SSE_KEEPALIVE_SECONDS", 15)?.max(1)),
+            mcp_anonymous_principal: get(lookup, "MCP_ANONYMOUS_PRINCIPAL")
+                .map(|p| {
+                    let (sub, roles) = p.split_once(':').unwrap_or((p.as_str(), ""));
+                    let roles = roles.split(',').map(str::trim).filter(|r| !r.is_empty()).map(String::from).collect();
+                    (sub.trim().to_owned(), roles)
+                })
+                .filter(|(sub, _)| !sub.is_empty()),
         })
     }
 

@@ -11,7 +11,8 @@
 //! | [`config_files`] | `tools.yaml` and `policy.yaml` loading and validation |
 //! | [`app`] | wiring: actors, database, HTTP server, graceful shutdown |
 //! | [`auth`] | JWT verification and minting |
-//! | [`http`] | the routes, one file per group |
+//! | [`http`] | the REST routes, one file per group |
+//! | [`mcp`] | the MCP front door: Streamable HTTP `/mcp`, legacy SSE `/sse` |
 //! | [`pipeline`] | the one path of a tool call: registry, policy, backend, audit |
 //! | [`backend`] | the MCP Streamable HTTP client to tool servers |
 //! | [`db`] | pool, migrations, audit sink, tool sync, audit queries |
@@ -27,6 +28,7 @@ pub mod config_files;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod mcp;
 pub mod pipeline;
 pub mod telemetry;
 

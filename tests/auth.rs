@@ -64,7 +64,9 @@ async fn missing_expired_forged_unsigned_and_wrong_audience_tokens_are_401() {
     }
     let (status, headers, _) = gw.post_invoke(None, b"{}".to_vec()).await;
     assert_eq!(status, 401);
-    assert_eq!(headers.get("www-authenticate").unwrap(), "Bearer");
+    let challenge = headers.get("www-authenticate").unwrap().to_str().unwrap();
+    assert!(challenge.starts_with("Bearer resource_metadata=\"http://127.0.0.1:"), "{challenge}");
+    assert!(!challenge.contains("invalid_token"));
     assert_eq!(backend.count("tools/call"), 1, "no bad token reached the backend");
 
     let rows = db.wait_for_rows(9).await;

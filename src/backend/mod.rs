@@ -82,18 +82,44 @@ impl McpClient {
         arguments: Value,
         timeout: Duration,
     ) -> Result<Value, GatewayError> {
+        self.request(url, "tools/call", json!({ "name": name, "arguments": arguments }), timeout).await
+    }
+
+    /// Every tool the backend at `url` lists (following `nextCursor`, at most 20 pages).
+    pub async fn list_tools(&self, url: &str, timeout: Duration) -> Result<Vec<Value>, GatewayError> {
+        let mut tools = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..20 {
+            let params = match &cursor {
+                Some(c) => json!({ "cursor": c }),
+                None => json!({}),
+            };
+            let mut page = self.request(url, "tools/list", params, timeout).await?;
+            if let Some(Value::Array(items)) = page.get_mut("tools").map(Value::take) {
+                tools.extend(items);
+            }
+            cursor = page.get("nextCursor").and_then(Value::as_str).map(str::to_owned);
+            if cursor.is_none() {
+                break;
+            }
+        }
+        Ok(tools)
+    }
+
+    /// Send one JSON-RPC request to the backend at `url` within `timeout` (initialising a
+    /// session first if needed, and once more if the server forgot it).
+    pub async fn request(&self, url: &str, method: &str, params: Value, timeout: Duration) -> Result<Value, GatewayError> {
         let deadline = Instant::now() + timeout;
         let call = async {
-            let params = json!({ "name": name, "arguments": arguments });
             let session = match self.sessions.get(url).map(|s| s.clone()) {
                 Some(s) => s,
                 None => self.initialize(url, deadline).await?,
             };
-            match self.request(url, &session, "tools/call", params.clone(), deadline).await {
+            match self.request_in(url, &session, method, params.clone(), deadline).await {
                 Err(PostError::SessionExpired) => {
                     self.sessions.remove(url);
                     let session = self.initialize(url, deadline).await?;
-                    match self.request(url, &session, "tools/call", params, deadline).await {
+                    match self.request_in(url, &session, method, params, deadline).await {
                         Ok(v) => Ok(v),
                         Err(PostError::SessionExpired) => {
                             Err(GatewayError::BackendUnavailable("backend rejected a fresh session".into()))
@@ -137,7 +163,7 @@ impl McpClient {
         Ok(session)
     }
 
-    async fn request(
+    async fn request_in(
         &self,
         url: &str,
         session: &Session,

@@ -9,6 +9,7 @@ pub mod tools;
 use actix_web::web;
 
 use crate::error::{json_error, query_error, GatewayError};
+use crate::mcp;
 
 /// Mount every route of the gateway.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -20,6 +21,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/mcp/tools", web::get().to(tools::list))
         .route("/mcp/invoke", web::post().to(invoke::invoke))
         .route("/admin/audit-logs", web::get().to(admin::audit_logs))
+        .route("/mcp", web::post().to(mcp::streamable::post))
+        .route("/mcp", web::get().to(mcp::streamable::get))
+        .route("/mcp", web::delete().to(mcp::streamable::delete))
+        .route("/sse", web::get().to(mcp::sse::open))
+        .route("/messages", web::post().to(mcp::sse::message))
+        .route("/.well-known/oauth-protected-resource", web::get().to(mcp::wellknown::metadata))
+        .route("/.well-known/oauth-protected-resource/mcp", web::get().to(mcp::wellknown::metadata))
         .default_service(web::to(not_found));
 }
 

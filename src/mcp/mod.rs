@@ -1,0 +1,230 @@
+//! The MCP front door: agents speak MCP to the gateway over Streamable HTTP (`/mcp`, protocol
+//! revisions 2025-03-26, 2025-06-18, 2025-11-25 and the stateless 2026-07-28) or the legacy
+//! HTTP+SSE transport (`/sse` + `/messages`, 2024-11-05).
+//!
+//! Whatever the transport, a request is authenticated, checked against the `Origin`/`Host`
+//! allow-list, and dispatched here; `tools/call` takes the same [`pipeline`](crate::pipeline)
+//! as `/mcp/invoke` and writes the same audit row (with its transport).
+//!
+//! | module | role |
+//! |---|---|
+//! | [`session`] | session ids bound to their subject, idle expiry |
+//! | [`listing`] | `tools/list`: the caller's tools with their backends' schemas, paginated |
+//! | [`streamable`] | `POST`/`GET`/`DELETE /mcp` |
+//! | [`sse`] | `GET /sse`, `POST /messages` |
+//! | [`wellknown`] | RFC 9728 protected-resource metadata |
+
+pub mod listing;
+pub mod session;
+pub mod sse;
+pub mod streamable;
+pub mod wellknown;
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest};
+use gateway_actors::Caller;
+use serde_json::{json, Value};
+
+use crate::app::{Shared, Worker};
+use crate::error::GatewayError;
+use crate::pipeline::{self, Attempt};
+
+/// The stateless revision: no `initialize`, no session, version in every request's `_meta`.
+pub const STATELESS_VERSION: &str = "2026-07-28";
+/// Revisions negotiated by `initialize`, newest first.
+pub const SESSION_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+/// Whether `version` is one the gateway speaks.
+pub fn supported(version: &str) -> bool {
+    version == STATELESS_VERSION || SESSION_VERSIONS.contains(&version)
+}
+
+/// The version `initialize` answers with: the client's if supported, else the newest.
+pub fn negotiate(requested: Option<&str>) -> &'static str {
+    requested.and_then(|r| SESSION_VERSIONS.iter().find(|v| **v == r)).copied().unwrap_or(SESSION_VERSIONS[0])
+}
+
+/// The protocol version a request's `_meta` names (2026-07-28 requests carry it).
+pub fn meta_version(params: &Value) -> Option<&str> {
+    params.get("_meta").and_then(|m| m.get("io.modelcontextprotocol/protocolVersion")).and_then(Value::as_str)
+}
+
+/// A JSON-RPC error answered inside an HTTP 200.
+#[derive(Debug, Clone)]
+pub struct RpcError {
+    /// JSON-RPC code.
+    pub code: i64,
+    /// Message.
+    pub message: String,
+}
+
+impl RpcError {
+    fn new(code: i64, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+/// A JSON-RPC response message.
+pub fn response(id: Value, result: Result<Value, RpcError>) -> Value {
+    match result {
+        Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
+        Err(e) => json!({ "jsonrpc": "2.0", "id": id, "error": { "code": e.code, "message": e.message } }),
+    }
+}
+
+/// Everything a request needs while it is dispatched.
+pub struct Ctx {
+    /// App-wide state.
+    pub shared: web::Data<Shared>,
+    /// This worker's actors and backend client.
+    pub worker: web::Data<Worker>,
+    /// The HTTP request (for audit facts).
+    pub req: HttpRequest,
+    /// The authenticated caller.
+    pub caller: Arc<Caller>,
+    /// `streamable_http` or `sse`.
+    pub transport: &'static str,
+    /// A 2026-07-28 request: results carry `resultType`.
+    pub stateless: bool,
+}
+
+/// The caller of an MCP request: the Bearer token's subject, or (test set-ups only) the
+/// configured anonymous principal when no token was sent.
+pub fn caller(req: &HttpRequest, shared: &Shared) -> Result<Caller, GatewayError> {
+    if req.headers().get(actix_web::http::header::AUTHORIZATION).is_none() {
+        if let Some((sub, roles)) = &shared.settings.mcp_anonymous_principal {
+            return Ok(Caller { user_id: sub.clone(), roles: roles.clone(), workspace: None });
+        }
+    }
+    crate::http::context::authenticate(req)
+}
+
+fn host_of(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or("");
+    }
+    authority.rsplit_once(':').map_or(authority, |(h, port)| if port.chars().all(|c| c.is_ascii_digit()) { h } else { authority })
+}
+
+fn loopback_name(host: &str) -> bool {
+    matches!(host.to_ascii_lowercase().as_str(), "localhost" | "127.0.0.1" | "::1")
+}
+
+/// DNS-rebinding protection: refuse browser origins outside the allow-list and, when bound to
+/// loopback, `Host` names that are not loopback.
+pub fn check_origin(req: &HttpRequest, shared: &Shared) -> Result<(), GatewayError> {
+    let settings = &shared.settings;
+    let header = |name| req.headers().get(name).and_then(|v: &actix_web::http::header::HeaderValue| v.to_str().ok());
+    if let Some(origin) = header(actix_web::http::header::ORIGIN) {
+        let origin = origin.trim_end_matches('/');
+        let allowed = if settings.allowed_origins.is_empty() {
+            origin.split_once("://").is_some_and(|(scheme, rest)| {
+                matches!(scheme, "http" | "https") && loopback_name(host_of(rest))
+            })
+        } else {
+            settings.allowed_origins.iter().any(|o| o == origin)
+        };
+        if !allowed {
+            return Err(GatewayError::Forbidden(format!("origin {origin:?} is not allowed")));
+        }
+    }
+    if settings.binds_loopback() {
+        let host = header(actix_web::http::header::HOST).unwrap_or("");
+        let name = host_of(host);
+        if !(loopback_name(name) || settings.allowed_hosts.iter().any(|h| h == host || h == name)) {
+            return Err(GatewayError::Forbidden(format!("host {host:?} is not allowed")));
+        }
+    }
+    Ok(())
+}
+
+fn server_info() -> Value {
+    json!({ "name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION") })
+}
+
+const INSTRUCTIONS: &str = "Tools behind mcp-gateway: every call is authorised for your roles and audited.";
+
+/// The `initialize` result for `version`.
+pub fn initialize_result(version: &str) -> Value {
+    json!({
+        "protocolVersion": version,
+        "capabilities": { "tools": { "listChanged": false } },
+        "serverInfo": server_info(),
+        "instructions": INSTRUCTIONS,
+    })
+}
+
+fn discover() -> Value {
+    let mut versions = vec![STATELESS_VERSION];
+    versions.extend(SESSION_VERSIONS);
+    json!({
+        "supportedVersions": versions,
+        "capabilities": { "tools": { "listChanged": false } },
+        "serverInfo": server_info(),
+        "instructions": INSTRUCTIONS,
+    })
+}
+
+async fn call(ctx: &Ctx, params: Value) -> Result<Value, RpcError> {
+    let name = params.get("name").and_then(Value::as_str).ok_or_else(|| RpcError::new(-32602, "params.name is required"))?;
+    let arguments = match params.get("arguments") {
+        None | Some(Value::Null) => json!({}),
+        Some(v) => v.clone(),
+    };
+    let mut attempt = Attempt::new(ctx.transport);
+    let outcome = pipeline::call_tool(&ctx.shared, &ctx.worker, &mut attempt, ctx.caller.clone(), name, arguments).await;
+    let answer = match &outcome {
+        Ok(result) => Ok(result.clone()),
+        // Denied and unknown look the same, so a tool's existence does not leak.
+        Err(GatewayError::UnknownTool(_) | GatewayError::Forbidden(_)) => Err(RpcError::new(-32602, format!("Unknown tool: {name}"))),
+        Err(GatewayError::InvalidArguments(m) | GatewayError::InvalidRequest(m)) => Err(RpcError::new(-32602, m.clone())),
+        Err(e @ (GatewayError::BackendTimeout(_) | GatewayError::BackendUnavailable(_) | GatewayError::BackendBadReply(_))) => {
+            Ok(json!({ "content": [{ "type": "text", "text": e.to_string() }], "isError": true }))
+        }
+        Err(e) => Err(RpcError::new(-32603, e.to_string())),
+    };
+    let code = outcome.as_ref().err().map(GatewayError::code);
+    let request_id = crate::http::context::request_id(&ctx.req);
+    attempt.record(&ctx.shared, &ctx.req, request_id, outcome.as_ref(), 200, code);
+    answer
+}
+
+/// Answer one JSON-RPC request (everything but `initialize`, which the transports own).
+pub async fn dispatch(ctx: &Ctx, method: &str, params: Value) -> Result<Value, RpcError> {
+    let mut result = match method {
+        "ping" => Ok(json!({})),
+        "server/discover" => Ok(discover()),
+        "tools/list" => listing::list(ctx, &params).await,
+        "tools/call" => call(ctx, params).await,
+        other => Err(RpcError::new(-32601, format!("Method not found: {other}"))),
+    }?;
+    if ctx.stateless || method == "server/discover" {
+        if let Some(obj) = result.as_object_mut() {
+            obj.insert("resultType".into(), json!("complete"));
+        }
+    }
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_negotiate_to_a_supported_one() {
+        assert_eq!(negotiate(Some("2025-06-18")), "2025-06-18");
+        assert_eq!(negotiate(Some("2024-11-05")), "2024-11-05");
+        assert_eq!(negotiate(Some("2099-01-01")), "2025-11-25");
+        assert_eq!(negotiate(Some(STATELESS_VERSION)), "2025-11-25");
+        assert!(supported("2026-07-28") && !supported("1999-01-01"));
+    }
+
+    #[test]
+    fn hosts_are_parsed_with_ports_and_brackets() {
+        assert_eq!(host_of("127.0.0.1:8000"), "127.0.0.1");
+        assert_eq!(host_of("[::1]:8000"), "::1");
+        assert_eq!(host_of("localhost"), "localhost");
+        assert_eq!(host_of("evil.example.com"), "evil.example.com");
+    }
+}

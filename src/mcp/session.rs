@@ -1,0 +1,146 @@
+//! MCP sessions: ids from the OS CSPRNG (256 bits), bound to the JWT subject that created
+//! them, forgotten after an idle timeout. A session id is never authentication: every request
+//! is authenticated, and a session only answers the subject that owns it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::web::Bytes;
+use dashmap::DashMap;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// One client session.
+#[derive(Debug)]
+pub struct Session {
+    /// The JWT subject that created it.
+    pub user_id: String,
+    /// The negotiated protocol version.
+    pub version: String,
+    /// Legacy SSE sessions: where responses go (`/messages` answers 202 and writes here).
+    pub stream: Option<UnboundedSender<Bytes>>,
+    last_seen: AtomicU64,
+}
+
+/// Why a session could not be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionError {
+    /// No session id was sent (HTTP 400).
+    Missing,
+    /// Unknown, expired, or owned by another subject (HTTP 404; indistinguishable on purpose).
+    Unknown,
+}
+
+/// All live sessions of this replica.
+#[derive(Debug)]
+pub struct Sessions {
+    map: DashMap<String, Arc<Session>>,
+    idle: Duration,
+    epoch: Instant,
+}
+
+fn new_id() -> String {
+    let mut bytes = [0u8; 32];
+    if getrandom::fill(&mut bytes).is_err() {
+        // The OS CSPRNG failing is not recoverable for session security; fall back to two v4
+        // UUIDs, which are CSPRNG-backed as well.
+        return format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    }
+    hex::encode(bytes)
+}
+
+impl Sessions {
+    /// An empty store whose sessions expire after `idle` without use.
+    pub fn new(idle: Duration) -> Self {
+        Self { map: DashMap::new(), idle, epoch: Instant::now() }
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_secs()
+    }
+
+    /// Create a session for `user_id`; returns its id.
+    pub fn create(&self, user_id: &str, version: &str, stream: Option<UnboundedSender<Bytes>>) -> (String, Arc<Session>) {
+        let id = new_id();
+        let session = Arc::new(Session {
+            user_id: user_id.to_owned(),
+            version: version.to_owned(),
+            stream,
+            last_seen: AtomicU64::new(self.now()),
+        });
+        self.map.insert(id.clone(), session.clone());
+        (id, session)
+    }
+
+    /// The session `id` if it exists, is fresh and belongs to `user_id`; touches it.
+    pub fn get(&self, id: Option<&str>, user_id: &str) -> Result<Arc<Session>, SessionError> {
+        let id = id.ok_or(SessionError::Missing)?;
+        let session = self.map.get(id).map(|s| s.clone()).ok_or(SessionError::Unknown)?;
+        let now = self.now();
+        if now.saturating_sub(session.last_seen.load(Ordering::Relaxed)) > self.idle.as_secs() {
+            self.map.remove(id);
+            return Err(SessionError::Unknown);
+        }
+        if session.user_id != user_id {
+            return Err(SessionError::Unknown);
+        }
+        session.last_seen.store(now, Ordering::Relaxed);
+        Ok(session)
+    }
+
+    /// End session `id` if `user_id` owns it.
+    pub fn remove(&self, id: &str, user_id: &str) -> bool {
+        self.map.remove_if(id, |_, s| s.user_id == user_id).is_some()
+    }
+
+    /// Forget a session whatever its owner (its stream closed).
+    pub fn drop_session(&self, id: &str) {
+        self.map.remove(id);
+    }
+
+    /// Remove sessions idle for longer than the timeout; returns how many.
+    pub fn sweep(&self) -> usize {
+        let (now, idle) = (self.now(), self.idle.as_secs());
+        let before = self.map.len();
+        self.map.retain(|_, s| now.saturating_sub(s.last_seen.load(Ordering::Relaxed)) <= idle);
+        before - self.map.len()
+    }
+
+    /// How many sessions are live.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_are_bound_to_their_subject_and_expire() {
+        let sessions = Sessions::new(Duration::from_secs(3600));
+        let (id, _) = sessions.create("alice", "2025-06-18", None);
+        assert_eq!(id.len(), 64);
+        assert!(sessions.get(Some(&id), "alice").is_ok());
+        assert_eq!(sessions.get(Some(&id), "mallory").unwrap_err(), SessionError::Unknown);
+        assert_eq!(sessions.get(None, "alice").unwrap_err(), SessionError::Missing);
+        assert!(!sessions.remove(&id, "mallory"));
+        assert!(sessions.remove(&id, "alice"));
+        assert_eq!(sessions.get(Some(&id), "alice").unwrap_err(), SessionError::Unknown);
+
+        let expiring = Sessions::new(Duration::from_secs(0));
+        let (id, session) = expiring.create("bob", "2025-06-18", None);
+        session.last_seen.store(0, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_eq!(expiring.get(Some(&id), "bob").unwrap_err(), SessionError::Unknown);
+        expiring.create("bob", "2025-06-18", None).1.last_seen.store(0, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_eq!(expiring.sweep(), 1);
+        assert!(expiring.is_empty());
+    }
+}

@@ -1,0 +1,134 @@
+//! The legacy HTTP+SSE transport (2024-11-05): `GET /sse` opens a stream whose first event
+//! names the endpoint (`/messages?session_id=…`); each `POST /messages` is answered 202 and its
+//! JSON-RPC response arrives on the stream as a `message` event. Keep-alive comments keep
+//! proxies from closing an idle stream; closing the stream ends the session.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use actix_web::web::Bytes;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::Stream;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::session::Sessions;
+use super::{caller, check_origin, dispatch, initialize_result, negotiate, response, Ctx};
+use crate::app::{Shared, Worker};
+use crate::error::GatewayError;
+use crate::http::invoke::read_body;
+
+/// The event stream of one legacy session; dropping it (client gone) ends the session.
+struct EventStream {
+    first: Option<Bytes>,
+    rx: UnboundedReceiver<Bytes>,
+    keepalive: tokio::time::Interval,
+    sessions: Arc<Sessions>,
+    id: String,
+}
+
+impl Stream for EventStream {
+    type Item = Result<Bytes, actix_web::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(first)));
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(bytes)) => return Poll::Ready(Some(Ok(bytes))),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => {}
+        }
+        if self.keepalive.poll_tick(cx).is_ready() {
+            return Poll::Ready(Some(Ok(Bytes::from_static(b": keep-alive\n\n"))));
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        self.sessions.drop_session(&self.id);
+    }
+}
+
+/// `GET /sse`: open a session and its event stream.
+pub async fn open(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    if let Err(e) = check_origin(&req, &shared) {
+        return e.to_response(Value::Null);
+    }
+    let caller = match caller(&req, &shared) {
+        Ok(c) => c,
+        Err(e) => return e.to_response(Value::Null),
+    };
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (id, _) = shared.sessions.create(&caller.user_id, "2024-11-05", Some(tx));
+    let period = shared.settings.sse_keepalive;
+    let stream = EventStream {
+        first: Some(Bytes::from(format!("event: endpoint\ndata: /messages?session_id={id}\n\n"))),
+        rx,
+        keepalive: tokio::time::interval_at(tokio::time::Instant::now() + period, period),
+        sessions: shared.sessions.clone(),
+        id,
+    };
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(stream)
+}
+
+/// Query of `POST /messages`.
+#[derive(Debug, Deserialize)]
+pub struct MessageQuery {
+    session_id: String,
+}
+
+/// `POST /messages?session_id=…`: 202 now, the response on the session's stream.
+pub async fn message(
+    req: HttpRequest,
+    payload: web::Payload,
+    query: web::Query<MessageQuery>,
+    shared: web::Data<Shared>,
+    worker: web::Data<Worker>,
+) -> HttpResponse {
+    if let Err(e) = check_origin(&req, &shared) {
+        return e.to_response(Value::Null);
+    }
+    let caller = match caller(&req, &shared) {
+        Ok(c) => Arc::new(c),
+        Err(e) => return e.to_response(Value::Null),
+    };
+    let session = match shared.sessions.get(Some(&query.session_id), &caller.user_id) {
+        Ok(s) => s,
+        Err(_) => return GatewayError::NotFound("session not found".into()).to_response(Value::Null),
+    };
+    let Some(stream) = session.stream.clone() else {
+        return GatewayError::NotFound("session not found".into()).to_response(Value::Null);
+    };
+    let body = match read_body(&req, payload, shared.settings.max_payload_bytes).await {
+        Ok(b) => b,
+        Err(e) => return e.to_response(Value::Null),
+    };
+    let msg: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return GatewayError::Parse(e.to_string()).to_response(Value::Null),
+    };
+    let (Some(id), Some(method)) = (msg.get("id").cloned(), msg.get("method").and_then(Value::as_str).map(str::to_owned)) else {
+        // Notifications and client responses need no answer.
+        return HttpResponse::Accepted().finish();
+    };
+    let params = msg.get("params").cloned().unwrap_or_else(|| serde_json::json!({}));
+    let ctx = Ctx { shared: shared.clone(), worker, req: req.clone(), caller, transport: "sse", stateless: false };
+    actix_web::rt::spawn(async move {
+        let answer = if method == "initialize" {
+            response(id, Ok(initialize_result(negotiate(params.get("protocolVersion").and_then(Value::as_str)))))
+        } else {
+            response(id, dispatch(&ctx, &method, params).await)
+        };
+        let _ = stream.send(Bytes::from(format!("event: message\ndata: {answer}\n\n")));
+    });
+    HttpResponse::Accepted().finish()
+}

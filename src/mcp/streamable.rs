@@ -1,0 +1,181 @@
+//! Streamable HTTP on `/mcp`: `POST` carries JSON-RPC messages (answered as JSON, 202 for
+//! notifications), `DELETE` ends a session, `GET` (no server-initiated stream) answers 405.
+//!
+//! `initialize` creates a session bound to the caller's subject and returns `Mcp-Session-Id`;
+//! later requests must send it (400 when missing, 404 when unknown, expired or another
+//! subject's). Requests of the stateless 2026-07-28 revision (version in `_meta` or in
+//! `MCP-Protocol-Version`) need no session.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+use super::session::SessionError;
+use super::{caller, check_origin, dispatch, initialize_result, meta_version, negotiate, response, supported, Ctx, RpcError};
+use crate::app::{Shared, Worker};
+use crate::error::GatewayError;
+use crate::http::invoke::read_body;
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+
+fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn rpc_failure(status: StatusCode, code: i64, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } }))
+}
+
+fn session_failure(e: SessionError) -> HttpResponse {
+    match e {
+        SessionError::Missing => rpc_failure(StatusCode::BAD_REQUEST, -32600, "Mcp-Session-Id header is required"),
+        SessionError::Unknown => rpc_failure(StatusCode::NOT_FOUND, -32600, "session not found; initialize again"),
+    }
+}
+
+/// Origin/Host, authentication and the protocol-version header, shared by every method.
+fn admit(req: &HttpRequest, shared: &Shared) -> Result<Arc<gateway_actors::Caller>, HttpResponse> {
+    check_origin(req, shared).map_err(|e| e.to_response(Value::Null))?;
+    let caller = caller(req, shared).map_err(|e| e.to_response(Value::Null))?;
+    if let Some(v) = header(req, VERSION_HEADER) {
+        if !supported(v) {
+            return Err(rpc_failure(StatusCode::BAD_REQUEST, -32600, &format!("unsupported MCP-Protocol-Version {v:?}")));
+        }
+    }
+    Ok(Arc::new(caller))
+}
+
+enum Message {
+    Request { id: Value, method: String, params: Value },
+    Notification,
+}
+
+fn classify(msg: &Value) -> Result<Message, RpcError> {
+    let invalid = |why: &str| RpcError { code: -32600, message: format!("invalid request: {why}") };
+    let obj = msg.as_object().ok_or_else(|| invalid("expected a JSON-RPC object"))?;
+    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Err(invalid("jsonrpc must be \"2.0\""));
+    }
+    match (obj.get("id"), obj.get("method")) {
+        (Some(id), Some(Value::String(method))) if id.is_string() || id.is_i64() || id.is_u64() => Ok(Message::Request {
+            id: id.clone(),
+            method: method.clone(),
+            params: obj.get("params").cloned().unwrap_or_else(|| json!({})),
+        }),
+        (None, Some(Value::String(_))) => Ok(Message::Notification),
+        // A client's response to a server request: nothing to do.
+        (Some(_), None) if obj.contains_key("result") || obj.contains_key("error") => Ok(Message::Notification),
+        _ => Err(invalid("expected a request, a notification or a response")),
+    }
+}
+
+/// `POST /mcp`.
+pub async fn post(
+    req: HttpRequest,
+    payload: web::Payload,
+    shared: web::Data<Shared>,
+    worker: web::Data<Worker>,
+) -> HttpResponse {
+    let caller = match admit(&req, &shared) {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let body = match read_body(&req, payload, shared.settings.max_payload_bytes).await {
+        Ok(b) => b,
+        Err(e) => return e.to_response(Value::Null),
+    };
+    let parsed: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return GatewayError::Parse(e.to_string()).to_response(Value::Null),
+    };
+    let header_version = header(&req, VERSION_HEADER).map(str::to_owned);
+    let session_id = header(&req, SESSION_HEADER).map(str::to_owned);
+    let (batch, messages) = match parsed {
+        Value::Array(items) if !items.is_empty() => (true, items),
+        Value::Array(_) => return rpc_failure(StatusCode::BAD_REQUEST, -32600, "empty batch"),
+        single => (false, vec![single]),
+    };
+
+    // `initialize` (never inside a batch) opens a session.
+    if let [msg] = messages.as_slice() {
+        if let Ok(Message::Request { id, method, params }) = classify(msg) {
+            if method == "initialize" && !batch {
+                let version = negotiate(params.get("protocolVersion").and_then(Value::as_str));
+                let (sid, _) = shared.sessions.create(&caller.user_id, version, None);
+                return HttpResponse::Ok()
+                    .insert_header(("Mcp-Session-Id", sid))
+                    .json(response(id, Ok(initialize_result(version))));
+            }
+        }
+    }
+
+    let mut answers = Vec::new();
+    for msg in messages {
+        let (id, method, params) = match classify(&msg) {
+            Ok(Message::Request { id, method, params }) => (id, method, params),
+            Ok(Message::Notification) => continue,
+            Err(e) => {
+                answers.push(response(msg.get("id").cloned().unwrap_or(Value::Null), Err(e)));
+                continue;
+            }
+        };
+        let stateless = header_version.as_deref() == Some(super::STATELESS_VERSION)
+            || meta_version(&params) == Some(super::STATELESS_VERSION);
+        if !stateless && method != "server/discover" {
+            if let Err(e) = shared.sessions.get(session_id.as_deref(), &caller.user_id) {
+                return session_failure(e);
+            }
+        }
+        if method == "initialize" {
+            answers.push(response(id, Err(RpcError { code: -32600, message: "initialize may not be batched".into() })));
+            continue;
+        }
+        let ctx = Ctx {
+            shared: shared.clone(),
+            worker: worker.clone(),
+            req: req.clone(),
+            caller: caller.clone(),
+            transport: "streamable_http",
+            stateless,
+        };
+        answers.push(response(id, dispatch(&ctx, &method, params).await));
+    }
+    if answers.is_empty() {
+        // Notifications and responses only.
+        if session_id.is_some() && header_version.as_deref() != Some(super::STATELESS_VERSION) {
+            if let Err(e) = shared.sessions.get(session_id.as_deref(), &caller.user_id) {
+                return session_failure(e);
+            }
+        }
+        return HttpResponse::Accepted().finish();
+    }
+    if batch {
+        HttpResponse::Ok().json(Value::Array(answers))
+    } else {
+        HttpResponse::Ok().json(answers.swap_remove(0))
+    }
+}
+
+/// `GET /mcp`: the gateway pushes nothing unprompted, so there is no stream to open.
+pub async fn get(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    if let Err(resp) = admit(&req, &shared) {
+        return resp;
+    }
+    HttpResponse::MethodNotAllowed().insert_header(("Allow", "POST, DELETE")).finish()
+}
+
+/// `DELETE /mcp`: end the caller's session.
+pub async fn delete(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    let caller = match admit(&req, &shared) {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    match header(&req, SESSION_HEADER) {
+        None => session_failure(SessionError::Missing),
+        Some(id) if shared.sessions.remove(id, &caller.user_id) => HttpResponse::Ok().finish(),
+        Some(_) => session_failure(SessionError::Unknown),
+    }
+}

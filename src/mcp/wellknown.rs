@@ -1,0 +1,53 @@
+//! RFC 9728 protected-resource metadata: tells MCP clients which authorization server issues
+//! the tokens this gateway accepts. Referenced from `WWW-Authenticate` on every 401.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use crate::app::Shared;
+
+/// The gateway's public base URL: `PUBLIC_URL`, else what the request says it reached.
+pub fn base_url(req: &HttpRequest, shared: &Shared) -> String {
+    match &shared.settings.public_url {
+        Some(url) => url.clone(),
+        None => {
+            let info = req.connection_info();
+            format!("{}://{}", info.scheme(), info.host())
+        }
+    }
+}
+
+/// Where the metadata lives, for `WWW-Authenticate: Bearer resource_metadata="…"`.
+pub fn metadata_url(req: &HttpRequest, shared: &Shared) -> String {
+    format!("{}/.well-known/oauth-protected-resource/mcp", base_url(req, shared))
+}
+
+/// `GET /.well-known/oauth-protected-resource[/mcp]`.
+pub async fn metadata(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    let base = base_url(&req, &shared);
+    let mut body = json!({
+        "resource": format!("{base}/mcp"),
+        "bearer_methods_supported": ["header"],
+        "resource_name": "mcp-gateway",
+    });
+    if let Some(issuer) = &shared.settings.jwt.issuer {
+        body["authorization_servers"] = json!([issuer]);
+    }
+    HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=3600")).json(body)
+}
+
+/// Add `resource_metadata="…"` to a 401's `WWW-Authenticate` challenge (RFC 9728 §5.1).
+pub fn point_to_metadata<B>(res: &mut actix_web::dev::ServiceResponse<B>) {
+    let Some(shared) = res.request().app_data::<web::Data<Shared>>().cloned() else { return };
+    let url = metadata_url(res.request(), &shared);
+    let header = actix_web::http::header::WWW_AUTHENTICATE;
+    let current = res.headers().get(&header).and_then(|v| v.to_str().ok()).unwrap_or("Bearer").to_owned();
+    let value = if current.trim() == "Bearer" {
+        format!("Bearer resource_metadata=\"{url}\"")
+    } else {
+        format!("{current}, resource_metadata=\"{url}\"")
+    };
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&value) {
+        res.headers_mut().insert(header, v);
+    }
+}
