@@ -50,6 +50,8 @@ pub struct Shared {
     pub sessions: Arc<Sessions>,
     /// Backends' `tools/list` entries, cached for `tools/list` on the front door.
     pub tool_entries: ToolEntries,
+    /// Set to `true` when the gateway starts shutting down (event streams end).
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// State owned by one HTTP worker.
@@ -86,7 +88,9 @@ pub fn check_config(settings: &Settings) -> anyhow::Result<(Vec<gateway_actors::
     let policy = crate::config_files::load_policy(&settings.policy_config, &lookup)?;
     let auth = Authenticator::from_settings(&settings.jwt, &settings.data_dir)?;
     if settings.mcp_anonymous_principal.is_some() && !settings.binds_loopback() {
-        anyhow::bail!("MCP_ANONYMOUS_PRINCIPAL is for local conformance testing only and refuses a non-loopback GATEWAY_HOST");
+        anyhow::bail!(
+            "MCP_ANONYMOUS_PRINCIPAL is for local conformance testing only and refuses a non-loopback GATEWAY_HOST"
+        );
     }
     if auth.dev_mode && !settings.binds_loopback() {
         anyhow::bail!(
@@ -102,6 +106,7 @@ pub fn check_config(settings: &Settings) -> anyhow::Result<(Vec<gateway_actors::
 pub struct Gateway {
     addr: SocketAddr,
     handle: actix_web::dev::ServerHandle,
+    closing: tokio::sync::watch::Sender<bool>,
     done: tokio::task::JoinHandle<()>,
 }
 
@@ -113,13 +118,43 @@ impl Gateway {
 
     /// Stop accepting, finish in-flight requests, flush the audit log, then return.
     pub async fn stop(self) {
-        self.handle.stop(true).await;
+        shut_down(&self.closing, &self.handle).await;
         let _ = self.done.await;
     }
 
     /// Run until a signal (SIGINT/SIGTERM) stops the server and the audit log is flushed.
     pub async fn wait(self) {
         let _ = self.done.await;
+    }
+}
+
+/// Graceful stop: end the open event streams (they would hold the drain for its whole
+/// timeout), then let in-flight requests finish.
+async fn shut_down(closing: &tokio::sync::watch::Sender<bool>, handle: &actix_web::dev::ServerHandle) {
+    let _ = closing.send(true);
+    handle.stop(true).await;
+}
+
+/// Wait for SIGINT or SIGTERM.
+async fn signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -164,6 +199,7 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         backend_sessions: session_table(),
         sessions: Arc::new(Sessions::new(settings.mcp_session_idle)),
         tool_entries: ToolEntries::default(),
+        closing: tokio::sync::watch::channel(false).0,
     });
     let sweeper = shared.sessions.clone();
     actix_web::rt::spawn(async move {
@@ -208,11 +244,17 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
     if let Some(workers) = settings.workers {
         server = server.workers(workers.max(1));
     }
-    if !handle_signals {
-        server = server.disable_signals();
-    }
-    let server = server.run();
+    // Signals are ours, so open event streams can be closed before the drain starts.
+    let server = server.disable_signals().run();
     let handle = server.handle();
+    if handle_signals {
+        let (closing, handle) = (shared.closing.clone(), handle.clone());
+        actix_web::rt::spawn(async move {
+            signal().await;
+            tracing::info!("shutdown signal received; draining");
+            shut_down(&closing, &handle).await;
+        });
+    }
     tracing::info!(%addr, "mcp-gateway listening");
     let done = actix_web::rt::spawn(async move {
         if let Err(e) = server.await {
@@ -224,5 +266,5 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
             Err(e) => tracing::error!(error = %e, "audit writer unreachable on shutdown"),
         }
     });
-    Ok(Gateway { addr, handle, done })
+    Ok(Gateway { addr, handle, closing: shared.closing.clone(), done })
 }

@@ -32,7 +32,14 @@ pub struct Attempt {
 impl Attempt {
     /// A new attempt through `transport`, timed from now.
     pub fn new(transport: &'static str) -> Self {
-        Self { started: Instant::now(), caller: None, tool_name: None, arguments_sha256: None, allowed: false, transport }
+        Self {
+            started: Instant::now(),
+            caller: None,
+            tool_name: None,
+            arguments_sha256: None,
+            allowed: false,
+            transport,
+        }
     }
 
     fn decision(&self, error: Option<&GatewayError>) -> &'static str {

@@ -108,7 +108,13 @@ impl McpClient {
 
     /// Send one JSON-RPC request to the backend at `url` within `timeout` (initialising a
     /// session first if needed, and once more if the server forgot it).
-    pub async fn request(&self, url: &str, method: &str, params: Value, timeout: Duration) -> Result<Value, GatewayError> {
+    pub async fn request(
+        &self,
+        url: &str,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, GatewayError> {
         let deadline = Instant::now() + timeout;
         let call = async {
             let session = match self.sessions.get(url).map(|s| s.clone()) {

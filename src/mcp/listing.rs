@@ -28,7 +28,8 @@ fn entry(tool: &Tool, backend: Option<&Value>) -> Value {
     let mut entry = backend.cloned().unwrap_or_else(|| json!({}));
     entry["name"] = json!(tool.name);
     let backend_description = backend.and_then(|b| b.get("description")).and_then(Value::as_str).unwrap_or("");
-    entry["description"] = json!(if tool.description.is_empty() { backend_description } else { tool.description.as_str() });
+    entry["description"] =
+        json!(if tool.description.is_empty() { backend_description } else { tool.description.as_str() });
     if entry.get("inputSchema").is_none_or(|s| !s.is_object()) {
         entry["inputSchema"] = tool.input_schema.clone().unwrap_or_else(|| json!({ "type": "object" }));
     }
@@ -57,10 +58,7 @@ impl ToolEntries {
                 Err(e) => tracing::warn!(backend = url, error = %e, "tools/list from backend failed; using tools.yaml"),
             }
         }
-        tools
-            .iter()
-            .map(|t| self.entries.get(&t.name).map(|e| e.1.clone()).unwrap_or_else(|| entry(t, None)))
-            .collect()
+        tools.iter().map(|t| self.entries.get(&t.name).map(|e| e.1.clone()).unwrap_or_else(|| entry(t, None))).collect()
     }
 }
 

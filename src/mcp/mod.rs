@@ -104,7 +104,9 @@ fn host_of(authority: &str) -> &str {
     if let Some(rest) = authority.strip_prefix('[') {
         return rest.split(']').next().unwrap_or("");
     }
-    authority.rsplit_once(':').map_or(authority, |(h, port)| if port.chars().all(|c| c.is_ascii_digit()) { h } else { authority })
+    authority
+        .rsplit_once(':')
+        .map_or(authority, |(h, port)| if port.chars().all(|c| c.is_ascii_digit()) { h } else { authority })
 }
 
 fn loopback_name(host: &str) -> bool {
@@ -119,9 +121,9 @@ pub fn check_origin(req: &HttpRequest, shared: &Shared) -> Result<(), GatewayErr
     if let Some(origin) = header(actix_web::http::header::ORIGIN) {
         let origin = origin.trim_end_matches('/');
         let allowed = if settings.allowed_origins.is_empty() {
-            origin.split_once("://").is_some_and(|(scheme, rest)| {
-                matches!(scheme, "http" | "https") && loopback_name(host_of(rest))
-            })
+            origin
+                .split_once("://")
+                .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && loopback_name(host_of(rest)))
         } else {
             settings.allowed_origins.iter().any(|o| o == origin)
         };
@@ -167,21 +169,29 @@ fn discover() -> Value {
 }
 
 async fn call(ctx: &Ctx, params: Value) -> Result<Value, RpcError> {
-    let name = params.get("name").and_then(Value::as_str).ok_or_else(|| RpcError::new(-32602, "params.name is required"))?;
+    let name =
+        params.get("name").and_then(Value::as_str).ok_or_else(|| RpcError::new(-32602, "params.name is required"))?;
     let arguments = match params.get("arguments") {
         None | Some(Value::Null) => json!({}),
         Some(v) => v.clone(),
     };
     let mut attempt = Attempt::new(ctx.transport);
-    let outcome = pipeline::call_tool(&ctx.shared, &ctx.worker, &mut attempt, ctx.caller.clone(), name, arguments).await;
+    let outcome =
+        pipeline::call_tool(&ctx.shared, &ctx.worker, &mut attempt, ctx.caller.clone(), name, arguments).await;
     let answer = match &outcome {
         Ok(result) => Ok(result.clone()),
         // Denied and unknown look the same, so a tool's existence does not leak.
-        Err(GatewayError::UnknownTool(_) | GatewayError::Forbidden(_)) => Err(RpcError::new(-32602, format!("Unknown tool: {name}"))),
-        Err(GatewayError::InvalidArguments(m) | GatewayError::InvalidRequest(m)) => Err(RpcError::new(-32602, m.clone())),
-        Err(e @ (GatewayError::BackendTimeout(_) | GatewayError::BackendUnavailable(_) | GatewayError::BackendBadReply(_))) => {
-            Ok(json!({ "content": [{ "type": "text", "text": e.to_string() }], "isError": true }))
+        Err(GatewayError::UnknownTool(_) | GatewayError::Forbidden(_)) => {
+            Err(RpcError::new(-32602, format!("Unknown tool: {name}")))
         }
+        Err(GatewayError::InvalidArguments(m) | GatewayError::InvalidRequest(m)) => {
+            Err(RpcError::new(-32602, m.clone()))
+        }
+        Err(
+            e @ (GatewayError::BackendTimeout(_)
+            | GatewayError::BackendUnavailable(_)
+            | GatewayError::BackendBadReply(_)),
+        ) => Ok(json!({ "content": [{ "type": "text", "text": e.to_string() }], "isError": true })),
         Err(e) => Err(RpcError::new(-32603, e.to_string())),
     };
     let code = outcome.as_ref().err().map(GatewayError::code);

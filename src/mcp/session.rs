@@ -60,7 +60,12 @@ impl Sessions {
     }
 
     /// Create a session for `user_id`; returns its id.
-    pub fn create(&self, user_id: &str, version: &str, stream: Option<UnboundedSender<Bytes>>) -> (String, Arc<Session>) {
+    pub fn create(
+        &self,
+        user_id: &str,
+        version: &str,
+        stream: Option<UnboundedSender<Bytes>>,
+    ) -> (String, Arc<Session>) {
         let id = new_id();
         let session = Arc::new(Session {
             user_id: user_id.to_owned(),

@@ -23,6 +23,7 @@ use crate::http::invoke::read_body;
 /// The event stream of one legacy session; dropping it (client gone) ends the session.
 struct EventStream {
     first: Option<Bytes>,
+    closing: Pin<Box<dyn std::future::Future<Output = ()>>>,
     rx: UnboundedReceiver<Bytes>,
     keepalive: tokio::time::Interval,
     sessions: Arc<Sessions>,
@@ -35,6 +36,9 @@ impl Stream for EventStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if let Some(first) = self.first.take() {
             return Poll::Ready(Some(Ok(first)));
+        }
+        if self.closing.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
         }
         match self.rx.poll_recv(cx) {
             Poll::Ready(Some(bytes)) => return Poll::Ready(Some(Ok(bytes))),
@@ -66,7 +70,11 @@ pub async fn open(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let (id, _) = shared.sessions.create(&caller.user_id, "2024-11-05", Some(tx));
     let period = shared.settings.sse_keepalive;
+    let mut closing = shared.closing.subscribe();
     let stream = EventStream {
+        closing: Box::pin(async move {
+            let _ = closing.wait_for(|c| *c).await;
+        }),
         first: Some(Bytes::from(format!("event: endpoint\ndata: /messages?session_id={id}\n\n"))),
         rx,
         keepalive: tokio::time::interval_at(tokio::time::Instant::now() + period, period),
@@ -116,7 +124,9 @@ pub async fn message(
         Ok(v) => v,
         Err(e) => return GatewayError::Parse(e.to_string()).to_response(Value::Null),
     };
-    let (Some(id), Some(method)) = (msg.get("id").cloned(), msg.get("method").and_then(Value::as_str).map(str::to_owned)) else {
+    let (Some(id), Some(method)) =
+        (msg.get("id").cloned(), msg.get("method").and_then(Value::as_str).map(str::to_owned))
+    else {
         // Notifications and client responses need no answer.
         return HttpResponse::Accepted().finish();
     };

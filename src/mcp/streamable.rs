@@ -13,7 +13,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::session::SessionError;
-use super::{caller, check_origin, dispatch, initialize_result, meta_version, negotiate, response, supported, Ctx, RpcError};
+use super::{
+    caller, check_origin, dispatch, initialize_result, meta_version, negotiate, response, supported, Ctx, RpcError,
+};
 use crate::app::{Shared, Worker};
 use crate::error::GatewayError;
 use crate::http::invoke::read_body;
@@ -26,7 +28,8 @@ fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
 }
 
 fn rpc_failure(status: StatusCode, code: i64, message: &str) -> HttpResponse {
-    HttpResponse::build(status).json(json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } }))
+    HttpResponse::build(status)
+        .json(json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } }))
 }
 
 fn session_failure(e: SessionError) -> HttpResponse {
@@ -42,7 +45,11 @@ fn admit(req: &HttpRequest, shared: &Shared) -> Result<Arc<gateway_actors::Calle
     let caller = caller(req, shared).map_err(|e| e.to_response(Value::Null))?;
     if let Some(v) = header(req, VERSION_HEADER) {
         if !supported(v) {
-            return Err(rpc_failure(StatusCode::BAD_REQUEST, -32600, &format!("unsupported MCP-Protocol-Version {v:?}")));
+            return Err(rpc_failure(
+                StatusCode::BAD_REQUEST,
+                -32600,
+                &format!("unsupported MCP-Protocol-Version {v:?}"),
+            ));
         }
     }
     Ok(Arc::new(caller))
@@ -60,11 +67,13 @@ fn classify(msg: &Value) -> Result<Message, RpcError> {
         return Err(invalid("jsonrpc must be \"2.0\""));
     }
     match (obj.get("id"), obj.get("method")) {
-        (Some(id), Some(Value::String(method))) if id.is_string() || id.is_i64() || id.is_u64() => Ok(Message::Request {
-            id: id.clone(),
-            method: method.clone(),
-            params: obj.get("params").cloned().unwrap_or_else(|| json!({})),
-        }),
+        (Some(id), Some(Value::String(method))) if id.is_string() || id.is_i64() || id.is_u64() => {
+            Ok(Message::Request {
+                id: id.clone(),
+                method: method.clone(),
+                params: obj.get("params").cloned().unwrap_or_else(|| json!({})),
+            })
+        }
         (None, Some(Value::String(_))) => Ok(Message::Notification),
         // A client's response to a server request: nothing to do.
         (Some(_), None) if obj.contains_key("result") || obj.contains_key("error") => Ok(Message::Notification),
@@ -81,7 +90,7 @@ pub async fn post(
 ) -> HttpResponse {
     let caller = match admit(&req, &shared) {
         Ok(c) => c,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let body = match read_body(&req, payload, shared.settings.max_payload_bytes).await {
         Ok(b) => b,
@@ -162,7 +171,7 @@ pub async fn post(
 /// `GET /mcp`: the gateway pushes nothing unprompted, so there is no stream to open.
 pub async fn get(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     if let Err(resp) = admit(&req, &shared) {
-        return resp;
+        return *resp;
     }
     HttpResponse::MethodNotAllowed().insert_header(("Allow", "POST, DELETE")).finish()
 }
@@ -171,7 +180,7 @@ pub async fn get(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
 pub async fn delete(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     let caller = match admit(&req, &shared) {
         Ok(c) => c,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     match header(&req, SESSION_HEADER) {
         None => session_failure(SessionError::Missing),

@@ -1,0 +1,317 @@
+//! The MCP front door as MCP clients meet it: Streamable HTTP, legacy SSE, the stateless
+//! revision, sessions bound to their subject, Origin/Host checks, and a client built with the
+//! official Python SDK over both transports.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::process::Command;
+
+use common::backend::{Mode, TestBackend};
+use common::{client, TestDb, TestGateway};
+use serde_json::{json, Value};
+
+struct Reply {
+    status: u16,
+    session: Option<String>,
+    body: Value,
+    headers: awc::http::header::HeaderMap,
+}
+
+async fn post(
+    gw: &TestGateway,
+    token: Option<&str>,
+    session: Option<&str>,
+    extra: &[(&str, &str)],
+    body: Value,
+) -> Reply {
+    let mut req = client()
+        .post(format!("{}/mcp", gw.base))
+        .insert_header(("Content-Type", "application/json"))
+        .insert_header(("Accept", "application/json, text/event-stream"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(s) = session {
+        req = req.insert_header(("Mcp-Session-Id", s));
+    }
+    for (k, v) in extra {
+        req = req.insert_header((*k, *v));
+    }
+    let mut resp = req.send_body(body.to_string()).await.unwrap();
+    let bytes = resp.body().await.unwrap();
+    Reply {
+        status: resp.status().as_u16(),
+        session: resp.headers().get("mcp-session-id").map(|v| v.to_str().unwrap().to_owned()),
+        headers: resp.headers().clone(),
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    }
+}
+
+fn init(version: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}})
+}
+
+fn rpc(id: u64, method: &str, params: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}
+
+async fn gateway(db: &TestDb, backend: &TestBackend) -> TestGateway {
+    TestGateway::builder(db).tool("echo", &backend.url).tool("admin_only", &backend.url).start().await
+}
+
+#[actix_web::test]
+async fn streamable_http_session_lifecycle_and_tool_calls() {
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Echo).await;
+    let gw = gateway(&db, &backend).await;
+    let alice = gw.token("alice", &["developer"]);
+
+    let opened = post(&gw, Some(&alice), None, &[], init("2025-06-18")).await;
+    assert_eq!(opened.status, 200, "{}", opened.body);
+    assert_eq!(opened.body["result"]["protocolVersion"], "2025-06-18");
+    assert_eq!(opened.body["result"]["capabilities"]["tools"]["listChanged"], false);
+    let sid = opened.session.unwrap();
+    assert_eq!(sid.len(), 64, "256-bit session id");
+    let s = Some(sid.as_str());
+    let v = [("MCP-Protocol-Version", "2025-06-18")];
+
+    assert_eq!(
+        post(&gw, Some(&alice), s, &v, json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await.status,
+        202
+    );
+    assert_eq!(post(&gw, Some(&alice), s, &v, rpc(2, "ping", json!({}))).await.body["result"], json!({}));
+    let list = post(&gw, Some(&alice), s, &v, rpc(3, "tools/list", json!({}))).await;
+    let names: Vec<&str> =
+        list.body["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["echo"], "admin_only is denied to developers and not listed");
+    assert!(list.body["result"]["tools"][0]["inputSchema"].is_object());
+
+    let call =
+        post(&gw, Some(&alice), s, &v, rpc(4, "tools/call", json!({"name": "echo", "arguments": {"x": 1}}))).await;
+    assert_eq!(call.body["result"]["structuredContent"]["echo"], json!({"x": 1}));
+    let denied =
+        post(&gw, Some(&alice), s, &v, rpc(5, "tools/call", json!({"name": "admin_only", "arguments": {}}))).await;
+    let unknown =
+        post(&gw, Some(&alice), s, &v, rpc(6, "tools/call", json!({"name": "no_such_tool", "arguments": {}}))).await;
+    assert_eq!(denied.body["error"]["code"], -32602);
+    assert_eq!(
+        denied.body["error"]["message"].as_str().unwrap().replace("admin_only", "X"),
+        unknown.body["error"]["message"].as_str().unwrap().replace("no_such_tool", "X"),
+        "denied and unknown tools are indistinguishable"
+    );
+    let bad_cursor = post(&gw, Some(&alice), s, &v, rpc(7, "tools/list", json!({"cursor": "garbage"}))).await;
+    assert_eq!(bad_cursor.body["error"]["code"], -32602);
+    assert_eq!(post(&gw, Some(&alice), s, &v, rpc(8, "resources/list", json!({}))).await.body["error"]["code"], -32601);
+
+    // Session rules: missing 400, unknown 404, another subject's 404, bad version 400.
+    assert_eq!(post(&gw, Some(&alice), None, &v, rpc(9, "ping", json!({}))).await.status, 400);
+    assert_eq!(post(&gw, Some(&alice), Some("0000"), &v, rpc(9, "ping", json!({}))).await.status, 404);
+    let mallory = gw.token("mallory", &["developer"]);
+    assert_eq!(post(&gw, Some(&mallory), s, &v, rpc(9, "ping", json!({}))).await.status, 404);
+    assert_eq!(
+        post(&gw, Some(&alice), s, &[("MCP-Protocol-Version", "1999-01-01")], rpc(9, "ping", json!({}))).await.status,
+        400
+    );
+    // A session id is never authentication.
+    let anonymous = post(&gw, None, s, &v, rpc(9, "ping", json!({}))).await;
+    assert_eq!(anonymous.status, 401);
+    assert!(anonymous.headers.get("www-authenticate").unwrap().to_str().unwrap().contains("resource_metadata="));
+
+    let get = client()
+        .get(format!("{}/mcp", gw.base))
+        .bearer_auth(&alice)
+        .insert_header(("Mcp-Session-Id", sid.as_str()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status().as_u16(), 405);
+    let end = |token: String| {
+        let (base, sid) = (gw.base.clone(), sid.clone());
+        async move {
+            client()
+                .delete(format!("{base}/mcp"))
+                .bearer_auth(token)
+                .insert_header(("Mcp-Session-Id", sid))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(end(mallory.clone()).await, 404, "only the owner ends a session");
+    assert_eq!(end(alice.clone()).await, 200);
+    assert_eq!(post(&gw, Some(&alice), s, &v, rpc(10, "ping", json!({}))).await.status, 404);
+
+    let rows = db.wait_for_rows(3).await;
+    assert!(rows.iter().all(|r| r.transport == "streamable_http"));
+    assert_eq!(rows.iter().filter(|r| r.decision == "denied").count(), 1);
+    assert_eq!(rows.iter().filter(|r| r.decision == "unknown_tool").count(), 1);
+    gw.stop().await;
+}
+
+#[actix_web::test]
+async fn stateless_2026_07_28_requests_need_no_session() {
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Echo).await;
+    let gw = gateway(&db, &backend).await;
+    let token = gw.token("sam", &["developer"]);
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
+    let v = [("MCP-Protocol-Version", "2026-07-28")];
+    let discover = post(&gw, Some(&token), None, &v, rpc(1, "server/discover", json!({"_meta": meta}))).await;
+    assert_eq!(discover.status, 200, "{}", discover.body);
+    assert_eq!(discover.body["result"]["resultType"], "complete");
+    assert!(discover.body["result"]["supportedVersions"].as_array().unwrap().contains(&json!("2026-07-28")));
+    let list = post(&gw, Some(&token), None, &v, rpc(2, "tools/list", json!({"_meta": meta}))).await;
+    assert_eq!(
+        (list.body["result"]["resultType"].as_str(), list.body["result"]["tools"][0]["name"].as_str()),
+        (Some("complete"), Some("echo"))
+    );
+    let call = post(
+        &gw,
+        Some(&token),
+        None,
+        &v,
+        rpc(3, "tools/call", json!({"_meta": meta, "name": "echo", "arguments": {"k": 2}})),
+    )
+    .await;
+    assert_eq!(call.body["result"]["structuredContent"]["echo"], json!({"k": 2}));
+    let unknown = post(&gw, Some(&token), None, &v, rpc(4, "sampling/createMessage", json!({"_meta": meta}))).await;
+    assert_eq!(unknown.body["error"]["code"], -32601);
+    // Old clients probing server/discover without a session get an answer too.
+    assert_eq!(post(&gw, Some(&token), None, &[], rpc(5, "server/discover", json!({}))).await.status, 200);
+    gw.stop().await;
+}
+
+#[actix_web::test]
+async fn foreign_origins_and_hosts_are_refused() {
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Echo).await;
+    let gw = gateway(&db, &backend).await;
+    let token = gw.token("o", &["developer"]);
+    let evil = post(&gw, Some(&token), None, &[("Origin", "http://evil.example.com")], init("2025-11-25")).await;
+    assert_eq!((evil.status, evil.body["error"]["code"].as_i64()), (403, Some(-32002)));
+    let rebinding = post(
+        &gw,
+        Some(&token),
+        None,
+        &[("Host", "evil.example.com"), ("Origin", "http://evil.example.com")],
+        init("2025-11-25"),
+    )
+    .await;
+    assert_eq!(rebinding.status, 403);
+    let host_only = post(&gw, Some(&token), None, &[("Host", "evil.example.com:80")], init("2025-11-25")).await;
+    assert_eq!(host_only.status, 403);
+    let local = post(&gw, Some(&token), None, &[("Origin", "http://localhost:3000")], init("2025-11-25")).await;
+    assert_eq!(local.status, 200);
+    let meta = client()
+        .get(format!("{}/.well-known/oauth-protected-resource/mcp", gw.base))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(meta["resource"], format!("{}/mcp", gw.base));
+    gw.stop().await;
+}
+
+async fn next_event<S>(stream: &mut S, buffer: &mut String) -> String
+where
+    S: futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>> + Unpin,
+{
+    use futures_util::StreamExt;
+    loop {
+        if let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            if !event.starts_with(':') {
+                return event;
+            }
+            continue;
+        }
+        let chunk = stream.next().await.unwrap().unwrap();
+        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}
+
+#[actix_web::test]
+async fn legacy_sse_transport_answers_on_the_stream() {
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Echo).await;
+    let gw = gateway(&db, &backend).await;
+    let token = gw.token("lee", &["developer"]);
+    let mut stream = client().get(format!("{}/sse", gw.base)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(stream.headers().get("content-type").unwrap(), "text/event-stream");
+    let mut buffer = String::new();
+    let endpoint = next_event(&mut stream, &mut buffer).await;
+    assert!(endpoint.starts_with("event: endpoint\ndata: /messages?session_id="), "{endpoint}");
+    let path = endpoint.lines().nth(1).unwrap().trim_start_matches("data: ").to_owned();
+    let send = |body: Value, token: String| {
+        let url = format!("{}{path}", gw.base);
+        async move { client().post(url).bearer_auth(token).send_json(&body).await.unwrap().status().as_u16() }
+    };
+    assert_eq!(send(init("2024-11-05"), token.clone()).await, 202);
+    let answer = next_event(&mut stream, &mut buffer).await;
+    assert!(answer.contains("\"protocolVersion\":\"2024-11-05\""), "{answer}");
+    assert_eq!(
+        send(rpc(2, "tools/call", json!({"name": "echo", "arguments": {"via": "sse"}})), token.clone()).await,
+        202
+    );
+    let answer = next_event(&mut stream, &mut buffer).await;
+    assert!(answer.starts_with("event: message\ndata: ") && answer.contains("\"via\":\"sse\""), "{answer}");
+    assert_eq!(
+        send(rpc(3, "ping", json!({})), gw.token("mallory", &["developer"])).await,
+        404,
+        "another subject's session"
+    );
+    let rows = db.wait_for_rows(1).await;
+    assert_eq!(rows[0].transport, "sse");
+    drop(stream);
+    gw.stop().await;
+}
+
+fn python_client_available() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import mcp.client.streamable_http, mcp.client.sse"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(std::env::var_os("CI").is_none(), "CI must install the Python MCP SDK");
+        eprintln!("the Python MCP SDK is not installed: skipping");
+    }
+    ok
+}
+
+#[actix_web::test]
+async fn the_official_python_sdk_client_works_over_both_transports() {
+    if !python_client_available() {
+        return;
+    }
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Echo).await;
+    let gw = gateway(&db, &backend).await;
+    let token = gw.token("py", &["developer"]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/python_mcp_client.py");
+    for transport in ["streamable", "sse"] {
+        let (base, token) = (gw.base.clone(), token.clone());
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new("python3")
+                .args([script, &base, transport, &token, "echo", r#"{"from": "python"}"#])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(out.status.success(), "{transport}: {}", String::from_utf8_lossy(&out.stderr));
+        let line: Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
+        assert_eq!(line["tools"], json!(["echo"]), "{transport}");
+        assert_eq!(line["result"]["structuredContent"]["echo"], json!({"from": "python"}), "{transport}");
+    }
+    let rows = db.wait_for_rows(2).await;
+    let mut transports: Vec<&str> = rows.iter().map(|r| r.transport.as_str()).collect();
+    transports.sort();
+    assert_eq!(transports, vec!["sse", "streamable_http"]);
+    gw.stop().await;
+}
