@@ -40,16 +40,13 @@ fn session_failure(e: SessionError) -> HttpResponse {
 }
 
 /// Origin/Host, authentication and the protocol-version header, shared by every method.
-fn admit(req: &HttpRequest, shared: &Shared) -> Result<Arc<gateway_actors::Caller>, HttpResponse> {
-    check_origin(req, shared).map_err(|e| e.to_response(Value::Null))?;
-    let caller = caller(req, shared).map_err(|e| e.to_response(Value::Null))?;
+fn admit(req: &HttpRequest, shared: &Shared) -> Result<Arc<gateway_actors::Caller>, Box<HttpResponse>> {
+    check_origin(req, shared).map_err(|e| Box::new(e.to_response(Value::Null)))?;
+    let caller = caller(req, shared).map_err(|e| Box::new(e.to_response(Value::Null)))?;
     if let Some(v) = header(req, VERSION_HEADER) {
         if !supported(v) {
-            return Err(rpc_failure(
-                StatusCode::BAD_REQUEST,
-                -32600,
-                &format!("unsupported MCP-Protocol-Version {v:?}"),
-            ));
+            let message = format!("unsupported MCP-Protocol-Version {v:?}");
+            return Err(Box::new(rpc_failure(StatusCode::BAD_REQUEST, -32600, &message)));
         }
     }
     Ok(Arc::new(caller))
