@@ -52,6 +52,8 @@ pub struct Shared {
     pub tool_entries: ToolEntries,
     /// Set to `true` when the gateway starts shutting down (event streams end).
     pub closing: tokio::sync::watch::Sender<bool>,
+    /// Running MCP requests, so `notifications/cancelled` can stop them.
+    pub inflight: dashmap::DashMap<String, tokio::task::AbortHandle>,
 }
 
 /// State owned by one HTTP worker.
@@ -200,6 +202,7 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         sessions: Arc::new(Sessions::new(settings.mcp_session_idle)),
         tool_entries: ToolEntries::default(),
         closing: tokio::sync::watch::channel(false).0,
+        inflight: dashmap::DashMap::new(),
     });
     let sweeper = shared.sessions.clone();
     actix_web::rt::spawn(async move {

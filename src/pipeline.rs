@@ -11,6 +11,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::app::{Shared, Worker};
+use crate::backend::Observer;
 use crate::error::GatewayError;
 use crate::http::context;
 
@@ -97,7 +98,9 @@ pub fn digest(arguments: &Value) -> String {
     hex::encode(Sha256::digest(arguments.to_string().as_bytes()))
 }
 
-/// Look the tool up, check access, call its backend; returns the backend's `result`.
+/// Look the tool up, check access, call its backend; returns the backend's `result`. With
+/// `watch`, the backend's notifications reach the observer (with `_meta` sent to the backend)
+/// and dropping the call cancels it at the backend.
 pub async fn call_tool(
     shared: &Shared,
     worker: &Worker,
@@ -105,6 +108,7 @@ pub async fn call_tool(
     caller: Arc<Caller>,
     tool_name: &str,
     arguments: Value,
+    watch: Option<(&Observer, Option<Value>)>,
 ) -> Result<Value, GatewayError> {
     attempt.caller = Some(caller.clone());
     attempt.tool_name = Some(tool_name.to_owned());
@@ -129,5 +133,10 @@ pub async fn call_tool(
         .map_err(|denied| GatewayError::Forbidden(denied.0))?;
     attempt.allowed = true;
     let timeout = tool.timeout_seconds.map(std::time::Duration::from_secs).unwrap_or(shared.settings.backend_timeout);
-    worker.backend.call_tool(&tool.backend_url, &tool.name, arguments, timeout).await
+    match watch {
+        Some((observer, meta)) => {
+            worker.backend.call_tool_observed(&tool.backend_url, &tool.name, arguments, meta, timeout, observer).await
+        }
+        None => worker.backend.call_tool(&tool.backend_url, &tool.name, arguments, timeout).await,
+    }
 }

@@ -315,3 +315,120 @@ async fn the_official_python_sdk_client_works_over_both_transports() {
     assert_eq!(transports, vec!["sse", "streamable_http"]);
     gw.stop().await;
 }
+
+async fn session(gw: &TestGateway, token: &str) -> String {
+    post(gw, Some(token), None, &[], init("2025-06-18")).await.session.unwrap()
+}
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[actix_web::test]
+async fn progress_notifications_are_streamed_with_the_clients_token() {
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Progress).await;
+    let gw = gateway(&db, &backend).await;
+    let token = gw.token("pat", &["developer"]);
+    let sid = session(&gw, &token).await;
+    let body =
+        rpc(5, "tools/call", json!({"name": "echo", "arguments": {"n": 1}, "_meta": {"progressToken": "tok-1"}}));
+    let mut resp = client()
+        .post(format!("{}/mcp", gw.base))
+        .bearer_auth(&token)
+        .insert_header(("Mcp-Session-Id", sid.as_str()))
+        .insert_header(("Accept", "application/json, text/event-stream"))
+        .send_json(&body)
+        .await
+        .unwrap();
+    assert_eq!(resp.headers().get("content-type").unwrap(), "text/event-stream");
+    let text = String::from_utf8(resp.body().await.unwrap().to_vec()).unwrap();
+    let messages: Vec<Value> = text
+        .split("\n\n")
+        .filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: ")))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(messages.len(), 4, "{text}");
+    for (i, m) in messages[..3].iter().enumerate() {
+        assert_eq!(m["method"], "notifications/progress");
+        assert_eq!(m["params"]["progressToken"], "tok-1", "mapped back to the client's token");
+        assert_eq!(m["params"]["progress"], json!(i * 50));
+    }
+    assert_eq!(messages[3]["id"], 5);
+    assert_eq!(messages[3]["result"]["structuredContent"]["echo"], json!({"n": 1}));
+    let sent = &backend.with("tools/call")[0].params["_meta"]["progressToken"];
+    assert!(
+        sent.as_str().unwrap().starts_with("gw-"),
+        "the backend sees the gateway's token, not the client's: {sent}"
+    );
+    gw.stop().await;
+}
+
+#[actix_web::test]
+async fn notifications_cancelled_stops_the_call_and_reaches_the_backend() {
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Hang).await;
+    let gw = gateway(&db, &backend).await;
+    let token = gw.token("cal", &["developer"]);
+    let sid = session(&gw, &token).await;
+    let call = {
+        let (base, token, sid) = (gw.base.clone(), token.clone(), sid.clone());
+        actix_web::rt::spawn(async move {
+            let mut resp = client()
+                .post(format!("{base}/mcp"))
+                .bearer_auth(token)
+                .insert_header(("Mcp-Session-Id", sid))
+                .insert_header(("Accept", "application/json"))
+                .send_json(&rpc(7, "tools/call", json!({"name": "echo", "arguments": {}})))
+                .await
+                .unwrap();
+            resp.json::<Value>().await.unwrap()
+        })
+    };
+    wait_until("the backend call", || backend.count("tools/call") == 1).await;
+    let started = std::time::Instant::now();
+    let cancel =
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7, "reason": "user"}});
+    assert_eq!(post(&gw, Some(&token), Some(&sid), &[], cancel).await.status, 202);
+    let answer = call.await.unwrap();
+    assert_eq!(answer["error"]["code"], -32800, "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    wait_until("the backend's cancellation", || backend.count("notifications/cancelled") == 1).await;
+    let backend_id = backend.with("tools/call")[0].id.clone();
+    assert_eq!(
+        backend.with("notifications/cancelled")[0].params["requestId"],
+        backend_id,
+        "ids are mapped to the backend's"
+    );
+    gw.stop().await;
+}
+
+#[actix_web::test]
+async fn a_client_leaving_a_streamed_call_cancels_it_at_the_backend() {
+    use futures_util::StreamExt;
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Hang).await;
+    // A short keep-alive lets the gateway notice the departed client quickly.
+    let gw = TestGateway::builder(&db).tool("echo", &backend.url).var("SSE_KEEPALIVE_SECONDS", "1").start().await;
+    let token = gw.token("lea", &["developer"]);
+    let sid = session(&gw, &token).await;
+    let mut resp = client()
+        .post(format!("{}/mcp", gw.base))
+        .bearer_auth(&token)
+        .insert_header(("Mcp-Session-Id", sid.as_str()))
+        .insert_header(("Accept", "application/json, text/event-stream"))
+        .send_json(&rpc(9, "tools/call", json!({"name": "echo", "arguments": {}, "_meta": {"progressToken": 42}})))
+        .await
+        .unwrap();
+    let first = resp.next().await.unwrap().unwrap();
+    assert!(std::str::from_utf8(&first).unwrap().contains("\"progressToken\":42"));
+    drop(resp);
+    wait_until("the backend's cancellation", || backend.count("notifications/cancelled") == 1).await;
+    gw.stop().await;
+}

@@ -46,6 +46,54 @@ pub struct McpClient {
     next_id: AtomicU64,
 }
 
+/// Lets the caller watch one backend request while it runs: the notifications the backend
+/// streams (progress) and the backend-side request id (to cancel it).
+pub struct Observer {
+    /// Called with each notification the backend sends on the reply stream.
+    pub on_event: Box<dyn Fn(Value)>,
+    /// The JSON-RPC id the gateway used towards the backend, once sent.
+    pub backend_id: std::cell::Cell<Option<u64>>,
+}
+
+impl Observer {
+    /// An observer forwarding notifications to `on_event`.
+    pub fn new(on_event: impl Fn(Value) + 'static) -> Self {
+        Self { on_event: Box::new(on_event), backend_id: std::cell::Cell::new(None) }
+    }
+}
+
+/// Tells the backend to stop a request the gateway gave up on (client cancelled or left).
+struct CancelOnDrop<'a> {
+    client: &'a McpClient,
+    url: &'a str,
+    observer: Option<&'a Observer>,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        let Some(id) = self.observer.and_then(|o| o.backend_id.get()).filter(|_| self.armed) else { return };
+        let Some(session) = self.client.sessions.get(self.url).map(|s| s.clone()) else { return };
+        let (http, url) = (self.client.http.clone(), self.url.to_owned());
+        actix_web::rt::spawn(async move {
+            let message = json!({ "jsonrpc": "2.0", "method": "notifications/cancelled",
+                "params": { "requestId": id, "reason": "cancelled by the client" } });
+            let mut req = http
+                .post(&url)
+                .timeout(Duration::from_secs(5))
+                .insert_header((header::CONTENT_TYPE, "application/json"))
+                .insert_header((header::ACCEPT, "application/json, text/event-stream"))
+                .insert_header(("MCP-Protocol-Version", session.protocol_version.as_str()));
+            if let Some(sid) = &session.id {
+                req = req.insert_header(("Mcp-Session-Id", sid.as_str()));
+            }
+            if let Err(e) = req.send_body(message.to_string()).await {
+                tracing::debug!(error = %e, "could not tell the backend about a cancellation");
+            }
+        });
+    }
+}
+
 enum PostError {
     /// The server does not know our session any more (HTTP 404 with a session id).
     SessionExpired,
@@ -82,7 +130,29 @@ impl McpClient {
         arguments: Value,
         timeout: Duration,
     ) -> Result<Value, GatewayError> {
-        self.request(url, "tools/call", json!({ "name": name, "arguments": arguments }), timeout).await
+        self.request(url, "tools/call", json!({ "name": name, "arguments": arguments }), timeout, None).await
+    }
+
+    /// `call_tool` with `_meta` for the backend (a progress token) and an observer that sees the
+    /// backend's notifications; if this future is dropped before the reply (the client cancelled
+    /// or left), the backend is sent `notifications/cancelled`.
+    pub async fn call_tool_observed(
+        &self,
+        url: &str,
+        name: &str,
+        arguments: Value,
+        meta: Option<Value>,
+        timeout: Duration,
+        observer: &Observer,
+    ) -> Result<Value, GatewayError> {
+        let mut params = json!({ "name": name, "arguments": arguments });
+        if let Some(meta) = meta {
+            params["_meta"] = meta;
+        }
+        let mut guard = CancelOnDrop { client: self, url, observer: Some(observer), armed: true };
+        let result = self.request(url, "tools/call", params, timeout, Some(observer)).await;
+        guard.armed = false;
+        result
     }
 
     /// Every tool the backend at `url` lists (following `nextCursor`, at most 20 pages).
@@ -94,7 +164,7 @@ impl McpClient {
                 Some(c) => json!({ "cursor": c }),
                 None => json!({}),
             };
-            let mut page = self.request(url, "tools/list", params, timeout).await?;
+            let mut page = self.request(url, "tools/list", params, timeout, None).await?;
             if let Some(Value::Array(items)) = page.get_mut("tools").map(Value::take) {
                 tools.extend(items);
             }
@@ -114,6 +184,7 @@ impl McpClient {
         method: &str,
         params: Value,
         timeout: Duration,
+        observer: Option<&Observer>,
     ) -> Result<Value, GatewayError> {
         let deadline = Instant::now() + timeout;
         let call = async {
@@ -121,11 +192,11 @@ impl McpClient {
                 Some(s) => s,
                 None => self.initialize(url, deadline).await?,
             };
-            match self.request_in(url, &session, method, params.clone(), deadline).await {
+            match self.request_in(url, &session, method, params.clone(), deadline, observer).await {
                 Err(PostError::SessionExpired) => {
                     self.sessions.remove(url);
                     let session = self.initialize(url, deadline).await?;
-                    match self.request_in(url, &session, method, params, deadline).await {
+                    match self.request_in(url, &session, method, params, deadline, observer).await {
                         Ok(v) => Ok(v),
                         Err(PostError::SessionExpired) => {
                             Err(GatewayError::BackendUnavailable("backend rejected a fresh session".into()))
@@ -150,7 +221,7 @@ impl McpClient {
             "capabilities": {},
             "clientInfo": { "name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION") }
         });
-        let (result, session_id) = match self.post(url, &blank, "initialize", Some(params), deadline).await {
+        let (result, session_id) = match self.post(url, &blank, "initialize", Some(params), deadline, None).await {
             Ok(v) => v,
             Err(PostError::SessionExpired) => return Err(GatewayError::BackendBadReply("404 on initialize".into())),
             Err(PostError::Failed(e)) => return Err(e),
@@ -160,7 +231,7 @@ impl McpClient {
             return Err(GatewayError::BackendBadReply(format!("unsupported protocol version {version:?}")));
         }
         let session = Arc::new(Session { id: session_id, protocol_version: version.to_owned() });
-        match self.post(url, &session, "notifications/initialized", None, deadline).await {
+        match self.post(url, &session, "notifications/initialized", None, deadline, None).await {
             Ok(_) => {}
             Err(PostError::SessionExpired) => return Err(GatewayError::BackendBadReply("404 on initialized".into())),
             Err(PostError::Failed(e)) => return Err(e),
@@ -176,8 +247,9 @@ impl McpClient {
         method: &str,
         params: Value,
         deadline: Instant,
+        observer: Option<&Observer>,
     ) -> Result<Value, PostError> {
-        self.post(url, session, method, Some(params), deadline).await.map(|(v, _)| v)
+        self.post(url, session, method, Some(params), deadline, observer).await.map(|(v, _)| v)
     }
 
     /// POST one JSON-RPC message. A request (`params` given and method not a notification)
@@ -189,9 +261,13 @@ impl McpClient {
         method: &str,
         params: Option<Value>,
         deadline: Instant,
+        observer: Option<&Observer>,
     ) -> Result<(Value, Option<String>), PostError> {
         let is_notification = method.starts_with("notifications/");
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if let Some(o) = observer {
+            o.backend_id.set(Some(id));
+        }
         let mut message = json!({ "jsonrpc": "2.0", "method": method });
         if let Some(p) = params {
             message["params"] = p;
@@ -235,6 +311,9 @@ impl McpClient {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.starts_with("text/event-stream"));
+        if let (true, false, Some(o)) = (is_sse, is_notification, observer) {
+            return Ok((self.read_stream(&mut resp, id, o).await?, session_id));
+        }
         let bytes = resp
             .body()
             .limit(self.max_response_bytes)
@@ -245,6 +324,58 @@ impl McpClient {
         }
         let reply = if is_sse { find_in_sse(&bytes, id)? } else { parse_json(&bytes)? };
         Ok((into_result(reply, id)?, session_id))
+    }
+}
+
+impl McpClient {
+    /// Read an SSE reply as it arrives: hand notifications to the observer, return the
+    /// response to request `id` as soon as it comes.
+    async fn read_stream<S>(
+        &self,
+        resp: &mut awc::ClientResponse<S>,
+        id: u64,
+        observer: &Observer,
+    ) -> Result<Value, GatewayError>
+    where
+        S: futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>> + Unpin,
+    {
+        use futures_util::StreamExt;
+        let mut buffer: Vec<u8> = Vec::new();
+        let mut total = 0usize;
+        while let Some(chunk) = resp.next().await {
+            let chunk = chunk.map_err(|e| GatewayError::BackendBadReply(format!("cannot read reply: {e}")))?;
+            total += chunk.len();
+            if total > self.max_response_bytes {
+                return Err(GatewayError::BackendBadReply("reply exceeds MAX_RESPONSE_BYTES".into()));
+            }
+            buffer.extend_from_slice(&chunk);
+            while let Some(end) = event_end(&buffer) {
+                let block: Vec<u8> = buffer.drain(..end).collect();
+                let text = String::from_utf8_lossy(&block);
+                for event in sse::parse(&text).into_iter().filter(|e| e.event == "message") {
+                    let Ok(message) = serde_json::from_str::<Value>(&event.data) else { continue };
+                    let is_reply = message.get("id").and_then(Value::as_u64) == Some(id)
+                        && (message.get("result").is_some() || message.get("error").is_some());
+                    if is_reply {
+                        return into_result(message, id);
+                    }
+                    if message.get("method").is_some() && message.get("id").is_none() {
+                        (observer.on_event)(message);
+                    }
+                }
+            }
+        }
+        Err(GatewayError::BackendBadReply("SSE reply ended without a response".into()))
+    }
+}
+
+/// Where the first complete SSE event in `buffer` ends.
+fn event_end(buffer: &[u8]) -> Option<usize> {
+    let lf = buffer.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    let crlf = buffer.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

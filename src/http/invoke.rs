@@ -70,7 +70,7 @@ async fn run(
     }
     context::note(req, None, Some(&body.tool_name));
     let arguments = body.arguments.unwrap_or_else(|| json!({}));
-    pipeline::call_tool(shared, worker, attempt, caller, &body.tool_name, arguments).await
+    pipeline::call_tool(shared, worker, attempt, caller, &body.tool_name, arguments, None).await
 }
 
 /// `POST /mcp/invoke`.

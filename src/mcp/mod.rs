@@ -22,11 +22,14 @@ pub mod wellknown;
 
 use std::sync::Arc;
 
+use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest};
 use gateway_actors::Caller;
 use serde_json::{json, Value};
+use tokio::sync::mpsc::UnboundedSender;
 
 use crate::app::{Shared, Worker};
+use crate::backend::Observer;
 use crate::error::GatewayError;
 use crate::pipeline::{self, Attempt};
 
@@ -87,6 +90,37 @@ pub struct Ctx {
     pub transport: &'static str,
     /// A 2026-07-28 request: results carry `resultType`.
     pub stateless: bool,
+    /// Where progress notifications go, when the client reads a stream for this request.
+    pub events: Option<UnboundedSender<Bytes>>,
+}
+
+/// One JSON-RPC message as an SSE `message` event.
+pub fn sse_message(message: &Value) -> Bytes {
+    Bytes::from(format!("event: message\ndata: {message}\n\n"))
+}
+
+/// The key of an in-flight request: the session (or subject) and the client's request id.
+pub fn inflight_key(scope: &str, id: &Value) -> String {
+    format!("{scope}\u{0}{id}")
+}
+
+/// `notifications/cancelled`: stop the request it names, if it is still running.
+pub fn cancel(shared: &Shared, scope: &str, params: &Value) {
+    if let Some(request_id) = params.get("requestId") {
+        if let Some((_, handle)) = shared.inflight.remove(&inflight_key(scope, request_id)) {
+            handle.abort();
+            tracing::info!(request_id = %request_id, "request cancelled by the client");
+        }
+    }
+}
+
+/// Aborts a spawned request when dropped (the client went away); a no-op once it finished.
+pub struct AbortOnDrop(pub tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The caller of an MCP request: the Bearer token's subject, or (test set-ups only) the
@@ -176,8 +210,27 @@ async fn call(ctx: &Ctx, params: Value) -> Result<Value, RpcError> {
         Some(v) => v.clone(),
     };
     let mut attempt = Attempt::new(ctx.transport);
+    // Progress: the backend gets a token of ours; its notifications are mapped back to the
+    // client's token and streamed to the client.
+    let client_token = params.get("_meta").and_then(|m| m.get("progressToken")).cloned();
+    let (meta, observer) = match (client_token, ctx.events.clone()) {
+        (Some(token), Some(events)) => {
+            let ours = json!(format!("gw-{}", uuid::Uuid::new_v4().simple()));
+            let theirs = ours.clone();
+            let observer = Observer::new(move |mut message: Value| {
+                let is_ours = message.get("params").and_then(|p| p.get("progressToken")) == Some(&theirs);
+                if message.get("method").and_then(Value::as_str) == Some("notifications/progress") && is_ours {
+                    message["params"]["progressToken"] = token.clone();
+                    let _ = events.send(sse_message(&message));
+                }
+            });
+            (Some(json!({ "progressToken": ours })), observer)
+        }
+        _ => (None, Observer::new(|_| {})),
+    };
+    let watch = Some((&observer, meta));
     let outcome =
-        pipeline::call_tool(&ctx.shared, &ctx.worker, &mut attempt, ctx.caller.clone(), name, arguments).await;
+        pipeline::call_tool(&ctx.shared, &ctx.worker, &mut attempt, ctx.caller.clone(), name, arguments, watch).await;
     let answer = match &outcome {
         Ok(result) => Ok(result.clone()),
         // Denied and unknown look the same, so a tool's existence does not leak.

@@ -124,21 +124,37 @@ pub async fn message(
         Ok(v) => v,
         Err(e) => return GatewayError::Parse(e.to_string()).to_response(Value::Null),
     };
+    let scope = query.session_id.clone();
     let (Some(id), Some(method)) =
         (msg.get("id").cloned(), msg.get("method").and_then(Value::as_str).map(str::to_owned))
     else {
         // Notifications and client responses need no answer.
+        if msg.get("method").and_then(Value::as_str) == Some("notifications/cancelled") {
+            super::cancel(&shared, &scope, msg.get("params").unwrap_or(&Value::Null));
+        }
         return HttpResponse::Accepted().finish();
     };
     let params = msg.get("params").cloned().unwrap_or_else(|| serde_json::json!({}));
-    let ctx = Ctx { shared: shared.clone(), worker, req: req.clone(), caller, transport: "sse", stateless: false };
-    actix_web::rt::spawn(async move {
+    let key = super::inflight_key(&scope, &id);
+    let ctx = Ctx {
+        shared: shared.clone(),
+        worker,
+        req: req.clone(),
+        caller,
+        transport: "sse",
+        stateless: false,
+        events: Some(stream.clone()),
+    };
+    let (registry, task_key) = (shared.clone(), key.clone());
+    let task = actix_web::rt::spawn(async move {
         let answer = if method == "initialize" {
             response(id, Ok(initialize_result(negotiate(params.get("protocolVersion").and_then(Value::as_str)))))
         } else {
             response(id, dispatch(&ctx, &method, params).await)
         };
-        let _ = stream.send(Bytes::from(format!("event: message\ndata: {answer}\n\n")));
+        let _ = stream.send(super::sse_message(&answer));
+        registry.inflight.remove(&task_key);
     });
+    shared.inflight.insert(key, task.abort_handle());
     HttpResponse::Accepted().finish()
 }

@@ -54,7 +54,7 @@ fn admit(req: &HttpRequest, shared: &Shared) -> Result<Arc<gateway_actors::Calle
 
 enum Message {
     Request { id: Value, method: String, params: Value },
-    Notification,
+    Notification { method: String, params: Value },
 }
 
 fn classify(msg: &Value) -> Result<Message, RpcError> {
@@ -71,9 +71,14 @@ fn classify(msg: &Value) -> Result<Message, RpcError> {
                 params: obj.get("params").cloned().unwrap_or_else(|| json!({})),
             })
         }
-        (None, Some(Value::String(_))) => Ok(Message::Notification),
+        (None, Some(Value::String(method))) => Ok(Message::Notification {
+            method: method.clone(),
+            params: obj.get("params").cloned().unwrap_or_else(|| json!({})),
+        }),
         // A client's response to a server request: nothing to do.
-        (Some(_), None) if obj.contains_key("result") || obj.contains_key("error") => Ok(Message::Notification),
+        (Some(_), None) if obj.contains_key("result") || obj.contains_key("error") => {
+            Ok(Message::Notification { method: String::new(), params: Value::Null })
+        }
         _ => Err(invalid("expected a request, a notification or a response")),
     }
 }
@@ -118,11 +123,19 @@ pub async fn post(
         }
     }
 
+    // Cancellation and in-flight requests are scoped to the session (or, stateless, the subject).
+    let scope = session_id.clone().unwrap_or_else(|| format!("user:{}", caller.user_id));
+    let wants_stream = header(&req, "accept").is_some_and(|a| a.contains("text/event-stream"));
     let mut answers = Vec::new();
     for msg in messages {
         let (id, method, params) = match classify(&msg) {
             Ok(Message::Request { id, method, params }) => (id, method, params),
-            Ok(Message::Notification) => continue,
+            Ok(Message::Notification { method, params }) => {
+                if method == "notifications/cancelled" {
+                    super::cancel(&shared, &scope, &params);
+                }
+                continue;
+            }
             Err(e) => {
                 answers.push(response(msg.get("id").cloned().unwrap_or(Value::Null), Err(e)));
                 continue;
@@ -139,15 +152,53 @@ pub async fn post(
             answers.push(response(id, Err(RpcError { code: -32600, message: "initialize may not be batched".into() })));
             continue;
         }
-        let ctx = Ctx {
+        let mut ctx = Ctx {
             shared: shared.clone(),
             worker: worker.clone(),
             req: req.clone(),
             caller: caller.clone(),
             transport: "streamable_http",
             stateless,
+            events: None,
         };
-        answers.push(response(id, dispatch(&ctx, &method, params).await));
+        if method != "tools/call" {
+            answers.push(response(id, dispatch(&ctx, &method, params).await));
+            continue;
+        }
+        // Tool calls run as their own task so `notifications/cancelled` (or the client leaving)
+        // can stop them; with a progress token and an SSE-capable client, the reply is a stream.
+        let progress = params.get("_meta").and_then(|m| m.get("progressToken")).is_some();
+        let key = super::inflight_key(&scope, &id);
+        if progress && wants_stream && !batch {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            ctx.events = Some(tx.clone());
+            let (registry, task_key) = (shared.clone(), key.clone());
+            let task = actix_web::rt::spawn(async move {
+                let answer = response(id, dispatch(&ctx, "tools/call", params).await);
+                let _ = tx.send(super::sse_message(&answer));
+                registry.inflight.remove(&task_key);
+            });
+            shared.inflight.insert(key, task.abort_handle());
+            let period = shared.settings.sse_keepalive;
+            let stream = ReplyStream {
+                rx,
+                keepalive: tokio::time::interval_at(tokio::time::Instant::now() + period, period),
+                _abort: super::AbortOnDrop(task.abort_handle()),
+            };
+            return HttpResponse::Ok()
+                .content_type("text/event-stream")
+                .insert_header(("Cache-Control", "no-cache"))
+                .streaming(stream);
+        }
+        let task = actix_web::rt::spawn(async move { dispatch(&ctx, "tools/call", params).await });
+        shared.inflight.insert(key.clone(), task.abort_handle());
+        let _abort = super::AbortOnDrop(task.abort_handle());
+        let outcome = task.await;
+        shared.inflight.remove(&key);
+        answers.push(response(
+            id,
+            outcome.unwrap_or_else(|_| Err(RpcError { code: -32800, message: "request cancelled".into() })),
+        ));
     }
     if answers.is_empty() {
         // Notifications and responses only.
@@ -162,6 +213,33 @@ pub async fn post(
         HttpResponse::Ok().json(Value::Array(answers))
     } else {
         HttpResponse::Ok().json(answers.swap_remove(0))
+    }
+}
+
+/// The SSE reply of one request: progress notifications, then the response. Keep-alive
+/// comments both hold proxies open and reveal a departed client; dropping the stream (the
+/// client left) aborts the request, which cancels it at the backend.
+struct ReplyStream {
+    rx: tokio::sync::mpsc::UnboundedReceiver<actix_web::web::Bytes>,
+    keepalive: tokio::time::Interval,
+    _abort: super::AbortOnDrop,
+}
+
+impl futures_util::Stream for ReplyStream {
+    type Item = Result<actix_web::web::Bytes, actix_web::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        match self.rx.poll_recv(cx) {
+            std::task::Poll::Ready(item) => return std::task::Poll::Ready(item.map(Ok)),
+            std::task::Poll::Pending => {}
+        }
+        if self.keepalive.poll_tick(cx).is_ready() {
+            return std::task::Poll::Ready(Some(Ok(actix_web::web::Bytes::from_static(b": keep-alive\n\n"))));
+        }
+        std::task::Poll::Pending
     }
 }
 

@@ -22,12 +22,18 @@ pub enum Mode {
     Garbage,
     /// A tool-level error (`isError: true`).
     ToolError,
+    /// An SSE reply: three progress notifications for the request's token, then the result.
+    Progress,
+    /// An SSE reply: one progress notification, then nothing for 30 s (until cancelled).
+    Hang,
 }
 
 /// What the backend saw of one request.
 #[derive(Clone, Debug)]
 pub struct Seen {
     pub method: String,
+    pub id: Value,
+    pub params: Value,
     pub authorization: Option<String>,
     pub session: Option<String>,
 }
@@ -61,6 +67,8 @@ async fn mcp(req: HttpRequest, body: web::Bytes, state: web::Data<State>, config
     let session = header("mcp-session-id");
     state.seen.lock().unwrap().push(Seen {
         method: method.clone(),
+        id: msg["id"].clone(),
+        params: msg["params"].clone(),
         authorization: header("authorization"),
         session: session.clone(),
     });
@@ -102,6 +110,32 @@ async fn mcp(req: HttpRequest, body: web::Bytes, state: web::Data<State>, config
                     HttpResponse::Ok().json(json!({"jsonrpc":"2.0","id":id,"result":result}))
                 }
                 Mode::Garbage => HttpResponse::Ok().content_type("application/json").body("<html>oops</html>"),
+                Mode::Progress | Mode::Hang => {
+                    let token = msg["params"]["_meta"]["progressToken"].clone();
+                    let hang = config.mode == Mode::Hang;
+                    let reply = json!({"jsonrpc":"2.0","id":id,"result":result});
+                    let events = futures_util::stream::unfold(0u32, move |step| {
+                        let (token, reply) = (token.clone(), reply.clone());
+                        async move {
+                            let event = match step {
+                                0..=2 if !(hang && step > 0) => {
+                                    actix_web::rt::time::sleep(std::time::Duration::from_millis(30)).await;
+                                    let n = json!({"jsonrpc":"2.0","method":"notifications/progress",
+                                        "params":{"progressToken": token, "progress": step * 50, "total": 100}});
+                                    format!("event: message\ndata: {n}\n\n")
+                                }
+                                3 if !hang => format!("event: message\ndata: {reply}\n\n"),
+                                _ if hang && step < 3 => {
+                                    actix_web::rt::time::sleep(std::time::Duration::from_secs(30)).await;
+                                    return None;
+                                }
+                                _ => return None,
+                            };
+                            Some((Ok::<_, actix_web::Error>(actix_web::web::Bytes::from(event)), step + 1))
+                        }
+                    });
+                    HttpResponse::Ok().content_type("text/event-stream").streaming(events)
+                }
             }
         }
         _ => HttpResponse::Ok()
@@ -139,6 +173,11 @@ impl TestBackend {
     /// Every request seen so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.state.seen.lock().unwrap().clone()
+    }
+
+    /// The requests that had `method`.
+    pub fn with(&self, method: &str) -> Vec<Seen> {
+        self.seen().into_iter().filter(|s| s.method == method).collect()
     }
 
     /// How many requests had `method`.
