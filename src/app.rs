@@ -54,6 +54,17 @@ pub struct Shared {
     pub closing: tokio::sync::watch::Sender<bool>,
     /// Running MCP requests, so `notifications/cancelled` can stop them.
     pub inflight: dashmap::DashMap<String, tokio::task::AbortHandle>,
+    /// Open `GET /mcp` streams by session id (server-to-client notifications).
+    pub listeners: dashmap::DashMap<String, tokio::sync::mpsc::UnboundedSender<actix_web::web::Bytes>>,
+}
+
+impl Shared {
+    /// Send a notification to every connected client stream (`GET /mcp` and legacy `/sse`).
+    pub fn broadcast(&self, message: &serde_json::Value) {
+        let event = crate::mcp::sse_message(message);
+        self.listeners.retain(|_, tx| tx.send(event.clone()).is_ok());
+        self.sessions.send_to_streams(&event);
+    }
 }
 
 /// State owned by one HTTP worker.
@@ -203,7 +214,9 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         tool_entries: ToolEntries::default(),
         closing: tokio::sync::watch::channel(false).0,
         inflight: dashmap::DashMap::new(),
+        listeners: dashmap::DashMap::new(),
     });
+    crate::backend::listen::spawn(shared.clone());
     let sweeper = shared.sessions.clone();
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));

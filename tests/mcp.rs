@@ -71,7 +71,7 @@ async fn streamable_http_session_lifecycle_and_tool_calls() {
     let opened = post(&gw, Some(&alice), None, &[], init("2025-06-18")).await;
     assert_eq!(opened.status, 200, "{}", opened.body);
     assert_eq!(opened.body["result"]["protocolVersion"], "2025-06-18");
-    assert_eq!(opened.body["result"]["capabilities"]["tools"]["listChanged"], false);
+    assert_eq!(opened.body["result"]["capabilities"]["tools"]["listChanged"], true);
     let sid = opened.session.unwrap();
     assert_eq!(sid.len(), 64, "256-bit session id");
     let s = Some(sid.as_str());
@@ -430,5 +430,44 @@ async fn a_client_leaving_a_streamed_call_cancels_it_at_the_backend() {
     assert!(std::str::from_utf8(&first).unwrap().contains("\"progressToken\":42"));
     drop(resp);
     wait_until("the backend's cancellation", || backend.count("notifications/cancelled") == 1).await;
+    gw.stop().await;
+}
+
+#[actix_web::test]
+async fn a_backends_list_changed_reaches_connected_clients() {
+    use futures_util::StreamExt;
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start_with(Mode::Echo, true).await;
+    let gw = TestGateway::builder(&db).tool("echo", &backend.url).start().await;
+    let token = gw.token("lis", &["developer"]);
+    let sid = session(&gw, &token).await;
+    // A tool call opens the gateway's session with the backend; the listener then holds the
+    // backend's notification stream within it.
+    let v = [("MCP-Protocol-Version", "2025-06-18")];
+    assert!(post(&gw, Some(&token), Some(&sid), &v, rpc(2, "tools/list", json!({}))).await.body["result"]["tools"]
+        .is_array());
+    wait_until("the gateway to listen to the backend", || backend.streams() == 1).await;
+    let mut stream = client()
+        .get(format!("{}/mcp", gw.base))
+        .bearer_auth(&token)
+        .insert_header(("Mcp-Session-Id", sid.as_str()))
+        .insert_header(("Accept", "text/event-stream"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.headers().get("content-type").unwrap(), "text/event-stream");
+    // The GET stream registers when its handler runs; give it a moment before announcing.
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    backend.announce_list_changed();
+    let mut text = String::new();
+    while !text.contains("list_changed") {
+        let chunk =
+            tokio::time::timeout(std::time::Duration::from_secs(5), stream.next()).await.unwrap().unwrap().unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert!(text.contains("\"method\":\"notifications/tools/list_changed\""), "{text}");
+    let init = post(&gw, Some(&token), None, &[], init("2025-11-25")).await;
+    assert_eq!(init.body["result"]["capabilities"]["tools"]["listChanged"], true);
+    drop(stream);
     gw.stop().await;
 }

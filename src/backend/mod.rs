@@ -6,6 +6,7 @@
 //! request each. A 404 on a session means the server forgot it: the client re-initialises once
 //! and retries. Replies may be JSON or an SSE stream. The caller's credentials are never sent.
 
+pub mod listen;
 pub mod sse;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -367,6 +368,66 @@ impl McpClient {
         }
         Err(GatewayError::BackendBadReply("SSE reply ended without a response".into()))
     }
+}
+
+impl McpClient {
+    /// Hold the backend's server-to-client stream open (`GET`, within the session that tool
+    /// calls opened), handing each notification to `on_message` until the stream ends.
+    pub async fn watch(&self, url: &str, mut on_message: impl FnMut(Value)) -> Result<Watch, GatewayError> {
+        use futures_util::StreamExt;
+        let Some(session) = self.sessions.get(url).map(|s| s.clone()) else {
+            return Ok(Watch::NoSession);
+        };
+        let mut req = self
+            .http
+            .get(url)
+            .timeout(Duration::from_secs(10))
+            .insert_header((header::ACCEPT, "text/event-stream"))
+            .insert_header(("MCP-Protocol-Version", session.protocol_version.as_str()));
+        if let Some(sid) = &session.id {
+            req = req.insert_header(("Mcp-Session-Id", sid.as_str()));
+        }
+        let mut resp = req.send().await.map_err(send_error)?;
+        match resp.status().as_u16() {
+            405 => return Ok(Watch::NoStream),
+            404 if session.id.is_none() => return Ok(Watch::NoStream),
+            404 => {
+                // The session expired; the next tool call opens a new one.
+                self.sessions.remove(url);
+                return Ok(Watch::NoSession);
+            }
+            s if !(200..300).contains(&s) => return Err(GatewayError::BackendUnavailable(format!("HTTP {s} on GET"))),
+            _ => {}
+        }
+        let mut buffer: Vec<u8> = Vec::new();
+        while let Some(chunk) = resp.next().await {
+            let chunk = chunk.map_err(|e| GatewayError::BackendBadReply(e.to_string()))?;
+            buffer.extend_from_slice(&chunk);
+            if buffer.len() > self.max_response_bytes {
+                buffer.clear();
+            }
+            while let Some(end) = event_end(&buffer) {
+                let block: Vec<u8> = buffer.drain(..end).collect();
+                for event in sse::parse(&String::from_utf8_lossy(&block)) {
+                    if let Ok(message) = serde_json::from_str::<Value>(&event.data) {
+                        on_message(message);
+                    }
+                }
+            }
+        }
+        Ok(Watch::Ended)
+    }
+}
+
+/// How a [`McpClient::watch`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watch {
+    /// No session with the backend yet (nothing to listen within).
+    NoSession,
+    /// The backend offers no server-to-client stream.
+    NoStream,
+    /// The stream was open and has ended.
+    Ended,
 }
 
 /// Where the first complete SSE event in `buffer` ends.

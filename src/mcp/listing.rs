@@ -37,6 +37,13 @@ fn entry(tool: &Tool, backend: Option<&Value>) -> Value {
 }
 
 impl ToolEntries {
+    /// Forget the cached entries of `names` (their backend said its list changed).
+    pub fn forget<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        for name in names {
+            self.entries.remove(name);
+        }
+    }
+
     /// Entries for `tools`, asking each backend whose entries are missing or stale (once per
     /// backend), and falling back to `tools.yaml` when a backend does not answer.
     async fn describe(&self, ctx: &Ctx, tools: &[Arc<Tool>]) -> Vec<Value> {

@@ -10,7 +10,7 @@
 //! |---|---|
 //! | [`session`] | session ids bound to their subject, idle expiry |
 //! | [`listing`] | `tools/list`: the caller's tools with their backends' schemas, paginated |
-//! | [`streamable`] | `POST`/`GET`/`DELETE /mcp` |
+//! | [`streamable`] | `POST`/`GET`/`DELETE /mcp` (`GET`: the session's notification stream) |
 //! | [`sse`] | `GET /sse`, `POST /messages` |
 //! | [`wellknown`] | RFC 9728 protected-resource metadata |
 
@@ -185,7 +185,7 @@ const INSTRUCTIONS: &str = "Tools behind mcp-gateway: every call is authorised f
 pub fn initialize_result(version: &str) -> Value {
     json!({
         "protocolVersion": version,
-        "capabilities": { "tools": { "listChanged": false } },
+        "capabilities": { "tools": { "listChanged": true } },
         "serverInfo": server_info(),
         "instructions": INSTRUCTIONS,
     })
@@ -196,7 +196,7 @@ fn discover() -> Value {
     versions.extend(SESSION_VERSIONS);
     json!({
         "supportedVersions": versions,
-        "capabilities": { "tools": { "listChanged": false } },
+        "capabilities": { "tools": { "listChanged": true } },
         "serverInfo": server_info(),
         "instructions": INSTRUCTIONS,
     })

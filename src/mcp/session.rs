@@ -111,6 +111,15 @@ impl Sessions {
         before - self.map.len()
     }
 
+    /// Send `event` to every legacy SSE session's stream.
+    pub fn send_to_streams(&self, event: &Bytes) {
+        for entry in self.map.iter() {
+            if let Some(stream) = &entry.stream {
+                let _ = stream.send(event.clone());
+            }
+        }
+    }
+
     /// How many sessions are live.
     pub fn len(&self) -> usize {
         self.map.len()

@@ -20,14 +20,46 @@ use crate::app::{Shared, Worker};
 use crate::error::GatewayError;
 use crate::http::invoke::read_body;
 
-/// The event stream of one legacy session; dropping it (client gone) ends the session.
-struct EventStream {
+/// A long-lived event stream: an optional first event, then whatever arrives on `rx`, with
+/// keep-alive comments; it ends when the gateway shuts down, and runs `on_drop` when the client
+/// goes away.
+pub struct EventStream {
     first: Option<Bytes>,
-    closing: Pin<Box<dyn std::future::Future<Output = ()>>>,
     rx: UnboundedReceiver<Bytes>,
     keepalive: tokio::time::Interval,
-    sessions: Arc<Sessions>,
-    id: String,
+    closing: Pin<Box<dyn std::future::Future<Output = ()>>>,
+    on_drop: Option<Box<dyn FnOnce()>>,
+}
+
+impl EventStream {
+    /// A stream reading `rx`, ending when `shared` starts shutting down.
+    pub fn new(
+        shared: &Shared,
+        first: Option<Bytes>,
+        rx: UnboundedReceiver<Bytes>,
+        on_drop: Box<dyn FnOnce()>,
+    ) -> Self {
+        let period = shared.settings.sse_keepalive;
+        let mut closing = shared.closing.subscribe();
+        Self {
+            first,
+            rx,
+            keepalive: tokio::time::interval_at(tokio::time::Instant::now() + period, period),
+            closing: Box::pin(async move {
+                let _ = closing.wait_for(|c| *c).await;
+            }),
+            on_drop: Some(on_drop),
+        }
+    }
+
+    /// As an HTTP response.
+    pub fn respond(self) -> HttpResponse {
+        HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .insert_header(("Cache-Control", "no-cache"))
+            .insert_header(("X-Accel-Buffering", "no"))
+            .streaming(self)
+    }
 }
 
 impl Stream for EventStream {
@@ -54,7 +86,9 @@ impl Stream for EventStream {
 
 impl Drop for EventStream {
     fn drop(&mut self) {
-        self.sessions.drop_session(&self.id);
+        if let Some(f) = self.on_drop.take() {
+            f();
+        }
     }
 }
 
@@ -69,23 +103,9 @@ pub async fn open(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let (id, _) = shared.sessions.create(&caller.user_id, "2024-11-05", Some(tx));
-    let period = shared.settings.sse_keepalive;
-    let mut closing = shared.closing.subscribe();
-    let stream = EventStream {
-        closing: Box::pin(async move {
-            let _ = closing.wait_for(|c| *c).await;
-        }),
-        first: Some(Bytes::from(format!("event: endpoint\ndata: /messages?session_id={id}\n\n"))),
-        rx,
-        keepalive: tokio::time::interval_at(tokio::time::Instant::now() + period, period),
-        sessions: shared.sessions.clone(),
-        id,
-    };
-    HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header(("Cache-Control", "no-cache"))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(stream)
+    let first = Bytes::from(format!("event: endpoint\ndata: /messages?session_id={id}\n\n"));
+    let sessions: Arc<Sessions> = shared.sessions.clone();
+    EventStream::new(&shared, Some(first), rx, Box::new(move || sessions.drop_session(&id))).respond()
 }
 
 /// Query of `POST /messages`.

@@ -243,12 +243,28 @@ impl futures_util::Stream for ReplyStream {
     }
 }
 
-/// `GET /mcp`: the gateway pushes nothing unprompted, so there is no stream to open.
+/// `GET /mcp`: the session's server-to-client stream (`notifications/tools/list_changed`).
 pub async fn get(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
-    if let Err(resp) = admit(&req, &shared) {
-        return *resp;
+    let caller = match admit(&req, &shared) {
+        Ok(c) => c,
+        Err(resp) => return *resp,
+    };
+    if !header(&req, "accept").is_some_and(|a| a.contains("text/event-stream")) {
+        return HttpResponse::MethodNotAllowed().insert_header(("Allow", "POST, DELETE")).finish();
     }
-    HttpResponse::MethodNotAllowed().insert_header(("Allow", "POST, DELETE")).finish()
+    let sid = header(&req, SESSION_HEADER).map(str::to_owned);
+    if let Err(e) = shared.sessions.get(sid.as_deref(), &caller.user_id) {
+        return session_failure(e);
+    }
+    let sid = sid.unwrap_or_default();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    // A new stream for the session replaces an older one.
+    shared.listeners.insert(sid.clone(), tx.clone());
+    let registry = shared.clone();
+    let on_drop = Box::new(move || {
+        registry.listeners.remove_if(&sid, |_, current| current.same_channel(&tx));
+    });
+    super::sse::EventStream::new(&shared, None, rx, on_drop).respond()
 }
 
 /// `DELETE /mcp`: end the caller's session.

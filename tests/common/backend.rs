@@ -40,6 +40,7 @@ pub struct Seen {
 
 #[derive(Default)]
 struct State {
+    streams: Mutex<Vec<tokio::sync::mpsc::UnboundedSender<actix_web::web::Bytes>>>,
     seen: Mutex<Vec<Seen>>,
     sessions: Mutex<Vec<String>>,
     issued: AtomicUsize,
@@ -55,6 +56,23 @@ pub struct TestBackend {
 struct Config {
     mode: Mode,
     stateful: bool,
+}
+
+/// `GET /mcp`: stateful backends keep a notification stream per client; others have none.
+async fn stream(req: HttpRequest, state: web::Data<State>, config: web::Data<Config>) -> HttpResponse {
+    let session = req.headers().get("mcp-session-id").and_then(|v| v.to_str().ok());
+    if !config.stateful {
+        return HttpResponse::MethodNotAllowed().finish();
+    }
+    if !session.is_some_and(|s| state.sessions.lock().unwrap().iter().any(|k| k == s)) {
+        return HttpResponse::NotFound().finish();
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<actix_web::web::Bytes>();
+    state.streams.lock().unwrap().push(tx);
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, actix_web::Error>(b), rx))
+    });
+    HttpResponse::Ok().content_type("text/event-stream").streaming(body)
 }
 
 async fn mcp(req: HttpRequest, body: web::Bytes, state: web::Data<State>, config: web::Data<Config>) -> HttpResponse {
@@ -157,7 +175,11 @@ impl TestBackend {
         let config = web::Data::new(Config { mode, stateful });
         let (s, c) = (state.clone(), config.clone());
         let server = HttpServer::new(move || {
-            App::new().app_data(s.clone()).app_data(c.clone()).route("/mcp", web::post().to(mcp))
+            App::new()
+                .app_data(s.clone())
+                .app_data(c.clone())
+                .route("/mcp", web::post().to(mcp))
+                .route("/mcp", web::get().to(stream))
         })
         .listen(listener)
         .unwrap()
@@ -183,6 +205,19 @@ impl TestBackend {
     /// How many requests had `method`.
     pub fn count(&self, method: &str) -> usize {
         self.seen().iter().filter(|s| s.method == method).count()
+    }
+
+    /// How many notification streams (`GET /mcp`) are open.
+    pub fn streams(&self) -> usize {
+        self.state.streams.lock().unwrap().iter().filter(|s| !s.is_closed()).count()
+    }
+
+    /// Announce `notifications/tools/list_changed` on every open stream.
+    pub fn announce_list_changed(&self) {
+        let event = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n\n";
+        for s in self.state.streams.lock().unwrap().iter() {
+            let _ = s.send(actix_web::web::Bytes::from(event));
+        }
     }
 
     /// Forget every session, as a restarted server would.

@@ -1,0 +1,62 @@
+//! Listening to backends: for each backend, a task keeps the backend's own server-to-client
+//! stream (`GET` on its MCP endpoint, within the session tool calls opened) open, and when the
+//! backend announces `notifications/tools/list_changed`, forgets the cached listing and tells
+//! every connected client. Backends without such a stream (HTTP 405) are left alone; broken
+//! streams reconnect with a back-off.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use actix_web::web;
+use serde_json::{json, Value};
+
+use super::{McpClient, Watch};
+use crate::app::Shared;
+
+/// Start one listener per distinct active backend URL (on the calling arbiter).
+pub fn spawn(shared: web::Data<Shared>) {
+    let urls: BTreeSet<String> = shared.catalog.active().iter().map(|t| t.backend_url.clone()).collect();
+    for url in urls {
+        actix_web::rt::spawn(listen(shared.clone(), url));
+    }
+}
+
+async fn listen(shared: web::Data<Shared>, url: String) {
+    let client = McpClient::new(shared.backend_sessions.clone(), shared.settings.max_response_bytes);
+    let mut closing = shared.closing.subscribe();
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let watched = client.watch(&url, |message| on_notification(&shared, &url, message));
+        let outcome = tokio::select! {
+            outcome = watched => outcome,
+            _ = closing.wait_for(|c| *c) => return,
+        };
+        match outcome {
+            Ok(Watch::NoStream) => {
+                tracing::debug!(backend = %url, "backend offers no notification stream");
+                return;
+            }
+            Ok(Watch::NoSession) => backoff = Duration::from_secs(2),
+            Ok(Watch::Ended) => backoff = Duration::from_secs(1),
+            Err(e) => {
+                tracing::debug!(backend = %url, error = %e, "backend notification stream unavailable; retrying");
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = closing.wait_for(|c| *c) => return,
+        }
+    }
+}
+
+fn on_notification(shared: &Shared, url: &str, message: Value) {
+    if message.get("method").and_then(Value::as_str) != Some("notifications/tools/list_changed") {
+        return;
+    }
+    let names: Vec<&str> =
+        shared.catalog.all().iter().filter(|t| t.backend_url == url).map(|t| t.name.as_str()).collect();
+    shared.tool_entries.forget(names);
+    tracing::info!(backend = url, "backend tool list changed; telling connected clients");
+    shared.broadcast(&json!({ "jsonrpc": "2.0", "method": "notifications/tools/list_changed" }));
+}
