@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# MCP clients nobody here wrote, against a real gateway and a fixture backend:
+# - the official conformance suite (npm @modelcontextprotocol/conformance) on /mcp; it sends no
+#   token, so this run — and only this run — maps anonymous MCP requests to a test principal
+#   (MCP_ANONYMOUS_PRINCIPAL);
+# - the MCP Inspector CLI (npm @modelcontextprotocol/inspector) over /mcp and /sse, with a token;
+# - mcp-remote (npm) bridging a stdio client to /mcp, with a token.
+# Node >= 22 comes from the npm registry (the node@22 package). One line per check, then
+# "mcp clients: N passed, N failed".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scenarios=(${CONFORMANCE_SCENARIOS:-server-initialize ping tools-list tools-call-simple-text tools-call-error server-sse-multiple-streams dns-rebinding-protection})
+npm_dir=${MCP_CLIENTS_NPM_DIR:-${TMPDIR:-/tmp}/mcp-gateway-clients}
+install() { # dir packages...: separate folders, so the packages' dependency ranges never clash
+  local dir="$npm_dir/$1"; shift
+  if [[ ! -d "$dir/node_modules" ]]; then
+    mkdir -p "$dir" && (cd "$dir" && npm install --silent --no-audit --no-fund "$@" >/dev/null)
+  fi
+}
+install conformance node@22 @modelcontextprotocol/conformance
+install clients node@22 @modelcontextprotocol/inspector@2 mcp-remote
+export PATH="$npm_dir/conformance/node_modules/.bin:$PATH"
+clients="$npm_dir/clients/node_modules/.bin"
+
+cargo build -q -p mcp-gateway -p tool-kit --example conformance_backend
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+backend_port=$(free_port)
+gateway_port=$(free_port)
+cat >"$work/tools.yaml" <<YAML
+tools:
+  - name: test_simple_text
+    description: Returns a fixed text.
+    backend_url: http://127.0.0.1:$backend_port/mcp
+  - name: test_error_handling
+    description: Always fails with isError.
+    backend_url: http://127.0.0.1:$backend_port/mcp
+YAML
+CONFORMANCE_BIND=127.0.0.1:$backend_port ./target/debug/examples/conformance_backend 2>"$work/backend.log" &
+pids+=($!)
+GATEWAY_PORT=$gateway_port DATABASE_URL="sqlite://$work/audit.db" DATA_DIR="$work/data" TOOLS_CONFIG="$work/tools.yaml" \
+  JWT_SECRET_KEY="conformance-only-secret-0123456789abcdef" MCP_ANONYMOUS_PRINCIPAL=conformance:admin RUST_LOG=warn \
+  ./target/debug/mcp-gateway 2>"$work/gateway.log" &
+pids+=($!)
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$gateway_port/health" >/dev/null && break; sleep 0.1; done
+
+passed=0 failed=0
+check() { # name command...
+  local name=$1; shift
+  if "$@" >"$work/check.log" 2>&1; then
+    echo "mcp client PASS $name"; passed=$((passed + 1))
+  else
+    echo "mcp client FAIL $name"; sed 's/^/    /' "$work/check.log" | tail -30; failed=$((failed + 1))
+  fi
+}
+for scenario in "${scenarios[@]}"; do
+  check "conformance $scenario" conformance server --url "http://127.0.0.1:$gateway_port/mcp" --scenario "$scenario"
+done
+token=$(JWT_SECRET_KEY="conformance-only-secret-0123456789abcdef" ./target/debug/mcp-gateway token --sub inspector --roles admin)
+base="http://127.0.0.1:$gateway_port"
+inspect() { # url expected method args...
+  local url=$1 expected=$2; shift 2
+  PATH="$clients:$PATH" mcp-inspector --cli "$url" --header "Authorization: Bearer $token" "$@" | tee /dev/stderr | grep -q "$expected"
+}
+check "inspector tools/list over /mcp" inspect "$base/mcp" test_error_handling --method tools/list
+check "inspector tools/call over /mcp" inspect "$base/mcp" "simple text response" --method tools/call --tool-name test_simple_text
+check "inspector tools/list over /sse" inspect "$base/sse" test_simple_text --method tools/list
+check "inspector tools/call over /sse" inspect "$base/sse" "simple text response" --method tools/call --tool-name test_simple_text
+check "mcp-remote stdio bridge" python3 - "$clients/mcp-remote" "$base/mcp" "$token" <<'PY'
+import json, select, subprocess, sys
+bridge, url, token = sys.argv[1:4]
+p = subprocess.Popen([bridge, url, "--header", f"Authorization: Bearer {token}"], stdin=subprocess.PIPE,
+                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def send(m):
+    p.stdin.write(json.dumps(m) + "\n"); p.stdin.flush()
+def recv():
+    ready, _, _ = select.select([p.stdout], [], [], 60)
+    return json.loads(p.stdout.readline()) if ready else None
+send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "ci", "version": "1"}}})
+assert recv()["result"]["serverInfo"]["name"] == "mcp-gateway"
+send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "test_simple_text", "arguments": {}}})
+reply = recv()
+p.terminate()
+assert "simple text response" in json.dumps(reply), reply
+print(json.dumps(reply))
+PY
+echo "mcp clients: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
