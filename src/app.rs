@@ -13,8 +13,10 @@ use std::time::Duration;
 use actix::{Addr, Supervisor};
 use actix_web::{web, App, HttpMessage, HttpServer};
 use anyhow::Context as _;
+use gateway_actors::ratelimit::SystemClock;
 use gateway_actors::{
-    ActorStats, AuditWriterActor, BatchConfig, Catalog, Flush, HealthBoard, Policy, PolicyActor, RegistryActor,
+    ActorStats, AuditWriterActor, BatchConfig, Catalog, FailureMode, Flush, HealthBoard, LocalStore, Policy,
+    PolicyActor, RateLimiterActor, RateStore, RegistryActor,
 };
 use tracing_actix_web::TracingLogger;
 
@@ -54,6 +56,10 @@ pub struct Shared {
     pub closing: tokio::sync::watch::Sender<bool>,
     /// Running MCP requests, so `notifications/cancelled` can stop them.
     pub inflight: dashmap::DashMap<String, tokio::task::AbortHandle>,
+    /// Rate-limit cells (in-process, or Redis shared by replicas).
+    pub rate_store: Arc<dyn RateStore>,
+    /// Whether calls pass or fail while the rate-limit store is unreachable.
+    pub rate_failure: FailureMode,
     /// Open `GET /mcp` streams by session id (server-to-client notifications).
     pub listeners: dashmap::DashMap<String, tokio::sync::mpsc::UnboundedSender<actix_web::web::Bytes>>,
 }
@@ -79,6 +85,10 @@ pub struct Worker {
     pub policy_stats: Arc<ActorStats>,
     /// This worker's MCP client (awc is `!Send`).
     pub backend: McpClient,
+    /// This worker's rate limiter.
+    pub limiter: Addr<RateLimiterActor>,
+    /// Counters shared by all rate limiters.
+    pub limiter_stats: Arc<ActorStats>,
 }
 
 impl Worker {
@@ -90,7 +100,10 @@ impl Worker {
         let (policy, stats) = (shared.policy.clone(), policy_stats.clone());
         let policy = Supervisor::start(move |_| PolicyActor::new(policy, stats));
         let backend = McpClient::new(shared.backend_sessions.clone(), shared.settings.max_response_bytes);
-        Self { registry, registry_stats, policy, policy_stats, backend }
+        let limiter_stats = shared.board.stats("rate_limiter");
+        let (store, failure, stats) = (shared.rate_store.clone(), shared.rate_failure, limiter_stats.clone());
+        let limiter = Supervisor::start(move |_| RateLimiterActor::new(store, failure, stats, None));
+        Self { registry, registry_stats, policy, policy_stats, backend, limiter, limiter_stats }
     }
 }
 
@@ -200,6 +213,15 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
     let (sink_db, stats) = (db.clone(), audit_stats.clone());
     let audit = Supervisor::start(move |_| AuditWriterActor::new(std::rc::Rc::new(DbAuditSink(sink_db)), batch, stats));
 
+    let rate_store: Arc<dyn RateStore> = match &settings.redis_url {
+        Some(url) => Arc::new(crate::ratelimit::RedisStore::new(url).map_err(anyhow::Error::msg)?),
+        None => Arc::new(LocalStore::new(Arc::new(SystemClock::default()))),
+    };
+    let rate_failure = if settings.rate_limit_fail_open { FailureMode::Open } else { FailureMode::Closed };
+    // One limiter on this arbiter owns eviction of idle in-process cells.
+    let (store, stats) = (rate_store.clone(), board.stats("rate_limiter"));
+    let _evictor =
+        Supervisor::start(move |_| RateLimiterActor::new(store, rate_failure, stats, Some(Duration::from_secs(30))));
     let shared = web::Data::new(Shared {
         settings: settings.clone(),
         auth: Arc::new(auth),
@@ -215,6 +237,8 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         closing: tokio::sync::watch::channel(false).0,
         inflight: dashmap::DashMap::new(),
         listeners: dashmap::DashMap::new(),
+        rate_store,
+        rate_failure,
     });
     crate::backend::listen::spawn(shared.clone());
     let sweeper = shared.sessions.clone();

@@ -99,6 +99,10 @@ pub struct Settings {
     pub sse_keepalive: Duration,
     /// TEST ONLY: principal (`sub:role,role`) given to MCP requests without a token.
     pub mcp_anonymous_principal: Option<(String, Vec<String>)>,
+    /// Redis shared by replicas for rate limits (local limits when unset).
+    pub redis_url: Option<String>,
+    /// Whether calls pass (`open`) or fail (`closed`) while Redis is unreachable.
+    pub rate_limit_fail_open: bool,
 }
 
 fn list(lookup: Lookup<'_>, name: &str) -> Vec<String> {
@@ -226,6 +230,14 @@ impl Settings {
                     (sub.trim().to_owned(), roles)
                 })
                 .filter(|(sub, _)| !sub.is_empty()),
+            redis_url: get(lookup, "REDIS_URL"),
+            rate_limit_fail_open: match get(lookup, "RATE_LIMIT_FAILURE_MODE").as_deref() {
+                None | Some("open") => true,
+                Some("closed") => false,
+                Some(other) => {
+                    return Err(ConfigError::new("RATE_LIMIT_FAILURE_MODE", format!("{other:?} is not open or closed")))
+                }
+            },
         })
     }
 

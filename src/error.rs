@@ -61,6 +61,16 @@ pub enum GatewayError {
     /// The backend answered something that is not a valid MCP reply.
     #[error("bad backend reply: {0}")]
     BackendBadReply(String),
+    /// A rate limit refused the call.
+    #[error("rate limit exceeded ({limit}); retry in {} s", retry_after.as_secs_f64().ceil())]
+    RateLimited {
+        /// Which configured limit fired (`per_user`, `role:viewer`, `per_tool`, `per_user_tool`).
+        limit: String,
+        /// When a retry can pass.
+        retry_after: std::time::Duration,
+        /// The limit's quota (for `RateLimit-Policy`).
+        quota: gateway_actors::Quota,
+    },
     /// No such route.
     #[error("not found: {0}")]
     NotFound(String),
@@ -91,6 +101,7 @@ impl GatewayError {
             Self::BackendTimeout(_) => -32003,
             Self::BackendUnavailable(_) | Self::BackendBadReply(_) => -32004,
             Self::PayloadTooLarge { .. } => -32005,
+            Self::RateLimited { .. } => -32006,
             Self::Parse(_) => -32700,
             Self::InvalidRequest(_) => -32600,
             Self::InvalidArguments(_) => -32602,
@@ -106,6 +117,7 @@ impl GatewayError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::UnknownTool(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Parse(_) | Self::InvalidRequest(_) | Self::InvalidArguments(_) => StatusCode::BAD_REQUEST,
             Self::BackendTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::BackendUnavailable(_) | Self::BackendBadReply(_) => StatusCode::BAD_GATEWAY,
@@ -121,6 +133,7 @@ impl GatewayError {
             Self::Forbidden(_) => "denied",
             Self::UnknownTool(_) => "unknown_tool",
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Parse(_) => "parse_error",
             Self::InvalidRequest(_) => "invalid_request",
             Self::InvalidArguments(_) => "invalid_arguments",
@@ -133,12 +146,22 @@ impl GatewayError {
         }
     }
 
+    /// The `error.data` object: the kind, plus the retry delay of a rate limit.
+    pub fn data(&self) -> Value {
+        match self {
+            Self::RateLimited { limit, retry_after, .. } => json!({
+                "kind": self.kind(), "limit": limit, "retry_after_ms": retry_after.as_millis() as u64
+            }),
+            _ => json!({ "kind": self.kind() }),
+        }
+    }
+
     /// The JSON-RPC 2.0 error body answering the request with `id`.
     pub fn body(&self, id: Value) -> Value {
         json!({
             "jsonrpc": "2.0",
             "id": id,
-            "error": { "code": self.code(), "message": self.to_string(), "data": { "kind": self.kind() } }
+            "error": { "code": self.code(), "message": self.to_string(), "data": self.data() }
         })
     }
 
@@ -159,6 +182,16 @@ impl GatewayError {
                 "Bearer".to_owned()
             };
             response.insert_header((header::WWW_AUTHENTICATE, challenge));
+        }
+        if let Self::RateLimited { limit, retry_after, quota } = self {
+            // IETF draft-ietf-httpapi-ratelimit-headers: the policy that fired and its state.
+            let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            response.insert_header((header::RETRY_AFTER, secs.to_string()));
+            response.insert_header((
+                "RateLimit-Policy",
+                format!("\"{limit}\";q={};w=60;burst={}", quota.requests_per_minute, quota.burst),
+            ));
+            response.insert_header(("RateLimit", format!("\"{limit}\";r=0;t={secs}")));
         }
         response.json(self.body(id))
     }

@@ -13,6 +13,7 @@
 //! | [`auth`] | JWT verification and minting |
 //! | [`http`] | the REST routes, one file per group |
 //! | [`mcp`] | the MCP front door: Streamable HTTP `/mcp`, legacy SSE `/sse` |
+//! | [`ratelimit`] | rate-limit cells in Redis, shared by replicas |
 //! | [`pipeline`] | the one path of a tool call: registry, policy, backend, audit |
 //! | [`backend`] | the MCP Streamable HTTP client to tool servers |
 //! | [`db`] | pool, migrations, audit sink, tool sync, audit queries |
@@ -30,6 +31,7 @@ pub mod error;
 pub mod http;
 pub mod mcp;
 pub mod pipeline;
+pub mod ratelimit;
 pub mod telemetry;
 
 /// Install the process-wide rustls crypto provider (awc needs one before any TLS connection).

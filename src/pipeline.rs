@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use actix_web::HttpRequest;
 use gateway_actors::policy::CheckAccess;
-use gateway_actors::{AuditRecord, Caller, GetTool, Record};
+use gateway_actors::{Acquire, Acquired, AuditRecord, Caller, GetLimits, GetTool, Record, Verdict};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -48,6 +48,7 @@ impl Attempt {
             Some(GatewayError::Unauthenticated { .. }) => "unauthenticated",
             Some(GatewayError::Forbidden(_)) => "denied",
             Some(GatewayError::UnknownTool(_)) => "unknown_tool",
+            Some(GatewayError::RateLimited { .. }) => "rate_limited",
             _ if self.allowed => "allowed",
             _ => "rejected",
         }
@@ -124,13 +125,28 @@ pub async fn call_tool(
         .map_err(|e| GatewayError::Internal(format!("registry: {e}")))?
         .filter(|t| t.is_active)
         .ok_or_else(|| GatewayError::UnknownTool(tool_name.to_owned()))?;
-    worker.policy_stats.enqueued(1);
+    worker.policy_stats.enqueued(2);
+    let internal = |e: actix::MailboxError| GatewayError::Internal(format!("policy: {e}"));
     worker
         .policy
-        .send(CheckAccess { caller, tool: tool.clone() })
+        .send(CheckAccess { caller: caller.clone(), tool: tool.clone() })
         .await
-        .map_err(|e| GatewayError::Internal(format!("policy: {e}")))?
+        .map_err(internal)?
         .map_err(|denied| GatewayError::Forbidden(denied.0))?;
+    let limits = worker.policy.send(GetLimits { caller, tool: tool.name.clone() }).await.map_err(internal)?;
+    if !limits.is_empty() {
+        worker.limiter_stats.enqueued(1);
+        let acquired = worker.limiter.send(Acquire(limits.clone())).await.map_err(internal)?;
+        match acquired {
+            Acquired::Allowed(_) => {}
+            Acquired::Limited(Verdict::Limited { index, retry_after }) => {
+                let limit = limits.get(index).ok_or_else(|| GatewayError::Internal("rate limit index".into()))?;
+                return Err(GatewayError::RateLimited { limit: limit.name.clone(), retry_after, quota: limit.quota });
+            }
+            Acquired::Limited(other) => return Err(GatewayError::Internal(format!("rate limiter answered {other:?}"))),
+            Acquired::Unavailable(e) => return Err(GatewayError::Unavailable(format!("rate limiter: {e}"))),
+        }
+    }
     attempt.allowed = true;
     let timeout = tool.timeout_seconds.map(std::time::Duration::from_secs).unwrap_or(shared.settings.backend_timeout);
     match watch {

@@ -220,7 +220,7 @@ async fn health_endpoints_report_database_and_actors() {
     let (status, actors) = gw.get("/health/actors", Some(&gw.token("ops", &["operator"]))).await;
     assert_eq!(status, 200);
     let names: Vec<&str> = actors["actors"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
-    assert_eq!(names, vec!["registry", "policy", "audit_writer"]);
+    assert_eq!(names, vec!["registry", "policy", "audit_writer", "rate_limiter"]);
     assert!(actors["actors"].as_array().unwrap().iter().all(|a| a["alive"] == true));
     gw.stop().await;
 }

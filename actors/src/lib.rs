@@ -9,6 +9,7 @@
 //! | [`model`] | the values that travel in messages: tools, callers, audit rows |
 //! | [`registry`] | `RegistryActor`: the tool catalog loaded from `tools.yaml` |
 //! | [`policy`] | `PolicyActor`: role and workspace rules from `policy.yaml` |
+//! | [`ratelimit`] | `RateLimiterActor`: GCRA limits per user, tool and user × tool |
 //! | [`audit`] | `AuditWriterActor`: batches audit rows into an [`audit::AuditSink`] |
 //! | [`health`] | per-actor counters read by `/health/actors` |
 
@@ -16,10 +17,12 @@ pub mod audit;
 pub mod health;
 pub mod model;
 pub mod policy;
+pub mod ratelimit;
 pub mod registry;
 
 pub use audit::{AuditSink, AuditWriterActor, BatchConfig, Flush, Record};
 pub use health::{ActorReport, ActorStats, GetHealth, HealthBoard};
 pub use model::{AuditRecord, Caller, Tool};
-pub use policy::{CheckAccess, Denied, FilterTools, Policy, PolicyActor, PolicyDocument};
+pub use policy::{CheckAccess, Denied, FilterTools, GetLimits, Policy, PolicyActor, PolicyDocument};
+pub use ratelimit::{Acquire, Acquired, FailureMode, Limit, LocalStore, Quota, RateLimiterActor, RateStore, Verdict};
 pub use registry::{Catalog, GetTool, ListTools, RegistryActor};

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::health::{ActorStats, GetHealth};
 use crate::model::{Caller, Tool};
+use crate::ratelimit::{Limit, Quota};
 
 /// What happens when no rule grants access.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -87,6 +88,24 @@ pub struct ToolRule {
     pub risk_tier: Option<RiskTier>,
 }
 
+/// `rate_limits` in `policy.yaml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimits {
+    /// Default for every user (all tools together).
+    #[serde(default)]
+    pub per_user: Option<Quota>,
+    /// Replaces `per_user` for users with these roles (the most generous of theirs applies).
+    #[serde(default)]
+    pub roles: BTreeMap<String, Quota>,
+    /// All users together, per tool.
+    #[serde(default)]
+    pub per_tool: BTreeMap<String, Quota>,
+    /// One user on one tool.
+    #[serde(default)]
+    pub per_user_tool: Option<Quota>,
+}
+
 /// `policy.yaml` as written by operators.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,6 +122,9 @@ pub struct PolicyDocument {
     /// Settings by tool name.
     #[serde(default)]
     pub tools: BTreeMap<String, ToolRule>,
+    /// Rate limits (none when absent).
+    #[serde(default)]
+    pub rate_limits: RateLimits,
 }
 
 /// Why a call was denied. The text is safe to return to the caller.
@@ -135,6 +157,32 @@ impl Policy {
             .or_else(|| RiskTier::parse(&tool.risk_level))
             // An unknown level is treated as the riskiest: fail closed.
             .unwrap_or(RiskTier::Critical)
+    }
+
+    /// Every rate limit that applies to `caller` calling `tool`.
+    pub fn limits_for(&self, caller: &Caller, tool: &str) -> Vec<Limit> {
+        let rl = &self.doc.rate_limits;
+        let mut limits = Vec::new();
+        let by_role = caller
+            .roles
+            .iter()
+            .filter_map(|r| rl.roles.get(r).map(|q| (r, q)))
+            .max_by_key(|(_, q)| (q.requests_per_minute, q.burst));
+        let user = caller.user_id.as_str();
+        match (by_role, rl.per_user) {
+            (Some((role, q)), _) => {
+                limits.push(Limit { key: format!("u:{user}"), quota: *q, name: format!("role:{role}") })
+            }
+            (None, Some(q)) => limits.push(Limit { key: format!("u:{user}"), quota: q, name: "per_user".into() }),
+            (None, None) => {}
+        }
+        if let Some(q) = rl.per_tool.get(tool) {
+            limits.push(Limit { key: format!("t:{tool}"), quota: *q, name: "per_tool".into() });
+        }
+        if let Some(q) = rl.per_user_tool {
+            limits.push(Limit { key: format!("ut:{user}:{tool}"), quota: q, name: "per_user_tool".into() });
+        }
+        limits
     }
 
     /// Decide whether `caller` may call `tool`. Deny rules are checked first and always win.
@@ -205,6 +253,25 @@ pub struct CheckAccess {
     pub caller: Arc<Caller>,
     /// The tool asked for.
     pub tool: Arc<Tool>,
+}
+
+/// The rate limits that apply to a call (computed on the worker's thread; no IO).
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<Limit>")]
+pub struct GetLimits {
+    /// The authenticated caller.
+    pub caller: Arc<Caller>,
+    /// The tool's name.
+    pub tool: String,
+}
+
+impl Handler<GetLimits> for PolicyActor {
+    type Result = MessageResult<GetLimits>;
+
+    fn handle(&mut self, msg: GetLimits, _: &mut Context<Self>) -> Self::Result {
+        self.stats.handled(1);
+        MessageResult(self.policy.limits_for(&msg.caller, &msg.tool))
+    }
 }
 
 /// Keep only the tools the caller may call (for listings).
@@ -327,6 +394,29 @@ mod tests {
         assert!(p.check(&caller(&["viewer"], None), &tool("calc", "low", &[])).is_ok());
         // An unknown risk level fails closed.
         assert!(p.check(&caller(&["viewer"], None), &tool("calc", "weird", &[])).is_err());
+    }
+
+    #[test]
+    fn limits_apply_per_user_role_tool_and_user_tool() {
+        let mut d = doc();
+        let q = |rpm, burst| Quota { requests_per_minute: rpm, burst };
+        d.rate_limits.per_user = Some(q(600, 100));
+        d.rate_limits.roles.insert("viewer".into(), q(60, 10));
+        d.rate_limits.per_tool.insert("calc".into(), q(300, 50));
+        d.rate_limits.per_user_tool = Some(q(120, 20));
+        let p = policy(d);
+        let names = |c: &Caller, t: &str| p.limits_for(c, t).into_iter().map(|l| (l.name, l.key)).collect::<Vec<_>>();
+        assert_eq!(
+            names(&caller(&["developer"], None), "calc"),
+            vec![
+                ("per_user".to_string(), "u:u".to_string()),
+                ("per_tool".to_string(), "t:calc".to_string()),
+                ("per_user_tool".to_string(), "ut:u:calc".to_string()),
+            ]
+        );
+        let viewer = p.limits_for(&caller(&["viewer"], None), "other");
+        assert_eq!((viewer[0].name.as_str(), viewer[0].quota.requests_per_minute), ("role:viewer", 60));
+        assert_eq!(viewer.len(), 2, "no per_tool limit for an unconfigured tool");
     }
 
     #[test]

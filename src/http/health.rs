@@ -36,6 +36,7 @@ async fn reports(shared: &Shared, worker: &Worker) -> Vec<ActorReport> {
         ask(&worker.registry, "registry", &worker.registry_stats).await,
         ask(&worker.policy, "policy", &worker.policy_stats).await,
         ask(&shared.audit, "audit_writer", &shared.audit_stats).await,
+        ask(&worker.limiter, "rate_limiter", &worker.limiter_stats).await,
     ]
 }
 

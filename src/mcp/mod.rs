@@ -240,6 +240,7 @@ async fn call(ctx: &Ctx, params: Value) -> Result<Value, RpcError> {
         Err(GatewayError::InvalidArguments(m) | GatewayError::InvalidRequest(m)) => {
             Err(RpcError::new(-32602, m.clone()))
         }
+        Err(e @ GatewayError::RateLimited { .. }) => Err(RpcError::new(i64::from(e.code()), e.to_string())),
         Err(
             e @ (GatewayError::BackendTimeout(_)
             | GatewayError::BackendUnavailable(_)

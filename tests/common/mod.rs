@@ -114,6 +114,7 @@ workspaces:
 pub struct GatewayBuilder<'a> {
     db: &'a TestDb,
     tools: String,
+    policy_extra: String,
     vars: HashMap<String, String>,
 }
 
@@ -131,6 +132,12 @@ impl GatewayBuilder<'_> {
         self.tool_with(name, url, "")
     }
 
+    /// More top-level `policy.yaml` (e.g. a `rate_limits:` section).
+    pub fn policy(mut self, yaml: &str) -> Self {
+        self.policy_extra.push_str(yaml);
+        self
+    }
+
     pub fn var(mut self, key: &str, value: &str) -> Self {
         self.vars.insert(key.into(), value.into());
         self
@@ -142,7 +149,7 @@ impl GatewayBuilder<'_> {
             if self.tools.is_empty() { "tools: []\n".into() } else { format!("tools:\n{}", self.tools) },
         )
         .unwrap();
-        std::fs::write(dir.join("policy.yaml"), TEST_POLICY).unwrap();
+        std::fs::write(dir.join("policy.yaml"), format!("{TEST_POLICY}\n{}", self.policy_extra)).unwrap();
         let mut vars: HashMap<String, String> = [
             ("DATABASE_URL", self.db.url.as_str()),
             ("JWT_SECRET_KEY", SECRET),
@@ -209,7 +216,7 @@ pub fn claims(sub: &str, roles: &[&str], workspace: Option<&str>) -> Claims {
 
 impl TestGateway {
     pub fn builder(db: &TestDb) -> GatewayBuilder<'_> {
-        GatewayBuilder { db, tools: String::new(), vars: HashMap::new() }
+        GatewayBuilder { db, tools: String::new(), policy_extra: String::new(), vars: HashMap::new() }
     }
 
     pub fn token(&self, sub: &str, roles: &[&str]) -> String {

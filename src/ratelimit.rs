@@ -1,0 +1,83 @@
+//! Rate-limit cells shared by every replica through Redis: one Lua script checks and consumes
+//! all of a call's limits atomically, in one round trip, on Redis's clock; cells expire by
+//! themselves when idle, so memory stays bounded however many keys there are.
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use gateway_actors::{Limit, RateStore, Verdict};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+/// GCRA over KEYS with ARGV = interval and tolerance (µs) per key; all or nothing.
+/// Returns {0, tightest_index, remaining} when allowed, {index, retry_after_us} when limited.
+const SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local new = {}
+for i = 1, #KEYS do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local tolerance = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', KEYS[i]) or now)
+  if tat < now then tat = now end
+  local nt = tat + interval
+  if nt - now > tolerance then
+    return {i, nt - tolerance - now}
+  end
+  new[i] = nt
+end
+local tightest, remaining = 0, -1
+for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], new[i], 'PX', math.ceil((new[i] - now) / 1000) + 1000)
+  local left = math.floor((tonumber(ARGV[2 * i]) - (new[i] - now)) / tonumber(ARGV[2 * i - 1]))
+  if remaining < 0 or left < remaining then
+    remaining = left
+    tightest = i
+  end
+end
+return {0, tightest, remaining}
+";
+
+/// Cells in Redis under `mcpgw:rl:`.
+pub struct RedisStore {
+    manager: ConnectionManager,
+    script: redis::Script,
+}
+
+impl RedisStore {
+    /// Connect lazily to `url` (a down Redis at start-up is handled like one that fails later).
+    pub fn new(url: &str) -> Result<Self, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("REDIS_URL: {e}"))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(500)))
+            .set_response_timeout(Some(Duration::from_millis(500)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let manager = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| format!("REDIS_URL: {e}"))?;
+        Ok(Self { manager, script: redis::Script::new(SCRIPT) })
+    }
+}
+
+impl RateStore for RedisStore {
+    fn check(&self, limits: Vec<Limit>) -> BoxFuture<'static, Result<Verdict, String>> {
+        let (mut manager, script) = (self.manager.clone(), self.script.clone());
+        Box::pin(async move {
+            let mut invocation = script.prepare_invoke();
+            for limit in &limits {
+                invocation.key(format!("mcpgw:rl:{}", limit.key));
+                invocation.arg(limit.quota.interval_ns() / 1000).arg(limit.quota.tolerance_ns() / 1000);
+            }
+            let reply: Vec<i64> = invocation.invoke_async(&mut manager).await.map_err(|e| e.to_string())?;
+            match reply.as_slice() {
+                [0, tightest, remaining] => Ok(Verdict::Allowed {
+                    tightest: usize::try_from(*tightest - 1).ok(),
+                    remaining: u64::try_from(*remaining).unwrap_or(0),
+                }),
+                [index, retry_us] => Ok(Verdict::Limited {
+                    index: usize::try_from(*index - 1).unwrap_or(0),
+                    retry_after: Duration::from_micros(u64::try_from(*retry_us).unwrap_or(0)),
+                }),
+                other => Err(format!("unexpected rate-limit script reply {other:?}")),
+            }
+        })
+    }
+}

@@ -1,0 +1,239 @@
+//! Traffic control as clients and operators meet it: 429s that name the limit, limits shared
+//! by two real gateway processes through Redis, and the configured behaviour when Redis dies.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::backend::{Mode, TestBackend};
+use common::{client, TestDb, TestGateway, SECRET};
+use serde_json::{json, Value};
+
+const LIMITS: &str = "
+rate_limits:
+  per_user: {requests_per_minute: 6, burst: 3}
+  roles: {admin: {requests_per_minute: 6000, burst: 1000}}
+  per_tool: {scarce: {requests_per_minute: 6, burst: 2}}
+  per_user_tool: {requests_per_minute: 6000, burst: 1000}
+";
+
+#[actix_web::test]
+async fn the_fourth_call_gets_a_429_naming_the_limit_and_costs_the_backend_nothing() {
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db).tool("echo", &backend.url).policy(LIMITS).start().await;
+    let token = gw.token("rita", &["developer"]);
+    for _ in 0..3 {
+        assert_eq!(gw.invoke(&token, "echo", json!({})).await.0, 200);
+    }
+    let body = json!({"tool_name": "echo", "arguments": {}}).to_string().into_bytes();
+    let (status, headers, json) = gw.post_invoke(Some(&token), body).await;
+    assert_eq!(status, 429, "{json}");
+    assert_eq!(json["error"]["code"], -32006);
+    assert_eq!(json["error"]["data"]["limit"], "per_user");
+    assert!(json["error"]["data"]["retry_after_ms"].as_u64().unwrap() > 9_000);
+    assert_eq!(headers.get("retry-after").unwrap(), "10");
+    assert!(headers.get("ratelimit-policy").unwrap().to_str().unwrap().starts_with("\"per_user\";q=6;w=60"));
+    assert!(headers.get("ratelimit").unwrap().to_str().unwrap().contains("r=0"));
+    assert_eq!(backend.count("tools/call"), 3, "rejections never reach the backend");
+    // A role's quota replaces per_user.
+    let admin = gw.token("root", &["admin"]);
+    for _ in 0..10 {
+        assert_eq!(gw.invoke(&admin, "echo", json!({})).await.0, 200);
+    }
+    let rows = db.wait_for_rows(14).await;
+    let limited: Vec<_> = rows.iter().filter(|r| r.decision == "rate_limited").collect();
+    assert_eq!(limited.len(), 1);
+    assert_eq!((limited[0].http_status, limited[0].status.as_str()), (429, "rate_limited"));
+    gw.stop().await;
+}
+
+#[actix_web::test]
+async fn a_tools_shared_quota_binds_everyone_but_not_other_tools() {
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Echo).await;
+    let gw =
+        TestGateway::builder(&db).tool("scarce", &backend.url).tool("echo", &backend.url).policy(LIMITS).start().await;
+    let (a, b) = (gw.token("a", &["admin"]), gw.token("b", &["admin"]));
+    assert_eq!(gw.invoke(&a, "scarce", json!({})).await.0, 200);
+    assert_eq!(gw.invoke(&b, "scarce", json!({})).await.0, 200);
+    let (status, json) = gw.invoke(&a, "scarce", json!({})).await;
+    assert_eq!((status, json["error"]["data"]["limit"].as_str()), (429, Some("per_tool")));
+    assert_eq!(gw.invoke(&a, "echo", json!({})).await.0, 200, "another tool is not blocked");
+    // Over MCP the same refusal is a JSON-RPC error.
+    let mut resp = client()
+        .post(format!("{}/mcp", gw.base))
+        .bearer_auth(&b)
+        .insert_header(("Accept", "application/json, text/event-stream"))
+        .send_json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+        .await
+        .unwrap();
+    let sid = resp.headers().get("mcp-session-id").unwrap().to_str().unwrap().to_owned();
+    let _ = resp.body().await;
+    let call: Value = client()
+        .post(format!("{}/mcp", gw.base))
+        .bearer_auth(&b)
+        .insert_header(("Mcp-Session-Id", sid))
+        .insert_header(("Accept", "application/json, text/event-stream"))
+        .send_json(
+            &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "scarce", "arguments": {}}}),
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(call["error"]["code"], -32006, "{call}");
+    gw.stop().await;
+}
+
+/// A private Redis on a free port, so a test can stop it.
+struct Redis {
+    child: Child,
+    url: String,
+}
+
+impl Redis {
+    fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn();
+        let Ok(child) = child else {
+            assert!(std::env::var_os("CI").is_none(), "CI must provide redis-server");
+            eprintln!("redis-server is not installed: skipping");
+            return None;
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Self { child, url: format!("redis://127.0.0.1:{port}") })
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Replica(Child);
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn replica(db: &TestDb, redis: &str, dir: &std::path::Path, name: &str, backend: &str) -> (Replica, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    std::fs::write(dir.join("tools.yaml"), format!("tools:\n  - name: echo\n    backend_url: {backend}\n")).unwrap();
+    std::fs::write(dir.join("policy.yaml"), "default_action: deny\nroles: {developer: {allowed_tools: ['*']}}\nrate_limits:\n  per_user: {requests_per_minute: 6, burst: 50}\n").unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
+        .env("GATEWAY_PORT", port.to_string())
+        .env("DATABASE_URL", &db.url)
+        .env("REDIS_URL", redis)
+        .env("RATE_LIMIT_FAILURE_MODE", "open")
+        .env("JWT_SECRET_KEY", SECRET)
+        .env("TOOLS_CONFIG", dir.join("tools.yaml"))
+        .env("POLICY_CONFIG", dir.join("policy.yaml"))
+        .env("DATA_DIR", dir.join(format!("data-{name}")))
+        .env("GATEWAY_WORKERS", "1")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if client().get(format!("{base}/health")).send().await.is_ok() {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    (Replica(child), base)
+}
+
+async fn call(base: &str, token: &str) -> u16 {
+    client()
+        .post(format!("{base}/mcp/invoke"))
+        .bearer_auth(token)
+        .send_json(&json!({"tool_name": "echo", "arguments": {}}))
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[actix_web::test]
+async fn two_replicas_share_one_limit_through_redis_and_fail_open_without_it() {
+    let Some(mut redis) = Redis::start() else { return };
+    let db = match TestDb::postgres().await {
+        Some(db) => db,
+        None => TestDb::sqlite().await,
+    };
+    let backend = TestBackend::start(Mode::Echo).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_a, base_a) = replica(&db, &redis.url, dir.path(), "a", &backend.url).await;
+    let (_b, base_b) = replica(&db, &redis.url, dir.path(), "b", &backend.url).await;
+    let token = common::sign(
+        &common::claims(&format!("shared-{}", uuid::Uuid::new_v4().simple()), &["developer"], None),
+        SECRET,
+    );
+    let mut allowed = 0;
+    for i in 0..200 {
+        let base = if i % 2 == 0 { &base_a } else { &base_b };
+        match call(base, &token).await {
+            200 => allowed += 1,
+            429 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    // Burst 50, refill one per 10 s: both replicas together allow 50 (51 if the run spans a refill).
+    assert!((50..=51).contains(&allowed), "allowed {allowed}");
+    // Redis gone, fail-open: calls pass.
+    redis.stop();
+    let statuses: Vec<u16> = futures_util::future::join_all((0..10).map(|i| {
+        let (base, token) = (if i % 2 == 0 { base_a.clone() } else { base_b.clone() }, token.clone());
+        async move { call(&base, &token).await }
+    }))
+    .await;
+    assert!(statuses.iter().all(|s| *s == 200), "fail-open: {statuses:?}");
+    db.drop_db().await;
+}
+
+#[actix_web::test]
+async fn without_redis_a_fail_closed_gateway_refuses_and_reports_it() {
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Echo).await;
+    let dead = {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        format!("redis://127.0.0.1:{port}")
+    };
+    let gw = TestGateway::builder(&db)
+        .tool("echo", &backend.url)
+        .policy(LIMITS)
+        .var("REDIS_URL", &dead)
+        .var("RATE_LIMIT_FAILURE_MODE", "closed")
+        .start()
+        .await;
+    let token = gw.token("c", &["developer"]);
+    let (status, json) = gw.invoke(&token, "echo", json!({})).await;
+    assert_eq!((status, json["error"]["code"].as_i64()), (503, Some(-32603)), "{json}");
+    assert_eq!(backend.count("tools/call"), 0);
+    let (_, actors) = gw.get("/health/actors", Some(&gw.token("ops", &["operator"]))).await;
+    let limiter = actors["actors"].as_array().unwrap().iter().find(|a| a["name"] == "rate_limiter").unwrap().clone();
+    assert!(limiter["last_error"].as_str().unwrap().contains("rate-limit store"), "{limiter}");
+    gw.stop().await;
+}
