@@ -56,6 +56,8 @@ pub struct Shared {
     pub closing: tokio::sync::watch::Sender<bool>,
     /// Running MCP requests, so `notifications/cancelled` can stop them.
     pub inflight: dashmap::DashMap<String, tokio::task::AbortHandle>,
+    /// Concurrency slots per tool and circuit breakers per backend.
+    pub protection: crate::backend::protect::Protection,
     /// Rate-limit cells (in-process, or Redis shared by replicas).
     pub rate_store: Arc<dyn RateStore>,
     /// Whether calls pass or fail while the rate-limit store is unreachable.
@@ -213,6 +215,7 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
     let (sink_db, stats) = (db.clone(), audit_stats.clone());
     let audit = Supervisor::start(move |_| AuditWriterActor::new(std::rc::Rc::new(DbAuditSink(sink_db)), batch, stats));
 
+    let catalog = Arc::new(Catalog::new(tools));
     let rate_store: Arc<dyn RateStore> = match &settings.redis_url {
         Some(url) => Arc::new(crate::ratelimit::RedisStore::new(url).map_err(anyhow::Error::msg)?),
         None => Arc::new(LocalStore::new(Arc::new(SystemClock::default()))),
@@ -229,7 +232,7 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         audit: audit.clone(),
         audit_stats,
         board,
-        catalog: Arc::new(Catalog::new(tools)),
+        catalog: catalog.clone(),
         policy: Arc::new(policy),
         backend_sessions: session_table(),
         sessions: Arc::new(Sessions::new(settings.mcp_session_idle)),
@@ -239,6 +242,11 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         listeners: dashmap::DashMap::new(),
         rate_store,
         rate_failure,
+        protection: crate::backend::protect::Protection::new(
+            &catalog,
+            settings.breaker_failures,
+            settings.breaker_cooldown,
+        ),
     });
     crate::backend::listen::spawn(shared.clone());
     let sweeper = shared.sessions.clone();
@@ -263,9 +271,22 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
             .configure(crate::http::routes)
             .wrap_fn(|req, srv| {
                 use actix_web::dev::Service as _;
+                // A declared body over the limit is refused before anything else runs, auth included.
+                let limit = req.app_data::<web::Data<Shared>>().map_or(usize::MAX, |s| s.settings.max_payload_bytes);
+                let declared = req
+                    .headers()
+                    .get(actix_web::http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<usize>().ok());
+                if declared.is_some_and(|n| n > limit) {
+                    let refusal =
+                        crate::error::GatewayError::PayloadTooLarge { limit }.to_response(serde_json::Value::Null);
+                    let res = req.into_response(refusal).map_into_boxed_body();
+                    return Box::pin(async move { Ok(res) }) as futures_util::future::LocalBoxFuture<'static, _>;
+                }
                 let fut = srv.call(req);
-                async move {
-                    let mut res = fut.await?;
+                Box::pin(async move {
+                    let mut res = fut.await?.map_into_boxed_body();
                     if res.status() == actix_web::http::StatusCode::UNAUTHORIZED {
                         crate::mcp::wellknown::point_to_metadata(&mut res);
                     }
@@ -275,11 +296,14 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
                             .insert(actix_web::http::header::HeaderName::from_static("x-request-id"), value);
                     }
                     Ok(res)
-                }
+                })
             })
             .wrap(TracingLogger::<GatewaySpans>::new())
     })
     .listen(listener)?
+    .client_request_timeout(settings.header_timeout)
+    .client_disconnect_timeout(Duration::from_secs(1))
+    .keep_alive(settings.keep_alive)
     .shutdown_timeout(30);
     if let Some(workers) = settings.workers {
         server = server.workers(workers.max(1));

@@ -103,6 +103,16 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// Whether calls pass (`open`) or fail (`closed`) while Redis is unreachable.
     pub rate_limit_fail_open: bool,
+    /// Consecutive backend failures that open its circuit.
+    pub breaker_failures: u32,
+    /// How long an open circuit fails fast before a trial call.
+    pub breaker_cooldown: Duration,
+    /// Longest wait for a request's headers (slow clients are disconnected).
+    pub header_timeout: Duration,
+    /// Longest wait for a request's body.
+    pub body_timeout: Duration,
+    /// Idle keep-alive connections are closed after this long.
+    pub keep_alive: Duration,
 }
 
 fn list(lookup: Lookup<'_>, name: &str) -> Vec<String> {
@@ -231,6 +241,11 @@ impl Settings {
                 })
                 .filter(|(sub, _)| !sub.is_empty()),
             redis_url: get(lookup, "REDIS_URL"),
+            breaker_failures: parse(lookup, "BREAKER_FAILURES", 5)?,
+            breaker_cooldown: Duration::from_secs(parse(lookup, "BREAKER_COOLDOWN_SECONDS", 30)?),
+            header_timeout: Duration::from_millis(parse(lookup, "HEADER_TIMEOUT_MS", 5000)?),
+            body_timeout: Duration::from_millis(parse(lookup, "BODY_TIMEOUT_MS", 30000)?),
+            keep_alive: Duration::from_secs(parse(lookup, "KEEP_ALIVE_SECONDS", 75)?),
             rate_limit_fail_open: match get(lookup, "RATE_LIMIT_FAILURE_MODE").as_deref() {
                 None | Some("open") => true,
                 Some("closed") => false,

@@ -71,6 +71,12 @@ pub enum GatewayError {
         /// The limit's quota (for `RateLimit-Policy`).
         quota: gateway_actors::Quota,
     },
+    /// The tool is at its concurrency limit (or its circuit is open).
+    #[error("tool busy: {0}")]
+    Busy(String),
+    /// The request body arrived too slowly.
+    #[error("request timeout: {0}")]
+    RequestTimeout(String),
     /// No such route.
     #[error("not found: {0}")]
     NotFound(String),
@@ -86,7 +92,9 @@ impl GatewayError {
     /// Whose fault the error is.
     pub fn origin(&self) -> Origin {
         match self {
-            Self::BackendTimeout(_) | Self::BackendUnavailable(_) | Self::BackendBadReply(_) => Origin::Backend,
+            Self::BackendTimeout(_) | Self::BackendUnavailable(_) | Self::BackendBadReply(_) | Self::Busy(_) => {
+                Origin::Backend
+            }
             Self::Internal(_) | Self::Unavailable(_) => Origin::Internal,
             _ => Origin::Client,
         }
@@ -102,6 +110,8 @@ impl GatewayError {
             Self::BackendUnavailable(_) | Self::BackendBadReply(_) => -32004,
             Self::PayloadTooLarge { .. } => -32005,
             Self::RateLimited { .. } => -32006,
+            Self::Busy(_) => -32007,
+            Self::RequestTimeout(_) => -32600,
             Self::Parse(_) => -32700,
             Self::InvalidRequest(_) => -32600,
             Self::InvalidArguments(_) => -32602,
@@ -118,6 +128,8 @@ impl GatewayError {
             Self::UnknownTool(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Parse(_) | Self::InvalidRequest(_) | Self::InvalidArguments(_) => StatusCode::BAD_REQUEST,
             Self::BackendTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::BackendUnavailable(_) | Self::BackendBadReply(_) => StatusCode::BAD_GATEWAY,
@@ -134,6 +146,8 @@ impl GatewayError {
             Self::UnknownTool(_) => "unknown_tool",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::RateLimited { .. } => "rate_limited",
+            Self::Busy(_) => "busy",
+            Self::RequestTimeout(_) => "request_timeout",
             Self::Parse(_) => "parse_error",
             Self::InvalidRequest(_) => "invalid_request",
             Self::InvalidArguments(_) => "invalid_arguments",

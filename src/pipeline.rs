@@ -149,10 +149,14 @@ pub async fn call_tool(
     }
     attempt.allowed = true;
     let timeout = tool.timeout_seconds.map(std::time::Duration::from_secs).unwrap_or(shared.settings.backend_timeout);
-    match watch {
+    shared.protection.admit(&tool.backend_url)?;
+    let _slot = shared.protection.slot(&tool).await?;
+    let result = match watch {
         Some((observer, meta)) => {
             worker.backend.call_tool_observed(&tool.backend_url, &tool.name, arguments, meta, timeout, observer).await
         }
         None => worker.backend.call_tool(&tool.backend_url, &tool.name, arguments, timeout).await,
-    }
+    };
+    shared.protection.record(&tool.backend_url, !crate::backend::protect::unhealthy(&result));
+    result
 }

@@ -31,6 +31,12 @@ pub struct Tool {
     /// JSON Schema of the tool's arguments, published in listings.
     #[serde(default)]
     pub input_schema: Option<serde_json::Value>,
+    /// Most calls in flight to this tool at once, across workers (unlimited when absent).
+    #[serde(default)]
+    pub max_concurrency: Option<u32>,
+    /// How long an excess call waits for a slot before a 503 (0: refused at once).
+    #[serde(default)]
+    pub queue_timeout_ms: u64,
 }
 
 fn default_risk() -> String {

@@ -349,6 +349,8 @@ mod tests {
             is_active: true,
             timeout_seconds: None,
             input_schema: None,
+            max_concurrency: None,
+            queue_timeout_ms: 0,
         }
     }
 

@@ -121,6 +121,8 @@ mod tests {
             is_active: active,
             timeout_seconds: None,
             input_schema: None,
+            max_concurrency: None,
+            queue_timeout_ms: 0,
         }
     }
 

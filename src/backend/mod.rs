@@ -7,6 +7,7 @@
 //! and retries. Replies may be JSON or an SSE stream. The caller's credentials are never sent.
 
 pub mod listen;
+pub mod protect;
 pub mod sse;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +19,18 @@ use dashmap::DashMap;
 use serde_json::{json, Value};
 
 use crate::error::GatewayError;
+
+/// Extra tries for a call that never reached the backend.
+const MAX_RETRIES: u32 = 2;
+
+/// Capped exponential back-off with full jitter: up to 50 ms, 100 ms, … at most 800 ms.
+fn backoff(attempt: u32) -> Duration {
+    let cap = 50u64.saturating_mul(1 << attempt.min(4)).min(800);
+    let mut bytes = [0u8; 2];
+    let _ = getrandom::fill(&mut bytes);
+    let jitter = u64::from(u16::from_le_bytes(bytes)) * cap / u64::from(u16::MAX);
+    Duration::from_millis(jitter.max(5))
+}
 
 /// The protocol revision the gateway offers to backends.
 pub const PROTOCOL_VERSION: &str = "2025-06-18";
@@ -98,6 +111,9 @@ impl Drop for CancelOnDrop<'_> {
 enum PostError {
     /// The server does not know our session any more (HTTP 404 with a session id).
     SessionExpired,
+    /// Nothing reached the backend (connection refused) or a proxy answered 502/503: safe to
+    /// send again, even for a call that is not idempotent.
+    Retryable(GatewayError),
     Failed(GatewayError),
 }
 
@@ -189,24 +205,24 @@ impl McpClient {
     ) -> Result<Value, GatewayError> {
         let deadline = Instant::now() + timeout;
         let call = async {
-            let session = match self.sessions.get(url).map(|s| s.clone()) {
-                Some(s) => s,
-                None => self.initialize(url, deadline).await?,
-            };
-            match self.request_in(url, &session, method, params.clone(), deadline, observer).await {
-                Err(PostError::SessionExpired) => {
-                    self.sessions.remove(url);
-                    let session = self.initialize(url, deadline).await?;
-                    match self.request_in(url, &session, method, params, deadline, observer).await {
-                        Ok(v) => Ok(v),
-                        Err(PostError::SessionExpired) => {
-                            Err(GatewayError::BackendUnavailable("backend rejected a fresh session".into()))
+            let mut attempt = 0u32;
+            loop {
+                match self.attempt(url, method, params.clone(), deadline, observer).await {
+                    Err(PostError::Retryable(e)) if attempt < MAX_RETRIES => {
+                        attempt += 1;
+                        let pause = backoff(attempt);
+                        if Instant::now() + pause >= deadline {
+                            return Err(e);
                         }
-                        Err(PostError::Failed(e)) => Err(e),
+                        tracing::debug!(backend = url, attempt, error = %e, "retrying a call that never reached the backend");
+                        tokio::time::sleep(pause).await;
                     }
+                    Err(PostError::Retryable(e) | PostError::Failed(e)) => return Err(e),
+                    Err(PostError::SessionExpired) => {
+                        return Err(GatewayError::BackendUnavailable("backend rejected a fresh session".into()))
+                    }
+                    Ok(v) => return Ok(v),
                 }
-                Err(PostError::Failed(e)) => Err(e),
-                Ok(v) => Ok(v),
             }
         };
         match tokio::time::timeout(timeout, call).await {
@@ -215,7 +231,30 @@ impl McpClient {
         }
     }
 
-    async fn initialize(&self, url: &str, deadline: Instant) -> Result<Arc<Session>, GatewayError> {
+    /// One try: with the current session, and once more with a fresh one if it expired.
+    async fn attempt(
+        &self,
+        url: &str,
+        method: &str,
+        params: Value,
+        deadline: Instant,
+        observer: Option<&Observer>,
+    ) -> Result<Value, PostError> {
+        let session = match self.sessions.get(url).map(|s| s.clone()) {
+            Some(s) => s,
+            None => self.initialize(url, deadline).await?,
+        };
+        match self.request_in(url, &session, method, params.clone(), deadline, observer).await {
+            Err(PostError::SessionExpired) => {
+                self.sessions.remove(url);
+                let session = self.initialize(url, deadline).await?;
+                self.request_in(url, &session, method, params, deadline, observer).await
+            }
+            other => other,
+        }
+    }
+
+    async fn initialize(&self, url: &str, deadline: Instant) -> Result<Arc<Session>, PostError> {
         let blank = Session { id: None, protocol_version: PROTOCOL_VERSION.to_owned() };
         let params = json!({
             "protocolVersion": PROTOCOL_VERSION,
@@ -224,18 +263,22 @@ impl McpClient {
         });
         let (result, session_id) = match self.post(url, &blank, "initialize", Some(params), deadline, None).await {
             Ok(v) => v,
-            Err(PostError::SessionExpired) => return Err(GatewayError::BackendBadReply("404 on initialize".into())),
-            Err(PostError::Failed(e)) => return Err(e),
+            Err(PostError::SessionExpired) => {
+                return Err(GatewayError::BackendBadReply("404 on initialize".into()).into())
+            }
+            Err(e) => return Err(e),
         };
         let version = result.get("protocolVersion").and_then(Value::as_str).unwrap_or(PROTOCOL_VERSION);
         if !SUPPORTED_VERSIONS.contains(&version) {
-            return Err(GatewayError::BackendBadReply(format!("unsupported protocol version {version:?}")));
+            return Err(GatewayError::BackendBadReply(format!("unsupported protocol version {version:?}")).into());
         }
         let session = Arc::new(Session { id: session_id, protocol_version: version.to_owned() });
         match self.post(url, &session, "notifications/initialized", None, deadline, None).await {
             Ok(_) => {}
-            Err(PostError::SessionExpired) => return Err(GatewayError::BackendBadReply("404 on initialized".into())),
-            Err(PostError::Failed(e)) => return Err(e),
+            Err(PostError::SessionExpired) => {
+                return Err(GatewayError::BackendBadReply("404 on initialized".into()).into())
+            }
+            Err(e) => return Err(e),
         }
         self.sessions.insert(url.to_owned(), session.clone());
         Ok(session)
@@ -290,12 +333,17 @@ impl McpClient {
         }
         let body = serde_json::to_vec(&message).map_err(|e| GatewayError::Internal(e.to_string()))?;
         let mut resp = req.send_body(body).await.map_err(|e| match e {
-            awc::error::SendRequestError::Timeout => GatewayError::BackendTimeout(0),
-            other => send_error(other),
+            awc::error::SendRequestError::Timeout => PostError::Failed(GatewayError::BackendTimeout(0)),
+            e @ awc::error::SendRequestError::Connect(_) => PostError::Retryable(send_error(e)),
+            other => PostError::Failed(send_error(other)),
         })?;
         let status = resp.status();
         if status == awc::http::StatusCode::NOT_FOUND && session.id.is_some() {
             return Err(PostError::SessionExpired);
+        }
+        if matches!(status.as_u16(), 502 | 503) {
+            let error = format!("backend answered HTTP {}", status.as_u16());
+            return Err(PostError::Retryable(GatewayError::BackendUnavailable(error)));
         }
         if !status.is_success() {
             let error = format!("backend answered HTTP {}", status.as_u16());

@@ -68,5 +68,9 @@ pub async fn actors(
     worker: web::Data<Worker>,
 ) -> Result<HttpResponse, GatewayError> {
     require_role(&caller, &["admin", "operator"])?;
-    Ok(HttpResponse::Ok().json(json!({ "actors": reports(&shared, &worker).await })))
+    Ok(HttpResponse::Ok().json(json!({
+        "actors": reports(&shared, &worker).await,
+        "circuit_breakers": shared.protection.report(),
+        "mcp_sessions": shared.sessions.len(),
+    })))
 }

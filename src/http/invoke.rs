@@ -38,15 +38,23 @@ pub async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(GatewayError::PayloadTooLarge { limit });
     }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| GatewayError::InvalidRequest(format!("cannot read body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(GatewayError::PayloadTooLarge { limit });
+    let timeout = req
+        .app_data::<web::Data<crate::app::Shared>>()
+        .map_or(std::time::Duration::from_secs(30), |s| s.settings.body_timeout);
+    let read = async {
+        let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| GatewayError::InvalidRequest(format!("cannot read body: {e}")))?;
+            if body.len() + chunk.len() > limit {
+                return Err(GatewayError::PayloadTooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+        Ok(body)
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or_else(|_| Err(GatewayError::RequestTimeout(format!("the body did not arrive within {timeout:?}"))))
 }
 
 async fn run(

@@ -26,6 +26,8 @@ pub enum Mode {
     Progress,
     /// An SSE reply: one progress notification, then nothing for 30 s (until cancelled).
     Hang,
+    /// HTTP 503 for the first n `tools/call`s (as a proxy in front of a restarting server), then echo.
+    FailFirst(usize),
 }
 
 /// What the backend saw of one request.
@@ -44,6 +46,7 @@ struct State {
     seen: Mutex<Vec<Seen>>,
     sessions: Mutex<Vec<String>>,
     issued: AtomicUsize,
+    calls: AtomicUsize,
 }
 
 /// A running test backend.
@@ -114,6 +117,13 @@ async fn mcp(req: HttpRequest, body: web::Bytes, state: web::Data<State>, config
             let result = json!({"content":[{"type":"text","text":args.to_string()}],"structuredContent":{"echo":args},"isError":false});
             match config.mode {
                 Mode::Echo => HttpResponse::Ok().json(json!({"jsonrpc":"2.0","id":id,"result":result})),
+                Mode::FailFirst(n) => {
+                    if state.calls.fetch_add(1, Ordering::SeqCst) < n {
+                        HttpResponse::ServiceUnavailable().finish()
+                    } else {
+                        HttpResponse::Ok().json(json!({"jsonrpc":"2.0","id":id,"result":result}))
+                    }
+                }
                 Mode::ToolError => HttpResponse::Ok().json(json!({"jsonrpc":"2.0","id":id,"result":{
                     "content":[{"type":"text","text":"division by zero"}],"isError":true}})),
                 Mode::Sse => {
