@@ -279,8 +279,20 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<usize>().ok());
                 if declared.is_some_and(|n| n > limit) {
-                    let refusal =
-                        crate::error::GatewayError::PayloadTooLarge { limit }.to_response(serde_json::Value::Null);
+                    let error = crate::error::GatewayError::PayloadTooLarge { limit };
+                    let refusal = error.to_response(serde_json::Value::Null);
+                    // Tool-call endpoints still get their audit row for the refused attempt.
+                    let transport = match req.path() {
+                        "/mcp/invoke" => Some("rest"),
+                        "/mcp" => Some("streamable_http"),
+                        "/messages" => Some("sse"),
+                        _ => None,
+                    };
+                    if let (Some(transport), Some(shared)) = (transport, req.app_data::<web::Data<Shared>>()) {
+                        let request_id = crate::http::context::request_id(req.request());
+                        let attempt = crate::pipeline::Attempt::new(transport);
+                        attempt.record(shared, req.request(), request_id, Err(&error), 413, Some(error.code()));
+                    }
                     let res = req.into_response(refusal).map_into_boxed_body();
                     return Box::pin(async move { Ok(res) }) as futures_util::future::LocalBoxFuture<'static, _>;
                 }
