@@ -27,7 +27,9 @@ if [[ -n "${BENCH_DATABASE_URL:-}" ]]; then
   db_url="${BENCH_DATABASE_URL%/*}/$name"
   trap 'cleanup; psql "$BENCH_DATABASE_URL" -qc "DROP DATABASE IF EXISTS $name WITH (FORCE)"' EXIT
 fi
-GATEWAY_PORT=18000 DATABASE_URL="$db_url" JWT_SECRET_KEY=$secret DATA_DIR="$work/data" \
+# The full pipeline, rate-limit checks included, with limits high enough never to refuse.
+printf 'default_action: deny\nroles: {developer: {allowed_tools: ["*"]}}\nrate_limits:\n  per_user: {requests_per_minute: 4000000000, burst: 4000000000}\n  per_user_tool: {requests_per_minute: 4000000000, burst: 4000000000}\n' >"$work/policy.yaml"
+GATEWAY_PORT=18000 DATABASE_URL="$db_url" JWT_SECRET_KEY=$secret DATA_DIR="$work/data" POLICY_CONFIG="$work/policy.yaml" \
   CALCULATOR_URL=http://127.0.0.1:18091/mcp RUST_LOG=warn ./target/release/mcp-gateway 2>"$work/gw.log" &
 pids+=($!)
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18000/health >/dev/null && curl -sf http://127.0.0.1:18091/health >/dev/null && break; sleep 0.1; done
@@ -50,7 +52,7 @@ LUA
 run() { wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$2" "$1" | tee "$work/$3.txt" >&2; awk '/Requests\/sec/ {print $2}' "$work/$3.txt"; }
 echo "== direct to the calculator" >&2
 direct=$(run http://127.0.0.1:18091/mcp "$work/direct.lua" direct)
-echo "== through the gateway (JWT + policy + audit to ${db_url%%:*})" >&2
+echo "== through the gateway (JWT + policy + rate limits + audit to ${db_url%%:*})" >&2
 gateway=$(run http://127.0.0.1:18000/mcp/invoke "$work/gateway.lua" gateway)
 sleep 1
 printf '\ndirect: %s calls/s   gateway: %s calls/s   ratio: %s   (%s connections, %s, 2 wrk threads)\n' \
