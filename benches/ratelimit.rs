@@ -16,7 +16,7 @@ fn limits(user: usize) -> Vec<Limit> {
     ]
 }
 
-fn main() {
+fn main() -> std::io::Result<()> {
     let store = LocalStore::new(Arc::new(SystemClock::default()));
     let batches: Vec<Vec<Limit>> = (0..10_000).map(limits).collect();
     let n = 1_000_000;
@@ -28,7 +28,7 @@ fn main() {
     println!("local (in-process GCRA, 3 limits, 10,000 users): {local:.0} ns per check");
 
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let Ok(redis) = mcp_gateway::ratelimit::RedisStore::new(&url) else {
             println!("redis: cannot parse {url}");
@@ -50,4 +50,5 @@ fn main() {
         let pipelined = started.elapsed().as_micros() as f64 / n as f64;
         println!("redis (one Lua round trip, 3 limits): {sequential:.1} µs per check one at a time, {pipelined:.1} µs per check with {n} in flight");
     });
+    Ok(())
 }
