@@ -56,6 +56,8 @@ pub struct Shared {
     pub closing: tokio::sync::watch::Sender<bool>,
     /// Running MCP requests, so `notifications/cancelled` can stop them.
     pub inflight: dashmap::DashMap<String, tokio::task::AbortHandle>,
+    /// Counters behind `/metrics`.
+    pub metrics: crate::http::metrics::Metrics,
     /// Concurrency slots per tool and circuit breakers per backend.
     pub protection: crate::backend::protect::Protection,
     /// Rate-limit cells (in-process, or Redis shared by replicas).
@@ -242,6 +244,7 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         listeners: dashmap::DashMap::new(),
         rate_store,
         rate_failure,
+        metrics: crate::http::metrics::Metrics::default(),
         protection: crate::backend::protect::Protection::new(
             &catalog,
             settings.breaker_failures,

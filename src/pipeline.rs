@@ -71,6 +71,12 @@ impl Attempt {
             Err(e) => (e.kind(), Some(e.to_string())),
         };
         let caller = self.caller.as_deref();
+        let decision = self.decision(result.err());
+        let registered = self.tool_name.as_deref().filter(|t| shared.catalog.get(t).is_some()).unwrap_or("unknown");
+        shared.metrics.call(registered, decision, status);
+        if let Err(GatewayError::RateLimited { limit, .. }) = result {
+            shared.metrics.rejected(limit);
+        }
         let record = AuditRecord {
             id: uuid::Uuid::now_v7().to_string(),
             created_at: chrono::Utc::now(),
@@ -79,7 +85,7 @@ impl Attempt {
             roles: caller.map(|c| c.roles.clone()).unwrap_or_default(),
             workspace: caller.and_then(|c| c.workspace.clone()),
             tool_name: self.tool_name.clone(),
-            decision: self.decision(result.err()).to_owned(),
+            decision: decision.to_owned(),
             status: status.to_owned(),
             http_status: i32::from(http_status),
             error_code,
@@ -139,12 +145,19 @@ pub async fn call_tool(
         let acquired = worker.limiter.send(Acquire(limits.clone())).await.map_err(internal)?;
         match acquired {
             Acquired::Allowed(_) => {}
+            Acquired::FailedOpen(e) => {
+                shared.metrics.store_error();
+                tracing::warn!(error = %e, "rate-limit store unreachable; call allowed (fail-open)");
+            }
             Acquired::Limited(Verdict::Limited { index, retry_after }) => {
                 let limit = limits.get(index).ok_or_else(|| GatewayError::Internal("rate limit index".into()))?;
                 return Err(GatewayError::RateLimited { limit: limit.name.clone(), retry_after, quota: limit.quota });
             }
             Acquired::Limited(other) => return Err(GatewayError::Internal(format!("rate limiter answered {other:?}"))),
-            Acquired::Unavailable(e) => return Err(GatewayError::Unavailable(format!("rate limiter: {e}"))),
+            Acquired::Unavailable(e) => {
+                shared.metrics.store_error();
+                return Err(GatewayError::Unavailable(format!("rate limiter: {e}")));
+            }
         }
     }
     attempt.allowed = true;

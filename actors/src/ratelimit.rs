@@ -207,6 +207,8 @@ pub enum Acquired {
     Allowed(Verdict),
     /// Refused by a limit.
     Limited(Verdict),
+    /// The store failed and the failure mode is open: go ahead, but count it.
+    FailedOpen(String),
     /// The store failed and the failure mode is closed.
     Unavailable(String),
 }
@@ -271,7 +273,7 @@ impl Handler<Acquire> for RateLimiterActor {
                 Err(e) => {
                     stats.failed(format!("rate-limit store: {e}"));
                     match failure {
-                        FailureMode::Open => Acquired::Allowed(Verdict::Allowed { tightest: None, remaining: 0 }),
+                        FailureMode::Open => Acquired::FailedOpen(e),
                         FailureMode::Closed => Acquired::Unavailable(e),
                     }
                 }

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod context;
 pub mod health;
 pub mod invoke;
+pub mod metrics;
 pub mod tools;
 
 use actix_web::web;
@@ -19,6 +20,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/health/ready", web::get().to(health::ready))
         .route("/health/actors", web::get().to(health::actors))
         .route("/mcp/tools", web::get().to(tools::list))
+        .route("/metrics", web::get().to(metrics::metrics))
         .route("/mcp/invoke", web::post().to(invoke::invoke))
         .route("/admin/audit-logs", web::get().to(admin::audit_logs))
         .route("/mcp", web::post().to(mcp::streamable::post))
