@@ -4,16 +4,14 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::HttpRequest;
 use gateway_actors::policy::CheckAccess;
-use gateway_actors::{Acquire, Acquired, AuditRecord, Caller, GetLimits, GetTool, Record, Verdict};
+use gateway_actors::{Acquire, Acquired, AuditRecord, Caller, GetLimits, GetTool, Record, Tool, Verdict};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::app::{Shared, Worker};
 use crate::backend::Observer;
 use crate::error::GatewayError;
-use crate::http::context;
 
 /// What is known about one attempt so far, for its audit row.
 pub struct Attempt {
@@ -59,7 +57,7 @@ impl Attempt {
     pub fn record(
         self,
         shared: &Shared,
-        req: &HttpRequest,
+        client_ip: Option<String>,
         request_id: String,
         result: Result<&Value, &GatewayError>,
         http_status: u16,
@@ -90,7 +88,7 @@ impl Attempt {
             http_status: i32::from(http_status),
             error_code,
             duration_ms: self.started.elapsed().as_secs_f64() * 1000.0,
-            client_ip: context::client_ip(req),
+            client_ip,
             arguments_sha256: self.arguments_sha256,
             error_message: message,
             transport: self.transport.to_owned(),
@@ -105,21 +103,19 @@ pub fn digest(arguments: &Value) -> String {
     hex::encode(Sha256::digest(arguments.to_string().as_bytes()))
 }
 
-/// Look the tool up, check access, call its backend; returns the backend's `result`. With
-/// `watch`, the backend's notifications reach the observer (with `_meta` sent to the backend)
-/// and dropping the call cancels it at the backend.
-pub async fn call_tool(
+/// Everything before the backend call: look the tool up, check access, apply rate limits.
+/// Jobs run this at submission; direct calls run it then [`call_tool`]'s backend call.
+pub async fn authorize(
     shared: &Shared,
     worker: &Worker,
     attempt: &mut Attempt,
     caller: Arc<Caller>,
     tool_name: &str,
-    arguments: Value,
-    watch: Option<(&Observer, Option<Value>)>,
-) -> Result<Value, GatewayError> {
+    arguments: &Value,
+) -> Result<Arc<Tool>, GatewayError> {
     attempt.caller = Some(caller.clone());
     attempt.tool_name = Some(tool_name.to_owned());
-    attempt.arguments_sha256 = Some(digest(&arguments));
+    attempt.arguments_sha256 = Some(digest(arguments));
     if !arguments.is_object() {
         return Err(GatewayError::InvalidRequest("arguments must be a JSON object".into()));
     }
@@ -161,14 +157,41 @@ pub async fn call_tool(
         }
     }
     attempt.allowed = true;
+    Ok(tool)
+}
+
+/// Look the tool up, check access, call its backend; returns the backend's `result`. With
+/// `watch`, the backend's notifications reach the observer (with `_meta` sent to the backend)
+/// and dropping the call cancels it at the backend.
+pub async fn call_tool(
+    shared: &Shared,
+    worker: &Worker,
+    attempt: &mut Attempt,
+    caller: Arc<Caller>,
+    tool_name: &str,
+    arguments: Value,
+    watch: Option<(&Observer, Option<Value>)>,
+) -> Result<Value, GatewayError> {
+    let tool = authorize(shared, worker, attempt, caller, tool_name, &arguments).await?;
+    call_backend(shared, &worker.backend, &tool, arguments, watch).await
+}
+
+/// The backend call of an authorised tool call, behind its breaker and concurrency slot.
+pub async fn call_backend(
+    shared: &Shared,
+    backend: &crate::backend::McpClient,
+    tool: &Tool,
+    arguments: Value,
+    watch: Option<(&Observer, Option<Value>)>,
+) -> Result<Value, GatewayError> {
     let timeout = tool.timeout_seconds.map(std::time::Duration::from_secs).unwrap_or(shared.settings.backend_timeout);
     shared.protection.admit(&tool.backend_url)?;
-    let _slot = shared.protection.slot(&tool).await?;
+    let _slot = shared.protection.slot(tool).await?;
     let result = match watch {
         Some((observer, meta)) => {
-            worker.backend.call_tool_observed(&tool.backend_url, &tool.name, arguments, meta, timeout, observer).await
+            backend.call_tool_observed(&tool.backend_url, &tool.name, arguments, meta, timeout, observer).await
         }
-        None => worker.backend.call_tool(&tool.backend_url, &tool.name, arguments, timeout).await,
+        None => backend.call_tool(&tool.backend_url, &tool.name, arguments, timeout).await,
     };
     shared.protection.record(&tool.backend_url, !crate::backend::protect::unhealthy(&result));
     result

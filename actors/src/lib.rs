@@ -11,10 +11,12 @@
 //! | [`policy`] | `PolicyActor`: role and workspace rules from `policy.yaml` |
 //! | [`ratelimit`] | `RateLimiterActor`: GCRA limits per user, tool and user × tool |
 //! | [`audit`] | `AuditWriterActor`: batches audit rows into an [`audit::AuditSink`] |
+//! | [`job`] | `JobActor`: one running asynchronous job |
 //! | [`health`] | per-actor counters read by `/health/actors` |
 
 pub mod audit;
 pub mod health;
+pub mod job;
 pub mod model;
 pub mod policy;
 pub mod ratelimit;

@@ -37,6 +37,12 @@ pub struct Tool {
     /// How long an excess call waits for a slot before a 503 (0: refused at once).
     #[serde(default)]
     pub queue_timeout_ms: u64,
+    /// Safe to run twice: a job interrupted by a gateway restart is re-queued (else failed).
+    #[serde(default)]
+    pub idempotent: bool,
+    /// Longest a job (asynchronous call) of this tool may run (default one hour).
+    #[serde(default)]
+    pub job_timeout_seconds: Option<u64>,
 }
 
 fn default_risk() -> String {

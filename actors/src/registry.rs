@@ -123,6 +123,8 @@ mod tests {
             input_schema: None,
             max_concurrency: None,
             queue_timeout_ms: 0,
+            idempotent: false,
+            job_timeout_seconds: None,
         }
     }
 

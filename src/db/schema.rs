@@ -38,3 +38,30 @@ diesel::table! {
         transport -> Text,
     }
 }
+
+diesel::table! {
+    /// Asynchronous tool calls.
+    jobs (id) {
+        id -> Text,
+        owner -> Text,
+        roles -> Text,
+        workspace -> Nullable<Text>,
+        tool_name -> Text,
+        arguments -> Nullable<Text>,
+        status -> Text,
+        request_id -> Text,
+        idempotency_key -> Nullable<Text>,
+        transport -> Text,
+        claimed_by -> Nullable<Text>,
+        progress -> Nullable<Text>,
+        result -> Nullable<Text>,
+        error -> Nullable<Text>,
+        client_ip -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        started_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+        heartbeat_at -> Nullable<Timestamp>,
+        expires_at -> Nullable<Timestamp>,
+    }
+}

@@ -97,6 +97,6 @@ pub async fn invoke(
         Err(e) => e.to_response(id),
     };
     let code = result.as_ref().err().map(GatewayError::code);
-    attempt.record(&shared, &req, request_id, result.as_ref(), response.status().as_u16(), code);
+    attempt.record(&shared, context::client_ip(&req), request_id, result.as_ref(), response.status().as_u16(), code);
     response
 }

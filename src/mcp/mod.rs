@@ -250,7 +250,7 @@ async fn call(ctx: &Ctx, params: Value) -> Result<Value, RpcError> {
     };
     let code = outcome.as_ref().err().map(GatewayError::code);
     let request_id = crate::http::context::request_id(&ctx.req);
-    attempt.record(&ctx.shared, &ctx.req, request_id, outcome.as_ref(), 200, code);
+    attempt.record(&ctx.shared, crate::http::context::client_ip(&ctx.req), request_id, outcome.as_ref(), 200, code);
     answer
 }
 
