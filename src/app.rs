@@ -56,6 +56,10 @@ pub struct Shared {
     pub closing: tokio::sync::watch::Sender<bool>,
     /// Running MCP requests, so `notifications/cancelled` can stop them.
     pub inflight: dashmap::DashMap<String, tokio::task::AbortHandle>,
+    /// This replica's id (it claims jobs under it).
+    pub replica_id: String,
+    /// Jobs running on this replica.
+    pub local_jobs: dashmap::DashMap<String, Addr<gateway_actors::job::JobActor>>,
     /// Counters behind `/metrics`.
     pub metrics: crate::http::metrics::Metrics,
     /// Concurrency slots per tool and circuit breakers per backend.
@@ -245,6 +249,8 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         rate_store,
         rate_failure,
         metrics: crate::http::metrics::Metrics::default(),
+        replica_id: format!("replica-{}", uuid::Uuid::new_v4().simple()),
+        local_jobs: dashmap::DashMap::new(),
         protection: crate::backend::protect::Protection::new(
             &catalog,
             settings.breaker_failures,
@@ -252,6 +258,10 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         ),
     });
     crate::backend::listen::spawn(shared.clone());
+    let _jobs = {
+        use actix::Actor as _;
+        crate::jobs::JobDispatcher::new(shared.clone()).start()
+    };
     let sweeper = shared.sessions.clone();
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));

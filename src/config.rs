@@ -113,6 +113,14 @@ pub struct Settings {
     pub body_timeout: Duration,
     /// Idle keep-alive connections are closed after this long.
     pub keep_alive: Duration,
+    /// Jobs this replica runs at once (more stay pending, in order).
+    pub job_max_concurrent: usize,
+    /// How often the replica looks for pending jobs.
+    pub job_poll: Duration,
+    /// A running job whose replica has not beaten for this long is recovered.
+    pub job_stale: Duration,
+    /// Terminal jobs (and their results) are kept this long.
+    pub job_result_ttl: Duration,
 }
 
 fn list(lookup: Lookup<'_>, name: &str) -> Vec<String> {
@@ -246,6 +254,10 @@ impl Settings {
             header_timeout: Duration::from_millis(parse(lookup, "HEADER_TIMEOUT_MS", 5000)?),
             body_timeout: Duration::from_millis(parse(lookup, "BODY_TIMEOUT_MS", 30000)?),
             keep_alive: Duration::from_secs(parse(lookup, "KEEP_ALIVE_SECONDS", 75)?),
+            job_max_concurrent: parse(lookup, "JOB_MAX_CONCURRENT", 16)?,
+            job_poll: Duration::from_millis(parse::<u64>(lookup, "JOB_POLL_MS", 200)?.max(10)),
+            job_stale: Duration::from_secs(parse::<u64>(lookup, "JOB_STALE_SECONDS", 30)?.max(1)),
+            job_result_ttl: Duration::from_secs(parse(lookup, "JOB_RESULT_TTL_SECONDS", 86_400)?),
             rate_limit_fail_open: match get(lookup, "RATE_LIMIT_FAILURE_MODE").as_deref() {
                 None | Some("open") => true,
                 Some("closed") => false,

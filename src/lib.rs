@@ -12,6 +12,7 @@
 //! | [`app`] | wiring: actors, database, HTTP server, graceful shutdown |
 //! | [`auth`] | JWT verification and minting |
 //! | [`http`] | the REST routes, one file per group |
+//! | [`jobs`] | asynchronous jobs and MCP tasks: dispatcher, runner, JSON |
 //! | [`mcp`] | the MCP front door: Streamable HTTP `/mcp`, legacy SSE `/sse` |
 //! | [`ratelimit`] | rate-limit cells in Redis, shared by replicas |
 //! | [`pipeline`] | the one path of a tool call: registry, policy, backend, audit |
@@ -29,6 +30,7 @@ pub mod config_files;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod jobs;
 pub mod mcp;
 pub mod pipeline;
 pub mod ratelimit;

@@ -62,7 +62,7 @@ impl Actor for JobActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let (run, timeout) = (self.runner.run(), self.timeout);
-        let call = async move { tokio::time::timeout(timeout, run).await.unwrap_or(JobOutcome::TimedOut) };
+        let call = async move { actix::clock::timeout(timeout, run).await.unwrap_or(JobOutcome::TimedOut) };
         self.call = Some(
             ctx.spawn(
                 call.into_actor(self)
@@ -146,21 +146,19 @@ mod tests {
         }
     }
 
-    fn fake(
-        delay: Duration,
-    ) -> (Rc<Fake>, Rc<RefCell<Option<JobOutcome>>>, Rc<RefCell<bool>>, Rc<RefCell<&'static str>>) {
-        let f = Rc::new(Fake {
+    fn fake(delay: Duration) -> Rc<Fake> {
+        Rc::new(Fake {
             delay,
             status: Rc::new(RefCell::new("running")),
             finished: Rc::default(),
             dropped: Rc::default(),
-        });
-        (f.clone(), f.finished.clone(), f.dropped.clone(), f.status.clone())
+        })
     }
 
     #[actix::test]
     async fn a_job_runs_to_completion_and_records_it() {
-        let (runner, finished, _, _) = fake(Duration::from_millis(10));
+        let runner = fake(Duration::from_millis(10));
+        let finished = runner.finished.clone();
         let stopped = Rc::new(RefCell::new(false));
         let s = stopped.clone();
         JobActor::new(
@@ -177,7 +175,8 @@ mod tests {
 
     #[actix::test]
     async fn a_slow_job_times_out() {
-        let (runner, finished, dropped, _) = fake(Duration::from_secs(60));
+        let runner = fake(Duration::from_secs(60));
+        let (finished, dropped) = (runner.finished.clone(), runner.dropped.clone());
         JobActor::new(runner, Duration::from_millis(20), Duration::from_secs(60), Box::new(|| {})).start();
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(*finished.borrow(), Some(JobOutcome::TimedOut));
@@ -186,7 +185,8 @@ mod tests {
 
     #[actix::test]
     async fn a_job_cancelled_in_the_store_is_dropped_without_a_result() {
-        let (runner, finished, dropped, status) = fake(Duration::from_secs(60));
+        let runner = fake(Duration::from_secs(60));
+        let (finished, dropped, status) = (runner.finished.clone(), runner.dropped.clone(), runner.status.clone());
         JobActor::new(runner, Duration::from_secs(60), Duration::from_millis(10), Box::new(|| {})).start();
         tokio::time::sleep(Duration::from_millis(30)).await;
         *status.borrow_mut() = "cancelled";

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod context;
 pub mod health;
 pub mod invoke;
+pub mod jobs;
 pub mod metrics;
 pub mod tools;
 
@@ -22,6 +23,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/mcp/tools", web::get().to(tools::list))
         .route("/metrics", web::get().to(metrics::metrics))
         .route("/mcp/invoke", web::post().to(invoke::invoke))
+        .route("/mcp/jobs", web::post().to(jobs::post))
+        .route("/mcp/jobs", web::get().to(jobs::list))
+        .route("/mcp/jobs", web::delete().to(jobs::purge))
+        .route("/mcp/jobs/{id}", web::get().to(jobs::get))
+        .route("/mcp/jobs/{id}", web::delete().to(jobs::delete))
         .route("/admin/audit-logs", web::get().to(admin::audit_logs))
         .route("/mcp", web::post().to(mcp::streamable::post))
         .route("/mcp", web::get().to(mcp::streamable::get))

@@ -1,0 +1,301 @@
+//! Asynchronous jobs: the dispatcher that claims pending jobs for this replica and starts one
+//! `JobActor` per job, the runner that gives a job actor its backend call and its row in the
+//! store, and the JSON a client sees. REST jobs (`/mcp/jobs`) and MCP tasks share all of it.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, AsyncContext, Context};
+use actix_web::web;
+use futures_util::future::LocalBoxFuture;
+use gateway_actors::job::{JobActor, JobOutcome, JobRunner};
+use gateway_actors::{Caller, Tool};
+use serde_json::{json, Value};
+
+use crate::app::Shared;
+use crate::backend::{McpClient, Observer};
+use crate::db::jobs::{self, JobRow};
+use crate::error::GatewayError;
+use crate::pipeline::{self, Attempt};
+
+fn ttl(shared: &Shared) -> chrono::Duration {
+    chrono::Duration::from_std(shared.settings.job_result_ttl).unwrap_or(chrono::Duration::days(1))
+}
+
+/// What a new job is: an authorised call and where it came from.
+pub struct Submission<'a> {
+    /// The authorised tool.
+    pub tool: &'a Tool,
+    /// Its arguments.
+    pub arguments: &'a Value,
+    /// The submission's request id.
+    pub request_id: &'a str,
+    /// The client's `Idempotency-Key`.
+    pub idempotency_key: Option<String>,
+    /// `rest` or `mcp_task`.
+    pub transport: &'a str,
+    /// The client's address.
+    pub client_ip: Option<String>,
+}
+
+/// Create a pending job for an authorised call (or return the existing one for a repeated
+/// `Idempotency-Key`).
+pub async fn submit(shared: &Shared, caller: &Caller, s: Submission<'_>) -> Result<JobRow, GatewayError> {
+    let Submission { tool, arguments, request_id, idempotency_key, transport, client_ip } = s;
+    let now = chrono::Utc::now().naive_utc();
+    let row = JobRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        owner: caller.user_id.clone(),
+        roles: serde_json::to_string(&caller.roles).unwrap_or_else(|_| "[]".into()),
+        workspace: caller.workspace.clone(),
+        tool_name: tool.name.clone(),
+        arguments: Some(arguments.to_string()),
+        status: "pending".into(),
+        request_id: request_id.to_owned(),
+        idempotency_key,
+        transport: transport.to_owned(),
+        claimed_by: None,
+        progress: None,
+        result: None,
+        error: None,
+        client_ip,
+        created_at: now,
+        updated_at: now,
+        started_at: None,
+        finished_at: None,
+        heartbeat_at: None,
+        expires_at: None,
+    };
+    jobs::insert(&shared.db, &row).await.map_err(|e| GatewayError::Unavailable(e.to_string()))
+}
+
+/// Whether `caller` may see job `row` (its owner, or an admin).
+pub fn visible(row: &JobRow, caller: &Caller) -> bool {
+    row.owner == caller.user_id || caller.has_role("admin")
+}
+
+/// Cancel a job: in the store, and on this replica if it runs here (others notice on their
+/// next heartbeat). Returns whether it was still cancellable.
+pub async fn cancel(shared: &Shared, id: &str) -> Result<bool, GatewayError> {
+    let cancelled =
+        jobs::cancel(&shared.db, id, ttl(shared)).await.map_err(|e| GatewayError::Unavailable(e.to_string()))?;
+    if let Some((_, actor)) = shared.local_jobs.remove(id) {
+        actor.do_send(gateway_actors::job::Cancel);
+    }
+    Ok(cancelled)
+}
+
+fn parse(text: &Option<String>) -> Value {
+    text.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or(Value::Null)
+}
+
+fn time(t: Option<chrono::NaiveDateTime>) -> Value {
+    t.map_or(Value::Null, |t| json!(t.and_utc().to_rfc3339()))
+}
+
+/// A job as REST clients see it.
+pub fn job_json(row: &JobRow) -> Value {
+    json!({
+        "id": row.id,
+        "status": row.status,
+        "tool_name": row.tool_name,
+        "created_at": time(Some(row.created_at)),
+        "updated_at": time(Some(row.updated_at)),
+        "started_at": time(row.started_at),
+        "finished_at": time(row.finished_at),
+        "progress": parse(&row.progress),
+        "result": parse(&row.result),
+        "error": parse(&row.error),
+        "links": { "self": format!("/mcp/jobs/{}", row.id) },
+    })
+}
+
+/// Runs one claimed job on this replica.
+struct Runner {
+    shared: web::Data<Shared>,
+    backend: Rc<McpClient>,
+    row: JobRow,
+    tool: Arc<Tool>,
+    progress: Rc<RefCell<Option<String>>>,
+}
+
+impl JobRunner for Runner {
+    fn run(&self) -> LocalBoxFuture<'static, JobOutcome> {
+        let (shared, backend, tool, progress) =
+            (self.shared.clone(), self.backend.clone(), self.tool.clone(), self.progress.clone());
+        let arguments =
+            self.row.arguments.as_deref().and_then(|a| serde_json::from_str(a).ok()).unwrap_or_else(|| json!({}));
+        Box::pin(async move {
+            let token = json!(format!("job-{}", uuid::Uuid::new_v4().simple()));
+            let mine = token.clone();
+            let observer = Observer::new(move |message: Value| {
+                let params = message.get("params");
+                if message.get("method").and_then(Value::as_str) == Some("notifications/progress")
+                    && params.and_then(|p| p.get("progressToken")) == Some(&mine)
+                {
+                    let mut p = params.cloned().unwrap_or(Value::Null);
+                    if let Some(obj) = p.as_object_mut() {
+                        obj.remove("progressToken");
+                    }
+                    *progress.borrow_mut() = Some(p.to_string());
+                }
+            });
+            let watch = Some((&observer, Some(json!({ "progressToken": token }))));
+            match pipeline::call_backend(&shared, &backend, &tool, arguments, watch).await {
+                Ok(result) => JobOutcome::Succeeded(result),
+                Err(GatewayError::BackendTimeout(_)) => JobOutcome::TimedOut,
+                Err(e) => JobOutcome::Failed { code: e.code(), message: e.to_string() },
+            }
+        })
+    }
+
+    fn heartbeat(&self) -> LocalBoxFuture<'static, Result<Option<String>, String>> {
+        let (shared, id, progress) = (self.shared.clone(), self.row.id.clone(), self.progress.borrow_mut().take());
+        Box::pin(async move {
+            jobs::heartbeat(&shared.db, &id, &shared.replica_id, progress).await.map_err(|e| e.to_string())
+        })
+    }
+
+    fn finish(&self, outcome: JobOutcome) -> LocalBoxFuture<'static, ()> {
+        let (shared, row) = (self.shared.clone(), self.row.clone());
+        Box::pin(async move {
+            let (status, result, error, audit): (&str, Option<String>, Option<String>, Result<Value, GatewayError>) =
+                match &outcome {
+                    JobOutcome::Succeeded(r) => ("succeeded", Some(r.to_string()), None, Ok(r.clone())),
+                    JobOutcome::TimedOut => {
+                        let e = GatewayError::BackendTimeout(0);
+                        (
+                            "timed_out",
+                            None,
+                            Some(json!({"code": e.code(), "message": "the job timed out"}).to_string()),
+                            Err(e),
+                        )
+                    }
+                    JobOutcome::Failed { code, message } => (
+                        "failed",
+                        None,
+                        Some(json!({"code": code, "message": message}).to_string()),
+                        Err(GatewayError::BackendUnavailable(message.clone())),
+                    ),
+                };
+            let ttl = ttl(&shared);
+            match jobs::finish(&shared.db, &row.id, &shared.replica_id, status, result, error, ttl).await {
+                Ok(true) => {}
+                Ok(false) => return, // cancelled meanwhile: the cancellation stands
+                Err(e) => tracing::error!(job = %row.id, error = %e, "could not record a job's end"),
+            }
+            // The completion is audited under the submission's request id.
+            let mut attempt = Attempt::new("job");
+            attempt.caller = Some(Arc::new(Caller {
+                user_id: row.owner.clone(),
+                roles: serde_json::from_str(&row.roles).unwrap_or_default(),
+                workspace: row.workspace.clone(),
+            }));
+            attempt.tool_name = Some(row.tool_name.clone());
+            attempt.allowed = true;
+            let code = audit.as_ref().err().map(GatewayError::code);
+            attempt.record(&shared, row.client_ip.clone(), row.request_id.clone(), audit.as_ref(), 200, code);
+        })
+    }
+}
+
+/// Claims pending jobs for this replica (up to `JOB_MAX_CONCURRENT` running), starts their
+/// actors, and recovers jobs whose replica died.
+pub struct JobDispatcher {
+    shared: web::Data<Shared>,
+    backend: Rc<McpClient>,
+    claiming: bool,
+}
+
+impl JobDispatcher {
+    /// A dispatcher for this replica.
+    pub fn new(shared: web::Data<Shared>) -> Self {
+        let backend = Rc::new(McpClient::new(shared.backend_sessions.clone(), shared.settings.max_response_bytes));
+        Self { shared, backend, claiming: false }
+    }
+
+    fn claim(&mut self, ctx: &mut Context<Self>) {
+        let free = self.shared.settings.job_max_concurrent.saturating_sub(self.shared.local_jobs.len());
+        if self.claiming || free == 0 {
+            return;
+        }
+        self.claiming = true;
+        let shared = self.shared.clone();
+        let claim = async move { jobs::claim(&shared.db, &shared.replica_id, free as i64).await };
+        ctx.spawn(actix::fut::wrap_future::<_, Self>(claim).map(|claimed, act, _| {
+            act.claiming = false;
+            match claimed {
+                Ok(rows) => rows.into_iter().for_each(|row| act.start_job(row)),
+                Err(e) => tracing::warn!(error = %e, "claiming jobs failed"),
+            }
+        }));
+    }
+
+    fn start_job(&self, row: JobRow) {
+        let shared = self.shared.clone();
+        let Some(tool) = shared.catalog.get(&row.tool_name) else {
+            let (shared, id) = (shared.clone(), row.id.clone());
+            actix_web::rt::spawn(async move {
+                let error = json!({"code": -32001, "message": "the tool is no longer registered"}).to_string();
+                let _ =
+                    jobs::finish(&shared.db, &id, &shared.replica_id, "failed", None, Some(error), ttl(&shared)).await;
+            });
+            return;
+        };
+        let timeout = Duration::from_secs(tool.job_timeout_seconds.unwrap_or(3600));
+        let heartbeat = (shared.settings.job_stale / 3).max(Duration::from_millis(100));
+        let id = row.id.clone();
+        let runner = Rc::new(Runner {
+            shared: shared.clone(),
+            backend: self.backend.clone(),
+            row,
+            tool,
+            progress: Rc::default(),
+        });
+        let (registry, key) = (shared.clone(), id.clone());
+        let actor = JobActor::new(
+            runner,
+            timeout,
+            heartbeat,
+            Box::new(move || {
+                registry.local_jobs.remove(&key);
+            }),
+        )
+        .start();
+        shared.local_jobs.insert(id, actor);
+    }
+
+    fn recover(&self, ctx: &mut Context<Self>) {
+        let shared = self.shared.clone();
+        let recovery = async move {
+            let stale = chrono::Duration::from_std(shared.settings.job_stale).unwrap_or(chrono::Duration::seconds(30));
+            let before = chrono::Utc::now().naive_utc() - stale;
+            let idempotent: Vec<String> =
+                shared.catalog.all().iter().filter(|t| t.idempotent).map(|t| t.name.clone()).collect();
+            match jobs::recover(&shared.db, before, &idempotent, ttl(&shared)).await {
+                Ok((0, 0)) => {}
+                Ok((requeued, failed)) => tracing::warn!(requeued, failed, "recovered jobs left by a stopped replica"),
+                Err(e) => tracing::warn!(error = %e, "job recovery failed"),
+            }
+            if let Err(e) = jobs::purge(&shared.db, None).await {
+                tracing::warn!(error = %e, "purging expired jobs failed");
+            }
+        };
+        ctx.spawn(actix::fut::wrap_future(recovery));
+    }
+}
+
+impl Actor for JobDispatcher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.recover(ctx);
+        ctx.run_interval(self.shared.settings.job_poll, |act, ctx| act.claim(ctx));
+        let every = (self.shared.settings.job_stale / 2).max(Duration::from_millis(500));
+        ctx.run_interval(every, |act, ctx| act.recover(ctx));
+    }
+}
+
+use actix::ActorFutureExt as _;

@@ -1,0 +1,207 @@
+//! Asynchronous jobs as clients and operators meet them: submit, poll, cancel, survive a
+//! restart, and never run twice with two replicas sharing the store.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::backend::{Mode, TestBackend};
+use common::{client, TestDb, TestGateway, SECRET};
+use serde_json::{json, Value};
+
+async fn submit(base: &str, token: &str, tool: &str, key: Option<&str>) -> (u16, Value) {
+    let mut req = client().post(format!("{base}/mcp/jobs")).bearer_auth(token);
+    if let Some(k) = key {
+        req = req.insert_header(("Idempotency-Key", k));
+    }
+    let mut resp = req.send_json(&json!({"tool_name": tool, "arguments": {"n": 1}})).await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn poll(base: &str, token: &str, id: &str) -> (u16, Value) {
+    let mut resp = client().get(format!("{base}/mcp/jobs/{id}")).bearer_auth(token).send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn wait_for(base: &str, token: &str, id: &str, done: impl Fn(&str) -> bool) -> Value {
+    for _ in 0..400 {
+        let (_, job) = poll(base, token, id).await;
+        if done(job["status"].as_str().unwrap_or("")) {
+            return job;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("job {id} never reached the expected state");
+}
+
+#[actix_web::test]
+async fn a_job_is_submitted_polled_and_finished_through_a_real_backend() {
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Slow(Duration::from_millis(300))).await;
+    let gw = TestGateway::builder(&db).tool("slow", &backend.url).var("JOB_POLL_MS", "20").start().await;
+    let alice = gw.token("alice", &["developer"]);
+    let (status, job) = submit(&gw.base, &alice, "slow", Some("k-1")).await;
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(job["status"], "pending");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let (_, again) = submit(&gw.base, &alice, "slow", Some("k-1")).await;
+    assert_eq!(again["id"], id.as_str(), "the same Idempotency-Key returns the same job");
+    wait_for(&gw.base, &alice, &id, |s| s == "running").await;
+    let done = wait_for(&gw.base, &alice, &id, |s| s == "succeeded").await;
+    assert_eq!(done["result"]["structuredContent"]["echo"], json!({"n": 1}));
+    assert!(done["finished_at"].is_string());
+    assert_eq!(backend.count("tools/call"), 1);
+    // Visible to its owner and admins only.
+    assert_eq!(poll(&gw.base, &gw.token("mallory", &["developer"]), &id).await.0, 404);
+    assert_eq!(poll(&gw.base, &gw.token("root", &["admin"]), &id).await.0, 200);
+    let mut list =
+        client().get(format!("{}/mcp/jobs?status=succeeded", gw.base)).bearer_auth(&alice).send().await.unwrap();
+    let list: Value = list.json().await.unwrap();
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 1);
+    // Submission and completion are audited under one request id.
+    let rows = db.wait_for_rows(3).await;
+    let job_rows: Vec<_> = rows.iter().filter(|r| r.transport == "job").collect();
+    assert_eq!(job_rows.len(), 1);
+    assert!(rows.iter().any(|r| r.transport == "rest" && r.request_id == job_rows[0].request_id));
+    // Denied tools are refused at submission.
+    let (status, _) = submit(&gw.base, &gw.token("g", &["guest"]), "slow", None).await;
+    assert_eq!(status, 403);
+    gw.stop().await;
+}
+
+#[actix_web::test]
+async fn cancelling_a_job_cancels_the_backend_call() {
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Hang).await;
+    let gw = TestGateway::builder(&db).tool("hang", &backend.url).var("JOB_POLL_MS", "20").start().await;
+    let token = gw.token("bob", &["developer"]);
+    let (_, job) = submit(&gw.base, &token, "hang", None).await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    wait_for(&gw.base, &token, &id, |s| s == "running").await;
+    for _ in 0..100 {
+        if backend.count("tools/call") == 1 {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut resp = client().delete(format!("{}/mcp/jobs/{id}", gw.base)).bearer_auth(&token).send().await.unwrap();
+    let cancelled: Value = resp.json().await.unwrap();
+    assert_eq!(cancelled["status"], "cancelled");
+    for _ in 0..100 {
+        if backend.count("notifications/cancelled") == 1 {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(backend.count("notifications/cancelled"), 1, "the backend was told");
+    assert_eq!(poll(&gw.base, &token, &id).await.1["status"], "cancelled");
+    gw.stop().await;
+}
+
+struct Replica(Child);
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn replica(db: &TestDb, dir: &std::path::Path, name: &str, port: u16, extra: &[(&str, &str)]) -> Replica {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-gateway"));
+    cmd.env("GATEWAY_PORT", port.to_string())
+        .env("DATABASE_URL", &db.url)
+        .env("JWT_SECRET_KEY", SECRET)
+        .env("TOOLS_CONFIG", dir.join("tools.yaml"))
+        .env("POLICY_CONFIG", dir.join("policy.yaml"))
+        .env("DATA_DIR", dir.join(format!("data-{name}")))
+        .env("GATEWAY_WORKERS", "1")
+        .env("JOB_POLL_MS", "20")
+        .stderr(Stdio::null());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let child = Replica(cmd.spawn().unwrap());
+    for _ in 0..200 {
+        if client().get(format!("http://127.0.0.1:{port}/health")).send().await.is_ok() {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    child
+}
+
+fn port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn configs(dir: &std::path::Path, tools: &str) {
+    std::fs::write(dir.join("tools.yaml"), tools).unwrap();
+    std::fs::write(dir.join("policy.yaml"), "default_action: deny\nroles: {developer: {allowed_tools: ['*']}}\n")
+        .unwrap();
+}
+
+#[actix_web::test]
+async fn two_replicas_never_run_a_job_twice_and_each_answers_for_all() {
+    let db = match TestDb::postgres().await {
+        Some(db) => db,
+        None => TestDb::sqlite().await,
+    };
+    let backend = TestBackend::start(Mode::Slow(Duration::from_millis(100))).await;
+    let dir = tempfile::tempdir().unwrap();
+    configs(dir.path(), &format!("tools:\n  - name: work\n    backend_url: {}\n", backend.url));
+    let (pa, pb) = (port(), port());
+    let _a = replica(&db, dir.path(), "a", pa, &[("JOB_MAX_CONCURRENT", "3")]).await;
+    let _b = replica(&db, dir.path(), "b", pb, &[("JOB_MAX_CONCURRENT", "3")]).await;
+    let (base_a, base_b) = (format!("http://127.0.0.1:{pa}"), format!("http://127.0.0.1:{pb}"));
+    let token = common::sign(&common::claims("team", &["developer"], None), SECRET);
+    let mut ids = Vec::new();
+    for i in 0..24 {
+        let base = if i % 2 == 0 { &base_a } else { &base_b };
+        let (status, job) = submit(base, &token, "work", None).await;
+        assert_eq!(status, 202, "{job}");
+        ids.push(job["id"].as_str().unwrap().to_owned());
+    }
+    for (i, id) in ids.iter().enumerate() {
+        // Each replica answers for jobs the other one runs.
+        let base = if i % 2 == 0 { &base_b } else { &base_a };
+        wait_for(base, &token, id, |s| s == "succeeded").await;
+    }
+    assert_eq!(backend.count("tools/call"), 24, "every job ran exactly once");
+    db.drop_db().await;
+}
+
+#[actix_web::test]
+async fn a_job_interrupted_by_a_crash_is_requeued_or_failed_per_its_tool() {
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Slow(Duration::from_millis(1500))).await;
+    let dir = tempfile::tempdir().unwrap();
+    configs(
+        dir.path(),
+        &format!(
+            "tools:\n  - name: safe\n    backend_url: {url}\n    idempotent: true\n  - name: once\n    backend_url: {url}\n",
+            url = backend.url
+        ),
+    );
+    let p = port();
+    let extra = [("JOB_STALE_SECONDS", "1")];
+    let mut first = replica(&db, dir.path(), "first", p, &extra).await;
+    let base = format!("http://127.0.0.1:{p}");
+    let token = common::sign(&common::claims("crash", &["developer"], None), SECRET);
+    let (_, safe) = submit(&base, &token, "safe", None).await;
+    let (_, once) = submit(&base, &token, "once", None).await;
+    let (safe, once) = (safe["id"].as_str().unwrap().to_owned(), once["id"].as_str().unwrap().to_owned());
+    wait_for(&base, &token, &safe, |s| s == "running").await;
+    wait_for(&base, &token, &once, |s| s == "running").await;
+    // kill -9: no graceful anything.
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    let _second = replica(&db, dir.path(), "second", p, &extra).await;
+    let safe_job = wait_for(&base, &token, &safe, |s| s == "succeeded" || s == "failed").await;
+    let once_job = wait_for(&base, &token, &once, |s| s == "succeeded" || s == "failed").await;
+    assert_eq!(safe_job["status"], "succeeded", "an idempotent tool's job is re-queued and finishes");
+    assert_eq!(once_job["status"], "failed", "a non-idempotent tool's job is failed, never re-run");
+    assert!(once_job["error"]["message"].as_str().unwrap().contains("stopped"));
+}
