@@ -471,3 +471,57 @@ async fn a_backends_list_changed_reaches_connected_clients() {
     drop(stream);
     gw.stop().await;
 }
+
+#[actix_web::test]
+async fn tasks_run_tool_calls_as_jobs_over_mcp() {
+    let db = TestDb::sqlite().await;
+    let slow = TestBackend::start(Mode::Slow(std::time::Duration::from_millis(200))).await;
+    let hang = TestBackend::start(Mode::Hang).await;
+    let gw = TestGateway::builder(&db)
+        .tool("slow", &slow.url)
+        .tool("hang", &hang.url)
+        .var("JOB_POLL_MS", "20")
+        .start()
+        .await;
+    let token = gw.token("tia", &["developer"]);
+    let opened = post(&gw, Some(&token), None, &[], init("2025-11-25")).await;
+    assert!(opened.body["result"]["capabilities"]["tasks"]["requests"]["tools"]["call"].is_object());
+    let sid = opened.session.unwrap();
+    let s = Some(sid.as_str());
+    let v = [("MCP-Protocol-Version", "2025-11-25")];
+    let list = post(&gw, Some(&token), s, &v, rpc(2, "tools/list", json!({}))).await;
+    assert_eq!(list.body["result"]["tools"][0]["execution"]["taskSupport"], "optional");
+
+    let created = post(
+        &gw,
+        Some(&token),
+        s,
+        &v,
+        rpc(3, "tools/call", json!({"name": "slow", "arguments": {"t": 1}, "task": {"ttl": 60000}})),
+    )
+    .await;
+    let task = &created.body["result"]["task"];
+    assert_eq!(task["status"], "working", "{}", created.body);
+    let id = task["taskId"].as_str().unwrap().to_owned();
+    let result = post(&gw, Some(&token), s, &v, rpc(4, "tasks/result", json!({"taskId": id}))).await;
+    assert_eq!(result.body["result"]["structuredContent"]["echo"], json!({"t": 1}), "{}", result.body);
+    let got = post(&gw, Some(&token), s, &v, rpc(5, "tasks/get", json!({"taskId": id}))).await;
+    assert_eq!(got.body["result"]["status"], "completed");
+    let listed = post(&gw, Some(&token), s, &v, rpc(6, "tasks/list", json!({}))).await;
+    assert!(listed.body["result"]["tasks"].as_array().unwrap().iter().any(|t| t["taskId"] == id.as_str()));
+
+    let other = gw.token("mallory", &["developer"]);
+    let other_sid = post(&gw, Some(&other), None, &[], init("2025-11-25")).await.session.unwrap();
+    let peek = post(&gw, Some(&other), Some(&other_sid), &v, rpc(7, "tasks/get", json!({"taskId": id}))).await;
+    assert_eq!(peek.body["error"]["code"], -32602, "another user's task is unknown to them");
+
+    let hung =
+        post(&gw, Some(&token), s, &v, rpc(8, "tools/call", json!({"name": "hang", "arguments": {}, "task": {}})))
+            .await;
+    let hung_id = hung.body["result"]["task"]["taskId"].as_str().unwrap().to_owned();
+    wait_until("the hanging call to reach its backend", || hang.count("tools/call") == 1).await;
+    let cancelled = post(&gw, Some(&token), s, &v, rpc(9, "tasks/cancel", json!({"taskId": hung_id}))).await;
+    assert_eq!(cancelled.body["result"]["status"], "cancelled", "{}", cancelled.body);
+    wait_until("the backend's cancellation", || hang.count("notifications/cancelled") == 1).await;
+    gw.stop().await;
+}

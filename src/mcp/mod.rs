@@ -12,12 +12,14 @@
 //! | [`listing`] | `tools/list`: the caller's tools with their backends' schemas, paginated |
 //! | [`streamable`] | `POST`/`GET`/`DELETE /mcp` (`GET`: the session's notification stream) |
 //! | [`sse`] | `GET /sse`, `POST /messages` |
+//! | [`tasks`] | MCP tasks (2025-11-25) on the job store |
 //! | [`wellknown`] | RFC 9728 protected-resource metadata |
 
 pub mod listing;
 pub mod session;
 pub mod sse;
 pub mod streamable;
+pub mod tasks;
 pub mod wellknown;
 
 use std::sync::Arc;
@@ -185,9 +187,17 @@ const INSTRUCTIONS: &str = "Tools behind mcp-gateway: every call is authorised f
 pub fn initialize_result(version: &str) -> Value {
     json!({
         "protocolVersion": version,
-        "capabilities": { "tools": { "listChanged": true } },
+        "capabilities": capabilities(),
         "serverInfo": server_info(),
         "instructions": INSTRUCTIONS,
+    })
+}
+
+/// What the gateway offers: tools (with list-change notifications) and tasks on tool calls.
+fn capabilities() -> Value {
+    json!({
+        "tools": { "listChanged": true },
+        "tasks": { "list": {}, "cancel": {}, "requests": { "tools": { "call": {} } } },
     })
 }
 
@@ -196,7 +206,7 @@ fn discover() -> Value {
     versions.extend(SESSION_VERSIONS);
     json!({
         "supportedVersions": versions,
-        "capabilities": { "tools": { "listChanged": true } },
+        "capabilities": capabilities(),
         "serverInfo": server_info(),
         "instructions": INSTRUCTIONS,
     })
@@ -260,7 +270,9 @@ pub async fn dispatch(ctx: &Ctx, method: &str, params: Value) -> Result<Value, R
         "ping" => Ok(json!({})),
         "server/discover" => Ok(discover()),
         "tools/list" => listing::list(ctx, &params).await,
+        "tools/call" if params.get("task").is_some_and(Value::is_object) => tasks::create(ctx, &params).await,
         "tools/call" => call(ctx, params).await,
+        "tasks/get" | "tasks/result" | "tasks/list" | "tasks/cancel" => tasks::handle(ctx, method, &params).await,
         other => Err(RpcError::new(-32601, format!("Method not found: {other}"))),
     }?;
     if ctx.stateless || method == "server/discover" {

@@ -1,0 +1,146 @@
+//! MCP tasks (protocol 2025-11-25) on the job store: `tools/call` with `params.task` creates a
+//! job and answers with the task; `tasks/get`, `tasks/result`, `tasks/list` and `tasks/cancel`
+//! read and change the same rows `/mcp/jobs` uses. A task answers only to its owner (and admins).
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::{Ctx, RpcError};
+use crate::db::jobs::{self, JobRow, TERMINAL};
+use crate::error::GatewayError;
+use crate::jobs::{cancel, submit, visible, Submission};
+use crate::pipeline::{self, Attempt};
+
+const POLL_INTERVAL_MS: u64 = 500;
+
+fn status(row: &JobRow) -> &'static str {
+    match row.status.as_str() {
+        "succeeded" => "completed",
+        "failed" | "timed_out" => "failed",
+        "cancelled" => "cancelled",
+        _ => "working",
+    }
+}
+
+/// A job as an MCP task.
+pub fn task_json(ctx: &Ctx, row: &JobRow) -> Value {
+    let mut task = json!({
+        "taskId": row.id,
+        "status": status(row),
+        "createdAt": row.created_at.and_utc().to_rfc3339(),
+        "lastUpdatedAt": row.updated_at.and_utc().to_rfc3339(),
+        "ttl": ctx.shared.settings.job_result_ttl.as_millis() as u64,
+        "pollInterval": POLL_INTERVAL_MS,
+    });
+    let message = row
+        .error
+        .as_deref()
+        .and_then(|e| serde_json::from_str::<Value>(e).ok())
+        .and_then(|e| e.get("message").and_then(Value::as_str).map(str::to_owned));
+    if let Some(m) = message {
+        task["statusMessage"] = json!(m);
+    }
+    task
+}
+
+fn internal(e: impl std::fmt::Display) -> RpcError {
+    RpcError::new(-32603, format!("internal error: {e}"))
+}
+
+/// `tools/call` with `params.task`: authorise now, run as a job, answer with the task.
+pub async fn create(ctx: &Ctx, params: &Value) -> Result<Value, RpcError> {
+    let name =
+        params.get("name").and_then(Value::as_str).ok_or_else(|| RpcError::new(-32602, "params.name is required"))?;
+    let arguments = params.get("arguments").cloned().unwrap_or_else(|| json!({}));
+    let mut attempt = Attempt::new(ctx.transport);
+    let request_id = crate::http::context::request_id(&ctx.req);
+    let outcome = async {
+        let tool =
+            pipeline::authorize(&ctx.shared, &ctx.worker, &mut attempt, ctx.caller.clone(), name, &arguments).await?;
+        let submission = Submission {
+            tool: &tool,
+            arguments: &arguments,
+            request_id: &request_id,
+            idempotency_key: None,
+            transport: "mcp_task",
+            client_ip: crate::http::context::client_ip(&ctx.req),
+        };
+        submit(&ctx.shared, &ctx.caller, submission).await
+    }
+    .await;
+    let answer = match &outcome {
+        Ok(row) => Ok(json!({ "task": task_json(ctx, row) })),
+        Err(GatewayError::UnknownTool(_) | GatewayError::Forbidden(_)) => {
+            Err(RpcError::new(-32602, format!("Unknown tool: {name}")))
+        }
+        Err(e) => Err(RpcError::new(i64::from(e.code()), e.to_string())),
+    };
+    let audited = outcome.as_ref().map(|row| json!({ "task": row.id }));
+    attempt.record(
+        &ctx.shared,
+        crate::http::context::client_ip(&ctx.req),
+        request_id,
+        audited.as_ref().map_err(|e| *e),
+        200,
+        outcome.as_ref().err().map(GatewayError::code),
+    );
+    answer
+}
+
+async fn owned(ctx: &Ctx, params: &Value) -> Result<JobRow, RpcError> {
+    let id = params
+        .get("taskId")
+        .and_then(Value::as_str)
+        .ok_or_else(|| RpcError::new(-32602, "params.taskId is required"))?;
+    match jobs::get(&ctx.shared.db, id).await.map_err(internal)? {
+        Some(row) if visible(&row, &ctx.caller) => Ok(row),
+        _ => Err(RpcError::new(-32602, "unknown task")),
+    }
+}
+
+/// `tasks/get`, `tasks/result`, `tasks/list`, `tasks/cancel`.
+pub async fn handle(ctx: &Ctx, method: &str, params: &Value) -> Result<Value, RpcError> {
+    match method {
+        "tasks/get" => Ok(task_json(ctx, &owned(ctx, params).await?)),
+        "tasks/cancel" => {
+            let row = owned(ctx, params).await?;
+            cancel(&ctx.shared, &row.id).await.map_err(internal)?;
+            Ok(task_json(ctx, &owned(ctx, params).await?))
+        }
+        "tasks/list" => {
+            let before = params.get("cursor").and_then(Value::as_str);
+            let rows =
+                jobs::list(&ctx.shared.db, Some(&ctx.caller.user_id), None, before, 100).await.map_err(internal)?;
+            let mut result = json!({ "tasks": rows.iter().map(|r| task_json(ctx, r)).collect::<Vec<_>>() });
+            if rows.len() == 100 {
+                result["nextCursor"] = json!(rows.last().map(|r| r.id.clone()));
+            }
+            Ok(result)
+        }
+        "tasks/result" => {
+            // Blocks until the task is terminal (bounded), then answers what the call answered.
+            let deadline = std::time::Instant::now() + Duration::from_secs(300);
+            loop {
+                let row = owned(ctx, params).await?;
+                if TERMINAL.contains(&row.status.as_str()) {
+                    let parse = |t: &Option<String>| t.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok());
+                    return match (row.status.as_str(), parse(&row.result), parse(&row.error)) {
+                        ("succeeded", Some(result), _) => Ok(result),
+                        ("cancelled", _, _) => Err(RpcError::new(-32800, "task cancelled")),
+                        (_, _, Some(e)) => Err(RpcError::new(
+                            e.get("code").and_then(Value::as_i64).unwrap_or(-32603),
+                            e.get("message").and_then(Value::as_str).unwrap_or("task failed").to_owned(),
+                        )),
+                        _ => Err(RpcError::new(-32603, "task failed")),
+                    };
+                }
+                if std::time::Instant::now() > deadline {
+                    return Err(RpcError::new(-32603, "task still working; poll tasks/get"));
+                }
+                actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        other => Err(RpcError::new(-32601, format!("Method not found: {other}"))),
+    }
+}
