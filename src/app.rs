@@ -56,6 +56,10 @@ pub struct Shared {
     pub closing: tokio::sync::watch::Sender<bool>,
     /// Running MCP requests, so `notifications/cancelled` can stop them.
     pub inflight: dashmap::DashMap<String, tokio::task::AbortHandle>,
+    /// Compiled input schemas by tool.
+    pub schemas: crate::schema::Schemas,
+    /// Tools whose backend definition differs from its pin: (pinned, observed) digests.
+    pub drift: dashmap::DashMap<String, (String, String)>,
     /// This replica's id (it claims jobs under it).
     pub replica_id: String,
     /// Jobs running on this replica.
@@ -250,6 +254,16 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         rate_failure,
         metrics: crate::http::metrics::Metrics::default(),
         replica_id: format!("replica-{}", uuid::Uuid::new_v4().simple()),
+        schemas: {
+            let schemas = crate::schema::Schemas::default();
+            for tool in catalog.all() {
+                if let Some(schema) = &tool.input_schema {
+                    schemas.set(&tool.name, schema);
+                }
+            }
+            schemas
+        },
+        drift: dashmap::DashMap::new(),
         local_jobs: dashmap::DashMap::new(),
         protection: crate::backend::protect::Protection::new(
             &catalog,
@@ -258,6 +272,7 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         ),
     });
     crate::backend::listen::spawn(shared.clone());
+    crate::pinning::start(shared.clone()).await;
     let _jobs = {
         use actix::Actor as _;
         crate::jobs::JobDispatcher::new(shared.clone()).start()

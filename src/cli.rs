@@ -49,6 +49,53 @@ pub enum Command {
     CheckConfig,
     /// Run pending database migrations and exit.
     Migrate,
+    /// Tool-definition pins.
+    Tools {
+        /// What to do.
+        #[command(subcommand)]
+        action: ToolsAction,
+    },
+    /// Policy questions answered offline from the configuration files.
+    Policy {
+        /// What to do.
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
+}
+
+/// `mcp-gateway tools …`.
+#[derive(Debug, Subcommand)]
+pub enum ToolsAction {
+    /// Approve a tool's changed definition (its last observed digest becomes the pin).
+    Approve {
+        /// The tool's name.
+        name: String,
+    },
+    /// List tools with their pinned and observed digests.
+    List,
+}
+
+/// `mcp-gateway policy …`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyAction {
+    /// The decision (and its chain of rules) for a subject, tool and arguments.
+    Explain {
+        /// Subject (`sub`).
+        #[arg(long)]
+        sub: String,
+        /// Roles, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+        /// Workspace.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Tool name.
+        #[arg(long)]
+        tool: String,
+        /// Arguments as JSON.
+        #[arg(long)]
+        arguments: Option<String>,
+    },
 }
 
 /// Parse arguments and run the chosen command.
@@ -76,6 +123,34 @@ pub fn run() -> anyhow::Result<()> {
             println!("{ran} migrations applied");
             Ok(())
         }
+        Command::Tools { action } => system.block_on(tools_command(&settings, action)),
+        Command::Policy { action: PolicyAction::Explain { sub, roles, workspace, tool, arguments } } => {
+            let (tools, policy, _) = crate::app::check_config(&settings)?;
+            let arguments: Option<serde_json::Value> =
+                arguments.map(|a| serde_json::from_str(&a)).transpose().context("--arguments is not JSON")?;
+            let caller = gateway_actors::Caller { user_id: sub, roles, workspace };
+            let tool = tools.into_iter().find(|t| t.name == tool && t.is_active);
+            let out = match &tool {
+                Some(t) => {
+                    let schemas = crate::schema::Schemas::default();
+                    if let Some(s) = &t.input_schema {
+                        schemas.set(&t.name, s);
+                    }
+                    let schema = arguments.as_ref().map_or(Ok(()), |a| schemas.check(&t.name, a));
+                    let explained = policy.explain(&caller, t, arguments.as_ref());
+                    crate::http::policy::explanation(
+                        Some(explained),
+                        &t.name,
+                        &policy.limits_for(&caller, &t.name),
+                        schema,
+                        false,
+                    )
+                }
+                None => crate::http::policy::explanation(None, "", &[], Ok(()), false),
+            };
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
         Command::Token { sub, roles, workspace, ttl, private_key_file, kid } => {
             let claims = claims_for(&sub, roles, workspace, ttl, &settings.jwt);
             let token = match private_key_file {
@@ -88,6 +163,33 @@ pub fn run() -> anyhow::Result<()> {
             }
             .map_err(|e| anyhow::anyhow!(e))?;
             println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+async fn tools_command(settings: &Settings, action: ToolsAction) -> anyhow::Result<()> {
+    crate::db::migrate(&settings.database_url).await?;
+    let db = crate::db::Db::connect(&settings.database_url, 1)?;
+    match action {
+        ToolsAction::Approve { name } => {
+            if crate::db::tools::approve(&db, &name).await? {
+                println!("approved the current definition of {name}");
+                Ok(())
+            } else {
+                anyhow::bail!("no observed definition for {name:?}: is the tool registered and its backend reachable?")
+            }
+        }
+        ToolsAction::List => {
+            for pin in crate::db::tools::pins(&db).await? {
+                let state = if pin.pinned == pin.observed { "ok" } else { "DRIFT" };
+                println!(
+                    "{}\t{state}\tpinned={}\tobserved={}",
+                    pin.name,
+                    pin.pinned.unwrap_or_default(),
+                    pin.observed.unwrap_or_default()
+                );
+            }
             Ok(())
         }
     }

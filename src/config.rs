@@ -35,6 +35,17 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// What happens when a backend's tool definition no longer matches its pinned digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pinning {
+    /// Do not compare.
+    Off,
+    /// Log, flag in `/health/actors`, `/metrics` and `/admin/tools`; keep serving.
+    Warn,
+    /// Flag, and refuse calls to the tool until an operator approves the new definition.
+    Block,
+}
+
 /// JWT verification settings.
 #[derive(Debug, Clone)]
 pub struct JwtSettings {
@@ -121,6 +132,10 @@ pub struct Settings {
     pub job_stale: Duration,
     /// Terminal jobs (and their results) are kept this long.
     pub job_result_ttl: Duration,
+    /// Tool-definition pinning mode.
+    pub pinning: Pinning,
+    /// How often backends' definitions are compared with their pins.
+    pub pin_check: Duration,
 }
 
 fn list(lookup: Lookup<'_>, name: &str) -> Vec<String> {
@@ -258,6 +273,15 @@ impl Settings {
             job_poll: Duration::from_millis(parse::<u64>(lookup, "JOB_POLL_MS", 200)?.max(10)),
             job_stale: Duration::from_secs(parse::<u64>(lookup, "JOB_STALE_SECONDS", 30)?.max(1)),
             job_result_ttl: Duration::from_secs(parse(lookup, "JOB_RESULT_TTL_SECONDS", 86_400)?),
+            pinning: match get(lookup, "TOOL_PINNING").as_deref() {
+                None | Some("warn") => Pinning::Warn,
+                Some("block") => Pinning::Block,
+                Some("off") => Pinning::Off,
+                Some(other) => {
+                    return Err(ConfigError::new("TOOL_PINNING", format!("{other:?} is not warn, block or off")))
+                }
+            },
+            pin_check: Duration::from_secs(parse::<u64>(lookup, "PIN_CHECK_SECONDS", 300)?.max(1)),
             rate_limit_fail_open: match get(lookup, "RATE_LIMIT_FAILURE_MODE").as_deref() {
                 None | Some("open") => true,
                 Some("closed") => false,

@@ -84,7 +84,7 @@ pub fn load_policy(path: &Path, lookup: Lookup<'_>) -> Result<Policy, ConfigErro
     let name = path.display().to_string();
     let doc: PolicyDocument =
         serde_yaml::from_str(&read(path, lookup)?).map_err(|e| ConfigError::new(&name, e.to_string()))?;
-    Ok(Policy::new(doc))
+    Policy::compile(doc).map_err(|e| ConfigError::new(name, e))
 }
 
 #[cfg(test)]

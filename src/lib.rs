@@ -14,7 +14,9 @@
 //! | [`http`] | the REST routes, one file per group |
 //! | [`jobs`] | asynchronous jobs and MCP tasks: dispatcher, runner, JSON |
 //! | [`mcp`] | the MCP front door: Streamable HTTP `/mcp`, legacy SSE `/sse` |
+//! | [`schema`] | argument validation against tools' JSON Schemas |
 //! | [`ratelimit`] | rate-limit cells in Redis, shared by replicas |
+//! | [`pinning`] | tool-definition pinning (drift detection) |
 //! | [`pipeline`] | the one path of a tool call: registry, policy, backend, audit |
 //! | [`backend`] | the MCP Streamable HTTP client to tool servers |
 //! | [`db`] | pool, migrations, audit sink, tool sync, audit queries |
@@ -32,8 +34,10 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod mcp;
+pub mod pinning;
 pub mod pipeline;
 pub mod ratelimit;
+pub mod schema;
 pub mod telemetry;
 
 /// Install the process-wide rustls crypto provider (awc needs one before any TLS connection).

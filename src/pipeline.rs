@@ -131,10 +131,17 @@ pub async fn authorize(
     let internal = |e: actix::MailboxError| GatewayError::Internal(format!("policy: {e}"));
     worker
         .policy
-        .send(CheckAccess { caller: caller.clone(), tool: tool.clone() })
+        .send(CheckAccess { caller: caller.clone(), tool: tool.clone(), arguments: Some(Arc::new(arguments.clone())) })
         .await
         .map_err(internal)?
         .map_err(|denied| GatewayError::Forbidden(denied.0))?;
+    if shared.settings.pinning == crate::config::Pinning::Block && shared.drift.contains_key(&tool.name) {
+        return Err(GatewayError::Forbidden(format!(
+            "the definition of '{}' changed since it was pinned; an operator must approve it (mcp-gateway tools approve {})",
+            tool.name, tool.name
+        )));
+    }
+    shared.schemas.check(&tool.name, arguments).map_err(GatewayError::InvalidArguments)?;
     let limits = worker.policy.send(GetLimits { caller, tool: tool.name.clone() }).await.map_err(internal)?;
     if !limits.is_empty() {
         worker.limiter_stats.enqueued(1);

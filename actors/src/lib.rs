@@ -6,6 +6,7 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`arguments`] | argument rules of the policy (`one_of`, `max`, `pattern`, …) |
 //! | [`model`] | the values that travel in messages: tools, callers, audit rows |
 //! | [`registry`] | `RegistryActor`: the tool catalog loaded from `tools.yaml` |
 //! | [`policy`] | `PolicyActor`: role and workspace rules from `policy.yaml` |
@@ -14,6 +15,7 @@
 //! | [`job`] | `JobActor`: one running asynchronous job |
 //! | [`health`] | per-actor counters read by `/health/actors` |
 
+pub mod arguments;
 pub mod audit;
 pub mod health;
 pub mod job;
@@ -25,6 +27,8 @@ pub mod registry;
 pub use audit::{AuditSink, AuditWriterActor, BatchConfig, Flush, Record};
 pub use health::{ActorReport, ActorStats, GetHealth, HealthBoard};
 pub use model::{AuditRecord, Caller, Tool};
-pub use policy::{CheckAccess, Denied, FilterTools, GetLimits, Policy, PolicyActor, PolicyDocument};
+pub use policy::{
+    CheckAccess, Denied, Explain, Explanation, FilterTools, GetLimits, Policy, PolicyActor, PolicyDocument,
+};
 pub use ratelimit::{Acquire, Acquired, FailureMode, Limit, LocalStore, Quota, RateLimiterActor, RateStore, Verdict};
 pub use registry::{Catalog, GetTool, ListTools, RegistryActor};

@@ -11,6 +11,9 @@ use actix::{Actor, Context, Handler, Message, MessageResult, Supervised};
 use serde::Deserialize;
 
 use crate::health::{ActorStats, GetHealth};
+use serde_json::Value;
+
+use crate::arguments::{ArgRules, CompiledRules};
 use crate::model::{Caller, Tool};
 use crate::ratelimit::{Limit, Quota};
 
@@ -79,6 +82,15 @@ pub struct WorkspaceRule {
     pub denied_tools: Vec<String>,
 }
 
+/// Argument rules scoped to a role or a workspace.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopedArguments {
+    /// Rules by dotted argument path.
+    #[serde(default)]
+    pub arguments: ArgRules,
+}
+
 /// Per-tool policy settings.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,6 +98,15 @@ pub struct ToolRule {
     /// Overrides the tool's `risk_level` from `tools.yaml`.
     #[serde(default)]
     pub risk_tier: Option<RiskTier>,
+    /// Rules on the arguments of every call.
+    #[serde(default)]
+    pub arguments: ArgRules,
+    /// More rules for callers with a role.
+    #[serde(default)]
+    pub roles: BTreeMap<String, ScopedArguments>,
+    /// More rules for callers in a workspace.
+    #[serde(default)]
+    pub workspaces: BTreeMap<String, ScopedArguments>,
 }
 
 /// `rate_limits` in `policy.yaml`.
@@ -136,6 +157,28 @@ pub struct Denied(pub String);
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     doc: PolicyDocument,
+    /// Compiled argument rules by (tool, scope) where scope is `""`, `role:<r>` or `ws:<w>`.
+    arguments: BTreeMap<(String, String), CompiledRules>,
+}
+
+/// One step of a decision, for `explain`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Step {
+    /// Which rule (`tools.x.required_roles`, `workspaces.w`, `roles.r`, …).
+    pub rule: String,
+    /// `allow`, `deny` or `pass` (checked, no effect).
+    pub effect: &'static str,
+    /// What it found, in words (never an argument's value).
+    pub detail: String,
+}
+
+/// A decision and the rules that produced it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Explanation {
+    /// Whether the call is allowed.
+    pub allowed: bool,
+    /// The rules checked, in order; a denial is the last step.
+    pub steps: Vec<Step>,
 }
 
 fn matches(patterns: &[String], name: &str) -> bool {
@@ -143,9 +186,26 @@ fn matches(patterns: &[String], name: &str) -> bool {
 }
 
 impl Policy {
-    /// Wrap a parsed document.
-    pub fn new(doc: PolicyDocument) -> Self {
-        Self { doc }
+    /// Compile a parsed document (argument patterns compiled once).
+    pub fn compile(doc: PolicyDocument) -> Result<Self, String> {
+        let mut arguments = BTreeMap::new();
+        for (tool, rule) in &doc.tools {
+            let mut add = |scope: String, rules: &ArgRules| -> Result<(), String> {
+                if !rules.is_empty() {
+                    let compiled = CompiledRules::compile(rules).map_err(|e| format!("tools.{tool}.arguments.{e}"))?;
+                    arguments.insert((tool.clone(), scope), compiled);
+                }
+                Ok(())
+            };
+            add(String::new(), &rule.arguments)?;
+            for (role, scoped) in &rule.roles {
+                add(format!("role:{role}"), &scoped.arguments)?;
+            }
+            for (ws, scoped) in &rule.workspaces {
+                add(format!("ws:{ws}"), &scoped.arguments)?;
+            }
+        }
+        Ok(Self { doc, arguments })
     }
 
     /// The tool's effective risk tier: the policy's override, else the registry's level.
@@ -185,40 +245,102 @@ impl Policy {
         limits
     }
 
-    /// Decide whether `caller` may call `tool`. Deny rules are checked first and always win.
+    /// Decide whether `caller` may call `tool` (arguments unchecked: for listings).
     pub fn check(&self, caller: &Caller, tool: &Tool) -> Result<(), Denied> {
-        let name = tool.name.as_str();
-        if !tool.required_roles.is_empty() && !tool.required_roles.iter().any(|r| caller.has_role(r)) {
-            return Err(Denied(format!("tool '{name}' requires one of the roles {:?}", tool.required_roles)));
-        }
-        if let Some(ws) = &caller.workspace {
-            match self.doc.workspaces.get(ws) {
-                Some(rule) => {
-                    if matches(&rule.denied_tools, name) {
-                        return Err(Denied(format!("tool '{name}' is denied in workspace '{ws}'")));
-                    }
-                    if rule.allowed_tools.as_deref().is_some_and(|allowed| !matches(allowed, name)) {
-                        return Err(Denied(format!("tool '{name}' is not allowed in workspace '{ws}'")));
-                    }
-                }
-                None if self.doc.default_action == DefaultAction::Deny => {
-                    return Err(Denied(format!("workspace '{ws}' is not defined in the policy")));
-                }
-                None => {}
-            }
-        }
-        let rules: Vec<&RoleRule> = caller.roles.iter().filter_map(|r| self.doc.roles.get(r)).collect();
-        if rules.iter().any(|r| matches(&r.denied_tools, name)) {
-            return Err(Denied(format!("tool '{name}' is denied for the caller's roles")));
-        }
-        let tier = self.tier(tool);
-        let granted =
-            rules.iter().any(|r| matches(&r.allowed_tools, name) && r.max_risk_tier.is_none_or(|max| tier <= max));
-        if granted || self.doc.default_action == DefaultAction::Allow {
+        self.verdict(self.explain(caller, tool, None))
+    }
+
+    /// Decide a call, its arguments included.
+    pub fn check_call(&self, caller: &Caller, tool: &Tool, arguments: &Value) -> Result<(), Denied> {
+        self.verdict(self.explain(caller, tool, Some(arguments)))
+    }
+
+    fn verdict(&self, e: Explanation) -> Result<(), Denied> {
+        if e.allowed {
             Ok(())
         } else {
-            Err(Denied(format!("no role of the caller grants tool '{name}'")))
+            Err(Denied(e.steps.last().map(|s| s.detail.clone()).unwrap_or_else(|| "denied".into())))
         }
+    }
+
+    /// The decision and every rule that produced it. Deny rules come first and always win.
+    pub fn explain(&self, caller: &Caller, tool: &Tool, arguments: Option<&Value>) -> Explanation {
+        let name = tool.name.as_str();
+        let mut steps = Vec::new();
+        let step = |rule: String, effect: &'static str, detail: String| Step { rule, effect, detail };
+        let deny = |mut steps: Vec<Step>, rule: String, detail: String| {
+            steps.push(Step { rule, effect: "deny", detail });
+            Explanation { allowed: false, steps }
+        };
+        if !tool.required_roles.is_empty() {
+            let rule = format!("tools.yaml: {name}.required_roles");
+            if !tool.required_roles.iter().any(|r| caller.has_role(r)) {
+                return deny(steps, rule, format!("tool '{name}' requires one of the roles {:?}", tool.required_roles));
+            }
+            steps.push(step(rule, "pass", "the caller holds a required role".into()));
+        }
+        if let Some(ws) = &caller.workspace {
+            let rule = format!("workspaces.{ws}");
+            match self.doc.workspaces.get(ws) {
+                Some(w) if matches(&w.denied_tools, name) => {
+                    return deny(steps, rule, format!("tool '{name}' is denied in workspace '{ws}'"));
+                }
+                Some(w) if w.allowed_tools.as_deref().is_some_and(|allowed| !matches(allowed, name)) => {
+                    return deny(steps, rule, format!("tool '{name}' is not allowed in workspace '{ws}'"));
+                }
+                Some(_) => steps.push(step(rule, "pass", format!("workspace '{ws}' does not restrict '{name}'"))),
+                None if self.doc.default_action == DefaultAction::Deny => {
+                    return deny(steps, rule, format!("workspace '{ws}' is not defined in the policy"));
+                }
+                None => {
+                    steps.push(step(rule, "pass", format!("workspace '{ws}' is not defined; default_action is allow")))
+                }
+            }
+        }
+        let roles: Vec<(&String, &RoleRule)> =
+            caller.roles.iter().filter_map(|r| self.doc.roles.get_key_value(r)).collect();
+        if let Some((role, _)) = roles.iter().find(|(_, r)| matches(&r.denied_tools, name)) {
+            return deny(
+                steps,
+                format!("roles.{role}.denied_tools"),
+                format!("tool '{name}' is denied for the caller's roles"),
+            );
+        }
+        let tier = self.tier(tool);
+        let grant = roles
+            .iter()
+            .find(|(_, r)| matches(&r.allowed_tools, name) && r.max_risk_tier.is_none_or(|max| tier <= max));
+        match grant {
+            Some((role, _)) => steps.push(step(
+                format!("roles.{role}.allowed_tools"),
+                "allow",
+                format!("role '{role}' grants '{name}'"),
+            )),
+            None if self.doc.default_action == DefaultAction::Allow => steps.push(step(
+                "default_action".into(),
+                "allow",
+                "no role grants the tool; default_action is allow".into(),
+            )),
+            None => return deny(steps, "default_action".into(), format!("no role of the caller grants tool '{name}'")),
+        }
+        if let Some(arguments) = arguments {
+            let mut scopes = vec![String::new()];
+            scopes.extend(caller.roles.iter().map(|r| format!("role:{r}")));
+            scopes.extend(caller.workspace.iter().map(|w| format!("ws:{w}")));
+            for scope in scopes {
+                let Some(rules) = self.arguments.get(&(name.to_owned(), scope.clone())) else { continue };
+                let rule = match scope.split_once(':') {
+                    Some(("role", r)) => format!("tools.{name}.roles.{r}.arguments"),
+                    Some((_, w)) => format!("tools.{name}.workspaces.{w}.arguments"),
+                    None => format!("tools.{name}.arguments"),
+                };
+                match rules.violation(arguments) {
+                    Some(v) => return deny(steps, rule.clone(), format!("argument rule {rule}.{v}")),
+                    None => steps.push(step(rule, "pass", "the arguments satisfy the rules".into())),
+                }
+            }
+        }
+        Explanation { allowed: true, steps }
     }
 }
 
@@ -245,7 +367,7 @@ impl Supervised for PolicyActor {
     }
 }
 
-/// May this caller call this tool? Answers `Err(Denied)` with a reason safe to show.
+/// May this caller make this call? Answers `Err(Denied)` with a reason safe to show.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), Denied>")]
 pub struct CheckAccess {
@@ -253,6 +375,29 @@ pub struct CheckAccess {
     pub caller: Arc<Caller>,
     /// The tool asked for.
     pub tool: Arc<Tool>,
+    /// The call's arguments (checked against argument rules when given).
+    pub arguments: Option<Arc<Value>>,
+}
+
+/// The decision and its chain of rules, without calling anything.
+#[derive(Debug, Message)]
+#[rtype(result = "Explanation")]
+pub struct Explain {
+    /// The subject.
+    pub caller: Arc<Caller>,
+    /// The tool.
+    pub tool: Arc<Tool>,
+    /// The arguments.
+    pub arguments: Option<Value>,
+}
+
+impl Handler<Explain> for PolicyActor {
+    type Result = MessageResult<Explain>;
+
+    fn handle(&mut self, msg: Explain, _: &mut Context<Self>) -> Self::Result {
+        self.stats.handled(1);
+        MessageResult(self.policy.explain(&msg.caller, &msg.tool, msg.arguments.as_ref()))
+    }
 }
 
 /// The rate limits that apply to a call (computed on the worker's thread; no IO).
@@ -289,7 +434,10 @@ impl Handler<CheckAccess> for PolicyActor {
 
     fn handle(&mut self, msg: CheckAccess, _: &mut Context<Self>) -> Self::Result {
         self.stats.handled(1);
-        self.policy.check(&msg.caller, &msg.tool)
+        match &msg.arguments {
+            Some(arguments) => self.policy.check_call(&msg.caller, &msg.tool, arguments),
+            None => self.policy.check(&msg.caller, &msg.tool),
+        }
     }
 }
 
@@ -317,7 +465,7 @@ mod tests {
     use super::*;
 
     fn policy(yaml_like: PolicyDocument) -> Policy {
-        Policy::new(yaml_like)
+        Policy::compile(yaml_like).unwrap()
     }
 
     fn doc() -> PolicyDocument {

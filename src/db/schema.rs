@@ -14,6 +14,8 @@ diesel::table! {
         input_schema -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        pinned_digest -> Nullable<Text>,
+        observed_digest -> Nullable<Text>,
     }
 }
 

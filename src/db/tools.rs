@@ -144,3 +144,63 @@ pub async fn active_flags(db: &Db) -> Result<HashMap<String, bool>, DbError> {
             .map_err(DbError::from_display)
     })
 }
+
+/// A tool's pin state.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Pin {
+    /// Tool name.
+    pub name: String,
+    /// The approved definition digest.
+    pub pinned: Option<String>,
+    /// The digest last seen at the backend.
+    pub observed: Option<String>,
+}
+
+/// Record the digest seen at the backend; the first one seen becomes the pin. Returns the pin.
+pub async fn observe(db: &Db, name: &str, digest: &str) -> Result<Pin, DbError> {
+    with_conn!(db, |conn| {
+        diesel::update(tools::table.find(name))
+            .set(tools::observed_digest.eq(digest))
+            .execute(conn)
+            .await
+            .map_err(DbError::from_display)?;
+        diesel::update(tools::table.find(name).filter(tools::pinned_digest.is_null()))
+            .set(tools::pinned_digest.eq(digest))
+            .execute(conn)
+            .await
+            .map_err(DbError::from_display)?;
+        let (pinned, observed) = tools::table
+            .find(name)
+            .select((tools::pinned_digest, tools::observed_digest))
+            .first::<(Option<String>, Option<String>)>(conn)
+            .await
+            .map_err(DbError::from_display)?;
+        Ok::<_, DbError>(Pin { name: name.to_owned(), pinned, observed })
+    })
+}
+
+/// Approve the definition last seen for `name` (it becomes the pin). Returns whether a tool
+/// with an observed definition was found.
+pub async fn approve(db: &Db, name: &str) -> Result<bool, DbError> {
+    with_conn!(db, |conn| {
+        diesel::update(tools::table.find(name).filter(tools::observed_digest.is_not_null()))
+            .set(tools::pinned_digest.eq(tools::observed_digest))
+            .execute(conn)
+            .await
+            .map(|n| n == 1)
+            .map_err(DbError::from_display)
+    })
+}
+
+/// Every tool's pin state.
+pub async fn pins(db: &Db) -> Result<Vec<Pin>, DbError> {
+    with_conn!(db, |conn| {
+        tools::table
+            .select((tools::name, tools::pinned_digest, tools::observed_digest))
+            .order(tools::name)
+            .load::<(String, Option<String>, Option<String>)>(conn)
+            .await
+            .map(|rows| rows.into_iter().map(|(name, pinned, observed)| Pin { name, pinned, observed }).collect())
+            .map_err(DbError::from_display)
+    })
+}

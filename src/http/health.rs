@@ -71,6 +71,7 @@ pub async fn actors(
     Ok(HttpResponse::Ok().json(json!({
         "actors": reports(&shared, &worker).await,
         "circuit_breakers": shared.protection.report(),
+        "tool_drift": shared.drift.iter().map(|e| json!({ "tool": e.key(), "pinned": e.value().0, "observed": e.value().1 })).collect::<Vec<_>>(),
         "mcp_sessions": shared.sessions.len(),
     })))
 }

@@ -81,6 +81,11 @@ pub fn render(shared: &Shared) -> String {
             label(b["backend"].as_str().unwrap_or(""))
         ));
     }
+    out.push_str("# HELP mcpgw_tool_definition_drift Tools whose backend definition differs from its pin.\n");
+    out.push_str("# TYPE mcpgw_tool_definition_drift gauge\n");
+    for entry in shared.drift.iter() {
+        out.push_str(&format!("mcpgw_tool_definition_drift{{tool=\"{}\"}} 1\n", label(entry.key())));
+    }
     out.push_str("# HELP mcpgw_mcp_sessions Live MCP client sessions on this replica.\n");
     out.push_str("# TYPE mcpgw_mcp_sessions gauge\n");
     out.push_str(&format!("mcpgw_mcp_sessions {}\n", shared.sessions.len()));

@@ -6,6 +6,7 @@ pub mod health;
 pub mod invoke;
 pub mod jobs;
 pub mod metrics;
+pub mod policy;
 pub mod tools;
 
 use actix_web::web;
@@ -29,6 +30,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/mcp/jobs/{id}", web::get().to(jobs::get))
         .route("/mcp/jobs/{id}", web::delete().to(jobs::delete))
         .route("/admin/audit-logs", web::get().to(admin::audit_logs))
+        .route("/admin/policy/explain", web::post().to(policy::explain))
+        .route("/admin/tools", web::get().to(policy::tools))
         .route("/mcp", web::post().to(mcp::streamable::post))
         .route("/mcp", web::get().to(mcp::streamable::get))
         .route("/mcp", web::delete().to(mcp::streamable::delete))

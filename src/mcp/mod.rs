@@ -247,9 +247,11 @@ async fn call(ctx: &Ctx, params: Value) -> Result<Value, RpcError> {
         Err(GatewayError::UnknownTool(_) | GatewayError::Forbidden(_)) => {
             Err(RpcError::new(-32602, format!("Unknown tool: {name}")))
         }
-        Err(GatewayError::InvalidArguments(m) | GatewayError::InvalidRequest(m)) => {
-            Err(RpcError::new(-32602, m.clone()))
+        // Bad arguments are a tool error the model can act on (2025-11-25).
+        Err(GatewayError::InvalidArguments(m)) => {
+            Ok(json!({ "content": [{ "type": "text", "text": m }], "isError": true }))
         }
+        Err(GatewayError::InvalidRequest(m)) => Err(RpcError::new(-32602, m.clone())),
         Err(e @ GatewayError::RateLimited { .. }) => Err(RpcError::new(i64::from(e.code()), e.to_string())),
         Err(
             e @ (GatewayError::BackendTimeout(_)

@@ -42,6 +42,8 @@ pub struct Seen {
 
 #[derive(Default)]
 struct State {
+    /// Tool definitions answered to `tools/list` (empty unless a test sets them).
+    listing: Mutex<Vec<Value>>,
     streams: Mutex<Vec<tokio::sync::mpsc::UnboundedSender<actix_web::web::Bytes>>>,
     seen: Mutex<Vec<Seen>>,
     sessions: Mutex<Vec<String>>,
@@ -112,6 +114,10 @@ async fn mcp(req: HttpRequest, body: web::Bytes, state: web::Data<State>, config
                 "protocolVersion":"2025-06-18","capabilities":{"tools":{}},"serverInfo":{"name":"test-backend","version":"1"}}}))
         }
         "notifications/initialized" => HttpResponse::Accepted().finish(),
+        "tools/list" => {
+            let tools = state.listing.lock().unwrap().clone();
+            HttpResponse::Ok().json(json!({"jsonrpc":"2.0","id":id,"result":{"tools": tools}}))
+        }
         "tools/call" => {
             let args = msg["params"]["arguments"].clone();
             let result = json!({"content":[{"type":"text","text":args.to_string()}],"structuredContent":{"echo":args},"isError":false});
@@ -215,6 +221,11 @@ impl TestBackend {
     /// How many requests had `method`.
     pub fn count(&self, method: &str) -> usize {
         self.seen().iter().filter(|s| s.method == method).count()
+    }
+
+    /// Set the tool definitions `tools/list` answers.
+    pub fn set_listing(&self, tools: Vec<Value>) {
+        *self.state.listing.lock().unwrap() = tools;
     }
 
     /// How many notification streams (`GET /mcp`) are open.

@@ -1,0 +1,114 @@
+//! Admin views of policy and tools: `POST /admin/policy/explain` (the decision for a subject,
+//! tool and arguments, with the chain of rules — nothing is called) and `GET /admin/tools`
+//! (registered tools with their pinned and observed definition digests).
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpResponse};
+use gateway_actors::{Caller, Explain, GetLimits, GetTool};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::context::{require_role, Authenticated};
+use crate::app::{Shared, Worker};
+use crate::error::GatewayError;
+
+/// The subject of an explanation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subject {
+    sub: String,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    workspace: Option<String>,
+}
+
+/// Body of `POST /admin/policy/explain`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainBody {
+    subject: Subject,
+    tool_name: String,
+    #[serde(default)]
+    arguments: Option<Value>,
+}
+
+/// The explanation of a decision, shared by the endpoint and `mcp-gateway policy explain`.
+pub fn explanation(
+    explained: Option<gateway_actors::Explanation>,
+    tool_name: &str,
+    limits: &[gateway_actors::Limit],
+    schema: Result<(), String>,
+    drift: bool,
+) -> Value {
+    let Some(mut e) = explained else {
+        return json!({ "allowed": false, "steps": [{ "rule": "tools.yaml", "effect": "deny", "detail": format!("unknown tool '{tool_name}'") }] });
+    };
+    if e.allowed {
+        if let Err(problem) = schema {
+            e.allowed = false;
+            e.steps.push(gateway_actors::policy::Step { rule: "input_schema".into(), effect: "deny", detail: problem });
+        }
+    }
+    json!({
+        "allowed": e.allowed,
+        "steps": e.steps,
+        "rate_limits": limits.iter().map(|l| json!({ "limit": l.name, "key": l.key,
+            "requests_per_minute": l.quota.requests_per_minute, "burst": l.quota.burst })).collect::<Vec<_>>(),
+        "definition_drift": drift,
+    })
+}
+
+/// `POST /admin/policy/explain` (admin).
+pub async fn explain(
+    Authenticated(caller): Authenticated,
+    body: web::Json<ExplainBody>,
+    shared: web::Data<Shared>,
+    worker: web::Data<Worker>,
+) -> Result<HttpResponse, GatewayError> {
+    require_role(&caller, &["admin"])?;
+    let body = body.into_inner();
+    let subject =
+        Arc::new(Caller { user_id: body.subject.sub, roles: body.subject.roles, workspace: body.subject.workspace });
+    let internal = |e: actix::MailboxError| GatewayError::Internal(e.to_string());
+    let tool = worker.registry.send(GetTool(body.tool_name.clone())).await.map_err(internal)?.filter(|t| t.is_active);
+    let Some(tool) = tool else {
+        return Ok(HttpResponse::Ok().json(explanation(None, &body.tool_name, &[], Ok(()), false)));
+    };
+    let arguments = body.arguments.clone();
+    let explained = worker
+        .policy
+        .send(Explain { caller: subject.clone(), tool: tool.clone(), arguments })
+        .await
+        .map_err(internal)?;
+    let limits = worker.policy.send(GetLimits { caller: subject, tool: tool.name.clone() }).await.map_err(internal)?;
+    let schema = body.arguments.as_ref().map_or(Ok(()), |a| shared.schemas.check(&tool.name, a));
+    let drift = shared.drift.contains_key(&tool.name);
+    Ok(HttpResponse::Ok().json(explanation(Some(explained), &tool.name, &limits, schema, drift)))
+}
+
+/// `GET /admin/tools` (admin): tools, their pins, and which drifted.
+pub async fn tools(
+    Authenticated(caller): Authenticated,
+    shared: web::Data<Shared>,
+) -> Result<HttpResponse, GatewayError> {
+    require_role(&caller, &["admin"])?;
+    let pins = crate::db::tools::pins(&shared.db).await.map_err(|e| GatewayError::Unavailable(e.to_string()))?;
+    let tools: Vec<Value> = pins
+        .iter()
+        .map(|p| {
+            let tool = shared.catalog.get(&p.name);
+            json!({
+                "name": p.name,
+                "active": tool.as_ref().is_some_and(|t| t.is_active),
+                "backend_url": tool.as_ref().map(|t| t.backend_url.clone()),
+                "pinned_digest": p.pinned,
+                "observed_digest": p.observed,
+                "drift": shared.drift.contains_key(&p.name),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok()
+        .json(json!({ "tools": tools, "pinning": format!("{:?}", shared.settings.pinning).to_lowercase() })))
+}
