@@ -154,11 +154,33 @@ fn policy_explain_answers_offline_from_the_configuration_files() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
-    let allowed = run(&["policy", "explain", "--sub", "d", "--roles", "developer", "--tool", "exact_compute", "--arguments", "{}"]);
+    let allowed = run(&[
+        "policy",
+        "explain",
+        "--sub",
+        "d",
+        "--roles",
+        "developer",
+        "--tool",
+        "exact_compute",
+        "--arguments",
+        "{}",
+    ]);
     assert_eq!(allowed["allowed"], true, "{allowed}");
     assert_eq!(allowed["steps"].as_array().unwrap().last().unwrap()["rule"], "roles.developer.allowed_tools");
     let denied = run(&["policy", "explain", "--sub", "v", "--roles", "viewer", "--tool", "document_generate"]);
     assert_eq!(denied["allowed"], false, "viewers are capped at low-risk tools: {denied}");
-    let workspace = run(&["policy", "explain", "--sub", "w", "--roles", "developer", "--workspace", "restricted", "--tool", "git_readonly"]);
+    let workspace = run(&[
+        "policy",
+        "explain",
+        "--sub",
+        "w",
+        "--roles",
+        "developer",
+        "--workspace",
+        "restricted",
+        "--tool",
+        "git_readonly",
+    ]);
     assert_eq!(workspace["steps"].as_array().unwrap().last().unwrap()["rule"], "workspaces.restricted");
 }

@@ -78,16 +78,7 @@ async fn a_failing_backends_circuit_opens_fails_fast_and_half_opens_after_the_co
     assert_eq!(backend.count("tools/call"), 3, "an open circuit spares the backend");
     let (_, health) = gw.get("/health/actors", Some(&gw.token("ops", &["operator"]))).await;
     assert_eq!(health["circuit_breakers"][0]["state"], "open", "{health}");
-    let metrics = common::client()
-        .get(format!("{}/metrics", gw.base))
-        .bearer_auth(gw.token("ops", &["operator"]))
-        .send()
-        .await
-        .unwrap()
-        .body()
-        .await
-        .unwrap();
-    let metrics = String::from_utf8(metrics.to_vec()).unwrap();
+    let metrics = gw.metrics().await;
     assert!(metrics.contains(&format!("mcpgw_circuit_breaker_open{{backend=\"{}\"}} 1", backend.url)), "{metrics}");
     actix_web::rt::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(gw.invoke(&token, "broken", json!({})).await.0, 502);

@@ -44,16 +44,7 @@ async fn the_fourth_call_gets_a_429_naming_the_limit_and_costs_the_backend_nothi
         assert_eq!(gw.invoke(&admin, "echo", json!({})).await.0, 200);
     }
     let rows = db.wait_for_rows(14).await;
-    let metrics = client()
-        .get(format!("{}/metrics", gw.base))
-        .bearer_auth(gw.token("ops", &["operator"]))
-        .send()
-        .await
-        .unwrap()
-        .body()
-        .await
-        .unwrap();
-    let metrics = String::from_utf8(metrics.to_vec()).unwrap();
+    let metrics = gw.metrics().await;
     assert!(metrics.contains("mcpgw_rate_limit_rejections_total{limit=\"per_user\"} 1"), "{metrics}");
     assert!(
         metrics.contains("mcpgw_tool_calls_total{tool=\"echo\",decision=\"allowed\",status=\"ok\"} 13"),

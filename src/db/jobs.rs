@@ -163,28 +163,19 @@ const CLAIM_SQLITE: &str =
 /// Claim up to `n` pending jobs, oldest first, for `replica`.
 pub async fn claim(db: &Db, replica: &str, n: i64) -> Result<Vec<JobRow>, DbError> {
     let t = now();
-    match db {
-        Db::Pg(pool) => {
-            let mut conn = pool.get().await.map_err(DbError::from_display)?;
-            diesel::sql_query(CLAIM_PG)
-                .bind::<Text, _>(replica)
-                .bind::<Timestamp, _>(t)
-                .bind::<BigInt, _>(n)
-                .load::<JobRow>(&mut *conn)
-                .await
-                .map_err(DbError::from_display)
-        }
-        Db::Sqlite(pool) => {
-            let mut conn = pool.get().await.map_err(DbError::from_display)?;
-            diesel::sql_query(CLAIM_SQLITE)
-                .bind::<Text, _>(replica)
-                .bind::<Timestamp, _>(t)
-                .bind::<BigInt, _>(n)
-                .load::<JobRow>(&mut *conn)
-                .await
-                .map_err(DbError::from_display)
-        }
-    }
+    let sql = match db {
+        Db::Pg(_) => CLAIM_PG,
+        Db::Sqlite(_) => CLAIM_SQLITE,
+    };
+    with_conn!(db, |conn| {
+        diesel::sql_query(sql)
+            .bind::<Text, _>(replica)
+            .bind::<Timestamp, _>(t)
+            .bind::<BigInt, _>(n)
+            .load::<JobRow>(conn)
+            .await
+            .map_err(DbError::from_display)
+    })
 }
 
 /// Prove `replica` still runs job `id`; returns the job's current status.

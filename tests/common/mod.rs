@@ -259,6 +259,17 @@ impl TestGateway {
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
+    /// The Prometheus text of `/metrics` (as an operator).
+    pub async fn metrics(&self) -> String {
+        let mut resp = client()
+            .get(format!("{}/metrics", self.base))
+            .bearer_auth(self.token("ops", &["operator"]))
+            .send()
+            .await
+            .unwrap();
+        String::from_utf8(resp.body().await.unwrap().to_vec()).unwrap()
+    }
+
     /// Graceful stop: in-flight requests finish and the audit writer flushes.
     pub async fn stop(self) {
         self.gateway.stop().await;

@@ -215,30 +215,26 @@ impl Layout<'_> {
         lines
     }
 
+    /// Place one laid-out line: its pieces left to right from `x`, links as annotations.
+    fn draw_line(&mut self, line: Vec<Piece>, x: f32, baseline: f32, size: f32, line_h: f32) {
+        let mut cx = x;
+        for piece in line {
+            let w = self.metrics.width(piece.face, piece.size, &piece.text);
+            if let Some(url) = &piece.link {
+                self.push(Item::Link { rect: (cx, baseline - size, w.max(1.0), line_h), url: url.clone() });
+            }
+            let Piece { text, face, size: piece_size, color, .. } = piece;
+            self.push(Item::Text { x: cx, baseline, face, size: piece_size, text, color });
+            cx += w;
+        }
+    }
+
     /// Lay out text lines at `x`, advancing the cursor.
     fn text(&mut self, spans: &[Span], x: f32, width: f32, size: f32, bold: bool, color: (u8, u8, u8)) {
         let line_h = size * LEADING;
         for line in self.lines(spans, size, bold, color, width) {
             self.room(line_h);
-            let baseline = self.y + size;
-            let mut cx = x;
-            for piece in line {
-                let w = self.metrics.width(piece.face, piece.size, &piece.text);
-                if let Some(url) = &piece.link {
-                    let rect = (cx, self.y, w.max(1.0), line_h);
-                    self.push(Item::Link { rect, url: url.clone() });
-                }
-                let item = Item::Text {
-                    x: cx,
-                    baseline,
-                    face: piece.face,
-                    size: piece.size,
-                    text: piece.text,
-                    color: piece.color,
-                };
-                self.push(item);
-                cx += w;
-            }
+            self.draw_line(line, x, self.y + size, size, line_h);
             self.y += line_h;
         }
     }
@@ -366,25 +362,7 @@ impl Layout<'_> {
                 }
                 self.push(Item::Stroke { rect: (cx, top, col_w, height), color: (187, 187, 187) });
                 for (l, line) in lines.into_iter().enumerate() {
-                    let mut px = cx + 4.0;
-                    let baseline = top + 3.0 + l as f32 * line_h + size;
-                    for piece in line {
-                        let w = self.metrics.width(piece.face, piece.size, &piece.text);
-                        if let Some(url) = &piece.link {
-                            let rect = (px, baseline - size, w.max(1.0), line_h);
-                            self.push(Item::Link { rect, url: url.clone() });
-                        }
-                        let item = Item::Text {
-                            x: px,
-                            baseline,
-                            face: piece.face,
-                            size: piece.size,
-                            text: piece.text,
-                            color: piece.color,
-                        };
-                        self.push(item);
-                        px += w;
-                    }
+                    self.draw_line(line, cx + 4.0, top + 3.0 + l as f32 * line_h + size, size, line_h);
                 }
             }
             self.y = top + height;
