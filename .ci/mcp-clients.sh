@@ -43,7 +43,7 @@ YAML
 CONFORMANCE_BIND=127.0.0.1:$backend_port ./target/debug/examples/conformance_backend 2>"$work/backend.log" &
 pids+=($!)
 GATEWAY_PORT=$gateway_port DATABASE_URL="sqlite://$work/audit.db" DATA_DIR="$work/data" TOOLS_CONFIG="$work/tools.yaml" \
-  JWT_SECRET_KEY="conformance-only-secret-0123456789abcdef" MCP_ANONYMOUS_PRINCIPAL=conformance:admin RUST_LOG=warn \
+  JWT_SECRET_KEY="conformance-only-secret-0123456789abcdef" MCP_ANONYMOUS_PRINCIPAL=conformance:admin RUST_LOG=warn BUNDLED_TOOLS=off \
   ./target/debug/mcp-gateway 2>"$work/gateway.log" &
 pids+=($!)
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$gateway_port/health" >/dev/null && break; sleep 0.1; done

@@ -8,7 +8,7 @@ cargo build --release -q -p mcp-gateway
 work=$(mktemp -d)
 secret="bench-secret-that-is-long-enough-for-hs256"
 GATEWAY_PORT=18010 DATABASE_URL="sqlite://$work/b.db" DATA_DIR="$work" JWT_SECRET_KEY=$secret TOOLS_CONFIG=config/tools.yaml \
-  GATEWAY_WORKERS=1 RUST_LOG=warn ./target/release/mcp-gateway 2>"$work/gw.log" &
+  GATEWAY_WORKERS=1 RUST_LOG=warn BUNDLED_TOOLS=off ./target/release/mcp-gateway 2>"$work/gw.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18010/health >/dev/null && break; sleep 0.1; done

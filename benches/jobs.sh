@@ -23,7 +23,7 @@ CALCULATOR_BIND=127.0.0.1:18191 ./target/release/calculator 2>/dev/null &
 pids+=($!)
 printf 'default_action: deny\nroles: {developer: {allowed_tools: ["*"]}}\n' >"$work/policy.yaml"
 GATEWAY_PORT=18100 DATABASE_URL="$db_url" DATA_DIR="$work" JWT_SECRET_KEY=$secret POLICY_CONFIG="$work/policy.yaml" \
-  CALCULATOR_URL=http://127.0.0.1:18191/mcp JOB_MAX_CONCURRENT=64 JOB_POLL_MS=10 RUST_LOG=warn ./target/release/mcp-gateway 2>"$work/gw.log" &
+  CALCULATOR_URL=http://127.0.0.1:18191/mcp JOB_MAX_CONCURRENT=64 JOB_POLL_MS=10 RUST_LOG=warn BUNDLED_TOOLS=off ./target/release/mcp-gateway 2>"$work/gw.log" &
 pids+=($!)
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18100/health >/dev/null && break; sleep 0.1; done
 token=$(JWT_SECRET_KEY=$secret ./target/release/mcp-gateway token --sub jobs-bench --roles developer)

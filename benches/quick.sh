@@ -30,7 +30,7 @@ fi
 # The full pipeline, rate-limit checks included, with limits high enough never to refuse.
 printf 'default_action: deny\nroles: {developer: {allowed_tools: ["*"]}}\nrate_limits:\n  per_user: {requests_per_minute: 4000000000, burst: 4000000000}\n  per_user_tool: {requests_per_minute: 4000000000, burst: 4000000000}\n' >"$work/policy.yaml"
 GATEWAY_PORT=18000 DATABASE_URL="$db_url" JWT_SECRET_KEY=$secret DATA_DIR="$work/data" POLICY_CONFIG="$work/policy.yaml" \
-  CALCULATOR_URL=http://127.0.0.1:18091/mcp RUST_LOG=warn ./target/release/mcp-gateway 2>"$work/gw.log" &
+  CALCULATOR_URL=http://127.0.0.1:18091/mcp RUST_LOG=warn BUNDLED_TOOLS=off ./target/release/mcp-gateway 2>"$work/gw.log" &
 pids+=($!)
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18000/health >/dev/null && curl -sf http://127.0.0.1:18091/health >/dev/null && break; sleep 0.1; done
 token=$(JWT_SECRET_KEY=$secret ./target/release/mcp-gateway token --sub bench --roles developer --ttl 600)

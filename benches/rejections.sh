@@ -12,7 +12,7 @@ secret="bench-secret-that-is-long-enough-for-hs256"
 printf 'tools:\n  - name: echo\n    backend_url: http://127.0.0.1:9/mcp\n' >"$work/tools.yaml"
 printf 'default_action: deny\nroles: {developer: {allowed_tools: ["*"]}}\nrate_limits:\n  per_user: {requests_per_minute: 1, burst: 1}\n' >"$work/policy.yaml"
 GATEWAY_PORT=18020 DATABASE_URL="sqlite://$work/b.db" DATA_DIR="$work" JWT_SECRET_KEY=$secret TOOLS_CONFIG="$work/tools.yaml" \
-  POLICY_CONFIG="$work/policy.yaml" RUST_LOG=warn ./target/release/mcp-gateway 2>"$work/gw.log" &
+  POLICY_CONFIG="$work/policy.yaml" RUST_LOG=warn BUNDLED_TOOLS=off ./target/release/mcp-gateway 2>"$work/gw.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18020/health >/dev/null && break; sleep 0.1; done

@@ -198,7 +198,27 @@ async fn tools_command(settings: &Settings, action: ToolsAction) -> anyhow::Resu
 async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
     let listener = TcpListener::bind((settings.host.as_str(), settings.port))
         .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
+    let bundled_on = !matches!(std::env::var("BUNDLED_TOOLS").as_deref(), Ok("off" | "false" | "0"));
+    let bundled = if bundled_on { crate::bundled::start() } else { Vec::new() };
+    let addr = listener.local_addr()?;
     let gateway = crate::app::start(settings, listener, true).await?;
+    banner(addr, &bundled);
     gateway.wait().await;
+    crate::bundled::stop(bundled).await;
     Ok(())
+}
+
+/// What a person needs after `cargo run`: where it listens, how to get a token, one call.
+fn banner(addr: std::net::SocketAddr, bundled: &[crate::bundled::Bundled]) {
+    println!("\nmcp-gateway is listening on http://{addr}");
+    for b in bundled {
+        println!("  bundled tool {:<18} http://{}/mcp", b.tool, b.addr);
+    }
+    println!("  a token:  T=$(cargo run -q --release -- token --sub demo --roles developer)");
+    println!(
+        "  a call:   curl -s -H \"Authorization: Bearer $T\" -H 'Content-Type: application/json' \\\n            \
+         -d '{{\"tool_name\":\"exact_compute\",\"arguments\":{{\"operation\":\"arithmetic\",\"params\":{{\"operator\":\"+\",\"x\":1,\"y\":2}}}}}}' \\\n            \
+         http://{addr}/mcp/invoke"
+    );
+    println!("  Ctrl-C stops everything (the audit log is flushed first).\n");
 }

@@ -6,6 +6,7 @@
 //!
 //! | module | role |
 //! |---|---|
+//! | [`bundled`] | the three tool servers run in-process for `cargo run` |
 //! | [`cli`] | the `mcp-gateway` commands: `serve`, `token`, `check-config`, `migrate` |
 //! | [`config`] | typed settings from the environment |
 //! | [`config_files`] | `tools.yaml` and `policy.yaml` loading and validation |
@@ -26,6 +27,7 @@
 pub mod app;
 pub mod auth;
 pub mod backend;
+pub mod bundled;
 pub mod cli;
 pub mod config;
 pub mod config_files;

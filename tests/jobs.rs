@@ -111,7 +111,8 @@ impl Drop for Replica {
 
 async fn replica(db: &TestDb, dir: &std::path::Path, name: &str, port: u16, extra: &[(&str, &str)]) -> Replica {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-gateway"));
-    cmd.env("GATEWAY_PORT", port.to_string())
+    cmd.env("BUNDLED_TOOLS", "off")
+        .env("GATEWAY_PORT", port.to_string())
         .env("DATABASE_URL", &db.url)
         .env("JWT_SECRET_KEY", SECRET)
         .env("TOOLS_CONFIG", dir.join("tools.yaml"))

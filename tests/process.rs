@@ -78,6 +78,7 @@ async fn sigterm_stops_the_binary_gracefully_with_every_audit_row_stored() {
     std::fs::write(&tools, format!("tools:\n  - name: echo\n    backend_url: {}\n", echo.url)).unwrap();
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
+        .env("BUNDLED_TOOLS", "off")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("GATEWAY_PORT", port.to_string())
         .env("DATABASE_URL", &db.url)
@@ -124,6 +125,7 @@ fn check_config_exits_non_zero_naming_the_file_and_field() {
     let tools = dir.path().join("tools.yaml");
     std::fs::write(&tools, "tools:\n  - name: x\n    backend_url: nowhere\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
+        .env("BUNDLED_TOOLS", "off")
         .arg("check-config")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("TOOLS_CONFIG", &tools)
@@ -134,6 +136,7 @@ fn check_config_exits_non_zero_naming_the_file_and_field() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("tools.yaml: tools[0].backend_url"), "{err}");
     let ok = Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
+        .env("BUNDLED_TOOLS", "off")
         .arg("check-config")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("JWT_SECRET_KEY", SECRET)
@@ -146,6 +149,7 @@ fn check_config_exits_non_zero_naming_the_file_and_field() {
 fn policy_explain_answers_offline_from_the_configuration_files() {
     let run = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
+            .env("BUNDLED_TOOLS", "off")
             .args(args)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("JWT_SECRET_KEY", SECRET)
@@ -183,4 +187,70 @@ fn policy_explain_answers_offline_from_the_configuration_files() {
         "git_readonly",
     ]);
     assert_eq!(workspace["steps"].as_array().unwrap().last().unwrap()["rule"], "workspaces.restricted");
+}
+
+#[actix_web::test]
+async fn one_command_runs_the_gateway_with_all_three_tools_and_ctrl_c_stops_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let [gw, calc, git, doc] = [free_port(), free_port(), free_port(), free_port()];
+    let child = Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("GATEWAY_PORT", gw.to_string())
+        .env("DATA_DIR", dir.path().join("data"))
+        .env("CALCULATOR_BIND", format!("127.0.0.1:{calc}"))
+        .env("CALCULATOR_URL", format!("http://127.0.0.1:{calc}/mcp"))
+        .env("GIT_TOOL_BIND", format!("127.0.0.1:{git}"))
+        .env("GIT_TOOL_URL", format!("http://127.0.0.1:{git}/mcp"))
+        .env("GIT_REPOS", format!("mcp-gateway={}", env!("CARGO_MANIFEST_DIR")))
+        .env("DOCGEN_BIND", format!("127.0.0.1:{doc}"))
+        .env("DOCGEN_URL", format!("http://127.0.0.1:{doc}/mcp"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = Reaper(child);
+    let base = format!("http://127.0.0.1:{gw}");
+    wait_until_up(&format!("{base}/health"), &mut child.0).await;
+    // Dev mode: the token comes from the secret the gateway generated under DATA_DIR.
+    let token = Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
+        .args(["token", "--sub", "demo", "--roles", "developer"])
+        .env("DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    for (tool, arguments) in [
+        ("exact_compute", json!({"operation": "arithmetic", "params": {"operator": "+", "x": 1, "y": 2}})),
+        ("git_readonly", json!({"repo": "mcp-gateway", "action": "log", "limit": 1})),
+        ("document_generate", json!({"content": "# Hello", "format": "html"})),
+    ] {
+        let mut resp = common::client()
+            .post(format!("{base}/mcp/invoke"))
+            .bearer_auth(&token)
+            .send_json(&json!({"tool_name": tool, "arguments": arguments}))
+            .await
+            .unwrap();
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(resp.status(), 200, "{tool}: {body}");
+        assert_eq!(body["result"]["isError"], false, "{tool}: {body}");
+    }
+    let pid = child.0.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let output = tokio::task::spawn_blocking(move || {
+        let mut stdout = String::new();
+        if let Some(mut out) = child.0.stdout.take() {
+            use std::io::Read;
+            let _ = out.read_to_string(&mut stdout);
+        }
+        let status = child.0.wait().unwrap();
+        std::mem::forget(child);
+        (status, stdout)
+    })
+    .await
+    .unwrap();
+    assert!(output.0.success(), "{}", output.0);
+    assert!(output.1.contains("mcp-gateway is listening on http://127.0.0.1:"), "{}", output.1);
+    assert!(output.1.contains("bundled tool exact_compute"));
+    for port in [calc, git, doc] {
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "tool server on {port} stopped");
+    }
 }

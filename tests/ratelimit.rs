@@ -149,6 +149,7 @@ async fn replica(db: &TestDb, redis: &str, dir: &std::path::Path, name: &str, ba
     std::fs::write(dir.join("tools.yaml"), format!("tools:\n  - name: echo\n    backend_url: {backend}\n")).unwrap();
     std::fs::write(dir.join("policy.yaml"), "default_action: deny\nroles: {developer: {allowed_tools: ['*']}}\nrate_limits:\n  per_user: {requests_per_minute: 6, burst: 50}\n").unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
+        .env("BUNDLED_TOOLS", "off")
         .env("GATEWAY_PORT", port.to_string())
         .env("DATABASE_URL", &db.url)
         .env("REDIS_URL", redis)
