@@ -40,6 +40,8 @@ pub struct Shared {
     pub audit: Addr<AuditWriterActor>,
     /// The audit writer's counters (backlog = rows not yet stored).
     pub audit_stats: Arc<ActorStats>,
+    /// Audit rows waiting in the local spool for the database.
+    pub audit_spooled: Arc<std::sync::atomic::AtomicU64>,
     /// Counters of every actor kind.
     pub board: Arc<HealthBoard>,
     /// The tool catalog every `RegistryActor` serves.
@@ -222,8 +224,26 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         timeout: settings.audit_flush_interval,
         ..BatchConfig::default()
     };
-    let (sink_db, stats) = (db.clone(), audit_stats.clone());
-    let audit = Supervisor::start(move |_| AuditWriterActor::new(std::rc::Rc::new(DbAuditSink(sink_db)), batch, stats));
+    let spool_rows = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let spool = std::rc::Rc::new(crate::db::audit::Spool::open(
+        settings.data_dir.join("audit-spool.jsonl"),
+        spool_rows.clone(),
+    ));
+    let (sink_db, sink_spool, stats) = (db.clone(), spool.clone(), audit_stats.clone());
+    let audit = Supervisor::start(move |_| {
+        AuditWriterActor::new(std::rc::Rc::new(DbAuditSink::new(sink_db, sink_spool)), batch, stats)
+    });
+    // Rows spooled during an outage go back to the database as soon as it answers.
+    let (replay_db, replay_spool) = (db.clone(), spool.clone());
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            if let Err(e) = replay_spool.replay(&replay_db).await {
+                tracing::debug!(error = %e, "audit spool replay deferred");
+            }
+        }
+    });
 
     let catalog = Arc::new(Catalog::new(tools));
     let rate_store: Arc<dyn RateStore> = match &settings.redis_url {
@@ -241,6 +261,7 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         db,
         audit: audit.clone(),
         audit_stats,
+        audit_spooled: spool_rows,
         board,
         catalog: catalog.clone(),
         policy: Arc::new(policy),

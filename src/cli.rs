@@ -49,6 +49,12 @@ pub enum Command {
     CheckConfig,
     /// Run pending database migrations and exit.
     Migrate,
+    /// The audit trail.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Tool-definition pins.
     Tools {
         /// What to do.
@@ -61,6 +67,13 @@ pub enum Command {
         #[command(subcommand)]
         action: PolicyAction,
     },
+}
+
+/// `mcp-gateway audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Walk every hash chain; exit non-zero naming the first altered, inserted or deleted rows.
+    Verify,
 }
 
 /// `mcp-gateway tools …`.
@@ -124,6 +137,20 @@ pub fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Tools { action } => system.block_on(tools_command(&settings, action)),
+        Command::Audit { action: AuditAction::Verify } => system.block_on(async {
+            crate::db::migrate(&settings.database_url).await?;
+            let db = crate::db::Db::connect(&settings.database_url, 1)?;
+            let (chains, rows, problems) = crate::db::audit::verify(&db).await?;
+            for p in &problems {
+                println!("TAMPERED {p}");
+            }
+            println!("{rows} rows in {chains} chains checked, {} problem(s)", problems.len());
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                anyhow::bail!("the audit trail does not verify")
+            }
+        }),
         Command::Policy { action: PolicyAction::Explain { sub, roles, workspace, tool, arguments } } => {
             let (tools, policy, _) = crate::app::check_config(&settings)?;
             let arguments: Option<serde_json::Value> =

@@ -77,7 +77,11 @@ impl Attempt {
         }
         let record = AuditRecord {
             id: uuid::Uuid::now_v7().to_string(),
-            created_at: chrono::Utc::now(),
+            // Microseconds: what both databases store, so the row hash verifies after a round trip.
+            created_at: {
+                let now = chrono::Utc::now();
+                chrono::DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+            },
             request_id,
             user_id: caller.map(|c| c.user_id.clone()),
             roles: caller.map(|c| c.roles.clone()).unwrap_or_default(),
@@ -92,6 +96,10 @@ impl Attempt {
             arguments_sha256: self.arguments_sha256,
             error_message: message,
             transport: self.transport.to_owned(),
+            chain_id: String::new(),
+            seq: 0,
+            prev_hash: String::new(),
+            row_hash: String::new(),
         };
         shared.audit_stats.enqueued(1);
         shared.audit.do_send(Record(record));

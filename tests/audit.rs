@@ -186,3 +186,104 @@ async fn tools_yaml_is_synced_into_the_tools_table_sqlite() {
 async fn tools_yaml_is_synced_into_the_tools_table_postgres() {
     tools_sync(DbKind::Postgres).await;
 }
+
+fn verify_cli(db: &TestDb) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
+        .args(["audit", "verify"])
+        .env("DATABASE_URL", &db.url)
+        .env("JWT_SECRET_KEY", common::SECRET)
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+async fn sql(url: &str, statement: &str) {
+    use diesel_async::RunQueryDsl;
+    match Db::connect(url, 1).unwrap() {
+        Db::Pg(pool) => {
+            let mut c = pool.get().await.unwrap();
+            diesel::sql_query(statement).execute(&mut *c).await.unwrap();
+        }
+        Db::Sqlite(pool) => {
+            let mut c = pool.get().await.unwrap();
+            diesel::sql_query(statement).execute(&mut *c).await.unwrap();
+        }
+    };
+}
+
+async fn tamper_evidence(kind: DbKind) {
+    let Some(db) = TestDb::of(kind).await else { return };
+    let echo = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db).tool("echo", &echo.url).start().await;
+    let token = gw.token("t", &["developer"]);
+    for i in 0..6 {
+        gw.invoke(&token, "echo", json!({ "i": i })).await;
+    }
+    gw.stop().await;
+    let rows = db.audit_rows().await;
+    assert_eq!(rows.len(), 6);
+    let (ok, report) = verify_cli(&db);
+    assert!(ok, "{report}");
+    assert!(report.contains("6 rows in 1 chains"), "{report}");
+    let mut by_seq = rows.clone();
+    by_seq.sort_by_key(|r| r.seq);
+    sql(&db.url, &format!("UPDATE audit_logs SET user_id = 'someone-else' WHERE id = '{}'", by_seq[2].id)).await;
+    let (ok, report) = verify_cli(&db);
+    assert!(
+        !ok && report.contains(&format!("row {} (chain", by_seq[2].id)) && report.contains("content altered"),
+        "{report}"
+    );
+    sql(&db.url, &format!("UPDATE audit_logs SET user_id = 't' WHERE id = '{}'", by_seq[2].id)).await;
+    assert!(verify_cli(&db).0, "restored");
+    sql(&db.url, &format!("DELETE FROM audit_logs WHERE id = '{}'", by_seq[3].id)).await;
+    let (ok, report) = verify_cli(&db);
+    assert!(!ok && report.contains("missing before seq 5"), "{report}");
+    db.drop_db().await;
+}
+
+#[actix_web::test]
+async fn an_edited_or_deleted_audit_row_is_found_by_verify_sqlite() {
+    tamper_evidence(DbKind::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn an_edited_or_deleted_audit_row_is_found_by_verify_postgres() {
+    tamper_evidence(DbKind::Postgres).await;
+}
+
+#[actix_web::test]
+async fn a_database_outage_spools_rows_and_replays_them_exactly_once() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let echo = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db).tool("echo", &echo.url).var("AUDIT_FLUSH_INTERVAL_MS", "50").start().await;
+    let token = gw.token("o", &["developer"]);
+    for i in 0..20 {
+        assert_eq!(gw.invoke(&token, "echo", json!({ "i": i })).await.0, 200);
+    }
+    assert_eq!(db.wait_for_rows(20).await.len(), 20);
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    let admin = std::env::var("TEST_DATABASE_URL").unwrap();
+    // The outage: no new connections, existing ones killed.
+    sql(&admin, &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
+    sql(&admin, &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")).await;
+    for i in 20..50 {
+        assert_eq!(gw.invoke(&token, "echo", json!({ "i": i })).await.0, 200, "calls keep working during the outage");
+    }
+    let mut spooled = 0;
+    for _ in 0..100 {
+        let (_, health) = gw.get("/health/actors", Some(&gw.token("ops", &["operator"]))).await;
+        spooled = health["audit_spooled"].as_u64().unwrap_or(0);
+        if spooled == 30 {
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(spooled, 30, "the outage's rows are in the spool");
+    sql(&admin, &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
+    let rows = db.wait_for_rows(50).await;
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(500)).await;
+    let rows_after = db.audit_rows().await;
+    assert_eq!((rows.len(), rows_after.len()), (50, 50), "0 lost, 0 duplicated");
+    gw.stop().await;
+    db.drop_db().await;
+}

@@ -20,6 +20,14 @@ use futures_util::future::LocalBoxFuture;
 use crate::health::{ActorStats, GetHealth};
 use crate::model::AuditRecord;
 
+/// A random value for chain ids (no clock: two writers started together still differ).
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::process::id().into());
+    h.finish()
+}
+
 /// Where audit batches go (the database in production, a vector in tests).
 pub trait AuditSink: 'static {
     /// Store `rows` as one batch. On error nothing may be half-written that a retry would
@@ -52,12 +60,25 @@ pub struct AuditWriterActor {
     buffer: Vec<AuditRecord>,
     retry_at: Option<Instant>,
     failing: bool,
+    chain_id: String,
+    seq: i64,
+    last_hash: String,
 }
 
 impl AuditWriterActor {
     /// A writer flushing into `sink` as `config` says, counting into `stats`.
     pub fn new(sink: Rc<dyn AuditSink>, config: BatchConfig, stats: Arc<ActorStats>) -> Self {
-        Self { sink, config, stats, buffer: Vec::new(), retry_at: None, failing: false }
+        Self {
+            sink,
+            config,
+            stats,
+            buffer: Vec::new(),
+            retry_at: None,
+            failing: false,
+            chain_id: format!("chain-{:016x}{:016x}", rand_u64(), rand_u64()),
+            seq: 0,
+            last_hash: String::new(),
+        }
     }
 
     fn backing_off(&self) -> bool {
@@ -134,7 +155,15 @@ impl Handler<Record> for AuditWriterActor {
     type Result = ();
 
     fn handle(&mut self, msg: Record, ctx: &mut Context<Self>) {
-        self.buffer.push(msg.0);
+        // Chain the row in arrival order: each hash covers the previous one.
+        let mut row = msg.0;
+        self.seq += 1;
+        row.chain_id = self.chain_id.clone();
+        row.seq = self.seq;
+        row.prev_hash = std::mem::take(&mut self.last_hash);
+        row.row_hash = row.compute_hash();
+        self.last_hash = row.row_hash.clone();
+        self.buffer.push(row);
         if self.buffer.len() >= self.config.max_events {
             self.flush(ctx);
         }
@@ -212,6 +241,10 @@ mod tests {
             arguments_sha256: None,
             error_message: None,
             transport: "rest".into(),
+            chain_id: String::new(),
+            seq: 0,
+            prev_hash: String::new(),
+            row_hash: String::new(),
         }
     }
 

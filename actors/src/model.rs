@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// A tool as registered in `tools.yaml`: where its MCP backend lives and who may call it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,7 +75,7 @@ impl Caller {
 /// One row of the audit log: one invocation attempt, whatever its outcome.
 ///
 /// Never carries raw arguments or tokens, only a digest of the arguments.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
     /// Row id (UUID v7, so ids sort by time).
     pub id: String,
@@ -108,4 +109,48 @@ pub struct AuditRecord {
     pub error_message: Option<String>,
     /// The front door: `rest` (`/mcp/invoke`), `streamable_http` (`/mcp`) or `sse` (`/sse`).
     pub transport: String,
+    /// The hash chain this row belongs to (one per audit writer run); set by the writer.
+    #[serde(default)]
+    pub chain_id: String,
+    /// Position in the chain, from 1; set by the writer.
+    #[serde(default)]
+    pub seq: i64,
+    /// The previous row's hash (empty for the first); set by the writer.
+    #[serde(default)]
+    pub prev_hash: String,
+    /// SHA-256 over `prev_hash` and this row's canonical encoding; set by the writer.
+    #[serde(default)]
+    pub row_hash: String,
+}
+
+impl AuditRecord {
+    /// The hash a row must carry: SHA-256 of the previous hash and a canonical encoding of
+    /// every field (times at microsecond precision, as both databases store them).
+    pub fn compute_hash(&self) -> String {
+        let canonical = serde_json::json!([
+            self.id,
+            self.created_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+            self.request_id,
+            self.user_id,
+            self.roles,
+            self.workspace,
+            self.tool_name,
+            self.decision,
+            self.status,
+            self.http_status,
+            self.error_code,
+            self.duration_ms,
+            self.client_ip,
+            self.arguments_sha256,
+            self.error_message,
+            self.transport,
+            self.chain_id,
+            self.seq,
+        ]);
+        let mut hasher = Sha256::new();
+        hasher.update(self.prev_hash.as_bytes());
+        hasher.update(b"\n");
+        hasher.update(canonical.to_string().as_bytes());
+        hex::encode(hasher.finalize())
+    }
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::schema::audit_logs;
 use super::{Db, DbError};
+use crate::with_conn;
 
 /// Rows per INSERT statement: keeps bind parameters under both backends' limits.
 const ROWS_PER_STATEMENT: usize = 1000;
@@ -52,6 +53,41 @@ pub struct AuditRow {
     pub error_message: Option<String>,
     /// The front door the call came through.
     pub transport: String,
+    /// Hash chain of the row.
+    pub chain_id: String,
+    /// Position in the chain.
+    pub seq: i64,
+    /// Previous row's hash.
+    pub prev_hash: String,
+    /// This row's hash.
+    pub row_hash: String,
+}
+
+impl From<&AuditRow> for AuditRecord {
+    fn from(r: &AuditRow) -> Self {
+        Self {
+            id: r.id.clone(),
+            created_at: r.created_at.and_utc(),
+            request_id: r.request_id.clone(),
+            user_id: r.user_id.clone(),
+            roles: serde_json::from_str(&r.roles).unwrap_or_default(),
+            workspace: r.workspace.clone(),
+            tool_name: r.tool_name.clone(),
+            decision: r.decision.clone(),
+            status: r.status.clone(),
+            http_status: r.http_status,
+            error_code: r.error_code,
+            duration_ms: r.duration_ms,
+            client_ip: r.client_ip.clone(),
+            arguments_sha256: r.arguments_sha256.clone(),
+            error_message: r.error_message.clone(),
+            transport: r.transport.clone(),
+            chain_id: r.chain_id.clone(),
+            seq: r.seq,
+            prev_hash: r.prev_hash.clone(),
+            row_hash: r.row_hash.clone(),
+        }
+    }
 }
 
 impl From<&AuditRecord> for AuditRow {
@@ -73,11 +109,16 @@ impl From<&AuditRecord> for AuditRow {
             arguments_sha256: r.arguments_sha256.clone(),
             error_message: r.error_message.clone(),
             transport: r.transport.clone(),
+            chain_id: r.chain_id.clone(),
+            seq: r.seq,
+            prev_hash: r.prev_hash.clone(),
+            row_hash: r.row_hash.clone(),
         }
     }
 }
 
-/// Insert `rows` in one transaction, as multi-row INSERTs.
+/// Insert `rows` in one transaction, as multi-row INSERTs. A row already stored (same id: a
+/// replayed batch) is skipped, so replays never duplicate.
 pub async fn insert_batch(db: &Db, rows: &[AuditRecord]) -> Result<(), DbError> {
     let rows: Vec<AuditRow> = rows.iter().map(AuditRow::from).collect();
     match db {
@@ -85,7 +126,7 @@ pub async fn insert_batch(db: &Db, rows: &[AuditRecord]) -> Result<(), DbError> 
             let mut conn = pool.get().await.map_err(DbError::from_display)?;
             conn.transaction::<_, diesel::result::Error, _>(async |conn| {
                 for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                    diesel::insert_into(audit_logs::table).values(chunk).execute(conn).await?;
+                    diesel::insert_into(audit_logs::table).values(chunk).on_conflict_do_nothing().execute(conn).await?;
                 }
                 Ok(())
             })
@@ -98,7 +139,10 @@ pub async fn insert_batch(db: &Db, rows: &[AuditRecord]) -> Result<(), DbError> 
             conn.spawn_blocking(move |conn| {
                 conn.transaction(|conn| {
                     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                        diesel::RunQueryDsl::execute(diesel::insert_into(audit_logs::table).values(chunk), conn)?;
+                        diesel::RunQueryDsl::execute(
+                            diesel::insert_into(audit_logs::table).values(chunk).on_conflict_do_nothing(),
+                            conn,
+                        )?;
                     }
                     Ok(())
                 })
@@ -109,13 +153,160 @@ pub async fn insert_batch(db: &Db, rows: &[AuditRecord]) -> Result<(), DbError> 
     }
 }
 
-/// The database as the audit writer's sink.
-pub struct DbAuditSink(pub Db);
+/// The local spool: an append-only file of rows that could not reach the database, replayed
+/// in order (and idempotently) when it answers again. While it holds rows, new batches are
+/// appended behind them so order is kept.
+pub struct Spool {
+    path: std::path::PathBuf,
+    lock: tokio::sync::Mutex<()>,
+    rows: Arc<std::sync::atomic::AtomicU64>,
+    last_replay: std::cell::Cell<Option<std::time::Instant>>,
+}
+
+impl Spool {
+    /// A spool at `path`; `rows` counts what it holds (for health and metrics).
+    pub fn open(path: std::path::PathBuf, rows: Arc<std::sync::atomic::AtomicU64>) -> Self {
+        let held =
+            std::fs::read_to_string(&path).map(|t| t.lines().filter(|l| !l.trim().is_empty()).count()).unwrap_or(0);
+        rows.store(held as u64, std::sync::atomic::Ordering::Relaxed);
+        Self { path, lock: tokio::sync::Mutex::new(()), rows, last_replay: std::cell::Cell::new(None) }
+    }
+
+    fn held(&self) -> u64 {
+        std::sync::atomic::AtomicU64::load(&self.rows, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Append `rows` durably (fsync before returning).
+    async fn append(&self, rows: &[AuditRecord]) -> Result<(), String> {
+        let _guard = self.lock.lock().await;
+        let mut text = String::new();
+        for r in rows {
+            text.push_str(&serde_json::to_string(r).map_err(|e| e.to_string())?);
+            text.push('\n');
+        }
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+            file.write_all(text.as_bytes())?;
+            file.sync_data()
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("audit spool {}: {e}", self.path.display()))?;
+        self.rows.fetch_add(rows.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Move the spooled rows into the database, in order; the file is emptied only after
+    /// every row is stored. At most one attempt a second.
+    pub async fn replay(&self, db: &Db) -> Result<u64, String> {
+        if self.held() == 0 || self.last_replay.get().is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1)) {
+            return Ok(0);
+        }
+        self.last_replay.set(Some(std::time::Instant::now()));
+        let _guard = self.lock.lock().await;
+        let text = tokio::fs::read_to_string(&self.path).await.unwrap_or_default();
+        let rows: Vec<AuditRecord> =
+            text.lines().filter(|l| !l.trim().is_empty()).filter_map(|l| serde_json::from_str(l).ok()).collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            insert_batch(db, chunk).await.map_err(|e| e.to_string())?;
+        }
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::OpenOptions::new().write(true).truncate(true).open(&path).and_then(|f| f.sync_all())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        self.rows.store(0, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(rows = rows.len(), "audit spool replayed into the database");
+        Ok(rows.len() as u64)
+    }
+}
+
+/// The database as the audit writer's sink, with the spool behind it: a batch the database
+/// refuses is made durable in the spool instead, so the writer never loses it.
+pub struct DbAuditSink {
+    db: Db,
+    spool: std::rc::Rc<Spool>,
+}
+
+impl DbAuditSink {
+    /// A sink writing to `db`, spilling to `spool`.
+    pub fn new(db: Db, spool: std::rc::Rc<Spool>) -> Self {
+        Self { db, spool }
+    }
+}
 
 impl AuditSink for DbAuditSink {
     fn write_batch(&self, rows: Arc<[AuditRecord]>) -> LocalBoxFuture<'static, Result<(), String>> {
-        let db = self.0.clone();
-        Box::pin(async move { insert_batch(&db, &rows).await.map_err(|e| e.to_string()) })
+        let (db, spool) = (self.db.clone(), self.spool.clone());
+        Box::pin(async move {
+            if spool.held() == 0 {
+                match insert_batch(&db, &rows).await {
+                    Ok(()) => return Ok(()),
+                    Err(e) => tracing::error!(rows = rows.len(), error = %e, "audit insert failed; spooling the batch"),
+                }
+            }
+            spool.append(&rows).await?;
+            let _ = spool.replay(&db).await;
+            Ok(())
+        })
+    }
+}
+
+/// Walk every hash chain: report rows whose content changed, rows missing (gaps in `seq`),
+/// and rows inserted or reordered (a `prev_hash` that does not match).
+pub async fn verify(db: &Db) -> Result<(usize, usize, Vec<String>), DbError> {
+    let (mut chains, mut rows, mut problems) = (0usize, 0usize, Vec::new());
+    let (mut chain, mut seq) = (String::new(), 0i64);
+    let mut prev = String::new();
+    loop {
+        let (c, s) = (chain.clone(), seq);
+        let page: Vec<AuditRow> = with_conn!(db, |conn| {
+            audit_logs::table
+                .filter(audit_logs::chain_id.ne(""))
+                .filter(audit_logs::chain_id.gt(&c).or(audit_logs::chain_id.eq(&c).and(audit_logs::seq.gt(s))))
+                .order((audit_logs::chain_id, audit_logs::seq))
+                .limit(10_000)
+                .select(AuditRow::as_select())
+                .load::<AuditRow>(conn)
+                .await
+                .map_err(DbError::from_display)
+        })?;
+        if page.is_empty() {
+            return Ok((chains, rows, problems));
+        }
+        for row in &page {
+            if row.chain_id != chain {
+                chains += 1;
+                chain = row.chain_id.clone();
+                seq = 0;
+                prev = String::new();
+            }
+            rows += 1;
+            if row.seq != seq + 1 {
+                problems.push(format!(
+                    "chain {chain}: {} row(s) missing before seq {} (deleted)",
+                    row.seq - seq - 1,
+                    row.seq
+                ));
+            } else if row.prev_hash != prev {
+                problems.push(format!(
+                    "row {} (chain {chain}, seq {}): does not follow the previous row (inserted or reordered)",
+                    row.id, row.seq
+                ));
+            }
+            if AuditRecord::from(row).compute_hash() != row.row_hash {
+                problems.push(format!("row {} (chain {chain}, seq {}): content altered", row.id, row.seq));
+            }
+            seq = row.seq;
+            prev = row.row_hash.clone();
+        }
     }
 }
 

@@ -38,6 +38,10 @@ diesel::table! {
         arguments_sha256 -> Nullable<Text>,
         error_message -> Nullable<Text>,
         transport -> Text,
+        chain_id -> Text,
+        seq -> BigInt,
+        prev_hash -> Text,
+        row_hash -> Text,
     }
 }
 

@@ -73,5 +73,6 @@ pub async fn actors(
         "circuit_breakers": shared.protection.report(),
         "tool_drift": shared.drift.iter().map(|e| json!({ "tool": e.key(), "pinned": e.value().0, "observed": e.value().1 })).collect::<Vec<_>>(),
         "mcp_sessions": shared.sessions.len(),
+        "audit_spooled": shared.audit_spooled.load(std::sync::atomic::Ordering::Relaxed),
     })))
 }

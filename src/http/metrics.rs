@@ -92,6 +92,9 @@ pub fn render(shared: &Shared) -> String {
     out.push_str("# HELP mcpgw_audit_backlog Audit rows not yet stored.\n");
     out.push_str("# TYPE mcpgw_audit_backlog gauge\n");
     out.push_str(&format!("mcpgw_audit_backlog {}\n", shared.audit_stats.report("audit_writer", true).backlog));
+    out.push_str("# HELP mcpgw_audit_spooled Audit rows in the local spool, waiting for the database.\n");
+    out.push_str("# TYPE mcpgw_audit_spooled gauge\n");
+    out.push_str(&format!("mcpgw_audit_spooled {}\n", shared.audit_spooled.load(std::sync::atomic::Ordering::Relaxed)));
     out
 }
 
