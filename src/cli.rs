@@ -74,6 +74,108 @@ pub enum Command {
 pub enum AuditAction {
     /// Walk every hash chain; exit non-zero naming the first altered, inserted or deleted rows.
     Verify,
+    /// Print matching rows (newest first) as JSON lines.
+    Query {
+        /// Filters.
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+        /// Most rows printed.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Write every matching row (newest first) to stdout as CSV or JSON lines.
+    Export {
+        /// Filters.
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+        /// `csv` or `jsonl`.
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+    },
+}
+
+/// The filters of `audit query` and `audit export` (as `GET /admin/audit-logs`).
+#[derive(Debug, clap::Args)]
+pub struct AuditFilterArgs {
+    /// Only this user.
+    #[arg(long)]
+    user: Option<String>,
+    /// Only callers with this role.
+    #[arg(long)]
+    role: Option<String>,
+    /// Only this workspace.
+    #[arg(long)]
+    workspace: Option<String>,
+    /// Only this tool.
+    #[arg(long)]
+    tool: Option<String>,
+    /// Only this decision (allowed, denied, unknown_tool, unauthenticated, rejected, rate_limited).
+    #[arg(long)]
+    decision: Option<String>,
+    /// Only this status.
+    #[arg(long)]
+    status: Option<String>,
+    /// Only this request id.
+    #[arg(long)]
+    request_id: Option<String>,
+    /// From this time (RFC 3339).
+    #[arg(long)]
+    since: Option<String>,
+    /// Before this time (RFC 3339).
+    #[arg(long)]
+    until: Option<String>,
+}
+
+impl AuditFilterArgs {
+    fn filter(self, limit: i64) -> anyhow::Result<crate::db::audit::AuditFilter> {
+        let time = |v: Option<String>| -> anyhow::Result<Option<chrono::NaiveDateTime>> {
+            v.map(|t| {
+                chrono::DateTime::parse_from_rfc3339(&t).map(|t| t.naive_utc()).context("expected an RFC 3339 time")
+            })
+            .transpose()
+        };
+        Ok(crate::db::audit::AuditFilter {
+            user: self.user,
+            role: self.role,
+            workspace: self.workspace,
+            tool: self.tool,
+            decision: self.decision,
+            status: self.status,
+            request_id: self.request_id,
+            since: time(self.since)?,
+            until: time(self.until)?,
+            before_id: None,
+            limit,
+        })
+    }
+}
+
+async fn audit_rows_command(
+    settings: &Settings,
+    filter: AuditFilterArgs,
+    limit: Option<i64>,
+    csv: bool,
+) -> anyhow::Result<()> {
+    crate::db::migrate(&settings.database_url).await?;
+    let db = crate::db::Db::connect(&settings.database_url, 1)?;
+    let mut remaining = limit.unwrap_or(i64::MAX);
+    let mut filter = filter.filter(remaining.min(1000))?;
+    if csv {
+        println!("{}", crate::db::audit::CSV_HEADER);
+    }
+    while remaining > 0 {
+        filter.limit = remaining.min(1000);
+        let rows = crate::db::audit::query(&db, &filter).await?;
+        for r in &rows {
+            println!("{}", if csv { crate::db::audit::csv_line(r) } else { serde_json::to_string(r)? });
+        }
+        remaining -= rows.len() as i64;
+        if (rows.len() as i64) < filter.limit {
+            break;
+        }
+        filter.before_id = rows.last().map(|r| r.id.clone());
+    }
+    Ok(())
 }
 
 /// `mcp-gateway tools …`.
@@ -137,6 +239,13 @@ pub fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Tools { action } => system.block_on(tools_command(&settings, action)),
+        Command::Audit { action: AuditAction::Query { filter, limit } } => {
+            system.block_on(audit_rows_command(&settings, filter, Some(limit), false))
+        }
+        Command::Audit { action: AuditAction::Export { filter, format } } => match format.as_str() {
+            "csv" | "jsonl" => system.block_on(audit_rows_command(&settings, filter, None, format == "csv")),
+            other => anyhow::bail!("--format {other:?}: use csv or jsonl"),
+        },
         Command::Audit { action: AuditAction::Verify } => system.block_on(async {
             crate::db::migrate(&settings.database_url).await?;
             let db = crate::db::Db::connect(&settings.database_url, 1)?;

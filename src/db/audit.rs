@@ -319,6 +319,14 @@ pub struct AuditFilter {
     pub tool: Option<String>,
     /// Only rows with this decision.
     pub decision: Option<String>,
+    /// Only rows with this status.
+    pub status: Option<String>,
+    /// Only rows of callers holding this role.
+    pub role: Option<String>,
+    /// Only rows of this workspace.
+    pub workspace: Option<String>,
+    /// Only rows of this request id.
+    pub request_id: Option<String>,
     /// Only rows at or after this time (UTC).
     pub since: Option<NaiveDateTime>,
     /// Only rows before this time (UTC).
@@ -341,6 +349,20 @@ macro_rules! filtered {
         }
         if let Some(v) = &f.decision {
             q = q.filter(audit_logs::decision.eq(v));
+        }
+        if let Some(v) = &f.status {
+            q = q.filter(audit_logs::status.eq(v));
+        }
+        if let Some(v) = &f.role {
+            // roles is a JSON array of strings: match the quoted element.
+            let quoted = serde_json::to_string(v).unwrap_or_default();
+            q = q.filter(audit_logs::roles.like(format!("%{}%", quoted.replace('%', "\\%").replace('_', "\\_"))));
+        }
+        if let Some(v) = &f.workspace {
+            q = q.filter(audit_logs::workspace.eq(v));
+        }
+        if let Some(v) = &f.request_id {
+            q = q.filter(audit_logs::request_id.eq(v));
         }
         if let Some(v) = f.since {
             q = q.filter(audit_logs::created_at.ge(v));
@@ -373,3 +395,40 @@ pub async fn query(db: &Db, filter: &AuditFilter) -> Result<Vec<AuditRow>, DbErr
         }
     }
 }
+
+/// One audit row as a CSV line (RFC 4180 quoting).
+pub fn csv_line(r: &AuditRow) -> String {
+    let field = |v: &str| {
+        if v.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", v.replace('"', "\"\""))
+        } else {
+            v.to_owned()
+        }
+    };
+    let opt = |v: &Option<String>| field(v.as_deref().unwrap_or(""));
+    [
+        field(&r.id),
+        field(&r.created_at.and_utc().to_rfc3339()),
+        field(&r.request_id),
+        opt(&r.user_id),
+        field(&r.roles),
+        opt(&r.workspace),
+        opt(&r.tool_name),
+        field(&r.decision),
+        field(&r.status),
+        r.http_status.to_string(),
+        r.error_code.map(|c| c.to_string()).unwrap_or_default(),
+        r.duration_ms.to_string(),
+        opt(&r.client_ip),
+        opt(&r.arguments_sha256),
+        opt(&r.error_message),
+        field(&r.transport),
+        field(&r.chain_id),
+        r.seq.to_string(),
+        field(&r.row_hash),
+    ]
+    .join(",")
+}
+
+/// The CSV header matching [`csv_line`].
+pub const CSV_HEADER: &str = "id,created_at,request_id,user_id,roles,workspace,tool_name,decision,status,http_status,error_code,duration_ms,client_ip,arguments_sha256,error_message,transport,chain_id,seq,row_hash";

@@ -17,10 +17,16 @@ pub struct AuditParams {
     user: Option<String>,
     tool: Option<String>,
     decision: Option<String>,
+    status: Option<String>,
+    role: Option<String>,
+    workspace: Option<String>,
+    request_id: Option<String>,
     since: Option<String>,
     until: Option<String>,
     limit: Option<i64>,
     cursor: Option<String>,
+    /// `json` (default, one page), `csv` or `jsonl` (the whole selection, streamed).
+    format: Option<String>,
 }
 
 fn time(name: &str, value: Option<&str>) -> Result<Option<NaiveDateTime>, GatewayError> {
@@ -51,10 +57,59 @@ pub async fn audit_logs(
         user: p.user,
         tool: p.tool,
         decision: p.decision,
+        status: p.status,
+        role: p.role,
+        workspace: p.workspace,
+        request_id: p.request_id,
         before_id: p.cursor,
         limit,
     };
-    let rows = query(&shared.db, &filter).await.map_err(|e| GatewayError::Unavailable(e.to_string()))?;
-    let next_cursor = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.clone())).flatten();
-    Ok(HttpResponse::Ok().json(json!({ "items": rows, "next_cursor": next_cursor })))
+    match p.format.as_deref() {
+        None | Some("json") => {
+            let rows = query(&shared.db, &filter).await.map_err(|e| GatewayError::Unavailable(e.to_string()))?;
+            let next_cursor = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.clone())).flatten();
+            Ok(HttpResponse::Ok().json(json!({ "items": rows, "next_cursor": next_cursor })))
+        }
+        Some(format @ ("csv" | "jsonl")) => Ok(export(shared.into_inner(), filter, format == "csv")),
+        Some(other) => Err(GatewayError::InvalidRequest(format!("format {other:?} is not json, csv or jsonl"))),
+    }
+}
+
+/// Stream every row of the selection, a page at a time, never holding it all in memory.
+fn export(shared: std::sync::Arc<Shared>, filter: AuditFilter, csv: bool) -> HttpResponse {
+    struct Cursor {
+        filter: AuditFilter,
+        first: bool,
+        done: bool,
+    }
+    let start = Cursor { filter: AuditFilter { limit: 1000, ..filter }, first: true, done: false };
+    let body = futures_util::stream::unfold((shared, start), move |(shared, mut cursor)| async move {
+        if cursor.done {
+            return None;
+        }
+        let mut chunk = String::new();
+        if cursor.first && csv {
+            chunk.push_str(crate::db::audit::CSV_HEADER);
+            chunk.push('\n');
+        }
+        cursor.first = false;
+        let rows = match query(&shared.db, &cursor.filter).await {
+            Ok(rows) => rows,
+            Err(e) => return Some((Err(actix_web::error::ErrorServiceUnavailable(e.to_string())), (shared, cursor))),
+        };
+        for r in &rows {
+            if csv {
+                chunk.push_str(&crate::db::audit::csv_line(r));
+            } else {
+                chunk.push_str(&serde_json::to_string(r).unwrap_or_default());
+            }
+            chunk.push('\n');
+        }
+        cursor.done = (rows.len() as i64) < cursor.filter.limit;
+        cursor.filter.before_id = rows.last().map(|r| r.id.clone());
+        Some((Ok::<_, actix_web::Error>(actix_web::web::Bytes::from(chunk)), (shared, cursor)))
+    });
+    HttpResponse::Ok()
+        .content_type(if csv { "text/csv; charset=utf-8" } else { "application/x-ndjson" })
+        .streaming(body)
 }
