@@ -132,6 +132,8 @@ pub struct Settings {
     pub job_stale: Duration,
     /// Terminal jobs (and their results) are kept this long.
     pub job_result_ttl: Duration,
+    /// `AUDIT_MODE=strict`: a call's audit row is durable before its response is sent.
+    pub audit_strict: bool,
     /// Tool-definition pinning mode.
     pub pinning: Pinning,
     /// How often backends' definitions are compared with their pins.
@@ -273,6 +275,13 @@ impl Settings {
             job_poll: Duration::from_millis(parse::<u64>(lookup, "JOB_POLL_MS", 200)?.max(10)),
             job_stale: Duration::from_secs(parse::<u64>(lookup, "JOB_STALE_SECONDS", 30)?.max(1)),
             job_result_ttl: Duration::from_secs(parse(lookup, "JOB_RESULT_TTL_SECONDS", 86_400)?),
+            audit_strict: match get(lookup, "AUDIT_MODE").as_deref() {
+                None | Some("batched") => false,
+                Some("strict") => true,
+                Some(other) => {
+                    return Err(ConfigError::new("AUDIT_MODE", format!("{other:?} is not batched or strict")))
+                }
+            },
             pinning: match get(lookup, "TOOL_PINNING").as_deref() {
                 None | Some("warn") => Pinning::Warn,
                 Some("block") => Pinning::Block,

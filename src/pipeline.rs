@@ -63,6 +63,45 @@ impl Attempt {
         http_status: u16,
         error_code: Option<i32>,
     ) {
+        let record = self.row(shared, client_ip, request_id, result, http_status, error_code);
+        shared.audit_stats.enqueued(1);
+        shared.audit.do_send(Record(record));
+    }
+
+    /// Record the attempt as the audit mode says: handed over (default), or — with
+    /// `AUDIT_MODE=strict` — durable (database or spool) before this returns; a row that cannot
+    /// be made durable fails the request with 503.
+    pub async fn commit(
+        self,
+        shared: &Shared,
+        client_ip: Option<String>,
+        request_id: String,
+        result: Result<&Value, &GatewayError>,
+        http_status: u16,
+        error_code: Option<i32>,
+    ) -> Result<(), GatewayError> {
+        if !shared.settings.audit_strict {
+            self.record(shared, client_ip, request_id, result, http_status, error_code);
+            return Ok(());
+        }
+        let record = self.row(shared, client_ip, request_id, result, http_status, error_code);
+        shared.audit_stats.enqueued(1);
+        match shared.audit.send(gateway_actors::audit::RecordDurable(record)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(GatewayError::Unavailable(format!("the audit record could not be made durable: {e}"))),
+            Err(e) => Err(GatewayError::Unavailable(format!("audit writer unreachable: {e}"))),
+        }
+    }
+
+    fn row(
+        self,
+        shared: &Shared,
+        client_ip: Option<String>,
+        request_id: String,
+        result: Result<&Value, &GatewayError>,
+        http_status: u16,
+        error_code: Option<i32>,
+    ) -> AuditRecord {
         let (status, message) = match result {
             Ok(r) if r.get("isError").and_then(Value::as_bool).unwrap_or(false) => ("tool_error", None),
             Ok(_) => ("ok", None),
@@ -101,8 +140,7 @@ impl Attempt {
             prev_hash: String::new(),
             row_hash: String::new(),
         };
-        shared.audit_stats.enqueued(1);
-        shared.audit.do_send(Record(record));
+        record
     }
 }
 
@@ -121,6 +159,11 @@ pub async fn authorize(
     tool_name: &str,
     arguments: &Value,
 ) -> Result<Arc<Tool>, GatewayError> {
+    if shared.settings.audit_strict && shared.audit_stats.report("audit_writer", true).last_error.is_some() {
+        return Err(GatewayError::Unavailable(
+            "audit records cannot be made durable right now (AUDIT_MODE=strict)".into(),
+        ));
+    }
     attempt.caller = Some(caller.clone());
     attempt.tool_name = Some(tool_name.to_owned());
     attempt.arguments_sha256 = Some(digest(arguments));

@@ -254,3 +254,50 @@ async fn one_command_runs_the_gateway_with_all_three_tools_and_ctrl_c_stops_ever
         assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "tool server on {port} stopped");
     }
 }
+
+#[actix_web::test]
+async fn in_strict_mode_every_answered_call_survives_kill_9() {
+    let db = TestDb::sqlite().await;
+    let echo = TestBackend::start(Mode::Echo).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tools = dir.path().join("tools.yaml");
+    std::fs::write(&tools, format!("tools:\n  - name: echo\n    backend_url: {}\n", echo.url)).unwrap();
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
+        .env("BUNDLED_TOOLS", "off")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("GATEWAY_PORT", port.to_string())
+        .env("DATABASE_URL", &db.url)
+        .env("JWT_SECRET_KEY", SECRET)
+        .env("TOOLS_CONFIG", &tools)
+        .env("DATA_DIR", dir.path().join("data"))
+        .env("AUDIT_MODE", "strict")
+        // The batch timer never fires: only strict commits write.
+        .env("AUDIT_FLUSH_INTERVAL_MS", "3600000")
+        .env("AUDIT_BATCH_SIZE", "100000")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = Reaper(child);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_up(&format!("{base}/health"), &mut child.0).await;
+    let token = common::sign(&common::claims("k9", &["admin"], None), SECRET);
+    let calls = (0..40).map(|i| {
+        let (base, token) = (base.clone(), token.clone());
+        async move {
+            common::client()
+                .post(format!("{base}/mcp/invoke"))
+                .bearer_auth(token)
+                .send_json(&json!({"tool_name": "echo", "arguments": {"i": i}}))
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(calls).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    child.0.kill().unwrap(); // SIGKILL: no drain, no flush
+    child.0.wait().unwrap();
+    assert_eq!(db.audit_rows().await.len(), 40, "every answered call's row was durable before its answer");
+}

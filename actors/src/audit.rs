@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{
-    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult, ResponseActFuture, Supervised,
-    WrapFuture,
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult, ResponseActFuture, ResponseFuture,
+    Supervised, WrapFuture,
 };
 use futures_util::future::LocalBoxFuture;
 
@@ -63,6 +63,9 @@ pub struct AuditWriterActor {
     chain_id: String,
     seq: i64,
     last_hash: String,
+    /// Callers waiting for their rows to be durable (strict mode), answered by the next flush.
+    waiting: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    durable_flush_scheduled: bool,
 }
 
 impl AuditWriterActor {
@@ -78,11 +81,38 @@ impl AuditWriterActor {
             chain_id: format!("chain-{:016x}{:016x}", rand_u64(), rand_u64()),
             seq: 0,
             last_hash: String::new(),
+            waiting: Vec::new(),
+            durable_flush_scheduled: false,
         }
     }
 
     fn backing_off(&self) -> bool {
         self.retry_at.is_some_and(|t| Instant::now() < t)
+    }
+
+    /// Chain a row in arrival order: each hash covers the previous one.
+    fn chain(&mut self, mut row: AuditRecord) -> AuditRecord {
+        self.seq += 1;
+        row.chain_id = self.chain_id.clone();
+        row.seq = self.seq;
+        row.prev_hash = std::mem::take(&mut self.last_hash);
+        row.row_hash = row.compute_hash();
+        self.last_hash = row.row_hash.clone();
+        row
+    }
+
+    /// Write everything held now and answer every caller waiting for durability (group commit).
+    fn flush_durable(&mut self, ctx: &mut Context<Self>) {
+        self.durable_flush_scheduled = false;
+        let waiting = std::mem::take(&mut self.waiting);
+        let rows: Arc<[AuditRecord]> = std::mem::take(&mut self.buffer).into();
+        let write = self.sink.write_batch(rows.clone());
+        ctx.wait(write.into_actor(self).map(move |result, act, _| {
+            let outcome = act.settle(result, rows);
+            for w in waiting {
+                let _ = w.send(outcome.clone().map(|_| ()));
+            }
+        }));
     }
 
     /// Write the held rows, holding the mailbox until the write ends (one write in flight).
@@ -143,6 +173,29 @@ impl Supervised for AuditWriterActor {
 #[rtype(result = "()")]
 pub struct Record(pub AuditRecord);
 
+/// Store one audit row and answer once it is durable (strict mode): rows arriving together are
+/// written in one batch (group commit).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct RecordDurable(pub AuditRecord);
+
+impl Handler<RecordDurable> for AuditWriterActor {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    fn handle(&mut self, msg: RecordDurable, ctx: &mut Context<Self>) -> Self::Result {
+        let row = self.chain(msg.0);
+        self.buffer.push(row);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.waiting.push(tx);
+        if !self.durable_flush_scheduled {
+            self.durable_flush_scheduled = true;
+            // After the messages already queued, so they share the write.
+            ctx.run_later(Duration::ZERO, |act, ctx| act.flush_durable(ctx));
+        }
+        Box::pin(async move { rx.await.unwrap_or_else(|_| Err("the audit writer stopped".into())) })
+    }
+}
+
 /// Write every row held now and answer with how many were written.
 ///
 /// Rows sent before the `Flush` are in the mailbox ahead of it, so when it answers `Ok`, they
@@ -155,14 +208,7 @@ impl Handler<Record> for AuditWriterActor {
     type Result = ();
 
     fn handle(&mut self, msg: Record, ctx: &mut Context<Self>) {
-        // Chain the row in arrival order: each hash covers the previous one.
-        let mut row = msg.0;
-        self.seq += 1;
-        row.chain_id = self.chain_id.clone();
-        row.seq = self.seq;
-        row.prev_hash = std::mem::take(&mut self.last_hash);
-        row.row_hash = row.compute_hash();
-        self.last_hash = row.row_hash.clone();
+        let row = self.chain(msg.0);
         self.buffer.push(row);
         if self.buffer.len() >= self.config.max_events {
             self.flush(ctx);

@@ -97,6 +97,9 @@ pub async fn invoke(
         Err(e) => e.to_response(id),
     };
     let code = result.as_ref().err().map(GatewayError::code);
-    attempt.record(&shared, context::client_ip(&req), request_id, result.as_ref(), response.status().as_u16(), code);
-    response
+    let status = response.status().as_u16();
+    match attempt.commit(&shared, context::client_ip(&req), request_id.clone(), result.as_ref(), status, code).await {
+        Ok(()) => response,
+        Err(e) => e.to_response(Value::String(request_id)),
+    }
 }

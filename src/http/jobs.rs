@@ -72,8 +72,11 @@ pub async fn post(
         Err(e) => e.to_response(Value::String(request_id.clone())),
     };
     let code = result.as_ref().err().map(GatewayError::code);
-    attempt.record(&shared, context::client_ip(&req), request_id, result.as_ref(), response.status().as_u16(), code);
-    response
+    let status = response.status().as_u16();
+    match attempt.commit(&shared, context::client_ip(&req), request_id.clone(), result.as_ref(), status, code).await {
+        Ok(()) => response,
+        Err(e) => e.to_response(Value::String(request_id)),
+    }
 }
 
 async fn owned(shared: &Shared, id: &str, caller: &gateway_actors::Caller) -> Result<jobs::JobRow, GatewayError> {

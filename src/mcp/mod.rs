@@ -262,8 +262,11 @@ async fn call(ctx: &Ctx, params: Value) -> Result<Value, RpcError> {
     };
     let code = outcome.as_ref().err().map(GatewayError::code);
     let request_id = crate::http::context::request_id(&ctx.req);
-    attempt.record(&ctx.shared, crate::http::context::client_ip(&ctx.req), request_id, outcome.as_ref(), 200, code);
-    answer
+    let ip = crate::http::context::client_ip(&ctx.req);
+    match attempt.commit(&ctx.shared, ip, request_id, outcome.as_ref(), 200, code).await {
+        Ok(()) => answer,
+        Err(e) => Err(RpcError::new(-32603, e.to_string())),
+    }
 }
 
 /// Answer one JSON-RPC request (everything but `initialize`, which the transports own).
