@@ -114,7 +114,7 @@ impl Attempt {
         if let Err(GatewayError::RateLimited { limit, .. }) = result {
             shared.metrics.rejected(limit);
         }
-        let record = AuditRecord {
+        AuditRecord {
             id: uuid::Uuid::now_v7().to_string(),
             // Microseconds: what both databases store, so the row hash verifies after a round trip.
             created_at: {
@@ -139,8 +139,7 @@ impl Attempt {
             seq: 0,
             prev_hash: String::new(),
             row_hash: String::new(),
-        };
-        record
+        }
     }
 }
 
