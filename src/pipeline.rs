@@ -24,6 +24,8 @@ pub struct Attempt {
     pub arguments_sha256: Option<String>,
     /// Policy allowed the call.
     pub allowed: bool,
+    /// Arguments the policy chose to record, masked.
+    pub arguments_logged: Option<String>,
     /// `rest`, `streamable_http` or `sse`.
     pub transport: &'static str,
 }
@@ -36,6 +38,7 @@ impl Attempt {
             caller: None,
             tool_name: None,
             arguments_sha256: None,
+            arguments_logged: None,
             allowed: false,
             transport,
         }
@@ -134,6 +137,7 @@ impl Attempt {
             client_ip,
             arguments_sha256: self.arguments_sha256,
             error_message: message,
+            arguments_logged: self.arguments_logged,
             transport: self.transport.to_owned(),
             chain_id: String::new(),
             seq: 0,
@@ -214,6 +218,7 @@ pub async fn authorize(
         }
     }
     attempt.allowed = true;
+    attempt.arguments_logged = shared.policy.audit_arguments(&tool.name, arguments);
     Ok(tool)
 }
 

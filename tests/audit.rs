@@ -345,3 +345,62 @@ async fn exports_stream_every_row_as_csv_or_jsonl_and_the_cli_agrees_sqlite() {
 async fn exports_stream_every_row_as_csv_or_jsonl_and_the_cli_agrees_postgres() {
     exports(DbKind::Postgres).await;
 }
+
+async fn kept_arguments_are_masked(kind: DbKind) {
+    let Some(db) = TestDb::of(kind).await else {
+        return;
+    };
+    let echo = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db)
+        .tool("echo", &echo.url)
+        .tool("quiet", &echo.url)
+        .policy("tools:\n  echo: { audit_arguments: ['*'] }\n  quiet: {}\n")
+        .start()
+        .await;
+    let dev = gw.token_in("dana", &["developer"], "open");
+    let jwt = gw.token("someone", &["guest"]);
+    let args = json!({
+        "query": "select 1",
+        "password": "hunter2",
+        "headers": {"Authorization": "Bearer abc", "x-trace": "t1"},
+        "forwarded": jwt,
+        "key": "ghp_0123456789abcdefghijklmnop"
+    });
+    assert_eq!(gw.invoke(&dev, "echo", args.clone()).await.0, 200);
+    assert_eq!(gw.invoke(&dev, "quiet", args.clone()).await.0, 200);
+    let rows = db.wait_for_rows(2).await;
+    let echo_row = rows.iter().find(|r| r.tool_name.as_deref() == Some("echo")).unwrap();
+    let kept: serde_json::Value = serde_json::from_str(echo_row.arguments_logged.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        kept,
+        json!({
+            "query": "select 1",
+            "password": "[REDACTED]",
+            "headers": {"Authorization": "[REDACTED]", "x-trace": "t1"},
+            "forwarded": "[REDACTED]",
+            "key": "[REDACTED]"
+        })
+    );
+    let quiet = rows.iter().find(|r| r.tool_name.as_deref() == Some("quiet")).unwrap();
+    assert_eq!(quiet.arguments_logged, None, "a tool without audit_arguments keeps only the digest");
+    // Neither the caller's token, nor any secret argument, is anywhere in the table.
+    let dump = format!("{rows:?}");
+    for secret in [dev.as_str(), jwt.as_str(), "hunter2", "Bearer abc", "ghp_0123456789"] {
+        assert!(!dump.contains(secret), "{secret} leaked into the audit table");
+    }
+    gw.stop().await;
+    // The chain still verifies with the kept arguments hashed in.
+    let (ok, report) = verify_cli(&db);
+    assert!(ok, "{report}");
+    db.drop_db().await;
+}
+
+#[actix_web::test]
+async fn kept_arguments_are_masked_and_tokens_never_stored_sqlite() {
+    kept_arguments_are_masked(DbKind::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn kept_arguments_are_masked_and_tokens_never_stored_postgres() {
+    kept_arguments_are_masked(DbKind::Postgres).await;
+}

@@ -286,6 +286,7 @@ mod tests {
             client_ip: None,
             arguments_sha256: None,
             error_message: None,
+            arguments_logged: None,
             transport: "rest".into(),
             chain_id: String::new(),
             seq: 0,

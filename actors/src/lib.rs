@@ -22,6 +22,7 @@ pub mod job;
 pub mod model;
 pub mod policy;
 pub mod ratelimit;
+pub mod redact;
 pub mod registry;
 
 pub use audit::{AuditSink, AuditWriterActor, BatchConfig, Flush, Record};

@@ -107,6 +107,9 @@ pub struct AuditRecord {
     pub arguments_sha256: Option<String>,
     /// Short error description; never contains arguments or tokens.
     pub error_message: Option<String>,
+    /// Arguments the policy chose to record (`audit_arguments`), secrets masked, as JSON.
+    #[serde(default)]
+    pub arguments_logged: Option<String>,
     /// The front door: `rest` (`/mcp/invoke`), `streamable_http` (`/mcp`) or `sse` (`/sse`).
     pub transport: String,
     /// The hash chain this row belongs to (one per audit writer run); set by the writer.
@@ -143,6 +146,7 @@ impl AuditRecord {
             self.client_ip,
             self.arguments_sha256,
             self.error_message,
+            self.arguments_logged,
             self.transport,
             self.chain_id,
             self.seq,

@@ -107,6 +107,10 @@ pub struct ToolRule {
     /// More rules for callers in a workspace.
     #[serde(default)]
     pub workspaces: BTreeMap<String, ScopedArguments>,
+    /// Top-level argument names whose values the audit row keeps (masked where they look
+    /// secret); `["*"]` keeps every argument. Empty (the default): only the arguments' SHA-256.
+    #[serde(default)]
+    pub audit_arguments: Vec<String>,
 }
 
 /// `rate_limits` in `policy.yaml`.
@@ -206,6 +210,24 @@ impl Policy {
             }
         }
         Ok(Self { doc, arguments })
+    }
+
+    /// The arguments the audit row keeps for a call to `tool`, as compact JSON, or `None` when
+    /// the policy keeps none (the default: an audit table is no place for raw tool input).
+    /// Values under secret-sounding names, or that look like credentials, become `[REDACTED]`.
+    pub fn audit_arguments(&self, tool: &str, arguments: &Value) -> Option<String> {
+        let keep = &self.doc.tools.get(tool)?.audit_arguments;
+        let object = arguments.as_object()?;
+        if keep.is_empty() {
+            return None;
+        }
+        let all = keep.iter().any(|k| k == "*");
+        let kept: serde_json::Map<String, Value> = object
+            .iter()
+            .filter(|(name, _)| all || keep.iter().any(|k| k == *name))
+            .map(|(name, value)| (name.clone(), crate::redact::mask(name, value)))
+            .collect();
+        Some(Value::Object(kept).to_string())
     }
 
     /// The tool's effective risk tier: the policy's override, else the registry's level.

@@ -61,6 +61,8 @@ pub struct AuditRow {
     pub prev_hash: String,
     /// This row's hash.
     pub row_hash: String,
+    /// Arguments the policy chose to record (masked), as JSON.
+    pub arguments_logged: Option<String>,
 }
 
 impl From<&AuditRow> for AuditRecord {
@@ -81,6 +83,7 @@ impl From<&AuditRow> for AuditRecord {
             client_ip: r.client_ip.clone(),
             arguments_sha256: r.arguments_sha256.clone(),
             error_message: r.error_message.clone(),
+            arguments_logged: r.arguments_logged.clone(),
             transport: r.transport.clone(),
             chain_id: r.chain_id.clone(),
             seq: r.seq,
@@ -108,6 +111,7 @@ impl From<&AuditRecord> for AuditRow {
             client_ip: r.client_ip.clone(),
             arguments_sha256: r.arguments_sha256.clone(),
             error_message: r.error_message.clone(),
+            arguments_logged: r.arguments_logged.clone(),
             transport: r.transport.clone(),
             chain_id: r.chain_id.clone(),
             seq: r.seq,
@@ -422,6 +426,7 @@ pub fn csv_line(r: &AuditRow) -> String {
         opt(&r.client_ip),
         opt(&r.arguments_sha256),
         opt(&r.error_message),
+        opt(&r.arguments_logged),
         field(&r.transport),
         field(&r.chain_id),
         r.seq.to_string(),
@@ -431,4 +436,4 @@ pub fn csv_line(r: &AuditRow) -> String {
 }
 
 /// The CSV header matching [`csv_line`].
-pub const CSV_HEADER: &str = "id,created_at,request_id,user_id,roles,workspace,tool_name,decision,status,http_status,error_code,duration_ms,client_ip,arguments_sha256,error_message,transport,chain_id,seq,row_hash";
+pub const CSV_HEADER: &str = "id,created_at,request_id,user_id,roles,workspace,tool_name,decision,status,http_status,error_code,duration_ms,client_ip,arguments_sha256,error_message,arguments_logged,transport,chain_id,seq,row_hash";

@@ -42,6 +42,17 @@ diesel::table! {
         seq -> BigInt,
         prev_hash -> Text,
         row_hash -> Text,
+        arguments_logged -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Where a chain resumes after retention.
+    audit_checkpoints (chain_id) {
+        chain_id -> Text,
+        seq -> BigInt,
+        row_hash -> Text,
+        created_at -> Timestamp,
     }
 }
 
