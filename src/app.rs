@@ -245,6 +245,22 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         }
     });
 
+    if let Some(keep) = settings.audit_retention {
+        let retention_db = db.clone();
+        actix_web::rt::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                let cutoff = (chrono::Utc::now() - keep).naive_utc();
+                match crate::db::audit::prune(&retention_db, cutoff).await {
+                    Ok(0) => {}
+                    Ok(rows) => tracing::info!(rows, %cutoff, "audit retention removed old rows"),
+                    Err(e) => tracing::warn!(error = %e, "audit retention deferred"),
+                }
+            }
+        });
+    }
+
     let catalog = Arc::new(Catalog::new(tools));
     let rate_store: Arc<dyn RateStore> = match &settings.redis_url {
         Some(url) => Arc::new(crate::ratelimit::RedisStore::new(url).map_err(anyhow::Error::msg)?),

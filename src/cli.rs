@@ -74,6 +74,12 @@ pub enum Command {
 pub enum AuditAction {
     /// Walk every hash chain; exit non-zero naming the first altered, inserted or deleted rows.
     Verify,
+    /// Delete rows older than N days behind a checkpoint (what `AUDIT_RETENTION_DAYS` does hourly).
+    Prune {
+        /// Rows older than this many days are deleted.
+        #[arg(long)]
+        older_than_days: u64,
+    },
     /// Print matching rows (newest first) as JSON lines.
     Query {
         /// Filters.
@@ -246,6 +252,16 @@ pub fn run() -> anyhow::Result<()> {
             "csv" | "jsonl" => system.block_on(audit_rows_command(&settings, filter, None, format == "csv")),
             other => anyhow::bail!("--format {other:?}: use csv or jsonl"),
         },
+        Command::Audit { action: AuditAction::Prune { older_than_days } } => system.block_on(async {
+            crate::db::migrate(&settings.database_url).await?;
+            let db = crate::db::Db::connect(&settings.database_url, 1)?;
+            let days = chrono::Duration::try_days(i64::try_from(older_than_days.min(36_500))?)
+                .context("--older-than-days is out of range")?;
+            let cutoff = (chrono::Utc::now() - days).naive_utc();
+            let rows = crate::db::audit::prune(&db, cutoff).await?;
+            println!("{rows} audit rows older than {cutoff} UTC deleted; the rest still verifies from its checkpoints");
+            Ok(())
+        }),
         Command::Audit { action: AuditAction::Verify } => system.block_on(async {
             crate::db::migrate(&settings.database_url).await?;
             let db = crate::db::Db::connect(&settings.database_url, 1)?;

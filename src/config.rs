@@ -134,6 +134,9 @@ pub struct Settings {
     pub job_result_ttl: Duration,
     /// `AUDIT_MODE=strict`: a call's audit row is durable before its response is sent.
     pub audit_strict: bool,
+    /// `AUDIT_RETENTION_DAYS`: audit rows older than this are deleted (hourly, behind a
+    /// checkpoint so what remains still verifies); `None` (0, the default) keeps them forever.
+    pub audit_retention: Option<Duration>,
     /// Tool-definition pinning mode.
     pub pinning: Pinning,
     /// How often backends' definitions are compared with their pins.
@@ -281,6 +284,11 @@ impl Settings {
                 Some(other) => {
                     return Err(ConfigError::new("AUDIT_MODE", format!("{other:?} is not batched or strict")))
                 }
+            },
+            audit_retention: match parse::<u64>(lookup, "AUDIT_RETENTION_DAYS", 0)? {
+                0 => None,
+                // Beyond a century, as good as forever (and no date arithmetic overflows).
+                days => Some(Duration::from_secs(days.min(36_500) * 86_400)),
             },
             pinning: match get(lookup, "TOOL_PINNING").as_deref() {
                 None | Some("warn") => Pinning::Warn,

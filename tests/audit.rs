@@ -145,6 +145,11 @@ async fn admin_queries(kind: DbKind) {
     assert_eq!(past["items"].as_array().unwrap().len(), 5);
     assert_eq!(gw.get("/admin/audit-logs?since=yesterday", Some(&admin)).await.0, 400);
     assert_eq!(gw.get("/admin/audit-logs?colour=red", Some(&admin)).await.0, 400);
+    // A security team's `auditor` reads the trail but calls no tool.
+    let auditor = gw.token("sec", &["auditor"]);
+    let (status, all) = gw.get("/admin/audit-logs?limit=1000", Some(&auditor)).await;
+    assert_eq!((status, all["items"].as_array().unwrap().len()), (200, 5));
+    assert_eq!(gw.invoke(&auditor, "echo", json!({})).await.0, 403);
     gw.stop().await;
     db.drop_db().await;
 }
@@ -403,4 +408,46 @@ async fn kept_arguments_are_masked_and_tokens_never_stored_sqlite() {
 #[actix_web::test]
 async fn kept_arguments_are_masked_and_tokens_never_stored_postgres() {
     kept_arguments_are_masked(DbKind::Postgres).await;
+}
+
+async fn retention(kind: DbKind) {
+    let Some(db) = TestDb::of(kind).await else { return };
+    let echo = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db).tool("echo", &echo.url).start().await;
+    let token = gw.token("t", &["developer"]);
+    for i in 0..6 {
+        gw.invoke(&token, "echo", json!({ "i": i })).await;
+    }
+    gw.stop().await;
+    assert_eq!(db.audit_rows().await.len(), 6);
+    // The three oldest rows of the chain are from another era.
+    sql(&db.url, "UPDATE audit_logs SET created_at = '2000-01-01 00:00:00' WHERE seq <= 3").await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
+        .args(["audit", "prune", "--older-than-days", "30"])
+        .env("DATABASE_URL", &db.url)
+        .env("JWT_SECRET_KEY", common::SECRET)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.starts_with("3 audit rows"), "{stdout}");
+    let mut left: Vec<i64> = db.audit_rows().await.iter().map(|r| r.seq).collect();
+    left.sort_unstable();
+    assert_eq!(left, [4, 5, 6]);
+    // What remains verifies from the checkpoint, and tampering with it is still found.
+    let (ok, report) = verify_cli(&db);
+    assert!(ok && report.contains("3 rows in 1 chains"), "{report}");
+    sql(&db.url, "DELETE FROM audit_logs WHERE seq = 4").await;
+    let (ok, report) = verify_cli(&db);
+    assert!(!ok && report.contains("missing before seq 5"), "{report}");
+    db.drop_db().await;
+}
+
+#[actix_web::test]
+async fn retention_deletes_old_rows_and_the_rest_still_verifies_sqlite() {
+    retention(DbKind::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn retention_deletes_old_rows_and_the_rest_still_verifies_postgres() {
+    retention(DbKind::Postgres).await;
 }

@@ -10,7 +10,7 @@ use futures_util::future::LocalBoxFuture;
 use gateway_actors::{AuditRecord, AuditSink};
 use serde::Serialize;
 
-use super::schema::audit_logs;
+use super::schema::{audit_checkpoints, audit_logs};
 use super::{Db, DbError};
 use crate::with_conn;
 
@@ -265,7 +265,18 @@ impl AuditSink for DbAuditSink {
 
 /// Walk every hash chain: report rows whose content changed, rows missing (gaps in `seq`),
 /// and rows inserted or reordered (a `prev_hash` that does not match).
+/// Chains whose oldest rows retention removed resume at their checkpoint.
 pub async fn verify(db: &Db) -> Result<(usize, usize, Vec<String>), DbError> {
+    let checkpoints: std::collections::HashMap<String, (i64, String)> = with_conn!(db, |conn| {
+        audit_checkpoints::table
+            .select((audit_checkpoints::chain_id, audit_checkpoints::seq, audit_checkpoints::row_hash))
+            .load::<(String, i64, String)>(conn)
+            .await
+            .map_err(DbError::from_display)
+    })?
+    .into_iter()
+    .map(|(chain, seq, hash)| (chain, (seq, hash)))
+    .collect();
     let (mut chains, mut rows, mut problems) = (0usize, 0usize, Vec::new());
     let (mut chain, mut seq) = (String::new(), 0i64);
     let mut prev = String::new();
@@ -289,8 +300,7 @@ pub async fn verify(db: &Db) -> Result<(usize, usize, Vec<String>), DbError> {
             if row.chain_id != chain {
                 chains += 1;
                 chain = row.chain_id.clone();
-                seq = 0;
-                prev = String::new();
+                (seq, prev) = checkpoints.get(&chain).cloned().unwrap_or_default();
             }
             rows += 1;
             if row.seq != seq + 1 {
@@ -312,6 +322,71 @@ pub async fn verify(db: &Db) -> Result<(usize, usize, Vec<String>), DbError> {
             prev = row.row_hash.clone();
         }
     }
+}
+
+/// Retention: delete rows older than `cutoff`, chain prefix by chain prefix, recording for
+/// each chain where what remains resumes (`audit_checkpoints`) so `verify` still proves the
+/// rest intact. A chain's rows after its first recent row are kept even if older (chains are
+/// cut only at a prefix). Returns how many rows were deleted.
+pub async fn prune(db: &Db, cutoff: NaiveDateTime) -> Result<u64, DbError> {
+    let chains: Vec<String> = with_conn!(db, |conn| {
+        audit_logs::table
+            .filter(audit_logs::created_at.lt(cutoff))
+            .select(audit_logs::chain_id)
+            .distinct()
+            .load::<String>(conn)
+            .await
+            .map_err(DbError::from_display)
+    })?;
+    let mut deleted = 0u64;
+    for chain in chains {
+        deleted += with_conn!(db, |conn| {
+            conn.transaction::<u64, diesel::result::Error, _>(async |conn| {
+                let first_kept: Option<i64> = audit_logs::table
+                    .filter(audit_logs::chain_id.eq(&chain).and(audit_logs::created_at.ge(cutoff)))
+                    .select(diesel::dsl::min(audit_logs::seq))
+                    .first(conn)
+                    .await?;
+                let last: Option<(i64, String)> = audit_logs::table
+                    .filter(audit_logs::chain_id.eq(&chain))
+                    .filter(audit_logs::seq.lt(first_kept.unwrap_or(i64::MAX)))
+                    .order(audit_logs::seq.desc())
+                    .select((audit_logs::seq, audit_logs::row_hash))
+                    .first(conn)
+                    .await
+                    .optional()?;
+                let Some((seq, hash)) = last else { return Ok(0) };
+                if !chain.is_empty() {
+                    let now = chrono::Utc::now().naive_utc();
+                    diesel::insert_into(audit_checkpoints::table)
+                        .values((
+                            audit_checkpoints::chain_id.eq(&chain),
+                            audit_checkpoints::seq.eq(seq),
+                            audit_checkpoints::row_hash.eq(&hash),
+                            audit_checkpoints::created_at.eq(now),
+                        ))
+                        .on_conflict(audit_checkpoints::chain_id)
+                        .do_update()
+                        .set((
+                            audit_checkpoints::seq.eq(seq),
+                            audit_checkpoints::row_hash.eq(&hash),
+                            audit_checkpoints::created_at.eq(now),
+                        ))
+                        .execute(conn)
+                        .await?;
+                }
+                let n = diesel::delete(
+                    audit_logs::table.filter(audit_logs::chain_id.eq(&chain)).filter(audit_logs::seq.le(seq)),
+                )
+                .execute(conn)
+                .await?;
+                Ok(n as u64)
+            })
+            .await
+            .map_err(DbError::from_display)
+        })?;
+    }
+    Ok(deleted)
 }
 
 /// Filters of `GET /admin/audit-logs`.

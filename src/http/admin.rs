@@ -1,4 +1,4 @@
-//! `GET /admin/audit-logs` (role `admin`): audit rows newest first, filtered, with a cursor.
+//! `GET /admin/audit-logs` (roles `admin`, `auditor`): audit rows newest first, filtered, with a cursor.
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -45,7 +45,8 @@ pub async fn audit_logs(
     params: web::Query<AuditParams>,
     shared: web::Data<Shared>,
 ) -> Result<HttpResponse, GatewayError> {
-    require_role(&caller, &["admin"])?;
+    // Security teams read the trail with `auditor`, a role that can call no tool.
+    require_role(&caller, &["admin", "auditor"])?;
     let p = params.into_inner();
     let limit = p.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
