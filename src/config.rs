@@ -134,6 +134,10 @@ pub struct Settings {
     pub job_result_ttl: Duration,
     /// `AUDIT_MODE=strict`: a call's audit row is durable before its response is sent.
     pub audit_strict: bool,
+    /// `AUDIT_QUEUE_MAX`: audit rows held in memory at most. Beyond it a call waits until its
+    /// own row is durable (database or spool) before it is answered: the queue stays bounded
+    /// and a crash cannot lose more than this many answered calls.
+    pub audit_queue_max: i64,
     /// `AUDIT_RETENTION_DAYS`: audit rows older than this are deleted (hourly, behind a
     /// checkpoint so what remains still verifies); `None` (0, the default) keeps them forever.
     pub audit_retention: Option<Duration>,
@@ -285,6 +289,7 @@ impl Settings {
                     return Err(ConfigError::new("AUDIT_MODE", format!("{other:?} is not batched or strict")))
                 }
             },
+            audit_queue_max: parse(lookup, "AUDIT_QUEUE_MAX", 20_000)?,
             audit_retention: match parse::<u64>(lookup, "AUDIT_RETENTION_DAYS", 0)? {
                 0 => None,
                 // Beyond a century, as good as forever (and no date arithmetic overflows).

@@ -72,8 +72,9 @@ impl Attempt {
     }
 
     /// Record the attempt as the audit mode says: handed over (default), or — with
-    /// `AUDIT_MODE=strict` — durable (database or spool) before this returns; a row that cannot
-    /// be made durable fails the request with 503.
+    /// `AUDIT_MODE=strict`, or while more than `AUDIT_QUEUE_MAX` rows wait — durable (database
+    /// or spool) before this returns; a row that cannot be made durable fails the request
+    /// with 503.
     pub async fn commit(
         self,
         shared: &Shared,
@@ -83,7 +84,7 @@ impl Attempt {
         http_status: u16,
         error_code: Option<i32>,
     ) -> Result<(), GatewayError> {
-        if !shared.settings.audit_strict {
+        if !shared.settings.audit_strict && shared.audit_stats.backlog() < shared.settings.audit_queue_max {
             self.record(shared, client_ip, request_id, result, http_status, error_code);
             return Ok(());
         }

@@ -451,3 +451,23 @@ async fn retention_deletes_old_rows_and_the_rest_still_verifies_sqlite() {
 async fn retention_deletes_old_rows_and_the_rest_still_verifies_postgres() {
     retention(DbKind::Postgres).await;
 }
+
+#[actix_web::test]
+async fn a_full_audit_queue_makes_calls_wait_for_their_own_row() {
+    let db = TestDb::sqlite().await;
+    let echo = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db)
+        .tool("echo", &echo.url)
+        // The batch timer never fires and no batch fills: only a bounded queue writes.
+        .var("AUDIT_FLUSH_INTERVAL_MS", "3600000")
+        .var("AUDIT_BATCH_SIZE", "100000")
+        .var("AUDIT_QUEUE_MAX", "0")
+        .start()
+        .await;
+    let token = gw.token("q", &["developer"]);
+    for i in 0..5 {
+        assert_eq!(gw.invoke(&token, "echo", json!({ "i": i })).await.0, 200);
+        assert_eq!(db.audit_rows().await.len(), i + 1, "the row is stored before the answer");
+    }
+    gw.stop().await;
+}

@@ -33,6 +33,11 @@ impl ActorStats {
         self.handled.fetch_add(n.unsigned_abs(), Ordering::Relaxed);
     }
 
+    /// Messages queued and not yet handled (bounds the audit queue).
+    pub fn backlog(&self) -> i64 {
+        self.backlog.load(Ordering::Relaxed)
+    }
+
     /// The supervisor restarted the actor.
     pub fn restarted(&self) {
         self.restarts.fetch_add(1, Ordering::Relaxed);
