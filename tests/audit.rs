@@ -256,40 +256,78 @@ async fn an_edited_or_deleted_audit_row_is_found_by_verify_postgres() {
     tamper_evidence(DbKind::Postgres).await;
 }
 
-#[actix_web::test]
-async fn a_database_outage_spools_rows_and_replays_them_exactly_once() {
-    let Some(db) = TestDb::postgres().await else { return };
-    let echo = TestBackend::start(Mode::Echo).await;
-    let gw = TestGateway::builder(&db).tool("echo", &echo.url).var("AUDIT_FLUSH_INTERVAL_MS", "50").start().await;
-    let token = gw.token("o", &["developer"]);
-    for i in 0..20 {
-        assert_eq!(gw.invoke(&token, "echo", json!({ "i": i })).await.0, 200);
+/// Calls `echo` about every 2 ms for `how_long`; the request ids of the answered calls.
+async fn steady_load(gw: &TestGateway, token: &str, how_long: std::time::Duration) -> Vec<String> {
+    let started = std::time::Instant::now();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(2));
+    let mut answered = Vec::new();
+    while started.elapsed() < how_long {
+        tick.tick().await;
+        let resp = common::client()
+            .post(format!("{}/mcp/invoke", gw.base))
+            .bearer_auth(token)
+            .send_json(&json!({"tool_name": "echo", "arguments": {"n": answered.len()}}))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "calls keep working during the outage");
+        answered.push(resp.headers().get("x-request-id").unwrap().to_str().unwrap().to_owned());
     }
-    assert_eq!(db.wait_for_rows(20).await.len(), 20);
+    answered
+}
+
+/// The outage lasts `AUDIT_OUTAGE_SECONDS` (default 60).
+#[actix_web::test]
+async fn a_database_outage_under_load_spools_rows_and_replays_them_exactly_once() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let outage = std::time::Duration::from_secs(
+        std::env::var("AUDIT_OUTAGE_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60),
+    );
+    let echo = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db)
+        .tool("echo", &echo.url)
+        .var("AUDIT_FLUSH_INTERVAL_MS", "50")
+        .policy("rate_limits: {}\n")
+        .start()
+        .await;
+    let token = gw.token("o", &["developer"]);
+    let mut answered = steady_load(&gw, &token, std::time::Duration::from_secs(1)).await;
+    let before = answered.len();
+    assert_eq!(db.wait_for_rows(before).await.len(), before);
     let name = db.url.rsplit('/').next().unwrap().to_owned();
     let admin = std::env::var("TEST_DATABASE_URL").unwrap();
     // The outage: no new connections, existing ones killed.
     sql(&admin, &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
     sql(&admin, &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")).await;
-    for i in 20..50 {
-        assert_eq!(gw.invoke(&token, "echo", json!({ "i": i })).await.0, 200, "calls keep working during the outage");
-    }
+    answered.extend(steady_load(&gw, &token, outage).await);
+    let during = answered.len() - before;
     let mut spooled = 0;
     for _ in 0..100 {
         let (_, health) = gw.get("/health/actors", Some(&gw.token("ops", &["operator"]))).await;
         spooled = health["audit_spooled"].as_u64().unwrap_or(0);
-        if spooled == 30 {
+        if spooled as usize == during {
             break;
         }
         actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(spooled, 30, "the outage's rows are in the spool");
+    assert_eq!(spooled as usize, during, "the outage's rows are in the spool");
+    eprintln!("outage of {outage:?}: {during} calls answered, {spooled} rows spooled");
     sql(&admin, &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
-    let rows = db.wait_for_rows(50).await;
+    let restored = std::time::Instant::now();
+    let mut rows = db.audit_rows().await;
+    while rows.len() < answered.len() && restored.elapsed() < std::time::Duration::from_secs(30) {
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+        rows = db.audit_rows().await;
+    }
+    eprintln!("all {} rows stored {:?} after the database came back", rows.len(), restored.elapsed());
     actix_web::rt::time::sleep(std::time::Duration::from_millis(500)).await;
-    let rows_after = db.audit_rows().await;
-    assert_eq!((rows.len(), rows_after.len()), (50, 50), "0 lost, 0 duplicated");
+    let rows = db.audit_rows().await;
+    let stored: std::collections::HashSet<&str> = rows.iter().map(|r| r.request_id.as_str()).collect();
+    let lost = answered.iter().filter(|id| !stored.contains(id.as_str())).count();
+    assert_eq!((lost, rows.len() - stored.len()), (0, 0), "0 lost, 0 duplicated");
+    assert_eq!(rows.len(), answered.len());
     gw.stop().await;
+    let (ok, report) = verify_cli(&db);
+    assert!(ok, "the replayed rows keep their chain: {report}");
     db.drop_db().await;
 }
 
