@@ -126,16 +126,11 @@ impl From<&AuditRecord> for AuditRow {
 pub async fn insert_batch(db: &Db, rows: &[AuditRecord]) -> Result<(), DbError> {
     let rows: Vec<AuditRow> = rows.iter().map(AuditRow::from).collect();
     match db {
+        // One statement per batch whatever its size: each column travels as one array
+        // parameter and `unnest` turns them back into rows (21 binds, not 21 per row).
         Db::Pg(pool) => {
             let mut conn = pool.get().await.map_err(DbError::from_display)?;
-            conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-                for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                    diesel::insert_into(audit_logs::table).values(chunk).on_conflict_do_nothing().execute(conn).await?;
-                }
-                Ok(())
-            })
-            .await
-            .map_err(DbError::from_display)
+            pg_unnest_insert(&rows).execute(&mut *conn).await.map(|_| ()).map_err(DbError::from_display)
         }
         // diesel's multi-row INSERT for SQLite lives in its synchronous API.
         Db::Sqlite(pool) => {
@@ -155,6 +150,44 @@ pub async fn insert_batch(db: &Db, rows: &[AuditRecord]) -> Result<(), DbError> 
             .map_err(DbError::from_display)
         }
     }
+}
+
+fn pg_unnest_insert(
+    rows: &[AuditRow],
+) -> impl diesel_async::methods::ExecuteDsl<diesel_async::AsyncPgConnection> + Send + use<> {
+    use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text, Timestamp};
+    let col = |f: &dyn Fn(&AuditRow) -> String| rows.iter().map(f).collect::<Vec<String>>();
+    let opt = |f: &dyn Fn(&AuditRow) -> Option<String>| rows.iter().map(f).collect::<Vec<Option<String>>>();
+    diesel::sql_query(
+        "INSERT INTO audit_logs (id, created_at, request_id, user_id, roles, workspace, tool_name, decision, \
+         status, http_status, error_code, duration_ms, client_ip, arguments_sha256, error_message, transport, \
+         chain_id, seq, prev_hash, row_hash, arguments_logged) \
+         SELECT * FROM unnest($1::text[], $2::timestamp[], $3::text[], $4::text[], $5::text[], $6::text[], \
+         $7::text[], $8::text[], $9::text[], $10::int4[], $11::int4[], $12::float8[], $13::text[], $14::text[], \
+         $15::text[], $16::text[], $17::text[], $18::int8[], $19::text[], $20::text[], $21::text[]) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind::<Array<Text>, _>(col(&|r| r.id.clone()))
+    .bind::<Array<Timestamp>, _>(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(col(&|r| r.request_id.clone()))
+    .bind::<Array<Nullable<Text>>, _>(opt(&|r| r.user_id.clone()))
+    .bind::<Array<Text>, _>(col(&|r| r.roles.clone()))
+    .bind::<Array<Nullable<Text>>, _>(opt(&|r| r.workspace.clone()))
+    .bind::<Array<Nullable<Text>>, _>(opt(&|r| r.tool_name.clone()))
+    .bind::<Array<Text>, _>(col(&|r| r.decision.clone()))
+    .bind::<Array<Text>, _>(col(&|r| r.status.clone()))
+    .bind::<Array<Integer>, _>(rows.iter().map(|r| r.http_status).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Integer>>, _>(rows.iter().map(|r| r.error_code).collect::<Vec<_>>())
+    .bind::<Array<Double>, _>(rows.iter().map(|r| r.duration_ms).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(opt(&|r| r.client_ip.clone()))
+    .bind::<Array<Nullable<Text>>, _>(opt(&|r| r.arguments_sha256.clone()))
+    .bind::<Array<Nullable<Text>>, _>(opt(&|r| r.error_message.clone()))
+    .bind::<Array<Text>, _>(col(&|r| r.transport.clone()))
+    .bind::<Array<Text>, _>(col(&|r| r.chain_id.clone()))
+    .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(col(&|r| r.prev_hash.clone()))
+    .bind::<Array<Text>, _>(col(&|r| r.row_hash.clone()))
+    .bind::<Array<Nullable<Text>>, _>(opt(&|r| r.arguments_logged.clone()))
 }
 
 /// The local spool: an append-only file of rows that could not reach the database, replayed
