@@ -71,6 +71,17 @@ async fn a_third_party_python_sdk_server_is_proxied_with_sessions_and_sse() {
 
 /// The gateway binary over `db_url`, with one `echo` tool and `vars`; its data dir is `dir`.
 async fn spawn_gateway(db_url: &str, echo_url: &str, dir: &std::path::Path, vars: &[(&str, &str)]) -> (Reaper, String) {
+    spawn_gateway_logging(db_url, echo_url, dir, vars, Stdio::null()).await
+}
+
+/// [`spawn_gateway`], its log (stderr) going to `log`.
+async fn spawn_gateway_logging(
+    db_url: &str,
+    echo_url: &str,
+    dir: &std::path::Path,
+    vars: &[(&str, &str)],
+    log: Stdio,
+) -> (Reaper, String) {
     let tools = dir.join("tools.yaml");
     std::fs::write(&tools, format!("tools:\n  - name: echo\n    backend_url: {echo_url}\n")).unwrap();
     // No rate limits: the load is meant to reach the backend.
@@ -88,7 +99,7 @@ async fn spawn_gateway(db_url: &str, echo_url: &str, dir: &std::path::Path, vars
         .env("POLICY_CONFIG", &policy)
         .env("DATA_DIR", dir.join("data"))
         .env("GATEWAY_WORKERS", "2")
-        .stderr(Stdio::null());
+        .stderr(log);
     for (k, v) in vars {
         command.env(k, v);
     }
@@ -325,4 +336,70 @@ async fn in_strict_mode_every_answered_call_survives_kill_9_under_load() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[actix_web::test]
+async fn no_token_secret_or_document_body_reaches_the_logs_or_the_audit_table() {
+    let db = TestDb::sqlite().await;
+    let echo = TestBackend::start(Mode::Echo).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("gateway.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    // Debug level: the most the gateway ever says about a request.
+    let vars = [("RUST_LOG", "debug"), ("AUDIT_FLUSH_INTERVAL_MS", "20")];
+    let (child, base) = spawn_gateway_logging(&db.url, &echo.url, dir.path(), &vars, Stdio::from(log)).await;
+    let token = common::sign(&common::claims("leak-check", &["admin"], None), SECRET);
+    let body = "TOP-SECRET-DOCUMENT-BODY-7f3a";
+    let password = "hunter2-PASSWORD-91c2";
+    let forged =
+        format!("{}x", common::sign(&common::claims("forger", &["admin"], None), "another-secret-key-32-bytes-long!!"));
+    let call = |bearer: String| {
+        let base = base.clone();
+        async move {
+            common::client()
+                .post(format!("{base}/mcp/invoke"))
+                .bearer_auth(bearer)
+                .send_json(&json!({"tool_name": "echo", "arguments": {"content": body, "password": password}}))
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(call(token.clone()).await, 200);
+    assert_eq!(call(forged.clone()).await, 401);
+    let opened = common::client()
+        .post(format!("{base}/mcp"))
+        .bearer_auth(&token)
+        .insert_header(("Accept", "application/json, text/event-stream"))
+        .send_json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18",
+            "capabilities": {}, "clientInfo": {"name": "leak-check", "version": "1"}}}),
+        )
+        .await
+        .unwrap();
+    let session = opened.headers().get("mcp-session-id").unwrap().to_str().unwrap().to_owned();
+    let mcp = common::client()
+        .post(format!("{base}/mcp"))
+        .bearer_auth(&token)
+        .insert_header(("Accept", "application/json, text/event-stream"))
+        .insert_header(("Mcp-Session-Id", session))
+        .insert_header(("MCP-Protocol-Version", "2025-06-18"))
+        .send_json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"content": body, "password": password}}}))
+        .await
+        .unwrap();
+    assert_eq!(mcp.status(), 200);
+    let pid = child.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(wait_exit(child).success());
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.lines().count() > 3, "the gateway logged: {log}");
+    let rows = format!("{:?}", db.audit_rows().await);
+    assert!(rows.contains("leak-check"), "the calls were audited");
+    let token_signature = token.rsplit('.').next().unwrap();
+    for secret in [token.as_str(), token_signature, forged.as_str(), body, password, "hunter2"] {
+        assert!(!log.contains(secret), "{secret} reached the log");
+        assert!(!rows.contains(secret), "{secret} reached the audit table");
+    }
 }

@@ -111,6 +111,10 @@ pub struct ToolRule {
     /// secret); `["*"]` keeps every argument. Empty (the default): only the arguments' SHA-256.
     #[serde(default)]
     pub audit_arguments: Vec<String>,
+    /// More argument names (at any depth) whose values are always stored as `[REDACTED]`,
+    /// beyond the built-in secret names and patterns.
+    #[serde(default)]
+    pub audit_mask: Vec<String>,
 }
 
 /// `rate_limits` in `policy.yaml`.
@@ -216,7 +220,8 @@ impl Policy {
     /// the policy keeps none (the default: an audit table is no place for raw tool input).
     /// Values under secret-sounding names, or that look like credentials, become `[REDACTED]`.
     pub fn audit_arguments(&self, tool: &str, arguments: &Value) -> Option<String> {
-        let keep = &self.doc.tools.get(tool)?.audit_arguments;
+        let rule = self.doc.tools.get(tool)?;
+        let keep = &rule.audit_arguments;
         let object = arguments.as_object()?;
         if keep.is_empty() {
             return None;
@@ -225,7 +230,7 @@ impl Policy {
         let kept: serde_json::Map<String, Value> = object
             .iter()
             .filter(|(name, _)| all || keep.iter().any(|k| k == *name))
-            .map(|(name, value)| (name.clone(), crate::redact::mask(name, value)))
+            .map(|(name, value)| (name.clone(), crate::redact::mask_with(name, value, &rule.audit_mask)))
             .collect();
         Some(Value::Object(kept).to_string())
     }

@@ -52,13 +52,18 @@ fn secret_value(s: &str) -> bool {
 
 /// `value` (found under `name`) with every secret inside it masked, recursively.
 pub fn mask(name: &str, value: &Value) -> Value {
-    if secret_name(name) && !value.is_null() {
+    mask_with(name, value, &[])
+}
+
+/// [`mask`], also masking the values of keys named in `extra` (a policy's `audit_mask`).
+pub fn mask_with(name: &str, value: &Value, extra: &[String]) -> Value {
+    if (secret_name(name) || extra.iter().any(|e| e.eq_ignore_ascii_case(name))) && !value.is_null() {
         return Value::String(REDACTED.into());
     }
     match value {
         Value::String(s) if secret_value(s) => Value::String(REDACTED.into()),
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), mask(k, v))).collect()),
-        Value::Array(items) => Value::Array(items.iter().map(|v| mask("", v)).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), mask_with(k, v, extra))).collect()),
+        Value::Array(items) => Value::Array(items.iter().map(|v| mask_with("", v, extra)).collect()),
         other => other.clone(),
     }
 }
@@ -92,5 +97,7 @@ mod tests {
                 "tokens_used": null
             })
         );
+        let named = mask_with("", &json!({"repo": "internal", "path": "a/b", "n": {"path": 1}}), &["path".into()]);
+        assert_eq!(named, json!({"repo": "internal", "path": REDACTED, "n": {"path": REDACTED}}));
     }
 }
