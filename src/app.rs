@@ -368,9 +368,20 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
                     let res = req.into_response(refusal).map_into_boxed_body();
                     return Box::pin(async move { Ok(res) }) as futures_util::future::LocalBoxFuture<'static, _>;
                 }
+                let started = std::time::Instant::now();
                 let fut = srv.call(req);
                 Box::pin(async move {
                     let mut res = fut.await?.map_into_boxed_body();
+                    if let Some(shared) = res.request().app_data::<web::Data<Shared>>() {
+                        let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+                        // Known methods only: a client must not be able to mint label values.
+                        let method = match res.request().method().as_str() {
+                            m @ ("GET" | "POST" | "DELETE" | "PUT" | "PATCH" | "HEAD" | "OPTIONS") => m,
+                            _ => "OTHER",
+                        }
+                        .to_owned();
+                        shared.metrics.request(&route, &method, res.status().as_u16(), started.elapsed().as_secs_f64());
+                    }
                     if res.status() == actix_web::http::StatusCode::UNAUTHORIZED {
                         crate::mcp::wellknown::point_to_metadata(&mut res);
                     }

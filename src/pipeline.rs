@@ -115,6 +115,7 @@ impl Attempt {
         let decision = self.decision(result.err());
         let registered = self.tool_name.as_deref().filter(|t| shared.catalog.get(t).is_some()).unwrap_or("unknown");
         shared.metrics.call(registered, decision, status);
+        shared.metrics.call_latency(registered, decision, self.started.elapsed().as_secs_f64());
         if let Err(GatewayError::RateLimited { limit, .. }) = result {
             shared.metrics.rejected(limit);
         }
@@ -250,6 +251,7 @@ pub async fn call_backend(
     let timeout = tool.timeout_seconds.map(std::time::Duration::from_secs).unwrap_or(shared.settings.backend_timeout);
     shared.protection.admit(&tool.backend_url)?;
     let _slot = shared.protection.slot(tool).await?;
+    let started = std::time::Instant::now();
     let result = match watch {
         Some((observer, meta)) => {
             backend.call_tool_observed(&tool.backend_url, &tool.name, arguments, meta, timeout, observer).await
@@ -257,5 +259,6 @@ pub async fn call_backend(
         None => backend.call_tool(&tool.backend_url, &tool.name, arguments, timeout).await,
     };
     shared.protection.record(&tool.backend_url, !crate::backend::protect::unhealthy(&result));
+    shared.metrics.backend(&tool.name, started.elapsed().as_secs_f64(), result.as_ref().err().map(GatewayError::kind));
     result
 }

@@ -102,6 +102,14 @@ impl HealthBoard {
             Err(_) => Arc::new(ActorStats::default()),
         }
     }
+
+    /// Every actor kind's counters now (for `/metrics`; asks no actor).
+    pub fn snapshot(&self) -> Vec<ActorReport> {
+        match self.stats.lock() {
+            Ok(map) => map.iter().map(|(name, stats)| stats.report(name, true)).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
 }
 
 /// Ask an actor whether it is alive; it answers with its report.

@@ -12,12 +12,65 @@ use super::context::{require_role, Authenticated};
 use crate::app::Shared;
 use crate::error::GatewayError;
 
+/// Upper bounds (seconds) of the latency histograms' buckets: sub-millisecond gateway work up
+/// to slow backends.
+const BUCKETS: [f64; 15] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// A Prometheus histogram with fixed buckets, updated with atomics only.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// Count one observation of `seconds`.
+    pub fn observe(&self, seconds: f64) {
+        if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    /// The `_bucket`, `_sum` and `_count` lines of metric `name` with `labels` (`a="b",…`).
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (bound, n) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += n.load(Ordering::Relaxed);
+            out.push_str(&format!("{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}\n"));
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        out.push_str(&format!("{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}\n"));
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        out.push_str(&format!("{name}_sum{{{labels}}} {sum}\n{name}_count{{{labels}}} {count}\n"));
+    }
+}
+
 /// Counters by label set.
 #[derive(Debug, Default)]
 pub struct Metrics {
     calls: DashMap<(String, &'static str, String), AtomicU64>,
+    call_latency: DashMap<(String, &'static str), Histogram>,
+    backend_latency: DashMap<String, Histogram>,
+    backend_errors: DashMap<(String, &'static str), AtomicU64>,
+    requests: DashMap<(String, String, u16), AtomicU64>,
+    request_latency: DashMap<String, Histogram>,
     rejections: DashMap<String, AtomicU64>,
     store_errors: AtomicU64,
+}
+
+/// `map[key]`, inserting the default on first use (the read path takes no write lock).
+fn slot<'a, K: std::hash::Hash + Eq + Clone, V: Default>(
+    map: &'a DashMap<K, V>,
+    key: &K,
+) -> dashmap::mapref::one::Ref<'a, K, V> {
+    if let Some(v) = map.get(key) {
+        return v;
+    }
+    map.entry(key.clone()).or_default().downgrade()
 }
 
 impl Metrics {
@@ -31,6 +84,25 @@ impl Metrics {
         self.calls.entry(key).or_default().fetch_add(1, Ordering::Relaxed);
     }
 
+    /// How long a finished tool call took in the gateway (backend included).
+    pub fn call_latency(&self, tool: &str, decision: &'static str, seconds: f64) {
+        slot(&self.call_latency, &(tool.to_owned(), decision)).observe(seconds);
+    }
+
+    /// One backend call of `tool`: its latency, and its failure kind if it failed.
+    pub fn backend(&self, tool: &str, seconds: f64, error: Option<&'static str>) {
+        slot(&self.backend_latency, &tool.to_owned()).observe(seconds);
+        if let Some(kind) = error {
+            slot(&self.backend_errors, &(tool.to_owned(), kind)).fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// One HTTP request answered on `route` (the matched pattern, never the raw path).
+    pub fn request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        slot(&self.requests, &(route.to_owned(), method.to_owned(), status)).fetch_add(1, Ordering::Relaxed);
+        slot(&self.request_latency, &route.to_owned()).observe(seconds);
+    }
+
     /// A rate-limit refusal by `limit`.
     pub fn rejected(&self, limit: &str) {
         self.rejections.entry(limit.to_owned()).or_default().fetch_add(1, Ordering::Relaxed);
@@ -40,6 +112,15 @@ impl Metrics {
     pub fn store_error(&self) {
         self.store_errors.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// A map's entries in label order, so the exposition is stable between scrapes.
+fn sorted<K: Ord + Clone + std::hash::Hash + Eq, V>(
+    map: &DashMap<K, V>,
+) -> Vec<(K, dashmap::mapref::multiple::RefMulti<'_, K, V>)> {
+    let mut entries: Vec<_> = map.iter().map(|e| (e.key().clone(), e)).collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries
 }
 
 fn label(value: &str) -> String {
@@ -60,6 +141,58 @@ pub fn render(shared: &Shared) -> String {
             label(&tool),
             label(&status)
         ));
+    }
+    out.push_str("# HELP mcpgw_tool_call_duration_seconds Time in the gateway per tool call, backend included.\n");
+    out.push_str("# TYPE mcpgw_tool_call_duration_seconds histogram\n");
+    for e in sorted(&m.call_latency) {
+        let (tool, decision) = e.0;
+        e.1.render(
+            &mut out,
+            "mcpgw_tool_call_duration_seconds",
+            &format!("tool=\"{}\",decision=\"{decision}\"", label(&tool)),
+        );
+    }
+    out.push_str("# HELP mcpgw_backend_duration_seconds Backend call latency per tool.\n");
+    out.push_str("# TYPE mcpgw_backend_duration_seconds histogram\n");
+    for (tool, h) in sorted(&m.backend_latency) {
+        h.render(&mut out, "mcpgw_backend_duration_seconds", &format!("tool=\"{}\"", label(&tool)));
+    }
+    out.push_str("# HELP mcpgw_backend_errors_total Failed backend calls per tool and kind.\n");
+    out.push_str("# TYPE mcpgw_backend_errors_total counter\n");
+    for ((tool, kind), n) in sorted(&m.backend_errors) {
+        let n = n.load(Ordering::Relaxed);
+        out.push_str(&format!("mcpgw_backend_errors_total{{tool=\"{}\",kind=\"{kind}\"}} {n}\n", label(&tool)));
+    }
+    out.push_str("# HELP mcpgw_http_requests_total HTTP requests by route, method and status.\n");
+    out.push_str("# TYPE mcpgw_http_requests_total counter\n");
+    for ((route, method, status), n) in sorted(&m.requests) {
+        let n = n.load(Ordering::Relaxed);
+        out.push_str(&format!(
+            "mcpgw_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {n}\n",
+            label(&route),
+            label(&method)
+        ));
+    }
+    out.push_str("# HELP mcpgw_http_request_duration_seconds HTTP request latency by route.\n");
+    out.push_str("# TYPE mcpgw_http_request_duration_seconds histogram\n");
+    for (route, h) in sorted(&m.request_latency) {
+        h.render(&mut out, "mcpgw_http_request_duration_seconds", &format!("route=\"{}\"", label(&route)));
+    }
+    out.push_str("# HELP mcpgw_actor_backlog Messages queued for each actor kind and not yet handled.\n");
+    out.push_str("# TYPE mcpgw_actor_backlog gauge\n");
+    let actors = shared.board.snapshot();
+    for a in &actors {
+        out.push_str(&format!("mcpgw_actor_backlog{{actor=\"{}\"}} {}\n", label(&a.name), a.backlog));
+    }
+    out.push_str("# HELP mcpgw_actor_handled_total Messages handled by each actor kind.\n");
+    out.push_str("# TYPE mcpgw_actor_handled_total counter\n");
+    for a in &actors {
+        out.push_str(&format!("mcpgw_actor_handled_total{{actor=\"{}\"}} {}\n", label(&a.name), a.handled));
+    }
+    out.push_str("# HELP mcpgw_actor_restarts_total Supervisor restarts of each actor kind.\n");
+    out.push_str("# TYPE mcpgw_actor_restarts_total counter\n");
+    for a in &actors {
+        out.push_str(&format!("mcpgw_actor_restarts_total{{actor=\"{}\"}} {}\n", label(&a.name), a.restarts));
     }
     out.push_str("# HELP mcpgw_rate_limit_rejections_total Calls refused by a rate limit, by limit.\n");
     out.push_str("# TYPE mcpgw_rate_limit_rejections_total counter\n");
