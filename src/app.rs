@@ -46,8 +46,8 @@ pub struct Shared {
     pub board: Arc<HealthBoard>,
     /// The tool catalog every `RegistryActor` serves.
     pub catalog: Arc<Catalog>,
-    /// The policy every `PolicyActor` enforces.
-    pub policy: Arc<Policy>,
+    /// The policy every `PolicyActor` enforces (replaced on reload).
+    pub policy: gateway_actors::policy::PolicyCell,
     /// MCP sessions with backends, shared by the workers' clients.
     pub backend_sessions: SessionTable,
     /// MCP sessions of clients on `/mcp` and `/sse`.
@@ -280,7 +280,7 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         audit_spooled: spool_rows,
         board,
         catalog: catalog.clone(),
-        policy: Arc::new(policy),
+        policy: Arc::new(arc_swap::ArcSwap::from_pointee(policy)),
         backend_sessions: session_table(),
         sessions: Arc::new(Sessions::new(settings.mcp_session_idle)),
         tool_entries: ToolEntries::default(),
@@ -309,6 +309,7 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         ),
     });
     crate::backend::listen::spawn(shared.clone());
+    crate::reload::spawn(shared.clone());
     crate::pinning::start(shared.clone()).await;
     let _jobs = {
         use actix::Actor as _;

@@ -39,6 +39,7 @@ pub mod mcp;
 pub mod pinning;
 pub mod pipeline;
 pub mod ratelimit;
+pub mod reload;
 pub mod schema;
 pub mod telemetry;
 

@@ -220,7 +220,7 @@ pub async fn authorize(
         }
     }
     attempt.allowed = true;
-    attempt.arguments_logged = shared.policy.audit_arguments(&tool.name, arguments);
+    attempt.arguments_logged = shared.policy.load().audit_arguments(&tool.name, arguments);
     Ok(tool)
 }
 

@@ -403,3 +403,34 @@ async fn no_token_secret_or_document_body_reaches_the_logs_or_the_audit_table() 
         assert!(!rows.contains(secret), "{secret} reached the audit table");
     }
 }
+
+#[actix_web::test]
+async fn sighup_reloads_the_policy() {
+    let db = TestDb::sqlite().await;
+    let echo = TestBackend::start(Mode::Echo).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (child, base) = spawn_gateway(&db.url, &echo.url, dir.path(), &[]).await;
+    let token = common::sign(&common::claims("ops", &["admin"], None), SECRET);
+    let applied = || {
+        let (base, token) = (base.clone(), token.clone());
+        async move {
+            let mut resp = common::client().get(format!("{base}/metrics")).bearer_auth(token).send().await.unwrap();
+            let text = String::from_utf8(resp.body().await.unwrap().to_vec()).unwrap();
+            text.lines()
+                .find_map(|l| l.strip_prefix("mcpgw_config_reloads_total{result=\"applied\"} "))
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        }
+    };
+    assert_eq!(applied().await, 0);
+    assert!(Command::new("kill").args(["-HUP", &child.0.id().to_string()]).status().unwrap().success());
+    let started = std::time::Instant::now();
+    while applied().await == 0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "SIGHUP reloaded the policy");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = child.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(wait_exit(child).success(), "SIGHUP did not stop the gateway");
+}

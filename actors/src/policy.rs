@@ -371,15 +371,20 @@ impl Policy {
     }
 }
 
+/// The policy in force, replaced whole on reload: readers take a snapshot without a lock, and
+/// each decision sees one policy, old or new, never a mix.
+pub type PolicyCell = Arc<arc_swap::ArcSwap<Policy>>;
+
 /// Owns a view of the policy and answers access checks.
 pub struct PolicyActor {
-    policy: Arc<Policy>,
+    policy: PolicyCell,
     stats: Arc<ActorStats>,
 }
 
 impl PolicyActor {
-    /// An actor enforcing `policy`, counting into `stats`.
-    pub fn new(policy: Arc<Policy>, stats: Arc<ActorStats>) -> Self {
+    /// An actor enforcing the policy in `policy` (whatever it holds at each message),
+    /// counting into `stats`.
+    pub fn new(policy: PolicyCell, stats: Arc<ActorStats>) -> Self {
         Self { policy, stats }
     }
 }
@@ -423,7 +428,7 @@ impl Handler<Explain> for PolicyActor {
 
     fn handle(&mut self, msg: Explain, _: &mut Context<Self>) -> Self::Result {
         self.stats.handled(1);
-        MessageResult(self.policy.explain(&msg.caller, &msg.tool, msg.arguments.as_ref()))
+        MessageResult(self.policy.load().explain(&msg.caller, &msg.tool, msg.arguments.as_ref()))
     }
 }
 
@@ -442,7 +447,7 @@ impl Handler<GetLimits> for PolicyActor {
 
     fn handle(&mut self, msg: GetLimits, _: &mut Context<Self>) -> Self::Result {
         self.stats.handled(1);
-        MessageResult(self.policy.limits_for(&msg.caller, &msg.tool))
+        MessageResult(self.policy.load().limits_for(&msg.caller, &msg.tool))
     }
 }
 
@@ -461,9 +466,10 @@ impl Handler<CheckAccess> for PolicyActor {
 
     fn handle(&mut self, msg: CheckAccess, _: &mut Context<Self>) -> Self::Result {
         self.stats.handled(1);
+        let policy = self.policy.load();
         match &msg.arguments {
-            Some(arguments) => self.policy.check_call(&msg.caller, &msg.tool, arguments),
-            None => self.policy.check(&msg.caller, &msg.tool),
+            Some(arguments) => policy.check_call(&msg.caller, &msg.tool, arguments),
+            None => policy.check(&msg.caller, &msg.tool),
         }
     }
 }
@@ -474,7 +480,8 @@ impl Handler<FilterTools> for PolicyActor {
     fn handle(&mut self, msg: FilterTools, _: &mut Context<Self>) -> Self::Result {
         self.stats.handled(1);
         let mut tools = msg.tools;
-        tools.retain(|t| self.policy.check(&msg.caller, t).is_ok());
+        let policy = self.policy.load();
+        tools.retain(|t| policy.check(&msg.caller, t).is_ok());
         MessageResult(tools)
     }
 }

@@ -60,6 +60,7 @@ pub struct Metrics {
     request_latency: DashMap<String, Histogram>,
     rejections: DashMap<String, AtomicU64>,
     store_errors: AtomicU64,
+    reloads: [AtomicU64; 2],
 }
 
 /// `map[key]`, inserting the default on first use (the read path takes no write lock).
@@ -101,6 +102,11 @@ impl Metrics {
     pub fn request(&self, route: &str, method: &str, status: u16, seconds: f64) {
         slot(&self.requests, &(route.to_owned(), method.to_owned(), status)).fetch_add(1, Ordering::Relaxed);
         slot(&self.request_latency, &route.to_owned()).observe(seconds);
+    }
+
+    /// A configuration reload was applied (`true`) or refused (`false`).
+    pub fn config_reload(&self, applied: bool) {
+        self.reloads[usize::from(applied)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// A rate-limit refusal by `limit`.
@@ -218,6 +224,11 @@ pub fn render(shared: &Shared) -> String {
     out.push_str("# TYPE mcpgw_tool_definition_drift gauge\n");
     for entry in shared.drift.iter() {
         out.push_str(&format!("mcpgw_tool_definition_drift{{tool=\"{}\"}} 1\n", label(entry.key())));
+    }
+    out.push_str("# HELP mcpgw_config_reloads_total Policy reloads, applied or refused (bad file).\n");
+    out.push_str("# TYPE mcpgw_config_reloads_total counter\n");
+    for (result, n) in [("applied", &m.reloads[1]), ("refused", &m.reloads[0])] {
+        out.push_str(&format!("mcpgw_config_reloads_total{{result=\"{result}\"}} {}\n", n.load(Ordering::Relaxed)));
     }
     out.push_str("# HELP mcpgw_mcp_sessions Live MCP client sessions on this replica.\n");
     out.push_str("# TYPE mcpgw_mcp_sessions gauge\n");

@@ -1,0 +1,87 @@
+//! Changing `policy.yaml` without a restart: a good file takes effect within a second or so,
+//! a bad one is refused and the old policy stays, and calls in flight never fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::backend::{Mode, TestBackend};
+use common::{TestDb, TestGateway};
+use serde_json::json;
+
+const BASE: &str = "
+default_action: deny
+roles:
+  developer: { allowed_tools: [echo] }
+  guest: { allowed_tools: [echo] }
+workspaces:
+  open: {}
+";
+
+fn write(path: &std::path::Path, text: &str) {
+    // Write then rename, as deployment tools do; the watcher sees one complete file.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn reloads(metrics: &str, result: &str) -> u64 {
+    let prefix = format!("mcpgw_config_reloads_total{{result=\"{result}\"}} ");
+    metrics.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap().parse().unwrap()
+}
+
+#[actix_web::test]
+async fn policy_changes_apply_live_bad_files_are_refused_and_no_call_fails() {
+    let db = TestDb::sqlite().await;
+    let echo = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db).tool("echo", &echo.url).tool("other", &echo.url).start().await;
+    let path = gw.settings.policy_config.clone();
+    write(&path, BASE);
+    let guest = gw.token("g", &["guest"]);
+    let dev = gw.token("d", &["developer"]);
+    // Wait for the first swap (the file just changed), then the guest may not call `other`.
+    let started = Instant::now();
+    while reloads(&gw.metrics().await, "applied") == 0 && started.elapsed() < Duration::from_secs(5) {
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(gw.invoke(&guest, "other", json!({})).await.0, 403);
+
+    // Under traffic: a developer calls `echo` (allowed by every version) while the file changes.
+    let traffic = async {
+        let mut statuses = Vec::new();
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            statuses.push(gw.invoke(&dev, "echo", json!({})).await.0);
+        }
+        statuses
+    };
+    let changes = async {
+        for i in 0..4 {
+            actix_web::rt::time::sleep(Duration::from_millis(600)).await;
+            let extra = if i % 2 == 0 { "  guest: { allowed_tools: [echo, other] }\n" } else { "" };
+            write(&path, &BASE.replace("  guest: { allowed_tools: [echo] }\n", extra));
+        }
+    };
+    let (statuses, ()) = futures_util::future::join(traffic, changes).await;
+    assert!(statuses.len() > 50 && statuses.iter().all(|s| *s == 200), "{} calls: {statuses:?}", statuses.len());
+
+    // The last version allows the guest `other`.
+    write(&path, &BASE.replace("allowed_tools: [echo] }\nworkspaces", "allowed_tools: [echo, other] }\nworkspaces"));
+    let started = Instant::now();
+    while gw.invoke(&guest, "other", json!({})).await.0 != 200 {
+        assert!(started.elapsed() < Duration::from_secs(5), "the new policy was applied");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A broken file is refused; the policy in force stays.
+    let applied = reloads(&gw.metrics().await, "applied");
+    write(&path, "default_action: deny\nroles: { guest: { allowed_tools: [echo], colour: red } }\n");
+    let started = Instant::now();
+    while reloads(&gw.metrics().await, "refused") == 0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "the bad file was looked at");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(reloads(&gw.metrics().await, "applied"), applied);
+    assert_eq!(gw.invoke(&guest, "other", json!({})).await.0, 200, "the previous policy is still in force");
+    gw.stop().await;
+}
