@@ -49,6 +49,12 @@ pub enum Command {
     CheckConfig,
     /// Run pending database migrations and exit.
     Migrate,
+    /// Exit 0 if `url` answers 2xx within 3 s, 1 otherwise: the container health check of
+    /// the gateway and the tool servers (the runtime image has no curl).
+    Probe {
+        /// The URL to GET, e.g. http://127.0.0.1:8000/health/ready.
+        url: String,
+    },
     /// The audit trail.
     Audit {
         /// What to do.
@@ -219,11 +225,21 @@ pub enum PolicyAction {
     },
 }
 
+async fn probe(url: &str) -> anyhow::Result<()> {
+    let client = awc::Client::builder().timeout(std::time::Duration::from_secs(3)).finish();
+    let resp = client.get(url).send().await.map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    anyhow::ensure!(resp.status().is_success(), "{url}: HTTP {}", resp.status());
+    Ok(())
+}
+
 /// Parse arguments and run the chosen command.
 pub fn run() -> anyhow::Result<()> {
     let _ = dotenvy::dotenv();
     crate::install_crypto_provider();
     let cli = Cli::parse();
+    if let Some(Command::Probe { url }) = &cli.command {
+        return actix_web::rt::System::new().block_on(probe(url));
+    }
     let settings = Settings::from_env().context("invalid configuration")?;
     crate::telemetry::init(settings.log_format);
     let system = actix_web::rt::System::new();
@@ -239,6 +255,7 @@ pub fn run() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Probe { .. } => Ok(()),
         Command::Migrate => {
             let ran = system.block_on(crate::db::migrate(&settings.database_url))?;
             println!("{ran} migrations applied");

@@ -424,6 +424,12 @@ async fn sighup_reloads_the_policy() {
         }
     };
     assert_eq!(applied().await, 0);
+    // The container health check: `mcp-gateway probe URL` exits 0 on 2xx, non-zero otherwise.
+    let probe = |url: String| {
+        Command::new(env!("CARGO_BIN_EXE_mcp-gateway")).args(["probe", &url]).output().unwrap().status.success()
+    };
+    assert!(probe(format!("{base}/health/ready")));
+    assert!(!probe(format!("{base}/no/such/route")));
     assert!(Command::new("kill").args(["-HUP", &child.0.id().to_string()]).status().unwrap().success());
     let started = std::time::Instant::now();
     while applied().await == 0 {

@@ -1,0 +1,111 @@
+//! A lint of the deployment files, since no Docker engine or cluster runs here: the compose
+//! files and the Kubernetes manifest parse, keep tools and databases off the published
+//! network, mount configuration read-only, and use only variables `example.env` documents.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use serde_yaml::Value;
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
+}
+
+fn yaml(path: &str) -> Value {
+    let mut v: Value = serde_yaml::from_str(&read(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    v.apply_merge().unwrap();
+    v
+}
+
+fn documented(name: &str) -> bool {
+    read("example.env").lines().any(|l| {
+        let l = l.trim_start_matches('#').trim();
+        l.starts_with(&format!("{name}="))
+    })
+}
+
+fn names(v: &Value) -> Vec<String> {
+    v.as_sequence().map(|s| s.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+}
+
+#[test]
+fn compose_publishes_only_the_gateway_and_keeps_the_rest_internal() {
+    let compose = yaml("docker/compose.yaml");
+    assert_eq!(compose["networks"]["backend"]["internal"], Value::Bool(true));
+    let services = compose["services"].as_mapping().unwrap();
+    for name in ["gateway", "postgres", "redis", "calculator", "docgen", "git"] {
+        assert!(services.contains_key(name), "service {name}");
+    }
+    for (name, service) in services {
+        let name = name.as_str().unwrap();
+        let networks = names(&service["networks"]);
+        if name == "gateway" {
+            let ports = names(&service["ports"]);
+            assert_eq!(ports, ["127.0.0.1:8000:8000"]);
+            assert_eq!(networks, ["backend", "edge"]);
+            assert!(
+                names(&service["volumes"]).iter().any(|v| v.ends_with(":/app/config:ro")),
+                "config mounted read-only"
+            );
+            assert!(service["healthcheck"]["test"].as_sequence().is_some());
+        } else {
+            assert!(service.get("ports").is_none(), "{name} publishes no port");
+            assert_eq!(networks, ["backend"], "{name} is on the internal network only");
+        }
+        if ["gateway", "calculator", "docgen", "git"].contains(&name) {
+            assert_eq!(service["read_only"], Value::Bool(true), "{name} has a read-only root");
+            assert!(service["healthcheck"]["test"].as_sequence().is_some(), "{name} has a health check");
+        }
+    }
+    // Every variable the gateway is given is one example.env documents.
+    let env = compose["services"]["gateway"]["environment"].as_mapping().unwrap();
+    for key in env.keys() {
+        let key = key.as_str().unwrap();
+        assert!(documented(key), "{key} (compose gateway environment) is not in example.env");
+    }
+}
+
+#[test]
+fn the_dev_override_publishes_on_loopback_only() {
+    let dev = yaml("docker/compose.dev.yaml");
+    let mut published = 0;
+    for (name, service) in dev["services"].as_mapping().unwrap() {
+        for port in names(&service["ports"]) {
+            assert!(port.starts_with("127.0.0.1:"), "{name:?}: {port}");
+            published += 1;
+        }
+    }
+    assert_eq!(published, 5, "database, redis and the three tools");
+}
+
+#[test]
+fn the_kubernetes_manifest_runs_replicas_with_readiness_on_health_ready() {
+    let text = read("docker/k8s.yaml");
+    let docs: Vec<Value> =
+        serde_yaml::Deserializer::from_str(&text).map(|d| serde::Deserialize::deserialize(d).unwrap()).collect();
+    let gateway = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "mcp-gateway")
+        .expect("a gateway Deployment");
+    assert!(gateway["spec"]["replicas"].as_u64().unwrap() >= 2);
+    let container = &gateway["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/health/ready");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/health");
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], Value::Bool(true));
+    for var in container["env"].as_sequence().unwrap() {
+        let name = var["name"].as_str().unwrap();
+        assert!(documented(name), "{name} (k8s env) is not in example.env");
+    }
+    assert!(docs.iter().any(|d| d["kind"] == "Service" && d["metadata"]["name"] == "mcp-gateway"));
+    assert!(docs.iter().any(|d| d["kind"] == "NetworkPolicy"));
+}
+
+#[test]
+fn the_image_runs_as_a_non_root_user_with_a_health_check() {
+    let dockerfile = read("docker/Dockerfile");
+    let lines: Vec<&str> = dockerfile.lines().collect();
+    let last_from = lines.iter().rposition(|l| l.starts_with("FROM ")).unwrap();
+    let runtime = &lines[last_from..];
+    assert!(runtime[0].contains("slim"), "a small runtime base: {}", runtime[0]);
+    assert!(runtime.iter().any(|l| l.starts_with("USER ") && !l.contains("root")));
+    assert!(runtime.iter().any(|l| l.starts_with("HEALTHCHECK ") && l.contains("probe")));
+    assert!(!dockerfile.contains("curl ") && !dockerfile.contains("wget "), "nothing downloaded at build time");
+}
