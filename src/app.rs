@@ -42,6 +42,8 @@ pub struct Shared {
     pub audit_stats: Arc<ActorStats>,
     /// Audit rows waiting in the local spool for the database.
     pub audit_spooled: Arc<std::sync::atomic::AtomicU64>,
+    /// The audit writer's batches: count, rows, failures, write time.
+    pub audit_writes: Arc<gateway_actors::audit::WriteStats>,
     /// Counters of every actor kind.
     pub board: Arc<HealthBoard>,
     /// The tool catalog every `RegistryActor` serves.
@@ -230,8 +232,11 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         spool_rows.clone(),
     ));
     let (sink_db, sink_spool, stats) = (db.clone(), spool.clone(), audit_stats.clone());
+    let audit_writes = Arc::new(gateway_actors::audit::WriteStats::default());
+    let writes = audit_writes.clone();
     let audit = Supervisor::start(move |_| {
         AuditWriterActor::new(std::rc::Rc::new(DbAuditSink::new(sink_db, sink_spool)), batch, stats)
+            .with_write_stats(writes)
     });
     // Rows spooled during an outage go back to the database as soon as it answers.
     let (replay_db, replay_spool) = (db.clone(), spool.clone());
@@ -278,6 +283,7 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         audit: audit.clone(),
         audit_stats,
         audit_spooled: spool_rows,
+        audit_writes,
         board,
         catalog: catalog.clone(),
         policy: Arc::new(arc_swap::ArcSwap::from_pointee(policy)),

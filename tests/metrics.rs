@@ -112,6 +112,27 @@ async fn metrics_scrape_cleanly_with_latency_histograms_per_route_tool_and_backe
         value(&samples, "mcpgw_http_request_duration_seconds_count", json!({"route": "/mcp/invoke"})).as_ref()
     );
     assert!(value(&samples, "mcpgw_actor_handled_total", json!({"actor": "audit_writer"})).is_some(), "{text}");
+    // The audit rows of the calls above were written in batches (flushed every 20 ms here).
+    assert!(value(&samples, "mcpgw_audit_batches_total", json!({})).unwrap() >= 1.0, "{text}");
+    assert!(value(&samples, "mcpgw_audit_batch_rows_total", json!({})).unwrap() >= 1.0);
+    // A job submitted and finished shows in the jobs family.
+    let (status, job) = common::client()
+        .post(format!("{}/mcp/jobs", gw.base))
+        .bearer_auth(&dev)
+        .send_json(&json!({"tool_name": "echo", "arguments": {}}))
+        .await
+        .map(|r| (r.status().as_u16(), ()))
+        .unwrap();
+    assert_eq!((status, job), (202, ()));
+    let started = std::time::Instant::now();
+    loop {
+        let samples = parse(&gw.metrics().await);
+        if value(&samples, "mcpgw_jobs", json!({"status": "succeeded"})) == Some(1.0) {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "the job shows as succeeded");
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert!(value(&samples, "mcpgw_actor_restarts_total", json!({"actor": "policy"})).is_some(), "{text}");
     gw.stop().await;
 }

@@ -52,6 +52,21 @@ impl Default for BatchConfig {
     }
 }
 
+/// What the writer's batches look like, for `/metrics`: how many, how big, how long they take.
+#[derive(Debug, Default)]
+pub struct WriteStats {
+    /// Batches written (successfully).
+    pub batches: std::sync::atomic::AtomicU64,
+    /// Rows in those batches.
+    pub rows: std::sync::atomic::AtomicU64,
+    /// Batches that failed (and were kept for a retry).
+    pub failures: std::sync::atomic::AtomicU64,
+    /// Total time spent writing batches, in microseconds.
+    pub write_micros: std::sync::atomic::AtomicU64,
+    /// The latest batch's write time, in microseconds.
+    pub last_write_micros: std::sync::atomic::AtomicU64,
+}
+
 /// Owns the pending batch and the sink.
 pub struct AuditWriterActor {
     sink: Rc<dyn AuditSink>,
@@ -66,9 +81,16 @@ pub struct AuditWriterActor {
     /// Callers waiting for their rows to be durable (strict mode), answered by the next flush.
     waiting: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
     durable_flush_scheduled: bool,
+    writes: Arc<WriteStats>,
 }
 
 impl AuditWriterActor {
+    /// Count batches into `writes` (shared with `/metrics`).
+    pub fn with_write_stats(mut self, writes: Arc<WriteStats>) -> Self {
+        self.writes = writes;
+        self
+    }
+
     /// A writer flushing into `sink` as `config` says, counting into `stats`.
     pub fn new(sink: Rc<dyn AuditSink>, config: BatchConfig, stats: Arc<ActorStats>) -> Self {
         Self {
@@ -83,6 +105,7 @@ impl AuditWriterActor {
             last_hash: String::new(),
             waiting: Vec::new(),
             durable_flush_scheduled: false,
+            writes: Arc::default(),
         }
     }
 
@@ -106,7 +129,7 @@ impl AuditWriterActor {
         self.durable_flush_scheduled = false;
         let waiting = std::mem::take(&mut self.waiting);
         let rows: Arc<[AuditRecord]> = std::mem::take(&mut self.buffer).into();
-        let write = self.sink.write_batch(rows.clone());
+        let write = self.write(rows.clone());
         ctx.wait(write.into_actor(self).map(move |result, act, _| {
             let outcome = act.settle(result, rows);
             for w in waiting {
@@ -121,15 +144,33 @@ impl AuditWriterActor {
             return;
         }
         let rows: Arc<[AuditRecord]> = std::mem::take(&mut self.buffer).into();
-        let write = self.sink.write_batch(rows.clone());
+        let write = self.write(rows.clone());
         ctx.wait(write.into_actor(self).map(move |result, act, _| {
             let _ = act.settle(result, rows);
         }));
     }
 
+    /// Start writing `rows`, timed for [`WriteStats`].
+    fn write(&self, rows: Arc<[AuditRecord]>) -> LocalBoxFuture<'static, Result<(), String>> {
+        let (write, writes) = (self.sink.write_batch(rows), self.writes.clone());
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = write.await;
+            let micros = started.elapsed().as_micros() as u64;
+            writes.write_micros.fetch_add(micros, std::sync::atomic::Ordering::Relaxed);
+            writes.last_write_micros.store(micros, std::sync::atomic::Ordering::Relaxed);
+            result
+        })
+    }
+
     /// Account for a finished write: on failure, put the rows back in front for a retry.
     fn settle(&mut self, result: Result<(), String>, rows: Arc<[AuditRecord]>) -> Result<usize, String> {
         let n = rows.len();
+        let counter = if result.is_ok() { &self.writes.batches } else { &self.writes.failures };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if result.is_ok() {
+            self.writes.rows.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
         match result {
             Ok(()) => {
                 self.stats.handled(n as i64);
@@ -226,7 +267,7 @@ impl Handler<Flush> for AuditWriterActor {
         if rows.is_empty() {
             return Box::pin(actix::fut::ready(Ok(0)));
         }
-        let write = self.sink.write_batch(rows.clone());
+        let write = self.write(rows.clone());
         Box::pin(write.into_actor(self).map(move |result, act, _| act.settle(result, rows)))
     }
 }

@@ -298,3 +298,15 @@ pub async fn purge(db: &Db, before: Option<NaiveDateTime>) -> Result<usize, DbEr
         Ok::<_, DbError>(expired + old)
     })
 }
+
+/// How many jobs are in each status (all replicas: the store is shared), for `/metrics`.
+pub async fn count_by_status(db: &Db) -> Result<Vec<(String, i64)>, DbError> {
+    with_conn!(db, |conn| {
+        jobs::table
+            .group_by(jobs::status)
+            .select((jobs::status, diesel::dsl::count_star()))
+            .load::<(String, i64)>(conn)
+            .await
+            .map_err(DbError::from_display)
+    })
+}

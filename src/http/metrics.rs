@@ -236,6 +236,37 @@ pub fn render(shared: &Shared) -> String {
     out.push_str("# HELP mcpgw_audit_backlog Audit rows not yet stored.\n");
     out.push_str("# TYPE mcpgw_audit_backlog gauge\n");
     out.push_str(&format!("mcpgw_audit_backlog {}\n", shared.audit_stats.report("audit_writer", true).backlog));
+    let w = &shared.audit_writes;
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    for (name, kind, help, value) in [
+        ("mcpgw_audit_batches_total", "counter", "Audit batches written.", load(&w.batches) as f64),
+        (
+            "mcpgw_audit_batch_rows_total",
+            "counter",
+            "Rows in the audit batches written (rows/batches = mean batch size).",
+            load(&w.rows) as f64,
+        ),
+        (
+            "mcpgw_audit_batch_failures_total",
+            "counter",
+            "Audit batch writes that failed (rows kept and retried or spooled).",
+            load(&w.failures) as f64,
+        ),
+        (
+            "mcpgw_audit_write_seconds_total",
+            "counter",
+            "Time spent writing audit batches.",
+            load(&w.write_micros) as f64 / 1e6,
+        ),
+        (
+            "mcpgw_audit_last_write_seconds",
+            "gauge",
+            "How long the latest audit batch write took.",
+            load(&w.last_write_micros) as f64 / 1e6,
+        ),
+    ] {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+    }
     out.push_str("# HELP mcpgw_audit_spooled Audit rows in the local spool, waiting for the database.\n");
     out.push_str("# TYPE mcpgw_audit_spooled gauge\n");
     out.push_str(&format!("mcpgw_audit_spooled {}\n", shared.audit_spooled.load(std::sync::atomic::Ordering::Relaxed)));
@@ -248,5 +279,15 @@ pub async fn metrics(
     shared: web::Data<Shared>,
 ) -> Result<HttpResponse, GatewayError> {
     require_role(&caller, &["admin", "operator"])?;
-    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(render(&shared)))
+    let mut text = render(&shared);
+    // Jobs live in the shared store: one grouped query per scrape, never on a call's path. A
+    // database that does not answer leaves the family empty rather than failing the scrape.
+    text.push_str("# HELP mcpgw_jobs Asynchronous jobs by status (all replicas).\n# TYPE mcpgw_jobs gauge\n");
+    let counted = tokio::time::timeout(std::time::Duration::from_secs(2), crate::db::jobs::count_by_status(&shared.db));
+    if let Ok(Ok(counts)) = counted.await {
+        for (status, n) in counts {
+            text.push_str(&format!("mcpgw_jobs{{status=\"{}\"}} {n}\n", label(&status)));
+        }
+    }
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text))
 }
