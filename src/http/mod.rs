@@ -6,6 +6,7 @@ pub mod health;
 pub mod invoke;
 pub mod jobs;
 pub mod metrics;
+pub mod openapi;
 pub mod policy;
 pub mod tools;
 
@@ -14,32 +15,83 @@ use actix_web::web;
 use crate::error::{json_error, query_error, GatewayError};
 use crate::mcp;
 
+/// One route of the gateway: mounted by [`routes`] and described by `/openapi.json` from this
+/// same table, so the API document cannot drift from what is served.
+pub struct Endpoint {
+    /// HTTP method, lower case (as OpenAPI writes it).
+    pub method: &'static str,
+    /// Path, with `{name}` parameters (the same syntax in actix and OpenAPI).
+    pub path: &'static str,
+    /// One line on what it is for.
+    pub summary: &'static str,
+    /// Who may call it: `public`, `token` (any valid token) or the roles it needs.
+    pub access: &'static str,
+    /// The request body's schema in `components.schemas`, if it takes one.
+    pub body: Option<&'static str>,
+    /// The success status and what it returns.
+    pub ok: (u16, &'static str),
+    /// Part of the API document (the docs page's own assets are not).
+    pub documented: bool,
+    route: fn() -> actix_web::Route,
+}
+
+macro_rules! endpoint {
+    ($method:ident $path:literal, $handler:path, $summary:literal, $access:literal, $body:expr, $ok:expr) => {
+        Endpoint {
+            method: stringify!($method),
+            path: $path,
+            summary: $summary,
+            access: $access,
+            body: $body,
+            ok: $ok,
+            documented: true,
+            route: || web::$method().to($handler),
+        }
+    };
+}
+
+/// Every route of the gateway, in mounting order.
+pub static ENDPOINTS: &[Endpoint] = &[
+    endpoint!(get "/health", health::live, "Liveness: the process answers.", "public", None, (200, "alive")),
+    endpoint!(get "/health/ready", health::ready, "Readiness: database and audit writer usable.", "public", None, (200, "ready (503 when not)")),
+    endpoint!(get "/health/actors", health::actors, "Per actor: alive, backlog, handled, restarts, last error.", "admin, operator", None, (200, "actor reports")),
+    endpoint!(get "/mcp/tools", tools::list, "The tools the caller may call.", "token", None, (200, "tool list")),
+    endpoint!(get "/metrics", metrics::metrics, "Prometheus text exposition.", "admin, operator", None, (200, "metrics (text/plain)")),
+    endpoint!(post "/mcp/invoke", invoke::invoke, "Call a tool (REST): authenticated, authorised, rate-limited, audited.", "token", Some("InvokeRequest"), (200, "JSON-RPC 2.0 response with the tool's result")),
+    endpoint!(post "/mcp/jobs", jobs::post, "Submit a tool call as an asynchronous job (Idempotency-Key honoured).", "token", Some("InvokeRequest"), (202, "the job, with a Location header")),
+    endpoint!(get "/mcp/jobs", jobs::list, "The caller's jobs (status, limit, cursor; all=true for admins).", "token", None, (200, "a page of jobs")),
+    endpoint!(delete "/mcp/jobs", jobs::purge, "Delete finished jobs older than `hours`.", "admin", None, (200, "how many were deleted")),
+    endpoint!(get "/mcp/jobs/{id}", jobs::get, "One job: status, progress, result or error.", "token (owner or admin)", None, (200, "the job")),
+    endpoint!(delete "/mcp/jobs/{id}", jobs::delete, "Cancel a job (the backend is told).", "token (owner or admin)", None, (200, "the cancelled job")),
+    endpoint!(get "/admin/audit-logs", admin::audit_logs, "Audit rows, newest first, filtered; format=csv|jsonl streams an export.", "admin, auditor", None, (200, "a page of audit rows")),
+    endpoint!(post "/admin/policy/explain", policy::explain, "Why a call would be allowed or denied.", "admin", Some("ExplainRequest"), (200, "the decision and its rules")),
+    endpoint!(get "/admin/tools", policy::tools, "Tools with pinned and observed definition digests.", "admin", None, (200, "tools")),
+    endpoint!(post "/mcp", mcp::streamable::post, "MCP Streamable HTTP: JSON-RPC requests, notifications and responses.", "token", Some("JsonRpcRequest"), (200, "JSON or an SSE stream")),
+    endpoint!(get "/mcp", mcp::streamable::get, "MCP Streamable HTTP: the session's server-to-client SSE stream.", "token", None, (200, "text/event-stream")),
+    endpoint!(delete "/mcp", mcp::streamable::delete, "End an MCP session.", "token", None, (200, "session ended")),
+    endpoint!(get "/sse", mcp::sse::open, "Legacy MCP SSE transport: opens the stream (first event names the POST endpoint).", "token", None, (200, "text/event-stream")),
+    endpoint!(post "/messages", mcp::sse::message, "Legacy MCP SSE transport: a client message for a session.", "token", Some("JsonRpcRequest"), (202, "accepted; the answer arrives on the stream")),
+    endpoint!(get "/.well-known/oauth-protected-resource", mcp::wellknown::metadata, "OAuth protected resource metadata (RFC 9728).", "public", None, (200, "metadata")),
+    endpoint!(get "/.well-known/oauth-protected-resource/mcp", mcp::wellknown::metadata, "OAuth protected resource metadata for /mcp (RFC 9728).", "public", None, (200, "metadata")),
+    endpoint!(get "/openapi.json", openapi::document, "This API document (OpenAPI 3.1).", "public", None, (200, "the document")),
+    Endpoint {
+        documented: false,
+        ..endpoint!(get "/docs", openapi::page, "Swagger UI (offline).", "public", None, (200, "HTML"))
+    },
+    Endpoint {
+        documented: false,
+        ..endpoint!(get "/docs/{asset}", openapi::asset, "Swagger UI assets.", "public", None, (200, "asset"))
+    },
+];
+
 /// Mount every route of the gateway.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::JsonConfig::default().error_handler(json_error))
-        .app_data(web::QueryConfig::default().error_handler(query_error))
-        .route("/health", web::get().to(health::live))
-        .route("/health/ready", web::get().to(health::ready))
-        .route("/health/actors", web::get().to(health::actors))
-        .route("/mcp/tools", web::get().to(tools::list))
-        .route("/metrics", web::get().to(metrics::metrics))
-        .route("/mcp/invoke", web::post().to(invoke::invoke))
-        .route("/mcp/jobs", web::post().to(jobs::post))
-        .route("/mcp/jobs", web::get().to(jobs::list))
-        .route("/mcp/jobs", web::delete().to(jobs::purge))
-        .route("/mcp/jobs/{id}", web::get().to(jobs::get))
-        .route("/mcp/jobs/{id}", web::delete().to(jobs::delete))
-        .route("/admin/audit-logs", web::get().to(admin::audit_logs))
-        .route("/admin/policy/explain", web::post().to(policy::explain))
-        .route("/admin/tools", web::get().to(policy::tools))
-        .route("/mcp", web::post().to(mcp::streamable::post))
-        .route("/mcp", web::get().to(mcp::streamable::get))
-        .route("/mcp", web::delete().to(mcp::streamable::delete))
-        .route("/sse", web::get().to(mcp::sse::open))
-        .route("/messages", web::post().to(mcp::sse::message))
-        .route("/.well-known/oauth-protected-resource", web::get().to(mcp::wellknown::metadata))
-        .route("/.well-known/oauth-protected-resource/mcp", web::get().to(mcp::wellknown::metadata))
-        .default_service(web::to(not_found));
+        .app_data(web::QueryConfig::default().error_handler(query_error));
+    for e in ENDPOINTS {
+        cfg.route(e.path, (e.route)());
+    }
+    cfg.default_service(web::to(not_found));
 }
 
 async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
