@@ -376,7 +376,10 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
                     return Box::pin(async move { Ok(res) }) as futures_util::future::LocalBoxFuture<'static, _>;
                 }
                 let started = std::time::Instant::now();
-                let fut = srv.call(req);
+                let trace = crate::tracecontext::TraceContext::from_header(
+                    req.headers().get("traceparent").and_then(|v| v.to_str().ok()),
+                );
+                let fut = trace.scope(srv.call(req));
                 Box::pin(async move {
                     let mut res = fut.await?.map_into_boxed_body();
                     if let Some(shared) = res.request().app_data::<web::Data<Shared>>() {

@@ -42,6 +42,7 @@ pub mod ratelimit;
 pub mod reload;
 pub mod schema;
 pub mod telemetry;
+pub mod tracecontext;
 
 /// Install the process-wide rustls crypto provider (awc needs one before any TLS connection).
 pub fn install_crypto_provider() {

@@ -224,3 +224,37 @@ async fn health_endpoints_report_database_and_actors() {
     assert!(actors["actors"].as_array().unwrap().iter().all(|a| a["alive"] == true));
     gw.stop().await;
 }
+
+#[actix_web::test]
+async fn the_callers_trace_continues_into_the_backend_call() {
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db).tool("echo", &backend.url).start().await;
+    let token = gw.token("t", &["developer"]);
+    let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let resp = common::client()
+        .post(format!("{}/mcp/invoke", gw.base))
+        .bearer_auth(&token)
+        .insert_header(("traceparent", incoming))
+        .send_json(&json!({"tool_name": "echo", "arguments": {}}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let call = backend.with("tools/call").pop().unwrap();
+    let sent = call.traceparent.expect("the backend got a traceparent");
+    let parts: Vec<&str> = sent.split('-').collect();
+    assert_eq!((parts[0], parts[1], parts[3]), ("00", "4bf92f3577b34da6a3ce929d0e0e4736", "01"), "{sent}");
+    assert!(parts[2].len() == 16 && parts[2] != "00f067aa0ba902b7", "a new span id for the gateway's call: {sent}");
+    // Without (or with a malformed) traceparent, the gateway starts a trace of its own.
+    for header in [None, Some("00-nonsense")] {
+        let mut req = common::client().post(format!("{}/mcp/invoke", gw.base)).bearer_auth(&token);
+        if let Some(h) = header {
+            req = req.insert_header(("traceparent", h));
+        }
+        assert_eq!(req.send_json(&json!({"tool_name": "echo", "arguments": {}})).await.unwrap().status(), 200);
+        let sent = backend.with("tools/call").pop().unwrap().traceparent.unwrap();
+        let ctx = mcp_gateway::tracecontext::TraceContext::parse(&sent).expect("a valid traceparent");
+        assert_ne!(ctx.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    }
+    gw.stop().await;
+}

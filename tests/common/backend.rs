@@ -38,6 +38,7 @@ pub struct Seen {
     pub params: Value,
     pub authorization: Option<String>,
     pub session: Option<String>,
+    pub traceparent: Option<String>,
 }
 
 #[derive(Default)]
@@ -94,6 +95,7 @@ async fn mcp(req: HttpRequest, body: web::Bytes, state: web::Data<State>, config
         params: msg["params"].clone(),
         authorization: header("authorization"),
         session: session.clone(),
+        traceparent: header("traceparent"),
     });
     if config.stateful && method != "initialize" {
         let known = session.as_ref().is_some_and(|s| state.sessions.lock().unwrap().contains(s));
