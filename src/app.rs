@@ -42,6 +42,8 @@ pub struct Shared {
     pub audit_stats: Arc<ActorStats>,
     /// Audit rows waiting in the local spool for the database.
     pub audit_spooled: Arc<std::sync::atomic::AtomicU64>,
+    /// The OTLP span exporter, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+    pub otlp: Option<crate::otlp::Exporter>,
     /// The audit writer's batches: count, rows, failures, write time.
     pub audit_writes: Arc<gateway_actors::audit::WriteStats>,
     /// Counters of every actor kind.
@@ -284,6 +286,7 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         audit_stats,
         audit_spooled: spool_rows,
         audit_writes,
+        otlp: settings.otel_endpoint.as_deref().map(crate::otlp::Exporter::start),
         board,
         catalog: catalog.clone(),
         policy: Arc::new(arc_swap::ArcSwap::from_pointee(policy)),
@@ -379,6 +382,8 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
                 let trace = crate::tracecontext::TraceContext::from_header(
                     req.headers().get("traceparent").and_then(|v| v.to_str().ok()),
                 );
+                let span_start = crate::otlp::now_nanos();
+                let span_ids = (trace.trace_id.clone(), trace.span_id.clone(), trace.parent_id.clone());
                 let fut = trace.scope(srv.call(req));
                 Box::pin(async move {
                     let mut res = fut.await?.map_into_boxed_body();
@@ -391,6 +396,20 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
                         }
                         .to_owned();
                         shared.metrics.request(&route, &method, res.status().as_u16(), started.elapsed().as_secs_f64());
+                        if let Some(otlp) = &shared.otlp {
+                            let (trace_id, span_id, parent_span_id) = span_ids;
+                            otlp.record(crate::otlp::Span {
+                                trace_id,
+                                span_id,
+                                parent_span_id,
+                                name: format!("{method} {route}"),
+                                start_unix_nanos: span_start,
+                                end_unix_nanos: crate::otlp::now_nanos(),
+                                status: res.status().as_u16(),
+                                method,
+                                route,
+                            });
+                        }
                     }
                     if res.status() == actix_web::http::StatusCode::UNAUTHORIZED {
                         crate::mcp::wellknown::point_to_metadata(&mut res);

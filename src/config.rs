@@ -138,6 +138,8 @@ pub struct Settings {
     /// own row is durable (database or spool) before it is answered: the queue stays bounded
     /// and a crash cannot lose more than this many answered calls.
     pub audit_queue_max: i64,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: export request spans over OTLP/HTTP there (off when unset).
+    pub otel_endpoint: Option<String>,
     /// `AUDIT_RETENTION_DAYS`: audit rows older than this are deleted (hourly, behind a
     /// checkpoint so what remains still verifies); `None` (0, the default) keeps them forever.
     pub audit_retention: Option<Duration>,
@@ -290,6 +292,7 @@ impl Settings {
                 }
             },
             audit_queue_max: parse(lookup, "AUDIT_QUEUE_MAX", 20_000)?,
+            otel_endpoint: get(lookup, "OTEL_EXPORTER_OTLP_ENDPOINT").filter(|s| !s.trim().is_empty()),
             audit_retention: match parse::<u64>(lookup, "AUDIT_RETENTION_DAYS", 0)? {
                 0 => None,
                 // Beyond a century, as good as forever (and no date arithmetic overflows).

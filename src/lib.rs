@@ -36,6 +36,7 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod mcp;
+pub mod otlp;
 pub mod pinning;
 pub mod pipeline;
 pub mod ratelimit;

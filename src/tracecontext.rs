@@ -9,13 +9,15 @@ tokio::task_local! {
     static CURRENT: TraceContext;
 }
 
-/// The trace a request belongs to.
+/// The trace a request belongs to, and the gateway's own span in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceContext {
     /// 32 lower-case hex digits, never all zero.
     pub trace_id: String,
-    /// The caller's span (16 hex digits), or ours when the trace started here.
-    pub parent_id: String,
+    /// The caller's span (16 hex digits), when the caller sent a trace.
+    pub parent_id: Option<String>,
+    /// The gateway's span for this request: the parent of its backend calls.
+    pub span_id: String,
     /// Trace flags (2 hex digits; `01` = sampled).
     pub flags: String,
 }
@@ -64,14 +66,20 @@ impl TraceContext {
         {
             return None;
         }
-        Some(Self { trace_id: trace_id.to_owned(), parent_id: parent_id.to_owned(), flags: flags.to_ascii_lowercase() })
+        Some(Self {
+            trace_id: trace_id.to_owned(),
+            parent_id: Some(parent_id.to_owned()),
+            span_id: format!("{:016x}", random_u64()),
+            flags: flags.to_ascii_lowercase(),
+        })
     }
 
     /// A new trace (sampled).
     pub fn new_root() -> Self {
         Self {
             trace_id: format!("{:016x}{:016x}", random_u64(), random_u64()),
-            parent_id: format!("{:016x}", random_u64()),
+            parent_id: None,
+            span_id: format!("{:016x}", random_u64()),
             flags: "01".into(),
         }
     }
@@ -87,11 +95,11 @@ impl TraceContext {
     }
 }
 
-/// The `traceparent` for an outgoing call made now: the current trace with a new span id
-/// (a new trace outside any request, e.g. a background job).
+/// The `traceparent` for an outgoing call made now: the current trace, with the gateway's span
+/// as the parent (a new trace outside any request, e.g. a background job).
 pub fn outgoing() -> String {
     let ctx = CURRENT.try_with(Clone::clone).unwrap_or_else(|_| TraceContext::new_root());
-    format!("00-{}-{:016x}-{}", ctx.trace_id, random_u64(), ctx.flags)
+    format!("00-{}-{}-{}", ctx.trace_id, ctx.span_id, ctx.flags)
 }
 
 #[cfg(test)]
@@ -102,6 +110,7 @@ mod tests {
     fn valid_headers_parse_and_invalid_ones_start_a_new_trace() {
         let ok = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
         assert_eq!(ok.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(ok.parent_id.as_deref(), Some("00f067aa0ba902b7"));
         for bad in [
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
@@ -113,6 +122,6 @@ mod tests {
             assert!(TraceContext::parse(bad).is_none(), "{bad}");
         }
         let fresh = TraceContext::from_header(Some("garbage"));
-        assert!(hex_ok(&fresh.trace_id, 32) && hex_ok(&fresh.parent_id, 16));
+        assert!(hex_ok(&fresh.trace_id, 32) && hex_ok(&fresh.span_id, 16) && fresh.parent_id.is_none());
     }
 }

@@ -267,6 +267,13 @@ pub fn render(shared: &Shared) -> String {
     ] {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
     }
+    if let Some(otlp) = &shared.otlp {
+        let (exported, dropped) = otlp.counts();
+        out.push_str("# HELP mcpgw_otlp_spans_total Request spans exported over OTLP, or dropped (queue full or export failed).\n");
+        out.push_str("# TYPE mcpgw_otlp_spans_total counter\n");
+        out.push_str(&format!("mcpgw_otlp_spans_total{{result=\"exported\"}} {exported}\n"));
+        out.push_str(&format!("mcpgw_otlp_spans_total{{result=\"dropped\"}} {dropped}\n"));
+    }
     out.push_str("# HELP mcpgw_audit_spooled Audit rows in the local spool, waiting for the database.\n");
     out.push_str("# TYPE mcpgw_audit_spooled gauge\n");
     out.push_str(&format!("mcpgw_audit_spooled {}\n", shared.audit_spooled.load(std::sync::atomic::Ordering::Relaxed)));
