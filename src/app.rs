@@ -49,7 +49,7 @@ pub struct Shared {
     /// Counters of every actor kind.
     pub board: Arc<HealthBoard>,
     /// The tool catalog every `RegistryActor` serves.
-    pub catalog: Arc<Catalog>,
+    pub catalog: gateway_actors::registry::CatalogCell,
     /// The policy every `PolicyActor` enforces (replaced on reload).
     pub policy: gateway_actors::policy::PolicyCell,
     /// MCP sessions with backends, shared by the workers' clients.
@@ -288,7 +288,7 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         audit_writes,
         otlp: settings.otel_endpoint.as_deref().map(crate::otlp::Exporter::start),
         board,
-        catalog: catalog.clone(),
+        catalog: Arc::new(arc_swap::ArcSwap::new(catalog.clone())),
         policy: Arc::new(arc_swap::ArcSwap::from_pointee(policy)),
         backend_sessions: session_table(),
         sessions: Arc::new(Sessions::new(settings.mcp_session_idle)),

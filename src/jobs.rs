@@ -235,7 +235,7 @@ impl JobDispatcher {
 
     fn start_job(&self, row: JobRow) {
         let shared = self.shared.clone();
-        let Some(tool) = shared.catalog.get(&row.tool_name) else {
+        let Some(tool) = shared.catalog.load().get(&row.tool_name) else {
             let (shared, id) = (shared.clone(), row.id.clone());
             actix_web::rt::spawn(async move {
                 let error = json!({"code": -32001, "message": "the tool is no longer registered"}).to_string();
@@ -273,7 +273,7 @@ impl JobDispatcher {
             let stale = chrono::Duration::from_std(shared.settings.job_stale).unwrap_or(chrono::Duration::seconds(30));
             let before = chrono::Utc::now().naive_utc() - stale;
             let idempotent: Vec<String> =
-                shared.catalog.all().iter().filter(|t| t.idempotent).map(|t| t.name.clone()).collect();
+                shared.catalog.load().all().iter().filter(|t| t.idempotent).map(|t| t.name.clone()).collect();
             match jobs::recover(&shared.db, before, &idempotent, ttl(&shared)).await {
                 Ok((0, 0)) => {}
                 Ok((requeued, failed)) => tracing::warn!(requeued, failed, "recovered jobs left by a stopped replica"),

@@ -30,7 +30,7 @@ pub fn digest(entry: &Value) -> String {
 /// Compare every backend's definitions with their pins once.
 pub async fn check(shared: &Shared, client: &McpClient) {
     let mut by_backend: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    let active = shared.catalog.active();
+    let active = shared.catalog.load().active();
     for tool in &active {
         by_backend.entry(tool.backend_url.as_str()).or_default().push(tool.name.as_str());
     }
@@ -46,7 +46,7 @@ pub async fn check(shared: &Shared, client: &McpClient) {
             let Some(entry) = listed.iter().find(|t| t.get("name").and_then(Value::as_str) == Some(name)) else {
                 continue;
             };
-            let has_yaml_schema = shared.catalog.get(name).is_some_and(|t| t.input_schema.is_some());
+            let has_yaml_schema = shared.catalog.load().get(name).is_some_and(|t| t.input_schema.is_some());
             if let (false, Some(schema)) = (has_yaml_schema, entry.get("inputSchema")) {
                 shared.schemas.set(name, schema);
             }

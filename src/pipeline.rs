@@ -113,7 +113,8 @@ impl Attempt {
         };
         let caller = self.caller.as_deref();
         let decision = self.decision(result.err());
-        let registered = self.tool_name.as_deref().filter(|t| shared.catalog.get(t).is_some()).unwrap_or("unknown");
+        let registered =
+            self.tool_name.as_deref().filter(|t| shared.catalog.load().get(t).is_some()).unwrap_or("unknown");
         shared.metrics.call(registered, decision, status);
         shared.metrics.call_latency(registered, decision, self.started.elapsed().as_secs_f64());
         if let Err(GatewayError::RateLimited { limit, .. }) = result {

@@ -85,3 +85,54 @@ async fn policy_changes_apply_live_bad_files_are_refused_and_no_call_fails() {
     assert_eq!(gw.invoke(&guest, "other", json!({})).await.0, 200, "the previous policy is still in force");
     gw.stop().await;
 }
+
+#[actix_web::test]
+async fn tools_yaml_changes_apply_live_and_bad_files_are_refused() {
+    let db = TestDb::sqlite().await;
+    let echo = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db).tool("echo", &echo.url).start().await;
+    let path = gw.settings.tools_config.clone();
+    let dev = gw.token("d", &["developer"]);
+    assert_eq!(gw.invoke(&dev, "echo2", json!({})).await.0, 404);
+    let listed = |body: &serde_json::Value| -> Vec<String> {
+        body["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect()
+    };
+    // Traffic on `echo` keeps flowing while a tool is added.
+    let traffic = async {
+        let mut statuses = Vec::new();
+        let until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until {
+            statuses.push(gw.invoke(&dev, "echo", json!({})).await.0);
+        }
+        statuses
+    };
+    let change = async {
+        actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+        write(
+            &path,
+            &format!("tools:\n  - name: echo\n    backend_url: {0}\n  - name: echo2\n    backend_url: {0}\n", echo.url),
+        );
+    };
+    let (statuses, ()) = futures_util::future::join(traffic, change).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let started = Instant::now();
+    while gw.invoke(&dev, "echo2", json!({})).await.0 != 200 {
+        assert!(started.elapsed() < Duration::from_secs(5), "the new tool was registered");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, tools) = gw.get("/mcp/tools", Some(&dev)).await;
+    assert!(listed(&tools).contains(&"echo2".to_owned()), "{tools}");
+    // The tools table follows the file.
+    let (_, admin_tools) = gw.get("/admin/tools", Some(&gw.token("root", &["admin"]))).await;
+    assert!(admin_tools.to_string().contains("echo2"), "{admin_tools}");
+    // A bad file is refused and the tools in force stay.
+    write(&path, "tools:\n  - name: broken\n    backend_url: not a url\n");
+    let started = Instant::now();
+    while reloads(&gw.metrics().await, "refused") == 0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "the bad file was looked at");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(gw.invoke(&dev, "echo2", json!({})).await.0, 200);
+    assert_eq!(gw.invoke(&dev, "broken", json!({})).await.0, 404);
+    gw.stop().await;
+}

@@ -48,15 +48,18 @@ impl Catalog {
     }
 }
 
+/// The catalog in force, replaced whole when `tools.yaml` is reloaded.
+pub type CatalogCell = Arc<arc_swap::ArcSwap<Catalog>>;
+
 /// Owns a view of the catalog and answers lookups.
 pub struct RegistryActor {
-    catalog: Arc<Catalog>,
+    catalog: CatalogCell,
     stats: Arc<ActorStats>,
 }
 
 impl RegistryActor {
     /// An actor serving `catalog`, counting into `stats`.
-    pub fn new(catalog: Arc<Catalog>, stats: Arc<ActorStats>) -> Self {
+    pub fn new(catalog: CatalogCell, stats: Arc<ActorStats>) -> Self {
         Self { catalog, stats }
     }
 }
@@ -86,7 +89,7 @@ impl Handler<GetTool> for RegistryActor {
 
     fn handle(&mut self, msg: GetTool, _: &mut Context<Self>) -> Self::Result {
         self.stats.handled(1);
-        self.catalog.get(&msg.0)
+        self.catalog.load().get(&msg.0)
     }
 }
 
@@ -95,7 +98,7 @@ impl Handler<ListTools> for RegistryActor {
 
     fn handle(&mut self, _: ListTools, _: &mut Context<Self>) -> Self::Result {
         self.stats.handled(1);
-        MessageResult(self.catalog.active())
+        MessageResult(self.catalog.load().active())
     }
 }
 
@@ -140,7 +143,7 @@ mod tests {
     async fn registry_actor_answers_lookups() {
         let stats = Arc::new(ActorStats::default());
         let catalog = Arc::new(Catalog::new(vec![tool("a", true)]));
-        let addr = RegistryActor::new(catalog, stats.clone()).start();
+        let addr = RegistryActor::new(Arc::new(arc_swap::ArcSwap::new(catalog)), stats.clone()).start();
         stats.enqueued(2);
         assert!(addr.send(GetTool("a".into())).await.unwrap().is_some());
         assert!(addr.send(GetTool("zz".into())).await.unwrap().is_none());

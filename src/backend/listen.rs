@@ -15,7 +15,7 @@ use crate::app::Shared;
 
 /// Start one listener per distinct active backend URL (on the calling arbiter).
 pub fn spawn(shared: web::Data<Shared>) {
-    let urls: BTreeSet<String> = shared.catalog.active().iter().map(|t| t.backend_url.clone()).collect();
+    let urls: BTreeSet<String> = shared.catalog.load().active().iter().map(|t| t.backend_url.clone()).collect();
     for url in urls {
         actix_web::rt::spawn(listen(shared.clone(), url));
     }
@@ -54,8 +54,8 @@ fn on_notification(shared: &Shared, url: &str, message: Value) {
     if message.get("method").and_then(Value::as_str) != Some("notifications/tools/list_changed") {
         return;
     }
-    let names: Vec<&str> =
-        shared.catalog.all().iter().filter(|t| t.backend_url == url).map(|t| t.name.as_str()).collect();
+    let catalog = shared.catalog.load();
+    let names: Vec<&str> = catalog.all().iter().filter(|t| t.backend_url == url).map(|t| t.name.as_str()).collect();
     shared.tool_entries.forget(names);
     tracing::info!(backend = url, "backend tool list changed; telling connected clients");
     shared.broadcast(&json!({ "jsonrpc": "2.0", "method": "notifications/tools/list_changed" }));

@@ -47,6 +47,16 @@ impl Protection {
         Self { slots, breakers: DashMap::new(), failures_to_open: failures_to_open.max(1), cooldown }
     }
 
+    /// Add slots for tools of a reloaded catalog that have a limit and none yet (a changed
+    /// limit of an existing tool applies after a restart: calls may hold its current slots).
+    pub fn add_slots(&self, catalog: &Catalog) {
+        for tool in catalog.all() {
+            if let Some(n) = tool.max_concurrency {
+                self.slots.entry(tool.name.clone()).or_insert_with(|| Arc::new(Semaphore::new(n.max(1) as usize)));
+            }
+        }
+    }
+
     /// A slot for a call to `tool` (none needed when the tool has no limit).
     pub async fn slot(&self, tool: &Tool) -> Result<Option<OwnedSemaphorePermit>, GatewayError> {
         let Some(semaphore) = self.slots.get(&tool.name).map(|s| s.clone()) else { return Ok(None) };

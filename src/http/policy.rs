@@ -98,7 +98,7 @@ pub async fn tools(
     let tools: Vec<Value> = pins
         .iter()
         .map(|p| {
-            let tool = shared.catalog.get(&p.name);
+            let tool = shared.catalog.load().get(&p.name);
             json!({
                 "name": p.name,
                 "active": tool.as_ref().is_some_and(|t| t.is_active),
