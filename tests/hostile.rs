@@ -1,0 +1,139 @@
+//! Hostile input, as an attacker would send it: every request gets its documented error (HTTP
+//! status + JSON-RPC code), nothing panics, and the gateway keeps serving normal calls after.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::io::{Read, Write};
+
+use common::backend::{Mode, TestBackend};
+use common::{TestDb, TestGateway};
+use serde_json::{json, Value};
+
+/// POST raw bytes to `path`; the status and the JSON-RPC error code of the answer.
+async fn raw_post(
+    gw: &TestGateway,
+    path: &str,
+    token: &str,
+    session: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, Option<i64>) {
+    let mut req = common::client()
+        .post(format!("{}{path}", gw.base))
+        .bearer_auth(token)
+        .insert_header(("Content-Type", "application/json"))
+        .insert_header(("Accept", "application/json, text/event-stream"));
+    if let Some(s) = session {
+        req = req.insert_header(("Mcp-Session-Id", s)).insert_header(("MCP-Protocol-Version", "2025-06-18"));
+    }
+    let mut resp = req.send_body(body).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.body().limit(1 << 20).await.unwrap_or_default();
+    let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, json["error"]["code"].as_i64())
+}
+
+#[actix_web::test]
+async fn malformed_envelopes_deep_nesting_huge_batches_and_headers_get_their_errors() {
+    let db = TestDb::sqlite().await;
+    let echo = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db).tool("echo", &echo.url).start().await;
+    let token = gw.token("h", &["developer"]);
+
+    // REST: not JSON; JSON nested 10,000 deep (past the parser's depth limit).
+    assert_eq!(raw_post(&gw, "/mcp/invoke", &token, None, b"{\"tool_name\": ".to_vec()).await, (400, Some(-32700)));
+    let deep = format!(r#"{{"tool_name":"echo","arguments":{{"a":{}{}}}}}"#, "[".repeat(10_000), "]".repeat(10_000));
+    assert_eq!(raw_post(&gw, "/mcp/invoke", &token, None, deep.clone().into_bytes()).await, (400, Some(-32700)));
+
+    // MCP: a session, then envelopes that are wrong in each way.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "hostile", "version": "1"}}});
+    let opened = common::client()
+        .post(format!("{}/mcp", gw.base))
+        .bearer_auth(&token)
+        .insert_header(("Accept", "application/json, text/event-stream"))
+        .send_json(&init)
+        .await
+        .unwrap();
+    let session = opened.headers().get("mcp-session-id").unwrap().to_str().unwrap().to_owned();
+    let mcp = |body: Vec<u8>| raw_post(&gw, "/mcp", &token, Some(&session), body);
+    let (_, code) = mcp(b"{not json".to_vec()).await;
+    assert_eq!(code, Some(-32700), "invalid JSON");
+    let (_, code) = mcp(br#"{"jsonrpc":"1.0","id":2,"method":"ping"}"#.to_vec()).await;
+    assert_eq!(code, Some(-32600), "wrong jsonrpc version");
+    let (_, code) = mcp(br#"{"jsonrpc":"2.0","id":3}"#.to_vec()).await;
+    assert_eq!(code, Some(-32600), "missing method");
+    let (_, code) = mcp(br#"{"jsonrpc":"2.0","id":4,"method":"no/such/method"}"#.to_vec()).await;
+    assert_eq!(code, Some(-32601), "unknown method");
+    let (_, code) = mcp(deep.into_bytes()).await;
+    assert_eq!(code, Some(-32700), "10,000-deep nesting");
+    // 100,000 requests in one batch: refused whole, before any is run.
+    let batch: Vec<Value> = (0..100_000).map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "ping"})).collect();
+    let (status, code) = mcp(serde_json::to_vec(&batch).unwrap()).await;
+    assert!(matches!((status, code), (413, Some(-32005)) | (400, Some(-32600))), "batch: {status} {code:?}");
+    assert_eq!(echo.count("ping"), 0, "nothing of the batch reached a backend");
+
+    // Big headers: 64 KiB is within actix's bounded header buffer and answered normally; 256 KiB
+    // is refused at the HTTP layer (431, or the connection closed) without buffering more.
+    let header_probe = |size: usize| {
+        let addr = gw.base.trim_start_matches("http://").to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+            let request =
+                format!("GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n", "a".repeat(size));
+            let _ = s.write_all(request.as_bytes());
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            out
+        })
+    };
+    let answer = header_probe(64 * 1024).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{}", &answer[..answer.len().min(200)]);
+    let answer = header_probe(256 * 1024).await.unwrap();
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 4"), "{}", &answer[..answer.len().min(200)]);
+
+    // Still serving, and every attempt at a tool call was audited.
+    assert_eq!(gw.get("/health", None).await.0, 200);
+    assert_eq!(gw.invoke(&token, "echo", json!({"ok": true})).await.0, 200);
+    gw.stop().await;
+}
+
+/// A backend that answers every request with 50 MiB of JSON string.
+async fn flooding_backend() -> (String, actix_web::dev::ServerHandle) {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    let server = HttpServer::new(|| {
+        App::new().route(
+            "/mcp",
+            web::post().to(|| async {
+                let mut body = Vec::with_capacity(50 << 20);
+                body.extend_from_slice(br#"{"jsonrpc":"2.0","id":1,"result":{"x":""#);
+                body.resize(50 << 20, b'a');
+                body.extend_from_slice(br#""}}"#);
+                HttpResponse::Ok().content_type("application/json").body(body)
+            }),
+        )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    (format!("http://{addr}/mcp"), handle)
+}
+
+#[actix_web::test]
+async fn a_backend_replying_50_mib_gets_a_bad_gateway_not_an_out_of_memory() {
+    let (url, handle) = flooding_backend().await;
+    let db = TestDb::sqlite().await;
+    let gw = TestGateway::builder(&db).tool("flood", &url).start().await;
+    let token = gw.token("h", &["developer"]);
+    let (status, body) = gw.invoke(&token, "flood", json!({})).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], -32004);
+    assert_eq!(gw.get("/health", None).await.0, 200);
+    gw.stop().await;
+    handle.stop(false).await;
+}
