@@ -83,6 +83,12 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Tell every connected MCP client that the tools it may call changed (a backend's
+    /// listing, `tools.yaml` or `policy.yaml`).
+    pub fn tools_changed(&self) {
+        self.broadcast(&serde_json::json!({ "jsonrpc": "2.0", "method": "notifications/tools/list_changed" }));
+    }
+
     /// Send a notification to every connected client stream (`GET /mcp` and legacy `/sse`).
     pub fn broadcast(&self, message: &serde_json::Value) {
         let event = crate::mcp::sse_message(message);
@@ -382,8 +388,11 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
                 let trace = crate::tracecontext::TraceContext::from_header(
                     req.headers().get("traceparent").and_then(|v| v.to_str().ok()),
                 );
-                let span_start = crate::otlp::now_nanos();
-                let span_ids = (trace.trace_id.clone(), trace.span_id.clone(), trace.parent_id.clone());
+                // Span bookkeeping only when spans are exported.
+                let exporting = req.app_data::<web::Data<Shared>>().is_some_and(|s| s.otlp.is_some());
+                let span = exporting.then(|| {
+                    (crate::otlp::now_nanos(), trace.trace_id.clone(), trace.span_id.clone(), trace.parent_id.clone())
+                });
                 let fut = trace.scope(srv.call(req));
                 Box::pin(async move {
                     let mut res = fut.await?.map_into_boxed_body();
@@ -396,8 +405,9 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
                         }
                         .to_owned();
                         shared.metrics.request(&route, &method, res.status().as_u16(), started.elapsed().as_secs_f64());
-                        if let Some(otlp) = &shared.otlp {
-                            let (trace_id, span_id, parent_span_id) = span_ids;
+                        if let (Some(otlp), Some((span_start, trace_id, span_id, parent_span_id))) =
+                            (&shared.otlp, span)
+                        {
                             otlp.record(crate::otlp::Span {
                                 trace_id,
                                 span_id,

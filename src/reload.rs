@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use actix_web::web;
-use serde_json::json;
 
 use crate::app::Shared;
 
@@ -29,7 +28,7 @@ pub fn reload_policy(shared: &Shared, why: &str) -> bool {
             shared.policy.store(Arc::new(policy));
             shared.metrics.config_reload(true);
             tracing::info!(file = %shared.settings.policy_config.display(), trigger = why, "policy reloaded");
-            shared.broadcast(&json!({ "jsonrpc": "2.0", "method": "notifications/tools/list_changed" }));
+            shared.tools_changed();
             true
         }
         Err(e) => {
@@ -78,7 +77,7 @@ pub async fn reload_tools(shared: &Shared, why: &str) -> Reload {
     shared.tool_entries.forget(old.all().iter().chain(catalog.all().iter()).map(|t| t.name.as_str()));
     shared.metrics.config_reload(true);
     tracing::info!(file = %shared.settings.tools_config.display(), trigger = why, tools = catalog.all().len(), "tools reloaded");
-    shared.broadcast(&json!({ "jsonrpc": "2.0", "method": "notifications/tools/list_changed" }));
+    shared.tools_changed();
     Reload::Applied
 }
 

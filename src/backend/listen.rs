@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use actix_web::web;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::{McpClient, Watch};
 use crate::app::Shared;
@@ -58,5 +58,5 @@ fn on_notification(shared: &Shared, url: &str, message: Value) {
     let names: Vec<&str> = catalog.all().iter().filter(|t| t.backend_url == url).map(|t| t.name.as_str()).collect();
     shared.tool_entries.forget(names);
     tracing::info!(backend = url, "backend tool list changed; telling connected clients");
-    shared.broadcast(&json!({ "jsonrpc": "2.0", "method": "notifications/tools/list_changed" }));
+    shared.tools_changed();
 }

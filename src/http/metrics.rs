@@ -63,15 +63,18 @@ pub struct Metrics {
     reloads: [AtomicU64; 2],
 }
 
-/// `map[key]`, inserting the default on first use (the read path takes no write lock).
-fn slot<'a, K: std::hash::Hash + Eq + Clone, V: Default>(
-    map: &'a DashMap<K, V>,
-    key: &K,
-) -> dashmap::mapref::one::Ref<'a, K, V> {
+/// `map[key]`, inserting the default on first use (the read path takes no write lock and, for
+/// string keys, allocates nothing).
+fn slot<'a, K, V, Q>(map: &'a DashMap<K, V>, key: &Q) -> dashmap::mapref::one::Ref<'a, K, V>
+where
+    K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
+    V: Default,
+    Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
+{
     if let Some(v) = map.get(key) {
         return v;
     }
-    map.entry(key.clone()).or_default().downgrade()
+    map.entry(key.to_owned()).or_default().downgrade()
 }
 
 impl Metrics {
@@ -92,7 +95,7 @@ impl Metrics {
 
     /// One backend call of `tool`: its latency, and its failure kind if it failed.
     pub fn backend(&self, tool: &str, seconds: f64, error: Option<&'static str>) {
-        slot(&self.backend_latency, &tool.to_owned()).observe(seconds);
+        slot(&self.backend_latency, tool).observe(seconds);
         if let Some(kind) = error {
             slot(&self.backend_errors, &(tool.to_owned(), kind)).fetch_add(1, Ordering::Relaxed);
         }
@@ -101,7 +104,7 @@ impl Metrics {
     /// One HTTP request answered on `route` (the matched pattern, never the raw path).
     pub fn request(&self, route: &str, method: &str, status: u16, seconds: f64) {
         slot(&self.requests, &(route.to_owned(), method.to_owned(), status)).fetch_add(1, Ordering::Relaxed);
-        slot(&self.request_latency, &route.to_owned()).observe(seconds);
+        slot(&self.request_latency, route).observe(seconds);
     }
 
     /// A configuration reload was applied (`true`) or refused (`false`).
@@ -235,7 +238,7 @@ pub fn render(shared: &Shared) -> String {
     out.push_str(&format!("mcpgw_mcp_sessions {}\n", shared.sessions.len()));
     out.push_str("# HELP mcpgw_audit_backlog Audit rows not yet stored.\n");
     out.push_str("# TYPE mcpgw_audit_backlog gauge\n");
-    out.push_str(&format!("mcpgw_audit_backlog {}\n", shared.audit_stats.report("audit_writer", true).backlog));
+    out.push_str(&format!("mcpgw_audit_backlog {}\n", shared.audit_stats.backlog().max(0)));
     let w = &shared.audit_writes;
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
     for (name, kind, help, value) in [
