@@ -23,7 +23,9 @@ install clients node@22 @modelcontextprotocol/inspector@2 mcp-remote
 export PATH="$npm_dir/conformance/node_modules/.bin:$PATH"
 clients="$npm_dir/clients/node_modules/.bin"
 
-cargo build -q -p mcp-gateway -p tool-kit --example conformance_backend
+# --example alone would build only the example: the gateway binary needs its own --bin
+cargo build -q -p mcp-gateway --bin mcp-gateway
+cargo build -q -p tool-kit --example conformance_backend
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
