@@ -50,9 +50,13 @@ fn read(path: &Path, lookup: Lookup<'_>) -> Result<String, ConfigError> {
 
 /// Parse and validate `tools.yaml`.
 pub fn load_tools(path: &Path, lookup: Lookup<'_>) -> Result<Vec<Tool>, ConfigError> {
-    let name = path.display().to_string();
-    let file: ToolsFile =
-        serde_yaml::from_str(&read(path, lookup)?).map_err(|e| ConfigError::new(&name, e.to_string()))?;
+    parse_tools(&path.display().to_string(), &read(path, lookup)?)
+}
+
+/// Parse and validate the text of a `tools.yaml` (variables already expanded); `name` names the
+/// file in errors. Separate from the file read so the fuzz target reaches it directly.
+pub fn parse_tools(name: &str, text: &str) -> Result<Vec<Tool>, ConfigError> {
+    let file: ToolsFile = serde_yaml::from_str(text).map_err(|e| ConfigError::new(name, e.to_string()))?;
     let mut seen = std::collections::HashSet::new();
     for (i, tool) in file.tools.iter().enumerate() {
         let field = |f: &str| format!("{name}: tools[{i}].{f}");
@@ -81,9 +85,13 @@ pub fn load_tools(path: &Path, lookup: Lookup<'_>) -> Result<Vec<Tool>, ConfigEr
 
 /// Parse and validate `policy.yaml`.
 pub fn load_policy(path: &Path, lookup: Lookup<'_>) -> Result<Policy, ConfigError> {
-    let name = path.display().to_string();
-    let doc: PolicyDocument =
-        serde_yaml::from_str(&read(path, lookup)?).map_err(|e| ConfigError::new(&name, e.to_string()))?;
+    parse_policy(&path.display().to_string(), &read(path, lookup)?)
+}
+
+/// Parse and compile the text of a `policy.yaml` (variables already expanded); `name` names the
+/// file in errors. Separate from the file read so the fuzz target reaches it directly.
+pub fn parse_policy(name: &str, text: &str) -> Result<Policy, ConfigError> {
+    let doc: PolicyDocument = serde_yaml::from_str(text).map_err(|e| ConfigError::new(name, e.to_string()))?;
     Policy::compile(doc).map_err(|e| ConfigError::new(name, e))
 }
 

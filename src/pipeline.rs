@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use gateway_actors::policy::CheckAccess;
-use gateway_actors::{Acquire, Acquired, AuditRecord, Caller, GetLimits, GetTool, Record, Tool, Verdict};
+use gateway_actors::{Acquire, Acquired, AuditRecord, Caller, GetLimits, GetTool, Tool, Verdict};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -68,7 +68,7 @@ impl Attempt {
     ) {
         let record = self.row(shared, client_ip, request_id, result, http_status, error_code);
         shared.audit_stats.enqueued(1);
-        shared.audit.do_send(Record(record));
+        crate::audit_handoff::hand_over(&shared.audit, record);
     }
 
     /// Record the attempt as the audit mode says: handed over (default), or — with

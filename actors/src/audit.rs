@@ -257,6 +257,27 @@ impl Handler<Record> for AuditWriterActor {
     }
 }
 
+/// Store several audit rows at once (fire-and-forget). What a gateway worker hands over at the
+/// end of an event-loop turn: one message, one wake-up of this actor, for every row the turn
+/// produced.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RecordBatch(pub Vec<AuditRecord>);
+
+impl Handler<RecordBatch> for AuditWriterActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecordBatch, ctx: &mut Context<Self>) {
+        for record in msg.0 {
+            let row = self.chain(record);
+            self.buffer.push(row);
+        }
+        if self.buffer.len() >= self.config.max_events {
+            self.flush(ctx);
+        }
+    }
+}
+
 impl Handler<Flush> for AuditWriterActor {
     type Result = ResponseActFuture<Self, Result<usize, String>>;
 

@@ -25,7 +25,7 @@ pub mod ratelimit;
 pub mod redact;
 pub mod registry;
 
-pub use audit::{AuditSink, AuditWriterActor, BatchConfig, Flush, Record};
+pub use audit::{AuditSink, AuditWriterActor, BatchConfig, Flush, Record, RecordBatch};
 pub use health::{ActorReport, ActorStats, GetHealth, HealthBoard};
 pub use model::{AuditRecord, Caller, Tool};
 pub use policy::{

@@ -18,12 +18,24 @@ use crate::pipeline::{self, Attempt};
 
 /// The REST invoke body.
 #[derive(Debug, Deserialize)]
-struct InvokeBody {
-    tool_name: String,
+pub struct InvokeBody {
+    /// The tool to call.
+    pub tool_name: String,
+    /// Its arguments (an empty object when absent).
     #[serde(default)]
-    arguments: Option<Value>,
+    pub arguments: Option<Value>,
+    /// The caller's own request id, echoed and audited when sane.
     #[serde(default)]
-    request_id: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// Parses a REST invoke body; malformed JSON is -32700, well-formed but wrong-shaped -32600.
+/// Public so the fuzz target exercises exactly what the handler runs.
+pub fn parse_invoke_body(bytes: &[u8]) -> Result<InvokeBody, GatewayError> {
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => GatewayError::InvalidRequest(e.to_string()),
+        _ => GatewayError::Parse(e.to_string()),
+    })
 }
 
 /// Read the body, refusing it before buffering when `Content-Length` is over the limit and
@@ -67,10 +79,7 @@ async fn run(
     let caller = Arc::new(context::authenticate(req)?);
     attempt.caller = Some(caller.clone());
     let bytes = read_body(req, payload, shared.settings.max_payload_bytes).await?;
-    let body: InvokeBody = serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => GatewayError::InvalidRequest(e.to_string()),
-        _ => GatewayError::Parse(e.to_string()),
-    })?;
+    let body = parse_invoke_body(&bytes)?;
     if let Some(id) = body.request_id.filter(|id| crate::telemetry::sane_request_id(id)) {
         if req.headers().get("x-request-id").is_none() {
             context::set_request_id(req, id);

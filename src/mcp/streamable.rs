@@ -52,12 +52,42 @@ fn admit(req: &HttpRequest, shared: &Shared) -> Result<Arc<gateway_actors::Calle
     Ok(Arc::new(caller))
 }
 
-enum Message {
-    Request { id: Value, method: String, params: Value },
-    Notification { method: String, params: Value },
+/// One JSON-RPC message from a client, sorted by what the gateway must do with it.
+pub enum Message {
+    /// Needs an answer with the same id.
+    Request {
+        /// String or integer id.
+        id: Value,
+        /// Method name.
+        method: String,
+        /// Params (an empty object when absent).
+        params: Value,
+    },
+    /// Needs no answer (a client's response to a server request lands here too).
+    Notification {
+        /// Method name (empty for a response).
+        method: String,
+        /// Params.
+        params: Value,
+    },
 }
 
-fn classify(msg: &Value) -> Result<Message, RpcError> {
+/// Splits a POST body into its messages: `(is_batch, messages)`. Invalid JSON is -32700, an
+/// empty batch -32600. Public so the fuzz target exercises exactly what `POST /mcp` runs.
+pub fn split_body(body: &[u8]) -> Result<(bool, Vec<Value>), HttpResponse> {
+    let parsed: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return Err(GatewayError::Parse(e.to_string()).to_response(Value::Null)),
+    };
+    match parsed {
+        Value::Array(items) if !items.is_empty() => Ok((true, items)),
+        Value::Array(_) => Err(rpc_failure(StatusCode::BAD_REQUEST, -32600, "empty batch")),
+        single => Ok((false, vec![single])),
+    }
+}
+
+/// Sorts one message into request or notification, or says why it is not valid JSON-RPC 2.0.
+pub fn classify(msg: &Value) -> Result<Message, RpcError> {
     let invalid = |why: &str| RpcError { code: -32600, message: format!("invalid request: {why}") };
     let obj = msg.as_object().ok_or_else(|| invalid("expected a JSON-RPC object"))?;
     if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
@@ -98,17 +128,12 @@ pub async fn post(
         Ok(b) => b,
         Err(e) => return e.to_response(Value::Null),
     };
-    let parsed: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return GatewayError::Parse(e.to_string()).to_response(Value::Null),
+    let (batch, messages) = match split_body(&body) {
+        Ok(split) => split,
+        Err(response) => return response,
     };
     let header_version = header(&req, VERSION_HEADER).map(str::to_owned);
     let session_id = header(&req, SESSION_HEADER).map(str::to_owned);
-    let (batch, messages) = match parsed {
-        Value::Array(items) if !items.is_empty() => (true, items),
-        Value::Array(_) => return rpc_failure(StatusCode::BAD_REQUEST, -32600, "empty batch"),
-        single => (false, vec![single]),
-    };
 
     // `initialize` (never inside a batch) opens a session.
     if let [msg] = messages.as_slice() {

@@ -1,0 +1,106 @@
+//! Micro-benchmarks of the four per-call steps the gateway runs on its hot path, with criterion:
+//! JWT verification, the policy decision, the rate-limit check and audit-row encoding (hash
+//! chain link + database row). `cargo bench --bench micro`. These say where a call's CPU goes;
+//! the end-to-end figure comes from `mcp-bench run` (README, "Performance").
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use gateway_actors::ratelimit::SystemClock;
+use gateway_actors::{AuditRecord, Caller, Limit, LocalStore, Quota};
+use jsonwebtoken::Algorithm;
+use mcp_gateway::auth::{claims_for, Authenticator};
+use mcp_gateway::config::JwtSettings;
+use mcp_gateway::config_files::{expand_vars, parse_policy, parse_tools};
+use mcp_gateway::db::audit::AuditRow;
+use serde_json::json;
+
+fn jwt(c: &mut Criterion) {
+    let settings = JwtSettings {
+        secret: Some("bench-secret-that-is-long-enough-for-hs256".into()),
+        algorithm: Algorithm::HS256,
+        public_key_file: None,
+        jwks_file: None,
+        issuer: Some("https://issuer.example".into()),
+        audience: Some("mcp-gateway".into()),
+        leeway_seconds: 30,
+    };
+    let auth = Authenticator::from_settings(&settings, std::path::Path::new(".")).expect("valid settings");
+    let claims = claims_for("bench", vec!["developer".into()], Some("default".into()), 3600, &settings);
+    let token = auth.mint(&claims, Algorithm::HS256).expect("mint");
+    c.bench_function("jwt_verify_hs256", |b| b.iter(|| auth.verify(black_box(&token)).expect("valid")));
+}
+
+fn policy(c: &mut Criterion) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let read = |name: &str| {
+        let text = std::fs::read_to_string(format!("{root}/config/{name}")).expect("config file");
+        expand_vars(&text, &|_: &str| None).expect("expands")
+    };
+    let policy = parse_policy("policy.yaml", &read("policy.yaml")).expect("policy");
+    let tools = parse_tools("tools.yaml", &read("tools.yaml")).expect("tools");
+    let tool = tools.iter().find(|t| t.name == "exact_compute").expect("exact_compute");
+    let caller = Caller { user_id: "bench".into(), roles: vec!["developer".into()], workspace: Some("finance".into()) };
+    let arguments = json!({"operation": "arithmetic", "params": {"operator": "+", "x": 1, "y": 2}});
+    c.bench_function("policy_decision", |b| {
+        b.iter(|| policy.check_call(black_box(&caller), black_box(tool), black_box(&arguments)).expect("allowed"))
+    });
+    c.bench_function("policy_limits_for", |b| b.iter(|| policy.limits_for(black_box(&caller), "exact_compute")));
+}
+
+fn ratelimit(c: &mut Criterion) {
+    let store = LocalStore::new(Arc::new(SystemClock::default()));
+    let quota = Quota { requests_per_minute: 6_000_000_000, burst: 1_000_000_000 };
+    let batches: Vec<Vec<Limit>> = (0..10_000)
+        .map(|user| {
+            vec![
+                Limit { key: format!("u:user{user}"), quota, name: "per_user".into() },
+                Limit { key: "t:exact_compute".into(), quota, name: "per_tool".into() },
+                Limit { key: format!("ut:user{user}:exact_compute"), quota, name: "per_user_tool".into() },
+            ]
+        })
+        .collect();
+    let mut i = 0;
+    c.bench_function("ratelimit_check_3_limits_local", |b| {
+        b.iter(|| {
+            i = (i + 1) % batches.len();
+            black_box(store.check_now(&batches[i]))
+        })
+    });
+}
+
+fn audit(c: &mut Criterion) {
+    let mut record = AuditRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        created_at: chrono::Utc::now(),
+        request_id: uuid::Uuid::new_v4().to_string(),
+        user_id: Some("bench".into()),
+        roles: vec!["developer".into()],
+        workspace: Some("default".into()),
+        tool_name: Some("exact_compute".into()),
+        decision: "allowed".into(),
+        status: "ok".into(),
+        http_status: 200,
+        error_code: None,
+        duration_ms: 0.42,
+        client_ip: Some("127.0.0.1".into()),
+        arguments_sha256: Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into()),
+        error_message: None,
+        arguments_logged: Some(r#"{"operation":"arithmetic"}"#.into()),
+        transport: "rest".into(),
+        chain_id: "bench-chain".into(),
+        seq: 1,
+        prev_hash: "0".repeat(64),
+        row_hash: String::new(),
+    };
+    c.bench_function("audit_row_encode", |b| {
+        b.iter(|| {
+            record.row_hash = black_box(&record).compute_hash();
+            black_box(AuditRow::from(&record))
+        })
+    });
+}
+
+criterion_group!(benches, jwt, policy, ratelimit, audit);
+criterion_main!(benches);
