@@ -61,7 +61,20 @@ pub struct Authenticator {
     /// True when the secret was generated for local development.
     pub dev_mode: bool,
     secret: Option<Vec<u8>>,
+    verified: dashmap::DashMap<Box<str>, Verified>,
 }
+
+/// A token that passed full verification: what it grants and until when. An agent sends the
+/// same token on every call; checking its signature and claims again each time was ~6% of a
+/// proxied call's CPU. The key is the whole token, signature included, so only a token that
+/// verified can hit; time-bound claims (`exp`) are checked again on every hit.
+struct Verified {
+    caller: Caller,
+    exp: u64,
+}
+
+/// Verified tokens kept at most; a full cache is emptied (tokens re-verify once).
+const VERIFIED_CACHE_MAX: usize = 10_000;
 
 fn config_err(name: &str, reason: impl std::fmt::Display) -> ConfigError {
     ConfigError::new(name, reason.to_string())
@@ -153,7 +166,7 @@ impl Authenticator {
             required.push("iss");
         }
         validation.set_required_spec_claims(&required);
-        Ok(Self { keys, validation, leeway: jwt.leeway_seconds, dev_mode, secret })
+        Ok(Self { keys, validation, leeway: jwt.leeway_seconds, dev_mode, secret, verified: dashmap::DashMap::new() })
     }
 
     fn key_for(&self, token: &str) -> Result<&DecodingKey, String> {
@@ -169,8 +182,20 @@ impl Authenticator {
         }
     }
 
-    /// Verify `token` and return the caller it names.
+    /// Verify `token` and return the caller it names (from the verified-token cache when
+    /// this exact token verified before and has not expired since).
     pub fn verify(&self, token: &str) -> Result<Caller, GatewayError> {
+        if let Some(hit) = self.verified.get(token) {
+            if hit.exp + self.leeway >= jsonwebtoken::get_current_timestamp() {
+                return Ok(hit.caller.clone());
+            }
+            drop(hit);
+            self.verified.remove(token);
+        }
+        self.verify_uncached(token)
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<Caller, GatewayError> {
         let fail = |reason: String| GatewayError::Unauthenticated { reason, token_sent: true };
         let key = self.key_for(token).map_err(fail)?;
         let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
@@ -182,7 +207,12 @@ impl Authenticator {
         if claims.sub.is_empty() {
             return Err(fail("invalid token: empty subject".into()));
         }
-        Ok(Caller { user_id: claims.sub, roles: claims.roles, workspace: claims.workspace })
+        let caller = Caller { user_id: claims.sub, roles: claims.roles, workspace: claims.workspace };
+        if self.verified.len() >= VERIFIED_CACHE_MAX {
+            self.verified.clear();
+        }
+        self.verified.insert(token.into(), Verified { caller: caller.clone(), exp: claims.exp });
+        Ok(caller)
     }
 
     /// Verify the request's `Authorization: Bearer` header.

@@ -4,8 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use gateway_actors::policy::CheckAccess;
-use gateway_actors::{Acquire, Acquired, AuditRecord, Caller, GetLimits, GetTool, Tool, Verdict};
+use gateway_actors::{Acquire, Acquired, AuditRecord, AuthorizeCall, Caller, GetTool, Tool, Verdict};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -163,7 +162,7 @@ pub async fn authorize(
     attempt: &mut Attempt,
     caller: Arc<Caller>,
     tool_name: &str,
-    arguments: &Value,
+    arguments: &Arc<Value>,
 ) -> Result<Arc<Tool>, GatewayError> {
     if shared.settings.audit_strict && shared.audit_stats.report("audit_writer", true).last_error.is_some() {
         return Err(GatewayError::Unavailable(
@@ -184,11 +183,11 @@ pub async fn authorize(
         .map_err(|e| GatewayError::Internal(format!("registry: {e}")))?
         .filter(|t| t.is_active)
         .ok_or_else(|| GatewayError::UnknownTool(tool_name.to_owned()))?;
-    worker.policy_stats.enqueued(2);
+    worker.policy_stats.enqueued(1);
     let internal = |e: actix::MailboxError| GatewayError::Internal(format!("policy: {e}"));
-    worker
+    let limits = worker
         .policy
-        .send(CheckAccess { caller: caller.clone(), tool: tool.clone(), arguments: Some(Arc::new(arguments.clone())) })
+        .send(AuthorizeCall { caller, tool: tool.clone(), arguments: arguments.clone() })
         .await
         .map_err(internal)?
         .map_err(|denied| GatewayError::Forbidden(denied.0))?;
@@ -199,7 +198,6 @@ pub async fn authorize(
         )));
     }
     shared.schemas.check(&tool.name, arguments).map_err(GatewayError::InvalidArguments)?;
-    let limits = worker.policy.send(GetLimits { caller, tool: tool.name.clone() }).await.map_err(internal)?;
     if !limits.is_empty() {
         worker.limiter_stats.enqueued(1);
         let acquired = worker.limiter.send(Acquire(limits.clone())).await.map_err(internal)?;
@@ -237,7 +235,10 @@ pub async fn call_tool(
     arguments: Value,
     watch: Option<(&Observer, Option<Value>)>,
 ) -> Result<Value, GatewayError> {
+    let arguments = Arc::new(arguments);
     let tool = authorize(shared, worker, attempt, caller, tool_name, &arguments).await?;
+    // The policy actor has let go of its reference by now: no copy of the arguments is made.
+    let arguments = Arc::try_unwrap(arguments).unwrap_or_else(|shared| (*shared).clone());
     call_backend(shared, &worker.backend, &tool, arguments, watch).await
 }
 

@@ -130,31 +130,146 @@ impl AuditRecord {
     /// The hash a row must carry: SHA-256 of the previous hash and a canonical encoding of
     /// every field (times at microsecond precision, as both databases store them).
     pub fn compute_hash(&self) -> String {
-        let canonical = serde_json::json!([
-            self.id,
-            self.created_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
-            self.request_id,
-            self.user_id,
-            self.roles,
-            self.workspace,
-            self.tool_name,
-            self.decision,
-            self.status,
-            self.http_status,
-            self.error_code,
-            self.duration_ms,
-            self.client_ip,
-            self.arguments_sha256,
-            self.error_message,
-            self.arguments_logged,
-            self.transport,
-            self.chain_id,
-            self.seq,
-        ]);
         let mut hasher = Sha256::new();
         hasher.update(self.prev_hash.as_bytes());
         hasher.update(b"\n");
+        // Streamed straight into the hasher: the same bytes as serialising a JSON array of the
+        // fields, without building one (this runs once per row, ~50,000 times a second).
+        let _ = serde_json::to_writer(HashWriter(&mut hasher), &Canonical(self));
+        hex::encode(hasher.finalize())
+    }
+}
+
+/// `io::Write` into a SHA-256 state.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The canonical encoding of a row for its hash: a JSON array of every field but the chain
+/// links, times as `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+struct Canonical<'a>(&'a AuditRecord);
+
+/// `created_at` as the hash encodes it, formatted by hand on the common path (years 0–9999).
+fn hash_time(t: &DateTime<Utc>) -> String {
+    use chrono::{Datelike, Timelike};
+    let (year, nanos) = (t.year(), t.nanosecond());
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        return t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    }
+    format!(
+        "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        nanos / 1000
+    )
+}
+
+impl Serialize for Canonical<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let r = self.0;
+        let mut seq = serializer.serialize_seq(Some(19))?;
+        seq.serialize_element(&r.id)?;
+        seq.serialize_element(&hash_time(&r.created_at))?;
+        seq.serialize_element(&r.request_id)?;
+        seq.serialize_element(&r.user_id)?;
+        seq.serialize_element(&r.roles)?;
+        seq.serialize_element(&r.workspace)?;
+        seq.serialize_element(&r.tool_name)?;
+        seq.serialize_element(&r.decision)?;
+        seq.serialize_element(&r.status)?;
+        seq.serialize_element(&r.http_status)?;
+        seq.serialize_element(&r.error_code)?;
+        seq.serialize_element(&r.duration_ms)?;
+        seq.serialize_element(&r.client_ip)?;
+        seq.serialize_element(&r.arguments_sha256)?;
+        seq.serialize_element(&r.error_message)?;
+        seq.serialize_element(&r.arguments_logged)?;
+        seq.serialize_element(&r.transport)?;
+        seq.serialize_element(&r.chain_id)?;
+        seq.serialize_element(&r.seq)?;
+        seq.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The encoding the chain was defined with (and rows already stored were hashed with).
+    fn reference_hash(r: &AuditRecord) -> String {
+        let canonical = serde_json::json!([
+            r.id,
+            r.created_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+            r.request_id,
+            r.user_id,
+            r.roles,
+            r.workspace,
+            r.tool_name,
+            r.decision,
+            r.status,
+            r.http_status,
+            r.error_code,
+            r.duration_ms,
+            r.client_ip,
+            r.arguments_sha256,
+            r.error_message,
+            r.arguments_logged,
+            r.transport,
+            r.chain_id,
+            r.seq,
+        ]);
+        let mut hasher = Sha256::new();
+        hasher.update(r.prev_hash.as_bytes());
+        hasher.update(b"\n");
         hasher.update(canonical.to_string().as_bytes());
         hex::encode(hasher.finalize())
+    }
+
+    fn record(micros: i64, duration_ms: f64) -> AuditRecord {
+        AuditRecord {
+            id: "0190-id".into(),
+            created_at: DateTime::from_timestamp_micros(micros).unwrap_or_default(),
+            request_id: "req \"quoted\" \u{1F600}".into(),
+            user_id: Some("ünïcode\nuser".into()),
+            roles: vec!["developer".into(), "a\\b".into()],
+            workspace: None,
+            tool_name: Some("exact_compute".into()),
+            decision: "allowed".into(),
+            status: "ok".into(),
+            http_status: 200,
+            error_code: Some(-32004),
+            duration_ms,
+            client_ip: None,
+            arguments_sha256: Some("ab".repeat(32)),
+            error_message: Some("\u{0001} control".into()),
+            arguments_logged: Some(r#"{"k":"v"}"#.into()),
+            transport: "rest".into(),
+            chain_id: "chain".into(),
+            seq: i64::MAX,
+            prev_hash: "0".repeat(64),
+            row_hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn streamed_hash_equals_the_defining_encoding() {
+        for micros in [0, 1, 999_999, 1_795_683_093_123_456, 253_402_300_799_999_999] {
+            for duration in [0.0, 0.42, 1e-7, 123_456.789, f64::NAN, f64::INFINITY] {
+                let r = record(micros, duration);
+                assert_eq!(r.compute_hash(), reference_hash(&r), "micros {micros}, duration {duration}");
+            }
+        }
     }
 }

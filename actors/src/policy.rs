@@ -461,6 +461,30 @@ pub struct FilterTools {
     pub tools: Vec<Arc<Tool>>,
 }
 
+/// The whole policy side of one tool call in one message: may this caller make this call,
+/// and, if so, under which rate limits. One mailbox round trip instead of two on every call.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<Limit>, Denied>")]
+pub struct AuthorizeCall {
+    /// The authenticated caller.
+    pub caller: Arc<Caller>,
+    /// The tool asked for.
+    pub tool: Arc<Tool>,
+    /// The call's arguments (checked against argument rules).
+    pub arguments: Arc<Value>,
+}
+
+impl Handler<AuthorizeCall> for PolicyActor {
+    type Result = Result<Vec<Limit>, Denied>;
+
+    fn handle(&mut self, msg: AuthorizeCall, _: &mut Context<Self>) -> Self::Result {
+        self.stats.handled(1);
+        let policy = self.policy.load();
+        policy.check_call(&msg.caller, &msg.tool, &msg.arguments)?;
+        Ok(policy.limits_for(&msg.caller, &msg.tool.name))
+    }
+}
+
 impl Handler<CheckAccess> for PolicyActor {
     type Result = Result<(), Denied>;
 

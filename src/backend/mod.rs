@@ -207,7 +207,7 @@ impl McpClient {
         let call = async {
             let mut attempt = 0u32;
             loop {
-                match self.attempt(url, method, params.clone(), deadline, observer).await {
+                match self.attempt(url, method, &params, deadline, observer).await {
                     Err(PostError::Retryable(e)) if attempt < MAX_RETRIES => {
                         attempt += 1;
                         let pause = backoff(attempt);
@@ -236,7 +236,7 @@ impl McpClient {
         &self,
         url: &str,
         method: &str,
-        params: Value,
+        params: &Value,
         deadline: Instant,
         observer: Option<&Observer>,
     ) -> Result<Value, PostError> {
@@ -244,7 +244,7 @@ impl McpClient {
             Some(s) => s,
             None => self.initialize(url, deadline).await?,
         };
-        match self.request_in(url, &session, method, params.clone(), deadline, observer).await {
+        match self.request_in(url, &session, method, params, deadline, observer).await {
             Err(PostError::SessionExpired) => {
                 self.sessions.remove(url);
                 let session = self.initialize(url, deadline).await?;
@@ -261,7 +261,7 @@ impl McpClient {
             "capabilities": {},
             "clientInfo": { "name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION") }
         });
-        let (result, session_id) = match self.post(url, &blank, "initialize", Some(params), deadline, None).await {
+        let (result, session_id) = match self.post(url, &blank, "initialize", Some(&params), deadline, None).await {
             Ok(v) => v,
             Err(PostError::SessionExpired) => {
                 return Err(GatewayError::BackendBadReply("404 on initialize".into()).into())
@@ -289,7 +289,7 @@ impl McpClient {
         url: &str,
         session: &Session,
         method: &str,
-        params: Value,
+        params: &Value,
         deadline: Instant,
         observer: Option<&Observer>,
     ) -> Result<Value, PostError> {
@@ -303,7 +303,7 @@ impl McpClient {
         url: &str,
         session: &Session,
         method: &str,
-        params: Option<Value>,
+        params: Option<&Value>,
         deadline: Instant,
         observer: Option<&Observer>,
     ) -> Result<(Value, Option<String>), PostError> {
@@ -312,13 +312,7 @@ impl McpClient {
         if let Some(o) = observer {
             o.backend_id.set(Some(id));
         }
-        let mut message = json!({ "jsonrpc": "2.0", "method": method });
-        if let Some(p) = params {
-            message["params"] = p;
-        }
-        if !is_notification {
-            message["id"] = json!(id);
-        }
+        let message = Outgoing { jsonrpc: "2.0", method, params, id: (!is_notification).then_some(id) };
         let mut req = self
             .http
             .post(url)
@@ -375,6 +369,18 @@ impl McpClient {
         let reply = if is_sse { find_in_sse(&bytes, id)? } else { parse_json(&bytes)? };
         Ok((into_result(reply, id)?, session_id))
     }
+}
+
+/// One JSON-RPC message to a backend, serialised from borrowed parts (the arguments are
+/// never copied, however large, nor re-copied on a retry).
+#[derive(serde::Serialize)]
+struct Outgoing<'a> {
+    jsonrpc: &'static str,
+    method: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    params: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u64>,
 }
 
 impl McpClient {

@@ -38,6 +38,23 @@ pub fn parse_invoke_body(bytes: &[u8]) -> Result<InvokeBody, GatewayError> {
     })
 }
 
+/// Largest body [`discard_body`] reads to keep a refused request's connection open.
+const DISCARD_MAX: usize = 64 * 1024;
+
+/// Read and drop the body of a request refused before its body was read (no or bad token),
+/// when it is small and declared: actix-web closes a keep-alive connection whose body was left
+/// unread, and an agent whose token just expired should not pay for a new connection on every
+/// refused call. Larger or undeclared bodies are left alone (the connection then closes).
+pub async fn discard_body(req: &HttpRequest, mut payload: web::Payload) {
+    let declared =
+        req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_none_or(|n| n > DISCARD_MAX) {
+        return;
+    }
+    let drain = async { while let Some(Ok(_)) = payload.next().await {} };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
+}
+
 /// Read the body, refusing it before buffering when `Content-Length` is over the limit and
 /// as soon as the streamed bytes pass it otherwise.
 pub async fn read_body(
@@ -76,7 +93,13 @@ async fn run(
     worker: &Worker,
     attempt: &mut Attempt,
 ) -> Result<Value, GatewayError> {
-    let caller = Arc::new(context::authenticate(req)?);
+    let caller = match context::authenticate(req) {
+        Ok(caller) => Arc::new(caller),
+        Err(e) => {
+            discard_body(req, payload).await;
+            return Err(e);
+        }
+    };
     attempt.caller = Some(caller.clone());
     let bytes = read_body(req, payload, shared.settings.max_payload_bytes).await?;
     let body = parse_invoke_body(&bytes)?;

@@ -39,7 +39,7 @@ async fn create(
     let bytes = read_body(req, payload, shared.settings.max_payload_bytes).await?;
     let body: JobBody = serde_json::from_slice(&bytes).map_err(|e| GatewayError::InvalidRequest(e.to_string()))?;
     context::note(req, None, Some(&body.tool_name));
-    let arguments = body.arguments.unwrap_or_else(|| json!({}));
+    let arguments = Arc::new(body.arguments.unwrap_or_else(|| json!({})));
     let tool = pipeline::authorize(shared, worker, attempt, caller.clone(), &body.tool_name, &arguments).await?;
     let key = req.headers().get("idempotency-key").and_then(|v| v.to_str().ok()).map(|k| k.chars().take(200).collect());
     let request_id = context::request_id(req);

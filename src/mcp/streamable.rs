@@ -74,14 +74,14 @@ pub enum Message {
 
 /// Splits a POST body into its messages: `(is_batch, messages)`. Invalid JSON is -32700, an
 /// empty batch -32600. Public so the fuzz target exercises exactly what `POST /mcp` runs.
-pub fn split_body(body: &[u8]) -> Result<(bool, Vec<Value>), HttpResponse> {
+pub fn split_body(body: &[u8]) -> Result<(bool, Vec<Value>), Box<HttpResponse>> {
     let parsed: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
-        Err(e) => return Err(GatewayError::Parse(e.to_string()).to_response(Value::Null)),
+        Err(e) => return Err(Box::new(GatewayError::Parse(e.to_string()).to_response(Value::Null))),
     };
     match parsed {
         Value::Array(items) if !items.is_empty() => Ok((true, items)),
-        Value::Array(_) => Err(rpc_failure(StatusCode::BAD_REQUEST, -32600, "empty batch")),
+        Value::Array(_) => Err(Box::new(rpc_failure(StatusCode::BAD_REQUEST, -32600, "empty batch"))),
         single => Ok((false, vec![single])),
     }
 }
@@ -122,7 +122,10 @@ pub async fn post(
 ) -> HttpResponse {
     let caller = match admit(&req, &shared) {
         Ok(c) => c,
-        Err(resp) => return *resp,
+        Err(resp) => {
+            crate::http::invoke::discard_body(&req, payload).await;
+            return *resp;
+        }
     };
     let body = match read_body(&req, payload, shared.settings.max_payload_bytes).await {
         Ok(b) => b,
@@ -130,7 +133,7 @@ pub async fn post(
     };
     let (batch, messages) = match split_body(&body) {
         Ok(split) => split,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let header_version = header(&req, VERSION_HEADER).map(str::to_owned);
     let session_id = header(&req, SESSION_HEADER).map(str::to_owned);

@@ -52,7 +52,7 @@ fn internal(e: impl std::fmt::Display) -> RpcError {
 pub async fn create(ctx: &Ctx, params: &Value) -> Result<Value, RpcError> {
     let name =
         params.get("name").and_then(Value::as_str).ok_or_else(|| RpcError::new(-32602, "params.name is required"))?;
-    let arguments = params.get("arguments").cloned().unwrap_or_else(|| json!({}));
+    let arguments = std::sync::Arc::new(params.get("arguments").cloned().unwrap_or_else(|| json!({})));
     let mut attempt = Attempt::new(ctx.transport);
     let request_id = crate::http::context::request_id(&ctx.req);
     let outcome = async {
