@@ -6,19 +6,35 @@ use std::fmt::Write;
 
 /// Everything `mcp-bench run` measured.
 pub struct Report {
+    /// Gateway on CPU 1, load generator and backend on CPU 0.
     pub pinned: bool,
+    /// What the backend was.
+    pub backend: &'static str,
+    /// The audit database's scheme (postgres, sqlite).
     pub database: String,
+    /// Connections of the closed-loop phases.
     pub connections: usize,
+    /// Calls per second of the fixed-rate phases.
     pub rate: u64,
+    /// Measured seconds per phase.
     pub duration: u64,
+    /// Closed loop, straight to the backend.
     pub direct: Outcome,
+    /// Closed loop, through the gateway.
     pub gateway: Outcome,
+    /// Fixed rate, straight to the backend.
     pub direct_rate: Outcome,
+    /// Fixed rate, through the gateway.
     pub gateway_rate: Outcome,
+    /// Closed loop, refused calls (401, 403, 429).
     pub rejections: Vec<(&'static str, Outcome)>,
-    pub backend_per_call: f64,
+    /// Backend `tools/call` requests per gateway call (when the backend counts them).
+    pub backend_per_call: Option<f64>,
+    /// Gateway RSS after start-up, before any call.
     pub idle_rss_mib: f64,
+    /// Gateway RSS after the run.
     pub rss_after_mib: f64,
+    /// Gateway peak RSS (VmHWM).
     pub rss_peak_mib: f64,
     /// Audit rows per HTTP status (PostgreSQL runs only).
     pub audit: Option<Vec<(u16, u64)>>,
@@ -47,7 +63,8 @@ fn machine() -> String {
                 .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    // Counted from /proc/cpuinfo: the harness pins itself, so its own affinity says 1.
+    let cpus = std::fs::read_to_string("/proc/cpuinfo").map(|c| c.lines().filter(|l| l.starts_with("processor")).count()).unwrap_or(0);
     let commit = std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
         .output()
@@ -55,7 +72,7 @@ fn machine() -> String {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_else(|| "unknown".into());
-    format!("{cpu}, {cpus} CPUs visible, commit {commit}")
+    format!("{cpu}, {cpus} CPUs, commit {commit}")
 }
 
 fn met(ok: bool) -> &'static str {
@@ -73,7 +90,8 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(s, "## mcp-bench — {}\n", machine());
     let _ = writeln!(
         s,
-        "Echo MCP backend; gateway with JWT (HS256), RBAC, rate-limit check, batched audit to {}; {} s per phase; {}.\n",
+        "Backend: {}; gateway with JWT (HS256), RBAC, rate-limit check, batched audit to {}; {} s per phase; {}.\n",
+        r.backend,
         r.database,
         r.duration,
         if r.pinned { "gateway pinned to CPU 1, load generator + backend to CPU 0" } else { "unpinned" }
@@ -130,12 +148,9 @@ pub fn markdown(r: &Report) -> String {
         r.idle_rss_mib,
         met(r.idle_rss_mib * 1.048_576 <= 20.0)
     );
-    let _ = writeln!(
-        s,
-        "| backend requests per tool call | {:.3} | 1 | {} |",
-        r.backend_per_call,
-        met((r.backend_per_call - 1.0).abs() < 0.001)
-    );
+    if let Some(per_call) = r.backend_per_call {
+        let _ = writeln!(s, "| backend requests per tool call | {per_call:.3} | 1 | {} |", met((per_call - 1.0).abs() < 0.001));
+    }
     let _ = writeln!(s, "\nGateway RSS after the run {:.1} MiB (peak {:.1} MiB).", r.rss_after_mib, r.rss_peak_mib);
     if let Some(audit) = &r.audit {
         let rows: u64 = audit.iter().map(|(_, n)| n).sum();
@@ -165,6 +180,7 @@ pub fn json(r: &Report) -> Value {
     json!({
         "machine": machine(),
         "pinned": r.pinned,
+        "backend": r.backend,
         "database": r.database,
         "direct": outcome_json(&r.direct),
         "gateway": outcome_json(&r.gateway),

@@ -14,11 +14,41 @@ use std::time::Duration;
 
 /// Secret shared by the gateway and the tokens the harness mints.
 const SECRET: &str = "bench-secret-that-is-long-enough-for-hs256";
-/// The tool call every phase sends, through the gateway...
-const INVOKE_BODY: &str = r#"{"tool_name":"echo","arguments":{"text":"hello"}}"#;
-/// ...and straight to the backend.
-const DIRECT_BODY: &str =
-    r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}"#;
+/// The backend every phase calls, directly and through the gateway.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// The harness's echo server: a constant reply, the strictest baseline.
+    Echo,
+    /// The calculator tool server (`exact_compute`, `1 + 2` exactly): a real tool.
+    Calculator,
+}
+
+impl BackendKind {
+    fn tool(self) -> &'static str {
+        match self {
+            BackendKind::Echo => "echo",
+            BackendKind::Calculator => "exact_compute",
+        }
+    }
+    fn arguments(self) -> &'static str {
+        match self {
+            BackendKind::Echo => r#"{"text":"hello"}"#,
+            BackendKind::Calculator => r#"{"operation":"arithmetic","params":{"operator":"+","x":1,"y":2}}"#,
+        }
+    }
+    /// The REST body through the gateway.
+    fn invoke_body(self) -> String {
+        format!(r#"{{"tool_name":"{}","arguments":{}}}"#, self.tool(), self.arguments())
+    }
+    /// The JSON-RPC body straight to the backend.
+    fn direct_body(self) -> String {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{}","arguments":{}}}}}"#,
+            self.tool(),
+            self.arguments()
+        )
+    }
+}
 
 /// Options shared by `run` and `soak`.
 #[derive(clap::Args, Clone)]
@@ -38,6 +68,9 @@ pub struct Setup {
     /// Redis URL for shared rate limits (default: in-process limits).
     #[arg(long)]
     redis_url: Option<String>,
+    /// The backend behind the gateway (and called directly for the baseline).
+    #[arg(long, value_enum, default_value = "echo")]
+    backend: BackendKind,
 }
 
 /// `mcp-bench run`.
@@ -83,6 +116,7 @@ struct Bench {
     work: PathBuf,
     echo: Child,
     echo_addr: String,
+    backend: BackendKind,
     gateway: Child,
     gateway_addr: String,
     admin_db: Option<(String, String)>,
@@ -183,14 +217,36 @@ impl Bench {
         let work = std::env::temp_dir().join(format!("mcp-bench-{}", std::process::id()));
         std::fs::create_dir_all(&work)?;
 
-        let mut echo = pinned("0", &me, pin).args(["echo", "--bind", "127.0.0.1:0"]).stdout(Stdio::piped()).spawn()?;
-        let mut line = String::new();
-        std::io::BufReader::new(echo.stdout.take().context("echo stdout")?).read_line(&mut line)?;
-        let echo_addr = line.trim().to_owned();
+        let (echo, echo_addr) = match setup.backend {
+            BackendKind::Echo => {
+                let mut echo =
+                    pinned("0", &me, pin).args(["echo", "--bind", "127.0.0.1:0"]).stdout(Stdio::piped()).spawn()?;
+                let mut line = String::new();
+                std::io::BufReader::new(echo.stdout.take().context("echo stdout")?).read_line(&mut line)?;
+                (echo, line.trim().to_owned())
+            }
+            BackendKind::Calculator => {
+                let calculator = me.with_file_name("calculator");
+                if !calculator.exists() {
+                    bail!("no calculator at {} (cargo build --release -p calculator)", calculator.display());
+                }
+                let addr = format!("127.0.0.1:{}", free_port()?);
+                let child = pinned("0", &calculator, pin)
+                    .env("CALCULATOR_BIND", &addr)
+                    .env("RUST_LOG", "warn")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()?;
+                (child, addr)
+            }
+        };
 
         std::fs::write(
             work.join("tools.yaml"),
-            format!("tools:\n  - name: echo\n    description: Constant reply.\n    backend_url: http://{echo_addr}/mcp\n    risk_level: low\n"),
+            format!(
+                "tools:\n  - name: {}\n    description: The benchmark's backend.\n    backend_url: http://{echo_addr}/mcp\n    risk_level: low\n",
+                setup.backend.tool()
+            ),
         )?;
         // developer: the full pipeline with limits too high to refuse; guest: no tools (403);
         // limited: one call a minute (429 after the first).
@@ -249,6 +305,7 @@ impl Bench {
             work,
             echo,
             echo_addr,
+            backend: setup.backend,
             gateway,
             gateway_addr,
             admin_db,
@@ -274,16 +331,21 @@ impl Bench {
 
     fn invoke(&self, token: &str) -> Arc<Vec<u8>> {
         let auth = format!("Bearer {token}");
-        Arc::new(http::post(&self.gateway_addr, "/mcp/invoke", &[("Authorization", &auth)], INVOKE_BODY))
+        Arc::new(http::post(&self.gateway_addr, "/mcp/invoke", &[("Authorization", &auth)], &self.backend.invoke_body()))
     }
 
     fn direct(&self) -> Arc<Vec<u8>> {
-        Arc::new(http::post(&self.echo_addr, "/mcp", &[("Accept", "application/json, text/event-stream")], DIRECT_BODY))
+        let accept = [("Accept", "application/json, text/event-stream")];
+        Arc::new(http::post(&self.echo_addr, "/mcp", &accept, &self.backend.direct_body()))
     }
 
-    async fn backend_tool_calls(&self) -> anyhow::Result<u64> {
+    /// Tool calls the backend served so far (the echo backend counts them; others do not).
+    async fn backend_tool_calls(&self) -> anyhow::Result<Option<u64>> {
+        if self.backend != BackendKind::Echo {
+            return Ok(None);
+        }
         let stats: serde_json::Value = serde_json::from_slice(&http::get(&self.echo_addr, "/stats").await?.body)?;
-        Ok(stats["tool_calls"].as_u64().unwrap_or(0))
+        Ok(stats["tool_calls"].as_u64())
     }
 
     /// Audit rows per HTTP status, once the count has stopped moving.
@@ -338,7 +400,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let pid = bench.gateway_pid();
     let (w, d, c) = (args.warmup, args.duration, args.connections);
     eprintln!(
-        "mcp-bench: echo backend {}, gateway {} (pid {pid}, audit to {}), {}",
+        "mcp-bench: backend {}, gateway {} (pid {pid}, audit to {}), {}",
         bench.echo_addr,
         bench.gateway_addr,
         bench.audit_db_url.split(':').next().unwrap_or(""),
@@ -365,8 +427,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(pid),
     ))
     .await?;
-    let backend_per_call =
-        (bench.backend_tool_calls().await? - calls_before) as f64 / gateway.completed_total.max(1) as f64;
+    let backend_per_call = match (calls_before, bench.backend_tool_calls().await?) {
+        (Some(before), Some(after)) => Some((after - before) as f64 / gateway.completed_total.max(1) as f64),
+        _ => None,
+    };
     progress("gateway", &gateway);
 
     let rate = Mode::Rate { rate: args.rate, connections: 16 };
@@ -403,6 +467,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let report = Report {
         pinned: bench.pinned,
+        backend: match bench.backend {
+            BackendKind::Echo => "echo MCP backend (constant reply)",
+            BackendKind::Calculator => "calculator tool server (exact_compute, 1 + 2)",
+        },
         database: bench.audit_db_url.split(':').next().unwrap_or("").to_owned(),
         connections: c,
         rate: args.rate,
@@ -432,9 +500,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 /// `mcp-bench up`: the benchmark's set-up, held until Ctrl-C, for profiling by hand.
 pub async fn up(setup: Setup) -> anyhow::Result<()> {
     let bench = Bench::start(&setup).await?;
-    println!("echo backend  http://{}/mcp", bench.echo_addr);
+    println!("backend       http://{}/mcp", bench.echo_addr);
     println!("gateway       http://{}/mcp/invoke  (pid {})", bench.gateway_addr, bench.gateway_pid());
-    println!("body          {INVOKE_BODY}");
+    println!("body          {}", bench.backend.invoke_body());
     println!("token         {}", bench.tokens.developer);
     tokio::signal::ctrl_c().await?;
     Ok(())
