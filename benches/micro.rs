@@ -32,7 +32,21 @@ fn jwt(c: &mut Criterion) {
     let auth = Authenticator::from_settings(&settings, std::path::Path::new(".")).expect("valid settings");
     let claims = claims_for("bench", vec!["developer".into()], Some("default".into()), 3600, &settings);
     let token = auth.mint(&claims, Algorithm::HS256).expect("mint");
-    c.bench_function("jwt_verify_hs256", |b| b.iter(|| auth.verify(black_box(&token)).expect("valid")));
+    // An agent's repeated token: answered from the verified-token cache.
+    c.bench_function("jwt_verify_hs256_cached", |b| b.iter(|| auth.verify(black_box(&token)).expect("valid")));
+    // A token seen for the first time: signature, header and claims checked in full.
+    let mut n = 0u64;
+    c.bench_function("jwt_verify_hs256_first_sight", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                let claims = claims_for(&format!("user{n}"), vec!["developer".into()], None, 3600, &settings);
+                auth.mint(&claims, Algorithm::HS256).expect("mint")
+            },
+            |fresh| auth.verify(black_box(&fresh)).expect("valid"),
+            criterion::BatchSize::SmallInput,
+        )
+    });
 }
 
 fn policy(c: &mut Criterion) {

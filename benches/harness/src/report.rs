@@ -64,7 +64,9 @@ fn machine() -> String {
         })
         .unwrap_or_else(|| "unknown CPU".into());
     // Counted from /proc/cpuinfo: the harness pins itself, so its own affinity says 1.
-    let cpus = std::fs::read_to_string("/proc/cpuinfo").map(|c| c.lines().filter(|l| l.starts_with("processor")).count()).unwrap_or(0);
+    let cpus = std::fs::read_to_string("/proc/cpuinfo")
+        .map(|c| c.lines().filter(|l| l.starts_with("processor")).count())
+        .unwrap_or(0);
     let commit = std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
         .output()
@@ -149,7 +151,11 @@ pub fn markdown(r: &Report) -> String {
         met(r.idle_rss_mib * 1.048_576 <= 20.0)
     );
     if let Some(per_call) = r.backend_per_call {
-        let _ = writeln!(s, "| backend requests per tool call | {per_call:.3} | 1 | {} |", met((per_call - 1.0).abs() < 0.001));
+        let _ = writeln!(
+            s,
+            "| backend requests per tool call | {per_call:.3} | 1 | {} |",
+            met((per_call - 1.0).abs() < 0.001)
+        );
     }
     let _ = writeln!(s, "\nGateway RSS after the run {:.1} MiB (peak {:.1} MiB).", r.rss_after_mib, r.rss_peak_mib);
     if let Some(audit) = &r.audit {

@@ -331,7 +331,12 @@ impl Bench {
 
     fn invoke(&self, token: &str) -> Arc<Vec<u8>> {
         let auth = format!("Bearer {token}");
-        Arc::new(http::post(&self.gateway_addr, "/mcp/invoke", &[("Authorization", &auth)], &self.backend.invoke_body()))
+        Arc::new(http::post(
+            &self.gateway_addr,
+            "/mcp/invoke",
+            &[("Authorization", &auth)],
+            &self.backend.invoke_body(),
+        ))
     }
 
     fn direct(&self) -> Arc<Vec<u8>> {
