@@ -260,7 +260,7 @@ impl Settings {
                 .transpose()
                 .map_err(|e: std::num::ParseIntError| ConfigError::new("GATEWAY_WORKERS", e.to_string()))?,
             audit_batch_size,
-            audit_flush_interval: Duration::from_millis(parse(lookup, "AUDIT_FLUSH_INTERVAL_MS", 200)?),
+            audit_flush_interval: Duration::from_millis(parse(lookup, "AUDIT_FLUSH_INTERVAL_MS", 20)?),
             database_pool_size: parse(lookup, "DATABASE_POOL_SIZE", 8)?,
             allowed_origins: list(lookup, "ALLOWED_ORIGINS"),
             allowed_hosts: list(lookup, "ALLOWED_HOSTS"),

@@ -65,6 +65,10 @@ impl RootSpanBuilder for GatewaySpans {
             span.in_scope(|| tracing::warn!("request failed before a response was built"));
             return;
         };
+        // The fields below cost allocations; skip them when the line would not be written.
+        if !tracing::enabled!(tracing::Level::INFO) {
+            return;
+        }
         let request = response.request();
         let ext = request.extensions();
         let id = ext.get::<RequestId>().map(|r| r.0.as_str()).unwrap_or("");

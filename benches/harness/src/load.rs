@@ -51,6 +51,8 @@ pub struct Outcome {
     pub latencies: Vec<u64>,
     /// Responses per HTTP status, over the window.
     pub statuses: BTreeMap<u16, u64>,
+    /// Responses per HTTP status over the whole phase, warm-up included (for the audit check).
+    pub statuses_total: BTreeMap<u16, u64>,
     /// Connection errors (each one reconnects).
     pub errors: u64,
     /// CPU seconds the watched process used over the window.
@@ -83,6 +85,7 @@ impl Outcome {
 struct Local {
     latencies: Vec<u64>,
     statuses: BTreeMap<u16, u64>,
+    statuses_total: BTreeMap<u16, u64>,
     completed: u64,
     completed_total: u64,
     errors: u64,
@@ -106,6 +109,7 @@ pub async fn drive(plan: Plan) -> anyhow::Result<Outcome> {
             let mut local = Local {
                 latencies: Vec::with_capacity(1 << 16),
                 statuses: BTreeMap::new(),
+                statuses_total: BTreeMap::new(),
                 completed: 0,
                 completed_total: 0,
                 errors: 0,
@@ -150,6 +154,7 @@ pub async fn drive(plan: Plan) -> anyhow::Result<Outcome> {
                 match answer {
                     Ok(Some(response)) => {
                         local.completed_total += 1;
+                        *local.statuses_total.entry(response.status()).or_default() += 1;
                         if done >= window_start && done < window_end {
                             local.completed += 1;
                             local.latencies.push((done - began).as_nanos() as u64);
@@ -175,6 +180,9 @@ pub async fn drive(plan: Plan) -> anyhow::Result<Outcome> {
         outcome.latencies.extend(local.latencies);
         for (status, n) in local.statuses {
             *outcome.statuses.entry(status).or_default() += n;
+        }
+        for (status, n) in local.statuses_total {
+            *outcome.statuses_total.entry(status).or_default() += n;
         }
         outcome.completed += local.completed;
         outcome.completed_total += local.completed_total;

@@ -161,7 +161,25 @@ pub fn markdown(r: &Report) -> String {
     if let Some(audit) = &r.audit {
         let rows: u64 = audit.iter().map(|(_, n)| n).sum();
         let by_status = audit.iter().map(|(k, v)| format!("{k}×{v}")).collect::<Vec<_>>().join(" ");
-        let _ = writeln!(s, "Audit rows in PostgreSQL after the run: {rows} ({by_status}).");
+        let mut answered = std::collections::BTreeMap::<u16, u64>::new();
+        for o in [&r.gateway, &r.gateway_rate].into_iter().chain(r.rejections.iter().map(|(_, o)| o)) {
+            for (status, n) in &o.statuses_total {
+                *answered.entry(*status).or_default() += n;
+            }
+        }
+        let missing: Vec<String> = answered
+            .iter()
+            .filter_map(|(status, n)| {
+                let stored = audit.iter().find(|(s, _)| s == status).map_or(0, |(_, m)| *m);
+                (stored < *n).then(|| format!("{status}: {stored} rows for {n} answers"))
+            })
+            .collect();
+        let verdict = if missing.is_empty() {
+            "every answered call has its row".to_owned()
+        } else {
+            format!("**rows missing**: {}", missing.join(", "))
+        };
+        let _ = writeln!(s, "Audit rows in PostgreSQL after the run: {rows} ({by_status}); {verdict}.");
     }
     s
 }
