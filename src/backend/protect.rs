@@ -78,10 +78,15 @@ impl Protection {
 
     /// Refuse at once while the backend's circuit is open.
     pub fn admit(&self, url: &str) -> Result<(), GatewayError> {
-        let entry = self
-            .breakers
-            .entry(url.to_owned())
-            .or_insert_with(|| Mutex::new(Breaker { state: State::Closed, consecutive_failures: 0 }));
+        // Looked up by &str first: the owned key (an allocation) only for a backend's first call.
+        let entry = match self.breakers.get(url) {
+            Some(entry) => entry,
+            None => self
+                .breakers
+                .entry(url.to_owned())
+                .or_insert_with(|| Mutex::new(Breaker { state: State::Closed, consecutive_failures: 0 }))
+                .downgrade(),
+        };
         let Ok(mut breaker) = entry.lock() else { return Ok(()) };
         match breaker.state {
             State::Closed => Ok(()),

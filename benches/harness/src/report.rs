@@ -96,7 +96,11 @@ pub fn markdown(r: &Report) -> String {
         r.backend,
         r.database,
         r.duration,
-        if r.pinned { "gateway pinned to CPU 1, load generator + backend to CPU 0" } else { "unpinned" }
+        if r.pinned {
+            "gateway pinned to CPU 1; load generator, backend and local PostgreSQL to CPU 0"
+        } else {
+            "unpinned"
+        }
     );
     let _ = writeln!(s, "| phase | calls/s | p50 ms | p99 ms | p99.9 ms | gateway CPU µs/call | statuses |");
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---|");

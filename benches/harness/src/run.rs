@@ -124,6 +124,8 @@ struct Bench {
     pinned: bool,
     idle_rss_mib: f64,
     tokens: Tokens,
+    /// PostgreSQL processes moved to CPU 0 for the run (put back when dropped).
+    _moved_postgres: MovedPostgres,
 }
 
 struct Tokens {
@@ -131,6 +133,35 @@ struct Tokens {
     guest: String,
     limited: String,
     forged: String,
+}
+
+/// Local `postgres` processes moved to CPU 0, with the CPU list each had before.
+struct MovedPostgres(Vec<(String, String)>);
+
+impl Drop for MovedPostgres {
+    fn drop(&mut self) {
+        for (pid, list) in &self.0 {
+            let _ = Command::new("taskset").args(["-a", "-c", "-p", list, pid]).stdout(Stdio::null()).status();
+        }
+    }
+}
+
+/// Moves every local `postgres` process (and, as new backends fork from the postmaster, every
+/// later one) to CPU 0, so the gateway's core is its own.
+fn move_postgres_to_cpu0() -> MovedPostgres {
+    let Ok(out) = Command::new("pgrep").args(["-x", "postgres"]).output() else { return MovedPostgres(Vec::new()) };
+    MovedPostgres(
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|pid| {
+                let before = Command::new("taskset").args(["-c", "-p", pid]).output().ok()?;
+                let list = String::from_utf8_lossy(&before.stdout).rsplit(':').next()?.trim().to_owned();
+                let moved =
+                    Command::new("taskset").args(["-a", "-c", "-p", "0", pid]).stdout(Stdio::null()).status().ok()?;
+                moved.success().then(|| (pid.to_owned(), list))
+            })
+            .collect(),
+    )
 }
 
 impl Drop for Bench {
@@ -266,6 +297,10 @@ impl Bench {
             ),
         )?;
 
+        // Local PostgreSQL shares the machine: with pinning it joins the load generator on CPU 0
+        // (restored afterwards), or its inserts would run on the gateway's core.
+        let local_db = setup.database_url.contains("127.0.0.1") || setup.database_url.contains("localhost");
+        let moved_postgres = if pin && local_db { move_postgres_to_cpu0() } else { MovedPostgres(Vec::new()) };
         let (audit_db_url, admin_db) = if setup.database_url == "sqlite" {
             (format!("sqlite://{}", work.join("audit.db").display()), None)
         } else {
@@ -312,6 +347,7 @@ impl Bench {
             audit_db_url,
             pinned: pin,
             idle_rss_mib: 0.0,
+            _moved_postgres: moved_postgres,
         };
         wait_healthy(&bench.echo_addr).await?;
         if let Err(e) = wait_healthy(&bench.gateway_addr).await {
@@ -409,7 +445,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         bench.echo_addr,
         bench.gateway_addr,
         bench.audit_db_url.split(':').next().unwrap_or(""),
-        if bench.pinned { "gateway pinned to CPU 1, load generator + backend to CPU 0" } else { "unpinned" }
+        if bench.pinned {
+            "gateway pinned to CPU 1; load generator, backend and local PostgreSQL to CPU 0"
+        } else {
+            "unpinned"
+        }
     );
     let phase = |label: &'static str| {
         eprintln!("- {label}");
