@@ -149,3 +149,41 @@ pub async fn get(addr: &str, path: &str) -> io::Result<Message> {
     conn.send(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).await?;
     conn.read().await?.ok_or_else(|| io::ErrorKind::UnexpectedEof.into())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// Serves `raw` bytes to the first connection and returns a client connected to it.
+    async fn peer(raw: &'static [u8]) -> Conn {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            stream.write_all(raw).await.unwrap();
+        });
+        Conn::connect(&addr).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn reads_length_delimited_and_chunked_messages_back_to_back() {
+        let mut conn = peer(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello\
+              HTTP/1.1 429 Too Many Requests\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+        )
+        .await;
+        let first = conn.read().await.unwrap().unwrap();
+        assert_eq!((first.status(), first.body.as_slice()), (200, b"hello".as_slice()));
+        let second = conn.read().await.unwrap().unwrap();
+        assert_eq!((second.status(), second.body.as_slice()), (429, b"abcde".as_slice()));
+        assert!(conn.read().await.unwrap().is_none(), "a clean close between messages is None");
+    }
+
+    #[tokio::test]
+    async fn a_truncated_body_is_an_error_not_a_short_message() {
+        let mut conn = peer(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort").await;
+        assert!(conn.read().await.is_err());
+    }
+}
