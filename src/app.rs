@@ -454,14 +454,33 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         });
     }
     tracing::info!(%addr, "mcp-gateway listening");
+    let final_stats = shared.audit_stats.clone();
     let done = actix_web::rt::spawn(async move {
         if let Err(e) = server.await {
             tracing::error!(error = %e, "HTTP server failed");
         }
-        match audit.send(Flush).await {
-            Ok(Ok(rows)) => tracing::info!(rows, "audit log flushed on shutdown"),
-            Ok(Err(e)) => tracing::error!(error = %e, "audit flush on shutdown failed"),
-            Err(e) => tracing::error!(error = %e, "audit writer unreachable on shutdown"),
+        // Rows a worker produced in its last event-loop turn reach the writer when that worker
+        // hands them over (or its thread ends): flush until every enqueued row is stored, for
+        // at most a few seconds.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut stored = 0;
+        loop {
+            match audit.send(Flush).await {
+                Ok(Ok(rows)) => stored += rows,
+                Ok(Err(e)) => tracing::error!(error = %e, "audit flush on shutdown failed"),
+                Err(e) => {
+                    tracing::error!(error = %e, "audit writer unreachable on shutdown");
+                    break;
+                }
+            }
+            if final_stats.backlog() <= 0 || std::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        match final_stats.backlog() {
+            left if left > 0 => tracing::error!(rows = left, "audit rows not stored at shutdown"),
+            _ => tracing::info!(rows = stored, "audit log flushed on shutdown"),
         }
     });
     Ok(Gateway { addr, handle, closing: shared.closing.clone(), done })
