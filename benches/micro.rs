@@ -11,13 +11,16 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use gateway_actors::ratelimit::SystemClock;
-use gateway_actors::{AuditRecord, Caller, Limit, LocalStore, Quota};
+use gateway_actors::{Caller, Limit, LocalStore, Quota};
 use jsonwebtoken::Algorithm;
 use mcp_gateway::auth::{claims_for, Authenticator};
 use mcp_gateway::config::JwtSettings;
 use mcp_gateway::config_files::{expand_vars, parse_policy, parse_tools};
 use mcp_gateway::db::audit::AuditRow;
 use serde_json::json;
+
+#[path = "support/sample.rs"]
+mod sample;
 
 fn jwt(c: &mut Criterion) {
     let settings = JwtSettings {
@@ -88,29 +91,9 @@ fn ratelimit(c: &mut Criterion) {
 }
 
 fn audit(c: &mut Criterion) {
-    let mut record = AuditRecord {
-        id: uuid::Uuid::now_v7().to_string(),
-        created_at: chrono::Utc::now(),
-        request_id: uuid::Uuid::new_v4().to_string(),
-        user_id: Some("bench".into()),
-        roles: vec!["developer".into()],
-        workspace: Some("default".into()),
-        tool_name: Some("exact_compute".into()),
-        decision: "allowed".into(),
-        status: "ok".into(),
-        http_status: 200,
-        error_code: None,
-        duration_ms: 0.42,
-        client_ip: Some("127.0.0.1".into()),
-        arguments_sha256: Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into()),
-        error_message: None,
-        arguments_logged: Some(r#"{"operation":"arithmetic"}"#.into()),
-        transport: "rest".into(),
-        chain_id: "bench-chain".into(),
-        seq: 1,
-        prev_hash: "0".repeat(64),
-        row_hash: String::new(),
-    };
+    let mut record = sample::record(1);
+    record.arguments_logged = Some(r#"{"operation":"arithmetic"}"#.into());
+    (record.chain_id, record.seq, record.prev_hash) = ("bench-chain".into(), 1, "0".repeat(64));
     c.bench_function("audit_row_encode", |b| {
         b.iter(|| {
             record.row_hash = black_box(&record).compute_hash();

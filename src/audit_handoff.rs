@@ -55,10 +55,8 @@ pub fn hand_over(audit: &Addr<AuditWriterActor>, row: AuditRecord) {
     }
     let schedule = PENDING.with(|pending| {
         let mut pending = pending.borrow_mut();
-        if pending.to.as_ref().is_some_and(|to| to != audit) {
-            pending.send();
-        }
         if pending.to.as_ref() != Some(audit) {
+            pending.send(); // rows held for another writer (another gateway in this process)
             pending.to = Some(audit.clone());
         }
         pending.rows.push(row);

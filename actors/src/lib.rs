@@ -29,8 +29,7 @@ pub use audit::{AuditSink, AuditWriterActor, BatchConfig, Flush, Record, RecordB
 pub use health::{ActorReport, ActorStats, GetHealth, HealthBoard};
 pub use model::{AuditRecord, Caller, Tool};
 pub use policy::{
-    AuthorizeCall, CheckAccess, Denied, Explain, Explanation, FilterTools, GetLimits, Policy, PolicyActor,
-    PolicyDocument,
+    AuthorizeCall, Denied, Explain, Explanation, FilterTools, GetLimits, Policy, PolicyActor, PolicyDocument,
 };
 pub use ratelimit::{Acquire, Acquired, FailureMode, Limit, LocalStore, Quota, RateLimiterActor, RateStore, Verdict};
 pub use registry::{Catalog, GetTool, ListTools, RegistryActor};

@@ -399,18 +399,6 @@ impl Supervised for PolicyActor {
     }
 }
 
-/// May this caller make this call? Answers `Err(Denied)` with a reason safe to show.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<(), Denied>")]
-pub struct CheckAccess {
-    /// The authenticated caller.
-    pub caller: Arc<Caller>,
-    /// The tool asked for.
-    pub tool: Arc<Tool>,
-    /// The call's arguments (checked against argument rules when given).
-    pub arguments: Option<Arc<Value>>,
-}
-
 /// The decision and its chain of rules, without calling anything.
 #[derive(Debug, Message)]
 #[rtype(result = "Explanation")]
@@ -482,19 +470,6 @@ impl Handler<AuthorizeCall> for PolicyActor {
         let policy = self.policy.load();
         policy.check_call(&msg.caller, &msg.tool, &msg.arguments)?;
         Ok(policy.limits_for(&msg.caller, &msg.tool.name))
-    }
-}
-
-impl Handler<CheckAccess> for PolicyActor {
-    type Result = Result<(), Denied>;
-
-    fn handle(&mut self, msg: CheckAccess, _: &mut Context<Self>) -> Self::Result {
-        self.stats.handled(1);
-        let policy = self.policy.load();
-        match &msg.arguments {
-            Some(arguments) => policy.check_call(&msg.caller, &msg.tool, arguments),
-            None => policy.check(&msg.caller, &msg.tool),
-        }
     }
 }
 

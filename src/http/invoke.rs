@@ -1,7 +1,7 @@
 //! `POST /mcp/invoke`: call one tool through the whole pipeline, and audit the attempt.
 //!
-//! auth → body (size-capped before buffering) → `GetTool` → `CheckAccess` → backend call →
-//! JSON-RPC response; whatever happens, one audit row goes to the writer with `do_send`.
+//! auth → body (size-capped before buffering) → `GetTool` → `AuthorizeCall` → `Acquire` →
+//! backend call → JSON-RPC response; whatever happens, one audit row goes to the writer.
 
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use super::context;
 use crate::app::{Shared, Worker};
 use crate::error::GatewayError;
 use crate::pipeline::{self, Attempt};
+use gateway_actors::Caller;
 
 /// The REST invoke body.
 #[derive(Debug, Deserialize)]
@@ -55,6 +56,21 @@ pub async fn discard_body(req: &HttpRequest, mut payload: web::Payload) {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
 }
 
+/// Authenticate a REST request whose body is not read yet; when the token is missing or bad,
+/// drain a small body first ([`discard_body`]) so the refusal keeps the connection open.
+pub async fn authenticate(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<(Arc<Caller>, web::Payload), GatewayError> {
+    match context::authenticate(req) {
+        Ok(caller) => Ok((Arc::new(caller), payload)),
+        Err(e) => {
+            discard_body(req, payload).await;
+            Err(e)
+        }
+    }
+}
+
 /// Read the body, refusing it before buffering when `Content-Length` is over the limit and
 /// as soon as the streamed bytes pass it otherwise.
 pub async fn read_body(
@@ -93,13 +109,7 @@ async fn run(
     worker: &Worker,
     attempt: &mut Attempt,
 ) -> Result<Value, GatewayError> {
-    let caller = match context::authenticate(req) {
-        Ok(caller) => Arc::new(caller),
-        Err(e) => {
-            discard_body(req, payload).await;
-            return Err(e);
-        }
-    };
+    let (caller, payload) = authenticate(req, payload).await?;
     attempt.caller = Some(caller.clone());
     let bytes = read_body(req, payload, shared.settings.max_payload_bytes).await?;
     let body = parse_invoke_body(&bytes)?;

@@ -34,7 +34,7 @@ async fn create(
     worker: &Worker,
     attempt: &mut Attempt,
 ) -> Result<Value, GatewayError> {
-    let caller = Arc::new(context::authenticate(req)?);
+    let (caller, payload) = super::invoke::authenticate(req, payload).await?;
     attempt.caller = Some(caller.clone());
     let bytes = read_body(req, payload, shared.settings.max_payload_bytes).await?;
     let body: JobBody = serde_json::from_slice(&bytes).map_err(|e| GatewayError::InvalidRequest(e.to_string()))?;

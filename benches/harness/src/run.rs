@@ -114,8 +114,8 @@ pub struct SoakArgs {
 /// Everything one benchmark run started; dropping it stops the processes and drops the database.
 struct Bench {
     work: PathBuf,
-    echo: Child,
-    echo_addr: String,
+    backend_process: Child,
+    backend_addr: String,
     backend: BackendKind,
     gateway: Child,
     gateway_addr: String,
@@ -168,8 +168,8 @@ impl Drop for Bench {
     fn drop(&mut self) {
         let _ = self.gateway.kill();
         let _ = self.gateway.wait();
-        let _ = self.echo.kill();
-        let _ = self.echo.wait();
+        let _ = self.backend_process.kill();
+        let _ = self.backend_process.wait();
         if let Some((server, name)) = &self.admin_db {
             let _ = psql(server, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         }
@@ -248,7 +248,7 @@ impl Bench {
         let work = std::env::temp_dir().join(format!("mcp-bench-{}", std::process::id()));
         std::fs::create_dir_all(&work)?;
 
-        let (echo, echo_addr) = match setup.backend {
+        let (backend_process, backend_addr) = match setup.backend {
             BackendKind::Echo => {
                 let mut echo =
                     pinned("0", &me, pin).args(["echo", "--bind", "127.0.0.1:0"]).stdout(Stdio::piped()).spawn()?;
@@ -275,7 +275,7 @@ impl Bench {
         std::fs::write(
             work.join("tools.yaml"),
             format!(
-                "tools:\n  - name: {}\n    description: The benchmark's backend.\n    backend_url: http://{echo_addr}/mcp\n    risk_level: low\n",
+                "tools:\n  - name: {}\n    description: The benchmark's backend.\n    backend_url: http://{backend_addr}/mcp\n    risk_level: low\n",
                 setup.backend.tool()
             ),
         )?;
@@ -338,8 +338,8 @@ impl Bench {
                 forged: token(&gateway_bin, "not-the-gateway-secret-but-long-enough", "bench", "developer")?,
             },
             work,
-            echo,
-            echo_addr,
+            backend_process,
+            backend_addr,
             backend: setup.backend,
             gateway,
             gateway_addr,
@@ -349,7 +349,7 @@ impl Bench {
             idle_rss_mib: 0.0,
             _moved_postgres: moved_postgres,
         };
-        wait_healthy(&bench.echo_addr).await?;
+        wait_healthy(&bench.backend_addr).await?;
         if let Err(e) = wait_healthy(&bench.gateway_addr).await {
             let log = std::fs::read_to_string(bench.work.join("gateway.log")).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(20).collect();
@@ -377,7 +377,7 @@ impl Bench {
 
     fn direct(&self) -> Arc<Vec<u8>> {
         let accept = [("Accept", "application/json, text/event-stream")];
-        Arc::new(http::post(&self.echo_addr, "/mcp", &accept, &self.backend.direct_body()))
+        Arc::new(http::post(&self.backend_addr, "/mcp", &accept, &self.backend.direct_body()))
     }
 
     /// Tool calls the backend served so far (the echo backend counts them; others do not).
@@ -385,19 +385,20 @@ impl Bench {
         if self.backend != BackendKind::Echo {
             return Ok(None);
         }
-        let stats: serde_json::Value = serde_json::from_slice(&http::get(&self.echo_addr, "/stats").await?.body)?;
+        let stats: serde_json::Value = serde_json::from_slice(&http::get(&self.backend_addr, "/stats").await?.body)?;
         Ok(stats["tool_calls"].as_u64())
     }
 
     /// Audit rows per HTTP status, once the count has stopped moving.
     async fn audit_rows(&self) -> anyhow::Result<Option<Vec<(u16, u64)>>> {
-        let Some((server, name)) = &self.admin_db else { return Ok(None) };
-        let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(server);
-        let url = format!("{base}/{name}");
+        if self.admin_db.is_none() {
+            return Ok(None);
+        }
+        let url = &self.audit_db_url;
         let mut last = String::new();
         for _ in 0..60 {
             let now =
-                psql(&url, "SELECT http_status || ':' || count(*) FROM audit_logs GROUP BY http_status ORDER BY 1")?;
+                psql(url, "SELECT http_status || ':' || count(*) FROM audit_logs GROUP BY http_status ORDER BY 1")?;
             if now == last {
                 break;
             }
@@ -442,7 +443,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let (w, d, c) = (args.warmup, args.duration, args.connections);
     eprintln!(
         "mcp-bench: backend {}, gateway {} (pid {pid}, audit to {}), {}",
-        bench.echo_addr,
+        bench.backend_addr,
         bench.gateway_addr,
         bench.audit_db_url.split(':').next().unwrap_or(""),
         if bench.pinned {
@@ -458,7 +459,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     phase("direct to the backend, closed loop");
     let direct =
-        load::drive(plan(&bench.echo_addr, bench.direct(), Mode::Closed { connections: c }, w, d, None)).await?;
+        load::drive(plan(&bench.backend_addr, bench.direct(), Mode::Closed { connections: c }, w, d, None)).await?;
     progress("direct", &direct);
 
     phase("through the gateway, full pipeline, closed loop");
@@ -480,7 +481,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let rate = Mode::Rate { rate: args.rate, connections: 16 };
     phase("direct at a fixed rate");
-    let direct_rate = load::drive(plan(&bench.echo_addr, bench.direct(), rate, w, d, None)).await?;
+    let direct_rate = load::drive(plan(&bench.backend_addr, bench.direct(), rate, w, d, None)).await?;
     progress("direct fixed rate", &direct_rate);
     phase("gateway at a fixed rate");
     let gateway_rate =
@@ -545,7 +546,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 /// `mcp-bench up`: the benchmark's set-up, held until Ctrl-C, for profiling by hand.
 pub async fn up(setup: Setup) -> anyhow::Result<()> {
     let bench = Bench::start(&setup).await?;
-    println!("backend       http://{}/mcp", bench.echo_addr);
+    println!("backend       http://{}/mcp", bench.backend_addr);
     println!("gateway       http://{}/mcp/invoke  (pid {})", bench.gateway_addr, bench.gateway_pid());
     println!("body          {}", bench.backend.invoke_body());
     println!("token         {}", bench.tokens.developer);
