@@ -83,6 +83,10 @@ pub enum GatewayError {
     /// A dependency (database, actor) is not ready.
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The caller cancelled the call (or left) before it finished; recorded so the audit
+    /// trail shows calls that reached a backend but never answered.
+    #[error("cancelled: {0}")]
+    Cancelled(String),
     /// A bug or an unexpected failure inside the gateway.
     #[error("internal error: {0}")]
     Internal(String),
@@ -116,6 +120,7 @@ impl GatewayError {
             Self::InvalidRequest(_) => -32600,
             Self::InvalidArguments(_) => -32602,
             Self::NotFound(_) => -32601,
+            Self::Cancelled(_) => -32800,
             Self::Unavailable(_) | Self::Internal(_) => -32603,
         }
     }
@@ -135,6 +140,8 @@ impl GatewayError {
             Self::BackendUnavailable(_) | Self::BackendBadReply(_) => StatusCode::BAD_GATEWAY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            // nginx's "client closed request": nobody reads it, the audit row keeps it.
+            Self::Cancelled(_) => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
         }
     }
 
@@ -157,6 +164,7 @@ impl GatewayError {
             Self::NotFound(_) => "not_found",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
+            Self::Cancelled(_) => "cancelled",
         }
     }
 
@@ -252,6 +260,7 @@ mod tests {
             (GatewayError::BackendUnavailable("x".into()), 502, -32004),
             (GatewayError::BackendBadReply("x".into()), 502, -32004),
             (GatewayError::Parse("x".into()), 400, -32700),
+            (GatewayError::Cancelled("x".into()), 499, -32800),
         ];
         for (err, status, code) in cases {
             assert_eq!((err.status().as_u16(), err.code()), (status, code), "{err}");

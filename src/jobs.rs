@@ -77,14 +77,33 @@ pub fn visible(row: &JobRow, caller: &Caller) -> bool {
 }
 
 /// Cancel a job: in the store, and on this replica if it runs here (others notice on their
-/// next heartbeat). Returns whether it was still cancellable.
-pub async fn cancel(shared: &Shared, id: &str) -> Result<bool, GatewayError> {
+/// next heartbeat). Returns whether it was still cancellable; a cancellation is audited under
+/// the submission's request id, like any other end of a job.
+pub async fn cancel(shared: &Shared, row: &JobRow) -> Result<bool, GatewayError> {
     let cancelled =
-        jobs::cancel(&shared.db, id, ttl(shared)).await.map_err(|e| GatewayError::Unavailable(e.to_string()))?;
-    if let Some((_, actor)) = shared.local_jobs.remove(id) {
+        jobs::cancel(&shared.db, &row.id, ttl(shared)).await.map_err(|e| GatewayError::Unavailable(e.to_string()))?;
+    if let Some((_, actor)) = shared.local_jobs.remove(&row.id) {
         actor.do_send(gateway_actors::job::Cancel);
     }
+    if cancelled {
+        audit_end(shared, row, Err(&GatewayError::Cancelled("the job was cancelled".into())));
+    }
     Ok(cancelled)
+}
+
+/// The audit row of a job's end (succeeded, failed, timed out, cancelled), under the
+/// submission's request id so both rows of one job are found together.
+fn audit_end(shared: &Shared, row: &JobRow, result: Result<&Value, &GatewayError>) {
+    let mut attempt = Attempt::new("job");
+    attempt.caller = Some(Arc::new(Caller {
+        user_id: row.owner.clone(),
+        roles: serde_json::from_str(&row.roles).unwrap_or_default(),
+        workspace: row.workspace.clone(),
+    }));
+    attempt.tool_name = Some(row.tool_name.clone());
+    attempt.allowed = true;
+    let code = result.err().map(GatewayError::code);
+    attempt.record(shared, row.client_ip.clone(), row.request_id.clone(), result, 200, code);
 }
 
 fn parse(text: &Option<String>) -> Value {
@@ -111,6 +130,9 @@ pub fn job_json(row: &JobRow) -> Value {
         "links": { "self": format!("/mcp/jobs/{}", row.id) },
     })
 }
+
+/// A job's time limit when its tool sets no `job_timeout_seconds`.
+const DEFAULT_JOB_TIMEOUT_SECONDS: u64 = 3600;
 
 /// Runs one claimed job on this replica.
 struct Runner {
@@ -143,7 +165,9 @@ impl JobRunner for Runner {
                 }
             });
             let watch = Some((&observer, Some(json!({ "progressToken": token }))));
-            match pipeline::call_backend(&shared, &backend, &tool, arguments, watch).await {
+            // The job's own time limit, not the interactive call's: the actor enforces it too.
+            let limit = Duration::from_secs(tool.job_timeout_seconds.unwrap_or(DEFAULT_JOB_TIMEOUT_SECONDS));
+            match pipeline::call_backend(&shared, &backend, &tool, arguments, watch, Some(limit)).await {
                 Ok(result) => JobOutcome::Succeeded(result),
                 Err(GatewayError::BackendTimeout(_)) => JobOutcome::TimedOut,
                 Err(e) => JobOutcome::Failed { code: e.code(), message: e.to_string() },
@@ -186,17 +210,7 @@ impl JobRunner for Runner {
                 Ok(false) => return, // cancelled meanwhile: the cancellation stands
                 Err(e) => tracing::error!(job = %row.id, error = %e, "could not record a job's end"),
             }
-            // The completion is audited under the submission's request id.
-            let mut attempt = Attempt::new("job");
-            attempt.caller = Some(Arc::new(Caller {
-                user_id: row.owner.clone(),
-                roles: serde_json::from_str(&row.roles).unwrap_or_default(),
-                workspace: row.workspace.clone(),
-            }));
-            attempt.tool_name = Some(row.tool_name.clone());
-            attempt.allowed = true;
-            let code = audit.as_ref().err().map(GatewayError::code);
-            attempt.record(&shared, row.client_ip.clone(), row.request_id.clone(), audit.as_ref(), 200, code);
+            audit_end(&shared, &row, audit.as_ref());
         })
     }
 }
@@ -236,15 +250,19 @@ impl JobDispatcher {
     fn start_job(&self, row: JobRow) {
         let shared = self.shared.clone();
         let Some(tool) = shared.catalog.load().get(&row.tool_name) else {
-            let (shared, id) = (shared.clone(), row.id.clone());
             actix_web::rt::spawn(async move {
-                let error = json!({"code": -32001, "message": "the tool is no longer registered"}).to_string();
-                let _ =
-                    jobs::finish(&shared.db, &id, &shared.replica_id, "failed", None, Some(error), ttl(&shared)).await;
+                let gone = GatewayError::UnknownTool(row.tool_name.clone());
+                let error = json!({"code": gone.code(), "message": "the tool is no longer registered"}).to_string();
+                let ended =
+                    jobs::finish(&shared.db, &row.id, &shared.replica_id, "failed", None, Some(error), ttl(&shared))
+                        .await;
+                if matches!(ended, Ok(true)) {
+                    audit_end(&shared, &row, Err(&gone));
+                }
             });
             return;
         };
-        let timeout = Duration::from_secs(tool.job_timeout_seconds.unwrap_or(3600));
+        let timeout = Duration::from_secs(tool.job_timeout_seconds.unwrap_or(DEFAULT_JOB_TIMEOUT_SECONDS));
         let heartbeat = (shared.settings.job_stale / 3).max(Duration::from_millis(100));
         let id = row.id.clone();
         let runner = Rc::new(Runner {

@@ -239,18 +239,21 @@ pub async fn call_tool(
     let tool = authorize(shared, worker, attempt, caller, tool_name, &arguments).await?;
     // The policy actor has let go of its reference by now: no copy of the arguments is made.
     let arguments = Arc::try_unwrap(arguments).unwrap_or_else(|shared| (*shared).clone());
-    call_backend(shared, &worker.backend, &tool, arguments, watch).await
+    call_backend(shared, &worker.backend, &tool, arguments, watch, None).await
 }
 
 /// The backend call of an authorised tool call, behind its breaker and concurrency slot.
+/// `limit` replaces the tool's interactive timeout (jobs run under their own, longer one).
 pub async fn call_backend(
     shared: &Shared,
     backend: &crate::backend::McpClient,
     tool: &Tool,
     arguments: Value,
     watch: Option<(&Observer, Option<Value>)>,
+    limit: Option<std::time::Duration>,
 ) -> Result<Value, GatewayError> {
-    let timeout = tool.timeout_seconds.map(std::time::Duration::from_secs).unwrap_or(shared.settings.backend_timeout);
+    let timeout =
+        limit.or(tool.timeout_seconds.map(std::time::Duration::from_secs)).unwrap_or(shared.settings.backend_timeout);
     shared.protection.admit(&tool.backend_url)?;
     let _slot = shared.protection.slot(tool).await?;
     let started = std::time::Instant::now();

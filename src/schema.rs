@@ -35,7 +35,9 @@ impl Schemas {
         self.validators.contains_key(tool)
     }
 
-    /// Check `arguments`; the error lists up to three problems with their JSON paths.
+    /// Check `arguments`; the error lists up to three problems with their JSON paths. Values are
+    /// masked ("the value is longer than …"): the message reaches the audit table and the logs,
+    /// where a document body or a secret must never appear.
     pub fn check(&self, tool: &str, arguments: &Value) -> Result<(), String> {
         let Some(validator) = self.validators.get(tool).map(|v| v.clone()) else { return Ok(()) };
         let problems: Vec<String> = validator
@@ -43,7 +45,11 @@ impl Schemas {
             .take(3)
             .map(|e| {
                 let at = e.instance_path().to_string();
-                format!("{}: {e}", if at.is_empty() { "arguments".to_owned() } else { format!("arguments{at}") })
+                format!(
+                    "{}: {}",
+                    if at.is_empty() { "arguments".to_owned() } else { format!("arguments{at}") },
+                    e.masked_with("the value")
+                )
             })
             .collect();
         if problems.is_empty() {
@@ -72,5 +78,24 @@ mod tests {
         assert!(err.contains("arguments/n"), "{err}");
         assert!(schemas.check("t", &json!({})).unwrap_err().contains("required"));
         assert!(schemas.check("other", &json!({"anything": 1})).is_ok());
+    }
+
+    #[test]
+    fn error_messages_never_carry_the_value() {
+        let schemas = Schemas::default();
+        schemas.set(
+            "t",
+            &json!({"type": "object", "properties": {
+                "body": {"type": "string", "maxLength": 5},
+                "password": {"type": "string", "pattern": "^[0-9]+$"},
+                "n": {"type": "integer"}}}),
+        );
+        let err = schemas
+            .check("t", &json!({"body": "a very long secret document", "password": "hunter2-secret", "n": "s3cr3t"}))
+            .unwrap_err();
+        for secret in ["secret document", "hunter2", "s3cr3t"] {
+            assert!(!err.contains(secret), "{secret} leaked: {err}");
+        }
+        assert!(err.contains("arguments/body") && err.contains("the value"), "{err}");
     }
 }

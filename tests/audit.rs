@@ -243,6 +243,23 @@ async fn tamper_evidence(kind: DbKind) {
     sql(&db.url, &format!("DELETE FROM audit_logs WHERE id = '{}'", by_seq[3].id)).await;
     let (ok, report) = verify_cli(&db);
     assert!(!ok && report.contains("missing before seq 5"), "{report}");
+    // A forged row: a copy of a real one under a new id, in its chain or in none.
+    let cols = "created_at, request_id, user_id, roles, workspace, tool_name, decision, status, http_status, \
+                error_code, duration_ms, client_ip, arguments_sha256, error_message, transport, prev_hash, row_hash";
+    let copy = |id: &str, chain: &str| {
+        format!(
+            "INSERT INTO audit_logs (id, chain_id, seq, {cols}) SELECT '{id}', {chain}, seq, {cols} \
+             FROM audit_logs WHERE id = '{}'",
+            by_seq[4].id
+        )
+    };
+    sql(&db.url, &copy("forged-in-chain", "chain_id")).await;
+    let (ok, report) = verify_cli(&db);
+    assert!(!ok && report.contains("repeats a sequence number (inserted)"), "{report}");
+    sql(&db.url, "DELETE FROM audit_logs WHERE id = 'forged-in-chain'").await;
+    sql(&db.url, &copy("forged-unchained", "''")).await;
+    let (ok, report) = verify_cli(&db);
+    assert!(!ok && report.contains("1 row(s) belong to no chain"), "{report}");
     db.drop_db().await;
 }
 

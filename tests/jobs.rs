@@ -98,6 +98,65 @@ async fn cancelling_a_job_cancels_the_backend_call() {
     assert_eq!(backend.count("notifications/cancelled"), 1, "the backend was told");
     assert_eq!(poll(&gw.base, &token, &id).await.1["status"], "cancelled");
     gw.stop().await;
+    // The cancellation is the job's end: audited under the submission's request id.
+    let rows = db.audit_rows().await;
+    let end = rows.iter().find(|r| r.status == "cancelled").expect("an audit row for the cancellation");
+    assert!(rows.iter().any(|r| r.request_id == end.request_id && r.status == "ok" && r.decision == "allowed"));
+}
+
+#[actix_web::test]
+async fn jobs_run_under_their_own_time_limit_not_the_interactive_one() {
+    let db = TestDb::sqlite().await;
+    let slow = TestBackend::start(Mode::Slow(Duration::from_millis(1500))).await;
+    let hang = TestBackend::start(Mode::Hang).await;
+    let gw = TestGateway::builder(&db)
+        .tool_with("slow", &slow.url, "timeout_seconds: 1\njob_timeout_seconds: 20")
+        .tool_with("hang", &hang.url, "job_timeout_seconds: 1")
+        .var("JOB_POLL_MS", "20")
+        .start()
+        .await;
+    let token = gw.token("tim", &["developer"]);
+    let (status, _) = gw.invoke(&token, "slow", json!({"n": 1})).await;
+    assert_eq!(status, 504, "an interactive call stops at the tool's timeout_seconds");
+    let (_, job) = submit(&gw.base, &token, "slow", None).await;
+    let done = wait_for(&gw.base, &token, job["id"].as_str().unwrap(), |s| s != "pending" && s != "running").await;
+    assert_eq!(done["status"], "succeeded", "a job gets job_timeout_seconds: {done}");
+    let (_, job) = submit(&gw.base, &token, "hang", None).await;
+    let done = wait_for(&gw.base, &token, job["id"].as_str().unwrap(), |s| s != "pending" && s != "running").await;
+    assert_eq!(done["status"], "timed_out", "{done}");
+    gw.stop().await;
+    let rows = db.audit_rows().await;
+    assert!(rows.iter().any(|r| r.transport == "job" && r.status == "backend_timeout"), "the timeout is audited");
+}
+
+#[actix_web::test]
+async fn excess_jobs_wait_pending_in_order_under_the_concurrency_cap() {
+    let db = TestDb::sqlite().await;
+    let hang = TestBackend::start(Mode::Hang).await;
+    let gw = TestGateway::builder(&db)
+        .tool("hang", &hang.url)
+        .var("JOB_POLL_MS", "20")
+        .var("JOB_MAX_CONCURRENT", "1")
+        .start()
+        .await;
+    let token = gw.token("cap", &["developer"]);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (_, job) = submit(&gw.base, &token, "hang", None).await;
+        ids.push(job["id"].as_str().unwrap().to_owned());
+        // Distinct creation times, so the order is the submission order.
+        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    wait_for(&gw.base, &token, &ids[0], |s| s == "running").await;
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    for id in &ids[1..] {
+        assert_eq!(poll(&gw.base, &token, id).await.1["status"], "pending", "one job at a time");
+    }
+    assert_eq!(hang.count("tools/call"), 1);
+    client().delete(format!("{}/mcp/jobs/{}", gw.base, ids[0])).bearer_auth(&token).send().await.unwrap();
+    wait_for(&gw.base, &token, &ids[1], |s| s == "running").await;
+    assert_eq!(poll(&gw.base, &token, &ids[2]).await.1["status"], "pending", "the oldest pending job goes first");
+    gw.stop().await;
 }
 
 struct Replica(Child);

@@ -164,6 +164,7 @@ async fn stateless_2026_07_28_requests_need_no_session() {
     assert_eq!(discover.status, 200, "{}", discover.body);
     assert_eq!(discover.body["result"]["resultType"], "complete");
     assert!(discover.body["result"]["supportedVersions"].as_array().unwrap().contains(&json!("2026-07-28")));
+    assert_eq!(discover.body["result"]["capabilities"]["tools"]["listChanged"], false, "no stream without a session");
     let list = post(&gw, Some(&token), None, &v, rpc(2, "tools/list", json!({"_meta": meta}))).await;
     assert_eq!(
         (list.body["result"]["resultType"].as_str(), list.body["result"]["tools"][0]["name"].as_str()),
@@ -215,6 +216,15 @@ async fn foreign_origins_and_hosts_are_refused() {
         .await
         .unwrap();
     assert_eq!(meta["resource"], format!("{}/mcp", gw.base));
+    let root = client()
+        .get(format!("{}/.well-known/oauth-protected-resource", gw.base))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(root["resource"], gw.base.as_str(), "RFC 9728 §3.3: the root form names the origin");
     gw.stop().await;
 }
 
@@ -392,9 +402,14 @@ async fn notifications_cancelled_stops_the_call_and_reaches_the_backend() {
         })
     };
     wait_until("the backend call", || backend.count("tools/call") == 1).await;
-    let started = std::time::Instant::now();
     let cancel =
         json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7, "reason": "user"}});
+    // Another subject holding the session id cannot cancel the call.
+    let mallory = gw.token("mallory", &["developer"]);
+    assert_eq!(post(&gw, Some(&mallory), Some(&sid), &[], cancel.clone()).await.status, 404);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(backend.count("notifications/cancelled"), 0, "mallory's cancellation had no effect");
+    let started = std::time::Instant::now();
     assert_eq!(post(&gw, Some(&token), Some(&sid), &[], cancel).await.status, 202);
     let answer = call.await.unwrap();
     assert_eq!(answer["error"]["code"], -32800, "{answer}");
@@ -407,6 +422,12 @@ async fn notifications_cancelled_stops_the_call_and_reaches_the_backend() {
         "ids are mapped to the backend's"
     );
     gw.stop().await;
+    let rows = db.wait_for_rows(1).await;
+    assert_eq!(
+        (rows[0].status.as_str(), rows[0].error_code),
+        ("cancelled", Some(-32800)),
+        "a cancelled call is audited"
+    );
 }
 
 #[actix_web::test]
@@ -431,6 +452,29 @@ async fn a_client_leaving_a_streamed_call_cancels_it_at_the_backend() {
     drop(resp);
     wait_until("the backend's cancellation", || backend.count("notifications/cancelled") == 1).await;
     gw.stop().await;
+    let rows = db.wait_for_rows(1).await;
+    assert_eq!(rows[0].status, "cancelled", "a call whose client left is audited");
+}
+
+#[actix_web::test]
+async fn a_client_leaving_the_legacy_sse_stream_cancels_its_calls() {
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Hang).await;
+    let gw = TestGateway::builder(&db).tool("echo", &backend.url).var("SSE_KEEPALIVE_SECONDS", "1").start().await;
+    let token = gw.token("sal", &["developer"]);
+    let mut stream = client().get(format!("{}/sse", gw.base)).bearer_auth(&token).send().await.unwrap();
+    let mut buffer = String::new();
+    let endpoint = next_event(&mut stream, &mut buffer).await;
+    let path = endpoint.lines().nth(1).unwrap().trim_start_matches("data: ").to_owned();
+    let call = rpc(2, "tools/call", json!({"name": "echo", "arguments": {}}));
+    let sent = client().post(format!("{}{path}", gw.base)).bearer_auth(&token).send_json(&call).await.unwrap();
+    assert_eq!(sent.status(), 202);
+    wait_until("the backend call", || backend.count("tools/call") == 1).await;
+    drop(stream);
+    wait_until("the backend's cancellation", || backend.count("notifications/cancelled") == 1).await;
+    gw.stop().await;
+    let rows = db.wait_for_rows(1).await;
+    assert_eq!((rows[0].status.as_str(), rows[0].transport.as_str()), ("cancelled", "sse"));
 }
 
 #[actix_web::test]
@@ -480,6 +524,8 @@ async fn tasks_run_tool_calls_as_jobs_over_mcp() {
     let gw = TestGateway::builder(&db)
         .tool("slow", &slow.url)
         .tool("hang", &hang.url)
+        .tool_with("plain", &slow.url, "task_support: forbidden")
+        .tool_with("long", &slow.url, "task_support: required")
         .var("JOB_POLL_MS", "20")
         .start()
         .await;
@@ -490,7 +536,23 @@ async fn tasks_run_tool_calls_as_jobs_over_mcp() {
     let s = Some(sid.as_str());
     let v = [("MCP-Protocol-Version", "2025-11-25")];
     let list = post(&gw, Some(&token), s, &v, rpc(2, "tools/list", json!({}))).await;
-    assert_eq!(list.body["result"]["tools"][0]["execution"]["taskSupport"], "optional");
+    let support = |name: &str| {
+        list.body["result"]["tools"].as_array().unwrap().iter().find(|t| t["name"] == name).unwrap()["execution"]
+            ["taskSupport"]
+            .clone()
+    };
+    assert_eq!(
+        (support("slow"), support("plain"), support("long")),
+        (json!("optional"), json!("forbidden"), json!("required"))
+    );
+    // Each tool's taskSupport is enforced (-32601, as 2025-11-25 says), before any backend call.
+    let as_task = rpc(20, "tools/call", json!({"name": "plain", "arguments": {}, "task": {}}));
+    let refused = post(&gw, Some(&token), s, &v, as_task).await;
+    assert_eq!(refused.body["error"]["code"], -32601, "{}", refused.body);
+    let plain_call = rpc(21, "tools/call", json!({"name": "long", "arguments": {}}));
+    let refused = post(&gw, Some(&token), s, &v, plain_call).await;
+    assert_eq!(refused.body["error"]["code"], -32601, "{}", refused.body);
+    assert_eq!(slow.count("tools/call"), 0, "a refused call never reaches the backend");
 
     let created = post(
         &gw,
@@ -523,5 +585,12 @@ async fn tasks_run_tool_calls_as_jobs_over_mcp() {
     let cancelled = post(&gw, Some(&token), s, &v, rpc(9, "tasks/cancel", json!({"taskId": hung_id}))).await;
     assert_eq!(cancelled.body["result"]["status"], "cancelled", "{}", cancelled.body);
     wait_until("the backend's cancellation", || hang.count("notifications/cancelled") == 1).await;
+    let again = post(&gw, Some(&token), s, &v, rpc(10, "tasks/cancel", json!({"taskId": hung_id}))).await;
+    assert_eq!(again.body["error"]["code"], -32602, "an ended task cannot be cancelled: {}", again.body);
     gw.stop().await;
+    // The cancellation is audited under the submission's request id.
+    let rows = db.audit_rows().await;
+    let cancel_row = rows.iter().find(|r| r.status == "cancelled").expect("a row for the cancellation");
+    assert_eq!(cancel_row.error_code, Some(-32800));
+    assert!(rows.iter().any(|r| r.request_id == cancel_row.request_id && r.transport != "job"));
 }

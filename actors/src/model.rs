@@ -44,6 +44,34 @@ pub struct Tool {
     /// Longest a job (asynchronous call) of this tool may run (default one hour).
     #[serde(default)]
     pub job_timeout_seconds: Option<u64>,
+    /// Whether MCP clients may (or must) run this tool as a task (`execution.taskSupport`).
+    #[serde(default)]
+    pub task_support: TaskSupport,
+}
+
+/// MCP 2025-11-25 `execution.taskSupport` of a tool: long tools can insist on running as a
+/// task, quick or side-effect-heavy ones can refuse it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskSupport {
+    /// Plain calls only: `params.task` is refused.
+    Forbidden,
+    /// Either way (the default).
+    #[default]
+    Optional,
+    /// Only as a task: a plain `tools/call` is refused.
+    Required,
+}
+
+impl TaskSupport {
+    /// The spelling in `tools/list`'s `execution.taskSupport`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Forbidden => "forbidden",
+            Self::Optional => "optional",
+            Self::Required => "required",
+        }
+    }
 }
 
 fn default_risk() -> String {

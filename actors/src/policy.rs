@@ -534,6 +534,7 @@ mod tests {
             queue_timeout_ms: 0,
             idempotent: false,
             job_timeout_seconds: None,
+            task_support: Default::default(),
         }
     }
 

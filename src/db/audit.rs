@@ -311,6 +311,18 @@ pub async fn verify(db: &Db) -> Result<(usize, usize, Vec<String>), DbError> {
     .map(|(chain, seq, hash)| (chain, (seq, hash)))
     .collect();
     let (mut chains, mut rows, mut problems) = (0usize, 0usize, Vec::new());
+    // Every row the gateway writes belongs to a chain: one without is foreign.
+    let unchained: i64 = with_conn!(db, |conn| {
+        audit_logs::table
+            .filter(audit_logs::chain_id.eq(""))
+            .count()
+            .get_result(conn)
+            .await
+            .map_err(DbError::from_display)
+    })?;
+    if unchained > 0 {
+        problems.push(format!("{unchained} row(s) belong to no chain (inserted outside the gateway)"));
+    }
     let (mut chain, mut seq) = (String::new(), 0i64);
     let mut prev = String::new();
     loop {
@@ -336,7 +348,12 @@ pub async fn verify(db: &Db) -> Result<(usize, usize, Vec<String>), DbError> {
                 (seq, prev) = checkpoints.get(&chain).cloned().unwrap_or_default();
             }
             rows += 1;
-            if row.seq != seq + 1 {
+            if row.seq <= seq {
+                problems.push(format!(
+                    "row {} (chain {chain}, seq {}): repeats a sequence number (inserted)",
+                    row.id, row.seq
+                ));
+            } else if row.seq != seq + 1 {
                 problems.push(format!(
                     "chain {chain}: {} row(s) missing before seq {} (deleted)",
                     row.seq - seq - 1,
@@ -468,7 +485,8 @@ macro_rules! filtered {
         if let Some(v) = &f.role {
             // roles is a JSON array of strings: match the quoted element.
             let quoted = serde_json::to_string(v).unwrap_or_default();
-            q = q.filter(audit_logs::roles.like(format!("%{}%", quoted.replace('%', "\\%").replace('_', "\\_"))));
+            let literal = quoted.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            q = q.filter(audit_logs::roles.like(format!("%{literal}%")).escape('\\'));
         }
         if let Some(v) = &f.workspace {
             q = q.filter(audit_logs::workspace.eq(v));

@@ -101,8 +101,8 @@ pub async fn delete(
     id: web::Path<String>,
     shared: web::Data<Shared>,
 ) -> Result<HttpResponse, GatewayError> {
-    owned(&shared, &id, &caller).await?;
-    cancel(&shared, &id).await?;
+    let row = owned(&shared, &id, &caller).await?;
+    cancel(&shared, &row).await?;
     Ok(HttpResponse::Ok().json(job_json(&owned(&shared, &id, &caller).await?)))
 }
 

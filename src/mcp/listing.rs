@@ -30,7 +30,7 @@ fn entry(tool: &Tool, backend: Option<&Value>) -> Value {
     let backend_description = backend.and_then(|b| b.get("description")).and_then(Value::as_str).unwrap_or("");
     entry["description"] =
         json!(if tool.description.is_empty() { backend_description } else { tool.description.as_str() });
-    entry["execution"] = json!({ "taskSupport": "optional" });
+    entry["execution"] = json!({ "taskSupport": tool.task_support.as_str() });
     if entry.get("inputSchema").is_none_or(|s| !s.is_object()) {
         entry["inputSchema"] = tool.input_schema.clone().unwrap_or_else(|| json!({ "type": "object" }));
     }

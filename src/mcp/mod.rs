@@ -62,11 +62,13 @@ pub struct RpcError {
     pub code: i64,
     /// Message.
     pub message: String,
+    /// `error.data`: what a client can act on (a rate limit's name and retry delay).
+    pub data: Option<Value>,
 }
 
 impl RpcError {
     fn new(code: i64, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self { code, message: message.into(), data: None }
     }
 }
 
@@ -74,7 +76,30 @@ impl RpcError {
 pub fn response(id: Value, result: Result<Value, RpcError>) -> Value {
     match result {
         Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
+        Err(RpcError { code, message, data: Some(data) }) => {
+            json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message, "data": data } })
+        }
         Err(e) => json!({ "jsonrpc": "2.0", "id": id, "error": { "code": e.code, "message": e.message } }),
+    }
+}
+
+/// Audits a `tools/call` that is dropped before it answers (the client sent
+/// `notifications/cancelled` or went away): such a call may have reached its backend, so it
+/// must leave a row like every other attempt.
+struct Unanswered<'a> {
+    ctx: &'a Ctx,
+    attempt: Option<Attempt>,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if let Some(attempt) = self.attempt.take() {
+            let ctx = self.ctx;
+            let request_id = crate::http::context::request_id(&ctx.req);
+            let ip = crate::http::context::client_ip(&ctx.req);
+            let cancelled = GatewayError::Cancelled("the client cancelled the call or went away".into());
+            attempt.record(&ctx.shared, ip, request_id, Err(&cancelled), 499, Some(cancelled.code()));
+        }
     }
 }
 
@@ -204,9 +229,12 @@ fn capabilities() -> Value {
 fn discover() -> Value {
     let mut versions = vec![STATELESS_VERSION];
     versions.extend(SESSION_VERSIONS);
+    // Stateless clients hold no session, so no stream can bring them `list_changed`.
+    let mut capabilities = capabilities();
+    capabilities["tools"]["listChanged"] = json!(false);
     json!({
         "supportedVersions": versions,
-        "capabilities": capabilities(),
+        "capabilities": capabilities,
         "serverInfo": server_info(),
         "instructions": INSTRUCTIONS,
     })
@@ -219,7 +247,7 @@ async fn call(ctx: &Ctx, params: Value) -> Result<Value, RpcError> {
         None | Some(Value::Null) => json!({}),
         Some(v) => v.clone(),
     };
-    let mut attempt = Attempt::new(ctx.transport);
+    let mut guard = Unanswered { ctx, attempt: Some(Attempt::new(ctx.transport)) };
     // Progress: the backend gets a token of ours; its notifications are mapped back to the
     // client's token and streamed to the client.
     let client_token = params.get("_meta").and_then(|m| m.get("progressToken")).cloned();
@@ -239,8 +267,20 @@ async fn call(ctx: &Ctx, params: Value) -> Result<Value, RpcError> {
         _ => (None, Observer::new(|_| {})),
     };
     let watch = Some((&observer, meta));
-    let outcome =
-        pipeline::call_tool(&ctx.shared, &ctx.worker, &mut attempt, ctx.caller.clone(), name, arguments, watch).await;
+    let outcome = async {
+        let arguments = std::sync::Arc::new(arguments);
+        let attempt = guard.attempt.get_or_insert_with(|| Attempt::new(ctx.transport));
+        let tool = pipeline::authorize(&ctx.shared, &ctx.worker, attempt, ctx.caller.clone(), name, &arguments).await?;
+        if tool.task_support == gateway_actors::model::TaskSupport::Required {
+            return Err(GatewayError::NotFound(format!(
+                "{name} runs only as a task: send params.task (execution.taskSupport: required)"
+            )));
+        }
+        // The policy actor has let go of its reference by now: no copy of the arguments is made.
+        let arguments = std::sync::Arc::try_unwrap(arguments).unwrap_or_else(|a| (*a).clone());
+        pipeline::call_backend(&ctx.shared, &ctx.worker.backend, &tool, arguments, watch, None).await
+    }
+    .await;
     let answer = match &outcome {
         Ok(result) => Ok(result.clone()),
         // Denied and unknown look the same, so a tool's existence does not leak.
@@ -252,7 +292,11 @@ async fn call(ctx: &Ctx, params: Value) -> Result<Value, RpcError> {
             Ok(json!({ "content": [{ "type": "text", "text": m }], "isError": true }))
         }
         Err(GatewayError::InvalidRequest(m)) => Err(RpcError::new(-32602, m.clone())),
-        Err(e @ GatewayError::RateLimited { .. }) => Err(RpcError::new(i64::from(e.code()), e.to_string())),
+        // 2025-11-25: a tool's taskSupport refused the way it was called.
+        Err(GatewayError::NotFound(m)) => Err(RpcError::new(-32601, m.clone())),
+        Err(e @ GatewayError::RateLimited { .. }) => {
+            Err(RpcError { code: i64::from(e.code()), message: e.to_string(), data: Some(e.data()) })
+        }
         Err(
             e @ (GatewayError::BackendTimeout(_)
             | GatewayError::BackendUnavailable(_)
@@ -263,6 +307,7 @@ async fn call(ctx: &Ctx, params: Value) -> Result<Value, RpcError> {
     let code = outcome.as_ref().err().map(GatewayError::code);
     let request_id = crate::http::context::request_id(&ctx.req);
     let ip = crate::http::context::client_ip(&ctx.req);
+    let attempt = guard.attempt.take().unwrap_or_else(|| Attempt::new(ctx.transport));
     match attempt.commit(&ctx.shared, ip, request_id, outcome.as_ref(), 200, code).await {
         Ok(()) => answer,
         Err(e) => Err(RpcError::new(-32603, e.to_string())),
@@ -296,6 +341,8 @@ mod tests {
     fn versions_negotiate_to_a_supported_one() {
         assert_eq!(negotiate(Some("2025-06-18")), "2025-06-18");
         assert_eq!(negotiate(Some("2024-11-05")), "2024-11-05");
+        assert_eq!(negotiate(Some("2025-03-26")), "2025-03-26");
+        assert_eq!(negotiate(Some("2025-11-25")), "2025-11-25");
         assert_eq!(negotiate(Some("2099-01-01")), "2025-11-25");
         assert_eq!(negotiate(Some(STATELESS_VERSION)), "2025-11-25");
         assert!(supported("2026-07-28") && !supported("1999-01-01"));

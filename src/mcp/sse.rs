@@ -105,7 +105,22 @@ pub async fn open(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     let (id, _) = shared.sessions.create(&caller.user_id, "2024-11-05", Some(tx));
     let first = Bytes::from(format!("event: endpoint\ndata: /messages?session_id={id}\n\n"));
     let sessions: Arc<Sessions> = shared.sessions.clone();
-    EventStream::new(&shared, Some(first), rx, Box::new(move || sessions.drop_session(&id))).respond()
+    let registry = shared.clone();
+    // The client left: its session ends and its calls still running are cancelled at their
+    // backends (their tasks are aborted; each leaves a `cancelled` audit row).
+    let on_drop = move || {
+        sessions.drop_session(&id);
+        let prefix = super::inflight_key(&id, &Value::Null);
+        let prefix = prefix.trim_end_matches("null");
+        registry.inflight.retain(|key, task| {
+            let ours = key.starts_with(prefix);
+            if ours {
+                task.abort();
+            }
+            !ours
+        });
+    };
+    EventStream::new(&shared, Some(first), rx, Box::new(on_drop)).respond()
 }
 
 /// Query of `POST /messages`.

@@ -88,7 +88,7 @@ pub fn split_body(body: &[u8]) -> Result<(bool, Vec<Value>), Box<HttpResponse>> 
 
 /// Sorts one message into request or notification, or says why it is not valid JSON-RPC 2.0.
 pub fn classify(msg: &Value) -> Result<Message, RpcError> {
-    let invalid = |why: &str| RpcError { code: -32600, message: format!("invalid request: {why}") };
+    let invalid = |why: &str| RpcError { code: -32600, message: format!("invalid request: {why}"), data: None };
     let obj = msg.as_object().ok_or_else(|| invalid("expected a JSON-RPC object"))?;
     if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         return Err(invalid("jsonrpc must be \"2.0\""));
@@ -151,6 +151,13 @@ pub async fn post(
         }
     }
 
+    // A session id is checked against its subject before anything in the body acts on it
+    // (another user's session id may not even cancel a call).
+    if session_id.is_some() && header_version.as_deref() != Some(super::STATELESS_VERSION) {
+        if let Err(e) = shared.sessions.get(session_id.as_deref(), &caller.user_id) {
+            return session_failure(e);
+        }
+    }
     // Cancellation and in-flight requests are scoped to the session (or, stateless, the subject).
     let scope = session_id.clone().unwrap_or_else(|| format!("user:{}", caller.user_id));
     let wants_stream = header(&req, "accept").is_some_and(|a| a.contains("text/event-stream"));
@@ -177,7 +184,10 @@ pub async fn post(
             }
         }
         if method == "initialize" {
-            answers.push(response(id, Err(RpcError { code: -32600, message: "initialize may not be batched".into() })));
+            answers.push(response(
+                id,
+                Err(RpcError { code: -32600, message: "initialize may not be batched".into(), data: None }),
+            ));
             continue;
         }
         let mut ctx = Ctx {
@@ -225,7 +235,7 @@ pub async fn post(
         shared.inflight.remove(&key);
         answers.push(response(
             id,
-            outcome.unwrap_or_else(|_| Err(RpcError { code: -32800, message: "request cancelled".into() })),
+            outcome.unwrap_or_else(|_| Err(RpcError { code: -32800, message: "request cancelled".into(), data: None })),
         ));
     }
     if answers.is_empty() {

@@ -58,6 +58,11 @@ pub async fn create(ctx: &Ctx, params: &Value) -> Result<Value, RpcError> {
     let outcome = async {
         let tool =
             pipeline::authorize(&ctx.shared, &ctx.worker, &mut attempt, ctx.caller.clone(), name, &arguments).await?;
+        if tool.task_support == gateway_actors::model::TaskSupport::Forbidden {
+            return Err(GatewayError::NotFound(format!(
+                "{name} cannot run as a task: call it without params.task (execution.taskSupport: forbidden)"
+            )));
+        }
         let submission = Submission {
             tool: &tool,
             arguments: &arguments,
@@ -74,6 +79,7 @@ pub async fn create(ctx: &Ctx, params: &Value) -> Result<Value, RpcError> {
         Err(GatewayError::UnknownTool(_) | GatewayError::Forbidden(_)) => {
             Err(RpcError::new(-32602, format!("Unknown tool: {name}")))
         }
+        Err(GatewayError::NotFound(m)) => Err(RpcError::new(-32601, m.clone())),
         Err(e) => Err(RpcError::new(i64::from(e.code()), e.to_string())),
     };
     let audited = outcome.as_ref().map(|row| json!({ "task": row.id }));
@@ -105,7 +111,10 @@ pub async fn handle(ctx: &Ctx, method: &str, params: &Value) -> Result<Value, Rp
         "tasks/get" => Ok(task_json(ctx, &owned(ctx, params).await?)),
         "tasks/cancel" => {
             let row = owned(ctx, params).await?;
-            cancel(&ctx.shared, &row.id).await.map_err(internal)?;
+            // 2025-11-25: a task already in a terminal status cannot be cancelled.
+            if !cancel(&ctx.shared, &row).await.map_err(internal)? {
+                return Err(RpcError::new(-32602, "cannot cancel the task: it has already ended"));
+            }
             Ok(task_json(ctx, &owned(ctx, params).await?))
         }
         "tasks/list" => {

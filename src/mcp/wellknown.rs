@@ -22,11 +22,14 @@ pub fn metadata_url(req: &HttpRequest, shared: &Shared) -> String {
     format!("{}/.well-known/oauth-protected-resource/mcp", base_url(req, shared))
 }
 
-/// `GET /.well-known/oauth-protected-resource[/mcp]`.
+/// `GET /.well-known/oauth-protected-resource[/mcp]`. The `resource` is the identifier the
+/// well-known URL was formed from (RFC 9728 §3.3): the gateway's origin for the root form,
+/// `{origin}/mcp` for the path-suffixed one.
 pub async fn metadata(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     let base = base_url(&req, &shared);
+    let suffix = req.path().strip_prefix("/.well-known/oauth-protected-resource").unwrap_or("");
     let mut body = json!({
-        "resource": format!("{base}/mcp"),
+        "resource": format!("{base}{suffix}"),
         "bearer_methods_supported": ["header"],
         "resource_name": "mcp-gateway",
     });
