@@ -9,21 +9,26 @@ use gateway_actors::{Limit, RateStore, Verdict};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 /// GCRA over KEYS with ARGV = interval and tolerance (µs) per key; all or nothing.
-/// Returns {0, tightest_index, remaining} when allowed, {index, retry_after_us} when limited.
+/// Returns {0, tightest_index, remaining} when allowed, {index, retry_after_us} when limited
+/// (of the refusing limits, the one whose retry comes last).
 const SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local new = {}
+local refused, longest = 0, -1
 for i = 1, #KEYS do
   local interval = tonumber(ARGV[2 * i - 1])
   local tolerance = tonumber(ARGV[2 * i])
   local tat = tonumber(redis.call('GET', KEYS[i]) or now)
   if tat < now then tat = now end
   local nt = tat + interval
-  if nt - now > tolerance then
-    return {i, nt - tolerance - now}
+  if nt - now > tolerance and nt - tolerance - now > longest then
+    refused, longest = i, nt - tolerance - now
   end
   new[i] = nt
+end
+if refused > 0 then
+  return {refused, longest}
 end
 local tightest, remaining = 0, -1
 for i = 1, #KEYS do

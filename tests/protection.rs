@@ -18,6 +18,7 @@ async fn a_tool_at_its_concurrency_limit_answers_503_or_queues() {
     let gw = TestGateway::builder(&db)
         .tool_with("strict", &backend.url, "max_concurrency: 1")
         .tool_with("queued", &backend.url, "max_concurrency: 1\nqueue_timeout_ms: 5000")
+        .tool_with("brief", &backend.url, "max_concurrency: 1\nqueue_timeout_ms: 100")
         .start()
         .await;
     let token = gw.token("c", &["developer"]);
@@ -34,22 +35,29 @@ async fn a_tool_at_its_concurrency_limit_answers_503_or_queues() {
     assert_eq!(statuses, [200, 503]);
     assert_eq!(refused["error"]["code"], -32007);
     assert_eq!(both("queued").await.0, [200, 200], "the second call waited for the slot");
+    let started = Instant::now();
+    assert_eq!(both("brief").await.0, [200, 503], "waited 100 ms for the slot, then refused");
+    assert!(started.elapsed() < Duration::from_millis(1500));
     gw.stop().await;
 }
 
 #[actix_web::test]
-async fn calls_that_never_reached_the_backend_are_retried_and_timeouts_are_not() {
+async fn retries_only_when_safe_and_never_after_a_timeout() {
     let db = TestDb::sqlite().await;
     let flaky = TestBackend::start(Mode::FailFirst(2)).await;
+    let once = TestBackend::start(Mode::FailFirst(1)).await;
     let slow = TestBackend::start(Mode::Slow(Duration::from_secs(3))).await;
     let gw = TestGateway::builder(&db)
-        .tool("flaky", &flaky.url)
+        .tool_with("flaky", &flaky.url, "idempotent: true")
+        .tool("once", &once.url)
         .tool_with("slow", &slow.url, "timeout_seconds: 1")
         .start()
         .await;
     let token = gw.token("r", &["developer"]);
     assert_eq!(gw.invoke(&token, "flaky", json!({})).await.0, 200);
-    assert_eq!(flaky.count("tools/call"), 3, "two 503s, then success");
+    assert_eq!(flaky.count("tools/call"), 3, "an idempotent tool: two 503s, then success");
+    assert_eq!(gw.invoke(&token, "once", json!({})).await.0, 502);
+    assert_eq!(once.count("tools/call"), 1, "a 503 may come after the work: a non-idempotent call is not resent");
     assert_eq!(gw.invoke(&token, "slow", json!({})).await.0, 504);
     assert_eq!(slow.count("tools/call"), 1, "a timed-out call is never sent twice");
     gw.stop().await;

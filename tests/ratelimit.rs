@@ -93,6 +93,8 @@ async fn a_tools_shared_quota_binds_everyone_but_not_other_tools() {
         .await
         .unwrap();
     assert_eq!(call["error"]["code"], -32006, "{call}");
+    assert_eq!(call["error"]["data"]["limit"], "per_tool", "the limit that fired, as on REST: {call}");
+    assert!(call["error"]["data"]["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0), "{call}");
     gw.stop().await;
 }
 

@@ -73,16 +73,25 @@ pub enum Verdict {
 }
 
 /// GCRA over a set of cells, all or nothing. `tats` are the cells' theoretical arrival times
-/// (nanoseconds, same clock as `now`); on `Allowed`, the new values are written back.
+/// (nanoseconds, same clock as `now`); on `Allowed`, the new values are written back. When
+/// several limits refuse, the strictest — the one whose retry comes last — is the one named,
+/// so `Retry-After` is never too early.
 pub fn gcra(limits: &[Limit], tats: &mut [u64], now: u64) -> Verdict {
     let mut next = Vec::with_capacity(limits.len());
+    let mut refused: Option<(usize, u64)> = None;
     for (i, (limit, tat)) in limits.iter().zip(tats.iter()).enumerate() {
         let (t, tau) = (limit.quota.interval_ns(), limit.quota.tolerance_ns());
         let new_tat = (*tat).max(now) + t;
         if new_tat - now > tau {
-            return Verdict::Limited { index: i, retry_after: Duration::from_nanos(new_tat - tau - now) };
+            let wait = new_tat - tau - now;
+            if refused.is_none_or(|(_, longest)| wait > longest) {
+                refused = Some((i, wait));
+            }
         }
         next.push(new_tat);
+    }
+    if let Some((index, wait)) = refused {
+        return Verdict::Limited { index, retry_after: Duration::from_nanos(wait) };
     }
     let mut tightest = None;
     let mut remaining = u64::MAX;
@@ -349,6 +358,17 @@ mod tests {
         // Rejections did not consume the user's cells: 100 - 3 left.
         let Verdict::Allowed { remaining, .. } = store.check_now(&[user]) else { panic!() };
         assert_eq!(remaining, 96);
+    }
+
+    #[test]
+    fn when_several_limits_refuse_the_one_with_the_longest_wait_is_named() {
+        let store = LocalStore::new(Arc::new(FakeClock::default()));
+        // Both exhausted after one call: the per-minute-1 limit waits 60 s, the other 1 s.
+        let fast = limit("u:a", 60, 1);
+        let slow = limit("t:x", 1, 1);
+        assert!(allowed(&store.check_now(&[fast.clone(), slow.clone()])));
+        let Verdict::Limited { index, retry_after } = store.check_now(&[fast, slow]) else { panic!() };
+        assert_eq!((index, retry_after), (1, Duration::from_secs(60)));
     }
 
     #[test]

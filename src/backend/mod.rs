@@ -111,9 +111,12 @@ impl Drop for CancelOnDrop<'_> {
 enum PostError {
     /// The server does not know our session any more (HTTP 404 with a session id).
     SessionExpired,
-    /// Nothing reached the backend (connection refused) or a proxy answered 502/503: safe to
-    /// send again, even for a call that is not idempotent.
+    /// Nothing reached the backend (connection refused): safe to send again, even for a call
+    /// that is not idempotent.
     Retryable(GatewayError),
+    /// HTTP 502/503: a proxy or the backend itself refused, but the server may have acted on
+    /// the request first, so only an idempotent call is sent again.
+    Overloaded(GatewayError),
     Failed(GatewayError),
 }
 
@@ -144,14 +147,17 @@ impl McpClient {
     }
 
     /// Call `name` with `arguments` at `url`, all within `timeout`; returns the JSON-RPC `result`.
+    /// A 502/503 answer is retried only for an `idempotent` tool.
     pub async fn call_tool(
         &self,
         url: &str,
         name: &str,
         arguments: Value,
         timeout: Duration,
+        idempotent: bool,
     ) -> Result<Value, GatewayError> {
-        self.request(url, "tools/call", json!({ "name": name, "arguments": arguments }), timeout, None).await
+        let params = json!({ "name": name, "arguments": arguments });
+        self.request(url, "tools/call", params, timeout, None, idempotent).await
     }
 
     /// `call_tool` with `_meta` for the backend (a progress token) and an observer that sees the
@@ -165,13 +171,14 @@ impl McpClient {
         meta: Option<Value>,
         timeout: Duration,
         observer: &Observer,
+        idempotent: bool,
     ) -> Result<Value, GatewayError> {
         let mut params = json!({ "name": name, "arguments": arguments });
         if let Some(meta) = meta {
             params["_meta"] = meta;
         }
         let mut guard = CancelOnDrop { client: self, url, observer: Some(observer), armed: true };
-        let result = self.request(url, "tools/call", params, timeout, Some(observer)).await;
+        let result = self.request(url, "tools/call", params, timeout, Some(observer), idempotent).await;
         guard.armed = false;
         result
     }
@@ -185,7 +192,7 @@ impl McpClient {
                 Some(c) => json!({ "cursor": c }),
                 None => json!({}),
             };
-            let mut page = self.request(url, "tools/list", params, timeout, None).await?;
+            let mut page = self.request(url, "tools/list", params, timeout, None, true).await?;
             if let Some(Value::Array(items)) = page.get_mut("tools").map(Value::take) {
                 tools.extend(items);
             }
@@ -198,7 +205,8 @@ impl McpClient {
     }
 
     /// Send one JSON-RPC request to the backend at `url` within `timeout` (initialising a
-    /// session first if needed, and once more if the server forgot it).
+    /// session first if needed, and once more if the server forgot it). Retries: a request
+    /// that never reached the backend always; one answered 502/503 only when `idempotent`.
     pub async fn request(
         &self,
         url: &str,
@@ -206,13 +214,15 @@ impl McpClient {
         params: Value,
         timeout: Duration,
         observer: Option<&Observer>,
+        idempotent: bool,
     ) -> Result<Value, GatewayError> {
         let deadline = Instant::now() + timeout;
         let call = async {
             let mut attempt = 0u32;
             loop {
                 match self.attempt(url, method, &params, deadline, observer).await {
-                    Err(PostError::Retryable(e)) if attempt < MAX_RETRIES => {
+                    Err(PostError::Overloaded(e)) if !idempotent => return Err(e),
+                    Err(PostError::Retryable(e) | PostError::Overloaded(e)) if attempt < MAX_RETRIES => {
                         attempt += 1;
                         let pause = backoff(attempt);
                         if Instant::now() + pause >= deadline {
@@ -221,7 +231,7 @@ impl McpClient {
                         tracing::debug!(backend = url, attempt, error = %e, "retrying a call that never reached the backend");
                         tokio::time::sleep(pause).await;
                     }
-                    Err(PostError::Retryable(e) | PostError::Failed(e)) => return Err(e),
+                    Err(PostError::Retryable(e) | PostError::Overloaded(e) | PostError::Failed(e)) => return Err(e),
                     Err(PostError::SessionExpired) => {
                         return Err(GatewayError::BackendUnavailable("backend rejected a fresh session".into()))
                     }
@@ -270,6 +280,8 @@ impl McpClient {
             Err(PostError::SessionExpired) => {
                 return Err(GatewayError::BackendBadReply("404 on initialize".into()).into())
             }
+            // The tool call itself has not been sent: a refused handshake is safe to retry.
+            Err(PostError::Overloaded(e)) => return Err(PostError::Retryable(e)),
             Err(e) => return Err(e),
         };
         let version = result.get("protocolVersion").and_then(Value::as_str).unwrap_or(PROTOCOL_VERSION);
@@ -342,7 +354,7 @@ impl McpClient {
         }
         if matches!(status.as_u16(), 502 | 503) {
             let error = format!("backend answered HTTP {}", status.as_u16());
-            return Err(PostError::Retryable(GatewayError::BackendUnavailable(error)));
+            return Err(PostError::Overloaded(GatewayError::BackendUnavailable(error)));
         }
         if !status.is_success() {
             let error = format!("backend answered HTTP {}", status.as_u16());
