@@ -66,6 +66,10 @@ pub struct Shared {
     pub schemas: crate::schema::Schemas,
     /// Tools whose backend definition differs from its pin: (pinned, observed) digests.
     pub drift: dashmap::DashMap<String, (String, String)>,
+    /// Wakes the definition check early: a reload or a backend's `list_changed`.
+    pub definitions_changed: tokio::sync::Notify,
+    /// Backend URLs with a notification listener already running.
+    pub listened: dashmap::DashSet<String>,
     /// This replica's id (it claims jobs under it).
     pub replica_id: String,
     /// Jobs running on this replica.
@@ -316,6 +320,8 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
             schemas
         },
         drift: dashmap::DashMap::new(),
+        definitions_changed: tokio::sync::Notify::new(),
+        listened: dashmap::DashSet::new(),
         local_jobs: dashmap::DashMap::new(),
         protection: crate::backend::protect::Protection::new(
             &catalog,

@@ -295,8 +295,14 @@ pub fn run() -> anyhow::Result<()> {
         }),
         Command::Policy { action: PolicyAction::Explain { sub, roles, workspace, tool, arguments } } => {
             let (tools, policy, _) = crate::app::check_config(&settings)?;
-            let arguments: Option<serde_json::Value> =
-                arguments.map(|a| serde_json::from_str(&a)).transpose().context("--arguments is not JSON")?;
+            // Without --arguments, as a live call without arguments: `{}`.
+            let arguments: Option<serde_json::Value> = Some(
+                arguments
+                    .map(|a| serde_json::from_str(&a))
+                    .transpose()
+                    .context("--arguments is not JSON")?
+                    .unwrap_or_else(|| serde_json::json!({})),
+            );
             let caller = gateway_actors::Caller { user_id: sub, roles, workspace };
             let tool = tools.into_iter().find(|t| t.name == tool && t.is_active);
             let out = match &tool {
@@ -313,9 +319,10 @@ pub fn run() -> anyhow::Result<()> {
                         &policy.limits_for(&caller, &t.name),
                         schema,
                         false,
+                        false,
                     )
                 }
-                None => crate::http::policy::explanation(None, "", &[], Ok(()), false),
+                None => crate::http::policy::explanation(None, "", &[], Ok(()), false, false),
             };
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())

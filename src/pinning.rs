@@ -27,7 +27,9 @@ pub fn digest(entry: &Value) -> String {
     hex::encode(Sha256::digest(definition.to_string().as_bytes()))
 }
 
-/// Compare every backend's definitions with their pins once.
+/// Fetch every backend's definitions once: their input schemas are enforced for tools whose
+/// `tools.yaml` entry declares none, and (unless `TOOL_PINNING=off`) each definition is
+/// compared with its pin.
 pub async fn check(shared: &Shared, client: &McpClient) {
     let mut by_backend: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     let active = shared.catalog.load().active();
@@ -50,6 +52,9 @@ pub async fn check(shared: &Shared, client: &McpClient) {
             if let (false, Some(schema)) = (has_yaml_schema, entry.get("inputSchema")) {
                 shared.schemas.set(name, schema);
             }
+            if shared.settings.pinning == Pinning::Off {
+                continue;
+            }
             let seen = digest(entry);
             match crate::db::tools::observe(&shared.db, name, &seen).await {
                 Ok(pin) if pin.pinned.as_deref() != Some(seen.as_str()) => {
@@ -67,11 +72,9 @@ pub async fn check(shared: &Shared, client: &McpClient) {
     }
 }
 
-/// Check once now (before the gateway serves), then every `PIN_CHECK_SECONDS` until shutdown.
+/// Check once now (before the gateway serves), then every `PIN_CHECK_SECONDS` and whenever a
+/// reload or a backend's `list_changed` says definitions may have changed, until shutdown.
 pub async fn start(shared: web::Data<Shared>) {
-    if shared.settings.pinning == Pinning::Off {
-        return;
-    }
     let client = McpClient::new(shared.backend_sessions.clone(), shared.settings.max_response_bytes);
     check(&shared, &client).await;
     actix_web::rt::spawn(async move {
@@ -79,6 +82,7 @@ pub async fn start(shared: web::Data<Shared>) {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(shared.settings.pin_check) => {}
+                _ = shared.definitions_changed.notified() => {}
                 _ = closing.wait_for(|c| *c) => return,
             }
             check(&shared, &client).await;

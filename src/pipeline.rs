@@ -258,11 +258,8 @@ pub async fn call_backend(
     let _slot = shared.protection.slot(tool).await?;
     let started = std::time::Instant::now();
     let result = match watch {
-        Some((observer, meta)) => {
-            let idempotent = tool.idempotent;
-            backend.call_tool_observed(&tool.backend_url, &tool.name, arguments, meta, timeout, observer, idempotent).await
-        }
-        None => backend.call_tool(&tool.backend_url, &tool.name, arguments, timeout, tool.idempotent).await,
+        Some((observer, meta)) => backend.call_tool_observed(tool, arguments, meta, timeout, observer).await,
+        None => backend.call_tool(tool, arguments, timeout).await,
     };
     shared.protection.record(&tool.backend_url, !crate::backend::protect::unhealthy(&result));
     shared.metrics.backend(&tool.name, started.elapsed().as_secs_f64(), result.as_ref().err().map(GatewayError::kind));

@@ -66,6 +66,13 @@ pub async fn reload_tools(shared: &Shared, why: &str) -> Reload {
         return Reload::Deferred;
     }
     let catalog = Arc::new(gateway_actors::Catalog::new(tools));
+    // A schema taken out of tools.yaml (or a tool removed) stops being enforced; a backend's own
+    // schema comes back with the definition check this reload triggers.
+    for old in shared.catalog.load().all() {
+        if old.input_schema.is_some() && catalog.get(&old.name).is_none_or(|t| t.input_schema.is_none()) {
+            shared.schemas.remove(&old.name);
+        }
+    }
     for tool in catalog.all() {
         if let Some(schema) = &tool.input_schema {
             shared.schemas.set(&tool.name, schema);
@@ -78,6 +85,7 @@ pub async fn reload_tools(shared: &Shared, why: &str) -> Reload {
     shared.metrics.config_reload(true);
     tracing::info!(file = %shared.settings.tools_config.display(), trigger = why, tools = catalog.all().len(), "tools reloaded");
     shared.tools_changed();
+    shared.definitions_changed.notify_one();
     Reload::Applied
 }
 
@@ -110,6 +118,8 @@ pub fn spawn(shared: web::Data<Shared>) {
                 // A deferred reload (database down) is tried again at the next tick.
                 if reload_tools(&shared, if hangup { "SIGHUP" } else { "file changed" }).await != Reload::Deferred {
                     tools_seen = tools_now;
+                    // Backends new to this reload get a notification listener.
+                    crate::backend::listen::spawn(shared.clone());
                 }
             }
             if hangup || (policy_now.is_some() && policy_now != policy_seen) {

@@ -30,6 +30,11 @@ impl Schemas {
         }
     }
 
+    /// Stop enforcing `tool`'s schema (taken out of `tools.yaml` on reload).
+    pub fn remove(&self, tool: &str) {
+        self.validators.remove(tool);
+    }
+
     /// Whether `tool` has a schema.
     pub fn has(&self, tool: &str) -> bool {
         self.validators.contains_key(tool)

@@ -18,6 +18,8 @@ tools:
       repo: {one_of: [mcp-gateway, docs]}
       action: {not_one_of: [blame]}
       params.precision: {max: 100}
+      seed: {min: 0}
+      label: {pattern: '[a-z]+'}
     roles:
       guest:
         arguments:
@@ -26,6 +28,9 @@ tools:
       open:
         arguments:
           secret: {forbidden: true}
+      audited:
+        arguments:
+          ticket: {required: true}
 ";
 
 #[actix_web::test]
@@ -40,6 +45,8 @@ async fn argument_rules_allow_and_deny_and_name_the_rule_not_the_value() {
         (json!({"repo": "secret-repo"}), "tools.echo.arguments.repo: one_of"),
         (json!({"repo": "docs", "action": "blame"}), "tools.echo.arguments.action: not_one_of"),
         (json!({"repo": "docs", "params": {"precision": 1000}}), "tools.echo.arguments.params.precision: max"),
+        (json!({"repo": "docs", "seed": -1}), "tools.echo.arguments.seed: min"),
+        (json!({"repo": "docs", "label": "Has Capitals"}), "tools.echo.arguments.label: pattern"),
     ] {
         let (status, body) = gw.invoke(&dev, "echo", args).await;
         assert_eq!(status, 403, "{body}");
@@ -60,11 +67,30 @@ async fn argument_rules_allow_and_deny_and_name_the_rule_not_the_value() {
         403,
         "workspace-scoped rule"
     );
-    assert_eq!(backend.count("tools/call"), 2, "denied calls never reached the backend");
-    let rows = db.wait_for_rows(7).await;
+    let audited = gw.token_in("t", &["developer"], "audited");
+    let (status, body) = gw.invoke(&audited, "echo", json!({"repo": "docs"})).await;
+    assert_eq!(status, 403, "workspace-scoped required rule: {body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("ticket: required"), "{body}");
+    assert_eq!(
+        gw.invoke(&audited, "echo", json!({"repo": "docs", "ticket": "T-1", "seed": 0, "label": "ok"})).await.0,
+        200
+    );
+    assert_eq!(backend.count("tools/call"), 3, "denied calls never reached the backend");
+    let rows = db.wait_for_rows(11).await;
     let denied: Vec<_> = rows.iter().filter(|r| r.decision == "denied").collect();
-    assert_eq!(denied.len(), 5);
-    assert!(denied.iter().all(|r| !r.error_message.as_deref().unwrap_or("").contains("secret-repo")));
+    assert_eq!(denied.len(), 8);
+    for row in &denied {
+        let message = row.error_message.as_deref().unwrap_or("");
+        assert!(message.contains(".arguments.") || message.contains(": "), "the audit row names the rule: {message}");
+        for value in ["secret-repo", "Has Capitals", "far too long"] {
+            assert!(!message.contains(value), "the value never reaches the audit table: {message}");
+        }
+    }
+    assert!(denied.iter().any(|r| r
+        .error_message
+        .as_deref()
+        .unwrap_or("")
+        .contains("tools.echo.arguments.repo: one_of")));
     gw.stop().await;
 }
 
@@ -148,6 +174,19 @@ async fn a_changed_tool_definition_is_flagged_blocked_and_approved() {
     assert!(body["error"]["message"].as_str().unwrap().contains("approve"));
     let (_, health) = gw.get("/health/actors", Some(&gw.token("ops", &["operator"]))).await;
     assert_eq!(health["tool_drift"][0]["tool"], "pinned");
+    // Explain agrees with the live refusal and names the pinning step.
+    let explained: Value = client()
+        .post(format!("{}/admin/policy/explain", gw.base))
+        .bearer_auth(gw.token("root", &["admin"]))
+        .send_json(&json!({"subject": {"sub": "p", "roles": ["developer"]}, "tool_name": "pinned"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(explained["allowed"], false, "{explained}");
+    assert_eq!(explained["steps"].as_array().unwrap().last().unwrap()["rule"], "tool_pinning", "{explained}");
+    assert!(gw.metrics().await.contains("mcpgw_tool_definition_drift{tool=\"pinned\"} 1"), "drift metric");
 
     let approve = Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
         .args(["tools", "approve", "pinned"])
@@ -182,12 +221,26 @@ async fn explain_agrees_with_the_live_decision() {
         (json!({"sub": "e", "roles": ["developer"]}), "echo", json!({"repo": "docs", "n": "not a number"})),
         (json!({"sub": "f", "roles": ["nobody"]}), "echo", json!({"repo": "docs"})),
         (json!({"sub": "g", "roles": ["developer"]}), "missing", json!({})),
+        (json!({"sub": "h", "roles": ["developer"]}), "echo", json!({"repo": "docs", "seed": -3})),
+        (json!({"sub": "i", "roles": ["developer"]}), "echo", json!({"repo": "docs", "label": "UPPER"})),
+        (json!({"sub": "j", "roles": ["developer"], "workspace": "audited"}), "echo", json!({"repo": "docs"})),
+        (
+            json!({"sub": "k", "roles": ["developer"], "workspace": "audited"}),
+            "echo",
+            json!({"repo": "docs", "ticket": "T"}),
+        ),
+        // No arguments at all: a live call checks `{}`, and so does explain (`required` denies).
+        (json!({"sub": "l", "roles": ["developer"], "workspace": "audited"}), "echo", Value::Null),
     ];
     for (subject, tool, arguments) in cases {
+        let mut request = json!({"subject": subject, "tool_name": tool});
+        if !arguments.is_null() {
+            request["arguments"] = arguments.clone();
+        }
         let explained: Value = client()
             .post(format!("{}/admin/policy/explain", gw.base))
             .bearer_auth(&admin)
-            .send_json(&json!({"subject": subject, "tool_name": tool, "arguments": arguments}))
+            .send_json(&request)
             .await
             .unwrap()
             .json()

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::backend::{Mode, TestBackend};
-use common::{TestDb, TestGateway};
+use common::{client, TestDb, TestGateway};
 use serde_json::json;
 
 const BASE: &str = "
@@ -90,10 +90,33 @@ async fn policy_changes_apply_live_bad_files_are_refused_and_no_call_fails() {
 async fn tools_yaml_changes_apply_live_and_bad_files_are_refused() {
     let db = TestDb::sqlite().await;
     let echo = TestBackend::start(Mode::Echo).await;
-    let gw = TestGateway::builder(&db).tool("echo", &echo.url).start().await;
+    let schema = r#"input_schema: {"type": "object", "properties": {"n": {"type": "integer"}}}"#;
+    let gw = TestGateway::builder(&db).tool_with("echo", &echo.url, schema).start().await;
     let path = gw.settings.tools_config.clone();
     let dev = gw.token("d", &["developer"]);
     assert_eq!(gw.invoke(&dev, "echo2", json!({})).await.0, 404);
+    assert_eq!(gw.invoke(&dev, "echo", json!({"n": "x"})).await.0, 400, "the schema is enforced");
+    // An MCP client with an open notification stream hears of the change.
+    let mut init = client()
+        .post(format!("{}/mcp", gw.base))
+        .bearer_auth(&dev)
+        .insert_header(("Accept", "application/json, text/event-stream"))
+        .send_json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+        .await
+        .unwrap();
+    let sid = init.headers().get("mcp-session-id").unwrap().to_str().unwrap().to_owned();
+    let _ = init.body().await;
+    let mut notifications = client()
+        .get(format!("{}/mcp", gw.base))
+        .bearer_auth(&dev)
+        .insert_header(("Mcp-Session-Id", sid))
+        .insert_header(("MCP-Protocol-Version", "2025-06-18"))
+        .insert_header(("Accept", "text/event-stream"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(notifications.status(), 200);
     let listed = |body: &serde_json::Value| -> Vec<String> {
         body["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect()
     };
@@ -122,6 +145,24 @@ async fn tools_yaml_changes_apply_live_and_bad_files_are_refused() {
     }
     let (_, tools) = gw.get("/mcp/tools", Some(&dev)).await;
     assert!(listed(&tools).contains(&"echo2".to_owned()), "{tools}");
+    assert_eq!(
+        gw.invoke(&dev, "echo", json!({"n": "x"})).await.0,
+        200,
+        "a schema taken out of the file is no longer enforced"
+    );
+    let heard = tokio::time::timeout(Duration::from_secs(5), async {
+        use futures_util::StreamExt;
+        let mut seen = String::new();
+        while let Some(Ok(chunk)) = notifications.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains("notifications/tools/list_changed") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(heard, Ok(true), "the reload reached the MCP client as list_changed");
     // The tools table follows the file.
     let (_, admin_tools) = gw.get("/admin/tools", Some(&gw.token("root", &["admin"]))).await;
     assert!(admin_tools.to_string().contains("echo2"), "{admin_tools}");

@@ -95,14 +95,17 @@ fn violated(value: Option<&Value>, check: &ArgCheck, pattern: Option<&regex::Reg
     if check.not_one_of.as_ref().is_some_and(|set| set.contains(value)) {
         return Some("not_one_of");
     }
-    let number = value.as_f64().or_else(|| value.as_str().and_then(|s| s.trim().parse::<f64>().ok()));
+    // Numbers, or strings holding a finite decimal number ("NaN" and "inf" are not numbers).
+    let text = value.as_str().map(str::trim);
+    let number = value.as_f64().or_else(|| text.and_then(|s| s.parse::<f64>().ok())).filter(|n| n.is_finite());
     if let (Some(min), Some(n)) = (check.min, number) {
-        if n < min {
+        if below(n, text, min) {
             return Some("min");
         }
     }
     if let (Some(max), Some(n)) = (check.max, number) {
-        if n > max {
+        if below(max, None, n) || (n == max && text.is_some_and(|t| decimal_cmp(t, &max.to_string()) == Some(Greater)))
+        {
             return Some("max");
         }
     }
@@ -127,11 +130,101 @@ fn violated(value: Option<&Value>, check: &ArgCheck, pattern: Option<&regex::Reg
     None
 }
 
+use std::cmp::Ordering::{self, Greater, Less};
+
+/// Whether `n` (the float of `text`, when the value was a string) is below `bound`. Rounding to
+/// a float is monotonic, so only a tie can hide a difference; a tie is settled on the exact
+/// decimal text, so `"100.00000000000000001"` is above a `max: 100`.
+fn below(n: f64, text: Option<&str>, bound: f64) -> bool {
+    n < bound || (n == bound && text.is_some_and(|t| decimal_cmp(t, &bound.to_string()) == Some(Less)))
+}
+
+/// Exact comparison of two decimal numbers written as text (`-12.5e3`); `None` if either is not one.
+fn decimal_cmp(a: &str, b: &str) -> Option<Ordering> {
+    let (a, b) = (Decimal::parse(a)?, Decimal::parse(b)?);
+    let magnitude = |d: &Decimal| (d.digits.is_empty(), d.exponent, d.digits.clone());
+    Some(match (a.negative && !a.digits.is_empty(), b.negative && !b.digits.is_empty()) {
+        (false, true) => Greater,
+        (true, false) => Less,
+        (negative, _) => {
+            let (ma, mb) = (magnitude(&a), magnitude(&b));
+            // Zero sorts below every positive magnitude.
+            let by_size = match (ma.0, mb.0) {
+                (true, true) => Ordering::Equal,
+                (true, false) => Less,
+                (false, true) => Greater,
+                (false, false) => ma.1.cmp(&mb.1).then_with(|| ma.2.cmp(&mb.2)),
+            };
+            if negative {
+                by_size.reverse()
+            } else {
+                by_size
+            }
+        }
+    })
+}
+
+/// `0.digits × 10^exponent`, digits without leading or trailing zeros (none for zero).
+struct Decimal {
+    negative: bool,
+    digits: Vec<u8>,
+    exponent: i64,
+}
+
+impl Decimal {
+    fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let (negative, rest) = match text.as_bytes().first()? {
+            b'-' => (true, &text[1..]),
+            b'+' => (false, &text[1..]),
+            _ => (false, text),
+        };
+        let (mantissa, exp) = match rest.find(['e', 'E']) {
+            Some(i) => (&rest[..i], rest[i + 1..].parse::<i64>().ok()?),
+            None => (rest, 0),
+        };
+        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        if int.is_empty() && frac.is_empty() || !int.bytes().chain(frac.bytes()).all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let mut digits: Vec<u8> = int.bytes().chain(frac.bytes()).collect();
+        let mut exponent = exp.checked_add(int.len() as i64)?;
+        let leading = digits.iter().take_while(|d| **d == b'0').count();
+        digits.drain(..leading);
+        exponent -= leading as i64;
+        while digits.last() == Some(&b'0') {
+            digits.pop();
+        }
+        Some(Self { negative, digits, exponent })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn number_bounds_are_exact_and_not_fooled_by_nan() {
+        let r = rules(json!({"n": {"min": 0, "max": 100}}));
+        for ok in [json!(100), json!("100"), json!("1e2"), json!("99.999999999999999999"), json!("-0"), json!(0)] {
+            assert_eq!(r.violation(&json!({ "n": ok })), None, "{ok}");
+        }
+        for (bad, check) in [
+            (json!("100.00000000000000001"), "max"),
+            (json!("-0.000000000000000000001"), "min"),
+            (json!(101), "max"),
+            (json!("NaN"), "not a number"),
+            (json!("inf"), "not a number"),
+            (json!("-infinity"), "not a number"),
+        ] {
+            assert_eq!(r.violation(&json!({ "n": bad })), Some(format!("n: {check}")), "{bad}");
+        }
+        assert_eq!(decimal_cmp("1.50", "15e-1"), Some(Ordering::Equal));
+        assert_eq!(decimal_cmp("-2", "-10"), Some(Greater));
+        assert_eq!(decimal_cmp("0.0", "-0"), Some(Ordering::Equal));
+    }
 
     fn rules(yaml: Value) -> CompiledRules {
         CompiledRules::compile(&serde_json::from_value(yaml).unwrap()).unwrap()

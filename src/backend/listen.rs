@@ -13,11 +13,14 @@ use serde_json::Value;
 use super::{McpClient, Watch};
 use crate::app::Shared;
 
-/// Start one listener per distinct active backend URL (on the calling arbiter).
+/// Start one listener per distinct active backend URL not listened to yet (on the calling
+/// arbiter): at start-up, and after a reload for backends it added.
 pub fn spawn(shared: web::Data<Shared>) {
     let urls: BTreeSet<String> = shared.catalog.load().active().iter().map(|t| t.backend_url.clone()).collect();
     for url in urls {
-        actix_web::rt::spawn(listen(shared.clone(), url));
+        if shared.listened.insert(url.clone()) {
+            actix_web::rt::spawn(listen(shared.clone(), url));
+        }
     }
 }
 
@@ -59,4 +62,6 @@ fn on_notification(shared: &Shared, url: &str, message: Value) {
     shared.tool_entries.forget(names);
     tracing::info!(backend = url, "backend tool list changed; telling connected clients");
     shared.tools_changed();
+    // The new definitions are compared with their pins (and their schemas loaded) now.
+    shared.definitions_changed.notify_one();
 }

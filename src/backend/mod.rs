@@ -146,18 +146,16 @@ impl McpClient {
         Self { http, sessions, max_response_bytes, next_id: AtomicU64::new(1) }
     }
 
-    /// Call `name` with `arguments` at `url`, all within `timeout`; returns the JSON-RPC `result`.
-    /// A 502/503 answer is retried only for an `idempotent` tool.
+    /// Call `tool` with `arguments` at its backend, all within `timeout`; returns the JSON-RPC
+    /// `result`. A 502/503 answer is retried only for an `idempotent` tool.
     pub async fn call_tool(
         &self,
-        url: &str,
-        name: &str,
+        tool: &gateway_actors::Tool,
         arguments: Value,
         timeout: Duration,
-        idempotent: bool,
     ) -> Result<Value, GatewayError> {
-        let params = json!({ "name": name, "arguments": arguments });
-        self.request(url, "tools/call", params, timeout, None, idempotent).await
+        let params = json!({ "name": tool.name, "arguments": arguments });
+        self.request(&tool.backend_url, "tools/call", params, timeout, None, tool.idempotent).await
     }
 
     /// `call_tool` with `_meta` for the backend (a progress token) and an observer that sees the
@@ -165,15 +163,14 @@ impl McpClient {
     /// or left), the backend is sent `notifications/cancelled`.
     pub async fn call_tool_observed(
         &self,
-        url: &str,
-        name: &str,
+        tool: &gateway_actors::Tool,
         arguments: Value,
         meta: Option<Value>,
         timeout: Duration,
         observer: &Observer,
-        idempotent: bool,
     ) -> Result<Value, GatewayError> {
-        let mut params = json!({ "name": name, "arguments": arguments });
+        let (url, idempotent) = (tool.backend_url.as_str(), tool.idempotent);
+        let mut params = json!({ "name": tool.name, "arguments": arguments });
         if let Some(meta) = meta {
             params["_meta"] = meta;
         }

@@ -35,16 +35,27 @@ pub struct ExplainBody {
 }
 
 /// The explanation of a decision, shared by the endpoint and `mcp-gateway policy explain`.
+/// Its steps come in the live pipeline's order: policy, definition pinning (`blocked`: the
+/// tool's definition drifted and `TOOL_PINNING=block`), input schema.
 pub fn explanation(
     explained: Option<gateway_actors::Explanation>,
     tool_name: &str,
     limits: &[gateway_actors::Limit],
     schema: Result<(), String>,
     drift: bool,
+    blocked: bool,
 ) -> Value {
     let Some(mut e) = explained else {
         return json!({ "allowed": false, "steps": [{ "rule": "tools.yaml", "effect": "deny", "detail": format!("unknown tool '{tool_name}'") }] });
     };
+    if e.allowed && drift && blocked {
+        e.allowed = false;
+        e.steps.push(gateway_actors::policy::Step {
+            rule: "tool_pinning".into(),
+            effect: "deny",
+            detail: format!("the definition of '{tool_name}' changed since it was pinned; awaiting `mcp-gateway tools approve {tool_name}`"),
+        });
+    }
     if e.allowed {
         if let Err(problem) = schema {
             e.allowed = false;
@@ -74,18 +85,20 @@ pub async fn explain(
     let internal = |e: actix::MailboxError| GatewayError::Internal(e.to_string());
     let tool = worker.registry.send(GetTool(body.tool_name.clone())).await.map_err(internal)?.filter(|t| t.is_active);
     let Some(tool) = tool else {
-        return Ok(HttpResponse::Ok().json(explanation(None, &body.tool_name, &[], Ok(()), false)));
+        return Ok(HttpResponse::Ok().json(explanation(None, &body.tool_name, &[], Ok(()), false, false)));
     };
-    let arguments = body.arguments.clone();
+    // A live call without arguments is checked as `{}`: so is its explanation.
+    let arguments = Some(body.arguments.unwrap_or_else(|| json!({})));
     let explained = worker
         .policy
-        .send(Explain { caller: subject.clone(), tool: tool.clone(), arguments })
+        .send(Explain { caller: subject.clone(), tool: tool.clone(), arguments: arguments.clone() })
         .await
         .map_err(internal)?;
     let limits = worker.policy.send(GetLimits { caller: subject, tool: tool.name.clone() }).await.map_err(internal)?;
-    let schema = body.arguments.as_ref().map_or(Ok(()), |a| shared.schemas.check(&tool.name, a));
+    let schema = shared.schemas.check(&tool.name, arguments.as_ref().unwrap_or(&Value::Null));
     let drift = shared.drift.contains_key(&tool.name);
-    Ok(HttpResponse::Ok().json(explanation(Some(explained), &tool.name, &limits, schema, drift)))
+    let blocked = shared.settings.pinning == crate::config::Pinning::Block;
+    Ok(HttpResponse::Ok().json(explanation(Some(explained), &tool.name, &limits, schema, drift, blocked)))
 }
 
 /// `GET /admin/tools` (admin): tools, their pins, and which drifted.

@@ -108,6 +108,7 @@ roles:
 workspaces:
   open: {}
   locked: { denied_tools: [echo] }
+  audited: {}
 ";
 
 /// Builds a gateway over a test database with the tools a test needs.
