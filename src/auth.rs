@@ -100,7 +100,8 @@ fn dev_secret(data_dir: &Path) -> Result<String, ConfigError> {
     Ok(secret)
 }
 
-fn is_hmac(alg: Algorithm) -> bool {
+/// Whether `alg` is an HMAC algorithm (a shared secret rather than a key pair).
+pub fn is_hmac(alg: Algorithm) -> bool {
     matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
 }
 

@@ -377,16 +377,21 @@ async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
     let bundled_on = !matches!(std::env::var("BUNDLED_TOOLS").as_deref(), Ok("off" | "false" | "0"));
     let bundled = if bundled_on { crate::bundled::start() } else { Vec::new() };
     let addr = listener.local_addr()?;
-    let gateway = crate::app::start(settings, listener, true).await?;
-    banner(addr, &bundled);
+    let gateway = crate::app::start(settings.clone(), listener, true).await?;
+    let dev_mode = crate::auth::is_hmac(settings.jwt.algorithm) && settings.jwt.secret.is_none();
+    banner(addr, &bundled, dev_mode);
     gateway.wait().await;
     crate::bundled::stop(bundled).await;
     Ok(())
 }
 
 /// What a person needs after `cargo run`: where it listens, how to get a token, one call.
-fn banner(addr: std::net::SocketAddr, bundled: &[crate::bundled::Bundled]) {
+fn banner(addr: std::net::SocketAddr, bundled: &[crate::bundled::Bundled], dev_mode: bool) {
     println!("\nmcp-gateway is listening on http://{addr}");
+    if dev_mode {
+        println!("  !! DEV MODE: no JWT_SECRET_KEY is set; tokens are signed with a generated secret kept");
+        println!("  !! under data/. Loopback only. Set JWT_SECRET_KEY (or a public key) for anything else.");
+    }
     for b in bundled {
         println!("  bundled tool {:<18} http://{}/mcp", b.tool, b.addr);
     }

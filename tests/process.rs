@@ -254,7 +254,12 @@ async fn one_command_runs_the_gateway_with_all_three_tools_and_ctrl_c_stops_ever
         .env("CALCULATOR_URL", format!("http://127.0.0.1:{calc}/mcp"))
         .env("GIT_TOOL_BIND", format!("127.0.0.1:{git}"))
         .env("GIT_TOOL_URL", format!("http://127.0.0.1:{git}/mcp"))
-        .env("GIT_REPOS", format!("mcp-gateway={}", env!("CARGO_MANIFEST_DIR")))
+        // No repository list, no secret, no database: the defaults a fresh checkout runs with
+        // (the git tool serves this repository as `mcp-gateway`).
+        .env_remove("GIT_REPOS")
+        .env_remove("GIT_REPOS_FILE")
+        .env_remove("JWT_SECRET_KEY")
+        .env_remove("DATABASE_URL")
         .env("DOCGEN_BIND", format!("127.0.0.1:{doc}"))
         .env("DOCGEN_URL", format!("http://127.0.0.1:{doc}/mcp"))
         .stdout(Stdio::piped())
@@ -303,9 +308,22 @@ async fn one_command_runs_the_gateway_with_all_three_tools_and_ctrl_c_stops_ever
     assert!(output.0.success(), "{}", output.0);
     assert!(output.1.contains("mcp-gateway is listening on http://127.0.0.1:"), "{}", output.1);
     assert!(output.1.contains("bundled tool exact_compute"));
+    assert!(output.1.contains("DEV MODE"), "the dev secret is announced loudly: {}", output.1);
+    assert!(
+        output.1.contains("token --sub demo --roles developer") && output.1.contains("/mcp/invoke"),
+        "{}",
+        output.1
+    );
     for port in [calc, git, doc] {
         assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "tool server on {port} stopped");
     }
+    // The three calls are in the embedded SQLite audit table, stored before the exit.
+    let db =
+        mcp_gateway::db::Db::connect(&format!("sqlite://{}", dir.path().join("data/gateway.db").display()), 1).unwrap();
+    let filter = mcp_gateway::db::audit::AuditFilter { limit: 100, ..Default::default() };
+    let rows = mcp_gateway::db::audit::query(&db, &filter).await.unwrap();
+    assert_eq!(rows.len(), 3, "one row per call");
+    assert!(rows.iter().all(|r| r.user_id.as_deref() == Some("demo") && r.decision == "allowed" && r.status == "ok"));
 }
 
 #[actix_web::test]
