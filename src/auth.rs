@@ -42,9 +42,25 @@ pub struct Claims {
     /// Issuer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
-    /// Audience.
+    /// Audience: one string, or a list (RFC 7519 §4.1.3; identity providers send both).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    pub aud: Option<Audience>,
+}
+
+/// A token's `aud`: the configured audience must be the one, or one of the list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// `"aud": "mcp-gateway"`.
+    One(String),
+    /// `"aud": ["mcp-gateway", "other-api"]`.
+    Many(Vec<String>),
+}
+
+impl From<&str> for Audience {
+    fn from(aud: &str) -> Self {
+        Self::One(aud.to_owned())
+    }
 }
 
 enum Keys {
@@ -266,7 +282,7 @@ pub fn claims_for(
         iat: Some(now),
         nbf: Some(now),
         iss: jwt.issuer.clone(),
-        aud: jwt.audience.clone(),
+        aud: jwt.audience.clone().map(Audience::One),
     }
 }
 

@@ -17,8 +17,10 @@ async fn one_row_per_attempt(kind: DbKind) {
     };
     let echo = TestBackend::start(Mode::Echo).await;
     let slow = TestBackend::start(Mode::Slow(Duration::from_secs(3))).await;
+    let garbage = TestBackend::start(Mode::Garbage).await;
     let gw = TestGateway::builder(&db)
         .tool("echo", &echo.url)
+        .tool("garbage", &garbage.url)
         .tool("admin_only", &echo.url)
         .tool_with("slow", &slow.url, "timeout_seconds: 1")
         .tool("down", "http://127.0.0.1:9/mcp")
@@ -34,9 +36,17 @@ async fn one_row_per_attempt(kind: DbKind) {
     assert_eq!(gw.invoke(&dev, "down", json!({})).await.0, 502);
     let big = format!(r#"{{"tool_name":"echo","arguments":{{"blob":"{}"}}}}"#, "x".repeat(2 << 20));
     assert_eq!(gw.post_invoke(Some(&dev), big.into_bytes()).await.0, 413);
+    // A workspace that denies the tool, a backend answering garbage, an expired token, a forged one.
+    assert_eq!(gw.invoke(&gw.token_in("lou", &["developer"], "locked"), "echo", json!({})).await.0, 403);
+    assert_eq!(gw.invoke(&dev, "garbage", json!({})).await.0, 502);
+    let mut expired = common::claims("old", &["developer"], None);
+    expired.exp = jsonwebtoken::get_current_timestamp() - 3600;
+    assert_eq!(gw.invoke(&common::sign(&expired, common::SECRET), "echo", json!({})).await.0, 401);
+    let forged = common::sign(&common::claims("eve", &["admin"], None), "a-secret-that-is-not-the-gateways-own!!");
+    assert_eq!(gw.invoke(&forged, "echo", json!({})).await.0, 401);
 
-    let rows = db.wait_for_rows(7).await;
-    assert_eq!(rows.len(), 7, "exactly one row per attempt");
+    let rows = db.wait_for_rows(11).await;
+    assert_eq!(rows.len(), 11, "exactly one row per attempt");
     let mut seen: Vec<(String, String, i32)> =
         rows.iter().map(|r| (r.decision.clone(), r.status.clone(), r.http_status)).collect();
     seen.sort();
@@ -48,6 +58,10 @@ async fn one_row_per_attempt(kind: DbKind) {
         ("allowed", "backend_timeout", 504),
         ("allowed", "backend_unavailable", 502),
         ("rejected", "payload_too_large", 413),
+        ("denied", "denied", 403),
+        ("allowed", "backend_bad_reply", 502),
+        ("unauthenticated", "unauthenticated", 401),
+        ("unauthenticated", "unauthenticated", 401),
     ]
     .iter()
     .map(|(d, s, h)| (d.to_string(), s.to_string(), *h))
@@ -66,6 +80,8 @@ async fn one_row_per_attempt(kind: DbKind) {
     let timeout = rows.iter().find(|r| r.status == "backend_timeout").unwrap();
     assert_eq!(timeout.error_code, Some(-32003));
     assert!(rows.iter().all(|r| r.error_message.as_deref().is_none_or(|m| !m.contains("Bearer"))));
+    let locked = rows.iter().find(|r| r.workspace.as_deref() == Some("locked")).unwrap();
+    assert_eq!((locked.decision.as_str(), locked.error_code), ("denied", Some(-32002)), "workspace deny is audited");
     gw.stop().await;
     db.drop_db().await;
 }
@@ -177,8 +193,14 @@ async fn tools_sync(kind: DbKind) {
     assert_eq!(flags.get("a"), Some(&true));
     assert_eq!(flags.get("b"), Some(&false), "tools missing from the file are kept, inactive");
     assert_eq!(flags.get("c"), Some(&true));
-    let report = mcp_gateway::db::tools::sync(&Db::connect(&db.url, 1).unwrap(), &[]).await.unwrap();
-    assert_eq!(report.deactivated, 2);
+    // A changed definition is updated in place; what left the file is deactivated.
+    let changed: gateway_actors::Tool =
+        serde_json::from_value(json!({"name": "a", "backend_url": url, "description": "changed again"})).unwrap();
+    let conn = Db::connect(&db.url, 1).unwrap();
+    let report = mcp_gateway::db::tools::sync(&conn, &[changed]).await.unwrap();
+    assert_eq!((report.inserted, report.updated, report.deactivated), (0, 1, 1), "a updated, c deactivated");
+    let report = mcp_gateway::db::tools::sync(&conn, &[]).await.unwrap();
+    assert_eq!(report.deactivated, 1);
     db.drop_db().await;
 }
 

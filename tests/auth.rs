@@ -36,6 +36,10 @@ async fn missing_expired_forged_unsigned_and_wrong_audience_tokens_are_401() {
     good.aud = Some("mcp-gateway".into());
     let (status, body) = gw.invoke(&sign(&good, SECRET), "echo", json!({})).await;
     assert_eq!(status, 200, "{body}");
+    let mut listed_aud = good.clone();
+    listed_aud.aud = Some(mcp_gateway::auth::Audience::Many(vec!["other-api".into(), "mcp-gateway".into()]));
+    let (status, body) = gw.invoke(&sign(&listed_aud, SECRET), "echo", json!({})).await;
+    assert_eq!(status, 200, "an aud list holding ours passes: {body}");
 
     let mut expired = good.clone();
     expired.exp = jsonwebtoken::get_current_timestamp() - 120;
@@ -43,6 +47,8 @@ async fn missing_expired_forged_unsigned_and_wrong_audience_tokens_are_401() {
     wrong_aud.aud = Some("someone-else".into());
     let mut no_aud = good.clone();
     no_aud.aud = None;
+    let mut listed_wrong = good.clone();
+    listed_wrong.aud = Some(mcp_gateway::auth::Audience::Many(vec!["other-api".into()]));
     let mut future_nbf = good.clone();
     future_nbf.nbf = Some(jsonwebtoken::get_current_timestamp() + 600);
     let cases = [
@@ -51,6 +57,7 @@ async fn missing_expired_forged_unsigned_and_wrong_audience_tokens_are_401() {
         ("alg none", Some(unsigned_token())),
         ("wrong audience", Some(sign(&wrong_aud, SECRET))),
         ("missing audience", Some(sign(&no_aud, SECRET))),
+        ("a list of audiences without ours", Some(sign(&listed_wrong, SECRET))),
         ("not yet valid", Some(sign(&future_nbf, SECRET))),
         ("garbage", Some("not-a-jwt".to_owned())),
     ];
@@ -67,10 +74,10 @@ async fn missing_expired_forged_unsigned_and_wrong_audience_tokens_are_401() {
     let challenge = headers.get("www-authenticate").unwrap().to_str().unwrap();
     assert!(challenge.starts_with("Bearer resource_metadata=\"http://127.0.0.1:"), "{challenge}");
     assert!(!challenge.contains("invalid_token"));
-    assert_eq!(backend.count("tools/call"), 1, "no bad token reached the backend");
+    assert_eq!(backend.count("tools/call"), 2, "no bad token reached the backend");
 
-    let rows = db.wait_for_rows(9).await;
-    assert_eq!(rows.iter().filter(|r| r.decision == "unauthenticated").count(), 8);
+    let rows = db.wait_for_rows(11).await;
+    assert_eq!(rows.iter().filter(|r| r.decision == "unauthenticated").count(), 9);
     assert!(rows
         .iter()
         .filter(|r| r.decision == "unauthenticated")

@@ -172,6 +172,27 @@ async fn sigterm_under_load_stores_a_row_for_every_answered_call() {
     assert!(missing.is_empty(), "{} of {} answered calls have no row", missing.len(), answered.len());
 }
 
+/// `mcp-gateway migrate` runs the embedded migrations alone, once: a second run has nothing left.
+#[test]
+fn migrate_runs_the_embedded_migrations_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("m.db").display());
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
+            .arg("migrate")
+            .env("DATABASE_URL", &url)
+            .env("JWT_SECRET_KEY", SECRET)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let migrations =
+        std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite")).unwrap().count();
+    assert_eq!(run(), format!("{migrations} migrations applied"));
+    assert_eq!(run(), "0 migrations applied");
+}
+
 #[test]
 fn check_config_exits_non_zero_naming_the_file_and_field() {
     let dir = tempfile::tempdir().unwrap();
@@ -413,6 +434,23 @@ async fn no_token_secret_or_document_body_reaches_the_logs_or_the_audit_table() 
     assert!(wait_exit(child).success());
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(log.lines().count() > 3, "the gateway logged: {log}");
+    // Each request is one JSON line with its request id, user, tool, status and latency.
+    let invoke_line = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| {
+            let f = l.get("fields").unwrap_or(l);
+            f["path"] == "/mcp/invoke" && f["status"] == 200
+        })
+        .unwrap_or_else(|| panic!("a JSON line for the allowed call: {log}"));
+    let fields = invoke_line.get("fields").unwrap_or(&invoke_line);
+    assert_eq!(
+        (fields["user_id"].as_str(), fields["tool"].as_str()),
+        (Some("leak-check"), Some("echo")),
+        "{invoke_line}"
+    );
+    assert!(fields["request_id"].as_str().is_some_and(|id| !id.is_empty()), "{invoke_line}");
+    assert!(fields["latency_ms"].is_number(), "{invoke_line}");
     let rows = format!("{:?}", db.audit_rows().await);
     assert!(rows.contains("leak-check"), "the calls were audited");
     let token_signature = token.rsplit('.').next().unwrap();
