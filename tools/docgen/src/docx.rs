@@ -23,25 +23,14 @@ struct Writer {
 }
 
 impl Writer {
-    fn runs(&mut self, spans: &[Span], extra_rpr: &str) {
+    /// The runs of `spans`; `bold` makes every run bold (table headers).
+    fn runs(&mut self, spans: &[Span], bold: bool) {
         for s in spans {
             if s.text == "\n" {
                 self.body.push_str("<w:r><w:br/></w:r>");
                 continue;
             }
-            let mut rpr = String::from(extra_rpr);
-            if s.link.is_some() {
-                rpr.push_str("<w:rStyle w:val=\"Hyperlink\"/>");
-            }
-            if s.bold {
-                rpr.push_str("<w:b/>");
-            }
-            if s.italic {
-                rpr.push_str("<w:i/>");
-            }
-            if s.code {
-                rpr.push_str("<w:rFonts w:ascii=\"Consolas\" w:hAnsi=\"Consolas\" w:cs=\"Consolas\"/><w:shd w:val=\"clear\" w:color=\"auto\" w:fill=\"F2F2F2\"/>");
-            }
+            let rpr = run_properties(s, bold);
             let run = format!("<w:r><w:rPr>{rpr}</w:rPr><w:t xml:space=\"preserve\">{}</w:t></w:r>", escape(&s.text));
             match &s.link {
                 Some(url) => {
@@ -54,9 +43,9 @@ impl Writer {
         }
     }
 
-    fn paragraph(&mut self, ppr: &str, spans: &[Span], rpr: &str) {
+    fn paragraph(&mut self, ppr: &str, spans: &[Span], bold: bool) {
         self.body.push_str(&format!("<w:p><w:pPr>{ppr}</w:pPr>"));
-        self.runs(spans, rpr);
+        self.runs(spans, bold);
         self.body.push_str("</w:p>");
     }
 
@@ -72,9 +61,9 @@ impl Writer {
         for block in blocks {
             match block {
                 Block::Heading(level, spans) => {
-                    self.paragraph(&format!("<w:pStyle w:val=\"Heading{level}\"/>"), spans, "")
+                    self.paragraph(&format!("<w:pStyle w:val=\"Heading{level}\"/>"), spans, false)
                 }
-                Block::Paragraph(spans) => self.paragraph(&format!("{base_style}{}", indent(0)), spans, ""),
+                Block::Paragraph(spans) => self.paragraph(&format!("{base_style}{}", indent(0)), spans, false),
                 Block::Code(text) => {
                     self.body.push_str(&format!("<w:p><w:pPr><w:pStyle w:val=\"Code\"/>{}</w:pPr>", indent(0)));
                     for (i, line) in text.split('\n').enumerate() {
@@ -100,11 +89,11 @@ impl Writer {
                         );
                         match item.split_first() {
                             Some((Block::Paragraph(spans), rest)) => {
-                                self.paragraph(&numbered, spans, "");
+                                self.paragraph(&numbered, spans, false);
                                 self.blocks(rest, depth + 1, quote);
                             }
                             _ => {
-                                self.paragraph(&numbered, &[], "");
+                                self.paragraph(&numbered, &[], false);
                                 self.blocks(item, depth + 1, quote);
                             }
                         }
@@ -139,13 +128,35 @@ impl Writer {
                 let cell = row.get(c).unwrap_or(&empty);
                 let shade = if r == 0 { "<w:shd w:val=\"clear\" w:color=\"auto\" w:fill=\"EEEEEE\"/>" } else { "" };
                 self.body.push_str(&format!("<w:tc><w:tcPr><w:tcW w:w=\"{width}\" w:type=\"dxa\"/>{shade}</w:tcPr>"));
-                self.paragraph("<w:spacing w:before=\"40\" w:after=\"40\"/>", cell, if r == 0 { "<w:b/>" } else { "" });
+                self.paragraph("<w:spacing w:before=\"40\" w:after=\"40\"/>", cell, r == 0);
                 self.body.push_str("</w:tc>");
             }
             self.body.push_str("</w:tr>");
         }
         self.body.push_str("</w:tbl><w:p/>");
     }
+}
+
+/// A run's `<w:rPr>` children, in the order the schema requires (`CT_RPr`: rStyle, rFonts,
+/// b, i, …, shd, …); Word rejects or repairs a document whose properties are out of order.
+fn run_properties(s: &Span, bold: bool) -> String {
+    let mut rpr = String::new();
+    if s.link.is_some() {
+        rpr.push_str("<w:rStyle w:val=\"Hyperlink\"/>");
+    }
+    if s.code {
+        rpr.push_str("<w:rFonts w:ascii=\"Consolas\" w:hAnsi=\"Consolas\" w:cs=\"Consolas\"/>");
+    }
+    if s.bold || bold {
+        rpr.push_str("<w:b/>");
+    }
+    if s.italic {
+        rpr.push_str("<w:i/>");
+    }
+    if s.code {
+        rpr.push_str("<w:shd w:val=\"clear\" w:color=\"auto\" w:fill=\"F2F2F2\"/>");
+    }
+    rpr
 }
 
 fn styles() -> String {
@@ -305,4 +316,98 @@ w:header=\"709\" w:footer=\"709\" w:gutter=\"0\"/></w:sectPr></w:body></w:docume
         write(name, data)?;
     }
     Ok(zip.finish().map_err(|e| e.to_string())?.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `CT_RPr`'s children in schema order (ECMA-376 Part 1, 17.3.2.28; EG_RPrBase).
+    const RPR_ORDER: [&str; 39] = [
+        "rStyle",
+        "rFonts",
+        "b",
+        "bCs",
+        "i",
+        "iCs",
+        "caps",
+        "smallCaps",
+        "strike",
+        "dstrike",
+        "outline",
+        "shadow",
+        "emboss",
+        "imprint",
+        "noProof",
+        "snapToGrid",
+        "vanish",
+        "webHidden",
+        "color",
+        "spacing",
+        "w",
+        "kern",
+        "position",
+        "sz",
+        "szCs",
+        "highlight",
+        "u",
+        "effect",
+        "bdr",
+        "shd",
+        "fitText",
+        "vertAlign",
+        "rtl",
+        "cs",
+        "em",
+        "lang",
+        "eastAsianLayout",
+        "specVanish",
+        "oMath",
+    ];
+
+    /// The child element names of every `<w:rPr>` in `xml`.
+    fn run_properties_in(xml: &str) -> Vec<Vec<String>> {
+        xml.split("<w:rPr>")
+            .skip(1)
+            .map(|rest| {
+                let inner = rest.split("</w:rPr>").next().unwrap_or("");
+                inner.split("<w:").skip(1).map(|el| el.split([' ', '/', '>']).next().unwrap_or("").to_owned()).collect()
+            })
+            .collect()
+    }
+
+    fn assert_schema_order(xml: &str) {
+        for children in run_properties_in(xml) {
+            let positions: Vec<usize> = children
+                .iter()
+                .map(|c| RPR_ORDER.iter().position(|o| o == c).unwrap_or_else(|| panic!("unknown w:{c}")))
+                .collect();
+            assert!(positions.windows(2).all(|p| p[0] < p[1]), "out of order or repeated: {children:?}");
+        }
+    }
+
+    #[test]
+    fn run_properties_follow_the_schema_order() {
+        let md = "**bold `code` text** and *[`linked code`](https://x.test)*\n\n\
+                  | [site](https://x.test) | **`h`** | *plain* |\n|---|---|---|\n| [a](https://y.test) | `c` | **b** |\n";
+        let mut w = Writer::default();
+        w.blocks(&crate::markdown::parse(md).unwrap(), 0, false);
+        let rprs = run_properties_in(&w.body);
+        assert!(rprs.len() >= 10, "{rprs:?}");
+        assert_schema_order(&w.body);
+        assert_schema_order(&styles());
+        // A code span inside bold: fonts, then bold, then shading.
+        assert!(rprs.contains(&vec!["rFonts".into(), "b".into(), "shd".into()]), "{rprs:?}");
+        assert!(w.body.contains(
+            "<w:rPr><w:rFonts w:ascii=\"Consolas\" w:hAnsi=\"Consolas\" w:cs=\"Consolas\"/><w:b/>\
+             <w:shd w:val=\"clear\" w:color=\"auto\" w:fill=\"F2F2F2\"/></w:rPr><w:t xml:space=\"preserve\">code</w:t>"
+        ));
+        // A link in a table header: the character style first, then the header's bold (once).
+        assert!(w.body.contains(
+            "<w:hyperlink r:id=\"rIdLink2\"><w:r><w:rPr><w:rStyle w:val=\"Hyperlink\"/><w:b/></w:rPr>\
+             <w:t xml:space=\"preserve\">site</w:t>"
+        ));
+        // Code in a bold header cell: bold once, not repeated for the header.
+        assert!(w.body.contains("<w:b/><w:shd w:val=\"clear\" w:color=\"auto\" w:fill=\"F2F2F2\"/></w:rPr><w:t xml:space=\"preserve\">h</w:t>"));
+    }
 }

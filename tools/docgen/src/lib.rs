@@ -237,7 +237,7 @@ pub fn server(max_content_bytes: usize) -> ToolServer {
             })),
         }],
         call: Arc::new(move |_, arguments| call(&arguments, max_content_bytes)),
-        max_body_bytes: max_content_bytes * 2 + 64 * 1024,
+        max_body_bytes: max_content_bytes.saturating_mul(2).saturating_add(64 * 1024),
         call_timeout: std::time::Duration::from_secs(30),
     }
 }

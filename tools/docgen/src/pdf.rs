@@ -61,31 +61,68 @@ impl Face {
     }
 }
 
+/// One face's glyph table, with the advances of U+0000..U+00FF looked up in advance (the
+/// common case: a cmap lookup per character dominates layout time otherwise).
+struct FaceMetrics {
+    face: Face,
+    glyphs: ttf_parser::Face<'static>,
+    latin1: [u16; 256],
+}
+
 /// Glyph advances for measuring text.
 struct Metrics {
-    faces: Vec<(Face, ttf_parser::Face<'static>)>,
+    faces: Vec<FaceMetrics>,
+}
+
+fn lookup_advance(glyphs: &ttf_parser::Face, c: char) -> u16 {
+    let gid = glyphs.glyph_index(c).unwrap_or(ttf_parser::GlyphId(0));
+    glyphs.glyph_hor_advance(gid).unwrap_or(0)
 }
 
 impl Metrics {
     fn new() -> Result<Self, String> {
         let faces = [Face::Regular, Face::Bold, Face::Italic, Face::BoldItalic, Face::Mono]
             .into_iter()
-            .map(|f| ttf_parser::Face::parse(f.data(), 0).map(|p| (f, p)).map_err(|e| format!("font: {e}")))
-            .collect::<Result<_, _>>()?;
+            .map(|face| {
+                let glyphs = ttf_parser::Face::parse(face.data(), 0).map_err(|e| format!("font: {e}"))?;
+                let mut latin1 = [0u16; 256];
+                for (c, slot) in ('\0'..='\u{ff}').zip(latin1.iter_mut()) {
+                    *slot = lookup_advance(&glyphs, c);
+                }
+                Ok(FaceMetrics { face, glyphs, latin1 })
+            })
+            .collect::<Result<_, String>>()?;
         Ok(Self { faces })
     }
 
+    fn get(&self, face: Face) -> Option<&FaceMetrics> {
+        self.faces.iter().find(|f| f.face == face)
+    }
+
+    /// The advance of one character, in font units (0 when the face is missing).
+    fn advance(&self, face: Face, c: char) -> u64 {
+        let Some(f) = self.get(face) else { return 0 };
+        let advance = match f.latin1.get(c as usize) {
+            Some(a) => *a,
+            None => lookup_advance(&f.glyphs, c),
+        };
+        u64::from(advance)
+    }
+
+    /// The summed advances of `text`, in font units.
+    fn units(&self, face: Face, text: &str) -> u64 {
+        text.chars().map(|c| self.advance(face, c)).sum()
+    }
+
+    /// Font units to points at `size`. Sums stay integers until here, so a width summed
+    /// piecewise is bit-identical to the same text measured at once.
+    fn points(&self, face: Face, size: f32, units: u64) -> f32 {
+        let Some(f) = self.get(face) else { return 0.0 };
+        units as f32 * size / f32::from(f.glyphs.units_per_em())
+    }
+
     fn width(&self, face: Face, size: f32, text: &str) -> f32 {
-        let Some((_, f)) = self.faces.iter().find(|(k, _)| *k == face) else { return 0.0 };
-        let upem = f32::from(f.units_per_em());
-        let units: u32 = text
-            .chars()
-            .map(|c| {
-                let gid = f.glyph_index(c).unwrap_or(ttf_parser::GlyphId(0));
-                u32::from(f.glyph_hor_advance(gid).unwrap_or(0))
-            })
-            .sum();
-        units as f32 * size / upem
+        self.points(face, size, self.units(face, text))
     }
 }
 
@@ -185,30 +222,49 @@ impl Layout<'_> {
                 } else {
                     word
                 };
-                // A word wider than the line is cut by characters.
-                let mut rest = word.as_str();
-                while self.metrics.width(face, size, rest.trim_end()) > width - used && !rest.is_empty() {
-                    let mut cut = 0;
+                // A word wider than the line is cut by characters. Advances are summed once
+                // (font units, exact integers), so a very long word costs linear time: the
+                // rest is never re-measured per line.
+                let (end, end_units) = (word.trim_end().len(), self.metrics.units(face, word.trim_end()));
+                let (mut done, mut done_units) = (0usize, 0u64);
+                loop {
+                    let rest = &word[done..];
+                    let rest_trimmed = if done < end { end_units - done_units } else { 0 };
+                    if rest.is_empty() || self.metrics.points(face, size, rest_trimmed) <= width - used {
+                        break;
+                    }
+                    let (mut cut, mut cut_units, mut sum) = (0usize, 0u64, 0u64);
                     for (i, c) in rest.char_indices() {
-                        if self.metrics.width(face, size, &rest[..i + c.len_utf8()]) > width - used {
+                        sum += self.metrics.advance(face, c);
+                        if self.metrics.points(face, size, sum) > width - used {
                             break;
                         }
-                        cut = i + c.len_utf8();
+                        (cut, cut_units) = (i + c.len_utf8(), sum);
                     }
                     if cut == 0 && lines.last().is_some_and(|l| !l.is_empty()) {
                         lines.push(Vec::new());
                         used = 0.0;
                         continue;
                     }
-                    let cut = cut.max(rest.chars().next().map_or(1, char::len_utf8));
+                    if cut == 0 {
+                        // Not even one character fits: place one per line.
+                        let first = rest.chars().next().unwrap_or(' ');
+                        (cut, cut_units) = (first.len_utf8(), self.metrics.advance(face, first));
+                    }
                     push_piece(lines.last_mut(), &rest[..cut], face, size, &span.link, color);
                     lines.push(Vec::new());
                     used = 0.0;
-                    rest = &rest[cut..];
+                    done += cut;
+                    done_units += cut_units;
                 }
+                let rest = &word[done..];
                 if !rest.is_empty() {
                     push_piece(lines.last_mut(), rest, face, size, &span.link, color);
-                    used += if rest.len() == word.len() { w } else { self.metrics.width(face, size, rest) };
+                    used += if done == 0 {
+                        w
+                    } else {
+                        self.metrics.points(face, size, self.metrics.units(face, &word) - done_units)
+                    };
                 }
             }
         }
@@ -481,4 +537,48 @@ pub fn render(doc: &[Block], meta: &Meta) -> Result<(Vec<u8>, usize), String> {
     }
     let bytes = document.finish().map_err(|e| format!("PDF serialisation failed: {e:?}"))?;
     Ok((bytes, count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout_pages(markdown: &str) -> usize {
+        let blocks = crate::markdown::parse(markdown).unwrap();
+        let metrics = Metrics::new().unwrap();
+        let mut layout = Layout { metrics: &metrics, pages: vec![Vec::new()], y: MARGIN };
+        layout.blocks(&blocks, MARGIN, PAGE_W - 2.0 * MARGIN, false);
+        layout.pages.len()
+    }
+
+    /// The layout alone (what the line breaker costs, without krilla's drawing, which is
+    /// slow in unoptimised test builds) must stay linear for a content-limit-sized word.
+    #[test]
+    fn a_content_limit_sized_word_or_code_line_is_laid_out_in_linear_time() {
+        let n = crate::DEFAULT_MAX_CONTENT_BYTES - 64;
+        for (what, markdown) in [("word", "x".repeat(n)), ("code line", format!("```\n{}\n```\n", "y".repeat(n)))] {
+            let started = std::time::Instant::now();
+            let pages = layout_pages(&markdown);
+            let took = started.elapsed();
+            assert!(took < std::time::Duration::from_secs(10), "{what}: layout took {took:?}");
+            assert!(pages > 100, "{what}: {pages} pages");
+        }
+    }
+
+    #[test]
+    fn words_are_cut_where_the_line_is_full() {
+        let metrics = Metrics::new().unwrap();
+        let layout = Layout { metrics: &metrics, pages: Vec::new(), y: MARGIN };
+        let span = Span { text: format!("{} tail", "é".repeat(500)), ..Span::default() };
+        let lines = layout.lines(std::slice::from_ref(&span), BODY, false, TEXT, 200.0);
+        let text: String = lines.iter().flatten().map(|p| p.text.as_str()).collect();
+        assert_eq!(text, span.text, "nothing lost or duplicated");
+        for line in &lines {
+            let w: f32 = line.iter().map(|p| metrics.width(p.face, p.size, p.text.trim_end())).sum();
+            assert!(w <= 200.0, "{w}");
+        }
+        let full = &lines[0][0].text;
+        let one_more = format!("{full}é");
+        assert!(metrics.width(Face::Regular, BODY, &one_more) > 200.0, "each cut line is as full as it can be");
+    }
 }

@@ -220,6 +220,28 @@ fn long_documents_paginate_and_long_words_wrap() {
     assert!(doc.pages.unwrap() >= 8, "{:?}", doc.pages);
 }
 
+/// A single word (or code line) as long as the content limit allows is cut into lines in
+/// linear time: the layout must not re-measure the rest of the word for every line. (The
+/// quadratic cut took hours here.) Drawing ~7000 lines with krilla's shaping takes ~13 s
+/// in an unoptimised test build, so the hang guard is 10 s only for an optimised one; the
+/// unit test `pdf::tests::a_content_limit_sized_word_or_code_line_is_laid_out_in_linear_time`
+/// holds the layout alone to 10 s in every build.
+#[test]
+fn a_content_limit_sized_word_or_code_line_generates_in_bounded_time() {
+    let max = docgen::DEFAULT_MAX_CONTENT_BYTES;
+    let limit = std::time::Duration::from_secs(if cfg!(debug_assertions) { 60 } else { 10 });
+    let word = "x".repeat(max - 64);
+    let code = format!("```\n{}\n```\n", "y".repeat(max - 64));
+    for (what, content) in [("word", word), ("code line", code)] {
+        assert!(content.len() <= max);
+        let started = std::time::Instant::now();
+        let doc = docgen::generate(&json!({"content": content, "format": "pdf"}), max).unwrap();
+        let took = started.elapsed();
+        assert!(took < limit, "{what}: took {took:?}");
+        assert!(doc.pages.unwrap() > 100, "{what}: {:?} pages", doc.pages);
+    }
+}
+
 #[test]
 fn the_result_is_an_embedded_resource_with_its_digest() {
     let result = docgen::call(&json!({"content": REPORT, "format": "pdf"}), docgen::DEFAULT_MAX_CONTENT_BYTES).unwrap();

@@ -27,7 +27,7 @@ pub fn grep(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value
         .map_err(|e| format!("invalid or too large regex: {e}"))?;
     let glob = args.opt_str("glob")?.map(paths::glob).transpose()?;
     let under = args.path("path")?;
-    let limit = args.limit(100, 1000)?;
+    let limit = args.limit(100, crate::MAX_LIMIT)?;
     let tree = commit(repo, args.str_or("rev", "HEAD")?)?.tree().map_err(|e| e.to_string())?;
 
     let mut matches = Vec::new();

@@ -10,6 +10,8 @@ use crate::{Args, Deadline};
 
 /// Largest diff text returned; longer diffs are cut and say so.
 pub const MAX_PATCH_BYTES: usize = 256 * 1024;
+/// Most changed files listed by `show` and `diff`; more set `files_truncated`.
+pub const MAX_FILES: usize = 1000;
 
 /// Resolve a revision (`HEAD`, a branch, a tag, an id, `HEAD~2`) to a commit.
 pub fn commit<'r>(repo: &'r Repository, rev: &str) -> Result<Commit<'r>, String> {
@@ -81,7 +83,7 @@ pub fn log(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value,
     let author = args.opt_str("author")?.map(|a| a.to_lowercase());
     let since = args.opt_str("since")?.map(|s| parse_date(s, "since")).transpose()?;
     let until = args.opt_str("until")?.map(|s| parse_date(s, "until")).transpose()?;
-    let limit = args.limit(50, 500)?;
+    let limit = args.limit(50, crate::MAX_LIMIT)?;
     let offset: usize = match args.opt_str("cursor")? {
         Some(c) => c.parse().map_err(|_| "cursor must come from a previous next_cursor".to_owned())?,
         None => 0,
@@ -124,8 +126,10 @@ pub fn log(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value,
     Ok(json!({ "commits": commits, "next_cursor": next, "deadline_reached": cut }))
 }
 
+/// The changed files, at most [`MAX_FILES`] of them.
 fn changes(diff: &Diff) -> Vec<Value> {
     diff.deltas()
+        .take(MAX_FILES)
         .map(|d| {
             let status = match d.status() {
                 git2::Delta::Added => "A",
@@ -142,56 +146,88 @@ fn changes(diff: &Diff) -> Vec<Value> {
         .collect()
 }
 
-fn patch(diff: &Diff) -> (String, bool) {
-    let mut text = String::new();
-    let mut cut = false;
+/// The patch text, cut at [`MAX_PATCH_BYTES`] (`truncated`) or at the deadline (`expired`).
+struct Patch {
+    text: String,
+    truncated: bool,
+    expired: bool,
+}
+
+fn patch(diff: &Diff, deadline: &Deadline) -> Patch {
+    let mut out = Patch { text: String::new(), truncated: false, expired: false };
+    // libgit2 computes each file's hunks while printing, so this callback is where a large
+    // diff spends its time: stop there at the deadline.
     let _ = diff.print(DiffFormat::Patch, |_, _, line| {
+        if deadline.expired() {
+            out.expired = true;
+            return false;
+        }
         let content = String::from_utf8_lossy(line.content());
         let origin = line.origin();
         let piece = if matches!(origin, '+' | '-' | ' ') { format!("{origin}{content}") } else { content.into_owned() };
-        if text.len() + piece.len() > MAX_PATCH_BYTES {
-            cut = true;
+        if out.text.len() + piece.len() > MAX_PATCH_BYTES {
+            out.truncated = true;
             return false;
         }
-        text.push_str(&piece);
+        out.text.push_str(&piece);
         true
     });
-    (text, cut)
+    out
 }
 
-fn tree_diff<'r>(repo: &'r Repository, old: Option<&Tree>, new: Option<&Tree>, path: &str) -> Result<Diff<'r>, String> {
+fn tree_diff<'r>(
+    repo: &'r Repository,
+    old: Option<&Tree>,
+    new: Option<&Tree>,
+    path: &str,
+    deadline: &Deadline,
+) -> Result<(Diff<'r>, bool), String> {
     let mut opts = DiffOptions::new();
     if !path.is_empty() {
         opts.pathspec(path);
     }
     let mut diff = repo.diff_tree_to_tree(old, new, Some(&mut opts)).map_err(|e| e.to_string())?;
-    diff.find_similar(Some(DiffFindOptions::new().renames(true))).map_err(|e| e.to_string())?;
-    Ok(diff)
+    // Rename detection compares contents; past the deadline, answer without it (and say so).
+    let expired = deadline.expired();
+    if !expired {
+        diff.find_similar(Some(DiffFindOptions::new().renames(true))).map_err(|e| e.to_string())?;
+    }
+    Ok((diff, expired))
 }
 
-fn diff_json(diff: &Diff) -> Value {
-    let (text, truncated) = patch(diff);
-    json!({ "files": changes(diff), "patch": text, "truncated": truncated })
+/// `files` (capped, `files_truncated`), `patch` (capped, `truncated`) and `deadline_reached`
+/// (the patch, or rename detection when `expired`, stopped at the deadline).
+fn diff_json(diff: &Diff, expired: bool, deadline: &Deadline) -> Value {
+    let files = changes(diff);
+    let files_truncated = diff.deltas().len() > files.len();
+    let patch = patch(diff, deadline);
+    json!({
+        "files": files,
+        "files_truncated": files_truncated,
+        "patch": patch.text,
+        "truncated": patch.truncated,
+        "deadline_reached": expired || patch.expired,
+    })
 }
 
 /// `show`: one commit, its changed files and its diff against the first parent.
-pub fn show(repo: &Repository, args: &Args) -> Result<Value, String> {
+pub fn show(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value, String> {
     let c = commit(repo, args.str_or("rev", "HEAD")?)?;
     let tree = c.tree().map_err(|e| e.to_string())?;
     let parent = c.parents().next().map(|p| p.tree()).transpose().map_err(|e| e.to_string())?;
-    let diff = tree_diff(repo, parent.as_ref(), Some(&tree), &args.path("path")?)?;
-    let mut out = diff_json(&diff);
+    let (diff, expired) = tree_diff(repo, parent.as_ref(), Some(&tree), &args.path("path")?, deadline)?;
+    let mut out = diff_json(&diff, expired, deadline);
     out["commit"] = commit_json(&c);
     Ok(out)
 }
 
 /// `diff`: between two revisions (`to` defaults to HEAD), optionally for one path.
-pub fn diff(repo: &Repository, args: &Args) -> Result<Value, String> {
+pub fn diff(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value, String> {
     let from = commit(repo, args.str("from")?)?;
     let to = commit(repo, args.str_or("to", "HEAD")?)?;
     let (a, b) = (from.tree().map_err(|e| e.to_string())?, to.tree().map_err(|e| e.to_string())?);
-    let diff = tree_diff(repo, Some(&a), Some(&b), &args.path("path")?)?;
-    let mut out = diff_json(&diff);
+    let (diff, expired) = tree_diff(repo, Some(&a), Some(&b), &args.path("path")?, deadline)?;
+    let mut out = diff_json(&diff, expired, deadline);
     out["from"] = json!(from.id().to_string());
     out["to"] = json!(to.id().to_string());
     Ok(out)

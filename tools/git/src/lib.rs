@@ -30,6 +30,9 @@ use crate::repos::Repos;
 /// How long one request may work before returning what it has.
 pub const DEADLINE: Duration = Duration::from_secs(8);
 
+/// Largest `limit` accepted (`log`, `grep`); the inputSchema publishes the same maximum.
+pub const MAX_LIMIT: usize = 1000;
+
 /// A per-request deadline checked inside long loops.
 pub struct Deadline(Instant);
 
@@ -149,11 +152,11 @@ pub fn call(repos: &Repos, arguments: &Value) -> CallOutcome {
         let repo = repos.open(args.str("repo")?)?;
         match action {
             "log" => history::log(&repo, &args, &deadline)?,
-            "show" => history::show(&repo, &args)?,
-            "diff" => history::diff(&repo, &args)?,
+            "show" => history::show(&repo, &args, &deadline)?,
+            "diff" => history::diff(&repo, &args, &deadline)?,
             "read_file" => tree::read_file(&repo, &args)?,
-            "list_tree" => tree::list_tree(&repo, &args)?,
-            "blame" => tree::blame(&repo, &args)?,
+            "list_tree" => tree::list_tree(&repo, &args, &deadline)?,
+            "blame" => tree::blame(&repo, &args, &deadline)?,
             "grep" => grep::grep(&repo, &args, &deadline)?,
             "branches" => refs::branches(&repo)?,
             "tags" => refs::tags(&repo)?,
@@ -164,7 +167,20 @@ pub fn call(repos: &Repos, arguments: &Value) -> CallOutcome {
             }
         }
     };
-    Ok(tool_result(text(action, &result), result))
+    let mut readable = text(action, &result);
+    let partial: Vec<&str> = [
+        ("deadline_reached", "stopped at the time limit"),
+        ("files_truncated", "more changed files than listed"),
+        ("truncated", "cut at the size or count limit"),
+    ]
+    .into_iter()
+    .filter(|(flag, _)| result[*flag] == true)
+    .map(|(_, why)| why)
+    .collect();
+    if !partial.is_empty() {
+        readable.push_str(&format!("\n\n[partial result: {}]", partial.join("; ")));
+    }
+    Ok(tool_result(readable, result))
 }
 
 /// The tool server answering `git_readonly` over `repos`.
@@ -185,7 +201,7 @@ pub fn server(repos: Repos) -> ToolServer {
                     "repo": { "type": "string", "description": "short name from list_repos (all actions but list_repos)" },
                     "rev": { "type": "string", "default": "HEAD" },
                     "path": { "type": "string", "description": "relative to the repository root" },
-                    "limit": { "type": "integer", "minimum": 1, "maximum": 1000 },
+                    "limit": { "type": "integer", "minimum": 1, "maximum": MAX_LIMIT },
                     "cursor": { "type": "string", "description": "next_cursor from a previous log" },
                     "author": { "type": "string" },
                     "since": { "type": "string", "description": "RFC 3339 or YYYY-MM-DD (committer date)" },

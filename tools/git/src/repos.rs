@@ -79,3 +79,43 @@ fn open_path(path: &std::path::Path) -> Result<Repository, git2::Error> {
     // NO_SEARCH: never walk up to a parent repository.
     Repository::open_ext(path, RepositoryOpenFlags::NO_SEARCH, std::iter::empty::<&std::ffi::OsStr>())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn two_repos() -> (tempfile::TempDir, String, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        Repository::init(&a).unwrap();
+        Repository::init_bare(&b).unwrap();
+        (dir, a.display().to_string(), b.display().to_string())
+    }
+
+    #[test]
+    fn yaml_is_accepted_as_a_plain_mapping_or_under_repos() {
+        let (_dir, a, b) = two_repos();
+        for text in [format!("alpha: {a}\nbeta.2: {b}\n"), format!("repos:\n  alpha: {a}\n  beta.2: {b}\n")] {
+            let repos = Repos::from_yaml(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(repos.names().collect::<Vec<_>>(), ["alpha", "beta.2"], "{text}");
+            assert!(repos.open("alpha").is_ok() && repos.open("beta.2").is_ok());
+            assert_eq!(repos.by_name["alpha"], PathBuf::from(&a));
+        }
+        assert_eq!(Repos::from_yaml("{}").unwrap().names().count(), 0);
+    }
+
+    #[test]
+    fn bad_yaml_is_refused_with_the_reason() {
+        let (_dir, a, _) = two_repos();
+        for (text, needle) in [
+            ("- a\n- b\n".to_owned(), "name: path"),
+            ("repos: [1, 2]\n".to_owned(), "name: path"),
+            ("alpha: [\n".to_owned(), "GIT_REPOS_FILE"),
+            (format!("bad name: {a}\n"), "must be ASCII"),
+            ("missing: /nonexistent/repository\n".to_owned(), "\"missing\""),
+        ] {
+            let err = Repos::from_yaml(&text).unwrap_err();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+}

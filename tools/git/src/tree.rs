@@ -6,7 +6,7 @@ use git2::{BlameOptions, ObjectType, Repository};
 use serde_json::{json, Value};
 
 use crate::history::{commit, time};
-use crate::Args;
+use crate::{Args, Deadline};
 
 /// Largest file returned by `read_file` or blamed by `blame`.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
@@ -60,8 +60,9 @@ pub fn read_file(repo: &Repository, args: &Args) -> Result<Value, String> {
     }
 }
 
-/// `list_tree`: the entries of a directory at a revision.
-pub fn list_tree(repo: &Repository, args: &Args) -> Result<Value, String> {
+/// `list_tree`: the entries of a directory at a revision (at most [`MAX_ENTRIES`], and what
+/// was listed when the deadline passed).
+pub fn list_tree(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value, String> {
     let rev = args.str_or("rev", "HEAD")?;
     let path = args.path("path")?;
     let root = commit(repo, rev)?.tree().map_err(|e| e.to_string())?;
@@ -72,8 +73,12 @@ pub fn list_tree(repo: &Repository, args: &Args) -> Result<Value, String> {
         repo.find_tree(entry.id()).map_err(|_| format!("{path:?} is not a directory"))?
     };
     let odb = repo.odb().map_err(|e| e.to_string())?;
-    let mut entries = Vec::new();
+    let (mut entries, mut cut) = (Vec::new(), false);
     for entry in tree.iter().take(MAX_ENTRIES) {
+        if deadline.expired() {
+            cut = true;
+            break;
+        }
         let name = entry.name().unwrap_or("").to_owned();
         let kind = kind(entry.filemode(), entry.kind());
         let size =
@@ -87,11 +92,12 @@ pub fn list_tree(repo: &Repository, args: &Args) -> Result<Value, String> {
             "size": size,
         }));
     }
-    Ok(json!({ "path": path, "entries": entries, "truncated": tree.len() > MAX_ENTRIES }))
+    Ok(json!({ "path": path, "entries": entries, "truncated": tree.len() > MAX_ENTRIES, "deadline_reached": cut }))
 }
 
-/// `blame`: for each line of a file at a revision, the commit that last changed it.
-pub fn blame(repo: &Repository, args: &Args) -> Result<Value, String> {
+/// `blame`: for each line of a file at a revision, the commit that last changed it (the lines
+/// done when the deadline passed).
+pub fn blame(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value, String> {
     let rev = args.str_or("rev", "HEAD")?;
     let path = args.path("path")?;
     let c = commit(repo, rev)?;
@@ -108,8 +114,12 @@ pub fn blame(repo: &Repository, args: &Args) -> Result<Value, String> {
     let mut opts = BlameOptions::new();
     opts.newest_commit(c.id());
     let blame = repo.blame_file(Path::new(&path), Some(&mut opts)).map_err(|e| e.to_string())?;
-    let mut lines = Vec::new();
+    let (mut lines, mut cut) = (Vec::new(), false);
     for (i, line) in text.lines().enumerate() {
+        if deadline.expired() {
+            cut = true;
+            break;
+        }
         let Some(hunk) = blame.get_line(i + 1) else { continue };
         let sig = hunk.final_signature();
         lines.push(json!({
@@ -120,5 +130,5 @@ pub fn blame(repo: &Repository, args: &Args) -> Result<Value, String> {
             "text": line,
         }));
     }
-    Ok(json!({ "path": path, "rev": c.id().to_string(), "lines": lines }))
+    Ok(json!({ "path": path, "rev": c.id().to_string(), "lines": lines, "deadline_reached": cut }))
 }

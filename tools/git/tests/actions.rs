@@ -188,6 +188,136 @@ fn show_and_diff_match_git_name_status_and_patch() {
 }
 
 #[test]
+fn log_since_and_until_match_git_log() {
+    let f = fixture();
+    // Committer times of fixture commits, as git prints them: the bounds fall exactly on
+    // commits, so inclusiveness is checked too.
+    let at = |rev: &str| f.git(&["log", "-1", "--format=%cI", rev]).trim().to_owned();
+    let (add_guide, rename, merge) = (at("main~1^1~1"), at("main~1^1"), at("main~1"));
+    let windows: [(Option<&str>, Option<&str>); 5] = [
+        (Some(&add_guide), Some(&rename)),
+        (Some(&rename), None),
+        (None, Some(&add_guide)),
+        (Some(&merge), Some(&merge)),
+        (Some("2023-11-15T06:00:00+01:00"), Some("2023-11-15T12:00:00Z")),
+    ];
+    for (since, until) in windows {
+        let mut git_args = vec!["log".to_owned(), "--format=%H".to_owned()];
+        let mut args = json!({"repo": "fixture", "action": "log"});
+        if let Some(s) = since {
+            git_args.push(format!("--since={s}"));
+            args["since"] = json!(s);
+        }
+        if let Some(u) = until {
+            git_args.push(format!("--until={u}"));
+            args["until"] = json!(u);
+        }
+        git_args.push("main".to_owned());
+        let want: Vec<String> =
+            f.git(&git_args.iter().map(String::as_str).collect::<Vec<_>>()).lines().map(str::to_owned).collect();
+        let got = ids(&f.ok(args.clone()), "commits");
+        assert!(!want.is_empty(), "{args}: the window should hold commits");
+        assert_eq!(got, want, "{args}");
+    }
+}
+
+/// The patch lines `git` and the tool both print (headers differ in form, hunks must not).
+fn patch_body(patch: &str) -> Vec<String> {
+    patch
+        .lines()
+        .filter(|l| l.starts_with(['+', '-', ' ', '@']) && !l.starts_with("+++") && !l.starts_with("---"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn show_of_the_big_file_is_truncated_and_diff_patches_match_git_diff() {
+    let f = fixture();
+    let big = f.ok(json!({"repo": "fixture", "action": "show", "rev": "main"}));
+    assert_eq!(big["commit"]["subject"], "Add symlinks and a big file");
+    assert_eq!(big["truncated"], true, "a 2 MiB line is past the patch limit");
+    assert!(big["patch"].as_str().unwrap().len() <= git_tool::history::MAX_PATCH_BYTES);
+    assert_eq!((big["files_truncated"].as_bool(), big["deadline_reached"].as_bool()), (Some(false), Some(false)));
+    let paths: Vec<&str> = big["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["big.txt", "escape", "up"]);
+
+    for (from, to, path) in
+        [("main~1^1~1", "main~1", None), ("main~1^1~1~1", "main~1^2", None), ("main~1^1~1~1", "main~1", Some("src"))]
+    {
+        let mut args = json!({"repo": "fixture", "action": "diff", "from": from, "to": to});
+        let mut git_args = vec!["diff", "-M", from, to];
+        if let Some(p) = path {
+            args["path"] = json!(p);
+            git_args.extend(["--", p]);
+        }
+        let diff = f.ok(args.clone());
+        assert_eq!((diff["truncated"].as_bool(), diff["deadline_reached"].as_bool()), (Some(false), Some(false)));
+        let want = patch_body(&f.git(&git_args));
+        assert!(!want.is_empty(), "{args}");
+        assert_eq!(patch_body(diff["patch"].as_str().unwrap()), want, "{args}");
+    }
+}
+
+#[test]
+fn show_diff_list_tree_and_blame_stop_at_the_deadline() {
+    let f = fixture();
+    let repo = f.repos.open("fixture").unwrap();
+    let expired = git_tool::Deadline::after(std::time::Duration::ZERO);
+    let args = json!({"rev": "main~1^1~1", "from": "main~2", "to": "main", "path": "src/lib.rs"});
+    let args = git_tool::Args(&args);
+    let show = git_tool::history::show(&repo, &args, &expired).unwrap();
+    let diff = git_tool::history::diff(&repo, &args, &expired).unwrap();
+    for v in [&show, &diff] {
+        assert_eq!(v["deadline_reached"], true, "{v}");
+        assert_eq!(v["patch"], "", "{v}");
+    }
+    let blame = git_tool::tree::blame(&repo, &args, &expired).unwrap();
+    assert_eq!((blame["deadline_reached"].as_bool(), blame["lines"].as_array().unwrap().len()), (Some(true), 0));
+    let root = json!({});
+    let tree = git_tool::tree::list_tree(&repo, &git_tool::Args(&root), &expired).unwrap();
+    assert_eq!((tree["deadline_reached"].as_bool(), tree["entries"].as_array().unwrap().len()), (Some(true), 0));
+    // With time to spare, the same calls are complete.
+    let blame = f.ok(json!({"repo": "fixture", "action": "blame", "path": "src/lib.rs"}));
+    let tree = f.ok(json!({"repo": "fixture", "action": "list_tree"}));
+    assert_eq!((blame["deadline_reached"].as_bool(), tree["deadline_reached"].as_bool()), (Some(false), Some(false)));
+}
+
+#[test]
+fn show_lists_at_most_max_files_and_says_so() {
+    let f = fixture();
+    let many = git_tool::history::MAX_FILES + 5;
+    std::fs::create_dir(f.path.join("many")).unwrap();
+    for i in 0..many {
+        std::fs::write(f.path.join(format!("many/f{i:05}.txt")), format!("{i}\n")).unwrap();
+    }
+    f.git(&["add", "many"]);
+    f.git(&["commit", "-q", "-m", "Many files"]);
+    let show = f.ok(json!({"repo": "fixture", "action": "show"}));
+    assert_eq!(show["files"].as_array().unwrap().len(), git_tool::history::MAX_FILES);
+    assert_eq!(show["files_truncated"], true);
+    assert_eq!(show["files"][0]["path"], "many/f00000.txt");
+    let text = git_tool::call(&f.repos, &json!({"repo": "fixture", "action": "show"})).unwrap();
+    assert!(text["content"][0]["text"].as_str().unwrap().contains("[partial result: more changed files than listed"));
+    let small = f.ok(json!({"repo": "fixture", "action": "show", "rev": "main~1^1~1"}));
+    assert_eq!(small["files_truncated"], false);
+}
+
+#[test]
+fn the_limit_maximum_is_the_published_one() {
+    let f = fixture();
+    let server = git_tool::server(f.repos.clone());
+    let schema = &server.tools[0].input_schema["properties"]["limit"];
+    assert_eq!(schema["maximum"].as_u64(), Some(git_tool::MAX_LIMIT as u64));
+    for action in ["log", "grep"] {
+        let ok = json!({"repo": "fixture", "action": action, "pattern": "fn", "limit": git_tool::MAX_LIMIT});
+        f.ok(ok);
+        let over = json!({"repo": "fixture", "action": action, "pattern": "fn", "limit": git_tool::MAX_LIMIT + 1});
+        let err = f.call(over).unwrap_err();
+        assert!(err.contains(&format!("from 1 to {}", git_tool::MAX_LIMIT)), "{action}: {err}");
+    }
+}
+
+#[test]
 fn files_trees_and_blame_match_git() {
     let f = fixture();
     let file = f.ok(json!({"repo": "fixture", "action": "read_file", "path": "src/lib.rs"}));

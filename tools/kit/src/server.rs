@@ -50,6 +50,15 @@ fn initialize(server: &ToolServer, params: &Value) -> Value {
     })
 }
 
+/// A duration as people write it: whole seconds as `30 s`, anything else in milliseconds.
+fn human(d: std::time::Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
 async fn call_tool(server: Arc<ToolServer>, id: &Value, params: Value) -> Result<Value, RpcError> {
     let name = params.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
     if !server.tools.iter().any(|t| t.name == name) {
@@ -66,7 +75,10 @@ async fn call_tool(server: Arc<ToolServer>, id: &Value, params: Value) -> Result
     let work = web::block(move || call(&name, arguments));
     let outcome = match actix_web::rt::time::timeout(timeout, work).await {
         Ok(done) => done.map_err(|e| RpcError::new(id.clone(), code::INTERNAL_ERROR, format!("tool failed: {e}")))?,
-        Err(_) => Err(format!("the tool did not finish within {} s; try a smaller input", timeout.as_secs())),
+        // The work goes on in the blocking pool until it returns; the caller does not wait for it.
+        Err(_) => {
+            Err(format!("the tool did not finish within its time limit of {}; try a smaller input", human(timeout)))
+        }
     };
     Ok(outcome.unwrap_or_else(|message| crate::tool_error(&message)))
 }
@@ -143,4 +155,64 @@ pub fn run_main(server: ToolServer, bind_var: &str, default_bind: &str) -> anyho
     tracing::info!(server = server.name, %bind, "tool server listening");
     actix_web::rt::System::new().block_on(async move { serve(server, listener, true)?.await })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::ToolSpec;
+
+    #[actix_web::test]
+    async fn a_call_past_the_time_limit_is_a_tool_error_without_waiting_for_the_work() {
+        let (release, wait) = mpsc::channel::<()>();
+        let wait = Mutex::new(wait);
+        let finished = Arc::new(AtomicBool::new(false));
+        let done = finished.clone();
+        let server = ToolServer {
+            name: "slow",
+            version: "0",
+            tools: vec![ToolSpec {
+                name: "sleep",
+                description: "sleeps",
+                input_schema: json!({ "type": "object" }),
+                output_schema: None,
+            }],
+            // Sleeps for 30 s, or until the test lets it go (so the runtime can shut down).
+            call: Arc::new(move |_, _| {
+                if let Ok(rx) = wait.lock() {
+                    let _ = rx.recv_timeout(Duration::from_secs(30));
+                }
+                done.store(true, Ordering::SeqCst);
+                Ok(json!({ "content": [], "isError": false }))
+            }),
+            max_body_bytes: 1024,
+            call_timeout: Duration::from_millis(300),
+        };
+        let app = actix_web::test::init_service(App::new().app_data(web::Data::new(server)).configure(routes)).await;
+        let req = actix_web::test::TestRequest::post()
+            .uri("/mcp")
+            .insert_header(("Content-Type", "application/json"))
+            .set_payload(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"sleep"}}"#)
+            .to_request();
+        let started = Instant::now();
+        let body: Value = actix_web::test::call_and_read_body_json(&app, req).await;
+        let took = started.elapsed();
+        assert!(!finished.load(Ordering::SeqCst), "the answer came before the work finished");
+        assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(10), "{took:?}");
+        assert_eq!(body["id"], 7);
+        assert_eq!(body["result"]["isError"], true, "{body}");
+        let text = body["result"]["content"][0]["text"].as_str().unwrap_or("");
+        assert!(text.contains("time limit of 300 ms"), "{text}");
+        drop(release);
+    }
+
+    #[test]
+    fn time_limits_read_naturally() {
+        assert_eq!(human(Duration::from_secs(30)), "30 s");
+        assert_eq!(human(Duration::from_millis(1500)), "1500 ms");
+    }
 }
