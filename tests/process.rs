@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::backend::{Mode, TestBackend};
-use common::{TestDb, TestGateway, SECRET};
+use common::{DbKind, TestDb, TestGateway, SECRET};
 use serde_json::json;
 
 fn free_port() -> u16 {
@@ -153,8 +153,17 @@ fn wait_exit(child: Reaper) -> std::process::ExitStatus {
 }
 
 #[actix_web::test]
-async fn sigterm_under_load_stores_a_row_for_every_answered_call() {
-    let db = TestDb::sqlite().await;
+async fn sigterm_under_load_stores_a_row_for_every_answered_call_sqlite() {
+    sigterm_under_load(DbKind::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn sigterm_under_load_stores_a_row_for_every_answered_call_postgres() {
+    sigterm_under_load(DbKind::Postgres).await;
+}
+
+async fn sigterm_under_load(kind: DbKind) {
+    let Some(db) = TestDb::of(kind).await else { return };
     let echo = TestBackend::start(Mode::Echo).await;
     let dir = tempfile::tempdir().unwrap();
     // Rows wait in memory (the timer never fires): only the graceful drain stores them.
@@ -170,6 +179,7 @@ async fn sigterm_under_load_stores_a_row_for_every_answered_call() {
     assert_eq!(stored.len(), rows.len(), "no duplicates");
     let missing: Vec<&String> = answered.iter().filter(|id| !stored.contains(id.as_str())).collect();
     assert!(missing.is_empty(), "{} of {} answered calls have no row", missing.len(), answered.len());
+    db.drop_db().await;
 }
 
 /// `mcp-gateway migrate` runs the embedded migrations alone, once: a second run has nothing left.
@@ -348,8 +358,17 @@ async fn one_command_runs_the_gateway_with_all_three_tools_and_ctrl_c_stops_ever
 }
 
 #[actix_web::test]
-async fn in_strict_mode_every_answered_call_survives_kill_9_under_load() {
-    let db = TestDb::sqlite().await;
+async fn in_strict_mode_every_answered_call_survives_kill_9_under_load_sqlite() {
+    kill_9_under_load(DbKind::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn in_strict_mode_every_answered_call_survives_kill_9_under_load_postgres() {
+    kill_9_under_load(DbKind::Postgres).await;
+}
+
+async fn kill_9_under_load(kind: DbKind) {
+    let Some(db) = TestDb::of(kind).await else { return };
     let echo = TestBackend::start(Mode::Echo).await;
     let dir = tempfile::tempdir().unwrap();
     // The batch timer never fires: only strict commits write.
@@ -375,6 +394,48 @@ async fn in_strict_mode_every_answered_call_survives_kill_9_under_load() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    db.drop_db().await;
+}
+
+/// Run one SQL statement (the admin side of an outage).
+async fn sql(url: &str, statement: &str) {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    let mut conn = AsyncPgConnection::establish(url).await.unwrap();
+    diesel::sql_query(statement).execute(&mut conn).await.unwrap();
+}
+
+/// The worst case: the database is unreachable, rows go to the spool, and the gateway is
+/// killed outright. After a restart every answered call is in the table, once.
+#[actix_web::test]
+async fn kill_9_during_a_database_outage_loses_no_answered_call_postgres() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let echo = TestBackend::start(Mode::Echo).await;
+    let dir = tempfile::tempdir().unwrap();
+    let vars = [("AUDIT_MODE", "strict")];
+    let (child, base) = spawn_gateway(&db.url, &echo.url, dir.path(), &vars).await;
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    let admin = std::env::var("TEST_DATABASE_URL").unwrap();
+    sql(&admin, &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
+    sql(&admin, &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")).await;
+    let answered = load_until_signal(&base, child.0.id(), "-KILL", Duration::from_millis(1500)).await;
+    wait_exit(child);
+    assert!(answered.len() > 50, "calls were answered during the outage ({})", answered.len());
+    let spool = std::fs::read_to_string(dir.path().join("data/audit-spool.jsonl")).unwrap_or_default();
+    assert!(spool.lines().count() >= answered.len(), "every answered row was spooled before its answer");
+    sql(&admin, &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
+    let (child, _) = spawn_gateway(&db.url, &echo.url, dir.path(), &vars).await;
+    let started = std::time::Instant::now();
+    let mut rows = db.audit_rows().await;
+    while rows.len() < answered.len() && started.elapsed() < Duration::from_secs(30) {
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        rows = db.audit_rows().await;
+    }
+    drop(child);
+    let stored: std::collections::HashSet<&str> = rows.iter().map(|r| r.request_id.as_str()).collect();
+    assert_eq!(stored.len(), rows.len(), "no duplicates");
+    let missing = answered.iter().filter(|id| !stored.contains(id.as_str())).count();
+    assert_eq!(missing, 0, "{missing} of {} answered calls lost", answered.len());
+    db.drop_db().await;
 }
 
 #[actix_web::test]

@@ -202,9 +202,22 @@ pub struct Spool {
 
 impl Spool {
     /// A spool at `path`; `rows` counts what it holds (for health and metrics).
+    /// A write torn by a crash (no final newline) is cut off first: its rows were never
+    /// fsynced, so no caller was answered for them.
     pub fn open(path: std::path::PathBuf, rows: Arc<std::sync::atomic::AtomicU64>) -> Self {
-        let held =
-            std::fs::read_to_string(&path).map(|t| t.lines().filter(|l| !l.trim().is_empty()).count()).unwrap_or(0);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if !text.is_empty() && !text.ends_with('\n') {
+            let keep = text.rfind('\n').map_or(0, |i| i + 1);
+            tracing::warn!(path = %path.display(), bytes = text.len() - keep, "audit spool ends in a torn write; cutting it off");
+            let cut = std::fs::OpenOptions::new().write(true).open(&path).and_then(|f| {
+                f.set_len(keep as u64)?;
+                f.sync_all()
+            });
+            if let Err(e) = cut {
+                tracing::error!(path = %path.display(), error = %e, "cannot cut the torn audit spool write");
+            }
+        }
+        let held = text[..text.rfind('\n').map_or(0, |i| i + 1)].lines().filter(|l| !l.trim().is_empty()).count();
         rows.store(held as u64, std::sync::atomic::Ordering::Relaxed);
         Self { path, lock: tokio::sync::Mutex::new(()), rows, last_replay: std::cell::Cell::new(None) }
     }
@@ -247,8 +260,31 @@ impl Spool {
         self.last_replay.set(Some(std::time::Instant::now()));
         let _guard = self.lock.lock().await;
         let text = tokio::fs::read_to_string(&self.path).await.unwrap_or_default();
-        let rows: Vec<AuditRecord> =
-            text.lines().filter(|l| !l.trim().is_empty()).filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let mut rows: Vec<AuditRecord> = Vec::new();
+        let mut unreadable = String::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            match serde_json::from_str(line) {
+                Ok(row) => rows.push(row),
+                Err(_) => {
+                    unreadable.push_str(line);
+                    unreadable.push('\n');
+                }
+            }
+        }
+        if !unreadable.is_empty() {
+            // Never dropped: set aside beside the spool for an operator to inspect.
+            let aside = self.path.with_extension("unreadable");
+            tracing::error!(path = %aside.display(), "unreadable audit spool lines set aside");
+            let kept = tokio::fs::OpenOptions::new().create(true).append(true).open(&aside).await;
+            let written = match kept {
+                Ok(mut f) => {
+                    use tokio::io::AsyncWriteExt;
+                    f.write_all(unreadable.as_bytes()).await.and(f.sync_all().await)
+                }
+                Err(e) => Err(e),
+            };
+            written.map_err(|e| format!("audit spool {}: {e}", aside.display()))?;
+        }
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             insert_batch(db, chunk).await.map_err(|e| e.to_string())?;
         }
@@ -264,6 +300,9 @@ impl Spool {
         Ok(rows.len() as u64)
     }
 }
+
+/// Longest the writer waits on the database for one batch before spooling it.
+const WRITE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The database as the audit writer's sink, with the spool behind it: a batch the database
 /// refuses is made durable in the spool instead, so the writer never loses it.
@@ -283,14 +322,20 @@ impl AuditSink for DbAuditSink {
     fn write_batch(&self, rows: Arc<[AuditRecord]>) -> LocalBoxFuture<'static, Result<(), String>> {
         let (db, spool) = (self.db.clone(), self.spool.clone());
         Box::pin(async move {
+            // A database that hangs (rather than refuses) must not hold the writer: past the
+            // deadline the batch goes to the spool (a late commit is harmless: inserts are
+            // idempotent on the row id).
             if spool.held() == 0 {
-                match insert_batch(&db, &rows).await {
-                    Ok(()) => return Ok(()),
-                    Err(e) => tracing::error!(rows = rows.len(), error = %e, "audit insert failed; spooling the batch"),
+                match tokio::time::timeout(WRITE_DEADLINE, insert_batch(&db, &rows)).await {
+                    Ok(Ok(())) => return Ok(()),
+                    Ok(Err(e)) => {
+                        tracing::error!(rows = rows.len(), error = %e, "audit insert failed; spooling the batch")
+                    }
+                    Err(_) => tracing::error!(rows = rows.len(), "audit insert timed out; spooling the batch"),
                 }
             }
             spool.append(&rows).await?;
-            let _ = spool.replay(&db).await;
+            let _ = tokio::time::timeout(WRITE_DEADLINE, spool.replay(&db)).await;
             Ok(())
         })
     }
@@ -563,3 +608,19 @@ pub fn csv_line(r: &AuditRow) -> String {
 
 /// The CSV header matching [`csv_line`].
 pub const CSV_HEADER: &str = "id,created_at,request_id,user_id,roles,workspace,tool_name,decision,status,http_status,error_code,duration_ms,client_ip,arguments_sha256,error_message,arguments_logged,transport,chain_id,seq,row_hash";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_torn_spool_write_is_cut_off_and_the_whole_lines_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.spool");
+        std::fs::write(&path, "{\"a\":1}\n{\"b\":2}\n{\"torn\":").unwrap();
+        let rows = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let spool = Spool::open(path.clone(), rows.clone());
+        assert_eq!(spool.held(), 2);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"a\":1}\n{\"b\":2}\n");
+    }
+}
