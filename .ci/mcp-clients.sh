@@ -18,8 +18,9 @@ install() { # dir packages...: separate folders, so the packages' dependency ran
     mkdir -p "$dir" && (cd "$dir" && npm install --silent --no-audit --no-fund "$@" >/dev/null)
   fi
 }
-install conformance node@22 @modelcontextprotocol/conformance
-install clients node@22 @modelcontextprotocol/inspector@2 mcp-remote
+# Pinned: a new release of a checker must not change what CI means overnight.
+install conformance node@22 @modelcontextprotocol/conformance@0.1.16
+install clients node@22 @modelcontextprotocol/inspector@2.12.0 mcp-remote@0.15.1
 export PATH="$npm_dir/conformance/node_modules/.bin:$PATH"
 clients="$npm_dir/clients/node_modules/.bin"
 
@@ -60,13 +61,18 @@ check() { # name command...
   fi
 }
 for scenario in "${scenarios[@]}"; do
-  check "conformance $scenario" conformance server --url "http://127.0.0.1:$gateway_port/mcp" --scenario "$scenario"
+  # Run from the scratch folder: the suite writes its results/ where it runs.
+  check "conformance $scenario" bash -c 'cd "$1" && shift && conformance "$@"' _ "$work" server \
+    --url "http://127.0.0.1:$gateway_port/mcp" --scenario "$scenario"
 done
 token=$(JWT_SECRET_KEY="conformance-only-secret-0123456789abcdef" ./target/debug/mcp-gateway token --sub inspector --roles admin)
 base="http://127.0.0.1:$gateway_port"
 inspect() { # url expected method args...
   local url=$1 expected=$2; shift 2
-  PATH="$clients:$PATH" mcp-inspector --cli "$url" --header "Authorization: Bearer $token" "$@" | tee /dev/stderr | grep -q "$expected"
+  local out
+  out=$(PATH="$clients:$PATH" mcp-inspector --cli "$url" --header "Authorization: Bearer $token" "$@")
+  printf '%s\n' "$out" >&2
+  grep -q -- "$expected" <<<"$out"
 }
 check "inspector tools/list over /mcp" inspect "$base/mcp" test_error_handling --method tools/list
 check "inspector tools/call over /mcp" inspect "$base/mcp" "simple text response" --method tools/call --tool-name test_simple_text

@@ -529,6 +529,29 @@ async fn retention_deletes_old_rows_and_the_rest_still_verifies_postgres() {
     retention(DbKind::Postgres).await;
 }
 
+/// `AUDIT_RETENTION_DAYS`: the gateway prunes at start-up and then hourly, by itself.
+#[actix_web::test]
+async fn the_gateway_applies_audit_retention_days_by_itself() {
+    let db = TestDb::sqlite().await;
+    let echo = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db).tool("echo", &echo.url).start().await;
+    let token = gw.token("t", &["developer"]);
+    for i in 0..4 {
+        gw.invoke(&token, "echo", json!({ "i": i })).await;
+    }
+    gw.stop().await;
+    sql(&db.url, "UPDATE audit_logs SET created_at = '2000-01-01 00:00:00' WHERE seq <= 2").await;
+    let gw = TestGateway::builder(&db).tool("echo", &echo.url).var("AUDIT_RETENTION_DAYS", "30").start().await;
+    let started = std::time::Instant::now();
+    while db.audit_rows().await.len() != 2 {
+        assert!(started.elapsed() < Duration::from_secs(10), "retention ran at start-up");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    gw.stop().await;
+    let (ok, report) = verify_cli(&db);
+    assert!(ok, "what remains verifies: {report}");
+}
+
 #[actix_web::test]
 async fn a_full_audit_queue_makes_calls_wait_for_their_own_row() {
     let db = TestDb::sqlite().await;

@@ -230,6 +230,17 @@ async fn two_replicas_never_run_a_job_twice_and_each_answers_for_all() {
         wait_for(base, &token, id, |s| s == "succeeded").await;
     }
     assert_eq!(backend.count("tools/call"), 24, "every job ran exactly once");
+    // Both replicas ran jobs, and each answers for every job, whoever ran it.
+    let store = mcp_gateway::db::Db::connect(&db.url, 1).unwrap();
+    let mut runners = std::collections::BTreeSet::new();
+    for id in &ids {
+        let row = mcp_gateway::db::jobs::get(&store, id).await.unwrap().unwrap();
+        runners.insert(row.claimed_by.unwrap());
+        for base in [&base_a, &base_b] {
+            assert_eq!(poll(base, &token, id).await.1["status"], "succeeded");
+        }
+    }
+    assert_eq!(runners.len(), 2, "both replicas claimed jobs: {runners:?}");
     db.drop_db().await;
 }
 

@@ -115,6 +115,9 @@ async fn metrics_scrape_cleanly_with_latency_histograms_per_route_tool_and_backe
     // The audit rows of the calls above were written in batches (flushed every 20 ms here).
     assert!(value(&samples, "mcpgw_audit_batches_total", json!({})).unwrap() >= 1.0, "{text}");
     assert!(value(&samples, "mcpgw_audit_batch_rows_total", json!({})).unwrap() >= 1.0);
+    // Queue depth and spool size are exported (no outage here: the spool is empty).
+    assert!(value(&samples, "mcpgw_audit_backlog", json!({})).is_some(), "{text}");
+    assert_eq!(value(&samples, "mcpgw_audit_spooled", json!({})), Some(0.0), "{text}");
     // A job submitted and finished shows in the jobs family.
     let (status, job) = common::client()
         .post(format!("{}/mcp/jobs", gw.base))

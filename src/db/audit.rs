@@ -571,13 +571,16 @@ pub async fn query(db: &Db, filter: &AuditFilter) -> Result<Vec<AuditRow>, DbErr
     }
 }
 
-/// One audit row as a CSV line (RFC 4180 quoting).
+/// One audit row as a CSV line (RFC 4180 quoting). A text value a spreadsheet would run as a
+/// formula (leading `=`, `+`, `-`, `@`, tab or CR) gets a leading `'` (OWASP's CSV-injection
+/// advice); numbers are written as they are.
 pub fn csv_line(r: &AuditRow) -> String {
     let field = |v: &str| {
+        let v = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{v}") } else { v.to_owned() };
         if v.contains([',', '"', '\n', '\r']) {
             format!("\"{}\"", v.replace('"', "\"\""))
         } else {
-            v.to_owned()
+            v
         }
     };
     let opt = |v: &Option<String>| field(v.as_deref().unwrap_or(""));
@@ -601,17 +604,50 @@ pub fn csv_line(r: &AuditRow) -> String {
         field(&r.transport),
         field(&r.chain_id),
         r.seq.to_string(),
+        field(&r.prev_hash),
         field(&r.row_hash),
     ]
     .join(",")
 }
 
 /// The CSV header matching [`csv_line`].
-pub const CSV_HEADER: &str = "id,created_at,request_id,user_id,roles,workspace,tool_name,decision,status,http_status,error_code,duration_ms,client_ip,arguments_sha256,error_message,arguments_logged,transport,chain_id,seq,row_hash";
+pub const CSV_HEADER: &str = "id,created_at,request_id,user_id,roles,workspace,tool_name,decision,status,http_status,error_code,duration_ms,client_ip,arguments_sha256,error_message,arguments_logged,transport,chain_id,seq,prev_hash,row_hash";
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_never_formulas() {
+        let now = chrono::Utc::now().naive_utc();
+        let row = AuditRow {
+            id: "i".into(),
+            created_at: now,
+            request_id: "r".into(),
+            user_id: Some("=HYPERLINK(\"http://evil\")".into()),
+            roles: "[\"a\"]".into(),
+            workspace: Some("@ws".into()),
+            tool_name: Some("t,x".into()),
+            decision: "denied".into(),
+            status: "denied".into(),
+            http_status: 403,
+            error_code: Some(-32002),
+            duration_ms: 1.5,
+            client_ip: None,
+            arguments_sha256: None,
+            error_message: Some("-1+1".into()),
+            arguments_logged: None,
+            transport: "rest".into(),
+            chain_id: "c".into(),
+            seq: 1,
+            prev_hash: "p".into(),
+            row_hash: "h".into(),
+        };
+        let line = csv_line(&row);
+        assert!(line.contains(",\"'=HYPERLINK(\"\"http://evil\"\")\","), "{line}");
+        assert!(line.contains(",'@ws,\"t,x\",") && line.contains(",-32002,") && line.contains(",'-1+1,"), "{line}");
+        assert_eq!(line.split(',').count(), CSV_HEADER.split(',').count() + 1, "one comma is inside \"t,x\": {line}");
+    }
 
     #[test]
     fn a_torn_spool_write_is_cut_off_and_the_whole_lines_kept() {

@@ -178,7 +178,8 @@ pub async fn claim(db: &Db, replica: &str, n: i64) -> Result<Vec<JobRow>, DbErro
     })
 }
 
-/// Prove `replica` still runs job `id`; returns the job's current status.
+/// Prove `replica` still runs job `id`; returns the job's current status (`reassigned` when another
+/// replica has taken it over).
 pub async fn heartbeat(db: &Db, id: &str, replica: &str, progress: Option<String>) -> Result<Option<String>, DbError> {
     let t = now();
     with_conn!(db, |conn| {
@@ -193,7 +194,16 @@ pub async fn heartbeat(db: &Db, id: &str, replica: &str, progress: Option<String
             None => diesel::update(mine).set(jobs::heartbeat_at.eq(t)).execute(conn).await,
         }
         .map_err(DbError::from_display)?;
-        jobs::table.find(id).select(jobs::status).first::<String>(conn).await.optional().map_err(DbError::from_display)
+        // A job recovery handed to another replica (this one stalled past JOB_STALE_SECONDS)
+        // is no longer ours: the answer says so, and this replica stops running it.
+        let row = jobs::table
+            .find(id)
+            .select((jobs::status, jobs::claimed_by))
+            .first::<(String, Option<String>)>(conn)
+            .await
+            .optional()
+            .map_err(DbError::from_display)?;
+        Ok(row.map(|(status, owner)| if owner.as_deref() == Some(replica) { status } else { "reassigned".to_owned() }))
     })
 }
 
