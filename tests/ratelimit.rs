@@ -219,6 +219,19 @@ async fn two_replicas_share_one_limit_through_redis_and_fail_open_without_it() {
     }))
     .await;
     assert!(statuses.iter().all(|s| *s == 200), "fail-open: {statuses:?}");
+    // Fail-open is never silent: each replica counts the store errors it let through.
+    let ops = common::sign(&common::claims("ops", &["operator"], None), SECRET);
+    for base in [&base_a, &base_b] {
+        let text =
+            client().get(format!("{base}/metrics")).bearer_auth(&ops).send().await.unwrap().body().await.unwrap();
+        let text = String::from_utf8_lossy(&text);
+        let errors: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("mcpgw_rate_limit_store_errors_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0);
+        assert!(errors >= 1.0, "{base}: {text}");
+    }
     db.drop_db().await;
 }
 
@@ -245,4 +258,35 @@ async fn without_redis_a_fail_closed_gateway_refuses_and_reports_it() {
     let limiter = actors["actors"].as_array().unwrap().iter().find(|a| a["name"] == "rate_limiter").unwrap().clone();
     assert!(limiter["last_error"].as_str().unwrap().contains("rate-limit store"), "{limiter}");
     gw.stop().await;
+}
+
+/// The Redis script under concurrency: 64 tasks × 10 tries on one key pass exactly the burst
+/// (a limit of 1 per minute refills nothing during the test), the first refusal says when to
+/// retry, and a second key is untouched.
+#[actix_web::test]
+async fn redis_limits_hold_exactly_under_64_concurrent_callers() {
+    use gateway_actors::{Limit, Quota, RateStore, Verdict};
+    let Some(redis) = Redis::start() else { return };
+    let store = std::sync::Arc::new(mcp_gateway::ratelimit::RedisStore::new(&redis.url).unwrap());
+    let key = format!("hot:{}", uuid::Uuid::new_v4().simple());
+    let limit = Limit { key: key.clone(), quota: Quota { requests_per_minute: 1, burst: 37 }, name: "per_user".into() };
+    let tasks = (0..64).map(|_| {
+        let (store, limit) = (store.clone(), limit.clone());
+        async move {
+            let mut passed = 0;
+            for _ in 0..10 {
+                if matches!(store.check(vec![limit.clone()]).await.unwrap(), Verdict::Allowed { .. }) {
+                    passed += 1;
+                }
+            }
+            passed
+        }
+    });
+    let passed: usize = futures_util::future::join_all(tasks).await.into_iter().sum();
+    assert_eq!(passed, 37, "exactly the burst passes");
+    let Verdict::Limited { retry_after, .. } = store.check(vec![limit]).await.unwrap() else { panic!("refused") };
+    assert!(retry_after > Duration::from_secs(50) && retry_after <= Duration::from_secs(60), "{retry_after:?}");
+    let other =
+        Limit { key: format!("{key}-other"), quota: Quota { requests_per_minute: 1, burst: 1 }, name: "x".into() };
+    assert!(matches!(store.check(vec![other]).await.unwrap(), Verdict::Allowed { .. }));
 }
