@@ -197,6 +197,9 @@ pub enum ToolsAction {
     Approve {
         /// The tool's name.
         name: String,
+        /// Approve only if this is still the observed digest (from `tools list`).
+        #[arg(long)]
+        digest: Option<String>,
     },
     /// List tools with their pinned and observed digests.
     List,
@@ -348,10 +351,14 @@ async fn tools_command(settings: &Settings, action: ToolsAction) -> anyhow::Resu
     crate::db::migrate(&settings.database_url).await?;
     let db = crate::db::Db::connect(&settings.database_url, 1)?;
     match action {
-        ToolsAction::Approve { name } => {
-            if crate::db::tools::approve(&db, &name).await? {
+        ToolsAction::Approve { name, digest } => {
+            if crate::db::tools::approve(&db, &name, digest.as_deref()).await? {
                 println!("approved the current definition of {name}");
                 Ok(())
+            } else if digest.is_some() {
+                anyhow::bail!(
+                    "{name:?}: the observed definition is no longer the one given by --digest; review it again"
+                )
             } else {
                 anyhow::bail!("no observed definition for {name:?}: is the tool registered and its backend reachable?")
             }

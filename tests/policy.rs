@@ -174,6 +174,21 @@ async fn a_changed_tool_definition_is_flagged_blocked_and_approved() {
     assert!(body["error"]["message"].as_str().unwrap().contains("approve"));
     let (_, health) = gw.get("/health/actors", Some(&gw.token("ops", &["operator"]))).await;
     assert_eq!(health["tool_drift"][0]["tool"], "pinned");
+    // MCP clients no longer see the drifted definition (its description may be the attack).
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
+    let listed: Value = client()
+        .post(format!("{}/mcp", gw.base))
+        .bearer_auth(&token)
+        .insert_header(("MCP-Protocol-Version", "2026-07-28"))
+        .insert_header(("Accept", "application/json, text/event-stream"))
+        .send_json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta}}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!listed.to_string().contains("evil.example.com"), "{listed}");
+    assert_eq!(listed["result"]["tools"].as_array().map(Vec::len), Some(0), "{listed}");
     // Explain agrees with the live refusal and names the pinning step.
     let explained: Value = client()
         .post(format!("{}/admin/policy/explain", gw.base))
@@ -188,8 +203,17 @@ async fn a_changed_tool_definition_is_flagged_blocked_and_approved() {
     assert_eq!(explained["steps"].as_array().unwrap().last().unwrap()["rule"], "tool_pinning", "{explained}");
     assert!(gw.metrics().await.contains("mcpgw_tool_definition_drift{tool=\"pinned\"} 1"), "drift metric");
 
+    // Approving a digest that is no longer the observed one is refused.
+    let stale = Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
+        .args(["tools", "approve", "pinned", "--digest", pin["observed_digest"].as_str().unwrap()])
+        .env("DATABASE_URL", &db.url)
+        .env("JWT_SECRET_KEY", common::SECRET)
+        .output()
+        .unwrap();
+    assert!(!stale.status.success(), "the reviewed definition changed since");
+    let observed = admin_tools(&gw).await["tools"][0]["observed_digest"].as_str().unwrap().to_owned();
     let approve = Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
-        .args(["tools", "approve", "pinned"])
+        .args(["tools", "approve", "pinned", "--digest", &observed])
         .env("DATABASE_URL", &db.url)
         .env("JWT_SECRET_KEY", common::SECRET)
         .output()

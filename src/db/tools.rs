@@ -181,14 +181,21 @@ pub async fn observe(db: &Db, name: &str, digest: &str) -> Result<Pin, DbError> 
 
 /// Approve the definition last seen for `name` (it becomes the pin). Returns whether a tool
 /// with an observed definition was found.
-pub async fn approve(db: &Db, name: &str) -> Result<bool, DbError> {
+/// With `digest`, only if that is still the observed one: the operator approves the definition
+/// they reviewed, not one that changed again since.
+pub async fn approve(db: &Db, name: &str, digest: Option<&str>) -> Result<bool, DbError> {
     with_conn!(db, |conn| {
-        diesel::update(tools::table.find(name).filter(tools::observed_digest.is_not_null()))
-            .set(tools::pinned_digest.eq(tools::observed_digest))
-            .execute(conn)
-            .await
-            .map(|n| n == 1)
-            .map_err(DbError::from_display)
+        let observed = tools::table.find(name).filter(tools::observed_digest.is_not_null());
+        let updated = match digest {
+            Some(d) => {
+                diesel::update(observed.filter(tools::observed_digest.eq(d)))
+                    .set(tools::pinned_digest.eq(tools::observed_digest))
+                    .execute(conn)
+                    .await
+            }
+            None => diesel::update(observed).set(tools::pinned_digest.eq(tools::observed_digest)).execute(conn).await,
+        };
+        updated.map(|n| n == 1).map_err(DbError::from_display)
     })
 }
 

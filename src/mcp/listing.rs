@@ -90,7 +90,13 @@ pub async fn list(ctx: &Ctx, params: &Value) -> Result<Value, RpcError> {
     ctx.worker.registry_stats.enqueued(1);
     let tools = ctx.worker.registry.send(ListTools).await.map_err(internal)?;
     ctx.worker.policy_stats.enqueued(1);
-    let allowed = ctx.worker.policy.send(FilterTools { caller: ctx.caller.clone(), tools }).await.map_err(internal)?;
+    let mut allowed =
+        ctx.worker.policy.send(FilterTools { caller: ctx.caller.clone(), tools }).await.map_err(internal)?;
+    // A drifted definition in block mode is not shown to agents at all: its new description or
+    // schema may be the attack ("rug pull"), and calls to it are refused until approved.
+    if ctx.shared.settings.pinning == crate::config::Pinning::Block {
+        allowed.retain(|t| !ctx.shared.drift.contains_key(&t.name));
+    }
     if start > allowed.len() {
         return Err(RpcError::new(-32602, "invalid cursor"));
     }
