@@ -1,10 +1,11 @@
 //! The binary operators shared by `arithmetic`, `expression` and unit arithmetic.
 
-use num_bigint::BigInt;
 use num_rational::BigRational;
 use num_traits::{One, Signed, Zero};
 
+use crate::approx::{self, Stop};
 use crate::number::{check_size, small_integer, Real, MAX_RESULT_BITS};
+use crate::rational;
 
 /// A binary operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,52 +41,60 @@ impl Op {
     }
 }
 
-fn pow(base: &BigRational, exp: i64) -> Result<BigRational, String> {
-    if base.is_zero() && exp < 0 {
-        return Err("division by zero: 0 raised to a negative power".into());
-    }
+/// `base^exp` for exp ≥ 0, refused before computing when the result would be too large.
+fn exact_pow(base: &BigRational, exp: u64) -> Result<BigRational, String> {
     if base.is_zero() || base.abs().is_one() || exp == 0 {
         let r = if exp == 0 { BigRational::one() } else { base.clone() };
         return Ok(if base.is_negative() && exp % 2 == 0 { r.abs() } else { r });
     }
-    // Refuse before computing: the result needs about |exp| times the base's bits.
+    // Refuse before computing: the result needs about exp times the base's bits.
     let bits = u128::from(base.numer().bits() + base.denom().bits());
-    if bits.saturating_mul(u128::from(exp.unsigned_abs())) > u128::from(MAX_RESULT_BITS) {
+    if bits.saturating_mul(u128::from(exp)) > u128::from(MAX_RESULT_BITS) {
         return Err(format!("pow result would exceed the size limit of {MAX_RESULT_BITS} bits"));
     }
-    let r = num_traits::pow(base.clone(), exp.unsigned_abs() as usize);
-    Ok(if exp < 0 { r.recip() } else { r })
+    Ok(rational::pow(base, exp as usize))
+}
+
+fn pow(base: &BigRational, exp: i64) -> Result<BigRational, String> {
+    if base.is_zero() && exp < 0 {
+        return Err("division by zero: 0 raised to a negative power".into());
+    }
+    let r = exact_pow(base, exp.unsigned_abs())?;
+    Ok(if exp < 0 { rational::recip(&r).unwrap_or_default() } else { r })
+}
+
+/// `a mod b` for b ≠ 0, with the sign of `b` (Python's `%`).
+fn modulo(a: &BigRational, b: &BigRational) -> Option<BigRational> {
+    let k = BigRational::from_integer(rational::div(a, b)?.floor().to_integer());
+    Some(rational::sub(a, &rational::mul(b, &k)))
+}
+
+/// `op` on exact values.
+fn exact(op: Op, a: &BigRational, b: &BigRational) -> Result<BigRational, String> {
+    let q = match op {
+        Op::Add => rational::add(a, b),
+        Op::Sub => rational::sub(a, b),
+        Op::Mul => rational::mul(a, b),
+        Op::Div => rational::div(a, b).ok_or("division by zero")?,
+        Op::Mod => modulo(a, b).ok_or("modulo by zero")?,
+        Op::Pow => pow(a, small_integer(b, "the exponent of pow")?)?,
+    };
+    check_size(&q)?;
+    Ok(q)
+}
+
+/// Apply `op`; `last` says no more guard digits will follow (see [`approx::settle`]).
+pub fn combine(op: Op, a: &Real, b: &Real, last: bool) -> Result<Real, Stop> {
+    if a.is_exact() && b.is_exact() {
+        Ok(Real::exact(exact(op, &a.q, &b.q)?))
+    } else {
+        approx::apply(op, a, b, last)
+    }
 }
 
 /// Apply `op`; errors are messages the caller can act on.
 pub fn apply(op: Op, a: &Real, b: &Real) -> Result<Real, String> {
-    let inexact = a.inexact || b.inexact;
-    let q = match op {
-        Op::Add => &a.q + &b.q,
-        Op::Sub => &a.q - &b.q,
-        Op::Mul => &a.q * &b.q,
-        Op::Div => {
-            if b.q.is_zero() {
-                return Err("division by zero".into());
-            }
-            &a.q / &b.q
-        }
-        Op::Mod => {
-            if b.q.is_zero() {
-                return Err("modulo by zero".into());
-            }
-            let floor: BigInt = (&a.q / &b.q).floor().to_integer();
-            &a.q - &b.q * BigRational::from_integer(floor)
-        }
-        Op::Pow => {
-            if b.inexact {
-                return Err("pow needs an exact integer exponent".into());
-            }
-            pow(&a.q, small_integer(&b.q, "the exponent of pow")?)?
-        }
-    };
-    check_size(&q)?;
-    Ok(Real { q, inexact })
+    Ok(combine(op, a, b, true)?)
 }
 
 #[cfg(test)]
@@ -115,6 +124,7 @@ mod tests {
         assert!(apply(Op::Mod, &r("1"), &r("0")).is_err());
         assert!(apply(Op::Pow, &r("0"), &r("-1")).is_err());
         assert!(apply(Op::Pow, &r("2"), &r("0.5")).is_err());
+        assert_eq!(apply(Op::Mod, &r("1"), &r("0")).unwrap_err(), "modulo by zero");
         assert!(apply(Op::Pow, &r("2"), &r("10000000")).unwrap_err().contains("size limit"));
         assert!(apply(Op::Pow, &r("2"), &r("1e30")).is_err());
         assert!(Op::parse("xor").is_err());

@@ -9,12 +9,15 @@
 //! atom  := number | name "(" expr ("," expr)* ")" | "(" expr ")"
 //! ```
 //! Functions: abs, min, max, floor, ceil, round (ties to even; `round(x, digits)`), sqrt.
+//!
+//! An expression whose value is approximate (it takes an irrational square root) is
+//! evaluated again with more guard digits until its rounding is decided ([`approx::settle`]).
 
-use num_bigint::BigInt;
 use num_rational::BigRational;
 use num_traits::Signed;
 
-use crate::arithmetic::{apply, Op};
+use crate::approx::{self, Rounding, Stop};
+use crate::arithmetic::{combine, Op};
 use crate::number::{self, Real};
 
 /// Longest expression accepted, in bytes.
@@ -26,8 +29,13 @@ struct Parser<'a> {
     src: &'a str,
     pos: usize,
     depth: usize,
-    precision: u32,
+    /// Significant digits square roots are computed to.
+    digits: u32,
+    /// No more guard digits will follow this evaluation.
+    last: bool,
 }
+
+type Eval = Result<Real, Stop>;
 
 impl Parser<'_> {
     fn skip_ws(&mut self) {
@@ -54,6 +62,10 @@ impl Parser<'_> {
         format!("{what} at position {} of the expression", self.pos + 1)
     }
 
+    fn apply(&self, op: Op, a: &Real, b: &Real) -> Eval {
+        combine(op, a, b, self.last)
+    }
+
     fn enter(&mut self) -> Result<(), String> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
@@ -62,7 +74,7 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn expr(&mut self) -> Result<Real, String> {
+    fn expr(&mut self) -> Eval {
         let mut left = self.term()?;
         loop {
             let op = match self.peek() {
@@ -71,11 +83,12 @@ impl Parser<'_> {
                 _ => return Ok(left),
             };
             self.pos += 1;
-            left = apply(op, &left, &self.term()?)?;
+            let right = self.term()?;
+            left = self.apply(op, &left, &right)?;
         }
     }
 
-    fn term(&mut self) -> Result<Real, String> {
+    fn term(&mut self) -> Eval {
         let mut left = self.unary()?;
         loop {
             let op = match self.peek() {
@@ -85,15 +98,16 @@ impl Parser<'_> {
                 _ => return Ok(left),
             };
             self.pos += 1;
-            left = apply(op, &left, &self.unary()?)?;
+            let right = self.unary()?;
+            left = self.apply(op, &left, &right)?;
         }
     }
 
-    fn unary(&mut self) -> Result<Real, String> {
+    fn unary(&mut self) -> Eval {
         self.enter()?;
         let value = if self.eat('-') {
             let v = self.unary()?;
-            Real { q: -v.q, inexact: v.inexact }
+            Real { q: -v.q, error: v.error }
         } else if self.eat('+') {
             self.unary()?
         } else {
@@ -103,7 +117,7 @@ impl Parser<'_> {
         Ok(value)
     }
 
-    fn power(&mut self) -> Result<Real, String> {
+    fn power(&mut self) -> Eval {
         let base = self.atom()?;
         self.skip_ws();
         if self.eat('^')
@@ -113,12 +127,12 @@ impl Parser<'_> {
             })
         {
             let exp = self.unary()?;
-            return apply(Op::Pow, &base, &exp);
+            return self.apply(Op::Pow, &base, &exp);
         }
         Ok(base)
     }
 
-    fn atom(&mut self) -> Result<Real, String> {
+    fn atom(&mut self) -> Eval {
         match self.peek() {
             Some('(') => {
                 self.pos += 1;
@@ -126,18 +140,18 @@ impl Parser<'_> {
                 let v = self.expr()?;
                 self.depth -= 1;
                 if !self.eat(')') {
-                    return Err(self.error("expected ')'"));
+                    return Err(self.error("expected ')'").into());
                 }
                 Ok(v)
             }
             Some(c) if c.is_ascii_digit() || c == '.' => self.number(),
             Some(c) if c.is_ascii_alphabetic() => self.call(),
-            Some(c) => Err(self.error(&format!("unexpected {c:?}"))),
-            None => Err(self.error("unexpected end")),
+            Some(c) => Err(self.error(&format!("unexpected {c:?}")).into()),
+            None => Err(self.error("unexpected end").into()),
         }
     }
 
-    fn number(&mut self) -> Result<Real, String> {
+    fn number(&mut self) -> Eval {
         let rest = &self.src[self.pos..];
         let bytes = rest.as_bytes();
         let mut end = 0;
@@ -158,16 +172,16 @@ impl Parser<'_> {
         }
         let text = &rest[..end];
         self.pos += end;
-        number::parse_str(text).map(Real::exact)
+        Ok(Real::exact(number::parse_str(text)?))
     }
 
-    fn call(&mut self) -> Result<Real, String> {
+    fn call(&mut self) -> Eval {
         let rest = &self.src[self.pos..];
         let len = rest.find(|c: char| !c.is_ascii_alphanumeric() && c != '_').unwrap_or(rest.len());
         let name = rest[..len].to_ascii_lowercase();
         self.pos += len;
         if !self.eat('(') {
-            return Err(self.error(&format!("expected '(' after {name:?}")));
+            return Err(self.error(&format!("expected '(' after {name:?}")).into());
         }
         self.enter()?;
         let mut args = vec![self.expr()?];
@@ -176,67 +190,70 @@ impl Parser<'_> {
         }
         self.depth -= 1;
         if !self.eat(')') {
-            return Err(self.error("expected ')'"));
+            return Err(self.error("expected ')'").into());
         }
-        function(&name, args, self.precision)
+        self.function(&name, args)
     }
 }
 
-fn exact_int(i: BigInt, inexact: bool) -> Real {
-    Real { q: BigRational::from_integer(i), inexact }
-}
+impl Parser<'_> {
+    fn function(&self, name: &str, args: Vec<Real>) -> Eval {
+        let one = |args: &[Real]| -> Result<Real, String> {
+            match args {
+                [x] => Ok(x.clone()),
+                _ => Err(format!("{name} takes exactly one argument")),
+            }
+        };
+        match name {
+            "abs" => one(&args).map(|x| Real { q: x.q.abs(), error: x.error }).map_err(Stop::from),
+            "floor" => approx::to_integer(Rounding::Floor, &one(&args)?, self.last),
+            "ceil" => approx::to_integer(Rounding::Ceil, &one(&args)?, self.last),
+            "sqrt" => approx::sqrt(&one(&args)?, self.digits),
+            "round" => match args.as_slice() {
+                [x] => approx::to_integer(Rounding::HalfEven, x, self.last),
+                [x, digits] => self.round_to(x, digits),
+                _ => Err("round takes one or two arguments".into()),
+            },
+            "min" | "max" => {
+                approx::extreme(args, name == "max").ok_or_else(|| format!("{name} needs at least one argument").into())
+            }
+            other => Err(format!("unknown function {other:?}: use abs, min, max, floor, ceil, round or sqrt").into()),
+        }
+    }
 
-fn function(name: &str, mut args: Vec<Real>, precision: u32) -> Result<Real, String> {
-    let one = |args: &[Real]| -> Result<Real, String> {
-        match args {
-            [x] => Ok(x.clone()),
-            _ => Err(format!("{name} takes exactly one argument")),
+    /// `round(x, digits)`: x rounded, ties to even, to a multiple of 10^-digits.
+    fn round_to(&self, x: &Real, digits: &Real) -> Eval {
+        if !digits.is_exact() {
+            return Err("round's digits must be an exact integer".into());
         }
-    };
-    match name {
-        "abs" => one(&args).map(|x| Real { q: x.q.abs(), inexact: x.inexact }),
-        "floor" => one(&args).map(|x| exact_int(x.q.floor().to_integer(), x.inexact)),
-        "ceil" => one(&args).map(|x| exact_int(x.q.ceil().to_integer(), x.inexact)),
-        "sqrt" => number::sqrt(&one(&args)?, precision),
-        "round" => match args.as_slice() {
-            [x] => Ok(exact_int(number::round_half_even(&x.q), x.inexact)),
-            [x, digits] => {
-                let d = number::small_integer(&digits.q, "round's digits")?;
-                if d.abs() > 1000 {
-                    return Err("round's digits must be between -1000 and 1000".into());
-                }
-                let scale = BigRational::from_integer(number::pow10(d.unsigned_abs() as u32));
-                let scale = if d >= 0 { scale } else { scale.recip() };
-                let r = BigRational::from_integer(number::round_half_even(&(&x.q * &scale)));
-                Ok(Real { q: r / scale, inexact: x.inexact })
-            }
-            _ => Err("round takes one or two arguments".into()),
-        },
-        "min" | "max" if !args.is_empty() => {
-            let mut best = args.remove(0);
-            for a in args {
-                if (name == "min" && a.q < best.q) || (name == "max" && a.q > best.q) {
-                    best = a;
-                }
-            }
-            Ok(best)
+        let d = number::small_integer(&digits.q, "round's digits")?;
+        if d.abs() > 1000 {
+            return Err("round's digits must be between -1000 and 1000".into());
         }
-        "min" | "max" => Err(format!("{name} needs at least one argument")),
-        other => Err(format!("unknown function {other:?}: use abs, min, max, floor, ceil, round or sqrt")),
+        let scale = BigRational::from_integer(number::pow10(d.unsigned_abs() as u32));
+        let scale = Real::exact(if d >= 0 { scale } else { scale.recip() });
+        let scaled = self.apply(Op::Mul, x, &scale)?;
+        let rounded = approx::to_integer(Rounding::HalfEven, &scaled, self.last)?;
+        self.apply(Op::Div, &rounded, &scale)
     }
 }
 
-/// Evaluate `src`; square roots keep `precision` plus guard digits.
+/// Evaluate once, square roots computed to `digits` significant digits.
+fn evaluate_once(src: &str, digits: u32, last: bool) -> Eval {
+    let mut p = Parser { src, pos: 0, depth: 0, digits, last };
+    let v = p.expr()?;
+    if p.peek().is_some() {
+        return Err(p.error("unexpected trailing input").into());
+    }
+    Ok(v)
+}
+
+/// Evaluate `src`; an approximate value is correctly rounded to `precision` digits or refused.
 pub fn evaluate(src: &str, precision: u32) -> Result<Real, String> {
     if src.len() > MAX_LENGTH {
         return Err(format!("expression longer than {MAX_LENGTH} characters"));
     }
-    let mut p = Parser { src, pos: 0, depth: 0, precision };
-    let v = p.expr()?;
-    if p.peek().is_some() {
-        return Err(p.error("unexpected trailing input"));
-    }
-    Ok(v)
+    approx::settle(precision, |digits, last| evaluate_once(src, digits, last))
 }
 
 #[cfg(test)]
@@ -246,7 +263,7 @@ mod tests {
 
     fn ev(s: &str) -> String {
         let v = evaluate(s, 28).unwrap();
-        assert!(!v.inexact, "{s}");
+        assert!(v.is_exact(), "{s}");
         fraction(&v.q)
     }
 
@@ -268,11 +285,52 @@ mod tests {
         assert_eq!(ev("1e3 + 2E-1"), "5001/5");
     }
 
+    /// Approximate results: (decimal at precision 28, exact?) of `src`.
+    fn approx(src: &str) -> (String, bool) {
+        let v = evaluate(src, 28).unwrap();
+        (crate::format::decimal(&v, 28).text, v.is_exact())
+    }
+
+    // Expected values from Python: decimal.getcontext().prec = 300, the same expression,
+    // then rounded to 28 digits (ROUND_HALF_EVEN).
     #[test]
-    fn irrational_roots_are_marked_inexact() {
-        let v = evaluate("sqrt(2) * sqrt(2)", 28).unwrap();
-        assert!(v.inexact);
-        assert_eq!(crate::format::decimal(&v, 20).text, "2.0000000000000000000");
+    fn irrational_results_are_correctly_rounded_despite_cancellation() {
+        // 4.99999999999999999999999999999999999999987500…E-21
+        assert_eq!(approx("sqrt(10^40+1) - 10^20"), ("5.000000000000000000000000000e-21".into(), false));
+        // 2.096980785696718753769480731766797379907324784621…E-28
+        assert_eq!(
+            approx("sqrt(2) - 1.414213562373095048801688724"),
+            ("2.096980785696718753769480732e-28".into(), false)
+        );
+        // 1.238669782255346722122001946550504…E+50: the divisor is below the first level's error.
+        assert_eq!(
+            approx("1/(sqrt(2) - 1.41421356237309504880168872420969807856967187537694)"),
+            ("1.238669782255346722122001947e+50".into(), false)
+        );
+        assert_eq!(approx("sqrt(2) * sqrt(2)"), ("2.000000000000000000000000000".into(), false));
+        assert_eq!(approx("sqrt(3) % 1"), ("0.7320508075688772935274463415".into(), false));
+    }
+
+    #[test]
+    fn floor_ceil_and_round_of_approximate_values_are_decided() {
+        // sqrt(2)·sqrt(2) is 2: every level straddles 2, the last takes the boundary.
+        let v = evaluate("floor(sqrt(2)*sqrt(2))", 28).unwrap();
+        assert_eq!((fraction(&v.q), v.is_exact()), ("2".into(), false));
+        assert_eq!(fraction(&evaluate("ceil(sqrt(2)*sqrt(2))", 28).unwrap().q), "2");
+        // Proven integers are exact: the interval lies between two integers.
+        assert_eq!(ev("floor(sqrt(2))"), "1");
+        assert_eq!(ev("floor(sqrt(2) * 10^20)"), "141421356237309504880");
+        assert_eq!(ev("round(sqrt(2), 3)"), "707/500");
+        // 10^25 − sqrt(10^50+1) ≈ −5.0E-26: the first level cannot tell it from 0.
+        assert_eq!(ev("floor(10^25 - sqrt(10^50+1))"), "-1");
+    }
+
+    #[test]
+    fn values_that_cannot_be_settled_are_refused() {
+        let err = evaluate("sqrt(2)*sqrt(2) - 2", 28).unwrap_err();
+        assert!(err.contains("could not be determined to 28 significant digits"), "{err}");
+        let err = evaluate("1/(sqrt(2)*sqrt(2) - 2)", 28).unwrap_err();
+        assert!(err.contains("divisor could not be told apart from zero"), "{err}");
     }
 
     #[test]

@@ -18,34 +18,40 @@ pub struct Decimal {
     pub exact: bool,
 }
 
-/// Round `x` to `precision` significant digits, half to even. An inexact `x` lies just above
-/// its approximation, which breaks exact ties upwards.
-pub fn decimal(x: &Real, precision: u32) -> Decimal {
-    let q = &x.q;
-    if q.is_zero() {
-        return Decimal { text: "0".into(), exact: !x.inexact };
-    }
+/// `q ≠ 0` rounded to `precision` significant digits, half to even: the signed digits, the
+/// power of ten of the first digit, and whether the rounding was exact.
+pub fn round_digits(q: &BigRational, precision: u32) -> (BigInt, i64, bool) {
     let mut e = exponent10(q);
     let shift = i64::from(precision) - 1 - e;
     let (n, d) = (q.numer().abs(), q.denom().clone());
     let (num, den) = if shift >= 0 { (n * pow10(shift as u32), d) } else { (n, d * pow10((-shift) as u32)) };
     let (mut digits, rem) = num.div_rem(&den);
     let twice: BigInt = &rem * 2;
-    let round_up = twice > den || (twice == den && (x.inexact || digits.is_odd()));
-    if round_up {
+    if twice > den || (twice == den && digits.is_odd()) {
         digits += 1;
         if digits == pow10(precision) {
             digits /= 10;
             e += 1;
         }
     }
-    let exact = rem.is_zero() && !x.inexact;
-    let mut s = digits.to_string();
+    let signed = if q.is_negative() { -digits } else { digits };
+    (signed, e, rem.is_zero())
+}
+
+/// Round `x` to `precision` significant digits, half to even. For an approximate `x` this
+/// is only right once [`crate::approx::settle`] has made sure the rounding is decided.
+pub fn decimal(x: &Real, precision: u32) -> Decimal {
+    if x.q.is_zero() {
+        return Decimal { text: "0".into(), exact: x.is_exact() };
+    }
+    let (digits, e, rem_zero) = round_digits(&x.q, precision);
+    let exact = rem_zero && x.is_exact();
+    let mut s = digits.magnitude().to_string();
     if exact {
         let trimmed = s.trim_end_matches('0').len().max(1);
         s.truncate(trimmed);
     }
-    let sign = if q.is_negative() { "-" } else { "" };
+    let sign = if digits.is_negative() { "-" } else { "" };
     Decimal { text: format!("{sign}{}", place(&s, e)), exact }
 }
 
@@ -79,7 +85,7 @@ pub fn fraction(q: &BigRational) -> String {
 pub fn number_json(x: &Real, precision: u32) -> Value {
     let d = decimal(x, precision);
     json!({
-        "fraction": if x.inexact { Value::Null } else { Value::String(fraction(&x.q)) },
+        "fraction": if !x.is_exact() { Value::Null } else { Value::String(fraction(&x.q)) },
         "decimal": d.text,
         "decimal_is_exact": d.exact,
         "precision": precision,
@@ -89,7 +95,7 @@ pub fn number_json(x: &Real, precision: u32) -> Value {
 /// The text form of a numeric result: the exact value when it is short, else `fraction ≈ decimal`.
 pub fn number_text(x: &Real, precision: u32) -> String {
     let d = decimal(x, precision);
-    if x.inexact {
+    if !x.is_exact() {
         format!("≈ {}", d.text)
     } else if d.exact || x.q.is_integer() {
         if x.q.is_integer() {
@@ -105,7 +111,8 @@ pub fn number_text(x: &Real, precision: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::number::{parse_str, sqrt};
+    use crate::approx::sqrt;
+    use crate::number::parse_str;
 
     fn dec(s: &str, p: u32) -> String {
         decimal(&Real::exact(parse_str(s).unwrap()), p).text
@@ -123,7 +130,7 @@ mod tests {
         assert_eq!(dec("123456", 3), "123000");
         assert_eq!(dec("0.000123", 28), "0.000123");
         assert_eq!(dec("12345678901234567890123456789012345678901234567890", 5), "1.2346e+49");
-        let x = decimal(&sqrt(&Real::int(2), 28).unwrap(), 28);
+        let x = decimal(&sqrt(&Real::int(2), 48).unwrap(), 28);
         assert_eq!((x.text.as_str(), x.exact), ("1.414213562373095048801688724", false));
     }
 

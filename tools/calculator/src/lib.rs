@@ -2,12 +2,14 @@
 //!
 //! Everything is computed on arbitrary-precision rationals, so `0.1 + 0.2` is exactly `0.3`
 //! and `1/3` comes back as the fraction `"1/3"` with a decimal rounded to `precision`
-//! significant digits. Only square roots (`sqrt`, `stdev`) can be irrational; they are
-//! correctly rounded to the requested precision.
+//! significant digits. Only square roots (`sqrt`, `stdev`) can be irrational; results that
+//! use them carry proven error bounds and are correctly rounded to the requested precision.
 //!
 //! | module | role |
 //! |---|---|
-//! | [`number`] | parsing numbers, limits, square roots |
+//! | [`number`] | parsing numbers, limits |
+//! | [`rational`] | fast exact operations and size-checked sums |
+//! | [`approx`] | square roots, error bounds, guard digits until correctly rounded |
 //! | [`format`] | fractions and decimal rendering |
 //! | [`arithmetic`] | the operators |
 //! | [`expression`] | the expression parser |
@@ -15,14 +17,17 @@
 //! | [`units`] | unit conversion and unit arithmetic |
 //! | [`schema`] | the published input and output schemas |
 
+pub mod approx;
 pub mod arithmetic;
 pub mod expression;
 pub mod format;
 pub mod number;
+pub mod rational;
 pub mod schema;
 pub mod statistics;
 pub mod units;
 
+use num_rational::BigRational;
 use serde_json::{json, Value};
 use tool_kit::{tool_result, CallOutcome, ToolServer, ToolSpec};
 
@@ -79,10 +84,31 @@ fn arithmetic(params: &Value, p: u32) -> CallOutcome {
         Some(list) if !list.is_null() => numbers(list, "operands", MAX_OPERANDS)?,
         _ => vec![Real::exact(parse_value(field(params, "x")?)?), Real::exact(parse_value(field(params, "y")?)?)],
     };
-    let mut iter = operands.into_iter();
-    let first = iter.next().ok_or("params.operands must hold at least one number")?;
-    let result = iter.try_fold(first, |acc, x| apply(op, &acc, &x))?;
+    let result = match op {
+        Op::Add | Op::Sub => Real::exact(signed_sum(op, operands)?),
+        _ => {
+            let mut iter = operands.into_iter();
+            let first = iter.next().ok_or("params.operands must hold at least one number")?;
+            // `apply` refuses any step whose result outgrows the size limit.
+            iter.try_fold(first, |acc, x| apply(op, &acc, &x))?
+        }
+    };
     Ok(numeric("arithmetic", &result, p))
+}
+
+/// `a + b + c…` or `a − b − c…` as one sum, so oversized common denominators are refused
+/// before computing (see [`rational::sum`]).
+fn signed_sum(op: Op, operands: Vec<Real>) -> Result<BigRational, String> {
+    let mut terms: Vec<BigRational> = operands.into_iter().map(|r| r.q).collect();
+    if terms.is_empty() {
+        return Err("params.operands must hold at least one number".into());
+    }
+    if op == Op::Sub {
+        for t in &mut terms[1..] {
+            *t = -std::mem::take(t);
+        }
+    }
+    rational::sum(&terms)
 }
 
 fn stats(params: &Value, p: u32) -> CallOutcome {
@@ -130,6 +156,7 @@ fn unit(params: &Value, p: u32) -> CallOutcome {
             let (rv, ru) = quantity(field(params, "right")?, "right")?;
             let (value, unit) = match op {
                 Op::Add | Op::Sub => {
+                    units::check_additive(&lu, &ru)?;
                     let right = Real::exact(units::convert(&rv.q, &ru, &lu).map_err(|e| format!("{op:?}: {e}"))?);
                     (apply(op, &lv, &right)?, lu)
                 }

@@ -1,11 +1,13 @@
 //! Numbers: exact rationals, parsing from JSON, limits, and the approximate values that
-//! square roots introduce.
+//! square roots introduce (their arithmetic is in [`crate::approx`]).
 
 use num_bigint::BigInt;
 use num_integer::Integer;
 use num_rational::BigRational;
 use num_traits::{One, Signed, ToPrimitive, Zero};
 use serde_json::Value;
+
+use crate::approx::Bound;
 
 /// Digits accepted in one input number.
 pub const MAX_INPUT_DIGITS: usize = 1000;
@@ -17,27 +19,33 @@ pub const MAX_RESULT_BITS: u64 = 100_000;
 pub const DEFAULT_PRECISION: u32 = 28;
 /// Largest precision accepted.
 pub const MAX_PRECISION: u32 = 1000;
-/// Guard digits kept beyond the requested precision when a value is approximate.
-pub const GUARD_DIGITS: u32 = 20;
+/// Significant digits a JSON number (read as a 64-bit float) always carries exactly.
+pub const FLOAT_DIGITS: usize = 15;
 
-/// A value: exact, or an approximation that is slightly below the true value (`inexact`).
+/// A value: exact, or an approximation with a proven error bound.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Real {
     /// The exact value, or the approximation.
     pub q: BigRational,
-    /// True when `q` only approximates the true value (e.g. after an irrational square root).
-    pub inexact: bool,
+    /// `None` when `q` is the value; otherwise a bound on the distance between `q` and the
+    /// value (after an irrational square root).
+    pub error: Option<Bound>,
 }
 
 impl Real {
     /// An exact value.
     pub fn exact(q: BigRational) -> Self {
-        Self { q, inexact: false }
+        Self { q, error: None }
     }
 
     /// An exact integer.
     pub fn int(i: i64) -> Self {
         Self::exact(BigRational::from_integer(BigInt::from(i)))
+    }
+
+    /// True when `q` is the value itself.
+    pub fn is_exact(&self) -> bool {
+        self.error.is_none()
     }
 }
 
@@ -107,12 +115,41 @@ pub fn parse_str(raw: &str) -> Result<BigRational, String> {
     Ok(if negative { -q } else { q })
 }
 
+/// Significant digits of a decimal numeral such as `"-0.00120"` or `"1.25e+29"` (here 2 and 3).
+fn significant_digits(text: &str) -> usize {
+    let mantissa = text.split(['e', 'E']).next().unwrap_or(text);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    digits.trim_start_matches('0').trim_end_matches('0').len()
+}
+
+/// Refuse a JSON number that serde_json had to read as a float and that the float may not
+/// hold exactly: more than [`FLOAT_DIGITS`] significant digits, or an integer of 2^53 or more
+/// (a longer integer would have been rounded to it). Integers within 64 bits are read exactly.
+fn exact_json_float(text: &str, f: f64) -> Result<(), String> {
+    const TWO_POW_53: f64 = 9_007_199_254_740_992.0;
+    if significant_digits(text) > FLOAT_DIGITS || (f.fract() == 0.0 && f.abs() >= TWO_POW_53) {
+        return Err(format!(
+            "the number {text} cannot be represented exactly as a JSON number (JSON numbers are read as \
+             64-bit floats); pass numbers with more than {FLOAT_DIGITS} significant digits, or integers beyond \
+             64 bits, as strings, e.g. \"123456789012345678901234567890\""
+        ));
+    }
+    Ok(())
+}
+
 /// A number given as a JSON number or a string.
 pub fn parse_value(v: &Value) -> Result<BigRational, String> {
     match v {
         // serde_json prints a float in its shortest round-trip form ("0.1"), which is what
-        // the caller wrote; that decimal is taken exactly.
-        Value::Number(n) => parse_str(&n.to_string()),
+        // the caller wrote when it has at most 15 significant digits; that decimal is taken
+        // exactly. Longer floats were already rounded by the JSON reader and are refused.
+        Value::Number(n) => {
+            let text = n.to_string();
+            if let Some(f) = n.as_f64().filter(|_| n.is_f64()) {
+                exact_json_float(&text, f)?;
+            }
+            parse_str(&text)
+        }
         Value::String(s) => parse_str(s),
         other => Err(format!("expected a number (or a numeric string), got {other}")),
     }
@@ -145,27 +182,6 @@ pub fn exponent10(q: &BigRational) -> i64 {
         e -= 1;
     }
     e
-}
-
-/// The square root of a non-negative value: exact when both parts are perfect squares,
-/// otherwise `precision + GUARD_DIGITS` correct digits, truncated (so marked `inexact`).
-pub fn sqrt(x: &Real, precision: u32) -> Result<Real, String> {
-    if x.q.is_negative() {
-        return Err("square root of a negative number".into());
-    }
-    if x.q.is_zero() {
-        return Ok(Real { q: BigRational::zero(), inexact: x.inexact });
-    }
-    let (n, d) = (x.q.numer(), x.q.denom());
-    let (rn, rd) = (n.sqrt(), d.sqrt());
-    if !x.inexact && &(&rn * &rn) == n && &(&rd * &rd) == d {
-        return Ok(Real::exact(BigRational::new(rn, rd)));
-    }
-    // floor(sqrt(floor(x·10^2m))) = floor(sqrt(x)·10^m): choose m for enough digits.
-    let digits = i64::from(precision + GUARD_DIGITS);
-    let m = (digits - exponent10(&x.q) / 2 + 2).max(0) as u32;
-    let scaled = (x.q.clone() * BigRational::from_integer(pow10(2 * m))).floor().to_integer();
-    Ok(Real { q: BigRational::new(scaled.sqrt(), pow10(m)), inexact: true })
 }
 
 /// Python's `round`: to the nearest integer, ties to even.
@@ -212,17 +228,38 @@ mod tests {
     }
 
     #[test]
-    fn exponent_and_sqrt() {
+    fn json_floats_that_may_not_be_what_was_sent_are_refused() {
+        let long: Value = serde_json::from_str("123456789012345678901234567890").unwrap();
+        let err = parse_value(&long).unwrap_err();
+        assert!(err.contains("the number 1.2345678901234568e+29 cannot be represented exactly"), "{err}");
+        assert!(err.contains("more than 15 significant digits"), "{err}");
+        assert_eq!(
+            parse_value(&serde_json::json!("123456789012345678901234567890")).unwrap(),
+            q("123456789012345678901234567890")
+        );
+        // Known limit: a longer literal whose float has a short form ("0.1000000000000000055"
+        // reads as 0.1) cannot be told apart from that short form without the raw JSON text.
+        for refused in ["123456789012345.6", "1e20", "9007199254740992.0", "-1e300", "0.10000000000000002"] {
+            let v: Value = serde_json::from_str(refused).unwrap();
+            assert!(parse_value(&v).is_err(), "{refused}");
+        }
+        for (accepted, exact) in [("0.123456789012345", "0.123456789012345"), ("123456789012345.0", "123456789012345")]
+        {
+            let v: Value = serde_json::from_str(accepted).unwrap();
+            assert_eq!(parse_value(&v).unwrap(), q(exact), "{accepted}");
+        }
+        // Integers read as u64 or i64 are exact whatever their size.
+        assert_eq!(parse_value(&serde_json::json!(u64::MAX)).unwrap(), q("18446744073709551615"));
+        assert_eq!(parse_value(&serde_json::json!(i64::MIN)).unwrap(), q("-9223372036854775808"));
+        assert_eq!((significant_digits("-0.00120"), significant_digits("1.25e29")), (2, 3));
+    }
+
+    #[test]
+    fn exponents() {
         assert_eq!(exponent10(&q("999")), 2);
         assert_eq!(exponent10(&q("1000")), 3);
         assert_eq!(exponent10(&q("0.001")), -3);
         assert_eq!(exponent10(&q("0.00099")), -4);
-        assert_eq!(sqrt(&Real::exact(q("9/16")), 28).unwrap(), Real::exact(q("3/4")));
-        let r2 = sqrt(&Real::exact(q("2")), 10).unwrap();
-        assert!(r2.inexact);
-        let (lo, hi) = (q("1.41421356237309504880168"), q("1.41421356237309504880169"));
-        assert!(lo < r2.q && r2.q < hi, "{}", r2.q);
-        assert!(sqrt(&Real::int(-1), 10).is_err());
     }
 
     #[test]

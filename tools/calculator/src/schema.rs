@@ -4,7 +4,9 @@ use serde_json::{json, Value};
 
 /// `arguments` of `exact_compute`.
 pub fn input() -> Value {
-    let number = json!({ "type": ["number", "string"], "description": "a JSON number or a string: \"1.25\", \"-3/7\", \"1e-30\"" });
+    let number = json!({ "type": ["number", "string"], "description": "a JSON number or a string: \"1.25\", \"-3/7\", \"1e-30\". \
+        JSON numbers are read as 64-bit floats, so one with more than 15 significant digits (or an integer beyond \
+        64 bits) is refused: pass such numbers as strings, e.g. \"123456789012345678901234567890\"" });
     let quantity = json!({ "type": "object", "required": ["value", "unit"],
         "properties": { "value": number, "unit": { "type": "string" } } });
     json!({

@@ -247,6 +247,19 @@ pub fn convert(value: &BigRational, from: &Unit, to: &Unit) -> Result<BigRationa
     Ok((si - &to.offset) / &to.factor)
 }
 
+/// Refuse adding or subtracting when either side is a temperature on an offset scale
+/// (`20 °C + 5 K` and `30 °C − 10 °C` have no single meaning: a reading or a difference?).
+pub fn check_additive(left: &Unit, right: &Unit) -> Result<(), String> {
+    if left.offset.is_zero() && right.offset.is_zero() {
+        Ok(())
+    } else {
+        Err(format!(
+            "cannot add or subtract {} and {}: convert affine temperatures (°C, °F) to K before adding or subtracting",
+            left.symbol, right.symbol
+        ))
+    }
+}
+
 /// Multiply or divide two units, making the compound unit (`m/s`).
 pub fn combine(left: &Unit, right: &Unit, divide: bool) -> Result<Unit, String> {
     if !left.offset.is_zero() || !right.offset.is_zero() {
@@ -304,6 +317,12 @@ mod tests {
         assert!(parse("furlong").unwrap_err().contains("unknown unit"));
         assert!(parse("m^99").is_err());
         assert!(combine(&parse("°C").unwrap(), &parse("s").unwrap(), false).is_err());
+        for (l, r) in [("°C", "K"), ("K", "degF"), ("°F", "°F")] {
+            let err = check_additive(&parse(l).unwrap(), &parse(r).unwrap()).unwrap_err();
+            assert!(err.contains("convert affine temperatures (°C, °F) to K"), "{err}");
+        }
+        assert!(check_additive(&parse("K").unwrap(), &parse("°R").unwrap()).is_ok());
+        assert!(check_additive(&parse("J/°C").unwrap(), &parse("J/K").unwrap()).is_ok());
         let speed = combine(&parse("km").unwrap(), &parse("h").unwrap(), true).unwrap();
         assert_eq!((speed.symbol.as_str(), dimension_name(&speed.dims).as_str()), ("km/h", "speed"));
     }

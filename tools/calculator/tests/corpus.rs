@@ -1,6 +1,8 @@
 //! Agreement with Python: `corpus/corpus.json` holds cases whose answers come from Python's
-//! `fractions`, `decimal` and `statistics` (regenerate with `corpus/generate.py`).
+//! `fractions`, `decimal` and `statistics` (regenerate with `corpus/generate.py`, Python ≥ 3.11).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::BTreeMap;
 
 use calculator::number::parse_str;
 use serde_json::Value;
@@ -8,8 +10,9 @@ use serde_json::Value;
 #[test]
 fn results_agree_exactly_with_pythons_fractions_decimal_and_statistics() {
     let corpus: Vec<Value> = serde_json::from_str(include_str!("corpus/corpus.json")).unwrap();
-    assert!(corpus.len() >= 300);
+    let mut kinds = BTreeMap::new();
     for case in &corpus {
+        *kinds.entry(case["kind"].as_str().unwrap()).or_insert(0) += 1;
         let result =
             calculator::call("exact_compute", case["arguments"].clone()).unwrap_or_else(|e| panic!("{case}: {e}"));
         let got = &result["structuredContent"]["result"];
@@ -19,5 +22,11 @@ fn results_agree_exactly_with_pythons_fractions_decimal_and_statistics() {
         // Same value at the same precision (Python may write 1.2E+5 where we write 120000).
         let (want, have) = (case["decimal"].as_str().unwrap(), got["decimal"].as_str().unwrap());
         assert_eq!(parse_str(have).unwrap(), parse_str(want).unwrap(), "{case}: {have} vs {want}");
+    }
+    assert!(corpus.len() >= 400, "{}", corpus.len());
+    for kind in
+        ["arithmetic", "power", "expression", "statistics", "stdev", "sqrt-expression", "median-even", "mode", "unit"]
+    {
+        assert!(kinds.get(kind).is_some_and(|n| *n >= 10), "too few {kind} cases: {kinds:?}");
     }
 }

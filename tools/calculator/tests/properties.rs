@@ -52,6 +52,36 @@ proptest! {
     }
 
     #[test]
+    fn any_expression_with_functions_gives_a_result_or_an_error_never_a_panic(
+        src in "(sqrt\\(|floor\\(|ceil\\(|round\\(|min\\(|max\\(|abs\\(|[-+*/^%(),. 0-9]){0,40}",
+        p in 1u32..60,
+    ) {
+        let _ = calculator::expression::evaluate(&src, p);
+    }
+
+    #[test]
+    fn a_squared_square_root_rounds_like_the_exact_value(n in 1i64..1_000_000, d in 1i64..1000, p in 1u32..60) {
+        let x = parse_str(&format!("{n}/{d}")).unwrap();
+        let want = calculator::format::decimal(&Real::exact(x), p).text;
+        let got = calculator::expression::evaluate(&format!("sqrt({n}/{d}) * sqrt({n}/{d})"), p);
+        // A value exactly halfway between two p-digit decimals cannot be settled from
+        // approximations; everything else must come out exactly as the exact value rounds.
+        match got {
+            Ok(v) => prop_assert_eq!(parse_str(&calculator::format::decimal(&v, p).text).unwrap(), parse_str(&want).unwrap()),
+            Err(e) => prop_assert!(e.contains("exactly halfway"), "{}", e),
+        }
+    }
+
+    #[test]
+    fn floors_of_square_roots_are_exact_integer_roots(n in 0u64..u64::MAX) {
+        let v = calculator::expression::evaluate(&format!("floor(sqrt({n}))"), 28).unwrap();
+        prop_assert!(v.is_exact());
+        prop_assert_eq!(v.q.to_integer().to_string(), n.isqrt().to_string());
+        let snapped = calculator::expression::evaluate(&format!("floor(sqrt({n}) * sqrt({n}))"), 28).unwrap();
+        prop_assert_eq!(snapped.q.to_integer().to_string(), n.to_string());
+    }
+
+    #[test]
     fn decimal_rendering_parses_back_to_the_value_when_exact(a in rational()) {
         let d = calculator::format::decimal(&a, 1000);
         if d.exact {

@@ -129,3 +129,87 @@ fn operations_cover_units_statistics_and_precision() {
     )
     .is_err());
 }
+
+fn outcome(arguments: &str) -> Result<Value, String> {
+    calculator::call("exact_compute", serde_json::from_str(arguments).unwrap())
+}
+
+#[test]
+fn json_numbers_a_float_cannot_hold_are_refused_and_strings_are_exact() {
+    // serde_json reads this literal as the float 1.2345678901234568e29.
+    let err = outcome(
+        r#"{"operation": "arithmetic", "params": {"operator": "+", "x": 123456789012345678901234567890, "y": 0}}"#,
+    )
+    .unwrap_err();
+    assert!(err.contains("cannot be represented exactly as a JSON number") && err.contains("as strings"), "{err}");
+    let r = outcome(
+        r#"{"operation": "arithmetic", "params": {"operator": "+", "x": "123456789012345678901234567890", "y": 0}}"#,
+    )
+    .unwrap();
+    assert_eq!(r["structuredContent"]["result"]["fraction"], "123456789012345678901234567890");
+    for refused in ["1e20", "0.1234567890123456", "-18446744073709551616", "9007199254740993.0"] {
+        let args = format!(r#"{{"operation": "statistics", "params": {{"function": "sum", "values": [{refused}]}}}}"#);
+        assert!(outcome(&args).is_err(), "{refused}");
+    }
+    // Integers within 64 bits are exact in JSON; short decimals are taken as written.
+    for (accepted, fraction) in
+        [("18446744073709551615", "18446744073709551615"), ("0.1", "1/10"), ("1.5e-7", "3/20000000")]
+    {
+        let args = format!(r#"{{"operation": "statistics", "params": {{"function": "sum", "values": [{accepted}]}}}}"#);
+        assert_eq!(outcome(&args).unwrap()["structuredContent"]["result"]["fraction"], fraction, "{accepted}");
+    }
+    let schema = calculator::schema::input().to_string();
+    assert!(schema.contains("more than 15 significant digits"));
+}
+
+#[test]
+fn affine_temperatures_are_not_added_or_subtracted() {
+    for arguments in [
+        json!({"operation": "unit", "params": {"action": "arithmetic", "operator": "+", "left": {"value": 20, "unit": "°C"}, "right": {"value": 5, "unit": "K"}}}),
+        json!({"operation": "unit", "params": {"action": "arithmetic", "operator": "-", "left": {"value": 30, "unit": "°C"}, "right": {"value": 10, "unit": "°C"}, "result_unit": "°F"}}),
+    ] {
+        let err = calculator::call("exact_compute", arguments).unwrap_err();
+        assert!(err.contains("convert affine temperatures (°C, °F) to K before adding or subtracting"), "{err}");
+    }
+    let r = calculator::call(
+        "exact_compute",
+        json!({"operation": "unit", "params": {"action": "arithmetic", "operator": "+", "left": {"value": "293.15", "unit": "K"}, "right": {"value": 5, "unit": "K"}, "result_unit": "°C"}}),
+    )
+    .unwrap();
+    assert_eq!(r["structuredContent"]["result"]["fraction"], "25");
+}
+
+#[test]
+fn many_operands_finish_quickly_or_are_refused_before_computing() {
+    let started = std::time::Instant::now();
+    let harmonic: Vec<String> = (1..=10_000).map(|k| format!("1/{k}")).collect();
+    let err = calculator::call(
+        "exact_compute",
+        json!({"operation": "arithmetic", "params": {"operator": "+", "operands": harmonic}}),
+    )
+    .unwrap_err();
+    assert!(err.contains("distinct denominators"), "{err}");
+    let harmonic: Vec<String> = (1..=100_000).map(|k| format!("1/{k}")).collect();
+    let err = calculator::call(
+        "exact_compute",
+        json!({"operation": "statistics", "params": {"function": "mean", "values": harmonic}}),
+    )
+    .unwrap_err();
+    assert!(err.contains("distinct denominators") && err.contains("size limit"), "{err}");
+    // 10,000 factors of 7/3 (a 44,000-bit result) took minutes with whole-value gcds;
+    // (7/3)^10000 = 5.8594E+3679 (Python, decimal at precision 5).
+    let r = calculator::call(
+        "exact_compute",
+        json!({"operation": "arithmetic", "params": {"operator": "*", "operands": vec!["7/3"; 10_000], "precision": 5}}),
+    )
+    .unwrap();
+    assert_eq!(r["structuredContent"]["result"]["decimal"], "5.8594e+3679");
+    let r = calculator::call(
+        "exact_compute",
+        json!({"operation": "arithmetic", "params": {"operator": "-", "operands": ["1", "1/3", "1/6", "0.5"]}}),
+    )
+    .unwrap();
+    assert_eq!(r["structuredContent"]["result"]["fraction"], "0");
+    // Sanity bound only (debug build, shared machine).
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+}

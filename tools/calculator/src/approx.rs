@@ -1,0 +1,583 @@
+//! Approximate values: arithmetic with proven error bounds, and the loop that adds guard
+//! digits until a result is correctly rounded.
+//!
+//! Only square roots make a value approximate. Such a value carries a [`Bound`] on its
+//! distance from the true value, and every operation bounds its own result's error, so
+//! cancellation (`sqrt(10^40+1) - 10^20`) or an integer boundary (`floor(sqrt(2)*sqrt(2))`)
+//! is noticed instead of silently giving wrong digits. [`settle`] evaluates with more and
+//! more guard digits until the requested rounding is decided.
+
+use num_bigint::BigInt;
+use num_integer::Integer;
+use num_rational::BigRational;
+use num_traits::{Signed, ToPrimitive, Zero};
+
+use crate::arithmetic::Op;
+use crate::format::round_digits;
+use crate::number::{round_half_even, small_integer, Real, MAX_RESULT_BITS};
+use crate::rational;
+
+/// Guard digits tried, in order, beyond the requested precision.
+pub const GUARD_LEVELS: [u32; 4] = [20, 60, 200, 600];
+/// An error bound above 2^this means the value has lost all its digits.
+const MAX_ERROR_LOG2: i64 = MAX_RESULT_BITS as i64;
+/// Error bounds are never kept below 2^this (a looser bound is still a bound), which keeps
+/// every approximation's denominator bounded.
+const MIN_ERROR_LOG2: i64 = -(MAX_RESULT_BITS as i64) - 8192;
+/// Bits kept below the error bound when an approximation is shortened.
+const SPARE_BITS: i64 = 32;
+
+/// Why an evaluation stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// The input is wrong (division by zero, syntax, size): tell the caller.
+    Refused(String),
+    /// The working precision could not decide something: retry with more guard digits.
+    Undetermined(String),
+}
+
+impl From<String> for Stop {
+    fn from(message: String) -> Self {
+        Self::Refused(message)
+    }
+}
+
+impl From<&str> for Stop {
+    fn from(message: &str) -> Self {
+        Self::Refused(message.to_owned())
+    }
+}
+
+impl From<Stop> for String {
+    fn from(stop: Stop) -> Self {
+        match stop {
+            Stop::Refused(message) => message,
+            Stop::Undetermined(why) => format!("the result could not be determined: {why}"),
+        }
+    }
+}
+
+/// Evaluate `f(digits, last)` with `precision` plus each of [`GUARD_LEVELS`] digits until the
+/// result is exact or its rounding to `precision` digits is decided; `last` tells `f` that no
+/// further level follows.
+pub fn settle(precision: u32, mut f: impl FnMut(u32, bool) -> Result<Real, Stop>) -> Result<Real, String> {
+    let mut why = String::new();
+    for (i, guard) in GUARD_LEVELS.iter().enumerate() {
+        let last = i + 1 == GUARD_LEVELS.len();
+        match f(precision + guard, last) {
+            Ok(x) if x.is_exact() || decided(&x, precision) => return Ok(x),
+            Ok(_) => {
+                why = format!(
+                    "it lies too close to a rounding boundary; if it is exactly 0 or exactly halfway between two \
+                     {precision}-digit decimals, simplify the expression (sqrt(x)^2 is x) or change the precision"
+                )
+            }
+            Err(Stop::Refused(message)) => return Err(message),
+            Err(Stop::Undetermined(reason)) => why = reason,
+        }
+    }
+    let most = GUARD_LEVELS[GUARD_LEVELS.len() - 1];
+    Err(format!(
+        "the result could not be determined to {precision} significant digits even with {most} extra digits: {why}"
+    ))
+}
+
+/// True when every value within the error bound of `x` rounds to the same decimal.
+fn decided(x: &Real, precision: u32) -> bool {
+    let (lo, hi) = bounds(x);
+    !lo.is_zero() && !hi.is_zero() && round_digits(&lo, precision) == round_digits(&hi, precision)
+}
+
+/// 2^k as a rational.
+fn pow2(k: i64) -> BigRational {
+    let p = BigInt::from(1) << k.unsigned_abs();
+    if k >= 0 {
+        BigRational::from_integer(p)
+    } else {
+        BigRational::new_raw(BigInt::from(1), p)
+    }
+}
+
+/// An upper bound `m · 2^e` on an approximation's error: a tiny float that only ever rounds
+/// up, so that adding n equal errors costs log2(n) bits rather than n.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    m: u64,
+    e: i64,
+}
+
+impl Bound {
+    /// Bits kept in the mantissa.
+    const BITS: u32 = 32;
+
+    /// 2^k.
+    pub fn pow2(k: i64) -> Self {
+        Self { m: 1, e: k }
+    }
+
+    /// m · 2^e rounded up to [`Self::BITS`] bits of mantissa.
+    fn rounded_up(m: u128, e: i64) -> Self {
+        let excess = (u128::BITS - m.leading_zeros()).saturating_sub(Self::BITS);
+        let carry = u128::from(m & ((1u128 << excess) - 1) != 0);
+        let m = ((m >> excess) + carry).max(1);
+        Self { m: u64::try_from(m).unwrap_or(u64::MAX), e: e.saturating_add(i64::from(excess)) }
+    }
+
+    /// A k with self < 2^k.
+    pub fn log2_above(self) -> i64 {
+        self.e.saturating_add(i64::from(u64::BITS - self.m.leading_zeros()))
+    }
+
+    /// A k with self ≥ 2^k.
+    fn log2_below(self) -> i64 {
+        self.log2_above() - 1
+    }
+
+    fn plus(self, other: Self) -> Self {
+        let (big, small) = if self.e >= other.e { (self, other) } else { (other, self) };
+        let shift = big.e.saturating_sub(small.e);
+        // ⌈small.m / 2^shift⌉, at least 1 since small.m ≥ 1.
+        let part = if shift >= 64 { 1 } else { (small.m >> shift) + u64::from(small.m & ((1 << shift) - 1) != 0) };
+        Self::rounded_up(u128::from(big.m) + u128::from(part), big.e)
+    }
+
+    fn times(self, other: Self) -> Self {
+        Self::rounded_up(u128::from(self.m) * u128::from(other.m), self.e.saturating_add(other.e))
+    }
+
+    /// The larger of two bounds (by their logarithms: either is a valid bound).
+    fn max_with(self, other: Self) -> Self {
+        if self.log2_above() >= other.log2_above() {
+            self
+        } else {
+            other
+        }
+    }
+
+    fn shifted(self, k: i64) -> Self {
+        Self { m: self.m, e: self.e.saturating_add(k) }
+    }
+
+    /// A bound on √self.
+    fn sqrt(self) -> Self {
+        let (m, e) = if self.e % 2 == 0 { (self.m, self.e) } else { (self.m << 1, self.e - 1) };
+        let r = m.isqrt();
+        Self { m: if r * r < m { r + 1 } else { r }, e: e / 2 }
+    }
+
+    /// ⌈self⌉ as an integer, saturating.
+    fn ceil_u128(self) -> u128 {
+        let m = u128::from(self.m);
+        match self.e {
+            e if (0..64).contains(&e) => m << e,
+            e if e >= 0 => u128::MAX,
+            e if e > -128 => {
+                let shift = e.unsigned_abs() as u32;
+                (m >> shift) + u128::from(m & ((1u128 << shift) - 1) != 0)
+            }
+            _ => 1,
+        }
+    }
+
+    fn to_rational(self) -> BigRational {
+        rational::mul(&BigRational::from_integer(BigInt::from(self.m)), &pow2(self.e))
+    }
+}
+
+/// The interval `[q − ε, q + ε]` holding the value.
+pub fn bounds(x: &Real) -> (BigRational, BigRational) {
+    match x.error {
+        None => (x.q.clone(), x.q.clone()),
+        Some(bound) => {
+            let r = bound.to_rational();
+            (rational::sub(&x.q, &r), rational::add(&x.q, &r))
+        }
+    }
+}
+
+/// A k with |q| < 2^k (`None` for zero).
+fn upper_log2(q: &BigRational) -> Option<i64> {
+    (!q.is_zero()).then(|| q.numer().bits() as i64 - q.denom().bits() as i64 + 1)
+}
+
+/// A k with |q| > 2^k (`None` for zero).
+fn lower_log2(q: &BigRational) -> Option<i64> {
+    (!q.is_zero()).then(|| q.numer().bits() as i64 - q.denom().bits() as i64 - 1)
+}
+
+/// |q| scaled by 2^s so that it has about 34 bits before the point: (⌊|q|·2^s⌋, ⌈|q|·2^s⌉, s).
+fn scaled_magnitude(q: &BigRational) -> (BigInt, BigInt, i64) {
+    let (n, d) = (q.numer().abs(), q.denom().clone());
+    let s = 34 - (n.bits() as i64 - d.bits() as i64);
+    let (num, den) = if s >= 0 { (n << s.unsigned_abs(), d) } else { (n, d << s.unsigned_abs()) };
+    let (floor, rem) = num.div_rem(&den);
+    let ceil = if rem.is_zero() { floor.clone() } else { &floor + 1 };
+    (floor, ceil, s)
+}
+
+/// A bound on |q| within 2^-31 of it (`None` for zero).
+fn magnitude(q: &BigRational) -> Option<Bound> {
+    if q.is_zero() {
+        return None;
+    }
+    let (_, ceil, s) = scaled_magnitude(q);
+    Some(Bound::rounded_up(ceil.to_u128().unwrap_or(u128::MAX), -s))
+}
+
+/// A bound on 1/|v| for every v within `error` of `q`, or `None` when such a v may be 0.
+fn reciprocal(q: &BigRational, error: Option<Bound>) -> Option<Bound> {
+    if q.is_zero() {
+        return None;
+    }
+    // |v| ≥ (⌊|q|·2^s⌋ − ⌈ε·2^s⌉) / 2^s, both integers of about 34 bits.
+    let (floor, _, s) = scaled_magnitude(q);
+    let low = floor.to_u128().unwrap_or(0);
+    let slack = error.map_or(0, |e| e.shifted(s).ceil_u128());
+    let gap = low.checked_sub(slack).filter(|g| *g > 0)?;
+    // 1/|v| ≤ 2^s / gap ≤ ⌈2^96 / gap⌉ · 2^(s − 96).
+    Some(Bound::rounded_up((1u128 << 96).div_ceil(gap), s - 96))
+}
+
+/// The bound on a product; `None` (a zero factor) wins.
+fn times(a: Option<Bound>, b: Option<Bound>) -> Option<Bound> {
+    Some(a?.times(b?))
+}
+
+/// The bound on a sum of the terms present (`None` when there are none: the sum is 0).
+fn sum_bound(terms: &[Option<Bound>]) -> Option<Bound> {
+    terms.iter().flatten().copied().reduce(Bound::plus)
+}
+
+/// `num/den` (den > 0) rounded down to a multiple of 2^grid, with one integer division.
+fn to_grid(num: BigInt, den: BigInt, grid: i64) -> BigRational {
+    let shift = grid.unsigned_abs();
+    let steps = if grid <= 0 { (num << shift).div_floor(&den) } else { num.div_floor(&(den << shift)) };
+    if steps.is_zero() {
+        return BigRational::zero();
+    }
+    // steps·2^grid in lowest terms: the powers of two cancel.
+    let twos = steps.trailing_zeros().unwrap_or(0).min(if grid < 0 { shift } else { 0 });
+    let steps = steps >> twos;
+    let k = grid + twos as i64;
+    if k >= 0 {
+        BigRational::from_integer(steps << k.unsigned_abs())
+    } else {
+        BigRational::new_raw(steps, BigInt::from(1) << k.unsigned_abs())
+    }
+}
+
+/// The grid an approximation with error bound `error` is rounded to.
+fn grid_for(error: Bound) -> i64 {
+    error.log2_below() - SPARE_BITS
+}
+
+/// The approximation `q` with error bound `error` (`None`: exact), shortened when its
+/// fraction is much longer than the bound warrants.
+fn approximate(q: BigRational, error: Option<Bound>) -> Result<Real, Stop> {
+    let Some(error) = error else { return Ok(Real::exact(q)) };
+    let size = |k: i64| !(-MAX_ERROR_LOG2..=MAX_ERROR_LOG2).contains(&k);
+    if upper_log2(&q).is_some_and(size) {
+        return Err(format!("the result exceeds the size limit of {MAX_RESULT_BITS} bits").into());
+    }
+    if error.log2_above() > MAX_ERROR_LOG2 {
+        return Err(Stop::Undetermined("an intermediate result lost all its significant digits".into()));
+    }
+    let error = if error.log2_above() < MIN_ERROR_LOG2 { Bound::pow2(MIN_ERROR_LOG2) } else { error };
+    let grid = grid_for(error);
+    if q.denom().bits() as i64 > (-grid).max(0) + 2 * SPARE_BITS {
+        // Rounding moves q by less than 2^grid.
+        let q = to_grid(q.numer().clone(), q.denom().clone(), grid);
+        return Ok(Real { q, error: Some(error.plus(Bound::pow2(grid))) });
+    }
+    Ok(Real { q, error: Some(error) })
+}
+
+/// Apply `op` when at least one operand is approximate; `last` as in [`settle`].
+pub fn apply(op: Op, a: &Real, b: &Real, last: bool) -> Result<Real, Stop> {
+    match op {
+        Op::Add => approximate(rational::add(&a.q, &b.q), sum_bound(&[a.error, b.error])),
+        Op::Sub => approximate(rational::sub(&a.q, &b.q), sum_bound(&[a.error, b.error])),
+        Op::Mul => mul(a, b),
+        Op::Div => div(a, b),
+        Op::Pow => pow(a, b),
+        Op::Mod if b.is_exact() && b.q.is_zero() => Err("modulo by zero".into()),
+        Op::Mod => {
+            let k = to_integer(Rounding::Floor, &div(a, b)?, last)?;
+            apply(Op::Sub, a, &mul(b, &k)?, last)
+        }
+    }
+}
+
+/// (a' + α)(b' + β) − a'b' = a'β + b'α + αβ.
+fn mul(a: &Real, b: &Real) -> Result<Real, Stop> {
+    let error = sum_bound(&[times(magnitude(&a.q), b.error), times(magnitude(&b.q), a.error), times(a.error, b.error)]);
+    approximate(rational::mul(&a.q, &b.q), error)
+}
+
+/// |a/b − a'/b'| = |αb' − a'β| / (|b||b'|) ≤ |α|/|b| + |a'||β|/(|b||b'|).
+fn div(a: &Real, b: &Real) -> Result<Real, Stop> {
+    if b.is_exact() && b.q.is_zero() {
+        return Err("division by zero".into());
+    }
+    let undetermined = || Stop::Undetermined("a divisor could not be told apart from zero".into());
+    let inverse = reciprocal(&b.q, b.error).ok_or_else(undetermined)?;
+    let error = sum_bound(&[
+        times(a.error, Some(inverse)),
+        times(times(magnitude(&a.q), b.error), times(Some(inverse), reciprocal(&b.q, None))),
+    ]);
+    let Some(error) = error else { return Ok(Real::exact(BigRational::zero())) };
+    // The quotient goes straight to its grid (no exact reduction of a value about to be rounded).
+    let grid = grid_for(error.max_with(Bound::pow2(MIN_ERROR_LOG2)));
+    let sign = if b.q.is_negative() { -1 } else { 1 };
+    let q = to_grid(a.q.numer() * b.q.denom() * sign, a.q.denom() * b.q.numer().abs(), grid);
+    approximate(q, Some(error.plus(Bound::pow2(grid))))
+}
+
+/// Square and multiply, each step bounded and shortened by [`mul`]; a negative power is the
+/// reciprocal.
+fn pow(a: &Real, b: &Real) -> Result<Real, Stop> {
+    if !b.is_exact() {
+        return Err("pow needs an exact integer exponent".into());
+    }
+    let n = small_integer(&b.q, "the exponent of pow")?;
+    let (mut result, mut base, mut m) = (Real::int(1), a.clone(), n.unsigned_abs());
+    while m > 0 {
+        if m & 1 == 1 {
+            result = mul(&result, &base)?;
+        }
+        m >>= 1;
+        if m > 0 {
+            base = mul(&base, &base)?;
+        }
+    }
+    if n >= 0 {
+        Ok(result)
+    } else {
+        div(&Real::int(1), &result)
+    }
+}
+
+/// How `floor`, `ceil` and `round` map a value to an integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rounding {
+    /// Towards −∞.
+    Floor,
+    /// Towards +∞.
+    Ceil,
+    /// To the nearest, ties to even (Python's `round`).
+    HalfEven,
+}
+
+impl Rounding {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Floor => "floor",
+            Self::Ceil => "ceil",
+            Self::HalfEven => "round",
+        }
+    }
+
+    fn of(self, q: &BigRational) -> BigInt {
+        match self {
+            Self::Floor => q.floor().to_integer(),
+            Self::Ceil => q.ceil().to_integer(),
+            Self::HalfEven => round_half_even(q),
+        }
+    }
+
+    /// The result when the value is taken to sit on the one boundary between the
+    /// neighbouring results `low` and `low + 1`.
+    fn on_boundary(self, low: BigInt) -> BigInt {
+        match self {
+            Self::Floor => low + 1,
+            Self::Ceil => low,
+            Self::HalfEven if low.is_odd() => low + 1,
+            Self::HalfEven => low,
+        }
+    }
+}
+
+/// `floor`, `ceil` or `round` of `x`: exact once the whole interval maps to one integer.
+/// When it straddles a boundary, the next guard level is needed; at the last one the value
+/// is taken to sit on that boundary (it agrees with it to hundreds of digits), and the
+/// result stays marked approximate.
+pub fn to_integer(rounding: Rounding, x: &Real, last: bool) -> Result<Real, Stop> {
+    let (lo, hi) = bounds(x);
+    let (low, high) = (rounding.of(&lo), rounding.of(&hi));
+    if low == high {
+        return Ok(Real::exact(BigRational::from_integer(low)));
+    }
+    if !last || high - &low != BigInt::from(1) {
+        return Err(Stop::Undetermined(format!(
+            "the argument of {} could not be placed between two integers",
+            rounding.name()
+        )));
+    }
+    Ok(Real { q: BigRational::from_integer(rounding.on_boundary(low)), error: x.error })
+}
+
+/// `min` (or `max`) of the values: the chosen value keeps its own error bound when its
+/// interval is clear of all others, else it gets one covering every value's error.
+pub fn extreme(values: Vec<Real>, max: bool) -> Option<Real> {
+    let better = |a: &Real, b: &Real| if max { a.q > b.q } else { a.q < b.q };
+    let best = values.iter().fold(None::<&Real>, |best, x| match best {
+        Some(b) if !better(x, b) => Some(b),
+        _ => Some(x),
+    })?;
+    let (lo, hi) = bounds(best);
+    let overlaps = values.iter().filter(|x| !std::ptr::eq(*x, best)).any(|x| {
+        let (xlo, xhi) = bounds(x);
+        if max {
+            xhi >= lo
+        } else {
+            xlo <= hi
+        }
+    });
+    // |max(x) − max(x')| ≤ max |x − x'|, which the sum of the bounds covers.
+    let error = if overlaps { sum_bound(&values.iter().map(|x| x.error).collect::<Vec<_>>()) } else { best.error };
+    Some(Real { q: best.q.clone(), error })
+}
+
+/// Bits giving `digits` significant decimal digits (3.322 ≥ log2 10).
+fn bits_for_digits(digits: u32) -> i64 {
+    (i64::from(digits) * 3322 + 999) / 1000
+}
+
+/// `floor(√q · 2^k) / 2^k` for q > 0, with k chosen for `digits` significant digits.
+fn root(q: &BigRational, digits: u32) -> Result<Real, Stop> {
+    let lb = lower_log2(q).unwrap_or(0);
+    // √q > 2^⌊lb/2⌋, so an error below 2^-k is below √q · 10^-digits.
+    let k = bits_for_digits(digits) + 2 - lb.div_euclid(2);
+    // ⌊√⌊y⌋⌋ = ⌊√y⌋, so the root of the integer part of q·4^k is exact enough.
+    let scaled = rational::mul(q, &pow2(2 * k)).floor().to_integer();
+    let r = rational::mul(&BigRational::from_integer(scaled.sqrt()), &pow2(-k));
+    approximate(r, Some(Bound::pow2(-k)))
+}
+
+/// The square root: exact when both parts of an exact value are perfect squares, otherwise
+/// an approximation good to `digits` significant digits, with its error bound.
+pub fn sqrt(x: &Real, digits: u32) -> Result<Real, Stop> {
+    let Some(e) = x.error else { return exact_sqrt(&x.q, digits) };
+    let (_, hi) = bounds(x);
+    if hi.is_negative() {
+        return Err("square root of a negative number".into());
+    }
+    if !x.q.is_positive() {
+        // The value is in [0, ε], so its root is at most √ε.
+        return approximate(BigRational::zero(), Some(e.sqrt()));
+    }
+    let r = root(&x.q, digits)?;
+    // |√x − √q| ≤ min(√|x − q|, |x − q|/√q), and √q > 2^⌊lb/2⌋.
+    let lb = lower_log2(&x.q).unwrap_or(0);
+    let (near_zero, far) = (e.sqrt(), e.shifted(-lb.div_euclid(2)));
+    let spread = if far.log2_above() < near_zero.log2_above() { far } else { near_zero };
+    approximate(r.q, sum_bound(&[Some(spread), r.error]))
+}
+
+fn exact_sqrt(q: &BigRational, digits: u32) -> Result<Real, Stop> {
+    if q.is_negative() {
+        return Err("square root of a negative number".into());
+    }
+    let (n, d) = (q.numer(), q.denom());
+    let (rn, rd) = (n.sqrt(), d.sqrt());
+    if &(&rn * &rn) == n && &(&rd * &rd) == d {
+        return Ok(Real::exact(BigRational::new_raw(rn, rd)));
+    }
+    root(q, digits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::decimal;
+    use crate::number::parse_str;
+
+    fn q(s: &str) -> BigRational {
+        parse_str(s).unwrap()
+    }
+
+    fn contains(x: &Real, truth: &str) -> bool {
+        let (lo, hi) = bounds(x);
+        lo <= q(truth) && q(truth) <= hi
+    }
+
+    #[test]
+    fn square_roots_are_exact_or_bounded() {
+        assert_eq!(sqrt(&Real::exact(q("9/16")), 28).unwrap(), Real::exact(q("3/4")));
+        assert_eq!(sqrt(&Real::int(0), 28).unwrap(), Real::int(0));
+        let r2 = sqrt(&Real::int(2), 30).unwrap();
+        assert!(!r2.is_exact());
+        // √2 = 1.41421356237309504880168872420969807856967187537694…
+        assert!(contains(&r2, "1.414213562373095048801688724209698078569"));
+        assert!(!contains(&r2, "1.4142135623730950488016887242"));
+        assert_eq!(decimal(&r2, 28).text, "1.414213562373095048801688724");
+        assert!(sqrt(&Real::int(-1), 10).is_err());
+        let big = sqrt(&Real::exact(q("1e41")), 30).unwrap(); // 3.16227766016837933199889354443271853372e20
+        assert!(contains(
+            &big,
+            "316227766016837933199.889354443271853371955513932521682685750485279259443863923822134"
+        ));
+    }
+
+    #[test]
+    fn error_bounds_cover_the_true_value_after_every_operation() {
+        let (r2, r3) = (sqrt(&Real::int(2), 40).unwrap(), sqrt(&Real::int(3), 40).unwrap());
+        let six = apply(Op::Mul, &r2, &r3, false).unwrap();
+        assert!(contains(&apply(Op::Sub, &six, &sqrt(&Real::int(6), 40).unwrap(), false).unwrap(), "0"));
+        assert!(contains(&apply(Op::Mul, &r2, &r2, false).unwrap(), "2"));
+        assert!(contains(&apply(Op::Div, &r2, &r2, false).unwrap(), "1"));
+        assert!(contains(&apply(Op::Pow, &r2, &Real::int(-4), false).unwrap(), "0.25"));
+        assert!(contains(
+            &apply(Op::Pow, &r2, &Real::int(9), false).unwrap(),
+            "22.6274169979695207808270195873551692571147500060311691708269"
+        ));
+        assert!(contains(
+            &apply(Op::Mod, &r3, &Real::int(1), false).unwrap(),
+            "0.732050807568877293527446341505872366942805253810380628055807"
+        ));
+        let zero = apply(Op::Sub, &r2, &r2, false).unwrap();
+        assert!(matches!(apply(Op::Div, &Real::int(1), &zero, true), Err(Stop::Undetermined(_))));
+        assert_eq!(apply(Op::Mul, &Real::int(0), &r2, false).unwrap(), Real::int(0));
+    }
+
+    #[test]
+    fn integer_boundaries_need_the_last_level() {
+        let two = apply(Op::Mul, &sqrt(&Real::int(2), 40).unwrap(), &sqrt(&Real::int(2), 40).unwrap(), false).unwrap();
+        assert!(matches!(to_integer(Rounding::Floor, &two, false), Err(Stop::Undetermined(_))));
+        let floor = to_integer(Rounding::Floor, &two, true).unwrap();
+        assert_eq!((floor.q, floor.error.is_some()), (q("2"), true));
+        assert_eq!(to_integer(Rounding::Ceil, &two, true).unwrap().q, q("2"));
+        // Proven results are exact: floor(√2) = 1.
+        assert_eq!(to_integer(Rounding::Floor, &sqrt(&Real::int(2), 40).unwrap(), false).unwrap(), Real::int(1));
+    }
+
+    #[test]
+    fn extremes_keep_exactness_when_intervals_are_apart() {
+        let r2 = sqrt(&Real::int(2), 40).unwrap();
+        assert_eq!(extreme(vec![Real::int(1), r2.clone()], false).unwrap(), Real::int(1));
+        let m = extreme(vec![Real::int(1), r2.clone()], true).unwrap();
+        assert_eq!(m, r2);
+        assert!(extreme(vec![], true).is_none());
+    }
+
+    #[test]
+    fn settle_retries_until_the_rounding_is_decided() {
+        let mut levels = vec![];
+        let r = settle(5, |digits, _| {
+            levels.push(digits);
+            if digits < 100 {
+                Err(Stop::Undetermined("not yet".into()))
+            } else {
+                sqrt(&Real::int(2), digits)
+            }
+        })
+        .unwrap();
+        assert_eq!((levels, decimal(&r, 5).text), (vec![25, 65, 205], "1.4142".to_owned()));
+        let err = settle(5, |_, _| Err(Stop::Undetermined("never".into()))).unwrap_err();
+        assert!(
+            err.contains("could not be determined to 5 significant digits even with 600 extra digits: never"),
+            "{err}"
+        );
+        assert_eq!(settle(5, |_, _| Err(Stop::Refused("bad".into()))).unwrap_err(), "bad");
+    }
+}
