@@ -68,6 +68,18 @@ async fn a_markdown_report_comes_back_as_pdf_docx_and_html_through_the_gateway()
         let resource = &body["result"]["content"][1]["resource"];
         let bytes = base64::engine::general_purpose::STANDARD.decode(resource["blob"].as_str().unwrap()).unwrap();
         assert!(bytes.starts_with(magic), "{format}");
+        use sha2::Digest as _;
+        assert_eq!(
+            body["result"]["structuredContent"]["sha256"],
+            hex::encode(sha2::Sha256::digest(&bytes)),
+            "the digest proves the bytes that came through the gateway"
+        );
+        // The bytes that came through the gateway open in a real reader, headings in order.
+        let text = read_back(format, &bytes);
+        if let Some(text) = text {
+            let at = |needle: &str| text.find(needle).unwrap_or_else(|| panic!("{format}: {needle:?} in {text}"));
+            assert!(at("Quarterly Report — Café Zürich") < at("Findings") && at("Findings") < at("Table"), "{format}");
+        }
         let again = gw.invoke(&token, "document_generate", json!({"content": report, "format": format})).await.1;
         assert_eq!(
             again["result"]["structuredContent"]["sha256"], body["result"]["structuredContent"]["sha256"],
@@ -78,6 +90,29 @@ async fn a_markdown_report_comes_back_as_pdf_docx_and_html_through_the_gateway()
     assert_eq!((status, &body["result"]["isError"]), (200, &json!(true)));
     gw.stop().await;
     docgen_server.stop(false).await;
+}
+
+/// The text of a document as its reader sees it: `pdftotext` (poppler), python-docx, or the
+/// HTML itself; `None` (skip) where the reader is missing outside CI.
+fn read_back(format: &str, bytes: &[u8]) -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("doc.{format}"));
+    std::fs::write(&path, bytes).unwrap();
+    let out = match format {
+        "pdf" => std::process::Command::new("pdftotext").arg(&path).arg("-").output(),
+        "docx" => std::process::Command::new("python3")
+            .args(["-c", "import docx, sys; print('\\n'.join(p.text for p in docx.Document(sys.argv[1]).paragraphs))"])
+            .arg(&path)
+            .output(),
+        _ => return Some(String::from_utf8(bytes.to_vec()).unwrap()),
+    };
+    match out {
+        Ok(out) if out.status.success() => Some(String::from_utf8_lossy(&out.stdout).into_owned()),
+        _ => {
+            assert!(std::env::var_os("CI").is_none(), "CI must install poppler-utils and python-docx");
+            None
+        }
+    }
 }
 
 fn git(args: &[&str]) -> String {
