@@ -228,6 +228,67 @@ async fn foreign_origins_and_hosts_are_refused() {
     gw.stop().await;
 }
 
+#[actix_web::test]
+async fn an_origin_allow_list_admits_exactly_its_origins() {
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db)
+        .tool("echo", &backend.url)
+        .var("ALLOWED_ORIGINS", "https://agents.example.com")
+        .start()
+        .await;
+    let token = gw.token("o", &["developer"]);
+    let listed = post(&gw, Some(&token), None, &[("Origin", "https://agents.example.com")], init("2025-11-25")).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    for origin in ["http://localhost:3000", "https://agents.example.com.evil.net", "https://evil.example.com"] {
+        assert_eq!(
+            post(&gw, Some(&token), None, &[("Origin", origin)], init("2025-11-25")).await.status,
+            403,
+            "{origin}"
+        );
+    }
+    gw.stop().await;
+}
+
+#[actix_web::test]
+async fn tools_list_pages_with_opaque_cursors() {
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Echo).await;
+    let mut builder = TestGateway::builder(&db);
+    for i in 0..130 {
+        builder = builder.tool(&format!("t{i:03}"), &backend.url);
+    }
+    let gw = builder.start().await;
+    let token = gw.token("p", &["developer"]);
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
+    let v = [("MCP-Protocol-Version", "2026-07-28")];
+    let (mut names, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
+    loop {
+        let mut params = json!({"_meta": meta});
+        if let Some(c) = &cursor {
+            params["cursor"] = json!(c);
+        }
+        let page = post(&gw, Some(&token), None, &v, rpc(pages + 1, "tools/list", params)).await;
+        pages += 1;
+        for t in page.body["result"]["tools"].as_array().unwrap() {
+            names.push(t["name"].as_str().unwrap().to_owned());
+        }
+        match page.body["result"]["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert!(pages >= 2, "more than one page");
+    let expected: Vec<String> = (0..130).map(|i| format!("t{i:03}")).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(sorted, expected, "every tool exactly once across the pages");
+    let bad =
+        post(&gw, Some(&token), None, &v, rpc(99, "tools/list", json!({"_meta": meta, "cursor": "forged"}))).await;
+    assert_eq!(bad.body["error"]["code"], -32602);
+    gw.stop().await;
+}
+
 async fn next_event<S>(stream: &mut S, buffer: &mut String) -> String
 where
     S: futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>> + Unpin,
@@ -276,6 +337,9 @@ async fn legacy_sse_transport_answers_on_the_stream() {
         404,
         "another subject's session"
     );
+    // A session id is never authentication: no token, 401.
+    let anonymous = client().post(format!("{}{path}", gw.base)).send_json(&rpc(4, "ping", json!({}))).await.unwrap();
+    assert_eq!(anonymous.status(), 401);
     let rows = db.wait_for_rows(1).await;
     assert_eq!(rows[0].transport, "sse");
     drop(stream);
