@@ -50,5 +50,11 @@ while True:
         break
     time.sleep(0.05)
 total = time.time() - start
+ended_badly = []
+for status in ("failed", "timed_out", "cancelled"):
+    c.request("GET", f"/mcp/jobs?status={status}&limit=1", headers=h)
+    if json.loads(c.getresponse().read())["jobs"]:
+        ended_badly.append(status)
+assert not ended_badly, f"some jobs ended {ended_badly}: the figure would not be jobs that succeeded"
 print(f"jobs ({store}): {n} submitted in {submitted:.2f} s ({n/submitted:.0f}/s), all succeeded after {total:.2f} s ({n/total:.0f} jobs/s end to end)")
 PY
