@@ -293,8 +293,16 @@ impl JobDispatcher {
             let idempotent: Vec<String> =
                 shared.catalog.load().all().iter().filter(|t| t.idempotent).map(|t| t.name.clone()).collect();
             match jobs::recover(&shared.db, before, &idempotent, ttl(&shared)).await {
-                Ok((0, 0)) => {}
-                Ok((requeued, failed)) => tracing::warn!(requeued, failed, "recovered jobs left by a stopped replica"),
+                Ok((0, failed)) if failed.is_empty() => {}
+                Ok((requeued, failed)) => {
+                    tracing::warn!(requeued, failed = failed.len(), "recovered jobs left by a stopped replica");
+                    // A job failed by recovery ended too: audited like any other end.
+                    let stopped =
+                        GatewayError::Unavailable("the gateway running this job stopped before it finished".into());
+                    for row in &failed {
+                        audit_end(&shared, row, Err(&stopped));
+                    }
+                }
                 Err(e) => tracing::warn!(error = %e, "job recovery failed"),
             }
             if let Err(e) = jobs::purge(&shared.db, None).await {

@@ -275,4 +275,16 @@ async fn a_job_interrupted_by_a_crash_is_requeued_or_failed_per_its_tool() {
     assert_eq!(safe_job["status"], "succeeded", "an idempotent tool's job is re-queued and finishes");
     assert_eq!(once_job["status"], "failed", "a non-idempotent tool's job is failed, never re-run");
     assert!(once_job["error"]["message"].as_str().unwrap().contains("stopped"));
+    assert_eq!(backend.count("tools/call"), 3, "both ran once, the idempotent one again after the crash");
+    // The failure found by recovery is audited under the submission's request id.
+    let mut rows = Vec::new();
+    for _ in 0..100 {
+        rows = db.audit_rows().await;
+        if rows.iter().any(|r| r.transport == "job" && r.status == "unavailable") {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ended = rows.iter().find(|r| r.transport == "job" && r.status == "unavailable").expect("an audit row");
+    assert!(rows.iter().any(|r| r.request_id == ended.request_id && r.transport == "rest"), "same request id");
 }

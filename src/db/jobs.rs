@@ -256,13 +256,14 @@ pub async fn cancel(db: &Db, id: &str, ttl: chrono::Duration) -> Result<bool, Db
 }
 
 /// Jobs whose replica stopped beating before `stale_before`: re-queued when their tool is
-/// idempotent, failed otherwise. Returns (re-queued, failed).
+/// idempotent, failed otherwise. Returns how many were re-queued, and the failed jobs (for
+/// their audit rows).
 pub async fn recover(
     db: &Db,
     stale_before: NaiveDateTime,
     idempotent: &[String],
     ttl: chrono::Duration,
-) -> Result<(usize, usize), DbError> {
+) -> Result<(usize, Vec<JobRow>), DbError> {
     let t = now();
     let failure = r#"{"code":-32603,"message":"the gateway running this job stopped before it finished"}"#;
     with_conn!(db, |conn| {
@@ -281,7 +282,8 @@ pub async fn recover(
                 jobs::updated_at.eq(t),
                 jobs::expires_at.eq(t + ttl),
             ))
-            .execute(conn)
+            .returning(JobRow::as_returning())
+            .get_results(conn)
             .await
             .map_err(DbError::from_display)?;
         Ok::<_, DbError>((requeued, failed))
