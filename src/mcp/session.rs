@@ -98,6 +98,13 @@ impl Sessions {
         self.map.remove_if(id, |_, s| s.user_id == user_id).is_some()
     }
 
+    /// Mark session `id` as in use: a client holding its stream open is not idle.
+    pub fn touch(&self, id: &str) {
+        if let Some(session) = self.map.get(id) {
+            session.last_seen.store(self.now(), Ordering::Relaxed);
+        }
+    }
+
     /// Forget a session whatever its owner (its stream closed).
     pub fn drop_session(&self, id: &str) {
         self.map.remove(id);
@@ -156,5 +163,16 @@ mod tests {
         std::thread::sleep(Duration::from_millis(1100));
         assert_eq!(expiring.sweep(), 1);
         assert!(expiring.is_empty());
+    }
+
+    #[test]
+    fn a_listening_stream_keeps_its_session_alive() {
+        let sessions = Sessions::new(Duration::from_secs(1));
+        let (id, session) = sessions.create("carol", "2025-06-18", None);
+        session.last_seen.store(0, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(2100));
+        sessions.touch(&id); // a keep-alive went out on its stream
+        assert_eq!(sessions.sweep(), 0);
+        assert!(sessions.get(Some(&id), "carol").is_ok());
     }
 }

@@ -29,6 +29,7 @@ pub struct EventStream {
     keepalive: tokio::time::Interval,
     closing: Pin<Box<dyn std::future::Future<Output = ()>>>,
     on_drop: Option<Box<dyn FnOnce()>>,
+    on_keepalive: Option<Box<dyn Fn()>>,
 }
 
 impl EventStream {
@@ -49,7 +50,15 @@ impl EventStream {
                 let _ = closing.wait_for(|c| *c).await;
             }),
             on_drop: Some(on_drop),
+            on_keepalive: None,
         }
+    }
+
+    /// Run `f` at every keep-alive: the session of a connected stream stays alive while the
+    /// client listens, whether or not it sends requests.
+    pub fn on_keepalive(mut self, f: Box<dyn Fn()>) -> Self {
+        self.on_keepalive = Some(f);
+        self
     }
 
     /// As an HTTP response.
@@ -78,6 +87,9 @@ impl Stream for EventStream {
             Poll::Pending => {}
         }
         if self.keepalive.poll_tick(cx).is_ready() {
+            if let Some(f) = &self.on_keepalive {
+                f();
+            }
             return Poll::Ready(Some(Ok(Bytes::from_static(b": keep-alive\n\n"))));
         }
         Poll::Pending
@@ -105,6 +117,7 @@ pub async fn open(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     let (id, _) = shared.sessions.create(&caller.user_id, "2024-11-05", Some(tx));
     let first = Bytes::from(format!("event: endpoint\ndata: /messages?session_id={id}\n\n"));
     let sessions: Arc<Sessions> = shared.sessions.clone();
+    let (alive, alive_id) = (shared.sessions.clone(), id.clone());
     let registry = shared.clone();
     // The client left: its session ends and its calls still running are cancelled at their
     // backends (their tasks are aborted; each leaves a `cancelled` audit row).
@@ -120,7 +133,9 @@ pub async fn open(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
             !ours
         });
     };
-    EventStream::new(&shared, Some(first), rx, Box::new(on_drop)).respond()
+    EventStream::new(&shared, Some(first), rx, Box::new(on_drop))
+        .on_keepalive(Box::new(move || alive.touch(&alive_id)))
+        .respond()
 }
 
 /// Query of `POST /messages`.

@@ -299,10 +299,13 @@ pub async fn get(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     // A new stream for the session replaces an older one.
     shared.listeners.insert(sid.clone(), tx.clone());
     let registry = shared.clone();
+    let (alive, alive_id) = (shared.sessions.clone(), sid.clone());
     let on_drop = Box::new(move || {
         registry.listeners.remove_if(&sid, |_, current| current.same_channel(&tx));
     });
-    super::sse::EventStream::new(&shared, None, rx, on_drop).respond()
+    super::sse::EventStream::new(&shared, None, rx, on_drop)
+        .on_keepalive(Box::new(move || alive.touch(&alive_id)))
+        .respond()
 }
 
 /// `DELETE /mcp`: end the caller's session.
