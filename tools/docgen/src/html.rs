@@ -124,6 +124,12 @@ pub fn render(doc: &[Block], meta: &Meta) -> Vec<u8> {
     if let Some(author) = &meta.author {
         out.push_str(&format!("<meta name=\"author\" content=\"{}\">\n", escape(author)));
     }
+    if let Some(description) = &meta.description {
+        out.push_str(&format!("<meta name=\"description\" content=\"{}\">\n", escape(description)));
+    }
+    if !meta.keywords.is_empty() {
+        out.push_str(&format!("<meta name=\"keywords\" content=\"{}\">\n", escape(&meta.keywords.join(", "))));
+    }
     for (key, value) in &meta.extra {
         out.push_str(&format!("<meta name=\"{}\" content=\"{}\">\n", escape(key), escape(value)));
     }

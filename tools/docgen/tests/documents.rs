@@ -22,7 +22,7 @@ fn sha(bytes: &[u8]) -> String {
 const GOLDEN: [(&str, &str); 3] = [
     ("pdf", "e7ce375e042663c76a355dbc16586db48c75bec892ee09227d88df0fb3e27fde"),
     ("docx", "92241a805bca50d6f4e97365da28830ba2a9483d01b165666761963c0baba48a"),
-    ("html", "fa903e62e935baa4aa4740fb9b68b43b2a7e6b11b592194c8460b043796fac9f"),
+    ("html", "e9ceaf31f4862d8b2e2aeb122288a98d5cd984ea7377024fe9f4b54e041367ea"),
 ];
 
 #[test]
@@ -171,6 +171,7 @@ fn html_is_standalone_escaped_and_script_free() {
     assert!(!html.to_ascii_lowercase().contains("<script"), "raw HTML must be escaped");
     assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
     assert!(!html.contains("javascript:"));
+    assert!(html.contains("<meta name=\"keywords\" content=\"q3, report\">"), "metadata reaches the head");
     assert!(!html.contains("http://") && !html.contains("src="), "no remote resources");
     for needle in [
         "<h2>Findings</h2>",
