@@ -158,6 +158,11 @@ impl LocalStore {
         Self { cells: Mutex::new(HashMap::new()), clock }
     }
 
+    /// How many cells the table has room for (memory held, whether used or not).
+    pub fn capacity(&self) -> usize {
+        self.cells.lock().map(|c| c.capacity()).unwrap_or(0)
+    }
+
     /// The synchronous check the actor uses (no await, so no lock across one).
     pub fn check_now(&self, limits: &[Limit]) -> Verdict {
         let now = self.clock.now_ns();
@@ -192,6 +197,11 @@ impl RateStore for LocalStore {
         let before = cells.len();
         // A cell whose arrival time has passed is indistinguishable from no cell.
         cells.retain(|_, tat| *tat > now);
+        // After a burst of distinct keys the table gives its memory back, not just its entries.
+        if cells.capacity() > 4 * cells.len().max(1024) {
+            let keep = cells.len() * 2;
+            cells.shrink_to(keep);
+        }
         before - cells.len()
     }
 
@@ -396,5 +406,24 @@ mod tests {
         clock.0.store(2_000_000_000, Ordering::SeqCst);
         assert_eq!(store.evict(), 10_000);
         assert_eq!(store.len(), 0);
+    }
+
+    #[test]
+    fn a_million_distinct_keys_leave_no_memory_behind_once_idle() {
+        let clock = Arc::new(FakeClock::default());
+        let store = LocalStore::new(clock.clone());
+        for i in 0..1_000_000 {
+            store.check_now(&[limit(&format!("u:{i}"), 600, 10)]);
+        }
+        assert_eq!(store.len(), 1_000_000);
+        assert!(store.capacity() >= 1_000_000);
+        // A few keys stay busy; everything else has been idle longer than its refill.
+        clock.0.store(10_000_000_000, Ordering::SeqCst);
+        for i in 0..10 {
+            store.check_now(&[limit(&format!("busy:{i}"), 1, 10)]);
+        }
+        assert_eq!(store.evict(), 1_000_000);
+        assert_eq!(store.len(), 10);
+        assert!(store.capacity() < 10_000, "the table shrank: {}", store.capacity());
     }
 }
