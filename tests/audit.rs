@@ -282,6 +282,10 @@ async fn tamper_evidence(kind: DbKind) {
     sql(&db.url, &copy("forged-unchained", "''")).await;
     let (ok, report) = verify_cli(&db);
     assert!(!ok && report.contains("1 row(s) belong to no chain"), "{report}");
+    // Deleting the newest row leaves no gap inside the chain: its recorded head finds it.
+    sql(&db.url, &format!("DELETE FROM audit_logs WHERE id = '{}'", by_seq[5].id)).await;
+    let (ok, report) = verify_cli(&db);
+    assert!(!ok && report.contains("newest 1 row(s), up to seq 6, are missing (deleted)"), "{report}");
     db.drop_db().await;
 }
 

@@ -10,7 +10,7 @@ use futures_util::future::LocalBoxFuture;
 use gateway_actors::{AuditRecord, AuditSink};
 use serde::Serialize;
 
-use super::schema::{audit_checkpoints, audit_logs};
+use super::schema::{audit_chain_heads, audit_checkpoints, audit_logs};
 use super::{Db, DbError};
 use crate::with_conn;
 
@@ -135,11 +135,26 @@ pub async fn insert_batch(db: &Db, rows: &[AuditRecord]) -> Result<(), DbError> 
         // diesel's multi-row INSERT for SQLite lives in its synchronous API.
         Db::Sqlite(pool) => {
             let mut conn = pool.get().await.map_err(DbError::from_display)?;
+            let heads = chain_heads(&rows);
             conn.spawn_blocking(move |conn| {
                 conn.transaction(|conn| {
                     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
                         diesel::RunQueryDsl::execute(
                             diesel::insert_into(audit_logs::table).values(chunk).on_conflict_do_nothing(),
+                            conn,
+                        )?;
+                    }
+                    for (chain, seq, hash) in &heads {
+                        diesel::RunQueryDsl::execute(
+                            diesel::sql_query(
+                                "INSERT INTO audit_chain_heads (chain_id, seq, row_hash, updated_at) \
+                                 VALUES (?, ?, ?, CURRENT_TIMESTAMP) ON CONFLICT (chain_id) DO UPDATE SET \
+                                 seq = excluded.seq, row_hash = excluded.row_hash, updated_at = excluded.updated_at \
+                                 WHERE excluded.seq > audit_chain_heads.seq",
+                            )
+                            .bind::<diesel::sql_types::Text, _>(chain)
+                            .bind::<diesel::sql_types::BigInt, _>(seq)
+                            .bind::<diesel::sql_types::Text, _>(hash),
                             conn,
                         )?;
                     }
@@ -152,20 +167,38 @@ pub async fn insert_batch(db: &Db, rows: &[AuditRecord]) -> Result<(), DbError> 
     }
 }
 
+/// Each chain's newest row in `rows`: (chain, seq, row hash).
+fn chain_heads(rows: &[AuditRow]) -> Vec<(String, i64, String)> {
+    let mut heads: std::collections::BTreeMap<&str, (i64, &str)> = std::collections::BTreeMap::new();
+    for r in rows.iter().filter(|r| !r.chain_id.is_empty()) {
+        let head = heads.entry(&r.chain_id).or_insert((r.seq, &r.row_hash));
+        if r.seq > head.0 {
+            *head = (r.seq, &r.row_hash);
+        }
+    }
+    heads.into_iter().map(|(c, (s, h))| (c.to_owned(), s, h.to_owned())).collect()
+}
+
 fn pg_unnest_insert(
     rows: &[AuditRow],
 ) -> impl diesel_async::methods::ExecuteDsl<diesel_async::AsyncPgConnection> + Send + use<> {
     use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text, Timestamp};
     let col = |f: &dyn Fn(&AuditRow) -> String| rows.iter().map(f).collect::<Vec<String>>();
     let opt = |f: &dyn Fn(&AuditRow) -> Option<String>| rows.iter().map(f).collect::<Vec<Option<String>>>();
+    // The rows and their chains' heads in one statement: a head never runs ahead of its rows.
     diesel::sql_query(
-        "INSERT INTO audit_logs (id, created_at, request_id, user_id, roles, workspace, tool_name, decision, \
-         status, http_status, error_code, duration_ms, client_ip, arguments_sha256, error_message, transport, \
-         chain_id, seq, prev_hash, row_hash, arguments_logged) \
+        "WITH stored AS (INSERT INTO audit_logs (id, created_at, request_id, user_id, roles, workspace, tool_name, \
+         decision, status, http_status, error_code, duration_ms, client_ip, arguments_sha256, error_message, \
+         transport, chain_id, seq, prev_hash, row_hash, arguments_logged) \
          SELECT * FROM unnest($1::text[], $2::timestamp[], $3::text[], $4::text[], $5::text[], $6::text[], \
          $7::text[], $8::text[], $9::text[], $10::int4[], $11::int4[], $12::float8[], $13::text[], $14::text[], \
          $15::text[], $16::text[], $17::text[], $18::int8[], $19::text[], $20::text[], $21::text[]) \
-         ON CONFLICT DO NOTHING",
+         ON CONFLICT DO NOTHING) \
+         INSERT INTO audit_chain_heads (chain_id, seq, row_hash, updated_at) \
+         SELECT DISTINCT ON (c) c, s, h, now() AT TIME ZONE 'UTC' \
+         FROM unnest($17::text[], $18::int8[], $20::text[]) AS t(c, s, h) WHERE c <> '' ORDER BY c, s DESC \
+         ON CONFLICT (chain_id) DO UPDATE SET seq = EXCLUDED.seq, row_hash = EXCLUDED.row_hash, \
+         updated_at = EXCLUDED.updated_at WHERE audit_chain_heads.seq < EXCLUDED.seq",
     )
     .bind::<Array<Text>, _>(col(&|r| r.id.clone()))
     .bind::<Array<Timestamp>, _>(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
@@ -368,6 +401,15 @@ pub async fn verify(db: &Db) -> Result<(usize, usize, Vec<String>), DbError> {
     if unchained > 0 {
         problems.push(format!("{unchained} row(s) belong to no chain (inserted outside the gateway)"));
     }
+    let heads: Vec<(String, i64, String)> = with_conn!(db, |conn| {
+        audit_chain_heads::table
+            .select((audit_chain_heads::chain_id, audit_chain_heads::seq, audit_chain_heads::row_hash))
+            .load::<(String, i64, String)>(conn)
+            .await
+            .map_err(DbError::from_display)
+    })?;
+    // Where each chain's rows end, as walked.
+    let mut ends: std::collections::HashMap<String, (i64, String)> = std::collections::HashMap::new();
     let (mut chain, mut seq) = (String::new(), 0i64);
     let mut prev = String::new();
     loop {
@@ -384,6 +426,7 @@ pub async fn verify(db: &Db) -> Result<(usize, usize, Vec<String>), DbError> {
                 .map_err(DbError::from_display)
         })?;
         if page.is_empty() {
+            problems.extend(check_heads(&heads, &ends, &checkpoints));
             return Ok((chains, rows, problems));
         }
         for row in &page {
@@ -415,8 +458,39 @@ pub async fn verify(db: &Db) -> Result<(usize, usize, Vec<String>), DbError> {
             }
             seq = row.seq;
             prev = row.row_hash.clone();
+            ends.insert(chain.clone(), (seq, prev.clone()));
         }
     }
+}
+
+/// Compare each chain's walked end with its recorded head (written with the rows, in the same
+/// statement): an end short of the head means the newest rows were deleted; a different hash at
+/// the head, that the newest row was replaced; rows past the head, that rows were appended by
+/// something other than the gateway. Chains from before heads were recorded have none.
+fn check_heads(
+    heads: &[(String, i64, String)],
+    ends: &std::collections::HashMap<String, (i64, String)>,
+    checkpoints: &std::collections::HashMap<String, (i64, String)>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (chain, head_seq, head_hash) in heads {
+        let (end_seq, end_hash) =
+            ends.get(chain).or_else(|| checkpoints.get(chain)).cloned().unwrap_or((0, String::new()));
+        if end_seq < *head_seq {
+            problems.push(format!(
+                "chain {chain}: its newest {} row(s), up to seq {head_seq}, are missing (deleted)",
+                head_seq - end_seq
+            ));
+        } else if end_seq > *head_seq {
+            problems.push(format!(
+                "chain {chain}: {} row(s) after its recorded head (seq {head_seq}) were not written by the gateway (inserted)",
+                end_seq - head_seq
+            ));
+        } else if end_hash != *head_hash {
+            problems.push(format!("chain {chain}: its newest row (seq {head_seq}) is not the one recorded (replaced)"));
+        }
+    }
+    problems
 }
 
 /// Retention: delete rows older than `cutoff`, chain prefix by chain prefix, recording for

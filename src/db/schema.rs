@@ -47,6 +47,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// The newest stored row of each chain.
+    audit_chain_heads (chain_id) {
+        chain_id -> Text,
+        seq -> BigInt,
+        row_hash -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     /// Where a chain resumes after retention.
     audit_checkpoints (chain_id) {
         chain_id -> Text,
