@@ -185,6 +185,8 @@ fn pg_unnest_insert(
     use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text, Timestamp};
     let col = |f: &dyn Fn(&AuditRow) -> String| rows.iter().map(f).collect::<Vec<String>>();
     let opt = |f: &dyn Fn(&AuditRow) -> Option<String>| rows.iter().map(f).collect::<Vec<Option<String>>>();
+    // Usually one chain per batch: its head is found here, not sorted out in SQL.
+    let heads = chain_heads(rows);
     // The rows and their chains' heads in one statement: a head never runs ahead of its rows.
     diesel::sql_query(
         "WITH stored AS (INSERT INTO audit_logs (id, created_at, request_id, user_id, roles, workspace, tool_name, \
@@ -195,8 +197,7 @@ fn pg_unnest_insert(
          $15::text[], $16::text[], $17::text[], $18::int8[], $19::text[], $20::text[], $21::text[]) \
          ON CONFLICT DO NOTHING) \
          INSERT INTO audit_chain_heads (chain_id, seq, row_hash, updated_at) \
-         SELECT DISTINCT ON (c) c, s, h, now() AT TIME ZONE 'UTC' \
-         FROM unnest($17::text[], $18::int8[], $20::text[]) AS t(c, s, h) WHERE c <> '' ORDER BY c, s DESC \
+         SELECT c, s, h, now() AT TIME ZONE 'UTC' FROM unnest($22::text[], $23::int8[], $24::text[]) AS t(c, s, h) \
          ON CONFLICT (chain_id) DO UPDATE SET seq = EXCLUDED.seq, row_hash = EXCLUDED.row_hash, \
          updated_at = EXCLUDED.updated_at WHERE audit_chain_heads.seq < EXCLUDED.seq",
     )
@@ -221,6 +222,9 @@ fn pg_unnest_insert(
     .bind::<Array<Text>, _>(col(&|r| r.prev_hash.clone()))
     .bind::<Array<Text>, _>(col(&|r| r.row_hash.clone()))
     .bind::<Array<Nullable<Text>>, _>(opt(&|r| r.arguments_logged.clone()))
+    .bind::<Array<Text>, _>(heads.iter().map(|h| h.0.clone()).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(heads.iter().map(|h| h.1).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(heads.iter().map(|h| h.2.clone()).collect::<Vec<_>>())
 }
 
 /// The local spool: an append-only file of rows that could not reach the database, replayed
