@@ -237,9 +237,21 @@ pub async fn call_tool(
 ) -> Result<Value, GatewayError> {
     let arguments = Arc::new(arguments);
     let tool = authorize(shared, worker, attempt, caller, tool_name, &arguments).await?;
+    call_authorized(shared, worker, &tool, arguments, watch).await
+}
+
+/// The backend call of a tool call [`authorize`] let through, under the tool's interactive
+/// timeout.
+pub async fn call_authorized(
+    shared: &Shared,
+    worker: &Worker,
+    tool: &Tool,
+    arguments: Arc<Value>,
+    watch: Option<(&Observer, Option<Value>)>,
+) -> Result<Value, GatewayError> {
     // The policy actor has let go of its reference by now: no copy of the arguments is made.
     let arguments = Arc::try_unwrap(arguments).unwrap_or_else(|shared| (*shared).clone());
-    call_backend(shared, &worker.backend, &tool, arguments, watch, None).await
+    call_backend(shared, &worker.backend, tool, arguments, watch, None).await
 }
 
 /// The backend call of an authorised tool call, behind its breaker and concurrency slot.

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::backend::{Mode, TestBackend};
-use common::{DbKind, TestDb, TestGateway};
+use common::{sql, DbKind, TestDb, TestGateway};
 use mcp_gateway::db::Db;
 use serde_json::json;
 
@@ -222,20 +222,6 @@ fn verify_cli(db: &TestDb) -> (bool, String) {
         .output()
         .unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-async fn sql(url: &str, statement: &str) {
-    use diesel_async::RunQueryDsl;
-    match Db::connect(url, 1).unwrap() {
-        Db::Pg(pool) => {
-            let mut c = pool.get().await.unwrap();
-            diesel::sql_query(statement).execute(&mut *c).await.unwrap();
-        }
-        Db::Sqlite(pool) => {
-            let mut c = pool.get().await.unwrap();
-            diesel::sql_query(statement).execute(&mut *c).await.unwrap();
-        }
-    };
 }
 
 async fn tamper_evidence(kind: DbKind) {

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::backend::{Mode, TestBackend};
-use common::{DbKind, TestDb, TestGateway, SECRET};
+use common::{sql, DbKind, TestDb, TestGateway, SECRET};
 use serde_json::json;
 
 fn free_port() -> u16 {
@@ -395,13 +395,6 @@ async fn kill_9_under_load(kind: DbKind) {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     db.drop_db().await;
-}
-
-/// Run one SQL statement (the admin side of an outage).
-async fn sql(url: &str, statement: &str) {
-    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-    let mut conn = AsyncPgConnection::establish(url).await.unwrap();
-    diesel::sql_query(statement).execute(&mut conn).await.unwrap();
 }
 
 /// The worst case: the database is unreachable, rows go to the spool, and the gateway is

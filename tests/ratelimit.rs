@@ -69,16 +69,7 @@ async fn a_tools_shared_quota_binds_everyone_but_not_other_tools() {
     assert_eq!((status, json["error"]["data"]["limit"].as_str()), (429, Some("per_tool")));
     assert_eq!(gw.invoke(&a, "echo", json!({})).await.0, 200, "another tool is not blocked");
     // Over MCP the same refusal is a JSON-RPC error.
-    let mut resp = client()
-        .post(format!("{}/mcp", gw.base))
-        .bearer_auth(&b)
-        .insert_header(("Accept", "application/json, text/event-stream"))
-        .send_json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
-        .await
-        .unwrap();
-    let sid = resp.headers().get("mcp-session-id").unwrap().to_str().unwrap().to_owned();
-    let _ = resp.body().await;
+    let sid = gw.mcp_session(&b).await;
     let call: Value = client()
         .post(format!("{}/mcp", gw.base))
         .bearer_auth(&b)

@@ -97,16 +97,7 @@ async fn tools_yaml_changes_apply_live_and_bad_files_are_refused() {
     assert_eq!(gw.invoke(&dev, "echo2", json!({})).await.0, 404);
     assert_eq!(gw.invoke(&dev, "echo", json!({"n": "x"})).await.0, 400, "the schema is enforced");
     // An MCP client with an open notification stream hears of the change.
-    let mut init = client()
-        .post(format!("{}/mcp", gw.base))
-        .bearer_auth(&dev)
-        .insert_header(("Accept", "application/json, text/event-stream"))
-        .send_json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
-        .await
-        .unwrap();
-    let sid = init.headers().get("mcp-session-id").unwrap().to_str().unwrap().to_owned();
-    let _ = init.body().await;
+    let sid = gw.mcp_session(&dev).await;
     let mut notifications = client()
         .get(format!("{}/mcp", gw.base))
         .bearer_auth(&dev)

@@ -128,7 +128,12 @@ pub fn sse_message(message: &Value) -> Bytes {
 
 /// The key of an in-flight request: the session (or subject) and the client's request id.
 pub fn inflight_key(scope: &str, id: &Value) -> String {
-    format!("{scope}\u{0}{id}")
+    format!("{}{id}", inflight_prefix(scope))
+}
+
+/// What every in-flight key of `scope` starts with (to cancel a whole session's calls).
+pub fn inflight_prefix(scope: &str) -> String {
+    format!("{scope}\u{0}")
 }
 
 /// `notifications/cancelled`: stop the request it names, if it is still running.
@@ -276,9 +281,7 @@ async fn call(ctx: &Ctx, params: Value) -> Result<Value, RpcError> {
                 "{name} runs only as a task: send params.task (execution.taskSupport: required)"
             )));
         }
-        // The policy actor has let go of its reference by now: no copy of the arguments is made.
-        let arguments = std::sync::Arc::try_unwrap(arguments).unwrap_or_else(|a| (*a).clone());
-        pipeline::call_backend(&ctx.shared, &ctx.worker.backend, &tool, arguments, watch, None).await
+        pipeline::call_authorized(&ctx.shared, &ctx.worker, &tool, arguments, watch).await
     }
     .await;
     let answer = match &outcome {

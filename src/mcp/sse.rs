@@ -123,10 +123,9 @@ pub async fn open(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     // backends (their tasks are aborted; each leaves a `cancelled` audit row).
     let on_drop = move || {
         sessions.drop_session(&id);
-        let prefix = super::inflight_key(&id, &Value::Null);
-        let prefix = prefix.trim_end_matches("null");
+        let prefix = super::inflight_prefix(&id);
         registry.inflight.retain(|key, task| {
-            let ours = key.starts_with(prefix);
+            let ours = key.starts_with(&prefix);
             if ours {
                 task.abort();
             }

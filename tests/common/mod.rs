@@ -188,6 +188,21 @@ pub struct TestGateway {
 }
 
 /// A test HTTP client that never times out first.
+/// Run one SQL statement against `url` (PostgreSQL or SQLite): tampering, outages, old rows.
+pub async fn sql(url: &str, statement: &str) {
+    use diesel_async::RunQueryDsl;
+    match Db::connect(url, 1).unwrap() {
+        Db::Pg(pool) => {
+            let mut c = pool.get().await.unwrap();
+            diesel::sql_query(statement).execute(&mut *c).await.unwrap();
+        }
+        Db::Sqlite(pool) => {
+            let mut c = pool.get().await.unwrap();
+            diesel::sql_query(statement).execute(&mut *c).await.unwrap();
+        }
+    };
+}
+
 pub fn client() -> awc::Client {
     awc::Client::builder().timeout(Duration::from_secs(60)).finish()
 }
@@ -261,6 +276,21 @@ impl TestGateway {
     }
 
     /// The Prometheus text of `/metrics` (as an operator).
+    /// An MCP session (2025-06-18) opened with `initialize` on `/mcp`; its `Mcp-Session-Id`.
+    pub async fn mcp_session(&self, token: &str) -> String {
+        let mut resp = client()
+            .post(format!("{}/mcp", self.base))
+            .bearer_auth(token)
+            .insert_header(("Accept", "application/json, text/event-stream"))
+            .send_json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+            .await
+            .unwrap();
+        let sid = resp.headers().get("mcp-session-id").unwrap().to_str().unwrap().to_owned();
+        let _ = resp.body().await;
+        sid
+    }
+
     pub async fn metrics(&self) -> String {
         let mut resp = client()
             .get(format!("{}/metrics", self.base))
