@@ -31,6 +31,7 @@ fn jwt(c: &mut Criterion) {
         issuer: Some("https://issuer.example".into()),
         audience: Some("mcp-gateway".into()),
         leeway_seconds: 30,
+        max_ttl_seconds: 86_400,
     };
     let auth = Authenticator::from_settings(&settings, std::path::Path::new(".")).expect("valid settings");
     let claims = claims_for("bench", vec!["developer".into()], Some("default".into()), 3600, &settings);

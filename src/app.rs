@@ -42,6 +42,8 @@ pub struct Shared {
     pub audit_stats: Arc<ActorStats>,
     /// Audit rows waiting in the local spool for the database.
     pub audit_spooled: Arc<std::sync::atomic::AtomicU64>,
+    /// Audit rows the database refused, set aside in `audit_set_aside` (since start).
+    pub audit_set_aside: Arc<std::sync::atomic::AtomicU64>,
     /// The OTLP span exporter, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
     pub otlp: Option<crate::otlp::Exporter>,
     /// The audit writer's batches: count, rows, failures, write time.
@@ -239,10 +241,11 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         ..BatchConfig::default()
     };
     let spool_rows = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let spool = std::rc::Rc::new(crate::db::audit::Spool::open(
-        settings.data_dir.join("audit-spool.jsonl"),
-        spool_rows.clone(),
-    ));
+    let set_aside_rows = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let spool = std::rc::Rc::new(
+        crate::db::audit::Spool::open(settings.data_dir.join("audit-spool.jsonl"), spool_rows.clone())
+            .counting_set_aside(set_aside_rows.clone()),
+    );
     let (sink_db, sink_spool, stats) = (db.clone(), spool.clone(), audit_stats.clone());
     let audit_writes = Arc::new(gateway_actors::audit::WriteStats::default());
     let writes = audit_writes.clone();
@@ -295,6 +298,7 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         audit: audit.clone(),
         audit_stats,
         audit_spooled: spool_rows,
+        audit_set_aside: set_aside_rows,
         audit_writes,
         otlp: settings.otel_endpoint.as_deref().map(crate::otlp::Exporter::start),
         board,
@@ -370,7 +374,7 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
                     let refusal = error.to_response(serde_json::Value::Null);
                     // Tool-call endpoints still get their audit row for the refused attempt.
                     let transport = match req.path() {
-                        "/mcp/invoke" => Some("rest"),
+                        "/mcp/invoke" | "/mcp/jobs" => Some("rest"),
                         "/mcp" => Some("streamable_http"),
                         "/messages" => Some("sse"),
                         _ => None,

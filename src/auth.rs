@@ -9,9 +9,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use actix_web::http::header::Header;
 use actix_web::HttpRequest;
-use actix_web_httpauth::headers::authorization::{Authorization, Bearer};
 use gateway_actors::Caller;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
@@ -74,6 +72,7 @@ pub struct Authenticator {
     keys: Keys,
     validation: Validation,
     leeway: u64,
+    max_ttl: u64,
     /// True when the secret was generated for local development.
     pub dev_mode: bool,
     secret: Option<Vec<u8>>,
@@ -183,17 +182,25 @@ impl Authenticator {
             required.push("iss");
         }
         validation.set_required_spec_claims(&required);
-        Ok(Self { keys, validation, leeway: jwt.leeway_seconds, dev_mode, secret, verified: dashmap::DashMap::new() })
+        Ok(Self {
+            keys,
+            validation,
+            leeway: jwt.leeway_seconds,
+            max_ttl: jwt.max_ttl_seconds,
+            dev_mode,
+            secret,
+            verified: dashmap::DashMap::new(),
+        })
     }
 
-    fn key_for(&self, token: &str) -> Result<&DecodingKey, String> {
+    fn key_for(&self, token: &str) -> Result<&DecodingKey, &'static str> {
         match &self.keys {
             Keys::Single(key) => Ok(key),
             Keys::Set(by_kid, only) => {
-                let header = jsonwebtoken::decode_header(token).map_err(|e| format!("malformed token: {e}"))?;
+                let header = jsonwebtoken::decode_header(token).map_err(|_| MALFORMED)?;
                 match header.kid {
-                    Some(kid) => by_kid.get(&kid).ok_or_else(|| format!("unknown key id {kid:?}")),
-                    None => only.as_ref().ok_or_else(|| "token has no key id (kid)".to_owned()),
+                    Some(kid) => by_kid.get(&kid).ok_or("invalid token: unknown key id"),
+                    None => only.as_ref().ok_or("invalid token: no key id (kid)"),
                 }
             }
         }
@@ -212,17 +219,28 @@ impl Authenticator {
         self.verify_uncached(token)
     }
 
+    /// Nothing of a refused token is echoed: the reason is one of a few fixed phrases (a
+    /// token's `alg` or `kid` would otherwise travel into the 401 body, `WWW-Authenticate`, the
+    /// log and the audit row, unverified and unbounded).
     fn verify_uncached(&self, token: &str) -> Result<Caller, GatewayError> {
-        let fail = |reason: String| GatewayError::Unauthenticated { reason, token_sent: true };
+        let fail = |reason: &'static str| GatewayError::Unauthenticated { reason: reason.to_owned(), token_sent: true };
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(fail("invalid token: too long"));
+        }
+        check_header(token).map_err(fail)?;
         let key = self.key_for(token).map_err(fail)?;
-        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
-            .map_err(|e| fail(format!("invalid token: {e}")))?;
+        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| fail(refusal(e.kind())))?;
         let claims = data.claims;
-        if claims.iat.is_some_and(|iat| iat > jsonwebtoken::get_current_timestamp() + self.leeway) {
-            return Err(fail("invalid token: issued in the future".into()));
+        let now = jsonwebtoken::get_current_timestamp();
+        if claims.iat.is_some_and(|iat| iat > now + self.leeway) {
+            return Err(fail("invalid token: issued in the future"));
+        }
+        let born = claims.iat.unwrap_or(now).min(now);
+        if claims.exp.saturating_sub(born) > self.max_ttl + self.leeway {
+            return Err(fail("invalid token: lifetime longer than JWT_MAX_TTL_SECONDS"));
         }
         if claims.sub.is_empty() {
-            return Err(fail("invalid token: empty subject".into()));
+            return Err(fail("invalid token: empty subject"));
         }
         let caller = Caller { user_id: claims.sub, roles: claims.roles, workspace: claims.workspace };
         if self.verified.len() >= VERIFIED_CACHE_MAX {
@@ -232,16 +250,16 @@ impl Authenticator {
         Ok(caller)
     }
 
-    /// Verify the request's `Authorization: Bearer` header.
+    /// Verify the request's `Authorization: Bearer` header (the scheme in any case, RFC 7235).
     pub fn authenticate(&self, req: &HttpRequest) -> Result<Caller, GatewayError> {
-        if req.headers().get(actix_web::http::header::AUTHORIZATION).is_none() {
+        let Some(value) = req.headers().get(actix_web::http::header::AUTHORIZATION) else {
             return Err(GatewayError::Unauthenticated { reason: "missing bearer token".into(), token_sent: false });
-        }
-        let auth = Authorization::<Bearer>::parse(req).map_err(|_| GatewayError::Unauthenticated {
+        };
+        let token = bearer_token(value.as_bytes()).ok_or_else(|| GatewayError::Unauthenticated {
             reason: "malformed Authorization header: expected 'Bearer <token>'".into(),
             token_sent: true,
         })?;
-        self.verify(auth.as_ref().token())
+        self.verify(token)
     }
 
     /// Sign a token with the configured HMAC secret (the `token` command; dev and tests).
@@ -250,6 +268,51 @@ impl Authenticator {
             self.secret.as_ref().ok_or("minting needs an HS algorithm with a secret; use --private-key-file")?;
         jsonwebtoken::encode(&jsonwebtoken::Header::new(algorithm), claims, &EncodingKey::from_secret(secret))
             .map_err(|e| e.to_string())
+    }
+}
+
+/// Longest token accepted (bytes): far above any real JWT, far below a header flood.
+const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+const MALFORMED: &str = "invalid token: malformed";
+
+/// The token of an `Authorization` value whose scheme is `Bearer` in any letter case
+/// (RFC 7235 §2.1); `None` for another scheme, no token, or bytes a token cannot hold.
+pub fn bearer_token(value: &[u8]) -> Option<&str> {
+    let value = std::str::from_utf8(value).ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim_matches(' ');
+    let token68 = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '+' | '/' | '=');
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.chars().all(token68)).then_some(token)
+}
+
+/// The header checks `jsonwebtoken` does not make: a `crit` parameter names extensions the
+/// recipient must understand or refuse the token (RFC 7515 §4.1.11); the gateway understands
+/// none.
+fn check_header(token: &str) -> Result<(), &'static str> {
+    use base64::Engine;
+    let segment = token.split('.').next().unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(segment).map_err(|_| MALFORMED)?;
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes).map_err(|_| MALFORMED)?;
+    if header.contains_key("crit") {
+        return Err("invalid token: critical header parameters are not supported");
+    }
+    Ok(())
+}
+
+/// A fixed, short reason for each way `jsonwebtoken` refuses a token.
+fn refusal(kind: &jsonwebtoken::errors::ErrorKind) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match kind {
+        K::ExpiredSignature => "invalid token: expired",
+        K::ImmatureSignature => "invalid token: not yet valid",
+        K::InvalidSignature => "invalid token: bad signature",
+        K::InvalidIssuer => "invalid token: issuer not accepted",
+        K::InvalidAudience => "invalid token: audience not accepted",
+        K::InvalidSubject => "invalid token: subject not accepted",
+        K::MissingRequiredClaim(_) => "invalid token: a required claim is missing",
+        K::InvalidAlgorithm | K::MissingAlgorithm | K::InvalidAlgorithmName => "invalid token: algorithm not accepted",
+        _ => MALFORMED,
     }
 }
 

@@ -170,6 +170,12 @@ async fn audit_rows_command(
 ) -> anyhow::Result<()> {
     crate::db::migrate(&settings.database_url).await?;
     let db = crate::db::Db::connect(&settings.database_url, 1)?;
+    let action = match (limit, csv) {
+        (Some(_), _) => "cli/audit-query",
+        (None, true) => "cli/audit-export csv",
+        (None, false) => "cli/audit-export jsonl",
+    };
+    crate::db::audit::record_admin(&db, action, Ok(())).await?;
     let mut remaining = limit.unwrap_or(i64::MAX);
     let mut filter = filter.filter(remaining.min(1000))?;
     if csv {
@@ -286,6 +292,9 @@ pub fn run() -> anyhow::Result<()> {
             crate::db::migrate(&settings.database_url).await?;
             let db = crate::db::Db::connect(&settings.database_url, 1)?;
             let (chains, rows, problems) = crate::db::audit::verify(&db).await?;
+            let outcome = format!("{} problem(s)", problems.len());
+            let outcome = if problems.is_empty() { Ok(()) } else { Err(outcome.as_str()) };
+            crate::db::audit::record_admin(&db, "cli/audit-verify", outcome).await?;
             for p in &problems {
                 println!("TAMPERED {p}");
             }
@@ -352,7 +361,11 @@ async fn tools_command(settings: &Settings, action: ToolsAction) -> anyhow::Resu
     let db = crate::db::Db::connect(&settings.database_url, 1)?;
     match action {
         ToolsAction::Approve { name, digest } => {
-            if crate::db::tools::approve(&db, &name, digest.as_deref()).await? {
+            let approved = crate::db::tools::approve(&db, &name, digest.as_deref()).await?;
+            let outcome =
+                if approved { Ok(()) } else { Err("not approved: the observed definition changed or is absent") };
+            crate::db::audit::record_admin(&db, &format!("cli/tools-approve {name}"), outcome).await?;
+            if approved {
                 println!("approved the current definition of {name}");
                 Ok(())
             } else if digest.is_some() {

@@ -63,6 +63,9 @@ pub struct JwtSettings {
     pub audience: Option<String>,
     /// Clock-skew tolerance for `exp`, `nbf` and `iat`, in seconds (at most 60).
     pub leeway_seconds: u64,
+    /// Longest lifetime a token may have (`exp` − `iat`, or `exp` − now without `iat`): a
+    /// stolen long-lived token is refused even though its signature holds.
+    pub max_ttl_seconds: u64,
 }
 
 /// Everything the gateway needs to start.
@@ -216,7 +219,11 @@ impl Settings {
             issuer: get(lookup, "JWT_ISSUER"),
             audience: get(lookup, "JWT_AUDIENCE"),
             leeway_seconds: parse(lookup, "JWT_LEEWAY_SECONDS", 30)?,
+            max_ttl_seconds: parse(lookup, "JWT_MAX_TTL_SECONDS", 86_400)?,
         };
+        if jwt.max_ttl_seconds == 0 {
+            return Err(ConfigError::new("JWT_MAX_TTL_SECONDS", "must be at least 1"));
+        }
         if jwt.leeway_seconds > 60 {
             return Err(ConfigError::new("JWT_LEEWAY_SECONDS", "must be at most 60"));
         }

@@ -164,7 +164,9 @@ pub async fn authorize(
     tool_name: &str,
     arguments: &Arc<Value>,
 ) -> Result<Arc<Tool>, GatewayError> {
-    if shared.settings.audit_strict && shared.audit_stats.report("audit_writer", true).last_error.is_some() {
+    let spooled = shared.audit_spooled.load(std::sync::atomic::Ordering::Relaxed) > 0;
+    if shared.settings.audit_strict && (spooled || shared.audit_stats.report("audit_writer", true).last_error.is_some())
+    {
         return Err(GatewayError::Unavailable(
             "audit records cannot be made durable right now (AUDIT_MODE=strict)".into(),
         ));

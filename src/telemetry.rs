@@ -18,8 +18,32 @@ pub fn init(format: LogFormat) {
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(false).try_init(),
-        LogFormat::Pretty => builder.try_init(),
+        // JSON escapes every control character itself; text lines go through [`Escaping`].
+        LogFormat::Pretty => builder.with_ansi(false).with_writer(|| Escaping(std::io::stderr())).try_init(),
     };
+}
+
+/// A log writer that escapes control characters (a caller's newline or terminal escape inside a
+/// logged value would otherwise forge a log line or repaint the operator's terminal). Each event
+/// arrives as one write ending in its own newline, which is kept.
+pub struct Escaping<W: std::io::Write>(pub W);
+
+impl<W: std::io::Write> std::io::Write for Escaping<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let (body, end) = match text.strip_suffix('\n') {
+            Some(body) => (body, "\n"),
+            None => (&*text, ""),
+        };
+        let escaped = gateway_actors::storable::storable(body, usize::MAX);
+        self.0.write_all(escaped.as_bytes())?;
+        self.0.write_all(end.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// The request id of this request: the client's `X-Request-ID` if sane, else a fresh UUID.
@@ -47,14 +71,20 @@ pub struct GatewaySpans;
 
 impl RootSpanBuilder for GatewaySpans {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        let id = request
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
+        let sent = request.headers().get("x-request-id").map(|v| String::from_utf8_lossy(v.as_bytes()));
+        let id = sent
+            .as_deref()
             .filter(|v| sane_request_id(v))
             .map(str::to_owned)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.path());
+        if let Some(sent) = sent.filter(|v| !sane_request_id(v)) {
+            // The client's own id, replaced: kept beside ours, escaped and cut short.
+            let sent = gateway_actors::storable::storable(&sent, 128).into_owned();
+            span.in_scope(
+                || tracing::debug!(client_request_id = %sent, request_id = %id, "client request id replaced"),
+            );
+        }
         request.extensions_mut().insert(RequestId(id));
         request.extensions_mut().insert(Started(Instant::now()));
         span

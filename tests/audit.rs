@@ -402,7 +402,13 @@ async fn exports(kind: DbKind) {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
-    assert_eq!(cli(&["audit", "export", "--format", "csv"]).lines().count(), 1206);
+    // The export is itself audited (a `cli` row, before the rows are read): header + 1205 + 1.
+    let exported = cli(&["audit", "export", "--format", "csv"]);
+    assert_eq!(exported.lines().count(), 1207);
+    assert!(
+        exported.lines().any(|l| l.contains(",cli/audit-export csv,") && l.contains(",cli,")),
+        "the export's own row"
+    );
     assert_eq!(cli(&["audit", "query", "--user", "u1", "--limit", "7"]).lines().count(), 7);
     assert_eq!(cli(&["audit", "export", "--role", "admin"]).lines().count(), 241);
     db.drop_db().await;

@@ -658,3 +658,46 @@ async fn tasks_run_tool_calls_as_jobs_over_mcp() {
     assert_eq!(cancel_row.error_code, Some(-32800));
     assert!(rows.iter().any(|r| r.request_id == cancel_row.request_id && r.transport != "job"));
 }
+
+/// The attack: in stateless (2026-07-28) mode the session check is skipped, and an
+/// `Mcp-Session-Id` naming another user's scope used to reach her in-flight calls.
+#[actix_web::test]
+async fn in_stateless_mode_another_user_cannot_cancel_a_call_by_naming_its_scope() {
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Hang).await;
+    let gw = gateway(&db, &backend).await;
+    let alice = gw.token("alice", &["developer"]);
+    let stateless = [("MCP-Protocol-Version", "2026-07-28")];
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28"});
+    let call = {
+        let (base, token, meta) = (gw.base.clone(), alice.clone(), meta.clone());
+        actix_web::rt::spawn(async move {
+            let mut resp = client()
+                .post(format!("{base}/mcp"))
+                .bearer_auth(token)
+                .insert_header(("MCP-Protocol-Version", "2026-07-28"))
+                .insert_header(("Accept", "application/json"))
+                .send_json(&rpc(7, "tools/call", json!({"name": "echo", "arguments": {}, "_meta": meta})))
+                .await
+                .unwrap();
+            resp.json::<Value>().await.unwrap()
+        })
+    };
+    wait_until("the backend call", || backend.count("tools/call") == 1).await;
+    let cancel =
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7, "reason": "mallory"}});
+    let mallory = gw.token("mallory", &["developer"]);
+    for forged in [Some("user:alice"), Some("alice"), None] {
+        let reply = post(&gw, Some(&mallory), forged, &stateless, cancel.clone()).await;
+        assert_eq!(reply.status, 202, "a notification is accepted whatever it names");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(backend.count("notifications/cancelled"), 0, "mallory reached none of alice's calls");
+    assert!(!call.is_finished(), "alice's call still runs");
+    assert_eq!(post(&gw, Some(&alice), None, &stateless, cancel).await.status, 202);
+    let answer = call.await.unwrap();
+    assert_eq!(answer["error"]["code"], -32800, "alice can cancel her own call: {answer}");
+    gw.stop().await;
+    let rows = db.wait_for_rows(1).await;
+    assert_eq!((rows[0].user_id.as_deref(), rows[0].status.as_str()), (Some("alice"), "cancelled"));
+}

@@ -31,8 +31,18 @@ fn rand_u64() -> u64 {
 /// Where audit batches go (the database in production, a vector in tests).
 pub trait AuditSink: 'static {
     /// Store `rows` as one batch. On error nothing may be half-written that a retry would
-    /// duplicate (one transaction per batch).
-    fn write_batch(&self, rows: Arc<[AuditRecord]>) -> LocalBoxFuture<'static, Result<(), String>>;
+    /// duplicate (one transaction per batch). `Ok` says where the rows are now.
+    fn write_batch(&self, rows: Arc<[AuditRecord]>) -> LocalBoxFuture<'static, Result<Stored, String>>;
+}
+
+/// Where a written batch ended up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// In the database: the rows are where auditors read them.
+    Database,
+    /// Durable on local disk only (the spool), waiting for the database: safe from loss, but
+    /// not yet audited where anyone can see it. Strict mode counts this as a failure.
+    Spooled,
 }
 
 /// When to flush: on size or on time, whichever comes first.
@@ -114,7 +124,10 @@ impl AuditWriterActor {
     }
 
     /// Chain a row in arrival order: each hash covers the previous one.
+    /// Every field is made storable first, so a caller's bytes can never make the database
+    /// refuse the row, and the hash covers exactly what is stored.
     fn chain(&mut self, mut row: AuditRecord) -> AuditRecord {
+        row.make_storable();
         self.seq += 1;
         row.chain_id = self.chain_id.clone();
         row.seq = self.seq;
@@ -131,9 +144,15 @@ impl AuditWriterActor {
         let rows: Arc<[AuditRecord]> = std::mem::take(&mut self.buffer).into();
         let write = self.write(rows.clone());
         ctx.wait(write.into_actor(self).map(move |result, act, _| {
-            let outcome = act.settle(result, rows);
+            let outcome = match act.settle(result, rows) {
+                Ok((_, Stored::Database)) => Ok(()),
+                Ok((_, Stored::Spooled)) => {
+                    Err("audit rows are not reaching the database (held in the local spool)".into())
+                }
+                Err(e) => Err(e),
+            };
             for w in waiting {
-                let _ = w.send(outcome.clone().map(|_| ()));
+                let _ = w.send(outcome.clone());
             }
         }));
     }
@@ -151,7 +170,7 @@ impl AuditWriterActor {
     }
 
     /// Start writing `rows`, timed for [`WriteStats`].
-    fn write(&self, rows: Arc<[AuditRecord]>) -> LocalBoxFuture<'static, Result<(), String>> {
+    fn write(&self, rows: Arc<[AuditRecord]>) -> LocalBoxFuture<'static, Result<Stored, String>> {
         let (write, writes) = (self.sink.write_batch(rows), self.writes.clone());
         Box::pin(async move {
             let started = Instant::now();
@@ -163,8 +182,10 @@ impl AuditWriterActor {
         })
     }
 
-    /// Account for a finished write: on failure, put the rows back in front for a retry.
-    fn settle(&mut self, result: Result<(), String>, rows: Arc<[AuditRecord]>) -> Result<usize, String> {
+    /// Account for a finished write: on failure, put the rows back in front for a retry. Rows
+    /// that went to the spool are safe, but the writer reports itself failing until rows reach
+    /// the database again (readiness and strict mode read that).
+    fn settle(&mut self, result: Result<Stored, String>, rows: Arc<[AuditRecord]>) -> Result<(usize, Stored), String> {
         let n = rows.len();
         let counter = if result.is_ok() { &self.writes.batches } else { &self.writes.failures };
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -172,14 +193,21 @@ impl AuditWriterActor {
             self.writes.rows.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         }
         match result {
-            Ok(()) => {
+            Ok(Stored::Spooled) => {
+                self.stats.handled(n as i64);
+                self.retry_at = None;
+                self.failing = true;
+                self.stats.failed("audit rows are not reaching the database (held in the local spool)");
+                Ok((n, Stored::Spooled))
+            }
+            Ok(Stored::Database) => {
                 self.stats.handled(n as i64);
                 self.retry_at = None;
                 if std::mem::take(&mut self.failing) {
                     self.stats.recovered();
                     tracing::info!(rows = n, "audit writer recovered");
                 }
-                Ok(n)
+                Ok((n, Stored::Database))
             }
             Err(error) => {
                 tracing::error!(rows = n, %error, "audit batch write failed; rows kept for retry");
@@ -289,7 +317,7 @@ impl Handler<Flush> for AuditWriterActor {
             return Box::pin(actix::fut::ready(Ok(0)));
         }
         let write = self.write(rows.clone());
-        Box::pin(write.into_actor(self).map(move |result, act, _| act.settle(result, rows)))
+        Box::pin(write.into_actor(self).map(move |result, act, _| act.settle(result, rows).map(|(n, _)| n)))
     }
 }
 
@@ -318,7 +346,7 @@ mod tests {
     }
 
     impl AuditSink for MemorySink {
-        fn write_batch(&self, rows: Arc<[AuditRecord]>) -> LocalBoxFuture<'static, Result<(), String>> {
+        fn write_batch(&self, rows: Arc<[AuditRecord]>) -> LocalBoxFuture<'static, Result<Stored, String>> {
             let (batches, stored, fail) = (self.batches.clone(), self.rows.clone(), self.fail.clone());
             Box::pin(async move {
                 if *fail.borrow() {
@@ -326,7 +354,7 @@ mod tests {
                 }
                 batches.borrow_mut().push(rows.len());
                 stored.borrow_mut().extend(rows.iter().map(|r| r.id.clone()));
-                Ok(())
+                Ok(Stored::Database)
             })
         }
     }

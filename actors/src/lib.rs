@@ -12,6 +12,7 @@
 //! | [`policy`] | `PolicyActor`: role and workspace rules from `policy.yaml` |
 //! | [`ratelimit`] | `RateLimiterActor`: GCRA limits per user, tool and user × tool |
 //! | [`audit`] | `AuditWriterActor`: batches audit rows into an [`audit::AuditSink`] |
+//! | [`storable`] | making an audit row storable in any database (escapes, caps) |
 //! | [`job`] | `JobActor`: one running asynchronous job |
 //! | [`health`] | per-actor counters read by `/health/actors` |
 
@@ -24,8 +25,9 @@ pub mod policy;
 pub mod ratelimit;
 pub mod redact;
 pub mod registry;
+pub mod storable;
 
-pub use audit::{AuditSink, AuditWriterActor, BatchConfig, Flush, Record, RecordBatch};
+pub use audit::{AuditSink, AuditWriterActor, BatchConfig, Flush, Record, RecordBatch, Stored};
 pub use health::{ActorReport, ActorStats, GetHealth, HealthBoard};
 pub use model::{AuditRecord, Caller, Tool};
 pub use policy::{

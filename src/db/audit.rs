@@ -1,18 +1,17 @@
 //! The audit table: the database side of `AuditWriterActor` and the queries behind
 //! `GET /admin/audit-logs`.
 
-use std::sync::Arc;
-
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use futures_util::future::LocalBoxFuture;
-use gateway_actors::{AuditRecord, AuditSink};
+use gateway_actors::AuditRecord;
 use serde::Serialize;
 
 use super::schema::{audit_chain_heads, audit_checkpoints, audit_logs};
 use super::{Db, DbError};
 use crate::with_conn;
+
+pub use super::audit_sink::{DbAuditSink, Spool};
 
 /// Rows per INSERT statement: keeps bind parameters under both backends' limits.
 const ROWS_PER_STATEMENT: usize = 1000;
@@ -227,157 +226,6 @@ fn pg_unnest_insert(
     .bind::<Array<Text>, _>(heads.iter().map(|h| h.2.clone()).collect::<Vec<_>>())
 }
 
-/// The local spool: an append-only file of rows that could not reach the database, replayed
-/// in order (and idempotently) when it answers again. While it holds rows, new batches are
-/// appended behind them so order is kept.
-pub struct Spool {
-    path: std::path::PathBuf,
-    lock: tokio::sync::Mutex<()>,
-    rows: Arc<std::sync::atomic::AtomicU64>,
-    last_replay: std::cell::Cell<Option<std::time::Instant>>,
-}
-
-impl Spool {
-    /// A spool at `path`; `rows` counts what it holds (for health and metrics).
-    /// A write torn by a crash (no final newline) is cut off first: its rows were never
-    /// fsynced, so no caller was answered for them.
-    pub fn open(path: std::path::PathBuf, rows: Arc<std::sync::atomic::AtomicU64>) -> Self {
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        if !text.is_empty() && !text.ends_with('\n') {
-            let keep = text.rfind('\n').map_or(0, |i| i + 1);
-            tracing::warn!(path = %path.display(), bytes = text.len() - keep, "audit spool ends in a torn write; cutting it off");
-            let cut = std::fs::OpenOptions::new().write(true).open(&path).and_then(|f| {
-                f.set_len(keep as u64)?;
-                f.sync_all()
-            });
-            if let Err(e) = cut {
-                tracing::error!(path = %path.display(), error = %e, "cannot cut the torn audit spool write");
-            }
-        }
-        let held = text[..text.rfind('\n').map_or(0, |i| i + 1)].lines().filter(|l| !l.trim().is_empty()).count();
-        rows.store(held as u64, std::sync::atomic::Ordering::Relaxed);
-        Self { path, lock: tokio::sync::Mutex::new(()), rows, last_replay: std::cell::Cell::new(None) }
-    }
-
-    fn held(&self) -> u64 {
-        std::sync::atomic::AtomicU64::load(&self.rows, std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Append `rows` durably (fsync before returning).
-    async fn append(&self, rows: &[AuditRecord]) -> Result<(), String> {
-        let _guard = self.lock.lock().await;
-        let mut text = String::new();
-        for r in rows {
-            text.push_str(&serde_json::to_string(r).map_err(|e| e.to_string())?);
-            text.push('\n');
-        }
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            use std::io::Write;
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
-            file.write_all(text.as_bytes())?;
-            file.sync_data()
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("audit spool {}: {e}", self.path.display()))?;
-        self.rows.fetch_add(rows.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Move the spooled rows into the database, in order; the file is emptied only after
-    /// every row is stored. At most one attempt a second.
-    pub async fn replay(&self, db: &Db) -> Result<u64, String> {
-        if self.held() == 0 || self.last_replay.get().is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1)) {
-            return Ok(0);
-        }
-        self.last_replay.set(Some(std::time::Instant::now()));
-        let _guard = self.lock.lock().await;
-        let text = tokio::fs::read_to_string(&self.path).await.unwrap_or_default();
-        let mut rows: Vec<AuditRecord> = Vec::new();
-        let mut unreadable = String::new();
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            match serde_json::from_str(line) {
-                Ok(row) => rows.push(row),
-                Err(_) => {
-                    unreadable.push_str(line);
-                    unreadable.push('\n');
-                }
-            }
-        }
-        if !unreadable.is_empty() {
-            // Never dropped: set aside beside the spool for an operator to inspect.
-            let aside = self.path.with_extension("unreadable");
-            tracing::error!(path = %aside.display(), "unreadable audit spool lines set aside");
-            let kept = tokio::fs::OpenOptions::new().create(true).append(true).open(&aside).await;
-            let written = match kept {
-                Ok(mut f) => {
-                    use tokio::io::AsyncWriteExt;
-                    f.write_all(unreadable.as_bytes()).await.and(f.sync_all().await)
-                }
-                Err(e) => Err(e),
-            };
-            written.map_err(|e| format!("audit spool {}: {e}", aside.display()))?;
-        }
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            insert_batch(db, chunk).await.map_err(|e| e.to_string())?;
-        }
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            std::fs::OpenOptions::new().write(true).truncate(true).open(&path).and_then(|f| f.sync_all())
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-        self.rows.store(0, std::sync::atomic::Ordering::Relaxed);
-        tracing::info!(rows = rows.len(), "audit spool replayed into the database");
-        Ok(rows.len() as u64)
-    }
-}
-
-/// Longest the writer waits on the database for one batch before spooling it.
-const WRITE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// The database as the audit writer's sink, with the spool behind it: a batch the database
-/// refuses is made durable in the spool instead, so the writer never loses it.
-pub struct DbAuditSink {
-    db: Db,
-    spool: std::rc::Rc<Spool>,
-}
-
-impl DbAuditSink {
-    /// A sink writing to `db`, spilling to `spool`.
-    pub fn new(db: Db, spool: std::rc::Rc<Spool>) -> Self {
-        Self { db, spool }
-    }
-}
-
-impl AuditSink for DbAuditSink {
-    fn write_batch(&self, rows: Arc<[AuditRecord]>) -> LocalBoxFuture<'static, Result<(), String>> {
-        let (db, spool) = (self.db.clone(), self.spool.clone());
-        Box::pin(async move {
-            // A database that hangs (rather than refuses) must not hold the writer: past the
-            // deadline the batch goes to the spool (a late commit is harmless: inserts are
-            // idempotent on the row id).
-            if spool.held() == 0 {
-                match tokio::time::timeout(WRITE_DEADLINE, insert_batch(&db, &rows)).await {
-                    Ok(Ok(())) => return Ok(()),
-                    Ok(Err(e)) => {
-                        tracing::error!(rows = rows.len(), error = %e, "audit insert failed; spooling the batch")
-                    }
-                    Err(_) => tracing::error!(rows = rows.len(), "audit insert timed out; spooling the batch"),
-                }
-            }
-            spool.append(&rows).await?;
-            let _ = tokio::time::timeout(WRITE_DEADLINE, spool.replay(&db)).await;
-            Ok(())
-        })
-    }
-}
-
 /// Walk every hash chain: report rows whose content changed, rows missing (gaps in `seq`),
 /// and rows inserted or reordered (a `prev_hash` that does not match).
 /// Chains whose oldest rows retention removed resume at their checkpoint.
@@ -412,6 +260,7 @@ pub async fn verify(db: &Db) -> Result<(usize, usize, Vec<String>), DbError> {
             .await
             .map_err(DbError::from_display)
     })?;
+    let set_aside = super::audit_sink::set_aside_rows(db).await?;
     // Where each chain's rows end, as walked.
     let mut ends: std::collections::HashMap<String, (i64, String)> = std::collections::HashMap::new();
     let (mut chain, mut seq) = (String::new(), 0i64);
@@ -430,6 +279,10 @@ pub async fn verify(db: &Db) -> Result<(usize, usize, Vec<String>), DbError> {
                 .map_err(DbError::from_display)
         })?;
         if page.is_empty() {
+            // A chain may end in rows that were set aside.
+            for (chain, end) in ends.iter_mut() {
+                rows += walk_set_aside(&set_aside, chain, end, &mut problems);
+            }
             problems.extend(check_heads(&heads, &ends, &checkpoints));
             return Ok((chains, rows, problems));
         }
@@ -439,6 +292,10 @@ pub async fn verify(db: &Db) -> Result<(usize, usize, Vec<String>), DbError> {
                 chain = row.chain_id.clone();
                 (seq, prev) = checkpoints.get(&chain).cloned().unwrap_or_default();
             }
+            // Rows the database refused stand in their place, kept in `audit_set_aside`.
+            let mut end = (seq, std::mem::take(&mut prev));
+            rows += walk_set_aside(&set_aside, &chain, &mut end, &mut problems);
+            (seq, prev) = end;
             rows += 1;
             if row.seq <= seq {
                 problems.push(format!(
@@ -465,6 +322,27 @@ pub async fn verify(db: &Db) -> Result<(usize, usize, Vec<String>), DbError> {
             ends.insert(chain.clone(), (seq, prev.clone()));
         }
     }
+}
+
+/// Walk `end` (a chain's last seq and hash) forward through the chain's set-aside rows that
+/// follow it, checking each links to the one before and hashes to what it claims. Returns how
+/// many it walked.
+fn walk_set_aside(
+    set_aside: &std::collections::HashMap<(String, i64), AuditRecord>,
+    chain: &str,
+    end: &mut (i64, String),
+    problems: &mut Vec<String>,
+) -> usize {
+    let mut walked = 0;
+    while let Some(row) = set_aside.get(&(chain.to_owned(), end.0 + 1)) {
+        if row.prev_hash != end.1 || row.compute_hash() != row.row_hash {
+            problems
+                .push(format!("set-aside row {} (chain {chain}, seq {}): altered or out of place", row.id, row.seq));
+        }
+        *end = (row.seq, row.row_hash.clone());
+        walked += 1;
+    }
+    walked
 }
 
 /// Compare each chain's walked end with its recorded head (written with the rows, in the same
@@ -560,6 +438,40 @@ pub async fn prune(db: &Db, cutoff: NaiveDateTime) -> Result<u64, DbError> {
         })?;
     }
     Ok(deleted)
+}
+
+/// Record an operator's action taken outside a running gateway (the CLI's pin approvals,
+/// exports, verify runs) as an audit row of its own one-row chain, so the trail shows who looked
+/// at or changed it. `outcome` is `ok` or the failure's short text.
+pub async fn record_admin(db: &Db, action: &str, outcome: Result<(), &str>) -> Result<(), DbError> {
+    let operator = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let now = chrono::Utc::now();
+    let mut row = AuditRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        created_at: chrono::DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now),
+        request_id: uuid::Uuid::new_v4().to_string(),
+        user_id: Some(format!("cli:{operator}")),
+        roles: vec!["operator".into()],
+        workspace: None,
+        tool_name: Some(action.to_owned()),
+        decision: "allowed".into(),
+        status: if outcome.is_ok() { "ok".into() } else { "failed".into() },
+        http_status: 0,
+        error_code: None,
+        duration_ms: 0.0,
+        client_ip: None,
+        arguments_sha256: None,
+        error_message: outcome.err().map(str::to_owned),
+        arguments_logged: None,
+        transport: "cli".into(),
+        chain_id: format!("cli-{}", uuid::Uuid::new_v4().simple()),
+        seq: 1,
+        prev_hash: String::new(),
+        row_hash: String::new(),
+    };
+    row.make_storable();
+    row.row_hash = row.compute_hash();
+    insert_batch(db, std::slice::from_ref(&row)).await
 }
 
 /// Filters of `GET /admin/audit-logs`.
@@ -732,7 +644,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.spool");
         std::fs::write(&path, "{\"a\":1}\n{\"b\":2}\n{\"torn\":").unwrap();
-        let rows = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let rows = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let spool = Spool::open(path.clone(), rows.clone());
         assert_eq!(spool.held(), 2);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"a\":1}\n{\"b\":2}\n");

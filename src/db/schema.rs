@@ -92,3 +92,16 @@ diesel::table! {
         expires_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    /// Audit rows the database refused, kept whole (base64 JSON) with their chain position.
+    audit_set_aside (id) {
+        id -> Text,
+        chain_id -> Text,
+        seq -> BigInt,
+        row_hash -> Text,
+        row_b64 -> Text,
+        error -> Text,
+        created_at -> Timestamp,
+    }
+}

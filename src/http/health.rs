@@ -1,5 +1,5 @@
-//! Health endpoints: liveness (`/health`), readiness (`/health/ready`: the database answers and
-//! the actors answer), and per-actor state (`/health/actors`, for operators).
+//! Health endpoints: liveness (`/health`), readiness (`/health/ready`: the database answers,
+//! the actors answer and audit rows reach the database), and per-actor state (`/health/actors`, for operators).
 
 use std::time::Duration;
 
@@ -52,10 +52,21 @@ pub async fn ready(shared: web::Data<Shared>, worker: web::Data<Worker>) -> Http
         Err(_) => "timed out",
     };
     let actors = reports(&shared, &worker).await;
-    let ok = database == "ok" && actors.iter().all(|a| a.alive);
+    // Rows held in the spool are safe on disk but not where auditors read them: a replica
+    // whose audit rows do not reach the database is not ready. Rows set aside (refused by the
+    // database, kept alone) do not stop the others: reported, not failing.
+    let spooled = shared.audit_spooled.load(std::sync::atomic::Ordering::Relaxed);
+    let set_aside = shared.audit_set_aside.load(std::sync::atomic::Ordering::Relaxed);
+    let audit = match (spooled, set_aside) {
+        (0, 0) => "ok",
+        (0, _) => "rows_set_aside",
+        _ => "not_reaching_database",
+    };
+    let ok = database == "ok" && actors.iter().all(|a| a.alive) && spooled == 0;
     let body = json!({
         "status": if ok { "ready" } else { "not_ready" },
         "database": { "backend": shared.db.backend_name(), "status": database },
+        "audit": { "status": audit, "spooled": spooled, "set_aside": set_aside },
         "actors": actors.iter().map(|a| json!({ "name": a.name, "alive": a.alive })).collect::<Vec<_>>(),
     });
     if ok {

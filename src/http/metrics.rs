@@ -280,6 +280,14 @@ pub fn render(shared: &Shared) -> String {
     out.push_str("# HELP mcpgw_audit_spooled Audit rows in the local spool, waiting for the database.\n");
     out.push_str("# TYPE mcpgw_audit_spooled gauge\n");
     out.push_str(&format!("mcpgw_audit_spooled {}\n", shared.audit_spooled.load(std::sync::atomic::Ordering::Relaxed)));
+    out.push_str(
+        "# HELP mcpgw_audit_rows_set_aside_total Audit rows the database refused, kept alone in audit_set_aside.\n",
+    );
+    out.push_str("# TYPE mcpgw_audit_rows_set_aside_total counter\n");
+    out.push_str(&format!(
+        "mcpgw_audit_rows_set_aside_total {}\n",
+        shared.audit_set_aside.load(std::sync::atomic::Ordering::Relaxed)
+    ));
     out
 }
 

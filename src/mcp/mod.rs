@@ -103,6 +103,36 @@ impl Drop for Unanswered<'_> {
     }
 }
 
+/// Audit a request an MCP front door refused before any tool call (no or bad token, foreign
+/// Origin/Host, a body that is not JSON or not JSON-RPC, an unknown session, too large): every
+/// attempt leaves one row, whatever transport it came through.
+pub fn audit_refusal(
+    shared: &Shared,
+    req: &HttpRequest,
+    transport: &'static str,
+    caller: Option<Arc<Caller>>,
+    error: &GatewayError,
+    status: u16,
+) {
+    let mut attempt = Attempt::new(transport);
+    attempt.caller = caller;
+    let (ip, request_id) = (crate::http::context::client_ip(req), crate::http::context::request_id(req));
+    attempt.record(shared, ip, request_id, Err(error), status, Some(error.code()));
+}
+
+/// Answer a refused MCP request through the one error mapping, and audit it.
+pub fn refuse(
+    shared: &Shared,
+    req: &HttpRequest,
+    transport: &'static str,
+    caller: Option<Arc<Caller>>,
+    error: GatewayError,
+) -> actix_web::HttpResponse {
+    let response = error.to_response(Value::Null);
+    audit_refusal(shared, req, transport, caller, &error, response.status().as_u16());
+    response
+}
+
 /// Everything a request needs while it is dispatched.
 pub struct Ctx {
     /// App-wide state.
@@ -126,7 +156,15 @@ pub fn sse_message(message: &Value) -> Bytes {
     Bytes::from(format!("event: message\ndata: {message}\n\n"))
 }
 
-/// The key of an in-flight request: the session (or subject) and the client's request id.
+/// The scope a client's in-flight requests live in: always the authenticated subject, then the
+/// session (empty when stateless). Cancellation finds only calls in the caller's own scope, so
+/// no id a client sends (`Mcp-Session-Id: user:alice`) reaches another subject's calls. The
+/// subject is length-prefixed so no choice of subject and session can spell another's scope.
+pub fn scope(subject: &str, session: &str) -> String {
+    format!("{}:{subject}\u{1}{session}", subject.len())
+}
+
+/// The key of an in-flight request: its [`scope`] and the client's request id.
 pub fn inflight_key(scope: &str, id: &Value) -> String {
     format!("{}{id}", inflight_prefix(scope))
 }

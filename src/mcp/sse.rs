@@ -104,14 +104,16 @@ impl Drop for EventStream {
     }
 }
 
+const TRANSPORT: &str = "sse";
+
 /// `GET /sse`: open a session and its event stream.
 pub async fn open(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     if let Err(e) = check_origin(&req, &shared) {
-        return e.to_response(Value::Null);
+        return super::refuse(&shared, &req, TRANSPORT, None, e);
     }
     let caller = match caller(&req, &shared) {
         Ok(c) => c,
-        Err(e) => return e.to_response(Value::Null),
+        Err(e) => return super::refuse(&shared, &req, TRANSPORT, None, e),
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let (id, _) = shared.sessions.create(&caller.user_id, "2024-11-05", Some(tx));
@@ -119,11 +121,12 @@ pub async fn open(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     let sessions: Arc<Sessions> = shared.sessions.clone();
     let (alive, alive_id) = (shared.sessions.clone(), id.clone());
     let registry = shared.clone();
+    let scope = super::scope(&caller.user_id, &id);
     // The client left: its session ends and its calls still running are cancelled at their
     // backends (their tasks are aborted; each leaves a `cancelled` audit row).
     let on_drop = move || {
         sessions.drop_session(&id);
-        let prefix = super::inflight_prefix(&id);
+        let prefix = super::inflight_prefix(&scope);
         registry.inflight.retain(|key, task| {
             let ours = key.starts_with(&prefix);
             if ours {
@@ -147,33 +150,39 @@ pub struct MessageQuery {
 pub async fn message(
     req: HttpRequest,
     payload: web::Payload,
-    query: web::Query<MessageQuery>,
     shared: web::Data<Shared>,
     worker: web::Data<Worker>,
 ) -> HttpResponse {
     if let Err(e) = check_origin(&req, &shared) {
-        return e.to_response(Value::Null);
+        return super::refuse(&shared, &req, TRANSPORT, None, e);
     }
     let caller = match caller(&req, &shared) {
         Ok(c) => Arc::new(c),
-        Err(e) => return e.to_response(Value::Null),
+        Err(e) => return super::refuse(&shared, &req, TRANSPORT, None, e),
+    };
+    let refuse = |e| super::refuse(&shared, &req, TRANSPORT, Some(caller.clone()), e);
+    let Ok(query) = web::Query::<MessageQuery>::from_query(req.query_string()) else {
+        return refuse(GatewayError::InvalidRequest("the session_id query parameter is required".into()));
     };
     let session = match shared.sessions.get(Some(&query.session_id), &caller.user_id) {
         Ok(s) => s,
-        Err(_) => return GatewayError::NotFound("session not found".into()).to_response(Value::Null),
+        Err(_) => return refuse(GatewayError::NotFound("session not found".into())),
     };
     let Some(stream) = session.stream.clone() else {
-        return GatewayError::NotFound("session not found".into()).to_response(Value::Null);
+        return refuse(GatewayError::NotFound("session not found".into()));
     };
     let body = match read_body(&req, payload, shared.settings.max_payload_bytes).await {
         Ok(b) => b,
-        Err(e) => return e.to_response(Value::Null),
+        Err(e) => return refuse(e),
     };
     let msg: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return GatewayError::Parse(e.to_string()).to_response(Value::Null),
+        Err(e) => return refuse(GatewayError::Parse(e.to_string())),
     };
-    let scope = query.session_id.clone();
+    if let Err(e) = super::streamable::classify(&msg) {
+        return refuse(GatewayError::InvalidRequest(e.message));
+    }
+    let scope = super::scope(&caller.user_id, &query.session_id);
     let (Some(id), Some(method)) =
         (msg.get("id").cloned(), msg.get("method").and_then(Value::as_str).map(str::to_owned))
     else {

@@ -19,6 +19,7 @@ use super::{
 use crate::app::{Shared, Worker};
 use crate::error::GatewayError;
 use crate::http::invoke::read_body;
+use gateway_actors::Caller;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -32,24 +33,34 @@ fn rpc_failure(status: StatusCode, code: i64, message: &str) -> HttpResponse {
         .json(json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } }))
 }
 
-fn session_failure(e: SessionError) -> HttpResponse {
-    match e {
-        SessionError::Missing => rpc_failure(StatusCode::BAD_REQUEST, -32600, "Mcp-Session-Id header is required"),
-        SessionError::Unknown => rpc_failure(StatusCode::NOT_FOUND, -32600, "session not found; initialize again"),
-    }
+/// The answer to a request whose session is missing or unknown (400 / 404, -32600), audited.
+fn session_failure(shared: &Shared, req: &HttpRequest, caller: &Arc<Caller>, e: SessionError) -> HttpResponse {
+    let (status, message) = match e {
+        SessionError::Missing => (StatusCode::BAD_REQUEST, "Mcp-Session-Id header is required"),
+        SessionError::Unknown => (StatusCode::NOT_FOUND, "session not found; initialize again"),
+    };
+    let error = GatewayError::InvalidRequest(message.into());
+    super::audit_refusal(shared, req, TRANSPORT, Some(caller.clone()), &error, status.as_u16());
+    rpc_failure(status, -32600, message)
 }
 
-/// Origin/Host, authentication and the protocol-version header, shared by every method.
-fn admit(req: &HttpRequest, shared: &Shared) -> Result<Arc<gateway_actors::Caller>, Box<HttpResponse>> {
-    check_origin(req, shared).map_err(|e| Box::new(e.to_response(Value::Null)))?;
-    let caller = caller(req, shared).map_err(|e| Box::new(e.to_response(Value::Null)))?;
+const TRANSPORT: &str = "streamable_http";
+
+/// Origin/Host, authentication and the protocol-version header, shared by every method; a
+/// refusal is audited.
+fn admit(req: &HttpRequest, shared: &Shared) -> Result<Arc<Caller>, Box<HttpResponse>> {
+    let refuse = |caller, e| Box::new(super::refuse(shared, req, TRANSPORT, caller, e));
+    check_origin(req, shared).map_err(|e| refuse(None, e))?;
+    let caller = Arc::new(caller(req, shared).map_err(|e| refuse(None, e))?);
     if let Some(v) = header(req, VERSION_HEADER) {
         if !supported(v) {
-            let message = format!("unsupported MCP-Protocol-Version {v:?}");
-            return Err(Box::new(rpc_failure(StatusCode::BAD_REQUEST, -32600, &message)));
+            // The header's value is not echoed: it is whatever the client sent.
+            let error = GatewayError::InvalidRequest("unsupported MCP-Protocol-Version".into());
+            super::audit_refusal(shared, req, TRANSPORT, Some(caller), &error, 400);
+            return Err(Box::new(rpc_failure(StatusCode::BAD_REQUEST, -32600, "unsupported MCP-Protocol-Version")));
         }
     }
-    Ok(Arc::new(caller))
+    Ok(caller)
 }
 
 /// One JSON-RPC message from a client, sorted by what the gateway must do with it.
@@ -72,17 +83,80 @@ pub enum Message {
     },
 }
 
+/// Most messages in one JSON-RPC batch; a longer batch is refused whole (400, -32600) while it
+/// is parsed, before its items are even built, so a 1 MiB body of tiny items costs no more than
+/// a 1 MiB string.
+pub const MAX_BATCH: usize = 100;
+
+const BATCH_TOO_LONG: &str = "batch longer than 100 messages";
+
+/// A batch parsed with a bound on its length.
+struct BoundedBatch(Vec<Value>);
+
+impl<'de> serde::Deserialize<'de> for BoundedBatch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Items;
+        impl<'de> serde::de::Visitor<'de> for Items {
+            type Value = Vec<Value>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON-RPC batch")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Value>, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Value>()? {
+                    if items.len() == MAX_BATCH {
+                        return Err(serde::de::Error::custom(BATCH_TOO_LONG));
+                    }
+                    items.push(item);
+                }
+                Ok(items)
+            }
+        }
+        d.deserialize_seq(Items).map(BoundedBatch)
+    }
+}
+
 /// Splits a POST body into its messages: `(is_batch, messages)`. Invalid JSON is -32700, an
-/// empty batch -32600. Public so the fuzz target exercises exactly what `POST /mcp` runs.
+/// empty batch or one longer than [`MAX_BATCH`] -32600. Public so the fuzz target exercises
+/// exactly what `POST /mcp` runs.
 pub fn split_body(body: &[u8]) -> Result<(bool, Vec<Value>), Box<HttpResponse>> {
-    let parsed: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(e) => return Err(Box::new(GatewayError::Parse(e.to_string()).to_response(Value::Null))),
-    };
-    match parsed {
-        Value::Array(items) if !items.is_empty() => Ok((true, items)),
-        Value::Array(_) => Err(Box::new(rpc_failure(StatusCode::BAD_REQUEST, -32600, "empty batch"))),
-        single => Ok((false, vec![single])),
+    let is_batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    if is_batch {
+        return match serde_json::from_slice::<BoundedBatch>(body) {
+            Ok(BoundedBatch(items)) if !items.is_empty() => Ok((true, items)),
+            Ok(_) => Err(Box::new(rpc_failure(StatusCode::BAD_REQUEST, -32600, "empty batch"))),
+            Err(e) if e.to_string().starts_with(BATCH_TOO_LONG) => {
+                Err(Box::new(rpc_failure(StatusCode::BAD_REQUEST, -32600, BATCH_TOO_LONG)))
+            }
+            Err(e) => Err(Box::new(GatewayError::Parse(e.to_string()).to_response(Value::Null))),
+        };
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(single) => Ok((false, vec![single])),
+        Err(e) => Err(Box::new(GatewayError::Parse(e.to_string()).to_response(Value::Null))),
+    }
+}
+
+/// Count one message of a batch against the caller's own rate limit (per user or role): a
+/// batch is many requests, and each costs what it would cost alone. Tool calls are counted by
+/// their own pipeline.
+async fn charge(worker: &Worker, caller: &Arc<Caller>) -> Result<(), GatewayError> {
+    let limits = worker
+        .policy
+        .send(gateway_actors::GetLimits { caller: caller.clone(), tool: String::new() })
+        .await
+        .map_err(|e| GatewayError::Internal(format!("policy: {e}")))?;
+    let limits: Vec<_> = limits.into_iter().filter(|l| l.key.starts_with("u:")).collect();
+    if limits.is_empty() {
+        return Ok(());
+    }
+    match worker.limiter.send(gateway_actors::Acquire(limits.clone())).await {
+        Ok(gateway_actors::Acquired::Limited(gateway_actors::Verdict::Limited { index, retry_after })) => {
+            let limit = limits.get(index).ok_or_else(|| GatewayError::Internal("rate limit index".into()))?;
+            Err(GatewayError::RateLimited { limit: limit.name.clone(), retry_after, quota: limit.quota })
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(GatewayError::Internal(format!("rate limiter: {e}"))),
     }
 }
 
@@ -129,11 +203,21 @@ pub async fn post(
     };
     let body = match read_body(&req, payload, shared.settings.max_payload_bytes).await {
         Ok(b) => b,
-        Err(e) => return e.to_response(Value::Null),
+        Err(e) => return super::refuse(&shared, &req, TRANSPORT, Some(caller), e),
     };
     let (batch, messages) = match split_body(&body) {
         Ok(split) => split,
-        Err(response) => return *response,
+        Err(response) => {
+            let error = match response.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => GatewayError::InvalidRequest("batch too long".into()),
+                StatusCode::BAD_REQUEST if body.first() == Some(&b'[') => {
+                    GatewayError::InvalidRequest("bad batch".into())
+                }
+                _ => GatewayError::Parse("not JSON".into()),
+            };
+            super::audit_refusal(&shared, &req, TRANSPORT, Some(caller), &error, response.status().as_u16());
+            return *response;
+        }
     };
     let header_version = header(&req, VERSION_HEADER).map(str::to_owned);
     let session_id = header(&req, SESSION_HEADER).map(str::to_owned);
@@ -155,11 +239,11 @@ pub async fn post(
     // (another user's session id may not even cancel a call).
     if session_id.is_some() && header_version.as_deref() != Some(super::STATELESS_VERSION) {
         if let Err(e) = shared.sessions.get(session_id.as_deref(), &caller.user_id) {
-            return session_failure(e);
+            return session_failure(&shared, &req, &caller, e);
         }
     }
-    // Cancellation and in-flight requests are scoped to the session (or, stateless, the subject).
-    let scope = session_id.clone().unwrap_or_else(|| format!("user:{}", caller.user_id));
+    // Cancellation and in-flight requests are scoped to the subject and its session.
+    let scope = super::scope(&caller.user_id, session_id.as_deref().unwrap_or(""));
     let wants_stream = header(&req, "accept").is_some_and(|a| a.contains("text/event-stream"));
     let mut answers = Vec::new();
     for msg in messages {
@@ -172,7 +256,11 @@ pub async fn post(
                 continue;
             }
             Err(e) => {
-                answers.push(response(msg.get("id").cloned().unwrap_or(Value::Null), Err(e)));
+                let error = GatewayError::InvalidRequest("not a JSON-RPC 2.0 message".into());
+                super::audit_refusal(&shared, &req, TRANSPORT, Some(caller.clone()), &error, 200);
+                // Only an id of a valid type is echoed back.
+                let id = msg.get("id").filter(|id| id.is_string() || id.is_i64() || id.is_u64()).cloned();
+                answers.push(response(id.unwrap_or(Value::Null), Err(e)));
                 continue;
             }
         };
@@ -180,7 +268,15 @@ pub async fn post(
             || meta_version(&params) == Some(super::STATELESS_VERSION);
         if !stateless && method != "server/discover" {
             if let Err(e) = shared.sessions.get(session_id.as_deref(), &caller.user_id) {
-                return session_failure(e);
+                return session_failure(&shared, &req, &caller, e);
+            }
+        }
+        if batch && method != "tools/call" {
+            if let Err(e) = charge(&worker, &caller).await {
+                super::audit_refusal(&shared, &req, TRANSPORT, Some(caller.clone()), &e, 200);
+                let data = Some(e.data());
+                answers.push(response(id, Err(RpcError { code: i64::from(e.code()), message: e.to_string(), data })));
+                continue;
             }
         }
         if method == "initialize" {
@@ -242,7 +338,7 @@ pub async fn post(
         // Notifications and responses only.
         if session_id.is_some() && header_version.as_deref() != Some(super::STATELESS_VERSION) {
             if let Err(e) = shared.sessions.get(session_id.as_deref(), &caller.user_id) {
-                return session_failure(e);
+                return session_failure(&shared, &req, &caller, e);
             }
         }
         return HttpResponse::Accepted().finish();
@@ -292,7 +388,7 @@ pub async fn get(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     }
     let sid = header(&req, SESSION_HEADER).map(str::to_owned);
     if let Err(e) = shared.sessions.get(sid.as_deref(), &caller.user_id) {
-        return session_failure(e);
+        return session_failure(&shared, &req, &caller, e);
     }
     let sid = sid.unwrap_or_default();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -315,8 +411,8 @@ pub async fn delete(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse
         Err(resp) => return *resp,
     };
     match header(&req, SESSION_HEADER) {
-        None => session_failure(SessionError::Missing),
+        None => session_failure(&shared, &req, &caller, SessionError::Missing),
         Some(id) if shared.sessions.remove(id, &caller.user_id) => HttpResponse::Ok().finish(),
-        Some(_) => session_failure(SessionError::Unknown),
+        Some(_) => session_failure(&shared, &req, &caller, SessionError::Unknown),
     }
 }

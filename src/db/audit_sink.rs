@@ -1,0 +1,285 @@
+//! The audit writer's way into the database: [`DbAuditSink`] stores batches, sets aside a row
+//! the database refuses (alone: the batch is split to find it) and spools batches to local disk
+//! while the database is away; [`Spool`] replays them, always making progress past a bad row.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use base64::Engine;
+use futures_util::future::LocalBoxFuture;
+use gateway_actors::{AuditRecord, AuditSink, Stored};
+
+use super::audit::insert_batch;
+use diesel::{ExpressionMethods, QueryDsl};
+
+use super::schema::audit_set_aside;
+use super::{Db, DbError};
+
+/// Rows per INSERT statement while replaying the spool.
+const ROWS_PER_STATEMENT: usize = 1000;
+
+/// The local spool: an append-only file of rows that could not reach the database, replayed
+/// in order (and idempotently) when it answers again. While it holds rows, new batches are
+/// appended behind them so order is kept.
+pub struct Spool {
+    path: std::path::PathBuf,
+    lock: tokio::sync::Mutex<()>,
+    rows: Arc<std::sync::atomic::AtomicU64>,
+    last_replay: std::cell::Cell<Option<std::time::Instant>>,
+    set_aside: Arc<AtomicU64>,
+}
+
+impl Spool {
+    /// A spool at `path`; `rows` counts what it holds (for health and metrics).
+    /// A write torn by a crash (no final newline) is cut off first: its rows were never
+    /// fsynced, so no caller was answered for them.
+    pub fn open(path: std::path::PathBuf, rows: Arc<std::sync::atomic::AtomicU64>) -> Self {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if !text.is_empty() && !text.ends_with('\n') {
+            let keep = text.rfind('\n').map_or(0, |i| i + 1);
+            tracing::warn!(path = %path.display(), bytes = text.len() - keep, "audit spool ends in a torn write; cutting it off");
+            let cut = std::fs::OpenOptions::new().write(true).open(&path).and_then(|f| {
+                f.set_len(keep as u64)?;
+                f.sync_all()
+            });
+            if let Err(e) = cut {
+                tracing::error!(path = %path.display(), error = %e, "cannot cut the torn audit spool write");
+            }
+        }
+        let held = text[..text.rfind('\n').map_or(0, |i| i + 1)].lines().filter(|l| !l.trim().is_empty()).count();
+        rows.store(held as u64, std::sync::atomic::Ordering::Relaxed);
+        Self {
+            path,
+            lock: tokio::sync::Mutex::new(()),
+            rows,
+            last_replay: std::cell::Cell::new(None),
+            set_aside: Arc::default(),
+        }
+    }
+
+    /// Count rows set aside (refused by the database) into `counter` (shared with `/metrics`).
+    pub fn counting_set_aside(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.set_aside = counter;
+        self
+    }
+
+    /// Rows held in the spool now.
+    pub fn held(&self) -> u64 {
+        std::sync::atomic::AtomicU64::load(&self.rows, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Append `rows` durably (fsync before returning).
+    async fn append(&self, rows: &[AuditRecord]) -> Result<(), String> {
+        let _guard = self.lock.lock().await;
+        let mut text = String::new();
+        for r in rows {
+            text.push_str(&serde_json::to_string(r).map_err(|e| e.to_string())?);
+            text.push('\n');
+        }
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+            file.write_all(text.as_bytes())?;
+            file.sync_data()
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("audit spool {}: {e}", self.path.display()))?;
+        self.rows.fetch_add(rows.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Move the spooled rows into the database, in order; the file is emptied only after
+    /// every row is stored. At most one attempt a second.
+    pub async fn replay(&self, db: &Db) -> Result<u64, String> {
+        if self.held() == 0 || self.last_replay.get().is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1)) {
+            return Ok(0);
+        }
+        self.last_replay.set(Some(std::time::Instant::now()));
+        let _guard = self.lock.lock().await;
+        let text = tokio::fs::read_to_string(&self.path).await.unwrap_or_default();
+        let mut rows: Vec<AuditRecord> = Vec::new();
+        let mut unreadable = String::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            match serde_json::from_str(line) {
+                Ok(row) => rows.push(row),
+                Err(_) => {
+                    unreadable.push_str(line);
+                    unreadable.push('\n');
+                }
+            }
+        }
+        if !unreadable.is_empty() {
+            // Never dropped: set aside beside the spool for an operator to inspect.
+            let aside = self.path.with_extension("unreadable");
+            tracing::error!(path = %aside.display(), "unreadable audit spool lines set aside");
+            let kept = tokio::fs::OpenOptions::new().create(true).append(true).open(&aside).await;
+            let written = match kept {
+                Ok(mut f) => {
+                    use tokio::io::AsyncWriteExt;
+                    f.write_all(unreadable.as_bytes()).await.and(f.sync_all().await)
+                }
+                Err(e) => Err(e),
+            };
+            written.map_err(|e| format!("audit spool {}: {e}", aside.display()))?;
+        }
+        // A row the database refuses is set aside alone; only an outage stops the replay (and
+        // the rows stored so far are skipped next time: inserts are idempotent on the row id).
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            store_or_set_aside(db, chunk, &self.set_aside).await.map_err(|e| e.to_string())?;
+        }
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::OpenOptions::new().write(true).truncate(true).open(&path).and_then(|f| f.sync_all())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        self.rows.store(0, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(rows = rows.len(), "audit spool replayed into the database");
+        Ok(rows.len() as u64)
+    }
+}
+
+/// Longest the writer waits on the database for one batch before spooling it.
+const WRITE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The database as the audit writer's sink, with the spool behind it: a batch the database
+/// refuses is made durable in the spool instead, so the writer never loses it.
+pub struct DbAuditSink {
+    db: Db,
+    spool: std::rc::Rc<Spool>,
+}
+
+impl DbAuditSink {
+    /// A sink writing to `db`, spilling to `spool`.
+    pub fn new(db: Db, spool: std::rc::Rc<Spool>) -> Self {
+        Self { db, spool }
+    }
+}
+
+impl AuditSink for DbAuditSink {
+    fn write_batch(&self, rows: Arc<[AuditRecord]>) -> LocalBoxFuture<'static, Result<Stored, String>> {
+        let (db, spool) = (self.db.clone(), self.spool.clone());
+        Box::pin(async move {
+            // A database that hangs (rather than refuses) must not hold the writer: past the
+            // deadline the batch goes to the spool (a late commit is harmless: inserts are
+            // idempotent on the row id).
+            if spool.held() == 0 {
+                match tokio::time::timeout(WRITE_DEADLINE, store_or_set_aside(&db, &rows, &spool.set_aside)).await {
+                    Ok(Ok(())) => return Ok(Stored::Database),
+                    Ok(Err(e)) => {
+                        tracing::error!(rows = rows.len(), error = %e, "audit insert failed; spooling the batch")
+                    }
+                    Err(_) => tracing::error!(rows = rows.len(), "audit insert timed out; spooling the batch"),
+                }
+            }
+            spool.append(&rows).await?;
+            let _ = tokio::time::timeout(WRITE_DEADLINE, spool.replay(&db)).await;
+            Ok(if spool.held() == 0 { Stored::Database } else { Stored::Spooled })
+        })
+    }
+}
+
+/// Store `rows`; when the database refuses the batch but still answers (so the fault is in the
+/// rows, not an outage), split it in halves until each refused row stands alone, and set that
+/// row aside ([`set_aside`]) so it never holds back the rows behind it. `Err` only when the
+/// database itself cannot be reached.
+pub async fn store_or_set_aside(db: &Db, rows: &[AuditRecord], counter: &AtomicU64) -> Result<(), DbError> {
+    let error = match insert_batch(db, rows).await {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    if db.ping().await.is_err() {
+        return Err(error);
+    }
+    if let [row] = rows {
+        set_aside(db, row, &error.0).await?;
+        counter.fetch_add(1, Ordering::Relaxed);
+        return Ok(());
+    }
+    let (first, second) = rows.split_at(rows.len() / 2);
+    Box::pin(store_or_set_aside(db, first, counter)).await?;
+    Box::pin(store_or_set_aside(db, second, counter)).await
+}
+
+/// Keep a row the database refused: whole (base64 of its JSON, which any column stores), with
+/// its chain position and the database's words, and advance its chain's head past it so
+/// `audit verify` expects it. Logged without the row's content.
+async fn set_aside(db: &Db, row: &AuditRecord, error: &str) -> Result<(), DbError> {
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    let json = serde_json::to_vec(row).map_err(DbError::from_display)?;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(json);
+    let error = gateway_actors::storable::storable(error, gateway_actors::storable::MAX_MESSAGE).into_owned();
+    let now = chrono::Utc::now().naive_utc();
+    tracing::error!(row = %row.id, chain = %row.chain_id, seq = row.seq, %error, "audit row refused by the database; set aside");
+    let values = (
+        audit_set_aside::id.eq(row.id.clone()),
+        audit_set_aside::chain_id.eq(row.chain_id.clone()),
+        audit_set_aside::seq.eq(row.seq),
+        audit_set_aside::row_hash.eq(row.row_hash.clone()),
+        audit_set_aside::row_b64.eq(b64),
+        audit_set_aside::error.eq(error),
+        audit_set_aside::created_at.eq(now),
+    );
+    let head = |p: [&str; 4]| {
+        format!(
+            "INSERT INTO audit_chain_heads (chain_id, seq, row_hash, updated_at) VALUES ({}, {}, {}, {}) \
+             ON CONFLICT (chain_id) DO UPDATE SET seq = excluded.seq, row_hash = excluded.row_hash, \
+             updated_at = excluded.updated_at WHERE excluded.seq > audit_chain_heads.seq",
+            p[0], p[1], p[2], p[3]
+        )
+    };
+    let head = match db {
+        Db::Pg(_) => head(["$1", "$2", "$3", "$4"]),
+        Db::Sqlite(_) => head(["?", "?", "?", "?"]),
+    };
+    crate::with_conn!(db, |conn| {
+        conn.transaction::<(), diesel::result::Error, _>(async |conn| {
+            diesel::insert_into(audit_set_aside::table)
+                .values(values.clone())
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+            if !row.chain_id.is_empty() {
+                diesel::sql_query(head.as_str())
+                    .bind::<diesel::sql_types::Text, _>(&row.chain_id)
+                    .bind::<diesel::sql_types::BigInt, _>(row.seq)
+                    .bind::<diesel::sql_types::Text, _>(&row.row_hash)
+                    .bind::<diesel::sql_types::Timestamp, _>(now)
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(DbError::from_display)
+    })
+}
+
+/// The rows set aside, decoded, by chain and sequence number (for `audit verify`).
+pub async fn set_aside_rows(db: &Db) -> Result<std::collections::HashMap<(String, i64), AuditRecord>, DbError> {
+    use diesel_async::RunQueryDsl;
+    let stored: Vec<(String, i64, String)> = crate::with_conn!(db, |conn| {
+        audit_set_aside::table
+            .select((audit_set_aside::chain_id, audit_set_aside::seq, audit_set_aside::row_b64))
+            .load(conn)
+            .await
+            .map_err(DbError::from_display)
+    })?;
+    let mut rows = std::collections::HashMap::new();
+    for (chain, seq, b64) in stored {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<AuditRecord>(&bytes).ok());
+        if let Some(row) = decoded {
+            rows.insert((chain, seq), row);
+        }
+    }
+    Ok(rows)
+}

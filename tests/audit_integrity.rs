@@ -1,0 +1,357 @@
+//! The audit trail against a caller who tries to stop, skip or bloat it, written as the attacks
+//! (the requests an attacker sends), each on PostgreSQL and SQLite.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use actix::Actor;
+use base64::Engine;
+use common::backend::{Mode, TestBackend};
+use common::{sql, DbKind, TestDb, TestGateway};
+use gateway_actors::{ActorStats, AuditRecord, AuditWriterActor, BatchConfig, Flush, Record};
+use mcp_gateway::db::audit::{verify, DbAuditSink, Spool};
+use mcp_gateway::db::Db;
+use serde_json::{json, Value};
+
+/// A token nobody signed whose header names the algorithm `"\u0000"`.
+fn poison_token() -> String {
+    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    format!("{}.{}.{}", b64(br#"{"alg":"\u0000","kid":"\u0000\u001b[31mforged"}"#), b64(br#"{"sub":"x"}"#), b64(b"sig"))
+}
+
+/// Before: PostgreSQL refused the row of the poison request ("invalid byte sequence for
+/// encoding UTF8: 0x00"), the batch went to the spool, the replay failed forever and every
+/// later row queued behind it. Now every row is stored, the trail verifies, nothing is spooled.
+async fn nul_bytes_cannot_stop_the_audit_trail(kind: DbKind) {
+    let Some(db) = TestDb::of(kind).await else { return };
+    let echo = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db).tool("echo", &echo.url).start().await;
+    let token = gw.token("alice", &["developer"]);
+    assert_eq!(gw.invoke(&token, "echo", json!({"n": 1})).await.0, 200);
+    // The anonymous poison: its 401 carries a fixed reason, nothing of the token.
+    let (status, headers, body) =
+        gw.post_invoke(Some(&poison_token()), br#"{"tool_name":"echo","arguments":{}}"#.to_vec()).await;
+    assert_eq!(status, 401);
+    let challenge = headers.get("www-authenticate").unwrap().to_str().unwrap().to_owned();
+    for echoed in [body.to_string(), challenge] {
+        assert!(!echoed.contains("\\u0000") && !echoed.contains("forged") && !echoed.contains('\0'), "{echoed}");
+    }
+    // A valid token, a tool name holding NUL (and a forged log line).
+    let (status, _) = gw.invoke(&token, "ec\0ho\n{\"level\":\"INFO\"}", json!({})).await;
+    assert_eq!(status, 404);
+    for n in 2..5 {
+        assert_eq!(gw.invoke(&token, "echo", json!({ "n": n })).await.0, 200);
+    }
+    let rows = db.wait_for_rows(6).await;
+    assert_eq!(rows.len(), 6, "every attempt has its row, the poison ones included");
+    assert!(rows.iter().any(|r| r.tool_name.as_deref() == Some("ec\\u{0}ho\\u{a}{\"level\":\"INFO\"}")));
+    let (_, ready) = gw.get("/health/ready", None).await;
+    assert_eq!((ready["status"].as_str(), ready["audit"]["spooled"].as_u64()), (Some("ready"), Some(0)), "{ready}");
+    gw.stop().await;
+    let (_, _, problems) = verify(&Db::connect(&db.url, 1).unwrap()).await.unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    db.drop_db().await;
+}
+
+#[actix_web::test]
+async fn nul_bytes_cannot_stop_the_audit_trail_postgres() {
+    nul_bytes_cannot_stop_the_audit_trail(DbKind::Postgres).await;
+}
+
+#[actix_web::test]
+async fn nul_bytes_cannot_stop_the_audit_trail_sqlite() {
+    nul_bytes_cannot_stop_the_audit_trail(DbKind::Sqlite).await;
+}
+
+/// The real writer over the real database sink, as the gateway wires it.
+async fn writer(db: &TestDb, dir: &std::path::Path) -> (Db, actix::Addr<AuditWriterActor>, Rc<Spool>, Arc<AtomicU64>) {
+    mcp_gateway::db::migrate(&db.url).await.unwrap();
+    let pool = Db::connect(&db.url, 2).unwrap();
+    let set_aside = Arc::new(AtomicU64::new(0));
+    let spool = Rc::new(Spool::open(dir.join("spool.jsonl"), Arc::default()).counting_set_aside(set_aside.clone()));
+    let sink = Rc::new(DbAuditSink::new(pool.clone(), spool.clone()));
+    let config = BatchConfig { max_events: 64, ..BatchConfig::default() };
+    let addr = AuditWriterActor::new(sink, config, Arc::new(ActorStats::default())).start();
+    (pool, addr, spool, set_aside)
+}
+
+fn row(i: usize, text: &dyn Fn(usize) -> String) -> AuditRecord {
+    AuditRecord {
+        id: format!("{i:06}-{}", text(0)),
+        created_at: chrono::DateTime::from_timestamp_micros(chrono::Utc::now().timestamp_micros()).unwrap(),
+        request_id: text(1),
+        user_id: Some(text(2)),
+        roles: vec![text(3), text(4)],
+        workspace: Some(text(5)),
+        tool_name: Some(text(6)),
+        decision: text(7),
+        status: text(8),
+        http_status: 200,
+        error_code: Some(-32000),
+        duration_ms: 1.5,
+        client_ip: Some(text(9)),
+        arguments_sha256: Some(text(10)),
+        error_message: Some(text(11)),
+        arguments_logged: Some(text(12)),
+        transport: text(13),
+        chain_id: String::new(),
+        seq: 0,
+        prev_hash: String::new(),
+        row_hash: String::new(),
+    }
+}
+
+/// Property: rows with arbitrary strings (any Unicode, NUL and every control character,
+/// long values) in every text field, written through the real writer into the real database,
+/// are each stored, and the stored trail verifies.
+async fn arbitrary_strings_in_every_field_are_stored(kind: DbKind) {
+    use proptest::strategy::{Strategy, ValueTree};
+    let Some(db) = TestDb::of(kind).await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (pool, writer, spool, set_aside) = writer(&db, dir.path()).await;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let field = proptest::prop_oneof![
+        proptest::string::string_regex("(?s).{0,40}").unwrap(),
+        proptest::string::string_regex("[\\x00-\\x1f\\x7f\\u{80}-\\u{9f}\\u{202e}\\u{2028}]{0,20}").unwrap(),
+        proptest::string::string_regex("(?s).{3000,5000}").unwrap(),
+    ];
+    let n = 300;
+    for i in 0..n {
+        let fields: Vec<String> = (0..14).map(|_| field.new_tree(&mut runner).unwrap().current()).collect();
+        writer.do_send(Record(row(i, &|k| fields[k].clone())));
+    }
+    writer.send(Flush).await.unwrap().unwrap();
+    let stored = db.audit_rows().await;
+    assert_eq!(stored.len(), n, "each row is stored");
+    let mut prefixes: Vec<String> = stored.iter().map(|r| r.id[..6].to_owned()).collect();
+    prefixes.sort();
+    assert_eq!(prefixes, (0..n).map(|i| format!("{i:06}")).collect::<Vec<_>>());
+    assert!(stored.iter().all(|r| !r.tool_name.as_deref().unwrap_or("").contains('\0')));
+    assert_eq!((spool.held(), set_aside.load(Ordering::Relaxed)), (0, 0), "nothing spooled or set aside");
+    let (_, rows, problems) = verify(&pool).await.unwrap();
+    assert_eq!((rows, problems), (n, vec![]));
+    db.drop_db().await;
+}
+
+#[actix_web::test]
+async fn arbitrary_strings_in_every_field_are_stored_postgres() {
+    arbitrary_strings_in_every_field_are_stored(DbKind::Postgres).await;
+}
+
+#[actix_web::test]
+async fn arbitrary_strings_in_every_field_are_stored_sqlite() {
+    arbitrary_strings_in_every_field_are_stored(DbKind::Sqlite).await;
+}
+
+/// A database that refuses one row (here a constraint the operator added) gets every other
+/// row of the batch; the refused one is set aside alone, counted, and `audit verify` walks
+/// through it. A spool holding such a row replays past it.
+async fn a_refused_row_is_set_aside_alone(kind: DbKind) {
+    let Some(db) = TestDb::of(kind).await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (pool, writer, spool, set_aside) = writer(&db, dir.path()).await;
+    match kind {
+        DbKind::Postgres => {
+            sql(&db.url, "ALTER TABLE audit_logs ADD CONSTRAINT no_poison CHECK (tool_name <> 'poison')").await
+        }
+        DbKind::Sqlite => {
+            sql(
+                &db.url,
+                "CREATE TRIGGER no_poison BEFORE INSERT ON audit_logs WHEN NEW.tool_name = 'poison' \
+                 BEGIN SELECT RAISE(ABORT, 'poison'); END",
+            )
+            .await
+        }
+    }
+    for i in 0..10 {
+        let name = if i == 6 { "poison" } else { "echo" };
+        writer.do_send(Record(row(i, &|k| if k == 6 { name.to_owned() } else { format!("f{k}") })));
+    }
+    writer.send(Flush).await.unwrap().unwrap();
+    assert_eq!(db.audit_rows().await.len(), 9, "the rows before and after the refused one are stored");
+    assert_eq!(set_aside.load(Ordering::Relaxed), 1);
+    assert_eq!(spool.held(), 0, "nothing waits behind it");
+    let (_, rows, problems) = verify(&pool).await.unwrap();
+    assert_eq!((rows, problems), (10, vec![]), "verify walks through the set-aside row");
+
+    // A spool (written by an older gateway, say) holding the same kind of row replays past it.
+    let mut lines = String::new();
+    for i in 20..25 {
+        let mut r = row(i, &|k| if k == 6 && i == 21 { "poison".into() } else { format!("s{k}") });
+        r.chain_id = "old-chain".into();
+        r.seq = (i - 19) as i64;
+        lines.push_str(&serde_json::to_string(&r).unwrap());
+        lines.push('\n');
+    }
+    let path = dir.path().join("old-spool.jsonl");
+    std::fs::write(&path, lines).unwrap();
+    let old = Spool::open(path.clone(), Arc::default()).counting_set_aside(set_aside.clone());
+    assert_eq!(old.replay(&pool).await.unwrap(), 5);
+    assert_eq!((old.held(), std::fs::read_to_string(&path).unwrap().len()), (0, 0), "the spool is emptied");
+    assert_eq!(db.audit_rows().await.len(), 13);
+    assert_eq!(set_aside.load(Ordering::Relaxed), 2);
+    db.drop_db().await;
+}
+
+#[actix_web::test]
+async fn a_refused_row_is_set_aside_alone_postgres() {
+    a_refused_row_is_set_aside_alone(DbKind::Postgres).await;
+}
+
+#[actix_web::test]
+async fn a_refused_row_is_set_aside_alone_sqlite() {
+    a_refused_row_is_set_aside_alone(DbKind::Sqlite).await;
+}
+
+/// Before: `AUDIT_MODE=strict` counted the local spool as durable and kept answering 200
+/// while no row reached the database. Now it answers 503 until rows reach it again, and
+/// `/health/ready` says the replica is not ready.
+#[actix_web::test]
+async fn strict_mode_answers_503_while_rows_do_not_reach_the_database_postgres() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let echo = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db).tool("echo", &echo.url).var("AUDIT_MODE", "strict").start().await;
+    let token = gw.token("s", &["developer"]);
+    assert_eq!(gw.invoke(&token, "echo", json!({})).await.0, 200);
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    let admin = std::env::var("TEST_DATABASE_URL").unwrap();
+    sql(&admin, &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
+    sql(&admin, &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")).await;
+    for _ in 0..3 {
+        let (status, body) = gw.invoke(&token, "echo", json!({})).await;
+        assert_eq!((status, body["error"]["code"].as_i64()), (503, Some(-32603)), "{body}");
+    }
+    let (status, ready) = gw.get("/health/ready", None).await;
+    assert_eq!((status, ready["audit"]["status"].as_str()), (503, Some("not_reaching_database")), "{ready}");
+    sql(&admin, &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
+    let mut status = 0;
+    for _ in 0..100 {
+        status = gw.invoke(&token, "echo", json!({})).await.0;
+        if status == 200 {
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(status, 200, "served again once rows reach the database");
+    gw.stop().await;
+    let rows = db.audit_rows().await;
+    assert!(rows.iter().filter(|r| r.http_status == 503).count() >= 3, "the refused calls are audited too");
+    db.drop_db().await;
+}
+
+/// Every refusal at the MCP front doors leaves its row: no token, a forged token, a foreign
+/// Origin, malformed JSON, an invalid JSON-RPC message, an unknown session, an oversize
+/// chunked body, an oversize declared job body; `/sse` and `/messages` alike.
+async fn every_refusal_on_every_transport_is_audited(kind: DbKind) {
+    let Some(db) = TestDb::of(kind).await else { return };
+    let echo = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db).tool("echo", &echo.url).var("MAX_PAYLOAD_BYTES", "4096").start().await;
+    let token = gw.token("eve", &["developer"]);
+    let send = |path: &str, token: Option<&str>, headers: &[(&str, &str)], body: Vec<u8>| {
+        let mut req = common::client()
+            .post(format!("{}{path}", gw.base))
+            .insert_header(("Content-Type", "application/json"))
+            .insert_header(("Accept", "application/json, text/event-stream"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        for h in headers {
+            req = req.insert_header(*h);
+        }
+        async move {
+            let resp = req.send_body(body).await.unwrap();
+            resp.status().as_u16()
+        }
+    };
+    let ping = br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#.to_vec();
+    let stateless = ("MCP-Protocol-Version", "2026-07-28");
+    let mut expected = vec![
+        send("/mcp", None, &[], ping.clone()).await,
+        send("/mcp", Some(&poison_token()), &[], ping.clone()).await,
+        send("/mcp", Some(&token), &[("Origin", "https://evil.example")], ping.clone()).await,
+        send("/mcp", Some(&token), &[stateless], b"{not json".to_vec()).await,
+        send("/mcp", Some(&token), &[stateless], br#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#.to_vec()).await,
+        send("/mcp", Some(&token), &[("Mcp-Session-Id", "no-such-session")], ping.clone()).await,
+        send("/messages?session_id=nope", Some(&token), &[], ping.clone()).await,
+        send("/messages?session_id=nope", None, &[], ping.clone()).await,
+        send("/mcp/jobs", Some(&token), &[], vec![b' '; 8192]).await,
+    ];
+    // A chunked body (no Content-Length) that grows past the limit.
+    let chunks = futures_util::stream::iter(
+        (0..8).map(|_| Ok::<_, std::io::Error>(actix_web::web::Bytes::from(vec![b' '; 1024]))),
+    );
+    let resp = common::client()
+        .post(format!("{}/mcp", gw.base))
+        .bearer_auth(&token)
+        .insert_header(stateless)
+        .insert_header(("Accept", "application/json, text/event-stream"))
+        .send_stream(chunks)
+        .await
+        .unwrap();
+    expected.push(resp.status().as_u16());
+    let sse = common::client().get(format!("{}/sse", gw.base)).send().await.unwrap();
+    expected.push(sse.status().as_u16());
+    assert_eq!(expected, vec![401, 401, 403, 400, 200, 404, 404, 401, 413, 413, 401]);
+    let rows = db.wait_for_rows(expected.len()).await;
+    assert_eq!(rows.len(), expected.len(), "one row per refused attempt: {rows:#?}");
+    let mut statuses: Vec<i32> = rows.iter().map(|r| r.http_status).collect();
+    statuses.sort();
+    let mut want: Vec<i32> = expected.iter().map(|s| i32::from(*s)).collect();
+    want.sort();
+    assert_eq!(statuses, want);
+    gw.stop().await;
+    db.drop_db().await;
+}
+
+#[actix_web::test]
+async fn every_refusal_on_every_transport_is_audited_postgres() {
+    every_refusal_on_every_transport_is_audited(DbKind::Postgres).await;
+}
+
+#[actix_web::test]
+async fn every_refusal_on_every_transport_is_audited_sqlite() {
+    every_refusal_on_every_transport_is_audited(DbKind::Sqlite).await;
+}
+
+/// Before: a 1 MiB batch of 524,000 invalid items built a 57 MB reply and took the gateway to
+/// 890 MB. Now a batch is refused past 100 items while it is parsed, and each item of a batch
+/// counts against the caller's rate limit.
+#[actix_web::test]
+async fn huge_batches_are_refused_and_batch_items_are_rate_limited() {
+    let db = TestDb::sqlite().await;
+    let echo = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db)
+        .tool("echo", &echo.url)
+        .policy("rate_limits:\n  per_user: { requests_per_minute: 60, burst: 10 }\n")
+        .start()
+        .await;
+    let token = gw.token("b", &["developer"]);
+    let post = |body: Vec<u8>| {
+        let req = common::client()
+            .post(format!("{}/mcp", gw.base))
+            .bearer_auth(&token)
+            .insert_header(("MCP-Protocol-Version", "2026-07-28"))
+            .insert_header(("Content-Type", "application/json"))
+            .insert_header(("Accept", "application/json, text/event-stream"));
+        async move {
+            let mut resp = req.send_body(body).await.unwrap();
+            let status = resp.status().as_u16();
+            let body = resp.body().limit(1 << 20).await.unwrap();
+            (status, body.len(), serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null))
+        }
+    };
+    let invalid: Vec<u8> = format!("[{}{{}}]", "{},".repeat(524_000 / 2)).into_bytes();
+    let (status, len, body) = post(invalid).await;
+    assert_eq!((status, body["error"]["code"].as_i64()), (400, Some(-32600)), "{body}");
+    assert!(len < 512, "a short refusal, not a reply per item: {len} bytes");
+    let pings: Vec<Value> = (0..20).map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "ping"})).collect();
+    let (status, _, body) = post(serde_json::to_vec(&pings).unwrap()).await;
+    assert_eq!(status, 200);
+    let limited = body.as_array().unwrap().iter().filter(|a| a["error"]["code"] == -32006).count();
+    assert_eq!(limited, 10, "the burst of 10 passes, the other 10 items are rate-limited: {body}");
+    gw.stop().await;
+}
