@@ -87,6 +87,19 @@ impl Attempt {
             self.record(shared, client_ip, request_id, result, http_status, error_code);
             return Ok(());
         }
+        self.record_durable(shared, client_ip, request_id, result, http_status, error_code).await
+    }
+
+    /// Record the attempt and wait until its row is in the database (503 when it cannot be).
+    pub async fn record_durable(
+        self,
+        shared: &Shared,
+        client_ip: Option<String>,
+        request_id: String,
+        result: Result<&Value, &GatewayError>,
+        http_status: u16,
+        error_code: Option<i32>,
+    ) -> Result<(), GatewayError> {
         let record = self.row(shared, client_ip, request_id, result, http_status, error_code);
         shared.audit_stats.enqueued(1);
         match shared.audit.send(gateway_actors::audit::RecordDurable(record)).await {

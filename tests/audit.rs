@@ -157,14 +157,21 @@ async fn admin_queries(kind: DbKind) {
     assert_eq!(denied["items"].as_array().unwrap().len(), 1);
     let (_, future) = gw.get("/admin/audit-logs?since=2100-01-01T00:00:00Z", Some(&admin)).await;
     assert!(future["items"].as_array().unwrap().is_empty());
+    // Each read of the trail is itself audited, stored before it runs: 4 reads so far, and this one.
     let (_, past) = gw.get("/admin/audit-logs?until=2100-01-01T00:00:00Z&limit=1000", Some(&admin)).await;
-    assert_eq!(past["items"].as_array().unwrap().len(), 5);
+    assert_eq!(past["items"].as_array().unwrap().len(), 5 + 5);
+    let reads = past["items"].as_array().unwrap().iter().filter(|r| r["transport"] == "admin").count();
+    assert_eq!(reads, 5);
     assert_eq!(gw.get("/admin/audit-logs?since=yesterday", Some(&admin)).await.0, 400);
     assert_eq!(gw.get("/admin/audit-logs?colour=red", Some(&admin)).await.0, 400);
     // A security team's `auditor` reads the trail but calls no tool.
     let auditor = gw.token("sec", &["auditor"]);
     let (status, all) = gw.get("/admin/audit-logs?limit=1000", Some(&auditor)).await;
-    assert_eq!((status, all["items"].as_array().unwrap().len()), (200, 5));
+    // + 6 reads by root (the one refused for its `since` too: it was asked) + this one.
+    assert_eq!((status, all["items"].as_array().unwrap().len()), (200, 5 + 7));
+    // The role filter ignores case, on both databases.
+    let (_, admins) = gw.get("/admin/audit-logs?role=ADMIN&limit=1000", Some(&auditor)).await;
+    assert_eq!(admins["items"].as_array().unwrap().len(), 6, "root's reads");
     assert_eq!(gw.invoke(&auditor, "echo", json!({})).await.0, 403);
     gw.stop().await;
     db.drop_db().await;
@@ -382,13 +389,14 @@ async fn exports(kind: DbKind) {
             String::from_utf8(resp.body().limit(64 << 20).await.unwrap().to_vec()).unwrap()
         }
     };
+    // An export is audited before it runs, so it holds its own row.
     let csv = fetch("format=csv").await;
-    assert_eq!(csv.lines().count(), 1206, "header + every row, across pages");
+    assert_eq!(csv.lines().count(), 1207, "header + every row, across pages, + the export's own");
     assert!(csv.starts_with("id,created_at,request_id"));
     let jsonl = fetch("format=jsonl&role=admin").await;
-    assert_eq!(jsonl.lines().count(), 241);
+    assert_eq!(jsonl.lines().count(), 241 + 2, "the admin's two exports are rows of an admin too");
     assert!(jsonl.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["roles"] == "[\"admin\"]"));
-    let one: serde_json::Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+    let one: serde_json::Value = serde_json::from_str(jsonl.lines().nth(2).unwrap()).unwrap();
     let by_request = fetch(&format!("request_id={}", one["request_id"].as_str().unwrap())).await;
     assert_eq!(serde_json::from_str::<serde_json::Value>(&by_request).unwrap()["items"].as_array().unwrap().len(), 1);
     gw.stop().await;
@@ -402,15 +410,16 @@ async fn exports(kind: DbKind) {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
-    // The export is itself audited (a `cli` row, before the rows are read): header + 1205 + 1.
+    // The export is itself audited (a `cli` row, before the rows are read): header + 1205 + the
+    // three HTTP reads above + its own.
     let exported = cli(&["audit", "export", "--format", "csv"]);
-    assert_eq!(exported.lines().count(), 1207);
+    assert_eq!(exported.lines().count(), 1210);
     assert!(
         exported.lines().any(|l| l.contains(",cli/audit-export csv,") && l.contains(",cli,")),
         "the export's own row"
     );
     assert_eq!(cli(&["audit", "query", "--user", "u1", "--limit", "7"]).lines().count(), 7);
-    assert_eq!(cli(&["audit", "export", "--role", "admin"]).lines().count(), 241);
+    assert_eq!(cli(&["audit", "export", "--role", "admin"]).lines().count(), 241 + 3); // + the JSON query by request id
     db.drop_db().await;
 }
 

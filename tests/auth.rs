@@ -182,3 +182,87 @@ fn dev_mode_refuses_a_non_loopback_address_and_keeps_its_secret() {
     let err = mcp_gateway::app::check_config(&public).err().unwrap().to_string();
     assert!(err.contains("JWT_SECRET_KEY"), "{err}");
 }
+
+/// RFC 7235: the scheme is case-insensitive (`bearer`, `BEARER` are valid). RFC 7515: a token
+/// naming `crit` header parameters the gateway does not understand is refused. A token living
+/// longer than `JWT_MAX_TTL_SECONDS` is refused though its signature holds. Refusal reasons are
+/// fixed phrases: nothing of the token is echoed.
+#[actix_web::test]
+async fn scheme_case_crit_headers_and_token_lifetime() {
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db).tool("echo", &backend.url).var("JWT_MAX_TTL_SECONDS", "3600").start().await;
+    let token = gw.token("alice", &["developer"]);
+    let call = |auth: String| {
+        let base = gw.base.clone();
+        async move {
+            let mut resp = common::client()
+                .post(format!("{base}/mcp/invoke"))
+                .insert_header(("Authorization", auth))
+                .send_json(&json!({"tool_name": "echo", "arguments": {}}))
+                .await
+                .unwrap();
+            let challenge =
+                resp.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            (resp.status().as_u16(), body["error"]["message"].as_str().unwrap_or("").to_owned(), challenge)
+        }
+    };
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        assert_eq!(call(format!("{scheme} {token}")).await.0, 200, "{scheme}");
+    }
+    assert_eq!(call(format!("Basic {token}")).await.0, 401);
+
+    // A valid signature over a header with `crit`.
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.crit = Some(vec!["exp-extension".into()]);
+    let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
+    let crit = jsonwebtoken::encode(&header, &claims("alice", &["developer"], None), &key).unwrap();
+    let (status, message, _) = call(format!("Bearer {crit}")).await;
+    assert_eq!((status, message.as_str()), (401, "invalid token: critical header parameters are not supported"));
+
+    // Signed, unexpired, but valid for a year.
+    let mut long = claims("alice", &["developer"], None);
+    long.exp += 365 * 86_400;
+    let (status, message, _) = call(format!("Bearer {}", sign(&long, SECRET))).await;
+    assert_eq!((status, message.as_str()), (401, "invalid token: lifetime longer than JWT_MAX_TTL_SECONDS"));
+
+    // A header made to be echoed: control characters and 60 KB of `kid`.
+    let forged = format!(
+        "{}.{}.{}",
+        base64_url(format!(r#"{{"alg":"HS256\u0000\n","kid":"{}"}}"#, "K".repeat(60_000)).as_bytes()),
+        base64_url(b"{}"),
+        "sig"
+    );
+    let (status, message, challenge) = call(format!("Bearer {forged}")).await;
+    assert_eq!(status, 401);
+    assert!(message.len() < 80 && !message.contains("KKK") && !challenge.contains("KKK"), "{message} {challenge}");
+    gw.stop().await;
+    let rows = db.wait_for_rows(8).await;
+    assert_eq!(rows.len(), 8, "every attempt, refused or not, has its row");
+    assert!(rows.iter().all(|r| r.error_message.as_deref().unwrap_or("").len() < 100), "no token content is stored");
+}
+
+/// An admin endpoint checks the caller's role before it reads the body: a developer's empty
+/// body gets 403, not a 400 describing the body's schema.
+#[actix_web::test]
+async fn admin_endpoints_check_the_role_before_the_body() {
+    let db = TestDb::sqlite().await;
+    let gw = TestGateway::builder(&db).start().await;
+    let resp = common::client()
+        .post(format!("{}/admin/policy/explain", gw.base))
+        .bearer_auth(gw.token("dev", &["developer"]))
+        .insert_header(("Content-Type", "application/json"))
+        .send_body("")
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let resp = common::client()
+        .get(format!("{}/admin/audit-logs?colour=red", gw.base))
+        .bearer_auth(gw.token("dev", &["developer"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    gw.stop().await;
+}

@@ -501,6 +501,11 @@ pub struct AuditFilter {
     pub limit: i64,
 }
 
+diesel::define_sql_function! {
+    /// SQL `lower()` (ASCII letters alike on PostgreSQL and SQLite).
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
 macro_rules! filtered {
     ($conn:expr, $backend:ty, $f:expr) => {{
         let f = $f;
@@ -519,9 +524,11 @@ macro_rules! filtered {
         }
         if let Some(v) = &f.role {
             // roles is a JSON array of strings: match the quoted element.
-            let quoted = serde_json::to_string(v).unwrap_or_default();
+            // Case-insensitive on both databases alike (`LIKE` is not on PostgreSQL): both
+            // sides lower-cased.
+            let quoted = serde_json::to_string(&v.to_ascii_lowercase()).unwrap_or_default();
             let literal = quoted.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            q = q.filter(audit_logs::roles.like(format!("%{literal}%")).escape('\\'));
+            q = q.filter(lower(audit_logs::roles).like(format!("%{literal}%")).escape('\\'));
         }
         if let Some(v) = &f.workspace {
             q = q.filter(audit_logs::workspace.eq(v));

@@ -41,13 +41,22 @@ fn time(name: &str, value: Option<&str>) -> Result<Option<NaiveDateTime>, Gatewa
 
 /// `GET /admin/audit-logs`.
 pub async fn audit_logs(
+    req: actix_web::HttpRequest,
     Authenticated(caller): Authenticated,
-    params: web::Query<AuditParams>,
     shared: web::Data<Shared>,
 ) -> Result<HttpResponse, GatewayError> {
-    // Security teams read the trail with `auditor`, a role that can call no tool.
+    // Security teams read the trail with `auditor`, a role that can call no tool. The role is
+    // checked before the query is parsed.
     require_role(&caller, &["admin", "auditor"])?;
-    let p = params.into_inner();
+    let p = web::Query::<AuditParams>::from_query(req.query_string())
+        .map_err(|e| GatewayError::InvalidRequest(e.to_string()))?
+        .into_inner();
+    let action = match p.format.as_deref() {
+        Some("csv") => "admin/audit-export csv",
+        Some("jsonl") => "admin/audit-export jsonl",
+        _ => "admin/audit-query",
+    };
+    super::context::audit_admin(&shared, &req, &caller, action).await?;
     let limit = p.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(GatewayError::InvalidRequest("limit must be between 1 and 1000".into()));

@@ -60,6 +60,24 @@ impl FromRequest for Authenticated {
     }
 }
 
+/// Audit an administrator's action over HTTP (reading or exporting the audit trail, asking the
+/// policy): the trail shows who looked at it. One row, `transport` `admin`, the action as the
+/// tool name, stored before the action runs (an export holds its own row); when it cannot be
+/// stored the action is refused.
+pub async fn audit_admin(
+    shared: &Shared,
+    req: &HttpRequest,
+    caller: &Caller,
+    action: &'static str,
+) -> Result<(), GatewayError> {
+    let mut attempt = crate::pipeline::Attempt::new("admin");
+    attempt.caller = Some(std::sync::Arc::new(caller.clone()));
+    attempt.tool_name = Some(action.to_owned());
+    attempt.allowed = true;
+    let ok = serde_json::Value::Null;
+    attempt.record_durable(shared, client_ip(req), request_id(req), Ok(&ok), 200, None).await
+}
+
 /// Refuse callers without one of `roles`.
 pub fn require_role(caller: &Caller, roles: &[&str]) -> Result<(), GatewayError> {
     if roles.iter().any(|r| caller.has_role(r)) {

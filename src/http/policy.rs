@@ -72,14 +72,21 @@ pub fn explanation(
 }
 
 /// `POST /admin/policy/explain` (admin).
+/// The role is checked before the body is read: a caller without it learns nothing of the
+/// body's schema.
 pub async fn explain(
+    req: actix_web::HttpRequest,
     Authenticated(caller): Authenticated,
-    body: web::Json<ExplainBody>,
+    body: web::Bytes,
     shared: web::Data<Shared>,
     worker: web::Data<Worker>,
 ) -> Result<HttpResponse, GatewayError> {
     require_role(&caller, &["admin"])?;
-    let body = body.into_inner();
+    super::context::audit_admin(&shared, &req, &caller, "admin/policy-explain").await?;
+    let body: ExplainBody = serde_json::from_slice(&body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => GatewayError::InvalidRequest(e.to_string()),
+        _ => GatewayError::Parse(e.to_string()),
+    })?;
     let subject =
         Arc::new(Caller { user_id: body.subject.sub, roles: body.subject.roles, workspace: body.subject.workspace });
     let internal = |e: actix::MailboxError| GatewayError::Internal(e.to_string());
