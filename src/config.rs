@@ -107,6 +107,10 @@ pub struct Settings {
     pub allowed_hosts: Vec<String>,
     /// Public base URL (`https://gw.example.com`) for protected-resource metadata.
     pub public_url: Option<String>,
+    /// Peers whose `Forwarded`/`X-Forwarded-*` headers are believed (a reverse proxy in front):
+    /// from anyone else those headers are ignored, so a client cannot choose the URL the
+    /// gateway advertises or the address it audits.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Idle time after which an MCP session is forgotten.
     pub mcp_session_idle: Duration,
     /// Interval of keep-alive comments on SSE streams.
@@ -272,6 +276,12 @@ impl Settings {
             allowed_origins: list(lookup, "ALLOWED_ORIGINS"),
             allowed_hosts: list(lookup, "ALLOWED_HOSTS"),
             public_url: get(lookup, "PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned()),
+            trusted_proxies: list(lookup, "TRUSTED_PROXIES")
+                .iter()
+                .map(|ip| {
+                    ip.parse().map_err(|_| ConfigError::new("TRUSTED_PROXIES", format!("{ip:?} is not an IP address")))
+                })
+                .collect::<Result<_, _>>()?,
             mcp_session_idle: Duration::from_secs(parse(lookup, "MCP_SESSION_IDLE_SECONDS", 1800)?),
             sse_keepalive: Duration::from_secs(parse::<u64>(lookup, "SSE_KEEPALIVE_SECONDS", 15)?.max(1)),
             mcp_anonymous_principal: get(lookup, "MCP_ANONYMOUS_PRINCIPAL")

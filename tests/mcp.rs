@@ -701,3 +701,37 @@ async fn in_stateless_mode_another_user_cannot_cancel_a_call_by_naming_its_scope
     let rows = db.wait_for_rows(1).await;
     assert_eq!((rows[0].user_id.as_deref(), rows[0].status.as_str()), (Some("alice"), "cancelled"));
 }
+
+/// The attack: with `PUBLIC_URL` unset, `X-Forwarded-*` / `Forwarded` from any client chose the
+/// RFC 9728 `resource` (`javascript://evil.example.com`, cached an hour by clients). Now they
+/// count only from `TRUSTED_PROXIES`, and the scheme must be http or https.
+#[actix_web::test]
+async fn forwarded_headers_count_only_from_trusted_proxies() {
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Echo).await;
+    let metadata = |gw: &TestGateway, headers: Vec<(&'static str, &'static str)>| {
+        let mut req = client().get(format!("{}/.well-known/oauth-protected-resource", gw.base));
+        for h in headers {
+            req = req.insert_header(h);
+        }
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap()["resource"].as_str().unwrap().to_owned() }
+    };
+    let evil = vec![
+        ("X-Forwarded-Proto", "javascript"),
+        ("X-Forwarded-Host", "evil.example.com"),
+        ("Forwarded", "proto=javascript;host=evil.example.com"),
+    ];
+    let untrusted = gateway(&db, &backend).await;
+    let resource = metadata(&untrusted, evil.clone()).await;
+    assert_eq!(resource, untrusted.base, "forwarded headers from a client are ignored");
+    untrusted.stop().await;
+
+    let trusted =
+        TestGateway::builder(&db).tool("echo", &backend.url).var("TRUSTED_PROXIES", "127.0.0.1").start().await;
+    let resource = metadata(&trusted, evil).await;
+    assert!(resource.starts_with("http://") && !resource.contains("javascript"), "{resource}");
+    let resource =
+        metadata(&trusted, vec![("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "gw.example.com")]).await;
+    assert_eq!(resource, "https://gw.example.com", "a trusted proxy's headers are believed");
+    trusted.stop().await;
+}

@@ -20,9 +20,26 @@ pub fn set_request_id(req: &HttpRequest, id: String) {
     req.extensions_mut().insert(RequestId(id));
 }
 
-/// The peer's IP address.
+/// Whether the request's peer is one of `TRUSTED_PROXIES` (its forwarded headers count).
+pub fn from_trusted_proxy(req: &HttpRequest, shared: &Shared) -> bool {
+    req.peer_addr().is_some_and(|peer| shared.settings.trusted_proxies.contains(&peer.ip()))
+}
+
+/// The client's IP address: the peer's, or — behind a trusted proxy — the one it forwarded
+/// (when it is an IP address at all).
 pub fn client_ip(req: &HttpRequest) -> Option<String> {
-    req.peer_addr().map(|a| a.ip().to_string())
+    let peer = req.peer_addr().map(|a| a.ip());
+    let trusted = req.app_data::<web::Data<Shared>>().is_some_and(|shared| from_trusted_proxy(req, shared));
+    if trusted {
+        let info = req.connection_info();
+        let forwarded = info.realip_remote_addr().and_then(|a| {
+            a.parse::<std::net::IpAddr>().ok().or_else(|| a.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+        });
+        if let Some(ip) = forwarded {
+            return Some(ip.to_string());
+        }
+    }
+    peer.map(|ip| ip.to_string())
 }
 
 /// Record the user and tool for the request's log line.

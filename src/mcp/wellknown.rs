@@ -6,15 +6,32 @@ use serde_json::json;
 
 use crate::app::Shared;
 
-/// The gateway's public base URL: `PUBLIC_URL`, else what the request says it reached.
+/// The gateway's public base URL: `PUBLIC_URL`, else the scheme and host this request reached.
+/// Forwarded headers count only from `TRUSTED_PROXIES`; the scheme must be `http` or `https`
+/// and the host a plain `name[:port]`, else the listener's own address is used.
 pub fn base_url(req: &HttpRequest, shared: &Shared) -> String {
-    match &shared.settings.public_url {
-        Some(url) => url.clone(),
-        None => {
-            let info = req.connection_info();
-            format!("{}://{}", info.scheme(), info.host())
-        }
+    if let Some(url) = &shared.settings.public_url {
+        return url.clone();
     }
+    let direct = || {
+        let scheme = if req.app_config().secure() { "https" } else { "http" };
+        let host = req.headers().get(actix_web::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+        (scheme.to_owned(), host.to_owned())
+    };
+    let (scheme, host) = if crate::http::context::from_trusted_proxy(req, shared) {
+        let info = req.connection_info();
+        (info.scheme().to_ascii_lowercase(), info.host().to_owned())
+    } else {
+        direct()
+    };
+    let scheme = if matches!(scheme.as_str(), "http" | "https") { scheme } else { direct().0 };
+    let plain = |h: &str| {
+        !h.is_empty()
+            && h.len() <= 255
+            && h.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+    };
+    let host = if plain(&host) { host } else { req.app_config().local_addr().to_string() };
+    format!("{scheme}://{host}")
 }
 
 /// Where the metadata lives, for `WWW-Authenticate: Bearer resource_metadata="…"`.
