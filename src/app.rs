@@ -42,6 +42,8 @@ pub struct Shared {
     pub audit_stats: Arc<ActorStats>,
     /// Audit rows waiting in the local spool for the database.
     pub audit_spooled: Arc<std::sync::atomic::AtomicU64>,
+    /// `tasks/result` long polls waiting, per subject (bounded per subject).
+    pub task_waiters: dashmap::DashMap<String, usize>,
     /// Audit rows the database refused, set aside in `audit_set_aside` (since start).
     pub audit_set_aside: Arc<std::sync::atomic::AtomicU64>,
     /// The OTLP span exporter, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
@@ -299,6 +301,7 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         audit_stats,
         audit_spooled: spool_rows,
         audit_set_aside: set_aside_rows,
+        task_waiters: dashmap::DashMap::new(),
         audit_writes,
         otlp: settings.otel_endpoint.as_deref().map(crate::otlp::Exporter::start),
         board,

@@ -31,13 +31,28 @@ pub enum SessionError {
     Unknown,
 }
 
+/// The refusal of a session past [`MAX_SESSIONS_PER_USER`] (429, with `Retry-After`).
+pub fn too_many() -> crate::error::GatewayError {
+    crate::error::GatewayError::RateLimited {
+        limit: "mcp_sessions_per_user".into(),
+        retry_after: Duration::from_secs(60),
+        quota: gateway_actors::Quota { requests_per_minute: 0, burst: MAX_SESSIONS_PER_USER as u32 },
+    }
+}
+
 /// All live sessions of this replica.
 #[derive(Debug)]
 pub struct Sessions {
     map: DashMap<String, Arc<Session>>,
     idle: Duration,
     epoch: Instant,
+    /// Live sessions per subject: one caller cannot fill the table.
+    per_user: DashMap<String, usize>,
+    max_per_user: usize,
 }
+
+/// Most live sessions one subject may hold at once (`initialize` past it: 429).
+pub const MAX_SESSIONS_PER_USER: usize = 256;
 
 fn new_id() -> String {
     let mut bytes = [0u8; 32];
@@ -52,20 +67,41 @@ fn new_id() -> String {
 impl Sessions {
     /// An empty store whose sessions expire after `idle` without use.
     pub fn new(idle: Duration) -> Self {
-        Self { map: DashMap::new(), idle, epoch: Instant::now() }
+        Self::with_limit(idle, MAX_SESSIONS_PER_USER)
+    }
+
+    /// Sessions idle-expiring after `idle`, at most `max_per_user` live per subject.
+    pub fn with_limit(idle: Duration, max_per_user: usize) -> Self {
+        Self { map: DashMap::new(), idle, epoch: Instant::now(), per_user: DashMap::new(), max_per_user }
+    }
+
+    /// One session of `user_id` is gone.
+    fn forget(&self, user_id: &str) {
+        if let Some(mut n) = self.per_user.get_mut(user_id) {
+            *n = n.saturating_sub(1);
+        }
+        self.per_user.remove_if(user_id, |_, n| *n == 0);
     }
 
     fn now(&self) -> u64 {
         self.epoch.elapsed().as_secs()
     }
 
-    /// Create a session for `user_id`; returns its id.
+    /// Create a session for `user_id`; returns its id. `None` when the subject already holds
+    /// [`MAX_SESSIONS_PER_USER`] live sessions.
     pub fn create(
         &self,
         user_id: &str,
         version: &str,
         stream: Option<UnboundedSender<Bytes>>,
-    ) -> (String, Arc<Session>) {
+    ) -> Option<(String, Arc<Session>)> {
+        {
+            let mut held = self.per_user.entry(user_id.to_owned()).or_insert(0);
+            if *held >= self.max_per_user {
+                return None;
+            }
+            *held += 1;
+        }
         let id = new_id();
         let session = Arc::new(Session {
             user_id: user_id.to_owned(),
@@ -74,7 +110,7 @@ impl Sessions {
             last_seen: AtomicU64::new(self.now()),
         });
         self.map.insert(id.clone(), session.clone());
-        (id, session)
+        Some((id, session))
     }
 
     /// The session `id` if it exists, is fresh and belongs to `user_id`; touches it.
@@ -83,7 +119,9 @@ impl Sessions {
         let session = self.map.get(id).map(|s| s.clone()).ok_or(SessionError::Unknown)?;
         let now = self.now();
         if now.saturating_sub(session.last_seen.load(Ordering::Relaxed)) > self.idle.as_secs() {
-            self.map.remove(id);
+            if let Some((_, gone)) = self.map.remove(id) {
+                self.forget(&gone.user_id);
+            }
             return Err(SessionError::Unknown);
         }
         if session.user_id != user_id {
@@ -95,7 +133,11 @@ impl Sessions {
 
     /// End session `id` if `user_id` owns it.
     pub fn remove(&self, id: &str, user_id: &str) -> bool {
-        self.map.remove_if(id, |_, s| s.user_id == user_id).is_some()
+        let removed = self.map.remove_if(id, |_, s| s.user_id == user_id).is_some();
+        if removed {
+            self.forget(user_id);
+        }
+        removed
     }
 
     /// Mark session `id` as in use: a client holding its stream open is not idle.
@@ -107,14 +149,22 @@ impl Sessions {
 
     /// Forget a session whatever its owner (its stream closed).
     pub fn drop_session(&self, id: &str) {
-        self.map.remove(id);
+        if let Some((_, gone)) = self.map.remove(id) {
+            self.forget(&gone.user_id);
+        }
     }
 
     /// Remove sessions idle for longer than the timeout; returns how many.
     pub fn sweep(&self) -> usize {
         let (now, idle) = (self.now(), self.idle.as_secs());
         let before = self.map.len();
-        self.map.retain(|_, s| now.saturating_sub(s.last_seen.load(Ordering::Relaxed)) <= idle);
+        self.map.retain(|_, s| {
+            let keep = now.saturating_sub(s.last_seen.load(Ordering::Relaxed)) <= idle;
+            if !keep {
+                self.forget(&s.user_id);
+            }
+            keep
+        });
         before - self.map.len()
     }
 
@@ -145,7 +195,7 @@ mod tests {
     #[test]
     fn sessions_are_bound_to_their_subject_and_expire() {
         let sessions = Sessions::new(Duration::from_secs(3600));
-        let (id, _) = sessions.create("alice", "2025-06-18", None);
+        let (id, _) = sessions.create("alice", "2025-06-18", None).unwrap();
         assert_eq!(id.len(), 64);
         assert!(sessions.get(Some(&id), "alice").is_ok());
         assert_eq!(sessions.get(Some(&id), "mallory").unwrap_err(), SessionError::Unknown);
@@ -155,20 +205,33 @@ mod tests {
         assert_eq!(sessions.get(Some(&id), "alice").unwrap_err(), SessionError::Unknown);
 
         let expiring = Sessions::new(Duration::from_secs(0));
-        let (id, session) = expiring.create("bob", "2025-06-18", None);
+        let (id, session) = expiring.create("bob", "2025-06-18", None).unwrap();
         session.last_seen.store(0, Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(1100));
         assert_eq!(expiring.get(Some(&id), "bob").unwrap_err(), SessionError::Unknown);
-        expiring.create("bob", "2025-06-18", None).1.last_seen.store(0, Ordering::Relaxed);
+        expiring.create("bob", "2025-06-18", None).unwrap().1.last_seen.store(0, Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(1100));
         assert_eq!(expiring.sweep(), 1);
         assert!(expiring.is_empty());
     }
 
     #[test]
+    fn one_subject_cannot_fill_the_session_table() {
+        let sessions = Sessions::with_limit(Duration::from_secs(3600), 3);
+        let ids: Vec<String> = (0..3).map(|_| sessions.create("eve", "2025-06-18", None).unwrap().0).collect();
+        assert!(sessions.create("eve", "2025-06-18", None).is_none(), "the fourth is refused");
+        assert!(sessions.create("alice", "2025-06-18", None).is_some(), "others are not affected");
+        assert!(sessions.remove(&ids[0], "eve"));
+        assert!(sessions.create("eve", "2025-06-18", None).is_some(), "a freed slot is usable again");
+        sessions.drop_session(&ids[1]);
+        assert!(sessions.create("eve", "2025-06-18", None).is_some());
+        assert!(sessions.create("eve", "2025-06-18", None).is_none());
+    }
+
+    #[test]
     fn a_listening_stream_keeps_its_session_alive() {
         let sessions = Sessions::new(Duration::from_secs(1));
-        let (id, session) = sessions.create("carol", "2025-06-18", None);
+        let (id, session) = sessions.create("carol", "2025-06-18", None).unwrap();
         session.last_seen.store(0, Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(2100));
         sessions.touch(&id); // a keep-alive went out on its stream

@@ -116,7 +116,9 @@ pub async fn open(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
         Err(e) => return super::refuse(&shared, &req, TRANSPORT, None, e),
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let (id, _) = shared.sessions.create(&caller.user_id, "2024-11-05", Some(tx));
+    let Some((id, _)) = shared.sessions.create(&caller.user_id, "2024-11-05", Some(tx)) else {
+        return super::refuse(&shared, &req, TRANSPORT, Some(Arc::new(caller)), super::session::too_many());
+    };
     let first = Bytes::from(format!("event: endpoint\ndata: /messages?session_id={id}\n\n"));
     let sessions: Arc<Sessions> = shared.sessions.clone();
     let (alive, alive_id) = (shared.sessions.clone(), id.clone());

@@ -227,7 +227,9 @@ pub async fn post(
         if let Ok(Message::Request { id, method, params }) = classify(msg) {
             if method == "initialize" && !batch {
                 let version = negotiate(params.get("protocolVersion").and_then(Value::as_str));
-                let (sid, _) = shared.sessions.create(&caller.user_id, version, None);
+                let Some((sid, _)) = shared.sessions.create(&caller.user_id, version, None) else {
+                    return super::refuse(&shared, &req, TRANSPORT, Some(caller), super::session::too_many());
+                };
                 return HttpResponse::Ok()
                     .insert_header(("Mcp-Session-Id", sid))
                     .json(response(id, Ok(initialize_result(version))));

@@ -128,8 +128,13 @@ pub async fn handle(ctx: &Ctx, method: &str, params: &Value) -> Result<Value, Rp
             Ok(result)
         }
         "tasks/result" => {
-            // Blocks until the task is terminal (bounded), then answers what the call answered.
-            let deadline = std::time::Instant::now() + Duration::from_secs(300);
+            // Blocks until the task is terminal (bounded: at most `MAX_WAITERS` long polls per
+            // subject at once, each at most `LONG_POLL`, polling the store less often as it
+            // waits), then answers what the call answered.
+            let _slot = WaitSlot::take(&ctx.shared, &ctx.caller.user_id)
+                .ok_or_else(|| RpcError::new(-32006, "too many tasks/result requests waiting; poll tasks/get"))?;
+            let deadline = std::time::Instant::now() + LONG_POLL;
+            let mut pause = Duration::from_millis(100);
             loop {
                 let row = owned(ctx, params).await?;
                 if TERMINAL.contains(&row.status.as_str()) {
@@ -147,9 +152,43 @@ pub async fn handle(ctx: &Ctx, method: &str, params: &Value) -> Result<Value, Rp
                 if std::time::Instant::now() > deadline {
                     return Err(RpcError::new(-32603, "task still working; poll tasks/get"));
                 }
-                actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+                actix_web::rt::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
             }
         }
         other => Err(RpcError::new(-32601, format!("Method not found: {other}"))),
+    }
+}
+
+/// Longest one `tasks/result` waits before answering "still working".
+const LONG_POLL: Duration = Duration::from_secs(60);
+
+/// Most `tasks/result` long polls one subject may have waiting at once.
+const MAX_WAITERS: usize = 8;
+
+/// One subject's waiting `tasks/result`, counted in `Shared::task_waiters` and released on drop.
+struct WaitSlot<'a> {
+    waiters: &'a dashmap::DashMap<String, usize>,
+    user: String,
+}
+
+impl<'a> WaitSlot<'a> {
+    fn take(shared: &'a crate::app::Shared, user: &str) -> Option<Self> {
+        let mut n = shared.task_waiters.entry(user.to_owned()).or_insert(0);
+        if *n >= MAX_WAITERS {
+            return None;
+        }
+        *n += 1;
+        drop(n);
+        Some(Self { waiters: &shared.task_waiters, user: user.to_owned() })
+    }
+}
+
+impl Drop for WaitSlot<'_> {
+    fn drop(&mut self) {
+        if let Some(mut n) = self.waiters.get_mut(&self.user) {
+            *n = n.saturating_sub(1);
+        }
+        self.waiters.remove_if(&self.user, |_, n| *n == 0);
     }
 }
