@@ -99,7 +99,14 @@ async fn cancelling_a_job_cancels_the_backend_call() {
     assert_eq!(poll(&gw.base, &token, &id).await.1["status"], "cancelled");
     gw.stop().await;
     // The cancellation is the job's end: audited under the submission's request id.
-    let rows = db.audit_rows().await;
+    let mut rows = db.audit_rows().await;
+    for _ in 0..100 {
+        if rows.iter().any(|r| r.status == "cancelled") {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        rows = db.audit_rows().await;
+    }
     let end = rows.iter().find(|r| r.status == "cancelled").expect("an audit row for the cancellation");
     assert!(rows.iter().any(|r| r.request_id == end.request_id && r.status == "ok" && r.decision == "allowed"));
 }
