@@ -213,29 +213,37 @@ pub async fn authorize(
         )));
     }
     shared.schemas.check(&tool.name, arguments).map_err(GatewayError::InvalidArguments)?;
-    if !limits.is_empty() {
-        worker.limiter_stats.enqueued(1);
-        let acquired = worker.limiter.send(Acquire(limits.clone())).await.map_err(internal)?;
-        match acquired {
-            Acquired::Allowed(_) => {}
-            Acquired::FailedOpen(e) => {
-                shared.metrics.store_error();
-                tracing::warn!(error = %e, "rate-limit store unreachable; call allowed (fail-open)");
-            }
-            Acquired::Limited(Verdict::Limited { index, retry_after }) => {
-                let limit = limits.get(index).ok_or_else(|| GatewayError::Internal("rate limit index".into()))?;
-                return Err(GatewayError::RateLimited { limit: limit.name.clone(), retry_after, quota: limit.quota });
-            }
-            Acquired::Limited(other) => return Err(GatewayError::Internal(format!("rate limiter answered {other:?}"))),
-            Acquired::Unavailable(e) => {
-                shared.metrics.store_error();
-                return Err(GatewayError::Unavailable(format!("rate limiter: {e}")));
-            }
-        }
-    }
+    acquire(shared, worker, limits).await?;
     attempt.allowed = true;
     attempt.arguments_logged = shared.policy.load().audit_arguments(&tool.name, arguments);
     Ok(tool)
+}
+
+/// Take one call's worth of every limit in `limits` (all or nothing), mapping the limiter's
+/// verdict to the wire: shared by tool calls and by the messages of an MCP batch.
+pub async fn acquire(shared: &Shared, worker: &Worker, limits: Vec<gateway_actors::Limit>) -> Result<(), GatewayError> {
+    if limits.is_empty() {
+        return Ok(());
+    }
+    let internal = |e: actix::MailboxError| GatewayError::Internal(format!("rate limiter: {e}"));
+    worker.limiter_stats.enqueued(1);
+    match worker.limiter.send(Acquire(limits.clone())).await.map_err(internal)? {
+        Acquired::Allowed(_) => Ok(()),
+        Acquired::FailedOpen(e) => {
+            shared.metrics.store_error();
+            tracing::warn!(error = %e, "rate-limit store unreachable; call allowed (fail-open)");
+            Ok(())
+        }
+        Acquired::Limited(Verdict::Limited { index, retry_after }) => {
+            let limit = limits.get(index).ok_or_else(|| GatewayError::Internal("rate limit index".into()))?;
+            Err(GatewayError::RateLimited { limit: limit.name.clone(), retry_after, quota: limit.quota })
+        }
+        Acquired::Limited(other) => Err(GatewayError::Internal(format!("rate limiter answered {other:?}"))),
+        Acquired::Unavailable(e) => {
+            shared.metrics.store_error();
+            Err(GatewayError::Unavailable(format!("rate limiter: {e}")))
+        }
+    }
 }
 
 /// Look the tool up, check access, call its backend; returns the backend's `result`. With

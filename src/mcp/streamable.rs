@@ -140,24 +140,14 @@ pub fn split_body(body: &[u8]) -> Result<(bool, Vec<Value>), Box<HttpResponse>> 
 /// Count one message of a batch against the caller's own rate limit (per user or role): a
 /// batch is many requests, and each costs what it would cost alone. Tool calls are counted by
 /// their own pipeline.
-async fn charge(worker: &Worker, caller: &Arc<Caller>) -> Result<(), GatewayError> {
+async fn charge(shared: &Shared, worker: &Worker, caller: &Arc<Caller>) -> Result<(), GatewayError> {
     let limits = worker
         .policy
         .send(gateway_actors::GetLimits { caller: caller.clone(), tool: String::new() })
         .await
         .map_err(|e| GatewayError::Internal(format!("policy: {e}")))?;
-    let limits: Vec<_> = limits.into_iter().filter(|l| l.key.starts_with("u:")).collect();
-    if limits.is_empty() {
-        return Ok(());
-    }
-    match worker.limiter.send(gateway_actors::Acquire(limits.clone())).await {
-        Ok(gateway_actors::Acquired::Limited(gateway_actors::Verdict::Limited { index, retry_after })) => {
-            let limit = limits.get(index).ok_or_else(|| GatewayError::Internal("rate limit index".into()))?;
-            Err(GatewayError::RateLimited { limit: limit.name.clone(), retry_after, quota: limit.quota })
-        }
-        Ok(_) => Ok(()),
-        Err(e) => Err(GatewayError::Internal(format!("rate limiter: {e}"))),
-    }
+    let own = limits.into_iter().filter(|l| l.key.starts_with("u:")).collect();
+    crate::pipeline::acquire(shared, worker, own).await
 }
 
 /// Sorts one message into request or notification, or says why it is not valid JSON-RPC 2.0.
@@ -274,7 +264,7 @@ pub async fn post(
             }
         }
         if batch && method != "tools/call" {
-            if let Err(e) = charge(&worker, &caller).await {
+            if let Err(e) = charge(&shared, &worker, &caller).await {
                 super::audit_refusal(&shared, &req, TRANSPORT, Some(caller.clone()), &e, 200);
                 let data = Some(e.data());
                 answers.push(response(id, Err(RpcError { code: i64::from(e.code()), message: e.to_string(), data })));
