@@ -30,7 +30,7 @@ async fn run(label: &str, url: &str, rows: usize, data: &std::path::Path) -> Res
     let batch: Vec<AuditRecord> = (0..rows).map(record).collect();
     let started = Instant::now();
     for chunk in batch.chunks(1000) {
-        insert_batch(&db, chunk).await.map_err(|e| e.to_string())?;
+        insert_batch(&db, chunk, &Default::default()).await.map_err(|e| e.to_string())?;
     }
     let direct = rows as f64 / started.elapsed().as_secs_f64();
 

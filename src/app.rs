@@ -246,7 +246,8 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
     let set_aside_rows = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let spool = std::rc::Rc::new(
         crate::db::audit::Spool::open(settings.data_dir.join("audit-spool.jsonl"), spool_rows.clone())
-            .counting_set_aside(set_aside_rows.clone()),
+            .counting_set_aside(set_aside_rows.clone())
+            .with_evidence(Arc::new(crate::db::audit::Evidence::new(settings.audit_hmac_key.clone()))),
     );
     let (sink_db, sink_spool, stats) = (db.clone(), spool.clone(), audit_stats.clone());
     let audit_writes = Arc::new(gateway_actors::audit::WriteStats::default());
@@ -268,13 +269,13 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
     });
 
     if let Some(keep) = settings.audit_retention {
-        let retention_db = db.clone();
+        let (retention_db, key) = (db.clone(), settings.audit_hmac_key.clone());
         actix_web::rt::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(3600));
             loop {
                 tick.tick().await;
                 let cutoff = (chrono::Utc::now() - keep).naive_utc();
-                match crate::db::audit::prune(&retention_db, cutoff).await {
+                match crate::db::audit::prune(&retention_db, cutoff, key.as_ref()).await {
                     Ok(0) => {}
                     Ok(rows) => tracing::info!(rows, %cutoff, "audit retention removed old rows"),
                     Err(e) => tracing::warn!(error = %e, "audit retention deferred"),

@@ -78,8 +78,14 @@ pub enum Command {
 /// `mcp-gateway audit …`.
 #[derive(Debug, Subcommand)]
 pub enum AuditAction {
-    /// Walk every hash chain; exit non-zero naming the first altered, inserted or deleted rows.
-    Verify,
+    /// Walk every hash chain and the audit ledger; exit non-zero naming altered, inserted or
+    /// deleted rows and chains (and, with AUDIT_HMAC_KEY, unsigned or forged evidence).
+    Verify {
+        /// A ledger end printed by an earlier run (`ORDINAL:LINK`), kept outside the database:
+        /// proves the ledger was not cut short or rewritten since.
+        #[arg(long)]
+        expect_ledger: Option<String>,
+    },
     /// Delete rows older than N days behind a checkpoint (what `AUDIT_RETENTION_DAYS` does hourly).
     Prune {
         /// Rows older than this many days are deleted.
@@ -175,7 +181,7 @@ async fn audit_rows_command(
         (None, true) => "cli/audit-export csv",
         (None, false) => "cli/audit-export jsonl",
     };
-    crate::db::audit::record_admin(&db, action, Ok(())).await?;
+    crate::db::audit::record_admin(&db, action, Ok(()), &evidence(settings)).await?;
     let mut remaining = limit.unwrap_or(i64::MAX);
     let mut filter = filter.filter(remaining.min(1000))?;
     if csv {
@@ -284,21 +290,35 @@ pub fn run() -> anyhow::Result<()> {
             let days = chrono::Duration::try_days(i64::try_from(older_than_days.min(36_500))?)
                 .context("--older-than-days is out of range")?;
             let cutoff = (chrono::Utc::now() - days).naive_utc();
-            let rows = crate::db::audit::prune(&db, cutoff).await?;
+            let rows = crate::db::audit::prune(&db, cutoff, settings.audit_hmac_key.as_ref()).await?;
             println!("{rows} audit rows older than {cutoff} UTC deleted; the rest still verifies from its checkpoints");
             Ok(())
         }),
-        Command::Audit { action: AuditAction::Verify } => system.block_on(async {
+        Command::Audit { action: AuditAction::Verify { expect_ledger } } => system.block_on(async {
             crate::db::migrate(&settings.database_url).await?;
             let db = crate::db::Db::connect(&settings.database_url, 1)?;
-            let (chains, rows, problems) = crate::db::audit::verify(&db).await?;
+            let found =
+                crate::db::audit::verify(&db, settings.audit_hmac_key.as_ref(), expect_ledger.as_deref()).await?;
+            let problems = &found.problems;
             let outcome = format!("{} problem(s)", problems.len());
             let outcome = if problems.is_empty() { Ok(()) } else { Err(outcome.as_str()) };
-            crate::db::audit::record_admin(&db, "cli/audit-verify", outcome).await?;
-            for p in &problems {
+            crate::db::audit::record_admin(&db, "cli/audit-verify", outcome, &evidence(&settings)).await?;
+            for p in problems {
                 println!("TAMPERED {p}");
             }
-            println!("{rows} rows in {chains} chains checked, {} problem(s)", problems.len());
+            for note in &found.notes {
+                println!("NOTE {note}");
+            }
+            if let Some(end) = &found.ledger_end {
+                println!("ledger end {end} (keep it elsewhere; --expect-ledger {end} proves it is still there)");
+            }
+            println!(
+                "{} rows in {} chains checked{}, {} problem(s)",
+                found.rows,
+                found.chains,
+                if settings.audit_hmac_key.is_some() { " with AUDIT_HMAC_KEY" } else { "" },
+                problems.len()
+            );
             if problems.is_empty() {
                 Ok(())
             } else {
@@ -364,7 +384,8 @@ async fn tools_command(settings: &Settings, action: ToolsAction) -> anyhow::Resu
             let approved = crate::db::tools::approve(&db, &name, digest.as_deref()).await?;
             let outcome =
                 if approved { Ok(()) } else { Err("not approved: the observed definition changed or is absent") };
-            crate::db::audit::record_admin(&db, &format!("cli/tools-approve {name}"), outcome).await?;
+            crate::db::audit::record_admin(&db, &format!("cli/tools-approve {name}"), outcome, &evidence(settings))
+                .await?;
             if approved {
                 println!("approved the current definition of {name}");
                 Ok(())
@@ -422,4 +443,9 @@ fn banner(addr: std::net::SocketAddr, bundled: &[crate::bundled::Bundled], dev_m
          http://{addr}/mcp/invoke"
     );
     println!("  Ctrl-C stops everything (the audit log is flushed first).\n");
+}
+
+/// The evidence the CLI's own audit rows carry (signed when `AUDIT_HMAC_KEY` is set).
+fn evidence(settings: &Settings) -> crate::db::audit::Evidence {
+    crate::db::audit::Evidence::new(settings.audit_hmac_key.clone())
 }

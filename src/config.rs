@@ -150,6 +150,10 @@ pub struct Settings {
     /// `AUDIT_RETENTION_DAYS`: audit rows older than this are deleted (hourly, behind a
     /// checkpoint so what remains still verifies); `None` (0, the default) keeps them forever.
     pub audit_retention: Option<Duration>,
+    /// `AUDIT_HMAC_KEY` (hex, at least 32 bytes): signs the audit ledger, chain heads and
+    /// checkpoints, so someone holding only the database cannot rewrite history unnoticed.
+    /// Keep it outside the database (a secret store); `audit verify` needs it to check them.
+    pub audit_hmac_key: Option<crate::db::audit_evidence::AuditKey>,
     /// Tool-definition pinning mode.
     pub pinning: Pinning,
     /// How often backends' definitions are compared with their pins.
@@ -314,6 +318,13 @@ impl Settings {
                 0 => None,
                 // Beyond a century, as good as forever (and no date arithmetic overflows).
                 days => Some(Duration::from_secs(days.min(36_500) * 86_400)),
+            },
+            audit_hmac_key: match get(lookup, "AUDIT_HMAC_KEY").filter(|k| !k.trim().is_empty()) {
+                None => None,
+                Some(text) => Some(
+                    crate::db::audit_evidence::AuditKey::parse(&text)
+                        .map_err(|why| ConfigError::new("AUDIT_HMAC_KEY", why))?,
+                ),
             },
             pinning: match get(lookup, "TOOL_PINNING").as_deref() {
                 None | Some("warn") => Pinning::Warn,

@@ -52,7 +52,7 @@ async fn nul_bytes_cannot_stop_the_audit_trail(kind: DbKind) {
     let (_, ready) = gw.get("/health/ready", None).await;
     assert_eq!((ready["status"].as_str(), ready["audit"]["spooled"].as_u64()), (Some("ready"), Some(0)), "{ready}");
     gw.stop().await;
-    let (_, _, problems) = verify(&Db::connect(&db.url, 1).unwrap()).await.unwrap();
+    let problems = verify(&Db::connect(&db.url, 1).unwrap(), None, None).await.unwrap().problems;
     assert!(problems.is_empty(), "{problems:?}");
     db.drop_db().await;
 }
@@ -132,7 +132,8 @@ async fn arbitrary_strings_in_every_field_are_stored(kind: DbKind) {
     assert_eq!(prefixes, (0..n).map(|i| format!("{i:06}")).collect::<Vec<_>>());
     assert!(stored.iter().all(|r| !r.tool_name.as_deref().unwrap_or("").contains('\0')));
     assert_eq!((spool.held(), set_aside.load(Ordering::Relaxed)), (0, 0), "nothing spooled or set aside");
-    let (_, rows, problems) = verify(&pool).await.unwrap();
+    let found = verify(&pool, None, None).await.unwrap();
+    let (rows, problems) = (found.rows, found.problems);
     assert_eq!((rows, problems), (n, vec![]));
     db.drop_db().await;
 }
@@ -175,7 +176,8 @@ async fn a_refused_row_is_set_aside_alone(kind: DbKind) {
     assert_eq!(db.audit_rows().await.len(), 9, "the rows before and after the refused one are stored");
     assert_eq!(set_aside.load(Ordering::Relaxed), 1);
     assert_eq!(spool.held(), 0, "nothing waits behind it");
-    let (_, rows, problems) = verify(&pool).await.unwrap();
+    let found = verify(&pool, None, None).await.unwrap();
+    let (rows, problems) = (found.rows, found.problems);
     assert_eq!((rows, problems), (10, vec![]), "verify walks through the set-aside row");
 
     // A spool (written by an older gateway, say) holding the same kind of row replays past it.
@@ -354,4 +356,163 @@ async fn huge_batches_are_refused_and_batch_items_are_rate_limited() {
     let limited = body.as_array().unwrap().iter().filter(|a| a["error"]["code"] == -32006).count();
     assert_eq!(limited, 10, "the burst of 10 passes, the other 10 items are rate-limited: {body}");
     gw.stop().await;
+}
+
+const AUDIT_KEY: &str = "5e0c7a1f3b9d2e4c6a8b0d1f3e5c7a9b1d3f5e7c9a0b2d4f6e8c0a1b3d5f7e9c";
+
+/// `mcp-gateway audit verify` as an auditor runs it (with or without the key); (ok, stdout).
+fn verify_cli(db: &TestDb, key: Option<&str>, expect_ledger: Option<&str>) -> (bool, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gateway"));
+    cmd.args(["audit", "verify"]).env("DATABASE_URL", &db.url).env("JWT_SECRET_KEY", common::SECRET);
+    cmd.env_remove("AUDIT_HMAC_KEY");
+    if let Some(key) = key {
+        cmd.env("AUDIT_HMAC_KEY", key);
+    }
+    if let Some(end) = expect_ledger {
+        cmd.args(["--expect-ledger", end]);
+    }
+    let out = cmd.output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// One gateway run (one chain): `calls` echo calls by alice and one anonymous refusal.
+async fn one_run(db: &TestDb, echo: &TestBackend, calls: usize) -> String {
+    let gw = TestGateway::builder(db).tool("echo", &echo.url).var("AUDIT_HMAC_KEY", AUDIT_KEY).start().await;
+    let token = gw.token("alice", &["developer"]);
+    let before: std::collections::HashSet<String> = db.audit_rows().await.into_iter().map(|r| r.chain_id).collect();
+    assert_eq!(gw.post_invoke(None, br#"{"tool_name":"echo","arguments":{}}"#.to_vec()).await.0, 401);
+    for i in 0..calls {
+        assert_eq!(gw.invoke(&token, "echo", json!({ "i": i })).await.0, 200);
+    }
+    gw.stop().await;
+    let rows = db.audit_rows().await;
+    rows.into_iter().map(|r| r.chain_id).find(|c| !before.contains(c) && c.starts_with("chain-")).unwrap()
+}
+
+/// The rows of `chain`, oldest first.
+async fn chain_rows(db: &TestDb, chain: &str) -> Vec<mcp_gateway::db::audit::AuditRow> {
+    let mut rows: Vec<_> = db.audit_rows().await.into_iter().filter(|r| r.chain_id == chain).collect();
+    rows.sort_by_key(|r| r.seq);
+    rows
+}
+
+/// The newest ledger entry: (ordinal, link).
+async fn ledger_end(db: &TestDb) -> (i64, String) {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use mcp_gateway::db::schema::audit_ledger as l;
+    let query = l::table.order(l::ordinal.desc()).select((l::ordinal, l::link));
+    match Db::connect(&db.url, 1).unwrap() {
+        Db::Pg(pool) => query.first(&mut *pool.get().await.unwrap()).await.unwrap(),
+        Db::Sqlite(pool) => query.first(&mut *pool.get().await.unwrap()).await.unwrap(),
+    }
+}
+
+/// Before: `audit verify` passed after (a) a `roles` value rewritten to text that does not parse
+/// (read back as `[]`, the hash matched), (b) a whole chain deleted with its head row, (c) a
+/// chain's oldest rows deleted behind an inserted checkpoint, and — for anyone who can write
+/// the database — (d) a row rewritten with every later hash and the head recomputed. Now (a),
+/// (b), (c) are found without the key (the ledger links chains and checkpoints; fields parse
+/// strictly), (d) and a forged ledger entry with the key, and a ledger cut short against an end
+/// recorded elsewhere.
+async fn tamper_evidence_holds(kind: DbKind) {
+    let Some(db) = TestDb::of(kind).await else { return };
+    let echo = TestBackend::start(Mode::Echo).await;
+    let (a, b, c) = (one_run(&db, &echo, 3).await, one_run(&db, &echo, 6).await, one_run(&db, &echo, 2).await);
+    let (ok, report) = verify_cli(&db, Some(AUDIT_KEY), None);
+    assert!(ok && report.contains("with AUDIT_HMAC_KEY, 0 problem(s)"), "{report}");
+    let recorded_end = ledger_end(&db).await;
+
+    // (a) The anonymous refusal's roles `[]` rewritten to text that is not JSON.
+    let anonymous = chain_rows(&db, &a).await.into_iter().find(|r| r.roles == "[]").unwrap();
+    sql(&db.url, &format!("UPDATE audit_logs SET roles = 'superuser' WHERE id = '{}'", anonymous.id)).await;
+    let (ok, report) = verify_cli(&db, None, None);
+    assert!(!ok && report.contains(&format!("row {} (chain {a}, seq 1): roles is not a JSON array", anonymous.id)), "{report}");
+    sql(&db.url, &format!("UPDATE audit_logs SET roles = '[]' WHERE id = '{}'", anonymous.id)).await;
+    let (ok, report) = verify_cli(&db, Some(AUDIT_KEY), None);
+    assert!(ok, "restored: {report}");
+
+    // (d) Someone with write access rewrites who called, recomputing every later hash and the
+    // head: consistent without the key (and verify says what it cannot prove), found with it.
+    let mut rows: Vec<AuditRecord> = chain_rows(&db, &a).await.iter().map(AuditRecord::from).collect();
+    rows[1].user_id = Some("mallory".into());
+    for i in 1..rows.len() {
+        rows[i].prev_hash = rows[i - 1].row_hash.clone();
+        rows[i].row_hash = rows[i].compute_hash();
+        let r = &rows[i];
+        let user = r.user_id.as_deref().unwrap();
+        sql(
+            &db.url,
+            &format!(
+                "UPDATE audit_logs SET user_id = '{user}', prev_hash = '{}', row_hash = '{}' WHERE id = '{}'",
+                r.prev_hash, r.row_hash, r.id
+            ),
+        )
+        .await;
+    }
+    let last = rows.last().unwrap();
+    sql(&db.url, &format!("UPDATE audit_chain_heads SET row_hash = '{}' WHERE chain_id = '{a}'", last.row_hash)).await;
+    let (ok, report) = verify_cli(&db, None, None);
+    assert!(ok && report.contains("NOTE signed evidence present but not checked"), "{report}");
+    let (ok, report) = verify_cli(&db, Some(AUDIT_KEY), None);
+    assert!(!ok && report.contains(&format!("chain {a}: its head (seq 4) does not check with AUDIT_HMAC_KEY")), "{report}");
+
+    // (c) Chain b's oldest half deleted, with a checkpoint copied from its last deleted row.
+    let rows_b = chain_rows(&db, &b).await;
+    let cut = &rows_b[3];
+    sql(&db.url, &format!("DELETE FROM audit_logs WHERE chain_id = '{b}' AND seq <= 4")).await;
+    sql(
+        &db.url,
+        &format!(
+            "INSERT INTO audit_checkpoints (chain_id, seq, row_hash, created_at) VALUES ('{b}', 4, '{}', '2026-01-01 00:00:00')",
+            cut.row_hash
+        ),
+    )
+    .await;
+    let (ok, report) = verify_cli(&db, None, None);
+    assert!(!ok && report.contains(&format!("chain {b}: its checkpoint (seq 4) is not the one the ledger records (forged)")), "{report}");
+    assert!(report.contains(&format!("chain {b}: 4 row(s) missing before seq 5 (deleted)")), "{report}");
+    // … and with a ledger entry forged at its end to match: the link recomputes, the MAC does not.
+    let (ordinal, prev) = ledger_end(&db).await;
+    let link = mcp_gateway::db::audit_evidence::link(&prev, ordinal + 1, "checkpoint", &b, 4, &cut.row_hash);
+    sql(
+        &db.url,
+        &format!(
+            "INSERT INTO audit_ledger (ordinal, kind, chain_id, seq, row_hash, prev_link, link, created_at) \
+             VALUES ({}, 'checkpoint', '{b}', 4, '{}', '{prev}', '{link}', '2026-01-01 00:00:00')",
+            ordinal + 1,
+            cut.row_hash
+        ),
+    )
+    .await;
+    let (_, report) = verify_cli(&db, Some(AUDIT_KEY), None);
+    assert!(report.contains(&format!("audit ledger entry {}: its MAC does not check", ordinal + 1)), "{report}");
+
+    // (b) Chain c deleted whole, rows and head: its ledger entry remains …
+    sql(&db.url, &format!("DELETE FROM audit_logs WHERE chain_id = '{c}'")).await;
+    sql(&db.url, &format!("DELETE FROM audit_chain_heads WHERE chain_id = '{c}'")).await;
+    let (ok, report) = verify_cli(&db, None, None);
+    assert!(!ok && report.contains(&format!("chain {c} (audit ledger entry")), "{report}");
+    assert!(report.contains("its rows and head are gone (deleted whole)"), "{report}");
+    // … and deleting that entry too breaks the ledger's links.
+    sql(&db.url, &format!("DELETE FROM audit_ledger WHERE chain_id = '{c}'")).await;
+    let (ok, report) = verify_cli(&db, None, None);
+    assert!(!ok && report.contains("audit ledger: entries") && report.contains("are missing (deleted)"), "{report}");
+
+    // The ledger cut back to before the recorded end: found against the end kept elsewhere.
+    sql(&db.url, &format!("DELETE FROM audit_ledger WHERE ordinal >= {}", recorded_end.0)).await;
+    let expected = format!("{}:{}", recorded_end.0, recorded_end.1);
+    let (ok, report) = verify_cli(&db, None, Some(&expected));
+    assert!(!ok && report.contains(&format!("entry {}, recorded earlier, is gone", recorded_end.0)), "{report}");
+    db.drop_db().await;
+}
+
+#[actix_web::test]
+async fn tamper_evidence_holds_postgres() {
+    tamper_evidence_holds(DbKind::Postgres).await;
+}
+
+#[actix_web::test]
+async fn tamper_evidence_holds_sqlite() {
+    tamper_evidence_holds(DbKind::Sqlite).await;
 }

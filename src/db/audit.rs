@@ -11,6 +11,7 @@ use super::schema::{audit_chain_heads, audit_checkpoints, audit_logs};
 use super::{Db, DbError};
 use crate::with_conn;
 
+pub use super::audit_evidence::{AuditKey, Evidence};
 pub use super::audit_sink::{DbAuditSink, Spool};
 
 /// Rows per INSERT statement: keeps bind parameters under both backends' limits.
@@ -120,21 +121,25 @@ impl From<&AuditRecord> for AuditRow {
     }
 }
 
-/// Insert `rows` in one transaction, as multi-row INSERTs. A row already stored (same id: a
-/// replayed batch) is skipped, so replays never duplicate.
-pub async fn insert_batch(db: &Db, rows: &[AuditRecord]) -> Result<(), DbError> {
+/// Insert `rows` in one transaction, as multi-row INSERTs, moving each chain's head with them
+/// (signed when `evidence` holds a key). A chain not yet in the ledger is registered first. A
+/// row already stored (same id: a replayed batch) is skipped, so replays never duplicate.
+pub async fn insert_batch(db: &Db, rows: &[AuditRecord], evidence: &Evidence) -> Result<(), DbError> {
     let rows: Vec<AuditRow> = rows.iter().map(AuditRow::from).collect();
+    let heads = chain_heads(&rows, evidence);
+    for head in &heads {
+        evidence.register(db, &head.0).await?;
+    }
     match db {
         // One statement per batch whatever its size: each column travels as one array
         // parameter and `unnest` turns them back into rows (21 binds, not 21 per row).
         Db::Pg(pool) => {
             let mut conn = pool.get().await.map_err(DbError::from_display)?;
-            pg_unnest_insert(&rows).execute(&mut *conn).await.map(|_| ()).map_err(DbError::from_display)
+            pg_unnest_insert(&rows, &heads).execute(&mut *conn).await.map(|_| ()).map_err(DbError::from_display)
         }
         // diesel's multi-row INSERT for SQLite lives in its synchronous API.
         Db::Sqlite(pool) => {
             let mut conn = pool.get().await.map_err(DbError::from_display)?;
-            let heads = chain_heads(&rows);
             conn.spawn_blocking(move |conn| {
                 conn.transaction(|conn| {
                     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
@@ -143,17 +148,18 @@ pub async fn insert_batch(db: &Db, rows: &[AuditRecord]) -> Result<(), DbError> 
                             conn,
                         )?;
                     }
-                    for (chain, seq, hash) in &heads {
+                    for (chain, seq, hash, mac) in &heads {
                         diesel::RunQueryDsl::execute(
                             diesel::sql_query(
-                                "INSERT INTO audit_chain_heads (chain_id, seq, row_hash, updated_at) \
-                                 VALUES (?, ?, ?, CURRENT_TIMESTAMP) ON CONFLICT (chain_id) DO UPDATE SET \
-                                 seq = excluded.seq, row_hash = excluded.row_hash, updated_at = excluded.updated_at \
-                                 WHERE excluded.seq > audit_chain_heads.seq",
+                                "INSERT INTO audit_chain_heads (chain_id, seq, row_hash, updated_at, mac) \
+                                 VALUES (?, ?, ?, CURRENT_TIMESTAMP, ?) ON CONFLICT (chain_id) DO UPDATE SET \
+                                 seq = excluded.seq, row_hash = excluded.row_hash, updated_at = excluded.updated_at, \
+                                 mac = excluded.mac WHERE excluded.seq > audit_chain_heads.seq",
                             )
                             .bind::<diesel::sql_types::Text, _>(chain)
                             .bind::<diesel::sql_types::BigInt, _>(seq)
-                            .bind::<diesel::sql_types::Text, _>(hash),
+                            .bind::<diesel::sql_types::Text, _>(hash)
+                            .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(mac),
                             conn,
                         )?;
                     }
@@ -166,8 +172,11 @@ pub async fn insert_batch(db: &Db, rows: &[AuditRecord]) -> Result<(), DbError> 
     }
 }
 
-/// Each chain's newest row in `rows`: (chain, seq, row hash).
-fn chain_heads(rows: &[AuditRow]) -> Vec<(String, i64, String)> {
+/// A chain's newest row as its head records it: (chain, seq, row hash, MAC when keyed).
+type Head = (String, i64, String, Option<String>);
+
+/// Each chain's newest row in `rows`, signed when `evidence` holds a key.
+fn chain_heads(rows: &[AuditRow], evidence: &Evidence) -> Vec<Head> {
     let mut heads: std::collections::BTreeMap<&str, (i64, &str)> = std::collections::BTreeMap::new();
     for r in rows.iter().filter(|r| !r.chain_id.is_empty()) {
         let head = heads.entry(&r.chain_id).or_insert((r.seq, &r.row_hash));
@@ -175,17 +184,19 @@ fn chain_heads(rows: &[AuditRow]) -> Vec<(String, i64, String)> {
             *head = (r.seq, &r.row_hash);
         }
     }
-    heads.into_iter().map(|(c, (s, h))| (c.to_owned(), s, h.to_owned())).collect()
+    heads
+        .into_iter()
+        .map(|(c, (s, h))| (c.to_owned(), s, h.to_owned(), evidence.head_mac(c, s, h)))
+        .collect()
 }
 
 fn pg_unnest_insert(
     rows: &[AuditRow],
+    heads: &[Head],
 ) -> impl diesel_async::methods::ExecuteDsl<diesel_async::AsyncPgConnection> + Send + use<> {
     use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text, Timestamp};
     let col = |f: &dyn Fn(&AuditRow) -> String| rows.iter().map(f).collect::<Vec<String>>();
     let opt = |f: &dyn Fn(&AuditRow) -> Option<String>| rows.iter().map(f).collect::<Vec<Option<String>>>();
-    // Usually one chain per batch: its head is found here, not sorted out in SQL.
-    let heads = chain_heads(rows);
     // The rows and their chains' heads in one statement: a head never runs ahead of its rows.
     diesel::sql_query(
         "WITH stored AS (INSERT INTO audit_logs (id, created_at, request_id, user_id, roles, workspace, tool_name, \
@@ -195,10 +206,10 @@ fn pg_unnest_insert(
          $7::text[], $8::text[], $9::text[], $10::int4[], $11::int4[], $12::float8[], $13::text[], $14::text[], \
          $15::text[], $16::text[], $17::text[], $18::int8[], $19::text[], $20::text[], $21::text[]) \
          ON CONFLICT DO NOTHING) \
-         INSERT INTO audit_chain_heads (chain_id, seq, row_hash, updated_at) \
-         SELECT c, s, h, now() AT TIME ZONE 'UTC' FROM unnest($22::text[], $23::int8[], $24::text[]) AS t(c, s, h) \
-         ON CONFLICT (chain_id) DO UPDATE SET seq = EXCLUDED.seq, row_hash = EXCLUDED.row_hash, \
-         updated_at = EXCLUDED.updated_at WHERE audit_chain_heads.seq < EXCLUDED.seq",
+         INSERT INTO audit_chain_heads (chain_id, seq, row_hash, updated_at, mac) \
+         SELECT c, s, h, now() AT TIME ZONE 'UTC', m FROM unnest($22::text[], $23::int8[], $24::text[], $25::text[]) \
+         AS t(c, s, h, m) ON CONFLICT (chain_id) DO UPDATE SET seq = EXCLUDED.seq, row_hash = EXCLUDED.row_hash, \
+         updated_at = EXCLUDED.updated_at, mac = EXCLUDED.mac WHERE audit_chain_heads.seq < EXCLUDED.seq",
     )
     .bind::<Array<Text>, _>(col(&|r| r.id.clone()))
     .bind::<Array<Timestamp>, _>(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
@@ -224,23 +235,79 @@ fn pg_unnest_insert(
     .bind::<Array<Text>, _>(heads.iter().map(|h| h.0.clone()).collect::<Vec<_>>())
     .bind::<Array<BigInt>, _>(heads.iter().map(|h| h.1).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(heads.iter().map(|h| h.2.clone()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(heads.iter().map(|h| h.3.clone()).collect::<Vec<_>>())
 }
 
-/// Walk every hash chain: report rows whose content changed, rows missing (gaps in `seq`),
-/// and rows inserted or reordered (a `prev_hash` that does not match).
-/// Chains whose oldest rows retention removed resume at their checkpoint.
-pub async fn verify(db: &Db) -> Result<(usize, usize, Vec<String>), DbError> {
-    let checkpoints: std::collections::HashMap<String, (i64, String)> = with_conn!(db, |conn| {
+/// What `audit verify` found.
+#[derive(Debug, Default)]
+pub struct Verification {
+    /// Chains walked.
+    pub chains: usize,
+    /// Rows walked (stored and set aside).
+    pub rows: usize,
+    /// Evidence of tampering, one line each.
+    pub problems: Vec<String>,
+    /// What the check could not prove (no key given, chains older than the ledger).
+    pub notes: Vec<String>,
+    /// The ledger's newest entry, `ordinal:link`: keep it outside the database and pass it back
+    /// with `--expect-ledger` to prove the ledger was not cut short since.
+    pub ledger_end: Option<String>,
+}
+
+/// A stored row as the gateway wrote it, or why it cannot be: every field must parse exactly
+/// as written (`roles` is the canonical JSON array of strings), or a rewrite that its hash
+/// cannot see — `[]` rewritten to text that does not parse — would pass.
+fn strict_record(row: &AuditRow) -> Result<AuditRecord, String> {
+    let roles: Vec<String> =
+        serde_json::from_str(&row.roles).map_err(|_| "roles is not a JSON array of strings".to_owned())?;
+    if serde_json::to_string(&roles).ok().as_deref() != Some(row.roles.as_str()) {
+        return Err("roles is not written as the gateway writes it".into());
+    }
+    let mut record = AuditRecord::from(row);
+    record.roles = roles;
+    Ok(record)
+}
+
+/// Walk every hash chain and the ledger: report rows whose content changed, rows missing (gaps
+/// in `seq`), rows inserted or reordered (a `prev_hash` that does not match), chains deleted
+/// whole (registered in the ledger, gone from the tables), chains the gateway never
+/// registered, checkpoints the ledger does not record, and — with `key` — heads, checkpoints
+/// and ledger entries whose MAC does not check. Chains whose oldest rows retention removed
+/// resume at the checkpoint the ledger records. `expect_ledger` (`ordinal:link`, from an
+/// earlier run kept elsewhere) proves the ledger still holds that entry.
+pub async fn verify(db: &Db, key: Option<&AuditKey>, expect_ledger: Option<&str>) -> Result<Verification, DbError> {
+    let mut out = Verification::default();
+    let problems = &mut out.problems;
+    let ledger = super::audit_evidence::walk(db, key, problems).await?;
+    type CheckpointRow = (String, i64, String, Option<String>);
+    let stored_checkpoints: Vec<CheckpointRow> = with_conn!(db, |conn| {
         audit_checkpoints::table
-            .select((audit_checkpoints::chain_id, audit_checkpoints::seq, audit_checkpoints::row_hash))
-            .load::<(String, i64, String)>(conn)
+            .select((
+                audit_checkpoints::chain_id,
+                audit_checkpoints::seq,
+                audit_checkpoints::row_hash,
+                audit_checkpoints::mac,
+            ))
+            .load::<CheckpointRow>(conn)
             .await
             .map_err(DbError::from_display)
-    })?
-    .into_iter()
-    .map(|(chain, seq, hash)| (chain, (seq, hash)))
-    .collect();
-    let (mut chains, mut rows, mut problems) = (0usize, 0usize, Vec::new());
+    })?;
+    // A chain resumes where the ledger says retention cut it, never where a bare checkpoint
+    // row claims: a checkpoint the ledger does not record is reported and ignored.
+    for (chain, seq, hash, mac) in &stored_checkpoints {
+        if ledger.checkpoints.get(chain) != Some(&(*seq, hash.clone())) {
+            problems.push(format!(
+                "chain {chain}: its checkpoint (seq {seq}) is not the one the ledger records (forged)"
+            ));
+        } else if let Some(k) = key {
+            if ledger.chains.get(chain).is_some_and(|c| c.1)
+                && !k.checks(&["checkpoint", chain, &seq.to_string(), hash], mac.as_deref())
+            {
+                problems.push(format!("chain {chain}: its checkpoint's MAC does not check with AUDIT_HMAC_KEY (forged)"));
+            }
+        }
+    }
+    let checkpoints = &ledger.checkpoints;
     // Every row the gateway writes belongs to a chain: one without is foreign.
     let unchained: i64 = with_conn!(db, |conn| {
         audit_logs::table
@@ -253,13 +320,49 @@ pub async fn verify(db: &Db) -> Result<(usize, usize, Vec<String>), DbError> {
     if unchained > 0 {
         problems.push(format!("{unchained} row(s) belong to no chain (inserted outside the gateway)"));
     }
-    let heads: Vec<(String, i64, String)> = with_conn!(db, |conn| {
+    type HeadRow = (String, i64, String, Option<String>, NaiveDateTime);
+    let heads: Vec<HeadRow> = with_conn!(db, |conn| {
         audit_chain_heads::table
-            .select((audit_chain_heads::chain_id, audit_chain_heads::seq, audit_chain_heads::row_hash))
-            .load::<(String, i64, String)>(conn)
+            .select((
+                audit_chain_heads::chain_id,
+                audit_chain_heads::seq,
+                audit_chain_heads::row_hash,
+                audit_chain_heads::mac,
+                audit_chain_heads::updated_at,
+            ))
+            .load::<HeadRow>(conn)
             .await
             .map_err(DbError::from_display)
     })?;
+    let (mut predating, mut unkeyed) = (0usize, 0usize);
+    for (chain, seq, hash, mac, updated_at) in &heads {
+        match ledger.chains.get(chain) {
+            // Written before the ledger existed (an upgraded database): linked by nothing.
+            None if ledger.since.is_none_or(|since| *updated_at < since) => predating += 1,
+            None => problems.push(format!("chain {chain}: not registered in the audit ledger (inserted outside the gateway)")),
+            Some((_, keyed)) => match key {
+                Some(k) if *keyed => {
+                    if !k.checks(&super::audit_evidence::head_parts(chain, &seq.to_string(), hash), mac.as_deref()) {
+                        problems.push(format!(
+                            "chain {chain}: its head (seq {seq}) does not check with AUDIT_HMAC_KEY (rewritten)"
+                        ));
+                    }
+                }
+                Some(_) => unkeyed += 1,
+                None => {}
+            },
+        }
+    }
+    let headed: std::collections::HashSet<&str> = heads.iter().map(|h| h.0.as_str()).collect();
+    let mut registered: Vec<(&String, &(i64, bool))> = ledger.chains.iter().collect();
+    registered.sort_by_key(|(_, (ordinal, _))| *ordinal);
+    for (chain, (ordinal, _)) in registered {
+        if !headed.contains(chain.as_str()) {
+            problems.push(format!(
+                "chain {chain} (audit ledger entry {ordinal}): its rows and head are gone (deleted whole)"
+            ));
+        }
+    }
     let set_aside = super::audit_sink::set_aside_rows(db).await?;
     // Where each chain's rows end, as walked.
     let mut ends: std::collections::HashMap<String, (i64, String)> = std::collections::HashMap::new();
@@ -281,22 +384,26 @@ pub async fn verify(db: &Db) -> Result<(usize, usize, Vec<String>), DbError> {
         if page.is_empty() {
             // A chain may end in rows that were set aside.
             for (chain, end) in ends.iter_mut() {
-                rows += walk_set_aside(&set_aside, chain, end, &mut problems);
+                out.rows += walk_set_aside(&set_aside, chain, end, problems);
             }
-            problems.extend(check_heads(&heads, &ends, &checkpoints));
-            return Ok((chains, rows, problems));
+            let heads: Vec<(String, i64, String)> = heads.iter().map(|h| (h.0.clone(), h.1, h.2.clone())).collect();
+            problems.extend(check_heads(&heads, &ends, checkpoints));
+            break;
         }
         for row in &page {
             if row.chain_id != chain {
-                chains += 1;
+                out.chains += 1;
                 chain = row.chain_id.clone();
                 (seq, prev) = checkpoints.get(&chain).cloned().unwrap_or_default();
+                if !headed.contains(chain.as_str()) {
+                    problems.push(format!("chain {chain}: has rows but no head (inserted outside the gateway)"));
+                }
             }
             // Rows the database refused stand in their place, kept in `audit_set_aside`.
             let mut end = (seq, std::mem::take(&mut prev));
-            rows += walk_set_aside(&set_aside, &chain, &mut end, &mut problems);
+            out.rows += walk_set_aside(&set_aside, &chain, &mut end, problems);
             (seq, prev) = end;
-            rows += 1;
+            out.rows += 1;
             if row.seq <= seq {
                 problems.push(format!(
                     "row {} (chain {chain}, seq {}): repeats a sequence number (inserted)",
@@ -314,13 +421,55 @@ pub async fn verify(db: &Db) -> Result<(usize, usize, Vec<String>), DbError> {
                     row.id, row.seq
                 ));
             }
-            if AuditRecord::from(row).compute_hash() != row.row_hash {
-                problems.push(format!("row {} (chain {chain}, seq {}): content altered", row.id, row.seq));
+            match strict_record(row) {
+                Err(why) => problems.push(format!("row {} (chain {chain}, seq {}): {why} (altered)", row.id, row.seq)),
+                Ok(record) if record.compute_hash() != row.row_hash => {
+                    problems.push(format!("row {} (chain {chain}, seq {}): content altered", row.id, row.seq))
+                }
+                Ok(_) => {}
             }
             seq = row.seq;
             prev = row.row_hash.clone();
             ends.insert(chain.clone(), (seq, prev.clone()));
         }
+    }
+    out.ledger_end = ledger.end.clone();
+    if let Some(expected) = expect_ledger {
+        check_ledger_end(&ledger, expected, problems);
+    }
+    if predating > 0 {
+        out.notes.push(format!("{predating} chain(s) predate the audit ledger: a whole such chain could be deleted unseen"));
+    }
+    match key {
+        None if ledger.unchecked_macs > 0 || heads.iter().any(|h| h.3.is_some()) => out.notes.push(
+            "signed evidence present but not checked: set AUDIT_HMAC_KEY to prove nobody recomputed the hashes".into(),
+        ),
+        None => out.notes.push(
+            "no AUDIT_HMAC_KEY: this proves the trail is consistent, not that someone with write access did not \
+             rewrite it and recompute every hash"
+                .into(),
+        ),
+        Some(_) if unkeyed > 0 => {
+            out.notes.push(format!("{unkeyed} chain(s) were written without AUDIT_HMAC_KEY: linked, not signed"))
+        }
+        Some(_) => {}
+    }
+    Ok(out)
+}
+
+/// Compare the ledger with an entry recorded earlier (`ordinal:link`): it must still be there,
+/// unchanged; a ledger now shorter than it was cut at the end.
+fn check_ledger_end(ledger: &super::audit_evidence::Ledger, expected: &str, problems: &mut Vec<String>) {
+    let Some((ordinal, link)) = expected.split_once(':').and_then(|(o, l)| Some((o.parse::<i64>().ok()?, l))) else {
+        problems.push(format!("--expect-ledger {expected:?}: expected ORDINAL:LINK as printed by an earlier verify"));
+        return;
+    };
+    match ledger.links.get(&ordinal) {
+        Some(found) if found == link => {}
+        Some(_) => problems.push(format!("audit ledger entry {ordinal}: not the one recorded earlier (rewritten)")),
+        None => problems.push(format!(
+            "audit ledger: entry {ordinal}, recorded earlier, is gone (the ledger was cut short)"
+        )),
     }
 }
 
@@ -377,9 +526,11 @@ fn check_heads(
 
 /// Retention: delete rows older than `cutoff`, chain prefix by chain prefix, recording for
 /// each chain where what remains resumes (`audit_checkpoints`) so `verify` still proves the
-/// rest intact. A chain's rows after its first recent row are kept even if older (chains are
-/// cut only at a prefix). Returns how many rows were deleted.
-pub async fn prune(db: &Db, cutoff: NaiveDateTime) -> Result<u64, DbError> {
+/// rest intact. The checkpoint is recorded in the audit ledger in the same transaction (and
+/// signed when `key` is set): `verify` believes no other. A chain's rows after its first recent
+/// row are kept even if older (chains are cut only at a prefix). Returns how many rows were
+/// deleted.
+pub async fn prune(db: &Db, cutoff: NaiveDateTime, key: Option<&AuditKey>) -> Result<u64, DbError> {
     let chains: Vec<String> = with_conn!(db, |conn| {
         audit_logs::table
             .filter(audit_logs::created_at.lt(cutoff))
@@ -391,7 +542,25 @@ pub async fn prune(db: &Db, cutoff: NaiveDateTime) -> Result<u64, DbError> {
     })?;
     let mut deleted = 0u64;
     for chain in chains {
-        deleted += with_conn!(db, |conn| {
+        // Another writer may take the ledger's next ordinal first: try again from its new end.
+        let mut attempt = 0u64;
+        deleted += loop {
+            attempt += 1;
+            match prune_chain(db, &chain, cutoff, key).await {
+                Ok(n) => break n,
+                Err(e) if attempt >= 8 => return Err(e),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(5 * attempt)).await,
+            }
+        };
+    }
+    Ok(deleted)
+}
+
+/// Cut one chain's prefix older than `cutoff` (see [`prune`]).
+async fn prune_chain(db: &Db, chain: &str, cutoff: NaiveDateTime, key: Option<&AuditKey>) -> Result<u64, DbError> {
+    let chain = chain.to_owned();
+    {
+        with_conn!(db, |conn| {
             conn.transaction::<u64, diesel::result::Error, _>(async |conn| {
                 let first_kept: Option<i64> = audit_logs::table
                     .filter(audit_logs::chain_id.eq(&chain).and(audit_logs::created_at.ge(cutoff)))
@@ -409,12 +578,14 @@ pub async fn prune(db: &Db, cutoff: NaiveDateTime) -> Result<u64, DbError> {
                 let Some((seq, hash)) = last else { return Ok(0) };
                 if !chain.is_empty() {
                     let now = chrono::Utc::now().naive_utc();
+                    let mac = key.map(|k| k.mac(&["checkpoint", &chain, &seq.to_string(), &hash]));
                     diesel::insert_into(audit_checkpoints::table)
                         .values((
                             audit_checkpoints::chain_id.eq(&chain),
                             audit_checkpoints::seq.eq(seq),
                             audit_checkpoints::row_hash.eq(&hash),
                             audit_checkpoints::created_at.eq(now),
+                            audit_checkpoints::mac.eq(&mac),
                         ))
                         .on_conflict(audit_checkpoints::chain_id)
                         .do_update()
@@ -422,9 +593,18 @@ pub async fn prune(db: &Db, cutoff: NaiveDateTime) -> Result<u64, DbError> {
                             audit_checkpoints::seq.eq(seq),
                             audit_checkpoints::row_hash.eq(&hash),
                             audit_checkpoints::created_at.eq(now),
+                            audit_checkpoints::mac.eq(&mac),
                         ))
                         .execute(conn)
                         .await?;
+                    crate::append_ledger_entry!(
+                        conn,
+                        key,
+                        super::audit_evidence::Kind::Checkpoint,
+                        chain.as_str(),
+                        seq,
+                        hash.as_str()
+                    )?;
                 }
                 let n = diesel::delete(
                     audit_logs::table.filter(audit_logs::chain_id.eq(&chain)).filter(audit_logs::seq.le(seq)),
@@ -435,15 +615,19 @@ pub async fn prune(db: &Db, cutoff: NaiveDateTime) -> Result<u64, DbError> {
             })
             .await
             .map_err(DbError::from_display)
-        })?;
+        })
     }
-    Ok(deleted)
 }
 
 /// Record an operator's action taken outside a running gateway (the CLI's pin approvals,
 /// exports, verify runs) as an audit row of its own one-row chain, so the trail shows who looked
 /// at or changed it. `outcome` is `ok` or the failure's short text.
-pub async fn record_admin(db: &Db, action: &str, outcome: Result<(), &str>) -> Result<(), DbError> {
+pub async fn record_admin(
+    db: &Db,
+    action: &str,
+    outcome: Result<(), &str>,
+    evidence: &Evidence,
+) -> Result<(), DbError> {
     let operator = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     let now = chrono::Utc::now();
     let mut row = AuditRecord {
@@ -471,7 +655,7 @@ pub async fn record_admin(db: &Db, action: &str, outcome: Result<(), &str>) -> R
     };
     row.make_storable();
     row.row_hash = row.compute_hash();
-    insert_batch(db, std::slice::from_ref(&row)).await
+    insert_batch(db, std::slice::from_ref(&row), evidence).await
 }
 
 /// Filters of `GET /admin/audit-logs`.

@@ -10,6 +10,7 @@ use futures_util::future::LocalBoxFuture;
 use gateway_actors::{AuditRecord, AuditSink, Stored};
 
 use super::audit::insert_batch;
+use super::audit_evidence::Evidence;
 use diesel::{ExpressionMethods, QueryDsl};
 
 use super::schema::audit_set_aside;
@@ -27,6 +28,7 @@ pub struct Spool {
     rows: Arc<std::sync::atomic::AtomicU64>,
     last_replay: std::cell::Cell<Option<std::time::Instant>>,
     set_aside: Arc<AtomicU64>,
+    evidence: Arc<Evidence>,
 }
 
 impl Spool {
@@ -54,7 +56,15 @@ impl Spool {
             rows,
             last_replay: std::cell::Cell::new(None),
             set_aside: Arc::default(),
+            evidence: Arc::default(),
         }
+    }
+
+    /// Leave `evidence` (ledger registration, signed heads) with every batch written, from the
+    /// writer and from replays alike.
+    pub fn with_evidence(mut self, evidence: Arc<Evidence>) -> Self {
+        self.evidence = evidence;
+        self
     }
 
     /// Count rows set aside (refused by the database) into `counter` (shared with `/metrics`).
@@ -130,7 +140,7 @@ impl Spool {
         // A row the database refuses is set aside alone; only an outage stops the replay (and
         // the rows stored so far are skipped next time: inserts are idempotent on the row id).
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            store_or_set_aside(db, chunk, &self.set_aside).await.map_err(|e| e.to_string())?;
+            store_or_set_aside(db, chunk, &self.set_aside, &self.evidence).await.map_err(|e| e.to_string())?;
         }
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
@@ -170,7 +180,7 @@ impl AuditSink for DbAuditSink {
             // deadline the batch goes to the spool (a late commit is harmless: inserts are
             // idempotent on the row id).
             if spool.held() == 0 {
-                match tokio::time::timeout(WRITE_DEADLINE, store_or_set_aside(&db, &rows, &spool.set_aside)).await {
+                match tokio::time::timeout(WRITE_DEADLINE, store_or_set_aside(&db, &rows, &spool.set_aside, &spool.evidence)).await {
                     Ok(Ok(())) => return Ok(Stored::Database),
                     Ok(Err(e)) => {
                         tracing::error!(rows = rows.len(), error = %e, "audit insert failed; spooling the batch")
@@ -189,8 +199,13 @@ impl AuditSink for DbAuditSink {
 /// rows, not an outage), split it in halves until each refused row stands alone, and set that
 /// row aside ([`set_aside`]) so it never holds back the rows behind it. `Err` only when the
 /// database itself cannot be reached.
-pub async fn store_or_set_aside(db: &Db, rows: &[AuditRecord], counter: &AtomicU64) -> Result<(), DbError> {
-    let error = match insert_batch(db, rows).await {
+pub async fn store_or_set_aside(
+    db: &Db,
+    rows: &[AuditRecord],
+    counter: &AtomicU64,
+    evidence: &Evidence,
+) -> Result<(), DbError> {
+    let error = match insert_batch(db, rows, evidence).await {
         Ok(()) => return Ok(()),
         Err(e) => e,
     };
@@ -198,19 +213,19 @@ pub async fn store_or_set_aside(db: &Db, rows: &[AuditRecord], counter: &AtomicU
         return Err(error);
     }
     if let [row] = rows {
-        set_aside(db, row, &error.0).await?;
+        set_aside(db, row, &error.0, evidence).await?;
         counter.fetch_add(1, Ordering::Relaxed);
         return Ok(());
     }
     let (first, second) = rows.split_at(rows.len() / 2);
-    Box::pin(store_or_set_aside(db, first, counter)).await?;
-    Box::pin(store_or_set_aside(db, second, counter)).await
+    Box::pin(store_or_set_aside(db, first, counter, evidence)).await?;
+    Box::pin(store_or_set_aside(db, second, counter, evidence)).await
 }
 
 /// Keep a row the database refused: whole (base64 of its JSON, which any column stores), with
 /// its chain position and the database's words, and advance its chain's head past it so
 /// `audit verify` expects it. Logged without the row's content.
-async fn set_aside(db: &Db, row: &AuditRecord, error: &str) -> Result<(), DbError> {
+async fn set_aside(db: &Db, row: &AuditRecord, error: &str, evidence: &Evidence) -> Result<(), DbError> {
     use diesel_async::{AsyncConnection, RunQueryDsl};
     let json = serde_json::to_vec(row).map_err(DbError::from_display)?;
     let b64 = base64::engine::general_purpose::STANDARD.encode(json);
@@ -226,18 +241,20 @@ async fn set_aside(db: &Db, row: &AuditRecord, error: &str) -> Result<(), DbErro
         audit_set_aside::error.eq(error),
         audit_set_aside::created_at.eq(now),
     );
-    let head = |p: [&str; 4]| {
+    let head = |p: [&str; 5]| {
         format!(
-            "INSERT INTO audit_chain_heads (chain_id, seq, row_hash, updated_at) VALUES ({}, {}, {}, {}) \
+            "INSERT INTO audit_chain_heads (chain_id, seq, row_hash, updated_at, mac) VALUES ({}, {}, {}, {}, {}) \
              ON CONFLICT (chain_id) DO UPDATE SET seq = excluded.seq, row_hash = excluded.row_hash, \
-             updated_at = excluded.updated_at WHERE excluded.seq > audit_chain_heads.seq",
-            p[0], p[1], p[2], p[3]
+             updated_at = excluded.updated_at, mac = excluded.mac WHERE excluded.seq > audit_chain_heads.seq",
+            p[0], p[1], p[2], p[3], p[4]
         )
     };
     let head = match db {
-        Db::Pg(_) => head(["$1", "$2", "$3", "$4"]),
-        Db::Sqlite(_) => head(["?", "?", "?", "?"]),
+        Db::Pg(_) => head(["$1", "$2", "$3", "$4", "$5"]),
+        Db::Sqlite(_) => head(["?", "?", "?", "?", "?"]),
     };
+    evidence.register(db, &row.chain_id).await?;
+    let mac = evidence.head_mac(&row.chain_id, row.seq, &row.row_hash);
     crate::with_conn!(db, |conn| {
         conn.transaction::<(), diesel::result::Error, _>(async |conn| {
             diesel::insert_into(audit_set_aside::table)
@@ -251,6 +268,7 @@ async fn set_aside(db: &Db, row: &AuditRecord, error: &str) -> Result<(), DbErro
                     .bind::<diesel::sql_types::BigInt, _>(row.seq)
                     .bind::<diesel::sql_types::Text, _>(&row.row_hash)
                     .bind::<diesel::sql_types::Timestamp, _>(now)
+                    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(&mac)
                     .execute(conn)
                     .await?;
             }

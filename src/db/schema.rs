@@ -53,6 +53,22 @@ diesel::table! {
         seq -> BigInt,
         row_hash -> Text,
         updated_at -> Timestamp,
+        mac -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Every chain's registration and every retention checkpoint, linked in one hash chain.
+    audit_ledger (ordinal) {
+        ordinal -> BigInt,
+        kind -> Text,
+        chain_id -> Text,
+        seq -> BigInt,
+        row_hash -> Text,
+        prev_link -> Text,
+        link -> Text,
+        mac -> Nullable<Text>,
+        created_at -> Timestamp,
     }
 }
 
@@ -63,6 +79,7 @@ diesel::table! {
         seq -> BigInt,
         row_hash -> Text,
         created_at -> Timestamp,
+        mac -> Nullable<Text>,
     }
 }
 

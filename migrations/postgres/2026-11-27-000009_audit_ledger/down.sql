@@ -1,0 +1,3 @@
+ALTER TABLE audit_checkpoints DROP COLUMN mac;
+ALTER TABLE audit_chain_heads DROP COLUMN mac;
+DROP TABLE audit_ledger;
