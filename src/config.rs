@@ -133,6 +133,12 @@ pub struct Settings {
     pub keep_alive: Duration,
     /// Jobs this replica runs at once (more stay pending, in order).
     pub job_max_concurrent: usize,
+    /// `JOB_MAX_PER_USER`: one user's jobs running at once across all replicas (default 4), so
+    /// one user's slow jobs cannot take every slot; pending jobs are claimed fairly across users.
+    pub job_max_per_user: i64,
+    /// `JOB_MAX_PER_TOOL`: one tool's jobs running at once across all replicas (0, the default:
+    /// no limit beyond the others), to spare a slow backend.
+    pub job_max_per_tool: i64,
     /// How often the replica looks for pending jobs.
     pub job_poll: Duration,
     /// A running job whose replica has not beaten for this long is recovered.
@@ -302,6 +308,11 @@ impl Settings {
             body_timeout: Duration::from_millis(parse(lookup, "BODY_TIMEOUT_MS", 30000)?),
             keep_alive: Duration::from_secs(parse(lookup, "KEEP_ALIVE_SECONDS", 75)?),
             job_max_concurrent: parse(lookup, "JOB_MAX_CONCURRENT", 16)?,
+            job_max_per_user: parse::<i64>(lookup, "JOB_MAX_PER_USER", 4)?.max(1),
+            job_max_per_tool: match parse::<i64>(lookup, "JOB_MAX_PER_TOOL", 0)? {
+                n if n <= 0 => i64::MAX,
+                n => n,
+            },
             job_poll: Duration::from_millis(parse::<u64>(lookup, "JOB_POLL_MS", 200)?.max(10)),
             job_stale: Duration::from_secs(parse::<u64>(lookup, "JOB_STALE_SECONDS", 30)?.max(1)),
             job_result_ttl: Duration::from_secs(parse(lookup, "JOB_RESULT_TTL_SECONDS", 86_400)?),

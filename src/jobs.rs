@@ -141,6 +141,7 @@ struct Runner {
     row: JobRow,
     tool: Arc<Tool>,
     progress: Rc<RefCell<Option<String>>>,
+    db_trouble: Rc<std::cell::Cell<Option<std::time::Instant>>>,
 }
 
 impl JobRunner for Runner {
@@ -177,13 +178,18 @@ impl JobRunner for Runner {
 
     fn heartbeat(&self) -> LocalBoxFuture<'static, Result<Option<String>, String>> {
         let (shared, id, progress) = (self.shared.clone(), self.row.id.clone(), self.progress.borrow_mut().take());
+        let trouble = self.db_trouble.clone();
         Box::pin(async move {
-            jobs::heartbeat(&shared.db, &id, &shared.replica_id, progress).await.map_err(|e| e.to_string())
+            let beat = jobs::heartbeat(&shared.db, &id, &shared.replica_id, progress).await;
+            if beat.is_err() {
+                trouble.set(Some(std::time::Instant::now()));
+            }
+            beat.map_err(|e| e.to_string())
         })
     }
 
     fn finish(&self, outcome: JobOutcome) -> LocalBoxFuture<'static, ()> {
-        let (shared, row) = (self.shared.clone(), self.row.clone());
+        let (shared, row, trouble) = (self.shared.clone(), self.row.clone(), self.db_trouble.clone());
         Box::pin(async move {
             let (status, result, error, audit): (&str, Option<String>, Option<String>, Result<Value, GatewayError>) =
                 match &outcome {
@@ -205,10 +211,24 @@ impl JobRunner for Runner {
                     ),
                 };
             let ttl = ttl(&shared);
-            match jobs::finish(&shared.db, &row.id, &shared.replica_id, status, result, error, ttl).await {
-                Ok(true) => {}
-                Ok(false) => return, // cancelled meanwhile: the cancellation stands
-                Err(e) => tracing::error!(job = %row.id, error = %e, "could not record a job's end"),
+            // The backend answered: that answer is kept until the store takes it. While the
+            // database is away the job stays here (its slot taken, its heartbeat beating, so
+            // no recovery re-runs or fails it) and its end is written when the database
+            // returns, as the audit spool does for rows.
+            let mut wait = Duration::from_millis(100);
+            loop {
+                match jobs::finish(&shared.db, &row.id, &shared.replica_id, status, result.clone(), error.clone(), ttl)
+                    .await
+                {
+                    Ok(true) => break,
+                    Ok(false) => return, // cancelled or taken over meanwhile: that stands
+                    Err(e) => {
+                        trouble.set(Some(std::time::Instant::now()));
+                        tracing::warn!(job = %row.id, error = %e, "a job's end waits for the database");
+                    }
+                }
+                actix_web::rt::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
             }
             audit_end(&shared, &row, audit.as_ref());
         })
@@ -221,13 +241,18 @@ pub struct JobDispatcher {
     shared: web::Data<Shared>,
     backend: Rc<McpClient>,
     claiming: bool,
+    /// When this replica last failed to reach the database (claims, heartbeats, job ends).
+    /// Recovery waits until the database has answered for a whole `JOB_STALE_SECONDS` since:
+    /// during an outage nobody's heartbeats land, so a stale heartbeat then says nothing about
+    /// whether its replica stopped.
+    db_trouble: Rc<std::cell::Cell<Option<std::time::Instant>>>,
 }
 
 impl JobDispatcher {
     /// A dispatcher for this replica.
     pub fn new(shared: web::Data<Shared>) -> Self {
         let backend = Rc::new(McpClient::new(shared.backend_sessions.clone(), shared.settings.max_response_bytes));
-        Self { shared, backend, claiming: false }
+        Self { shared, backend, claiming: false, db_trouble: Rc::default() }
     }
 
     fn claim(&mut self, ctx: &mut Context<Self>) {
@@ -237,12 +262,17 @@ impl JobDispatcher {
         }
         self.claiming = true;
         let shared = self.shared.clone();
-        let claim = async move { jobs::claim(&shared.db, &shared.replica_id, free as i64).await };
+        let (per_user, per_tool) = (self.shared.settings.job_max_per_user, self.shared.settings.job_max_per_tool);
+        let claim =
+            async move { jobs::claim(&shared.db, &shared.replica_id, free as i64, per_user, per_tool).await };
         ctx.spawn(actix::fut::wrap_future::<_, Self>(claim).map(|claimed, act, _| {
             act.claiming = false;
             match claimed {
                 Ok(rows) => rows.into_iter().for_each(|row| act.start_job(row)),
-                Err(e) => tracing::warn!(error = %e, "claiming jobs failed"),
+                Err(e) => {
+                    act.db_trouble.set(Some(std::time::Instant::now()));
+                    tracing::warn!(error = %e, "claiming jobs failed")
+                }
             }
         }));
     }
@@ -271,6 +301,7 @@ impl JobDispatcher {
             row,
             tool,
             progress: Rc::default(),
+            db_trouble: self.db_trouble.clone(),
         });
         let (registry, key) = (shared.clone(), id.clone());
         let actor = JobActor::new(
@@ -287,7 +318,15 @@ impl JobDispatcher {
 
     fn recover(&self, ctx: &mut Context<Self>) {
         let shared = self.shared.clone();
+        if self.db_trouble.get().is_some_and(|t| t.elapsed() < shared.settings.job_stale) {
+            return; // the database was away lately: give every live replica time to beat first
+        }
+        let trouble = self.db_trouble.clone();
         let recovery = async move {
+            if shared.db.ping().await.is_err() {
+                trouble.set(Some(std::time::Instant::now()));
+                return;
+            }
             let stale = chrono::Duration::from_std(shared.settings.job_stale).unwrap_or(chrono::Duration::seconds(30));
             let before = chrono::Utc::now().naive_utc() - stale;
             let idempotent: Vec<String> =

@@ -219,6 +219,19 @@ pub async fn authorize(
     Ok(tool)
 }
 
+/// Charge one request that calls no tool (a batch's other messages, a job poll) against the
+/// caller's own limits (per user and role, not per tool): such requests cost the gateway and
+/// its database work too, so a caller cannot send them without bound.
+pub async fn charge(shared: &Shared, worker: &Worker, caller: &Arc<Caller>) -> Result<(), GatewayError> {
+    let limits = worker
+        .policy
+        .send(gateway_actors::GetLimits { caller: caller.clone(), tool: String::new() })
+        .await
+        .map_err(|e| GatewayError::Internal(format!("policy: {e}")))?;
+    let own = limits.into_iter().filter(|l| l.key.starts_with("u:")).collect();
+    acquire(shared, worker, own).await
+}
+
 /// Take one call's worth of every limit in `limits` (all or nothing), mapping the limiter's
 /// verdict to the wire: shared by tool calls and by the messages of an MCP batch.
 pub async fn acquire(shared: &Shared, worker: &Worker, limits: Vec<gateway_actors::Limit>) -> Result<(), GatewayError> {

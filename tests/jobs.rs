@@ -295,3 +295,125 @@ async fn a_job_interrupted_by_a_crash_is_requeued_or_failed_per_its_tool() {
     let ended = rows.iter().find(|r| r.transport == "job" && r.status == "unavailable").expect("an audit row");
     assert!(rows.iter().any(|r| r.request_id == ended.request_id && r.transport == "rest"), "same request id");
 }
+
+/// Who has how many jobs running now, per owner, from the store.
+async fn running_by_owner(store: &mcp_gateway::db::Db) -> std::collections::HashMap<String, usize> {
+    let mut by = std::collections::HashMap::new();
+    for row in mcp_gateway::db::jobs::list(store, None, Some("running"), None, 500).await.unwrap() {
+        *by.entry(row.owner).or_insert(0) += 1;
+    }
+    by
+}
+
+/// The attack: one user, inside their rate limit, submits 16 slow jobs. Before: they took all
+/// 16 slots (`JOB_MAX_CONCURRENT`) and every other user's job waited pending behind them for
+/// the whole run. Now: at most `JOB_MAX_PER_USER` (4) of theirs run at once, another user's
+/// job starts at once, and `JOB_MAX_PER_TOOL` caps one tool across users.
+async fn one_user_cannot_take_every_job_slot(kind: common::DbKind) {
+    let Some(db) = TestDb::of(kind).await else { return };
+    let backend = TestBackend::start(Mode::Slow(Duration::from_millis(1500))).await;
+    let dir = tempfile::tempdir().unwrap();
+    configs(dir.path(), &format!("tools:\n  - name: work\n    backend_url: {}\n", backend.url));
+    let p = port();
+    let _gw = replica(&db, dir.path(), "fair", p, &[("JOB_MAX_CONCURRENT", "16"), ("JOB_MAX_PER_TOOL", "6")]).await;
+    let base = format!("http://127.0.0.1:{p}");
+    let token = |sub: &str| common::sign(&common::claims(sub, &["developer"], None), SECRET);
+    let mut hog = Vec::new();
+    for _ in 0..16 {
+        let (status, job) = submit(&base, &token("hog"), "work", None).await;
+        assert_eq!(status, 202, "{job}");
+        hog.push(job["id"].as_str().unwrap().to_owned());
+    }
+    wait_for(&base, &token("hog"), &hog[0], |s| s == "running").await;
+    let (_, victim) = submit(&base, &token("victim"), "work", None).await;
+    let victim = victim["id"].as_str().unwrap().to_owned();
+    let mut third = Vec::new();
+    for _ in 0..4 {
+        third.push(submit(&base, &token("third"), "work", None).await.1["id"].as_str().unwrap().to_owned());
+    }
+    let store = mcp_gateway::db::Db::connect(&db.url, 1).unwrap();
+    let (mut most_hog, mut most_work) = (0, 0);
+    let started = std::time::Instant::now();
+    loop {
+        let running = running_by_owner(&store).await;
+        most_hog = most_hog.max(running.get("hog").copied().unwrap_or(0));
+        most_work = most_work.max(running.values().sum::<usize>());
+        let (_, v) = poll(&base, &token("victim"), &victim).await;
+        if v["status"] == "succeeded" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the victim's job never finished: {v}");
+        actix_web::rt::time::sleep(Duration::from_millis(30)).await;
+    }
+    let v = mcp_gateway::db::jobs::get(&store, &victim).await.unwrap().unwrap();
+    let waited = (v.started_at.unwrap() - v.created_at).num_milliseconds();
+    assert!(waited < 1000, "the victim's job waited {waited} ms behind the hog's (one job takes 1500 ms)");
+    for id in hog.iter().chain(&third) {
+        let owner = if hog.contains(id) { "hog" } else { "third" };
+        wait_for(&base, &token(owner), id, |s| s == "succeeded").await;
+    }
+    assert!(most_hog <= 4, "the hog ran {most_hog} jobs at once (JOB_MAX_PER_USER is 4)");
+    assert!(most_work <= 6, "{most_work} jobs of one tool ran at once (JOB_MAX_PER_TOOL is 6)");
+    assert_eq!(backend.count("tools/call"), 21, "every job ran once");
+    db.drop_db().await;
+}
+
+#[actix_web::test]
+async fn one_user_cannot_take_every_job_slot_postgres() {
+    one_user_cannot_take_every_job_slot(common::DbKind::Postgres).await;
+}
+
+#[actix_web::test]
+async fn one_user_cannot_take_every_job_slot_sqlite() {
+    one_user_cannot_take_every_job_slot(common::DbKind::Sqlite).await;
+}
+
+/// The attack of circumstance: PostgreSQL goes away for ~4 s while ten one-second jobs run
+/// (five of an idempotent tool, five of one that is not). Before: the backend calls succeeded,
+/// their ends could not be stored, and once the database returned recovery took the live
+/// replica's jobs for a stopped one's: idempotent jobs ran again (15 backend calls), the others
+/// ended `failed` ("stopped before it finished"). Now the replica holds each end and writes it
+/// when the database returns; recovery waits until live replicas have beaten again.
+#[actix_web::test]
+async fn a_database_blip_loses_no_finished_job_postgres() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let backend = TestBackend::start(Mode::Slow(Duration::from_millis(1000))).await;
+    let dir = tempfile::tempdir().unwrap();
+    configs(
+        dir.path(),
+        &format!(
+            "tools:\n  - name: safe\n    backend_url: {url}\n    idempotent: true\n  - name: once\n    backend_url: {url}\n",
+            url = backend.url
+        ),
+    );
+    let p = port();
+    let _gw = replica(&db, dir.path(), "blip", p, &[("JOB_STALE_SECONDS", "1")]).await;
+    let base = format!("http://127.0.0.1:{p}");
+    let token = common::sign(&common::claims("blip", &["developer"], None), SECRET);
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let tool = if i % 2 == 0 { "safe" } else { "once" };
+        let (status, job) = submit(&base, &token, tool, None).await;
+        assert_eq!(status, 202, "{job}");
+        ids.push(job["id"].as_str().unwrap().to_owned());
+    }
+    // Started (JOB_MAX_PER_USER is 4: some still pending when the database goes).
+    wait_for(&base, &token, &ids[0], |s| s == "running").await;
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    let admin = std::env::var("TEST_DATABASE_URL").unwrap();
+    common::sql(&admin, &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
+    common::sql(&admin, &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")).await;
+    // Submissions during the outage get a prompt 503.
+    let asked = std::time::Instant::now();
+    let (status, body) = submit(&base, &token, "safe", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(asked.elapsed() < Duration::from_secs(6), "answered in {:?}", asked.elapsed());
+    actix_web::rt::time::sleep(Duration::from_secs(4).saturating_sub(asked.elapsed())).await;
+    common::sql(&admin, &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
+    for id in &ids {
+        let job = wait_for(&base, &token, id, |s| !matches!(s, "pending" | "running" | "")).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+    }
+    assert_eq!(backend.count("tools/call"), 10, "no job ran twice");
+    db.drop_db().await;
+}

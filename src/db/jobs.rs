@@ -154,28 +154,65 @@ pub async fn list(
     }
 }
 
-const CLAIM_PG: &str = "UPDATE jobs SET status = 'running', claimed_by = $1, started_at = $2, heartbeat_at = $2, updated_at = $2 \
-    WHERE id IN (SELECT id FROM jobs WHERE status = 'pending' ORDER BY created_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING *";
-const CLAIM_SQLITE: &str =
-    "UPDATE jobs SET status = 'running', claimed_by = ?, started_at = ?2, heartbeat_at = ?2, updated_at = ?2 \
-    WHERE id IN (SELECT id FROM jobs WHERE status = 'pending' ORDER BY created_at, id LIMIT ?3) RETURNING *";
+/// Pending jobs to start, fairly: each candidate's place is its owner's running jobs plus its
+/// rank among the owner's pending ones (then, among the jobs that place admits, the same per
+/// tool), so the oldest job of a user with
+/// nothing running goes before the fifth job of a user with four; nobody past
+/// `JOB_MAX_PER_USER` running, no tool past `JOB_MAX_PER_TOOL`. Counts are across all replicas.
+const CANDIDATES: &str = "SELECT id FROM (\
+    SELECT u.id, u.created_at, u.user_slot, \
+      COALESCE(rt.n, 0) + ROW_NUMBER() OVER (PARTITION BY u.tool_name ORDER BY u.user_slot, u.created_at, u.id) \
+        AS tool_slot \
+    FROM (\
+      SELECT p.id, p.tool_name, p.created_at, \
+        COALESCE(ru.n, 0) + ROW_NUMBER() OVER (PARTITION BY p.owner ORDER BY p.created_at, p.id) AS user_slot \
+      FROM jobs p \
+      LEFT JOIN (SELECT owner, COUNT(*) AS n FROM jobs WHERE status = 'running' GROUP BY owner) ru \
+        ON ru.owner = p.owner \
+      WHERE p.status = 'pending') u \
+    LEFT JOIN (SELECT tool_name, COUNT(*) AS n FROM jobs WHERE status = 'running' GROUP BY tool_name) rt \
+      ON rt.tool_name = u.tool_name \
+    WHERE u.user_slot <= $4) c \
+  WHERE tool_slot <= $5 ORDER BY user_slot, created_at, id LIMIT $3";
 
-/// Claim up to `n` pending jobs, oldest first, for `replica`.
-pub async fn claim(db: &Db, replica: &str, n: i64) -> Result<Vec<JobRow>, DbError> {
+/// Claim up to `n` pending jobs for `replica` (see [`CANDIDATES`] for which). On PostgreSQL
+/// claims are serialised by a transaction-scoped advisory lock, so two replicas claiming at
+/// once never both fill a user's last slot; SQLite has one writer anyway.
+pub async fn claim(db: &Db, replica: &str, n: i64, per_user: i64, per_tool: i64) -> Result<Vec<JobRow>, DbError> {
     let t = now();
-    let sql = match db {
-        Db::Pg(_) => CLAIM_PG,
-        Db::Sqlite(_) => CLAIM_SQLITE,
-    };
-    with_conn!(db, |conn| {
-        diesel::sql_query(sql)
-            .bind::<Text, _>(replica)
-            .bind::<Timestamp, _>(t)
-            .bind::<BigInt, _>(n)
-            .load::<JobRow>(conn)
+    let update = format!(
+        "UPDATE jobs SET status = 'running', claimed_by = $1, started_at = $2, heartbeat_at = $2, updated_at = $2 \
+         WHERE status = 'pending' AND id IN ({CANDIDATES}) RETURNING *"
+    );
+    macro_rules! claim_on {
+        ($conn:expr, $sql:expr) => {
+            diesel::sql_query($sql)
+                .bind::<Text, _>(replica)
+                .bind::<Timestamp, _>(t)
+                .bind::<BigInt, _>(n)
+                .bind::<BigInt, _>(per_user)
+                .bind::<BigInt, _>(per_tool)
+                .load::<JobRow>($conn)
+                .await
+        };
+    }
+    match db {
+        Db::Pg(pool) => {
+            use diesel_async::AsyncConnection;
+            let mut conn = pool.get().await.map_err(DbError::from_display)?;
+            conn.transaction::<Vec<JobRow>, diesel::result::Error, _>(async |conn| {
+                diesel::sql_query("SELECT pg_advisory_xact_lock(7346510093)").execute(conn).await?;
+                claim_on!(conn, update.as_str())
+            })
             .await
             .map_err(DbError::from_display)
-    })
+        }
+        Db::Sqlite(pool) => {
+            let mut conn = pool.get().await.map_err(DbError::from_display)?;
+            let sql = update.replace('$', "?");
+            claim_on!(&mut *conn, sql.as_str()).map_err(DbError::from_display)
+        }
+    }
 }
 
 /// Prove `replica` still runs job `id`; returns the job's current status (`reassigned` when another

@@ -86,12 +86,15 @@ async fn owned(shared: &Shared, id: &str, caller: &gateway_actors::Caller) -> Re
     }
 }
 
-/// `GET /mcp/jobs/{id}`.
+/// `GET /mcp/jobs/{id}`. Each poll is charged against the caller's own rate limit: polling
+/// costs a database read, and one user polling without bound must not load it for everyone.
 pub async fn get(
     Authenticated(caller): Authenticated,
     id: web::Path<String>,
     shared: web::Data<Shared>,
+    worker: web::Data<Worker>,
 ) -> Result<HttpResponse, GatewayError> {
+    pipeline::charge(&shared, &worker, &Arc::new(caller.clone())).await?;
     Ok(HttpResponse::Ok().json(job_json(&owned(&shared, &id, &caller).await?)))
 }
 
@@ -119,12 +122,14 @@ pub struct ListQuery {
     hours: Option<i64>,
 }
 
-/// `GET /mcp/jobs`: the caller's jobs, newest first.
+/// `GET /mcp/jobs`: the caller's jobs, newest first (charged like a poll).
 pub async fn list(
     Authenticated(caller): Authenticated,
     query: web::Query<ListQuery>,
     shared: web::Data<Shared>,
+    worker: web::Data<Worker>,
 ) -> Result<HttpResponse, GatewayError> {
+    pipeline::charge(&shared, &worker, &Arc::new(caller.clone())).await?;
     let limit = query.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(GatewayError::InvalidRequest("limit must be between 1 and 500".into()));

@@ -137,19 +137,6 @@ pub fn split_body(body: &[u8]) -> Result<(bool, Vec<Value>), Box<HttpResponse>> 
     }
 }
 
-/// Count one message of a batch against the caller's own rate limit (per user or role): a
-/// batch is many requests, and each costs what it would cost alone. Tool calls are counted by
-/// their own pipeline.
-async fn charge(shared: &Shared, worker: &Worker, caller: &Arc<Caller>) -> Result<(), GatewayError> {
-    let limits = worker
-        .policy
-        .send(gateway_actors::GetLimits { caller: caller.clone(), tool: String::new() })
-        .await
-        .map_err(|e| GatewayError::Internal(format!("policy: {e}")))?;
-    let own = limits.into_iter().filter(|l| l.key.starts_with("u:")).collect();
-    crate::pipeline::acquire(shared, worker, own).await
-}
-
 /// Sorts one message into request or notification, or says why it is not valid JSON-RPC 2.0.
 pub fn classify(msg: &Value) -> Result<Message, RpcError> {
     let invalid = |why: &str| RpcError { code: -32600, message: format!("invalid request: {why}"), data: None };
@@ -263,8 +250,10 @@ pub async fn post(
                 return session_failure(&shared, &req, &caller, e);
             }
         }
-        if batch && method != "tools/call" {
-            if let Err(e) = charge(&shared, &worker, &caller).await {
+        // A batch's other messages, and every task poll (a database read), count against the
+        // caller's own limits; tool calls are counted by their own pipeline.
+        if (batch && method != "tools/call") || method.starts_with("tasks/") {
+            if let Err(e) = crate::pipeline::charge(&shared, &worker, &caller).await {
                 super::audit_refusal(&shared, &req, TRANSPORT, Some(caller.clone()), &e, 200);
                 let data = Some(e.data());
                 answers.push(response(id, Err(RpcError { code: i64::from(e.code()), message: e.to_string(), data })));

@@ -23,6 +23,7 @@ static AUTH: LazyLock<Authenticator> = LazyLock::new(|| {
         issuer: Some("https://issuer.example".into()),
         audience: Some("mcp-gateway".into()),
         leeway_seconds: 30,
+        max_ttl_seconds: 86_400,
     };
     Authenticator::from_settings(&settings, std::path::Path::new(".")).expect("settings are valid")
 });
