@@ -21,11 +21,17 @@ for target in $(cargo +nightly fuzz list --fuzz-dir tests/fuzz); do
   corpus=$(mktemp -d)
   cp -r "tests/fuzz/seeds/$target/." "$corpus/"
   echo "== fuzz $target for ${secs}s ($(ls "$corpus" | wc -l) seeds)"
+  log=$(mktemp)
+  set +e
   cargo +nightly fuzz run "${flags[@]}" "$target" "$corpus" -- \
-    -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 2>&1 |
-    grep -E '^(stat::number_of_executed_units|stat::new_units_added|==|INFO: Running with|.*(panicked|Crash|ERROR|SUMMARY|deadly)).*' || true
-  status=${PIPESTATUS[0]}
-  rm -rf "$corpus"
+    -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1
+  status=$?
+  set -e
+  grep -E '^(stat::number_of_executed_units|stat::new_units_added)' "$log" || true
+  if [ "$status" -ne 0 ]; then
+    tail -40 "$log"
+  fi
+  rm -rf "$corpus" "$log"
   if [ "$status" -ne 0 ]; then
     echo "fuzz target $target failed; its input is under tests/fuzz/artifacts/$target/" >&2
     exit "$status"

@@ -85,6 +85,10 @@ pub enum AuditAction {
         /// proves the ledger was not cut short or rewritten since.
         #[arg(long)]
         expect_ledger: Option<String>,
+        /// With AUDIT_HMAC_KEY: the ledger entry from which on the gateway ran with the key (its
+        /// log says "audit chain registered in the ledger"); earlier entries may be unsigned.
+        #[arg(long, default_value_t = 1)]
+        signed_since: i64,
     },
     /// Delete rows older than N days behind a checkpoint (what `AUDIT_RETENTION_DAYS` does hourly).
     Prune {
@@ -294,11 +298,15 @@ pub fn run() -> anyhow::Result<()> {
             println!("{rows} audit rows older than {cutoff} UTC deleted; the rest still verifies from its checkpoints");
             Ok(())
         }),
-        Command::Audit { action: AuditAction::Verify { expect_ledger } } => system.block_on(async {
+        Command::Audit { action: AuditAction::Verify { expect_ledger, signed_since } } => system.block_on(async {
             crate::db::migrate(&settings.database_url).await?;
             let db = crate::db::Db::connect(&settings.database_url, 1)?;
-            let found =
-                crate::db::audit::verify(&db, settings.audit_hmac_key.as_ref(), expect_ledger.as_deref()).await?;
+            let with = crate::db::audit::VerifyWith {
+                key: settings.audit_hmac_key.as_ref(),
+                expect_ledger: expect_ledger.as_deref(),
+                signed_since,
+            };
+            let found = crate::db::audit::verify(&db, &with).await?;
             let problems = &found.problems;
             let outcome = format!("{} problem(s)", problems.len());
             let outcome = if problems.is_empty() { Ok(()) } else { Err(outcome.as_str()) };

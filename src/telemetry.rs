@@ -66,6 +66,9 @@ pub fn sane_request_id(value: &str) -> bool {
     !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic())
 }
 
+/// Longest caller-chosen value in a log line (as `MAX_NAME` in an audit row).
+const LOGGED_VALUE_MAX: usize = 256;
+
 /// Builds each request's root span and writes its log line when the response is ready.
 pub struct GatewaySpans;
 
@@ -77,7 +80,8 @@ impl RootSpanBuilder for GatewaySpans {
             .filter(|v| sane_request_id(v))
             .map(str::to_owned)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.path());
+        let path = gateway_actors::storable::storable(request.path(), LOGGED_VALUE_MAX);
+        let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %path);
         if let Some(sent) = sent.filter(|v| !sane_request_id(v)) {
             // The client's own id, replaced: kept beside ours, escaped and cut short.
             let sent = gateway_actors::storable::storable(&sent, 128).into_owned();
@@ -105,14 +109,18 @@ impl RootSpanBuilder for GatewaySpans {
         let latency_ms = ext.get::<Started>().map(|s| s.0.elapsed().as_secs_f64() * 1000.0).unwrap_or(0.0);
         let fields = ext.get::<LogFields>().cloned().unwrap_or_default();
         let status = response.status().as_u16();
+        // What the caller chose (path, tool name, subject) is escaped and capped as in the
+        // audit row: a 900 KB tool name must not make a 900 KB log line, nor a bidi control
+        // character reorder what an operator reads, in either log format.
+        let logged = |v: &str| gateway_actors::storable::storable(v, LOGGED_VALUE_MAX).into_owned();
         tracing::info!(
             request_id = id,
             method = %request.method(),
-            path = request.path(),
+            path = %logged(request.path()),
             status,
             latency_ms,
-            user_id = fields.user_id.as_deref(),
-            tool = fields.tool.as_deref(),
+            user_id = fields.user_id.as_deref().map(logged),
+            tool = fields.tool.as_deref().map(logged),
             "request"
         );
     }

@@ -52,7 +52,7 @@ async fn nul_bytes_cannot_stop_the_audit_trail(kind: DbKind) {
     let (_, ready) = gw.get("/health/ready", None).await;
     assert_eq!((ready["status"].as_str(), ready["audit"]["spooled"].as_u64()), (Some("ready"), Some(0)), "{ready}");
     gw.stop().await;
-    let problems = verify(&Db::connect(&db.url, 1).unwrap(), None, None).await.unwrap().problems;
+    let problems = verify(&Db::connect(&db.url, 1).unwrap(), &Default::default()).await.unwrap().problems;
     assert!(problems.is_empty(), "{problems:?}");
     db.drop_db().await;
 }
@@ -132,7 +132,7 @@ async fn arbitrary_strings_in_every_field_are_stored(kind: DbKind) {
     assert_eq!(prefixes, (0..n).map(|i| format!("{i:06}")).collect::<Vec<_>>());
     assert!(stored.iter().all(|r| !r.tool_name.as_deref().unwrap_or("").contains('\0')));
     assert_eq!((spool.held(), set_aside.load(Ordering::Relaxed)), (0, 0), "nothing spooled or set aside");
-    let found = verify(&pool, None, None).await.unwrap();
+    let found = verify(&pool, &Default::default()).await.unwrap();
     let (rows, problems) = (found.rows, found.problems);
     assert_eq!((rows, problems), (n, vec![]));
     db.drop_db().await;
@@ -176,7 +176,7 @@ async fn a_refused_row_is_set_aside_alone(kind: DbKind) {
     assert_eq!(db.audit_rows().await.len(), 9, "the rows before and after the refused one are stored");
     assert_eq!(set_aside.load(Ordering::Relaxed), 1);
     assert_eq!(spool.held(), 0, "nothing waits behind it");
-    let found = verify(&pool, None, None).await.unwrap();
+    let found = verify(&pool, &Default::default()).await.unwrap();
     let (rows, problems) = (found.rows, found.problems);
     assert_eq!((rows, problems), (10, vec![]), "verify walks through the set-aside row");
 
@@ -362,15 +362,19 @@ const AUDIT_KEY: &str = "5e0c7a1f3b9d2e4c6a8b0d1f3e5c7a9b1d3f5e7c9a0b2d4f6e8c0a1
 
 /// `mcp-gateway audit verify` as an auditor runs it (with or without the key); (ok, stdout).
 fn verify_cli(db: &TestDb, key: Option<&str>, expect_ledger: Option<&str>) -> (bool, String) {
+    let args: Vec<&str> = expect_ledger.map(|end| vec!["--expect-ledger", end]).unwrap_or_default();
+    verify_cli_args(db, key, &args)
+}
+
+/// [`verify_cli`] with any further arguments.
+fn verify_cli_args(db: &TestDb, key: Option<&str>, args: &[&str]) -> (bool, String) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gateway"));
     cmd.args(["audit", "verify"]).env("DATABASE_URL", &db.url).env("JWT_SECRET_KEY", common::SECRET);
     cmd.env_remove("AUDIT_HMAC_KEY");
     if let Some(key) = key {
         cmd.env("AUDIT_HMAC_KEY", key);
     }
-    if let Some(end) = expect_ledger {
-        cmd.args(["--expect-ledger", end]);
-    }
+    cmd.args(args);
     let out = cmd.output().unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -457,6 +461,45 @@ async fn tamper_evidence_holds(kind: DbKind) {
     let (ok, report) = verify_cli(&db, Some(AUDIT_KEY), None);
     assert!(!ok && report.contains(&format!("chain {a}: its head (seq 4) does not check with AUDIT_HMAC_KEY")), "{report}");
 
+    // (e) Stripping the MACs to pass the chain off as written without the key does not help:
+    // once the key is in use every gateway chain must be signed, and the ledger link covers it.
+    sql(&db.url, &format!("UPDATE audit_ledger SET mac = NULL WHERE chain_id = '{a}'")).await;
+    sql(&db.url, &format!("UPDATE audit_chain_heads SET mac = NULL WHERE chain_id = '{a}'")).await;
+    let (ok, report) = verify_cli(&db, Some(AUDIT_KEY), None);
+    assert!(!ok && report.contains(&format!("(chain {a}): not signed")), "{report}");
+
+    // (f) A whole chain forged, its head back-dated to look older than the ledger.
+    let model = &chain_rows(&db, &c).await[0];
+    sql(
+        &db.url,
+        &format!(
+            "INSERT INTO audit_chain_heads (chain_id, seq, row_hash, updated_at) \
+             VALUES ('chain-forged', 1, '{}', '2000-01-01 00:00:00')",
+            model.row_hash
+        ),
+    )
+    .await;
+    let (ok, report) = verify_cli(&db, None, None);
+    assert!(!ok && report.contains("chain chain-forged: not registered in the audit ledger"), "{report}");
+
+    // (g) A row hidden from every query by moving it into the set-aside table.
+    let hidden = &chain_rows(&db, &c).await[1];
+    let b64 = base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&AuditRecord::from(hidden)).unwrap());
+    sql(&db.url, &format!("DELETE FROM audit_logs WHERE id = '{}'", hidden.id)).await;
+    sql(
+        &db.url,
+        &format!(
+            "INSERT INTO audit_set_aside (id, chain_id, seq, row_hash, row_b64, error, created_at) \
+             VALUES ('{}', '{c}', {}, '{}', '{b64}', 'refused', '2026-01-01 00:00:00')",
+            hidden.id, hidden.seq, hidden.row_hash
+        ),
+    )
+    .await;
+    let (_, report) = verify_cli(&db, None, None);
+    assert!(report.contains("NOTE 1 row(s) are set aside"), "{report}");
+    let (_, report) = verify_cli(&db, Some(AUDIT_KEY), None);
+    assert!(report.contains(&format!("set-aside row {} (chain {c}, seq 2): its MAC does not check", hidden.id)), "{report}");
+
     // (c) Chain b's oldest half deleted, with a checkpoint copied from its last deleted row.
     let rows_b = chain_rows(&db, &b).await;
     let cut = &rows_b[3];
@@ -472,9 +515,10 @@ async fn tamper_evidence_holds(kind: DbKind) {
     let (ok, report) = verify_cli(&db, None, None);
     assert!(!ok && report.contains(&format!("chain {b}: its checkpoint (seq 4) is not the one the ledger records (forged)")), "{report}");
     assert!(report.contains(&format!("chain {b}: 4 row(s) missing before seq 5 (deleted)")), "{report}");
-    // … and with a ledger entry forged at its end to match: the link recomputes, the MAC does not.
+    // … and with a ledger entry forged at its end to match: the link recomputes, but without the
+    // key it cannot be signed.
     let (ordinal, prev) = ledger_end(&db).await;
-    let link = mcp_gateway::db::audit_evidence::link(&prev, ordinal + 1, "checkpoint", &b, 4, &cut.row_hash);
+    let link = mcp_gateway::db::audit_evidence::link(&prev, ordinal + 1, "checkpoint", &b, 4, &cut.row_hash, false);
     sql(
         &db.url,
         &format!(
@@ -486,7 +530,7 @@ async fn tamper_evidence_holds(kind: DbKind) {
     )
     .await;
     let (_, report) = verify_cli(&db, Some(AUDIT_KEY), None);
-    assert!(report.contains(&format!("audit ledger entry {}: its MAC does not check", ordinal + 1)), "{report}");
+    assert!(report.contains(&format!("audit ledger entry {} (checkpoint {b}): not signed", ordinal + 1)), "{report}");
 
     // (b) Chain c deleted whole, rows and head: its ledger entry remains …
     sql(&db.url, &format!("DELETE FROM audit_logs WHERE chain_id = '{c}'")).await;
@@ -515,4 +559,39 @@ async fn tamper_evidence_holds_postgres() {
 #[actix_web::test]
 async fn tamper_evidence_holds_sqlite() {
     tamper_evidence_holds(DbKind::Sqlite).await;
+}
+
+/// A database from before the ledger: its chains are registered by the first write after the
+/// upgrade (never by their dates), so they verify, and a chain forged later still does not.
+async fn chains_from_before_the_ledger_are_adopted_once(kind: DbKind) {
+    let Some(db) = TestDb::of(kind).await else { return };
+    let echo = TestBackend::start(Mode::Echo).await;
+    let old = one_run(&db, &echo, 2).await;
+    // As the database looked before the upgrade: chains and heads, no ledger.
+    sql(&db.url, "DELETE FROM audit_ledger").await;
+    let (ok, report) = verify_cli(&db, None, None);
+    assert!(!ok && report.contains(&format!("chain {old}: not registered in the audit ledger")), "{report}");
+    // verify's own CLI row registered its chain: the next write adopts nothing more, so start
+    // from an empty ledger once more, as a gateway upgrade would.
+    sql(&db.url, "DELETE FROM audit_ledger").await;
+    let new = one_run(&db, &echo, 1).await;
+    let (ok, report) = verify_cli(&db, None, None);
+    assert!(ok && report.contains("6 rows in 3 chains checked, 0 problem(s)"), "{report}");
+    // With the key: the adopted chains (entries 1 and 2) are unsigned, the new one signed.
+    let (ok, report) = verify_cli_args(&db, Some(AUDIT_KEY), &["--signed-since", "3"]);
+    assert!(ok, "{report}");
+    let (ok, report) = verify_cli(&db, Some(AUDIT_KEY), None);
+    assert!(!ok && report.contains(&format!("(chain {old}): not signed")), "{report}");
+    assert!(!report.contains(&format!("(chain {new})")), "{report}");
+    db.drop_db().await;
+}
+
+#[actix_web::test]
+async fn chains_from_before_the_ledger_are_adopted_once_postgres() {
+    chains_from_before_the_ledger_are_adopted_once(DbKind::Postgres).await;
+}
+
+#[actix_web::test]
+async fn chains_from_before_the_ledger_are_adopted_once_sqlite() {
+    chains_from_before_the_ledger_are_adopted_once(DbKind::Sqlite).await;
 }

@@ -664,3 +664,59 @@ async fn slowloris_and_20_mib_bodies_leave_memory_bounded_and_normal_calls_fast(
     }
     drop(child);
 }
+
+/// The attack on the operator's logs: a 900 KB tool name and path, bidi overrides and control
+/// characters in the tool name, the subject and the path. Before: a 900 KB JSON log line per
+/// request, and U+202E raw in JSON logs (reordering what the operator reads). Now, in both log
+/// formats, every line is short and holds no raw control or bidi character. And a non-ASCII
+/// `MCP-Protocol-Version` is refused (400), not taken for absent.
+#[actix_web::test]
+async fn caller_bytes_cannot_bloat_or_forge_the_logs() {
+    let echo = TestBackend::start(Mode::Echo).await;
+    for format in ["json", "pretty"] {
+        let dir = tempfile::tempdir().unwrap();
+        let log_path = dir.path().join("gateway.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let db = format!("sqlite://{}", dir.path().join("audit.db").display());
+        let (child, base) = spawn_gateway_logging(&db, &echo.url, dir.path(), &[("LOG_FORMAT", format)], log.into()).await;
+        let token = common::sign(&common::claims("eve\u{202e}\u{1b}[31m", &["admin"], None), SECRET);
+        let huge = "t".repeat(900_000);
+        for tool in [huge.as_str(), "ec\u{202e}ho\u{2066}\n{\"level\":\"ERROR\"}"] {
+            let body = serde_json::to_vec(&json!({"tool_name": tool, "arguments": {}})).unwrap();
+            let resp = common::client()
+                .post(format!("{base}/mcp/invoke"))
+                .bearer_auth(&token)
+                .insert_header(("content-type", "application/json"))
+                .send_body(body)
+                .await
+                .unwrap();
+            assert!(resp.status().is_client_error(), "{}", resp.status());
+        }
+        let long_path = format!("{base}/{}", "p".repeat(60_000));
+        let _ = common::client().get(long_path).send().await;
+        let resp = common::client()
+            .post(format!("{base}/mcp"))
+            .bearer_auth(&token)
+            .insert_header(("content-type", "application/json"))
+            .insert_header(("accept", "application/json, text/event-stream"))
+            .insert_header((
+                "mcp-protocol-version",
+                awc::http::header::HeaderValue::from_bytes(b"\xff2026").unwrap(),
+            ))
+            .send_body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#)
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "a non-ASCII protocol version is not taken for absent");
+        drop(child);
+        let text = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap()).into_owned();
+        let requests = text.lines().filter(|l| l.contains("/mcp/invoke")).count();
+        assert!(requests >= 2, "{format}: the calls are logged:\n{text}");
+        assert!(text.contains("ttttt"), "{format}: the tool name is logged, cut short:\n{text}");
+        let longest = text.lines().map(str::len).max().unwrap_or(0);
+        assert!(longest < 4096, "{format}: a {longest}-byte log line");
+        for bad in ['\u{202e}', '\u{2066}', '\u{1b}'] {
+            assert!(!text.contains(bad), "{format}: {bad:?} raw in the log:\n{text}");
+        }
+        assert!(!text.lines().any(|l| l.starts_with("{\"level\":\"ERROR\"}")), "{format}: a forged line:\n{text}");
+    }
+}

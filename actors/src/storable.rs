@@ -35,8 +35,11 @@ pub fn storable(value: &str, max: usize) -> Cow<'_, str> {
     if value.len() <= max && !value.chars().any(unsafe_char) {
         return Cow::Borrowed(value);
     }
+    // The marker saying how much was cut fits inside `max`: a stored value is never longer
+    // than its cap, and making it storable again changes nothing (found by fuzzing).
+    let budget = max.saturating_sub(MARKER_RESERVE);
     let mut escaped = String::with_capacity(value.len().min(max) + 16);
-    let mut consumed = 0usize;
+    let (mut consumed, mut cut) = (0usize, None);
     for c in value.chars() {
         let before = escaped.len();
         if unsafe_char(c) {
@@ -44,17 +47,24 @@ pub fn storable(value: &str, max: usize) -> Cow<'_, str> {
         } else {
             escaped.push(c);
         }
+        if cut.is_none() && escaped.len() > budget {
+            cut = Some((before, consumed));
+        }
         if escaped.len() > max {
-            escaped.truncate(before);
             break;
         }
         consumed += c.len_utf8();
     }
     if consumed < value.len() {
-        escaped.push_str(&format!("…[+{} bytes]", value.len() - consumed));
+        let (keep, used) = cut.unwrap_or((0, 0));
+        escaped.truncate(keep);
+        escaped.push_str(&format!("…[+{} bytes]", value.len() - used));
     }
     Cow::Owned(escaped)
 }
+
+/// Room kept for the `…[+N bytes]` marker (3 + 3 + 20 digits + 6 bytes at most).
+const MARKER_RESERVE: usize = 32;
 
 fn fix(value: &mut String, max: usize) {
     if let Cow::Owned(s) = storable(value, max) {
@@ -121,10 +131,17 @@ mod tests {
     fn long_values_are_cut_at_a_char_boundary_with_a_marker() {
         let s = "é".repeat(1000); // 2,000 bytes
         let cut = storable(&s, 101);
-        assert!(cut.starts_with(&"é".repeat(50)) && cut.ends_with("…[+1900 bytes]"), "{cut}");
+        // 101 bytes, the marker included: 34 whole "é" (68 bytes) fit the 69 left for text.
+        assert_eq!(cut, format!("{}…[+1932 bytes]", "é".repeat(34)));
+        assert!(cut.len() <= 101);
         let nuls = "\0".repeat(100);
-        let cut = storable(&nuls, 20);
+        let cut = storable(&nuls, 52);
         assert_eq!(cut, format!("{}…[+96 bytes]", "\\u{0}".repeat(4)));
+        // Stored once, it stays as it is: within its cap, nothing left to escape.
+        let zeros = "\0".repeat(87);
+        for (v, max) in [(storable(&s, 101), 101), (storable(&nuls, 52), 52), (storable(&zeros, 256), 256)] {
+            assert!(v.len() <= max && matches!(storable(&v, max), Cow::Borrowed(_)), "{v}");
+        }
     }
 
     #[test]

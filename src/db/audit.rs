@@ -254,6 +254,24 @@ pub struct Verification {
     pub ledger_end: Option<String>,
 }
 
+/// What `audit verify` checks against.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyWith<'a> {
+    /// `AUDIT_HMAC_KEY`: check every MAC, and require signatures.
+    pub key: Option<&'a AuditKey>,
+    /// A ledger end (`ORDINAL:LINK`) recorded earlier, outside the database.
+    pub expect_ledger: Option<&'a str>,
+    /// With the key: the ledger entry from which on everything was written with it (1 unless
+    /// the key was introduced on a database that already had chains).
+    pub signed_since: i64,
+}
+
+impl Default for VerifyWith<'_> {
+    fn default() -> Self {
+        Self { key: None, expect_ledger: None, signed_since: 1 }
+    }
+}
+
 /// A stored row as the gateway wrote it, or why it cannot be: every field must parse exactly
 /// as written (`roles` is the canonical JSON array of strings), or a rewrite that its hash
 /// cannot see — `[]` rewritten to text that does not parse — would pass.
@@ -275,10 +293,11 @@ fn strict_record(row: &AuditRow) -> Result<AuditRecord, String> {
 /// and ledger entries whose MAC does not check. Chains whose oldest rows retention removed
 /// resume at the checkpoint the ledger records. `expect_ledger` (`ordinal:link`, from an
 /// earlier run kept elsewhere) proves the ledger still holds that entry.
-pub async fn verify(db: &Db, key: Option<&AuditKey>, expect_ledger: Option<&str>) -> Result<Verification, DbError> {
+pub async fn verify(db: &Db, with: &VerifyWith<'_>) -> Result<Verification, DbError> {
+    let VerifyWith { key, expect_ledger, signed_since } = *with;
     let mut out = Verification::default();
     let problems = &mut out.problems;
-    let ledger = super::audit_evidence::walk(db, key, problems).await?;
+    let ledger = super::audit_evidence::walk(db, key, signed_since, problems).await?;
     type CheckpointRow = (String, i64, String, Option<String>);
     let stored_checkpoints: Vec<CheckpointRow> = with_conn!(db, |conn| {
         audit_checkpoints::table
@@ -334,11 +353,9 @@ pub async fn verify(db: &Db, key: Option<&AuditKey>, expect_ledger: Option<&str>
             .await
             .map_err(DbError::from_display)
     })?;
-    let (mut predating, mut unkeyed) = (0usize, 0usize);
-    for (chain, seq, hash, mac, updated_at) in &heads {
+    let mut unkeyed = 0usize;
+    for (chain, seq, hash, mac, _) in &heads {
         match ledger.chains.get(chain) {
-            // Written before the ledger existed (an upgraded database): linked by nothing.
-            None if ledger.since.is_none_or(|since| *updated_at < since) => predating += 1,
             None => problems.push(format!("chain {chain}: not registered in the audit ledger (inserted outside the gateway)")),
             Some((_, keyed)) => match key {
                 Some(k) if *keyed => {
@@ -421,6 +438,16 @@ pub async fn verify(db: &Db, key: Option<&AuditKey>, expect_ledger: Option<&str>
                     row.id, row.seq
                 ));
             }
+            // An unsigned CLI chain is one CLI action's row, and nothing else.
+            if key.is_some()
+                && ledger.chains.get(&chain).is_some_and(|c| !c.1 && chain.starts_with("cli-"))
+                && (row.seq != 1 || row.transport != "cli")
+            {
+                problems.push(format!(
+                    "row {} (chain {chain}, seq {}): an unsigned CLI chain holds more than its one CLI row (forged)",
+                    row.id, row.seq
+                ));
+            }
             match strict_record(row) {
                 Err(why) => problems.push(format!("row {} (chain {chain}, seq {}): {why} (altered)", row.id, row.seq)),
                 Ok(record) if record.compute_hash() != row.row_hash => {
@@ -437,8 +464,29 @@ pub async fn verify(db: &Db, key: Option<&AuditKey>, expect_ledger: Option<&str>
     if let Some(expected) = expect_ledger {
         check_ledger_end(&ledger, expected, problems);
     }
-    if predating > 0 {
-        out.notes.push(format!("{predating} chain(s) predate the audit ledger: a whole such chain could be deleted unseen"));
+    let set_aside_count = set_aside.rows.len() + set_aside.undecodable.len();
+    for (chain, seq) in set_aside.rows.keys().filter(|k| !set_aside.walked.borrow().contains(*k)) {
+        problems.push(format!("set-aside row (chain {chain}, seq {seq}): has no place in its chain (inserted)"));
+    }
+    for id in &set_aside.undecodable {
+        problems.push(format!("set-aside row {id}: does not decode to an audit row (altered)"));
+    }
+    if let Some(k) = key {
+        for ((chain, seq), (row, mac)) in set_aside.macs() {
+            if ledger.chains.get(chain).is_some_and(|c| c.1)
+                && !k.checks(&["set-aside", chain, &seq.to_string(), &row.row_hash], mac.as_deref())
+            {
+                problems.push(format!(
+                    "set-aside row {} (chain {chain}, seq {seq}): its MAC does not check (moved there by hand)",
+                    row.id
+                ));
+            }
+        }
+    }
+    if set_aside_count > 0 {
+        out.notes.push(format!(
+            "{set_aside_count} row(s) are set aside (refused by the database), kept in audit_set_aside, not in audit_logs"
+        ));
     }
     match key {
         None if ledger.unchecked_macs > 0 || heads.iter().any(|h| h.3.is_some()) => out.notes.push(
@@ -449,9 +497,10 @@ pub async fn verify(db: &Db, key: Option<&AuditKey>, expect_ledger: Option<&str>
              rewrite it and recompute every hash"
                 .into(),
         ),
-        Some(_) if unkeyed > 0 => {
-            out.notes.push(format!("{unkeyed} chain(s) were written without AUDIT_HMAC_KEY: linked, not signed"))
-        }
+        Some(_) if unkeyed > 0 => out.notes.push(format!(
+            "{unkeyed} chain(s) were written without AUDIT_HMAC_KEY (CLI actions of someone without it, or from \
+             before --signed-since): linked, not signed"
+        )),
         Some(_) => {}
     }
     Ok(out)
@@ -477,13 +526,13 @@ fn check_ledger_end(ledger: &super::audit_evidence::Ledger, expected: &str, prob
 /// follow it, checking each links to the one before and hashes to what it claims. Returns how
 /// many it walked.
 fn walk_set_aside(
-    set_aside: &std::collections::HashMap<(String, i64), AuditRecord>,
+    set_aside: &super::audit_sink::SetAside,
     chain: &str,
     end: &mut (i64, String),
     problems: &mut Vec<String>,
 ) -> usize {
     let mut walked = 0;
-    while let Some(row) = set_aside.get(&(chain.to_owned(), end.0 + 1)) {
+    while let Some(row) = set_aside.take(chain, end.0 + 1) {
         if row.prev_hash != end.1 || row.compute_hash() != row.row_hash {
             problems
                 .push(format!("set-aside row {} (chain {chain}, seq {}): altered or out of place", row.id, row.seq));

@@ -118,13 +118,56 @@ impl Evidence {
                 .map_err(DbError::from_display)
         })?;
         if exists.is_none() {
+            adopt_existing(db, self.key.as_ref()).await?;
             append(db, self.key.as_ref(), Kind::Chain, chain, 0, "").await?;
+            tracing::info!(chain, signed = self.key.is_some(), "audit chain registered in the ledger");
         }
         if let Ok(mut r) = self.registered.lock() {
             r.insert(chain.to_owned());
         }
         Ok(())
     }
+}
+
+/// On the first write after an upgrade (an empty ledger, chains already stored), register every
+/// chain already in the database, so that from then on a chain the ledger does not hold is one
+/// the gateway never wrote. Does nothing once the ledger has an entry.
+pub async fn adopt_existing(db: &Db, key: Option<&AuditKey>) -> Result<(), DbError> {
+    use super::schema::{audit_chain_heads, audit_logs};
+    let (any, mut chains): (Option<i64>, Vec<String>) = crate::with_conn!(db, |conn| {
+        let any = audit_ledger::table.select(audit_ledger::ordinal).first::<i64>(conn).await.optional();
+        let any = any.map_err(DbError::from_display)?;
+        if any.is_some() {
+            Ok::<_, DbError>((any, Vec::new()))
+        } else {
+        let mut chains: Vec<String> = audit_chain_heads::table
+            .select(audit_chain_heads::chain_id)
+            .load(conn)
+            .await
+            .map_err(DbError::from_display)?;
+        let rows: Vec<String> = audit_logs::table
+            .filter(audit_logs::chain_id.ne(""))
+            .select(audit_logs::chain_id)
+            .distinct()
+            .load(conn)
+            .await
+            .map_err(DbError::from_display)?;
+        chains.extend(rows);
+        Ok((any, chains))
+        }
+    })?;
+    if any.is_some() || chains.is_empty() {
+        return Ok(());
+    }
+    chains.sort();
+    chains.dedup();
+    tracing::warn!(chains = chains.len(), "registering the audit chains written before the ledger existed");
+    // Unsigned, whatever the key now: nothing proves who wrote them (`--signed-since` skips them).
+    let _ = key;
+    for chain in &chains {
+        append(db, None, Kind::Chain, chain, 0, "").await?;
+    }
+    Ok(())
 }
 
 /// What a ledger entry records.
@@ -146,9 +189,10 @@ impl Kind {
     }
 }
 
-/// An entry's link: SHA-256 over the previous entry's link and this entry's fields.
-pub fn link(prev: &str, ordinal: i64, kind: &str, chain: &str, seq: i64, hash: &str) -> String {
-    let text = format!("{prev}\n{ordinal}\n{kind}\n{chain}\n{seq}\n{hash}");
+/// An entry's link: SHA-256 over the previous entry's link and this entry's fields, including
+/// whether it was signed (so a MAC stripped from an entry breaks the links after it).
+pub fn link(prev: &str, ordinal: i64, kind: &str, chain: &str, seq: i64, hash: &str, signed: bool) -> String {
+    let text = format!("{prev}\n{ordinal}\n{kind}\n{chain}\n{seq}\n{hash}\n{}", u8::from(signed));
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
@@ -197,8 +241,10 @@ macro_rules! append_ledger_entry {
                 .optional()?;
             let (ordinal, prev) = last.map_or((1, String::new()), |(o, link)| (o + 1, link));
             let kind: $crate::db::audit_evidence::Kind = $kind;
-            let link = $crate::db::audit_evidence::link(&prev, ordinal, kind.as_str(), $chain, $seq, $hash);
-            let mac = $key.map(|k: &$crate::db::audit_evidence::AuditKey| k.mac(&["ledger", &link]));
+            let key: Option<&$crate::db::audit_evidence::AuditKey> = $key;
+            let link =
+                $crate::db::audit_evidence::link(&prev, ordinal, kind.as_str(), $chain, $seq, $hash, key.is_some());
+            let mac = key.map(|k| k.mac(&["ledger", &link]));
             diesel::insert_into(l::table)
                 .values((
                     l::ordinal.eq(ordinal),
@@ -250,10 +296,10 @@ pub struct Ledger {
     pub chains: std::collections::HashMap<String, (i64, bool)>,
     /// Each chain's newest recorded checkpoint: (seq, row hash).
     pub checkpoints: std::collections::HashMap<String, (i64, String)>,
-    /// When the first entry was written (chains older than it predate the ledger).
-    pub since: Option<chrono::NaiveDateTime>,
     /// Entries carrying a MAC that could not be checked (no key given).
     pub unchecked_macs: usize,
+    /// CLI actions' chains registered without the key (checked with it).
+    pub unsigned_cli: usize,
     /// Entries in all.
     pub entries: usize,
     /// Every entry's link by ordinal (to compare with an end recorded earlier).
@@ -264,8 +310,13 @@ pub struct Ledger {
 
 /// Read and walk the ledger: every entry must follow the one before (no gap, no changed
 /// field, no entry inserted), and — with the key — every signed entry must check, and every
-/// checkpoint of a signed chain must be signed (only a process holding the key cuts one).
-pub async fn walk(db: &Db, key: Option<&AuditKey>, problems: &mut Vec<String>) -> Result<Ledger, DbError> {
+/// entry from `signed_since` on must be signed but a CLI action's own chain.
+pub async fn walk(
+    db: &Db,
+    key: Option<&AuditKey>,
+    signed_since: i64,
+    problems: &mut Vec<String>,
+) -> Result<Ledger, DbError> {
     let entries: Vec<LedgerEntry> = crate::with_conn!(db, |conn| {
         audit_ledger::table
             .order(audit_ledger::ordinal)
@@ -274,7 +325,7 @@ pub async fn walk(db: &Db, key: Option<&AuditKey>, problems: &mut Vec<String>) -
             .await
             .map_err(DbError::from_display)
     })?;
-    let mut ledger = Ledger { since: entries.get(0).map(|e| e.created_at), entries: entries.len(), ..Ledger::default() };
+    let mut ledger = Ledger { entries: entries.len(), ..Ledger::default() };
     let (mut expected, mut prev) = (1i64, String::new());
     for e in &entries {
         if e.ordinal != expected {
@@ -285,20 +336,28 @@ pub async fn walk(db: &Db, key: Option<&AuditKey>, problems: &mut Vec<String>) -
         } else if e.prev_link != prev {
             problems.push(format!("audit ledger entry {}: does not follow the entry before it (inserted or rewritten)", e.ordinal));
         }
-        if link(&e.prev_link, e.ordinal, &e.kind, &e.chain_id, e.seq, &e.row_hash) != e.link {
+        if link(&e.prev_link, e.ordinal, &e.kind, &e.chain_id, e.seq, &e.row_hash, e.mac.is_some()) != e.link {
             problems.push(format!("audit ledger entry {}: content altered", e.ordinal));
         }
-        // A signed entry must check. An unsigned one is allowed (a chain written by a process
-        // without the key: linked, not signed) except a checkpoint of a signed chain, which
-        // only a process holding the key may write.
-        let must_be_signed =
-            e.mac.is_some() || (e.kind == "checkpoint" && ledger.chains.get(&e.chain_id).is_some_and(|c| c.1));
+        // With the key: a signed entry must check; from `signed_since` on, every checkpoint and
+        // every gateway chain must be signed (only a process holding the key writes them). A
+        // CLI action's one-row chain may be unsigned (an auditor without the key ran it); its
+        // rows are checked to be just that.
+        let signed = e.mac.is_some();
         match key {
-            Some(k) if must_be_signed && !k.checks(&entry_parts(&e.link), e.mac.as_deref()) => problems.push(format!(
+            Some(k) if signed && !k.checks(&entry_parts(&e.link), e.mac.as_deref()) => problems.push(format!(
                 "audit ledger entry {}: its MAC does not check with AUDIT_HMAC_KEY (forged or rewritten)",
                 e.ordinal
             )),
-            None if e.mac.is_some() => ledger.unchecked_macs += 1,
+            Some(_) if !signed && e.ordinal >= signed_since && !e.chain_id.starts_with("cli-") => {
+                problems.push(format!(
+                    "audit ledger entry {} ({} {}): not signed, though AUDIT_HMAC_KEY signs everything since entry \
+                     {signed_since} (forged, or its MAC stripped)",
+                    e.ordinal, e.kind, e.chain_id
+                ))
+            }
+            Some(_) if !signed => ledger.unsigned_cli += 1,
+            None if signed => ledger.unchecked_macs += 1,
             _ => {}
         }
         match e.kind.as_str() {

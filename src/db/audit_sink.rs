@@ -240,6 +240,9 @@ async fn set_aside(db: &Db, row: &AuditRecord, error: &str, evidence: &Evidence)
         audit_set_aside::row_b64.eq(b64),
         audit_set_aside::error.eq(error),
         audit_set_aside::created_at.eq(now),
+        audit_set_aside::mac.eq(evidence
+            .key()
+            .map(|k| k.mac(&["set-aside", &row.chain_id, &row.seq.to_string(), &row.row_hash]))),
     );
     let head = |p: [&str; 5]| {
         format!(
@@ -279,25 +282,62 @@ async fn set_aside(db: &Db, row: &AuditRecord, error: &str, evidence: &Evidence)
     })
 }
 
+/// The rows set aside, as `audit verify` reads them.
+#[derive(Debug, Default)]
+pub struct SetAside {
+    /// Decoded rows by (chain, seq), with their MAC (when written with the key).
+    pub rows: std::collections::HashMap<(String, i64), (AuditRecord, Option<String>)>,
+    /// Ids of set-aside rows that do not decode to an audit row.
+    pub undecodable: Vec<String>,
+    /// The (chain, seq) places verify walked through: a row never walked sits in no chain.
+    pub walked: std::cell::RefCell<std::collections::HashSet<(String, i64)>>,
+}
+
+impl SetAside {
+    /// The rows with their MACs.
+    pub fn macs(&self) -> &std::collections::HashMap<(String, i64), (AuditRecord, Option<String>)> {
+        &self.rows
+    }
+
+    /// The row at `chain`'s `seq`, marked as walked.
+    pub fn take(&self, chain: &str, seq: i64) -> Option<&AuditRecord> {
+        let key = (chain.to_owned(), seq);
+        let row = self.rows.get(&key).map(|(r, _)| r)?;
+        self.walked.borrow_mut().insert(key);
+        Some(row)
+    }
+}
+
 /// The rows set aside, decoded, by chain and sequence number (for `audit verify`).
-pub async fn set_aside_rows(db: &Db) -> Result<std::collections::HashMap<(String, i64), AuditRecord>, DbError> {
+pub async fn set_aside_rows(db: &Db) -> Result<SetAside, DbError> {
     use diesel_async::RunQueryDsl;
-    let stored: Vec<(String, i64, String)> = crate::with_conn!(db, |conn| {
+    type Stored = (String, String, i64, String, Option<String>);
+    let stored: Vec<Stored> = crate::with_conn!(db, |conn| {
         audit_set_aside::table
-            .select((audit_set_aside::chain_id, audit_set_aside::seq, audit_set_aside::row_b64))
+            .select((
+                audit_set_aside::id,
+                audit_set_aside::chain_id,
+                audit_set_aside::seq,
+                audit_set_aside::row_b64,
+                audit_set_aside::mac,
+            ))
             .load(conn)
             .await
             .map_err(DbError::from_display)
     })?;
-    let mut rows = std::collections::HashMap::new();
-    for (chain, seq, b64) in stored {
+    let mut out = SetAside::default();
+    for (id, chain, seq, b64, mac) in stored {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(b64)
             .ok()
-            .and_then(|bytes| serde_json::from_slice::<AuditRecord>(&bytes).ok());
-        if let Some(row) = decoded {
-            rows.insert((chain, seq), row);
+            .and_then(|bytes| serde_json::from_slice::<AuditRecord>(&bytes).ok())
+            .filter(|row| row.chain_id == chain && row.seq == seq);
+        match decoded {
+            Some(row) => {
+                out.rows.insert((chain, seq), (row, mac));
+            }
+            None => out.undecodable.push(id),
         }
     }
-    Ok(rows)
+    Ok(out)
 }

@@ -120,5 +120,6 @@ diesel::table! {
         row_b64 -> Text,
         error -> Text,
         created_at -> Timestamp,
+        mac -> Nullable<Text>,
     }
 }

@@ -52,8 +52,9 @@ fn admit(req: &HttpRequest, shared: &Shared) -> Result<Arc<Caller>, Box<HttpResp
     let refuse = |caller, e| Box::new(super::refuse(shared, req, TRANSPORT, caller, e));
     check_origin(req, shared).map_err(|e| refuse(None, e))?;
     let caller = Arc::new(caller(req, shared).map_err(|e| refuse(None, e))?);
-    if let Some(v) = header(req, VERSION_HEADER) {
-        if !supported(v) {
+    // Present but not text (non-ASCII bytes) is unsupported too, never taken for absent.
+    if let Some(v) = req.headers().get(VERSION_HEADER) {
+        if !v.to_str().is_ok_and(supported) {
             // The header's value is not echoed: it is whatever the client sent.
             let error = GatewayError::InvalidRequest("unsupported MCP-Protocol-Version".into());
             super::audit_refusal(shared, req, TRANSPORT, Some(caller), &error, 400);

@@ -2,8 +2,8 @@
 -- which every audit chain is registered before its first row is stored and every retention
 -- checkpoint is recorded. Deleting a whole chain (rows and head) leaves its ledger entry behind;
 -- deleting the entry breaks the ledger's own links; a checkpoint the ledger does not record is
--- ignored by `audit verify`. With AUDIT_HMAC_KEY set, ledger entries, chain heads and
--- checkpoints carry an HMAC-SHA256 under a key the database never holds.
+-- ignored by `audit verify`. With AUDIT_HMAC_KEY set, ledger entries, chain heads,
+-- checkpoints and set-aside rows carry an HMAC-SHA256 under a key the database never holds.
 CREATE TABLE audit_ledger (
     ordinal     BIGINT PRIMARY KEY,     -- 1, 2, 3, … without gaps
     kind        TEXT NOT NULL,          -- chain | checkpoint
@@ -18,3 +18,4 @@ CREATE TABLE audit_ledger (
 CREATE INDEX audit_ledger_chain ON audit_ledger (chain_id, kind);
 ALTER TABLE audit_chain_heads ADD COLUMN mac TEXT;
 ALTER TABLE audit_checkpoints ADD COLUMN mac TEXT;
+ALTER TABLE audit_set_aside ADD COLUMN mac TEXT;
