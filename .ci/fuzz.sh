@@ -15,7 +15,10 @@ fi
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet
 # No sanitizer: the code is safe Rust, and a plain coverage-guided build is several times
 # faster to build and to run; panics, overflows (debug assertions) and hangs are still found.
-flags=(--fuzz-dir tests/fuzz --sanitizer none --debug-assertions)
+# The instrumented build is kept between runs on this machine (a cache: nothing in it is trusted
+# that cargo would not rebuild); FUZZ_TARGET_DIR moves it.
+target_dir=${FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mcp-gateway/fuzz-target}
+flags=(--fuzz-dir tests/fuzz --sanitizer none --debug-assertions --target-dir "$target_dir")
 cargo +nightly fuzz build "${flags[@]}"
 for target in $(cargo +nightly fuzz list --fuzz-dir tests/fuzz); do
   corpus=$(mktemp -d)

@@ -86,8 +86,9 @@ impl AuditRecord {
         fix(&mut self.request_id, MAX_NAME);
         fix_opt(&mut self.user_id, MAX_NAME);
         if self.roles.len() > MAX_ROLES {
-            let cut = self.roles.len() - MAX_ROLES;
-            self.roles.truncate(MAX_ROLES);
+            // The marker takes the last place: never more than MAX_ROLES (found by fuzzing).
+            let cut = self.roles.len() - (MAX_ROLES - 1);
+            self.roles.truncate(MAX_ROLES - 1);
             self.roles.push(format!("…[+{cut} roles]"));
         }
         for role in &mut self.roles {
@@ -172,8 +173,8 @@ mod tests {
         row.make_storable();
         let text = serde_json::to_string(&row).unwrap_or_default();
         assert!(!text.contains("\\u0000"), "{text}");
-        assert_eq!(row.roles.len(), MAX_ROLES + 1);
-        assert!(row.tool_name.as_deref().is_some_and(|t| t.len() < MAX_NAME + 32));
+        assert_eq!(row.roles.len(), MAX_ROLES, "the marker takes the last place");
+        assert!(row.tool_name.as_deref().is_some_and(|t| t.len() <= MAX_NAME));
         assert!(row.duration_ms.is_finite());
     }
 }
