@@ -275,12 +275,46 @@ fn discover() -> Value {
     // Stateless clients hold no session, so no stream can bring them `list_changed`.
     let mut capabilities = capabilities();
     capabilities["tools"]["listChanged"] = json!(false);
+    // 2026-07-28: the server's name goes in `_meta` (added to every stateless result).
     json!({
         "supportedVersions": versions,
         "capabilities": capabilities,
-        "serverInfo": server_info(),
         "instructions": INSTRUCTIONS,
     })
+}
+
+/// Where 2026-07-28 puts the server's name and version: in every result's `_meta`.
+pub const SERVER_INFO_META: &str = "io.modelcontextprotocol/serverInfo";
+
+/// How long a 2026-07-28 client may reuse a listing or discovery result: 0 ms, stale at once.
+/// The honest value: the gateway reloads `tools.yaml` and `policy.yaml` the moment they change
+/// (and re-pins backends' definitions), and a stateless client holds no stream on which a
+/// `list_changed` could invalidate a cached copy, so no later expiry can be promised.
+pub const LIST_TTL_MS: u64 = 0;
+
+/// Complete a result for the 2026-07-28 revision: `resultType`, the cache hints its schema
+/// requires (`private` when the content depends on who asks: listings are filtered by role),
+/// and the server's info in `_meta`.
+fn revision_2026(method: &str, result: &mut Value) {
+    let Some(obj) = result.as_object_mut() else { return };
+    obj.entry("resultType").or_insert_with(|| json!("complete"));
+    let scope = match method {
+        // The same answer for every caller.
+        "server/discover" => Some("public"),
+        // Filtered by the caller's roles.
+        "tools/list" | "resources/list" | "resources/templates/list" | "prompts/list" | "resources/read" => {
+            Some("private")
+        }
+        _ => None,
+    };
+    if let Some(scope) = scope {
+        obj.insert("ttlMs".into(), json!(LIST_TTL_MS));
+        obj.insert("cacheScope".into(), json!(scope));
+    }
+    let meta = obj.entry("_meta").or_insert_with(|| json!({}));
+    if let Some(meta) = meta.as_object_mut() {
+        meta.insert(SERVER_INFO_META.into(), server_info());
+    }
 }
 
 async fn call(ctx: &Ctx, params: Value) -> Result<Value, RpcError> {
@@ -367,9 +401,7 @@ pub async fn dispatch(ctx: &Ctx, method: &str, params: Value) -> Result<Value, R
         other => Err(RpcError::new(-32601, format!("Method not found: {other}"))),
     }?;
     if ctx.stateless || method == "server/discover" {
-        if let Some(obj) = result.as_object_mut() {
-            obj.insert("resultType".into(), json!("complete"));
-        }
+        revision_2026(method, &mut result);
     }
     Ok(result)
 }

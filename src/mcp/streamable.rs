@@ -299,12 +299,39 @@ pub async fn post(
             let stream = ReplyStream {
                 rx,
                 keepalive: tokio::time::interval_at(tokio::time::Instant::now() + period, period),
+                keepalive_bytes: b": keep-alive\n\n",
+                unanswered: None,
                 _abort: super::AbortOnDrop(task.abort_handle()),
             };
             return HttpResponse::Ok()
                 .content_type("text/event-stream")
                 .insert_header(("Cache-Control", "no-cache"))
                 .streaming(stream);
+        }
+        if !batch {
+            // One call answered as plain JSON: the body is a stream too, so a client that leaves
+            // (or drops the request) is noticed and its call cancelled at the backend and audited
+            // as cancelled, in every mode. Until the answer is ready a space is written every
+            // second (JSON allows leading whitespace): that write is what reveals a closed
+            // connection.
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let (registry, task_key) = (shared.clone(), key.clone());
+            let cancelled = response(id.clone(), Err(RpcError { code: -32800, message: "request cancelled".into(), data: None }));
+            let task = actix_web::rt::spawn(async move {
+                let answer = response(id, dispatch(&ctx, "tools/call", params).await);
+                let _ = tx.send(actix_web::web::Bytes::from(answer.to_string()));
+                registry.inflight.remove(&task_key);
+            });
+            shared.inflight.insert(key, task.abort_handle());
+            let stream = ReplyStream {
+                rx,
+                keepalive: tokio::time::interval_at(tokio::time::Instant::now() + JSON_KEEPALIVE, JSON_KEEPALIVE),
+                keepalive_bytes: b" ",
+                // Cancelled by `notifications/cancelled` on another request: say so.
+                unanswered: Some(actix_web::web::Bytes::from(cancelled.to_string())),
+                _abort: super::AbortOnDrop(task.abort_handle()),
+            };
+            return HttpResponse::Ok().content_type("application/json").streaming(stream);
         }
         let task = actix_web::rt::spawn(async move { dispatch(&ctx, "tools/call", params).await });
         shared.inflight.insert(key.clone(), task.abort_handle());
@@ -338,8 +365,16 @@ pub async fn post(
 struct ReplyStream {
     rx: tokio::sync::mpsc::UnboundedReceiver<actix_web::web::Bytes>,
     keepalive: tokio::time::Interval,
+    /// What a keep-alive writes: an SSE comment, or a space before a JSON body.
+    keepalive_bytes: &'static [u8],
+    /// Written if the request ends without its answer (cancelled from elsewhere); taken once
+    /// anything else is sent.
+    unanswered: Option<actix_web::web::Bytes>,
     _abort: super::AbortOnDrop,
 }
+
+/// How often a plain-JSON reply still being computed writes a space (see [`ReplyStream`]).
+const JSON_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl futures_util::Stream for ReplyStream {
     type Item = Result<actix_web::web::Bytes, actix_web::Error>;
@@ -349,11 +384,15 @@ impl futures_util::Stream for ReplyStream {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
         match self.rx.poll_recv(cx) {
-            std::task::Poll::Ready(item) => return std::task::Poll::Ready(item.map(Ok)),
+            std::task::Poll::Ready(Some(item)) => {
+                self.unanswered = None;
+                return std::task::Poll::Ready(Some(Ok(item)));
+            }
+            std::task::Poll::Ready(None) => return std::task::Poll::Ready(self.unanswered.take().map(Ok)),
             std::task::Poll::Pending => {}
         }
         if self.keepalive.poll_tick(cx).is_ready() {
-            return std::task::Poll::Ready(Some(Ok(actix_web::web::Bytes::from_static(b": keep-alive\n\n"))));
+            return std::task::Poll::Ready(Some(Ok(actix_web::web::Bytes::from_static(self.keepalive_bytes))));
         }
         std::task::Poll::Pending
     }
