@@ -79,6 +79,24 @@ async fn every_2026_result_validates_against_the_official_schema() {
     let (_, denied) = stateless(&gw, &token, 4, "tools/call", json!({"name": "nope", "arguments": {}})).await;
     assert_valid("JSONRPCErrorResponse", &denied);
 
+    // An unsupported revision: 400, -32022 and the versions spoken (what was asked is repeated
+    // only when it looks like a version).
+    for (sent, echoed) in [("1999-01-01", "1999-01-01"), ("<script>", "")] {
+        let mut resp = client()
+            .post(format!("{}/mcp", gw.base))
+            .bearer_auth(&token)
+            .insert_header(("Accept", "application/json, text/event-stream"))
+            .insert_header(("MCP-Protocol-Version", sent))
+            .send_json(&json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list", "params": {}}))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+        let body: Value = resp.json().await.unwrap();
+        assert_valid("UnsupportedProtocolVersionError", &body);
+        assert_eq!(body["error"]["data"]["requested"], echoed, "{body}");
+        assert!(body["error"]["data"]["supported"].as_array().unwrap().contains(&json!(REVISION)));
+    }
+
     // A 2025 session is untouched: its results carry no 2026 fields.
     let mut resp = client()
         .post(format!("{}/mcp", gw.base))

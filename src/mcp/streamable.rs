@@ -49,19 +49,52 @@ const TRANSPORT: &str = "streamable_http";
 /// Origin/Host, authentication and the protocol-version header, shared by every method; a
 /// refusal is audited.
 fn admit(req: &HttpRequest, shared: &Shared) -> Result<Arc<Caller>, Box<HttpResponse>> {
+    let caller = admit_caller(req, shared)?;
+    check_version(req, shared, &caller, Value::Null)?;
+    Ok(caller)
+}
+
+/// Origin/Host and authentication (the version header is checked once the body's id is known).
+fn admit_caller(req: &HttpRequest, shared: &Shared) -> Result<Arc<Caller>, Box<HttpResponse>> {
     let refuse = |caller, e| Box::new(super::refuse(shared, req, TRANSPORT, caller, e));
     check_origin(req, shared).map_err(|e| refuse(None, e))?;
     let caller = Arc::new(caller(req, shared).map_err(|e| refuse(None, e))?);
+    Ok(caller)
+}
+
+/// The `MCP-Protocol-Version` header, if sent, names a revision the gateway speaks; else 400,
+/// -32022 and the revisions it does speak, answered to request `id` (audited).
+fn check_version(req: &HttpRequest, shared: &Shared, caller: &Arc<Caller>, id: Value) -> Result<(), Box<HttpResponse>> {
     // Present but not text (non-ASCII bytes) is unsupported too, never taken for absent.
     if let Some(v) = req.headers().get(VERSION_HEADER) {
         if !v.to_str().is_ok_and(supported) {
             // The header's value is not echoed: it is whatever the client sent.
             let error = GatewayError::InvalidRequest("unsupported MCP-Protocol-Version".into());
-            super::audit_refusal(shared, req, TRANSPORT, Some(caller), &error, 400);
-            return Err(Box::new(rpc_failure(StatusCode::BAD_REQUEST, -32600, "unsupported MCP-Protocol-Version")));
+            super::audit_refusal(shared, req, TRANSPORT, Some(caller.clone()), &error, 400);
+            // -32022 with the versions spoken (2026-07-28's UnsupportedProtocolVersionError), so
+            // a client can pick one. `requested` is echoed only when it is shaped like a version
+            // (YYYY-MM-DD); anything else a client sent is not repeated.
+            let requested = v.to_str().ok().filter(|r| looks_like_version(r)).unwrap_or("");
+            let mut supported = vec![super::STATELESS_VERSION];
+            supported.extend(super::SESSION_VERSIONS);
+            return Err(Box::new(HttpResponse::BadRequest().json(json!({
+                "jsonrpc": "2.0",
+                "id": id,
+                "error": {
+                    "code": -32022,
+                    "message": "unsupported MCP-Protocol-Version",
+                    "data": { "requested": requested, "supported": supported },
+                },
+            }))));
         }
     }
-    Ok(caller)
+    Ok(())
+}
+
+/// Whether `value` is shaped like a protocol revision (`YYYY-MM-DD`), and so safe to repeat.
+fn looks_like_version(value: &str) -> bool {
+    value.len() == 10
+        && value.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() })
 }
 
 /// One JSON-RPC message from a client, sorted by what the gateway must do with it.
@@ -172,7 +205,7 @@ pub async fn post(
     shared: web::Data<Shared>,
     worker: web::Data<Worker>,
 ) -> HttpResponse {
-    let caller = match admit(&req, &shared) {
+    let caller = match admit_caller(&req, &shared) {
         Ok(c) => c,
         Err(resp) => {
             crate::http::invoke::discard_body(&req, payload).await;
@@ -197,6 +230,17 @@ pub async fn post(
             return *response;
         }
     };
+    // The version header is answered to the request's own id (2026-07-28 requires one).
+    let first_id = messages
+        .first()
+        .filter(|_| !batch)
+        .and_then(|m| m.get("id"))
+        .filter(|id| id.is_string() || id.is_i64() || id.is_u64())
+        .cloned()
+        .unwrap_or(Value::Null);
+    if let Err(response) = check_version(&req, &shared, &caller, first_id) {
+        return *response;
+    }
     let header_version = header(&req, VERSION_HEADER).map(str::to_owned);
     let session_id = header(&req, SESSION_HEADER).map(str::to_owned);
 
