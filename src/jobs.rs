@@ -263,8 +263,7 @@ impl JobDispatcher {
         self.claiming = true;
         let shared = self.shared.clone();
         let (per_user, per_tool) = (self.shared.settings.job_max_per_user, self.shared.settings.job_max_per_tool);
-        let claim =
-            async move { jobs::claim(&shared.db, &shared.replica_id, free as i64, per_user, per_tool).await };
+        let claim = async move { jobs::claim(&shared.db, &shared.replica_id, free as i64, per_user, per_tool).await };
         ctx.spawn(actix::fut::wrap_future::<_, Self>(claim).map(|claimed, act, _| {
             act.claiming = false;
             match claimed {

@@ -431,7 +431,10 @@ async fn tamper_evidence_holds(kind: DbKind) {
     let anonymous = chain_rows(&db, &a).await.into_iter().find(|r| r.roles == "[]").unwrap();
     sql(&db.url, &format!("UPDATE audit_logs SET roles = 'superuser' WHERE id = '{}'", anonymous.id)).await;
     let (ok, report) = verify_cli(&db, None, None);
-    assert!(!ok && report.contains(&format!("row {} (chain {a}, seq 1): roles is not a JSON array", anonymous.id)), "{report}");
+    assert!(
+        !ok && report.contains(&format!("row {} (chain {a}, seq 1): roles is not a JSON array", anonymous.id)),
+        "{report}"
+    );
     sql(&db.url, &format!("UPDATE audit_logs SET roles = '[]' WHERE id = '{}'", anonymous.id)).await;
     let (ok, report) = verify_cli(&db, Some(AUDIT_KEY), None);
     assert!(ok, "restored: {report}");
@@ -459,7 +462,10 @@ async fn tamper_evidence_holds(kind: DbKind) {
     let (ok, report) = verify_cli(&db, None, None);
     assert!(ok && report.contains("NOTE signed evidence present but not checked"), "{report}");
     let (ok, report) = verify_cli(&db, Some(AUDIT_KEY), None);
-    assert!(!ok && report.contains(&format!("chain {a}: its head (seq 4) does not check with AUDIT_HMAC_KEY")), "{report}");
+    assert!(
+        !ok && report.contains(&format!("chain {a}: its head (seq 4) does not check with AUDIT_HMAC_KEY")),
+        "{report}"
+    );
 
     // (e) Stripping the MACs to pass the chain off as written without the key does not help:
     // once the key is in use every gateway chain must be signed, and the ledger link covers it.
@@ -498,7 +504,10 @@ async fn tamper_evidence_holds(kind: DbKind) {
     let (_, report) = verify_cli(&db, None, None);
     assert!(report.contains("NOTE 1 row(s) are set aside"), "{report}");
     let (_, report) = verify_cli(&db, Some(AUDIT_KEY), None);
-    assert!(report.contains(&format!("set-aside row {} (chain {c}, seq 2): its MAC does not check", hidden.id)), "{report}");
+    assert!(
+        report.contains(&format!("set-aside row {} (chain {c}, seq 2): its MAC does not check", hidden.id)),
+        "{report}"
+    );
 
     // (c) Chain b's oldest half deleted, with a checkpoint copied from its last deleted row.
     let rows_b = chain_rows(&db, &b).await;
@@ -513,7 +522,11 @@ async fn tamper_evidence_holds(kind: DbKind) {
     )
     .await;
     let (ok, report) = verify_cli(&db, None, None);
-    assert!(!ok && report.contains(&format!("chain {b}: its checkpoint (seq 4) is not the one the ledger records (forged)")), "{report}");
+    assert!(
+        !ok && report
+            .contains(&format!("chain {b}: its checkpoint (seq 4) is not the one the ledger records (forged)")),
+        "{report}"
+    );
     assert!(report.contains(&format!("chain {b}: 4 row(s) missing before seq 5 (deleted)")), "{report}");
     // … and with a ledger entry forged at its end to match: the link recomputes, but without the
     // key it cannot be signed.

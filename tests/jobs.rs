@@ -402,7 +402,8 @@ async fn a_database_blip_loses_no_finished_job_postgres() {
     let name = db.url.rsplit('/').next().unwrap().to_owned();
     let admin = std::env::var("TEST_DATABASE_URL").unwrap();
     common::sql(&admin, &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
-    common::sql(&admin, &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")).await;
+    common::sql(&admin, &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+        .await;
     // Submissions during the outage get a prompt 503.
     let asked = std::time::Instant::now();
     let (status, body) = submit(&base, &token, "safe", None).await;

@@ -166,7 +166,9 @@ async fn a_client_dropping_a_plain_json_call_cancels_it_in_every_mode() {
         .bearer_auth(&token)
         .insert_header(("Accept", "application/json, text/event-stream"))
         .insert_header(("Mcp-Session-Id", sid))
-        .send_json(&json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {"name": "echo", "arguments": {}}}));
+        .send_json(
+            &json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {"name": "echo", "arguments": {}}}),
+        );
     let pending = actix_web::rt::spawn(request);
     wait_until("the second backend call", || backend.count("tools/call") == 2).await;
     pending.abort();

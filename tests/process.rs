@@ -678,7 +678,8 @@ async fn caller_bytes_cannot_bloat_or_forge_the_logs() {
         let log_path = dir.path().join("gateway.log");
         let log = std::fs::File::create(&log_path).unwrap();
         let db = format!("sqlite://{}", dir.path().join("audit.db").display());
-        let (child, base) = spawn_gateway_logging(&db, &echo.url, dir.path(), &[("LOG_FORMAT", format)], log.into()).await;
+        let (child, base) =
+            spawn_gateway_logging(&db, &echo.url, dir.path(), &[("LOG_FORMAT", format)], log.into()).await;
         let token = common::sign(&common::claims("eve\u{202e}\u{1b}[31m", &["admin"], None), SECRET);
         let huge = "t".repeat(900_000);
         for tool in [huge.as_str(), "ec\u{202e}ho\u{2066}\n{\"level\":\"ERROR\"}"] {
@@ -699,10 +700,7 @@ async fn caller_bytes_cannot_bloat_or_forge_the_logs() {
             .bearer_auth(&token)
             .insert_header(("content-type", "application/json"))
             .insert_header(("accept", "application/json, text/event-stream"))
-            .insert_header((
-                "mcp-protocol-version",
-                awc::http::header::HeaderValue::from_bytes(b"\xff2026").unwrap(),
-            ))
+            .insert_header(("mcp-protocol-version", awc::http::header::HeaderValue::from_bytes(b"\xff2026").unwrap()))
             .send_body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#)
             .await
             .unwrap();

@@ -184,10 +184,7 @@ fn chain_heads(rows: &[AuditRow], evidence: &Evidence) -> Vec<Head> {
             *head = (r.seq, &r.row_hash);
         }
     }
-    heads
-        .into_iter()
-        .map(|(c, (s, h))| (c.to_owned(), s, h.to_owned(), evidence.head_mac(c, s, h)))
-        .collect()
+    heads.into_iter().map(|(c, (s, h))| (c.to_owned(), s, h.to_owned(), evidence.head_mac(c, s, h))).collect()
 }
 
 fn pg_unnest_insert(
@@ -315,14 +312,14 @@ pub async fn verify(db: &Db, with: &VerifyWith<'_>) -> Result<Verification, DbEr
     // row claims: a checkpoint the ledger does not record is reported and ignored.
     for (chain, seq, hash, mac) in &stored_checkpoints {
         if ledger.checkpoints.get(chain) != Some(&(*seq, hash.clone())) {
-            problems.push(format!(
-                "chain {chain}: its checkpoint (seq {seq}) is not the one the ledger records (forged)"
-            ));
+            problems
+                .push(format!("chain {chain}: its checkpoint (seq {seq}) is not the one the ledger records (forged)"));
         } else if let Some(k) = key {
             if ledger.chains.get(chain).is_some_and(|c| c.1)
                 && !k.checks(&["checkpoint", chain, &seq.to_string(), hash], mac.as_deref())
             {
-                problems.push(format!("chain {chain}: its checkpoint's MAC does not check with AUDIT_HMAC_KEY (forged)"));
+                problems
+                    .push(format!("chain {chain}: its checkpoint's MAC does not check with AUDIT_HMAC_KEY (forged)"));
             }
         }
     }
@@ -356,15 +353,21 @@ pub async fn verify(db: &Db, with: &VerifyWith<'_>) -> Result<Verification, DbEr
     let mut unkeyed = 0usize;
     for (chain, seq, hash, mac, _) in &heads {
         match ledger.chains.get(chain) {
-            None => problems.push(format!("chain {chain}: not registered in the audit ledger (inserted outside the gateway)")),
+            None => problems
+                .push(format!("chain {chain}: not registered in the audit ledger (inserted outside the gateway)")),
             Some((_, keyed)) => match key {
-                Some(k) if *keyed => {
-                    if !k.checks(&super::audit_evidence::head_parts(chain, &seq.to_string(), hash), mac.as_deref()) {
-                        problems.push(format!(
-                            "chain {chain}: its head (seq {seq}) does not check with AUDIT_HMAC_KEY (rewritten)"
-                        ));
-                    }
+                Some(k)
+                    if *keyed
+                        && !k.checks(
+                            &super::audit_evidence::head_parts(chain, &seq.to_string(), hash),
+                            mac.as_deref(),
+                        ) =>
+                {
+                    problems.push(format!(
+                        "chain {chain}: its head (seq {seq}) does not check with AUDIT_HMAC_KEY (rewritten)"
+                    ));
                 }
+                Some(_) if *keyed => {}
                 Some(_) => unkeyed += 1,
                 None => {}
             },
@@ -516,9 +519,8 @@ fn check_ledger_end(ledger: &super::audit_evidence::Ledger, expected: &str, prob
     match ledger.links.get(&ordinal) {
         Some(found) if found == link => {}
         Some(_) => problems.push(format!("audit ledger entry {ordinal}: not the one recorded earlier (rewritten)")),
-        None => problems.push(format!(
-            "audit ledger: entry {ordinal}, recorded earlier, is gone (the ledger was cut short)"
-        )),
+        None => problems
+            .push(format!("audit ledger: entry {ordinal}, recorded earlier, is gone (the ledger was cut short)")),
     }
 }
 

@@ -140,20 +140,20 @@ pub async fn adopt_existing(db: &Db, key: Option<&AuditKey>) -> Result<(), DbErr
         if any.is_some() {
             Ok::<_, DbError>((any, Vec::new()))
         } else {
-        let mut chains: Vec<String> = audit_chain_heads::table
-            .select(audit_chain_heads::chain_id)
-            .load(conn)
-            .await
-            .map_err(DbError::from_display)?;
-        let rows: Vec<String> = audit_logs::table
-            .filter(audit_logs::chain_id.ne(""))
-            .select(audit_logs::chain_id)
-            .distinct()
-            .load(conn)
-            .await
-            .map_err(DbError::from_display)?;
-        chains.extend(rows);
-        Ok((any, chains))
+            let mut chains: Vec<String> = audit_chain_heads::table
+                .select(audit_chain_heads::chain_id)
+                .load(conn)
+                .await
+                .map_err(DbError::from_display)?;
+            let rows: Vec<String> = audit_logs::table
+                .filter(audit_logs::chain_id.ne(""))
+                .select(audit_logs::chain_id)
+                .distinct()
+                .load(conn)
+                .await
+                .map_err(DbError::from_display)?;
+            chains.extend(rows);
+            Ok((any, chains))
         }
     })?;
     if any.is_some() || chains.is_empty() {
@@ -329,12 +329,12 @@ pub async fn walk(
     let (mut expected, mut prev) = (1i64, String::new());
     for e in &entries {
         if e.ordinal != expected {
-            problems.push(format!(
-                "audit ledger: entries {expected}..{} are missing (deleted)",
-                e.ordinal - 1
-            ));
+            problems.push(format!("audit ledger: entries {expected}..{} are missing (deleted)", e.ordinal - 1));
         } else if e.prev_link != prev {
-            problems.push(format!("audit ledger entry {}: does not follow the entry before it (inserted or rewritten)", e.ordinal));
+            problems.push(format!(
+                "audit ledger entry {}: does not follow the entry before it (inserted or rewritten)",
+                e.ordinal
+            ));
         }
         if link(&e.prev_link, e.ordinal, &e.kind, &e.chain_id, e.seq, &e.row_hash, e.mac.is_some()) != e.link {
             problems.push(format!("audit ledger entry {}: content altered", e.ordinal));

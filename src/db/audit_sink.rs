@@ -180,7 +180,12 @@ impl AuditSink for DbAuditSink {
             // deadline the batch goes to the spool (a late commit is harmless: inserts are
             // idempotent on the row id).
             if spool.held() == 0 {
-                match tokio::time::timeout(WRITE_DEADLINE, store_or_set_aside(&db, &rows, &spool.set_aside, &spool.evidence)).await {
+                match tokio::time::timeout(
+                    WRITE_DEADLINE,
+                    store_or_set_aside(&db, &rows, &spool.set_aside, &spool.evidence),
+                )
+                .await
+                {
                     Ok(Ok(())) => return Ok(Stored::Database),
                     Ok(Err(e)) => {
                         tracing::error!(rows = rows.len(), error = %e, "audit insert failed; spooling the batch")
@@ -240,9 +245,8 @@ async fn set_aside(db: &Db, row: &AuditRecord, error: &str, evidence: &Evidence)
         audit_set_aside::row_b64.eq(b64),
         audit_set_aside::error.eq(error),
         audit_set_aside::created_at.eq(now),
-        audit_set_aside::mac.eq(evidence
-            .key()
-            .map(|k| k.mac(&["set-aside", &row.chain_id, &row.seq.to_string(), &row.row_hash]))),
+        audit_set_aside::mac
+            .eq(evidence.key().map(|k| k.mac(&["set-aside", &row.chain_id, &row.seq.to_string(), &row.row_hash]))),
     );
     let head = |p: [&str; 5]| {
         format!(

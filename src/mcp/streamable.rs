@@ -360,7 +360,8 @@ pub async fn post(
             // connection.
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             let (registry, task_key) = (shared.clone(), key.clone());
-            let cancelled = response(id.clone(), Err(RpcError { code: -32800, message: "request cancelled".into(), data: None }));
+            let cancelled =
+                response(id.clone(), Err(RpcError { code: -32800, message: "request cancelled".into(), data: None }));
             let task = actix_web::rt::spawn(async move {
                 let answer = response(id, dispatch(&ctx, "tools/call", params).await);
                 let _ = tx.send(actix_web::web::Bytes::from(answer.to_string()));
