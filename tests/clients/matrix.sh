@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The MCP client matrix: each client people install today (pinned below; a new release is a
+# one-line change) drives a real gateway — with the three bundled tools and a third-party
+# fixture server (the Python SDK's FastMCP) — through connect (initialize or server/discover),
+# tools/list, one call of each bundled tool, a denied tool, progress and a cancel, over /mcp and,
+# where the client has it, /sse. Prints one line per client × version × mode × step, then
+# "client matrix: N passed, N failed". Run from the repository root after
+# `cargo build -p mcp-gateway --bin mcp-gateway`; packages go to MCP_CLIENTS_NPM_DIR (default
+# $TMPDIR/mcp-gateway-clients), separate folders per client so their dependencies never clash.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+PY_MCP2=2.3.0        # PyPI mcp, 2.x: high-level Client (discover → 2026-07-28) and ClientSession
+PY_MCP1=1.30.0       # PyPI mcp, 1.x: ClientSession (2025 handshake), Streamable HTTP and SSE
+FASTMCP=4.2.3        # PyPI fastmcp
+TS_SDK_V1=1.32.2     # npm @modelcontextprotocol/sdk
+TS_CLIENT_V2=2.4.0   # npm @modelcontextprotocol/client (versionNegotiation: auto)
+
+dir=${MCP_CLIENTS_NPM_DIR:-${TMPDIR:-/tmp}/mcp-gateway-clients}
+mkdir -p "$dir"
+venv() { # name requirement
+  if [[ ! -x "$dir/$1/bin/python" ]] || ! "$dir/$1/bin/python" -m pip show -q "${2%%==*}" 2>/dev/null | grep -q "Version: ${2#*==}"; then
+    python3 -m venv "$dir/$1" && "$dir/$1/bin/pip" install --quiet --disable-pip-version-check "$2"
+  fi
+}
+npm_dir() { # name packages...
+  local d="$dir/$1"; shift
+  if [[ ! -f "$d/.installed" ]]; then
+    rm -rf "$d" && mkdir -p "$d" && (cd "$d" && npm install --silent --no-audit --no-fund "$@" >/dev/null) && touch "$d/.installed"
+  fi
+}
+venv "py-mcp2-$PY_MCP2" "mcp==$PY_MCP2"
+venv "py-mcp1-$PY_MCP1" "mcp==$PY_MCP1"
+venv "py-fastmcp-$FASTMCP" "fastmcp==$FASTMCP"
+npm_dir "ts-v1-$TS_SDK_V1" node@22 "@modelcontextprotocol/sdk@$TS_SDK_V1"
+npm_dir "ts-v2-$TS_CLIENT_V2" node@22 "@modelcontextprotocol/client@$TS_CLIENT_V2"
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+gw=$(free_port) calc=$(free_port) git=$(free_port) docs=$(free_port) fixture=$(free_port)
+cat >"$work/tools.yaml" <<YAML
+tools:
+  - {name: exact_compute, backend_url: "http://127.0.0.1:$calc/mcp"}
+  - {name: git_readonly, backend_url: "http://127.0.0.1:$git/mcp"}
+  - {name: document_generate, backend_url: "http://127.0.0.1:$docs/mcp"}
+  - {name: slow_progress, backend_url: "http://127.0.0.1:$fixture/mcp"}
+  - {name: sleepy, backend_url: "http://127.0.0.1:$fixture/mcp"}
+  - {name: admin_only, backend_url: "http://127.0.0.1:$fixture/mcp"}
+YAML
+cat >"$work/policy.yaml" <<YAML
+default_action: deny
+roles:
+  admin: {allowed_tools: ["*"]}
+  developer: {allowed_tools: [exact_compute, git_readonly, document_generate, slow_progress, sleepy]}
+YAML
+python3 tests/clients/fixture_server.py "$fixture" >"$work/fixture.log" 2>&1 &
+pids+=($!)
+secret="matrix-only-secret-0123456789abcdef0123"
+GATEWAY_PORT=$gw DATABASE_URL="sqlite://$work/audit.db" DATA_DIR="$work/data" TOOLS_CONFIG="$work/tools.yaml" \
+  POLICY_CONFIG="$work/policy.yaml" JWT_SECRET_KEY="$secret" RUST_LOG=warn ALLOWED_ORIGINS="" \
+  CALCULATOR_BIND="127.0.0.1:$calc" GIT_TOOL_BIND="127.0.0.1:$git" DOCGEN_BIND="127.0.0.1:$docs" \
+  GIT_REPOS="mcp-gateway=$PWD" ./target/debug/mcp-gateway >"$work/gateway.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 150); do
+  curl -sf "http://127.0.0.1:$gw/health/ready" >/dev/null && curl -s -o /dev/null "http://127.0.0.1:$fixture/mcp" && break
+  sleep 0.2
+done
+token=$(JWT_SECRET_KEY="$secret" ./target/debug/mcp-gateway token --sub matrix --roles developer)
+base="http://127.0.0.1:$gw"
+
+passed=0 failed=0
+run() { # client version mode command...
+  local client=$1 version=$2 mode=$3; shift 3
+  local out status
+  set +e
+  out=$(timeout 180 "$@" 2>"$work/client.err")
+  status=$?
+  set -e
+  if ! grep -q '^STEP ' <<<"$out"; then
+    out="STEP connect FAIL exit $status: $(tail -c 400 "$work/client.err" | tr '\n' ' ')"
+  fi
+  while read -r name result detail; do
+    printf 'matrix %-22s %-8s %-22s %-24s %s %s\n' "$client" "$version" "$mode" "$name" "$result" "${detail:0:90}"
+    if [[ $result == PASS ]]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+  done < <(sed -n 's/^STEP //p' <<<"$out")
+  if [[ $status -ne 0 ]] && ! grep -q 'FAIL' <<<"$out"; then
+    printf 'matrix %-22s %-8s %-22s %-24s FAIL exit %s\n' "$client" "$version" "$mode" "(process)" "$status"
+    failed=$((failed + 1))
+  fi
+}
+py2="$dir/py-mcp2-$PY_MCP2/bin/python"
+py1="$dir/py-mcp1-$PY_MCP1/bin/python"
+run "python mcp Client" "$PY_MCP2" "auto (discover) /mcp" "$py2" tests/clients/python_client.py client "$base/mcp" "$token"
+run "python mcp ClientSession" "$PY_MCP2" "initialize /mcp" "$py2" tests/clients/python_client.py session "$base/mcp" "$token"
+run "python mcp ClientSession" "$PY_MCP2" "initialize /sse" "$py2" tests/clients/python_client.py sse "$base/sse" "$token"
+run "python mcp ClientSession" "$PY_MCP1" "initialize /mcp" "$py1" tests/clients/python_client.py session "$base/mcp" "$token"
+run "python mcp ClientSession" "$PY_MCP1" "initialize /sse" "$py1" tests/clients/python_client.py sse "$base/sse" "$token"
+echo "client matrix: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
