@@ -4,7 +4,8 @@
 #   token, so this run — and only this run — maps anonymous MCP requests to a test principal
 #   (MCP_ANONYMOUS_PRINCIPAL);
 # - the MCP Inspector CLI (npm @modelcontextprotocol/inspector) over /mcp and /sse, with a token;
-# - mcp-remote (npm) bridging a stdio client to /mcp, with a token.
+# - mcp-remote (npm) bridging a stdio client to /mcp, with a token;
+# - the client matrix (tests/clients/matrix.sh): the SDK clients people install, step by step.
 # Node >= 22 comes from the npm registry (the node@22 package). One line per check, then
 # "mcp clients: N passed, N failed".
 set -euo pipefail
@@ -98,4 +99,7 @@ assert "simple text response" in json.dumps(reply), reply
 print(json.dumps(reply))
 PY
 echo "mcp clients: $passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+# The client matrix: Python mcp 2.x/1.x, fastmcp, TypeScript SDK v1/v2, each through every step.
+matrix=0
+bash tests/clients/matrix.sh || matrix=$?
+[[ $failed -eq 0 && $matrix -eq 0 ]]

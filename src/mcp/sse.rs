@@ -202,7 +202,9 @@ pub async fn message(
         req: req.clone(),
         caller,
         transport: "sse",
-        stateless: false,
+        // A client that negotiated 2026-07-28 by `server/discover` on this stream names it in
+        // each request's `_meta`: its results take that revision's shape here too.
+        stateless: super::meta_version(&params) == Some(super::STATELESS_VERSION),
         events: Some(stream.clone()),
     };
     let (registry, task_key) = (shared.clone(), key.clone());

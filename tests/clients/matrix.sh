@@ -76,7 +76,7 @@ run() { # client version mode command...
   local client=$1 version=$2 mode=$3; shift 3
   local out status
   set +e
-  out=$(timeout 180 "$@" 2>"$work/client.err")
+  out=$(timeout 180 "$@" 2>"$work/client.err" </dev/null)
   status=$?
   set -e
   if ! grep -q '^STEP ' <<<"$out"; then
@@ -98,5 +98,15 @@ run "python mcp ClientSession" "$PY_MCP2" "initialize /mcp" "$py2" tests/clients
 run "python mcp ClientSession" "$PY_MCP2" "initialize /sse" "$py2" tests/clients/python_client.py sse "$base/sse" "$token"
 run "python mcp ClientSession" "$PY_MCP1" "initialize /mcp" "$py1" tests/clients/python_client.py session "$base/mcp" "$token"
 run "python mcp ClientSession" "$PY_MCP1" "initialize /sse" "$py1" tests/clients/python_client.py sse "$base/sse" "$token"
+fast="$dir/py-fastmcp-$FASTMCP/bin/python"
+run "fastmcp Client" "$FASTMCP" "/mcp" "$fast" tests/clients/fastmcp_client.py "$base/mcp" "$token"
+run "fastmcp Client" "$FASTMCP" "/sse" "$fast" tests/clients/fastmcp_client.py "$base/sse" "$token"
+# The script runs beside its SDK's node_modules (ES modules resolve from the script's folder).
+v1="$dir/ts-v1-$TS_SDK_V1" v2="$dir/ts-v2-$TS_CLIENT_V2"
+cp tests/clients/ts_client.mjs "$v1/" && cp tests/clients/ts_client.mjs "$v2/"
+run "ts @modelcontextprotocol/sdk" "$TS_SDK_V1" "initialize /mcp" "$v1/node_modules/.bin/node" "$v1/ts_client.mjs" v1 http "$base/mcp" "$token"
+run "ts @modelcontextprotocol/sdk" "$TS_SDK_V1" "initialize /sse" "$v1/node_modules/.bin/node" "$v1/ts_client.mjs" v1 sse "$base/sse" "$token"
+run "ts @modelcontextprotocol/client" "$TS_CLIENT_V2" "auto (discover) /mcp" "$v2/node_modules/.bin/node" "$v2/ts_client.mjs" v2 http "$base/mcp" "$token"
+run "ts @modelcontextprotocol/client" "$TS_CLIENT_V2" "auto /sse" "$v2/node_modules/.bin/node" "$v2/ts_client.mjs" v2 sse "$base/sse" "$token"
 echo "client matrix: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
