@@ -98,6 +98,25 @@ p.terminate()
 assert "simple text response" in json.dumps(reply), reply
 print(json.dumps(reply))
 PY
+# An expired token through mcp-remote: it answers the 401 by trying OAuth against the gateway;
+# what it shows must say what happened (the token was refused; how to get another).
+expired=$(python3 - <<'PY'
+import base64, hashlib, hmac, json, time
+b = lambda x: base64.urlsafe_b64encode(x).rstrip(b"=").decode()
+head = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+body = b(json.dumps({"sub": "desk", "roles": ["admin"], "iat": int(time.time()) - 7200, "exp": int(time.time()) - 3600}).encode())
+sig = b(hmac.new(b"conformance-only-secret-0123456789abcdef", f"{head}.{body}".encode(), hashlib.sha256).digest())
+print(f"{head}.{body}.{sig}")
+PY
+)
+expired_remote() {
+  local out
+  out=$( (printf '%s\n' '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"ci","version":"1"}}}'; sleep 10) |
+    timeout 20 "$clients/mcp-remote" "$base/mcp" --header "Authorization: Bearer $expired" 2>&1 || true)
+  grep -m1 'Fatal error' <<<"$out" >&2 || true
+  grep -q 'not_an_authorization_server' <<<"$out" && grep -q 'mcp-gateway token' <<<"$out"
+}
+check "mcp-remote with an expired token says so" expired_remote
 echo "mcp clients: $passed passed, $failed failed"
 # The client matrix: Python mcp 2.x/1.x, fastmcp, TypeScript SDK v1/v2, each through every step.
 matrix=0

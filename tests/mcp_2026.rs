@@ -179,3 +179,31 @@ async fn a_client_dropping_a_plain_json_call_cancels_it_in_every_mode() {
     let cancelled: Vec<_> = rows.iter().filter(|r| r.status == "cancelled" && r.error_code == Some(-32800)).collect();
     assert_eq!(cancelled.len(), 2, "both departed calls are audited as cancelled: {rows:?}");
 }
+
+/// An OAuth client that takes the gateway for its authorization server (after a 401 for an
+/// expired token, `mcp-remote` registers at `/register`) is told what is going on: a 404 in
+/// OAuth's error shape saying the token was refused and how to get another — while the RFC 9728
+/// metadata names no authorization server when none is configured.
+#[actix_web::test]
+async fn a_client_looking_for_an_authorization_server_is_told_there_is_none() {
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db).tool("echo", &backend.url).start().await;
+    for (method, path) in [
+        ("POST", "/register"),
+        ("GET", "/.well-known/oauth-authorization-server"),
+        ("GET", "/.well-known/openid-configuration"),
+        ("POST", "/token"),
+    ] {
+        let req = client().request(method.parse().unwrap(), format!("{}{path}", gw.base));
+        let mut resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 404, "{path}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "not_an_authorization_server", "{path}: {body}");
+        assert!(body["error_description"].as_str().unwrap().contains("mcp-gateway token"), "{body}");
+    }
+    let (status, metadata) = gw.get("/.well-known/oauth-protected-resource/mcp", None).await;
+    assert_eq!(status, 200);
+    assert!(metadata.get("authorization_servers").is_none(), "no authorization server to point at: {metadata}");
+    gw.stop().await;
+}

@@ -95,5 +95,32 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    if takes_the_gateway_for_an_authorization_server(req.path()) {
+        return not_an_authorization_server();
+    }
     GatewayError::NotFound(format!("no route for {} {}", req.method(), req.path())).to_response(serde_json::Value::Null)
+}
+
+/// Where an OAuth client looks when it takes the gateway for its authorization server: an MCP
+/// client answering a 401 (an expired token, say) with no authorization server named in the
+/// RFC 9728 metadata falls back to the gateway's own origin (the MCP authorization spec's
+/// default), then to dynamic client registration at `/register`.
+fn takes_the_gateway_for_an_authorization_server(path: &str) -> bool {
+    matches!(path, "/register" | "/authorize" | "/token")
+        || path.starts_with("/.well-known/oauth-authorization-server")
+        || path.starts_with("/.well-known/openid-configuration")
+}
+
+/// 404 in OAuth's error shape, saying what is really going on: clients such as `mcp-remote`
+/// show this body as their error ("Dynamic Client Registration rejected (HTTP 404): …"), so it
+/// is the one place where the user learns that their token was refused, not that OAuth failed.
+pub fn not_an_authorization_server() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::NotFound().json(serde_json::json!({
+        "error": "not_an_authorization_server",
+        "error_description": "mcp-gateway is not an OAuth authorization server and issues no tokens. Your client came \
+    here because /mcp refused its Bearer token (the 401's WWW-Authenticate error_description says why, e.g. \
+    \"invalid token: expired\"). Get a new token from your identity provider, or for a local gateway: \
+    mcp-gateway token --sub <you> --roles <role> --ttl <seconds> (at most JWT_MAX_TTL_SECONDS), and pass it \
+    as the Authorization: Bearer header.",
+    }))
 }
