@@ -15,8 +15,10 @@ scenarios=(${CONFORMANCE_SCENARIOS:-server-initialize ping tools-list tools-call
 npm_dir=${MCP_CLIENTS_NPM_DIR:-${TMPDIR:-/tmp}/mcp-gateway-clients}
 install() { # dir packages...: separate folders, so the packages' dependency ranges never clash
   local dir="$npm_dir/$1"; shift
-  if [[ ! -d "$dir/node_modules" ]]; then
-    mkdir -p "$dir" && (cd "$dir" && npm install --silent --no-audit --no-fund "$@" >/dev/null)
+  # Reinstalled whenever the pinned list changes (the marker holds it).
+  if [[ "$(cat "$dir/.installed" 2>/dev/null)" != "$*" ]]; then
+    rm -rf "$dir" && mkdir -p "$dir" && (cd "$dir" && npm install --silent --no-audit --no-fund "$@" >/dev/null) &&
+      printf '%s' "$*" >"$dir/.installed"
   fi
 }
 # Pinned: a new release of a checker must not change what CI means overnight.

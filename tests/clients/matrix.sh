@@ -25,8 +25,9 @@ venv() { # name requirement
 }
 npm_dir() { # name packages...
   local d="$dir/$1"; shift
-  if [[ ! -f "$d/.installed" ]]; then
-    rm -rf "$d" && mkdir -p "$d" && (cd "$d" && npm install --silent --no-audit --no-fund "$@" >/dev/null) && touch "$d/.installed"
+  if [[ "$(cat "$d/.installed" 2>/dev/null)" != "$*" ]]; then
+    rm -rf "$d" && mkdir -p "$d" && (cd "$d" && npm install --silent --no-audit --no-fund "$@" >/dev/null) &&
+      printf '%s' "$*" >"$d/.installed"
   fi
 }
 venv "py-mcp2-$PY_MCP2" "mcp==$PY_MCP2"
