@@ -15,6 +15,7 @@ PY_MCP1=1.30.0       # PyPI mcp, 1.x: ClientSession (2025 handshake), Streamable
 FASTMCP=4.2.3        # PyPI fastmcp
 TS_SDK_V1=1.32.2     # npm @modelcontextprotocol/sdk
 TS_CLIENT_V2=2.4.0   # npm @modelcontextprotocol/client (versionNegotiation: auto)
+# crates.io rmcp: pinned in tests/clients/rmcp/Cargo.toml (both lifecycle modes)
 
 dir=${MCP_CLIENTS_NPM_DIR:-${TMPDIR:-/tmp}/mcp-gateway-clients}
 mkdir -p "$dir"
@@ -35,6 +36,12 @@ venv "py-mcp1-$PY_MCP1" "mcp==$PY_MCP1"
 venv "py-fastmcp-$FASTMCP" "fastmcp==$FASTMCP"
 npm_dir "ts-v1-$TS_SDK_V1" node@22 "@modelcontextprotocol/sdk@$TS_SDK_V1"
 npm_dir "ts-v2-$TS_CLIENT_V2" node@22 "@modelcontextprotocol/client@$TS_CLIENT_V2"
+
+# The rmcp client builds into a cache kept between runs (its own target dir: rmcp and reqwest
+# never enter the main workspace's build).
+rmcp_target=${RMCP_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mcp-gateway/rmcp-target}
+CARGO_TARGET_DIR="$rmcp_target" cargo build -q --release --manifest-path tests/clients/rmcp/Cargo.toml
+rmcp_client="$rmcp_target/release/matrix-rmcp-client"
 
 work=$(mktemp -d)
 pids=()
@@ -109,5 +116,7 @@ run "ts @modelcontextprotocol/sdk" "$TS_SDK_V1" "initialize /mcp" "$v1/node_modu
 run "ts @modelcontextprotocol/sdk" "$TS_SDK_V1" "initialize /sse" "$v1/node_modules/.bin/node" "$v1/ts_client.mjs" v1 sse "$base/sse" "$token"
 run "ts @modelcontextprotocol/client" "$TS_CLIENT_V2" "auto (discover) /mcp" "$v2/node_modules/.bin/node" "$v2/ts_client.mjs" v2 http "$base/mcp" "$token"
 run "ts @modelcontextprotocol/client" "$TS_CLIENT_V2" "auto /sse" "$v2/node_modules/.bin/node" "$v2/ts_client.mjs" v2 sse "$base/sse" "$token"
+run "rust rmcp" "3.11.0" "initialize /mcp" "$rmcp_client" initialize "$base/mcp" "$token"
+run "rust rmcp" "3.11.0" "discover /mcp" "$rmcp_client" discover "$base/mcp" "$token"
 echo "client matrix: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
