@@ -153,6 +153,9 @@ fn run_properties(s: &Span, bold: bool) -> String {
     if s.italic {
         rpr.push_str("<w:i/>");
     }
+    if s.strike {
+        rpr.push_str("<w:strike/>");
+    }
     if s.code {
         rpr.push_str("<w:shd w:val=\"clear\" w:color=\"auto\" w:fill=\"F2F2F2\"/>");
     }

@@ -32,6 +32,9 @@ fn spans(out: &mut String, spans: &[Span]) {
         if s.italic {
             text = format!("<em>{text}</em>");
         }
+        if s.strike {
+            text = format!("<del>{text}</del>");
+        }
         if s.bold {
             text = format!("<strong>{text}</strong>");
         }

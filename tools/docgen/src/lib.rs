@@ -59,7 +59,7 @@ pub struct Generated {
 fn short(value: &Value, name: &str) -> Result<Option<String>, String> {
     match value.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.chars().count() <= MAX_FIELD_CHARS => Ok(Some(s.clone())),
+        Some(Value::String(s)) if s.chars().count() <= MAX_FIELD_CHARS => Ok(Some(markdown::printable(s).into_owned())),
         Some(Value::String(_)) => Err(format!("{name} is longer than {MAX_FIELD_CHARS} characters")),
         Some(_) => Err(format!("{name} must be a string")),
     }
@@ -89,19 +89,24 @@ fn meta(arguments: &Value, blocks: &[markdown::Block]) -> Result<Meta, String> {
         match (key.as_str(), value) {
             ("keywords", Value::Array(items)) => {
                 for item in items {
-                    meta.keywords.push(item.as_str().ok_or("metadata.keywords must hold strings")?.to_owned());
+                    let keyword = item.as_str().ok_or("metadata.keywords must hold strings")?;
+                    meta.keywords.push(markdown::printable(keyword).into_owned());
                 }
             }
             ("keywords", Value::String(s)) => {
-                meta.keywords = s.split(',').map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect()
+                meta.keywords =
+                    markdown::printable(s).split(',').map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect()
             }
-            (_, Value::String(s)) if s.chars().count() <= MAX_FIELD_CHARS => match key.as_str() {
-                "description" | "subject" => meta.description = Some(s.clone()),
-                "language" | "lang" => meta.language = Some(s.clone()),
-                _ => meta.extra.push((key.clone(), s.clone())),
-            },
+            (_, Value::String(s)) if s.chars().count() <= MAX_FIELD_CHARS => {
+                let (key, s) = (markdown::printable(key).into_owned(), markdown::printable(s).into_owned());
+                match key.as_str() {
+                    "description" | "subject" => meta.description = Some(s),
+                    "language" | "lang" => meta.language = Some(s),
+                    _ => meta.extra.push((key, s)),
+                }
+            }
             (_, Value::String(_)) => return Err(format!("metadata.{key} is longer than {MAX_FIELD_CHARS} characters")),
-            (_, other) => meta.extra.push((key.clone(), other.to_string())),
+            (_, other) => meta.extra.push((markdown::printable(key).into_owned(), other.to_string())),
         }
     }
     Ok(meta)

@@ -22,6 +22,8 @@ pub struct Span {
     pub italic: bool,
     /// Inline code (monospace).
     pub code: bool,
+    /// Struck through (`~~text~~`): a price crossed out must not read as a price.
+    pub strike: bool,
     /// A safe link target.
     pub link: Option<String>,
 }
@@ -101,7 +103,65 @@ struct Builder {
     table: Option<Table>,
     bold: usize,
     italic: usize,
+    strike: usize,
     links: Vec<Option<String>>,
+}
+
+/// What no format can hold: characters XML 1.0 forbids (C0 controls but tab, newline and
+/// carriage return; U+FFFE, U+FFFF), the C1 controls and DEL (drawn as boxes, refused by
+/// Word-compatible readers in DOCX), and other non-characters.
+fn unprintable(c: char) -> bool {
+    (c.is_control() && !matches!(c, '\t' | '\n'))
+        || matches!(c as u32, 0xFDD0..=0xFDEF)
+        || (c as u32 & 0xFFFE) == 0xFFFE
+}
+
+/// Text as every format can carry it: a page or line break pasted from a PDF (form feed,
+/// vertical tab, NEL, line/paragraph separators) and a tab become a space; other unprintable
+/// characters ([`unprintable`]) are dropped. Applied to every span (raw or entity-decoded, so
+/// `&#12;` too), the title and the metadata, before any format renders them.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let breaks = |c: char| matches!(c, '\t' | '\u{b}' | '\u{c}' | '\u{85}' | '\u{2028}' | '\u{2029}');
+    if !text.chars().any(|c| breaks(c) || unprintable(c)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    text.chars()
+        .filter_map(|c| {
+            if breaks(c) {
+                Some(' ')
+            } else if unprintable(c) {
+                None
+            } else {
+                Some(c)
+            }
+        })
+        .collect()
+}
+
+/// A code block's text: tabs expanded to the next multiple of 4 columns (fonts draw a tab as a
+/// box), page breaks made line breaks, other unprintable characters dropped.
+fn printable_code(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut column = 0usize;
+    for c in text.chars() {
+        match c {
+            '\t' => {
+                let n = 4 - column % 4;
+                out.extend(std::iter::repeat_n(' ', n));
+                column += n;
+            }
+            '\n' | '\u{b}' | '\u{c}' | '\u{85}' | '\u{2028}' | '\u{2029}' => {
+                out.push('\n');
+                column = 0;
+            }
+            c if unprintable(c) => {}
+            c => {
+                out.push(c);
+                column += 1;
+            }
+        }
+    }
+    out
 }
 
 impl Builder {
@@ -121,13 +181,14 @@ impl Builder {
             bold: self.bold > 0,
             italic: self.italic > 0,
             code,
+            strike: self.strike > 0,
             link: self.links.last().cloned().flatten(),
         };
         if let Some(spans) = self.inline.as_mut() {
             match spans.last_mut() {
                 Some(last)
-                    if (last.bold, last.italic, last.code, &last.link)
-                        == (span.bold, span.italic, span.code, &span.link)
+                    if (last.bold, last.italic, last.code, last.strike, &last.link)
+                        == (span.bold, span.italic, span.code, span.strike, &span.link)
                         && text != "\n"
                         && last.text != "\n" =>
                 {
@@ -167,6 +228,7 @@ pub fn parse(content: &str) -> Result<Vec<Block>, String> {
         table: None,
         bold: 0,
         italic: 0,
+        strike: 0,
         links: Vec::new(),
     };
     for event in Parser::new_ext(content, options) {
@@ -201,6 +263,12 @@ pub fn parse(content: &str) -> Result<Vec<Block>, String> {
                 Tag::TableCell => b.inline = Some(Vec::new()),
                 Tag::Emphasis => b.italic += 1,
                 Tag::Strong => b.bold += 1,
+                Tag::Strikethrough => b.strike += 1,
+                // `<someone@example.com>` is an email autolink: its target is `mailto:`, not a
+                // relative path named like an address.
+                Tag::Link { link_type: pulldown_cmark::LinkType::Email, dest_url, .. } => {
+                    b.links.push(safe_link(&format!("mailto:{dest_url}")))
+                }
                 Tag::Link { dest_url, .. } => b.links.push(safe_link(&dest_url)),
                 Tag::Image { .. } => b.links.push(None),
                 _ => {}
@@ -217,7 +285,7 @@ pub fn parse(content: &str) -> Result<Vec<Block>, String> {
                     b.push_block(Block::Heading(level, spans));
                 }
                 TagEnd::CodeBlock => {
-                    let text = b.code.take().unwrap_or_default();
+                    let text = printable_code(&b.code.take().unwrap_or_default());
                     b.push_block(Block::Code(text.trim_end_matches('\n').to_owned()));
                 }
                 TagEnd::BlockQuote(_) => {
@@ -263,6 +331,7 @@ pub fn parse(content: &str) -> Result<Vec<Block>, String> {
                 }
                 TagEnd::Emphasis => b.italic = b.italic.saturating_sub(1),
                 TagEnd::Strong => b.bold = b.bold.saturating_sub(1),
+                TagEnd::Strikethrough => b.strike = b.strike.saturating_sub(1),
                 TagEnd::Link | TagEnd::Image => {
                     b.links.pop();
                 }
@@ -270,13 +339,13 @@ pub fn parse(content: &str) -> Result<Vec<Block>, String> {
             },
             Event::Text(t) => match b.code.as_mut() {
                 Some(code) => code.push_str(&t),
-                None => b.span(&t, false),
+                None => b.span(&printable(&t), false),
             },
-            Event::Code(t) => b.span(&t, true),
+            Event::Code(t) => b.span(&printable(&t), true),
             // Raw HTML is shown as the text it is, never interpreted.
             Event::Html(t) | Event::InlineHtml(t) => match b.code.as_mut() {
                 Some(code) => code.push_str(&t),
-                None => b.span(&t, false),
+                None => b.span(&printable(&t), false),
             },
             Event::SoftBreak => b.span(" ", false),
             Event::HardBreak => b.span("\n", false),

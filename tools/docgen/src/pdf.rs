@@ -142,6 +142,8 @@ struct Piece {
     size: f32,
     link: Option<String>,
     color: (u8, u8, u8),
+    /// Struck through: a line is drawn across the text.
+    strike: bool,
 }
 
 struct Layout<'m> {
@@ -251,7 +253,7 @@ impl Layout<'_> {
                         let first = rest.chars().next().unwrap_or(' ');
                         (cut, cut_units) = (first.len_utf8(), self.metrics.advance(face, first));
                     }
-                    push_piece(lines.last_mut(), &rest[..cut], face, size, &span.link, color);
+                    push_piece(lines.last_mut(), &rest[..cut], face, size, &span.link, color, span.strike);
                     lines.push(Vec::new());
                     used = 0.0;
                     done += cut;
@@ -259,7 +261,7 @@ impl Layout<'_> {
                 }
                 let rest = &word[done..];
                 if !rest.is_empty() {
-                    push_piece(lines.last_mut(), rest, face, size, &span.link, color);
+                    push_piece(lines.last_mut(), rest, face, size, &span.link, color, span.strike);
                     used += if done == 0 {
                         w
                     } else {
@@ -279,7 +281,12 @@ impl Layout<'_> {
             if let Some(url) = &piece.link {
                 self.push(Item::Link { rect: (cx, baseline - size, w.max(1.0), line_h), url: url.clone() });
             }
-            let Piece { text, face, size: piece_size, color, .. } = piece;
+            let Piece { text, face, size: piece_size, color, strike, .. } = piece;
+            if strike {
+                // Across the middle of the lower-case letters, in the text's colour.
+                let (thick, ink) = (piece_size * 0.06, self.metrics.width(face, piece_size, text.trim_end()));
+                self.push(Item::Fill { rect: (cx, baseline - piece_size * 0.3, ink, thick), color });
+            }
             self.push(Item::Text { x: cx, baseline, face, size: piece_size, text, color });
             cx += w;
         }
@@ -434,13 +441,20 @@ fn push_piece(
     size: f32,
     link: &Option<String>,
     color: (u8, u8, u8),
+    strike: bool,
 ) {
     let Some(line) = line else { return };
     match line.last_mut() {
-        Some(last) if last.face == face && last.size == size && &last.link == link && last.color == color => {
+        Some(last)
+            if last.face == face
+                && last.size == size
+                && &last.link == link
+                && last.color == color
+                && last.strike == strike =>
+        {
             last.text.push_str(text)
         }
-        _ => line.push(Piece { text: text.to_owned(), face, size, link: link.clone(), color }),
+        _ => line.push(Piece { text: text.to_owned(), face, size, link: link.clone(), color, strike }),
     }
 }
 

@@ -256,3 +256,78 @@ fn the_result_is_an_embedded_resource_with_its_digest() {
     assert_eq!(s["filename"], "quarterly-report-caf-z-rich.pdf");
     assert_eq!(s["pages"], 1);
 }
+
+/// Text pasted from a PDF holds form feeds; terminals leave ESC and BEL. Before: written raw
+/// into the DOCX's XML (in the body, the title and the metadata), so LibreOffice and python-docx
+/// refused the file, and drawn as boxes in the PDF. Now every format carries only what XML 1.0
+/// allows: page breaks become spaces (line breaks in code), tabs in code expand to spaces, the
+/// rest is dropped — in content, entity-decoded content (`&#12;`), title and metadata alike.
+#[test]
+fn control_characters_never_reach_a_file() {
+    let hostile = "Page one\u{c}page two \u{1b}[31mred\u{7} bell &#12; entity \u{0}nul \u{85}nel \u{fffe}\n\n\
+                   ```\nfn main() {\n\tlet x\u{c}= 1;\n}\n```\n\n| a\u{b} | b |\n|---|---|\n| \u{1}x | y |\n";
+    let args = json!({"content": hostile, "format": "docx", "title": "Q3\u{c} report\u{1b}",
+        "author": "Ada\u{7}", "metadata": {"keywords": ["q\u{c}3"], "department\u{1}": "Fin\u{b}ance"}});
+    for format in ["docx", "html", "pdf"] {
+        let mut args = args.clone();
+        args["format"] = json!(format);
+        let doc = docgen::generate(&args, docgen::DEFAULT_MAX_CONTENT_BYTES).unwrap();
+        if format == "html" {
+            let text = String::from_utf8(doc.bytes.clone()).unwrap();
+            let bad: Vec<char> = text.chars().filter(|c| c.is_control() && !matches!(c, '\n' | '\t')).collect();
+            assert!(bad.is_empty(), "html holds {bad:?}");
+            assert!(text.contains("Page one page two") && text.contains("    let x"), "{text}");
+        }
+        if format == "docx" && tool("python3", &["-c", "import docx"]) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("pasted.docx");
+            std::fs::write(&path, &doc.bytes).unwrap();
+            let script = r#"
+import sys, zipfile, xml.dom.minidom, docx
+z = zipfile.ZipFile(sys.argv[1])
+for name in z.namelist():
+    if name.endswith('.xml') or name.endswith('.rels'):
+        xml.dom.minidom.parseString(z.read(name))
+d = docx.Document(sys.argv[1])
+print('TITLE|' + d.core_properties.title + '|' + d.core_properties.author)
+print('\n'.join(p.text for p in d.paragraphs))
+"#;
+            let out = Command::new("python3").arg("-c").arg(script).arg(&path).output().unwrap();
+            assert!(out.status.success(), "the DOCX does not open: {}", String::from_utf8_lossy(&out.stderr));
+            let text = String::from_utf8(out.stdout).unwrap();
+            assert!(text.contains("TITLE|Q3  report|Ada") && text.contains("Page one page two"), "{text}");
+        }
+    }
+}
+
+/// Before: `~~$500~~ $400` read "$500 $400" in every format (the strike dropped), and
+/// `<someone@example.com>` became a broken relative link. Now the strike is kept (HTML `<del>`,
+/// DOCX `<w:strike/>`, a line drawn through the PDF text) and email autolinks are `mailto:`.
+#[test]
+fn strikethrough_is_kept_and_email_autolinks_are_mailto() {
+    let content = "Now ~~$500~~ $400.\n\nWrite to <someone@example.com>.\n";
+    let html = docgen::generate(&json!({"content": content, "format": "html"}), 1 << 20).unwrap();
+    let html = String::from_utf8(html.bytes).unwrap();
+    assert!(html.contains("<del>$500</del> $400"), "{html}");
+    assert!(html.contains("href=\"mailto:someone@example.com\""), "{html}");
+    let docx = docgen::generate(&json!({"content": content, "format": "docx"}), 1 << 20).unwrap();
+    let text = String::from_utf8_lossy(&docx.bytes).into_owned();
+    // The DOCX is a zip (stored, not deflated, is not guaranteed): read it with python when there.
+    if tool("python3", &["-c", "import docx"]) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.docx");
+        std::fs::write(&path, &docx.bytes).unwrap();
+        let script = r#"
+import sys, docx
+d = docx.Document(sys.argv[1])
+print('STRUCK|' + '|'.join(r.text for p in d.paragraphs for r in p.runs if r.font.strike))
+print('LINKS|' + ' '.join(r.target_ref for r in d.part.rels.values() if r.is_external))
+"#;
+        let out = Command::new("python3").arg("-c").arg(script).arg(&path).output().unwrap();
+        let out = String::from_utf8(out.stdout).unwrap();
+        assert!(out.contains("STRUCK|$500\n") && out.contains("mailto:someone@example.com"), "{out}");
+    }
+    let _ = text;
+    let pdf = docgen::generate(&json!({"content": content, "format": "pdf"}), 1 << 20).unwrap();
+    assert!(pdf.bytes.len() > 500);
+}
