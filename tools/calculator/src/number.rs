@@ -123,10 +123,20 @@ fn significant_digits(text: &str) -> usize {
 }
 
 /// Refuse a JSON number that serde_json had to read as a float and that the float may not
-/// hold exactly: more than [`FLOAT_DIGITS`] significant digits, or an integer of 2^53 or more
-/// (a longer integer would have been rounded to it). Integers within 64 bits are read exactly.
+/// hold exactly: more than [`FLOAT_DIGITS`] significant digits, an integer of 2^53 or more
+/// (a longer integer would have been rounded to it), or a subnormal (fewer digits held).
+/// Integers within 64 bits are read exactly. (A literal so small it was read as 0, `1e-400`,
+/// cannot be told from `0` once read: JSON readers on the way — the gateway's too — round it.)
 fn exact_json_float(text: &str, f: f64) -> Result<(), String> {
     const TWO_POW_53: f64 = 9_007_199_254_740_992.0;
+    // Below the normal range a float holds fewer digits: the literal the caller wrote
+    // (`3e-324`, `1.23456789012345e-320`) was already changed by the JSON reader.
+    if f != 0.0 && f.abs() < f64::MIN_POSITIVE {
+        return Err(format!(
+            "the number {text} is below the range a JSON number holds exactly (about 2.2e-308); the \
+             JSON reader may have changed it: pass it as a string, e.g. \"1.23456789012345e-320\""
+        ));
+    }
     if significant_digits(text) > FLOAT_DIGITS || (f.fract() == 0.0 && f.abs() >= TWO_POW_53) {
         return Err(format!(
             "the number {text} cannot be represented exactly as a JSON number (JSON numbers are read as \
@@ -239,12 +249,26 @@ mod tests {
         );
         // Known limit: a longer literal whose float has a short form ("0.1000000000000000055"
         // reads as 0.1) cannot be told apart from that short form without the raw JSON text.
-        for refused in ["123456789012345.6", "1e20", "9007199254740992.0", "-1e300", "0.10000000000000002"] {
+        // Subnormals: the float holds fewer digits than written (3e-324 reads as 5e-324,
+        // 1.23456789012345e-320 as 1.2347e-320).
+        for refused in [
+            "123456789012345.6",
+            "1e20",
+            "9007199254740992.0",
+            "-1e300",
+            "0.10000000000000002",
+            "3e-324",
+            "1.23456789012345e-320",
+            "-2e-310",
+        ] {
             let v: Value = serde_json::from_str(refused).unwrap();
             assert!(parse_value(&v).is_err(), "{refused}");
         }
-        for (accepted, exact) in [("0.123456789012345", "0.123456789012345"), ("123456789012345.0", "123456789012345")]
-        {
+        for (accepted, exact) in [
+            ("0.123456789012345", "0.123456789012345"),
+            ("123456789012345.0", "123456789012345"),
+            ("2.5e-300", "2.5e-300"),
+        ] {
             let v: Value = serde_json::from_str(accepted).unwrap();
             assert_eq!(parse_value(&v).unwrap(), q(exact), "{accepted}");
         }
