@@ -103,18 +103,22 @@ impl Parser<'_> {
         }
     }
 
+    /// A sign nests (`--5`, `-(-(…))` count a level per sign); a plain operand does not, so a
+    /// level of parentheses counts once, as users count it.
     fn unary(&mut self) -> Eval {
-        self.enter()?;
-        let value = if self.eat('-') {
+        if self.eat('-') {
+            self.enter()?;
             let v = self.unary()?;
-            Real { q: -v.q, error: v.error }
+            self.depth -= 1;
+            Ok(Real { q: -v.q, error: v.error })
         } else if self.eat('+') {
-            self.unary()?
+            self.enter()?;
+            let v = self.unary()?;
+            self.depth -= 1;
+            Ok(v)
         } else {
-            self.power()?
-        };
-        self.depth -= 1;
-        Ok(value)
+            self.power()
+        }
     }
 
     fn power(&mut self) -> Eval {
@@ -350,6 +354,10 @@ mod tests {
             assert!(err.contains(needle), "{src}: {err}");
         }
         assert!(evaluate(&format!("{}1{}", "(".repeat(100), ")".repeat(100)), 28).unwrap_err().contains("nested"));
+        // A level of parentheses counts once: 64 levels are accepted (before: refused at 32).
+        let deep = format!("{}1{}", "(".repeat(64), ")".repeat(64));
+        assert_eq!(evaluate(&deep, 28).unwrap().q, number::parse_str("1").unwrap());
+        assert!(evaluate(&format!("{}1{}", "(".repeat(65), ")".repeat(65)), 28).is_err());
         assert!(evaluate(&"-".repeat(1000), 28).unwrap_err().contains("nested"));
         assert!(evaluate(&"1+".repeat(6000), 28).unwrap_err().contains("longer"));
     }

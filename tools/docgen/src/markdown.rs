@@ -209,7 +209,9 @@ impl Builder {
 
     fn open(&mut self, frame: Frame) -> Result<(), String> {
         self.flush_implicit();
-        if self.frames.len() > MAX_DEPTH {
+        // Levels as a reader counts them: a list or a quote is one (its items are not another).
+        let levels = self.frames.iter().filter(|f| matches!(f, Frame::List(..) | Frame::Quote(_))).count();
+        if levels >= MAX_DEPTH && matches!(frame, Frame::List(..) | Frame::Quote(_)) {
             return Err(format!("the Markdown nests lists and quotes deeper than {MAX_DEPTH} levels"));
         }
         self.frames.push(frame);
@@ -410,6 +412,13 @@ mod tests {
     fn absurd_nesting_and_width_are_refused() {
         assert!(parse(&">".repeat(10_000)).unwrap_err().contains("deeper"));
         assert!(parse(&"1. ".repeat(1000)).unwrap_err().contains("deeper"));
+        // A list level counts once (its items are not another level): 17 levels are accepted
+        // (before: refused as deeper than 32), 33 are not.
+        let nested =
+            |levels: usize| (0..levels).map(|i| format!("{}- level {i}\n", "  ".repeat(i))).collect::<String>();
+        assert!(parse(&nested(17)).is_ok());
+        assert!(parse(&nested(32)).is_ok());
+        assert!(parse(&nested(33)).unwrap_err().contains("deeper"));
         let wide = format!("|{}\n|{}\n", "a|".repeat(1000), "-|".repeat(1000));
         assert!(parse(&wide).unwrap_err().contains("columns"));
     }
