@@ -253,11 +253,27 @@ fn evaluate_once(src: &str, digits: u32, last: bool) -> Eval {
 }
 
 /// Evaluate `src`; an approximate value is correctly rounded to `precision` digits or refused.
+/// The operators people paste from documents are read as what they mean: `−` (U+2212, minus
+/// sign) as `-`, `×` as `*`, `÷` as `/`.
 pub fn evaluate(src: &str, precision: u32) -> Result<Real, String> {
     if src.len() > MAX_LENGTH {
         return Err(format!("expression longer than {MAX_LENGTH} characters"));
     }
-    approx::settle(precision, |digits, last| evaluate_once(src, digits, last))
+    let pasted = |c: char| matches!(c, '\u{2212}' | '\u{d7}' | '\u{f7}');
+    let src: std::borrow::Cow<'_, str> = if src.contains(pasted) {
+        src.chars()
+            .map(|c| match c {
+                '\u{2212}' => '-',
+                '\u{d7}' => '*',
+                '\u{f7}' => '/',
+                c => c,
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        src.into()
+    };
+    approx::settle(precision, |digits, last| evaluate_once(&src, digits, last))
 }
 
 #[cfg(test)]
@@ -280,6 +296,8 @@ mod tests {
         assert_eq!(ev("2^-1"), "1/2");
         assert_eq!(ev("2^3^2"), "512");
         assert_eq!(ev("2**10"), "1024");
+        // Pasted from a document: the minus sign, times and division signs.
+        assert_eq!(ev("\u{2212}5 \u{d7} 3 \u{f7} 2"), "-15/2");
         assert_eq!(ev("-7 % 3"), "2");
         assert_eq!(ev("10^-30"), format!("1/1{}", "0".repeat(30)));
         assert_eq!(ev("max(1, 2.5, -3) + min(4, 1/2) + abs(-1)"), "4");
