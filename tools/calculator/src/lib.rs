@@ -86,6 +86,13 @@ fn arithmetic(params: &Value, p: u32) -> CallOutcome {
     };
     let result = match op {
         Op::Add | Op::Sub => Real::exact(signed_sum(op, operands)?),
+        // A power tower groups from the right, as `2^3^2` does in expressions (and in Python and
+        // mathematics): [2, 3, 2] is 2^(3^2) = 512, not (2^3)^2 = 64.
+        Op::Pow => {
+            let mut iter = operands.into_iter().rev();
+            let last = iter.next().ok_or("params.operands must hold at least one number")?;
+            iter.try_fold(last, |acc, x| apply(op, &x, &acc))?
+        }
         _ => {
             let mut iter = operands.into_iter();
             let first = iter.next().ok_or("params.operands must hold at least one number")?;

@@ -20,7 +20,7 @@ pub fn input() -> Value {
                 "properties": {
                     "precision": { "type": "integer", "minimum": 1, "maximum": 1000 },
                     "operator": { "type": "string", "enum": ["add", "sub", "mul", "div", "pow", "mod", "+", "-", "*", "/", "^", "%"] },
-                    "operands": { "type": "array", "items": number, "maxItems": 10000 },
+                    "operands": { "type": "array", "items": number, "maxItems": 10000, "description": "instead of x and y: the operator applied across the list (pow groups from the right: [2,3,2] is 2^(3^2))" },
                     "x": number,
                     "y": number,
                     "expression": { "type": "string", "maxLength": 10000,

@@ -63,6 +63,7 @@ const TABLE: &[(&str, &str, &str, Dims)] = &[
     ("wk", "604800", "0", T),
     ("yr", "31557600", "0", T),
     ("ha", "10000", "0", AREA),
+    // The international acre (international foot, 1959), not the US survey acre (4046.8726…).
     ("acre", "4046.8564224", "0", AREA),
     ("L", "0.001", "0", VOLUME),
     ("l", "0.001", "0", VOLUME),
@@ -102,12 +103,14 @@ const TABLE: &[(&str, &str, &str, Dims)] = &[
     ("J", "1", "0", ENERGY),
     ("kJ", "1000", "0", ENERGY),
     ("MJ", "1e6", "0", ENERGY),
+    // The thermochemical calorie (as `kcal` on food labels), not the IT calorie (4.1868).
     ("cal", "4.184", "0", ENERGY),
     ("kcal", "4184", "0", ENERGY),
     ("Wh", "3600", "0", ENERGY),
     ("kWh", "3.6e6", "0", ENERGY),
     ("MWh", "3.6e9", "0", ENERGY),
     ("eV", "1.602176634e-19", "0", ENERGY),
+    // The International Table BTU (BTU_IT), not the thermochemical one (1054.35…).
     ("BTU", "1055.05585262", "0", ENERGY),
     ("Pa", "1", "0", PRESSURE),
     ("hPa", "100", "0", PRESSURE),

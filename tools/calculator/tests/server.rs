@@ -107,6 +107,11 @@ fn operations_cover_units_statistics_and_precision() {
     assert!(r["result"]["fraction"].is_null());
     let r = call(json!({"operation": "arithmetic", "params": {"operator": "pow", "operands": [2, 200]}}));
     assert_eq!(r["result"]["fraction"], "1606938044258990275541962092341162602522202993782792835301376");
+    // A power tower groups from the right, like `2^3^2` in an expression: 512, not 64.
+    let r = call(json!({"operation": "arithmetic", "params": {"operator": "pow", "operands": [2, 3, 2]}}));
+    assert_eq!(r["result"]["fraction"], "512");
+    let r = call(json!({"operation": "expression", "params": {"expression": "2^3^2"}}));
+    assert_eq!(r["result"]["fraction"], "512");
     let r = call(
         json!({"operation": "arithmetic", "params": {"operator": "mod", "x": "123456789012345678901234567890", "y": 97}}),
     );
