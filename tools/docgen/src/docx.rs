@@ -6,7 +6,7 @@ use std::io::Write;
 use zip::write::SimpleFileOptions;
 
 use crate::html::escape;
-use crate::markdown::{Block, Span};
+use crate::markdown::{Align, Block, Span};
 use crate::Meta;
 
 const W_NS: &str = "xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\" \
@@ -103,12 +103,12 @@ impl Writer {
                 Block::Rule => self.body.push_str(
                     "<w:p><w:pPr><w:pBdr><w:bottom w:val=\"single\" w:sz=\"6\" w:space=\"1\" w:color=\"999999\"/></w:pBdr></w:pPr></w:p>",
                 ),
-                Block::Table { head, rows } => self.table(head, rows),
+                Block::Table { head, rows, aligns } => self.table(head, rows, aligns),
             }
         }
     }
 
-    fn table(&mut self, head: &[Vec<Span>], rows: &[Vec<Vec<Span>>]) {
+    fn table(&mut self, head: &[Vec<Span>], rows: &[Vec<Vec<Span>>], aligns: &[Align]) {
         let cols = rows.iter().map(Vec::len).chain([head.len()]).max().unwrap_or(1).max(1);
         let width = TEXT_WIDTH / cols;
         self.body
@@ -128,7 +128,13 @@ impl Writer {
                 let cell = row.get(c).unwrap_or(&empty);
                 let shade = if r == 0 { "<w:shd w:val=\"clear\" w:color=\"auto\" w:fill=\"EEEEEE\"/>" } else { "" };
                 self.body.push_str(&format!("<w:tc><w:tcPr><w:tcW w:w=\"{width}\" w:type=\"dxa\"/>{shade}</w:tcPr>"));
-                self.paragraph("<w:spacing w:before=\"40\" w:after=\"40\"/>", cell, r == 0);
+                // `w:jc` follows `w:spacing` in a paragraph's properties (CT_PPr order).
+                let jc = match Align::of(aligns, c) {
+                    Align::Left => "",
+                    Align::Center => "<w:jc w:val=\"center\"/>",
+                    Align::Right => "<w:jc w:val=\"right\"/>",
+                };
+                self.paragraph(&format!("<w:spacing w:before=\"40\" w:after=\"40\"/>{jc}"), cell, r == 0);
                 self.body.push_str("</w:tc>");
             }
             self.body.push_str("</w:tr>");

@@ -1,6 +1,6 @@
 //! A complete, standalone, escaped HTML document (inline CSS, no scripts, no remote resources).
 
-use crate::markdown::{Block, Span};
+use crate::markdown::{Align, Block, Span};
 use crate::Meta;
 
 /// Escape text for HTML content and attribute values.
@@ -85,18 +85,23 @@ fn blocks(out: &mut String, list: &[Block]) {
                 out.push_str("</blockquote>\n");
             }
             Block::Rule => out.push_str("<hr>\n"),
-            Block::Table { head, rows } => {
+            Block::Table { head, rows, aligns } => {
+                let style = |c: usize| match Align::of(aligns, c) {
+                    Align::Left => "",
+                    Align::Center => " style=\"text-align:center\"",
+                    Align::Right => " style=\"text-align:right\"",
+                };
                 out.push_str("<table>\n<thead><tr>");
-                for cell in head {
-                    out.push_str("<th>");
+                for (c, cell) in head.iter().enumerate() {
+                    out.push_str(&format!("<th{}>", style(c)));
                     spans(out, cell);
                     out.push_str("</th>");
                 }
                 out.push_str("</tr></thead>\n<tbody>\n");
                 for row in rows {
                     out.push_str("<tr>");
-                    for cell in row {
-                        out.push_str("<td>");
+                    for (c, cell) in row.iter().enumerate() {
+                        out.push_str(&format!("<td{}>", style(c)));
                         spans(out, cell);
                         out.push_str("</td>");
                     }

@@ -54,6 +54,8 @@ pub enum Block {
         head: Vec<Vec<Span>>,
         /// Body rows.
         rows: Vec<Vec<Vec<Span>>>,
+        /// Each column's alignment (`:---`, `:---:`, `---:`), honoured by every format.
+        aligns: Vec<Align>,
     },
 }
 
@@ -88,8 +90,28 @@ impl Frame {
     }
 }
 
+/// A table column's alignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Align {
+    /// `---` or `:---`.
+    #[default]
+    Left,
+    /// `:---:`.
+    Center,
+    /// `---:` (numbers, so their digits line up).
+    Right,
+}
+
+impl Align {
+    /// The alignment of column `c` (left when the table names none).
+    pub fn of(aligns: &[Align], c: usize) -> Align {
+        aligns.get(c).copied().unwrap_or_default()
+    }
+}
+
 #[derive(Default)]
 struct Table {
+    aligns: Vec<Align>,
     head: Vec<Vec<Span>>,
     rows: Vec<Vec<Vec<Span>>>,
     row: Vec<Vec<Span>>,
@@ -260,7 +282,15 @@ pub fn parse(content: &str) -> Result<Vec<Block>, String> {
                         ));
                     }
                     b.flush_implicit();
-                    b.table = Some(Table::default());
+                    let aligns = aligns
+                        .iter()
+                        .map(|a| match a {
+                            pulldown_cmark::Alignment::Center => Align::Center,
+                            pulldown_cmark::Alignment::Right => Align::Right,
+                            _ => Align::Left,
+                        })
+                        .collect();
+                    b.table = Some(Table { aligns, ..Table::default() });
                 }
                 Tag::TableCell => b.inline = Some(Vec::new()),
                 Tag::Emphasis => b.italic += 1,
@@ -328,7 +358,7 @@ pub fn parse(content: &str) -> Result<Vec<Block>, String> {
                 }
                 TagEnd::Table => {
                     if let Some(t) = b.table.take() {
-                        b.push_block(Block::Table { head: t.head, rows: t.rows });
+                        b.push_block(Block::Table { head: t.head, rows: t.rows, aligns: t.aligns });
                     }
                 }
                 TagEnd::Emphasis => b.italic = b.italic.saturating_sub(1),
@@ -393,7 +423,7 @@ mod tests {
         assert!(matches!(&blocks[3], Block::Quote(_)));
         assert_eq!(blocks[4], Block::Rule);
         assert_eq!(blocks[5], Block::Code("fn main() {}".into()));
-        assert!(matches!(&blocks[6], Block::Table { head, rows } if head.len() == 2 && rows.len() == 1));
+        assert!(matches!(&blocks[6], Block::Table { head, rows, .. } if head.len() == 2 && rows.len() == 1));
     }
 
     #[test]

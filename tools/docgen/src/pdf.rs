@@ -14,7 +14,7 @@ use krilla::paint::{Fill, Stroke};
 use krilla::text::{Font, TextDirection};
 use krilla::Document;
 
-use crate::markdown::{Block, Span};
+use crate::markdown::{Align, Block, Span};
 use crate::Meta;
 
 const PAGE_W: f32 = 595.28;
@@ -362,7 +362,7 @@ impl Layout<'_> {
                     self.push(Item::Fill { rect: (x, self.y, width, 0.8), color: (170, 170, 170) });
                     self.y += 9.0;
                 }
-                Block::Table { head, rows } => self.table(head, rows, x, width),
+                Block::Table { head, rows, aligns } => self.table(head, rows, aligns, x, width),
             }
         }
     }
@@ -406,7 +406,7 @@ impl Layout<'_> {
         self.y += BODY * 0.8;
     }
 
-    fn table(&mut self, head: &[Vec<Span>], rows: &[Vec<Vec<Span>>], x: f32, width: f32) {
+    fn table(&mut self, head: &[Vec<Span>], rows: &[Vec<Vec<Span>>], aligns: &[Align], x: f32, width: f32) {
         let cols = rows.iter().map(Vec::len).chain([head.len()]).max().unwrap_or(1).max(1);
         let col_w = width / cols as f32;
         let size = 9.5;
@@ -425,7 +425,15 @@ impl Layout<'_> {
                 }
                 self.push(Item::Stroke { rect: (cx, top, col_w, height), color: (187, 187, 187) });
                 for (l, line) in lines.into_iter().enumerate() {
-                    self.draw_line(line, cx + 4.0, top + 3.0 + l as f32 * line_h + size, size, line_h);
+                    // Centred or right-aligned within the cell's inner width, as the column asks.
+                    let used: f32 = line.iter().map(|p| self.metrics.width(p.face, p.size, &p.text)).sum();
+                    let inner = col_w - 8.0;
+                    let shift = match Align::of(aligns, c) {
+                        Align::Left => 0.0,
+                        Align::Center => ((inner - used) / 2.0).max(0.0),
+                        Align::Right => (inner - used).max(0.0),
+                    };
+                    self.draw_line(line, cx + 4.0 + shift, top + 3.0 + l as f32 * line_h + size, size, line_h);
                 }
             }
             self.y = top + height;

@@ -19,10 +19,12 @@ fn sha(bytes: &[u8]) -> String {
 }
 
 /// Golden digests: a change here means the output bytes changed (update deliberately).
+/// Last changed: the report's table aligns two columns right (`--------:`), which every format
+/// now honours (HTML `text-align`, DOCX `w:jc`, PDF placement).
 const GOLDEN: [(&str, &str); 3] = [
-    ("pdf", "e7ce375e042663c76a355dbc16586db48c75bec892ee09227d88df0fb3e27fde"),
-    ("docx", "92241a805bca50d6f4e97365da28830ba2a9483d01b165666761963c0baba48a"),
-    ("html", "e9ceaf31f4862d8b2e2aeb122288a98d5cd984ea7377024fe9f4b54e041367ea"),
+    ("pdf", "99dc5101594c894671a026b415f586fb7f1db0602c84764ff2f2b621168a4765"),
+    ("docx", "61fc8dfb1e7d5297e4a5cc379bd8df504d23f3c29bbc8fab7edf1b6e9a304bf3"),
+    ("html", "956ca46bfdfe6e0d2ffd52fb84bfddc0a935d7f4a8a42f818603b8f251e3e3ca"),
 ];
 
 #[test]
@@ -330,4 +332,50 @@ print('LINKS|' + ' '.join(r.target_ref for r in d.part.rels.values() if r.is_ext
     let _ = text;
     let pdf = docgen::generate(&json!({"content": content, "format": "pdf"}), 1 << 20).unwrap();
     assert!(pdf.bytes.len() > 500);
+}
+
+/// Before: `:---:` and `---:` were ignored in every format (numbers left-aligned, broken
+/// columns of figures). Now each column's alignment is honoured: HTML `text-align`, DOCX
+/// `<w:jc>`, and in the PDF a right-aligned figure ends at the cell's right edge.
+#[test]
+fn column_alignment_is_honoured_in_every_format() {
+    let content = "| name | qty | price |\n|:-----|:---:|------:|\n| pens | 2 | 3.50 |\n| ink | 10 | 120.00 |\n";
+    let html = docgen::generate(&json!({"content": content, "format": "html"}), 1 << 20).unwrap();
+    let html = String::from_utf8(html.bytes).unwrap();
+    assert!(
+        html.contains("<td>pens</td><td style=\"text-align:center\">2</td><td style=\"text-align:right\">3.50</td>"),
+        "{html}"
+    );
+    let docx = docgen::generate(&json!({"content": content, "format": "docx"}), 1 << 20).unwrap();
+    if tool("python3", &["-c", "import docx"]) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.docx");
+        std::fs::write(&path, &docx.bytes).unwrap();
+        let script = r#"
+import sys, docx
+t = docx.Document(sys.argv[1]).tables[0]
+print('|'.join(str(c.paragraphs[0].alignment) for c in t.rows[1].cells))
+"#;
+        let out = Command::new("python3").arg("-c").arg(script).arg(&path).output().unwrap();
+        let out = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(out.trim(), "None|CENTER (1)|RIGHT (2)", "{out}");
+    }
+    if tool("pdftotext", &["-v"]) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.pdf");
+        let pdf = docgen::generate(&json!({"content": content, "format": "pdf"}), 1 << 20).unwrap();
+        std::fs::write(&path, &pdf.bytes).unwrap();
+        let out = Command::new("pdftotext").args(["-bbox"]).arg(&path).arg("-").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // The right edges of "3.50" and "120.00" coincide (right-aligned column).
+        let x_max = |word: &str| -> f64 {
+            let line = text
+                .lines()
+                .find(|l| l.ends_with(&format!(">{word}</word>")))
+                .unwrap_or_else(|| panic!("{word}: {text}"));
+            let v = line.split("xMax=\"").nth(1).unwrap().split('"').next().unwrap();
+            v.parse().unwrap()
+        };
+        assert!((x_max("3.50") - x_max("120.00")).abs() < 0.5, "{text}");
+    }
 }
