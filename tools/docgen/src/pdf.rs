@@ -412,34 +412,65 @@ impl Layout<'_> {
         let size = 9.5;
         let line_h = size * LEADING;
         let empty = Vec::new();
-        for (r, row) in std::iter::once(head).chain(rows.iter().map(Vec::as_slice)).enumerate() {
+        let lay = |this: &Self, row: &[Vec<Span>], head: bool| -> (Vec<Vec<Vec<Piece>>>, f32) {
             let cells: Vec<Vec<Vec<Piece>>> =
-                (0..cols).map(|c| self.lines(row.get(c).unwrap_or(&empty), size, r == 0, TEXT, col_w - 8.0)).collect();
+                (0..cols).map(|c| this.lines(row.get(c).unwrap_or(&empty), size, head, TEXT, col_w - 8.0)).collect();
             let height = cells.iter().map(Vec::len).max().unwrap_or(1).max(1) as f32 * line_h + 6.0;
-            self.room(height);
-            let top = self.y;
-            for (c, lines) in cells.into_iter().enumerate() {
-                let cx = x + c as f32 * col_w;
-                if r == 0 {
-                    self.push(Item::Fill { rect: (cx, top, col_w, height), color: (238, 238, 238) });
-                }
-                self.push(Item::Stroke { rect: (cx, top, col_w, height), color: (187, 187, 187) });
-                for (l, line) in lines.into_iter().enumerate() {
-                    // Centred or right-aligned within the cell's inner width, as the column asks.
-                    let used: f32 = line.iter().map(|p| self.metrics.width(p.face, p.size, &p.text)).sum();
-                    let inner = col_w - 8.0;
-                    let shift = match Align::of(aligns, c) {
-                        Align::Left => 0.0,
-                        Align::Center => ((inner - used) / 2.0).max(0.0),
-                        Align::Right => (inner - used).max(0.0),
-                    };
-                    self.draw_line(line, cx + 4.0 + shift, top + 3.0 + l as f32 * line_h + size, size, line_h);
-                }
+            (cells, height)
+        };
+        let geometry = TableGeometry { x, col_w, size, line_h };
+        let (_, head_h) = lay(self, head, true);
+        // The header never stands alone at the bottom of a page: it goes with the first row.
+        let first_h = rows.first().map_or(0.0, |r| lay(self, r, false).1);
+        let page = Self::bottom() - MARGIN;
+        self.room(if head_h + first_h <= page { head_h + first_h } else { head_h });
+        let (cells, height) = lay(self, head, true);
+        self.table_row(cells, height, true, aligns, &geometry);
+        for row in rows {
+            let (cells, height) = lay(self, row, false);
+            if self.y + height > Self::bottom() && self.y > MARGIN {
+                // A new page repeats the header row above the rows that continue there.
+                self.new_page();
+                let (cells, height) = lay(self, head, true);
+                self.table_row(cells, height, true, aligns, &geometry);
             }
-            self.y = top + height;
+            self.table_row(cells, height, false, aligns, &geometry);
         }
         self.y += BODY * 0.8;
     }
+
+    /// Draw one table row at the cursor (shaded when it is the header), each cell's lines
+    /// placed as its column's alignment asks, and advance past it.
+    fn table_row(&mut self, cells: Vec<Vec<Vec<Piece>>>, height: f32, head: bool, aligns: &[Align], g: &TableGeometry) {
+        let top = self.y;
+        for (c, lines) in cells.into_iter().enumerate() {
+            let cx = g.x + c as f32 * g.col_w;
+            if head {
+                self.push(Item::Fill { rect: (cx, top, g.col_w, height), color: (238, 238, 238) });
+            }
+            self.push(Item::Stroke { rect: (cx, top, g.col_w, height), color: (187, 187, 187) });
+            for (l, line) in lines.into_iter().enumerate() {
+                // Centred or right-aligned within the cell's inner width, as the column asks.
+                let used: f32 = line.iter().map(|p| self.metrics.width(p.face, p.size, &p.text)).sum();
+                let inner = g.col_w - 8.0;
+                let shift = match Align::of(aligns, c) {
+                    Align::Left => 0.0,
+                    Align::Center => ((inner - used) / 2.0).max(0.0),
+                    Align::Right => (inner - used).max(0.0),
+                };
+                self.draw_line(line, cx + 4.0 + shift, top + 3.0 + l as f32 * g.line_h + g.size, g.size, g.line_h);
+            }
+        }
+        self.y = top + height;
+    }
+}
+
+/// Where a table's columns are and how its text is set.
+struct TableGeometry {
+    x: f32,
+    col_w: f32,
+    size: f32,
+    line_h: f32,
 }
 
 fn push_piece(

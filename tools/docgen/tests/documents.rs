@@ -379,3 +379,32 @@ print('|'.join(str(c.paragraphs[0].alignment) for c in t.rows[1].cells))
         assert!((x_max("3.50") - x_max("120.00")).abs() < 0.5, "{text}");
     }
 }
+
+/// Before: a table running over a page break continued without its header, and a header could
+/// stand alone at the bottom of a page. Now the header row repeats at the top of every page the
+/// table reaches and always has a body row under it on its page — checked by pdftotext, with
+/// the table starting at many heights on the page.
+#[test]
+fn table_headers_repeat_and_never_stand_alone() {
+    if !tool("pdftotext", &["-v"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rows: String = (0..90).map(|i| format!("| row{i} | {i} |\n")).collect();
+    for filler in (0..48).step_by(3) {
+        let lines: String = (0..filler).map(|i| format!("Filler line {i}.\n\n")).collect();
+        let content = format!("{lines}| HEADCOL | value |\n|---|--:|\n{rows}");
+        let pdf = docgen::generate(&json!({"content": content, "format": "pdf"}), 1 << 20).unwrap();
+        let path = dir.path().join(format!("t{filler}.pdf"));
+        std::fs::write(&path, &pdf.bytes).unwrap();
+        let out = Command::new("pdftotext").args(["-layout"]).arg(&path).arg("-").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let pages: Vec<&str> = text.split('\u{c}').filter(|p| p.contains("row") || p.contains("HEADCOL")).collect();
+        assert!(pages.len() >= 2, "the table spans pages: {filler}");
+        for (n, page) in pages.iter().enumerate() {
+            assert!(page.contains("HEADCOL"), "filler {filler}: page {n} of the table has no header:\n{page}");
+            let after = page.split("HEADCOL").nth(1).unwrap_or("");
+            assert!(after.contains("row"), "filler {filler}: a header alone at the bottom of page {n}");
+        }
+    }
+}
