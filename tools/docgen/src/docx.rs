@@ -18,8 +18,8 @@ const TEXT_WIDTH: usize = 9638;
 struct Writer {
     body: String,
     links: Vec<String>,
-    /// Ordered lists need their own numbering instance (to restart at their `start`).
-    ordered: Vec<u64>,
+    /// Ordered lists need their own numbering (to restart at their `start`): (start, level).
+    ordered: Vec<(u64, usize)>,
 }
 
 impl Writer {
@@ -75,21 +75,45 @@ impl Writer {
                     self.body.push_str("</w:p>");
                 }
                 Block::List { start, items } => {
+                    // Each ordered list is its own numbering, starting where it says at its own
+                    // level: a nested list keeps its start, and a second one restarts.
+                    let level = depth.min(8);
                     let num_id = match start {
                         Some(n) => {
-                            self.ordered.push(*n);
+                            self.ordered.push((*n, level));
                             self.ordered.len() + 1
                         }
                         None => 1,
                     };
                     for item in items {
                         let numbered = format!(
-                            "<w:pStyle w:val=\"ListParagraph\"/><w:numPr><w:ilvl w:val=\"{}\"/><w:numId w:val=\"{num_id}\"/></w:numPr>",
-                            depth.min(8)
+                            "<w:pStyle w:val=\"ListParagraph\"/><w:numPr><w:ilvl w:val=\"{level}\"/><w:numId w:val=\"{num_id}\"/></w:numPr>"
                         );
+                        // The item's first block goes on the numbered line itself, whatever it
+                        // is (never an empty bullet line above a heading, code or a quote).
                         match item.split_first() {
-                            Some((Block::Paragraph(spans), rest)) => {
+                            Some((Block::Paragraph(spans) | Block::Heading(_, spans), rest)) => {
                                 self.paragraph(&numbered, spans, false);
+                                self.blocks(rest, depth + 1, quote);
+                            }
+                            Some((Block::Code(text), rest)) => {
+                                let mut spans = Vec::new();
+                                for (i, line) in text.split('\n').enumerate() {
+                                    if i > 0 {
+                                        spans.push(Span { text: "\n".into(), ..Span::default() });
+                                    }
+                                    spans.push(Span { text: line.to_owned(), code: true, ..Span::default() });
+                                }
+                                self.paragraph(&numbered, &spans, false);
+                                self.blocks(rest, depth + 1, quote);
+                            }
+                            Some((Block::Quote(inner), rest)) if matches!(inner.first(), Some(Block::Paragraph(_))) => {
+                                if let Some((Block::Paragraph(spans), more)) = inner.split_first() {
+                                    let quoted: Vec<Span> =
+                                        spans.iter().map(|s| Span { italic: true, ..s.clone() }).collect();
+                                    self.paragraph(&numbered, &quoted, false);
+                                    self.blocks(more, depth + 1, true);
+                                }
                                 self.blocks(rest, depth + 1, quote);
                             }
                             _ => {
@@ -199,28 +223,40 @@ fn styles() -> String {
     s
 }
 
-fn numbering(ordered: &[u64]) -> String {
-    let level = |ilvl: usize, fmt: &str, text: &str| {
+/// Room for a list number (twips): wide enough that a long start (`123456789.`) stays inside
+/// the margin instead of running into the text.
+fn hanging(start: u64) -> usize {
+    let digits = start.max(1).to_string().len();
+    (360 + digits.saturating_sub(2) * 120).min(2400)
+}
+
+fn numbering(ordered: &[(u64, usize)]) -> String {
+    let level = |ilvl: usize, start: u64, fmt: &str, text: &str| {
         format!(
-            "<w:lvl w:ilvl=\"{ilvl}\"><w:start w:val=\"1\"/><w:numFmt w:val=\"{fmt}\"/><w:lvlText w:val=\"{text}\"/>\
-<w:lvlJc w:val=\"left\"/><w:pPr><w:ind w:left=\"{}\" w:hanging=\"360\"/></w:pPr></w:lvl>",
-            720 * (ilvl + 1)
+            "<w:lvl w:ilvl=\"{ilvl}\"><w:start w:val=\"{start}\"/><w:numFmt w:val=\"{fmt}\"/><w:lvlText w:val=\"{text}\"/>\
+<w:lvlJc w:val=\"left\"/><w:pPr><w:ind w:left=\"{}\" w:hanging=\"{}\"/></w:pPr></w:lvl>",
+            720 * (ilvl + 1) + hanging(start).saturating_sub(360),
+            hanging(start)
         )
     };
     let mut s = format!("<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<w:numbering {W_NS}><w:abstractNum w:abstractNumId=\"0\">");
     for i in 0..9 {
-        s.push_str(&level(i, "bullet", ["•", "◦", "▪"][i % 3]));
+        s.push_str(&level(i, 1, "bullet", ["•", "◦", "▪"][i % 3]));
     }
-    s.push_str("</w:abstractNum><w:abstractNum w:abstractNumId=\"1\">");
-    for i in 0..9 {
-        s.push_str(&level(i, ["decimal", "lowerLetter", "lowerRoman"][i % 3], &format!("%{}.", i + 1)));
+    s.push_str("</w:abstractNum>");
+    // One abstract numbering per ordered list, its start written at the list's own level (the
+    // readers that ignore a `startOverride` on a nested level still see it).
+    for (i, (start, at)) in ordered.iter().enumerate() {
+        s.push_str(&format!("<w:abstractNum w:abstractNumId=\"{}\">", i + 1));
+        for l in 0..9 {
+            let first = if l == *at { *start } else { 1 };
+            s.push_str(&level(l, first, ["decimal", "lowerLetter", "lowerRoman"][l % 3], &format!("%{}.", l + 1)));
+        }
+        s.push_str("</w:abstractNum>");
     }
-    s.push_str("</w:abstractNum><w:num w:numId=\"1\"><w:abstractNumId w:val=\"0\"/></w:num>");
-    for (i, start) in ordered.iter().enumerate() {
-        s.push_str(&format!(
-            "<w:num w:numId=\"{}\"><w:abstractNumId w:val=\"1\"/><w:lvlOverride w:ilvl=\"0\"><w:startOverride w:val=\"{start}\"/></w:lvlOverride></w:num>",
-            i + 2
-        ));
+    s.push_str("<w:num w:numId=\"1\"><w:abstractNumId w:val=\"0\"/></w:num>");
+    for (i, _) in ordered.iter().enumerate() {
+        s.push_str(&format!("<w:num w:numId=\"{}\"><w:abstractNumId w:val=\"{}\"/></w:num>", i + 2, i + 1));
     }
     s.push_str("</w:numbering>");
     s

@@ -20,10 +20,11 @@ fn sha(bytes: &[u8]) -> String {
 
 /// Golden digests: a change here means the output bytes changed (update deliberately).
 /// Last changed: the report's table aligns two columns right (`--------:`), which every format
-/// now honours (HTML `text-align`, DOCX `w:jc`, PDF placement).
+/// now honours (HTML `text-align`, DOCX `w:jc`, PDF placement); and (DOCX) each ordered list
+/// now has its own abstract numbering with its start at its own level.
 const GOLDEN: [(&str, &str); 3] = [
     ("pdf", "99dc5101594c894671a026b415f586fb7f1db0602c84764ff2f2b621168a4765"),
-    ("docx", "61fc8dfb1e7d5297e4a5cc379bd8df504d23f3c29bbc8fab7edf1b6e9a304bf3"),
+    ("docx", "2c534842f1658f7d2a13cddbc2f3b5999833733533c6fe88e39c82f788569d06"),
     ("html", "956ca46bfdfe6e0d2ffd52fb84bfddc0a935d7f4a8a42f818603b8f251e3e3ca"),
 ];
 
@@ -406,5 +407,52 @@ fn table_headers_repeat_and_never_stand_alone() {
             let after = page.split("HEADCOL").nth(1).unwrap_or("");
             assert!(after.contains("row"), "filler {filler}: a header alone at the bottom of page {n}");
         }
+    }
+}
+
+/// Before (DOCX): a nested ordered list lost its start number, a second nested list continued
+/// the first's numbering, and an item beginning with a heading, code or a quote got an empty
+/// bullet line above it. Now every ordered list starts where it says at its own level, and the
+/// item's first block sits on the numbered line.
+#[test]
+fn docx_lists_keep_their_numbers_and_never_start_with_an_empty_line() {
+    if !tool("python3", &["-c", "import docx"]) {
+        return;
+    }
+    let content = "1. first\n\n   7. nested seven\n   8. nested eight\n\n2. second\n\n   1. restart one\n\nThen:\n\n- ## A heading item\n- ```\n  code item\n  ```\n- > quoted item\n";
+    let doc = docgen::generate(&json!({"content": content, "format": "docx"}), 1 << 20).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.docx");
+    std::fs::write(&path, &doc.bytes).unwrap();
+    let script = r#"
+import sys, docx
+from docx.oxml.ns import qn
+d = docx.Document(sys.argv[1])
+numbering = d.part.numbering_part.element
+abstract = {a.get(qn('w:abstractNumId')): a for a in numbering.findall(qn('w:abstractNum'))}
+nums = {n.get(qn('w:numId')): n.find(qn('w:abstractNumId')).get(qn('w:val')) for n in numbering.findall(qn('w:num'))}
+for p in d.paragraphs:
+    numPr = p._p.find('.//' + qn('w:numPr'))
+    if numPr is None:
+        continue
+    ilvl = numPr.find(qn('w:ilvl')).get(qn('w:val'))
+    num = numPr.find(qn('w:numId')).get(qn('w:val'))
+    lvl = [l for l in abstract[nums[num]].findall(qn('w:lvl')) if l.get(qn('w:ilvl')) == ilvl][0]
+    start = lvl.find(qn('w:start')).get(qn('w:val'))
+    print(f"{num}|{ilvl}|{start}|{p.text}")
+"#;
+    let out = Command::new("python3").arg("-c").arg(script).arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split('|').collect()).collect();
+    let find = |t: &str| lines.iter().find(|l| l[3] == t).unwrap_or_else(|| panic!("{t}: {text}")).clone();
+    let (seven, eight, restart) = (find("nested seven"), find("nested eight"), find("restart one"));
+    assert_eq!((seven[1], seven[2]), ("1", "7"), "a nested list keeps its start: {text}");
+    assert_eq!(seven[0], eight[0], "one list, one numbering: {text}");
+    assert_ne!(seven[0], restart[0], "a second nested list restarts: {text}");
+    assert_eq!(restart[2], "1");
+    assert!(lines.iter().all(|l| !l[3].is_empty()), "no empty numbered line: {text}");
+    for item in ["A heading item", "code item", "quoted item"] {
+        find(item);
     }
 }
