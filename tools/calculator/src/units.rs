@@ -52,12 +52,14 @@ const TABLE: &[(&str, &str, &str, Dims)] = &[
     ("oz", "0.028349523125", "0", M),
     ("st", "6.35029318", "0", M),
     ("s", "1", "0", T),
+    ("sec", "1", "0", T),
     ("ms", "0.001", "0", T),
     ("us", "1e-6", "0", T),
     ("µs", "1e-6", "0", T),
     ("ns", "1e-9", "0", T),
     ("min", "60", "0", T),
     ("h", "3600", "0", T),
+    ("hr", "3600", "0", T),
     ("d", "86400", "0", T),
     ("day", "86400", "0", T),
     ("wk", "604800", "0", T),
@@ -209,30 +211,99 @@ fn factor(term: &str) -> Result<(BigRational, BigRational, Dims, i32), String> {
     Ok((f, o, d, power))
 }
 
-/// Parse a unit expression.
+/// Parse a unit expression, as people write units: left to right (`kg/m*s` is (kg/m)·s, and
+/// `J/(kg*K)` divides by both), `*`, `·` or a space to multiply, `^`, `**` or a trailing digit
+/// for powers, parentheses (so a result's own unit, `(km/h)*h`, can be sent back) and `1/s`.
 pub fn parse(expr: &str) -> Result<Unit, String> {
     if expr.trim().is_empty() || expr.len() > 100 {
         return Err("a unit must be a non-empty expression of at most 100 characters".into());
     }
-    let normalized = expr.replace('·', "*");
-    let mut factor_total = BigRational::one();
-    let mut dims = [0; 5];
-    let mut lone = None;
-    let mut count = 0;
-    for (i, group) in normalized.split('/').enumerate() {
-        for term in group.split('*') {
+    let normalized = normalize(expr);
+    let mut product = Product { factor: BigRational::one(), dims: [0; 5], count: 0, lone: None };
+    product.add(&normalized, 1, 0)?;
+    let offset = if product.count == 1 { product.lone.unwrap_or_else(BigRational::zero) } else { BigRational::zero() };
+    Ok(Unit { symbol: expr.trim().to_owned(), factor: product.factor, offset, dims: product.dims })
+}
+
+/// `·` and `**` spelled as `*` and `^`; a space between two factors (`kW h`) is a product;
+/// other spaces go.
+fn normalize(expr: &str) -> String {
+    let text = expr.replace('·', "*").replace("**", "^");
+    let mut out = String::with_capacity(text.len());
+    let chars: Vec<char> = text.trim().chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_whitespace() {
+            let before = out.chars().last();
+            let after = chars[i + 1..].iter().find(|c| !c.is_whitespace());
+            let joins = |c: Option<&char>| c.is_some_and(|c| matches!(c, '*' | '/' | '^' | '(' | ')'));
+            if before.is_some_and(|b| !matches!(b, '*' | '/' | '^' | '(')) && after.is_some() && !joins(after) {
+                out.push('*');
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The factors of a unit expression, multiplied up.
+struct Product {
+    factor: BigRational,
+    dims: Dims,
+    count: usize,
+    lone: Option<BigRational>,
+}
+
+impl Product {
+    /// Multiply in `expr` raised to `sign` (±1): its factors left to right, each divided when a
+    /// `/` precedes it, a parenthesised group as one factor.
+    fn add(&mut self, expr: &str, sign: i32, depth: usize) -> Result<(), String> {
+        if depth > 4 {
+            return Err("unit parentheses nested too deeply".into());
+        }
+        let (mut level, mut start, mut divide) = (0i32, 0usize, false);
+        let mut terms: Vec<(bool, &str)> = Vec::new();
+        for (i, c) in expr.char_indices() {
+            match c {
+                '(' => level += 1,
+                ')' => level -= 1,
+                '*' | '/' if level == 0 => {
+                    terms.push((divide, &expr[start..i]));
+                    divide = c == '/';
+                    start = i + 1;
+                }
+                _ => {}
+            }
+            if level < 0 {
+                return Err(format!("unbalanced parentheses in unit {expr:?}"));
+            }
+        }
+        if level != 0 {
+            return Err(format!("unbalanced parentheses in unit {expr:?}"));
+        }
+        terms.push((divide, &expr[start..]));
+        for (divide, term) in terms {
+            let sign = if divide { -sign } else { sign };
+            let term = term.trim();
+            if let Some(inner) = term.strip_prefix('(').and_then(|t| t.strip_suffix(')')) {
+                self.add(inner, sign, depth + 1)?;
+                continue;
+            }
+            // `1/s`: a bare 1 is no unit at all.
+            if term == "1" {
+                continue;
+            }
             let (f, o, d, p) = factor(term)?;
-            let p = if i == 0 { p } else { -p };
-            count += 1;
-            lone = (p == 1).then_some(o);
-            factor_total *= num_traits::pow(if p < 0 { f.recip() } else { f }, p.unsigned_abs() as usize);
-            for (acc, e) in dims.iter_mut().zip(d) {
+            let p = p * sign;
+            self.count += 1;
+            self.lone = (p == 1).then_some(o);
+            self.factor *= num_traits::pow(if p < 0 { f.recip() } else { f }, p.unsigned_abs() as usize);
+            for (acc, e) in self.dims.iter_mut().zip(d) {
                 *acc += e * p;
             }
         }
+        Ok(())
     }
-    let offset = if count == 1 { lone.unwrap_or_else(BigRational::zero) } else { BigRational::zero() };
-    Ok(Unit { symbol: expr.trim().to_owned(), factor: factor_total, offset, dims })
 }
 
 /// Convert `value` from `from` to `to` (dimensions must match).
@@ -311,6 +382,24 @@ mod tests {
         assert_eq!(conv("1", "psi", "lbf/in^2"), int(1));
         // A temperature inside a compound unit is a difference: J/°C equals J/K.
         assert_eq!(conv("1", "J/degC", "J/K"), int(1));
+    }
+
+    /// Before: parentheses, a result's own unit, `**`, spaces, `1/s`, `hr` and `sec` were
+    /// refused, and `kg/m*s` was read as kg/(m·s). Now units read as people write them.
+    #[test]
+    fn units_read_as_people_write_them() {
+        assert_eq!(conv("1", "J/(kg*K)", "J/kg/K"), int(1));
+        assert_eq!(conv("2", "(km/h)*h", "km"), int(2));
+        assert_eq!(conv("1", "m**2", "cm^2"), int(10_000));
+        assert_eq!(conv("1", "kW h", "kWh"), int(1));
+        assert_eq!(conv("1", "kW · h", "kWh"), int(1));
+        assert_eq!(conv("60", "1/min", "1/s"), int(1));
+        assert_eq!(conv("1", "hr", "sec"), int(3600));
+        // Left to right: (kg/m)·s, not kg/(m·s).
+        assert_eq!(parse("kg/m*s").unwrap().dims, parse("kg*s/m").unwrap().dims);
+        assert_ne!(parse("kg/m*s").unwrap().dims, parse("kg/(m*s)").unwrap().dims);
+        assert!(parse("J/(kg*K").unwrap_err().contains("unbalanced"));
+        assert!(parse("((((((m))))))").unwrap_err().contains("nested"));
     }
 
     #[test]
