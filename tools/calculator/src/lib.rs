@@ -162,6 +162,23 @@ fn unit(params: &Value, p: u32) -> CallOutcome {
             let (lv, lu) = quantity(field(params, "left")?, "left")?;
             let (rv, ru) = quantity(field(params, "right")?, "right")?;
             let (value, unit) = match op {
+                // Two temperatures on an offset scale: their difference is a temperature
+                // difference, in kelvin (30 °C − 10 °C = 20 K, i.e. 20 Δ°C), as pint answers.
+                Op::Sub if units::affine_pair(&lu, &ru) => {
+                    let kelvin = units::parse("K")?;
+                    let l = Real::exact(units::convert(&lv.q, &lu, &kelvin)?);
+                    let r = Real::exact(units::convert(&rv.q, &ru, &kelvin)?);
+                    if let Some(target) = params.get("result_unit").and_then(Value::as_str) {
+                        if !num_traits::Zero::is_zero(&units::parse(target)?.offset) {
+                            return Err(format!(
+                                "{} minus {} is a temperature difference: ask for it in K (or °R), not on \
+                                 an offset scale like {target}",
+                                lu.symbol, ru.symbol
+                            ));
+                        }
+                    }
+                    (apply(op, &l, &r)?, kelvin)
+                }
                 Op::Add | Op::Sub => {
                     units::check_additive(&lu, &ru)?;
                     let right = Real::exact(units::convert(&rv.q, &ru, &lu).map_err(|e| format!("{op:?}: {e}"))?);

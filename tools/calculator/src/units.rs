@@ -334,6 +334,12 @@ pub fn check_additive(left: &Unit, right: &Unit) -> Result<(), String> {
     }
 }
 
+/// Whether both units are temperatures on an offset scale (°C, °F): their difference is a
+/// temperature difference.
+pub fn affine_pair(left: &Unit, right: &Unit) -> bool {
+    !left.offset.is_zero() && !right.offset.is_zero() && left.dims == right.dims
+}
+
 /// Multiply or divide two units, making the compound unit (`m/s`).
 pub fn combine(left: &Unit, right: &Unit, divide: bool) -> Result<Unit, String> {
     if !left.offset.is_zero() || !right.offset.is_zero() {

@@ -169,13 +169,30 @@ fn json_numbers_a_float_cannot_hold_are_refused_and_strings_are_exact() {
 
 #[test]
 fn affine_temperatures_are_not_added_or_subtracted() {
-    for arguments in [
+    let err = calculator::call(
+        "exact_compute",
         json!({"operation": "unit", "params": {"action": "arithmetic", "operator": "+", "left": {"value": 20, "unit": "°C"}, "right": {"value": 5, "unit": "K"}}}),
-        json!({"operation": "unit", "params": {"action": "arithmetic", "operator": "-", "left": {"value": 30, "unit": "°C"}, "right": {"value": 10, "unit": "°C"}, "result_unit": "°F"}}),
-    ] {
-        let err = calculator::call("exact_compute", arguments).unwrap_err();
-        assert!(err.contains("convert affine temperatures (°C, °F) to K before adding or subtracting"), "{err}");
+    )
+    .unwrap_err();
+    assert!(err.contains("convert affine temperatures (°C, °F) to K before adding or subtracting"), "{err}");
+    // Before: 30 °C − 10 °C was refused. It is a temperature difference: 20 K (= 20 Δ°C), as pint
+    // answers; 86 °F − 50 °F is the same 20 K; and a difference is never put on an offset scale.
+    for (left, right) in [((30, "°C"), (10, "°C")), ((86, "°F"), (50, "°F"))] {
+        let r = calculator::call(
+            "exact_compute",
+            json!({"operation": "unit", "params": {"action": "arithmetic", "operator": "-",
+                "left": {"value": left.0, "unit": left.1}, "right": {"value": right.0, "unit": right.1}}}),
+        )
+        .unwrap();
+        assert_eq!(r["structuredContent"]["result"]["fraction"], "20", "{r}");
+        assert_eq!(r["structuredContent"]["unit"], "K", "{r}");
     }
+    let err = calculator::call(
+        "exact_compute",
+        json!({"operation": "unit", "params": {"action": "arithmetic", "operator": "-", "left": {"value": 30, "unit": "°C"}, "right": {"value": 10, "unit": "°C"}, "result_unit": "°F"}}),
+    )
+    .unwrap_err();
+    assert!(err.contains("temperature difference"), "{err}");
     let r = calculator::call(
         "exact_compute",
         json!({"operation": "unit", "params": {"action": "arithmetic", "operator": "+", "left": {"value": "293.15", "unit": "K"}, "right": {"value": 5, "unit": "K"}, "result_unit": "°C"}}),
