@@ -11,6 +11,7 @@ use super::schema::{audit_chain_heads, audit_checkpoints, audit_logs};
 use super::{Db, DbError};
 use crate::with_conn;
 
+use super::audit_evidence::Position;
 pub use super::audit_evidence::{AuditKey, Evidence};
 pub use super::audit_sink::{DbAuditSink, Spool};
 
@@ -316,7 +317,7 @@ pub async fn verify(db: &Db, with: &VerifyWith<'_>) -> Result<Verification, DbEr
                 .push(format!("chain {chain}: its checkpoint (seq {seq}) is not the one the ledger records (forged)"));
         } else if let Some(k) = key {
             if ledger.chains.get(chain).is_some_and(|c| c.1)
-                && !k.checks(&["checkpoint", chain, &seq.to_string(), hash], mac.as_deref())
+                && !k.checks_position(Position::Checkpoint, chain, *seq, hash, mac.as_deref())
             {
                 problems
                     .push(format!("chain {chain}: its checkpoint's MAC does not check with AUDIT_HMAC_KEY (forged)"));
@@ -336,7 +337,6 @@ pub async fn verify(db: &Db, with: &VerifyWith<'_>) -> Result<Verification, DbEr
     if unchained > 0 {
         problems.push(format!("{unchained} row(s) belong to no chain (inserted outside the gateway)"));
     }
-    type HeadRow = (String, i64, String, Option<String>, NaiveDateTime);
     let heads: Vec<HeadRow> = with_conn!(db, |conn| {
         audit_chain_heads::table
             .select((
@@ -356,13 +356,7 @@ pub async fn verify(db: &Db, with: &VerifyWith<'_>) -> Result<Verification, DbEr
             None => problems
                 .push(format!("chain {chain}: not registered in the audit ledger (inserted outside the gateway)")),
             Some((_, keyed)) => match key {
-                Some(k)
-                    if *keyed
-                        && !k.checks(
-                            &super::audit_evidence::head_parts(chain, &seq.to_string(), hash),
-                            mac.as_deref(),
-                        ) =>
-                {
+                Some(k) if *keyed && !k.checks_position(Position::Head, chain, *seq, hash, mac.as_deref()) => {
                     problems.push(format!(
                         "chain {chain}: its head (seq {seq}) does not check with AUDIT_HMAC_KEY (rewritten)"
                     ));
@@ -406,7 +400,6 @@ pub async fn verify(db: &Db, with: &VerifyWith<'_>) -> Result<Verification, DbEr
             for (chain, end) in ends.iter_mut() {
                 out.rows += walk_set_aside(&set_aside, chain, end, problems);
             }
-            let heads: Vec<(String, i64, String)> = heads.iter().map(|h| (h.0.clone(), h.1, h.2.clone())).collect();
             problems.extend(check_heads(&heads, &ends, checkpoints));
             break;
         }
@@ -477,7 +470,7 @@ pub async fn verify(db: &Db, with: &VerifyWith<'_>) -> Result<Verification, DbEr
     if let Some(k) = key {
         for ((chain, seq), (row, mac)) in set_aside.macs() {
             if ledger.chains.get(chain).is_some_and(|c| c.1)
-                && !k.checks(&["set-aside", chain, &seq.to_string(), &row.row_hash], mac.as_deref())
+                && !k.checks_position(Position::SetAside, chain, *seq, &row.row_hash, mac.as_deref())
             {
                 problems.push(format!(
                     "set-aside row {} (chain {chain}, seq {seq}): its MAC does not check (moved there by hand)",
@@ -549,13 +542,16 @@ fn walk_set_aside(
 /// statement): an end short of the head means the newest rows were deleted; a different hash at
 /// the head, that the newest row was replaced; rows past the head, that rows were appended by
 /// something other than the gateway. Chains from before heads were recorded have none.
+/// A stored chain head: chain, seq, row hash, MAC, when it was written.
+type HeadRow = (String, i64, String, Option<String>, NaiveDateTime);
+
 fn check_heads(
-    heads: &[(String, i64, String)],
+    heads: &[HeadRow],
     ends: &std::collections::HashMap<String, (i64, String)>,
     checkpoints: &std::collections::HashMap<String, (i64, String)>,
 ) -> Vec<String> {
     let mut problems = Vec::new();
-    for (chain, head_seq, head_hash) in heads {
+    for (chain, head_seq, head_hash, ..) in heads {
         let (end_seq, end_hash) =
             ends.get(chain).or_else(|| checkpoints.get(chain)).cloned().unwrap_or((0, String::new()));
         if end_seq < *head_seq {
@@ -629,7 +625,7 @@ async fn prune_chain(db: &Db, chain: &str, cutoff: NaiveDateTime, key: Option<&A
                 let Some((seq, hash)) = last else { return Ok(0) };
                 if !chain.is_empty() {
                     let now = chrono::Utc::now().naive_utc();
-                    let mac = key.map(|k| k.mac(&["checkpoint", &chain, &seq.to_string(), &hash]));
+                    let mac = key.map(|k| k.position_mac(Position::Checkpoint, &chain, seq, &hash));
                     diesel::insert_into(audit_checkpoints::table)
                         .values((
                             audit_checkpoints::chain_id.eq(&chain),

@@ -72,9 +72,37 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().into()
 }
 
-/// What to sign for a chain's head.
-pub fn head_parts<'a>(chain: &'a str, seq: &'a str, hash: &'a str) -> [&'a str; 4] {
-    ["head", chain, seq, hash]
+/// A signed place in a chain: its head, a retention checkpoint, or a row set aside. The MAC
+/// covers the kind, the chain, the seq and the row hash ([`AuditKey::position_mac`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Position {
+    /// The chain's newest stored row.
+    Head,
+    /// Where retention cut the chain.
+    Checkpoint,
+    /// A row the database refused, kept in `audit_set_aside`.
+    SetAside,
+}
+
+impl AuditKey {
+    /// The MAC of a chain position (one message format for writers and `verify`).
+    pub fn position_mac(&self, kind: Position, chain: &str, seq: i64, hash: &str) -> String {
+        self.mac(&position_parts(kind, chain, &seq.to_string(), hash))
+    }
+
+    /// Whether `mac` is this key's MAC of the position.
+    pub fn checks_position(&self, kind: Position, chain: &str, seq: i64, hash: &str, mac: Option<&str>) -> bool {
+        self.checks(&position_parts(kind, chain, &seq.to_string(), hash), mac)
+    }
+}
+
+fn position_parts<'a>(kind: Position, chain: &'a str, seq: &'a str, hash: &'a str) -> [&'a str; 4] {
+    let kind = match kind {
+        Position::Head => "head",
+        Position::Checkpoint => "checkpoint",
+        Position::SetAside => "set-aside",
+    };
+    [kind, chain, seq, hash]
 }
 
 /// What the writers need to leave evidence: the key (if configured) and the chains already
@@ -99,7 +127,7 @@ impl Evidence {
 
     /// The MAC of a chain head, when keyed.
     pub fn head_mac(&self, chain: &str, seq: i64, hash: &str) -> Option<String> {
-        self.key.as_ref().map(|k| k.mac(&head_parts(chain, &seq.to_string(), hash)))
+        self.key.as_ref().map(|k| k.position_mac(Position::Head, chain, seq, hash))
     }
 
     /// Make sure `chain` is in the ledger before any of its rows are stored.

@@ -245,8 +245,9 @@ async fn set_aside(db: &Db, row: &AuditRecord, error: &str, evidence: &Evidence)
         audit_set_aside::row_b64.eq(b64),
         audit_set_aside::error.eq(error),
         audit_set_aside::created_at.eq(now),
-        audit_set_aside::mac
-            .eq(evidence.key().map(|k| k.mac(&["set-aside", &row.chain_id, &row.seq.to_string(), &row.row_hash]))),
+        audit_set_aside::mac.eq(evidence
+            .key()
+            .map(|k| k.position_mac(super::audit_evidence::Position::SetAside, &row.chain_id, row.seq, &row.row_hash))),
     );
     let head = |p: [&str; 5]| {
         format!(
