@@ -28,7 +28,7 @@ pub fn grep(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value
     let glob = args.opt_str("glob")?.map(paths::glob).transpose()?;
     let under = args.path("path")?;
     let limit = args.limit(100, crate::MAX_LIMIT)?;
-    let tree = commit(repo, args.str_or("rev", "HEAD")?)?.tree().map_err(|e| e.to_string())?;
+    let tree = commit(repo, args.str_or("rev", "HEAD")?)?.tree().map_err(|e| crate::history::damaged(&e))?;
 
     let mut matches = Vec::new();
     let (mut truncated, mut cut, mut files) = (false, false, 0usize);
@@ -54,7 +54,7 @@ pub fn grep(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value
         let blob = match repo.find_blob(entry.id()) {
             Ok(b) => b,
             Err(e) => {
-                failure = Some(e.to_string());
+                failure = Some(crate::history::damaged(&e));
                 return TreeWalkResult::Abort;
             }
         };
@@ -63,9 +63,9 @@ pub fn grep(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value
             return TreeWalkResult::Ok;
         }
         files += 1;
-        let text = String::from_utf8_lossy(data);
-        for (i, line) in text.split('\n').enumerate() {
-            if re.is_match(line) {
+        for (i, line) in crate::tree::lines(data).into_iter().enumerate() {
+            let line = String::from_utf8_lossy(line);
+            if re.is_match(&line) {
                 if matches.len() == limit {
                     truncated = true;
                     return TreeWalkResult::Abort;

@@ -1,9 +1,11 @@
 //! `log`, `show` and `diff`: commits and unified diffs.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::path::Path;
 
 use chrono::{FixedOffset, TimeZone};
-use git2::{Commit, Diff, DiffFindOptions, DiffFormat, DiffOptions, Oid, Repository, Signature, Sort, Tree};
+use git2::{Commit, Diff, DiffFindOptions, DiffFormat, DiffOptions, Mailmap, Oid, Repository, Signature, Tree};
 use serde_json::{json, Value};
 
 use crate::{Args, Deadline};
@@ -13,12 +15,60 @@ pub const MAX_PATCH_BYTES: usize = 256 * 1024;
 /// Most changed files listed by `show` and `diff`; more set `files_truncated`.
 pub const MAX_FILES: usize = 1000;
 
-/// Resolve a revision (`HEAD`, a branch, a tag, an id, `HEAD~2`) to a commit.
-pub fn commit<'r>(repo: &'r Repository, rev: &str) -> Result<Commit<'r>, String> {
+/// Check a revision as written by the caller: no options, no paths, no message searches.
+fn check_rev(rev: &str) -> Result<(), String> {
     if rev.is_empty() || rev.len() > 256 || rev.starts_with('-') || rev.contains(['\0', ' ', ':']) {
         return Err(format!("invalid revision {rev:?}"));
     }
-    repo.revparse_single(rev).and_then(|o| o.peel_to_commit()).map_err(|_| format!("unknown revision {rev:?}"))
+    // `HEAD^{/regex}` runs a backtracking regex over every commit message, beyond any deadline.
+    if rev.contains("^{/") {
+        return Err(format!(
+            "revision {rev:?} searches commit messages, which is not supported; use log and read the subjects"
+        ));
+    }
+    Ok(())
+}
+
+/// Resolve a revision (`HEAD`, a branch, a tag, an id, `HEAD~2`) to a commit.
+pub fn commit<'r>(repo: &'r Repository, rev: &str) -> Result<Commit<'r>, String> {
+    check_rev(rev)?;
+    if rev.contains("..") {
+        return Err(format!("revision ranges like {rev:?} are supported by log only; here name one commit"));
+    }
+    resolve(repo, rev)
+}
+
+fn resolve<'r>(repo: &'r Repository, rev: &str) -> Result<Commit<'r>, String> {
+    match repo.revparse_single(rev).and_then(|o| o.peel_to_commit()) {
+        Ok(c) => Ok(c),
+        Err(_) if rev == "HEAD" && repo.head().is_err_and(|e| e.code() == git2::ErrorCode::UnbornBranch) => {
+            Err(format!("the repository has no commits yet (its branch {} is unborn)", unborn_branch(repo)))
+        }
+        Err(_) => Err(format!("unknown revision {rev:?}")),
+    }
+}
+
+/// The branch HEAD names in a repository without commits.
+pub fn unborn_branch(repo: &Repository) -> String {
+    repo.find_reference("HEAD")
+        .ok()
+        .and_then(|h| h.symbolic_target().map(|t| t.trim_start_matches("refs/heads/").to_owned()))
+        .unwrap_or_default()
+}
+
+/// A damaged or unreadable repository, said without libgit2's message (which can carry the
+/// repository's directory on this machine).
+pub fn damaged(e: &git2::Error) -> String {
+    format!("the repository could not be read: an object or file it needs is missing or damaged ({:?})", e.class())
+}
+
+/// Text stored in a commit, decoded as git does: from the commit's `encoding` header (UTF-8
+/// when absent); bytes that do not decode become U+FFFD.
+pub fn decode(bytes: &[u8], encoding: Option<&str>) -> String {
+    let enc = encoding
+        .and_then(|label| encoding_rs::Encoding::for_label(label.trim().as_bytes()))
+        .unwrap_or(encoding_rs::UTF_8);
+    enc.decode_without_bom_handling(bytes).0.into_owned()
 }
 
 /// A signature's time as RFC 3339 with its own offset.
@@ -30,39 +80,109 @@ pub fn time(sig: &Signature) -> String {
         .unwrap_or_default()
 }
 
-fn person(sig: &Signature) -> Value {
-    json!({ "name": sig.name().unwrap_or(""), "email": sig.email().unwrap_or(""), "date": time(sig) })
+/// The repository's `.mailmap` as stored at `at` (read from the object database, never from
+/// the working tree or a configured file, so it cannot point outside the repository).
+pub fn mailmap(repo: &Repository, at: &Commit) -> Option<Mailmap> {
+    let entry = at.tree().ok()?.get_path(Path::new(".mailmap")).ok()?;
+    let blob = repo.find_blob(entry.id()).ok()?;
+    if blob.size() > crate::tree::MAX_FILE_BYTES {
+        return None;
+    }
+    Mailmap::from_buffer(&String::from_utf8_lossy(blob.content())).ok()
 }
 
-/// A commit as JSON.
-pub fn commit_json(c: &Commit) -> Value {
-    let message = c.message().unwrap_or("");
-    let (subject, body) = message.split_once('\n').unwrap_or((message, ""));
+/// Name and email as git shows them: through the mailmap, decoded from the commit's encoding.
+pub fn who(sig: &Signature, mailmap: Option<&Mailmap>, encoding: Option<&str>) -> (String, String) {
+    let mapped = mailmap.and_then(|m| m.resolve_signature(sig).ok());
+    let sig = mapped.as_ref().unwrap_or(sig);
+    (decode(sig.name_bytes(), encoding), decode(sig.email_bytes(), encoding))
+}
+
+fn person(sig: &Signature, mailmap: Option<&Mailmap>, encoding: Option<&str>) -> Value {
+    let (name, email) = who(sig, mailmap, encoding);
+    json!({ "name": name, "email": email, "date": time(sig) })
+}
+
+/// git's `%s` and `%b`: the subject is the first paragraph (leading blank lines skipped, its
+/// lines joined by spaces); the body is what follows the blank line after it.
+pub fn subject_and_body(message: &str) -> (String, String) {
+    let mut lines = message.split('\n').skip_while(|l| l.trim().is_empty()).peekable();
+    let mut subject = Vec::new();
+    while let Some(line) = lines.next_if(|l| !l.trim().is_empty()) {
+        subject.push(line.trim_end());
+    }
+    let body: Vec<&str> = lines.skip_while(|l| l.trim().is_empty()).collect();
+    (subject.join(" "), body.join("\n").trim_end().to_owned())
+}
+
+/// A commit as JSON (names through the mailmap, text in the commit's own encoding).
+pub fn commit_json(c: &Commit, mailmap: Option<&Mailmap>) -> Value {
+    let encoding = c.message_encoding();
+    let (subject, body) = subject_and_body(&decode(c.message_raw_bytes(), encoding));
     json!({
         "id": c.id().to_string(),
         "parents": c.parent_ids().map(|p| p.to_string()).collect::<Vec<_>>(),
-        "author": person(&c.author()),
-        "committer": person(&c.committer()),
-        "subject": subject.trim_end(),
-        "body": body.trim(),
+        "author": person(&c.author(), mailmap, encoding),
+        "committer": person(&c.committer(), mailmap, encoding),
+        "subject": subject,
+        "body": body,
+        "encoding": encoding,
     })
 }
 
-fn entry_id(tree: &Tree, path: &str) -> Option<Oid> {
+/// What a tree holds at `path` (the tree itself for the root).
+pub fn entry_id(tree: &Tree, path: &str) -> Option<Oid> {
     if path.is_empty() {
         return Some(tree.id());
     }
     tree.get_path(Path::new(path)).ok().map(|e| e.id())
 }
 
-/// Whether `commit` changed `path`: it differs from every parent (from nothing, for a root).
-fn touches(commit: &Commit, path: &str) -> bool {
-    let Ok(tree) = commit.tree() else { return false };
-    let mine = entry_id(&tree, path);
-    if commit.parent_count() == 0 {
-        return mine.is_some();
+/// Commits in git's own order: newest commit time first and, among equal times, in the order
+/// they were reached (parents in order, each commit once when its first child is shown).
+pub struct Walk<'r> {
+    repo: &'r Repository,
+    queue: BinaryHeap<(i64, Reverse<u64>, Oid)>,
+    seen: HashSet<Oid>,
+    reached: u64,
+}
+
+impl<'r> Walk<'r> {
+    /// An empty walk over `repo`.
+    pub fn new(repo: &'r Repository) -> Self {
+        Self { repo, queue: BinaryHeap::new(), seen: HashSet::new(), reached: 0 }
     }
-    commit.parents().all(|p| p.tree().ok().and_then(|t| entry_id(&t, path)) != mine)
+
+    /// Queue `c` unless it was queued before.
+    pub fn push(&mut self, c: &Commit) {
+        if self.seen.insert(c.id()) {
+            self.queue.push((c.time().seconds(), Reverse(self.reached), c.id()));
+            self.reached += 1;
+        }
+    }
+
+    /// The next commit, or an error naming a damaged repository.
+    pub fn pop(&mut self) -> Option<Result<Commit<'r>, String>> {
+        let (_, _, id) = self.queue.pop()?;
+        Some(self.repo.find_commit(id).map_err(|e| damaged(&e)))
+    }
+}
+
+/// git's default history simplification for `path`: a commit the same at `path` as one of its
+/// parents is not shown and only that parent is followed (so a side branch that did not change
+/// the path is never walked); a commit that differs from every parent is shown and all are
+/// followed. `at` caches each commit's entry at `path`.
+fn simplify<'r>(c: &Commit<'r>, path: &str, at: &mut HashMap<Oid, Option<Oid>>) -> (bool, Vec<Commit<'r>>) {
+    let mut entry = |c: &Commit| *at.entry(c.id()).or_insert_with(|| c.tree().ok().and_then(|t| entry_id(&t, path)));
+    let mine = entry(c);
+    let parents: Vec<Commit> = c.parents().collect();
+    if parents.is_empty() {
+        return (mine.is_some(), parents);
+    }
+    if let Some(same) = parents.iter().find(|p| entry(p) == mine) {
+        return (false, vec![same.clone()]);
+    }
+    (true, parents)
 }
 
 fn parse_date(raw: &str, name: &str) -> Result<i64, String> {
@@ -76,9 +196,34 @@ fn parse_date(raw: &str, name: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("{name} must be an RFC 3339 time or YYYY-MM-DD"))
 }
 
-/// `log`: commits reachable from `rev`, newest first, with filters and a cursor.
+/// `rev` for `log`: one revision, or `A..B` (what B has that A does not: every ancestor of A
+/// is hidden, as git does). `A...B` is refused.
+fn range<'r>(repo: &'r Repository, rev: &str, deadline: &Deadline) -> Result<(Commit<'r>, HashSet<Oid>), String> {
+    check_rev(rev)?;
+    if rev.contains("...") {
+        return Err(format!("symmetric ranges like {rev:?} are not supported; use A..B"));
+    }
+    let Some((from, to)) = rev.split_once("..") else { return Ok((resolve(repo, rev)?, HashSet::new())) };
+    let (from, to) = (if from.is_empty() { "HEAD" } else { from }, if to.is_empty() { "HEAD" } else { to });
+    let (hide, start) = (resolve(repo, from)?, resolve(repo, to)?);
+    let mut hidden = HashSet::new();
+    let mut todo = vec![hide.id()];
+    while let Some(id) = todo.pop() {
+        if deadline.expired() {
+            return Err(format!("the range {rev:?} is too large to compute within the time limit"));
+        }
+        if hidden.insert(id) {
+            todo.extend(repo.find_commit(id).map_err(|e| damaged(&e))?.parent_ids());
+        }
+    }
+    Ok((start, hidden))
+}
+
+/// `log`: commits reachable from `rev` (or in `A..B`), in git's order, with git's history
+/// simplification for `path` (a literal path: a file or a directory), filters and a cursor.
 pub fn log(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value, String> {
-    let start = commit(repo, args.str_or("rev", "HEAD")?)?;
+    let rev = args.str_or("rev", "HEAD")?;
+    let (start, hidden) = range(repo, rev, deadline)?;
     let path = args.path("path")?;
     let author = args.opt_str("author")?.map(|a| a.to_lowercase());
     let since = args.opt_str("since")?.map(|s| parse_date(s, "since")).transpose()?;
@@ -88,29 +233,37 @@ pub fn log(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value,
         Some(c) => c.parse().map_err(|_| "cursor must come from a previous next_cursor".to_owned())?,
         None => 0,
     };
-    let mut walk = repo.revwalk().map_err(|e| e.to_string())?;
-    walk.set_sorting(Sort::TIME).map_err(|e| e.to_string())?;
-    walk.push(start.id()).map_err(|e| e.to_string())?;
+    let mailmap = mailmap(repo, &start);
+    let mut walk = Walk::new(repo);
+    if !hidden.contains(&start.id()) {
+        walk.push(&start);
+    }
+    let mut at = HashMap::new();
     let (mut commits, mut matched, mut more, mut cut) = (Vec::new(), 0usize, false, false);
-    for oid in walk {
+    while let Some(c) = walk.pop() {
         if deadline.expired() {
             cut = true;
             break;
         }
-        let c = repo.find_commit(oid.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
-        let when = c.committer().when().seconds();
-        if since.is_some_and(|s| when < s) || until.is_some_and(|u| when > u) {
+        let c = c?;
+        let when = c.time().seconds();
+        // As git's --since: an older commit ends its line of history.
+        if since.is_some_and(|s| when < s) {
+            continue;
+        }
+        let (shown, follow) =
+            if path.is_empty() { (true, c.parents().collect()) } else { simplify(&c, &path, &mut at) };
+        for p in follow.iter().filter(|p| !hidden.contains(&p.id())) {
+            walk.push(p);
+        }
+        if !shown || until.is_some_and(|u| when > u) {
             continue;
         }
         if let Some(a) = &author {
-            let sig = c.author();
-            let who = format!("{} <{}>", sig.name().unwrap_or(""), sig.email().unwrap_or("")).to_lowercase();
-            if !who.contains(a.as_str()) {
+            let (name, email) = who(&c.author(), mailmap.as_ref(), c.message_encoding());
+            if !format!("{name} <{email}>").to_lowercase().contains(a.as_str()) {
                 continue;
             }
-        }
-        if !path.is_empty() && !touches(&c, &path) {
-            continue;
         }
         matched += 1;
         if matched <= offset {
@@ -120,14 +273,23 @@ pub fn log(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value,
             more = true;
             break;
         }
-        commits.push(commit_json(&c));
+        commits.push(commit_json(&c, mailmap.as_ref()));
     }
     let next = more.then(|| (offset + limit).to_string());
     Ok(json!({ "commits": commits, "next_cursor": next, "deadline_reached": cut }))
 }
 
-/// The changed files, at most [`MAX_FILES`] of them.
-fn changes(diff: &Diff) -> Vec<Value> {
+/// The changed files, at most [`MAX_FILES`] of them; a side over
+/// [`crate::tree::MAX_FILE_BYTES`] is marked `too_large_to_diff` (its patch is not computed).
+fn changes(repo: &Repository, diff: &Diff) -> Vec<Value> {
+    let odb = repo.odb().ok();
+    let too_large = |id: Oid| {
+        !id.is_zero()
+            && odb
+                .as_ref()
+                .and_then(|o| o.read_header(id).ok())
+                .is_some_and(|(size, _)| size > crate::tree::MAX_FILE_BYTES)
+    };
     diff.deltas()
         .take(MAX_FILES)
         .map(|d| {
@@ -141,7 +303,11 @@ fn changes(diff: &Diff) -> Vec<Value> {
                 _ => "?",
             };
             let path = |f: git2::DiffFile| f.path().map(|p| p.to_string_lossy().into_owned());
-            json!({ "status": status, "old_path": path(d.old_file()), "path": path(d.new_file()) })
+            let mut file = json!({ "status": status, "old_path": path(d.old_file()), "path": path(d.new_file()) });
+            if too_large(d.old_file().id()) || too_large(d.new_file().id()) {
+                file["too_large_to_diff"] = json!(true);
+            }
+            file
         })
         .collect()
 }
@@ -153,11 +319,11 @@ struct Patch {
     expired: bool,
 }
 
-fn patch(diff: &Diff, deadline: &Deadline) -> Patch {
+fn patch(diff: &Diff, deadline: &Deadline) -> Result<Patch, String> {
     let mut out = Patch { text: String::new(), truncated: false, expired: false };
     // libgit2 computes each file's hunks while printing, so this callback is where a large
     // diff spends its time: stop there at the deadline.
-    let _ = diff.print(DiffFormat::Patch, |_, _, line| {
+    let printed = diff.print(DiffFormat::Patch, |_, _, line| {
         if deadline.expired() {
             out.expired = true;
             return false;
@@ -172,9 +338,31 @@ fn patch(diff: &Diff, deadline: &Deadline) -> Patch {
         out.text.push_str(&piece);
         true
     });
-    out
+    match printed {
+        // A blob that cannot be read is a damaged repository, never an empty patch.
+        Err(e) if !(out.expired || out.truncated) => Err(damaged(&e)),
+        _ => Ok(out),
+    }
 }
 
+/// Whether every added or deleted file is small enough to compare for rename detection
+/// (which reads whole blobs); one too large and renames are not looked for.
+fn renames_affordable(repo: &Repository, diff: &Diff) -> bool {
+    let Ok(odb) = repo.odb() else { return false };
+    diff.deltas().all(|d| {
+        let file = match d.status() {
+            git2::Delta::Added => d.new_file(),
+            git2::Delta::Deleted => d.old_file(),
+            _ => return true,
+        };
+        odb.read_header(file.id()).is_ok_and(|(size, _)| size <= crate::tree::MAX_FILE_BYTES)
+    })
+}
+
+/// A diff between two trees, for `path` when given: a literal path (a file, or a directory
+/// and everything under it), as `log` reads it. Blobs over [`crate::tree::MAX_FILE_BYTES`] are
+/// never loaded (they show as binary), type changes show as `T`, renames are found when
+/// time and file sizes allow.
 fn tree_diff<'r>(
     repo: &'r Repository,
     old: Option<&Tree>,
@@ -183,41 +371,44 @@ fn tree_diff<'r>(
     deadline: &Deadline,
 ) -> Result<(Diff<'r>, bool), String> {
     let mut opts = DiffOptions::new();
+    opts.include_typechange(true).max_size(crate::tree::MAX_FILE_BYTES as i64);
     if !path.is_empty() {
-        opts.pathspec(path);
+        opts.pathspec(path).disable_pathspec_match(true);
     }
-    let mut diff = repo.diff_tree_to_tree(old, new, Some(&mut opts)).map_err(|e| e.to_string())?;
+    let mut diff = repo.diff_tree_to_tree(old, new, Some(&mut opts)).map_err(|e| damaged(&e))?;
     // Rename detection compares contents; past the deadline, answer without it (and say so).
     let expired = deadline.expired();
-    if !expired {
-        diff.find_similar(Some(DiffFindOptions::new().renames(true))).map_err(|e| e.to_string())?;
+    if !expired && renames_affordable(repo, &diff) {
+        diff.find_similar(Some(DiffFindOptions::new().renames(true))).map_err(|e| damaged(&e))?;
     }
     Ok((diff, expired))
 }
 
-/// `files` (capped, `files_truncated`), `patch` (capped, `truncated`) and `deadline_reached`
+/// `files` (capped, `files_truncated`), `patch` (capped, or a file too large to diff:
+/// `truncated`) and `deadline_reached`
 /// (the patch, or rename detection when `expired`, stopped at the deadline).
-fn diff_json(diff: &Diff, expired: bool, deadline: &Deadline) -> Value {
-    let files = changes(diff);
+fn diff_json(repo: &Repository, diff: &Diff, expired: bool, deadline: &Deadline) -> Result<Value, String> {
+    let files = changes(repo, diff);
     let files_truncated = diff.deltas().len() > files.len();
-    let patch = patch(diff, deadline);
-    json!({
+    let skipped = files.iter().any(|f| f["too_large_to_diff"] == true);
+    let patch = patch(diff, deadline)?;
+    Ok(json!({
         "files": files,
         "files_truncated": files_truncated,
         "patch": patch.text,
-        "truncated": patch.truncated,
+        "truncated": patch.truncated || skipped,
         "deadline_reached": expired || patch.expired,
-    })
+    }))
 }
 
 /// `show`: one commit, its changed files and its diff against the first parent.
 pub fn show(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value, String> {
     let c = commit(repo, args.str_or("rev", "HEAD")?)?;
-    let tree = c.tree().map_err(|e| e.to_string())?;
-    let parent = c.parents().next().map(|p| p.tree()).transpose().map_err(|e| e.to_string())?;
+    let tree = c.tree().map_err(|e| damaged(&e))?;
+    let parent = c.parents().next().map(|p| p.tree()).transpose().map_err(|e| damaged(&e))?;
     let (diff, expired) = tree_diff(repo, parent.as_ref(), Some(&tree), &args.path("path")?, deadline)?;
-    let mut out = diff_json(&diff, expired, deadline);
-    out["commit"] = commit_json(&c);
+    let mut out = diff_json(repo, &diff, expired, deadline)?;
+    out["commit"] = commit_json(&c, mailmap(repo, &c).as_ref());
     Ok(out)
 }
 
@@ -225,9 +416,9 @@ pub fn show(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value
 pub fn diff(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value, String> {
     let from = commit(repo, args.str("from")?)?;
     let to = commit(repo, args.str_or("to", "HEAD")?)?;
-    let (a, b) = (from.tree().map_err(|e| e.to_string())?, to.tree().map_err(|e| e.to_string())?);
+    let (a, b) = (from.tree().map_err(|e| damaged(&e))?, to.tree().map_err(|e| damaged(&e))?);
     let (diff, expired) = tree_diff(repo, Some(&a), Some(&b), &args.path("path")?, deadline)?;
-    let mut out = diff_json(&diff, expired, deadline);
+    let mut out = diff_json(repo, &diff, expired, deadline)?;
     out["from"] = json!(from.id().to_string());
     out["to"] = json!(to.id().to_string());
     Ok(out)

@@ -33,7 +33,7 @@ pub const DEADLINE: Duration = Duration::from_secs(8);
 /// Largest `limit` accepted (`log`, `grep`); the inputSchema publishes the same maximum.
 pub const MAX_LIMIT: usize = 1000;
 
-/// A per-request deadline checked inside long loops.
+/// A per-request deadline checked inside long loops; it also ends when the call is given up.
 pub struct Deadline(Instant);
 
 impl Deadline {
@@ -42,9 +42,9 @@ impl Deadline {
         Self(Instant::now() + d)
     }
 
-    /// Whether it has passed.
+    /// Whether it has passed, or the caller has gone (so no work goes on for nobody).
     pub fn expired(&self) -> bool {
-        Instant::now() >= self.0
+        Instant::now() >= self.0 || tool_kit::cancel::requested()
     }
 }
 

@@ -7,12 +7,13 @@ pub fn clean(raw: &str) -> Result<String, String> {
     if raw.len() > 4096 || raw.contains('\0') {
         return Err("path is too long or contains NUL".into());
     }
-    let unix = raw.replace('\\', "/");
-    if unix.starts_with('/') || unix.as_bytes().get(1) == Some(&b':') {
+    // Paths are git's: `/`-separated bytes in which `\` and `:` are ordinary characters
+    // (`a:b.txt`, `back\slash.txt` are valid names); they never reach the file system.
+    if raw.starts_with('/') {
         return Err(format!("path {raw:?} must be relative to the repository root"));
     }
     let mut parts = Vec::new();
-    for part in unix.split('/') {
+    for part in raw.split('/') {
         match part {
             "" | "." => {}
             ".." => return Err(format!("path {raw:?} may not contain '..'")),
@@ -60,7 +61,9 @@ mod tests {
     fn escapes_are_refused_and_paths_normalised() {
         assert_eq!(clean("./src//lib.rs").unwrap(), "src/lib.rs");
         assert_eq!(clean("").unwrap(), "");
-        for bad in ["../x", "a/../../b", "/etc/passwd", "C:\\x", ".git/config", "sub/.GIT/hooks", "a\0b"] {
+        assert_eq!(clean("a:b.txt").unwrap(), "a:b.txt");
+        assert_eq!(clean("back\\slash.txt").unwrap(), "back\\slash.txt");
+        for bad in ["../x", "a/../../b", "/etc/passwd", ".git/config", "sub/.GIT/hooks", "a\0b"] {
             assert!(clean(bad).is_err(), "{bad:?}");
         }
     }

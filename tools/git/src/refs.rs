@@ -14,8 +14,13 @@ pub fn list_repos(repos: &Repos) -> Value {
         .names()
         .map(|name| match repos.open(name) {
             Ok(repo) => {
-                let head = repo.head().ok().and_then(|h| h.shorthand().map(str::to_owned));
-                json!({ "name": name, "default_branch": head, "bare": repo.is_bare() })
+                // An empty repository still has a default branch: the one HEAD names, unborn.
+                let empty = repo.is_empty().unwrap_or(false);
+                let head = match repo.head() {
+                    Ok(h) => h.shorthand().map(str::to_owned),
+                    Err(_) => Some(crate::history::unborn_branch(&repo)).filter(|b| !b.is_empty()),
+                };
+                json!({ "name": name, "default_branch": head, "bare": repo.is_bare(), "empty": empty })
             }
             Err(e) => json!({ "name": name, "error": e }),
         })
@@ -26,8 +31,8 @@ pub fn list_repos(repos: &Repos) -> Value {
 /// `branches`: local branches with their commits.
 pub fn branches(repo: &Repository) -> Result<Value, String> {
     let mut out = Vec::new();
-    for branch in repo.branches(Some(BranchType::Local)).map_err(|e| e.to_string())?.take(MAX_REFS) {
-        let (branch, _) = branch.map_err(|e| e.to_string())?;
+    for branch in repo.branches(Some(BranchType::Local)).map_err(|e| crate::history::damaged(&e))?.take(MAX_REFS) {
+        let (branch, _) = branch.map_err(|e| crate::history::damaged(&e))?;
         let name = branch.name().ok().flatten().unwrap_or("").to_owned();
         let target = branch.get().peel_to_commit().map(|c| c.id().to_string()).ok();
         out.push(json!({ "name": name, "commit": target, "is_head": branch.is_head() }));
@@ -38,7 +43,7 @@ pub fn branches(repo: &Repository) -> Result<Value, String> {
 
 /// `tags`: tags with the commit they point at and, for annotated tags, their message.
 pub fn tags(repo: &Repository) -> Result<Value, String> {
-    let names = repo.tag_names(None).map_err(|e| e.to_string())?;
+    let names = repo.tag_names(None).map_err(|e| crate::history::damaged(&e))?;
     let mut out = Vec::new();
     for name in names.iter().flatten().take(MAX_REFS) {
         let Ok(reference) = repo.find_reference(&format!("refs/tags/{name}")) else { continue };

@@ -71,7 +71,9 @@ impl Repos {
             let known: Vec<&str> = self.names().collect();
             format!("unknown repository {name:?}; available: {}", known.join(", "))
         })?;
-        open_path(path).map_err(|e| format!("repository {name:?} cannot be opened: {e}"))
+        // libgit2's message names the directory on this machine: say only the short name.
+        open_path(path)
+            .map_err(|_| format!("repository {name:?} cannot be opened: it is missing or not a git repository"))
     }
 }
 

@@ -1,11 +1,13 @@
 //! `read_file`, `list_tree` and `blame`: content at a revision, from the object database.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::path::Path;
 
-use git2::{BlameOptions, ObjectType, Repository};
+use git2::{Commit, DiffFindOptions, DiffOptions, ObjectType, Oid, Repository};
 use serde_json::{json, Value};
 
-use crate::history::{commit, time};
+use crate::history::{commit, damaged, mailmap, time, who};
 use crate::{Args, Deadline};
 
 /// Largest file returned by `read_file` or blamed by `blame`.
@@ -37,7 +39,7 @@ pub fn read_file(repo: &Repository, args: &Args) -> Result<Value, String> {
     if path.is_empty() {
         return Err("path is required".into());
     }
-    let tree = commit(repo, rev)?.tree().map_err(|e| e.to_string())?;
+    let tree = commit(repo, rev)?.tree().map_err(|e| damaged(&e))?;
     let entry = tree.get_path(Path::new(&path)).map_err(|_| format!("no file {path:?} at {rev}"))?;
     let mode = entry.filemode();
     match kind(mode, entry.kind()) {
@@ -45,7 +47,7 @@ pub fn read_file(repo: &Repository, args: &Args) -> Result<Value, String> {
         "submodule" => return Ok(json!({ "path": path, "type": "submodule", "commit": entry.id().to_string() })),
         _ => {}
     }
-    let blob = repo.find_blob(entry.id()).map_err(|e| e.to_string())?;
+    let blob = repo.find_blob(entry.id()).map_err(|e| damaged(&e))?;
     let data = blob.content();
     if mode == SYMLINK {
         // The link's target as stored; it is never followed.
@@ -54,10 +56,19 @@ pub fn read_file(repo: &Repository, args: &Args) -> Result<Value, String> {
     if data.len() > MAX_FILE_BYTES {
         return Err(format!("{path:?} is {} bytes; read_file returns files up to {MAX_FILE_BYTES} bytes", data.len()));
     }
-    match (is_binary(data), std::str::from_utf8(data)) {
-        (false, Ok(text)) => Ok(json!({ "path": path, "type": "text", "size": data.len(), "content": text })),
-        _ => Ok(json!({ "path": path, "type": "binary", "size": data.len() })),
+    if is_binary(data) {
+        return Ok(json!({ "path": path, "type": "binary", "size": data.len() }));
     }
+    // Text is what git calls text (no NUL); text that is not UTF-8 is read as Windows-1252
+    // (a superset of Latin-1, the usual other encoding) and says so.
+    Ok(match std::str::from_utf8(data) {
+        Ok(text) => json!({ "path": path, "type": "text", "size": data.len(), "content": text, "encoding": "utf-8" }),
+        Err(_) => json!({
+            "path": path, "type": "text", "size": data.len(),
+            "content": encoding_rs::WINDOWS_1252.decode_without_bom_handling(data).0,
+            "encoding": "windows-1252 (not UTF-8; read as Latin-1)",
+        }),
+    })
 }
 
 /// `list_tree`: the entries of a directory at a revision (at most [`MAX_ENTRIES`], and what
@@ -65,14 +76,14 @@ pub fn read_file(repo: &Repository, args: &Args) -> Result<Value, String> {
 pub fn list_tree(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value, String> {
     let rev = args.str_or("rev", "HEAD")?;
     let path = args.path("path")?;
-    let root = commit(repo, rev)?.tree().map_err(|e| e.to_string())?;
+    let root = commit(repo, rev)?.tree().map_err(|e| damaged(&e))?;
     let tree = if path.is_empty() {
         root
     } else {
         let entry = root.get_path(Path::new(&path)).map_err(|_| format!("no directory {path:?} at {rev}"))?;
         repo.find_tree(entry.id()).map_err(|_| format!("{path:?} is not a directory"))?
     };
-    let odb = repo.odb().map_err(|e| e.to_string())?;
+    let odb = repo.odb().map_err(|e| damaged(&e))?;
     let (mut entries, mut cut) = (Vec::new(), false);
     for entry in tree.iter().take(MAX_ENTRIES) {
         if deadline.expired() {
@@ -95,40 +106,185 @@ pub fn list_tree(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<
     Ok(json!({ "path": path, "entries": entries, "truncated": tree.len() > MAX_ENTRIES, "deadline_reached": cut }))
 }
 
-/// `blame`: for each line of a file at a revision, the commit that last changed it (the lines
-/// done when the deadline passed).
+/// A file's lines as git counts them: split at `\n` only (a `\r` stays with its line), the
+/// last line counted even without a final newline.
+pub fn lines(data: &[u8]) -> Vec<&[u8]> {
+    let mut out: Vec<&[u8]> = data.split(|b| *b == b'\n').collect();
+    if data.is_empty() || data.ends_with(b"\n") {
+        out.pop();
+    }
+    out
+}
+
+/// Where the lines of `new` that a line diff leaves unchanged were in `old`: a map from each
+/// unchanged new line to its old line.
+fn unchanged(old: &[u8], new: &[u8]) -> Result<HashMap<usize, usize>, String> {
+    let mut opts = DiffOptions::new();
+    opts.context_lines(0).force_text(true);
+    let patch = git2::Patch::from_buffers(old, None, new, None, Some(&mut opts)).map_err(|e| damaged(&e))?;
+    let (old_len, new_len) = (lines(old).len(), lines(new).len());
+    let mut map = HashMap::new();
+    let (mut o, mut n) = (0usize, 0usize);
+    let mut keep = |o_to: usize, n_to: usize, o: usize, n: usize| {
+        for i in 0..(n_to.saturating_sub(n)).min(o_to.saturating_sub(o)) {
+            map.insert(n + i, o + i);
+        }
+    };
+    for h in 0..patch.num_hunks() {
+        let (hunk, _) = patch.hunk(h).map_err(|e| damaged(&e))?;
+        // A side with no lines names the line before the change (1-based), so its 0-based
+        // position is that number itself.
+        let o_at = if hunk.old_lines() == 0 { hunk.old_start() } else { hunk.old_start() - 1 } as usize;
+        let n_at = if hunk.new_lines() == 0 { hunk.new_start() } else { hunk.new_start() - 1 } as usize;
+        keep(o_at, n_at, o, n);
+        o = o_at + hunk.old_lines() as usize;
+        n = n_at + hunk.new_lines() as usize;
+    }
+    keep(old_len, new_len, o, n);
+    Ok(map)
+}
+
+/// Lines still looking for their commit: `(line in this version, line in the blamed file)`.
+struct Pending {
+    path: String,
+    blob: Oid,
+    lines: Vec<(usize, usize)>,
+}
+
+/// The commits still to visit, newest first, each with the lines it is asked about.
+#[derive(Default)]
+struct Todo {
+    pending: HashMap<Oid, Vec<Pending>>,
+    queue: BinaryHeap<(i64, Reverse<u64>, Oid)>,
+    reached: u64,
+}
+
+impl Todo {
+    /// Ask `c` about `lines` of its version of `path` (queueing it if it was not waiting).
+    fn give(&mut self, c: &Commit, path: &str, blob: Oid, lines: Vec<(usize, usize)>) {
+        if lines.is_empty() {
+            return;
+        }
+        let waiting = self.pending.entry(c.id()).or_default();
+        if waiting.is_empty() {
+            self.queue.push((c.time().seconds(), Reverse(self.reached), c.id()));
+            self.reached += 1;
+        }
+        match waiting.iter_mut().find(|p| p.path == path) {
+            Some(p) => p.lines.extend(lines),
+            None => waiting.push(Pending { path: path.to_owned(), blob, lines }),
+        }
+    }
+}
+
+/// The path and blob a parent had before `c` renamed the file now at `path`.
+fn renamed_from(repo: &Repository, parent: &Commit, c: &Commit, path: &str) -> Option<(String, Oid)> {
+    let (old, new) = (parent.tree().ok()?, c.tree().ok()?);
+    let mut diff = repo.diff_tree_to_tree(Some(&old), Some(&new), None).ok()?;
+    diff.find_similar(Some(DiffFindOptions::new().renames(true))).ok()?;
+    let delta = diff
+        .deltas()
+        .find(|d| d.status() == git2::Delta::Renamed && d.new_file().path().is_some_and(|p| p == Path::new(path)))?;
+    Some((delta.old_file().path()?.to_str()?.to_owned(), delta.old_file().id()))
+}
+
+/// For each line of `path` at `start`, the commit that last changed it (`None` for lines not
+/// reached by the deadline). As git blame does: commits newest first; a parent with the same
+/// content takes every line; otherwise each parent in turn takes the lines a line diff shows
+/// unchanged from it; the lines left are the commit's own. Renames are followed.
+fn owners(
+    repo: &Repository,
+    start: &Commit,
+    path: &str,
+    blob: Oid,
+    count: usize,
+    deadline: &Deadline,
+) -> Result<(Vec<Option<Oid>>, bool), String> {
+    let mut owner = vec![None; count];
+    let mut todo = Todo::default();
+    todo.give(start, path, blob, (0..count).map(|i| (i, i)).collect());
+    let mut left = count;
+    while left > 0 {
+        let Some((_, _, id)) = todo.queue.pop() else { break };
+        if deadline.expired() {
+            return Ok((owner, true));
+        }
+        let c = repo.find_commit(id).map_err(|e| damaged(&e))?;
+        let parents: Vec<Commit> = c.parents().collect();
+        for mine in todo.pending.remove(&id).unwrap_or_default() {
+            let mut sources: Vec<(&Commit, String, Oid)> = parents
+                .iter()
+                .filter_map(|p| {
+                    p.tree().ok()?.get_path(Path::new(&mine.path)).ok().map(|e| (p, mine.path.clone(), e.id()))
+                })
+                .collect();
+            if sources.is_empty() {
+                if let Some((old_path, old_blob)) = parents.first().and_then(|p| renamed_from(repo, p, &c, &mine.path))
+                {
+                    sources.push((&parents[0], old_path, old_blob));
+                }
+            }
+            let mut lines = mine.lines;
+            if let Some((p, p_path, p_blob)) = sources.iter().find(|s| s.2 == mine.blob) {
+                todo.give(p, p_path, *p_blob, lines);
+                continue;
+            }
+            let new = repo.find_blob(mine.blob).map_err(|e| damaged(&e))?;
+            for (p, p_path, p_blob) in sources {
+                if lines.is_empty() {
+                    break;
+                }
+                let old = repo.find_blob(p_blob).map_err(|e| damaged(&e))?;
+                if old.size() > MAX_FILE_BYTES {
+                    continue;
+                }
+                let map = unchanged(old.content(), new.content())?;
+                let (passed, kept): (Vec<_>, Vec<_>) = lines.into_iter().partition(|(l, _)| map.contains_key(l));
+                todo.give(p, &p_path, p_blob, passed.into_iter().map(|(l, f)| (map[&l], f)).collect());
+                lines = kept;
+            }
+            for (_, f) in lines {
+                owner[f] = Some(id);
+                left -= 1;
+            }
+        }
+    }
+    Ok((owner, false))
+}
+
+/// `blame`: for each line of a file at a revision, the commit that last changed it, its
+/// author through the `.mailmap` (the lines done when the deadline passed). Stops its work at
+/// the deadline: the walk checks it at every commit.
 pub fn blame(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value, String> {
     let rev = args.str_or("rev", "HEAD")?;
     let path = args.path("path")?;
     let c = commit(repo, rev)?;
     let entry = c
         .tree()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| damaged(&e))?
         .get_path(Path::new(&path))
         .map_err(|_| format!("no file {path:?} at {rev}"))?;
     let blob = repo.find_blob(entry.id()).map_err(|_| format!("{path:?} is not a file"))?;
     if blob.size() > MAX_FILE_BYTES || is_binary(blob.content()) {
         return Err(format!("{path:?} is binary or larger than {MAX_FILE_BYTES} bytes; blame needs a text file"));
     }
-    let text = String::from_utf8_lossy(blob.content()).into_owned();
-    let mut opts = BlameOptions::new();
-    opts.newest_commit(c.id());
-    let blame = repo.blame_file(Path::new(&path), Some(&mut opts)).map_err(|e| e.to_string())?;
-    let (mut lines, mut cut) = (Vec::new(), false);
-    for (i, line) in text.lines().enumerate() {
-        if deadline.expired() {
-            cut = true;
-            break;
-        }
-        let Some(hunk) = blame.get_line(i + 1) else { continue };
-        let sig = hunk.final_signature();
-        lines.push(json!({
+    let text = lines(blob.content());
+    let (owner, cut) = owners(repo, &c, &path, blob.id(), text.len(), deadline)?;
+    let mailmap = mailmap(repo, &c);
+    let mut out = Vec::new();
+    for (i, (line, owner)) in text.iter().zip(&owner).enumerate() {
+        let Some(id) = owner else { continue };
+        let commit = repo.find_commit(*id).map_err(|e| damaged(&e))?;
+        let sig = commit.author();
+        let (name, email) = who(&sig, mailmap.as_ref(), commit.message_encoding());
+        out.push(json!({
             "line": i + 1,
-            "commit": hunk.final_commit_id().to_string(),
-            "author": sig.name().unwrap_or(""),
+            "commit": id.to_string(),
+            "author": name,
+            "email": email,
             "date": time(&sig),
-            "text": line,
+            "text": String::from_utf8_lossy(line),
         }));
     }
-    Ok(json!({ "path": path, "rev": c.id().to_string(), "lines": lines, "deadline_reached": cut }))
+    Ok(json!({ "path": path, "rev": c.id().to_string(), "lines": out, "deadline_reached": cut }))
 }

@@ -235,7 +235,8 @@ fn show_of_the_big_file_is_truncated_and_diff_patches_match_git_diff() {
     let f = fixture();
     let big = f.ok(json!({"repo": "fixture", "action": "show", "rev": "main"}));
     assert_eq!(big["commit"]["subject"], "Add symlinks and a big file");
-    assert_eq!(big["truncated"], true, "a 2 MiB line is past the patch limit");
+    assert_eq!(big["truncated"], true, "a 2 MiB file is past the diff limit");
+    assert_eq!(big["files"][0]["too_large_to_diff"], true, "{big}");
     assert!(big["patch"].as_str().unwrap().len() <= git_tool::history::MAX_PATCH_BYTES);
     assert_eq!((big["files_truncated"].as_bool(), big["deadline_reached"].as_bool()), (Some(false), Some(false)));
     let paths: Vec<&str> = big["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
@@ -416,7 +417,7 @@ fn branches_tags_and_repos_match_git() {
     assert_eq!(got, want);
     assert_eq!(tags["tags"][1]["message"], "First release");
     let repos = f.ok(json!({"action": "list_repos"}));
-    assert_eq!(repos["repos"], json!([{"name": "fixture", "default_branch": "main", "bare": false}]));
+    assert_eq!(repos["repos"], json!([{"name": "fixture", "default_branch": "main", "bare": false, "empty": false}]));
 }
 
 #[test]

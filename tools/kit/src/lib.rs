@@ -6,7 +6,9 @@
 //! |---|---|
 //! | [`rpc`] | JSON-RPC envelope parsing and error bodies |
 //! | [`server`] | the actix-web service and the binary entry point |
+//! | [`cancel`] | telling a running call that nobody waits for its answer any more |
 
+pub mod cancel;
 pub mod rpc;
 pub mod server;
 

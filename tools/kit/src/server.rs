@@ -72,10 +72,14 @@ async fn call_tool(server: Arc<ToolServer>, id: &Value, params: Value) -> Result
     // Tools are CPU-bound and bounded by their own limits; keep them off the I/O threads.
     let timeout = server.call_timeout;
     let call = server.call.clone();
-    let work = web::block(move || call(&name, arguments));
+    // Dropped when the answer is sent, the time limit passes or the caller goes away: the
+    // call sees `cancel::requested()` and stops its work instead of finishing for nobody.
+    let (watch, _give_up_on_drop) = crate::cancel::Watch::new();
+    let work = web::block(move || watch.run(|| call(&name, arguments)));
     let outcome = match actix_web::rt::time::timeout(timeout, work).await {
         Ok(done) => done.map_err(|e| RpcError::new(id.clone(), code::INTERNAL_ERROR, format!("tool failed: {e}")))?,
-        // The work goes on in the blocking pool until it returns; the caller does not wait for it.
+        // The caller does not wait for the work: it is told to stop (see `cancel`) and the
+        // thread returns to the pool as soon as the tool next checks.
         Err(_) => {
             Err(format!("the tool did not finish within its time limit of {}; try a smaller input", human(timeout)))
         }
@@ -167,7 +171,7 @@ mod tests {
     use crate::ToolSpec;
 
     #[actix_web::test]
-    async fn a_call_past_the_time_limit_is_a_tool_error_without_waiting_for_the_work() {
+    async fn a_call_past_the_time_limit_is_a_tool_error_and_its_work_is_told_to_stop() {
         let (release, wait) = mpsc::channel::<()>();
         let wait = Mutex::new(wait);
         let finished = Arc::new(AtomicBool::new(false));
@@ -181,10 +185,13 @@ mod tests {
                 input_schema: json!({ "type": "object" }),
                 output_schema: None,
             }],
-            // Sleeps for 30 s, or until the test lets it go (so the runtime can shut down).
+            // Works for up to 30 s, checking whether it was given up, as a tool's loop does.
             call: Arc::new(move |_, _| {
                 if let Ok(rx) = wait.lock() {
-                    let _ = rx.recv_timeout(Duration::from_secs(30));
+                    let until = Instant::now() + Duration::from_secs(30);
+                    while !crate::cancel::requested() && Instant::now() < until {
+                        let _ = rx.recv_timeout(Duration::from_millis(10));
+                    }
                 }
                 done.store(true, Ordering::SeqCst);
                 Ok(json!({ "content": [], "isError": false }))
@@ -207,6 +214,12 @@ mod tests {
         assert_eq!(body["result"]["isError"], true, "{body}");
         let text = body["result"]["content"][0]["text"].as_str().unwrap_or("");
         assert!(text.contains("time limit of 300 ms"), "{text}");
+        // The abandoned work stops at its next check instead of running its 30 s for nobody.
+        let given_up = Instant::now();
+        while !finished.load(Ordering::SeqCst) && given_up.elapsed() < Duration::from_secs(5) {
+            actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(finished.load(Ordering::SeqCst), "the work went on after the call was given up");
         drop(release);
     }
 
