@@ -6,7 +6,7 @@ use regex::RegexBuilder;
 use serde_json::{json, Value};
 
 use crate::history::commit;
-use crate::tree::{is_binary, MAX_FILE_BYTES};
+use crate::tree::is_binary;
 use crate::{paths, Args, Deadline};
 
 /// Longest pattern accepted.
@@ -51,15 +51,17 @@ pub fn grep(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value
                 return TreeWalkResult::Ok;
             }
         }
-        let blob = match repo.find_blob(entry.id()) {
-            Ok(b) => b,
+        // Files over the size limit are skipped unread, as binary files are.
+        let blob = match crate::tree::small_blob(repo, entry.id()) {
+            Ok(Some(b)) => b,
+            Ok(None) => return TreeWalkResult::Ok,
             Err(e) => {
-                failure = Some(crate::history::damaged(&e));
+                failure = Some(e);
                 return TreeWalkResult::Abort;
             }
         };
         let data = blob.content();
-        if data.len() > MAX_FILE_BYTES || is_binary(data) {
+        if is_binary(data) {
             return TreeWalkResult::Ok;
         }
         files += 1;

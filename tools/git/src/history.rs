@@ -84,10 +84,7 @@ pub fn time(sig: &Signature) -> String {
 /// the working tree or a configured file, so it cannot point outside the repository).
 pub fn mailmap(repo: &Repository, at: &Commit) -> Option<Mailmap> {
     let entry = at.tree().ok()?.get_path(Path::new(".mailmap")).ok()?;
-    let blob = repo.find_blob(entry.id()).ok()?;
-    if blob.size() > crate::tree::MAX_FILE_BYTES {
-        return None;
-    }
+    let blob = crate::tree::small_blob(repo, entry.id()).ok()??;
     Mailmap::from_buffer(&String::from_utf8_lossy(blob.content())).ok()
 }
 

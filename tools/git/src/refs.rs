@@ -15,10 +15,9 @@ pub fn list_repos(repos: &Repos) -> Value {
         .map(|name| match repos.open(name) {
             Ok(repo) => {
                 // An empty repository still has a default branch: the one HEAD names, unborn.
-                let empty = repo.is_empty().unwrap_or(false);
-                let head = match repo.head() {
-                    Ok(h) => h.shorthand().map(str::to_owned),
-                    Err(_) => Some(crate::history::unborn_branch(&repo)).filter(|b| !b.is_empty()),
+                let (head, empty) = match repo.head() {
+                    Ok(h) => (h.shorthand().map(str::to_owned), false),
+                    Err(_) => (Some(crate::history::unborn_branch(&repo)).filter(|b| !b.is_empty()), true),
                 };
                 json!({ "name": name, "default_branch": head, "bare": repo.is_bare(), "empty": empty })
             }

@@ -32,6 +32,19 @@ pub fn is_binary(data: &[u8]) -> bool {
     data.iter().take(8000).any(|b| *b == 0)
 }
 
+/// A blob's size from its header, without reading (or inflating) the blob itself.
+pub fn blob_size(repo: &Repository, id: Oid) -> Result<usize, String> {
+    repo.odb().and_then(|odb| odb.read_header(id)).map(|(size, _)| size).map_err(|e| damaged(&e))
+}
+
+/// The blob `id` when it is at most [`MAX_FILE_BYTES`] (`None` when larger: never loaded).
+pub fn small_blob(repo: &Repository, id: Oid) -> Result<Option<git2::Blob<'_>>, String> {
+    if blob_size(repo, id)? > MAX_FILE_BYTES {
+        return Ok(None);
+    }
+    repo.find_blob(id).map(Some).map_err(|e| damaged(&e))
+}
+
 /// `read_file`: a file's text at a revision; binary files and symlinks are described, not dumped.
 pub fn read_file(repo: &Repository, args: &Args) -> Result<Value, String> {
     let rev = args.str_or("rev", "HEAD")?;
@@ -47,14 +60,14 @@ pub fn read_file(repo: &Repository, args: &Args) -> Result<Value, String> {
         "submodule" => return Ok(json!({ "path": path, "type": "submodule", "commit": entry.id().to_string() })),
         _ => {}
     }
-    let blob = repo.find_blob(entry.id()).map_err(|e| damaged(&e))?;
+    let Some(blob) = small_blob(repo, entry.id())? else {
+        let size = blob_size(repo, entry.id())?;
+        return Err(format!("{path:?} is {size} bytes; read_file returns files up to {MAX_FILE_BYTES} bytes"));
+    };
     let data = blob.content();
     if mode == SYMLINK {
         // The link's target as stored; it is never followed.
         return Ok(json!({ "path": path, "type": "symlink", "target": String::from_utf8_lossy(data) }));
-    }
-    if data.len() > MAX_FILE_BYTES {
-        return Err(format!("{path:?} is {} bytes; read_file returns files up to {MAX_FILE_BYTES} bytes", data.len()));
     }
     if is_binary(data) {
         return Ok(json!({ "path": path, "type": "binary", "size": data.len() }));
@@ -229,15 +242,19 @@ fn owners(
                 todo.give(p, p_path, *p_blob, lines);
                 continue;
             }
-            let new = repo.find_blob(mine.blob).map_err(|e| damaged(&e))?;
+            let Some(new) = small_blob(repo, mine.blob)? else {
+                // A version too large to compare: its lines are this commit's.
+                for (_, f) in lines {
+                    owner[f] = Some(id);
+                    left -= 1;
+                }
+                continue;
+            };
             for (p, p_path, p_blob) in sources {
                 if lines.is_empty() {
                     break;
                 }
-                let old = repo.find_blob(p_blob).map_err(|e| damaged(&e))?;
-                if old.size() > MAX_FILE_BYTES {
-                    continue;
-                }
+                let Some(old) = small_blob(repo, p_blob)? else { continue };
                 let map = unchanged(old.content(), new.content())?;
                 let (passed, kept): (Vec<_>, Vec<_>) = lines.into_iter().partition(|(l, _)| map.contains_key(l));
                 todo.give(p, &p_path, p_blob, passed.into_iter().map(|(l, f)| (map[&l], f)).collect());
@@ -264,9 +281,13 @@ pub fn blame(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Valu
         .map_err(|e| damaged(&e))?
         .get_path(Path::new(&path))
         .map_err(|_| format!("no file {path:?} at {rev}"))?;
-    let blob = repo.find_blob(entry.id()).map_err(|_| format!("{path:?} is not a file"))?;
-    if blob.size() > MAX_FILE_BYTES || is_binary(blob.content()) {
-        return Err(format!("{path:?} is binary or larger than {MAX_FILE_BYTES} bytes; blame needs a text file"));
+    if entry.kind() != Some(ObjectType::Blob) {
+        return Err(format!("{path:?} is not a file"));
+    }
+    let too_big = || format!("{path:?} is binary or larger than {MAX_FILE_BYTES} bytes; blame needs a text file");
+    let blob = small_blob(repo, entry.id())?.ok_or_else(too_big)?;
+    if is_binary(blob.content()) {
+        return Err(too_big());
     }
     let text = lines(blob.content());
     let (owner, cut) = owners(repo, &c, &path, blob.id(), text.len(), deadline)?;
