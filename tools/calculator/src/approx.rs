@@ -14,11 +14,16 @@ use num_traits::{Signed, ToPrimitive, Zero};
 
 use crate::arithmetic::Op;
 use crate::format::round_digits;
-use crate::number::{round_half_even, small_integer, Real, MAX_RESULT_BITS};
+use crate::number::{exponent10, round_half_even, small_integer, Real, MAX_RESULT_BITS};
 use crate::rational;
 
 /// Guard digits tried, in order, beyond the requested precision.
-pub const GUARD_LEVELS: [u32; 4] = [20, 60, 200, 600];
+pub const GUARD_LEVELS: [u32; 5] = [20, 60, 200, 600, 2000];
+/// Most significant digits an evaluation works with (`round(x, 700)` or `floor` of a
+/// 500-digit value asks for more than the precision; beyond this it is refused).
+pub const MAX_WORKING_DIGITS: u32 = 12_000;
+/// Largest root degree of a fractional power (`x^(1/1000)`).
+pub const MAX_ROOT_DEGREE: u32 = 1000;
 /// An error bound above 2^this means the value has lost all its digits.
 const MAX_ERROR_LOG2: i64 = MAX_RESULT_BITS as i64;
 /// Error bounds are never kept below 2^this (a looser bound is still a bound), which keeps
@@ -34,6 +39,8 @@ pub enum Stop {
     Refused(String),
     /// The working precision could not decide something: retry with more guard digits.
     Undetermined(String),
+    /// Deciding needs at least this many significant digits (before guard digits).
+    MoreDigits(u32),
 }
 
 impl From<String> for Stop {
@@ -53,18 +60,25 @@ impl From<Stop> for String {
         match stop {
             Stop::Refused(message) => message,
             Stop::Undetermined(why) => format!("the result could not be determined: {why}"),
+            Stop::MoreDigits(n) => format!("the result needs {n} significant digits to be determined"),
         }
     }
 }
 
-/// Evaluate `f(digits, last)` with `precision` plus each of [`GUARD_LEVELS`] digits until the
-/// result is exact or its rounding to `precision` digits is decided; `last` tells `f` that no
-/// further level follows.
-pub fn settle(precision: u32, mut f: impl FnMut(u32, bool) -> Result<Real, Stop>) -> Result<Real, String> {
+/// Evaluate `f(digits)` with `precision` plus each of [`GUARD_LEVELS`] digits until the result
+/// is exact or its rounding to `precision` digits is decided. When `f` says it needs more
+/// significant digits than it was given (`round(sqrt(2), 700)`), the same level is tried again
+/// on that many. Nothing is ever guessed: what the last level cannot decide is refused. Stops
+/// between levels when the call has been given up.
+pub fn settle(precision: u32, mut f: impl FnMut(u32) -> Result<Real, Stop>) -> Result<Real, String> {
     let mut why = String::new();
-    for (i, guard) in GUARD_LEVELS.iter().enumerate() {
-        let last = i + 1 == GUARD_LEVELS.len();
-        match f(precision + guard, last) {
+    let mut base = precision;
+    let mut level = 0;
+    while let Some(guard) = GUARD_LEVELS.get(level) {
+        if tool_kit::cancel::requested() {
+            return Err("the call was given up".into());
+        }
+        match f(base + guard) {
             Ok(x) if x.is_exact() || decided(&x, precision) => return Ok(x),
             Ok(_) => {
                 why = format!(
@@ -74,7 +88,19 @@ pub fn settle(precision: u32, mut f: impl FnMut(u32, bool) -> Result<Real, Stop>
             }
             Err(Stop::Refused(message)) => return Err(message),
             Err(Stop::Undetermined(reason)) => why = reason,
+            Err(Stop::MoreDigits(n)) if n > base && n <= MAX_WORKING_DIGITS => {
+                base = n;
+                continue;
+            }
+            Err(Stop::MoreDigits(n)) if n > base => {
+                return Err(format!(
+                    "the result needs {n} significant digits to be determined, more than the {MAX_WORKING_DIGITS} \
+                     this tool works with"
+                ))
+            }
+            Err(Stop::MoreDigits(_)) => why = "more digits did not help".into(),
         }
+        level += 1;
     }
     let most = GUARD_LEVELS[GUARD_LEVELS.len() - 1];
     Err(format!(
@@ -292,8 +318,9 @@ fn approximate(q: BigRational, error: Option<Bound>) -> Result<Real, Stop> {
     Ok(Real { q, error: Some(error) })
 }
 
-/// Apply `op` when at least one operand is approximate; `last` as in [`settle`].
-pub fn apply(op: Op, a: &Real, b: &Real, last: bool) -> Result<Real, Stop> {
+/// Apply `op` when at least one operand is approximate, roots and integer parts worked out to
+/// `digits` significant digits.
+pub fn apply(op: Op, a: &Real, b: &Real, digits: u32) -> Result<Real, Stop> {
     match op {
         Op::Add => approximate(rational::add(&a.q, &b.q), sum_bound(&[a.error, b.error])),
         Op::Sub => approximate(rational::sub(&a.q, &b.q), sum_bound(&[a.error, b.error])),
@@ -302,8 +329,8 @@ pub fn apply(op: Op, a: &Real, b: &Real, last: bool) -> Result<Real, Stop> {
         Op::Pow => pow(a, b),
         Op::Mod if b.is_exact() && b.q.is_zero() => Err("modulo by zero".into()),
         Op::Mod => {
-            let k = to_integer(Rounding::Floor, &div(a, b)?, last)?;
-            apply(Op::Sub, a, &mul(b, &k)?, last)
+            let k = to_integer(Rounding::Floor, &div(a, b)?, digits)?;
+            apply(Op::Sub, a, &mul(b, &k)?, digits)
         }
     }
 }
@@ -342,6 +369,9 @@ fn pow(a: &Real, b: &Real) -> Result<Real, Stop> {
     let n = small_integer(&b.q, "the exponent of pow")?;
     let (mut result, mut base, mut m) = (Real::int(1), a.clone(), n.unsigned_abs());
     while m > 0 {
+        if tool_kit::cancel::requested() {
+            return Err("the call was given up".into());
+        }
         if m & 1 == 1 {
             result = mul(&result, &base)?;
         }
@@ -384,36 +414,31 @@ impl Rounding {
             Self::HalfEven => round_half_even(q),
         }
     }
-
-    /// The result when the value is taken to sit on the one boundary between the
-    /// neighbouring results `low` and `low + 1`.
-    fn on_boundary(self, low: BigInt) -> BigInt {
-        match self {
-            Self::Floor => low + 1,
-            Self::Ceil => low,
-            Self::HalfEven if low.is_odd() => low + 1,
-            Self::HalfEven => low,
-        }
-    }
 }
 
-/// `floor`, `ceil` or `round` of `x`: exact once the whole interval maps to one integer.
-/// When it straddles a boundary, the next guard level is needed; at the last one the value
-/// is taken to sit on that boundary (it agrees with it to hundreds of digits), and the
-/// result stays marked approximate.
-pub fn to_integer(rounding: Rounding, x: &Real, last: bool) -> Result<Real, Stop> {
+/// `floor`, `ceil` or `round` of `x`: exact once the whole interval maps to one integer. When
+/// it straddles a boundary the value is never guessed: more significant digits are asked for
+/// when the integer part alone needs them, else the next guard level; what the last level
+/// cannot place is refused (`floor(sqrt(2)*sqrt(2))` cannot be told from just below 2).
+pub fn to_integer(rounding: Rounding, x: &Real, digits: u32) -> Result<Real, Stop> {
     let (lo, hi) = bounds(x);
     let (low, high) = (rounding.of(&lo), rounding.of(&hi));
     if low == high {
         return Ok(Real::exact(BigRational::from_integer(low)));
     }
-    if !last || high - &low != BigInt::from(1) {
-        return Err(Stop::Undetermined(format!(
-            "the argument of {} could not be placed between two integers",
-            rounding.name()
-        )));
+    if !x.q.is_zero() {
+        // An integer part of e + 1 digits needs more than e + 1 significant digits.
+        let needed = exponent10(&x.q) + 4;
+        if needed > i64::from(digits) {
+            return Err(Stop::MoreDigits(u32::try_from(needed).unwrap_or(u32::MAX)));
+        }
     }
-    Ok(Real { q: BigRational::from_integer(rounding.on_boundary(low)), error: x.error })
+    let error = x.error.map_or(0, |e| e.log2_above());
+    Err(Stop::Undetermined(format!(
+        "the argument of {} is within 2^{error} of an integer and could not be placed between two integers; if it \
+         is exactly an integer (sqrt(2)*sqrt(2) is 2), simplify the expression",
+        rounding.name()
+    )))
 }
 
 /// `min` (or `max`) of the values: the chosen value keeps its own error bound when its
@@ -451,6 +476,28 @@ fn root(q: &BigRational, digits: u32) -> Result<Real, Stop> {
     // ⌊√⌊y⌋⌋ = ⌊√y⌋, so the root of the integer part of q·4^k is exact enough.
     let scaled = rational::mul(q, &pow2(2 * k)).floor().to_integer();
     let r = rational::mul(&BigRational::from_integer(scaled.sqrt()), &pow2(-k));
+    approximate(r, Some(Bound::pow2(-k)))
+}
+
+/// `q^(1/n)` for q ≥ 0: exact when the numerator and denominator are perfect n-th powers,
+/// otherwise `floor(q^(1/n) · 2^k) / 2^k` with its error bound, k chosen for `digits`
+/// significant digits (as [`sqrt`] does for n = 2).
+pub fn nth_root(q: &BigRational, n: u32, digits: u32) -> Result<Real, Stop> {
+    if q.is_negative() {
+        return Err("a root of a negative number".into());
+    }
+    let (num, den) = (q.numer().nth_root(n), q.denom().nth_root(n));
+    if num.pow(n) == *q.numer() && den.pow(n) == *q.denom() {
+        return Ok(Real::exact(BigRational::new(num, den)));
+    }
+    let lb = lower_log2(q).unwrap_or(0);
+    let k = bits_for_digits(digits) + 2 - lb.div_euclid(i64::from(n));
+    if (i64::from(n) * k).unsigned_abs() > 64 * MAX_RESULT_BITS {
+        return Err(format!("the root of degree {n} would exceed the size limit of {MAX_RESULT_BITS} bits").into());
+    }
+    // ⌊⌊y⌋^(1/n)⌋ = ⌊y^(1/n)⌋, so the root of the integer part of q·2^(nk) is exact enough.
+    let scaled = rational::mul(q, &pow2(i64::from(n) * k)).floor().to_integer();
+    let r = rational::mul(&BigRational::from_integer(scaled.nth_root(n)), &pow2(-k));
     approximate(r, Some(Bound::pow2(-k)))
 }
 
@@ -522,33 +569,47 @@ mod tests {
     #[test]
     fn error_bounds_cover_the_true_value_after_every_operation() {
         let (r2, r3) = (sqrt(&Real::int(2), 40).unwrap(), sqrt(&Real::int(3), 40).unwrap());
-        let six = apply(Op::Mul, &r2, &r3, false).unwrap();
-        assert!(contains(&apply(Op::Sub, &six, &sqrt(&Real::int(6), 40).unwrap(), false).unwrap(), "0"));
-        assert!(contains(&apply(Op::Mul, &r2, &r2, false).unwrap(), "2"));
-        assert!(contains(&apply(Op::Div, &r2, &r2, false).unwrap(), "1"));
-        assert!(contains(&apply(Op::Pow, &r2, &Real::int(-4), false).unwrap(), "0.25"));
+        let six = apply(Op::Mul, &r2, &r3, 40).unwrap();
+        assert!(contains(&apply(Op::Sub, &six, &sqrt(&Real::int(6), 40).unwrap(), 40).unwrap(), "0"));
+        assert!(contains(&apply(Op::Mul, &r2, &r2, 40).unwrap(), "2"));
+        assert!(contains(&apply(Op::Div, &r2, &r2, 40).unwrap(), "1"));
+        assert!(contains(&apply(Op::Pow, &r2, &Real::int(-4), 40).unwrap(), "0.25"));
         assert!(contains(
-            &apply(Op::Pow, &r2, &Real::int(9), false).unwrap(),
+            &apply(Op::Pow, &r2, &Real::int(9), 40).unwrap(),
             "22.6274169979695207808270195873551692571147500060311691708269"
         ));
         assert!(contains(
-            &apply(Op::Mod, &r3, &Real::int(1), false).unwrap(),
+            &apply(Op::Mod, &r3, &Real::int(1), 40).unwrap(),
             "0.732050807568877293527446341505872366942805253810380628055807"
         ));
-        let zero = apply(Op::Sub, &r2, &r2, false).unwrap();
-        assert!(matches!(apply(Op::Div, &Real::int(1), &zero, true), Err(Stop::Undetermined(_))));
-        assert_eq!(apply(Op::Mul, &Real::int(0), &r2, false).unwrap(), Real::int(0));
+        let zero = apply(Op::Sub, &r2, &r2, 40).unwrap();
+        assert!(matches!(apply(Op::Div, &Real::int(1), &zero, 40), Err(Stop::Undetermined(_))));
+        assert_eq!(apply(Op::Mul, &Real::int(0), &r2, 40).unwrap(), Real::int(0));
     }
 
     #[test]
-    fn integer_boundaries_need_the_last_level() {
-        let two = apply(Op::Mul, &sqrt(&Real::int(2), 40).unwrap(), &sqrt(&Real::int(2), 40).unwrap(), false).unwrap();
-        assert!(matches!(to_integer(Rounding::Floor, &two, false), Err(Stop::Undetermined(_))));
-        let floor = to_integer(Rounding::Floor, &two, true).unwrap();
-        assert_eq!((floor.q, floor.error.is_some()), (q("2"), true));
-        assert_eq!(to_integer(Rounding::Ceil, &two, true).unwrap().q, q("2"));
+    fn integer_boundaries_are_never_guessed() {
+        let two = apply(Op::Mul, &sqrt(&Real::int(2), 40).unwrap(), &sqrt(&Real::int(2), 40).unwrap(), 40).unwrap();
+        for rounding in [Rounding::Floor, Rounding::Ceil] {
+            assert!(matches!(to_integer(rounding, &two, 40), Err(Stop::Undetermined(_))));
+        }
+        // Round's boundaries are at halves: every value near 2 rounds to 2, which is proven.
+        assert_eq!(to_integer(Rounding::HalfEven, &two, 40).unwrap(), Real::int(2));
         // Proven results are exact: floor(√2) = 1.
-        assert_eq!(to_integer(Rounding::Floor, &sqrt(&Real::int(2), 40).unwrap(), false).unwrap(), Real::int(1));
+        assert_eq!(to_integer(Rounding::Floor, &sqrt(&Real::int(2), 40).unwrap(), 40).unwrap(), Real::int(1));
+        // An integer part longer than the digits computed asks for more digits.
+        let big = apply(Op::Mul, &sqrt(&Real::int(2), 40).unwrap(), &Real::exact(q("1e100")), 40).unwrap();
+        assert_eq!(to_integer(Rounding::Floor, &big, 40), Err(Stop::MoreDigits(104)));
+    }
+
+    #[test]
+    fn roots_of_any_degree_are_exact_or_bounded() {
+        assert_eq!(nth_root(&q("8"), 3, 28).unwrap(), Real::int(2));
+        assert_eq!(nth_root(&q("16/81"), 4, 28).unwrap(), Real::exact(q("2/3")));
+        let r = nth_root(&q("2"), 3, 30).unwrap(); // ∛2 = 1.2599210498948731647672106072782283505702514647015…
+        assert!(!r.is_exact() && contains(&r, "1.259921049894873164767210607278228350570"));
+        assert!(!contains(&r, "1.2599210498948731647672106073"));
+        assert!(nth_root(&q("-8"), 3, 28).is_err());
     }
 
     #[test]
@@ -563,7 +624,7 @@ mod tests {
     #[test]
     fn settle_retries_until_the_rounding_is_decided() {
         let mut levels = vec![];
-        let r = settle(5, |digits, _| {
+        let r = settle(5, |digits| {
             levels.push(digits);
             if digits < 100 {
                 Err(Stop::Undetermined("not yet".into()))
@@ -573,11 +634,28 @@ mod tests {
         })
         .unwrap();
         assert_eq!((levels, decimal(&r, 5).text), (vec![25, 65, 205], "1.4142".to_owned()));
-        let err = settle(5, |_, _| Err(Stop::Undetermined("never".into()))).unwrap_err();
+        let err = settle(5, |_| Err(Stop::Undetermined("never".into()))).unwrap_err();
         assert!(
-            err.contains("could not be determined to 5 significant digits even with 600 extra digits: never"),
+            err.contains("could not be determined to 5 significant digits even with 2000 extra digits: never"),
             "{err}"
         );
-        assert_eq!(settle(5, |_, _| Err(Stop::Refused("bad".into()))).unwrap_err(), "bad");
+        // Asked for more digits, the same level runs again on them.
+        let mut asked = vec![];
+        let r = settle(5, |digits| {
+            asked.push(digits);
+            if digits < 700 {
+                Err(Stop::MoreDigits(700))
+            } else {
+                sqrt(&Real::int(2), digits)
+            }
+        })
+        .unwrap();
+        assert_eq!((asked, decimal(&r, 5).text), (vec![25, 720], "1.4142".to_owned()));
+        // A call given up (its caller went away) stops before its next level.
+        let (watch, give_up) = tool_kit::cancel::Watch::new();
+        drop(give_up);
+        let err = watch.run(|| settle(5, |_| Err(Stop::Undetermined("never".into())))).unwrap_err();
+        assert_eq!(err, "the call was given up");
+        assert_eq!(settle(5, |_| Err(Stop::Refused("bad".into()))).unwrap_err(), "bad");
     }
 }

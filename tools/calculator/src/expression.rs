@@ -29,10 +29,8 @@ struct Parser<'a> {
     src: &'a str,
     pos: usize,
     depth: usize,
-    /// Significant digits square roots are computed to.
+    /// Significant digits square roots and integer parts are computed to.
     digits: u32,
-    /// No more guard digits will follow this evaluation.
-    last: bool,
 }
 
 type Eval = Result<Real, Stop>;
@@ -63,7 +61,7 @@ impl Parser<'_> {
     }
 
     fn apply(&self, op: Op, a: &Real, b: &Real) -> Eval {
-        combine(op, a, b, self.last)
+        combine(op, a, b, self.digits)
     }
 
     fn enter(&mut self) -> Result<(), String> {
@@ -210,11 +208,11 @@ impl Parser<'_> {
         };
         match name {
             "abs" => one(&args).map(|x| Real { q: x.q.abs(), error: x.error }).map_err(Stop::from),
-            "floor" => approx::to_integer(Rounding::Floor, &one(&args)?, self.last),
-            "ceil" => approx::to_integer(Rounding::Ceil, &one(&args)?, self.last),
+            "floor" => approx::to_integer(Rounding::Floor, &one(&args)?, self.digits),
+            "ceil" => approx::to_integer(Rounding::Ceil, &one(&args)?, self.digits),
             "sqrt" => approx::sqrt(&one(&args)?, self.digits),
             "round" => match args.as_slice() {
-                [x] => approx::to_integer(Rounding::HalfEven, x, self.last),
+                [x] => approx::to_integer(Rounding::HalfEven, x, self.digits),
                 [x, digits] => self.round_to(x, digits),
                 _ => Err("round takes one or two arguments".into()),
             },
@@ -237,14 +235,14 @@ impl Parser<'_> {
         let scale = BigRational::from_integer(number::pow10(d.unsigned_abs() as u32));
         let scale = Real::exact(if d >= 0 { scale } else { scale.recip() });
         let scaled = self.apply(Op::Mul, x, &scale)?;
-        let rounded = approx::to_integer(Rounding::HalfEven, &scaled, self.last)?;
+        let rounded = approx::to_integer(Rounding::HalfEven, &scaled, self.digits)?;
         self.apply(Op::Div, &rounded, &scale)
     }
 }
 
 /// Evaluate once, square roots computed to `digits` significant digits.
-fn evaluate_once(src: &str, digits: u32, last: bool) -> Eval {
-    let mut p = Parser { src, pos: 0, depth: 0, digits, last };
+fn evaluate_once(src: &str, digits: u32) -> Eval {
+    let mut p = Parser { src, pos: 0, depth: 0, digits };
     let v = p.expr()?;
     if p.peek().is_some() {
         return Err(p.error("unexpected trailing input").into());
@@ -273,7 +271,7 @@ pub fn evaluate(src: &str, precision: u32) -> Result<Real, String> {
     } else {
         src.into()
     };
-    approx::settle(precision, |digits, last| evaluate_once(&src, digits, last))
+    approx::settle(precision, |digits| evaluate_once(&src, digits))
 }
 
 #[cfg(test)]
@@ -335,16 +333,31 @@ mod tests {
 
     #[test]
     fn floor_ceil_and_round_of_approximate_values_are_decided() {
-        // sqrt(2)·sqrt(2) is 2: every level straddles 2, the last takes the boundary.
-        let v = evaluate("floor(sqrt(2)*sqrt(2))", 28).unwrap();
-        assert_eq!((fraction(&v.q), v.is_exact()), ("2".into(), false));
-        assert_eq!(fraction(&evaluate("ceil(sqrt(2)*sqrt(2))", 28).unwrap().q), "2");
         // Proven integers are exact: the interval lies between two integers.
         assert_eq!(ev("floor(sqrt(2))"), "1");
         assert_eq!(ev("floor(sqrt(2) * 10^20)"), "141421356237309504880");
         assert_eq!(ev("round(sqrt(2), 3)"), "707/500");
         // 10^25 − sqrt(10^50+1) ≈ −5.0E-26: the first level cannot tell it from 0.
         assert_eq!(ev("floor(10^25 - sqrt(10^50+1))"), "-1");
+        // ≈ −5E-321 and +5E-321: past 600 guard digits, decided by the 2000-digit level (mpmath:
+        // floor(10^320 − sqrt(10^640+1)) + 5 = 4, ceil(sqrt(10^640+1) − 10^320) + 5 = 6).
+        assert_eq!(ev("floor(10^320 - sqrt(10^640+1)) + 5"), "4");
+        assert_eq!(ev("ceil(sqrt(10^640+1) - 10^320) + 5"), "6");
+        // An integer part longer than the precision gets the digits it needs.
+        assert_eq!(ev("floor(sqrt(2) * 10^100) % 1000"), "727");
+        let rounded = evaluate("round(sqrt(2), 700)", 28).unwrap();
+        assert!(rounded.is_exact());
+        let digits = crate::format::fraction(&(rounded.q * BigRational::from_integer(number::pow10(700))));
+        assert!(digits.starts_with("14142135623730950488016887242096980785696718753769") && digits.len() == 701);
+    }
+
+    #[test]
+    fn values_on_an_integer_boundary_are_refused_never_guessed() {
+        // sqrt(2)·sqrt(2) is 2, but no number of digits proves it is not just below.
+        for src in ["floor(sqrt(2)*sqrt(2))", "ceil(sqrt(2)*sqrt(2))", "(sqrt(2)*sqrt(2)) % 1"] {
+            let err = evaluate(src, 28).unwrap_err();
+            assert!(err.contains("simplify the expression"), "{src}: {err}");
+        }
     }
 
     #[test]
@@ -359,7 +372,8 @@ mod tests {
     fn bad_expressions_are_clear_errors() {
         for (src, needle) in [
             ("1/0", "division by zero"),
-            ("2^0.5", "integer"),
+            ("(-8)^(1/3)", "not a real number"),
+            ("sqrt(2)^0.5", "approximate value"),
             ("foo(1)", "unknown function"),
             ("(1", "expected ')'"),
             ("1 +", "unexpected end"),
@@ -372,6 +386,12 @@ mod tests {
             assert!(err.contains(needle), "{src}: {err}");
         }
         assert!(evaluate(&format!("{}1{}", "(".repeat(100), ")".repeat(100)), 28).unwrap_err().contains("nested"));
+        // Fractional exponents are roots: exact when they are, else correctly rounded.
+        assert_eq!(ev("4^0.5"), "2");
+        assert_eq!(ev("8^(1/3)"), "2");
+        assert_eq!(approx("2^0.5"), ("1.414213562373095048801688724".into(), false));
+        // mpmath: cbrt(10) = 2.15443469003188372175929356651935…
+        assert_eq!(approx("10^(1/3)"), ("2.154434690031883721759293567".into(), false));
         // A level of parentheses counts once: 64 levels are accepted (before: refused at 32).
         let deep = format!("{}1{}", "(".repeat(64), ")".repeat(64));
         assert_eq!(evaluate(&deep, 28).unwrap().q, number::parse_str("1").unwrap());

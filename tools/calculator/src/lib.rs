@@ -88,16 +88,17 @@ fn arithmetic(params: &Value, p: u32) -> CallOutcome {
         Op::Add | Op::Sub => Real::exact(signed_sum(op, operands)?),
         // A power tower groups from the right, as `2^3^2` does in expressions (and in Python and
         // mathematics): [2, 3, 2] is 2^(3^2) = 512, not (2^3)^2 = 64.
+        // Each step is settled to the precision (`2^0.5` is a root) and refused when its result
+        // outgrows the size limit.
         Op::Pow => {
             let mut iter = operands.into_iter().rev();
             let last = iter.next().ok_or("params.operands must hold at least one number")?;
-            iter.try_fold(last, |acc, x| apply(op, &x, &acc))?
+            iter.try_fold(last, |acc, x| apply(op, &x, &acc, p))?
         }
         _ => {
             let mut iter = operands.into_iter();
             let first = iter.next().ok_or("params.operands must hold at least one number")?;
-            // `apply` refuses any step whose result outgrows the size limit.
-            iter.try_fold(first, |acc, x| apply(op, &acc, &x))?
+            iter.try_fold(first, |acc, x| apply(op, &acc, &x, p))?
         }
     };
     Ok(numeric("arithmetic", &result, p))
@@ -177,14 +178,14 @@ fn unit(params: &Value, p: u32) -> CallOutcome {
                             ));
                         }
                     }
-                    (apply(op, &l, &r)?, kelvin)
+                    (apply(op, &l, &r, p)?, kelvin)
                 }
                 Op::Add | Op::Sub => {
                     units::check_additive(&lu, &ru)?;
                     let right = Real::exact(units::convert(&rv.q, &ru, &lu).map_err(|e| format!("{op:?}: {e}"))?);
-                    (apply(op, &lv, &right)?, lu)
+                    (apply(op, &lv, &right, p)?, lu)
                 }
-                Op::Mul | Op::Div => (apply(op, &lv, &rv)?, units::combine(&lu, &ru, op == Op::Div)?),
+                Op::Mul | Op::Div => (apply(op, &lv, &rv, p)?, units::combine(&lu, &ru, op == Op::Div)?),
                 Op::Pow | Op::Mod => return Err("unit arithmetic supports add, sub, mul and div".into()),
             };
             match params.get("result_unit").and_then(Value::as_str) {

@@ -137,7 +137,15 @@ fn exact_json_float(text: &str, f: f64) -> Result<(), String> {
              JSON reader may have changed it: pass it as a string, e.g. \"1.23456789012345e-320\""
         ));
     }
-    if significant_digits(text) > FLOAT_DIGITS || (f.fract() == 0.0 && f.abs() >= TWO_POW_53) {
+    if f.fract() == 0.0 && f.abs() >= TWO_POW_53 && significant_digits(text) <= FLOAT_DIGITS {
+        // `1e19` fits 64 bits, but a float this large cannot show whether the integer the
+        // caller wrote (`10000000000000000001.0` reads the same) was exact.
+        return Err(format!(
+            "the number {text} was read as a 64-bit float, which from 2^53 (9007199254740992) on cannot \
+             show whether the integer written was exact: pass it as a string, e.g. \"{text}\""
+        ));
+    }
+    if significant_digits(text) > FLOAT_DIGITS {
         return Err(format!(
             "the number {text} cannot be represented exactly as a JSON number (JSON numbers are read as \
              64-bit floats); pass numbers with more than {FLOAT_DIGITS} significant digits, or integers beyond \
@@ -264,6 +272,10 @@ mod tests {
             let v: Value = serde_json::from_str(refused).unwrap();
             assert!(parse_value(&v).is_err(), "{refused}");
         }
+        // 1e19 fits 64 bits: the refusal says why it is refused (a float cannot show whether a
+        // long integer was written exactly) and how to pass it, not that it is beyond 64 bits.
+        let err = parse_value(&serde_json::from_str::<Value>("1e19").unwrap()).unwrap_err();
+        assert!(err.contains("2^53") && err.contains("\"1e19\"") && !err.contains("beyond 64 bits"), "{err}");
         for (accepted, exact) in [
             ("0.123456789012345", "0.123456789012345"),
             ("123456789012345.0", "123456789012345"),

@@ -112,7 +112,7 @@ pub fn compute(
         "variance" => exact(variance(values, sample)?),
         "stdev" => {
             let v = Real::exact(variance(values, sample)?);
-            approx::settle(precision, |digits, _| approx::sqrt(&v, digits))
+            approx::settle(precision, |digits| approx::sqrt(&v, digits))
         }
         "quantile" => {
             let q = q.ok_or("quantile needs \"q\" (between 0 and 1)")?;

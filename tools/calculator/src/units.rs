@@ -226,9 +226,16 @@ pub fn parse(expr: &str) -> Result<Unit, String> {
 }
 
 /// `·` and `**` spelled as `*` and `^`; a space between two factors (`kW h`) is a product;
-/// other spaces go.
+/// other spaces go. Look-alike characters people paste are read as what they mean: `℃`/`℉`
+/// (one character) as `°C`/`°F`, Greek `μ` as the micro sign `µ`, `⋅`/`×` as `*`, `−` as `-`.
 fn normalize(expr: &str) -> String {
-    let text = expr.replace('·', "*").replace("**", "^");
+    let text = expr
+        .replace(['·', '⋅', '×'], "*")
+        .replace("**", "^")
+        .replace('\u{2103}', "°C")
+        .replace('\u{2109}', "°F")
+        .replace('\u{3bc}', "\u{b5}")
+        .replace('\u{2212}', "-");
     let mut out = String::with_capacity(text.len());
     let chars: Vec<char> = text.trim().chars().collect();
     for (i, &c) in chars.iter().enumerate() {
@@ -392,6 +399,15 @@ mod tests {
 
     /// Before: parentheses, a result's own unit, `**`, spaces, `1/s`, `hr` and `sec` were
     /// refused, and `kg/m*s` was read as kg/(m·s). Now units read as people write them.
+    #[test]
+    fn pasted_look_alikes_are_read_as_what_they_mean() {
+        // ℃ (U+2103), Greek μ (U+03BC) for the micro sign, × and − from documents.
+        assert_eq!(conv("100", "\u{2103}", "\u{2109}"), int(212));
+        assert_eq!(conv("1", "\u{3bc}m", "nm"), int(1000));
+        assert_eq!(conv("1", "kg\u{d7}m/s^2", "N"), int(1));
+        assert_eq!(conv("1", "s^\u{2212}1", "Hz"), int(1));
+    }
+
     #[test]
     fn units_read_as_people_write_them() {
         assert_eq!(conv("1", "J/(kg*K)", "J/kg/K"), int(1));

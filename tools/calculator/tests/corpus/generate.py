@@ -23,6 +23,7 @@ from fractions import Fraction
 if sys.version_info < (3, 11):
     sys.exit("generate.py needs Python >= 3.11")
 
+sys.set_int_max_str_digits(100_000)
 rng = random.Random(20261126)
 
 
@@ -213,5 +214,52 @@ for _ in range(25):
     p = rng.choice([12, 28])
     params = {"action": "convert", "value": v, "unit": source, "to_unit": target, "precision": p}
     add({"operation": "unit", "params": params}, Fraction(value), p, "unit")
+
+# Round two (appended, so the cases above keep their random draws).
+
+# Fractional exponents: a^(p/q) is the q-th root of a^p, exact when it is (Fraction), else
+# correctly rounded (decimal at two extra precisions, kept only when both agree).
+for _ in range(30):
+    q = rng.choice([2, 3, 4, 5, 7])
+    p_ = rng.choice([1, 2, 3, -1, -2])
+    if rng.random() < 0.4:
+        root = Fraction(rng.randint(1, 40), rng.randint(1, 9))
+        a = root ** q
+        value = root ** p_
+    else:
+        a = Fraction(rng.randint(2, 10**5), rng.choice([1, 1, 3, 7]))
+        value = None
+    expr = f"({fraction_text(a)})^({p_}/{q})"
+    prec = rng.choice([10, 28, 50])
+    if value is None:
+        value = correctly_rounded(lambda: (Decimal(a.numerator) / Decimal(a.denominator)) ** (Decimal(p_) / Decimal(q)), prec)
+        if value is None:
+            continue
+    add({"operation": "expression", "params": {"expression": expr, "precision": prec}}, value, prec, "root")
+
+# Integer parts within 10^-(300..700) of an integer: floor/ceil decided exactly (isqrt), never
+# guessed. floor(10^k − sqrt(10^2k + c)) = 10^k − ⌈√(10^2k + c)⌉.
+from math import isqrt
+for _ in range(12):
+    k, c = rng.randint(20, 330), rng.randint(1, 10**6)
+    big = 10 ** (2 * k) + c
+    r = isqrt(big)
+    ceil_root = r if r * r == big else r + 1
+    if rng.random() < 0.5:
+        expr, value = f"floor(10^{k} - sqrt(10^{2 * k} + {c})) + 5", 10**k - ceil_root + 5
+    else:
+        expr, value = f"ceil(sqrt(10^{2 * k} + {c}) - 10^{k}) + 5", ceil_root - 10**k + 5
+    add({"operation": "expression", "params": {"expression": expr}}, Fraction(value), 28, "boundary")
+
+# Powers up to the documented result size (about 30,000 digits), like products of that size.
+for base, exp in [(2, 40000), (10, 25000), (3, 20000), (7, 35000), (Fraction(1, 2), 30000)]:
+    add({"operation": "expression", "params": {"expression": f"({fraction_text(base)})^{exp}"}},
+        Fraction(base) ** exp, 28, "big-power")
+
+# Operators as pasted from documents: − (U+2212), × and ÷.
+for _ in range(12):
+    a, b, c = (Fraction(rng.randint(-99, 99), rng.randint(1, 9)) for _ in range(3))
+    expr = f"({fraction_text(a)}) \u2212 ({fraction_text(b)}) \u00d7 ({fraction_text(c)}) \u00f7 7"
+    add({"operation": "expression", "params": {"expression": expr}}, a - b * c / 7, 28, "pasted")
 
 print(json.dumps(cases, indent=1, ensure_ascii=False))
