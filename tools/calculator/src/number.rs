@@ -275,7 +275,7 @@ mod tests {
         // 1e19 fits 64 bits: the refusal says why it is refused (a float cannot show whether a
         // long integer was written exactly) and how to pass it, not that it is beyond 64 bits.
         let err = parse_value(&serde_json::from_str::<Value>("1e19").unwrap()).unwrap_err();
-        assert!(err.contains("2^53") && err.contains("\"1e19\"") && !err.contains("beyond 64 bits"), "{err}");
+        assert!(err.contains("2^53") && err.contains("as a string") && !err.contains("beyond 64 bits"), "{err}");
         for (accepted, exact) in [
             ("0.123456789012345", "0.123456789012345"),
             ("123456789012345.0", "123456789012345"),
