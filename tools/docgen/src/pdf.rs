@@ -6,11 +6,19 @@
 
 use krilla::action::{Action, LinkAction};
 use krilla::annotation::{Annotation, LinkAnnotation, Target};
+use std::num::NonZeroU16;
+
 use krilla::color::rgb;
+use krilla::destination::XyzDestination;
 use krilla::geom::{PathBuilder, Point, Rect};
 use krilla::metadata::Metadata;
+use krilla::outline::{Outline, OutlineNode};
 use krilla::page::PageSettings;
 use krilla::paint::{Fill, Stroke};
+use krilla::tagging::{
+    Artifact, ArtifactType, ContentTag, Identifier, ListNumbering, Node, SpanTag, TableHeaderScope, Tag, TagGroup,
+    TagKind, TagTree,
+};
 use krilla::text::{Font, TextDirection};
 use krilla::Document;
 
@@ -135,6 +143,57 @@ enum Item {
     Link { rect: (f32, f32, f32, f32), url: String },
 }
 
+/// What a drawn item is in the document's structure (the tagged PDF's structure tree).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// Decoration, repeated headers, page numbers: not read aloud.
+    Artifact,
+    /// Content of the structure element with this index.
+    Elem(usize),
+}
+
+/// A structure element's kind (a tag in the structure tree).
+#[derive(Debug, Clone)]
+enum Kind {
+    Document,
+    Heading(u8, String),
+    Paragraph,
+    Code,
+    List(bool),
+    Item,
+    Label,
+    Body,
+    Quote,
+    Table,
+    Row,
+    HeaderCell,
+    Cell,
+    Link,
+}
+
+/// A child of a structure element, in reading order.
+#[derive(Debug, Clone, Copy)]
+enum Child {
+    Elem(usize),
+    /// The drawn item with this sequence number.
+    Item(usize),
+}
+
+/// A structure element and its children.
+#[derive(Debug, Clone)]
+struct Elem {
+    kind: Kind,
+    children: Vec<Child>,
+}
+
+/// An item on a page with its place in the structure tree.
+#[derive(Debug, Clone)]
+struct Placed {
+    item: Item,
+    owner: Owner,
+    seq: usize,
+}
+
 /// A piece of a line: text in one face.
 struct Piece {
     text: String,
@@ -148,20 +207,46 @@ struct Piece {
 
 struct Layout<'m> {
     metrics: &'m Metrics,
-    pages: Vec<Vec<Item>>,
+    pages: Vec<Vec<Placed>>,
     y: f32,
+    /// Headings in order, for the outline: level, text, page index, top.
+    headings: Vec<(u8, String, usize, f32)>,
+    /// The structure tree; element 0 is the document.
+    elems: Vec<Elem>,
+    /// The open elements, innermost last.
+    open: Vec<usize>,
+    /// Items placed so far (the next item's sequence number).
+    seq: usize,
+    /// Text placed now is an artifact (a repeated table header).
+    artifact: bool,
+    /// Characters placed that their face has no glyph for (they would be drawn as boxes).
+    missing: std::collections::BTreeSet<char>,
 }
 
 const TEXT: (u8, u8, u8) = (34, 34, 34);
 const LINK: (u8, u8, u8) = (5, 99, 193);
 const GRAY: (u8, u8, u8) = (90, 90, 90);
 
-impl Layout<'_> {
+impl<'m> Layout<'m> {
     fn bottom() -> f32 {
         PAGE_H - MARGIN
     }
 
-    fn page(&mut self) -> &mut Vec<Item> {
+    fn new(metrics: &'m Metrics) -> Self {
+        Layout {
+            metrics,
+            pages: vec![Vec::new()],
+            y: MARGIN,
+            headings: Vec::new(),
+            elems: vec![Elem { kind: Kind::Document, children: Vec::new() }],
+            open: vec![0],
+            seq: 0,
+            artifact: false,
+            missing: std::collections::BTreeSet::new(),
+        }
+    }
+
+    fn page(&mut self) -> &mut Vec<Placed> {
         if self.pages.is_empty() {
             self.pages.push(Vec::new());
         }
@@ -169,8 +254,51 @@ impl Layout<'_> {
         &mut self.pages[last]
     }
 
+    /// Place `item` on the current page: text and links belong to the innermost open element,
+    /// shapes are decoration.
     fn push(&mut self, item: Item) {
-        self.page().push(item);
+        if let Item::Text { face, text, .. } = &item {
+            if let Some(f) = self.metrics.get(*face) {
+                let lacks = |c: &char| !invisible(*c) && f.glyphs.glyph_index(*c).is_none();
+                self.missing.extend(text.chars().filter(lacks).take(64));
+            }
+        }
+        let owner = match item {
+            Item::Text { .. } | Item::Link { .. } if !self.artifact => {
+                Owner::Elem(self.open.last().copied().unwrap_or(0))
+            }
+            _ => Owner::Artifact,
+        };
+        self.place(item, owner);
+    }
+
+    fn place(&mut self, item: Item, owner: Owner) {
+        let seq = self.seq;
+        self.seq += 1;
+        if let Owner::Elem(e) = owner {
+            self.elems[e].children.push(Child::Item(seq));
+        }
+        self.page().push(Placed { item, owner, seq });
+    }
+
+    /// A new element inside the innermost open one (not opened).
+    fn element(&mut self, kind: Kind) -> usize {
+        let id = self.elems.len();
+        self.elems.push(Elem { kind, children: Vec::new() });
+        let parent = self.open.last().copied().unwrap_or(0);
+        self.elems[parent].children.push(Child::Elem(id));
+        id
+    }
+
+    /// Open a new element: what is placed until [`Layout::close`] belongs to it.
+    fn open(&mut self, kind: Kind) -> usize {
+        let id = self.element(kind);
+        self.open.push(id);
+        id
+    }
+
+    fn close(&mut self) {
+        self.open.pop();
     }
 
     fn new_page(&mut self) {
@@ -278,16 +406,23 @@ impl Layout<'_> {
         let mut cx = x;
         for piece in line {
             let w = self.metrics.width(piece.face, piece.size, &piece.text);
-            if let Some(url) = &piece.link {
-                self.push(Item::Link { rect: (cx, baseline - size, w.max(1.0), line_h), url: url.clone() });
+            let linked = piece.link.is_some() && !self.artifact;
+            if linked {
+                self.open(Kind::Link);
             }
-            let Piece { text, face, size: piece_size, color, strike, .. } = piece;
+            let Piece { text, face, size: piece_size, color, strike, link } = piece;
             if strike {
                 // Across the middle of the lower-case letters, in the text's colour.
                 let (thick, ink) = (piece_size * 0.06, self.metrics.width(face, piece_size, text.trim_end()));
                 self.push(Item::Fill { rect: (cx, baseline - piece_size * 0.3, ink, thick), color });
             }
             self.push(Item::Text { x: cx, baseline, face, size: piece_size, text, color });
+            if let Some(url) = link {
+                self.push(Item::Link { rect: (cx, baseline - size, w.max(1.0), line_h), url });
+            }
+            if linked {
+                self.close();
+            }
             cx += w;
         }
     }
@@ -311,22 +446,40 @@ impl Layout<'_> {
                     // Keep a heading with at least two lines of what follows.
                     self.room(size * 2.2 + BODY * LEADING * 2.0);
                     self.y += size * 0.6;
+                    let text = crate::markdown::plain(spans).trim().to_owned();
+                    self.headings.push((*level, text.clone(), self.pages.len() - 1, self.y));
+                    self.open(Kind::Heading(*level, text));
                     self.text(spans, x, width, size, true, color);
+                    self.close();
                     self.y += size * 0.3;
                 }
                 Block::Paragraph(spans) => {
+                    self.open(Kind::Paragraph);
                     self.text(spans, x, width, BODY, false, color);
+                    self.close();
                     self.y += BODY * 0.6;
                 }
-                Block::Code(code) => self.code(code, x, width),
+                Block::Code(code) => {
+                    self.open(Kind::Code);
+                    self.code(code, x, width);
+                    self.close();
+                }
                 Block::List { start, items } => {
+                    self.open(Kind::List(start.is_some()));
+                    let marker = |i: usize| match start {
+                        Some(n) => format!("{}.", n.saturating_add(i as u64)),
+                        None => "•".to_owned(),
+                    };
+                    // Room for the widest number (`123456789.`), so it stays inside the margin.
+                    let widest = (0..items.len())
+                        .map(|i| self.metrics.width(Face::Regular, BODY, &marker(i)))
+                        .fold(0.0, f32::max);
+                    let indent = f32::max(18.0, widest + 6.0);
                     for (i, item) in items.iter().enumerate() {
-                        let marker = match start {
-                            Some(n) => format!("{}.", n.saturating_add(i as u64)),
-                            None => "•".to_owned(),
-                        };
+                        self.open(Kind::Item);
+                        let marker = marker(i);
                         self.room(BODY * LEADING);
-                        let mx = x + 16.0 - self.metrics.width(Face::Regular, BODY, &marker) - 4.0;
+                        let mx = x + indent - 2.0 - self.metrics.width(Face::Regular, BODY, &marker) - 4.0;
                         let item_marker = Item::Text {
                             x: mx,
                             baseline: self.y + BODY,
@@ -335,25 +488,38 @@ impl Layout<'_> {
                             text: marker,
                             color,
                         };
+                        self.open(Kind::Label);
                         self.push(item_marker);
+                        self.close();
                         let before = self.y;
-                        self.blocks(item, x + 18.0, width - 18.0, quote);
+                        self.open(Kind::Body);
+                        self.blocks(item, x + indent, width - indent, quote);
+                        self.close();
                         if (self.y - before).abs() < f32::EPSILON {
                             self.y += BODY * LEADING;
                         }
                         self.y -= BODY * 0.3;
+                        self.close();
                     }
+                    self.close();
                     self.y += BODY * 0.4;
                 }
                 Block::Quote(inner) => {
-                    let (page, top) = (self.pages.len(), self.y);
+                    let (first, top) = (self.pages.len() - 1, self.y);
+                    self.open(Kind::Quote);
                     self.blocks(inner, x + 14.0, width - 14.0, true);
-                    // The bar, when the quote stayed on one page.
-                    if self.pages.len() == page {
-                        self.push(Item::Fill {
-                            rect: (x + 2.0, top, 2.5, self.y - top - BODY * 0.6),
-                            color: (200, 200, 200),
-                        });
+                    self.close();
+                    // The bar runs beside the quote on every page it covers.
+                    let last = self.pages.len() - 1;
+                    for page in first..=last {
+                        let from = if page == first { top } else { MARGIN };
+                        let to = if page == last { self.y - BODY * 0.6 } else { Self::bottom() };
+                        if to > from {
+                            let bar = Item::Fill { rect: (x + 2.0, from, 2.5, to - from), color: (200, 200, 200) };
+                            let seq = self.seq;
+                            self.seq += 1;
+                            self.pages[page].push(Placed { item: bar, owner: Owner::Artifact, seq });
+                        }
                     }
                 }
                 Block::Rule => {
@@ -406,53 +572,162 @@ impl Layout<'_> {
         self.y += BODY * 0.8;
     }
 
+    /// Column widths from their content: each column gets at least its longest word (so a
+    /// figure is never broken), and the room left goes where the text is longest; when
+    /// everything fits on one line, widths follow the text.
+    fn column_widths(
+        &self,
+        head: &[Vec<Span>],
+        rows: &[Vec<Vec<Span>>],
+        cols: usize,
+        width: f32,
+        size: f32,
+    ) -> Vec<f32> {
+        const PAD: f32 = 8.0;
+        let (mut longest_word, mut one_line) = (vec![PAD; cols], vec![PAD; cols]);
+        for (row, head) in std::iter::once((head, true)).chain(rows.iter().map(|r| (r.as_slice(), false))) {
+            for (c, cell) in row.iter().enumerate().take(cols) {
+                let mut line = 0.0;
+                for span in cell {
+                    let face = Face::of(span, head);
+                    let size = if span.code { size * 0.92 } else { size };
+                    for word in span.text.split_whitespace() {
+                        longest_word[c] = f32::max(longest_word[c], self.metrics.width(face, size, word) + PAD);
+                    }
+                    line += self.metrics.width(face, size, &span.text);
+                }
+                one_line[c] = f32::max(one_line[c], line + PAD);
+            }
+        }
+        let sum = |v: &[f32]| v.iter().sum::<f32>();
+        if sum(&one_line) <= width {
+            let spare = (width - sum(&one_line)) / cols as f32;
+            return one_line.iter().map(|w| w + spare).collect();
+        }
+        if sum(&longest_word) >= width {
+            // Even the longest words do not fit side by side: shrink them alike (words get cut).
+            let scale = width / sum(&longest_word);
+            return longest_word.iter().map(|w| w * scale).collect();
+        }
+        let spare = width - sum(&longest_word);
+        let wants: Vec<f32> = one_line.iter().zip(&longest_word).map(|(o, l)| o - l).collect();
+        let total = sum(&wants).max(f32::EPSILON);
+        longest_word.iter().zip(&wants).map(|(l, w)| l + spare * w / total).collect()
+    }
+
+    /// A row's cells broken into lines for their columns.
+    fn lay_row(&self, row: &[Vec<Span>], head: bool, g: &TableGeometry) -> Vec<Vec<Vec<Piece>>> {
+        let empty = Vec::new();
+        (0..g.cols.len())
+            .map(|c| self.lines(row.get(c).unwrap_or(&empty), g.size, head, TEXT, g.cols[c].1 - 8.0))
+            .collect()
+    }
+
     fn table(&mut self, head: &[Vec<Span>], rows: &[Vec<Vec<Span>>], aligns: &[Align], x: f32, width: f32) {
         let cols = rows.iter().map(Vec::len).chain([head.len()]).max().unwrap_or(1).max(1);
-        let col_w = width / cols as f32;
         let size = 9.5;
-        let line_h = size * LEADING;
-        let empty = Vec::new();
-        let lay = |this: &Self, row: &[Vec<Span>], head: bool| -> (Vec<Vec<Vec<Piece>>>, f32) {
-            let cells: Vec<Vec<Vec<Piece>>> =
-                (0..cols).map(|c| this.lines(row.get(c).unwrap_or(&empty), size, head, TEXT, col_w - 8.0)).collect();
-            let height = cells.iter().map(Vec::len).max().unwrap_or(1).max(1) as f32 * line_h + 6.0;
-            (cells, height)
-        };
-        let geometry = TableGeometry { x, col_w, size, line_h };
-        let (_, head_h) = lay(self, head, true);
-        // The header never stands alone at the bottom of a page: it goes with the first row.
-        let first_h = rows.first().map_or(0.0, |r| lay(self, r, false).1);
+        let widths = self.column_widths(head, rows, cols, width, size);
+        let mut at = x;
+        let cols: Vec<(f32, f32)> = widths
+            .into_iter()
+            .map(|w| {
+                at += w;
+                (at - w, w)
+            })
+            .collect();
+        let g = TableGeometry { cols, size, line_h: size * LEADING };
+        let head_cells = self.lay_row(head, true, &g);
+        let head_h = row_height(&head_cells, g.line_h);
+        // The header never stands alone at the bottom of a page: it goes with the first row
+        // (or the first page's worth of it).
+        let first_h = rows.first().map_or(0.0, |r| row_height(&self.lay_row(r, false, &g), g.line_h));
         let page = Self::bottom() - MARGIN;
-        self.room(if head_h + first_h <= page { head_h + first_h } else { head_h });
-        let (cells, height) = lay(self, head, true);
-        self.table_row(cells, height, true, aligns, &geometry);
+        self.room((head_h + first_h.min(page / 2.0)).min(page));
+        // A header taller than a third of a page is not repeated.
+        let repeat = (head_h <= page / 3.0).then_some(head);
+        self.open(Kind::Table);
+        self.place_row(head_cells, true, aligns, &g, None);
         for row in rows {
-            let (cells, height) = lay(self, row, false);
-            if self.y + height > Self::bottom() && self.y > MARGIN {
-                // A new page repeats the header row above the rows that continue there.
-                self.new_page();
-                let (cells, height) = lay(self, head, true);
-                self.table_row(cells, height, true, aligns, &geometry);
-            }
-            self.table_row(cells, height, false, aligns, &geometry);
+            let cells = self.lay_row(row, false, &g);
+            self.place_row(cells, false, aligns, &g, repeat);
         }
+        self.close();
         self.y += BODY * 0.8;
+    }
+
+    /// Place a row at the cursor. A row that does not fit goes to the next page; a row taller
+    /// than a page holds is split between lines, the rest continuing on the next page, so no
+    /// text ever runs off the bottom. Each continuation page starts with `header` again.
+    fn place_row(
+        &mut self,
+        mut cells: Vec<Vec<Vec<Piece>>>,
+        head: bool,
+        aligns: &[Align],
+        g: &TableGeometry,
+        header: Option<&[Vec<Span>]>,
+    ) {
+        let reserve = header.map_or(0.0, |h| row_height(&self.lay_row(h, true, g), g.line_h));
+        // One row and one cell element each, however many pages the row runs over.
+        self.open(Kind::Row);
+        let owners: Vec<Owner> = (0..cells.len())
+            .map(|_| Owner::Elem(self.element(if head { Kind::HeaderCell } else { Kind::Cell })))
+            .collect();
+        self.close();
+        loop {
+            let height = row_height(&cells, g.line_h);
+            let room = Self::bottom() - self.y;
+            if height <= room {
+                self.table_row(cells, height, head, aligns, g, &owners);
+                return;
+            }
+            let fit = ((room - 6.0) / g.line_h).floor().max(0.0) as usize;
+            if height > Self::bottom() - MARGIN - reserve && fit >= 1 {
+                let rest: Vec<_> = cells.iter_mut().map(|c| c.split_off(fit.min(c.len()))).collect();
+                let part = std::mem::replace(&mut cells, rest);
+                let part_h = row_height(&part, g.line_h);
+                self.table_row(part, part_h, head, aligns, g, &owners);
+            }
+            self.new_page();
+            if let Some(h) = header {
+                // The repeated header is pagination: read once, at the table's top.
+                let repeated = self.lay_row(h, true, g);
+                let h = row_height(&repeated, g.line_h);
+                let artifacts = vec![Owner::Artifact; repeated.len()];
+                self.table_row(repeated, h, true, aligns, g, &artifacts);
+            }
+        }
     }
 
     /// Draw one table row at the cursor (shaded when it is the header), each cell's lines
     /// placed as its column's alignment asks, and advance past it.
-    fn table_row(&mut self, cells: Vec<Vec<Vec<Piece>>>, height: f32, head: bool, aligns: &[Align], g: &TableGeometry) {
+    #[allow(clippy::too_many_arguments)]
+    fn table_row(
+        &mut self,
+        cells: Vec<Vec<Vec<Piece>>>,
+        height: f32,
+        head: bool,
+        aligns: &[Align],
+        g: &TableGeometry,
+        owners: &[Owner],
+    ) {
         let top = self.y;
         for (c, lines) in cells.into_iter().enumerate() {
-            let cx = g.x + c as f32 * g.col_w;
-            if head {
-                self.push(Item::Fill { rect: (cx, top, g.col_w, height), color: (238, 238, 238) });
+            // The cell's text belongs to its cell element (or is an artifact).
+            let owner = owners.get(c).copied().unwrap_or(Owner::Artifact);
+            let was_artifact = self.artifact;
+            match owner {
+                Owner::Elem(e) => self.open.push(e),
+                Owner::Artifact => self.artifact = true,
             }
-            self.push(Item::Stroke { rect: (cx, top, g.col_w, height), color: (187, 187, 187) });
+            let (cx, col_w) = g.cols[c];
+            if head {
+                self.push(Item::Fill { rect: (cx, top, col_w, height), color: (238, 238, 238) });
+            }
+            self.push(Item::Stroke { rect: (cx, top, col_w, height), color: (187, 187, 187) });
             for (l, line) in lines.into_iter().enumerate() {
                 // Centred or right-aligned within the cell's inner width, as the column asks.
                 let used: f32 = line.iter().map(|p| self.metrics.width(p.face, p.size, &p.text)).sum();
-                let inner = g.col_w - 8.0;
+                let inner = col_w - 8.0;
                 let shift = match Align::of(aligns, c) {
                     Align::Left => 0.0,
                     Align::Center => ((inner - used) / 2.0).max(0.0),
@@ -460,15 +735,23 @@ impl Layout<'_> {
                 };
                 self.draw_line(line, cx + 4.0 + shift, top + 3.0 + l as f32 * g.line_h + g.size, g.size, g.line_h);
             }
+            match owner {
+                Owner::Elem(_) => self.close(),
+                Owner::Artifact => self.artifact = was_artifact,
+            }
         }
         self.y = top + height;
     }
 }
 
-/// Where a table's columns are and how its text is set.
+/// The height of a row of cells: its tallest cell's lines plus padding.
+fn row_height(cells: &[Vec<Vec<Piece>>], line_h: f32) -> f32 {
+    cells.iter().map(Vec::len).max().unwrap_or(1).max(1) as f32 * line_h + 6.0
+}
+
+/// Where a table's columns are (left edge, width) and how its text is set.
 struct TableGeometry {
-    x: f32,
-    col_w: f32,
+    cols: Vec<(f32, f32)>,
     size: f32,
     line_h: f32,
 }
@@ -501,11 +784,149 @@ fn rect(r: (f32, f32, f32, f32)) -> Option<Rect> {
     Rect::from_xywh(r.0, r.1, r.2.max(0.1), r.3.max(0.1))
 }
 
-/// Render the whole document as PDF bytes; returns the bytes and the page count.
+/// Characters that draw nothing (zero-width joiners and spaces, variation selectors, the
+/// byte-order mark, soft hyphens): a font need not have them.
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}' | '\u{fe00}'..='\u{fe0f}')
+        || ('\u{e0100}'..='\u{e01ef}').contains(&c)
+}
+
+/// Refuse a document with characters the embedded fonts cannot draw, naming them, rather than
+/// drawing empty boxes.
+fn check_drawable(missing: &std::collections::BTreeSet<char>) -> Result<(), String> {
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<String> = missing.iter().take(12).map(|c| format!("'{c}' U+{:04X}", u32::from(*c))).collect();
+    let more = if missing.len() > 12 { format!(" and {} more", missing.len() - 12) } else { String::new() };
+    Err(format!(
+        "the PDF's fonts (DejaVu: Latin, Greek, Cyrillic, Arabic, Hebrew, symbols) cannot draw {}{more}; they \
+         would show as empty boxes. Use format \"docx\" or \"html\", which use the reader's fonts, or remove them",
+        shown.join(", ")
+    ))
+}
+
+/// Whether a character is written right to left (bidi class R or AL: Hebrew, Arabic…).
+fn right_to_left(c: char) -> bool {
+    matches!(unicode_bidi::bidi_class(c), unicode_bidi::BidiClass::R | unicode_bidi::BidiClass::AL)
+}
+
+/// `text` as runs in visual (left-to-right drawing) order, each with its direction, by the
+/// Unicode bidi algorithm (the paragraph direction from its first strong character), so each
+/// run can be shaped alone: Arabic joined and drawn right to left, Latin and digits inside it
+/// left to right.
+fn visual_runs(text: &str) -> Vec<(&str, bool)> {
+    if !text.chars().any(right_to_left) {
+        return vec![(text, false)];
+    }
+    let info = unicode_bidi::BidiInfo::new(text, None);
+    let mut out = Vec::new();
+    for para in &info.paragraphs {
+        let (levels, runs) = info.visual_runs(para, para.range.clone());
+        for run in runs {
+            let rtl = levels.get(run.start).is_some_and(|l| l.is_rtl());
+            out.push((&text[run], rtl));
+        }
+    }
+    out
+}
+
+/// The page number at the foot of each page (`3 / 12`), an artifact.
+fn number_pages(layout: &mut Layout) {
+    let count = layout.pages.len();
+    for i in 0..count {
+        let label = format!("{} / {count}", i + 1);
+        let size = 8.5;
+        let x = (PAGE_W - layout.metrics.width(Face::Regular, size, &label)) / 2.0;
+        let item =
+            Item::Text { x, baseline: PAGE_H - MARGIN / 2.0, face: Face::Regular, size, text: label, color: GRAY };
+        let seq = layout.seq;
+        layout.seq += 1;
+        layout.pages[i].push(Placed { item, owner: Owner::Artifact, seq });
+    }
+}
+
+/// The PDF outline (bookmarks): the headings, nested by level.
+fn outline(headings: &[(u8, String, usize, f32)]) -> Outline {
+    let mut root = Outline::new();
+    // Open headings, innermost last; a heading closes those at its level or deeper.
+    let mut open: Vec<(u8, OutlineNode)> = Vec::new();
+    fn close(open: &mut Vec<(u8, OutlineNode)>, root: &mut Outline) {
+        if let Some((_, node)) = open.pop() {
+            match open.last_mut() {
+                Some((_, parent)) => parent.push_child(node),
+                None => root.push_child(node),
+            }
+        }
+    }
+    for (level, text, page, y) in headings {
+        while open.last().is_some_and(|(l, _)| l >= level) {
+            close(&mut open, &mut root);
+        }
+        let title = if text.is_empty() { "(untitled)".to_owned() } else { text.clone() };
+        open.push((*level, OutlineNode::new(title, XyzDestination::new(*page, Point::from_xy(MARGIN, *y)))));
+    }
+    while !open.is_empty() {
+        close(&mut open, &mut root);
+    }
+    root
+}
+
+/// The tag for a structure element.
+fn tag(kind: &Kind) -> TagKind {
+    match kind {
+        Kind::Document => Tag::Div.into(),
+        Kind::Quote => Tag::BlockQuote.into(),
+        Kind::Heading(level, title) => {
+            Tag::Hn(NonZeroU16::new(u16::from(*level).max(1)).unwrap_or(NonZeroU16::MIN), Some(title.clone())).into()
+        }
+        Kind::Paragraph => Tag::P.into(),
+        Kind::Code => Tag::Code.into(),
+        Kind::List(true) => Tag::L(ListNumbering::Decimal).into(),
+        Kind::List(false) => Tag::L(ListNumbering::Disc).into(),
+        Kind::Item => Tag::LI.into(),
+        Kind::Label => Tag::Lbl.into(),
+        Kind::Body => Tag::LBody.into(),
+        Kind::Table => Tag::Table.into(),
+        Kind::Row => Tag::TR.into(),
+        Kind::HeaderCell => Tag::TH(TableHeaderScope::Column).into(),
+        Kind::Cell => Tag::TD.into(),
+        Kind::Link => Tag::Link.into(),
+    }
+}
+
+/// The children of element `e` as structure-tree nodes, in reading order; each identifier
+/// is taken once (an identifier must have exactly one parent).
+fn nodes(elems: &[Elem], e: usize, ids: &mut [Option<Identifier>]) -> Vec<Node> {
+    let mut out = Vec::new();
+    for child in &elems[e].children {
+        match *child {
+            Child::Item(seq) => {
+                if let Some(id) = ids.get_mut(seq).and_then(Option::take) {
+                    out.push(id.into());
+                }
+            }
+            Child::Elem(c) => {
+                let children = nodes(elems, c, ids);
+                if !children.is_empty() {
+                    out.push(TagGroup::with_children(tag(&elems[c].kind), children).into());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Render the whole document as PDF bytes; returns the bytes and the page count. The PDF is
+/// tagged (a structure tree in reading order: headings, paragraphs, lists, quotes, tables with
+/// header cells, links; decoration, repeated headers and page numbers are artifacts), carries
+/// the document language when given, an outline of the headings and page numbers.
 pub fn render(doc: &[Block], meta: &Meta) -> Result<(Vec<u8>, usize), String> {
     let metrics = Metrics::new()?;
-    let mut layout = Layout { metrics: &metrics, pages: vec![Vec::new()], y: MARGIN };
+    let mut layout = Layout::new(&metrics);
     layout.blocks(doc, MARGIN, PAGE_W - 2.0 * MARGIN, false);
+    check_drawable(&layout.missing)?;
+    number_pages(&mut layout);
     let fonts: Vec<(Face, Font)> = [Face::Regular, Face::Bold, Face::Italic, Face::BoldItalic, Face::Mono]
         .into_iter()
         .map(|f| {
@@ -531,22 +952,53 @@ pub fn render(doc: &[Block], meta: &Meta) -> Result<(Vec<u8>, usize), String> {
         metadata = metadata.language(l.clone());
     }
     document.set_metadata(metadata);
+    document.set_outline(outline(&layout.headings));
     let settings = PageSettings::from_wh(PAGE_W, PAGE_H).ok_or("bad page size")?;
     let count = layout.pages.len();
-    for items in layout.pages {
+    let mut ids: Vec<Option<Identifier>> = vec![None; layout.seq];
+    let paint = |c: (u8, u8, u8)| -> krilla::paint::Paint { rgb::Color::new(c.0, c.1, c.2).into() };
+    for items in std::mem::take(&mut layout.pages) {
         let mut page = document.start_page_with(settings.clone());
         let mut links = Vec::new();
         {
             let mut surface = page.surface();
-            for item in items {
+            for Placed { item, owner, seq } in items {
+                // Text drawn in visual order is read in its logical order.
+                let logical = match &item {
+                    Item::Text { text, .. } if text.chars().any(right_to_left) => Some(text.clone()),
+                    _ => None,
+                };
+                let content = match (&item, owner) {
+                    (Item::Text { .. }, Owner::Elem(_)) => {
+                        ContentTag::Span(SpanTag::empty().with_actual_text(logical.as_deref()))
+                    }
+                    (Item::Text { .. }, Owner::Artifact) => {
+                        ContentTag::Artifact(Artifact::with_kind(ArtifactType::Page))
+                    }
+                    (Item::Link { .. }, _) => {
+                        if let Item::Link { rect: r, url } = item {
+                            links.push((r, url, owner, seq));
+                        }
+                        continue;
+                    }
+                    _ => ContentTag::Artifact(Artifact::with_kind(ArtifactType::Layout)),
+                };
+                let id = surface.start_tagged(content);
+                if owner != Owner::Artifact {
+                    ids[seq] = Some(id);
+                }
                 match item {
                     Item::Text { x, baseline, face, size, text, color } => {
-                        let Some(f) = font(face) else { continue };
-                        surface.set_fill(Some(Fill {
-                            paint: rgb::Color::new(color.0, color.1, color.2).into(),
-                            ..Fill::default()
-                        }));
-                        surface.draw_text(Point::from_xy(x, baseline), f, size, &text, false, TextDirection::Auto);
+                        if let Some(f) = font(face) {
+                            surface.set_fill(Some(Fill { paint: paint(color), ..Fill::default() }));
+                            let mut cx = x;
+                            for (run, rtl) in visual_runs(&text) {
+                                let direction =
+                                    if rtl { TextDirection::RightToLeft } else { TextDirection::LeftToRight };
+                                surface.draw_text(Point::from_xy(cx, baseline), f.clone(), size, run, false, direction);
+                                cx += metrics.width(face, size, run);
+                            }
+                        }
                     }
                     Item::Fill { rect: r, color } => {
                         let mut pb = PathBuilder::new();
@@ -555,10 +1007,7 @@ pub fn render(doc: &[Block], meta: &Meta) -> Result<(Vec<u8>, usize), String> {
                         }
                         if let Some(path) = pb.finish() {
                             surface.set_stroke(None);
-                            surface.set_fill(Some(Fill {
-                                paint: rgb::Color::new(color.0, color.1, color.2).into(),
-                                ..Fill::default()
-                            }));
+                            surface.set_fill(Some(Fill { paint: paint(color), ..Fill::default() }));
                             surface.draw_path(&path);
                         }
                     }
@@ -569,25 +1018,34 @@ pub fn render(doc: &[Block], meta: &Meta) -> Result<(Vec<u8>, usize), String> {
                         }
                         if let Some(path) = pb.finish() {
                             surface.set_fill(None);
-                            let paint = rgb::Color::new(color.0, color.1, color.2).into();
-                            surface.set_stroke(Some(Stroke { paint, width: 0.6, ..Stroke::default() }));
+                            surface.set_stroke(Some(Stroke { paint: paint(color), width: 0.6, ..Stroke::default() }));
                             surface.draw_path(&path);
                             surface.set_stroke(None);
                         }
                     }
-                    Item::Link { rect: r, url } => links.push((r, url)),
+                    Item::Link { .. } => {}
                 }
+                surface.end_tagged();
             }
             surface.finish();
         }
-        for (r, url) in links {
+        for (r, url, owner, seq) in links {
             if let Some(r) = rect(r) {
                 let target = Target::Action(Action::Link(LinkAction::new(url)));
-                page.add_annotation(Annotation::new_link(LinkAnnotation::new(r, target), None));
+                let annotation = Annotation::new_link(LinkAnnotation::new(r, target), None);
+                match owner {
+                    Owner::Elem(_) => ids[seq] = Some(page.add_tagged_annotation(annotation)),
+                    Owner::Artifact => page.add_annotation(annotation),
+                }
             }
         }
         page.finish();
     }
+    let mut tree = TagTree::new().with_lang(meta.language.clone());
+    for node in nodes(&layout.elems, 0, &mut ids) {
+        tree.push(node);
+    }
+    document.set_tag_tree(tree);
     let bytes = document.finish().map_err(|e| format!("PDF serialisation failed: {e:?}"))?;
     Ok((bytes, count))
 }
@@ -599,7 +1057,7 @@ mod tests {
     fn layout_pages(markdown: &str) -> usize {
         let blocks = crate::markdown::parse(markdown).unwrap();
         let metrics = Metrics::new().unwrap();
-        let mut layout = Layout { metrics: &metrics, pages: vec![Vec::new()], y: MARGIN };
+        let mut layout = Layout::new(&metrics);
         layout.blocks(&blocks, MARGIN, PAGE_W - 2.0 * MARGIN, false);
         layout.pages.len()
     }
@@ -618,10 +1076,44 @@ mod tests {
         }
     }
 
+    /// Before: a list numbered from 123456789 drew its numbers left of the page margin.
+    #[test]
+    fn long_list_numbers_stay_inside_the_margin() {
+        let blocks = crate::markdown::parse("123456789. first\n123456790. second\n").unwrap();
+        let metrics = Metrics::new().unwrap();
+        let mut layout = Layout::new(&metrics);
+        layout.blocks(&blocks, MARGIN, PAGE_W - 2.0 * MARGIN, false);
+        for p in &layout.pages[0] {
+            if let Item::Text { x, .. } = p.item {
+                assert!(x >= MARGIN - 0.01, "text at {x}, left of the margin {MARGIN}");
+            }
+        }
+        let texts: Vec<&str> = layout.pages[0]
+            .iter()
+            .filter_map(|p| if let Item::Text { text, .. } = &p.item { Some(text.as_str()) } else { None })
+            .collect();
+        assert!(texts.contains(&"123456789.") && texts.contains(&"123456790."), "{texts:?}");
+    }
+
+    /// Before: a quote running onto the next page lost its bar on every page.
+    #[test]
+    fn a_quote_bar_runs_beside_the_quote_on_every_page() {
+        let lines: String = (0..150).map(|i| format!("> quoted line {i}\n>\n")).collect();
+        let blocks = crate::markdown::parse(&lines).unwrap();
+        let metrics = Metrics::new().unwrap();
+        let mut layout = Layout::new(&metrics);
+        layout.blocks(&blocks, MARGIN, PAGE_W - 2.0 * MARGIN, false);
+        assert!(layout.pages.len() >= 3);
+        for (n, page) in layout.pages.iter().enumerate() {
+            let bar = page.iter().any(|p| matches!(p.item, Item::Fill { rect: (x, _, w, h), .. } if x == MARGIN + 2.0 && w == 2.5 && h > 100.0));
+            assert!(bar, "page {n} has no quote bar");
+        }
+    }
+
     #[test]
     fn words_are_cut_where_the_line_is_full() {
         let metrics = Metrics::new().unwrap();
-        let layout = Layout { metrics: &metrics, pages: Vec::new(), y: MARGIN };
+        let layout = Layout::new(&metrics);
         let span = Span { text: format!("{} tail", "é".repeat(500)), ..Span::default() };
         let lines = layout.lines(std::slice::from_ref(&span), BODY, false, TEXT, 200.0);
         let text: String = lines.iter().flatten().map(|p| p.text.as_str()).collect();
