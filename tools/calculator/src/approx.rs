@@ -24,6 +24,9 @@ pub const GUARD_LEVELS: [u32; 5] = [20, 60, 200, 600, 2000];
 pub const MAX_WORKING_DIGITS: u32 = 12_000;
 /// Largest root degree of a fractional power (`x^(1/1000)`).
 pub const MAX_ROOT_DEGREE: u32 = 1000;
+/// Most work one root may take: its degree times the bits of the digits asked for (a root is
+/// one uninterruptible integer root of a number this many bits long).
+pub const ROOT_WORK_BITS: u64 = 600_000;
 /// An error bound above 2^this means the value has lost all its digits.
 const MAX_ERROR_LOG2: i64 = MAX_RESULT_BITS as i64;
 /// Error bounds are never kept below 2^this (a looser bound is still a bound), which keeps
@@ -490,11 +493,17 @@ pub fn nth_root(q: &BigRational, n: u32, digits: u32) -> Result<Real, Stop> {
     if num.pow(n) == *q.numer() && den.pow(n) == *q.denom() {
         return Ok(Real::exact(BigRational::new(num, den)));
     }
+    // The work is one integer root of an n·(bits + 2)-bit number, which cannot be interrupted:
+    // bound it (degree 1000 to 28 digits is well inside; to 1000 digits is not).
+    let work = u64::from(n) * (bits_for_digits(digits).unsigned_abs() + 2);
+    if work > ROOT_WORK_BITS {
+        return Err(Stop::Undetermined(format!(
+            "a root of degree {n} to {digits} digits needs more work than allowed ({work} > {ROOT_WORK_BITS} bits); \
+             lower the precision or the root's degree"
+        )));
+    }
     let lb = lower_log2(q).unwrap_or(0);
     let k = bits_for_digits(digits) + 2 - lb.div_euclid(i64::from(n));
-    if (i64::from(n) * k).unsigned_abs() > 64 * MAX_RESULT_BITS {
-        return Err(format!("the root of degree {n} would exceed the size limit of {MAX_RESULT_BITS} bits").into());
-    }
     // ⌊⌊y⌋^(1/n)⌋ = ⌊y^(1/n)⌋, so the root of the integer part of q·2^(nk) is exact enough.
     let scaled = rational::mul(q, &pow2(i64::from(n) * k)).floor().to_integer();
     let r = rational::mul(&BigRational::from_integer(scaled.nth_root(n)), &pow2(-k));
@@ -610,6 +619,11 @@ mod tests {
         assert!(!r.is_exact() && contains(&r, "1.259921049894873164767210607278228350570"));
         assert!(!contains(&r, "1.2599210498948731647672106073"));
         assert!(nth_root(&q("-8"), 3, 28).is_err());
+        // Too much work for one uninterruptible root: refused before starting, at once.
+        let started = std::time::Instant::now();
+        assert!(matches!(nth_root(&q("3"), 1000, 1000), Err(Stop::Undetermined(_))));
+        assert!(matches!(nth_root(&pow2(-99_990), 1000, 2000), Err(Stop::Undetermined(_))));
+        assert!(started.elapsed() < std::time::Duration::from_millis(500));
     }
 
     #[test]

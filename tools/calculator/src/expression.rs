@@ -391,6 +391,13 @@ mod tests {
         assert_eq!(ev("8^(1/3)"), "2");
         assert_eq!(approx("2^0.5"), ("1.414213562373095048801688724".into(), false));
         // mpmath: cbrt(10) = 2.15443469003188372175929356651935…
+        // The helper's runaway: seconds of uninterruptible work per root, now bounded.
+        let started = std::time::Instant::now();
+        let err = evaluate("3^(999/1000)+5^(997/1000)+7^(991/1000)", 1000).unwrap_err();
+        assert!(err.contains("lower the precision"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+        // Python decimal: 3 ** (999/1000) = 2.99670597289463446044898138413…
+        assert_eq!(approx("3^(999/1000)").0, "2.996705972894634460448981384");
         assert_eq!(approx("10^(1/3)"), ("2.154434690031883721759293567".into(), false));
         // A level of parentheses counts once: 64 levels are accepted (before: refused at 32).
         let deep = format!("{}1{}", "(".repeat(64), ")".repeat(64));

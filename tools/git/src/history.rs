@@ -127,12 +127,35 @@ pub fn commit_json(c: &Commit, mailmap: Option<&Mailmap>) -> Value {
     })
 }
 
-/// What a tree holds at `path` (the tree itself for the root).
-pub fn entry_id(tree: &Tree, path: &str) -> Option<Oid> {
-    if path.is_empty() {
-        return Some(tree.id());
+/// What the tree `root` holds at `path` (`root` itself for the empty path), found by scanning
+/// the raw tree objects for each component, as git does: a history walk looks a path up in
+/// every commit, and parsing every entry of a directory of thousands of files each time (what
+/// `Tree::get_path` does) made `log -- path` on a large repository miss its deadline.
+pub fn path_id(odb: &git2::Odb, root: Oid, path: &str) -> Option<Oid> {
+    let mut id = root;
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        let object = odb.read(id).ok()?;
+        if object.kind() != git2::ObjectType::Tree {
+            return None;
+        }
+        id = scan_tree(object.data(), part.as_bytes())?;
     }
-    tree.get_path(Path::new(path)).ok().map(|e| e.id())
+    Some(id)
+}
+
+/// The id of entry `name` in raw tree data (`<mode> <name>\0<20-byte id>`, sorted by name).
+fn scan_tree(data: &[u8], name: &[u8]) -> Option<Oid> {
+    let mut at = 0;
+    while at < data.len() {
+        let space = at + data[at..].iter().position(|b| *b == b' ')?;
+        let nul = space + 1 + data[space + 1..].iter().position(|b| *b == 0)?;
+        let id = data.get(nul + 1..nul + 21)?;
+        if &data[space + 1..nul] == name {
+            return Oid::from_bytes(id).ok();
+        }
+        at = nul + 21;
+    }
+    None
 }
 
 /// Commits in git's own order: newest commit time first and, among equal times, in the order
@@ -169,8 +192,13 @@ impl<'r> Walk<'r> {
 /// parents is not shown and only that parent is followed (so a side branch that did not change
 /// the path is never walked); a commit that differs from every parent is shown and all are
 /// followed. `at` caches each commit's entry at `path`.
-fn simplify<'r>(c: &Commit<'r>, path: &str, at: &mut HashMap<Oid, Option<Oid>>) -> (bool, Vec<Commit<'r>>) {
-    let mut entry = |c: &Commit| *at.entry(c.id()).or_insert_with(|| c.tree().ok().and_then(|t| entry_id(&t, path)));
+fn simplify<'r>(
+    odb: &git2::Odb,
+    c: &Commit<'r>,
+    path: &str,
+    at: &mut HashMap<Oid, Option<Oid>>,
+) -> (bool, Vec<Commit<'r>>) {
+    let mut entry = |c: &Commit| *at.entry(c.id()).or_insert_with(|| path_id(odb, c.tree_id(), path));
     let mine = entry(c);
     let parents: Vec<Commit> = c.parents().collect();
     if parents.is_empty() {
@@ -236,6 +264,7 @@ pub fn log(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value,
         walk.push(&start);
     }
     let mut at = HashMap::new();
+    let odb = repo.odb().map_err(|e| damaged(&e))?;
     let (mut commits, mut matched, mut more, mut cut) = (Vec::new(), 0usize, false, false);
     while let Some(c) = walk.pop() {
         if deadline.expired() {
@@ -249,7 +278,7 @@ pub fn log(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value,
             continue;
         }
         let (shown, follow) =
-            if path.is_empty() { (true, c.parents().collect()) } else { simplify(&c, &path, &mut at) };
+            if path.is_empty() { (true, c.parents().collect()) } else { simplify(&odb, &c, &path, &mut at) };
         for p in follow.iter().filter(|p| !hidden.contains(&p.id())) {
             walk.push(p);
         }

@@ -214,6 +214,7 @@ fn owners(
     deadline: &Deadline,
 ) -> Result<(Vec<Option<Oid>>, bool), String> {
     let mut owner = vec![None; count];
+    let odb = repo.odb().map_err(|e| damaged(&e))?;
     let mut todo = Todo::default();
     todo.give(start, path, blob, (0..count).map(|i| (i, i)).collect());
     let mut left = count;
@@ -228,7 +229,9 @@ fn owners(
             let mut sources: Vec<(&Commit, String, Oid)> = parents
                 .iter()
                 .filter_map(|p| {
-                    p.tree().ok()?.get_path(Path::new(&mine.path)).ok().map(|e| (p, mine.path.clone(), e.id()))
+                    crate::history::path_id(&odb, p.tree_id(), &mine.path)
+                        .filter(|id| odb.read_header(*id).is_ok_and(|(_, kind)| kind == ObjectType::Blob))
+                        .map(|id| (p, mine.path.clone(), id))
                 })
                 .collect();
             if sources.is_empty() {
