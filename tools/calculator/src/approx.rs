@@ -665,7 +665,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!((asked, decimal(&r, 5).text), (vec![25, 720], "1.4142".to_owned()));
-        // A call given up (its caller went away) stops before its next level.
+        // A call given up (past its time limit) stops before its next level.
         let (watch, give_up) = tool_kit::cancel::Watch::new();
         drop(give_up);
         let err = watch.run(|| settle(5, |_| Err(Stop::Undetermined("never".into())))).unwrap_err();

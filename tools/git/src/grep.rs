@@ -66,7 +66,7 @@ pub fn grep(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value
         }
         files += 1;
         for (i, line) in crate::tree::lines(data).into_iter().enumerate() {
-            let line = String::from_utf8_lossy(line);
+            let line = crate::tree::text_of(line);
             if re.is_match(&line) {
                 if matches.len() == limit {
                     truncated = true;

@@ -2,12 +2,12 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
-use std::path::Path;
 
 use chrono::{FixedOffset, TimeZone};
-use git2::{Commit, Diff, DiffFindOptions, DiffFormat, DiffOptions, Mailmap, Oid, Repository, Signature, Tree};
+use git2::{Commit, Diff, DiffFindOptions, DiffFormat, DiffOptions, Oid, Repository, Signature, Tree};
 use serde_json::{json, Value};
 
+use crate::mailmap::MailMap;
 use crate::{Args, Deadline};
 
 /// Largest diff text returned; longer diffs are cut and say so.
@@ -80,22 +80,28 @@ pub fn time(sig: &Signature) -> String {
         .unwrap_or_default()
 }
 
-/// The repository's `.mailmap` as stored at `at` (read from the object database, never from
-/// the working tree or a configured file, so it cannot point outside the repository).
-pub fn mailmap(repo: &Repository, at: &Commit) -> Option<Mailmap> {
-    let entry = at.tree().ok()?.get_path(Path::new(".mailmap")).ok()?;
-    let blob = crate::tree::small_blob(repo, entry.id()).ok()??;
-    Mailmap::from_buffer(&String::from_utf8_lossy(blob.content())).ok()
+/// The repository's `.mailmap` as stored in HEAD (as git uses the current one for every
+/// commit), else at `at`; read from the object database, never from the working tree or a
+/// configured file, so it cannot point outside the repository.
+pub fn mailmap(repo: &Repository, at: &Commit) -> Option<MailMap> {
+    let head = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let from = head.as_ref().unwrap_or(at);
+    let odb = repo.odb().ok()?;
+    let id = path_id(&odb, from.tree_id(), ".mailmap")?;
+    let blob = crate::tree::small_blob(repo, id).ok()??;
+    Some(MailMap::parse(&String::from_utf8_lossy(blob.content())))
 }
 
-/// Name and email as git shows them: through the mailmap, decoded from the commit's encoding.
-pub fn who(sig: &Signature, mailmap: Option<&Mailmap>, encoding: Option<&str>) -> (String, String) {
-    let mapped = mailmap.and_then(|m| m.resolve_signature(sig).ok());
-    let sig = mapped.as_ref().unwrap_or(sig);
-    (decode(sig.name_bytes(), encoding), decode(sig.email_bytes(), encoding))
+/// Name and email as git shows them: decoded from the commit's encoding, through the mailmap.
+pub fn who(sig: &Signature, mailmap: Option<&MailMap>, encoding: Option<&str>) -> (String, String) {
+    let (name, email) = (decode(sig.name_bytes(), encoding), decode(sig.email_bytes(), encoding));
+    match mailmap {
+        Some(m) => m.resolve(&name, &email),
+        None => (name, email),
+    }
 }
 
-fn person(sig: &Signature, mailmap: Option<&Mailmap>, encoding: Option<&str>) -> Value {
+fn person(sig: &Signature, mailmap: Option<&MailMap>, encoding: Option<&str>) -> Value {
     let (name, email) = who(sig, mailmap, encoding);
     json!({ "name": name, "email": email, "date": time(sig) })
 }
@@ -113,7 +119,7 @@ pub fn subject_and_body(message: &str) -> (String, String) {
 }
 
 /// A commit as JSON (names through the mailmap, text in the commit's own encoding).
-pub fn commit_json(c: &Commit, mailmap: Option<&Mailmap>) -> Value {
+pub fn commit_json(c: &Commit, mailmap: Option<&MailMap>) -> Value {
     let encoding = c.message_encoding();
     let (subject, body) = subject_and_body(&decode(c.message_raw_bytes(), encoding));
     json!({
@@ -354,7 +360,7 @@ fn patch(diff: &Diff, deadline: &Deadline) -> Result<Patch, String> {
             out.expired = true;
             return false;
         }
-        let content = String::from_utf8_lossy(line.content());
+        let content = crate::tree::text_of(line.content());
         let origin = line.origin();
         let piece = if matches!(origin, '+' | '-' | ' ') { format!("{origin}{content}") } else { content.into_owned() };
         if out.text.len() + piece.len() > MAX_PATCH_BYTES {
@@ -395,9 +401,10 @@ fn tree_diff<'r>(
     new: Option<&Tree>,
     path: &str,
     deadline: &Deadline,
+    typechange: bool,
 ) -> Result<(Diff<'r>, bool), String> {
     let mut opts = DiffOptions::new();
-    opts.include_typechange(true).max_size(crate::tree::MAX_FILE_BYTES as i64);
+    opts.include_typechange(typechange).max_size(crate::tree::MAX_FILE_BYTES as i64);
     if !path.is_empty() {
         opts.pathspec(path).disable_pathspec_match(true);
     }
@@ -413,11 +420,23 @@ fn tree_diff<'r>(
 /// `files` (capped, `files_truncated`), `patch` (capped, or a file too large to diff:
 /// `truncated`) and `deadline_reached`
 /// (the patch, or rename detection when `expired`, stopped at the deadline).
-fn diff_json(repo: &Repository, diff: &Diff, expired: bool, deadline: &Deadline) -> Result<Value, String> {
-    let files = changes(repo, diff);
+fn diff_json(
+    repo: &Repository,
+    (old, new, path): (Option<&Tree>, Option<&Tree>, &str),
+    deadline: &Deadline,
+) -> Result<Value, String> {
+    let (diff, expired) = tree_diff(repo, old, new, path, deadline, true)?;
+    let files = changes(repo, &diff);
     let files_truncated = diff.deltas().len() > files.len();
     let skipped = files.iter().any(|f| f["too_large_to_diff"] == true);
-    let patch = patch(diff, deadline)?;
+    // A type change is `T` in the file list but, as git prints it, a deletion and an addition
+    // in the patch (libgit2 would print the mode lines only, without the contents).
+    let typechanged = diff.deltas().any(|d| d.status() == git2::Delta::Typechange);
+    let patch = if typechanged {
+        patch(&tree_diff(repo, old, new, path, deadline, false)?.0, deadline)?
+    } else {
+        patch(&diff, deadline)?
+    };
     Ok(json!({
         "files": files,
         "files_truncated": files_truncated,
@@ -432,8 +451,7 @@ pub fn show(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value
     let c = commit(repo, args.str_or("rev", "HEAD")?)?;
     let tree = c.tree().map_err(|e| damaged(&e))?;
     let parent = c.parents().next().map(|p| p.tree()).transpose().map_err(|e| damaged(&e))?;
-    let (diff, expired) = tree_diff(repo, parent.as_ref(), Some(&tree), &args.path("path")?, deadline)?;
-    let mut out = diff_json(repo, &diff, expired, deadline)?;
+    let mut out = diff_json(repo, (parent.as_ref(), Some(&tree), &args.path("path")?), deadline)?;
     out["commit"] = commit_json(&c, mailmap(repo, &c).as_ref());
     Ok(out)
 }
@@ -443,8 +461,7 @@ pub fn diff(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value
     let from = commit(repo, args.str("from")?)?;
     let to = commit(repo, args.str_or("to", "HEAD")?)?;
     let (a, b) = (from.tree().map_err(|e| damaged(&e))?, to.tree().map_err(|e| damaged(&e))?);
-    let (diff, expired) = tree_diff(repo, Some(&a), Some(&b), &args.path("path")?, deadline)?;
-    let mut out = diff_json(repo, &diff, expired, deadline)?;
+    let mut out = diff_json(repo, (Some(&a), Some(&b), &args.path("path")?), deadline)?;
     out["from"] = json!(from.id().to_string());
     out["to"] = json!(to.id().to_string());
     Ok(out)

@@ -14,6 +14,7 @@
 
 pub mod grep;
 pub mod history;
+pub mod mailmap;
 pub mod paths;
 pub mod refs;
 pub mod repos;
@@ -42,7 +43,7 @@ impl Deadline {
         Self(Instant::now() + d)
     }
 
-    /// Whether it has passed, or the caller has gone (so no work goes on for nobody).
+    /// Whether it has passed, or the call was given up (its time limit in the server passed).
     pub fn expired(&self) -> bool {
         Instant::now() >= self.0 || tool_kit::cancel::requested()
     }
@@ -203,6 +204,7 @@ pub fn server(repos: Repos) -> ToolServer {
                     "path": { "type": "string", "description": "literal path relative to the repository root: a file, or a directory and what is under it" },
                     "limit": { "type": "integer", "minimum": 1, "maximum": MAX_LIMIT },
                     "cursor": { "type": "string", "description": "next_cursor from a previous log" },
+                    "start_line": { "type": "integer", "minimum": 1, "description": "blame from this line (next_line of a previous blame)" },
                     "author": { "type": "string", "description": "case-insensitive part of 'Name <email>' (after .mailmap)" },
                     "since": { "type": "string", "description": "RFC 3339 or YYYY-MM-DD (committer date)" },
                     "until": { "type": "string" },

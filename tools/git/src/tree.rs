@@ -12,6 +12,8 @@ use crate::{Args, Deadline};
 
 /// Largest file returned by `read_file` or blamed by `blame`.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+/// Most lines one `blame` answers; `next_line` (as `start_line`) asks for the rest.
+pub const MAX_BLAME_LINES: usize = 5000;
 /// Most entries listed by `list_tree`.
 pub const MAX_ENTRIES: usize = 10_000;
 
@@ -30,6 +32,15 @@ fn kind(mode: i32, object: Option<ObjectType>) -> &'static str {
 /// Whether content looks binary (a NUL in the first 8000 bytes, as git decides).
 pub fn is_binary(data: &[u8]) -> bool {
     data.iter().take(8000).any(|b| *b == 0)
+}
+
+/// Text as stored: UTF-8 when it is, else read as Windows-1252 (as `read_file` reads a
+/// non-UTF-8 file), never U+FFFD in place of a letter.
+pub fn text_of(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.into(),
+        Err(_) => encoding_rs::WINDOWS_1252.decode_without_bom_handling(bytes).0,
+    }
 }
 
 /// A blob's size from its header, without reading (or inflating) the blob itself.
@@ -293,22 +304,52 @@ pub fn blame(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Valu
         return Err(too_big());
     }
     let text = lines(blob.content());
-    let (owner, cut) = owners(repo, &c, &path, blob.id(), text.len(), deadline)?;
+    let first = match args.0.get("start_line") {
+        None | Some(Value::Null) => 1,
+        Some(v) => v.as_u64().filter(|n| *n >= 1).ok_or("start_line must be a positive integer")? as usize,
+    };
+    let (owner, mut cut) = owners(repo, &c, &path, blob.id(), text.len(), deadline)?;
     let mailmap = mailmap(repo, &c);
+    // One commit's author is looked up once, however many lines it owns.
+    let mut authors: HashMap<Oid, Value> = HashMap::new();
     let mut out = Vec::new();
-    for (i, (line, owner)) in text.iter().zip(&owner).enumerate() {
+    let mut next_line = None;
+    for (i, (line, owner)) in text.iter().zip(&owner).enumerate().skip(first - 1) {
+        if out.len() == MAX_BLAME_LINES {
+            next_line = Some(i + 1);
+            break;
+        }
+        if deadline.expired() {
+            cut = true;
+            break;
+        }
         let Some(id) = owner else { continue };
-        let commit = repo.find_commit(*id).map_err(|e| damaged(&e))?;
-        let sig = commit.author();
-        let (name, email) = who(&sig, mailmap.as_ref(), commit.message_encoding());
+        let author = match authors.get(id) {
+            Some(a) => a.clone(),
+            None => {
+                let commit = repo.find_commit(*id).map_err(|e| damaged(&e))?;
+                let sig = commit.author();
+                let (name, email) = who(&sig, mailmap.as_ref(), commit.message_encoding());
+                let a = json!([name, email, time(&sig)]);
+                authors.insert(*id, a.clone());
+                a
+            }
+        };
         out.push(json!({
             "line": i + 1,
             "commit": id.to_string(),
-            "author": name,
-            "email": email,
-            "date": time(&sig),
-            "text": String::from_utf8_lossy(line),
+            "author": author[0],
+            "email": author[1],
+            "date": author[2],
+            "text": text_of(line),
         }));
     }
-    Ok(json!({ "path": path, "rev": c.id().to_string(), "lines": out, "deadline_reached": cut }))
+    Ok(json!({
+        "path": path,
+        "rev": c.id().to_string(),
+        "lines": out,
+        "truncated": next_line.is_some(),
+        "next_line": next_line,
+        "deadline_reached": cut,
+    }))
 }

@@ -198,6 +198,88 @@ fn latin1_messages_names_and_files_are_decoded_not_dropped() {
     let file = r.ok(json!({"action": "read_file", "path": "notes.txt"}));
     assert_eq!((file["type"].as_str(), file["content"].as_str()), (Some("text"), Some("naïve résumé\n")), "{file}");
     assert!(file["encoding"].as_str().unwrap().contains("not UTF-8"));
+    // The patch and grep read the file as read_file does, never U+FFFD.
+    let show = r.ok(json!({"action": "show"}));
+    assert!(show["patch"].as_str().unwrap().contains("+naïve résumé"), "{show}");
+    let grep = r.ok(json!({"action": "grep", "pattern": "résumé"}));
+    assert_eq!(grep["matches"][0]["text"], "naïve résumé");
+}
+
+#[test]
+fn mailmap_matches_names_and_emails_case_insensitively_from_head() {
+    let r = Repo::new();
+    let commit_as = |name: &str, email: &str, msg: &str, t: u64| {
+        r.write("f.txt", msg);
+        git_at(&r.path, &["add", "-A"], t);
+        git_at(
+            &r.path,
+            &[
+                "-c",
+                &format!("user.name={name}"),
+                "-c",
+                &format!("user.email={email}"),
+                "commit",
+                "-q",
+                "--author",
+                &format!("{name} <{email}>"),
+                "-m",
+                msg,
+            ],
+            t,
+        );
+    };
+    commit_as("Someone", "CAP@x", "one", 1_700_000_000);
+    commit_as("weird", "weird@x", "two", 1_700_000_001);
+    commit_as("Plain", "plain@x", "three", 1_700_000_002);
+    // The mailmap arrives last: git applies HEAD's mailmap to every commit.
+    r.write(".mailmap", "CAPS Name <Cap@X>\nOther <o@x> Weird <WEIRD@X>\n");
+    r.commit_at("mailmap", 1_700_000_003);
+    let log = r.ok(json!({"action": "log"}));
+    let got: Vec<String> = log["commits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{} <{}>", c["author"]["name"].as_str().unwrap(), c["author"]["email"].as_str().unwrap()))
+        .collect();
+    assert_eq!(got, r.lines(&["log", "--use-mailmap", "--format=%aN <%aE>"]));
+    assert_eq!(
+        ids(&r.ok(json!({"action": "log", "author": "caps name"}))),
+        r.lines(&["log", "--use-mailmap", "-i", "--author=caps name", "--format=%H"])
+    );
+    let first = r.git(&["rev-list", "--max-parents=0", "HEAD"]).trim().to_owned();
+    let show = r.ok(json!({"action": "show", "rev": first}));
+    assert_eq!(show["commit"]["author"]["name"], "CAPS Name", "{show}");
+}
+
+#[test]
+fn blame_of_a_long_file_comes_in_pages_that_match_git() {
+    let r = Repo::new();
+    let text: String = (0..12_000).map(|i| format!("line {i}\n")).collect();
+    r.write("long.txt", &text);
+    r.commit_at("long", 1_700_000_000);
+    let edited: String =
+        (0..12_000).map(|i| if i % 1000 == 7 { format!("edited {i}\n") } else { format!("line {i}\n") }).collect();
+    r.write("long.txt", &edited);
+    r.commit_at("edit", 1_700_000_001);
+    let want: Vec<String> = r
+        .git(&["blame", "--porcelain", "HEAD", "--", "long.txt"])
+        .lines()
+        .filter_map(|l| {
+            l.split(' ').next().filter(|h| h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit())).map(str::to_owned)
+        })
+        .collect();
+    let (mut got, mut start) = (Vec::new(), Value::Null);
+    loop {
+        let page = r.ok(json!({"action": "blame", "path": "long.txt", "start_line": start}));
+        assert!(page["lines"].as_array().unwrap().len() <= git_tool::tree::MAX_BLAME_LINES);
+        got.extend(page["lines"].as_array().unwrap().iter().map(|l| l["commit"].as_str().unwrap().to_owned()));
+        start = page["next_line"].clone();
+        if start.is_null() {
+            assert_eq!(page["truncated"], false);
+            break;
+        }
+    }
+    assert_eq!(got, want);
 }
 
 #[test]
@@ -362,6 +444,19 @@ fn a_symlink_becoming_a_file_is_a_type_change() {
         .map(|f| format!("{}\t{}", f["status"].as_str().unwrap(), f["path"].as_str().unwrap()))
         .collect();
     assert_eq!(got, r.lines(&["show", "--format=", "--name-status", "HEAD"]));
+    // The patch shows the contents as git does: the link's target removed, the file added.
+    let patch: Vec<&str> = show["patch"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with(['+', '-']) && !l.starts_with("+++") && !l.starts_with("---"))
+        .collect();
+    let git_show = r.git(&["show", "--format=", "HEAD"]);
+    let want: Vec<&str> = git_show
+        .lines()
+        .filter(|l| l.starts_with(['+', '-']) && !l.starts_with("+++") && !l.starts_with("---"))
+        .collect();
+    assert_eq!(patch, want);
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! Telling a running call that nobody waits for its answer any more.
 //!
-//! A tool call runs on a blocking thread that the HTTP side cannot interrupt. When the caller
-//! disconnects or the time limit passes, the server drops a [`GiveUp`]; the call, deep inside
-//! its own loops, asks [`requested`] and stops. Without this a storm of abandoned calls would
-//! keep every blocking thread busy computing answers nobody reads, and slow everyone else.
+//! A tool call runs on a blocking thread that the HTTP side cannot interrupt. When the time
+//! limit passes (or the server drops the request), the server drops a [`GiveUp`]; the call,
+//! deep inside its own loops, asks [`requested`] and stops. Without this a storm of timed-out
+//! calls would keep every blocking thread busy computing answers nobody reads, and slow everyone
+//! else. (actix-web does not tell a handler that an HTTP/1 client went away: such a call runs on
+//! until its time limit.)
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};

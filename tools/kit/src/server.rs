@@ -72,8 +72,8 @@ async fn call_tool(server: Arc<ToolServer>, id: &Value, params: Value) -> Result
     // Tools are CPU-bound and bounded by their own limits; keep them off the I/O threads.
     let timeout = server.call_timeout;
     let call = server.call.clone();
-    // Dropped when the answer is sent, the time limit passes or the caller goes away: the
-    // call sees `cancel::requested()` and stops its work instead of finishing for nobody.
+    // Dropped when the answer is sent or the time limit passes: the call sees
+    // `cancel::requested()` and stops its work instead of finishing for nobody.
     let (watch, _give_up_on_drop) = crate::cancel::Watch::new();
     let work = web::block(move || watch.run(|| call(&name, arguments)));
     let outcome = match actix_web::rt::time::timeout(timeout, work).await {
