@@ -56,12 +56,11 @@ impl MailMap {
     /// name too wins over one naming the email only; the last such line wins, as in git.
     pub fn resolve(&self, name: &str, email: &str) -> (String, String) {
         let same = |a: &str, b: &str| a.to_lowercase() == b.to_lowercase();
-        let by_email = self.entries.iter().filter(|e| same(&e.commit_email, email));
+        let by_email = self.entries.iter().rev().filter(|e| same(&e.commit_email, email));
         let best = by_email
             .clone()
-            .filter(|e| e.commit_name.as_deref().is_some_and(|n| same(n, name)))
-            .last()
-            .or_else(|| by_email.filter(|e| e.commit_name.is_none()).last());
+            .find(|e| e.commit_name.as_deref().is_some_and(|n| same(n, name)))
+            .or_else(|| by_email.clone().find(|e| e.commit_name.is_none()));
         match best {
             Some(e) => (
                 e.proper_name.clone().unwrap_or_else(|| name.to_owned()),
