@@ -30,6 +30,8 @@ const PAGE_H: f32 = 841.89;
 const MARGIN: f32 = 56.7;
 const BODY: f32 = 10.5;
 const LEADING: f32 = 1.4;
+/// Smallest size a table is set in to fit its columns.
+const TABLE_MIN_SIZE: f32 = 6.0;
 
 static REGULAR: &[u8] = include_bytes!("../fonts/DejaVuSans.ttf");
 static BOLD: &[u8] = include_bytes!("../fonts/DejaVuSans-Bold.ttf");
@@ -221,6 +223,8 @@ struct Layout<'m> {
     artifact: bool,
     /// Characters placed that their face has no glyph for (they would be drawn as boxes).
     missing: std::collections::BTreeSet<char>,
+    /// Why the document cannot be laid out legibly (the first reason found).
+    refused: Option<String>,
 }
 
 const TEXT: (u8, u8, u8) = (34, 34, 34);
@@ -243,6 +247,7 @@ impl<'m> Layout<'m> {
             seq: 0,
             artifact: false,
             missing: std::collections::BTreeSet::new(),
+            refused: None,
         }
     }
 
@@ -582,7 +587,7 @@ impl<'m> Layout<'m> {
         cols: usize,
         width: f32,
         size: f32,
-    ) -> Vec<f32> {
+    ) -> (Vec<f32>, f32) {
         const PAD: f32 = 8.0;
         let (mut longest_word, mut one_line) = (vec![PAD; cols], vec![PAD; cols]);
         for (row, head) in std::iter::once((head, true)).chain(rows.iter().map(|r| (r.as_slice(), false))) {
@@ -600,19 +605,20 @@ impl<'m> Layout<'m> {
             }
         }
         let sum = |v: &[f32]| v.iter().sum::<f32>();
+        let words = sum(&longest_word);
         if sum(&one_line) <= width {
             let spare = (width - sum(&one_line)) / cols as f32;
-            return one_line.iter().map(|w| w + spare).collect();
+            return (one_line.iter().map(|w| w + spare).collect(), words);
         }
-        if sum(&longest_word) >= width {
+        if words >= width {
             // Even the longest words do not fit side by side: shrink them alike (words get cut).
-            let scale = width / sum(&longest_word);
-            return longest_word.iter().map(|w| w * scale).collect();
+            let scale = width / words;
+            return (longest_word.iter().map(|w| w * scale).collect(), words);
         }
-        let spare = width - sum(&longest_word);
+        let spare = width - words;
         let wants: Vec<f32> = one_line.iter().zip(&longest_word).map(|(o, l)| o - l).collect();
         let total = sum(&wants).max(f32::EPSILON);
-        longest_word.iter().zip(&wants).map(|(l, w)| l + spare * w / total).collect()
+        (longest_word.iter().zip(&wants).map(|(l, w)| l + spare * w / total).collect(), words)
     }
 
     /// A row's cells broken into lines for their columns.
@@ -625,8 +631,26 @@ impl<'m> Layout<'m> {
 
     fn table(&mut self, head: &[Vec<Span>], rows: &[Vec<Vec<Span>>], aligns: &[Align], x: f32, width: f32) {
         let cols = rows.iter().map(Vec::len).chain([head.len()]).max().unwrap_or(1).max(1);
-        let size = 9.5;
-        let widths = self.column_widths(head, rows, cols, width, size);
+        // A table whose longest words do not fit side by side is set smaller, down to 6 pt;
+        // one too wide even then (a column narrower than a letter) is refused, never drawn
+        // with letters spilling over the cell borders.
+        let mut size = 9.5;
+        let (mut widths, words) = self.column_widths(head, rows, cols, width, size);
+        if words > width {
+            // Word widths grow with the size, the cells' padding (8 pt each) does not.
+            let pad = 8.0 * cols as f32;
+            let per_point = (words - pad) / size;
+            size = f32::max(TABLE_MIN_SIZE, (width - pad) / per_point * 0.99);
+            widths = self.column_widths(head, rows, cols, width, size).0;
+        }
+        let letter = self.metrics.width(Face::Bold, size, "W") + 8.0;
+        if width / (cols as f32) < letter {
+            let most = (width / letter).floor();
+            self.refused.get_or_insert(format!(
+                "a table of {cols} columns does not fit the width of a PDF page (at most {most} at {size:.1} pt); \
+                 split it, or use format \"docx\" or \"html\""
+            ));
+        }
         let mut at = x;
         let cols: Vec<(f32, f32)> = widths
             .into_iter()
@@ -926,6 +950,9 @@ pub fn render(doc: &[Block], meta: &Meta) -> Result<(Vec<u8>, usize), String> {
     let mut layout = Layout::new(&metrics);
     layout.blocks(doc, MARGIN, PAGE_W - 2.0 * MARGIN, false);
     check_drawable(&layout.missing)?;
+    if let Some(why) = layout.refused.take() {
+        return Err(why);
+    }
     number_pages(&mut layout);
     let fonts: Vec<(Face, Font)> = [Face::Regular, Face::Bold, Face::Italic, Face::BoldItalic, Face::Mono]
         .into_iter()

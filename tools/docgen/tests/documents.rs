@@ -632,3 +632,29 @@ print(sorted(l.find(qn('w:start')).get(qn('w:val')) for a in numbering.findall(q
     let out = Command::new("python3").arg("-c").arg(script).arg(&path).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("'123456789'"), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+/// Before: a wide table cut every word into letters that spilled over the cell borders. Now a
+/// table whose words do not fit is set smaller (down to 6 pt) so they do, and one that cannot
+/// fit even then (60 columns) is refused, saying so.
+#[test]
+fn wide_tables_are_set_smaller_or_refused_never_spilled() {
+    if !tool("pdftotext", &["-v"]) {
+        return;
+    }
+    let words: Vec<String> = (0..8).map(|i| format!("Measurement{i}")).collect();
+    let content = format!("| {} |\n|{}\n| {} |\n", words.join(" | "), "---|".repeat(8), words.join(" | "));
+    let pdf = docgen::generate(&json!({"content": content, "format": "pdf"}), 1 << 20).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wide.pdf");
+    std::fs::write(&path, &pdf.bytes).unwrap();
+    let out = Command::new("pdftotext").args(["-enc", "UTF-8"]).arg(&path).arg("-").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let found: Vec<&str> = text.split_whitespace().collect();
+    for w in &words {
+        assert_eq!(found.iter().filter(|f| *f == w).count(), 2, "{w} cut:\n{text}");
+    }
+    let many: String = (0..60).map(|i| format!("| c{i} ")).collect::<String>() + "|\n" + &"|---".repeat(60) + "|\n";
+    let err = docgen::generate(&json!({"content": many, "format": "pdf"}), 1 << 20).unwrap_err();
+    assert!(err.contains("60 columns") && err.contains("docx"), "{err}");
+    assert!(docgen::generate(&json!({"content": many, "format": "docx"}), 1 << 20).is_ok());
+}
