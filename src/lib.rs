@@ -37,6 +37,7 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod mcp;
+pub mod number_literals;
 pub mod otlp;
 pub mod pinning;
 pub mod pipeline;

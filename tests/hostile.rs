@@ -137,3 +137,25 @@ async fn a_backend_replying_50_mib_gets_a_bad_gateway_not_an_out_of_memory() {
     gw.stop().await;
     handle.stop(false).await;
 }
+
+/// Before: `{"x": 1e-400}` was read as 0.0 by the gateway's JSON reader and forwarded as a zero
+/// the caller never sent (the calculator then answered for 0, marked exact). Now a body with a
+/// literal a float reads as zero is a parse error (-32700) on every transport, and nothing
+/// reaches the backend; numbers a float holds, and the same digits in a string, pass.
+#[actix_web::test]
+async fn number_literals_that_would_arrive_as_zero_are_refused_not_forwarded() {
+    let db = TestDb::sqlite().await;
+    let echo = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db).tool("echo", &echo.url).start().await;
+    let token = gw.token("n", &["developer"]);
+    let invoke = |args: &str| format!(r#"{{"tool_name":"echo","arguments":{args}}}"#).into_bytes();
+    assert_eq!(raw_post(&gw, "/mcp/invoke", &token, None, invoke(r#"{"x": 1e-400}"#)).await, (400, Some(-32700)));
+    assert_eq!(raw_post(&gw, "/mcp/jobs", &token, None, invoke(r#"{"x": -2.5E-999}"#)).await.1, Some(-32700));
+    let call = br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{"x":1e-400}}}"#;
+    let (_, code) = raw_post(&gw, "/mcp", &token, None, call.to_vec()).await;
+    assert_eq!(code, Some(-32700), "stateless MCP");
+    assert_eq!(echo.count("tools/call"), 0, "nothing reached the backend");
+    let (status, code) =
+        raw_post(&gw, "/mcp/invoke", &token, None, invoke(r#"{"x": 1e-300, "y": "1e-400", "z": 0e-999}"#)).await;
+    assert_eq!((status, code), (200, None));
+}

@@ -33,6 +33,7 @@ pub struct InvokeBody {
 /// Parses a REST invoke body; malformed JSON is -32700, well-formed but wrong-shaped -32600.
 /// Public so the fuzz target exercises exactly what the handler runs.
 pub fn parse_invoke_body(bytes: &[u8]) -> Result<InvokeBody, GatewayError> {
+    crate::number_literals::check(bytes)?;
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => GatewayError::InvalidRequest(e.to_string()),
         _ => GatewayError::Parse(e.to_string()),

@@ -37,6 +37,7 @@ async fn create(
     let (caller, payload) = super::invoke::authenticate(req, payload).await?;
     attempt.caller = Some(caller.clone());
     let bytes = read_body(req, payload, shared.settings.max_payload_bytes).await?;
+    crate::number_literals::check(&bytes)?;
     let body: JobBody = serde_json::from_slice(&bytes).map_err(|e| GatewayError::InvalidRequest(e.to_string()))?;
     context::note(req, None, Some(&body.tool_name));
     let arguments = Arc::new(body.arguments.unwrap_or_else(|| json!({})));

@@ -177,6 +177,9 @@ pub async fn message(
         Ok(b) => b,
         Err(e) => return refuse(e),
     };
+    if let Err(e) = crate::number_literals::check(&body) {
+        return refuse(e);
+    }
     let msg: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return refuse(GatewayError::Parse(e.to_string())),

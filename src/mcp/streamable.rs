@@ -154,6 +154,9 @@ impl<'de> serde::Deserialize<'de> for BoundedBatch {
 /// empty batch or one longer than [`MAX_BATCH`] -32600. Public so the fuzz target exercises
 /// exactly what `POST /mcp` runs.
 pub fn split_body(body: &[u8]) -> Result<(bool, Vec<Value>), Box<HttpResponse>> {
+    if let Err(e) = crate::number_literals::check(body) {
+        return Err(Box::new(e.to_response(Value::Null)));
+    }
     let is_batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     if is_batch {
         return match serde_json::from_slice::<BoundedBatch>(body) {

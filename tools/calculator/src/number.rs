@@ -125,8 +125,8 @@ fn significant_digits(text: &str) -> usize {
 /// Refuse a JSON number that serde_json had to read as a float and that the float may not
 /// hold exactly: more than [`FLOAT_DIGITS`] significant digits, an integer of 2^53 or more
 /// (a longer integer would have been rounded to it), or a subnormal (fewer digits held).
-/// Integers within 64 bits are read exactly. (A literal so small it was read as 0, `1e-400`,
-/// cannot be told from `0` once read: JSON readers on the way — the gateway's too — round it.)
+/// Integers within 64 bits are read exactly. (A literal so small it would be read as 0,
+/// `1e-400`, never gets here: the gateway and the tool kit refuse it before reading the body.)
 fn exact_json_float(text: &str, f: f64) -> Result<(), String> {
     const TWO_POW_53: f64 = 9_007_199_254_740_992.0;
     // Below the normal range a float holds fewer digits: the literal the caller wrote

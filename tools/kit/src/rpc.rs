@@ -57,6 +57,13 @@ pub enum Incoming {
 
 /// Parse a POSTed body into one message; batches are refused (MCP 2025-06-18 removed them).
 pub fn parse(body: &[u8]) -> Result<Incoming, RpcError> {
+    if let Some(at) = crate::numbers::first_underflow(body) {
+        let why = format!(
+            "parse error: the number literal at byte {at} is below what a 64-bit float holds and would be read \
+             as 0; send numbers this small as strings"
+        );
+        return Err(RpcError::new(Value::Null, code::PARSE_ERROR, why));
+    }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| RpcError::new(Value::Null, code::PARSE_ERROR, format!("parse error: {e}")))?;
     let Value::Object(mut map) = value else {
@@ -97,6 +104,14 @@ pub fn parse(body: &[u8]) -> Result<Incoming, RpcError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_literal_read_as_zero_is_a_parse_error() {
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"exact_compute","arguments":{"x":1e-400}}}"#;
+        let err = parse(body).err().map(|e| e.body()).unwrap_or_default();
+        assert_eq!(err["error"]["code"], code::PARSE_ERROR, "{err}");
+        assert!(err["error"]["message"].as_str().unwrap_or("").contains("as strings"), "{err}");
+    }
 
     #[test]
     fn envelopes_are_parsed_strictly() {
