@@ -135,6 +135,12 @@ impl Evidence {
         if chain.is_empty() || self.registered.lock().map(|r| r.contains(chain)).unwrap_or(false) {
             return Ok(());
         }
+        // One registration at a time in this process: two writers (one per worker) starting
+        // together on an empty ledger would both adopt the existing chains, registering them
+        // twice (the second time after the first writer's signed entry). Under the lock each
+        // sees what the other appended.
+        static SERIAL: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
+        let _serial = SERIAL.get_or_init(|| tokio::sync::Mutex::new(())).lock().await;
         let exists: Option<i64> = crate::with_conn!(db, |conn| {
             audit_ledger::table
                 .filter(audit_ledger::chain_id.eq(chain))
