@@ -112,12 +112,14 @@ fn position_parts<'a>(kind: Position, chain: &'a str, seq: &'a str, hash: &'a st
 pub struct Evidence {
     key: Option<AuditKey>,
     registered: Mutex<HashSet<String>>,
+    /// Held while a chain is registered (see [`Evidence::register`]).
+    serial: tokio::sync::Mutex<()>,
 }
 
 impl Evidence {
     /// Evidence signed with `key`, or only linked when there is none.
     pub fn new(key: Option<AuditKey>) -> Self {
-        Self { key, registered: Mutex::default() }
+        Self { key, registered: Mutex::default(), serial: tokio::sync::Mutex::default() }
     }
 
     /// The key, if one is configured.
@@ -135,12 +137,10 @@ impl Evidence {
         if chain.is_empty() || self.registered.lock().map(|r| r.contains(chain)).unwrap_or(false) {
             return Ok(());
         }
-        // One registration at a time in this process: two writers (one per worker) starting
-        // together on an empty ledger would both adopt the existing chains, registering them
-        // twice (the second time after the first writer's signed entry). Under the lock each
-        // sees what the other appended.
-        static SERIAL: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
-        let _serial = SERIAL.get_or_init(|| tokio::sync::Mutex::new(())).lock().await;
+        // One registration at a time per gateway: two batches flushing together on an empty
+        // ledger would both adopt the existing chains, registering them twice (the second time
+        // after the first one's signed entry). Under the lock each sees what the other appended.
+        let _serial = self.serial.lock().await;
         let exists: Option<i64> = crate::with_conn!(db, |conn| {
             audit_ledger::table
                 .filter(audit_ledger::chain_id.eq(chain))
