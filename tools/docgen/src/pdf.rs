@@ -77,6 +77,8 @@ struct FaceMetrics {
     face: Face,
     glyphs: ttf_parser::Face<'static>,
     latin1: [u16; 256],
+    /// Whether the face has a glyph for each of U+0000..U+00FF.
+    latin1_drawn: [bool; 256],
 }
 
 /// Glyph advances for measuring text.
@@ -96,10 +98,14 @@ impl Metrics {
             .map(|face| {
                 let glyphs = ttf_parser::Face::parse(face.data(), 0).map_err(|e| format!("font: {e}"))?;
                 let mut latin1 = [0u16; 256];
+                let mut latin1_drawn = [false; 256];
+                for (c, drawn) in ('\0'..='\u{ff}').zip(latin1_drawn.iter_mut()) {
+                    *drawn = glyphs.glyph_index(c).is_some();
+                }
                 for (c, slot) in ('\0'..='\u{ff}').zip(latin1.iter_mut()) {
                     *slot = lookup_advance(&glyphs, c);
                 }
-                Ok(FaceMetrics { face, glyphs, latin1 })
+                Ok(FaceMetrics { face, glyphs, latin1, latin1_drawn })
             })
             .collect::<Result<_, String>>()?;
         Ok(Self { faces })
@@ -264,7 +270,10 @@ impl<'m> Layout<'m> {
     fn push(&mut self, item: Item) {
         if let Item::Text { face, text, .. } = &item {
             if let Some(f) = self.metrics.get(*face) {
-                let lacks = |c: &char| !invisible(*c) && f.glyphs.glyph_index(*c).is_none();
+                let drawn = |c: char| {
+                    f.latin1_drawn.get(c as usize).copied().unwrap_or_else(|| f.glyphs.glyph_index(c).is_some())
+                };
+                let lacks = |c: &char| !invisible(*c) && !drawn(*c);
                 self.missing.extend(text.chars().filter(lacks).take(64));
             }
         }
@@ -278,12 +287,18 @@ impl<'m> Layout<'m> {
     }
 
     fn place(&mut self, item: Item, owner: Owner) {
+        self.page();
+        self.place_on(self.pages.len() - 1, item, owner);
+    }
+
+    /// Place `item` on page `page` (an earlier one, for a quote bar or a page number).
+    fn place_on(&mut self, page: usize, item: Item, owner: Owner) {
         let seq = self.seq;
         self.seq += 1;
         if let Owner::Elem(e) = owner {
             self.elems[e].children.push(Child::Item(seq));
         }
-        self.page().push(Placed { item, owner, seq });
+        self.pages[page].push(Placed { item, owner, seq });
     }
 
     /// A new element inside the innermost open one (not opened).
@@ -521,9 +536,7 @@ impl<'m> Layout<'m> {
                         let to = if page == last { self.y - BODY * 0.6 } else { Self::bottom() };
                         if to > from {
                             let bar = Item::Fill { rect: (x + 2.0, from, 2.5, to - from), color: (200, 200, 200) };
-                            let seq = self.seq;
-                            self.seq += 1;
-                            self.pages[page].push(Placed { item: bar, owner: Owner::Artifact, seq });
+                            self.place_on(page, bar, Owner::Artifact);
                         }
                     }
                 }
@@ -668,7 +681,7 @@ impl<'m> Layout<'m> {
         let page = Self::bottom() - MARGIN;
         self.room((head_h + first_h.min(page / 2.0)).min(page));
         // A header taller than a third of a page is not repeated.
-        let repeat = (head_h <= page / 3.0).then_some(head);
+        let repeat = (head_h <= page / 3.0).then_some((head, head_h));
         self.open(Kind::Table);
         self.place_row(head_cells, true, aligns, &g, None);
         for row in rows {
@@ -681,16 +694,17 @@ impl<'m> Layout<'m> {
 
     /// Place a row at the cursor. A row that does not fit goes to the next page; a row taller
     /// than a page holds is split between lines, the rest continuing on the next page, so no
-    /// text ever runs off the bottom. Each continuation page starts with `header` again.
+    /// text ever runs off the bottom. Each continuation page starts with `header` (the header row
+    /// and its height) again.
     fn place_row(
         &mut self,
         mut cells: Vec<Vec<Vec<Piece>>>,
         head: bool,
         aligns: &[Align],
         g: &TableGeometry,
-        header: Option<&[Vec<Span>]>,
+        header: Option<(&[Vec<Span>], f32)>,
     ) {
-        let reserve = header.map_or(0.0, |h| row_height(&self.lay_row(h, true, g), g.line_h));
+        let reserve = header.map_or(0.0, |(_, height)| height);
         // One row and one cell element each, however many pages the row runs over.
         self.open(Kind::Row);
         let owners: Vec<Owner> = (0..cells.len())
@@ -712,12 +726,11 @@ impl<'m> Layout<'m> {
                 self.table_row(part, part_h, head, aligns, g, &owners);
             }
             self.new_page();
-            if let Some(h) = header {
+            if let Some((h, height)) = header {
                 // The repeated header is pagination: read once, at the table's top.
                 let repeated = self.lay_row(h, true, g);
-                let h = row_height(&repeated, g.line_h);
                 let artifacts = vec![Owner::Artifact; repeated.len()];
-                self.table_row(repeated, h, true, aligns, g, &artifacts);
+                self.table_row(repeated, height, true, aligns, g, &artifacts);
             }
         }
     }
@@ -864,9 +877,7 @@ fn number_pages(layout: &mut Layout) {
         let x = (PAGE_W - layout.metrics.width(Face::Regular, size, &label)) / 2.0;
         let item =
             Item::Text { x, baseline: PAGE_H - MARGIN / 2.0, face: Face::Regular, size, text: label, color: GRAY };
-        let seq = layout.seq;
-        layout.seq += 1;
-        layout.pages[i].push(Placed { item, owner: Owner::Artifact, seq });
+        layout.place_on(i, item, Owner::Artifact);
     }
 }
 

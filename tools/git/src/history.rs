@@ -164,32 +164,51 @@ fn scan_tree(data: &[u8], name: &[u8]) -> Option<Oid> {
     None
 }
 
-/// Commits in git's own order: newest commit time first and, among equal times, in the order
-/// they were reached (parents in order, each commit once when its first child is shown).
+/// Commit ids in git's own order: newest commit time first and, among equal times, in the
+/// order they were queued. Shared by `log` (each commit once) and `blame` (a commit again
+/// whenever it is asked about more lines).
+#[derive(Default)]
+pub struct ByDate {
+    queue: BinaryHeap<(i64, Reverse<u64>, Oid)>,
+    queued: u64,
+}
+
+impl ByDate {
+    /// Queue `c`.
+    pub fn push(&mut self, c: &Commit) {
+        self.queue.push((c.time().seconds(), Reverse(self.queued), c.id()));
+        self.queued += 1;
+    }
+
+    /// The next commit's id.
+    pub fn pop(&mut self) -> Option<Oid> {
+        self.queue.pop().map(|(_, _, id)| id)
+    }
+}
+
+/// Commits in git's own order (see [`ByDate`]), each once, when its first child is shown.
 pub struct Walk<'r> {
     repo: &'r Repository,
-    queue: BinaryHeap<(i64, Reverse<u64>, Oid)>,
+    queue: ByDate,
     seen: HashSet<Oid>,
-    reached: u64,
 }
 
 impl<'r> Walk<'r> {
     /// An empty walk over `repo`.
     pub fn new(repo: &'r Repository) -> Self {
-        Self { repo, queue: BinaryHeap::new(), seen: HashSet::new(), reached: 0 }
+        Self { repo, queue: ByDate::default(), seen: HashSet::new() }
     }
 
     /// Queue `c` unless it was queued before.
     pub fn push(&mut self, c: &Commit) {
         if self.seen.insert(c.id()) {
-            self.queue.push((c.time().seconds(), Reverse(self.reached), c.id()));
-            self.reached += 1;
+            self.queue.push(c);
         }
     }
 
     /// The next commit, or an error naming a damaged repository.
     pub fn pop(&mut self) -> Option<Result<Commit<'r>, String>> {
-        let (_, _, id) = self.queue.pop()?;
+        let id = self.queue.pop()?;
         Some(self.repo.find_commit(id).map_err(|e| damaged(&e)))
     }
 }

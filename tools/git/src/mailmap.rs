@@ -1,7 +1,8 @@
 //! `.mailmap`, read as git reads it: names and emails matched case-insensitively (libgit2's
 //! own mailmap compares them case-sensitively, so `<Cap@X>` would not map `<CAP@x>`).
 
-/// One line: who the commit says (`email`, optionally `name`) and who that really is.
+/// One line: who the commit says (`email`, optionally `name`, both lower-cased for matching)
+/// and who that really is.
 #[derive(Debug, Clone)]
 struct Entry {
     proper_name: Option<String>,
@@ -37,13 +38,13 @@ impl MailMap {
                     proper_name: some(&names[0]),
                     proper_email: None,
                     commit_name: None,
-                    commit_email: emails[0].clone(),
+                    commit_email: emails[0].to_lowercase(),
                 },
                 2 => Entry {
                     proper_name: some(&names[0]),
                     proper_email: some(&emails[0]),
-                    commit_name: some(&names[1]),
-                    commit_email: emails[1].clone(),
+                    commit_name: some(&names[1]).map(|n| n.to_lowercase()),
+                    commit_email: emails[1].to_lowercase(),
                 },
                 _ => continue,
             };
@@ -55,11 +56,11 @@ impl MailMap {
     /// The name and email git shows for a commit's `name <email>`: an entry naming the commit
     /// name too wins over one naming the email only; the last such line wins, as in git.
     pub fn resolve(&self, name: &str, email: &str) -> (String, String) {
-        let same = |a: &str, b: &str| a.to_lowercase() == b.to_lowercase();
-        let by_email = self.entries.iter().rev().filter(|e| same(&e.commit_email, email));
+        let (name_key, email_key) = (name.to_lowercase(), email.to_lowercase());
+        let by_email = self.entries.iter().rev().filter(|e| e.commit_email == email_key);
         let best = by_email
             .clone()
-            .find(|e| e.commit_name.as_deref().is_some_and(|n| same(n, name)))
+            .find(|e| e.commit_name.as_deref() == Some(name_key.as_str()))
             .or_else(|| by_email.clone().find(|e| e.commit_name.is_none()));
         match best {
             Some(e) => (

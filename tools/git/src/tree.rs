@@ -1,13 +1,12 @@
 //! `read_file`, `list_tree` and `blame`: content at a revision, from the object database.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 
 use git2::{Commit, DiffFindOptions, DiffOptions, ObjectType, Oid, Repository};
 use serde_json::{json, Value};
 
-use crate::history::{commit, damaged, mailmap, time, who};
+use crate::history::{commit, damaged, mailmap, time, who, ByDate};
 use crate::{Args, Deadline};
 
 /// Largest file returned by `read_file` or blamed by `blame`.
@@ -179,8 +178,7 @@ struct Pending {
 #[derive(Default)]
 struct Todo {
     pending: HashMap<Oid, Vec<Pending>>,
-    queue: BinaryHeap<(i64, Reverse<u64>, Oid)>,
-    reached: u64,
+    queue: ByDate,
 }
 
 impl Todo {
@@ -191,8 +189,7 @@ impl Todo {
         }
         let waiting = self.pending.entry(c.id()).or_default();
         if waiting.is_empty() {
-            self.queue.push((c.time().seconds(), Reverse(self.reached), c.id()));
-            self.reached += 1;
+            self.queue.push(c);
         }
         match waiting.iter_mut().find(|p| p.path == path) {
             Some(p) => p.lines.extend(lines),
@@ -230,7 +227,7 @@ fn owners(
     todo.give(start, path, blob, (0..count).map(|i| (i, i)).collect());
     let mut left = count;
     while left > 0 {
-        let Some((_, _, id)) = todo.queue.pop() else { break };
+        let Some(id) = todo.queue.pop() else { break };
         if deadline.expired() {
             return Ok((owner, true));
         }
