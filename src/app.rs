@@ -384,16 +384,8 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
                         _ => None,
                     };
                     if let (Some(transport), Some(shared)) = (transport, req.app_data::<web::Data<Shared>>()) {
-                        let request_id = crate::http::context::request_id(req.request());
-                        let attempt = crate::pipeline::Attempt::new(transport);
-                        attempt.record(
-                            shared,
-                            crate::http::context::client_ip(req.request()),
-                            request_id,
-                            Err(&error),
-                            413,
-                            Some(error.code()),
-                        );
+                        let origin = crate::http::context::origin(req.request());
+                        crate::pipeline::Attempt::new(transport).refused(shared, origin, &error, 413);
                     }
                     let res = req.into_response(refusal).map_into_boxed_body();
                     return Box::pin(async move { Ok(res) }) as futures_util::future::LocalBoxFuture<'static, _>;

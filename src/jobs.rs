@@ -86,14 +86,16 @@ pub async fn cancel(shared: &Shared, row: &JobRow) -> Result<bool, GatewayError>
         actor.do_send(gateway_actors::job::Cancel);
     }
     if cancelled {
-        audit_end(shared, row, Err(&GatewayError::Cancelled("the job was cancelled".into())));
+        audit_end(shared, row, Err(&GatewayError::Cancelled("the job was cancelled".into()))).await;
     }
     Ok(cancelled)
 }
 
 /// The audit row of a job's end (succeeded, failed, timed out, cancelled), under the
 /// submission's request id so both rows of one job are found together.
-fn audit_end(shared: &Shared, row: &JobRow, result: Result<&Value, &GatewayError>) {
+/// It takes the path every call's row takes, so `AUDIT_MODE=strict` holds for jobs too; a row
+/// that cannot be made durable is logged (the job's end is already stored).
+async fn audit_end(shared: &Shared, row: &JobRow, result: Result<&Value, &GatewayError>) {
     let mut attempt = Attempt::new("job");
     attempt.caller = Some(Arc::new(Caller {
         user_id: row.owner.clone(),
@@ -102,8 +104,10 @@ fn audit_end(shared: &Shared, row: &JobRow, result: Result<&Value, &GatewayError
     }));
     attempt.tool_name = Some(row.tool_name.clone());
     attempt.allowed = true;
-    let code = result.err().map(GatewayError::code);
-    attempt.record(shared, row.client_ip.clone(), row.request_id.clone(), result, 200, code);
+    let origin = crate::pipeline::Origin { client_ip: row.client_ip.clone(), request_id: row.request_id.clone() };
+    if let Err(e) = attempt.finish(shared, origin, result, 200).await {
+        tracing::error!(job = %row.id, error = %e, "a job's end row could not be made durable");
+    }
 }
 
 fn parse(text: &Option<String>) -> Value {
@@ -230,7 +234,7 @@ impl JobRunner for Runner {
                 actix_web::rt::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(2));
             }
-            audit_end(&shared, &row, audit.as_ref());
+            audit_end(&shared, &row, audit.as_ref()).await;
         })
     }
 }
@@ -286,7 +290,7 @@ impl JobDispatcher {
                     jobs::finish(&shared.db, &row.id, &shared.replica_id, "failed", None, Some(error), ttl(&shared))
                         .await;
                 if matches!(ended, Ok(true)) {
-                    audit_end(&shared, &row, Err(&gone));
+                    audit_end(&shared, &row, Err(&gone)).await;
                 }
             });
             return;
@@ -338,7 +342,7 @@ impl JobDispatcher {
                     let stopped =
                         GatewayError::Unavailable("the gateway running this job stopped before it finished".into());
                     for row in &failed {
-                        audit_end(&shared, row, Err(&stopped));
+                        audit_end(&shared, row, Err(&stopped)).await;
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "job recovery failed"),

@@ -54,70 +54,58 @@ impl Attempt {
         }
     }
 
-    /// Hand the attempt's audit row to the writer (never waits). `http_status` and
-    /// `error_code` are what the client received.
-    pub fn record(
-        self,
-        shared: &Shared,
-        client_ip: Option<String>,
-        request_id: String,
-        result: Result<&Value, &GatewayError>,
-        http_status: u16,
-        error_code: Option<i32>,
-    ) {
-        let record = self.row(shared, client_ip, request_id, result, http_status, error_code);
-        shared.audit_stats.enqueued(1);
-        crate::audit_handoff::hand_over(&shared.audit, record);
+    /// Audit a refusal that answered before any tool call (no or bad token, foreign origin,
+    /// malformed body, too large) or a call dropped unanswered: the row is handed to the writer
+    /// at once (never waits — these run where nothing can be awaited, or nobody is waiting).
+    pub fn refused(self, shared: &Shared, origin: Origin, error: &GatewayError, http_status: u16) {
+        let record = self.row(shared, origin, Err(error), http_status);
+        hand_over(shared, record);
     }
 
-    /// Record the attempt as the audit mode says: handed over (default), or — with
-    /// `AUDIT_MODE=strict`, or while more than `AUDIT_QUEUE_MAX` rows wait — durable (database
-    /// or spool) before this returns; a row that cannot be made durable fails the request
-    /// with 503.
-    pub async fn commit(
+    /// The end of every audited call on every transport (REST, `/mcp`, `/sse`, jobs, tasks):
+    /// the row is handed over (default), or — with `AUDIT_MODE=strict`, or while more than
+    /// `AUDIT_QUEUE_MAX` rows wait — durable (database or spool) before this returns; a row that
+    /// cannot be made durable fails the request with 503. `http_status` and `result` are what
+    /// the client receives.
+    pub async fn finish(
         self,
         shared: &Shared,
-        client_ip: Option<String>,
-        request_id: String,
+        origin: Origin,
         result: Result<&Value, &GatewayError>,
         http_status: u16,
-        error_code: Option<i32>,
     ) -> Result<(), GatewayError> {
-        if !shared.settings.audit_strict && shared.audit_stats.backlog() < shared.settings.audit_queue_max {
-            self.record(shared, client_ip, request_id, result, http_status, error_code);
-            return Ok(());
+        let durable = shared.settings.audit_strict || shared.audit_stats.backlog() >= shared.settings.audit_queue_max;
+        let record = self.row(shared, origin, result, http_status);
+        if durable {
+            make_durable(shared, record).await
+        } else {
+            hand_over(shared, record);
+            Ok(())
         }
-        self.record_durable(shared, client_ip, request_id, result, http_status, error_code).await
     }
 
-    /// Record the attempt and wait until its row is in the database (503 when it cannot be).
-    pub async fn record_durable(
+    /// [`Attempt::finish`] that always waits for the row to be durable, whatever the mode: an
+    /// administrator's action is refused unless the trail shows it.
+    pub async fn finish_durable(
         self,
         shared: &Shared,
-        client_ip: Option<String>,
-        request_id: String,
+        origin: Origin,
         result: Result<&Value, &GatewayError>,
         http_status: u16,
-        error_code: Option<i32>,
     ) -> Result<(), GatewayError> {
-        let record = self.row(shared, client_ip, request_id, result, http_status, error_code);
-        shared.audit_stats.enqueued(1);
-        match shared.audit.send(gateway_actors::audit::RecordDurable(record)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(GatewayError::Unavailable(format!("the audit record could not be made durable: {e}"))),
-            Err(e) => Err(GatewayError::Unavailable(format!("audit writer unreachable: {e}"))),
-        }
+        let record = self.row(shared, origin, result, http_status);
+        make_durable(shared, record).await
     }
 
     fn row(
         self,
         shared: &Shared,
-        client_ip: Option<String>,
-        request_id: String,
+        origin: Origin,
         result: Result<&Value, &GatewayError>,
         http_status: u16,
-        error_code: Option<i32>,
     ) -> AuditRecord {
+        let Origin { client_ip, request_id } = origin;
+        let error_code = result.err().map(GatewayError::code);
         let (status, message) = match result {
             Ok(r) if r.get("isError").and_then(Value::as_bool).unwrap_or(false) => ("tool_error", None),
             Ok(_) => ("ok", None),
@@ -159,6 +147,30 @@ impl Attempt {
             prev_hash: String::new(),
             row_hash: String::new(),
         }
+    }
+}
+
+/// Where an attempt came from, for its row: the client's address (forwarded only from trusted
+/// proxies) and the request id the client was told.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// The client's address, when known.
+    pub client_ip: Option<String>,
+    /// The request id (`X-Request-Id`), or the job's submission id.
+    pub request_id: String,
+}
+
+fn hand_over(shared: &Shared, record: AuditRecord) {
+    shared.audit_stats.enqueued(1);
+    crate::audit_handoff::hand_over(&shared.audit, record);
+}
+
+async fn make_durable(shared: &Shared, record: AuditRecord) -> Result<(), GatewayError> {
+    shared.audit_stats.enqueued(1);
+    match shared.audit.send(gateway_actors::audit::RecordDurable(record)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(GatewayError::Unavailable(format!("the audit record could not be made durable: {e}"))),
+        Err(e) => Err(GatewayError::Unavailable(format!("audit writer unreachable: {e}"))),
     }
 }
 

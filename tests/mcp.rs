@@ -735,3 +735,57 @@ async fn forwarded_headers_count_only_from_trusted_proxies() {
     assert_eq!(resource, "https://gw.example.com", "a trusted proxy's headers are believed");
     trusted.stop().await;
 }
+
+/// Before: creating an MCP task handed its audit row over without waiting (`record`), so with
+/// `AUDIT_MODE=strict` the client had its task before the row was durable — a crash then lost
+/// the row the README promises. Now task creation takes the same audited path as every call.
+async fn a_task_is_answered_only_once_its_row_is_durable_in_strict_mode(kind: common::DbKind) {
+    let Some(db) = TestDb::of(kind).await else { return };
+    let slow = TestBackend::start(Mode::Slow(std::time::Duration::from_millis(50))).await;
+    // The batch timer never fires and no batch fills: only strict commits write.
+    let gw = TestGateway::builder(&db)
+        .tool("slow", &slow.url)
+        .var("AUDIT_MODE", "strict")
+        .var("AUDIT_FLUSH_INTERVAL_MS", "3600000")
+        .var("AUDIT_BATCH_SIZE", "1000000")
+        .var("JOB_POLL_MS", "20")
+        .start()
+        .await;
+    let token = gw.token("tia", &["developer"]);
+    let opened = post(&gw, Some(&token), None, &[], init("2025-11-25")).await;
+    let sid = opened.session.unwrap();
+    let v = [("MCP-Protocol-Version", "2025-11-25")];
+    let call = rpc(3, "tools/call", json!({"name": "slow", "arguments": {"t": 1}, "task": {}}));
+    let created = post(&gw, Some(&token), Some(&sid), &v, call).await;
+    let id = created.body["result"]["task"]["taskId"].as_str().unwrap().to_owned();
+    let stored = db.audit_rows().await;
+    assert!(
+        stored.iter().any(|r| r.tool_name.as_deref() == Some("slow") && r.transport == "streamable_http"),
+        "the task creation's row is in the database when the client has the task: {stored:?}"
+    );
+    // The job's end takes the same path: its row is made durable at once, not left in a batch
+    // that no timer flushes.
+    let result = post(&gw, Some(&token), Some(&sid), &v, rpc(4, "tasks/result", json!({"taskId": id}))).await;
+    assert_eq!(result.body["result"]["structuredContent"]["echo"], json!({"t": 1}), "{}", result.body);
+    let mut job_rows = 0;
+    for _ in 0..100 {
+        job_rows = db.audit_rows().await.iter().filter(|r| r.transport == "job").count();
+        if job_rows > 0 {
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(job_rows, 1, "the job's end row is durable while the gateway runs");
+    gw.stop().await;
+    db.drop_db().await;
+}
+
+#[actix_web::test]
+async fn a_task_is_answered_only_once_its_row_is_durable_in_strict_mode_sqlite() {
+    a_task_is_answered_only_once_its_row_is_durable_in_strict_mode(common::DbKind::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn a_task_is_answered_only_once_its_row_is_durable_in_strict_mode_postgres() {
+    a_task_is_answered_only_once_its_row_is_durable_in_strict_mode(common::DbKind::Postgres).await;
+}

@@ -158,17 +158,22 @@ impl LocalStore {
         Self { cells: Mutex::new(HashMap::new()), clock }
     }
 
+    /// The cell table. A panic elsewhere while it was held poisons the mutex; every update
+    /// below is a single insert or assignment, so the table is whole either way, and limiting
+    /// goes on (answering `Allowed` to every call from then on turned limiting off silently).
+    fn cells(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.cells.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// How many cells the table has room for (memory held, whether used or not).
     pub fn capacity(&self) -> usize {
-        self.cells.lock().map(|c| c.capacity()).unwrap_or(0)
+        self.cells().capacity()
     }
 
     /// The synchronous check the actor uses (no await, so no lock across one).
     pub fn check_now(&self, limits: &[Limit]) -> Verdict {
         let now = self.clock.now_ns();
-        let Ok(mut cells) = self.cells.lock() else {
-            return Verdict::Allowed { tightest: None, remaining: 0 };
-        };
+        let mut cells = self.cells();
         let mut tats: Vec<u64> = limits.iter().map(|l| cells.get(&l.key).copied().unwrap_or(now)).collect();
         let verdict = gcra(limits, &mut tats, now);
         if matches!(verdict, Verdict::Allowed { .. }) {
@@ -193,7 +198,7 @@ impl RateStore for LocalStore {
 
     fn evict(&self) -> usize {
         let now = self.clock.now_ns();
-        let Ok(mut cells) = self.cells.lock() else { return 0 };
+        let mut cells = self.cells();
         let before = cells.len();
         // A cell whose arrival time has passed is indistinguishable from no cell.
         cells.retain(|_, tat| *tat > now);
@@ -206,7 +211,7 @@ impl RateStore for LocalStore {
     }
 
     fn len(&self) -> usize {
-        self.cells.lock().map(|c| c.len()).unwrap_or(0)
+        self.cells().len()
     }
 }
 
@@ -425,5 +430,25 @@ mod tests {
         assert_eq!(store.evict(), 1_000_000);
         assert_eq!(store.len(), 10);
         assert!(store.capacity() < 10_000, "the table shrank: {}", store.capacity());
+    }
+
+    /// Before: a thread that panicked while holding the cell table poisoned its mutex, and from
+    /// then on every check answered `Allowed` — limiting silently off for the whole process.
+    #[test]
+    fn a_panic_while_holding_the_cells_does_not_turn_limiting_off() {
+        let store = Arc::new(LocalStore::new(Arc::new(FakeClock::default())));
+        let l = [limit("u:a", 60, 2)];
+        assert!(allowed(&store.check_now(&l)));
+        let poisoner = store.clone();
+        let _ = std::thread::spawn(move || {
+            let _held = poisoner.cells.lock();
+            panic!("a panic inside the critical section");
+        })
+        .join();
+        assert!(store.cells.is_poisoned());
+        assert!(allowed(&store.check_now(&l)), "the second call of the burst still passes");
+        assert!(!allowed(&store.check_now(&l)), "the third is refused: limiting is still on");
+        assert_eq!(store.len(), 1);
+        assert_eq!(store.evict(), 0);
     }
 }

@@ -87,7 +87,7 @@ impl Protection {
                 .or_insert_with(|| Mutex::new(Breaker { state: State::Closed, consecutive_failures: 0 }))
                 .downgrade(),
         };
-        let Ok(mut breaker) = entry.lock() else { return Ok(()) };
+        let mut breaker = entry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match breaker.state {
             State::Closed => Ok(()),
             State::Open(since) | State::HalfOpen(since) if since.elapsed() >= self.cooldown => {
@@ -103,7 +103,7 @@ impl Protection {
     /// Count the outcome of a call that reached (or tried to reach) the backend.
     pub fn record(&self, url: &str, healthy: bool) {
         let Some(entry) = self.breakers.get(url) else { return };
-        let Ok(mut breaker) = entry.lock() else { return };
+        let mut breaker = entry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if healthy {
             if breaker.state != State::Closed {
                 tracing::info!(backend = url, "circuit closed");
@@ -126,7 +126,7 @@ impl Protection {
             .breakers
             .iter()
             .filter_map(|e| {
-                let b = e.value().lock().ok()?;
+                let b = e.value().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let state = match b.state {
                     State::Closed => return None,
                     State::Open(_) => "open",

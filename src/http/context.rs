@@ -10,7 +10,12 @@ use crate::app::Shared;
 use crate::error::GatewayError;
 use crate::telemetry::{LogFields, RequestId};
 
-/// The request's id (set by the logging middleware).
+/// Where a request came from, for its audit row.
+pub fn origin(req: &HttpRequest) -> crate::pipeline::Origin {
+    crate::pipeline::Origin { client_ip: client_ip(req), request_id: request_id(req) }
+}
+
+/// The request's id (set by the logging middleware): what the client is told in `X-Request-Id`.
 pub fn request_id(req: &HttpRequest) -> String {
     req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default()
 }
@@ -92,7 +97,7 @@ pub async fn audit_admin(
     attempt.tool_name = Some(action.to_owned());
     attempt.allowed = true;
     let ok = serde_json::Value::Null;
-    attempt.record_durable(shared, client_ip(req), request_id(req), Ok(&ok), 200, None).await
+    attempt.finish_durable(shared, origin(req), Ok(&ok), 200).await
 }
 
 /// Refuse callers without one of `roles`.

@@ -139,9 +139,8 @@ pub async fn invoke(
         Ok(result) => HttpResponse::Ok().json(json!({ "jsonrpc": "2.0", "id": id, "result": result })),
         Err(e) => e.to_response(id),
     };
-    let code = result.as_ref().err().map(GatewayError::code);
     let status = response.status().as_u16();
-    match attempt.commit(&shared, context::client_ip(&req), request_id.clone(), result.as_ref(), status, code).await {
+    match attempt.finish(&shared, context::origin(&req), result.as_ref(), status).await {
         Ok(()) => response,
         Err(e) => e.to_response(Value::String(request_id)),
     }

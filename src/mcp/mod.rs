@@ -95,10 +95,8 @@ impl Drop for Unanswered<'_> {
     fn drop(&mut self) {
         if let Some(attempt) = self.attempt.take() {
             let ctx = self.ctx;
-            let request_id = crate::http::context::request_id(&ctx.req);
-            let ip = crate::http::context::client_ip(&ctx.req);
             let cancelled = GatewayError::Cancelled("the client cancelled the call or went away".into());
-            attempt.record(&ctx.shared, ip, request_id, Err(&cancelled), 499, Some(cancelled.code()));
+            attempt.refused(&ctx.shared, crate::http::context::origin(&ctx.req), &cancelled, 499);
         }
     }
 }
@@ -116,8 +114,7 @@ pub fn audit_refusal(
 ) {
     let mut attempt = Attempt::new(transport);
     attempt.caller = caller;
-    let (ip, request_id) = (crate::http::context::client_ip(req), crate::http::context::request_id(req));
-    attempt.record(shared, ip, request_id, Err(error), status, Some(error.code()));
+    attempt.refused(shared, crate::http::context::origin(req), error, status);
 }
 
 /// Answer a refused MCP request through the one error mapping, and audit it.
@@ -379,11 +376,8 @@ async fn call(ctx: &Ctx, params: Value) -> Result<Value, RpcError> {
         ) => Ok(json!({ "content": [{ "type": "text", "text": e.to_string() }], "isError": true })),
         Err(e) => Err(RpcError::new(-32603, e.to_string())),
     };
-    let code = outcome.as_ref().err().map(GatewayError::code);
-    let request_id = crate::http::context::request_id(&ctx.req);
-    let ip = crate::http::context::client_ip(&ctx.req);
     let attempt = guard.attempt.take().unwrap_or_else(|| Attempt::new(ctx.transport));
-    match attempt.commit(&ctx.shared, ip, request_id, outcome.as_ref(), 200, code).await {
+    match attempt.finish(&ctx.shared, crate::http::context::origin(&ctx.req), outcome.as_ref(), 200).await {
         Ok(()) => answer,
         Err(e) => Err(RpcError::new(-32603, e.to_string())),
     }

@@ -83,15 +83,13 @@ pub async fn create(ctx: &Ctx, params: &Value) -> Result<Value, RpcError> {
         Err(e) => Err(RpcError::new(i64::from(e.code()), e.to_string())),
     };
     let audited = outcome.as_ref().map(|row| json!({ "task": row.id }));
-    attempt.record(
-        &ctx.shared,
-        crate::http::context::client_ip(&ctx.req),
-        request_id,
-        audited.as_ref().map_err(|e| *e),
-        200,
-        outcome.as_ref().err().map(GatewayError::code),
-    );
-    answer
+    match attempt
+        .finish(&ctx.shared, crate::http::context::origin(&ctx.req), audited.as_ref().map_err(|e| *e), 200)
+        .await
+    {
+        Ok(()) => answer,
+        Err(e) => Err(RpcError::new(i64::from(e.code()), e.to_string())),
+    }
 }
 
 async fn owned(ctx: &Ctx, params: &Value) -> Result<JobRow, RpcError> {
