@@ -15,7 +15,7 @@ use actix_web::{web, App, HttpMessage, HttpServer};
 use anyhow::Context as _;
 use gateway_actors::ratelimit::SystemClock;
 use gateway_actors::{
-    ActorStats, AuditWriterActor, BatchConfig, Catalog, FailureMode, Flush, HealthBoard, LocalStore, Policy,
+    ActorStats, AuditWriterActor, BatchConfig, Catalog, FailureMode, Flush, HealthBoard, LocalStore, Mailbox, Policy,
     PolicyActor, RateLimiterActor, RateStore, RegistryActor,
 };
 use tracing_actix_web::TracingLogger;
@@ -108,19 +108,13 @@ impl Shared {
 /// State owned by one HTTP worker.
 pub struct Worker {
     /// This worker's registry actor.
-    pub registry: Addr<RegistryActor>,
-    /// Counters shared by all registry actors.
-    pub registry_stats: Arc<ActorStats>,
+    pub registry: Mailbox<RegistryActor>,
     /// This worker's policy actor.
-    pub policy: Addr<PolicyActor>,
-    /// Counters shared by all policy actors.
-    pub policy_stats: Arc<ActorStats>,
+    pub policy: Mailbox<PolicyActor>,
     /// This worker's MCP client (awc is `!Send`).
     pub backend: McpClient,
     /// This worker's rate limiter.
-    pub limiter: Addr<RateLimiterActor>,
-    /// Counters shared by all rate limiters.
-    pub limiter_stats: Arc<ActorStats>,
+    pub limiter: Mailbox<RateLimiterActor>,
 }
 
 impl Worker {
@@ -128,14 +122,15 @@ impl Worker {
         let registry_stats = shared.board.stats("registry");
         let policy_stats = shared.board.stats("policy");
         let (catalog, stats) = (shared.catalog.clone(), registry_stats.clone());
-        let registry = Supervisor::start(move |_| RegistryActor::new(catalog, stats));
+        let registry = Mailbox::new(Supervisor::start(move |_| RegistryActor::new(catalog, stats)), registry_stats);
         let (policy, stats) = (shared.policy.clone(), policy_stats.clone());
-        let policy = Supervisor::start(move |_| PolicyActor::new(policy, stats));
+        let policy = Mailbox::new(Supervisor::start(move |_| PolicyActor::new(policy, stats)), policy_stats);
         let backend = McpClient::new(shared.backend_sessions.clone(), shared.settings.max_response_bytes);
         let limiter_stats = shared.board.stats("rate_limiter");
         let (store, failure, stats) = (shared.rate_store.clone(), shared.rate_failure, limiter_stats.clone());
-        let limiter = Supervisor::start(move |_| RateLimiterActor::new(store, failure, stats, None));
-        Self { registry, registry_stats, policy, policy_stats, backend, limiter, limiter_stats }
+        let limiter =
+            Mailbox::new(Supervisor::start(move |_| RateLimiterActor::new(store, failure, stats, None)), limiter_stats);
+        Self { registry, policy, backend, limiter }
     }
 }
 

@@ -202,19 +202,17 @@ pub async fn authorize(
     if !arguments.is_object() {
         return Err(GatewayError::InvalidRequest("arguments must be a JSON object".into()));
     }
-    worker.registry_stats.enqueued(1);
     let tool = worker
         .registry
-        .send(GetTool(tool_name.to_owned()))
+        .ask(GetTool(tool_name.to_owned()))
         .await
         .map_err(|e| GatewayError::Internal(format!("registry: {e}")))?
         .filter(|t| t.is_active)
         .ok_or_else(|| GatewayError::UnknownTool(tool_name.to_owned()))?;
-    worker.policy_stats.enqueued(1);
     let internal = |e: actix::MailboxError| GatewayError::Internal(format!("policy: {e}"));
     let limits = worker
         .policy
-        .send(AuthorizeCall { caller, tool: tool.clone(), arguments: arguments.clone() })
+        .ask(AuthorizeCall { caller, tool: tool.clone(), arguments: arguments.clone() })
         .await
         .map_err(internal)?
         .map_err(|denied| GatewayError::Forbidden(denied.0))?;
@@ -237,7 +235,7 @@ pub async fn authorize(
 pub async fn charge(shared: &Shared, worker: &Worker, caller: &Arc<Caller>) -> Result<(), GatewayError> {
     let limits = worker
         .policy
-        .send(gateway_actors::GetLimits { caller: caller.clone(), tool: String::new() })
+        .ask(gateway_actors::GetLimits { caller: caller.clone(), tool: String::new() })
         .await
         .map_err(|e| GatewayError::Internal(format!("policy: {e}")))?;
     let own = limits.into_iter().filter(|l| l.key.starts_with("u:")).collect();
@@ -251,8 +249,7 @@ pub async fn acquire(shared: &Shared, worker: &Worker, limits: Vec<gateway_actor
         return Ok(());
     }
     let internal = |e: actix::MailboxError| GatewayError::Internal(format!("rate limiter: {e}"));
-    worker.limiter_stats.enqueued(1);
-    match worker.limiter.send(Acquire(limits.clone())).await.map_err(internal)? {
+    match worker.limiter.ask(Acquire(limits.clone())).await.map_err(internal)? {
         Acquired::Allowed(_) => Ok(()),
         Acquired::FailedOpen(e) => {
             shared.metrics.store_error();

@@ -168,3 +168,75 @@ async fn tools_yaml_changes_apply_live_and_bad_files_are_refused() {
     assert_eq!(gw.invoke(&dev, "broken", json!({})).await.0, 404);
     gw.stop().await;
 }
+
+/// Every actor's backlog (messages sent and not yet answered) returns to 0 once traffic stops:
+/// allowed, denied, unknown and rate-limited calls over REST and MCP, tool listings, policy
+/// explanations (before: sent without being counted — a negative backlog, hidden by a clamp
+/// to 0 in the report) and policy reloads.
+#[actix_web::test]
+async fn every_actor_backlog_returns_to_zero_after_mixed_traffic_reloads_and_explain_calls() {
+    let db = TestDb::sqlite().await;
+    let echo = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db)
+        .tool("echo", &echo.url)
+        .tool("other", &echo.url)
+        .policy("rate_limits:\n  per_user: { requests_per_minute: 600, burst: 5 }\n")
+        .start()
+        .await;
+    let path = gw.settings.policy_config.clone();
+    let dev = gw.token("d", &["developer"]);
+    let guest = gw.token("g", &["guest"]);
+    let admin = gw.token("a", &["admin"]);
+    for round in 0..3 {
+        for _ in 0..8 {
+            gw.invoke(&dev, "echo", json!({})).await;
+        }
+        gw.invoke(&guest, "other", json!({})).await;
+        gw.invoke(&dev, "nope", json!({})).await;
+        gw.get("/mcp/tools", Some(&dev)).await;
+        let sid = gw.mcp_session(&dev).await;
+        let listed = client()
+            .post(format!("{}/mcp", gw.base))
+            .bearer_auth(&dev)
+            .insert_header(("Mcp-Session-Id", sid))
+            .insert_header(("MCP-Protocol-Version", "2025-06-18"))
+            .insert_header(("Accept", "application/json, text/event-stream"))
+            .send_json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+            .await
+            .unwrap();
+        assert_eq!(listed.status(), 200);
+        for tool in ["echo", "other", "missing"] {
+            let explained = client()
+                .post(format!("{}/admin/policy/explain", gw.base))
+                .bearer_auth(&admin)
+                .send_json(&json!({"subject": {"sub": "x", "roles": ["guest"]}, "tool_name": tool}))
+                .await
+                .unwrap();
+            assert!(explained.status().is_success() || explained.status() == 404, "{}", explained.status());
+        }
+        write(&path, &format!("{BASE}\n# round {round}\n"));
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    }
+    let ops = gw.token("ops", &["operator"]);
+    let mut backlogs = Vec::new();
+    for _ in 0..100 {
+        let (_, health) = gw.get("/health/actors", Some(&ops)).await;
+        backlogs = health["actors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["name"].as_str().unwrap().to_owned(), a["backlog"].as_i64().unwrap()))
+            .collect::<Vec<_>>();
+        if backlogs.iter().all(|(_, b)| *b == 0) {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(backlogs.iter().all(|(_, b)| *b == 0), "{backlogs:?}");
+    let (_, health) = gw.get("/health/actors", Some(&ops)).await;
+    let handled = |name: &str| {
+        health["actors"].as_array().unwrap().iter().find(|a| a["name"] == name).unwrap()["handled"].as_u64().unwrap()
+    };
+    assert!(handled("registry") > 0 && handled("policy") > 0 && handled("rate_limiter") > 0, "{health}");
+    gw.stop().await;
+}

@@ -62,7 +62,8 @@ impl ActorStats {
         ActorReport {
             name: name.to_owned(),
             alive,
-            backlog: self.backlog.load(Ordering::Relaxed).max(0),
+            // Not clamped: a negative backlog is a counting bug to see, not to hide.
+            backlog: self.backlog.load(Ordering::Relaxed),
             handled: self.handled.load(Ordering::Relaxed),
             restarts: self.restarts.load(Ordering::Relaxed),
             last_error: self.last_error.lock().ok().and_then(|e| e.clone()),

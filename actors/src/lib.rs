@@ -15,11 +15,13 @@
 //! | [`storable`] | making an audit row storable in any database (escapes, caps) |
 //! | [`job`] | `JobActor`: one running asynchronous job |
 //! | [`health`] | per-actor counters read by `/health/actors` |
+//! | [`mailbox`] | sending to an actor, counted in pairs |
 
 pub mod arguments;
 pub mod audit;
 pub mod health;
 pub mod job;
+pub mod mailbox;
 pub mod model;
 pub mod policy;
 pub mod ratelimit;
@@ -29,6 +31,7 @@ pub mod storable;
 
 pub use audit::{AuditSink, AuditWriterActor, BatchConfig, Flush, Record, RecordBatch, Stored};
 pub use health::{ActorReport, ActorStats, GetHealth, HealthBoard};
+pub use mailbox::Mailbox;
 pub use model::{AuditRecord, Caller, Tool};
 pub use policy::{
     AuthorizeCall, Denied, Explain, Explanation, FilterTools, GetLimits, Policy, PolicyActor, PolicyDocument,

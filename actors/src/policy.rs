@@ -415,7 +415,6 @@ impl Handler<Explain> for PolicyActor {
     type Result = MessageResult<Explain>;
 
     fn handle(&mut self, msg: Explain, _: &mut Context<Self>) -> Self::Result {
-        self.stats.handled(1);
         MessageResult(self.policy.load().explain(&msg.caller, &msg.tool, msg.arguments.as_ref()))
     }
 }
@@ -434,7 +433,6 @@ impl Handler<GetLimits> for PolicyActor {
     type Result = MessageResult<GetLimits>;
 
     fn handle(&mut self, msg: GetLimits, _: &mut Context<Self>) -> Self::Result {
-        self.stats.handled(1);
         MessageResult(self.policy.load().limits_for(&msg.caller, &msg.tool))
     }
 }
@@ -466,7 +464,6 @@ impl Handler<AuthorizeCall> for PolicyActor {
     type Result = Result<Vec<Limit>, Denied>;
 
     fn handle(&mut self, msg: AuthorizeCall, _: &mut Context<Self>) -> Self::Result {
-        self.stats.handled(1);
         let policy = self.policy.load();
         policy.check_call(&msg.caller, &msg.tool, &msg.arguments)?;
         Ok(policy.limits_for(&msg.caller, &msg.tool.name))
@@ -477,7 +474,6 @@ impl Handler<FilterTools> for PolicyActor {
     type Result = MessageResult<FilterTools>;
 
     fn handle(&mut self, msg: FilterTools, _: &mut Context<Self>) -> Self::Result {
-        self.stats.handled(1);
         let mut tools = msg.tools;
         let policy = self.policy.load();
         tools.retain(|t| policy.check(&msg.caller, t).is_ok());

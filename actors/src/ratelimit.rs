@@ -288,7 +288,6 @@ impl Handler<Acquire> for RateLimiterActor {
     type Result = ResponseFuture<Acquired>;
 
     fn handle(&mut self, msg: Acquire, _: &mut Context<Self>) -> Self::Result {
-        self.stats.handled(1);
         let (check, failure, stats) = (self.store.check(msg.0), self.failure, self.stats.clone());
         Box::pin(async move {
             match check.await {

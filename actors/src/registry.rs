@@ -88,7 +88,6 @@ impl Handler<GetTool> for RegistryActor {
     type Result = Option<Arc<Tool>>;
 
     fn handle(&mut self, msg: GetTool, _: &mut Context<Self>) -> Self::Result {
-        self.stats.handled(1);
         self.catalog.load().get(&msg.0)
     }
 }
@@ -97,7 +96,6 @@ impl Handler<ListTools> for RegistryActor {
     type Result = MessageResult<ListTools>;
 
     fn handle(&mut self, _: ListTools, _: &mut Context<Self>) -> Self::Result {
-        self.stats.handled(1);
         MessageResult(self.catalog.load().active())
     }
 }
@@ -145,9 +143,9 @@ mod tests {
         let stats = Arc::new(ActorStats::default());
         let catalog = Arc::new(Catalog::new(vec![tool("a", true)]));
         let addr = RegistryActor::new(Arc::new(arc_swap::ArcSwap::new(catalog)), stats.clone()).start();
-        stats.enqueued(2);
-        assert!(addr.send(GetTool("a".into())).await.unwrap().is_some());
-        assert!(addr.send(GetTool("zz".into())).await.unwrap().is_none());
+        let registry = crate::Mailbox::new(addr, stats.clone());
+        assert!(registry.ask(GetTool("a".into())).await.unwrap().is_some());
+        assert!(registry.ask(GetTool("zz".into())).await.unwrap().is_none());
         assert_eq!(stats.report("registry", true).backlog, 0);
     }
 }

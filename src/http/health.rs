@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use actix::{Actor, Addr, Handler};
+use actix::{Actor, Handler};
 use actix_web::{web, HttpResponse};
-use gateway_actors::{ActorReport, GetHealth};
+use gateway_actors::{ActorReport, GetHealth, Mailbox};
 use serde_json::json;
 
 use super::context::{require_role, Authenticated};
@@ -20,23 +20,24 @@ pub async fn live() -> HttpResponse {
 }
 
 /// Ask one actor for its report; a dead or stuck actor is reported as not alive.
-async fn ask<A>(addr: &Addr<A>, name: &str, fallback: &gateway_actors::ActorStats) -> ActorReport
+async fn ask<A>(mailbox: &Mailbox<A>, name: &str) -> ActorReport
 where
     A: Actor + Handler<GetHealth>,
     A::Context: actix::dev::ToEnvelope<A, GetHealth>,
 {
-    match tokio::time::timeout(ACTOR_DEADLINE, addr.send(GetHealth)).await {
+    match tokio::time::timeout(ACTOR_DEADLINE, mailbox.probe()).await {
         Ok(Ok(report)) => report,
-        _ => fallback.report(name, false),
+        _ => mailbox.stats().report(name, false),
     }
 }
 
 async fn reports(shared: &Shared, worker: &Worker) -> Vec<ActorReport> {
+    let audit = Mailbox::new(shared.audit.clone(), shared.audit_stats.clone());
     vec![
-        ask(&worker.registry, "registry", &worker.registry_stats).await,
-        ask(&worker.policy, "policy", &worker.policy_stats).await,
-        ask(&shared.audit, "audit_writer", &shared.audit_stats).await,
-        ask(&worker.limiter, "rate_limiter", &worker.limiter_stats).await,
+        ask(&worker.registry, "registry").await,
+        ask(&worker.policy, "policy").await,
+        ask(&audit, "audit_writer").await,
+        ask(&worker.limiter, "rate_limiter").await,
     ]
 }
 

@@ -90,7 +90,7 @@ pub async fn explain(
     let subject =
         Arc::new(Caller { user_id: body.subject.sub, roles: body.subject.roles, workspace: body.subject.workspace });
     let internal = |e: actix::MailboxError| GatewayError::Internal(e.to_string());
-    let tool = worker.registry.send(GetTool(body.tool_name.clone())).await.map_err(internal)?.filter(|t| t.is_active);
+    let tool = worker.registry.ask(GetTool(body.tool_name.clone())).await.map_err(internal)?.filter(|t| t.is_active);
     let Some(tool) = tool else {
         return Ok(HttpResponse::Ok().json(explanation(None, &body.tool_name, &[], Ok(()), false, false)));
     };
@@ -98,10 +98,10 @@ pub async fn explain(
     let arguments = Some(body.arguments.unwrap_or_else(|| json!({})));
     let explained = worker
         .policy
-        .send(Explain { caller: subject.clone(), tool: tool.clone(), arguments: arguments.clone() })
+        .ask(Explain { caller: subject.clone(), tool: tool.clone(), arguments: arguments.clone() })
         .await
         .map_err(internal)?;
-    let limits = worker.policy.send(GetLimits { caller: subject, tool: tool.name.clone() }).await.map_err(internal)?;
+    let limits = worker.policy.ask(GetLimits { caller: subject, tool: tool.name.clone() }).await.map_err(internal)?;
     let schema = shared.schemas.check(&tool.name, arguments.as_ref().unwrap_or(&Value::Null));
     let drift = shared.drift.contains_key(&tool.name);
     let blocked = shared.settings.pinning == crate::config::Pinning::Block;

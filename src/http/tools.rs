@@ -15,12 +15,10 @@ pub async fn list(
     Authenticated(caller): Authenticated,
     worker: web::Data<Worker>,
 ) -> Result<HttpResponse, GatewayError> {
-    worker.registry_stats.enqueued(1);
-    let tools = worker.registry.send(ListTools).await.map_err(|e| GatewayError::Internal(format!("registry: {e}")))?;
-    worker.policy_stats.enqueued(1);
+    let tools = worker.registry.ask(ListTools).await.map_err(|e| GatewayError::Internal(format!("registry: {e}")))?;
     let allowed = worker
         .policy
-        .send(FilterTools { caller: Arc::new(caller), tools })
+        .ask(FilterTools { caller: Arc::new(caller), tools })
         .await
         .map_err(|e| GatewayError::Internal(format!("policy: {e}")))?;
     let tools: Vec<Value> = allowed

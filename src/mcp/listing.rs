@@ -87,11 +87,9 @@ pub async fn list(ctx: &Ctx, params: &Value) -> Result<Value, RpcError> {
         Some(_) => return Err(RpcError::new(-32602, "invalid cursor")),
     };
     let internal = |e: actix::MailboxError| RpcError::new(-32603, format!("internal error: {e}"));
-    ctx.worker.registry_stats.enqueued(1);
-    let tools = ctx.worker.registry.send(ListTools).await.map_err(internal)?;
-    ctx.worker.policy_stats.enqueued(1);
+    let tools = ctx.worker.registry.ask(ListTools).await.map_err(internal)?;
     let mut allowed =
-        ctx.worker.policy.send(FilterTools { caller: ctx.caller.clone(), tools }).await.map_err(internal)?;
+        ctx.worker.policy.ask(FilterTools { caller: ctx.caller.clone(), tools }).await.map_err(internal)?;
     // A drifted definition in block mode is not shown to agents at all: its new description or
     // schema may be the attack ("rug pull"), and calls to it are refused until approved.
     if ctx.shared.settings.pinning == crate::config::Pinning::Block {
