@@ -4,13 +4,11 @@
 //!
 //! | module | role |
 //! |---|---|
-//! | [`rpc`] | JSON-RPC envelope parsing and error bodies |
+//! | [`rpc`] | one request per POST, through [`mcp_protocol`], and its error bodies |
 //! | [`server`] | the actix-web service and the binary entry point |
 //! | [`cancel`] | telling a running call that nobody waits for its answer any more |
-//! | [`numbers`] | number literals a JSON reader would silently turn into 0 |
 
 pub mod cancel;
-pub mod numbers;
 pub mod rpc;
 pub mod server;
 

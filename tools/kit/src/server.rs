@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 use crate::rpc::{self, code, Incoming, RpcError};
 use crate::ToolServer;
 
-/// Protocol revisions this server speaks, newest first.
+/// Protocol revisions this server speaks, newest first (negotiated by
+/// [`mcp_protocol::version::negotiate_among`]).
 pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26"];
 
 fn error_response(status: StatusCode, err: &RpcError) -> HttpResponse {
@@ -41,8 +42,8 @@ async fn read_limited(req: &HttpRequest, mut payload: web::Payload, limit: usize
 }
 
 fn initialize(server: &ToolServer, params: &Value) -> Value {
-    let asked = params.get("protocolVersion").and_then(Value::as_str).unwrap_or("");
-    let version = SUPPORTED_VERSIONS.iter().find(|v| **v == asked).copied().unwrap_or(SUPPORTED_VERSIONS[0]);
+    let asked = params.get("protocolVersion").and_then(Value::as_str);
+    let version = mcp_protocol::version::negotiate_among(SUPPORTED_VERSIONS, asked);
     json!({
         "protocolVersion": version,
         "capabilities": { "tools": { "listChanged": false } },

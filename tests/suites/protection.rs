@@ -1,14 +1,11 @@
 //! Backend protection and connection hygiene: concurrency limits, retries only when nothing
 //! reached the backend, circuit breakers, and limits that hold against slow or huge requests.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use common::backend::{Mode, TestBackend};
-use common::{TestDb, TestGateway};
+use crate::common::backend::{Mode, TestBackend};
+use crate::common::{TestDb, TestGateway};
 use serde_json::json;
 
 #[actix_web::test]

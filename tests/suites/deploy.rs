@@ -1,7 +1,6 @@
 //! A lint of the deployment files, since no Docker engine or cluster runs here: the compose
 //! files and the Kubernetes manifest parse, keep tools and databases off the published
 //! network, mount configuration read-only, and use only variables `example.env` documents.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use serde_yaml::Value;
 

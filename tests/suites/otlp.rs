@@ -1,16 +1,13 @@
 //! Traces as an operator sees them in their collector: with `OTEL_EXPORTER_OTLP_ENDPOINT` set,
 //! each request becomes a server span (OTLP/HTTP JSON) in the caller's trace, and the backend
 //! call's `traceparent` names that span as its parent.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::backend::{Mode, TestBackend};
+use crate::common::{TestDb, TestGateway};
 use actix_web::{web, App, HttpResponse, HttpServer};
-use common::backend::{Mode, TestBackend};
-use common::{TestDb, TestGateway};
 use serde_json::{json, Value};
 
 /// A stand-in OTLP collector: stores every `/v1/traces` body it receives.
@@ -51,7 +48,7 @@ async fn request_spans_reach_the_collector_in_the_callers_trace() {
         .start()
         .await;
     let token = gw.token("t", &["developer"]);
-    let resp = common::client()
+    let resp = crate::common::client()
         .post(format!("{}/mcp/invoke", gw.base))
         .bearer_auth(&token)
         .insert_header(("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"))

@@ -1,14 +1,11 @@
 //! Policy beyond roles, through the real gateway: argument rules, schema validation, tool
 //! definition pinning, and explanations that agree with live decisions.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
 
 use std::process::Command;
 use std::time::Duration;
 
-use common::backend::{Mode, TestBackend};
-use common::{client, TestDb, TestGateway};
+use crate::common::backend::{Mode, TestBackend};
+use crate::common::{client, TestDb, TestGateway};
 use serde_json::{json, Value};
 
 const RULES: &str = "
@@ -207,7 +204,7 @@ async fn a_changed_tool_definition_is_flagged_blocked_and_approved() {
     let stale = Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
         .args(["tools", "approve", "pinned", "--digest", pin["observed_digest"].as_str().unwrap()])
         .env("DATABASE_URL", &db.url)
-        .env("JWT_SECRET_KEY", common::SECRET)
+        .env("JWT_SECRET_KEY", crate::common::SECRET)
         .output()
         .unwrap();
     assert!(!stale.status.success(), "the reviewed definition changed since");
@@ -215,7 +212,7 @@ async fn a_changed_tool_definition_is_flagged_blocked_and_approved() {
     let approve = Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
         .args(["tools", "approve", "pinned", "--digest", &observed])
         .env("DATABASE_URL", &db.url)
-        .env("JWT_SECRET_KEY", common::SECRET)
+        .env("JWT_SECRET_KEY", crate::common::SECRET)
         .output()
         .unwrap();
     assert!(approve.status.success(), "{}", String::from_utf8_lossy(&approve.stderr));

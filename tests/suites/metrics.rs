@@ -1,14 +1,11 @@
 //! `/metrics` as Prometheus reads it: scraped from a live gateway after real calls and parsed
 //! with the official Python client's text parser (`prometheus_client`), not with our own code.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::backend::{Mode, TestBackend};
-use common::{TestDb, TestGateway};
+use crate::common::backend::{Mode, TestBackend};
+use crate::common::{TestDb, TestGateway};
 use serde_json::{json, Value};
 
 const PARSER: &str = r#"
@@ -119,7 +116,7 @@ async fn metrics_scrape_cleanly_with_latency_histograms_per_route_tool_and_backe
     assert!(value(&samples, "mcpgw_audit_backlog", json!({})).is_some(), "{text}");
     assert_eq!(value(&samples, "mcpgw_audit_spooled", json!({})), Some(0.0), "{text}");
     // A job submitted and finished shows in the jobs family.
-    let (status, job) = common::client()
+    let (status, job) = crate::common::client()
         .post(format!("{}/mcp/jobs", gw.base))
         .bearer_auth(&dev)
         .send_json(&json!({"tool_name": "echo", "arguments": {}}))

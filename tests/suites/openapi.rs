@@ -1,11 +1,8 @@
 //! The API document and its docs page, as a user opens them: every documented operation is a
 //! real route, the error table is the one the gateway answers with, and Swagger UI renders the
 //! document in a headless browser with no network beyond the gateway.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
-use common::{TestDb, TestGateway};
+use crate::common::{TestDb, TestGateway};
 use serde_json::Value;
 
 #[actix_web::test]
@@ -17,7 +14,7 @@ async fn every_documented_operation_is_served_and_errors_match_the_wire() {
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.len() >= 15, "{}", paths.len());
-    let client = common::client();
+    let client = crate::common::client();
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap() {
             // Required query parameters, so the request reaches authentication.

@@ -1,9 +1,6 @@
 //! The bundled tool servers reached through the real gateway, as an agent would use them.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
-use common::{TestDb, TestGateway};
+use crate::common::{TestDb, TestGateway};
 use serde_json::json;
 
 async fn serve(server: tool_kit::ToolServer) -> (String, actix_web::dev::ServerHandle) {
@@ -61,7 +58,7 @@ async fn a_markdown_report_comes_back_as_pdf_docx_and_html_through_the_gateway()
     let (url, docgen_server) = serve(docgen::server(docgen::DEFAULT_MAX_CONTENT_BYTES)).await;
     let gw = TestGateway::builder(&db).tool("document_generate", &url).start().await;
     let token = gw.token("writer", &["developer"]);
-    let report = include_str!("../tools/docgen/tests/fixtures/report.md");
+    let report = include_str!("../../tools/docgen/tests/fixtures/report.md");
     for (format, magic) in [("pdf", &b"%PDF-"[..]), ("docx", &b"PK"[..]), ("html", &b"<!DOCTYPE html>"[..])] {
         let (status, body) = gw.invoke(&token, "document_generate", json!({"content": report, "format": format})).await;
         assert_eq!(status, 200, "{format}: {body}");

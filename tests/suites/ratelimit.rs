@@ -1,14 +1,11 @@
 //! Traffic control as clients and operators meet it: 429s that name the limit, limits shared
 //! by two real gateway processes through Redis, and the configured behaviour when Redis dies.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::backend::{Mode, TestBackend};
-use common::{client, TestDb, TestGateway, SECRET};
+use crate::common::backend::{Mode, TestBackend};
+use crate::common::{client, TestDb, TestGateway, SECRET};
 use serde_json::{json, Value};
 
 const LIMITS: &str = "
@@ -187,8 +184,8 @@ async fn two_replicas_share_one_limit_through_redis_and_fail_open_without_it() {
     let dir = tempfile::tempdir().unwrap();
     let (_a, base_a) = replica(&db, &redis.url, dir.path(), "a", &backend.url).await;
     let (_b, base_b) = replica(&db, &redis.url, dir.path(), "b", &backend.url).await;
-    let token = common::sign(
-        &common::claims(&format!("shared-{}", uuid::Uuid::new_v4().simple()), &["developer"], None),
+    let token = crate::common::sign(
+        &crate::common::claims(&format!("shared-{}", uuid::Uuid::new_v4().simple()), &["developer"], None),
         SECRET,
     );
     let mut allowed = 0;
@@ -211,7 +208,7 @@ async fn two_replicas_share_one_limit_through_redis_and_fail_open_without_it() {
     .await;
     assert!(statuses.iter().all(|s| *s == 200), "fail-open: {statuses:?}");
     // Fail-open is never silent: each replica counts the store errors it let through.
-    let ops = common::sign(&common::claims("ops", &["operator"], None), SECRET);
+    let ops = crate::common::sign(&crate::common::claims("ops", &["operator"], None), SECRET);
     for base in [&base_a, &base_b] {
         let text =
             client().get(format!("{base}/metrics")).bearer_auth(&ops).send().await.unwrap().body().await.unwrap();

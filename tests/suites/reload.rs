@@ -1,13 +1,10 @@
 //! Changing `policy.yaml` without a restart: a good file takes effect within a second or so,
 //! a bad one is refused and the old policy stays, and calls in flight never fail.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::backend::{Mode, TestBackend};
-use common::{client, TestDb, TestGateway};
+use crate::common::backend::{Mode, TestBackend};
+use crate::common::{client, TestDb, TestGateway};
 use serde_json::json;
 
 const BASE: &str = "

@@ -1,17 +1,14 @@
 //! The audit trail against a caller who tries to stop, skip or bloat it, written as the attacks
 //! (the requests an attacker sends), each on PostgreSQL and SQLite.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::common::backend::{Mode, TestBackend};
+use crate::common::{sql, DbKind, TestDb, TestGateway};
 use actix::Actor;
 use base64::Engine;
-use common::backend::{Mode, TestBackend};
-use common::{sql, DbKind, TestDb, TestGateway};
 use gateway_actors::{ActorStats, AuditRecord, AuditWriterActor, BatchConfig, Flush, Record};
 use mcp_gateway::db::audit::{verify, DbAuditSink, Spool};
 use mcp_gateway::db::Db;
@@ -254,7 +251,7 @@ async fn every_refusal_on_every_transport_is_audited(kind: DbKind) {
     let gw = TestGateway::builder(&db).tool("echo", &echo.url).var("MAX_PAYLOAD_BYTES", "4096").start().await;
     let token = gw.token("eve", &["developer"]);
     let send = |path: &str, token: Option<&str>, headers: &[(&str, &str)], body: Vec<u8>| {
-        let mut req = common::client()
+        let mut req = crate::common::client()
             .post(format!("{}{path}", gw.base))
             .insert_header(("Content-Type", "application/json"))
             .insert_header(("Accept", "application/json, text/event-stream"));
@@ -286,7 +283,7 @@ async fn every_refusal_on_every_transport_is_audited(kind: DbKind) {
     let chunks = futures_util::stream::iter(
         (0..8).map(|_| Ok::<_, std::io::Error>(actix_web::web::Bytes::from(vec![b' '; 1024]))),
     );
-    let resp = common::client()
+    let resp = crate::common::client()
         .post(format!("{}/mcp", gw.base))
         .bearer_auth(&token)
         .insert_header(stateless)
@@ -295,7 +292,7 @@ async fn every_refusal_on_every_transport_is_audited(kind: DbKind) {
         .await
         .unwrap();
     expected.push(resp.status().as_u16());
-    let sse = common::client().get(format!("{}/sse", gw.base)).send().await.unwrap();
+    let sse = crate::common::client().get(format!("{}/sse", gw.base)).send().await.unwrap();
     expected.push(sse.status().as_u16());
     assert_eq!(expected, vec![401, 401, 403, 400, 200, 404, 404, 401, 413, 413, 401]);
     let rows = db.wait_for_rows(expected.len()).await;
@@ -333,7 +330,7 @@ async fn huge_batches_are_refused_and_batch_items_are_rate_limited() {
         .await;
     let token = gw.token("b", &["developer"]);
     let post = |body: Vec<u8>| {
-        let req = common::client()
+        let req = crate::common::client()
             .post(format!("{}/mcp", gw.base))
             .bearer_auth(&token)
             .insert_header(("MCP-Protocol-Version", "2026-07-28"))
@@ -369,7 +366,7 @@ fn verify_cli(db: &TestDb, key: Option<&str>, expect_ledger: Option<&str>) -> (b
 /// [`verify_cli`] with any further arguments.
 fn verify_cli_args(db: &TestDb, key: Option<&str>, args: &[&str]) -> (bool, String) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gateway"));
-    cmd.args(["audit", "verify"]).env("DATABASE_URL", &db.url).env("JWT_SECRET_KEY", common::SECRET);
+    cmd.args(["audit", "verify"]).env("DATABASE_URL", &db.url).env("JWT_SECRET_KEY", crate::common::SECRET);
     cmd.env_remove("AUDIT_HMAC_KEY");
     if let Some(key) = key {
         cmd.env("AUDIT_HMAC_KEY", key);

@@ -1,19 +1,16 @@
 //! The 2026-07-28 (stateless) revision as its clients see it: every result validates against
 //! the official JSON Schema of that revision (vendored under `tests/fixtures/mcp-schema`), and a
 //! client that drops its request cancels the call, in every mode.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
-use common::backend::{Mode, TestBackend};
-use common::{client, TestDb, TestGateway};
+use crate::common::backend::{Mode, TestBackend};
+use crate::common::{client, TestDb, TestGateway};
 use serde_json::{json, Value};
 
 const REVISION: &str = "2026-07-28";
 
 /// A validator for one definition (`$defs/<name>`) of the official 2026-07-28 schema.
 fn validator(definition: &str) -> jsonschema::Validator {
-    let text = include_str!("fixtures/mcp-schema/2026-07-28/schema.json");
+    let text = include_str!("../fixtures/mcp-schema/2026-07-28/schema.json");
     let mut schema: Value = serde_json::from_str(text).unwrap();
     schema["$ref"] = json!(format!("#/$defs/{definition}"));
     jsonschema::validator_for(&schema).unwrap()

@@ -1,13 +1,10 @@
 //! Hostile input, as an attacker would send it: every request gets its documented error (HTTP
 //! status + JSON-RPC code), nothing panics, and the gateway keeps serving normal calls after.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
 
 use std::io::{Read, Write};
 
-use common::backend::{Mode, TestBackend};
-use common::{TestDb, TestGateway};
+use crate::common::backend::{Mode, TestBackend};
+use crate::common::{TestDb, TestGateway};
 use serde_json::{json, Value};
 
 /// POST raw bytes to `path`; the status and the JSON-RPC error code of the answer.
@@ -18,7 +15,7 @@ async fn raw_post(
     session: Option<&str>,
     body: Vec<u8>,
 ) -> (u16, Option<i64>) {
-    let mut req = common::client()
+    let mut req = crate::common::client()
         .post(format!("{}{path}", gw.base))
         .bearer_auth(token)
         .insert_header(("Content-Type", "application/json"))
@@ -48,7 +45,7 @@ async fn malformed_envelopes_deep_nesting_huge_batches_and_headers_get_their_err
     // MCP: a session, then envelopes that are wrong in each way.
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "hostile", "version": "1"}}});
-    let opened = common::client()
+    let opened = crate::common::client()
         .post(format!("{}/mcp", gw.base))
         .bearer_auth(&token)
         .insert_header(("Accept", "application/json, text/event-stream"))

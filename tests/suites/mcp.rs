@@ -1,14 +1,11 @@
 //! The MCP front door as MCP clients meet it: Streamable HTTP, legacy SSE, the stateless
 //! revision, sessions bound to their subject, Origin/Host checks, and a client built with the
 //! official Python SDK over both transports.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
 
 use std::process::Command;
 
-use common::backend::{Mode, TestBackend};
-use common::{client, TestDb, TestGateway};
+use crate::common::backend::{Mode, TestBackend};
+use crate::common::{client, TestDb, TestGateway};
 use serde_json::{json, Value};
 
 struct Reply {
@@ -739,7 +736,7 @@ async fn forwarded_headers_count_only_from_trusted_proxies() {
 /// Before: creating an MCP task handed its audit row over without waiting (`record`), so with
 /// `AUDIT_MODE=strict` the client had its task before the row was durable — a crash then lost
 /// the row the README promises. Now task creation takes the same audited path as every call.
-async fn a_task_is_answered_only_once_its_row_is_durable_in_strict_mode(kind: common::DbKind) {
+async fn a_task_is_answered_only_once_its_row_is_durable_in_strict_mode(kind: crate::common::DbKind) {
     let Some(db) = TestDb::of(kind).await else { return };
     let slow = TestBackend::start(Mode::Slow(std::time::Duration::from_millis(50))).await;
     // The batch timer never fires and no batch fills: only strict commits write.
@@ -782,10 +779,10 @@ async fn a_task_is_answered_only_once_its_row_is_durable_in_strict_mode(kind: co
 
 #[actix_web::test]
 async fn a_task_is_answered_only_once_its_row_is_durable_in_strict_mode_sqlite() {
-    a_task_is_answered_only_once_its_row_is_durable_in_strict_mode(common::DbKind::Sqlite).await;
+    a_task_is_answered_only_once_its_row_is_durable_in_strict_mode(crate::common::DbKind::Sqlite).await;
 }
 
 #[actix_web::test]
 async fn a_task_is_answered_only_once_its_row_is_durable_in_strict_mode_postgres() {
-    a_task_is_answered_only_once_its_row_is_durable_in_strict_mode(common::DbKind::Postgres).await;
+    a_task_is_answered_only_once_its_row_is_durable_in_strict_mode(crate::common::DbKind::Postgres).await;
 }

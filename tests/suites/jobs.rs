@@ -1,14 +1,11 @@
 //! Asynchronous jobs as clients and operators meet them: submit, poll, cancel, survive a
 //! restart, and never run twice with two replicas sharing the store.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::backend::{Mode, TestBackend};
-use common::{client, TestDb, TestGateway, SECRET};
+use crate::common::backend::{Mode, TestBackend};
+use crate::common::{client, TestDb, TestGateway, SECRET};
 use serde_json::{json, Value};
 
 async fn submit(base: &str, token: &str, tool: &str, key: Option<&str>) -> (u16, Value) {
@@ -223,7 +220,7 @@ async fn two_replicas_never_run_a_job_twice_and_each_answers_for_all() {
     let _a = replica(&db, dir.path(), "a", pa, &[("JOB_MAX_CONCURRENT", "3")]).await;
     let _b = replica(&db, dir.path(), "b", pb, &[("JOB_MAX_CONCURRENT", "3")]).await;
     let (base_a, base_b) = (format!("http://127.0.0.1:{pa}"), format!("http://127.0.0.1:{pb}"));
-    let token = common::sign(&common::claims("team", &["developer"], None), SECRET);
+    let token = crate::common::sign(&crate::common::claims("team", &["developer"], None), SECRET);
     let mut ids = Vec::new();
     for i in 0..24 {
         let base = if i % 2 == 0 { &base_a } else { &base_b };
@@ -267,7 +264,7 @@ async fn a_job_interrupted_by_a_crash_is_requeued_or_failed_per_its_tool() {
     let extra = [("JOB_STALE_SECONDS", "1")];
     let mut first = replica(&db, dir.path(), "first", p, &extra).await;
     let base = format!("http://127.0.0.1:{p}");
-    let token = common::sign(&common::claims("crash", &["developer"], None), SECRET);
+    let token = crate::common::sign(&crate::common::claims("crash", &["developer"], None), SECRET);
     let (_, safe) = submit(&base, &token, "safe", None).await;
     let (_, once) = submit(&base, &token, "once", None).await;
     let (safe, once) = (safe["id"].as_str().unwrap().to_owned(), once["id"].as_str().unwrap().to_owned());
@@ -317,7 +314,7 @@ async fn running_by_owner(store: &mcp_gateway::db::Db) -> std::collections::Hash
 /// 16 slots (`JOB_MAX_CONCURRENT`) and every other user's job waited pending behind them for
 /// the whole run. Now: at most `JOB_MAX_PER_USER` (4) of theirs run at once, another user's
 /// job starts at once, and `JOB_MAX_PER_TOOL` caps one tool across users.
-async fn one_user_cannot_take_every_job_slot(kind: common::DbKind) {
+async fn one_user_cannot_take_every_job_slot(kind: crate::common::DbKind) {
     let Some(db) = TestDb::of(kind).await else { return };
     let backend = TestBackend::start(Mode::Slow(Duration::from_millis(1500))).await;
     let dir = tempfile::tempdir().unwrap();
@@ -325,7 +322,7 @@ async fn one_user_cannot_take_every_job_slot(kind: common::DbKind) {
     let p = port();
     let _gw = replica(&db, dir.path(), "fair", p, &[("JOB_MAX_CONCURRENT", "16"), ("JOB_MAX_PER_TOOL", "6")]).await;
     let base = format!("http://127.0.0.1:{p}");
-    let token = |sub: &str| common::sign(&common::claims(sub, &["developer"], None), SECRET);
+    let token = |sub: &str| crate::common::sign(&crate::common::claims(sub, &["developer"], None), SECRET);
     let mut hog = Vec::new();
     for _ in 0..16 {
         let (status, job) = submit(&base, &token("hog"), "work", None).await;
@@ -368,12 +365,12 @@ async fn one_user_cannot_take_every_job_slot(kind: common::DbKind) {
 
 #[actix_web::test]
 async fn one_user_cannot_take_every_job_slot_postgres() {
-    one_user_cannot_take_every_job_slot(common::DbKind::Postgres).await;
+    one_user_cannot_take_every_job_slot(crate::common::DbKind::Postgres).await;
 }
 
 #[actix_web::test]
 async fn one_user_cannot_take_every_job_slot_sqlite() {
-    one_user_cannot_take_every_job_slot(common::DbKind::Sqlite).await;
+    one_user_cannot_take_every_job_slot(crate::common::DbKind::Sqlite).await;
 }
 
 /// The attack of circumstance: PostgreSQL goes away for ~4 s while ten one-second jobs run
@@ -397,7 +394,7 @@ async fn a_database_blip_loses_no_finished_job_postgres() {
     let p = port();
     let _gw = replica(&db, dir.path(), "blip", p, &[("JOB_STALE_SECONDS", "1")]).await;
     let base = format!("http://127.0.0.1:{p}");
-    let token = common::sign(&common::claims("blip", &["developer"], None), SECRET);
+    let token = crate::common::sign(&crate::common::claims("blip", &["developer"], None), SECRET);
     let mut ids = Vec::new();
     for i in 0..10 {
         let tool = if i % 2 == 0 { "safe" } else { "once" };
@@ -409,16 +406,19 @@ async fn a_database_blip_loses_no_finished_job_postgres() {
     wait_for(&base, &token, &ids[0], |s| s == "running").await;
     let name = db.url.rsplit('/').next().unwrap().to_owned();
     let admin = std::env::var("TEST_DATABASE_URL").unwrap();
-    common::sql(&admin, &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
-    common::sql(&admin, &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
-        .await;
+    crate::common::sql(&admin, &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
+    crate::common::sql(
+        &admin,
+        &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"),
+    )
+    .await;
     // Submissions during the outage get a prompt 503.
     let asked = std::time::Instant::now();
     let (status, body) = submit(&base, &token, "safe", None).await;
     assert_eq!(status, 503, "{body}");
     assert!(asked.elapsed() < Duration::from_secs(6), "answered in {:?}", asked.elapsed());
     actix_web::rt::time::sleep(Duration::from_secs(4).saturating_sub(asked.elapsed())).await;
-    common::sql(&admin, &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
+    crate::common::sql(&admin, &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
     for id in &ids {
         let job = wait_for(&base, &token, id, |s| !matches!(s, "pending" | "running" | "")).await;
         assert_eq!(job["status"], "succeeded", "{job}");

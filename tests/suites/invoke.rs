@@ -1,12 +1,9 @@
 //! The request path as an agent meets it: a real gateway, real MCP backends, real HTTP.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::backend::{Mode, TestBackend};
-use common::{TestDb, TestGateway};
+use crate::common::backend::{Mode, TestBackend};
+use crate::common::{TestDb, TestGateway};
 use serde_json::json;
 
 #[actix_web::test]
@@ -35,7 +32,7 @@ async fn x_request_id_header_is_honoured_and_otherwise_minted() {
     let db = TestDb::sqlite().await;
     let backend = TestBackend::start(Mode::Echo).await;
     let gw = TestGateway::builder(&db).tool("echo", &backend.url).start().await;
-    let resp = common::client()
+    let resp = crate::common::client()
         .post(format!("{}/mcp/invoke", gw.base))
         .bearer_auth(gw.token("alice", &["developer"]))
         .insert_header(("X-Request-ID", "trace-7"))
@@ -232,7 +229,7 @@ async fn the_callers_trace_continues_into_the_backend_call() {
     let gw = TestGateway::builder(&db).tool("echo", &backend.url).start().await;
     let token = gw.token("t", &["developer"]);
     let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let resp = common::client()
+    let resp = crate::common::client()
         .post(format!("{}/mcp/invoke", gw.base))
         .bearer_auth(&token)
         .insert_header(("traceparent", incoming))
@@ -247,7 +244,7 @@ async fn the_callers_trace_continues_into_the_backend_call() {
     assert!(parts[2].len() == 16 && parts[2] != "00f067aa0ba902b7", "a new span id for the gateway's call: {sent}");
     // Without (or with a malformed) traceparent, the gateway starts a trace of its own.
     for header in [None, Some("00-nonsense")] {
-        let mut req = common::client().post(format!("{}/mcp/invoke", gw.base)).bearer_auth(&token);
+        let mut req = crate::common::client().post(format!("{}/mcp/invoke", gw.base)).bearer_auth(&token);
         if let Some(h) = header {
             req = req.insert_header(("traceparent", h));
         }

@@ -1,13 +1,10 @@
 //! The audit trail as a security team reads it: one row per attempt, in SQLite and in
 //! PostgreSQL, nothing lost on a graceful shutdown, and queryable by admins.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::backend::{Mode, TestBackend};
-use common::{sql, DbKind, TestDb, TestGateway};
+use crate::common::backend::{Mode, TestBackend};
+use crate::common::{sql, DbKind, TestDb, TestGateway};
 use mcp_gateway::db::Db;
 use serde_json::json;
 
@@ -39,10 +36,11 @@ async fn one_row_per_attempt(kind: DbKind) {
     // A workspace that denies the tool, a backend answering garbage, an expired token, a forged one.
     assert_eq!(gw.invoke(&gw.token_in("lou", &["developer"], "locked"), "echo", json!({})).await.0, 403);
     assert_eq!(gw.invoke(&dev, "garbage", json!({})).await.0, 502);
-    let mut expired = common::claims("old", &["developer"], None);
+    let mut expired = crate::common::claims("old", &["developer"], None);
     expired.exp = jsonwebtoken::get_current_timestamp() - 3600;
-    assert_eq!(gw.invoke(&common::sign(&expired, common::SECRET), "echo", json!({})).await.0, 401);
-    let forged = common::sign(&common::claims("eve", &["admin"], None), "a-secret-that-is-not-the-gateways-own!!");
+    assert_eq!(gw.invoke(&crate::common::sign(&expired, crate::common::SECRET), "echo", json!({})).await.0, 401);
+    let forged =
+        crate::common::sign(&crate::common::claims("eve", &["admin"], None), "a-secret-that-is-not-the-gateways-own!!");
     assert_eq!(gw.invoke(&forged, "echo", json!({})).await.0, 401);
 
     let rows = db.wait_for_rows(11).await;
@@ -225,7 +223,7 @@ fn verify_cli(db: &TestDb) -> (bool, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
         .args(["audit", "verify"])
         .env("DATABASE_URL", &db.url)
-        .env("JWT_SECRET_KEY", common::SECRET)
+        .env("JWT_SECRET_KEY", crate::common::SECRET)
         .output()
         .unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
@@ -299,7 +297,7 @@ async fn steady_load(gw: &TestGateway, token: &str, how_long: std::time::Duratio
     let mut answered = Vec::new();
     while started.elapsed() < how_long {
         tick.tick().await;
-        let resp = common::client()
+        let resp = crate::common::client()
             .post(format!("{}/mcp/invoke", gw.base))
             .bearer_auth(token)
             .send_json(&json!({"tool_name": "echo", "arguments": {"n": answered.len()}}))
@@ -380,7 +378,7 @@ async fn exports(kind: DbKind) {
     let fetch = |query: &str| {
         let (base, admin, query) = (gw.base.clone(), admin.clone(), query.to_owned());
         async move {
-            let mut resp = common::client()
+            let mut resp = crate::common::client()
                 .get(format!("{base}/admin/audit-logs?{query}"))
                 .bearer_auth(admin)
                 .send()
@@ -404,7 +402,7 @@ async fn exports(kind: DbKind) {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
             .args(args)
             .env("DATABASE_URL", &db.url)
-            .env("JWT_SECRET_KEY", common::SECRET)
+            .env("JWT_SECRET_KEY", crate::common::SECRET)
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -507,7 +505,7 @@ async fn retention(kind: DbKind) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
         .args(["audit", "prune", "--older-than-days", "30"])
         .env("DATABASE_URL", &db.url)
-        .env("JWT_SECRET_KEY", common::SECRET)
+        .env("JWT_SECRET_KEY", crate::common::SECRET)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

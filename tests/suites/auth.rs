@@ -1,10 +1,7 @@
 //! Authentication as a client meets it: every bad token is a 401 with a Bearer challenge.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
-use common::backend::{Mode, TestBackend};
-use common::{claims, sign, TestDb, TestGateway, SECRET};
+use crate::common::backend::{Mode, TestBackend};
+use crate::common::{claims, sign, TestDb, TestGateway, SECRET};
 use serde_json::json;
 
 fn unsigned_token() -> String {
@@ -196,7 +193,7 @@ async fn scheme_case_crit_headers_and_token_lifetime() {
     let call = |auth: String| {
         let base = gw.base.clone();
         async move {
-            let mut resp = common::client()
+            let mut resp = crate::common::client()
                 .post(format!("{base}/mcp/invoke"))
                 .insert_header(("Authorization", auth))
                 .send_json(&json!({"tool_name": "echo", "arguments": {}}))
@@ -249,7 +246,7 @@ async fn scheme_case_crit_headers_and_token_lifetime() {
 async fn admin_endpoints_check_the_role_before_the_body() {
     let db = TestDb::sqlite().await;
     let gw = TestGateway::builder(&db).start().await;
-    let resp = common::client()
+    let resp = crate::common::client()
         .post(format!("{}/admin/policy/explain", gw.base))
         .bearer_auth(gw.token("dev", &["developer"]))
         .insert_header(("Content-Type", "application/json"))
@@ -257,7 +254,7 @@ async fn admin_endpoints_check_the_role_before_the_body() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 403);
-    let resp = common::client()
+    let resp = crate::common::client()
         .get(format!("{}/admin/audit-logs?colour=red", gw.base))
         .bearer_auth(gw.token("dev", &["developer"]))
         .send()

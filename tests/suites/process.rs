@@ -1,13 +1,10 @@
 //! The gateway as a user runs it: the real binary, a real third-party MCP server, signals.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::backend::{Mode, TestBackend};
-use common::{sql, DbKind, TestDb, TestGateway, SECRET};
+use crate::common::backend::{Mode, TestBackend};
+use crate::common::{sql, DbKind, TestDb, TestGateway, SECRET};
 use serde_json::json;
 
 fn free_port() -> u16 {
@@ -16,7 +13,7 @@ fn free_port() -> u16 {
 
 async fn wait_until_up(url: &str, child: &mut Child) {
     for _ in 0..200 {
-        if common::client().get(url).send().await.is_ok() {
+        if crate::common::client().get(url).send().await.is_ok() {
             return;
         }
         assert!(child.try_wait().unwrap().is_none(), "{url}: the process exited early");
@@ -112,12 +109,12 @@ async fn spawn_gateway_logging(
 /// Steady load: 8 callers in a loop until the gateway stops answering, while `signal` is sent
 /// after `after`. Returns the request ids of the calls answered 200.
 async fn load_until_signal(base: &str, pid: u32, signal: &str, after: Duration) -> Vec<String> {
-    let token = common::sign(&common::claims("load", &["admin"], None), SECRET);
+    let token = crate::common::sign(&crate::common::claims("load", &["admin"], None), SECRET);
     let answered = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let callers = (0..8).map(|c| {
         let (base, token, answered) = (base.to_owned(), token.clone(), answered.clone());
         async move {
-            let client = common::client();
+            let client = crate::common::client();
             for i in 0u64.. {
                 let Ok(resp) = client
                     .post(format!("{base}/mcp/invoke"))
@@ -312,7 +309,7 @@ async fn one_command_runs_the_gateway_with_all_three_tools_and_ctrl_c_stops_ever
         ("git_readonly", json!({"repo": "mcp-gateway", "action": "log", "limit": 1})),
         ("document_generate", json!({"content": "# Hello", "format": "html"})),
     ] {
-        let mut resp = common::client()
+        let mut resp = crate::common::client()
             .post(format!("{base}/mcp/invoke"))
             .bearer_auth(&token)
             .send_json(&json!({"tool_name": tool, "arguments": arguments}))
@@ -447,15 +444,17 @@ async fn no_token_secret_or_document_body_reaches_the_logs_or_the_audit_table() 
     // Debug level: the most the gateway ever says about a request.
     let vars = [("RUST_LOG", "debug"), ("AUDIT_FLUSH_INTERVAL_MS", "20")];
     let (child, base) = spawn_gateway_logging(&db.url, &echo.url, dir.path(), &vars, Stdio::from(log)).await;
-    let token = common::sign(&common::claims("leak-check", &["admin"], None), SECRET);
+    let token = crate::common::sign(&crate::common::claims("leak-check", &["admin"], None), SECRET);
     let body = "TOP-SECRET-DOCUMENT-BODY-7f3a";
     let password = "hunter2-PASSWORD-91c2";
-    let forged =
-        format!("{}x", common::sign(&common::claims("forger", &["admin"], None), "another-secret-key-32-bytes-long!!"));
+    let forged = format!(
+        "{}x",
+        crate::common::sign(&crate::common::claims("forger", &["admin"], None), "another-secret-key-32-bytes-long!!")
+    );
     let call = |bearer: String| {
         let base = base.clone();
         async move {
-            common::client()
+            crate::common::client()
                 .post(format!("{base}/mcp/invoke"))
                 .bearer_auth(bearer)
                 .send_json(&json!({"tool_name": "echo", "arguments": {"content": body, "password": password}}))
@@ -467,7 +466,7 @@ async fn no_token_secret_or_document_body_reaches_the_logs_or_the_audit_table() 
     };
     assert_eq!(call(token.clone()).await, 200);
     assert_eq!(call(forged.clone()).await, 401);
-    let opened = common::client()
+    let opened = crate::common::client()
         .post(format!("{base}/mcp"))
         .bearer_auth(&token)
         .insert_header(("Accept", "application/json, text/event-stream"))
@@ -478,7 +477,7 @@ async fn no_token_secret_or_document_body_reaches_the_logs_or_the_audit_table() 
         .await
         .unwrap();
     let session = opened.headers().get("mcp-session-id").unwrap().to_str().unwrap().to_owned();
-    let mcp = common::client()
+    let mcp = crate::common::client()
         .post(format!("{base}/mcp"))
         .bearer_auth(&token)
         .insert_header(("Accept", "application/json, text/event-stream"))
@@ -526,11 +525,12 @@ async fn sighup_reloads_the_policy() {
     let echo = TestBackend::start(Mode::Echo).await;
     let dir = tempfile::tempdir().unwrap();
     let (child, base) = spawn_gateway(&db.url, &echo.url, dir.path(), &[]).await;
-    let token = common::sign(&common::claims("ops", &["admin"], None), SECRET);
+    let token = crate::common::sign(&crate::common::claims("ops", &["admin"], None), SECRET);
     let applied = || {
         let (base, token) = (base.clone(), token.clone());
         async move {
-            let mut resp = common::client().get(format!("{base}/metrics")).bearer_auth(token).send().await.unwrap();
+            let mut resp =
+                crate::common::client().get(format!("{base}/metrics")).bearer_auth(token).send().await.unwrap();
             let text = String::from_utf8(resp.body().await.unwrap().to_vec()).unwrap();
             text.lines()
                 .find_map(|l| l.strip_prefix("mcpgw_config_reloads_total{result=\"applied\"} "))
@@ -563,7 +563,7 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 async fn median_call_ms(base: &str, token: &str, calls: usize) -> f64 {
-    let client = common::client();
+    let client = crate::common::client();
     let mut times = Vec::with_capacity(calls);
     for i in 0..calls {
         let started = std::time::Instant::now();
@@ -598,7 +598,7 @@ async fn slowloris_and_20_mib_bodies_leave_memory_bounded_and_normal_calls_fast(
     )
     .await;
     let pid = child.0.id();
-    let token = common::sign(&common::claims("calm", &["admin"], None), SECRET);
+    let token = crate::common::sign(&crate::common::claims("calm", &["admin"], None), SECRET);
     let _ = median_call_ms(&base, &token, 20).await;
     let (rss_before, calm) = (rss_kib(pid), median_call_ms(&base, &token, 50).await);
 
@@ -680,11 +680,11 @@ async fn caller_bytes_cannot_bloat_or_forge_the_logs() {
         let db = format!("sqlite://{}", dir.path().join("audit.db").display());
         let (child, base) =
             spawn_gateway_logging(&db, &echo.url, dir.path(), &[("LOG_FORMAT", format)], log.into()).await;
-        let token = common::sign(&common::claims("eve\u{202e}\u{1b}[31m", &["admin"], None), SECRET);
+        let token = crate::common::sign(&crate::common::claims("eve\u{202e}\u{1b}[31m", &["admin"], None), SECRET);
         let huge = "t".repeat(900_000);
         for tool in [huge.as_str(), "ec\u{202e}ho\u{2066}\n{\"level\":\"ERROR\"}"] {
             let body = serde_json::to_vec(&json!({"tool_name": tool, "arguments": {}})).unwrap();
-            let resp = common::client()
+            let resp = crate::common::client()
                 .post(format!("{base}/mcp/invoke"))
                 .bearer_auth(&token)
                 .insert_header(("content-type", "application/json"))
@@ -694,8 +694,8 @@ async fn caller_bytes_cannot_bloat_or_forge_the_logs() {
             assert!(resp.status().is_client_error(), "{}", resp.status());
         }
         let long_path = format!("{base}/{}", "p".repeat(60_000));
-        let _ = common::client().get(long_path).send().await;
-        let resp = common::client()
+        let _ = crate::common::client().get(long_path).send().await;
+        let resp = crate::common::client()
             .post(format!("{base}/mcp"))
             .bearer_auth(&token)
             .insert_header(("content-type", "application/json"))

@@ -1,0 +1,285 @@
+//! JSON-RPC 2.0 envelopes as MCP uses them: typed messages, strict parsing, bounded batches.
+//!
+//! A message is sorted by [`classify`] into a [`Message`] or refused as [`Invalid`] with the
+//! error to answer. A POST body is split by [`split`] into one message or a batch, refusing
+//! what no JSON reader should be asked to build (a batch longer than its bound is refused while
+//! it is read, before its items exist).
+
+use serde_json::{json, Map, Value};
+
+use crate::code;
+
+/// A JSON-RPC error object: what a response carries in `error`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RpcError {
+    /// The code, one of [`crate::code`].
+    pub code: i32,
+    /// A message a person can act on.
+    pub message: String,
+    /// `error.data`: what a client can act on by program (an error kind, a retry delay).
+    pub data: Option<Value>,
+}
+
+impl RpcError {
+    /// An error without `data`.
+    pub fn new(code: i32, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), data: None }
+    }
+
+    /// The `error` object.
+    pub fn to_value(&self) -> Value {
+        match &self.data {
+            Some(data) => json!({ "code": self.code, "message": self.message, "data": data }),
+            None => json!({ "code": self.code, "message": self.message }),
+        }
+    }
+}
+
+/// One JSON-RPC message, sorted by what its receiver must do with it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// Needs an answer with the same id.
+    Request {
+        /// String or integer id.
+        id: Value,
+        /// Method name.
+        method: String,
+        /// Params: an object (empty when absent).
+        params: Value,
+    },
+    /// Needs no answer.
+    Notification {
+        /// Method name.
+        method: String,
+        /// Params: an object (empty when absent).
+        params: Value,
+    },
+    /// The peer's answer to a request of ours (`result` or `error`).
+    Response {
+        /// The id of the request it answers.
+        id: Value,
+        /// Whether it carries `error` rather than `result`.
+        is_error: bool,
+    },
+}
+
+/// A message that is not valid JSON-RPC 2.0: the error to answer, and the id to answer it to
+/// (`null` when none could be read).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invalid {
+    /// The request's id when it had a valid one, else `null`.
+    pub id: Value,
+    /// What to answer.
+    pub error: RpcError,
+}
+
+fn valid_id(id: &Value) -> bool {
+    id.is_string() || id.is_i64() || id.is_u64()
+}
+
+/// Sort one message, or say why it is not valid JSON-RPC 2.0 (`"jsonrpc": "2.0"` required; ids
+/// are strings or integers; params, when present, an object).
+pub fn classify(msg: &Value) -> Result<Message, Invalid> {
+    let invalid = |id: Option<&Value>, why: &str| Invalid {
+        id: id.filter(|id| valid_id(id)).cloned().unwrap_or(Value::Null),
+        error: RpcError::new(code::INVALID_REQUEST, format!("invalid request: {why}")),
+    };
+    let Some(obj) = msg.as_object() else {
+        return Err(invalid(None, "expected a JSON-RPC object"));
+    };
+    let id = obj.get("id");
+    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Err(invalid(id, "jsonrpc must be \"2.0\""));
+    }
+    if id.is_some_and(|id| !valid_id(id)) {
+        return Err(invalid(None, "id must be a string or an integer"));
+    }
+    let method = match obj.get("method") {
+        Some(Value::String(m)) => m.clone(),
+        Some(_) => return Err(invalid(id, "method must be a string")),
+        None => {
+            return match id {
+                Some(id) if obj.contains_key("result") || obj.contains_key("error") => {
+                    Ok(Message::Response { id: id.clone(), is_error: obj.contains_key("error") })
+                }
+                _ => Err(invalid(id, "expected a request, a notification or a response")),
+            };
+        }
+    };
+    let params = match obj.get("params") {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(p @ Value::Object(_)) => p.clone(),
+        Some(_) => {
+            return Err(Invalid {
+                id: id.cloned().unwrap_or(Value::Null),
+                error: RpcError::new(code::INVALID_PARAMS, "params must be an object"),
+            })
+        }
+    };
+    match id {
+        Some(id) => Ok(Message::Request { id: id.clone(), method, params }),
+        None => Ok(Message::Notification { method, params }),
+    }
+}
+
+/// A response answering `id`: its result, or its error.
+pub fn response(id: Value, result: Result<Value, RpcError>) -> Value {
+    match result {
+        Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
+        Err(e) => json!({ "jsonrpc": "2.0", "id": id, "error": e.to_value() }),
+    }
+}
+
+/// A POST body: one message, or a batch (MCP 2025-03-26 only).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    /// One message (not yet classified).
+    Single(Value),
+    /// A non-empty batch of at most the bound's messages (not yet classified).
+    Batch(Vec<Value>),
+}
+
+/// Why a body could not be split into messages.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BodyError {
+    /// A number literal at this byte offset is below what a 64-bit float holds: a reader would
+    /// turn it into 0, a value the sender never sent.
+    Underflow(usize),
+    /// Not JSON (the reader's words).
+    NotJson(String),
+    /// `[]`.
+    EmptyBatch,
+    /// More messages than the bound.
+    BatchTooLong(usize),
+}
+
+impl BodyError {
+    /// What to answer (always to id `null`).
+    pub fn error(&self) -> RpcError {
+        match self {
+            Self::Underflow(at) => RpcError::new(
+                code::PARSE_ERROR,
+                format!(
+                    "parse error: the number literal at byte {at} is below what a 64-bit float holds and would \
+                     arrive as 0; send numbers this small as strings"
+                ),
+            ),
+            Self::NotJson(e) => RpcError::new(code::PARSE_ERROR, format!("parse error: {e}")),
+            Self::EmptyBatch => RpcError::new(code::INVALID_REQUEST, "empty batch"),
+            Self::BatchTooLong(max) => RpcError::new(code::INVALID_REQUEST, batch_too_long(*max)),
+        }
+    }
+}
+
+fn batch_too_long(max: usize) -> String {
+    format!("batch longer than {max} messages")
+}
+
+/// A batch read with a bound on its length: refused while read, before its items are built, so
+/// a body of a million tiny items costs no more than one string of the same size.
+struct BoundedBatch(Vec<Value>);
+
+struct Items(usize);
+
+impl<'de> serde::de::Visitor<'de> for Items {
+    type Value = Vec<Value>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON-RPC batch")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Value>, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Value>()? {
+            if items.len() == self.0 {
+                return Err(serde::de::Error::custom(batch_too_long(self.0)));
+            }
+            items.push(item);
+        }
+        Ok(items)
+    }
+}
+
+impl BoundedBatch {
+    fn read(body: &[u8], max: usize) -> Result<Vec<Value>, BodyError> {
+        let mut reader = serde_json::Deserializer::from_slice(body);
+        let items = serde::Deserializer::deserialize_seq(&mut reader, Items(max)).map_err(|e| {
+            if e.to_string().starts_with(&batch_too_long(max)) {
+                BodyError::BatchTooLong(max)
+            } else {
+                BodyError::NotJson(e.to_string())
+            }
+        })?;
+        reader.end().map_err(|e| BodyError::NotJson(e.to_string()))?;
+        Ok(BoundedBatch(items).0)
+    }
+}
+
+/// Split a POST body into one message or a batch of at most `max_batch` (0: batches refused as
+/// [`BodyError::BatchTooLong`]).
+pub fn split(body: &[u8], max_batch: usize) -> Result<Body, BodyError> {
+    if let Some(at) = crate::numbers::first_underflow(body) {
+        return Err(BodyError::Underflow(at));
+    }
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        let items = BoundedBatch::read(body, max_batch)?;
+        if items.is_empty() {
+            return Err(BodyError::EmptyBatch);
+        }
+        return Ok(Body::Batch(items));
+    }
+    serde_json::from_slice(body).map(Body::Single).map_err(|e| BodyError::NotJson(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_are_sorted_strictly() {
+        let request = classify(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"})).unwrap();
+        assert_eq!(request, Message::Request { id: json!(1), method: "ping".into(), params: json!({}) });
+        let note = classify(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).unwrap();
+        assert!(matches!(note, Message::Notification { .. }));
+        let answer = classify(&json!({"jsonrpc": "2.0", "id": "s1", "error": {"code": 1, "message": "x"}})).unwrap();
+        assert_eq!(answer, Message::Response { id: json!("s1"), is_error: true });
+        for (bad, code) in [
+            (json!({"id": 1, "method": "ping"}), code::INVALID_REQUEST),
+            (json!({"jsonrpc": "1.0", "id": 1, "method": "ping"}), code::INVALID_REQUEST),
+            (json!({"jsonrpc": "2.0", "id": 1.5, "method": "ping"}), code::INVALID_REQUEST),
+            (json!({"jsonrpc": "2.0", "id": [1], "method": "ping"}), code::INVALID_REQUEST),
+            (json!({"jsonrpc": "2.0", "id": 1, "method": 7}), code::INVALID_REQUEST),
+            (json!({"jsonrpc": "2.0", "id": 1}), code::INVALID_REQUEST),
+            (json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": [1]}), code::INVALID_PARAMS),
+            (json!([]), code::INVALID_REQUEST),
+        ] {
+            assert_eq!(classify(&bad).map_err(|e| e.error.code), Err(code), "{bad}");
+        }
+        // The id is echoed only when it is a valid one.
+        let e = classify(&json!({"jsonrpc": "1.0", "id": 9, "method": "x"})).unwrap_err();
+        assert_eq!(e.id, json!(9));
+        let e = classify(&json!({"jsonrpc": "2.0", "id": {"a": 1}, "method": "x"})).unwrap_err();
+        assert_eq!(e.id, Value::Null);
+    }
+
+    #[test]
+    fn bodies_split_with_a_bounded_batch() {
+        assert_eq!(split(b" {\"a\":1}", 2), Ok(Body::Single(json!({"a": 1}))));
+        assert_eq!(split(b"[1,2]", 2), Ok(Body::Batch(vec![json!(1), json!(2)])));
+        assert_eq!(split(b"[1,2,3]", 2), Err(BodyError::BatchTooLong(2)));
+        assert_eq!(split(b"[]", 2), Err(BodyError::EmptyBatch));
+        assert!(matches!(split(b"[1,2] x", 2), Err(BodyError::NotJson(_))));
+        assert!(matches!(split(b"{", 2), Err(BodyError::NotJson(_))));
+        assert_eq!(split(b"{\"x\":1e-400}", 2), Err(BodyError::Underflow(5)));
+        assert_eq!(split(b"[1]", 0), Err(BodyError::BatchTooLong(0)));
+        let e = BodyError::BatchTooLong(100).error();
+        assert_eq!((e.code, e.message.as_str()), (code::INVALID_REQUEST, "batch longer than 100 messages"));
+    }
+
+    #[test]
+    fn responses_carry_data_only_when_there_is_some() {
+        let plain = response(json!(1), Err(RpcError::new(code::INTERNAL_ERROR, "x")));
+        assert_eq!(plain, json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32603, "message": "x"}}));
+        let mut e = RpcError::new(code::RATE_LIMITED, "slow down");
+        e.data = Some(json!({"retry_after_ms": 5}));
+        assert_eq!(response(json!("a"), Err(e))["error"]["data"]["retry_after_ms"], 5);
+    }
+}
