@@ -200,12 +200,7 @@ impl JobRunner for Runner {
                     JobOutcome::Succeeded(r) => ("succeeded", Some(r.to_string()), None, Ok(r.clone())),
                     JobOutcome::TimedOut => {
                         let e = GatewayError::BackendTimeout(0);
-                        (
-                            "timed_out",
-                            None,
-                            Some(json!({"code": e.code(), "message": "the job timed out"}).to_string()),
-                            Err(e),
-                        )
+                        ("timed_out", None, Some(crate::error::mcp::stored_failure(&e, "the job timed out")), Err(e))
                     }
                     JobOutcome::Failed { code, message } => (
                         "failed",
@@ -285,7 +280,7 @@ impl JobDispatcher {
         let Some(tool) = shared.catalog.load().get(&row.tool_name) else {
             actix_web::rt::spawn(async move {
                 let gone = GatewayError::UnknownTool(row.tool_name.clone());
-                let error = json!({"code": gone.code(), "message": "the tool is no longer registered"}).to_string();
+                let error = crate::error::mcp::stored_failure(&gone, "the tool is no longer registered");
                 let ended =
                     jobs::finish(&shared.db, &row.id, &shared.replica_id, "failed", None, Some(error), ttl(&shared))
                         .await;
@@ -334,13 +329,14 @@ impl JobDispatcher {
             let before = chrono::Utc::now().naive_utc() - stale;
             let idempotent: Vec<String> =
                 shared.catalog.load().all().iter().filter(|t| t.idempotent).map(|t| t.name.clone()).collect();
-            match jobs::recover(&shared.db, before, &idempotent, ttl(&shared)).await {
+            let stopped = GatewayError::Unavailable("the gateway running this job stopped before it finished".into());
+            let failure =
+                crate::error::mcp::stored_failure(&stopped, "the gateway running this job stopped before it finished");
+            match jobs::recover(&shared.db, before, &idempotent, &failure, ttl(&shared)).await {
                 Ok((0, failed)) if failed.is_empty() => {}
                 Ok((requeued, failed)) => {
                     tracing::warn!(requeued, failed = failed.len(), "recovered jobs left by a stopped replica");
                     // A job failed by recovery ended too: audited like any other end.
-                    let stopped =
-                        GatewayError::Unavailable("the gateway running this job stopped before it finished".into());
                     for row in &failed {
                         audit_end(&shared, row, Err(&stopped)).await;
                     }

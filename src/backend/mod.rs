@@ -536,8 +536,9 @@ fn into_result(mut reply: Value, id: u64) -> Result<Value, GatewayError> {
     }
     if let Some(error) = reply.get("error") {
         let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
+        // The one backend error a caller can fix: its arguments (a tool result, not a failure).
         let message = error.get("message").and_then(Value::as_str).unwrap_or("").chars().take(500).collect::<String>();
-        return Err(if code == -32602 {
+        return Err(if code == i64::from(mcp_protocol::code::INVALID_PARAMS) {
             GatewayError::InvalidArguments(message)
         } else {
             GatewayError::BackendBadReply(format!("backend error {code}: {message}"))

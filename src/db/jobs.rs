@@ -293,16 +293,17 @@ pub async fn cancel(db: &Db, id: &str, ttl: chrono::Duration) -> Result<bool, Db
 }
 
 /// Jobs whose replica stopped beating before `stale_before`: re-queued when their tool is
-/// idempotent, failed otherwise. Returns how many were re-queued, and the failed jobs (for
-/// their audit rows).
+/// idempotent, failed otherwise with `failure` as their error. Returns how many were re-queued,
+/// and the failed jobs (for their audit rows).
 pub async fn recover(
     db: &Db,
     stale_before: NaiveDateTime,
     idempotent: &[String],
+    failure: &str,
     ttl: chrono::Duration,
 ) -> Result<(usize, Vec<JobRow>), DbError> {
     let t = now();
-    let failure = r#"{"code":-32603,"message":"the gateway running this job stopped before it finished"}"#;
+    let failure = failure.to_owned();
     with_conn!(db, |conn| {
         let stale = jobs::status.eq("running").and(jobs::heartbeat_at.lt(stale_before));
         let requeued = diesel::update(jobs::table.filter(stale).filter(jobs::tool_name.eq_any(idempotent)))

@@ -12,6 +12,7 @@ use gateway_actors::{FilterTools, ListTools, Tool};
 use serde_json::{json, Value};
 
 use super::{Ctx, RpcError};
+use crate::error::mcp as errors;
 
 /// Tools per `tools/list` page.
 pub const PAGE_SIZE: usize = 100;
@@ -83,10 +84,10 @@ fn offset(cursor: &str) -> Option<usize> {
 pub async fn list(ctx: &Ctx, params: &Value) -> Result<Value, RpcError> {
     let start = match params.get("cursor") {
         None | Some(Value::Null) => 0,
-        Some(Value::String(c)) => offset(c).ok_or_else(|| RpcError::new(-32602, "invalid cursor"))?,
-        Some(_) => return Err(RpcError::new(-32602, "invalid cursor")),
+        Some(Value::String(c)) => offset(c).ok_or_else(|| errors::invalid_params("invalid cursor"))?,
+        Some(_) => return Err(errors::invalid_params("invalid cursor")),
     };
-    let internal = |e: actix::MailboxError| RpcError::new(-32603, format!("internal error: {e}"));
+    let internal = |e: actix::MailboxError| errors::internal(e);
     let tools = ctx.worker.registry.ask(ListTools).await.map_err(internal)?;
     let mut allowed =
         ctx.worker.policy.ask(FilterTools { caller: ctx.caller.clone(), tools }).await.map_err(internal)?;
@@ -96,7 +97,7 @@ pub async fn list(ctx: &Ctx, params: &Value) -> Result<Value, RpcError> {
         allowed.retain(|t| !ctx.shared.drift.contains_key(&t.name));
     }
     if start > allowed.len() {
-        return Err(RpcError::new(-32602, "invalid cursor"));
+        return Err(errors::invalid_params("invalid cursor"));
     }
     let page: Vec<Arc<Tool>> = allowed.iter().skip(start).take(PAGE_SIZE).cloned().collect();
     let entries = ctx.shared.tool_entries.describe(ctx, &page).await;

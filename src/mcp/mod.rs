@@ -32,56 +32,18 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::app::{Shared, Worker};
 use crate::backend::Observer;
+use crate::error::mcp as errors;
 use crate::error::GatewayError;
 use crate::pipeline::{self, Attempt};
 
-/// The stateless revision: no `initialize`, no session, version in every request's `_meta`.
-pub const STATELESS_VERSION: &str = "2026-07-28";
-/// Revisions negotiated by `initialize`, newest first.
-pub const SESSION_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
-
-/// Whether `version` is one the gateway speaks.
-pub fn supported(version: &str) -> bool {
-    version == STATELESS_VERSION || SESSION_VERSIONS.contains(&version)
-}
-
-/// The version `initialize` answers with: the client's if supported, else the newest.
-pub fn negotiate(requested: Option<&str>) -> &'static str {
-    requested.and_then(|r| SESSION_VERSIONS.iter().find(|v| **v == r)).copied().unwrap_or(SESSION_VERSIONS[0])
-}
+pub use mcp_protocol::version::{negotiate, supported, SESSION_VERSIONS, STATELESS_VERSION};
 
 /// The protocol version a request's `_meta` names (2026-07-28 requests carry it).
 pub fn meta_version(params: &Value) -> Option<&str> {
     params.get("_meta").and_then(|m| m.get("io.modelcontextprotocol/protocolVersion")).and_then(Value::as_str)
 }
 
-/// A JSON-RPC error answered inside an HTTP 200.
-#[derive(Debug, Clone)]
-pub struct RpcError {
-    /// JSON-RPC code.
-    pub code: i64,
-    /// Message.
-    pub message: String,
-    /// `error.data`: what a client can act on (a rate limit's name and retry delay).
-    pub data: Option<Value>,
-}
-
-impl RpcError {
-    fn new(code: i64, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), data: None }
-    }
-}
-
-/// A JSON-RPC response message.
-pub fn response(id: Value, result: Result<Value, RpcError>) -> Value {
-    match result {
-        Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
-        Err(RpcError { code, message, data: Some(data) }) => {
-            json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message, "data": data } })
-        }
-        Err(e) => json!({ "jsonrpc": "2.0", "id": id, "error": { "code": e.code, "message": e.message } }),
-    }
-}
+pub use mcp_protocol::{response, RpcError};
 
 /// Audits a `tools/call` that is dropped before it answers (the client sent
 /// `notifications/cancelled` or went away): such a call may have reached its backend, so it
@@ -316,7 +278,7 @@ fn revision_2026(method: &str, result: &mut Value) {
 
 async fn call(ctx: &Ctx, params: Value) -> Result<Value, RpcError> {
     let name =
-        params.get("name").and_then(Value::as_str).ok_or_else(|| RpcError::new(-32602, "params.name is required"))?;
+        params.get("name").and_then(Value::as_str).ok_or_else(|| errors::invalid_params("params.name is required"))?;
     let arguments = match params.get("arguments") {
         None | Some(Value::Null) => json!({}),
         Some(v) => v.clone(),
@@ -353,33 +315,11 @@ async fn call(ctx: &Ctx, params: Value) -> Result<Value, RpcError> {
         pipeline::call_authorized(&ctx.shared, &ctx.worker, &tool, arguments, watch).await
     }
     .await;
-    let answer = match &outcome {
-        Ok(result) => Ok(result.clone()),
-        // Denied and unknown look the same, so a tool's existence does not leak.
-        Err(GatewayError::UnknownTool(_) | GatewayError::Forbidden(_)) => {
-            Err(RpcError::new(-32602, format!("Unknown tool: {name}")))
-        }
-        // Bad arguments are a tool error the model can act on (2025-11-25).
-        Err(GatewayError::InvalidArguments(m)) => {
-            Ok(json!({ "content": [{ "type": "text", "text": m }], "isError": true }))
-        }
-        Err(GatewayError::InvalidRequest(m)) => Err(RpcError::new(-32602, m.clone())),
-        // 2025-11-25: a tool's taskSupport refused the way it was called.
-        Err(GatewayError::NotFound(m)) => Err(RpcError::new(-32601, m.clone())),
-        Err(e @ GatewayError::RateLimited { .. }) => {
-            Err(RpcError { code: i64::from(e.code()), message: e.to_string(), data: Some(e.data()) })
-        }
-        Err(
-            e @ (GatewayError::BackendTimeout(_)
-            | GatewayError::BackendUnavailable(_)
-            | GatewayError::BackendBadReply(_)),
-        ) => Ok(json!({ "content": [{ "type": "text", "text": e.to_string() }], "isError": true })),
-        Err(e) => Err(RpcError::new(-32603, e.to_string())),
-    };
+    let answer = errors::tool_call(name, &outcome);
     let attempt = guard.attempt.take().unwrap_or_else(|| Attempt::new(ctx.transport));
     match attempt.finish(&ctx.shared, crate::http::context::origin(&ctx.req), outcome.as_ref(), 200).await {
         Ok(()) => answer,
-        Err(e) => Err(RpcError::new(-32603, e.to_string())),
+        Err(e) => Err(errors::after_the_call(&e)),
     }
 }
 
@@ -392,7 +332,7 @@ pub async fn dispatch(ctx: &Ctx, method: &str, params: Value) -> Result<Value, R
         "tools/call" if params.get("task").is_some_and(Value::is_object) => tasks::create(ctx, &params).await,
         "tools/call" => call(ctx, params).await,
         "tasks/get" | "tasks/result" | "tasks/list" | "tasks/cancel" => tasks::handle(ctx, method, &params).await,
-        other => Err(RpcError::new(-32601, format!("Method not found: {other}"))),
+        other => Err(errors::method_not_found(other)),
     }?;
     if ctx.stateless || method == "server/discover" {
         revision_2026(method, &mut result);

@@ -15,6 +15,8 @@ use serde_json::Value;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::session::Sessions;
+use mcp_protocol::Message;
+
 use super::{caller, check_origin, dispatch, initialize_result, negotiate, response, Ctx};
 use crate::app::{Shared, Worker};
 use crate::error::GatewayError;
@@ -177,27 +179,30 @@ pub async fn message(
         Ok(b) => b,
         Err(e) => return refuse(e),
     };
-    if let Err(e) = crate::number_literals::check(&body) {
-        return refuse(e);
-    }
-    let msg: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return refuse(GatewayError::Parse(e.to_string())),
-    };
-    if let Err(e) = super::streamable::classify(&msg) {
-        return refuse(GatewayError::InvalidRequest(e.message));
-    }
-    let scope = super::scope(&caller.user_id, &query.session_id);
-    let (Some(id), Some(method)) =
-        (msg.get("id").cloned(), msg.get("method").and_then(Value::as_str).map(str::to_owned))
-    else {
-        // Notifications and client responses need no answer.
-        if msg.get("method").and_then(Value::as_str) == Some("notifications/cancelled") {
-            super::cancel(&shared, &scope, msg.get("params").unwrap_or(&Value::Null));
+    let msg = match mcp_protocol::split(&body, 0) {
+        Ok(mcp_protocol::Body::Single(msg)) => msg,
+        // One message per POST on this transport: a batch is not a JSON-RPC message here.
+        Ok(mcp_protocol::Body::Batch(_)) => {
+            return refuse(GatewayError::InvalidRequest("expected a JSON-RPC object".into()))
         }
-        return HttpResponse::Accepted().finish();
+        Err(e) => match crate::error::mcp::unreadable_body(&e) {
+            Ok(parse_error) => return refuse(parse_error),
+            Err(_) => return refuse(GatewayError::InvalidRequest("expected a JSON-RPC object".into())),
+        },
     };
-    let params = msg.get("params").cloned().unwrap_or_else(|| serde_json::json!({}));
+    let scope = super::scope(&caller.user_id, &query.session_id);
+    let (id, method, params) = match mcp_protocol::classify(&msg) {
+        Ok(Message::Request { id, method, params }) => (id, method, params),
+        // Notifications and client responses need no answer.
+        Ok(Message::Notification { method, params }) => {
+            if method == "notifications/cancelled" {
+                super::cancel(&shared, &scope, &params);
+            }
+            return HttpResponse::Accepted().finish();
+        }
+        Ok(Message::Response { .. }) => return HttpResponse::Accepted().finish(),
+        Err(invalid) => return refuse(GatewayError::InvalidRequest(invalid.why)),
+    };
     let key = super::inflight_key(&scope, &id);
     let ctx = Ctx {
         shared: shared.clone(),

@@ -10,16 +10,18 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::session::SessionError;
 use super::{
     caller, check_origin, dispatch, initialize_result, meta_version, negotiate, response, supported, Ctx, RpcError,
 };
 use crate::app::{Shared, Worker};
+use crate::error::mcp as errors;
 use crate::error::GatewayError;
 use crate::http::invoke::read_body;
 use gateway_actors::Caller;
+use mcp_protocol::{Body, Message};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -28,9 +30,8 @@ fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-fn rpc_failure(status: StatusCode, code: i64, message: &str) -> HttpResponse {
-    HttpResponse::build(status)
-        .json(json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } }))
+fn rpc_failure(status: StatusCode, error: RpcError) -> HttpResponse {
+    HttpResponse::build(status).json(response(Value::Null, Err(error)))
 }
 
 /// The answer to a request whose session is missing or unknown (400 / 404, -32600), audited.
@@ -41,7 +42,7 @@ fn session_failure(shared: &Shared, req: &HttpRequest, caller: &Arc<Caller>, e: 
     };
     let error = GatewayError::InvalidRequest(message.into());
     super::audit_refusal(shared, req, TRANSPORT, Some(caller.clone()), &error, status.as_u16());
-    rpc_failure(status, -32600, message)
+    rpc_failure(status, errors::invalid_request(message))
 }
 
 const TRANSPORT: &str = "streamable_http";
@@ -75,17 +76,9 @@ fn check_version(req: &HttpRequest, shared: &Shared, caller: &Arc<Caller>, id: V
             // a client can pick one. `requested` is echoed only when it is shaped like a version
             // (YYYY-MM-DD); anything else a client sent is not repeated.
             let requested = v.to_str().ok().filter(|r| looks_like_version(r)).unwrap_or("");
-            let mut supported = vec![super::STATELESS_VERSION];
-            supported.extend(super::SESSION_VERSIONS);
-            return Err(Box::new(HttpResponse::BadRequest().json(json!({
-                "jsonrpc": "2.0",
-                "id": id,
-                "error": {
-                    "code": -32022,
-                    "message": "unsupported MCP-Protocol-Version",
-                    "data": { "requested": requested, "supported": supported },
-                },
-            }))));
+            return Err(Box::new(
+                HttpResponse::BadRequest().json(response(id, Err(errors::unsupported_version(requested)))),
+            ));
         }
     }
     Ok(())
@@ -97,107 +90,22 @@ fn looks_like_version(value: &str) -> bool {
         && value.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() })
 }
 
-/// One JSON-RPC message from a client, sorted by what the gateway must do with it.
-pub enum Message {
-    /// Needs an answer with the same id.
-    Request {
-        /// String or integer id.
-        id: Value,
-        /// Method name.
-        method: String,
-        /// Params (an empty object when absent).
-        params: Value,
-    },
-    /// Needs no answer (a client's response to a server request lands here too).
-    Notification {
-        /// Method name (empty for a response).
-        method: String,
-        /// Params.
-        params: Value,
-    },
-}
-
 /// Most messages in one JSON-RPC batch; a longer batch is refused whole (400, -32600) while it
 /// is parsed, before its items are even built, so a 1 MiB body of tiny items costs no more than
 /// a 1 MiB string.
 pub const MAX_BATCH: usize = 100;
 
-const BATCH_TOO_LONG: &str = "batch longer than 100 messages";
-
-/// A batch parsed with a bound on its length.
-struct BoundedBatch(Vec<Value>);
-
-impl<'de> serde::Deserialize<'de> for BoundedBatch {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Items;
-        impl<'de> serde::de::Visitor<'de> for Items {
-            type Value = Vec<Value>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON-RPC batch")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Value>, A::Error> {
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element::<Value>()? {
-                    if items.len() == MAX_BATCH {
-                        return Err(serde::de::Error::custom(BATCH_TOO_LONG));
-                    }
-                    items.push(item);
-                }
-                Ok(items)
-            }
-        }
-        d.deserialize_seq(Items).map(BoundedBatch)
-    }
-}
-
 /// Splits a POST body into its messages: `(is_batch, messages)`. Invalid JSON is -32700, an
 /// empty batch or one longer than [`MAX_BATCH`] -32600. Public so the fuzz target exercises
 /// exactly what `POST /mcp` runs.
 pub fn split_body(body: &[u8]) -> Result<(bool, Vec<Value>), Box<HttpResponse>> {
-    if let Err(e) = crate::number_literals::check(body) {
-        return Err(Box::new(e.to_response(Value::Null)));
-    }
-    let is_batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
-    if is_batch {
-        return match serde_json::from_slice::<BoundedBatch>(body) {
-            Ok(BoundedBatch(items)) if !items.is_empty() => Ok((true, items)),
-            Ok(_) => Err(Box::new(rpc_failure(StatusCode::BAD_REQUEST, -32600, "empty batch"))),
-            Err(e) if e.to_string().starts_with(BATCH_TOO_LONG) => {
-                Err(Box::new(rpc_failure(StatusCode::BAD_REQUEST, -32600, BATCH_TOO_LONG)))
-            }
-            Err(e) => Err(Box::new(GatewayError::Parse(e.to_string()).to_response(Value::Null))),
-        };
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(single) => Ok((false, vec![single])),
-        Err(e) => Err(Box::new(GatewayError::Parse(e.to_string()).to_response(Value::Null))),
-    }
-}
-
-/// Sorts one message into request or notification, or says why it is not valid JSON-RPC 2.0.
-pub fn classify(msg: &Value) -> Result<Message, RpcError> {
-    let invalid = |why: &str| RpcError { code: -32600, message: format!("invalid request: {why}"), data: None };
-    let obj = msg.as_object().ok_or_else(|| invalid("expected a JSON-RPC object"))?;
-    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return Err(invalid("jsonrpc must be \"2.0\""));
-    }
-    match (obj.get("id"), obj.get("method")) {
-        (Some(id), Some(Value::String(method))) if id.is_string() || id.is_i64() || id.is_u64() => {
-            Ok(Message::Request {
-                id: id.clone(),
-                method: method.clone(),
-                params: obj.get("params").cloned().unwrap_or_else(|| json!({})),
-            })
-        }
-        (None, Some(Value::String(method))) => Ok(Message::Notification {
-            method: method.clone(),
-            params: obj.get("params").cloned().unwrap_or_else(|| json!({})),
-        }),
-        // A client's response to a server request: nothing to do.
-        (Some(_), None) if obj.contains_key("result") || obj.contains_key("error") => {
-            Ok(Message::Notification { method: String::new(), params: Value::Null })
-        }
-        _ => Err(invalid("expected a request, a notification or a response")),
+    match mcp_protocol::split(body, MAX_BATCH) {
+        Ok(Body::Single(message)) => Ok((false, vec![message])),
+        Ok(Body::Batch(messages)) => Ok((true, messages)),
+        Err(e) => Err(Box::new(match errors::unreadable_body(&e) {
+            Ok(parse_error) => parse_error.to_response(Value::Null),
+            Err(invalid) => rpc_failure(StatusCode::BAD_REQUEST, invalid),
+        })),
     }
 }
 
@@ -249,7 +157,7 @@ pub async fn post(
 
     // `initialize` (never inside a batch) opens a session.
     if let [msg] = messages.as_slice() {
-        if let Ok(Message::Request { id, method, params }) = classify(msg) {
+        if let Ok(Message::Request { id, method, params }) = mcp_protocol::classify(msg) {
             if method == "initialize" && !batch {
                 let version = negotiate(params.get("protocolVersion").and_then(Value::as_str));
                 let Some((sid, _)) = shared.sessions.create(&caller.user_id, version, None) else {
@@ -274,7 +182,7 @@ pub async fn post(
     let wants_stream = header(&req, "accept").is_some_and(|a| a.contains("text/event-stream"));
     let mut answers = Vec::new();
     for msg in messages {
-        let (id, method, params) = match classify(&msg) {
+        let (id, method, params) = match mcp_protocol::classify(&msg) {
             Ok(Message::Request { id, method, params }) => (id, method, params),
             Ok(Message::Notification { method, params }) => {
                 if method == "notifications/cancelled" {
@@ -282,12 +190,13 @@ pub async fn post(
                 }
                 continue;
             }
-            Err(e) => {
+            // A client's answer to a request of ours: nothing to do.
+            Ok(Message::Response { .. }) => continue,
+            Err(invalid) => {
                 let error = GatewayError::InvalidRequest("not a JSON-RPC 2.0 message".into());
                 super::audit_refusal(&shared, &req, TRANSPORT, Some(caller.clone()), &error, 200);
                 // Only an id of a valid type is echoed back.
-                let id = msg.get("id").filter(|id| id.is_string() || id.is_i64() || id.is_u64()).cloned();
-                answers.push(response(id.unwrap_or(Value::Null), Err(e)));
+                answers.push(response(invalid.id, Err(invalid.error)));
                 continue;
             }
         };
@@ -303,16 +212,12 @@ pub async fn post(
         if (batch && method != "tools/call") || method.starts_with("tasks/") {
             if let Err(e) = crate::pipeline::charge(&shared, &worker, &caller).await {
                 super::audit_refusal(&shared, &req, TRANSPORT, Some(caller.clone()), &e, 200);
-                let data = Some(e.data());
-                answers.push(response(id, Err(RpcError { code: i64::from(e.code()), message: e.to_string(), data })));
+                answers.push(response(id, Err(e.to_rpc())));
                 continue;
             }
         }
         if method == "initialize" {
-            answers.push(response(
-                id,
-                Err(RpcError { code: -32600, message: "initialize may not be batched".into(), data: None }),
-            ));
+            answers.push(response(id, Err(errors::invalid_request("initialize may not be batched"))));
             continue;
         }
         let mut ctx = Ctx {
@@ -363,8 +268,7 @@ pub async fn post(
             // connection.
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             let (registry, task_key) = (shared.clone(), key.clone());
-            let cancelled =
-                response(id.clone(), Err(RpcError { code: -32800, message: "request cancelled".into(), data: None }));
+            let cancelled = response(id.clone(), Err(errors::request_cancelled()));
             let task = actix_web::rt::spawn(async move {
                 let answer = response(id, dispatch(&ctx, "tools/call", params).await);
                 let _ = tx.send(actix_web::web::Bytes::from(answer.to_string()));
@@ -386,10 +290,7 @@ pub async fn post(
         let _abort = super::AbortOnDrop(task.abort_handle());
         let outcome = task.await;
         shared.inflight.remove(&key);
-        answers.push(response(
-            id,
-            outcome.unwrap_or_else(|_| Err(RpcError { code: -32800, message: "request cancelled".into(), data: None })),
-        ));
+        answers.push(response(id, outcome.unwrap_or_else(|_| Err(errors::request_cancelled()))));
     }
     if answers.is_empty() {
         // Notifications and responses only.

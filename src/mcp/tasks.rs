@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::{Ctx, RpcError};
 use crate::db::jobs::{self, JobRow, TERMINAL};
+use crate::error::mcp as errors;
 use crate::error::GatewayError;
 use crate::jobs::{cancel, submit, visible, Submission};
 use crate::pipeline::{self, Attempt};
@@ -45,13 +46,13 @@ pub fn task_json(ctx: &Ctx, row: &JobRow) -> Value {
 }
 
 fn internal(e: impl std::fmt::Display) -> RpcError {
-    RpcError::new(-32603, format!("internal error: {e}"))
+    errors::internal(e)
 }
 
 /// `tools/call` with `params.task`: authorise now, run as a job, answer with the task.
 pub async fn create(ctx: &Ctx, params: &Value) -> Result<Value, RpcError> {
     let name =
-        params.get("name").and_then(Value::as_str).ok_or_else(|| RpcError::new(-32602, "params.name is required"))?;
+        params.get("name").and_then(Value::as_str).ok_or_else(|| errors::invalid_params("params.name is required"))?;
     let arguments = std::sync::Arc::new(params.get("arguments").cloned().unwrap_or_else(|| json!({})));
     let mut attempt = Attempt::new(ctx.transport);
     let request_id = crate::http::context::request_id(&ctx.req);
@@ -76,11 +77,7 @@ pub async fn create(ctx: &Ctx, params: &Value) -> Result<Value, RpcError> {
     .await;
     let answer = match &outcome {
         Ok(row) => Ok(json!({ "task": task_json(ctx, row) })),
-        Err(GatewayError::UnknownTool(_) | GatewayError::Forbidden(_)) => {
-            Err(RpcError::new(-32602, format!("Unknown tool: {name}")))
-        }
-        Err(GatewayError::NotFound(m)) => Err(RpcError::new(-32601, m.clone())),
-        Err(e) => Err(RpcError::new(i64::from(e.code()), e.to_string())),
+        Err(e) => Err(errors::task_creation_refused(name, e)),
     };
     let audited = outcome.as_ref().map(|row| json!({ "task": row.id }));
     match attempt
@@ -88,7 +85,7 @@ pub async fn create(ctx: &Ctx, params: &Value) -> Result<Value, RpcError> {
         .await
     {
         Ok(()) => answer,
-        Err(e) => Err(RpcError::new(i64::from(e.code()), e.to_string())),
+        Err(e) => Err(errors::plain(&e)),
     }
 }
 
@@ -96,10 +93,10 @@ async fn owned(ctx: &Ctx, params: &Value) -> Result<JobRow, RpcError> {
     let id = params
         .get("taskId")
         .and_then(Value::as_str)
-        .ok_or_else(|| RpcError::new(-32602, "params.taskId is required"))?;
+        .ok_or_else(|| errors::invalid_params("params.taskId is required"))?;
     match jobs::get(&ctx.shared.db, id).await.map_err(internal)? {
         Some(row) if visible(&row, &ctx.caller) => Ok(row),
-        _ => Err(RpcError::new(-32602, "unknown task")),
+        _ => Err(errors::invalid_params("unknown task")),
     }
 }
 
@@ -111,7 +108,7 @@ pub async fn handle(ctx: &Ctx, method: &str, params: &Value) -> Result<Value, Rp
             let row = owned(ctx, params).await?;
             // 2025-11-25: a task already in a terminal status cannot be cancelled.
             if !cancel(&ctx.shared, &row).await.map_err(internal)? {
-                return Err(RpcError::new(-32602, "cannot cancel the task: it has already ended"));
+                return Err(errors::invalid_params("cannot cancel the task: it has already ended"));
             }
             Ok(task_json(ctx, &owned(ctx, params).await?))
         }
@@ -129,8 +126,7 @@ pub async fn handle(ctx: &Ctx, method: &str, params: &Value) -> Result<Value, Rp
             // Blocks until the task is terminal (bounded: at most `MAX_WAITERS` long polls per
             // subject at once, each at most `LONG_POLL`, polling the store less often as it
             // waits), then answers what the call answered.
-            let _slot = WaitSlot::take(&ctx.shared, &ctx.caller.user_id)
-                .ok_or_else(|| RpcError::new(-32006, "too many tasks/result requests waiting; poll tasks/get"))?;
+            let _slot = WaitSlot::take(&ctx.shared, &ctx.caller.user_id).ok_or_else(errors::too_many_waiting)?;
             let deadline = std::time::Instant::now() + LONG_POLL;
             let mut pause = Duration::from_millis(100);
             loop {
@@ -139,22 +135,18 @@ pub async fn handle(ctx: &Ctx, method: &str, params: &Value) -> Result<Value, Rp
                     let parse = |t: &Option<String>| t.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok());
                     return match (row.status.as_str(), parse(&row.result), parse(&row.error)) {
                         ("succeeded", Some(result), _) => Ok(result),
-                        ("cancelled", _, _) => Err(RpcError::new(-32800, "task cancelled")),
-                        (_, _, Some(e)) => Err(RpcError::new(
-                            e.get("code").and_then(Value::as_i64).unwrap_or(-32603),
-                            e.get("message").and_then(Value::as_str).unwrap_or("task failed").to_owned(),
-                        )),
-                        _ => Err(RpcError::new(-32603, "task failed")),
+                        ("cancelled", _, _) => Err(errors::task_cancelled()),
+                        (_, _, error) => Err(errors::task_failed(error.as_ref())),
                     };
                 }
                 if std::time::Instant::now() > deadline {
-                    return Err(RpcError::new(-32603, "task still working; poll tasks/get"));
+                    return Err(errors::task_still_working());
                 }
                 actix_web::rt::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(2));
             }
         }
-        other => Err(RpcError::new(-32601, format!("Method not found: {other}"))),
+        other => Err(errors::method_not_found(other)),
     }
 }
 

@@ -4,12 +4,13 @@
 
 use libfuzzer_sys::fuzz_target;
 use mcp_gateway::http::invoke::parse_invoke_body;
-use mcp_gateway::mcp::streamable::{classify, split_body};
+use mcp_gateway::mcp::streamable::split_body;
+use mcp_protocol::classify;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok((_batch, messages)) = split_body(data) {
         for message in &messages {
-            if let Err(e) = classify(message) {
+            if let Err(e) = classify(message).map_err(|invalid| invalid.error) {
                 let _ = mcp_gateway::mcp::response(serde_json::Value::Null, Err(e));
             }
         }

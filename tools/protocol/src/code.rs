@@ -33,3 +33,6 @@ pub const PAYLOAD_TOO_LARGE: i32 = -32005;
 pub const RATE_LIMITED: i32 = -32006;
 /// The tool is at its concurrency limit, or its circuit is open.
 pub const BUSY: i32 = -32007;
+/// The `MCP-Protocol-Version` a request names is not spoken (2026-07-28's
+/// `UnsupportedProtocolVersionError`; `data` lists the revisions that are).
+pub const UNSUPPORTED_PROTOCOL_VERSION: i32 = -32022;

@@ -71,6 +71,8 @@ pub struct Invalid {
     pub id: Value,
     /// What to answer.
     pub error: RpcError,
+    /// Why, in a few words (the error's message without its prefix), for logs and audit rows.
+    pub why: String,
 }
 
 fn valid_id(id: &Value) -> bool {
@@ -83,6 +85,7 @@ pub fn classify(msg: &Value) -> Result<Message, Invalid> {
     let invalid = |id: Option<&Value>, why: &str| Invalid {
         id: id.filter(|id| valid_id(id)).cloned().unwrap_or(Value::Null),
         error: RpcError::new(code::INVALID_REQUEST, format!("invalid request: {why}")),
+        why: why.to_owned(),
     };
     let Some(obj) = msg.as_object() else {
         return Err(invalid(None, "expected a JSON-RPC object"));
@@ -113,6 +116,7 @@ pub fn classify(msg: &Value) -> Result<Message, Invalid> {
             return Err(Invalid {
                 id: id.cloned().unwrap_or(Value::Null),
                 error: RpcError::new(code::INVALID_PARAMS, "params must be an object"),
+                why: "params must be an object".into(),
             })
         }
     };
@@ -153,20 +157,33 @@ pub enum BodyError {
     BatchTooLong(usize),
 }
 
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Underflow(at) => write!(
+                f,
+                "the number literal at byte {at} is below what a 64-bit float holds and would arrive as 0; send \
+                 numbers this small as strings"
+            ),
+            Self::NotJson(e) => f.write_str(e),
+            Self::EmptyBatch => f.write_str("empty batch"),
+            Self::BatchTooLong(max) => f.write_str(&batch_too_long(*max)),
+        }
+    }
+}
+
 impl BodyError {
+    /// Whether the body is not JSON at all (-32700), rather than JSON of the wrong shape.
+    pub fn is_parse_error(&self) -> bool {
+        matches!(self, Self::Underflow(_) | Self::NotJson(_))
+    }
+
     /// What to answer (always to id `null`).
     pub fn error(&self) -> RpcError {
-        match self {
-            Self::Underflow(at) => RpcError::new(
-                code::PARSE_ERROR,
-                format!(
-                    "parse error: the number literal at byte {at} is below what a 64-bit float holds and would \
-                     arrive as 0; send numbers this small as strings"
-                ),
-            ),
-            Self::NotJson(e) => RpcError::new(code::PARSE_ERROR, format!("parse error: {e}")),
-            Self::EmptyBatch => RpcError::new(code::INVALID_REQUEST, "empty batch"),
-            Self::BatchTooLong(max) => RpcError::new(code::INVALID_REQUEST, batch_too_long(*max)),
+        if self.is_parse_error() {
+            RpcError::new(code::PARSE_ERROR, format!("parse error: {self}"))
+        } else {
+            RpcError::new(code::INVALID_REQUEST, self.to_string())
         }
     }
 }

@@ -4,9 +4,14 @@
 //! it is (client, backend, gateway), which picks the log level; [`GatewayError::status`] and
 //! [`GatewayError::code`] give the HTTP status and the JSON-RPC error code documented in the
 //! README. Bodies are JSON-RPC 2.0 error responses, including for actix's own extractor errors.
+//! [`mcp`] projects the same errors onto MCP's answers (inside HTTP 200). No JSON-RPC code is
+//! spelled as a number outside [`mcp_protocol::code`]; this module is the only one choosing them.
+
+pub mod mcp;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
+use mcp_protocol::code;
 use serde_json::{json, Value};
 
 /// Who caused an error: decides the log level and whether the details are worth alerting on.
@@ -107,21 +112,21 @@ impl GatewayError {
     /// The JSON-RPC error code (see the README's error table).
     pub fn code(&self) -> i32 {
         match self {
-            Self::Unauthenticated { .. } => -32000,
-            Self::UnknownTool(_) => -32001,
-            Self::Forbidden(_) => -32002,
-            Self::BackendTimeout(_) => -32003,
-            Self::BackendUnavailable(_) | Self::BackendBadReply(_) => -32004,
-            Self::PayloadTooLarge { .. } => -32005,
-            Self::RateLimited { .. } => -32006,
-            Self::Busy(_) => -32007,
-            Self::RequestTimeout(_) => -32600,
-            Self::Parse(_) => -32700,
-            Self::InvalidRequest(_) => -32600,
-            Self::InvalidArguments(_) => -32602,
-            Self::NotFound(_) => -32601,
-            Self::Cancelled(_) => -32800,
-            Self::Unavailable(_) | Self::Internal(_) => -32603,
+            Self::Unauthenticated { .. } => code::UNAUTHENTICATED,
+            Self::UnknownTool(_) => code::UNKNOWN_TOOL,
+            Self::Forbidden(_) => code::FORBIDDEN,
+            Self::BackendTimeout(_) => code::BACKEND_TIMEOUT,
+            Self::BackendUnavailable(_) | Self::BackendBadReply(_) => code::BACKEND_UNAVAILABLE,
+            Self::PayloadTooLarge { .. } => code::PAYLOAD_TOO_LARGE,
+            Self::RateLimited { .. } => code::RATE_LIMITED,
+            Self::Busy(_) => code::BUSY,
+            Self::RequestTimeout(_) => code::INVALID_REQUEST,
+            Self::Parse(_) => code::PARSE_ERROR,
+            Self::InvalidRequest(_) => code::INVALID_REQUEST,
+            Self::InvalidArguments(_) => code::INVALID_PARAMS,
+            Self::NotFound(_) => code::METHOD_NOT_FOUND,
+            Self::Cancelled(_) => code::REQUEST_CANCELLED,
+            Self::Unavailable(_) | Self::Internal(_) => code::INTERNAL_ERROR,
         }
     }
 
@@ -178,13 +183,14 @@ impl GatewayError {
         }
     }
 
+    /// The JSON-RPC error object: code, message and `data` (the kind, a retry delay).
+    pub fn to_rpc(&self) -> mcp_protocol::RpcError {
+        mcp_protocol::RpcError { code: self.code(), message: self.to_string(), data: Some(self.data()) }
+    }
+
     /// The JSON-RPC 2.0 error body answering the request with `id`.
     pub fn body(&self, id: Value) -> Value {
-        json!({
-            "jsonrpc": "2.0",
-            "id": id,
-            "error": { "code": self.code(), "message": self.to_string(), "data": self.data() }
-        })
+        mcp_protocol::response(id, Err(self.to_rpc()))
     }
 
     /// The full HTTP response answering the request with `id`; logs by origin.
