@@ -15,8 +15,8 @@ use actix_web::{web, App, HttpMessage, HttpServer};
 use anyhow::Context as _;
 use gateway_actors::ratelimit::SystemClock;
 use gateway_actors::{
-    ActorStats, AuditWriterActor, BatchConfig, Catalog, FailureMode, Flush, HealthBoard, LocalStore, Mailbox, Policy,
-    PolicyActor, RateLimiterActor, RateStore, RegistryActor,
+    AuditWriterActor, BatchConfig, Catalog, FailureMode, HealthBoard, LocalStore, Mailbox, Policy, PolicyActor,
+    RateLimiterActor, RateStore, RegistryActor,
 };
 use tracing_actix_web::TracingLogger;
 
@@ -25,7 +25,6 @@ use crate::backend::{session_table, McpClient, SessionTable};
 use crate::config::Settings;
 use crate::db::{self, audit::DbAuditSink, Db};
 use crate::mcp::listing::ToolEntries;
-use crate::mcp::session::Sessions;
 use crate::telemetry::{GatewaySpans, RequestId};
 
 /// State shared by all workers.
@@ -36,20 +35,10 @@ pub struct Shared {
     pub auth: Arc<Authenticator>,
     /// Database pool.
     pub db: Db,
-    /// The audit writer (rows go there with `do_send`).
-    pub audit: Addr<AuditWriterActor>,
-    /// The audit writer's counters (backlog = rows not yet stored).
-    pub audit_stats: Arc<ActorStats>,
-    /// Audit rows waiting in the local spool for the database.
-    pub audit_spooled: Arc<std::sync::atomic::AtomicU64>,
-    /// `tasks/result` long polls waiting, per subject (bounded per subject).
-    pub task_waiters: dashmap::DashMap<String, usize>,
-    /// Audit rows the database refused, set aside in `audit_set_aside` (since start).
-    pub audit_set_aside: Arc<std::sync::atomic::AtomicU64>,
+    /// The audit trail: every attempt's row goes there.
+    pub audit: crate::audit::Audit,
     /// The OTLP span exporter, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
     pub otlp: Option<crate::otlp::Exporter>,
-    /// The audit writer's batches: count, rows, failures, write time.
-    pub audit_writes: Arc<gateway_actors::audit::WriteStats>,
     /// Counters of every actor kind.
     pub board: Arc<HealthBoard>,
     /// The tool catalog every `RegistryActor` serves.
@@ -58,14 +47,12 @@ pub struct Shared {
     pub policy: gateway_actors::policy::PolicyCell,
     /// MCP sessions with backends, shared by the workers' clients.
     pub backend_sessions: SessionTable,
-    /// MCP sessions of clients on `/mcp` and `/sse`.
-    pub sessions: Arc<Sessions>,
+    /// MCP clients on `/mcp` and `/sse`: sessions, open streams, running requests.
+    pub clients: crate::mcp::clients::Clients,
     /// Backends' `tools/list` entries, cached for `tools/list` on the front door.
     pub tool_entries: ToolEntries,
     /// Set to `true` when the gateway starts shutting down (event streams end).
     pub closing: tokio::sync::watch::Sender<bool>,
-    /// Running MCP requests, so `notifications/cancelled` can stop them.
-    pub inflight: dashmap::DashMap<String, tokio::task::AbortHandle>,
     /// Compiled input schemas by tool.
     pub schemas: crate::schema::Schemas,
     /// Tools whose backend definition differs from its pin: (pinned, observed) digests.
@@ -86,23 +73,6 @@ pub struct Shared {
     pub rate_store: Arc<dyn RateStore>,
     /// Whether calls pass or fail while the rate-limit store is unreachable.
     pub rate_failure: FailureMode,
-    /// Open `GET /mcp` streams by session id (server-to-client notifications).
-    pub listeners: dashmap::DashMap<String, tokio::sync::mpsc::UnboundedSender<actix_web::web::Bytes>>,
-}
-
-impl Shared {
-    /// Tell every connected MCP client that the tools it may call changed (a backend's
-    /// listing, `tools.yaml` or `policy.yaml`).
-    pub fn tools_changed(&self) {
-        self.broadcast(&serde_json::json!({ "jsonrpc": "2.0", "method": "notifications/tools/list_changed" }));
-    }
-
-    /// Send a notification to every connected client stream (`GET /mcp` and legacy `/sse`).
-    pub fn broadcast(&self, message: &serde_json::Value) {
-        let event = crate::mcp::sse_message(message);
-        self.listeners.retain(|_, tx| tx.send(event.clone()).is_ok());
-        self.sessions.send_to_streams(&event);
-    }
 }
 
 /// State owned by one HTTP worker.
@@ -293,22 +263,15 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         settings: settings.clone(),
         auth: Arc::new(auth),
         db,
-        audit: audit.clone(),
-        audit_stats,
-        audit_spooled: spool_rows,
-        audit_set_aside: set_aside_rows,
-        task_waiters: dashmap::DashMap::new(),
-        audit_writes,
+        audit: crate::audit::Audit::new(audit, audit_stats, spool_rows, set_aside_rows, audit_writes),
         otlp: settings.otel_endpoint.as_deref().map(crate::otlp::Exporter::start),
         board,
         catalog: Arc::new(arc_swap::ArcSwap::new(catalog.clone())),
         policy: Arc::new(arc_swap::ArcSwap::from_pointee(policy)),
         backend_sessions: session_table(),
-        sessions: Arc::new(Sessions::new(settings.mcp_session_idle)),
+        clients: crate::mcp::clients::Clients::new(settings.mcp_session_idle),
         tool_entries: ToolEntries::default(),
         closing: tokio::sync::watch::channel(false).0,
-        inflight: dashmap::DashMap::new(),
-        listeners: dashmap::DashMap::new(),
         rate_store,
         rate_failure,
         metrics: crate::http::metrics::Metrics::default(),
@@ -339,7 +302,7 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         use actix::Actor as _;
         crate::jobs::JobDispatcher::new(shared.clone()).start()
     };
-    let sweeper = shared.sessions.clone();
+    let sweeper = shared.clients.sessions().clone();
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
@@ -455,7 +418,7 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         });
     }
     tracing::info!(%addr, "mcp-gateway listening");
-    let final_stats = shared.audit_stats.clone();
+    let trail = shared.clone();
     let done = actix_web::rt::spawn(async move {
         if let Err(e) = server.await {
             tracing::error!(error = %e, "HTTP server failed");
@@ -466,7 +429,7 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         let mut stored = 0;
         loop {
-            match audit.send(Flush).await {
+            match trail.audit.flush().await {
                 Ok(Ok(rows)) => stored += rows,
                 Ok(Err(e)) => tracing::error!(error = %e, "audit flush on shutdown failed"),
                 Err(e) => {
@@ -474,12 +437,12 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
                     break;
                 }
             }
-            if final_stats.backlog() <= 0 || std::time::Instant::now() >= deadline {
+            if trail.audit.health().backlog <= 0 || std::time::Instant::now() >= deadline {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        match final_stats.backlog() {
+        match trail.audit.health().backlog {
             left if left > 0 => tracing::error!(rows = left, "audit rows not stored at shutdown"),
             _ => tracing::info!(rows = stored, "audit log flushed on shutdown"),
         }

@@ -25,7 +25,7 @@
 //! | [`telemetry`] | JSON logs and the per-request log line |
 
 pub mod app;
-pub mod audit_handoff;
+pub mod audit;
 pub mod auth;
 pub mod backend;
 pub mod bundled;

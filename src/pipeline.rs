@@ -74,7 +74,7 @@ impl Attempt {
         result: Result<&Value, &GatewayError>,
         http_status: u16,
     ) -> Result<(), GatewayError> {
-        let durable = shared.settings.audit_strict || shared.audit_stats.backlog() >= shared.settings.audit_queue_max;
+        let durable = shared.settings.audit_strict || shared.audit.overloaded(shared.settings.audit_queue_max);
         let record = self.row(shared, origin, result, http_status);
         if durable {
             make_durable(shared, record).await
@@ -161,17 +161,11 @@ pub struct Origin {
 }
 
 fn hand_over(shared: &Shared, record: AuditRecord) {
-    shared.audit_stats.enqueued(1);
-    crate::audit_handoff::hand_over(&shared.audit, record);
+    shared.audit.hand_over(record);
 }
 
 async fn make_durable(shared: &Shared, record: AuditRecord) -> Result<(), GatewayError> {
-    shared.audit_stats.enqueued(1);
-    match shared.audit.send(gateway_actors::audit::RecordDurable(record)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(GatewayError::Unavailable(format!("the audit record could not be made durable: {e}"))),
-        Err(e) => Err(GatewayError::Unavailable(format!("audit writer unreachable: {e}"))),
-    }
+    shared.audit.make_durable(record).await.map_err(|e| GatewayError::Unavailable(e.to_string()))
 }
 
 /// SHA-256 (hex) of the arguments' JSON (object keys sorted, so equal arguments hash equal).
@@ -189,9 +183,7 @@ pub async fn authorize(
     tool_name: &str,
     arguments: &Arc<Value>,
 ) -> Result<Arc<Tool>, GatewayError> {
-    let spooled = shared.audit_spooled.load(std::sync::atomic::Ordering::Relaxed) > 0;
-    if shared.settings.audit_strict && (spooled || shared.audit_stats.report("audit_writer", true).last_error.is_some())
-    {
+    if shared.settings.audit_strict && shared.audit.not_reaching_database() {
         return Err(GatewayError::Unavailable(
             "audit records cannot be made durable right now (AUDIT_MODE=strict)".into(),
         ));

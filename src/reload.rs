@@ -28,7 +28,7 @@ pub fn reload_policy(shared: &Shared, why: &str) -> bool {
             shared.policy.store(Arc::new(policy));
             shared.metrics.config_reload(true);
             tracing::info!(file = %shared.settings.policy_config.display(), trigger = why, "policy reloaded");
-            shared.tools_changed();
+            shared.clients.tools_changed();
             true
         }
         Err(e) => {
@@ -84,7 +84,7 @@ pub async fn reload_tools(shared: &Shared, why: &str) -> Reload {
     shared.tool_entries.forget(old.all().iter().chain(catalog.all().iter()).map(|t| t.name.as_str()));
     shared.metrics.config_reload(true);
     tracing::info!(file = %shared.settings.tools_config.display(), trigger = why, tools = catalog.all().len(), "tools reloaded");
-    shared.tools_changed();
+    shared.clients.tools_changed();
     shared.definitions_changed.notify_one();
     Reload::Applied
 }

@@ -61,7 +61,7 @@ fn on_notification(shared: &Shared, url: &str, message: Value) {
     let names: Vec<&str> = catalog.all().iter().filter(|t| t.backend_url == url).map(|t| t.name.as_str()).collect();
     shared.tool_entries.forget(names);
     tracing::info!(backend = url, "backend tool list changed; telling connected clients");
-    shared.tools_changed();
+    shared.clients.tools_changed();
     // The new definitions are compared with their pins (and their schemas loaded) now.
     shared.definitions_changed.notify_one();
 }

@@ -32,11 +32,14 @@ where
 }
 
 async fn reports(shared: &Shared, worker: &Worker) -> Vec<ActorReport> {
-    let audit = Mailbox::new(shared.audit.clone(), shared.audit_stats.clone());
+    let audit = match tokio::time::timeout(ACTOR_DEADLINE, shared.audit.probe()).await {
+        Ok(Ok(report)) => report,
+        _ => shared.audit.report(false),
+    };
     vec![
         ask(&worker.registry, "registry").await,
         ask(&worker.policy, "policy").await,
-        ask(&audit, "audit_writer").await,
+        audit,
         ask(&worker.limiter, "rate_limiter").await,
     ]
 }
@@ -56,8 +59,7 @@ pub async fn ready(shared: web::Data<Shared>, worker: web::Data<Worker>) -> Http
     // Rows held in the spool are safe on disk but not where auditors read them: a replica
     // whose audit rows do not reach the database is not ready. Rows set aside (refused by the
     // database, kept alone) do not stop the others: reported, not failing.
-    let spooled = shared.audit_spooled.load(std::sync::atomic::Ordering::Relaxed);
-    let set_aside = shared.audit_set_aside.load(std::sync::atomic::Ordering::Relaxed);
+    let crate::audit::Health { spooled, set_aside, .. } = shared.audit.health();
     let audit = match (spooled, set_aside) {
         (0, 0) => "ok",
         (0, _) => "rows_set_aside",
@@ -88,7 +90,7 @@ pub async fn actors(
         "actors": reports(&shared, &worker).await,
         "circuit_breakers": shared.protection.report(),
         "tool_drift": shared.drift.iter().map(|e| json!({ "tool": e.key(), "pinned": e.value().0, "observed": e.value().1 })).collect::<Vec<_>>(),
-        "mcp_sessions": shared.sessions.len(),
-        "audit_spooled": shared.audit_spooled.load(std::sync::atomic::Ordering::Relaxed),
+        "mcp_sessions": shared.clients.sessions().len(),
+        "audit_spooled": shared.audit.health().spooled,
     })))
 }

@@ -235,37 +235,37 @@ pub fn render(shared: &Shared) -> String {
     }
     out.push_str("# HELP mcpgw_mcp_sessions Live MCP client sessions on this replica.\n");
     out.push_str("# TYPE mcpgw_mcp_sessions gauge\n");
-    out.push_str(&format!("mcpgw_mcp_sessions {}\n", shared.sessions.len()));
+    out.push_str(&format!("mcpgw_mcp_sessions {}\n", shared.clients.sessions().len()));
     out.push_str("# HELP mcpgw_audit_backlog Audit rows not yet stored.\n");
     out.push_str("# TYPE mcpgw_audit_backlog gauge\n");
-    out.push_str(&format!("mcpgw_audit_backlog {}\n", shared.audit_stats.backlog().max(0)));
-    let w = &shared.audit_writes;
-    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let health = shared.audit.health();
+    out.push_str(&format!("mcpgw_audit_backlog {}\n", health.backlog.max(0)));
+    let w = shared.audit.writes();
     for (name, kind, help, value) in [
-        ("mcpgw_audit_batches_total", "counter", "Audit batches written.", load(&w.batches) as f64),
+        ("mcpgw_audit_batches_total", "counter", "Audit batches written.", w.batches as f64),
         (
             "mcpgw_audit_batch_rows_total",
             "counter",
             "Rows in the audit batches written (rows/batches = mean batch size).",
-            load(&w.rows) as f64,
+            w.rows as f64,
         ),
         (
             "mcpgw_audit_batch_failures_total",
             "counter",
             "Audit batch writes that failed (rows kept and retried or spooled).",
-            load(&w.failures) as f64,
+            w.failures as f64,
         ),
         (
             "mcpgw_audit_write_seconds_total",
             "counter",
             "Time spent writing audit batches.",
-            load(&w.write_micros) as f64 / 1e6,
+            w.write_micros as f64 / 1e6,
         ),
         (
             "mcpgw_audit_last_write_seconds",
             "gauge",
             "How long the latest audit batch write took.",
-            load(&w.last_write_micros) as f64 / 1e6,
+            w.last_write_micros as f64 / 1e6,
         ),
     ] {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
@@ -279,15 +279,12 @@ pub fn render(shared: &Shared) -> String {
     }
     out.push_str("# HELP mcpgw_audit_spooled Audit rows in the local spool, waiting for the database.\n");
     out.push_str("# TYPE mcpgw_audit_spooled gauge\n");
-    out.push_str(&format!("mcpgw_audit_spooled {}\n", shared.audit_spooled.load(std::sync::atomic::Ordering::Relaxed)));
+    out.push_str(&format!("mcpgw_audit_spooled {}\n", health.spooled));
     out.push_str(
         "# HELP mcpgw_audit_rows_set_aside_total Audit rows the database refused, kept alone in audit_set_aside.\n",
     );
     out.push_str("# TYPE mcpgw_audit_rows_set_aside_total counter\n");
-    out.push_str(&format!(
-        "mcpgw_audit_rows_set_aside_total {}\n",
-        shared.audit_set_aside.load(std::sync::atomic::Ordering::Relaxed)
-    ));
+    out.push_str(&format!("mcpgw_audit_rows_set_aside_total {}\n", health.set_aside));
     out
 }
 

@@ -15,6 +15,7 @@
 //! | [`tasks`] | MCP tasks (2025-11-25) on the job store |
 //! | [`wellknown`] | RFC 9728 protected-resource metadata |
 
+pub mod clients;
 pub mod listing;
 pub mod session;
 pub mod sse;
@@ -136,8 +137,7 @@ pub fn inflight_prefix(scope: &str) -> String {
 /// `notifications/cancelled`: stop the request it names, if it is still running.
 pub fn cancel(shared: &Shared, scope: &str, params: &Value) {
     if let Some(request_id) = params.get("requestId") {
-        if let Some((_, handle)) = shared.inflight.remove(&inflight_key(scope, request_id)) {
-            handle.abort();
+        if shared.clients.cancel(&inflight_key(scope, request_id)) {
             tracing::info!(request_id = %request_id, "request cancelled by the client");
         }
     }

@@ -118,12 +118,12 @@ pub async fn open(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
         Err(e) => return super::refuse(&shared, &req, TRANSPORT, None, e),
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let Some((id, _)) = shared.sessions.create(&caller.user_id, "2024-11-05", Some(tx)) else {
+    let Some((id, _)) = shared.clients.sessions().create(&caller.user_id, "2024-11-05", Some(tx)) else {
         return super::refuse(&shared, &req, TRANSPORT, Some(Arc::new(caller)), super::session::too_many());
     };
     let first = Bytes::from(format!("event: endpoint\ndata: /messages?session_id={id}\n\n"));
-    let sessions: Arc<Sessions> = shared.sessions.clone();
-    let (alive, alive_id) = (shared.sessions.clone(), id.clone());
+    let sessions: Arc<Sessions> = shared.clients.sessions().clone();
+    let (alive, alive_id) = (shared.clients.sessions().clone(), id.clone());
     let registry = shared.clone();
     let scope = super::scope(&caller.user_id, &id);
     // The client left: its session ends and its calls still running are cancelled at their
@@ -131,13 +131,7 @@ pub async fn open(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     let on_drop = move || {
         sessions.drop_session(&id);
         let prefix = super::inflight_prefix(&scope);
-        registry.inflight.retain(|key, task| {
-            let ours = key.starts_with(&prefix);
-            if ours {
-                task.abort();
-            }
-            !ours
-        });
+        registry.clients.cancel_all(&prefix);
     };
     EventStream::new(&shared, Some(first), rx, Box::new(on_drop))
         .on_keepalive(Box::new(move || alive.touch(&alive_id)))
@@ -168,7 +162,7 @@ pub async fn message(
     let Ok(query) = web::Query::<MessageQuery>::from_query(req.query_string()) else {
         return refuse(GatewayError::InvalidRequest("the session_id query parameter is required".into()));
     };
-    let session = match shared.sessions.get(Some(&query.session_id), &caller.user_id) {
+    let session = match shared.clients.sessions().get(Some(&query.session_id), &caller.user_id) {
         Ok(s) => s,
         Err(_) => return refuse(GatewayError::NotFound("session not found".into())),
     };
@@ -223,8 +217,8 @@ pub async fn message(
             response(id, dispatch(&ctx, &method, params).await)
         };
         let _ = stream.send(super::sse_message(&answer));
-        registry.inflight.remove(&task_key);
+        registry.clients.ended(&task_key);
     });
-    shared.inflight.insert(key, task.abort_handle());
+    shared.clients.running(key, task.abort_handle());
     HttpResponse::Accepted().finish()
 }

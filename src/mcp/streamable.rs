@@ -160,7 +160,7 @@ pub async fn post(
         if let Ok(Message::Request { id, method, params }) = mcp_protocol::classify(msg) {
             if method == "initialize" && !batch {
                 let version = negotiate(params.get("protocolVersion").and_then(Value::as_str));
-                let Some((sid, _)) = shared.sessions.create(&caller.user_id, version, None) else {
+                let Some((sid, _)) = shared.clients.sessions().create(&caller.user_id, version, None) else {
                     return super::refuse(&shared, &req, TRANSPORT, Some(caller), super::session::too_many());
                 };
                 return HttpResponse::Ok()
@@ -173,7 +173,7 @@ pub async fn post(
     // A session id is checked against its subject before anything in the body acts on it
     // (another user's session id may not even cancel a call).
     if session_id.is_some() && header_version.as_deref() != Some(super::STATELESS_VERSION) {
-        if let Err(e) = shared.sessions.get(session_id.as_deref(), &caller.user_id) {
+        if let Err(e) = shared.clients.sessions().get(session_id.as_deref(), &caller.user_id) {
             return session_failure(&shared, &req, &caller, e);
         }
     }
@@ -203,7 +203,7 @@ pub async fn post(
         let stateless = header_version.as_deref() == Some(super::STATELESS_VERSION)
             || meta_version(&params) == Some(super::STATELESS_VERSION);
         if !stateless && method != "server/discover" {
-            if let Err(e) = shared.sessions.get(session_id.as_deref(), &caller.user_id) {
+            if let Err(e) = shared.clients.sessions().get(session_id.as_deref(), &caller.user_id) {
                 return session_failure(&shared, &req, &caller, e);
             }
         }
@@ -244,9 +244,9 @@ pub async fn post(
             let task = actix_web::rt::spawn(async move {
                 let answer = response(id, dispatch(&ctx, "tools/call", params).await);
                 let _ = tx.send(super::sse_message(&answer));
-                registry.inflight.remove(&task_key);
+                registry.clients.ended(&task_key);
             });
-            shared.inflight.insert(key, task.abort_handle());
+            shared.clients.running(key, task.abort_handle());
             let period = shared.settings.sse_keepalive;
             let stream = ReplyStream {
                 rx,
@@ -272,9 +272,9 @@ pub async fn post(
             let task = actix_web::rt::spawn(async move {
                 let answer = response(id, dispatch(&ctx, "tools/call", params).await);
                 let _ = tx.send(actix_web::web::Bytes::from(answer.to_string()));
-                registry.inflight.remove(&task_key);
+                registry.clients.ended(&task_key);
             });
-            shared.inflight.insert(key, task.abort_handle());
+            shared.clients.running(key, task.abort_handle());
             let stream = ReplyStream {
                 rx,
                 keepalive: tokio::time::interval_at(tokio::time::Instant::now() + JSON_KEEPALIVE, JSON_KEEPALIVE),
@@ -286,16 +286,16 @@ pub async fn post(
             return HttpResponse::Ok().content_type("application/json").streaming(stream);
         }
         let task = actix_web::rt::spawn(async move { dispatch(&ctx, "tools/call", params).await });
-        shared.inflight.insert(key.clone(), task.abort_handle());
+        shared.clients.running(key.clone(), task.abort_handle());
         let _abort = super::AbortOnDrop(task.abort_handle());
         let outcome = task.await;
-        shared.inflight.remove(&key);
+        shared.clients.ended(&key);
         answers.push(response(id, outcome.unwrap_or_else(|_| Err(errors::request_cancelled()))));
     }
     if answers.is_empty() {
         // Notifications and responses only.
         if session_id.is_some() && header_version.as_deref() != Some(super::STATELESS_VERSION) {
-            if let Err(e) = shared.sessions.get(session_id.as_deref(), &caller.user_id) {
+            if let Err(e) = shared.clients.sessions().get(session_id.as_deref(), &caller.user_id) {
                 return session_failure(&shared, &req, &caller, e);
             }
         }
@@ -357,18 +357,16 @@ pub async fn get(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
         return HttpResponse::MethodNotAllowed().insert_header(("Allow", "POST, DELETE")).finish();
     }
     let sid = header(&req, SESSION_HEADER).map(str::to_owned);
-    if let Err(e) = shared.sessions.get(sid.as_deref(), &caller.user_id) {
+    if let Err(e) = shared.clients.sessions().get(sid.as_deref(), &caller.user_id) {
         return session_failure(&shared, &req, &caller, e);
     }
     let sid = sid.unwrap_or_default();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     // A new stream for the session replaces an older one.
-    shared.listeners.insert(sid.clone(), tx.clone());
+    shared.clients.open_stream(&sid, tx.clone());
     let registry = shared.clone();
-    let (alive, alive_id) = (shared.sessions.clone(), sid.clone());
-    let on_drop = Box::new(move || {
-        registry.listeners.remove_if(&sid, |_, current| current.same_channel(&tx));
-    });
+    let (alive, alive_id) = (shared.clients.sessions().clone(), sid.clone());
+    let on_drop = Box::new(move || registry.clients.close_stream(&sid, &tx));
     super::sse::EventStream::new(&shared, None, rx, on_drop)
         .on_keepalive(Box::new(move || alive.touch(&alive_id)))
         .respond()
@@ -382,7 +380,7 @@ pub async fn delete(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse
     };
     match header(&req, SESSION_HEADER) {
         None => session_failure(&shared, &req, &caller, SessionError::Missing),
-        Some(id) if shared.sessions.remove(id, &caller.user_id) => HttpResponse::Ok().finish(),
+        Some(id) if shared.clients.sessions().remove(id, &caller.user_id) => HttpResponse::Ok().finish(),
         Some(_) => session_failure(&shared, &req, &caller, SessionError::Unknown),
     }
 }

@@ -126,7 +126,8 @@ pub async fn handle(ctx: &Ctx, method: &str, params: &Value) -> Result<Value, Rp
             // Blocks until the task is terminal (bounded: at most `MAX_WAITERS` long polls per
             // subject at once, each at most `LONG_POLL`, polling the store less often as it
             // waits), then answers what the call answered.
-            let _slot = WaitSlot::take(&ctx.shared, &ctx.caller.user_id).ok_or_else(errors::too_many_waiting)?;
+            let _slot =
+                ctx.shared.clients.wait_slot(&ctx.caller.user_id, MAX_WAITERS).ok_or_else(errors::too_many_waiting)?;
             let deadline = std::time::Instant::now() + LONG_POLL;
             let mut pause = Duration::from_millis(100);
             loop {
@@ -155,30 +156,3 @@ const LONG_POLL: Duration = Duration::from_secs(60);
 
 /// Most `tasks/result` long polls one subject may have waiting at once.
 const MAX_WAITERS: usize = 8;
-
-/// One subject's waiting `tasks/result`, counted in `Shared::task_waiters` and released on drop.
-struct WaitSlot<'a> {
-    waiters: &'a dashmap::DashMap<String, usize>,
-    user: String,
-}
-
-impl<'a> WaitSlot<'a> {
-    fn take(shared: &'a crate::app::Shared, user: &str) -> Option<Self> {
-        let mut n = shared.task_waiters.entry(user.to_owned()).or_insert(0);
-        if *n >= MAX_WAITERS {
-            return None;
-        }
-        *n += 1;
-        drop(n);
-        Some(Self { waiters: &shared.task_waiters, user: user.to_owned() })
-    }
-}
-
-impl Drop for WaitSlot<'_> {
-    fn drop(&mut self) {
-        if let Some(mut n) = self.waiters.get_mut(&self.user) {
-            *n = n.saturating_sub(1);
-        }
-        self.waiters.remove_if(&self.user, |_, n| *n == 0);
-    }
-}
