@@ -24,7 +24,6 @@ use crate::auth::Authenticator;
 use crate::backend::{session_table, McpClient, SessionTable};
 use crate::config::Settings;
 use crate::db::{self, audit::DbAuditSink, Db};
-use crate::mcp::listing::ToolEntries;
 use crate::telemetry::{GatewaySpans, RequestId};
 
 /// State shared by all workers.
@@ -41,34 +40,22 @@ pub struct Shared {
     pub otlp: Option<crate::otlp::Exporter>,
     /// Counters of every actor kind.
     pub board: Arc<HealthBoard>,
-    /// The tool catalog every `RegistryActor` serves.
-    pub catalog: gateway_actors::registry::CatalogCell,
-    /// The policy every `PolicyActor` enforces (replaced on reload).
-    pub policy: gateway_actors::policy::PolicyCell,
     /// MCP sessions with backends, shared by the workers' clients.
     pub backend_sessions: SessionTable,
+    /// The tool registry (catalog, schemas, pins, listings, slots and breakers).
+    pub registry: crate::registry::Registry,
+    /// The policy in force.
+    pub policies: crate::policies::Policies,
     /// MCP clients on `/mcp` and `/sse`: sessions, open streams, running requests.
     pub clients: crate::mcp::clients::Clients,
-    /// Backends' `tools/list` entries, cached for `tools/list` on the front door.
-    pub tool_entries: ToolEntries,
     /// Set to `true` when the gateway starts shutting down (event streams end).
     pub closing: tokio::sync::watch::Sender<bool>,
-    /// Compiled input schemas by tool.
-    pub schemas: crate::schema::Schemas,
-    /// Tools whose backend definition differs from its pin: (pinned, observed) digests.
-    pub drift: dashmap::DashMap<String, (String, String)>,
-    /// Wakes the definition check early: a reload or a backend's `list_changed`.
-    pub definitions_changed: tokio::sync::Notify,
-    /// Backend URLs with a notification listener already running.
-    pub listened: dashmap::DashSet<String>,
     /// This replica's id (it claims jobs under it).
     pub replica_id: String,
     /// Jobs running on this replica.
     pub local_jobs: dashmap::DashMap<String, Addr<gateway_actors::job::JobActor>>,
     /// Counters behind `/metrics`.
-    pub metrics: crate::http::metrics::Metrics,
-    /// Concurrency slots per tool and circuit breakers per backend.
-    pub protection: crate::backend::protect::Protection,
+    pub metrics: Arc<crate::http::metrics::Metrics>,
     /// Rate-limit cells (in-process, or Redis shared by replicas).
     pub rate_store: Arc<dyn RateStore>,
     /// Whether calls pass or fail while the rate-limit store is unreachable.
@@ -91,9 +78,9 @@ impl Worker {
     fn start(shared: &Shared) -> Self {
         let registry_stats = shared.board.stats("registry");
         let policy_stats = shared.board.stats("policy");
-        let (catalog, stats) = (shared.catalog.clone(), registry_stats.clone());
+        let (catalog, stats) = (shared.registry.cell(), registry_stats.clone());
         let registry = Mailbox::new(Supervisor::start(move |_| RegistryActor::new(catalog, stats)), registry_stats);
-        let (policy, stats) = (shared.policy.clone(), policy_stats.clone());
+        let (policy, stats) = (shared.policies.cell(), policy_stats.clone());
         let policy = Mailbox::new(Supervisor::start(move |_| PolicyActor::new(policy, stats)), policy_stats);
         let backend = McpClient::new(shared.backend_sessions.clone(), shared.settings.max_response_bytes);
         let limiter_stats = shared.board.stats("rate_limiter");
@@ -249,7 +236,7 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         });
     }
 
-    let catalog = Arc::new(Catalog::new(tools));
+    let catalog = Catalog::new(tools);
     let rate_store: Arc<dyn RateStore> = match &settings.redis_url {
         Some(url) => Arc::new(crate::ratelimit::RedisStore::new(url).map_err(anyhow::Error::msg)?),
         None => Arc::new(LocalStore::new(Arc::new(SystemClock::default()))),
@@ -266,38 +253,29 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         audit: crate::audit::Audit::new(audit, audit_stats, spool_rows, set_aside_rows, audit_writes),
         otlp: settings.otel_endpoint.as_deref().map(crate::otlp::Exporter::start),
         board,
-        catalog: Arc::new(arc_swap::ArcSwap::new(catalog.clone())),
-        policy: Arc::new(arc_swap::ArcSwap::from_pointee(policy)),
+        registry: crate::registry::Registry::new(catalog, settings.breaker_failures, settings.breaker_cooldown),
+        policies: crate::policies::Policies::new(policy),
         backend_sessions: session_table(),
         clients: crate::mcp::clients::Clients::new(settings.mcp_session_idle),
-        tool_entries: ToolEntries::default(),
         closing: tokio::sync::watch::channel(false).0,
         rate_store,
         rate_failure,
-        metrics: crate::http::metrics::Metrics::default(),
+        metrics: Arc::default(),
         replica_id: format!("replica-{}", uuid::Uuid::new_v4().simple()),
-        schemas: {
-            let schemas = crate::schema::Schemas::default();
-            for tool in catalog.all() {
-                if let Some(schema) = &tool.input_schema {
-                    schemas.set(&tool.name, schema);
-                }
-            }
-            schemas
-        },
-        drift: dashmap::DashMap::new(),
-        definitions_changed: tokio::sync::Notify::new(),
-        listened: dashmap::DashSet::new(),
         local_jobs: dashmap::DashMap::new(),
-        protection: crate::backend::protect::Protection::new(
-            &catalog,
-            settings.breaker_failures,
-            settings.breaker_cooldown,
-        ),
     });
-    crate::backend::listen::spawn(shared.clone());
-    crate::reload::spawn(shared.clone());
-    crate::pinning::start(shared.clone()).await;
+    crate::registry::owner::RegistryOwner::start(shared.clone());
+    let notify = shared.clone();
+    crate::policies::PolicyOwner::start(
+        &shared.policies,
+        settings.policy_config.clone(),
+        shared.metrics.clone(),
+        move || notify.clients.tools_changed(),
+    );
+    crate::registry::listen::spawn(shared.clone());
+    crate::registry::watch::spawn(shared.clone());
+    // Backends' definitions are checked (pins, schemas) before the gateway serves.
+    shared.registry.check_definitions().await;
     let _jobs = {
         use actix::Actor as _;
         crate::jobs::JobDispatcher::new(shared.clone()).start()

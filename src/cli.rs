@@ -347,7 +347,7 @@ pub fn run() -> anyhow::Result<()> {
             let tool = tools.into_iter().find(|t| t.name == tool && t.is_active);
             let out = match &tool {
                 Some(t) => {
-                    let schemas = crate::schema::Schemas::default();
+                    let schemas = crate::registry::input_schemas::Schemas::default();
                     if let Some(s) = &t.input_schema {
                         schemas.set(&t.name, s);
                     }

@@ -277,7 +277,7 @@ impl JobDispatcher {
 
     fn start_job(&self, row: JobRow) {
         let shared = self.shared.clone();
-        let Some(tool) = shared.catalog.load().get(&row.tool_name) else {
+        let Some(tool) = shared.registry.snapshot().get(&row.tool_name) else {
             actix_web::rt::spawn(async move {
                 let gone = GatewayError::UnknownTool(row.tool_name.clone());
                 let error = crate::error::mcp::stored_failure(&gone, "the tool is no longer registered");
@@ -328,7 +328,7 @@ impl JobDispatcher {
             let stale = chrono::Duration::from_std(shared.settings.job_stale).unwrap_or(chrono::Duration::seconds(30));
             let before = chrono::Utc::now().naive_utc() - stale;
             let idempotent: Vec<String> =
-                shared.catalog.load().all().iter().filter(|t| t.idempotent).map(|t| t.name.clone()).collect();
+                shared.registry.snapshot().all().iter().filter(|t| t.idempotent).map(|t| t.name.clone()).collect();
             let stopped = GatewayError::Unavailable("the gateway running this job stopped before it finished".into());
             let failure =
                 crate::error::mcp::stored_failure(&stopped, "the gateway running this job stopped before it finished");

@@ -39,11 +39,10 @@ pub mod jobs;
 pub mod mcp;
 pub mod number_literals;
 pub mod otlp;
-pub mod pinning;
 pub mod pipeline;
+pub mod policies;
 pub mod ratelimit;
-pub mod reload;
-pub mod schema;
+pub mod registry;
 pub mod telemetry;
 pub mod tracecontext;
 

@@ -113,8 +113,7 @@ impl Attempt {
         };
         let caller = self.caller.as_deref();
         let decision = self.decision(result.err());
-        let registered =
-            self.tool_name.as_deref().filter(|t| shared.catalog.load().get(t).is_some()).unwrap_or("unknown");
+        let registered = self.tool_name.as_deref().filter(|t| shared.registry.knows(t)).unwrap_or("unknown");
         shared.metrics.call(registered, decision, status);
         shared.metrics.call_latency(registered, decision, self.started.elapsed().as_secs_f64());
         if let Err(GatewayError::RateLimited { limit, .. }) = result {
@@ -208,16 +207,16 @@ pub async fn authorize(
         .await
         .map_err(internal)?
         .map_err(|denied| GatewayError::Forbidden(denied.0))?;
-    if shared.settings.pinning == crate::config::Pinning::Block && shared.drift.contains_key(&tool.name) {
+    if shared.settings.pinning == crate::config::Pinning::Block && shared.registry.drifted(&tool.name) {
         return Err(GatewayError::Forbidden(format!(
             "the definition of '{}' changed since it was pinned; an operator must approve it (mcp-gateway tools approve {})",
             tool.name, tool.name
         )));
     }
-    shared.schemas.check(&tool.name, arguments).map_err(GatewayError::InvalidArguments)?;
+    shared.registry.check_arguments(&tool.name, arguments).map_err(GatewayError::InvalidArguments)?;
     acquire(shared, worker, limits).await?;
     attempt.allowed = true;
-    attempt.arguments_logged = shared.policy.load().audit_arguments(&tool.name, arguments);
+    attempt.arguments_logged = shared.policies.snapshot().audit_arguments(&tool.name, arguments);
     Ok(tool)
 }
 
@@ -303,14 +302,14 @@ pub async fn call_backend(
 ) -> Result<Value, GatewayError> {
     let timeout =
         limit.or(tool.timeout_seconds.map(std::time::Duration::from_secs)).unwrap_or(shared.settings.backend_timeout);
-    shared.protection.admit(&tool.backend_url)?;
-    let _slot = shared.protection.slot(tool).await?;
+    shared.registry.protection().admit(&tool.backend_url)?;
+    let _slot = shared.registry.protection().slot(tool).await?;
     let started = std::time::Instant::now();
     let result = match watch {
         Some((observer, meta)) => backend.call_tool_observed(tool, arguments, meta, timeout, observer).await,
         None => backend.call_tool(tool, arguments, timeout).await,
     };
-    shared.protection.record(&tool.backend_url, !crate::backend::protect::unhealthy(&result));
+    shared.registry.protection().record(&tool.backend_url, !crate::backend::protect::unhealthy(&result));
     shared.metrics.backend(&tool.name, started.elapsed().as_secs_f64(), result.as_ref().err().map(GatewayError::kind));
     result
 }

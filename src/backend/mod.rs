@@ -6,7 +6,6 @@
 //! request each. A 404 on a session means the server forgot it: the client re-initialises once
 //! and retries. Replies may be JSON or an SSE stream. The caller's credentials are never sent.
 
-pub mod listen;
 pub mod protect;
 pub mod sse;
 

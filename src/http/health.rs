@@ -88,8 +88,8 @@ pub async fn actors(
     require_role(&caller, &["admin", "operator"])?;
     Ok(HttpResponse::Ok().json(json!({
         "actors": reports(&shared, &worker).await,
-        "circuit_breakers": shared.protection.report(),
-        "tool_drift": shared.drift.iter().map(|e| json!({ "tool": e.key(), "pinned": e.value().0, "observed": e.value().1 })).collect::<Vec<_>>(),
+        "circuit_breakers": shared.registry.protection().report(),
+        "tool_drift": shared.registry.drift().iter().map(|d| json!({ "tool": d.tool, "pinned": d.pinned, "observed": d.observed })).collect::<Vec<_>>(),
         "mcp_sessions": shared.clients.sessions().len(),
         "audit_spooled": shared.audit.health().spooled,
     })))

@@ -216,7 +216,7 @@ pub fn render(shared: &Shared) -> String {
     out.push_str(&format!("mcpgw_rate_limit_store_errors_total {}\n", m.store_errors.load(Ordering::Relaxed)));
     out.push_str("# HELP mcpgw_circuit_breaker_open Backends whose circuit is not closed (1 open, 0.5 half-open).\n");
     out.push_str("# TYPE mcpgw_circuit_breaker_open gauge\n");
-    for b in shared.protection.report() {
+    for b in shared.registry.protection().report() {
         let value = if b["state"] == "open" { "1" } else { "0.5" };
         out.push_str(&format!(
             "mcpgw_circuit_breaker_open{{backend=\"{}\"}} {value}\n",
@@ -225,8 +225,8 @@ pub fn render(shared: &Shared) -> String {
     }
     out.push_str("# HELP mcpgw_tool_definition_drift Tools whose backend definition differs from its pin.\n");
     out.push_str("# TYPE mcpgw_tool_definition_drift gauge\n");
-    for entry in shared.drift.iter() {
-        out.push_str(&format!("mcpgw_tool_definition_drift{{tool=\"{}\"}} 1\n", label(entry.key())));
+    for drift in shared.registry.drift() {
+        out.push_str(&format!("mcpgw_tool_definition_drift{{tool=\"{}\"}} 1\n", label(&drift.tool)));
     }
     out.push_str("# HELP mcpgw_config_reloads_total Policy reloads, applied or refused (bad file).\n");
     out.push_str("# TYPE mcpgw_config_reloads_total counter\n");

@@ -102,8 +102,8 @@ pub async fn explain(
         .await
         .map_err(internal)?;
     let limits = worker.policy.ask(GetLimits { caller: subject, tool: tool.name.clone() }).await.map_err(internal)?;
-    let schema = shared.schemas.check(&tool.name, arguments.as_ref().unwrap_or(&Value::Null));
-    let drift = shared.drift.contains_key(&tool.name);
+    let schema = shared.registry.check_arguments(&tool.name, arguments.as_ref().unwrap_or(&Value::Null));
+    let drift = shared.registry.drifted(&tool.name);
     let blocked = shared.settings.pinning == crate::config::Pinning::Block;
     Ok(HttpResponse::Ok().json(explanation(Some(explained), &tool.name, &limits, schema, drift, blocked)))
 }
@@ -118,14 +118,14 @@ pub async fn tools(
     let tools: Vec<Value> = pins
         .iter()
         .map(|p| {
-            let tool = shared.catalog.load().get(&p.name);
+            let tool = shared.registry.snapshot().get(&p.name);
             json!({
                 "name": p.name,
                 "active": tool.as_ref().is_some_and(|t| t.is_active),
                 "backend_url": tool.as_ref().map(|t| t.backend_url.clone()),
                 "pinned_digest": p.pinned,
                 "observed_digest": p.observed,
-                "drift": shared.drift.contains_key(&p.name),
+                "drift": shared.registry.drifted(&p.name),
             })
         })
         .collect();

@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use actix_web::web;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -29,10 +28,12 @@ pub fn digest(entry: &Value) -> String {
 
 /// Fetch every backend's definitions once: their input schemas are enforced for tools whose
 /// `tools.yaml` entry declares none, and (unless `TOOL_PINNING=off`) each definition is
-/// compared with its pin.
-pub async fn check(shared: &Shared, client: &McpClient) {
+/// compared with its pin. Run by the registry's owner only.
+pub(super) async fn check(shared: &Shared, client: &McpClient) {
+    let registry = &shared.registry;
     let mut by_backend: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    let active = shared.catalog.load().active();
+    let catalog = registry.snapshot();
+    let active = catalog.active();
     for tool in &active {
         by_backend.entry(tool.backend_url.as_str()).or_default().push(tool.name.as_str());
     }
@@ -48,9 +49,8 @@ pub async fn check(shared: &Shared, client: &McpClient) {
             let Some(entry) = listed.iter().find(|t| t.get("name").and_then(Value::as_str) == Some(name)) else {
                 continue;
             };
-            let has_yaml_schema = shared.catalog.load().get(name).is_some_and(|t| t.input_schema.is_some());
-            if let (false, Some(schema)) = (has_yaml_schema, entry.get("inputSchema")) {
-                shared.schemas.set(name, schema);
+            if let Some(schema) = entry.get("inputSchema") {
+                registry.set_backend_schema(name, schema);
             }
             if shared.settings.pinning == Pinning::Off {
                 continue;
@@ -59,33 +59,13 @@ pub async fn check(shared: &Shared, client: &McpClient) {
             match crate::db::tools::observe(&shared.db, name, &seen).await {
                 Ok(pin) if pin.pinned.as_deref() != Some(seen.as_str()) => {
                     let pinned = pin.pinned.unwrap_or_default();
-                    if shared.drift.insert(name.to_owned(), (pinned.clone(), seen.clone())).is_none() {
+                    if registry.set_drift(name, pinned.clone(), seen.clone()) {
                         tracing::warn!(tool = name, pinned = %pinned, observed = %seen, "tool definition changed since it was pinned");
                     }
                 }
-                Ok(_) => {
-                    shared.drift.remove(name);
-                }
+                Ok(_) => registry.clear_drift(name),
                 Err(e) => tracing::warn!(tool = name, error = %e, "cannot record a tool's definition digest"),
             }
         }
     }
-}
-
-/// Check once now (before the gateway serves), then every `PIN_CHECK_SECONDS` and whenever a
-/// reload or a backend's `list_changed` says definitions may have changed, until shutdown.
-pub async fn start(shared: web::Data<Shared>) {
-    let client = McpClient::new(shared.backend_sessions.clone(), shared.settings.max_response_bytes);
-    check(&shared, &client).await;
-    actix_web::rt::spawn(async move {
-        let mut closing = shared.closing.subscribe();
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(shared.settings.pin_check) => {}
-                _ = shared.definitions_changed.notified() => {}
-                _ = closing.wait_for(|c| *c) => return,
-            }
-            check(&shared, &client).await;
-        }
-    });
 }

@@ -10,15 +10,15 @@ use std::time::Duration;
 use actix_web::web;
 use serde_json::Value;
 
-use super::{McpClient, Watch};
 use crate::app::Shared;
+use crate::backend::{McpClient, Watch};
 
 /// Start one listener per distinct active backend URL not listened to yet (on the calling
 /// arbiter): at start-up, and after a reload for backends it added.
 pub fn spawn(shared: web::Data<Shared>) {
-    let urls: BTreeSet<String> = shared.catalog.load().active().iter().map(|t| t.backend_url.clone()).collect();
+    let urls: BTreeSet<String> = shared.registry.snapshot().active().iter().map(|t| t.backend_url.clone()).collect();
     for url in urls {
-        if shared.listened.insert(url.clone()) {
+        if shared.registry.first_listener(&url) {
             actix_web::rt::spawn(listen(shared.clone(), url));
         }
     }
@@ -54,14 +54,7 @@ async fn listen(shared: web::Data<Shared>, url: String) {
 }
 
 fn on_notification(shared: &Shared, url: &str, message: Value) {
-    if message.get("method").and_then(Value::as_str) != Some("notifications/tools/list_changed") {
-        return;
+    if message.get("method").and_then(Value::as_str) == Some("notifications/tools/list_changed") {
+        shared.registry.backend_list_changed(url);
     }
-    let catalog = shared.catalog.load();
-    let names: Vec<&str> = catalog.all().iter().filter(|t| t.backend_url == url).map(|t| t.name.as_str()).collect();
-    shared.tool_entries.forget(names);
-    tracing::info!(backend = url, "backend tool list changed; telling connected clients");
-    shared.clients.tools_changed();
-    // The new definitions are compared with their pins (and their schemas loaded) now.
-    shared.definitions_changed.notify_one();
 }

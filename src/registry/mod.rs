@@ -1,0 +1,189 @@
+//! The tool registry: the catalog of tools every per-worker `RegistryActor` serves, and
+//! everything derived from it — compiled input schemas, definition pins and drift, backends'
+//! cached listings, concurrency slots and circuit breakers, and the backends listened to.
+//!
+//! One owner, [`owner::RegistryOwner`], changes any of it: it handles `Reload` (`tools.yaml`
+//! changed or SIGHUP), a backend's `list_changed` and the periodic definition check, and
+//! publishes each new catalog as one immutable snapshot. Everything else only reads, through
+//! [`Registry`]'s methods; the mutating ones are visible inside this module only.
+
+pub mod input_schemas;
+pub mod listen;
+pub mod listings;
+pub mod owner;
+pub mod pinning;
+pub mod watch;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use actix::Addr;
+use dashmap::{DashMap, DashSet};
+use gateway_actors::registry::CatalogCell;
+use gateway_actors::Catalog;
+use serde_json::Value;
+
+use crate::backend::protect::Protection;
+use input_schemas::Schemas;
+use listings::ToolEntries;
+use owner::{BackendListChanged, RegistryOwner, Reload, Reloaded};
+
+/// A tool whose backend definition differs from its pin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    /// The tool.
+    pub tool: String,
+    /// The pinned definition's digest.
+    pub pinned: String,
+    /// The digest observed now.
+    pub observed: String,
+}
+
+/// The registry of this gateway.
+pub struct Registry {
+    catalog: CatalogCell,
+    schemas: Schemas,
+    drift: DashMap<String, (String, String)>,
+    listings: ToolEntries,
+    protection: Protection,
+    listened: DashSet<String>,
+    owner: OnceLock<Addr<RegistryOwner>>,
+}
+
+impl Registry {
+    /// The registry of `catalog` (input schemas from `tools.yaml` compiled, slots made), with
+    /// circuit breakers opening after `breaker_failures` failures for `breaker_cooldown`.
+    pub fn new(catalog: Catalog, breaker_failures: u32, breaker_cooldown: Duration) -> Self {
+        let schemas = Schemas::default();
+        for tool in catalog.all() {
+            if let Some(schema) = &tool.input_schema {
+                schemas.set(&tool.name, schema);
+            }
+        }
+        let protection = Protection::new(&catalog, breaker_failures, breaker_cooldown);
+        Self {
+            catalog: Arc::new(arc_swap::ArcSwap::from_pointee(catalog)),
+            schemas,
+            drift: DashMap::new(),
+            listings: ToolEntries::default(),
+            protection,
+            listened: DashSet::new(),
+            owner: OnceLock::new(),
+        }
+    }
+
+    /// The published snapshot, for a per-worker `RegistryActor` to serve.
+    pub fn cell(&self) -> CatalogCell {
+        self.catalog.clone()
+    }
+
+    /// The catalog in force now.
+    pub fn snapshot(&self) -> Arc<Catalog> {
+        self.catalog.load_full()
+    }
+
+    /// Whether `tool` is registered (active or not).
+    pub fn knows(&self, tool: &str) -> bool {
+        self.catalog.load().get(tool).is_some()
+    }
+
+    /// Check `arguments` against `tool`'s input schema (from `tools.yaml`, or its backend's).
+    pub fn check_arguments(&self, tool: &str, arguments: &Value) -> Result<(), String> {
+        self.schemas.check(tool, arguments)
+    }
+
+    /// Whether `tool`'s backend definition differs from its pin.
+    pub fn drifted(&self, tool: &str) -> bool {
+        self.drift.contains_key(tool)
+    }
+
+    /// Every drifted tool, by name.
+    pub fn drift(&self) -> Vec<Drift> {
+        let mut all: Vec<Drift> = self
+            .drift
+            .iter()
+            .map(|e| Drift { tool: e.key().clone(), pinned: e.value().0.clone(), observed: e.value().1.clone() })
+            .collect();
+        all.sort_by(|a, b| a.tool.cmp(&b.tool));
+        all
+    }
+
+    /// Backends' cached `tools/list` entries.
+    pub fn listings(&self) -> &ToolEntries {
+        &self.listings
+    }
+
+    /// Concurrency slots per tool and circuit breakers per backend.
+    pub fn protection(&self) -> &Protection {
+        &self.protection
+    }
+
+    /// Ask the owner to load `tools.yaml` again (`trigger` says why, for the log).
+    pub async fn reload(&self, trigger: &'static str) -> Reloaded {
+        match self.owner.get() {
+            Some(owner) => owner.send(Reload { trigger }).await.unwrap_or(Reloaded::Deferred),
+            None => Reloaded::Deferred,
+        }
+    }
+
+    /// Tell the owner that the backend at `url` says its tool list changed.
+    pub fn backend_list_changed(&self, url: &str) {
+        if let Some(owner) = self.owner.get() {
+            owner.do_send(BackendListChanged { url: url.to_owned() });
+        }
+    }
+
+    /// Ask the owner to fetch backends' definitions now, and wait until it has.
+    pub async fn check_definitions(&self) {
+        if let Some(owner) = self.owner.get() {
+            let _ = owner.send(owner::CheckDefinitions).await;
+        }
+    }
+
+    fn attach(&self, owner: Addr<RegistryOwner>) {
+        let _ = self.owner.set(owner);
+    }
+
+    /// Publish `catalog`: schemas from `tools.yaml` set (and those taken out dropped), slots for
+    /// new tools, every listing fetched again. Returns the catalog it replaced.
+    fn publish(&self, catalog: Arc<Catalog>) -> Arc<Catalog> {
+        // A schema taken out of tools.yaml (or a tool removed) stops being enforced; a backend's
+        // own schema comes back with the definition check that follows a reload.
+        for old in self.catalog.load().all() {
+            if old.input_schema.is_some() && catalog.get(&old.name).is_none_or(|t| t.input_schema.is_none()) {
+                self.schemas.remove(&old.name);
+            }
+        }
+        for tool in catalog.all() {
+            if let Some(schema) = &tool.input_schema {
+                self.schemas.set(&tool.name, schema);
+            }
+        }
+        self.protection.add_slots(&catalog);
+        let old = self.catalog.swap(catalog.clone());
+        self.listings.forget(old.all().iter().chain(catalog.all().iter()).map(|t| t.name.as_str()));
+        old
+    }
+
+    /// Enforce a backend's own input schema for `tool` (it has none in `tools.yaml`).
+    fn set_backend_schema(&self, tool: &str, schema: &Value) {
+        if self.catalog.load().get(tool).is_some_and(|t| t.input_schema.is_none()) {
+            self.schemas.set(tool, schema);
+        }
+    }
+
+    /// Record `tool`'s definition as drifted (`true` when it was not already).
+    fn set_drift(&self, tool: &str, pinned: String, observed: String) -> bool {
+        self.drift.insert(tool.to_owned(), (pinned, observed)).is_none()
+    }
+
+    /// `tool`'s definition matches its pin again.
+    fn clear_drift(&self, tool: &str) {
+        self.drift.remove(tool);
+    }
+
+    /// Whether `url` has no listener yet (and now counts as having one).
+    fn first_listener(&self, url: &str) -> bool {
+        self.listened.insert(url.to_owned())
+    }
+}

@@ -1,0 +1,151 @@
+//! The registry's one owner: the only code that publishes a catalog, compiles schemas, records
+//! drift or forgets listings. Its messages run one at a time, so a reload never interleaves with
+//! a definition check.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix::{Actor, ActorFutureExt, AsyncContext, AtomicResponse, Context, Handler, Message, WrapFuture};
+use actix_web::web;
+
+use crate::app::Shared;
+use crate::backend::McpClient;
+
+/// Load `tools.yaml` again and publish it when valid.
+#[derive(Debug, Message)]
+#[rtype(result = "Reloaded")]
+pub struct Reload {
+    /// What triggered it (`SIGHUP`, `file changed`), for the log.
+    pub trigger: &'static str,
+}
+
+/// How a reload ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reloaded {
+    /// The new file is in force.
+    Applied,
+    /// The file is invalid; the old configuration stays until the file changes again.
+    Refused,
+    /// The file is valid but could not be applied yet (database down); tried again shortly.
+    Deferred,
+}
+
+/// A backend announced `notifications/tools/list_changed`.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct BackendListChanged {
+    /// The backend's URL.
+    pub url: String,
+}
+
+/// Fetch every backend's definitions: pin, detect drift, load backends' schemas.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct CheckDefinitions;
+
+/// The owner actor (one per gateway, on the arbiter that starts it).
+pub struct RegistryOwner {
+    shared: web::Data<Shared>,
+    client: Rc<McpClient>,
+    /// A check is queued and not started: another request joins it (checks take seconds when a
+    /// backend does not answer; they must not pile up behind a short interval).
+    check_queued: bool,
+}
+
+impl RegistryOwner {
+    /// Start the owner of `shared.registry` and attach it, so the registry's requests reach it.
+    pub fn start(shared: web::Data<Shared>) -> actix::Addr<Self> {
+        let client = Rc::new(McpClient::new(shared.backend_sessions.clone(), shared.settings.max_response_bytes));
+        let addr = Self { shared: shared.clone(), client, check_queued: false }.start();
+        shared.registry.attach(addr.clone());
+        addr
+    }
+
+    fn closing(&self) -> bool {
+        *self.shared.closing.borrow()
+    }
+
+    /// Queue a definition check unless one is queued already.
+    fn check_soon(&mut self, ctx: &mut Context<Self>) {
+        if !self.check_queued && !self.closing() {
+            self.check_queued = true;
+            ctx.notify(CheckDefinitions);
+        }
+    }
+}
+
+impl Actor for RegistryOwner {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Definitions are checked every PIN_CHECK_SECONDS, and after every change.
+        ctx.run_interval(self.shared.settings.pin_check, |owner, ctx| owner.check_soon(ctx));
+    }
+}
+
+impl Handler<Reload> for RegistryOwner {
+    type Result = AtomicResponse<Self, Reloaded>;
+
+    fn handle(&mut self, msg: Reload, _: &mut Context<Self>) -> Self::Result {
+        let shared = self.shared.clone();
+        AtomicResponse::new(Box::pin(async move { reload(shared, msg.trigger).await }.into_actor(self).map(
+            |outcome, owner, ctx| {
+                if outcome == Reloaded::Applied {
+                    owner.check_soon(ctx);
+                }
+                outcome
+            },
+        )))
+    }
+}
+
+impl Handler<BackendListChanged> for RegistryOwner {
+    type Result = ();
+
+    fn handle(&mut self, msg: BackendListChanged, ctx: &mut Context<Self>) {
+        let registry = &self.shared.registry;
+        let catalog = registry.snapshot();
+        let names = catalog.all().iter().filter(|t| t.backend_url == msg.url).map(|t| t.name.as_str());
+        registry.listings.forget(names);
+        tracing::info!(backend = %msg.url, "backend tool list changed; telling connected clients");
+        self.shared.clients.tools_changed();
+        // The new definitions are compared with their pins (and their schemas loaded) now.
+        self.check_soon(ctx);
+    }
+}
+
+impl Handler<CheckDefinitions> for RegistryOwner {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, _: CheckDefinitions, _: &mut Context<Self>) -> Self::Result {
+        self.check_queued = false;
+        let (shared, client) = (self.shared.clone(), self.client.clone());
+        AtomicResponse::new(Box::pin(async move { super::pinning::check(&shared, &client).await }.into_actor(self)))
+    }
+}
+
+/// Load `tools.yaml`, sync it into the `tools` table, and publish the new catalog.
+async fn reload(shared: web::Data<Shared>, trigger: &'static str) -> Reloaded {
+    let lookup = |name: &str| std::env::var(name).ok();
+    let tools = match crate::config_files::load_tools(&shared.settings.tools_config, &lookup) {
+        Ok(tools) => tools,
+        Err(e) => {
+            shared.metrics.config_reload(false);
+            tracing::warn!(error = %e, trigger, "tools.yaml reload refused; the previous tools stay in force");
+            return Reloaded::Refused;
+        }
+    };
+    if let Err(e) = crate::db::tools::sync(&shared.db, &tools).await {
+        tracing::warn!(error = %e, trigger, "tools.yaml reload deferred: the tools table could not be synced");
+        return Reloaded::Deferred;
+    }
+    let catalog = Arc::new(gateway_actors::Catalog::new(tools));
+    shared.registry.publish(catalog.clone());
+    shared.metrics.config_reload(true);
+    let file = shared.settings.tools_config.display();
+    tracing::info!(%file, trigger, tools = catalog.all().len(), "tools reloaded");
+    shared.clients.tools_changed();
+    // Backends new to this catalog get a notification listener.
+    super::listen::spawn(shared.clone());
+    Reloaded::Applied
+}
