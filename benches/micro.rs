@@ -14,8 +14,8 @@ use gateway_actors::ratelimit::SystemClock;
 use gateway_actors::{Caller, Limit, LocalStore, Quota};
 use jsonwebtoken::Algorithm;
 use mcp_gateway::auth::{claims_for, Authenticator};
+use mcp_gateway::config::files::{expand_vars, parse_policy, parse_tools};
 use mcp_gateway::config::JwtSettings;
-use mcp_gateway::config_files::{expand_vars, parse_policy, parse_tools};
 use mcp_gateway::db::audit::AuditRow;
 use serde_json::json;
 

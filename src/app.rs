@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Addr, Supervisor};
+use actix::Supervisor;
 use actix_web::{web, App, HttpMessage, HttpServer};
 use anyhow::Context as _;
 use gateway_actors::ratelimit::SystemClock;
@@ -21,7 +21,7 @@ use gateway_actors::{
 use tracing_actix_web::TracingLogger;
 
 use crate::auth::Authenticator;
-use crate::backend::{session_table, McpClient, SessionTable};
+use crate::backend::McpClient;
 use crate::config::Settings;
 use crate::db::{self, audit::DbAuditSink, Db};
 use crate::telemetry::{GatewaySpans, RequestId};
@@ -36,12 +36,8 @@ pub struct Shared {
     pub db: Db,
     /// The audit trail: every attempt's row goes there.
     pub audit: crate::audit::Audit,
-    /// The OTLP span exporter, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
-    pub otlp: Option<crate::otlp::Exporter>,
-    /// Counters of every actor kind.
-    pub board: Arc<HealthBoard>,
-    /// MCP sessions with backends, shared by the workers' clients.
-    pub backend_sessions: SessionTable,
+    /// Metrics, spans and the actors' counters.
+    pub telemetry: crate::telemetry::Telemetry,
     /// The tool registry (catalog, schemas, pins, listings, slots and breakers).
     pub registry: crate::registry::Registry,
     /// The policy in force.
@@ -49,17 +45,38 @@ pub struct Shared {
     /// MCP clients on `/mcp` and `/sse`: sessions, open streams, running requests.
     pub clients: crate::mcp::clients::Clients,
     /// Set to `true` when the gateway starts shutting down (event streams end).
-    pub closing: tokio::sync::watch::Sender<bool>,
-    /// This replica's id (it claims jobs under it).
-    pub replica_id: String,
-    /// Jobs running on this replica.
-    pub local_jobs: dashmap::DashMap<String, Addr<gateway_actors::job::JobActor>>,
-    /// Counters behind `/metrics`.
-    pub metrics: Arc<crate::http::metrics::Metrics>,
-    /// Rate-limit cells (in-process, or Redis shared by replicas).
-    pub rate_store: Arc<dyn RateStore>,
-    /// Whether calls pass or fail while the rate-limit store is unreachable.
-    pub rate_failure: FailureMode,
+    pub closing: Closing,
+    /// The jobs this replica runs.
+    pub jobs: crate::jobs::Jobs,
+    /// Rate limits: the cells' store and what to do when it is unreachable.
+    pub limits: crate::ratelimit::Limits,
+}
+
+/// The gateway is shutting down: open event streams end, background loops stop.
+#[derive(Clone)]
+pub struct Closing(tokio::sync::watch::Sender<bool>);
+
+impl Closing {
+    fn new() -> Self {
+        Self(tokio::sync::watch::channel(false).0)
+    }
+
+    fn begin(&self) {
+        let _ = self.0.send(true);
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_closing(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once shutdown begins (at once if it has).
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let mut rx = self.0.subscribe();
+        async move {
+            let _ = rx.wait_for(|c| *c).await;
+        }
+    }
 }
 
 /// State owned by one HTTP worker.
@@ -76,15 +93,15 @@ pub struct Worker {
 
 impl Worker {
     fn start(shared: &Shared) -> Self {
-        let registry_stats = shared.board.stats("registry");
-        let policy_stats = shared.board.stats("policy");
+        let registry_stats = shared.telemetry.board().stats("registry");
+        let policy_stats = shared.telemetry.board().stats("policy");
         let (catalog, stats) = (shared.registry.cell(), registry_stats.clone());
         let registry = Mailbox::new(Supervisor::start(move |_| RegistryActor::new(catalog, stats)), registry_stats);
         let (policy, stats) = (shared.policies.cell(), policy_stats.clone());
         let policy = Mailbox::new(Supervisor::start(move |_| PolicyActor::new(policy, stats)), policy_stats);
-        let backend = McpClient::new(shared.backend_sessions.clone(), shared.settings.max_response_bytes);
-        let limiter_stats = shared.board.stats("rate_limiter");
-        let (store, failure, stats) = (shared.rate_store.clone(), shared.rate_failure, limiter_stats.clone());
+        let backend = shared.registry.client(shared.settings.max_response_bytes);
+        let limiter_stats = shared.telemetry.board().stats("rate_limiter");
+        let (store, failure, stats) = (shared.limits.store(), shared.limits.failure(), limiter_stats.clone());
         let limiter =
             Mailbox::new(Supervisor::start(move |_| RateLimiterActor::new(store, failure, stats, None)), limiter_stats);
         Self { registry, policy, backend, limiter }
@@ -94,8 +111,8 @@ impl Worker {
 /// Check everything `serve` would check, without opening the database or a socket.
 pub fn check_config(settings: &Settings) -> anyhow::Result<(Vec<gateway_actors::Tool>, Policy, Authenticator)> {
     let lookup = |name: &str| std::env::var(name).ok();
-    let tools = crate::config_files::load_tools(&settings.tools_config, &lookup)?;
-    let policy = crate::config_files::load_policy(&settings.policy_config, &lookup)?;
+    let tools = crate::config::files::load_tools(&settings.tools_config, &lookup)?;
+    let policy = crate::config::files::load_policy(&settings.policy_config, &lookup)?;
     let auth = Authenticator::from_settings(&settings.jwt, &settings.data_dir)?;
     if settings.mcp_anonymous_principal.is_some() && !settings.binds_loopback() {
         anyhow::bail!(
@@ -116,7 +133,7 @@ pub fn check_config(settings: &Settings) -> anyhow::Result<(Vec<gateway_actors::
 pub struct Gateway {
     addr: SocketAddr,
     handle: actix_web::dev::ServerHandle,
-    closing: tokio::sync::watch::Sender<bool>,
+    closing: Closing,
     done: tokio::task::JoinHandle<()>,
 }
 
@@ -140,8 +157,8 @@ impl Gateway {
 
 /// Graceful stop: end the open event streams (they would hold the drain for its whole
 /// timeout), then let in-flight requests finish.
-async fn shut_down(closing: &tokio::sync::watch::Sender<bool>, handle: &actix_web::dev::ServerHandle) {
-    let _ = closing.send(true);
+async fn shut_down(closing: &Closing, handle: &actix_web::dev::ServerHandle) {
+    closing.begin();
     handle.stop(true).await;
 }
 
@@ -251,29 +268,24 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         auth: Arc::new(auth),
         db,
         audit: crate::audit::Audit::new(audit, audit_stats, spool_rows, set_aside_rows, audit_writes),
-        otlp: settings.otel_endpoint.as_deref().map(crate::otlp::Exporter::start),
-        board,
+        telemetry: crate::telemetry::Telemetry::new(settings.otel_endpoint.as_deref(), board),
         registry: crate::registry::Registry::new(catalog, settings.breaker_failures, settings.breaker_cooldown),
         policies: crate::policies::Policies::new(policy),
-        backend_sessions: session_table(),
         clients: crate::mcp::clients::Clients::new(settings.mcp_session_idle),
-        closing: tokio::sync::watch::channel(false).0,
-        rate_store,
-        rate_failure,
-        metrics: Arc::default(),
-        replica_id: format!("replica-{}", uuid::Uuid::new_v4().simple()),
-        local_jobs: dashmap::DashMap::new(),
+        closing: Closing::new(),
+        limits: crate::ratelimit::Limits::new(rate_store, rate_failure),
+        jobs: crate::jobs::Jobs::new(),
     });
     crate::registry::owner::RegistryOwner::start(shared.clone());
     let notify = shared.clone();
     crate::policies::PolicyOwner::start(
         &shared.policies,
         settings.policy_config.clone(),
-        shared.metrics.clone(),
+        shared.telemetry.metrics_handle(),
         move || notify.clients.tools_changed(),
     );
     crate::registry::listen::spawn(shared.clone());
-    crate::registry::watch::spawn(shared.clone());
+    crate::config::watch::spawn(shared.clone());
     // Backends' definitions are checked (pins, schemas) before the gateway serves.
     shared.registry.check_definitions().await;
     let _jobs = {
@@ -327,13 +339,18 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
                     return Box::pin(async move { Ok(res) }) as futures_util::future::LocalBoxFuture<'static, _>;
                 }
                 let started = std::time::Instant::now();
-                let trace = crate::tracecontext::TraceContext::from_header(
+                let trace = crate::telemetry::tracecontext::TraceContext::from_header(
                     req.headers().get("traceparent").and_then(|v| v.to_str().ok()),
                 );
                 // Span bookkeeping only when spans are exported.
-                let exporting = req.app_data::<web::Data<Shared>>().is_some_and(|s| s.otlp.is_some());
+                let exporting = req.app_data::<web::Data<Shared>>().is_some_and(|s| s.telemetry.spans().is_some());
                 let span = exporting.then(|| {
-                    (crate::otlp::now_nanos(), trace.trace_id.clone(), trace.span_id.clone(), trace.parent_id.clone())
+                    (
+                        crate::telemetry::otlp::now_nanos(),
+                        trace.trace_id.clone(),
+                        trace.span_id.clone(),
+                        trace.parent_id.clone(),
+                    )
                 });
                 let fut = trace.scope(srv.call(req));
                 Box::pin(async move {
@@ -346,17 +363,22 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
                             _ => "OTHER",
                         }
                         .to_owned();
-                        shared.metrics.request(&route, &method, res.status().as_u16(), started.elapsed().as_secs_f64());
+                        shared.telemetry.metrics().request(
+                            &route,
+                            &method,
+                            res.status().as_u16(),
+                            started.elapsed().as_secs_f64(),
+                        );
                         if let (Some(otlp), Some((span_start, trace_id, span_id, parent_span_id))) =
-                            (&shared.otlp, span)
+                            (shared.telemetry.spans(), span)
                         {
-                            otlp.record(crate::otlp::Span {
+                            otlp.record(crate::telemetry::otlp::Span {
                                 trace_id,
                                 span_id,
                                 parent_span_id,
                                 name: format!("{method} {route}"),
                                 start_unix_nanos: span_start,
-                                end_unix_nanos: crate::otlp::now_nanos(),
+                                end_unix_nanos: crate::telemetry::otlp::now_nanos(),
                                 status: res.status().as_u16(),
                                 method,
                                 route,

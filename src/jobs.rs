@@ -20,6 +20,51 @@ use crate::db::jobs::{self, JobRow};
 use crate::error::GatewayError;
 use crate::pipeline::{self, Attempt};
 
+/// The jobs this replica runs: its id in the job store (it claims jobs under it) and the actor
+/// of each job it runs now (so a cancellation reaches the call).
+pub struct Jobs {
+    replica_id: String,
+    running: dashmap::DashMap<String, actix::Addr<JobActor>>,
+}
+
+impl Jobs {
+    /// A replica with a fresh id and no job yet.
+    pub fn new() -> Self {
+        Self { replica_id: format!("replica-{}", uuid::Uuid::new_v4().simple()), running: dashmap::DashMap::new() }
+    }
+
+    /// This replica's id in the job store.
+    pub fn replica_id(&self) -> &str {
+        &self.replica_id
+    }
+
+    /// How many jobs run here now.
+    pub fn running(&self) -> usize {
+        self.running.len()
+    }
+
+    fn started(&self, id: String, actor: actix::Addr<JobActor>) {
+        self.running.insert(id, actor);
+    }
+
+    fn ended(&self, id: &str) {
+        self.running.remove(id);
+    }
+
+    /// Tell job `id`'s actor, if it runs here, to stop its call.
+    fn stop(&self, id: &str) {
+        if let Some((_, actor)) = self.running.remove(id) {
+            actor.do_send(gateway_actors::job::Cancel);
+        }
+    }
+}
+
+impl Default for Jobs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 fn ttl(shared: &Shared) -> chrono::Duration {
     chrono::Duration::from_std(shared.settings.job_result_ttl).unwrap_or(chrono::Duration::days(1))
 }
@@ -82,9 +127,7 @@ pub fn visible(row: &JobRow, caller: &Caller) -> bool {
 pub async fn cancel(shared: &Shared, row: &JobRow) -> Result<bool, GatewayError> {
     let cancelled =
         jobs::cancel(&shared.db, &row.id, ttl(shared)).await.map_err(|e| GatewayError::Unavailable(e.to_string()))?;
-    if let Some((_, actor)) = shared.local_jobs.remove(&row.id) {
-        actor.do_send(gateway_actors::job::Cancel);
-    }
+    shared.jobs.stop(&row.id);
     if cancelled {
         audit_end(shared, row, Err(&GatewayError::Cancelled("the job was cancelled".into()))).await;
     }
@@ -184,7 +227,7 @@ impl JobRunner for Runner {
         let (shared, id, progress) = (self.shared.clone(), self.row.id.clone(), self.progress.borrow_mut().take());
         let trouble = self.db_trouble.clone();
         Box::pin(async move {
-            let beat = jobs::heartbeat(&shared.db, &id, &shared.replica_id, progress).await;
+            let beat = jobs::heartbeat(&shared.db, &id, shared.jobs.replica_id(), progress).await;
             if beat.is_err() {
                 trouble.set(Some(std::time::Instant::now()));
             }
@@ -216,8 +259,16 @@ impl JobRunner for Runner {
             // returns, as the audit spool does for rows.
             let mut wait = Duration::from_millis(100);
             loop {
-                match jobs::finish(&shared.db, &row.id, &shared.replica_id, status, result.clone(), error.clone(), ttl)
-                    .await
+                match jobs::finish(
+                    &shared.db,
+                    &row.id,
+                    shared.jobs.replica_id(),
+                    status,
+                    result.clone(),
+                    error.clone(),
+                    ttl,
+                )
+                .await
                 {
                     Ok(true) => break,
                     Ok(false) => return, // cancelled or taken over meanwhile: that stands
@@ -250,19 +301,20 @@ pub struct JobDispatcher {
 impl JobDispatcher {
     /// A dispatcher for this replica.
     pub fn new(shared: web::Data<Shared>) -> Self {
-        let backend = Rc::new(McpClient::new(shared.backend_sessions.clone(), shared.settings.max_response_bytes));
+        let backend = Rc::new(shared.registry.client(shared.settings.max_response_bytes));
         Self { shared, backend, claiming: false, db_trouble: Rc::default() }
     }
 
     fn claim(&mut self, ctx: &mut Context<Self>) {
-        let free = self.shared.settings.job_max_concurrent.saturating_sub(self.shared.local_jobs.len());
+        let free = self.shared.settings.job_max_concurrent.saturating_sub(self.shared.jobs.running());
         if self.claiming || free == 0 {
             return;
         }
         self.claiming = true;
         let shared = self.shared.clone();
         let (per_user, per_tool) = (self.shared.settings.job_max_per_user, self.shared.settings.job_max_per_tool);
-        let claim = async move { jobs::claim(&shared.db, &shared.replica_id, free as i64, per_user, per_tool).await };
+        let claim =
+            async move { jobs::claim(&shared.db, shared.jobs.replica_id(), free as i64, per_user, per_tool).await };
         ctx.spawn(actix::fut::wrap_future::<_, Self>(claim).map(|claimed, act, _| {
             act.claiming = false;
             match claimed {
@@ -281,9 +333,16 @@ impl JobDispatcher {
             actix_web::rt::spawn(async move {
                 let gone = GatewayError::UnknownTool(row.tool_name.clone());
                 let error = crate::error::mcp::stored_failure(&gone, "the tool is no longer registered");
-                let ended =
-                    jobs::finish(&shared.db, &row.id, &shared.replica_id, "failed", None, Some(error), ttl(&shared))
-                        .await;
+                let ended = jobs::finish(
+                    &shared.db,
+                    &row.id,
+                    shared.jobs.replica_id(),
+                    "failed",
+                    None,
+                    Some(error),
+                    ttl(&shared),
+                )
+                .await;
                 if matches!(ended, Ok(true)) {
                     audit_end(&shared, &row, Err(&gone)).await;
                 }
@@ -307,11 +366,11 @@ impl JobDispatcher {
             timeout,
             heartbeat,
             Box::new(move || {
-                registry.local_jobs.remove(&key);
+                registry.jobs.ended(&key);
             }),
         )
         .start();
-        shared.local_jobs.insert(id, actor);
+        shared.jobs.started(id, actor);
     }
 
     fn recover(&self, ctx: &mut Context<Self>) {

@@ -31,20 +31,17 @@ pub mod backend;
 pub mod bundled;
 pub mod cli;
 pub mod config;
-pub mod config_files;
 pub mod db;
 pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod mcp;
 pub mod number_literals;
-pub mod otlp;
 pub mod pipeline;
 pub mod policies;
 pub mod ratelimit;
 pub mod registry;
 pub mod telemetry;
-pub mod tracecontext;
 
 /// Install the process-wide rustls crypto provider (awc needs one before any TLS connection).
 pub fn install_crypto_provider() {

@@ -114,10 +114,10 @@ impl Attempt {
         let caller = self.caller.as_deref();
         let decision = self.decision(result.err());
         let registered = self.tool_name.as_deref().filter(|t| shared.registry.knows(t)).unwrap_or("unknown");
-        shared.metrics.call(registered, decision, status);
-        shared.metrics.call_latency(registered, decision, self.started.elapsed().as_secs_f64());
+        shared.telemetry.metrics().call(registered, decision, status);
+        shared.telemetry.metrics().call_latency(registered, decision, self.started.elapsed().as_secs_f64());
         if let Err(GatewayError::RateLimited { limit, .. }) = result {
-            shared.metrics.rejected(limit);
+            shared.telemetry.metrics().rejected(limit);
         }
         AuditRecord {
             id: uuid::Uuid::now_v7().to_string(),
@@ -243,7 +243,7 @@ pub async fn acquire(shared: &Shared, worker: &Worker, limits: Vec<gateway_actor
     match worker.limiter.ask(Acquire(limits.clone())).await.map_err(internal)? {
         Acquired::Allowed(_) => Ok(()),
         Acquired::FailedOpen(e) => {
-            shared.metrics.store_error();
+            shared.telemetry.metrics().store_error();
             tracing::warn!(error = %e, "rate-limit store unreachable; call allowed (fail-open)");
             Ok(())
         }
@@ -253,7 +253,7 @@ pub async fn acquire(shared: &Shared, worker: &Worker, limits: Vec<gateway_actor
         }
         Acquired::Limited(other) => Err(GatewayError::Internal(format!("rate limiter answered {other:?}"))),
         Acquired::Unavailable(e) => {
-            shared.metrics.store_error();
+            shared.telemetry.metrics().store_error();
             Err(GatewayError::Unavailable(format!("rate limiter: {e}")))
         }
     }
@@ -310,6 +310,10 @@ pub async fn call_backend(
         None => backend.call_tool(tool, arguments, timeout).await,
     };
     shared.registry.protection().record(&tool.backend_url, !crate::backend::protect::unhealthy(&result));
-    shared.metrics.backend(&tool.name, started.elapsed().as_secs_f64(), result.as_ref().err().map(GatewayError::kind));
+    shared.telemetry.metrics().backend(
+        &tool.name,
+        started.elapsed().as_secs_f64(),
+        result.as_ref().err().map(GatewayError::kind),
+    );
     result
 }

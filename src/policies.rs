@@ -8,7 +8,7 @@ use actix::{Actor, Addr, Context, Handler, Message};
 use gateway_actors::policy::PolicyCell;
 use gateway_actors::Policy;
 
-use crate::http::metrics::Metrics;
+use crate::telemetry::metrics::Metrics;
 
 /// The policy of this gateway.
 pub struct Policies {
@@ -81,7 +81,7 @@ impl Handler<ReloadPolicy> for PolicyOwner {
 
     fn handle(&mut self, msg: ReloadPolicy, _: &mut Context<Self>) -> bool {
         let lookup = |name: &str| std::env::var(name).ok();
-        match crate::config_files::load_policy(&self.path, &lookup) {
+        match crate::config::files::load_policy(&self.path, &lookup) {
             Ok(policy) => {
                 self.cell.store(Arc::new(policy));
                 self.metrics.config_reload(true);

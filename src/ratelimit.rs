@@ -86,3 +86,28 @@ impl RateStore for RedisStore {
         })
     }
 }
+
+/// The rate limits of this gateway: where the cells live (in this process, or Redis shared by
+/// replicas) and whether calls pass or fail while that store is unreachable. Each worker's
+/// `RateLimiterActor` checks calls against them.
+pub struct Limits {
+    store: std::sync::Arc<dyn gateway_actors::RateStore>,
+    failure: gateway_actors::FailureMode,
+}
+
+impl Limits {
+    /// Limits kept in `store`, failing `failure` while it is unreachable.
+    pub fn new(store: std::sync::Arc<dyn gateway_actors::RateStore>, failure: gateway_actors::FailureMode) -> Self {
+        Self { store, failure }
+    }
+
+    /// The cells' store (shared by every limiter).
+    pub fn store(&self) -> std::sync::Arc<dyn gateway_actors::RateStore> {
+        self.store.clone()
+    }
+
+    /// Open (calls pass) or closed (calls fail) while the store is unreachable.
+    pub fn failure(&self) -> gateway_actors::FailureMode {
+        self.failure
+    }
+}

@@ -331,7 +331,7 @@ impl McpClient {
             .timeout(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)))
             .insert_header((header::CONTENT_TYPE, "application/json"))
             .insert_header((header::ACCEPT, "application/json, text/event-stream"))
-            .insert_header(("traceparent", crate::tracecontext::outgoing()));
+            .insert_header(("traceparent", crate::telemetry::tracecontext::outgoing()));
         if let Some(sid) = &session.id {
             req = req.insert_header(("Mcp-Session-Id", sid.as_str()));
         }

@@ -3,142 +3,18 @@
 //! the audit backlog. Counters are atomics in a map, written on the hot path without locks held
 //! across an await.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use actix_web::{web, HttpResponse};
-use dashmap::DashMap;
 
 use super::context::{require_role, Authenticated};
 use crate::app::Shared;
 use crate::error::GatewayError;
-
-/// Upper bounds (seconds) of the latency histograms' buckets: sub-millisecond gateway work up
-/// to slow backends.
-const BUCKETS: [f64; 15] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
-
-/// A Prometheus histogram with fixed buckets, updated with atomics only.
-#[derive(Debug, Default)]
-pub struct Histogram {
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
-}
-
-impl Histogram {
-    /// Count one observation of `seconds`.
-    pub fn observe(&self, seconds: f64) {
-        if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
-    }
-
-    /// The `_bucket`, `_sum` and `_count` lines of metric `name` with `labels` (`a="b",…`).
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        let mut cumulative = 0;
-        for (bound, n) in BUCKETS.iter().zip(&self.buckets) {
-            cumulative += n.load(Ordering::Relaxed);
-            out.push_str(&format!("{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}\n"));
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        out.push_str(&format!("{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}\n"));
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        out.push_str(&format!("{name}_sum{{{labels}}} {sum}\n{name}_count{{{labels}}} {count}\n"));
-    }
-}
-
-/// Counters by label set.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    calls: DashMap<(String, &'static str, String), AtomicU64>,
-    call_latency: DashMap<(String, &'static str), Histogram>,
-    backend_latency: DashMap<String, Histogram>,
-    backend_errors: DashMap<(String, &'static str), AtomicU64>,
-    requests: DashMap<(String, String, u16), AtomicU64>,
-    request_latency: DashMap<String, Histogram>,
-    rejections: DashMap<String, AtomicU64>,
-    store_errors: AtomicU64,
-    reloads: [AtomicU64; 2],
-}
-
-/// `map[key]`, inserting the default on first use (the read path takes no write lock and, for
-/// string keys, allocates nothing).
-fn slot<'a, K, V, Q>(map: &'a DashMap<K, V>, key: &Q) -> dashmap::mapref::one::Ref<'a, K, V>
-where
-    K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
-    V: Default,
-    Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
-{
-    if let Some(v) = map.get(key) {
-        return v;
-    }
-    map.entry(key.to_owned()).or_default().downgrade()
-}
-
-impl Metrics {
-    /// One finished tool call (`tool` must be a registered name or `unknown`).
-    pub fn call(&self, tool: &str, decision: &'static str, status: &str) {
-        let key = (tool.to_owned(), decision, status.to_owned());
-        if let Some(c) = self.calls.get(&key) {
-            c.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        self.calls.entry(key).or_default().fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// How long a finished tool call took in the gateway (backend included).
-    pub fn call_latency(&self, tool: &str, decision: &'static str, seconds: f64) {
-        slot(&self.call_latency, &(tool.to_owned(), decision)).observe(seconds);
-    }
-
-    /// One backend call of `tool`: its latency, and its failure kind if it failed.
-    pub fn backend(&self, tool: &str, seconds: f64, error: Option<&'static str>) {
-        slot(&self.backend_latency, tool).observe(seconds);
-        if let Some(kind) = error {
-            slot(&self.backend_errors, &(tool.to_owned(), kind)).fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// One HTTP request answered on `route` (the matched pattern, never the raw path).
-    pub fn request(&self, route: &str, method: &str, status: u16, seconds: f64) {
-        slot(&self.requests, &(route.to_owned(), method.to_owned(), status)).fetch_add(1, Ordering::Relaxed);
-        slot(&self.request_latency, route).observe(seconds);
-    }
-
-    /// A configuration reload was applied (`true`) or refused (`false`).
-    pub fn config_reload(&self, applied: bool) {
-        self.reloads[usize::from(applied)].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A rate-limit refusal by `limit`.
-    pub fn rejected(&self, limit: &str) {
-        self.rejections.entry(limit.to_owned()).or_default().fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The shared rate-limit store failed (the call passed or failed per the failure mode).
-    pub fn store_error(&self) {
-        self.store_errors.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// A map's entries in label order, so the exposition is stable between scrapes.
-fn sorted<K: Ord + Clone + std::hash::Hash + Eq, V>(
-    map: &DashMap<K, V>,
-) -> Vec<(K, dashmap::mapref::multiple::RefMulti<'_, K, V>)> {
-    let mut entries: Vec<_> = map.iter().map(|e| (e.key().clone(), e)).collect();
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    entries
-}
-
-fn label(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
+use crate::telemetry::metrics::{label, sorted};
 
 /// Render every metric in the Prometheus text format (0.0.4).
 pub fn render(shared: &Shared) -> String {
-    let m = &shared.metrics;
+    let m = shared.telemetry.metrics();
     let mut out = String::new();
     out.push_str("# HELP mcpgw_tool_calls_total Tool calls by tool, access decision and outcome.\n");
     out.push_str("# TYPE mcpgw_tool_calls_total counter\n");
@@ -189,7 +65,7 @@ pub fn render(shared: &Shared) -> String {
     }
     out.push_str("# HELP mcpgw_actor_backlog Messages queued for each actor kind and not yet handled.\n");
     out.push_str("# TYPE mcpgw_actor_backlog gauge\n");
-    let actors = shared.board.snapshot();
+    let actors = shared.telemetry.board().snapshot();
     for a in &actors {
         out.push_str(&format!("mcpgw_actor_backlog{{actor=\"{}\"}} {}\n", label(&a.name), a.backlog));
     }
@@ -270,7 +146,7 @@ pub fn render(shared: &Shared) -> String {
     ] {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
     }
-    if let Some(otlp) = &shared.otlp {
+    if let Some(otlp) = shared.telemetry.spans() {
         let (exported, dropped) = otlp.counts();
         out.push_str("# HELP mcpgw_otlp_spans_total Request spans exported over OTLP, or dropped (queue full or export failed).\n");
         out.push_str("# TYPE mcpgw_otlp_spans_total counter\n");

@@ -43,14 +43,11 @@ impl EventStream {
         on_drop: Box<dyn FnOnce()>,
     ) -> Self {
         let period = shared.settings.sse_keepalive;
-        let mut closing = shared.closing.subscribe();
         Self {
             first,
             rx,
             keepalive: tokio::time::interval_at(tokio::time::Instant::now() + period, period),
-            closing: Box::pin(async move {
-                let _ = closing.wait_for(|c| *c).await;
-            }),
+            closing: Box::pin(shared.closing.closed()),
             on_drop: Some(on_drop),
             on_keepalive: None,
         }

@@ -11,7 +11,7 @@ use actix_web::web;
 use serde_json::Value;
 
 use crate::app::Shared;
-use crate::backend::{McpClient, Watch};
+use crate::backend::Watch;
 
 /// Start one listener per distinct active backend URL not listened to yet (on the calling
 /// arbiter): at start-up, and after a reload for backends it added.
@@ -25,14 +25,13 @@ pub fn spawn(shared: web::Data<Shared>) {
 }
 
 async fn listen(shared: web::Data<Shared>, url: String) {
-    let client = McpClient::new(shared.backend_sessions.clone(), shared.settings.max_response_bytes);
-    let mut closing = shared.closing.subscribe();
+    let client = shared.registry.client(shared.settings.max_response_bytes);
     let mut backoff = Duration::from_secs(1);
     loop {
         let watched = client.watch(&url, |message| on_notification(&shared, &url, message));
         let outcome = tokio::select! {
             outcome = watched => outcome,
-            _ = closing.wait_for(|c| *c) => return,
+            _ = shared.closing.closed() => return,
         };
         match outcome {
             Ok(Watch::NoStream) => {
@@ -48,7 +47,7 @@ async fn listen(shared: web::Data<Shared>, url: String) {
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
-            _ = closing.wait_for(|c| *c) => return,
+            _ = shared.closing.closed() => return,
         }
     }
 }

@@ -12,7 +12,6 @@ pub mod listen;
 pub mod listings;
 pub mod owner;
 pub mod pinning;
-pub mod watch;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -47,6 +46,7 @@ pub struct Registry {
     listings: ToolEntries,
     protection: Protection,
     listened: DashSet<String>,
+    backends: crate::backend::SessionTable,
     owner: OnceLock<Addr<RegistryOwner>>,
 }
 
@@ -68,6 +68,7 @@ impl Registry {
             listings: ToolEntries::default(),
             protection,
             listened: DashSet::new(),
+            backends: crate::backend::session_table(),
             owner: OnceLock::new(),
         }
     }
@@ -106,6 +107,12 @@ impl Registry {
             .collect();
         all.sort_by(|a, b| a.tool.cmp(&b.tool));
         all
+    }
+
+    /// A client to the registered backends, sharing their MCP sessions with every other client
+    /// (awc is `!Send`: one per thread that calls backends).
+    pub fn client(&self, max_response_bytes: usize) -> crate::backend::McpClient {
+        crate::backend::McpClient::new(self.backends.clone(), max_response_bytes)
     }
 
     /// Backends' cached `tools/list` entries.

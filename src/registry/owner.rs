@@ -55,14 +55,14 @@ pub struct RegistryOwner {
 impl RegistryOwner {
     /// Start the owner of `shared.registry` and attach it, so the registry's requests reach it.
     pub fn start(shared: web::Data<Shared>) -> actix::Addr<Self> {
-        let client = Rc::new(McpClient::new(shared.backend_sessions.clone(), shared.settings.max_response_bytes));
+        let client = Rc::new(shared.registry.client(shared.settings.max_response_bytes));
         let addr = Self { shared: shared.clone(), client, check_queued: false }.start();
         shared.registry.attach(addr.clone());
         addr
     }
 
     fn closing(&self) -> bool {
-        *self.shared.closing.borrow()
+        self.shared.closing.is_closing()
     }
 
     /// Queue a definition check unless one is queued already.
@@ -127,10 +127,10 @@ impl Handler<CheckDefinitions> for RegistryOwner {
 /// Load `tools.yaml`, sync it into the `tools` table, and publish the new catalog.
 async fn reload(shared: web::Data<Shared>, trigger: &'static str) -> Reloaded {
     let lookup = |name: &str| std::env::var(name).ok();
-    let tools = match crate::config_files::load_tools(&shared.settings.tools_config, &lookup) {
+    let tools = match crate::config::files::load_tools(&shared.settings.tools_config, &lookup) {
         Ok(tools) => tools,
         Err(e) => {
-            shared.metrics.config_reload(false);
+            shared.telemetry.metrics().config_reload(false);
             tracing::warn!(error = %e, trigger, "tools.yaml reload refused; the previous tools stay in force");
             return Reloaded::Refused;
         }
@@ -141,7 +141,7 @@ async fn reload(shared: web::Data<Shared>, trigger: &'static str) -> Reloaded {
     }
     let catalog = Arc::new(gateway_actors::Catalog::new(tools));
     shared.registry.publish(catalog.clone());
-    shared.metrics.config_reload(true);
+    shared.telemetry.metrics().config_reload(true);
     let file = shared.settings.tools_config.display();
     tracing::info!(%file, trigger, tools = catalog.all().len(), "tools reloaded");
     shared.clients.tools_changed();

@@ -250,7 +250,7 @@ async fn the_callers_trace_continues_into_the_backend_call() {
         }
         assert_eq!(req.send_json(&json!({"tool_name": "echo", "arguments": {}})).await.unwrap().status(), 200);
         let sent = backend.with("tools/call").pop().unwrap().traceparent.unwrap();
-        let ctx = mcp_gateway::tracecontext::TraceContext::parse(&sent).expect("a valid traceparent");
+        let ctx = mcp_gateway::telemetry::tracecontext::TraceContext::parse(&sent).expect("a valid traceparent");
         assert_ne!(ctx.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
     }
     gw.stop().await;

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mcp_gateway::config_files::{expand_vars, parse_policy, parse_tools};
+use mcp_gateway::config::files::{expand_vars, parse_policy, parse_tools};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };

@@ -2,6 +2,11 @@
 //!
 //! Every variable is documented in `example.env`. Settings are a value passed around as
 //! `Arc<Settings>`, never a global, so tests can build as many gateways as they like.
+//! [`files`] loads and validates `tools.yaml` and `policy.yaml`; [`watch`] asks their owners to
+//! reload them when they change.
+
+pub mod files;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

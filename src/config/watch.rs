@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime};
 
 use actix_web::web;
 
-use super::owner::Reloaded;
 use crate::app::Shared;
+use crate::registry::owner::Reloaded;
 
 /// What identifies a version of a file without reading it.
 fn stamp(path: &Path) -> Option<(SystemTime, u64)> {

@@ -1,6 +1,10 @@
 //! Structured logs: JSON lines by default, one line per request with its request id, user,
 //! tool, status and latency. Tokens and raw arguments are never logged.
 
+pub mod metrics;
+pub mod otlp;
+pub mod tracecontext;
+
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -123,5 +127,40 @@ impl RootSpanBuilder for GatewaySpans {
             tool = fields.tool.as_deref().map(logged),
             "request"
         );
+    }
+}
+
+/// What the gateway tells operators about itself: counters and histograms (`/metrics`), request
+/// spans (OTLP, when configured) and each actor kind's counters (`/health/actors`).
+pub struct Telemetry {
+    metrics: std::sync::Arc<metrics::Metrics>,
+    spans: Option<otlp::Exporter>,
+    board: std::sync::Arc<gateway_actors::HealthBoard>,
+}
+
+impl Telemetry {
+    /// Counters from zero; spans exported to `otlp_endpoint` when set; actor counters on `board`.
+    pub fn new(otlp_endpoint: Option<&str>, board: std::sync::Arc<gateway_actors::HealthBoard>) -> Self {
+        Self { metrics: std::sync::Arc::default(), spans: otlp_endpoint.map(otlp::Exporter::start), board }
+    }
+
+    /// The counters behind `/metrics`.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.metrics
+    }
+
+    /// The counters, for an owner that outlives a borrow (the policy's owner counts reloads).
+    pub fn metrics_handle(&self) -> std::sync::Arc<metrics::Metrics> {
+        self.metrics.clone()
+    }
+
+    /// The span exporter, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+    pub fn spans(&self) -> Option<&otlp::Exporter> {
+        self.spans.as_ref()
+    }
+
+    /// Every actor kind's counters.
+    pub fn board(&self) -> &gateway_actors::HealthBoard {
+        &self.board
     }
 }
