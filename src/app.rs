@@ -15,98 +15,16 @@ use actix_web::{web, App, HttpMessage, HttpServer};
 use anyhow::Context as _;
 use gateway_actors::ratelimit::SystemClock;
 use gateway_actors::{
-    AuditWriterActor, BatchConfig, Catalog, FailureMode, HealthBoard, LocalStore, Mailbox, Policy, PolicyActor,
-    RateLimiterActor, RateStore, RegistryActor,
+    AuditWriterActor, BatchConfig, Catalog, FailureMode, HealthBoard, LocalStore, Policy, RateLimiterActor, RateStore,
 };
 use tracing_actix_web::TracingLogger;
 
 use crate::auth::Authenticator;
-use crate::backend::McpClient;
 use crate::config::Settings;
 use crate::db::{self, audit::DbAuditSink, Db};
+use crate::closing::Closing;
+use crate::state::{Shared, Worker};
 use crate::telemetry::{GatewaySpans, RequestId};
-
-/// State shared by all workers.
-pub struct Shared {
-    /// Validated settings.
-    pub settings: Arc<Settings>,
-    /// Bearer-token verifier.
-    pub auth: Arc<Authenticator>,
-    /// Database pool.
-    pub db: Db,
-    /// The audit trail: every attempt's row goes there.
-    pub audit: crate::audit::Audit,
-    /// Metrics, spans and the actors' counters.
-    pub telemetry: crate::telemetry::Telemetry,
-    /// The tool registry (catalog, schemas, pins, listings, slots and breakers).
-    pub registry: crate::registry::Registry,
-    /// The policy in force.
-    pub policies: crate::policies::Policies,
-    /// MCP clients on `/mcp` and `/sse`: sessions, open streams, running requests.
-    pub clients: crate::mcp::clients::Clients,
-    /// Set to `true` when the gateway starts shutting down (event streams end).
-    pub closing: Closing,
-    /// The jobs this replica runs.
-    pub jobs: crate::jobs::Jobs,
-    /// Rate limits: the cells' store and what to do when it is unreachable.
-    pub limits: crate::ratelimit::Limits,
-}
-
-/// The gateway is shutting down: open event streams end, background loops stop.
-#[derive(Clone)]
-pub struct Closing(tokio::sync::watch::Sender<bool>);
-
-impl Closing {
-    fn new() -> Self {
-        Self(tokio::sync::watch::channel(false).0)
-    }
-
-    fn begin(&self) {
-        let _ = self.0.send(true);
-    }
-
-    /// Whether shutdown has begun.
-    pub fn is_closing(&self) -> bool {
-        *self.0.borrow()
-    }
-
-    /// Resolves once shutdown begins (at once if it has).
-    pub fn closed(&self) -> impl std::future::Future<Output = ()> + 'static {
-        let mut rx = self.0.subscribe();
-        async move {
-            let _ = rx.wait_for(|c| *c).await;
-        }
-    }
-}
-
-/// State owned by one HTTP worker.
-pub struct Worker {
-    /// This worker's registry actor.
-    pub registry: Mailbox<RegistryActor>,
-    /// This worker's policy actor.
-    pub policy: Mailbox<PolicyActor>,
-    /// This worker's MCP client (awc is `!Send`).
-    pub backend: McpClient,
-    /// This worker's rate limiter.
-    pub limiter: Mailbox<RateLimiterActor>,
-}
-
-impl Worker {
-    fn start(shared: &Shared) -> Self {
-        let registry_stats = shared.telemetry.board().stats("registry");
-        let policy_stats = shared.telemetry.board().stats("policy");
-        let (catalog, stats) = (shared.registry.cell(), registry_stats.clone());
-        let registry = Mailbox::new(Supervisor::start(move |_| RegistryActor::new(catalog, stats)), registry_stats);
-        let (policy, stats) = (shared.policies.cell(), policy_stats.clone());
-        let policy = Mailbox::new(Supervisor::start(move |_| PolicyActor::new(policy, stats)), policy_stats);
-        let backend = shared.registry.client(shared.settings.max_response_bytes);
-        let limiter_stats = shared.telemetry.board().stats("rate_limiter");
-        let (store, failure, stats) = (shared.limits.store(), shared.limits.failure(), limiter_stats.clone());
-        let limiter =
-            Mailbox::new(Supervisor::start(move |_| RateLimiterActor::new(store, failure, stats, None)), limiter_stats);
-        Self { registry, policy, backend, limiter }
-    }
-}
 
 /// Check everything `serve` would check, without opening the database or a socket.
 pub fn check_config(settings: &Settings) -> anyhow::Result<(Vec<gateway_actors::Tool>, Policy, Authenticator)> {
@@ -269,12 +187,12 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         db,
         audit: crate::audit::Audit::new(audit, audit_stats, spool_rows, set_aside_rows, audit_writes),
         telemetry: crate::telemetry::Telemetry::new(settings.otel_endpoint.as_deref(), board),
-        registry: crate::registry::Registry::new(catalog, settings.breaker_failures, settings.breaker_cooldown),
-        policies: crate::policies::Policies::new(policy),
-        clients: crate::mcp::clients::Clients::new(settings.mcp_session_idle),
+        registry: Arc::new(crate::registry::Registry::new(catalog, settings.breaker_failures, settings.breaker_cooldown)),
+        policies: Arc::new(crate::policies::Policies::new(policy)),
+        clients: crate::clients::Clients::new(settings.mcp_session_idle),
         closing: Closing::new(),
         limits: crate::ratelimit::Limits::new(rate_store, rate_failure),
-        jobs: crate::jobs::Jobs::new(),
+        jobs: crate::state::Jobs::new(),
     });
     crate::registry::owner::RegistryOwner::start(shared.clone());
     let notify = shared.clone();

@@ -14,56 +14,11 @@ use gateway_actors::job::{JobActor, JobOutcome, JobRunner};
 use gateway_actors::{Caller, Tool};
 use serde_json::{json, Value};
 
-use crate::app::Shared;
+use crate::state::Shared;
 use crate::backend::{McpClient, Observer};
 use crate::db::jobs::{self, JobRow};
 use crate::error::GatewayError;
 use crate::pipeline::{self, Attempt};
-
-/// The jobs this replica runs: its id in the job store (it claims jobs under it) and the actor
-/// of each job it runs now (so a cancellation reaches the call).
-pub struct Jobs {
-    replica_id: String,
-    running: dashmap::DashMap<String, actix::Addr<JobActor>>,
-}
-
-impl Jobs {
-    /// A replica with a fresh id and no job yet.
-    pub fn new() -> Self {
-        Self { replica_id: format!("replica-{}", uuid::Uuid::new_v4().simple()), running: dashmap::DashMap::new() }
-    }
-
-    /// This replica's id in the job store.
-    pub fn replica_id(&self) -> &str {
-        &self.replica_id
-    }
-
-    /// How many jobs run here now.
-    pub fn running(&self) -> usize {
-        self.running.len()
-    }
-
-    fn started(&self, id: String, actor: actix::Addr<JobActor>) {
-        self.running.insert(id, actor);
-    }
-
-    fn ended(&self, id: &str) {
-        self.running.remove(id);
-    }
-
-    /// Tell job `id`'s actor, if it runs here, to stop its call.
-    fn stop(&self, id: &str) {
-        if let Some((_, actor)) = self.running.remove(id) {
-            actor.do_send(gateway_actors::job::Cancel);
-        }
-    }
-}
-
-impl Default for Jobs {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 fn ttl(shared: &Shared) -> chrono::Duration {
     chrono::Duration::from_std(shared.settings.job_result_ttl).unwrap_or(chrono::Duration::days(1))

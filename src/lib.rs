@@ -30,6 +30,8 @@ pub mod auth;
 pub mod backend;
 pub mod bundled;
 pub mod cli;
+pub mod clients;
+pub mod closing;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -41,6 +43,7 @@ pub mod pipeline;
 pub mod policies;
 pub mod ratelimit;
 pub mod registry;
+pub mod state;
 pub mod telemetry;
 
 /// Install the process-wide rustls crypto provider (awc needs one before any TLS connection).

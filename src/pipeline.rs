@@ -8,7 +8,7 @@ use gateway_actors::{Acquire, Acquired, AuditRecord, AuthorizeCall, Caller, GetT
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::app::{Shared, Worker};
+use crate::state::{Shared, Worker};
 use crate::backend::Observer;
 use crate::error::GatewayError;
 

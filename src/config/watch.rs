@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use actix_web::web;
 
-use crate::app::Shared;
+use crate::state::Shared;
 use crate::registry::owner::Reloaded;
 
 /// What identifies a version of a file without reading it.

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::context::{require_role, Authenticated};
-use crate::app::Shared;
+use crate::state::Shared;
 use crate::db::audit::{query, AuditFilter};
 use crate::error::GatewayError;
 

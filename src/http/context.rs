@@ -6,7 +6,7 @@ use std::future::{ready, Ready};
 use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
 use gateway_actors::Caller;
 
-use crate::app::Shared;
+use crate::state::Shared;
 use crate::error::GatewayError;
 use crate::telemetry::{LogFields, RequestId};
 

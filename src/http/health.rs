@@ -9,7 +9,7 @@ use gateway_actors::{ActorReport, GetHealth, Mailbox};
 use serde_json::json;
 
 use super::context::{require_role, Authenticated};
-use crate::app::{Shared, Worker};
+use crate::state::{Shared, Worker};
 use crate::error::GatewayError;
 
 const ACTOR_DEADLINE: Duration = Duration::from_secs(2);

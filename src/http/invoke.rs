@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::context;
-use crate::app::{Shared, Worker};
+use crate::state::{Shared, Worker};
 use crate::error::GatewayError;
 use crate::pipeline::{self, Attempt};
 use gateway_actors::Caller;
@@ -85,7 +85,7 @@ pub async fn read_body(
         return Err(GatewayError::PayloadTooLarge { limit });
     }
     let timeout = req
-        .app_data::<web::Data<crate::app::Shared>>()
+        .app_data::<web::Data<crate::state::Shared>>()
         .map_or(std::time::Duration::from_secs(30), |s| s.settings.body_timeout);
     let read = async {
         let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::context::{self, require_role, Authenticated};
 use super::invoke::read_body;
-use crate::app::{Shared, Worker};
+use crate::state::{Shared, Worker};
 use crate::db::jobs;
 use crate::error::GatewayError;
 use crate::jobs::{cancel, job_json, submit, visible, Submission};

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use actix_web::{web, HttpResponse};
 
 use super::context::{require_role, Authenticated};
-use crate::app::Shared;
+use crate::state::Shared;
 use crate::error::GatewayError;
 use crate::telemetry::metrics::{label, sorted};
 

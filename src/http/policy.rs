@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::context::{require_role, Authenticated};
-use crate::app::{Shared, Worker};
+use crate::state::{Shared, Worker};
 use crate::error::GatewayError;
 
 /// The subject of an explanation.

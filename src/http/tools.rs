@@ -7,7 +7,7 @@ use gateway_actors::{FilterTools, ListTools};
 use serde_json::{json, Value};
 
 use super::context::Authenticated;
-use crate::app::Worker;
+use crate::state::Worker;
 use crate::error::GatewayError;
 
 /// `GET /mcp/tools`.

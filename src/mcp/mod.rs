@@ -15,9 +15,7 @@
 //! | [`tasks`] | MCP tasks (2025-11-25) on the job store |
 //! | [`wellknown`] | RFC 9728 protected-resource metadata |
 
-pub mod clients;
 pub mod listing;
-pub mod session;
 pub mod sse;
 pub mod streamable;
 pub mod tasks;
@@ -31,7 +29,7 @@ use gateway_actors::Caller;
 use serde_json::{json, Value};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::app::{Shared, Worker};
+use crate::state::{Shared, Worker};
 use crate::backend::Observer;
 use crate::error::mcp as errors;
 use crate::error::GatewayError;
@@ -111,10 +109,7 @@ pub struct Ctx {
     pub events: Option<UnboundedSender<Bytes>>,
 }
 
-/// One JSON-RPC message as an SSE `message` event.
-pub fn sse_message(message: &Value) -> Bytes {
-    Bytes::from(format!("event: message\ndata: {message}\n\n"))
-}
+pub use crate::clients::sse_message;
 
 /// The scope a client's in-flight requests live in: always the authenticated subject, then the
 /// session (empty when stateless). Cancellation finds only calls in the caller's own scope, so

@@ -14,11 +14,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::session::Sessions;
+use crate::clients::session::Sessions;
 use mcp_protocol::Message;
 
 use super::{caller, check_origin, dispatch, initialize_result, negotiate, response, Ctx};
-use crate::app::{Shared, Worker};
+use crate::state::{Shared, Worker};
 use crate::error::GatewayError;
 use crate::http::invoke::read_body;
 
@@ -116,7 +116,7 @@ pub async fn open(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let Some((id, _)) = shared.clients.sessions().create(&caller.user_id, "2024-11-05", Some(tx)) else {
-        return super::refuse(&shared, &req, TRANSPORT, Some(Arc::new(caller)), super::session::too_many());
+        return super::refuse(&shared, &req, TRANSPORT, Some(Arc::new(caller)), crate::clients::session::too_many());
     };
     let first = Bytes::from(format!("event: endpoint\ndata: /messages?session_id={id}\n\n"));
     let sessions: Arc<Sessions> = shared.clients.sessions().clone();

@@ -12,11 +12,11 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
 
-use super::session::SessionError;
+use crate::clients::session::SessionError;
 use super::{
     caller, check_origin, dispatch, initialize_result, meta_version, negotiate, response, supported, Ctx, RpcError,
 };
-use crate::app::{Shared, Worker};
+use crate::state::{Shared, Worker};
 use crate::error::mcp as errors;
 use crate::error::GatewayError;
 use crate::http::invoke::read_body;
@@ -161,7 +161,7 @@ pub async fn post(
             if method == "initialize" && !batch {
                 let version = negotiate(params.get("protocolVersion").and_then(Value::as_str));
                 let Some((sid, _)) = shared.clients.sessions().create(&caller.user_id, version, None) else {
-                    return super::refuse(&shared, &req, TRANSPORT, Some(caller), super::session::too_many());
+                    return super::refuse(&shared, &req, TRANSPORT, Some(caller), crate::clients::session::too_many());
                 };
                 return HttpResponse::Ok()
                     .insert_header(("Mcp-Session-Id", sid))

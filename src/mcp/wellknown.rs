@@ -4,7 +4,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use crate::app::Shared;
+use crate::state::Shared;
 
 /// The gateway's public base URL: `PUBLIC_URL`, else the scheme and host this request reached.
 /// Forwarded headers count only from `TRUSTED_PROXIES`; the scheme must be `http` or `https`

@@ -10,7 +10,7 @@ use std::time::Duration;
 use actix_web::web;
 use serde_json::Value;
 
-use crate::app::Shared;
+use crate::state::Shared;
 use crate::backend::Watch;
 
 /// Start one listener per distinct active backend URL not listened to yet (on the calling

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use actix::{Actor, ActorFutureExt, AsyncContext, AtomicResponse, Context, Handler, Message, WrapFuture};
 use actix_web::web;
 
-use crate::app::Shared;
+use crate::state::Shared;
 use crate::backend::McpClient;
 
 /// Load `tools.yaml` again and publish it when valid.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::app::Shared;
+use crate::state::Shared;
 use crate::backend::McpClient;
 use crate::config::Pinning;
 

@@ -10,7 +10,9 @@ use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::AbortHandle;
 
-use super::session::Sessions;
+pub mod session;
+
+use session::Sessions;
 
 /// Connected clients.
 pub struct Clients {
@@ -44,7 +46,7 @@ impl Clients {
 
     /// Send a notification to every open client stream (`GET /mcp` and legacy `/sse`).
     pub fn broadcast(&self, message: &Value) {
-        let event = super::sse_message(message);
+        let event = sse_message(message);
         self.streams.retain(|_, tx| tx.send(event.clone()).is_ok());
         self.sessions.send_to_streams(&event);
     }
@@ -117,4 +119,9 @@ impl Drop for WaitSlot<'_> {
         }
         self.waiting.remove_if(&self.user, |_, n| *n == 0);
     }
+}
+
+/// One JSON-RPC message as an SSE `message` event.
+pub fn sse_message(message: &Value) -> Bytes {
+    Bytes::from(format!("event: message\ndata: {message}\n\n"))
 }

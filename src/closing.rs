@@ -1,0 +1,38 @@
+//! The signal that the gateway is shutting down: open event streams end, background loops
+//! (listeners, definition checks, job dispatch) stop. One value, cloned to whoever waits for it.
+
+/// The gateway is shutting down: open event streams end, background loops stop.
+#[derive(Clone)]
+pub struct Closing(tokio::sync::watch::Sender<bool>);
+
+impl Closing {
+    /// Not closing yet.
+    pub fn new() -> Self {
+        Self(tokio::sync::watch::channel(false).0)
+    }
+
+    /// Shutdown begins.
+    pub fn begin(&self) {
+        let _ = self.0.send(true);
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_closing(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once shutdown begins (at once if it has).
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let mut rx = self.0.subscribe();
+        async move {
+            let _ = rx.wait_for(|c| *c).await;
+        }
+    }
+}
+
+
+impl Default for Closing {
+    fn default() -> Self {
+        Self::new()
+    }
+}
