@@ -20,9 +20,9 @@ use gateway_actors::{
 use tracing_actix_web::TracingLogger;
 
 use crate::auth::Authenticator;
+use crate::closing::Closing;
 use crate::config::Settings;
 use crate::db::{self, audit::DbAuditSink, Db};
-use crate::closing::Closing;
 use crate::state::{Shared, Worker};
 use crate::telemetry::{GatewaySpans, RequestId};
 
@@ -187,23 +187,48 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         db,
         audit: crate::audit::Audit::new(audit, audit_stats, spool_rows, set_aside_rows, audit_writes),
         telemetry: crate::telemetry::Telemetry::new(settings.otel_endpoint.as_deref(), board),
-        registry: Arc::new(crate::registry::Registry::new(catalog, settings.breaker_failures, settings.breaker_cooldown)),
+        registry: Arc::new(crate::registry::Registry::new(
+            catalog,
+            settings.breaker_failures,
+            settings.breaker_cooldown,
+        )),
         policies: Arc::new(crate::policies::Policies::new(policy)),
-        clients: crate::clients::Clients::new(settings.mcp_session_idle),
+        clients: Arc::new(crate::clients::Clients::new(settings.mcp_session_idle)),
         closing: Closing::new(),
         limits: crate::ratelimit::Limits::new(rate_store, rate_failure),
         jobs: crate::state::Jobs::new(),
     });
-    crate::registry::owner::RegistryOwner::start(shared.clone());
-    let notify = shared.clone();
+    let clients = shared.clients.clone();
+    let registry_env = crate::registry::owner::Env {
+        registry: shared.registry.clone(),
+        settings: settings.clone(),
+        db: shared.db.clone(),
+        metrics: shared.telemetry.metrics_handle(),
+        closing: shared.closing.clone(),
+        changed: Arc::new(move || clients.tools_changed()),
+    };
+    crate::registry::owner::RegistryOwner::start(registry_env.clone());
+    let clients = shared.clients.clone();
     crate::policies::PolicyOwner::start(
         &shared.policies,
         settings.policy_config.clone(),
         shared.telemetry.metrics_handle(),
-        move || notify.clients.tools_changed(),
+        move || clients.tools_changed(),
     );
-    crate::registry::listen::spawn(shared.clone());
-    crate::config::watch::spawn(shared.clone());
+    crate::registry::listen::spawn(&registry_env);
+    let (registry, policies) = (shared.registry.clone(), shared.policies.clone());
+    crate::config::watch::spawn(
+        settings.tools_config.clone(),
+        settings.policy_config.clone(),
+        Box::new(move |trigger| {
+            let registry = registry.clone();
+            Box::pin(async move { registry.reload(trigger).await != crate::registry::owner::Reloaded::Deferred })
+        }),
+        Box::new(move |trigger| {
+            let policies = policies.clone();
+            Box::pin(async move { policies.reload(trigger).await })
+        }),
+    );
     // Backends' definitions are checked (pins, schemas) before the gateway serves.
     shared.registry.check_definitions().await;
     let _jobs = {
@@ -229,7 +254,7 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         App::new()
             .app_data(factory_shared.clone())
             .app_data(worker)
-            .configure(crate::http::routes)
+            .configure(crate::routes::routes)
             .wrap_fn(|req, srv| {
                 use actix_web::dev::Service as _;
                 // A declared body over the limit is refused before anything else runs, auth included.

@@ -30,7 +30,6 @@ impl Closing {
     }
 }
 
-
 impl Default for Closing {
     fn default() -> Self {
         Self::new()

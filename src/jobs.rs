@@ -14,11 +14,11 @@ use gateway_actors::job::{JobActor, JobOutcome, JobRunner};
 use gateway_actors::{Caller, Tool};
 use serde_json::{json, Value};
 
-use crate::state::Shared;
 use crate::backend::{McpClient, Observer};
 use crate::db::jobs::{self, JobRow};
 use crate::error::GatewayError;
 use crate::pipeline::{self, Attempt};
+use crate::state::Shared;
 
 fn ttl(shared: &Shared) -> chrono::Duration {
     chrono::Duration::from_std(shared.settings.job_result_ttl).unwrap_or(chrono::Duration::days(1))

@@ -43,6 +43,7 @@ pub mod pipeline;
 pub mod policies;
 pub mod ratelimit;
 pub mod registry;
+pub mod routes;
 pub mod state;
 pub mod telemetry;
 

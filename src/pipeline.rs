@@ -8,9 +8,9 @@ use gateway_actors::{Acquire, Acquired, AuditRecord, AuthorizeCall, Caller, GetT
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::state::{Shared, Worker};
 use crate::backend::Observer;
 use crate::error::GatewayError;
+use crate::state::{Shared, Worker};
 
 /// What is known about one attempt so far, for its audit row.
 pub struct Attempt {

@@ -31,7 +31,7 @@ pub struct Shared {
     /// The policy in force.
     pub policies: Arc<crate::policies::Policies>,
     /// MCP clients on `/mcp` and `/sse`: sessions, open streams, running requests.
-    pub clients: crate::clients::Clients,
+    pub clients: Arc<crate::clients::Clients>,
     /// Set to `true` when the gateway starts shutting down (event streams end).
     pub closing: Closing,
     /// The jobs this replica runs.
@@ -116,4 +116,3 @@ impl Default for Jobs {
         Self::new()
     }
 }
-

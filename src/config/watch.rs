@@ -6,15 +6,10 @@
 //! of the reload. A new tool catalog is synced into the `tools` table first. MCP clients are
 //! told with `notifications/tools/list_changed`, since what they may call has changed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-
-use actix_web::web;
-
-use crate::state::Shared;
-use crate::registry::owner::Reloaded;
 
 /// What identifies a version of a file without reading it.
 fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
@@ -22,10 +17,13 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     Some((meta.modified().ok()?, meta.len()))
 }
 
-/// Start watching: SIGHUP and a twice-a-second look at the files' modification stamps.
-pub fn spawn(shared: web::Data<Shared>) {
-    let policy_path = shared.settings.policy_config.clone();
-    let tools_path = shared.settings.tools_config.clone();
+/// Asks a file's owner to reload it (`trigger` says why); answers `false` when the reload was
+/// deferred (the file is tried again at the next tick).
+pub type Reload = Box<dyn Fn(&'static str) -> futures_util::future::LocalBoxFuture<'static, bool>>;
+
+/// Start watching `tools_path` and `policy_path`: SIGHUP and a twice-a-second look at the files'
+/// modification stamps; each change goes to its owner through `tools` or `policy`.
+pub fn spawn(tools_path: PathBuf, policy_path: PathBuf, tools: Reload, policy: Reload) {
     let hup = Arc::new(std::sync::atomic::AtomicBool::new(false));
     #[cfg(unix)]
     {
@@ -49,13 +47,13 @@ pub fn spawn(shared: web::Data<Shared>) {
             let hangup = hup.swap(false, Ordering::Relaxed);
             if hangup || (tools_now.is_some() && tools_now != tools_seen) {
                 // A deferred reload (database down) is tried again at the next tick.
-                if shared.registry.reload(if hangup { "SIGHUP" } else { "file changed" }).await != Reloaded::Deferred {
+                if tools(if hangup { "SIGHUP" } else { "file changed" }).await {
                     tools_seen = tools_now;
                 }
             }
             if hangup || (policy_now.is_some() && policy_now != policy_seen) {
                 policy_seen = policy_now;
-                shared.policies.reload(if hangup { "SIGHUP" } else { "file changed" }).await;
+                policy(if hangup { "SIGHUP" } else { "file changed" }).await;
             }
         }
     });

@@ -6,9 +6,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::context::{require_role, Authenticated};
-use crate::state::Shared;
 use crate::db::audit::{query, AuditFilter};
 use crate::error::GatewayError;
+use crate::state::Shared;
 
 /// Query parameters of the audit listing.
 #[derive(Debug, Deserialize)]

@@ -6,8 +6,8 @@ use std::future::{ready, Ready};
 use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
 use gateway_actors::Caller;
 
-use crate::state::Shared;
 use crate::error::GatewayError;
+use crate::state::Shared;
 use crate::telemetry::{LogFields, RequestId};
 
 /// Where a request came from, for its audit row.

@@ -9,8 +9,8 @@ use gateway_actors::{ActorReport, GetHealth, Mailbox};
 use serde_json::json;
 
 use super::context::{require_role, Authenticated};
-use crate::state::{Shared, Worker};
 use crate::error::GatewayError;
+use crate::state::{Shared, Worker};
 
 const ACTOR_DEADLINE: Duration = Duration::from_secs(2);
 

@@ -12,9 +12,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::context;
-use crate::state::{Shared, Worker};
 use crate::error::GatewayError;
 use crate::pipeline::{self, Attempt};
+use crate::state::{Shared, Worker};
 use gateway_actors::Caller;
 
 /// The REST invoke body.

@@ -10,11 +10,11 @@ use serde_json::{json, Value};
 
 use super::context::{self, require_role, Authenticated};
 use super::invoke::read_body;
-use crate::state::{Shared, Worker};
 use crate::db::jobs;
 use crate::error::GatewayError;
 use crate::jobs::{cancel, job_json, submit, visible, Submission};
 use crate::pipeline::{self, Attempt};
+use crate::state::{Shared, Worker};
 
 #[derive(Debug, Deserialize)]
 struct JobBody {

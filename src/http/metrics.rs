@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 use actix_web::{web, HttpResponse};
 
 use super::context::{require_role, Authenticated};
-use crate::state::Shared;
 use crate::error::GatewayError;
+use crate::state::Shared;
 use crate::telemetry::metrics::{label, sorted};
 
 /// Render every metric in the Prometheus text format (0.0.4).

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::context::{require_role, Authenticated};
-use crate::state::{Shared, Worker};
 use crate::error::GatewayError;
+use crate::state::{Shared, Worker};
 
 /// The subject of an explanation.
 #[derive(Debug, Deserialize)]

@@ -7,8 +7,8 @@ use gateway_actors::{FilterTools, ListTools};
 use serde_json::{json, Value};
 
 use super::context::Authenticated;
-use crate::state::Worker;
 use crate::error::GatewayError;
+use crate::state::Worker;
 
 /// `GET /mcp/tools`.
 pub async fn list(

@@ -29,11 +29,11 @@ use gateway_actors::Caller;
 use serde_json::{json, Value};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::state::{Shared, Worker};
 use crate::backend::Observer;
 use crate::error::mcp as errors;
 use crate::error::GatewayError;
 use crate::pipeline::{self, Attempt};
+use crate::state::{Shared, Worker};
 
 pub use mcp_protocol::version::{negotiate, supported, SESSION_VERSIONS, STATELESS_VERSION};
 

@@ -18,9 +18,9 @@ use crate::clients::session::Sessions;
 use mcp_protocol::Message;
 
 use super::{caller, check_origin, dispatch, initialize_result, negotiate, response, Ctx};
-use crate::state::{Shared, Worker};
 use crate::error::GatewayError;
 use crate::http::invoke::read_body;
+use crate::state::{Shared, Worker};
 
 /// A long-lived event stream: an optional first event, then whatever arrives on `rx`, with
 /// keep-alive comments; it ends when the gateway shuts down, and runs `on_drop` when the client

@@ -12,14 +12,14 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
 
-use crate::clients::session::SessionError;
 use super::{
     caller, check_origin, dispatch, initialize_result, meta_version, negotiate, response, supported, Ctx, RpcError,
 };
-use crate::state::{Shared, Worker};
+use crate::clients::session::SessionError;
 use crate::error::mcp as errors;
 use crate::error::GatewayError;
 use crate::http::invoke::read_body;
+use crate::state::{Shared, Worker};
 use gateway_actors::Caller;
 use mcp_protocol::{Body, Message};
 

@@ -7,24 +7,23 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use actix_web::web;
 use serde_json::Value;
 
-use crate::state::Shared;
+use super::owner::Env;
 use crate::backend::Watch;
 
 /// Start one listener per distinct active backend URL not listened to yet (on the calling
 /// arbiter): at start-up, and after a reload for backends it added.
-pub fn spawn(shared: web::Data<Shared>) {
-    let urls: BTreeSet<String> = shared.registry.snapshot().active().iter().map(|t| t.backend_url.clone()).collect();
+pub fn spawn(env: &Env) {
+    let urls: BTreeSet<String> = env.registry.snapshot().active().iter().map(|t| t.backend_url.clone()).collect();
     for url in urls {
-        if shared.registry.first_listener(&url) {
-            actix_web::rt::spawn(listen(shared.clone(), url));
+        if env.registry.first_listener(&url) {
+            actix_web::rt::spawn(listen(env.clone(), url));
         }
     }
 }
 
-async fn listen(shared: web::Data<Shared>, url: String) {
+async fn listen(shared: Env, url: String) {
     let client = shared.registry.client(shared.settings.max_response_bytes);
     let mut backoff = Duration::from_secs(1);
     loop {
@@ -52,7 +51,7 @@ async fn listen(shared: web::Data<Shared>, url: String) {
     }
 }
 
-fn on_notification(shared: &Shared, url: &str, message: Value) {
+fn on_notification(shared: &Env, url: &str, message: Value) {
     if message.get("method").and_then(Value::as_str) == Some("notifications/tools/list_changed") {
         shared.registry.backend_list_changed(url);
     }

@@ -5,11 +5,31 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use actix::{Actor, ActorFutureExt, AsyncContext, AtomicResponse, Context, Handler, Message, WrapFuture};
-use actix_web::web;
-
-use crate::state::Shared;
 use crate::backend::McpClient;
+use crate::closing::Closing;
+use crate::config::Settings;
+use crate::db::Db;
+use crate::telemetry::metrics::Metrics;
+use actix::{Actor, ActorFutureExt, AsyncContext, AtomicResponse, Context, Handler, Message, WrapFuture};
+
+use super::Registry;
+
+/// What the owner works with: the registry it owns, and what a reload and a check need.
+#[derive(Clone)]
+pub struct Env {
+    /// The registry owned.
+    pub registry: Arc<Registry>,
+    /// Settings (file paths, pinning mode, limits).
+    pub settings: Arc<Settings>,
+    /// The database (the `tools` table and its pins).
+    pub db: Db,
+    /// Reloads are counted there.
+    pub metrics: Arc<Metrics>,
+    /// Checks stop when the gateway shuts down.
+    pub closing: Closing,
+    /// Called when the tools clients may call changed (they are told `list_changed`).
+    pub changed: Arc<dyn Fn() + Send + Sync>,
+}
 
 /// Load `tools.yaml` again and publish it when valid.
 #[derive(Debug, Message)]
@@ -45,7 +65,7 @@ pub struct CheckDefinitions;
 
 /// The owner actor (one per gateway, on the arbiter that starts it).
 pub struct RegistryOwner {
-    shared: web::Data<Shared>,
+    env: Env,
     client: Rc<McpClient>,
     /// A check is queued and not started: another request joins it (checks take seconds when a
     /// backend does not answer; they must not pile up behind a short interval).
@@ -53,16 +73,17 @@ pub struct RegistryOwner {
 }
 
 impl RegistryOwner {
-    /// Start the owner of `shared.registry` and attach it, so the registry's requests reach it.
-    pub fn start(shared: web::Data<Shared>) -> actix::Addr<Self> {
-        let client = Rc::new(shared.registry.client(shared.settings.max_response_bytes));
-        let addr = Self { shared: shared.clone(), client, check_queued: false }.start();
-        shared.registry.attach(addr.clone());
+    /// Start the owner of `env.registry` and attach it, so the registry's requests reach it.
+    pub fn start(env: Env) -> actix::Addr<Self> {
+        let client = Rc::new(env.registry.client(env.settings.max_response_bytes));
+        let registry = env.registry.clone();
+        let addr = Self { env, client, check_queued: false }.start();
+        registry.attach(addr.clone());
         addr
     }
 
     fn closing(&self) -> bool {
-        self.shared.closing.is_closing()
+        self.env.closing.is_closing()
     }
 
     /// Queue a definition check unless one is queued already.
@@ -79,7 +100,7 @@ impl Actor for RegistryOwner {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Definitions are checked every PIN_CHECK_SECONDS, and after every change.
-        ctx.run_interval(self.shared.settings.pin_check, |owner, ctx| owner.check_soon(ctx));
+        ctx.run_interval(self.env.settings.pin_check, |owner, ctx| owner.check_soon(ctx));
     }
 }
 
@@ -87,8 +108,8 @@ impl Handler<Reload> for RegistryOwner {
     type Result = AtomicResponse<Self, Reloaded>;
 
     fn handle(&mut self, msg: Reload, _: &mut Context<Self>) -> Self::Result {
-        let shared = self.shared.clone();
-        AtomicResponse::new(Box::pin(async move { reload(shared, msg.trigger).await }.into_actor(self).map(
+        let env = self.env.clone();
+        AtomicResponse::new(Box::pin(async move { reload(env, msg.trigger).await }.into_actor(self).map(
             |outcome, owner, ctx| {
                 if outcome == Reloaded::Applied {
                     owner.check_soon(ctx);
@@ -103,12 +124,12 @@ impl Handler<BackendListChanged> for RegistryOwner {
     type Result = ();
 
     fn handle(&mut self, msg: BackendListChanged, ctx: &mut Context<Self>) {
-        let registry = &self.shared.registry;
+        let registry = &self.env.registry;
         let catalog = registry.snapshot();
         let names = catalog.all().iter().filter(|t| t.backend_url == msg.url).map(|t| t.name.as_str());
         registry.listings.forget(names);
         tracing::info!(backend = %msg.url, "backend tool list changed; telling connected clients");
-        self.shared.clients.tools_changed();
+        (self.env.changed)();
         // The new definitions are compared with their pins (and their schemas loaded) now.
         self.check_soon(ctx);
     }
@@ -119,18 +140,19 @@ impl Handler<CheckDefinitions> for RegistryOwner {
 
     fn handle(&mut self, _: CheckDefinitions, _: &mut Context<Self>) -> Self::Result {
         self.check_queued = false;
-        let (shared, client) = (self.shared.clone(), self.client.clone());
-        AtomicResponse::new(Box::pin(async move { super::pinning::check(&shared, &client).await }.into_actor(self)))
+        let (env, client) = (self.env.clone(), self.client.clone());
+        AtomicResponse::new(Box::pin(async move { super::pinning::check(&env, &client).await }.into_actor(self)))
     }
 }
 
 /// Load `tools.yaml`, sync it into the `tools` table, and publish the new catalog.
-async fn reload(shared: web::Data<Shared>, trigger: &'static str) -> Reloaded {
+async fn reload(env: Env, trigger: &'static str) -> Reloaded {
+    let shared = &env;
     let lookup = |name: &str| std::env::var(name).ok();
     let tools = match crate::config::files::load_tools(&shared.settings.tools_config, &lookup) {
         Ok(tools) => tools,
         Err(e) => {
-            shared.telemetry.metrics().config_reload(false);
+            shared.metrics.config_reload(false);
             tracing::warn!(error = %e, trigger, "tools.yaml reload refused; the previous tools stay in force");
             return Reloaded::Refused;
         }
@@ -140,12 +162,12 @@ async fn reload(shared: web::Data<Shared>, trigger: &'static str) -> Reloaded {
         return Reloaded::Deferred;
     }
     let catalog = Arc::new(gateway_actors::Catalog::new(tools));
-    shared.registry.publish(catalog.clone());
-    shared.telemetry.metrics().config_reload(true);
+    env.registry.publish(catalog.clone());
+    shared.metrics.config_reload(true);
     let file = shared.settings.tools_config.display();
     tracing::info!(%file, trigger, tools = catalog.all().len(), "tools reloaded");
-    shared.clients.tools_changed();
+    (env.changed)();
     // Backends new to this catalog get a notification listener.
-    super::listen::spawn(shared.clone());
+    super::listen::spawn(&env);
     Reloaded::Applied
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::state::Shared;
+use super::owner::Env;
 use crate::backend::McpClient;
 use crate::config::Pinning;
 
@@ -29,7 +29,7 @@ pub fn digest(entry: &Value) -> String {
 /// Fetch every backend's definitions once: their input schemas are enforced for tools whose
 /// `tools.yaml` entry declares none, and (unless `TOOL_PINNING=off`) each definition is
 /// compared with its pin. Run by the registry's owner only.
-pub(super) async fn check(shared: &Shared, client: &McpClient) {
+pub(super) async fn check(shared: &Env, client: &McpClient) {
     let registry = &shared.registry;
     let mut by_backend: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     let catalog = registry.snapshot();

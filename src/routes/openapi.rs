@@ -1,6 +1,6 @@
 //! `/openapi.json`, built from the same route table that mounts the routes
 //! ([`super::ENDPOINTS`]) and from the one error mapping ([`GatewayError`]), and `/docs`: Swagger
-//! UI served from files compiled into the binary (vendored in `src/http/docs/`), so the page
+//! UI served from files compiled into the binary (vendored in `src/routes/docs/`), so the page
 //! works with no network at build or run time.
 
 use actix_web::{web, HttpResponse};
