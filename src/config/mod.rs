@@ -164,7 +164,7 @@ pub struct Settings {
     /// `AUDIT_HMAC_KEY` (hex, at least 32 bytes): signs the audit ledger, chain heads and
     /// checkpoints, so someone holding only the database cannot rewrite history unnoticed.
     /// Keep it outside the database (a secret store); `audit verify` needs it to check them.
-    pub audit_hmac_key: Option<crate::db::audit_evidence::AuditKey>,
+    pub audit_hmac_key: Option<crate::db::audit::evidence::AuditKey>,
     /// Tool-definition pinning mode.
     pub pinning: Pinning,
     /// How often backends' definitions are compared with their pins.
@@ -338,7 +338,7 @@ impl Settings {
             audit_hmac_key: match get(lookup, "AUDIT_HMAC_KEY").filter(|k| !k.trim().is_empty()) {
                 None => None,
                 Some(text) => Some(
-                    crate::db::audit_evidence::AuditKey::parse(&text)
+                    crate::db::audit::evidence::AuditKey::parse(&text)
                         .map_err(|why| ConfigError::new("AUDIT_HMAC_KEY", why))?,
                 ),
             },

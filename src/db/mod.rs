@@ -5,8 +5,6 @@
 //! connection type by [`with_conn!`](crate::with_conn).
 
 pub mod audit;
-pub mod audit_evidence;
-pub mod audit_sink;
 pub mod jobs;
 pub mod schema;
 pub mod tools;

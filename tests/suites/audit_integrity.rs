@@ -528,7 +528,7 @@ async fn tamper_evidence_holds(kind: DbKind) {
     // … and with a ledger entry forged at its end to match: the link recomputes, but without the
     // key it cannot be signed.
     let (ordinal, prev) = ledger_end(&db).await;
-    let link = mcp_gateway::db::audit_evidence::link(&prev, ordinal + 1, "checkpoint", &b, 4, &cut.row_hash, false);
+    let link = mcp_gateway::db::audit::evidence::link(&prev, ordinal + 1, "checkpoint", &b, 4, &cut.row_hash, false);
     sql(
         &db.url,
         &format!(

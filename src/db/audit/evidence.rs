@@ -18,8 +18,8 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use sha2::{Digest, Sha256};
 
-use super::schema::audit_ledger;
-use super::{Db, DbError};
+use crate::db::schema::audit_ledger;
+use crate::db::{Db, DbError};
 
 /// The key that authenticates the audit trail's heads, checkpoints and ledger. It lives in the
 /// gateway's environment (or a secret store), never in the database, so someone who can only
@@ -167,7 +167,7 @@ impl Evidence {
 /// chain already in the database, so that from then on a chain the ledger does not hold is one
 /// the gateway never wrote. Does nothing once the ledger has an entry.
 pub async fn adopt_existing(db: &Db, key: Option<&AuditKey>) -> Result<(), DbError> {
-    use super::schema::{audit_chain_heads, audit_logs};
+    use crate::db::schema::{audit_chain_heads, audit_logs};
     let (any, mut chains): (Option<i64>, Vec<String>) = crate::with_conn!(db, |conn| {
         let any = audit_ledger::table.select(audit_ledger::ordinal).first::<i64>(conn).await.optional();
         let any = any.map_err(DbError::from_display)?;
@@ -274,10 +274,10 @@ macro_rules! append_ledger_entry {
                 .await
                 .optional()?;
             let (ordinal, prev) = last.map_or((1, String::new()), |(o, link)| (o + 1, link));
-            let kind: $crate::db::audit_evidence::Kind = $kind;
-            let key: Option<&$crate::db::audit_evidence::AuditKey> = $key;
+            let kind: $crate::db::audit::evidence::Kind = $kind;
+            let key: Option<&$crate::db::audit::evidence::AuditKey> = $key;
             let link =
-                $crate::db::audit_evidence::link(&prev, ordinal, kind.as_str(), $chain, $seq, $hash, key.is_some());
+                $crate::db::audit::evidence::link(&prev, ordinal, kind.as_str(), $chain, $seq, $hash, key.is_some());
             let mac = key.map(|k| k.mac(&["ledger", &link]));
             diesel::insert_into(l::table)
                 .values((
