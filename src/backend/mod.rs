@@ -7,17 +7,20 @@
 //! and retries. Replies may be JSON or an SSE stream. The caller's credentials are never sent.
 
 pub mod protect;
+pub mod session;
 pub mod sse;
+pub mod stream;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use awc::http::header;
-use dashmap::DashMap;
 use serde_json::{json, Value};
 
 use crate::error::GatewayError;
+pub use session::{session_table, Session, SessionTable};
+use stream::find_in_sse;
+pub use stream::Watch;
 
 /// Extra tries for a call that never reached the backend.
 const MAX_RETRIES: u32 = 2;
@@ -33,24 +36,6 @@ fn backoff(attempt: u32) -> Duration {
 
 /// The protocol revision the gateway offers to backends.
 pub const PROTOCOL_VERSION: &str = "2025-06-18";
-/// Revisions the gateway accepts if a backend answers with another one.
-const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26"];
-
-/// What a backend told us at `initialize` (kept per backend URL).
-#[derive(Debug, Clone)]
-pub struct Session {
-    id: Option<String>,
-    protocol_version: String,
-}
-
-/// Sessions by backend URL, shared by every worker's client.
-pub type SessionTable = Arc<DashMap<String, Arc<Session>>>;
-
-/// Create an empty session table.
-pub fn session_table() -> SessionTable {
-    Arc::new(DashMap::new())
-}
-
 /// A per-worker MCP client.
 pub struct McpClient {
     http: awc::Client,
@@ -264,38 +249,6 @@ impl McpClient {
         }
     }
 
-    async fn initialize(&self, url: &str, deadline: Instant) -> Result<Arc<Session>, PostError> {
-        let blank = Session { id: None, protocol_version: PROTOCOL_VERSION.to_owned() };
-        let params = json!({
-            "protocolVersion": PROTOCOL_VERSION,
-            "capabilities": {},
-            "clientInfo": { "name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION") }
-        });
-        let (result, session_id) = match self.post(url, &blank, "initialize", Some(&params), deadline, None).await {
-            Ok(v) => v,
-            Err(PostError::SessionExpired) => {
-                return Err(GatewayError::BackendBadReply("404 on initialize".into()).into())
-            }
-            // The tool call itself has not been sent: a refused handshake is safe to retry.
-            Err(PostError::Overloaded(e)) => return Err(PostError::Retryable(e)),
-            Err(e) => return Err(e),
-        };
-        let version = result.get("protocolVersion").and_then(Value::as_str).unwrap_or(PROTOCOL_VERSION);
-        if !SUPPORTED_VERSIONS.contains(&version) {
-            return Err(GatewayError::BackendBadReply(format!("unsupported protocol version {version:?}")).into());
-        }
-        let session = Arc::new(Session { id: session_id, protocol_version: version.to_owned() });
-        match self.post(url, &session, "notifications/initialized", None, deadline, None).await {
-            Ok(_) => {}
-            Err(PostError::SessionExpired) => {
-                return Err(GatewayError::BackendBadReply("404 on initialized".into()).into())
-            }
-            Err(e) => return Err(e),
-        }
-        self.sessions.insert(url.to_owned(), session.clone());
-        Ok(session)
-    }
-
     async fn request_in(
         &self,
         url: &str,
@@ -395,134 +348,8 @@ struct Outgoing<'a> {
     id: Option<u64>,
 }
 
-impl McpClient {
-    /// Read an SSE reply as it arrives: hand notifications to the observer, return the
-    /// response to request `id` as soon as it comes.
-    async fn read_stream<S>(
-        &self,
-        resp: &mut awc::ClientResponse<S>,
-        id: u64,
-        observer: &Observer,
-    ) -> Result<Value, GatewayError>
-    where
-        S: futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>> + Unpin,
-    {
-        use futures_util::StreamExt;
-        let mut buffer: Vec<u8> = Vec::new();
-        let mut total = 0usize;
-        while let Some(chunk) = resp.next().await {
-            let chunk = chunk.map_err(|e| GatewayError::BackendBadReply(format!("cannot read reply: {e}")))?;
-            total += chunk.len();
-            if total > self.max_response_bytes {
-                return Err(GatewayError::BackendBadReply("reply exceeds MAX_RESPONSE_BYTES".into()));
-            }
-            buffer.extend_from_slice(&chunk);
-            while let Some(end) = event_end(&buffer) {
-                let block: Vec<u8> = buffer.drain(..end).collect();
-                let text = String::from_utf8_lossy(&block);
-                for event in sse::parse(&text).into_iter().filter(|e| e.event == "message") {
-                    let Ok(message) = serde_json::from_str::<Value>(&event.data) else { continue };
-                    let is_reply = message.get("id").and_then(Value::as_u64) == Some(id)
-                        && (message.get("result").is_some() || message.get("error").is_some());
-                    if is_reply {
-                        return into_result(message, id);
-                    }
-                    if message.get("method").is_some() && message.get("id").is_none() {
-                        (observer.on_event)(message);
-                    }
-                }
-            }
-        }
-        Err(GatewayError::BackendBadReply("SSE reply ended without a response".into()))
-    }
-}
-
-impl McpClient {
-    /// Hold the backend's server-to-client stream open (`GET`, within the session that tool
-    /// calls opened), handing each notification to `on_message` until the stream ends.
-    pub async fn watch(&self, url: &str, mut on_message: impl FnMut(Value)) -> Result<Watch, GatewayError> {
-        use futures_util::StreamExt;
-        let Some(session) = self.sessions.get(url).map(|s| s.clone()) else {
-            return Ok(Watch::NoSession);
-        };
-        let mut req = self
-            .http
-            .get(url)
-            .timeout(Duration::from_secs(10))
-            .insert_header((header::ACCEPT, "text/event-stream"))
-            .insert_header(("MCP-Protocol-Version", session.protocol_version.as_str()));
-        if let Some(sid) = &session.id {
-            req = req.insert_header(("Mcp-Session-Id", sid.as_str()));
-        }
-        let mut resp = req.send().await.map_err(send_error)?;
-        match resp.status().as_u16() {
-            405 => return Ok(Watch::NoStream),
-            404 if session.id.is_none() => return Ok(Watch::NoStream),
-            404 => {
-                // The session expired; the next tool call opens a new one.
-                self.sessions.remove(url);
-                return Ok(Watch::NoSession);
-            }
-            s if !(200..300).contains(&s) => return Err(GatewayError::BackendUnavailable(format!("HTTP {s} on GET"))),
-            _ => {}
-        }
-        let mut buffer: Vec<u8> = Vec::new();
-        while let Some(chunk) = resp.next().await {
-            let chunk = chunk.map_err(|e| GatewayError::BackendBadReply(e.to_string()))?;
-            buffer.extend_from_slice(&chunk);
-            if buffer.len() > self.max_response_bytes {
-                buffer.clear();
-            }
-            while let Some(end) = event_end(&buffer) {
-                let block: Vec<u8> = buffer.drain(..end).collect();
-                for event in sse::parse(&String::from_utf8_lossy(&block)) {
-                    if let Ok(message) = serde_json::from_str::<Value>(&event.data) {
-                        on_message(message);
-                    }
-                }
-            }
-        }
-        Ok(Watch::Ended)
-    }
-}
-
-/// How a [`McpClient::watch`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Watch {
-    /// No session with the backend yet (nothing to listen within).
-    NoSession,
-    /// The backend offers no server-to-client stream.
-    NoStream,
-    /// The stream was open and has ended.
-    Ended,
-}
-
-/// Where the first complete SSE event in `buffer` ends.
-fn event_end(buffer: &[u8]) -> Option<usize> {
-    let lf = buffer.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
-    let crlf = buffer.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
 fn parse_json(bytes: &[u8]) -> Result<Value, GatewayError> {
     serde_json::from_slice(bytes).map_err(|e| GatewayError::BackendBadReply(format!("reply is not JSON: {e}")))
-}
-
-/// The response to request `id` among the events of an SSE reply.
-fn find_in_sse(bytes: &[u8], id: u64) -> Result<Value, GatewayError> {
-    let text =
-        std::str::from_utf8(bytes).map_err(|_| GatewayError::BackendBadReply("SSE reply is not UTF-8".into()))?;
-    sse::parse(text)
-        .into_iter()
-        .filter(|e| e.event == "message")
-        .filter_map(|e| serde_json::from_str::<Value>(&e.data).ok())
-        .find(|m| {
-            m.get("id").and_then(Value::as_u64) == Some(id) && (m.get("result").is_some() || m.get("error").is_some())
-        })
-        .ok_or_else(|| GatewayError::BackendBadReply("SSE reply holds no response to the request".into()))
 }
 
 /// Check a JSON-RPC response envelope and take its `result`, mapping an `error` member.
