@@ -6,12 +6,14 @@
 //! same-thread message, not a cross-thread wake-up) and its own pooled MCP client. The single
 //! `AuditWriterActor` runs on the arbiter that called [`start`].
 
+mod middleware;
+
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Supervisor;
-use actix_web::{web, App, HttpMessage, HttpServer};
+use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 use gateway_actors::ratelimit::SystemClock;
 use gateway_actors::{
@@ -24,7 +26,7 @@ use crate::closing::Closing;
 use crate::config::Settings;
 use crate::db::{self, audit::DbAuditSink, Db};
 use crate::state::{Shared, Worker};
-use crate::telemetry::{GatewaySpans, RequestId};
+use crate::telemetry::GatewaySpans;
 
 /// Check everything `serve` would check, without opening the database or a socket.
 pub fn check_config(settings: &Settings) -> anyhow::Result<(Vec<gateway_actors::Tool>, Policy, Authenticator)> {
@@ -123,6 +125,73 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
     tracing::info!(backend = db.backend_name(), migrated, ?report, tools = tools.len(), "database ready");
 
     let board = Arc::new(HealthBoard::default());
+    let audit = start_audit(&settings, &db, &board);
+    let catalog = Catalog::new(tools);
+    let limits = start_limits(&settings, &board)?;
+    let shared = web::Data::new(Shared {
+        settings: settings.clone(),
+        auth: Arc::new(auth),
+        db,
+        audit,
+        telemetry: crate::telemetry::Telemetry::new(settings.otel_endpoint.as_deref(), board),
+        registry: Arc::new(crate::registry::Registry::new(
+            catalog,
+            settings.breaker_failures,
+            settings.breaker_cooldown,
+        )),
+        policies: Arc::new(crate::policies::Policies::new(policy)),
+        clients: Arc::new(crate::clients::Clients::new(settings.mcp_session_idle)),
+        closing: Closing::new(),
+        limits,
+        jobs: crate::state::Jobs::new(),
+    });
+    start_owners(&shared);
+    // Backends' definitions are checked (pins, schemas) before the gateway serves.
+    shared.registry.check_definitions().await;
+    let _jobs = {
+        use actix::Actor as _;
+        crate::jobs::JobDispatcher::new(shared.clone()).start()
+    };
+    spawn_session_sweeper(&shared);
+
+    let addr = listener.local_addr()?;
+    let factory_shared = shared.clone();
+    let mut server = HttpServer::new(move || {
+        let worker = web::Data::new(Worker::start(&factory_shared));
+        App::new()
+            .app_data(factory_shared.clone())
+            .app_data(worker)
+            .configure(crate::routes::routes)
+            .wrap_fn(middleware::observe)
+            .wrap(TracingLogger::<GatewaySpans>::new())
+    })
+    .listen(listener)?
+    .client_request_timeout(settings.header_timeout)
+    .client_disconnect_timeout(Duration::from_secs(1))
+    .keep_alive(settings.keep_alive)
+    .shutdown_timeout(30);
+    if let Some(workers) = settings.workers {
+        server = server.workers(workers.max(1));
+    }
+    // Signals are ours, so open event streams can be closed before the drain starts.
+    let server = server.disable_signals().run();
+    let handle = server.handle();
+    if handle_signals {
+        let (closing, handle) = (shared.closing.clone(), handle.clone());
+        actix_web::rt::spawn(async move {
+            signal().await;
+            tracing::info!("shutdown signal received; draining");
+            shut_down(&closing, &handle).await;
+        });
+    }
+    tracing::info!(%addr, "mcp-gateway listening");
+    let done = actix_web::rt::spawn(serve_then_flush(server, shared.clone()));
+    Ok(Gateway { addr, handle, closing: shared.closing.clone(), done })
+}
+
+/// The audit trail: its writer (batches into the database, spooling while it is away), the
+/// spool's replay every 2 s, and retention when `AUDIT_RETENTION_DAYS` is set.
+fn start_audit(settings: &Settings, db: &Db, board: &HealthBoard) -> crate::audit::Audit {
     let audit_stats = board.stats("audit_writer");
     let batch = BatchConfig {
         max_events: settings.audit_batch_size,
@@ -171,7 +240,12 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         });
     }
 
-    let catalog = Catalog::new(tools);
+    crate::audit::Audit::new(audit, audit_stats, spool_rows, set_aside_rows, audit_writes)
+}
+
+/// Rate limits in this process, or in Redis shared by replicas; one limiter on this arbiter
+/// evicts idle in-process cells.
+fn start_limits(settings: &Settings, board: &HealthBoard) -> anyhow::Result<crate::ratelimit::Limits> {
     let rate_store: Arc<dyn RateStore> = match &settings.redis_url {
         Some(url) => Arc::new(crate::ratelimit::RedisStore::new(url).map_err(anyhow::Error::msg)?),
         None => Arc::new(LocalStore::new(Arc::new(SystemClock::default()))),
@@ -181,23 +255,12 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
     let (store, stats) = (rate_store.clone(), board.stats("rate_limiter"));
     let _evictor =
         Supervisor::start(move |_| RateLimiterActor::new(store, rate_failure, stats, Some(Duration::from_secs(30))));
-    let shared = web::Data::new(Shared {
-        settings: settings.clone(),
-        auth: Arc::new(auth),
-        db,
-        audit: crate::audit::Audit::new(audit, audit_stats, spool_rows, set_aside_rows, audit_writes),
-        telemetry: crate::telemetry::Telemetry::new(settings.otel_endpoint.as_deref(), board),
-        registry: Arc::new(crate::registry::Registry::new(
-            catalog,
-            settings.breaker_failures,
-            settings.breaker_cooldown,
-        )),
-        policies: Arc::new(crate::policies::Policies::new(policy)),
-        clients: Arc::new(crate::clients::Clients::new(settings.mcp_session_idle)),
-        closing: Closing::new(),
-        limits: crate::ratelimit::Limits::new(rate_store, rate_failure),
-        jobs: crate::state::Jobs::new(),
-    });
+    Ok(crate::ratelimit::Limits::new(rate_store, rate_failure))
+}
+
+/// The owners of the registry and the policy, the backends' listeners and the file watcher.
+fn start_owners(shared: &web::Data<Shared>) {
+    let settings = &shared.settings;
     let clients = shared.clients.clone();
     let registry_env = crate::registry::owner::Env {
         registry: shared.registry.clone(),
@@ -229,12 +292,10 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
             Box::pin(async move { policies.reload(trigger).await })
         }),
     );
-    // Backends' definitions are checked (pins, schemas) before the gateway serves.
-    shared.registry.check_definitions().await;
-    let _jobs = {
-        use actix::Actor as _;
-        crate::jobs::JobDispatcher::new(shared.clone()).start()
-    };
+}
+
+/// Expired MCP sessions are removed every minute.
+fn spawn_session_sweeper(shared: &Shared) {
     let sweeper = shared.clients.sessions().clone();
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -246,149 +307,36 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
             }
         }
     });
+}
 
-    let addr = listener.local_addr()?;
-    let factory_shared = shared.clone();
-    let mut server = HttpServer::new(move || {
-        let worker = web::Data::new(Worker::start(&factory_shared));
-        App::new()
-            .app_data(factory_shared.clone())
-            .app_data(worker)
-            .configure(crate::routes::routes)
-            .wrap_fn(|req, srv| {
-                use actix_web::dev::Service as _;
-                // A declared body over the limit is refused before anything else runs, auth included.
-                let limit = req.app_data::<web::Data<Shared>>().map_or(usize::MAX, |s| s.settings.max_payload_bytes);
-                let declared = req
-                    .headers()
-                    .get(actix_web::http::header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<usize>().ok());
-                if declared.is_some_and(|n| n > limit) {
-                    let error = crate::error::GatewayError::PayloadTooLarge { limit };
-                    let refusal = error.to_response(serde_json::Value::Null);
-                    // Tool-call endpoints still get their audit row for the refused attempt.
-                    let transport = match req.path() {
-                        "/mcp/invoke" | "/mcp/jobs" => Some("rest"),
-                        "/mcp" => Some("streamable_http"),
-                        "/messages" => Some("sse"),
-                        _ => None,
-                    };
-                    if let (Some(transport), Some(shared)) = (transport, req.app_data::<web::Data<Shared>>()) {
-                        let origin = crate::http::context::origin(req.request());
-                        crate::pipeline::Attempt::new(transport).refused(shared, origin, &error, 413);
-                    }
-                    let res = req.into_response(refusal).map_into_boxed_body();
-                    return Box::pin(async move { Ok(res) }) as futures_util::future::LocalBoxFuture<'static, _>;
-                }
-                let started = std::time::Instant::now();
-                let trace = crate::telemetry::tracecontext::TraceContext::from_header(
-                    req.headers().get("traceparent").and_then(|v| v.to_str().ok()),
-                );
-                // Span bookkeeping only when spans are exported.
-                let exporting = req.app_data::<web::Data<Shared>>().is_some_and(|s| s.telemetry.spans().is_some());
-                let span = exporting.then(|| {
-                    (
-                        crate::telemetry::otlp::now_nanos(),
-                        trace.trace_id.clone(),
-                        trace.span_id.clone(),
-                        trace.parent_id.clone(),
-                    )
-                });
-                let fut = trace.scope(srv.call(req));
-                Box::pin(async move {
-                    let mut res = fut.await?.map_into_boxed_body();
-                    if let Some(shared) = res.request().app_data::<web::Data<Shared>>() {
-                        let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
-                        // Known methods only: a client must not be able to mint label values.
-                        let method = match res.request().method().as_str() {
-                            m @ ("GET" | "POST" | "DELETE" | "PUT" | "PATCH" | "HEAD" | "OPTIONS") => m,
-                            _ => "OTHER",
-                        }
-                        .to_owned();
-                        shared.telemetry.metrics().request(
-                            &route,
-                            &method,
-                            res.status().as_u16(),
-                            started.elapsed().as_secs_f64(),
-                        );
-                        if let (Some(otlp), Some((span_start, trace_id, span_id, parent_span_id))) =
-                            (shared.telemetry.spans(), span)
-                        {
-                            otlp.record(crate::telemetry::otlp::Span {
-                                trace_id,
-                                span_id,
-                                parent_span_id,
-                                name: format!("{method} {route}"),
-                                start_unix_nanos: span_start,
-                                end_unix_nanos: crate::telemetry::otlp::now_nanos(),
-                                status: res.status().as_u16(),
-                                method,
-                                route,
-                            });
-                        }
-                    }
-                    if res.status() == actix_web::http::StatusCode::UNAUTHORIZED {
-                        crate::mcp::wellknown::point_to_metadata(&mut res);
-                    }
-                    let id = res.request().extensions().get::<RequestId>().map(|r| r.0.clone());
-                    if let Some(value) = id.and_then(|id| actix_web::http::header::HeaderValue::from_str(&id).ok()) {
-                        res.headers_mut()
-                            .insert(actix_web::http::header::HeaderName::from_static("x-request-id"), value);
-                    }
-                    Ok(res)
-                })
-            })
-            .wrap(TracingLogger::<GatewaySpans>::new())
-    })
-    .listen(listener)?
-    .client_request_timeout(settings.header_timeout)
-    .client_disconnect_timeout(Duration::from_secs(1))
-    .keep_alive(settings.keep_alive)
-    .shutdown_timeout(30);
-    if let Some(workers) = settings.workers {
-        server = server.workers(workers.max(1));
+/// Serve until stopped, then flush the audit trail: rows a worker produced in its last
+/// event-loop turn reach the writer when that worker hands them over (or its thread ends), so
+/// flush until every row handed over is stored, for at most a few seconds.
+async fn serve_then_flush(server: actix_web::dev::Server, trail: web::Data<Shared>) {
+    if let Err(e) = server.await {
+        tracing::error!(error = %e, "HTTP server failed");
     }
-    // Signals are ours, so open event streams can be closed before the drain starts.
-    let server = server.disable_signals().run();
-    let handle = server.handle();
-    if handle_signals {
-        let (closing, handle) = (shared.closing.clone(), handle.clone());
-        actix_web::rt::spawn(async move {
-            signal().await;
-            tracing::info!("shutdown signal received; draining");
-            shut_down(&closing, &handle).await;
-        });
-    }
-    tracing::info!(%addr, "mcp-gateway listening");
-    let trail = shared.clone();
-    let done = actix_web::rt::spawn(async move {
-        if let Err(e) = server.await {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-        // Rows a worker produced in its last event-loop turn reach the writer when that worker
-        // hands them over (or its thread ends): flush until every enqueued row is stored, for
-        // at most a few seconds.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        let mut stored = 0;
-        loop {
-            match trail.audit.flush().await {
-                Ok(Ok(rows)) => stored += rows,
-                Ok(Err(e)) => tracing::error!(error = %e, "audit flush on shutdown failed"),
-                Err(e) => {
-                    tracing::error!(error = %e, "audit writer unreachable on shutdown");
-                    break;
-                }
-            }
-            if trail.audit.health().backlog <= 0 || std::time::Instant::now() >= deadline {
+    // Rows a worker produced in its last event-loop turn reach the writer when that worker
+    // hands them over (or its thread ends): flush until every enqueued row is stored, for
+    // at most a few seconds.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut stored = 0;
+    loop {
+        match trail.audit.flush().await {
+            Ok(Ok(rows)) => stored += rows,
+            Ok(Err(e)) => tracing::error!(error = %e, "audit flush on shutdown failed"),
+            Err(e) => {
+                tracing::error!(error = %e, "audit writer unreachable on shutdown");
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        match trail.audit.health().backlog {
-            left if left > 0 => tracing::error!(rows = left, "audit rows not stored at shutdown"),
-            _ => tracing::info!(rows = stored, "audit log flushed on shutdown"),
+        if trail.audit.health().backlog <= 0 || std::time::Instant::now() >= deadline {
+            break;
         }
-    });
-    Ok(Gateway { addr, handle, closing: shared.closing.clone(), done })
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    match trail.audit.health().backlog {
+        left if left > 0 => tracing::error!(rows = left, "audit rows not stored at shutdown"),
+        _ => tracing::info!(rows = stored, "audit log flushed on shutdown"),
+    }
 }
