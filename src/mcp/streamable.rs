@@ -109,6 +109,30 @@ pub fn split_body(body: &[u8]) -> Result<(bool, Vec<Value>), Box<HttpResponse>> 
     }
 }
 
+/// One `POST /mcp` once its caller and messages are known.
+struct Post {
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    worker: web::Data<Worker>,
+    caller: Arc<Caller>,
+    batch: bool,
+    session_id: Option<String>,
+    header_version: Option<String>,
+    /// Cancellation and in-flight requests are scoped to the subject and its session.
+    scope: String,
+    wants_stream: bool,
+}
+
+/// What one message of a POST comes to.
+enum Step {
+    /// Nothing to answer (a notification, a client's response).
+    Nothing,
+    /// An answer for the response body.
+    Answer(Value),
+    /// The whole HTTP response (a refusal, or a call answered as a stream).
+    Respond(HttpResponse),
+}
+
 /// `POST /mcp`.
 pub async fn post(
     req: HttpRequest,
@@ -116,16 +140,69 @@ pub async fn post(
     shared: web::Data<Shared>,
     worker: web::Data<Worker>,
 ) -> HttpResponse {
-    let caller = match admit_caller(&req, &shared) {
+    let (caller, batch, messages) = match read_messages(&req, payload, &shared).await {
+        Ok(read) => read,
+        Err(response) => return response,
+    };
+    let post = Post {
+        session_id: header(&req, SESSION_HEADER).map(str::to_owned),
+        header_version: header(&req, VERSION_HEADER).map(str::to_owned),
+        scope: String::new(),
+        wants_stream: header(&req, "accept").is_some_and(|a| a.contains("text/event-stream")),
+        req,
+        shared,
+        worker,
+        caller,
+        batch,
+    };
+    let post = Post { scope: super::scope(&post.caller.user_id, post.session_id.as_deref().unwrap_or("")), ..post };
+    if let Some(response) = post.initialize(&messages) {
+        return response;
+    }
+    // A session id is checked against its subject before anything in the body acts on it
+    // (another user's session id may not even cancel a call).
+    if let Err(response) = post.check_session() {
+        return response;
+    }
+    let mut answers = Vec::new();
+    for msg in messages {
+        match post.one(msg).await {
+            Step::Nothing => {}
+            Step::Answer(answer) => answers.push(answer),
+            Step::Respond(response) => return response,
+        }
+    }
+    if answers.is_empty() {
+        // Notifications and responses only.
+        return match post.check_session() {
+            Ok(()) => HttpResponse::Accepted().finish(),
+            Err(response) => response,
+        };
+    }
+    if batch {
+        HttpResponse::Ok().json(Value::Array(answers))
+    } else {
+        HttpResponse::Ok().json(answers.swap_remove(0))
+    }
+}
+
+/// Admit the caller, read the body and split it into messages; a refusal is audited. The
+/// version header is checked against the request's own id (2026-07-28 requires one).
+async fn read_messages(
+    req: &HttpRequest,
+    payload: web::Payload,
+    shared: &web::Data<Shared>,
+) -> Result<(Arc<Caller>, bool, Vec<Value>), HttpResponse> {
+    let caller = match admit_caller(req, shared) {
         Ok(c) => c,
         Err(resp) => {
-            crate::http::invoke::discard_body(&req, payload).await;
-            return *resp;
+            crate::http::invoke::discard_body(req, payload).await;
+            return Err(*resp);
         }
     };
-    let body = match read_body(&req, payload, shared.settings.max_payload_bytes).await {
+    let body = match read_body(req, payload, shared.settings.max_payload_bytes).await {
         Ok(b) => b,
-        Err(e) => return super::refuse(&shared, &req, TRANSPORT, Some(caller), e),
+        Err(e) => return Err(super::refuse(shared, req, TRANSPORT, Some(caller), e)),
     };
     let (batch, messages) = match split_body(&body) {
         Ok(split) => split,
@@ -137,11 +214,10 @@ pub async fn post(
                 }
                 _ => GatewayError::Parse("not JSON".into()),
             };
-            super::audit_refusal(&shared, &req, TRANSPORT, Some(caller), &error, response.status().as_u16());
-            return *response;
+            super::audit_refusal(shared, req, TRANSPORT, Some(caller), &error, response.status().as_u16());
+            return Err(*response);
         }
     };
-    // The version header is answered to the request's own id (2026-07-28 requires one).
     let first_id = messages
         .first()
         .filter(|_| !batch)
@@ -149,95 +225,110 @@ pub async fn post(
         .filter(|id| id.is_string() || id.is_i64() || id.is_u64())
         .cloned()
         .unwrap_or(Value::Null);
-    if let Err(response) = check_version(&req, &shared, &caller, first_id) {
-        return *response;
-    }
-    let header_version = header(&req, VERSION_HEADER).map(str::to_owned);
-    let session_id = header(&req, SESSION_HEADER).map(str::to_owned);
+    check_version(req, shared, &caller, first_id).map_err(|response| *response)?;
+    Ok((caller, batch, messages))
+}
 
-    // `initialize` (never inside a batch) opens a session.
-    if let [msg] = messages.as_slice() {
-        if let Ok(Message::Request { id, method, params }) = mcp_protocol::classify(msg) {
-            if method == "initialize" && !batch {
-                let version = negotiate(params.get("protocolVersion").and_then(Value::as_str));
-                let Some((sid, _)) = shared.clients.sessions().create(&caller.user_id, version, None) else {
-                    return super::refuse(&shared, &req, TRANSPORT, Some(caller), crate::clients::session::too_many());
-                };
-                return HttpResponse::Ok()
-                    .insert_header(("Mcp-Session-Id", sid))
-                    .json(response(id, Ok(initialize_result(version))));
-            }
+impl Post {
+    fn stateless_header(&self) -> bool {
+        self.header_version.as_deref() == Some(super::STATELESS_VERSION)
+    }
+
+    /// The request's session belongs to the caller (when it names one and is not stateless).
+    fn check_session(&self) -> Result<(), HttpResponse> {
+        if self.session_id.is_some() && !self.stateless_header() {
+            self.session()?;
+        }
+        Ok(())
+    }
+
+    fn session(&self) -> Result<(), HttpResponse> {
+        match self.shared.clients.sessions().get(self.session_id.as_deref(), &self.caller.user_id) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(session_failure(&self.shared, &self.req, &self.caller, e)),
         }
     }
 
-    // A session id is checked against its subject before anything in the body acts on it
-    // (another user's session id may not even cancel a call).
-    if session_id.is_some() && header_version.as_deref() != Some(super::STATELESS_VERSION) {
-        if let Err(e) = shared.clients.sessions().get(session_id.as_deref(), &caller.user_id) {
-            return session_failure(&shared, &req, &caller, e);
+    /// `initialize` (never inside a batch) opens a session.
+    fn initialize(&self, messages: &[Value]) -> Option<HttpResponse> {
+        let [msg] = messages else { return None };
+        let Ok(Message::Request { id, method, params }) = mcp_protocol::classify(msg) else { return None };
+        if method != "initialize" || self.batch {
+            return None;
         }
+        let version = negotiate(params.get("protocolVersion").and_then(Value::as_str));
+        let Some((sid, _)) = self.shared.clients.sessions().create(&self.caller.user_id, version, None) else {
+            let refusal = crate::clients::session::too_many();
+            return Some(super::refuse(&self.shared, &self.req, TRANSPORT, Some(self.caller.clone()), refusal));
+        };
+        Some(
+            HttpResponse::Ok()
+                .insert_header(("Mcp-Session-Id", sid))
+                .json(response(id, Ok(initialize_result(version)))),
+        )
     }
-    // Cancellation and in-flight requests are scoped to the subject and its session.
-    let scope = super::scope(&caller.user_id, session_id.as_deref().unwrap_or(""));
-    let wants_stream = header(&req, "accept").is_some_and(|a| a.contains("text/event-stream"));
-    let mut answers = Vec::new();
-    for msg in messages {
+
+    fn refused(&self, error: &GatewayError) {
+        super::audit_refusal(&self.shared, &self.req, TRANSPORT, Some(self.caller.clone()), error, 200);
+    }
+
+    /// One message of the body.
+    async fn one(&self, msg: Value) -> Step {
         let (id, method, params) = match mcp_protocol::classify(&msg) {
             Ok(Message::Request { id, method, params }) => (id, method, params),
             Ok(Message::Notification { method, params }) => {
                 if method == "notifications/cancelled" {
-                    super::cancel(&shared, &scope, &params);
+                    super::cancel(&self.shared, &self.scope, &params);
                 }
-                continue;
+                return Step::Nothing;
             }
             // A client's answer to a request of ours: nothing to do.
-            Ok(Message::Response { .. }) => continue,
+            Ok(Message::Response { .. }) => return Step::Nothing,
             Err(invalid) => {
-                let error = GatewayError::InvalidRequest("not a JSON-RPC 2.0 message".into());
-                super::audit_refusal(&shared, &req, TRANSPORT, Some(caller.clone()), &error, 200);
+                self.refused(&GatewayError::InvalidRequest("not a JSON-RPC 2.0 message".into()));
                 // Only an id of a valid type is echoed back.
-                answers.push(response(invalid.id, Err(invalid.error)));
-                continue;
+                return Step::Answer(response(invalid.id, Err(invalid.error)));
             }
         };
-        let stateless = header_version.as_deref() == Some(super::STATELESS_VERSION)
-            || meta_version(&params) == Some(super::STATELESS_VERSION);
+        let stateless = self.stateless_header() || meta_version(&params) == Some(super::STATELESS_VERSION);
         if !stateless && method != "server/discover" {
-            if let Err(e) = shared.clients.sessions().get(session_id.as_deref(), &caller.user_id) {
-                return session_failure(&shared, &req, &caller, e);
+            if let Err(response) = self.session() {
+                return Step::Respond(response);
             }
         }
         // A batch's other messages, and every task poll (a database read), count against the
         // caller's own limits; tool calls are counted by their own pipeline.
-        if (batch && method != "tools/call") || method.starts_with("tasks/") {
-            if let Err(e) = crate::pipeline::charge(&shared, &worker, &caller).await {
-                super::audit_refusal(&shared, &req, TRANSPORT, Some(caller.clone()), &e, 200);
-                answers.push(response(id, Err(e.to_rpc())));
-                continue;
+        if (self.batch && method != "tools/call") || method.starts_with("tasks/") {
+            if let Err(e) = crate::pipeline::charge(&self.shared, &self.worker, &self.caller).await {
+                self.refused(&e);
+                return Step::Answer(response(id, Err(e.to_rpc())));
             }
         }
         if method == "initialize" {
-            answers.push(response(id, Err(errors::invalid_request("initialize may not be batched"))));
-            continue;
+            return Step::Answer(response(id, Err(errors::invalid_request("initialize may not be batched"))));
         }
-        let mut ctx = Ctx {
-            shared: shared.clone(),
-            worker: worker.clone(),
-            req: req.clone(),
-            caller: caller.clone(),
-            transport: "streamable_http",
+        let ctx = Ctx {
+            shared: self.shared.clone(),
+            worker: self.worker.clone(),
+            req: self.req.clone(),
+            caller: self.caller.clone(),
+            transport: TRANSPORT,
             stateless,
             events: None,
         };
         if method != "tools/call" {
-            answers.push(response(id, dispatch(&ctx, &method, params).await));
-            continue;
+            return Step::Answer(response(id, dispatch(&ctx, &method, params).await));
         }
-        // Tool calls run as their own task so `notifications/cancelled` (or the client leaving)
-        // can stop them; with a progress token and an SSE-capable client, the reply is a stream.
+        self.call(ctx, id, params).await
+    }
+
+    /// A tool call runs as its own task so `notifications/cancelled` (or the client leaving)
+    /// can stop it; with a progress token and an SSE-capable client, the reply is a stream.
+    async fn call(&self, mut ctx: Ctx, id: Value, params: Value) -> Step {
         let progress = params.get("_meta").and_then(|m| m.get("progressToken")).is_some();
-        let key = super::inflight_key(&scope, &id);
-        if progress && wants_stream && !batch {
+        let key = super::inflight_key(&self.scope, &id);
+        let shared = &self.shared;
+        if progress && self.wants_stream && !self.batch {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             ctx.events = Some(tx.clone());
             let (registry, task_key) = (shared.clone(), key.clone());
@@ -255,56 +346,47 @@ pub async fn post(
                 unanswered: None,
                 _abort: super::AbortOnDrop(task.abort_handle()),
             };
-            return HttpResponse::Ok()
-                .content_type("text/event-stream")
-                .insert_header(("Cache-Control", "no-cache"))
-                .streaming(stream);
+            return Step::Respond(
+                HttpResponse::Ok()
+                    .content_type("text/event-stream")
+                    .insert_header(("Cache-Control", "no-cache"))
+                    .streaming(stream),
+            );
         }
-        if !batch {
-            // One call answered as plain JSON: the body is a stream too, so a client that leaves
-            // (or drops the request) is noticed and its call cancelled at the backend and audited
-            // as cancelled, in every mode. Until the answer is ready a space is written every
-            // second (JSON allows leading whitespace): that write is what reveals a closed
-            // connection.
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            let (registry, task_key) = (shared.clone(), key.clone());
-            let cancelled = response(id.clone(), Err(errors::request_cancelled()));
-            let task = actix_web::rt::spawn(async move {
-                let answer = response(id, dispatch(&ctx, "tools/call", params).await);
-                let _ = tx.send(actix_web::web::Bytes::from(answer.to_string()));
-                registry.clients.ended(&task_key);
-            });
-            shared.clients.running(key, task.abort_handle());
-            let stream = ReplyStream {
-                rx,
-                keepalive: tokio::time::interval_at(tokio::time::Instant::now() + JSON_KEEPALIVE, JSON_KEEPALIVE),
-                keepalive_bytes: b" ",
-                // Cancelled by `notifications/cancelled` on another request: say so.
-                unanswered: Some(actix_web::web::Bytes::from(cancelled.to_string())),
-                _abort: super::AbortOnDrop(task.abort_handle()),
-            };
-            return HttpResponse::Ok().content_type("application/json").streaming(stream);
+        if !self.batch {
+            return Step::Respond(self.call_as_json(ctx, id, params, key));
         }
         let task = actix_web::rt::spawn(async move { dispatch(&ctx, "tools/call", params).await });
         shared.clients.running(key.clone(), task.abort_handle());
         let _abort = super::AbortOnDrop(task.abort_handle());
         let outcome = task.await;
         shared.clients.ended(&key);
-        answers.push(response(id, outcome.unwrap_or_else(|_| Err(errors::request_cancelled()))));
+        Step::Answer(response(id, outcome.unwrap_or_else(|_| Err(errors::request_cancelled()))))
     }
-    if answers.is_empty() {
-        // Notifications and responses only.
-        if session_id.is_some() && header_version.as_deref() != Some(super::STATELESS_VERSION) {
-            if let Err(e) = shared.clients.sessions().get(session_id.as_deref(), &caller.user_id) {
-                return session_failure(&shared, &req, &caller, e);
-            }
-        }
-        return HttpResponse::Accepted().finish();
-    }
-    if batch {
-        HttpResponse::Ok().json(Value::Array(answers))
-    } else {
-        HttpResponse::Ok().json(answers.swap_remove(0))
+
+    /// One call answered as plain JSON: the body is a stream too, so a client that leaves (or
+    /// drops the request) is noticed and its call cancelled at the backend and audited as
+    /// cancelled, in every mode. Until the answer is ready a space is written every second (JSON
+    /// allows leading whitespace): that write is what reveals a closed connection.
+    fn call_as_json(&self, ctx: Ctx, id: Value, params: Value, key: String) -> HttpResponse {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (registry, task_key) = (self.shared.clone(), key.clone());
+        let cancelled = response(id.clone(), Err(errors::request_cancelled()));
+        let task = actix_web::rt::spawn(async move {
+            let answer = response(id, dispatch(&ctx, "tools/call", params).await);
+            let _ = tx.send(actix_web::web::Bytes::from(answer.to_string()));
+            registry.clients.ended(&task_key);
+        });
+        self.shared.clients.running(key, task.abort_handle());
+        let stream = ReplyStream {
+            rx,
+            keepalive: tokio::time::interval_at(tokio::time::Instant::now() + JSON_KEEPALIVE, JSON_KEEPALIVE),
+            keepalive_bytes: b" ",
+            // Cancelled by `notifications/cancelled` on another request: say so.
+            unanswered: Some(actix_web::web::Bytes::from(cancelled.to_string())),
+            _abort: super::AbortOnDrop(task.abort_handle()),
+        };
+        HttpResponse::Ok().content_type("application/json").streaming(stream)
     }
 }
 
