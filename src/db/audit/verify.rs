@@ -73,35 +73,7 @@ pub async fn verify(db: &Db, with: &VerifyWith<'_>) -> Result<Verification, DbEr
     let mut out = Verification::default();
     let problems = &mut out.problems;
     let ledger = super::evidence::walk(db, key, signed_since, problems).await?;
-    type CheckpointRow = (String, i64, String, Option<String>);
-    let stored_checkpoints: Vec<CheckpointRow> = with_conn!(db, |conn| {
-        audit_checkpoints::table
-            .select((
-                audit_checkpoints::chain_id,
-                audit_checkpoints::seq,
-                audit_checkpoints::row_hash,
-                audit_checkpoints::mac,
-            ))
-            .load::<CheckpointRow>(conn)
-            .await
-            .map_err(DbError::from_display)
-    })?;
-    // A chain resumes where the ledger says retention cut it, never where a bare checkpoint
-    // row claims: a checkpoint the ledger does not record is reported and ignored.
-    for (chain, seq, hash, mac) in &stored_checkpoints {
-        if ledger.checkpoints.get(chain) != Some(&(*seq, hash.clone())) {
-            problems
-                .push(format!("chain {chain}: its checkpoint (seq {seq}) is not the one the ledger records (forged)"));
-        } else if let Some(k) = key {
-            if ledger.chains.get(chain).is_some_and(|c| c.1)
-                && !k.checks_position(Position::Checkpoint, chain, *seq, hash, mac.as_deref())
-            {
-                problems
-                    .push(format!("chain {chain}: its checkpoint's MAC does not check with AUDIT_HMAC_KEY (forged)"));
-            }
-        }
-    }
-    let checkpoints = &ledger.checkpoints;
+    check_checkpoints(db, &ledger, key, problems).await?;
     // Every row the gateway writes belongs to a chain: one without is foreign.
     let unchained: i64 = with_conn!(db, |conn| {
         audit_logs::table
@@ -114,7 +86,60 @@ pub async fn verify(db: &Db, with: &VerifyWith<'_>) -> Result<Verification, DbEr
     if unchained > 0 {
         problems.push(format!("{unchained} row(s) belong to no chain (inserted outside the gateway)"));
     }
-    let heads: Vec<HeadRow> = with_conn!(db, |conn| {
+    let heads = load_heads(db).await?;
+    let unkeyed = check_head_keys(&ledger, &heads, key, problems);
+    let set_aside = super::sink::set_aside_rows(db).await?;
+    let (chains, rows) =
+        walk_rows(db, &Walk { ledger: &ledger, heads: &heads, set_aside: &set_aside, key }, problems).await?;
+    (out.chains, out.rows) = (chains, rows);
+    out.ledger_end = ledger.end.clone();
+    if let Some(expected) = expect_ledger {
+        check_ledger_end(&ledger, expected, problems);
+    }
+    check_set_aside(&set_aside, &ledger, key, &mut out);
+    out.notes.extend(key_notes(&ledger, &heads, key, unkeyed));
+    Ok(out)
+}
+
+/// A chain resumes where the ledger says retention cut it, never where a bare checkpoint row
+/// claims: a checkpoint the ledger does not record is reported and ignored.
+async fn check_checkpoints(
+    db: &Db,
+    ledger: &super::evidence::Ledger,
+    key: Option<&AuditKey>,
+    problems: &mut Vec<String>,
+) -> Result<(), DbError> {
+    type CheckpointRow = (String, i64, String, Option<String>);
+    let stored: Vec<CheckpointRow> = with_conn!(db, |conn| {
+        audit_checkpoints::table
+            .select((
+                audit_checkpoints::chain_id,
+                audit_checkpoints::seq,
+                audit_checkpoints::row_hash,
+                audit_checkpoints::mac,
+            ))
+            .load::<CheckpointRow>(conn)
+            .await
+            .map_err(DbError::from_display)
+    })?;
+    for (chain, seq, hash, mac) in &stored {
+        if ledger.checkpoints.get(chain) != Some(&(*seq, hash.clone())) {
+            problems
+                .push(format!("chain {chain}: its checkpoint (seq {seq}) is not the one the ledger records (forged)"));
+        } else if let Some(k) = key {
+            if ledger.chains.get(chain).is_some_and(|c| c.1)
+                && !k.checks_position(Position::Checkpoint, chain, *seq, hash, mac.as_deref())
+            {
+                problems
+                    .push(format!("chain {chain}: its checkpoint's MAC does not check with AUDIT_HMAC_KEY (forged)"));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn load_heads(db: &Db) -> Result<Vec<HeadRow>, DbError> {
+    with_conn!(db, |conn| {
         audit_chain_heads::table
             .select((
                 audit_chain_heads::chain_id,
@@ -126,9 +151,19 @@ pub async fn verify(db: &Db, with: &VerifyWith<'_>) -> Result<Verification, DbEr
             .load::<HeadRow>(conn)
             .await
             .map_err(DbError::from_display)
-    })?;
+    })
+}
+
+/// Every head is registered in the ledger and, when signed, checks with the key; every
+/// registered chain still has its head. Returns how many chains were written without the key.
+fn check_head_keys(
+    ledger: &super::evidence::Ledger,
+    heads: &[HeadRow],
+    key: Option<&AuditKey>,
+    problems: &mut Vec<String>,
+) -> usize {
     let mut unkeyed = 0usize;
-    for (chain, seq, hash, mac, _) in &heads {
+    for (chain, seq, hash, mac, _) in heads {
         match ledger.chains.get(chain) {
             None => problems
                 .push(format!("chain {chain}: not registered in the audit ledger (inserted outside the gateway)")),
@@ -154,11 +189,27 @@ pub async fn verify(db: &Db, with: &VerifyWith<'_>) -> Result<Verification, DbEr
             ));
         }
     }
-    let set_aside = super::sink::set_aside_rows(db).await?;
+    unkeyed
+}
+
+/// What the row walk checks against.
+struct Walk<'a> {
+    ledger: &'a super::evidence::Ledger,
+    heads: &'a [HeadRow],
+    set_aside: &'a super::sink::SetAside,
+    key: Option<&'a AuditKey>,
+}
+
+/// Walk every chain's rows in order (10,000 at a time), from its checkpoint: each row follows
+/// the one before, hashes to what it says, and is where its chain's head says the chain ends.
+/// Returns the chains and rows walked.
+async fn walk_rows(db: &Db, walk: &Walk<'_>, problems: &mut Vec<String>) -> Result<(usize, usize), DbError> {
+    let (mut chains, mut rows) = (0usize, 0usize);
+    let headed: std::collections::HashSet<&str> = walk.heads.iter().map(|h| h.0.as_str()).collect();
+    let checkpoints = &walk.ledger.checkpoints;
     // Where each chain's rows end, as walked.
     let mut ends: std::collections::HashMap<String, (i64, String)> = std::collections::HashMap::new();
-    let (mut chain, mut seq) = (String::new(), 0i64);
-    let mut prev = String::new();
+    let (mut chain, mut seq, mut prev) = (String::new(), 0i64, String::new());
     loop {
         let (c, s) = (chain.clone(), seq);
         let page: Vec<AuditRow> = with_conn!(db, |conn| {
@@ -175,14 +226,14 @@ pub async fn verify(db: &Db, with: &VerifyWith<'_>) -> Result<Verification, DbEr
         if page.is_empty() {
             // A chain may end in rows that were set aside.
             for (chain, end) in ends.iter_mut() {
-                out.rows += walk_set_aside(&set_aside, chain, end, problems);
+                rows += walk_set_aside(walk.set_aside, chain, end, problems);
             }
-            problems.extend(check_heads(&heads, &ends, checkpoints));
-            break;
+            problems.extend(check_heads(walk.heads, &ends, checkpoints));
+            return Ok((chains, rows));
         }
         for row in &page {
             if row.chain_id != chain {
-                out.chains += 1;
+                chains += 1;
                 chain = row.chain_id.clone();
                 (seq, prev) = checkpoints.get(&chain).cloned().unwrap_or_default();
                 if !headed.contains(chain.as_str()) {
@@ -191,52 +242,55 @@ pub async fn verify(db: &Db, with: &VerifyWith<'_>) -> Result<Verification, DbEr
             }
             // Rows the database refused stand in their place, kept in `audit_set_aside`.
             let mut end = (seq, std::mem::take(&mut prev));
-            out.rows += walk_set_aside(&set_aside, &chain, &mut end, problems);
+            rows += walk_set_aside(walk.set_aside, &chain, &mut end, problems) + 1;
             (seq, prev) = end;
-            out.rows += 1;
-            if row.seq <= seq {
-                problems.push(format!(
-                    "row {} (chain {chain}, seq {}): repeats a sequence number (inserted)",
-                    row.id, row.seq
-                ));
-            } else if row.seq != seq + 1 {
-                problems.push(format!(
-                    "chain {chain}: {} row(s) missing before seq {} (deleted)",
-                    row.seq - seq - 1,
-                    row.seq
-                ));
-            } else if row.prev_hash != prev {
-                problems.push(format!(
-                    "row {} (chain {chain}, seq {}): does not follow the previous row (inserted or reordered)",
-                    row.id, row.seq
-                ));
-            }
-            // An unsigned CLI chain is one CLI action's row, and nothing else.
-            if key.is_some()
-                && ledger.chains.get(&chain).is_some_and(|c| !c.1 && chain.starts_with("cli-"))
-                && (row.seq != 1 || row.transport != "cli")
-            {
-                problems.push(format!(
-                    "row {} (chain {chain}, seq {}): an unsigned CLI chain holds more than its one CLI row (forged)",
-                    row.id, row.seq
-                ));
-            }
-            match strict_record(row) {
-                Err(why) => problems.push(format!("row {} (chain {chain}, seq {}): {why} (altered)", row.id, row.seq)),
-                Ok(record) if record.compute_hash() != row.row_hash => {
-                    problems.push(format!("row {} (chain {chain}, seq {}): content altered", row.id, row.seq))
-                }
-                Ok(_) => {}
-            }
+            check_row(row, &chain, seq, &prev, walk, problems);
             seq = row.seq;
             prev = row.row_hash.clone();
             ends.insert(chain.clone(), (seq, prev.clone()));
         }
     }
-    out.ledger_end = ledger.end.clone();
-    if let Some(expected) = expect_ledger {
-        check_ledger_end(&ledger, expected, problems);
+}
+
+/// One row after `(seq, prev)` in `chain`: in sequence, linked, unaltered.
+fn check_row(row: &AuditRow, chain: &str, seq: i64, prev: &str, walk: &Walk<'_>, problems: &mut Vec<String>) {
+    if row.seq <= seq {
+        problems.push(format!("row {} (chain {chain}, seq {}): repeats a sequence number (inserted)", row.id, row.seq));
+    } else if row.seq != seq + 1 {
+        problems.push(format!("chain {chain}: {} row(s) missing before seq {} (deleted)", row.seq - seq - 1, row.seq));
+    } else if row.prev_hash != prev {
+        problems.push(format!(
+            "row {} (chain {chain}, seq {}): does not follow the previous row (inserted or reordered)",
+            row.id, row.seq
+        ));
     }
+    // An unsigned CLI chain is one CLI action's row, and nothing else.
+    if walk.key.is_some()
+        && walk.ledger.chains.get(chain).is_some_and(|c| !c.1 && chain.starts_with("cli-"))
+        && (row.seq != 1 || row.transport != "cli")
+    {
+        problems.push(format!(
+            "row {} (chain {chain}, seq {}): an unsigned CLI chain holds more than its one CLI row (forged)",
+            row.id, row.seq
+        ));
+    }
+    match strict_record(row) {
+        Err(why) => problems.push(format!("row {} (chain {chain}, seq {}): {why} (altered)", row.id, row.seq)),
+        Ok(record) if record.compute_hash() != row.row_hash => {
+            problems.push(format!("row {} (chain {chain}, seq {}): content altered", row.id, row.seq))
+        }
+        Ok(_) => {}
+    }
+}
+
+/// Set-aside rows sit in a chain, decode, and (when signed) check with the key.
+fn check_set_aside(
+    set_aside: &super::sink::SetAside,
+    ledger: &super::evidence::Ledger,
+    key: Option<&AuditKey>,
+    out: &mut Verification,
+) {
+    let problems = &mut out.problems;
     let set_aside_count = set_aside.rows.len() + set_aside.undecodable.len();
     for (chain, seq) in set_aside.rows.keys().filter(|k| !set_aside.walked.borrow().contains(*k)) {
         problems.push(format!("set-aside row (chain {chain}, seq {seq}): has no place in its chain (inserted)"));
@@ -261,22 +315,30 @@ pub async fn verify(db: &Db, with: &VerifyWith<'_>) -> Result<Verification, DbEr
             "{set_aside_count} row(s) are set aside (refused by the database), kept in audit_set_aside, not in audit_logs"
         ));
     }
+}
+
+/// What the verification proves given the key it had.
+fn key_notes(
+    ledger: &super::evidence::Ledger,
+    heads: &[HeadRow],
+    key: Option<&AuditKey>,
+    unkeyed: usize,
+) -> Option<String> {
     match key {
-        None if ledger.unchecked_macs > 0 || heads.iter().any(|h| h.3.is_some()) => out.notes.push(
+        None if ledger.unchecked_macs > 0 || heads.iter().any(|h| h.3.is_some()) => Some(
             "signed evidence present but not checked: set AUDIT_HMAC_KEY to prove nobody recomputed the hashes".into(),
         ),
-        None => out.notes.push(
+        None => Some(
             "no AUDIT_HMAC_KEY: this proves the trail is consistent, not that someone with write access did not \
              rewrite it and recompute every hash"
                 .into(),
         ),
-        Some(_) if unkeyed > 0 => out.notes.push(format!(
+        Some(_) if unkeyed > 0 => Some(format!(
             "{unkeyed} chain(s) were written without AUDIT_HMAC_KEY (CLI actions of someone without it, or from \
              before --signed-since): linked, not signed"
         )),
-        Some(_) => {}
+        Some(_) => None,
     }
-    Ok(out)
 }
 
 /// Compare the ledger with an entry recorded earlier (`ordinal:link`): it must still be there,
