@@ -3,66 +3,25 @@
 //! the audit backlog. Counters are atomics in a map, written on the hot path without locks held
 //! across an await.
 
-use std::sync::atomic::Ordering;
-
 use actix_web::{web, HttpResponse};
 
 use super::context::{require_role, Authenticated};
 use crate::error::GatewayError;
 use crate::state::Shared;
-use crate::telemetry::metrics::{label, sorted};
+use crate::telemetry::metrics::label;
 
 /// Render every metric in the Prometheus text format (0.0.4).
 pub fn render(shared: &Shared) -> String {
-    let m = shared.telemetry.metrics();
     let mut out = String::new();
-    out.push_str("# HELP mcpgw_tool_calls_total Tool calls by tool, access decision and outcome.\n");
-    out.push_str("# TYPE mcpgw_tool_calls_total counter\n");
-    let mut calls: Vec<_> = m.calls.iter().map(|e| (e.key().clone(), e.value().load(Ordering::Relaxed))).collect();
-    calls.sort();
-    for ((tool, decision, status), n) in calls {
-        out.push_str(&format!(
-            "mcpgw_tool_calls_total{{tool=\"{}\",decision=\"{decision}\",status=\"{}\"}} {n}\n",
-            label(&tool),
-            label(&status)
-        ));
-    }
-    out.push_str("# HELP mcpgw_tool_call_duration_seconds Time in the gateway per tool call, backend included.\n");
-    out.push_str("# TYPE mcpgw_tool_call_duration_seconds histogram\n");
-    for e in sorted(&m.call_latency) {
-        let (tool, decision) = e.0;
-        e.1.render(
-            &mut out,
-            "mcpgw_tool_call_duration_seconds",
-            &format!("tool=\"{}\",decision=\"{decision}\"", label(&tool)),
-        );
-    }
-    out.push_str("# HELP mcpgw_backend_duration_seconds Backend call latency per tool.\n");
-    out.push_str("# TYPE mcpgw_backend_duration_seconds histogram\n");
-    for (tool, h) in sorted(&m.backend_latency) {
-        h.render(&mut out, "mcpgw_backend_duration_seconds", &format!("tool=\"{}\"", label(&tool)));
-    }
-    out.push_str("# HELP mcpgw_backend_errors_total Failed backend calls per tool and kind.\n");
-    out.push_str("# TYPE mcpgw_backend_errors_total counter\n");
-    for ((tool, kind), n) in sorted(&m.backend_errors) {
-        let n = n.load(Ordering::Relaxed);
-        out.push_str(&format!("mcpgw_backend_errors_total{{tool=\"{}\",kind=\"{kind}\"}} {n}\n", label(&tool)));
-    }
-    out.push_str("# HELP mcpgw_http_requests_total HTTP requests by route, method and status.\n");
-    out.push_str("# TYPE mcpgw_http_requests_total counter\n");
-    for ((route, method, status), n) in sorted(&m.requests) {
-        let n = n.load(Ordering::Relaxed);
-        out.push_str(&format!(
-            "mcpgw_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {n}\n",
-            label(&route),
-            label(&method)
-        ));
-    }
-    out.push_str("# HELP mcpgw_http_request_duration_seconds HTTP request latency by route.\n");
-    out.push_str("# TYPE mcpgw_http_request_duration_seconds histogram\n");
-    for (route, h) in sorted(&m.request_latency) {
-        h.render(&mut out, "mcpgw_http_request_duration_seconds", &format!("route=\"{}\"", label(&route)));
-    }
+    shared.telemetry.metrics().render(&mut out);
+    render_actors(shared, &mut out);
+    render_registry(shared, &mut out);
+    render_clients_and_audit(shared, &mut out);
+    out
+}
+
+/// Each actor kind's backlog, messages handled and restarts.
+fn render_actors(shared: &Shared, out: &mut String) {
     out.push_str("# HELP mcpgw_actor_backlog Messages queued for each actor kind and not yet handled.\n");
     out.push_str("# TYPE mcpgw_actor_backlog gauge\n");
     let actors = shared.telemetry.board().snapshot();
@@ -79,17 +38,10 @@ pub fn render(shared: &Shared) -> String {
     for a in &actors {
         out.push_str(&format!("mcpgw_actor_restarts_total{{actor=\"{}\"}} {}\n", label(&a.name), a.restarts));
     }
-    out.push_str("# HELP mcpgw_rate_limit_rejections_total Calls refused by a rate limit, by limit.\n");
-    out.push_str("# TYPE mcpgw_rate_limit_rejections_total counter\n");
-    let mut rejections: Vec<_> =
-        m.rejections.iter().map(|e| (e.key().clone(), e.value().load(Ordering::Relaxed))).collect();
-    rejections.sort();
-    for (limit, n) in rejections {
-        out.push_str(&format!("mcpgw_rate_limit_rejections_total{{limit=\"{}\"}} {n}\n", label(&limit)));
-    }
-    out.push_str("# HELP mcpgw_rate_limit_store_errors_total Failures of the shared rate-limit store (Redis).\n");
-    out.push_str("# TYPE mcpgw_rate_limit_store_errors_total counter\n");
-    out.push_str(&format!("mcpgw_rate_limit_store_errors_total {}\n", m.store_errors.load(Ordering::Relaxed)));
+}
+
+/// Circuit breakers not closed, and tools whose definition drifted from its pin.
+fn render_registry(shared: &Shared, out: &mut String) {
     out.push_str("# HELP mcpgw_circuit_breaker_open Backends whose circuit is not closed (1 open, 0.5 half-open).\n");
     out.push_str("# TYPE mcpgw_circuit_breaker_open gauge\n");
     for b in shared.registry.protection().report() {
@@ -104,11 +56,10 @@ pub fn render(shared: &Shared) -> String {
     for drift in shared.registry.drift() {
         out.push_str(&format!("mcpgw_tool_definition_drift{{tool=\"{}\"}} 1\n", label(&drift.tool)));
     }
-    out.push_str("# HELP mcpgw_config_reloads_total Policy reloads, applied or refused (bad file).\n");
-    out.push_str("# TYPE mcpgw_config_reloads_total counter\n");
-    for (result, n) in [("applied", &m.reloads[1]), ("refused", &m.reloads[0])] {
-        out.push_str(&format!("mcpgw_config_reloads_total{{result=\"{result}\"}} {}\n", n.load(Ordering::Relaxed)));
-    }
+}
+
+/// Live MCP sessions, the audit trail's backlog, batches, spool and set-aside rows, and spans.
+fn render_clients_and_audit(shared: &Shared, out: &mut String) {
     out.push_str("# HELP mcpgw_mcp_sessions Live MCP client sessions on this replica.\n");
     out.push_str("# TYPE mcpgw_mcp_sessions gauge\n");
     out.push_str(&format!("mcpgw_mcp_sessions {}\n", shared.clients.sessions().len()));
@@ -161,7 +112,6 @@ pub fn render(shared: &Shared) -> String {
     );
     out.push_str("# TYPE mcpgw_audit_rows_set_aside_total counter\n");
     out.push_str(&format!("mcpgw_audit_rows_set_aside_total {}\n", health.set_aside));
-    out
 }
 
 /// `GET /metrics`.

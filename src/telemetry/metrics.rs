@@ -28,7 +28,7 @@ impl Histogram {
     }
 
     /// The `_bucket`, `_sum` and `_count` lines of metric `name` with `labels` (`a="b",…`).
-    pub(crate) fn render(&self, out: &mut String, name: &str, labels: &str) {
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
         let sep = if labels.is_empty() { "" } else { "," };
         let mut cumulative = 0;
         for (bound, n) in BUCKETS.iter().zip(&self.buckets) {
@@ -45,15 +45,15 @@ impl Histogram {
 /// Counters by label set.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    pub(crate) calls: DashMap<(String, &'static str, String), AtomicU64>,
-    pub(crate) call_latency: DashMap<(String, &'static str), Histogram>,
-    pub(crate) backend_latency: DashMap<String, Histogram>,
-    pub(crate) backend_errors: DashMap<(String, &'static str), AtomicU64>,
-    pub(crate) requests: DashMap<(String, String, u16), AtomicU64>,
-    pub(crate) request_latency: DashMap<String, Histogram>,
-    pub(crate) rejections: DashMap<String, AtomicU64>,
-    pub(crate) store_errors: AtomicU64,
-    pub(crate) reloads: [AtomicU64; 2],
+    calls: DashMap<(String, &'static str, String), AtomicU64>,
+    call_latency: DashMap<(String, &'static str), Histogram>,
+    backend_latency: DashMap<String, Histogram>,
+    backend_errors: DashMap<(String, &'static str), AtomicU64>,
+    requests: DashMap<(String, String, u16), AtomicU64>,
+    request_latency: DashMap<String, Histogram>,
+    rejections: DashMap<String, AtomicU64>,
+    store_errors: AtomicU64,
+    reloads: [AtomicU64; 2],
 }
 
 /// `map[key]`, inserting the default on first use (the read path takes no write lock and, for
@@ -71,6 +71,74 @@ where
 }
 
 impl Metrics {
+    /// The counters and histograms, in Prometheus text exposition.
+    pub fn render(&self, out: &mut String) {
+        out.push_str("# HELP mcpgw_tool_calls_total Tool calls by tool, access decision and outcome.\n");
+        out.push_str("# TYPE mcpgw_tool_calls_total counter\n");
+        let mut calls: Vec<_> =
+            self.calls.iter().map(|e| (e.key().clone(), e.value().load(Ordering::Relaxed))).collect();
+        calls.sort();
+        for ((tool, decision, status), n) in calls {
+            out.push_str(&format!(
+                "mcpgw_tool_calls_total{{tool=\"{}\",decision=\"{decision}\",status=\"{}\"}} {n}\n",
+                label(&tool),
+                label(&status)
+            ));
+        }
+        out.push_str("# HELP mcpgw_tool_call_duration_seconds Time in the gateway per tool call, backend included.\n");
+        out.push_str("# TYPE mcpgw_tool_call_duration_seconds histogram\n");
+        for e in sorted(&self.call_latency) {
+            let (tool, decision) = e.0;
+            e.1.render(
+                out,
+                "mcpgw_tool_call_duration_seconds",
+                &format!("tool=\"{}\",decision=\"{decision}\"", label(&tool)),
+            );
+        }
+        out.push_str("# HELP mcpgw_backend_duration_seconds Backend call latency per tool.\n");
+        out.push_str("# TYPE mcpgw_backend_duration_seconds histogram\n");
+        for (tool, h) in sorted(&self.backend_latency) {
+            h.render(out, "mcpgw_backend_duration_seconds", &format!("tool=\"{}\"", label(&tool)));
+        }
+        out.push_str("# HELP mcpgw_backend_errors_total Failed backend calls per tool and kind.\n");
+        out.push_str("# TYPE mcpgw_backend_errors_total counter\n");
+        for ((tool, kind), n) in sorted(&self.backend_errors) {
+            let n = n.load(Ordering::Relaxed);
+            out.push_str(&format!("mcpgw_backend_errors_total{{tool=\"{}\",kind=\"{kind}\"}} {n}\n", label(&tool)));
+        }
+        out.push_str("# HELP mcpgw_http_requests_total HTTP requests by route, method and status.\n");
+        out.push_str("# TYPE mcpgw_http_requests_total counter\n");
+        for ((route, method, status), n) in sorted(&self.requests) {
+            let n = n.load(Ordering::Relaxed);
+            out.push_str(&format!(
+                "mcpgw_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {n}\n",
+                label(&route),
+                label(&method)
+            ));
+        }
+        out.push_str("# HELP mcpgw_http_request_duration_seconds HTTP request latency by route.\n");
+        out.push_str("# TYPE mcpgw_http_request_duration_seconds histogram\n");
+        for (route, h) in sorted(&self.request_latency) {
+            h.render(out, "mcpgw_http_request_duration_seconds", &format!("route=\"{}\"", label(&route)));
+        }
+        out.push_str("# HELP mcpgw_rate_limit_rejections_total Calls refused by a rate limit, by limit.\n");
+        out.push_str("# TYPE mcpgw_rate_limit_rejections_total counter\n");
+        let mut rejections: Vec<_> =
+            self.rejections.iter().map(|e| (e.key().clone(), e.value().load(Ordering::Relaxed))).collect();
+        rejections.sort();
+        for (limit, n) in rejections {
+            out.push_str(&format!("mcpgw_rate_limit_rejections_total{{limit=\"{}\"}} {n}\n", label(&limit)));
+        }
+        out.push_str("# HELP mcpgw_rate_limit_store_errors_total Failures of the shared rate-limit store (Redis).\n");
+        out.push_str("# TYPE mcpgw_rate_limit_store_errors_total counter\n");
+        out.push_str(&format!("mcpgw_rate_limit_store_errors_total {}\n", self.store_errors.load(Ordering::Relaxed)));
+        out.push_str("# HELP mcpgw_config_reloads_total Policy reloads, applied or refused (bad file).\n");
+        out.push_str("# TYPE mcpgw_config_reloads_total counter\n");
+        for (result, n) in [("applied", &self.reloads[1]), ("refused", &self.reloads[0])] {
+            out.push_str(&format!("mcpgw_config_reloads_total{{result=\"{result}\"}} {}\n", n.load(Ordering::Relaxed)));
+        }
+    }
+
     /// One finished tool call (`tool` must be a registered name or `unknown`).
     pub fn call(&self, tool: &str, decision: &'static str, status: &str) {
         let key = (tool.to_owned(), decision, status.to_owned());
@@ -117,7 +185,7 @@ impl Metrics {
 }
 
 /// A map's entries in label order, so the exposition is stable between scrapes.
-pub(crate) fn sorted<K: Ord + Clone + std::hash::Hash + Eq, V>(
+fn sorted<K: Ord + Clone + std::hash::Hash + Eq, V>(
     map: &DashMap<K, V>,
 ) -> Vec<(K, dashmap::mapref::multiple::RefMulti<'_, K, V>)> {
     let mut entries: Vec<_> = map.iter().map(|e| (e.key().clone(), e)).collect();
