@@ -171,6 +171,79 @@ pub struct Settings {
     pub pin_check: Duration,
 }
 
+/// The bearer-token settings (`JWT_*`), checked together.
+fn jwt(lookup: Lookup<'_>) -> Result<JwtSettings, ConfigError> {
+    let algorithm = algorithm(&get(lookup, "JWT_ALGORITHM").unwrap_or_else(|| "HS256".into()))?;
+    let jwt = JwtSettings {
+        secret: get(lookup, "JWT_SECRET_KEY"),
+        algorithm,
+        public_key_file: get(lookup, "JWT_PUBLIC_KEY_FILE").map(PathBuf::from),
+        jwks_file: get(lookup, "JWT_JWKS_FILE").map(PathBuf::from),
+        issuer: get(lookup, "JWT_ISSUER"),
+        audience: get(lookup, "JWT_AUDIENCE"),
+        leeway_seconds: parse(lookup, "JWT_LEEWAY_SECONDS", 30)?,
+        max_ttl_seconds: parse(lookup, "JWT_MAX_TTL_SECONDS", 86_400)?,
+    };
+    if jwt.max_ttl_seconds == 0 {
+        return Err(ConfigError::new("JWT_MAX_TTL_SECONDS", "must be at least 1"));
+    }
+    if jwt.leeway_seconds > 60 {
+        return Err(ConfigError::new("JWT_LEEWAY_SECONDS", "must be at most 60"));
+    }
+    let is_hmac = matches!(algorithm, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512);
+    if let Some(secret) = &jwt.secret {
+        if is_hmac && secret.len() < 32 {
+            return Err(ConfigError::new("JWT_SECRET_KEY", "must be at least 32 bytes for HS algorithms"));
+        }
+    }
+    if !is_hmac && jwt.public_key_file.is_none() && jwt.jwks_file.is_none() {
+        return Err(ConfigError::new("JWT_ALGORITHM", "RS256/ES256 need JWT_PUBLIC_KEY_FILE or JWT_JWKS_FILE"));
+    }
+    Ok(jwt)
+}
+
+/// One of `options` (the first is the default when the variable is not set).
+fn choice<T: Copy>(lookup: Lookup<'_>, name: &str, options: &[(&str, T)]) -> Result<T, ConfigError> {
+    let Some(value) = get(lookup, name) else {
+        return Ok(options[0].1);
+    };
+    if let Some((_, chosen)) = options.iter().find(|(text, _)| *text == value) {
+        return Ok(*chosen);
+    }
+    let names: Vec<&str> = options.iter().map(|(text, _)| *text).collect();
+    let (last, first) = names.split_last().map(|(l, f)| (*l, f.join(", "))).unwrap_or_default();
+    Err(ConfigError::new(name, format!("{value:?} is not {first} or {last}")))
+}
+
+/// `TRUSTED_PROXIES`: IP addresses whose forwarded headers are believed.
+fn trusted_proxies(lookup: Lookup<'_>) -> Result<Vec<std::net::IpAddr>, ConfigError> {
+    list(lookup, "TRUSTED_PROXIES")
+        .iter()
+        .map(|ip| ip.parse().map_err(|_| ConfigError::new("TRUSTED_PROXIES", format!("{ip:?} is not an IP address"))))
+        .collect()
+}
+
+/// `MCP_ANONYMOUS_PRINCIPAL` (`sub:role,role`), for local conformance testing only.
+fn anonymous_principal(lookup: Lookup<'_>) -> Option<(String, Vec<String>)> {
+    get(lookup, "MCP_ANONYMOUS_PRINCIPAL")
+        .map(|p| {
+            let (sub, roles) = p.split_once(':').unwrap_or((p.as_str(), ""));
+            let roles = roles.split(',').map(str::trim).filter(|r| !r.is_empty()).map(String::from).collect();
+            (sub.trim().to_owned(), roles)
+        })
+        .filter(|(sub, _)| !sub.is_empty())
+}
+
+/// `AUDIT_HMAC_KEY`, when set.
+fn audit_key(lookup: Lookup<'_>) -> Result<Option<crate::db::audit::evidence::AuditKey>, ConfigError> {
+    match get(lookup, "AUDIT_HMAC_KEY").filter(|k| !k.trim().is_empty()) {
+        None => Ok(None),
+        Some(text) => crate::db::audit::evidence::AuditKey::parse(&text)
+            .map(Some)
+            .map_err(|why| ConfigError::new("AUDIT_HMAC_KEY", why)),
+    }
+}
+
 fn list(lookup: Lookup<'_>, name: &str) -> Vec<String> {
     get(lookup, name)
         .map(|v| v.split(',').map(|s| s.trim().trim_end_matches('/').to_owned()).filter(|s| !s.is_empty()).collect())
@@ -229,37 +302,8 @@ impl Settings {
         {
             return Err(ConfigError::new("DATABASE_URL", "must start with postgres://, postgresql:// or sqlite://"));
         }
-        let algorithm = algorithm(&get(lookup, "JWT_ALGORITHM").unwrap_or_else(|| "HS256".into()))?;
-        let jwt = JwtSettings {
-            secret: get(lookup, "JWT_SECRET_KEY"),
-            algorithm,
-            public_key_file: get(lookup, "JWT_PUBLIC_KEY_FILE").map(PathBuf::from),
-            jwks_file: get(lookup, "JWT_JWKS_FILE").map(PathBuf::from),
-            issuer: get(lookup, "JWT_ISSUER"),
-            audience: get(lookup, "JWT_AUDIENCE"),
-            leeway_seconds: parse(lookup, "JWT_LEEWAY_SECONDS", 30)?,
-            max_ttl_seconds: parse(lookup, "JWT_MAX_TTL_SECONDS", 86_400)?,
-        };
-        if jwt.max_ttl_seconds == 0 {
-            return Err(ConfigError::new("JWT_MAX_TTL_SECONDS", "must be at least 1"));
-        }
-        if jwt.leeway_seconds > 60 {
-            return Err(ConfigError::new("JWT_LEEWAY_SECONDS", "must be at most 60"));
-        }
-        let is_hmac = matches!(algorithm, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512);
-        if let Some(secret) = &jwt.secret {
-            if is_hmac && secret.len() < 32 {
-                return Err(ConfigError::new("JWT_SECRET_KEY", "must be at least 32 bytes for HS algorithms"));
-            }
-        }
-        if !is_hmac && jwt.public_key_file.is_none() && jwt.jwks_file.is_none() {
-            return Err(ConfigError::new("JWT_ALGORITHM", "RS256/ES256 need JWT_PUBLIC_KEY_FILE or JWT_JWKS_FILE"));
-        }
-        let log_format = match get(lookup, "LOG_FORMAT").as_deref() {
-            None | Some("json") => LogFormat::Json,
-            Some("pretty") => LogFormat::Pretty,
-            Some(other) => return Err(ConfigError::new("LOG_FORMAT", format!("{other:?} is not json or pretty"))),
-        };
+        let jwt = jwt(lookup)?;
+        let log_format = choice(lookup, "LOG_FORMAT", &[("json", LogFormat::Json), ("pretty", LogFormat::Pretty)])?;
         let backend_timeout: u64 = parse(lookup, "BACKEND_TIMEOUT_SECONDS", 30)?;
         if backend_timeout == 0 {
             return Err(ConfigError::new("BACKEND_TIMEOUT_SECONDS", "must be at least 1"));
@@ -291,21 +335,10 @@ impl Settings {
             allowed_origins: list(lookup, "ALLOWED_ORIGINS"),
             allowed_hosts: list(lookup, "ALLOWED_HOSTS"),
             public_url: get(lookup, "PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned()),
-            trusted_proxies: list(lookup, "TRUSTED_PROXIES")
-                .iter()
-                .map(|ip| {
-                    ip.parse().map_err(|_| ConfigError::new("TRUSTED_PROXIES", format!("{ip:?} is not an IP address")))
-                })
-                .collect::<Result<_, _>>()?,
+            trusted_proxies: trusted_proxies(lookup)?,
             mcp_session_idle: Duration::from_secs(parse(lookup, "MCP_SESSION_IDLE_SECONDS", 1800)?),
             sse_keepalive: Duration::from_secs(parse::<u64>(lookup, "SSE_KEEPALIVE_SECONDS", 15)?.max(1)),
-            mcp_anonymous_principal: get(lookup, "MCP_ANONYMOUS_PRINCIPAL")
-                .map(|p| {
-                    let (sub, roles) = p.split_once(':').unwrap_or((p.as_str(), ""));
-                    let roles = roles.split(',').map(str::trim).filter(|r| !r.is_empty()).map(String::from).collect();
-                    (sub.trim().to_owned(), roles)
-                })
-                .filter(|(sub, _)| !sub.is_empty()),
+            mcp_anonymous_principal: anonymous_principal(lookup),
             redis_url: get(lookup, "REDIS_URL"),
             breaker_failures: parse(lookup, "BREAKER_FAILURES", 5)?,
             breaker_cooldown: Duration::from_secs(parse(lookup, "BREAKER_COOLDOWN_SECONDS", 30)?),
@@ -321,13 +354,7 @@ impl Settings {
             job_poll: Duration::from_millis(parse::<u64>(lookup, "JOB_POLL_MS", 200)?.max(10)),
             job_stale: Duration::from_secs(parse::<u64>(lookup, "JOB_STALE_SECONDS", 30)?.max(1)),
             job_result_ttl: Duration::from_secs(parse(lookup, "JOB_RESULT_TTL_SECONDS", 86_400)?),
-            audit_strict: match get(lookup, "AUDIT_MODE").as_deref() {
-                None | Some("batched") => false,
-                Some("strict") => true,
-                Some(other) => {
-                    return Err(ConfigError::new("AUDIT_MODE", format!("{other:?} is not batched or strict")))
-                }
-            },
+            audit_strict: choice(lookup, "AUDIT_MODE", &[("batched", false), ("strict", true)])?,
             audit_queue_max: parse(lookup, "AUDIT_QUEUE_MAX", 20_000)?,
             otel_endpoint: get(lookup, "OTEL_EXPORTER_OTLP_ENDPOINT").filter(|s| !s.trim().is_empty()),
             audit_retention: match parse::<u64>(lookup, "AUDIT_RETENTION_DAYS", 0)? {
@@ -335,29 +362,14 @@ impl Settings {
                 // Beyond a century, as good as forever (and no date arithmetic overflows).
                 days => Some(Duration::from_secs(days.min(36_500) * 86_400)),
             },
-            audit_hmac_key: match get(lookup, "AUDIT_HMAC_KEY").filter(|k| !k.trim().is_empty()) {
-                None => None,
-                Some(text) => Some(
-                    crate::db::audit::evidence::AuditKey::parse(&text)
-                        .map_err(|why| ConfigError::new("AUDIT_HMAC_KEY", why))?,
-                ),
-            },
-            pinning: match get(lookup, "TOOL_PINNING").as_deref() {
-                None | Some("warn") => Pinning::Warn,
-                Some("block") => Pinning::Block,
-                Some("off") => Pinning::Off,
-                Some(other) => {
-                    return Err(ConfigError::new("TOOL_PINNING", format!("{other:?} is not warn, block or off")))
-                }
-            },
+            audit_hmac_key: audit_key(lookup)?,
+            pinning: choice(
+                lookup,
+                "TOOL_PINNING",
+                &[("warn", Pinning::Warn), ("block", Pinning::Block), ("off", Pinning::Off)],
+            )?,
             pin_check: Duration::from_secs(parse::<u64>(lookup, "PIN_CHECK_SECONDS", 300)?.max(1)),
-            rate_limit_fail_open: match get(lookup, "RATE_LIMIT_FAILURE_MODE").as_deref() {
-                None | Some("open") => true,
-                Some("closed") => false,
-                Some(other) => {
-                    return Err(ConfigError::new("RATE_LIMIT_FAILURE_MODE", format!("{other:?} is not open or closed")))
-                }
-            },
+            rate_limit_fail_open: choice(lookup, "RATE_LIMIT_FAILURE_MODE", &[("open", true), ("closed", false)])?,
         })
     }
 
