@@ -288,100 +288,131 @@ pub fn run() -> anyhow::Result<()> {
             "csv" | "jsonl" => system.block_on(audit_rows_command(&settings, filter, None, format == "csv")),
             other => anyhow::bail!("--format {other:?}: use csv or jsonl"),
         },
-        Command::Audit { action: AuditAction::Prune { older_than_days } } => system.block_on(async {
-            crate::db::migrate(&settings.database_url).await?;
-            let db = crate::db::Db::connect(&settings.database_url, 1)?;
-            let days = chrono::Duration::try_days(i64::try_from(older_than_days.min(36_500))?)
-                .context("--older-than-days is out of range")?;
-            let cutoff = (chrono::Utc::now() - days).naive_utc();
-            let rows = crate::db::audit::prune(&db, cutoff, settings.audit_hmac_key.as_ref()).await?;
-            println!("{rows} audit rows older than {cutoff} UTC deleted; the rest still verifies from its checkpoints");
-            Ok(())
-        }),
-        Command::Audit { action: AuditAction::Verify { expect_ledger, signed_since } } => system.block_on(async {
-            crate::db::migrate(&settings.database_url).await?;
-            let db = crate::db::Db::connect(&settings.database_url, 1)?;
-            let with = crate::db::audit::VerifyWith {
-                key: settings.audit_hmac_key.as_ref(),
-                expect_ledger: expect_ledger.as_deref(),
-                signed_since,
-            };
-            let found = crate::db::audit::verify(&db, &with).await?;
-            let problems = &found.problems;
-            let outcome = format!("{} problem(s)", problems.len());
-            let outcome = if problems.is_empty() { Ok(()) } else { Err(outcome.as_str()) };
-            crate::db::audit::record_admin(&db, "cli/audit-verify", outcome, &evidence(&settings)).await?;
-            for p in problems {
-                println!("TAMPERED {p}");
-            }
-            for note in &found.notes {
-                println!("NOTE {note}");
-            }
-            if let Some(end) = &found.ledger_end {
-                println!("ledger end {end} (keep it elsewhere; --expect-ledger {end} proves it is still there)");
-            }
-            println!(
-                "{} rows in {} chains checked{}, {} problem(s)",
-                found.rows,
-                found.chains,
-                if settings.audit_hmac_key.is_some() { " with AUDIT_HMAC_KEY" } else { "" },
-                problems.len()
-            );
-            if problems.is_empty() {
-                Ok(())
-            } else {
-                anyhow::bail!("the audit trail does not verify")
-            }
-        }),
+        Command::Audit { action: AuditAction::Prune { older_than_days } } => {
+            system.block_on(prune_command(&settings, older_than_days))
+        }
+        Command::Audit { action: AuditAction::Verify { expect_ledger, signed_since } } => {
+            system.block_on(verify_command(&settings, expect_ledger, signed_since))
+        }
         Command::Policy { action: PolicyAction::Explain { sub, roles, workspace, tool, arguments } } => {
-            let (tools, policy, _) = crate::app::check_config(&settings)?;
-            // Without --arguments, as a live call without arguments: `{}`.
-            let arguments: Option<serde_json::Value> = Some(
-                arguments
-                    .map(|a| serde_json::from_str(&a))
-                    .transpose()
-                    .context("--arguments is not JSON")?
-                    .unwrap_or_else(|| serde_json::json!({})),
-            );
-            let caller = gateway_actors::Caller { user_id: sub, roles, workspace };
-            let tool = tools.into_iter().find(|t| t.name == tool && t.is_active);
-            let out = match &tool {
-                Some(t) => {
-                    let schemas = crate::registry::input_schemas::Schemas::default();
-                    if let Some(s) = &t.input_schema {
-                        schemas.set(&t.name, s);
-                    }
-                    let schema = arguments.as_ref().map_or(Ok(()), |a| schemas.check(&t.name, a));
-                    let explained = policy.explain(&caller, t, arguments.as_ref());
-                    crate::http::policy::explanation(
-                        Some(explained),
-                        &t.name,
-                        &policy.limits_for(&caller, &t.name),
-                        schema,
-                        false,
-                        false,
-                    )
-                }
-                None => crate::http::policy::explanation(None, "", &[], Ok(()), false, false),
-            };
-            println!("{}", serde_json::to_string_pretty(&out)?);
-            Ok(())
+            explain_command(&settings, gateway_actors::Caller { user_id: sub, roles, workspace }, &tool, arguments)
         }
         Command::Token { sub, roles, workspace, ttl, private_key_file, kid } => {
-            let claims = claims_for(&sub, roles, workspace, ttl, &settings.jwt);
-            let token = match private_key_file {
-                Some(path) => {
-                    let pem = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-                    mint_with_pem(&claims, settings.jwt.algorithm, &pem, kid)
-                }
-                None => Authenticator::from_settings(&settings.jwt, &settings.data_dir)?
-                    .mint(&claims, settings.jwt.algorithm),
-            }
-            .map_err(|e| anyhow::anyhow!(e))?;
-            println!("{token}");
-            Ok(())
+            token_command(&settings, &sub, roles, workspace, ttl, private_key_file, kid)
         }
     }
+}
+
+/// `audit prune --older-than-days N`.
+async fn prune_command(settings: &Settings, older_than_days: u64) -> anyhow::Result<()> {
+    crate::db::migrate(&settings.database_url).await?;
+    let db = crate::db::Db::connect(&settings.database_url, 1)?;
+    let days = chrono::Duration::try_days(i64::try_from(older_than_days.min(36_500))?)
+        .context("--older-than-days is out of range")?;
+    let cutoff = (chrono::Utc::now() - days).naive_utc();
+    let rows = crate::db::audit::prune(&db, cutoff, settings.audit_hmac_key.as_ref()).await?;
+    println!("{rows} audit rows older than {cutoff} UTC deleted; the rest still verifies from its checkpoints");
+    Ok(())
+}
+
+/// `audit verify [--expect-ledger END] [--signed-since ORDINAL]`: prints each problem and note.
+async fn verify_command(settings: &Settings, expect_ledger: Option<String>, signed_since: i64) -> anyhow::Result<()> {
+    crate::db::migrate(&settings.database_url).await?;
+    let db = crate::db::Db::connect(&settings.database_url, 1)?;
+    let with = crate::db::audit::VerifyWith {
+        key: settings.audit_hmac_key.as_ref(),
+        expect_ledger: expect_ledger.as_deref(),
+        signed_since,
+    };
+    let found = crate::db::audit::verify(&db, &with).await?;
+    let problems = &found.problems;
+    let outcome = format!("{} problem(s)", problems.len());
+    let outcome = if problems.is_empty() { Ok(()) } else { Err(outcome.as_str()) };
+    crate::db::audit::record_admin(&db, "cli/audit-verify", outcome, &evidence(settings)).await?;
+    for p in problems {
+        println!("TAMPERED {p}");
+    }
+    for note in &found.notes {
+        println!("NOTE {note}");
+    }
+    if let Some(end) = &found.ledger_end {
+        println!("ledger end {end} (keep it elsewhere; --expect-ledger {end} proves it is still there)");
+    }
+    println!(
+        "{} rows in {} chains checked{}, {} problem(s)",
+        found.rows,
+        found.chains,
+        if settings.audit_hmac_key.is_some() { " with AUDIT_HMAC_KEY" } else { "" },
+        problems.len()
+    );
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("the audit trail does not verify")
+    }
+}
+
+/// `policy explain`: why a call would be allowed or denied, without a running gateway.
+fn explain_command(
+    settings: &Settings,
+    caller: gateway_actors::Caller,
+    tool: &str,
+    arguments: Option<String>,
+) -> anyhow::Result<()> {
+    let (tools, policy, _) = crate::app::check_config(settings)?;
+    // Without --arguments, as a live call without arguments: `{}`.
+    let arguments: Option<serde_json::Value> = Some(
+        arguments
+            .map(|a| serde_json::from_str(&a))
+            .transpose()
+            .context("--arguments is not JSON")?
+            .unwrap_or_else(|| serde_json::json!({})),
+    );
+    let tool = tools.into_iter().find(|t| t.name == tool && t.is_active);
+    let out = match &tool {
+        Some(t) => {
+            let schemas = crate::registry::input_schemas::Schemas::default();
+            if let Some(s) = &t.input_schema {
+                schemas.set(&t.name, s);
+            }
+            let schema = arguments.as_ref().map_or(Ok(()), |a| schemas.check(&t.name, a));
+            let explained = policy.explain(&caller, t, arguments.as_ref());
+            crate::http::policy::explanation(
+                Some(explained),
+                &t.name,
+                &policy.limits_for(&caller, &t.name),
+                schema,
+                false,
+                false,
+            )
+        }
+        None => crate::http::policy::explanation(None, "", &[], Ok(()), false, false),
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+/// `token`: mint a token with the configured key (or `--private-key-file`).
+fn token_command(
+    settings: &Settings,
+    sub: &str,
+    roles: Vec<String>,
+    workspace: Option<String>,
+    ttl: u64,
+    private_key_file: Option<std::path::PathBuf>,
+    kid: Option<String>,
+) -> anyhow::Result<()> {
+    let claims = claims_for(sub, roles, workspace, ttl, &settings.jwt);
+    let token = match private_key_file {
+        Some(path) => {
+            let pem = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            mint_with_pem(&claims, settings.jwt.algorithm, &pem, kid)
+        }
+        None => Authenticator::from_settings(&settings.jwt, &settings.data_dir)?.mint(&claims, settings.jwt.algorithm),
+    }
+    .map_err(|e| anyhow::anyhow!(e))?;
+    println!("{token}");
+    Ok(())
 }
 
 async fn tools_command(settings: &Settings, action: ToolsAction) -> anyhow::Result<()> {

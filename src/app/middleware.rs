@@ -61,7 +61,7 @@ fn refuse_declared_oversize(req: &ServiceRequest) -> Option<HttpResponse> {
         .get(actix_web::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if !declared.is_some_and(|n| n > limit) {
+    if declared.is_none_or(|n| n <= limit) {
         return None;
     }
     let error = GatewayError::PayloadTooLarge { limit };

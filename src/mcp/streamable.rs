@@ -162,7 +162,7 @@ pub async fn post(
     // A session id is checked against its subject before anything in the body acts on it
     // (another user's session id may not even cancel a call).
     if let Err(response) = post.check_session() {
-        return response;
+        return *response;
     }
     let mut answers = Vec::new();
     for msg in messages {
@@ -176,7 +176,7 @@ pub async fn post(
         // Notifications and responses only.
         return match post.check_session() {
             Ok(()) => HttpResponse::Accepted().finish(),
-            Err(response) => response,
+            Err(response) => *response,
         };
     }
     if batch {
@@ -235,17 +235,17 @@ impl Post {
     }
 
     /// The request's session belongs to the caller (when it names one and is not stateless).
-    fn check_session(&self) -> Result<(), HttpResponse> {
+    fn check_session(&self) -> Result<(), Box<HttpResponse>> {
         if self.session_id.is_some() && !self.stateless_header() {
             self.session()?;
         }
         Ok(())
     }
 
-    fn session(&self) -> Result<(), HttpResponse> {
+    fn session(&self) -> Result<(), Box<HttpResponse>> {
         match self.shared.clients.sessions().get(self.session_id.as_deref(), &self.caller.user_id) {
             Ok(_) => Ok(()),
-            Err(e) => Err(session_failure(&self.shared, &self.req, &self.caller, e)),
+            Err(e) => Err(Box::new(session_failure(&self.shared, &self.req, &self.caller, e))),
         }
     }
 
@@ -293,7 +293,7 @@ impl Post {
         let stateless = self.stateless_header() || meta_version(&params) == Some(super::STATELESS_VERSION);
         if !stateless && method != "server/discover" {
             if let Err(response) = self.session() {
-                return Step::Respond(response);
+                return Step::Respond(*response);
             }
         }
         // A batch's other messages, and every task poll (a database read), count against the
