@@ -15,6 +15,8 @@ mod audit_integrity;
 mod auth;
 #[path = "suites/deploy.rs"]
 mod deploy;
+#[path = "suites/harness.rs"]
+mod harness;
 #[path = "suites/hostile.rs"]
 mod hostile;
 #[path = "suites/invoke.rs"]

@@ -9,6 +9,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 pub mod backend;
+pub mod mcp;
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -24,6 +25,25 @@ use mcp_gateway::db::Db;
 use serde_json::Value;
 
 pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256!";
+
+/// One test body, run against SQLite and against PostgreSQL: two tests, `NAME::sqlite` and
+/// `NAME::postgres`, each calling `body(kind)` with a fresh database of its kind.
+macro_rules! on_both_databases {
+    ($name:ident => $body:ident) => {
+        mod $name {
+            #[actix_web::test]
+            async fn sqlite() {
+                super::$body($crate::common::DbKind::Sqlite).await;
+            }
+
+            #[actix_web::test]
+            async fn postgres() {
+                super::$body($crate::common::DbKind::Postgres).await;
+            }
+        }
+    };
+}
+pub(crate) use on_both_databases;
 
 /// Which database a test runs against.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -91,10 +111,30 @@ impl TestDb {
         self.audit_rows().await
     }
 
-    pub async fn drop_db(self) {
-        if let Some((admin, name)) = &self.pg {
-            let mut conn = AsyncPgConnection::establish(admin).await.unwrap();
-            diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await.unwrap();
+    pub async fn drop_db(mut self) {
+        if let Some((admin, name)) = self.pg.take() {
+            drop_database(&admin, &name).await;
+        }
+    }
+}
+
+async fn drop_database(admin: &str, name: &str) {
+    let mut conn = AsyncPgConnection::establish(admin).await.unwrap();
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await.unwrap();
+}
+
+/// A PostgreSQL test database is dropped even when its test fails (panics) before `drop_db`:
+/// from a thread of its own, since the test's event loop may be the one unwinding.
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.pg.take() else { return };
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(drop_database(&admin, &name));
+        })
+        .join();
+        if dropped.is_err() {
+            eprintln!("a test database could not be dropped");
         }
     }
 }
@@ -278,17 +318,7 @@ impl TestGateway {
     /// The Prometheus text of `/metrics` (as an operator).
     /// An MCP session (2025-06-18) opened with `initialize` on `/mcp`; its `Mcp-Session-Id`.
     pub async fn mcp_session(&self, token: &str) -> String {
-        let mut resp = client()
-            .post(format!("{}/mcp", self.base))
-            .bearer_auth(token)
-            .insert_header(("Accept", "application/json, text/event-stream"))
-            .send_json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-                "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
-            .await
-            .unwrap();
-        let sid = resp.headers().get("mcp-session-id").unwrap().to_str().unwrap().to_owned();
-        let _ = resp.body().await;
-        sid
+        mcp::session(self, token).await
     }
 
     pub async fn metrics(&self) -> String {

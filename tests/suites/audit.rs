@@ -84,15 +84,7 @@ async fn one_row_per_attempt(kind: DbKind) {
     db.drop_db().await;
 }
 
-#[actix_web::test]
-async fn one_audit_row_per_attempt_sqlite() {
-    one_row_per_attempt(DbKind::Sqlite).await;
-}
-
-#[actix_web::test]
-async fn one_audit_row_per_attempt_postgres() {
-    one_row_per_attempt(DbKind::Postgres).await;
-}
+crate::common::on_both_databases!(one_audit_row_per_attempt => one_row_per_attempt);
 
 async fn shutdown_flushes(kind: DbKind) {
     let Some(db) = TestDb::of(kind).await else {
@@ -119,15 +111,7 @@ async fn shutdown_flushes(kind: DbKind) {
     db.drop_db().await;
 }
 
-#[actix_web::test]
-async fn rows_written_before_a_graceful_shutdown_are_all_stored_sqlite() {
-    shutdown_flushes(DbKind::Sqlite).await;
-}
-
-#[actix_web::test]
-async fn rows_written_before_a_graceful_shutdown_are_all_stored_postgres() {
-    shutdown_flushes(DbKind::Postgres).await;
-}
+crate::common::on_both_databases!(rows_written_before_a_graceful_shutdown_are_all_stored => shutdown_flushes);
 
 async fn admin_queries(kind: DbKind) {
     let Some(db) = TestDb::of(kind).await else {
@@ -175,15 +159,7 @@ async fn admin_queries(kind: DbKind) {
     db.drop_db().await;
 }
 
-#[actix_web::test]
-async fn admins_page_through_filtered_audit_rows_sqlite() {
-    admin_queries(DbKind::Sqlite).await;
-}
-
-#[actix_web::test]
-async fn admins_page_through_filtered_audit_rows_postgres() {
-    admin_queries(DbKind::Postgres).await;
-}
+crate::common::on_both_databases!(admins_page_through_filtered_audit_rows => admin_queries);
 
 async fn tools_sync(kind: DbKind) {
     let Some(db) = TestDb::of(kind).await else {
@@ -209,15 +185,7 @@ async fn tools_sync(kind: DbKind) {
     db.drop_db().await;
 }
 
-#[actix_web::test]
-async fn tools_yaml_is_synced_into_the_tools_table_sqlite() {
-    tools_sync(DbKind::Sqlite).await;
-}
-
-#[actix_web::test]
-async fn tools_yaml_is_synced_into_the_tools_table_postgres() {
-    tools_sync(DbKind::Postgres).await;
-}
+crate::common::on_both_databases!(tools_yaml_is_synced_into_the_tools_table => tools_sync);
 
 fn verify_cli(db: &TestDb) -> (bool, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
@@ -280,15 +248,7 @@ async fn tamper_evidence(kind: DbKind) {
     db.drop_db().await;
 }
 
-#[actix_web::test]
-async fn an_edited_or_deleted_audit_row_is_found_by_verify_sqlite() {
-    tamper_evidence(DbKind::Sqlite).await;
-}
-
-#[actix_web::test]
-async fn an_edited_or_deleted_audit_row_is_found_by_verify_postgres() {
-    tamper_evidence(DbKind::Postgres).await;
-}
+crate::common::on_both_databases!(an_edited_or_deleted_audit_row_is_found_by_verify => tamper_evidence);
 
 /// Calls `echo` about every 2 ms for `how_long`; the request ids of the answered calls.
 async fn steady_load(gw: &TestGateway, token: &str, how_long: std::time::Duration) -> Vec<String> {
@@ -421,15 +381,7 @@ async fn exports(kind: DbKind) {
     db.drop_db().await;
 }
 
-#[actix_web::test]
-async fn exports_stream_every_row_as_csv_or_jsonl_and_the_cli_agrees_sqlite() {
-    exports(DbKind::Sqlite).await;
-}
-
-#[actix_web::test]
-async fn exports_stream_every_row_as_csv_or_jsonl_and_the_cli_agrees_postgres() {
-    exports(DbKind::Postgres).await;
-}
+crate::common::on_both_databases!(exports_stream_every_row_as_csv_or_jsonl_and_the_cli_agrees => exports);
 
 async fn kept_arguments_are_masked(kind: DbKind) {
     let Some(db) = TestDb::of(kind).await else {
@@ -480,15 +432,7 @@ async fn kept_arguments_are_masked(kind: DbKind) {
     db.drop_db().await;
 }
 
-#[actix_web::test]
-async fn kept_arguments_are_masked_and_tokens_never_stored_sqlite() {
-    kept_arguments_are_masked(DbKind::Sqlite).await;
-}
-
-#[actix_web::test]
-async fn kept_arguments_are_masked_and_tokens_never_stored_postgres() {
-    kept_arguments_are_masked(DbKind::Postgres).await;
-}
+crate::common::on_both_databases!(kept_arguments_are_masked_and_tokens_never_stored => kept_arguments_are_masked);
 
 async fn retention(kind: DbKind) {
     let Some(db) = TestDb::of(kind).await else { return };
@@ -522,15 +466,7 @@ async fn retention(kind: DbKind) {
     db.drop_db().await;
 }
 
-#[actix_web::test]
-async fn retention_deletes_old_rows_and_the_rest_still_verifies_sqlite() {
-    retention(DbKind::Sqlite).await;
-}
-
-#[actix_web::test]
-async fn retention_deletes_old_rows_and_the_rest_still_verifies_postgres() {
-    retention(DbKind::Postgres).await;
-}
+crate::common::on_both_databases!(retention_deletes_old_rows_and_the_rest_still_verifies => retention);
 
 /// `AUDIT_RETENTION_DAYS`: the gateway prunes at start-up and then hourly, by itself.
 #[actix_web::test]

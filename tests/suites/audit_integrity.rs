@@ -54,15 +54,7 @@ async fn nul_bytes_cannot_stop_the_audit_trail(kind: DbKind) {
     db.drop_db().await;
 }
 
-#[actix_web::test]
-async fn nul_bytes_cannot_stop_the_audit_trail_postgres() {
-    nul_bytes_cannot_stop_the_audit_trail(DbKind::Postgres).await;
-}
-
-#[actix_web::test]
-async fn nul_bytes_cannot_stop_the_audit_trail_sqlite() {
-    nul_bytes_cannot_stop_the_audit_trail(DbKind::Sqlite).await;
-}
+crate::common::on_both_databases!(nul_bytes_cannot_stop_the_audit_trail => nul_bytes_cannot_stop_the_audit_trail);
 
 /// The real writer over the real database sink, as the gateway wires it.
 async fn writer(db: &TestDb, dir: &std::path::Path) -> (Db, actix::Addr<AuditWriterActor>, Rc<Spool>, Arc<AtomicU64>) {
@@ -135,15 +127,7 @@ async fn arbitrary_strings_in_every_field_are_stored(kind: DbKind) {
     db.drop_db().await;
 }
 
-#[actix_web::test]
-async fn arbitrary_strings_in_every_field_are_stored_postgres() {
-    arbitrary_strings_in_every_field_are_stored(DbKind::Postgres).await;
-}
-
-#[actix_web::test]
-async fn arbitrary_strings_in_every_field_are_stored_sqlite() {
-    arbitrary_strings_in_every_field_are_stored(DbKind::Sqlite).await;
-}
+crate::common::on_both_databases!(arbitrary_strings_in_every_field_are_stored => arbitrary_strings_in_every_field_are_stored);
 
 /// A database that refuses one row (here a constraint the operator added) gets every other
 /// row of the batch; the refused one is set aside alone, counted, and `audit verify` walks
@@ -196,15 +180,7 @@ async fn a_refused_row_is_set_aside_alone(kind: DbKind) {
     db.drop_db().await;
 }
 
-#[actix_web::test]
-async fn a_refused_row_is_set_aside_alone_postgres() {
-    a_refused_row_is_set_aside_alone(DbKind::Postgres).await;
-}
-
-#[actix_web::test]
-async fn a_refused_row_is_set_aside_alone_sqlite() {
-    a_refused_row_is_set_aside_alone(DbKind::Sqlite).await;
-}
+crate::common::on_both_databases!(a_refused_row_is_set_aside_alone => a_refused_row_is_set_aside_alone);
 
 /// Before: `AUDIT_MODE=strict` counted the local spool as durable and kept answering 200
 /// while no row reached the database. Now it answers 503 until rows reach it again, and
@@ -306,15 +282,7 @@ async fn every_refusal_on_every_transport_is_audited(kind: DbKind) {
     db.drop_db().await;
 }
 
-#[actix_web::test]
-async fn every_refusal_on_every_transport_is_audited_postgres() {
-    every_refusal_on_every_transport_is_audited(DbKind::Postgres).await;
-}
-
-#[actix_web::test]
-async fn every_refusal_on_every_transport_is_audited_sqlite() {
-    every_refusal_on_every_transport_is_audited(DbKind::Sqlite).await;
-}
+crate::common::on_both_databases!(every_refusal_on_every_transport_is_audited => every_refusal_on_every_transport_is_audited);
 
 /// Before: a 1 MiB batch of 524,000 invalid items built a 57 MB reply and took the gateway to
 /// 890 MB. Now a batch is refused past 100 items while it is parsed, and each item of a batch
@@ -561,15 +529,7 @@ async fn tamper_evidence_holds(kind: DbKind) {
     db.drop_db().await;
 }
 
-#[actix_web::test]
-async fn tamper_evidence_holds_postgres() {
-    tamper_evidence_holds(DbKind::Postgres).await;
-}
-
-#[actix_web::test]
-async fn tamper_evidence_holds_sqlite() {
-    tamper_evidence_holds(DbKind::Sqlite).await;
-}
+crate::common::on_both_databases!(tamper_evidence_holds => tamper_evidence_holds);
 
 /// A database from before the ledger: its chains are registered by the first write after the
 /// upgrade (never by their dates), so they verify, and a chain forged later still does not.
@@ -596,12 +556,4 @@ async fn chains_from_before_the_ledger_are_adopted_once(kind: DbKind) {
     db.drop_db().await;
 }
 
-#[actix_web::test]
-async fn chains_from_before_the_ledger_are_adopted_once_postgres() {
-    chains_from_before_the_ledger_are_adopted_once(DbKind::Postgres).await;
-}
-
-#[actix_web::test]
-async fn chains_from_before_the_ledger_are_adopted_once_sqlite() {
-    chains_from_before_the_ledger_are_adopted_once(DbKind::Sqlite).await;
-}
+crate::common::on_both_databases!(chains_from_before_the_ledger_are_adopted_once => chains_from_before_the_ledger_are_adopted_once);

@@ -363,15 +363,7 @@ async fn one_user_cannot_take_every_job_slot(kind: crate::common::DbKind) {
     db.drop_db().await;
 }
 
-#[actix_web::test]
-async fn one_user_cannot_take_every_job_slot_postgres() {
-    one_user_cannot_take_every_job_slot(crate::common::DbKind::Postgres).await;
-}
-
-#[actix_web::test]
-async fn one_user_cannot_take_every_job_slot_sqlite() {
-    one_user_cannot_take_every_job_slot(crate::common::DbKind::Sqlite).await;
-}
+crate::common::on_both_databases!(one_user_cannot_take_every_job_slot => one_user_cannot_take_every_job_slot);
 
 /// The attack of circumstance: PostgreSQL goes away for ~4 s while ten one-second jobs run
 /// (five of an idempotent tool, five of one that is not). Before: the backend calls succeeded,

@@ -5,54 +5,9 @@
 use std::process::Command;
 
 use crate::common::backend::{Mode, TestBackend};
+use crate::common::mcp::{init, post, rpc, session, wait_until};
 use crate::common::{client, TestDb, TestGateway};
 use serde_json::{json, Value};
-
-struct Reply {
-    status: u16,
-    session: Option<String>,
-    body: Value,
-    headers: awc::http::header::HeaderMap,
-}
-
-async fn post(
-    gw: &TestGateway,
-    token: Option<&str>,
-    session: Option<&str>,
-    extra: &[(&str, &str)],
-    body: Value,
-) -> Reply {
-    let mut req = client()
-        .post(format!("{}/mcp", gw.base))
-        .insert_header(("Content-Type", "application/json"))
-        .insert_header(("Accept", "application/json, text/event-stream"));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(s) = session {
-        req = req.insert_header(("Mcp-Session-Id", s));
-    }
-    for (k, v) in extra {
-        req = req.insert_header((*k, *v));
-    }
-    let mut resp = req.send_body(body.to_string()).await.unwrap();
-    let bytes = resp.body().await.unwrap();
-    Reply {
-        status: resp.status().as_u16(),
-        session: resp.headers().get("mcp-session-id").map(|v| v.to_str().unwrap().to_owned()),
-        headers: resp.headers().clone(),
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    }
-}
-
-fn init(version: &str) -> Value {
-    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}})
-}
-
-fn rpc(id: u64, method: &str, params: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
-}
 
 async fn gateway(db: &TestDb, backend: &TestBackend) -> TestGateway {
     TestGateway::builder(db).tool("echo", &backend.url).tool("admin_only", &backend.url).start().await
@@ -385,20 +340,6 @@ async fn the_official_python_sdk_client_works_over_both_transports() {
     transports.sort();
     assert_eq!(transports, vec!["sse", "streamable_http"]);
     gw.stop().await;
-}
-
-async fn session(gw: &TestGateway, token: &str) -> String {
-    post(gw, Some(token), None, &[], init("2025-06-18")).await.session.unwrap()
-}
-
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..200 {
-        if done() {
-            return;
-        }
-        actix_web::rt::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[actix_web::test]
@@ -777,12 +718,4 @@ async fn a_task_is_answered_only_once_its_row_is_durable_in_strict_mode(kind: cr
     db.drop_db().await;
 }
 
-#[actix_web::test]
-async fn a_task_is_answered_only_once_its_row_is_durable_in_strict_mode_sqlite() {
-    a_task_is_answered_only_once_its_row_is_durable_in_strict_mode(crate::common::DbKind::Sqlite).await;
-}
-
-#[actix_web::test]
-async fn a_task_is_answered_only_once_its_row_is_durable_in_strict_mode_postgres() {
-    a_task_is_answered_only_once_its_row_is_durable_in_strict_mode(crate::common::DbKind::Postgres).await;
-}
+crate::common::on_both_databases!(a_task_is_answered_only_once_its_row_is_durable_in_strict_mode => a_task_is_answered_only_once_its_row_is_durable_in_strict_mode);

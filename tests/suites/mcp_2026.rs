@@ -3,6 +3,7 @@
 //! client that drops its request cancels the call, in every mode.
 
 use crate::common::backend::{Mode, TestBackend};
+use crate::common::mcp::{stateless, wait_until};
 use crate::common::{client, TestDb, TestGateway};
 use serde_json::{json, Value};
 
@@ -20,27 +21,6 @@ fn assert_valid(definition: &str, value: &Value) {
     let v = validator(definition);
     let errors: Vec<String> = v.iter_errors(value).map(|e| format!("{} at {}", e, e.instance_path())).collect();
     assert!(errors.is_empty(), "not a valid {definition}: {errors:?}\n{value:#}");
-}
-
-/// A 2026-07-28 request, as its clients send it: version in `_meta` and in the headers.
-async fn stateless(gw: &TestGateway, token: &str, id: u64, method: &str, mut params: Value) -> (u16, Value) {
-    params["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!(REVISION);
-    params["_meta"]["io.modelcontextprotocol/clientCapabilities"] = json!({});
-    params["_meta"]["io.modelcontextprotocol/clientInfo"] = json!({"name": "test", "version": "1"});
-    let mut req = client()
-        .post(format!("{}/mcp", gw.base))
-        .bearer_auth(token)
-        .insert_header(("Accept", "application/json, text/event-stream"))
-        .insert_header(("MCP-Protocol-Version", REVISION))
-        .insert_header(("Mcp-Method", method));
-    if let Some(name) = params.get("name").and_then(Value::as_str) {
-        req = req.insert_header(("Mcp-Name", name.to_owned()));
-    }
-    let mut resp =
-        req.send_json(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})).await.unwrap();
-    let status = resp.status().as_u16();
-    let body = resp.body().limit(1 << 20).await.unwrap();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
 /// Before: `tools/list` and `server/discover` lacked `ttlMs` and `cacheScope` (Python `mcp` 2.x,
@@ -107,16 +87,6 @@ async fn every_2026_result_validates_against_the_official_schema() {
     assert_eq!(init["result"]["serverInfo"]["name"], "mcp-gateway", "{init}");
     assert!(init["result"].get("resultType").is_none());
     gw.stop().await;
-}
-
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..400 {
-        if done() {
-            return;
-        }
-        actix_web::rt::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// Before: a 2026-07-28 `tools/call` without a progress token got a plain JSON reply, and a

@@ -149,15 +149,7 @@ fn wait_exit(child: Reaper) -> std::process::ExitStatus {
     child.0.wait().unwrap()
 }
 
-#[actix_web::test]
-async fn sigterm_under_load_stores_a_row_for_every_answered_call_sqlite() {
-    sigterm_under_load(DbKind::Sqlite).await;
-}
-
-#[actix_web::test]
-async fn sigterm_under_load_stores_a_row_for_every_answered_call_postgres() {
-    sigterm_under_load(DbKind::Postgres).await;
-}
+crate::common::on_both_databases!(sigterm_under_load_stores_a_row_for_every_answered_call => sigterm_under_load);
 
 async fn sigterm_under_load(kind: DbKind) {
     let Some(db) = TestDb::of(kind).await else { return };
@@ -354,15 +346,7 @@ async fn one_command_runs_the_gateway_with_all_three_tools_and_ctrl_c_stops_ever
     assert!(rows.iter().all(|r| r.user_id.as_deref() == Some("demo") && r.decision == "allowed" && r.status == "ok"));
 }
 
-#[actix_web::test]
-async fn in_strict_mode_every_answered_call_survives_kill_9_under_load_sqlite() {
-    kill_9_under_load(DbKind::Sqlite).await;
-}
-
-#[actix_web::test]
-async fn in_strict_mode_every_answered_call_survives_kill_9_under_load_postgres() {
-    kill_9_under_load(DbKind::Postgres).await;
-}
+crate::common::on_both_databases!(in_strict_mode_every_answered_call_survives_kill_9_under_load => kill_9_under_load);
 
 async fn kill_9_under_load(kind: DbKind) {
     let Some(db) = TestDb::of(kind).await else { return };
