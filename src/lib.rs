@@ -4,25 +4,32 @@
 //! authorised (roles and workspaces from `policy.yaml`), proxied to the tool's MCP backend, and
 //! audited. The actors themselves live in the `gateway-actors` crate.
 //!
-//! | module | role |
-//! |---|---|
-//! | [`bundled`] | the three tool servers run in-process for `cargo run` |
-//! | [`cli`] | the `mcp-gateway` commands: `serve`, `token`, `check-config`, `migrate` |
-//! | [`config`] | typed settings from the environment |
-//! | [`config_files`] | `tools.yaml` and `policy.yaml` loading and validation |
-//! | [`app`] | wiring: actors, database, HTTP server, graceful shutdown |
-//! | [`auth`] | JWT verification and minting |
-//! | [`http`] | the REST routes, one file per group |
-//! | [`jobs`] | asynchronous jobs and MCP tasks: dispatcher, runner, JSON |
-//! | [`mcp`] | the MCP front door: Streamable HTTP `/mcp`, legacy SSE `/sse` |
-//! | [`schema`] | argument validation against tools' JSON Schemas |
-//! | [`ratelimit`] | rate-limit cells in Redis, shared by replicas |
-//! | [`pinning`] | tool-definition pinning (drift detection) |
-//! | [`pipeline`] | the one path of a tool call: registry, policy, backend, audit |
-//! | [`backend`] | the MCP Streamable HTTP client to tool servers |
-//! | [`db`] | pool, migrations, audit sink, tool sync, audit queries |
-//! | [`error`] | the one error type and its mapping to HTTP and JSON-RPC |
-//! | [`telemetry`] | JSON logs and the per-request log line |
+//! Every module, by layer (each depends only on those above it in this table):
+//!
+//! | layer | module | role |
+//! |---|---|---|
+//! | infrastructure | [`config`] | typed settings; `tools.yaml` / `policy.yaml` loading and watching |
+//! | | [`db`] | pool, migrations, the audit tables, jobs, tool sync |
+//! | | [`backend`] | the MCP client to tool servers: sessions, streams, slots and breakers |
+//! | | [`ratelimit`] | rate-limit cells in Redis, and the limits component |
+//! | | [`error`] | the one error type, its REST mapping and its MCP projection |
+//! | | [`number_literals`] | number literals a JSON reader would turn into 0, refused |
+//! | | [`telemetry`] | logs, metrics, OTLP spans, trace context |
+//! | | [`closing`] | the shutdown signal |
+//! | services | [`audit`] | the audit trail component (hand-off, durability, health) |
+//! | | [`auth`] | JWT verification and minting |
+//! | | [`registry`] | the tool registry and its owner actor |
+//! | | [`policies`] | the policy in force and its owner actor |
+//! | | [`clients`] | connected MCP clients: sessions, streams, running requests |
+//! | state | [`state`] | `Shared` (the components) and `Worker` (one HTTP worker's actors) |
+//! | call path | [`pipeline`] | the one path of a tool call and its one audited end |
+//! | | [`jobs`] | asynchronous jobs and MCP tasks: dispatcher, runner, JSON |
+//! | adapters | [`http`] | the REST handlers |
+//! | | [`mcp`] | the MCP front doors: Streamable HTTP `/mcp`, legacy SSE `/sse` |
+//! | | [`routes`] | the route table and the API document built from it |
+//! | wiring | [`app`] | start the components and actors, serve HTTP, shut down |
+//! | | [`cli`] | the `mcp-gateway` commands |
+//! | | [`bundled`] | the three tool servers run in-process for `cargo run` |
 
 pub mod app;
 pub mod audit;

@@ -8,7 +8,7 @@
 //!
 //! | module | role |
 //! |---|---|
-//! | [`session`] | session ids bound to their subject, idle expiry |
+//! | [`crate::clients`] | client sessions (bound to their subject), streams, running requests |
 //! | [`listing`] | `tools/list`: the caller's tools with their backends' schemas, paginated |
 //! | [`streamable`] | `POST`/`GET`/`DELETE /mcp` (`GET`: the session's notification stream) |
 //! | [`sse`] | `GET /sse`, `POST /messages` |

@@ -8,7 +8,7 @@
 //! | [`sink`] | the writer's way in: set a refused row aside, spool while the database is away |
 //! | [`spool`] | the local spool and its replay |
 //! | [`evidence`] | the ledger, signatures and chain positions |
-//! | [`verify`] | `audit verify` |
+//! | [`verify`](mod@verify) | `audit verify` |
 //! | [`retention`] | deleting old rows without breaking what remains |
 //! | [`export`] | filters, queries and the CSV export |
 
