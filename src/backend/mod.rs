@@ -360,6 +360,11 @@ fn into_result(mut reply: Value, id: u64) -> Result<Value, GatewayError> {
     if reply.get("id").and_then(Value::as_u64) != Some(id) {
         return Err(GatewayError::BackendBadReply("reply id does not match the request".into()));
     }
+    // Past those two, the envelope is read by the same rules as every message the gateway
+    // receives: an answer (`result` or `error`), not a request or notification of its own.
+    if !matches!(mcp_protocol::classify(&reply), Ok(mcp_protocol::Message::Response { .. })) {
+        return Err(GatewayError::BackendBadReply("reply has no result object".into()));
+    }
     if let Some(error) = reply.get("error") {
         let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
         // The one backend error a caller can fix: its arguments (a tool result, not a failure).
