@@ -13,7 +13,9 @@ impl Closing {
 
     /// Shutdown begins.
     pub fn begin(&self) {
-        let _ = self.0.send(true);
+        // `send` stores nothing when no receiver is alive (no open stream, no listener): the
+        // signal would be lost for everyone who looks later.
+        self.0.send_replace(true);
     }
 
     /// Whether shutdown has begun.
@@ -33,5 +35,20 @@ impl Closing {
 impl Default for Closing {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Before: `begin` used `send`, which stores nothing while no receiver is alive (no open
+    /// client stream, every backend listener gone): shutdown then went unnoticed by all.
+    #[actix_web::test]
+    async fn the_signal_holds_with_nobody_listening() {
+        let closing = Closing::new();
+        closing.begin();
+        assert!(closing.is_closing());
+        tokio::time::timeout(std::time::Duration::from_secs(1), closing.closed()).await.expect("resolves at once");
     }
 }

@@ -125,7 +125,7 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
     tracing::info!(backend = db.backend_name(), migrated, ?report, tools = tools.len(), "database ready");
 
     let board = Arc::new(HealthBoard::default());
-    let audit = start_audit(&settings, &db, &board);
+    let (audit, spool) = start_audit(&settings, &db, &board);
     let catalog = Catalog::new(tools);
     let limits = start_limits(&settings, &board)?;
     let shared = web::Data::new(Shared {
@@ -185,13 +185,17 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         });
     }
     tracing::info!(%addr, "mcp-gateway listening");
-    let done = actix_web::rt::spawn(serve_then_flush(server, shared.clone()));
+    let done = actix_web::rt::spawn(serve_then_flush(server, shared.clone(), spool));
     Ok(Gateway { addr, handle, closing: shared.closing.clone(), done })
 }
 
 /// The audit trail: its writer (batches into the database, spooling while it is away), the
 /// spool's replay every 2 s, and retention when `AUDIT_RETENTION_DAYS` is set.
-fn start_audit(settings: &Settings, db: &Db, board: &HealthBoard) -> crate::audit::Audit {
+fn start_audit(
+    settings: &Settings,
+    db: &Db,
+    board: &HealthBoard,
+) -> (crate::audit::Audit, std::rc::Rc<crate::db::audit::Spool>) {
     let audit_stats = board.stats("audit_writer");
     let batch = BatchConfig {
         max_events: settings.audit_batch_size,
@@ -240,7 +244,7 @@ fn start_audit(settings: &Settings, db: &Db, board: &HealthBoard) -> crate::audi
         });
     }
 
-    crate::audit::Audit::new(audit, audit_stats, spool_rows, set_aside_rows, audit_writes)
+    (crate::audit::Audit::new(audit, audit_stats, spool_rows, set_aside_rows, audit_writes), spool)
 }
 
 /// Rate limits in this process, or in Redis shared by replicas; one limiter on this arbiter
@@ -312,7 +316,11 @@ fn spawn_session_sweeper(shared: &Shared) {
 /// Serve until stopped, then flush the audit trail: rows a worker produced in its last
 /// event-loop turn reach the writer when that worker hands them over (or its thread ends), so
 /// flush until every row handed over is stored, for at most a few seconds.
-async fn serve_then_flush(server: actix_web::dev::Server, trail: web::Data<Shared>) {
+async fn serve_then_flush(
+    server: actix_web::dev::Server,
+    trail: web::Data<Shared>,
+    spool: std::rc::Rc<crate::db::audit::Spool>,
+) {
     if let Err(e) = server.await {
         tracing::error!(error = %e, "HTTP server failed");
     }
@@ -334,6 +342,16 @@ async fn serve_then_flush(server: actix_web::dev::Server, trail: web::Data<Share
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Rows spooled during a database stall go in now if the database answers (else they
+    // stay in the spool, replayed at the next start).
+    if spool.held() > 0 {
+        let db = trail.db.clone();
+        let replay = async move { spool.replay(&db).await };
+        match trail.db.within(Duration::from_secs(5), replay).await {
+            Some(Ok(rows)) => tracing::info!(rows, "audit spool replayed on shutdown"),
+            _ => tracing::warn!("audit rows stay in the spool until the next start"),
+        }
     }
     match trail.audit.health().backlog {
         left if left > 0 => tracing::error!(rows = left, "audit rows not stored at shutdown"),

@@ -45,15 +45,16 @@ pub fn spawn(tools_path: PathBuf, policy_path: PathBuf, tools: Reload, policy: R
             tick.tick().await;
             let (policy_now, tools_now) = (stamp(&policy_path), stamp(&tools_path));
             let hangup = hup.swap(false, Ordering::Relaxed);
+            // The policy first: a revocation must not wait behind a tools.yaml reload.
+            if hangup || (policy_now.is_some() && policy_now != policy_seen) {
+                policy_seen = policy_now;
+                policy(if hangup { "SIGHUP" } else { "file changed" }).await;
+            }
             if hangup || (tools_now.is_some() && tools_now != tools_seen) {
                 // A deferred reload (database down) is tried again at the next tick.
                 if tools(if hangup { "SIGHUP" } else { "file changed" }).await {
                     tools_seen = tools_now;
                 }
-            }
-            if hangup || (policy_now.is_some() && policy_now != policy_seen) {
-                policy_seen = policy_now;
-                policy(if hangup { "SIGHUP" } else { "file changed" }).await;
             }
         }
     });

@@ -70,6 +70,22 @@ fn sqlite_path(url: &str) -> &str {
 }
 
 impl Db {
+    /// Wait at most `deadline` for `work` on this database; `None` when it did not finish. On
+    /// SQLite the work runs as a task of its own and only the wait is given up: diesel-async
+    /// blocks in place when a SQLite future is dropped mid-flight, which panics a
+    /// current-thread event loop (SQLite statements are bounded by its busy timeout anyway).
+    /// On PostgreSQL the future is dropped, releasing what it held, as a timeout should.
+    pub async fn within<T: 'static>(
+        &self,
+        deadline: std::time::Duration,
+        work: impl std::future::Future<Output = T> + 'static,
+    ) -> Option<T> {
+        match self {
+            Db::Sqlite(_) => tokio::time::timeout(deadline, tokio::task::spawn_local(work)).await.ok()?.ok(),
+            Db::Pg(_) => tokio::time::timeout(deadline, work).await.ok(),
+        }
+    }
+
     /// Open a pool; SQLite creates the file's directory if needed.
     pub fn connect(url: &str, pool_size: usize) -> Result<Self, DbError> {
         if url.starts_with("sqlite://") {

@@ -135,3 +135,14 @@ pub fn unreadable_body(e: &mcp_protocol::BodyError) -> Result<GatewayError, RpcE
         Err(e.error())
     }
 }
+
+/// The error recorded for a message that is not valid JSON-RPC, with the code the client is
+/// answered with (-32602 for params that are not an object, else -32600). `why` is the fixed
+/// text of the refusal (nothing the client sent).
+pub fn invalid_message(invalid: &mcp_protocol::Invalid, why: &str) -> GatewayError {
+    if invalid.error.code == code::INVALID_PARAMS {
+        GatewayError::InvalidArguments(invalid.why.clone())
+    } else {
+        GatewayError::InvalidRequest(why.to_owned())
+    }
+}

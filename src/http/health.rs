@@ -46,19 +46,15 @@ async fn reports(shared: &Shared, worker: &Worker) -> Vec<ActorReport> {
 
 /// `GET /health/ready`: 200 when the database and every actor answer, else 503.
 pub async fn ready(shared: web::Data<Shared>, worker: web::Data<Worker>) -> HttpResponse {
-    // The probe runs as its own task and only the wait is given up (a SQLite future dropped
-    // mid-flight panics this worker's event loop).
     let db = shared.db.clone();
-    let ping = actix_web::rt::spawn(async move { db.ping().await });
-    let database = match tokio::time::timeout(ACTOR_DEADLINE, ping).await {
-        Ok(Ok(Ok(()))) => "ok",
+    let database = match shared.db.within(ACTOR_DEADLINE, async move { db.ping().await }).await {
+        Some(Ok(())) => "ok",
         // The probe is public: the database's own words (hosts, users) stay in the log.
-        Ok(Ok(Err(e))) => {
+        Some(Err(e)) => {
             tracing::warn!(error = %e, "readiness: the database does not answer");
             "error"
         }
-        Ok(Err(_)) => "error",
-        Err(_) => "timed out",
+        None => "timed out",
     };
     let actors = reports(&shared, &worker).await;
     // Rows held in the spool are safe on disk but not where auditors read them: a replica

@@ -124,10 +124,9 @@ pub async fn metrics(
     // Jobs live in the shared store: one grouped query per scrape, never on a call's path. A
     // database that does not answer leaves the family empty rather than failing the scrape.
     text.push_str("# HELP mcpgw_jobs Asynchronous jobs by status (all replicas).\n# TYPE mcpgw_jobs gauge\n");
-    // Its own task: only the wait is given up (a SQLite future dropped mid-flight panics).
     let db = shared.db.clone();
-    let count = actix_web::rt::spawn(async move { crate::db::jobs::count_by_status(&db).await });
-    if let Ok(Ok(Ok(counts))) = tokio::time::timeout(std::time::Duration::from_secs(2), count).await {
+    let count = async move { crate::db::jobs::count_by_status(&db).await };
+    if let Some(Ok(counts)) = shared.db.within(std::time::Duration::from_secs(2), count).await {
         for (status, n) in counts {
             text.push_str(&format!("mcpgw_jobs{{status=\"{}\"}} {n}\n", label(&status)));
         }

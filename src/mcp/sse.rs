@@ -192,7 +192,7 @@ pub async fn message(
             return HttpResponse::Accepted().finish();
         }
         Ok(Message::Response { .. }) => return HttpResponse::Accepted().finish(),
-        Err(invalid) => return refuse(GatewayError::InvalidRequest(invalid.why)),
+        Err(invalid) => return refuse(crate::error::mcp::invalid_message(&invalid, &invalid.why)),
     };
     let key = super::inflight_key(&scope, &id);
     let ctx = Ctx {

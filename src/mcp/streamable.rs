@@ -285,7 +285,7 @@ impl Post {
             // A client's answer to a request of ours: nothing to do.
             Ok(Message::Response { .. }) => return Step::Nothing,
             Err(invalid) => {
-                self.refused(&GatewayError::InvalidRequest("not a JSON-RPC 2.0 message".into()));
+                self.refused(&errors::invalid_message(&invalid, "not a JSON-RPC 2.0 message"));
                 // Only an id of a valid type is echoed back.
                 return Step::Answer(response(invalid.id, Err(invalid.error)));
             }

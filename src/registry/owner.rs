@@ -1,6 +1,6 @@
 //! The registry's one owner: the only code that publishes a catalog, compiles schemas, records
-//! drift or forgets listings. Its messages run one at a time, so a reload never interleaves with
-//! a definition check.
+//! drift or forgets listings. Reloads run one at a time; a definition check runs beside them
+//! (it only records what it observed, against the catalog in force when it records it).
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -10,7 +10,9 @@ use crate::closing::Closing;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::telemetry::metrics::Metrics;
-use actix::{Actor, ActorFutureExt, AsyncContext, AtomicResponse, Context, Handler, Message, WrapFuture};
+use actix::{
+    Actor, ActorFutureExt, AsyncContext, AtomicResponse, Context, Handler, Message, ResponseActFuture, WrapFuture,
+};
 
 use super::Registry;
 
@@ -70,6 +72,10 @@ pub struct RegistryOwner {
     /// A check is queued and not started: another request joins it (checks take seconds when a
     /// backend does not answer; they must not pile up behind a short interval).
     check_queued: bool,
+    /// A check is running now.
+    checking: bool,
+    /// A check was asked for while one ran: run one more after it.
+    check_again: bool,
 }
 
 impl RegistryOwner {
@@ -77,7 +83,7 @@ impl RegistryOwner {
     pub fn start(env: Env) -> actix::Addr<Self> {
         let client = Rc::new(env.registry.client(env.settings.max_response_bytes));
         let registry = env.registry.clone();
-        let addr = Self { env, client, check_queued: false }.start();
+        let addr = Self { env, client, check_queued: false, checking: false, check_again: false }.start();
         registry.attach(addr.clone());
         addr
     }
@@ -136,12 +142,25 @@ impl Handler<BackendListChanged> for RegistryOwner {
 }
 
 impl Handler<CheckDefinitions> for RegistryOwner {
-    type Result = AtomicResponse<Self, ()>;
+    type Result = ResponseActFuture<Self, ()>;
 
+    /// A check fetches every backend's listing (seconds when one does not answer), so it does
+    /// not hold the mailbox: a reload or a backend's `list_changed` is handled meanwhile. One
+    /// check runs at a time; a request during it queues one more, which runs after it.
     fn handle(&mut self, _: CheckDefinitions, _: &mut Context<Self>) -> Self::Result {
         self.check_queued = false;
+        if self.checking {
+            self.check_again = true;
+            return Box::pin(actix::fut::ready(()));
+        }
+        self.checking = true;
         let (env, client) = (self.env.clone(), self.client.clone());
-        AtomicResponse::new(Box::pin(async move { super::pinning::check(&env, &client).await }.into_actor(self)))
+        Box::pin(async move { super::pinning::check(&env, &client).await }.into_actor(self).map(|(), owner, ctx| {
+            owner.checking = false;
+            if std::mem::take(&mut owner.check_again) {
+                owner.check_soon(ctx);
+            }
+        }))
     }
 }
 

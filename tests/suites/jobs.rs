@@ -104,7 +104,10 @@ async fn cancelling_a_job_cancels_the_backend_call() {
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
         rows = db.audit_rows().await;
     }
-    let end = rows.iter().find(|r| r.status == "cancelled").expect("an audit row for the cancellation");
+    let end = rows
+        .iter()
+        .find(|r| r.status == "cancelled")
+        .unwrap_or_else(|| panic!("an audit row for the cancellation: {rows:#?}"));
     assert!(rows.iter().any(|r| r.request_id == end.request_id && r.status == "ok" && r.decision == "allowed"));
 }
 

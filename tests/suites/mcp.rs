@@ -719,3 +719,31 @@ async fn a_task_is_answered_only_once_its_row_is_durable_in_strict_mode(kind: cr
 }
 
 crate::common::on_both_databases!(a_task_is_answered_only_once_its_row_is_durable_in_strict_mode => a_task_is_answered_only_once_its_row_is_durable_in_strict_mode);
+
+/// Params that are not an object are refused as invalid params (-32602; before, the audit row
+/// said -32600), and a peer's answer with a `null` id is accepted, not refused.
+#[actix_web::test]
+async fn params_that_are_not_an_object_are_invalid_params_and_audited_as_such() {
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Echo).await;
+    let gw = gateway(&db, &backend).await;
+    let token = gw.token("pia", &["developer"]);
+    let sid = session(&gw, &token).await;
+    let v = [("MCP-Protocol-Version", "2025-06-18")];
+    let bad = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list", "params": [1]});
+    let reply = post(&gw, Some(&token), Some(&sid), &v, bad.clone()).await;
+    assert_eq!(
+        (reply.body["id"].clone(), reply.body["error"]["code"].clone()),
+        (json!(5), json!(-32602)),
+        "{}",
+        reply.body
+    );
+    // A peer's answer with a null id (JSON-RPC allows it) is not a refusal.
+    let answer = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32603, "message": "x"}});
+    assert_eq!(post(&gw, Some(&token), Some(&sid), &v, answer).await.status, 202);
+    gw.stop().await;
+    let rows = db.audit_rows().await;
+    let refused: Vec<_> = rows.iter().filter(|r| r.decision == "rejected" && r.http_status == 200).collect();
+    assert_eq!(refused.len(), 1, "{rows:?}");
+    assert_eq!(refused[0].error_code, Some(-32602));
+}

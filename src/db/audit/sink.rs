@@ -41,29 +41,23 @@ impl AuditSink for DbAuditSink {
             // A database that hangs (rather than refuses) must not hold the writer: past the
             // deadline the batch goes to the spool (a late commit is harmless: inserts are
             // idempotent on the row id).
-            //
-            // The write runs as a task of its own and only the wait is given up: a database
-            // future dropped mid-flight is not harmless on SQLite (diesel-async then blocks in
-            // place, which panics on this single-threaded event loop and took the writer down
-            // with it when a write outlasted the deadline).
+            // (`Db::within`: on SQLite the late write finishes as a task of its own.)
             if spool.held() == 0 {
                 let (write_db, write_rows, write_spool) = (db.clone(), rows.clone(), spool.clone());
-                let write = actix_web::rt::spawn(async move {
+                let write = async move {
                     store_or_set_aside(&write_db, &write_rows, &write_spool.set_aside, &write_spool.evidence).await
-                });
-                match tokio::time::timeout(WRITE_DEADLINE, write).await {
-                    Ok(Ok(Ok(()))) => return Ok(Stored::Database),
-                    Ok(Ok(Err(e))) => {
+                };
+                match db.within(WRITE_DEADLINE, write).await {
+                    Some(Ok(())) => return Ok(Stored::Database),
+                    Some(Err(e)) => {
                         tracing::error!(rows = rows.len(), error = %e, "audit insert failed; spooling the batch")
                     }
-                    Ok(Err(e)) => tracing::error!(rows = rows.len(), error = %e, "audit insert task failed; spooling"),
-                    Err(_) => tracing::error!(rows = rows.len(), "audit insert timed out; spooling the batch"),
+                    None => tracing::error!(rows = rows.len(), "audit insert timed out; spooling the batch"),
                 }
             }
             spool.append(&rows).await?;
             let (replay_db, replay_spool) = (db.clone(), spool.clone());
-            let replay = actix_web::rt::spawn(async move { replay_spool.replay(&replay_db).await });
-            let _ = tokio::time::timeout(WRITE_DEADLINE, replay).await;
+            let _ = db.within(WRITE_DEADLINE, async move { replay_spool.replay(&replay_db).await }).await;
             Ok(if spool.held() == 0 { Stored::Database } else { Stored::Spooled })
         })
     }

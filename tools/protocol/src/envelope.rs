@@ -94,20 +94,14 @@ pub fn classify(msg: &Value) -> Result<Message, Invalid> {
     if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         return Err(invalid(id, "jsonrpc must be \"2.0\""));
     }
-    if id.is_some_and(|id| !valid_id(id)) {
-        return Err(invalid(None, "id must be a string or an integer"));
-    }
-    let method = match obj.get("method") {
-        Some(Value::String(m)) => m.clone(),
-        Some(_) => return Err(invalid(id, "method must be a string")),
-        None => {
-            return match id {
-                Some(id) if obj.contains_key("result") || obj.contains_key("error") => {
-                    Ok(Message::Response { id: id.clone(), is_error: obj.contains_key("error") })
-                }
-                _ => Err(invalid(id, "expected a request, a notification or a response")),
-            };
+    let method = match (id, obj.get("method")) {
+        // A peer's answer to a request of ours, whatever its id (JSON-RPC allows `null`).
+        (Some(id), None) if obj.contains_key("result") || obj.contains_key("error") => {
+            return Ok(Message::Response { id: id.clone(), is_error: obj.contains_key("error") });
         }
+        (None, Some(Value::String(m))) => m.clone(),
+        (Some(i), Some(Value::String(m))) if valid_id(i) => m.clone(),
+        _ => return Err(invalid(id, "expected a request, a notification or a response")),
     };
     let params = match obj.get("params") {
         None | Some(Value::Null) => Value::Object(Map::new()),
@@ -236,7 +230,18 @@ pub fn split(body: &[u8], max_batch: usize) -> Result<Body, BodyError> {
     if let Some(at) = crate::numbers::first_underflow(body) {
         return Err(BodyError::Underflow(at));
     }
-    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+    let is_batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    if is_batch && max_batch == 0 {
+        // Batches refused outright: the body is still read as JSON first, so a broken one is a
+        // parse error like any other (the body is bounded by the caller's size limit).
+        let value: Value = serde_json::from_slice(body).map_err(|e| BodyError::NotJson(e.to_string()))?;
+        return Err(if value.as_array().is_some_and(Vec::is_empty) {
+            BodyError::EmptyBatch
+        } else {
+            BodyError::BatchTooLong(0)
+        });
+    }
+    if is_batch {
         let items = BoundedBatch::read(body, max_batch)?;
         if items.is_empty() {
             return Err(BodyError::EmptyBatch);
@@ -258,6 +263,8 @@ mod tests {
         assert!(matches!(note, Message::Notification { .. }));
         let answer = classify(&json!({"jsonrpc": "2.0", "id": "s1", "error": {"code": 1, "message": "x"}})).unwrap();
         assert_eq!(answer, Message::Response { id: json!("s1"), is_error: true });
+        let answer = classify(&json!({"jsonrpc": "2.0", "id": null, "error": {"code": 1, "message": "x"}})).unwrap();
+        assert_eq!(answer, Message::Response { id: Value::Null, is_error: true });
         for (bad, code) in [
             (json!({"id": 1, "method": "ping"}), code::INVALID_REQUEST),
             (json!({"jsonrpc": "1.0", "id": 1, "method": "ping"}), code::INVALID_REQUEST),
@@ -287,6 +294,7 @@ mod tests {
         assert!(matches!(split(b"{", 2), Err(BodyError::NotJson(_))));
         assert_eq!(split(b"{\"x\":1e-400}", 2), Err(BodyError::Underflow(5)));
         assert_eq!(split(b"[1]", 0), Err(BodyError::BatchTooLong(0)));
+        assert!(matches!(split(b"[1] junk", 0), Err(BodyError::NotJson(_))), "broken, not a batch");
         let e = BodyError::BatchTooLong(100).error();
         assert_eq!((e.code, e.message.as_str()), (code::INVALID_REQUEST, "batch longer than 100 messages"));
     }
