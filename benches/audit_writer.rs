@@ -47,7 +47,7 @@ async fn run(label: &str, url: &str, rows: usize, data: &std::path::Path) -> Res
         writer.do_send(Record(r));
     }
     let handed = started.elapsed();
-    writer.send(Flush).await.map_err(|e| e.to_string())??;
+    writer.send(Flush).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
     let elapsed = started.elapsed();
     let through_writer = rows as f64 / elapsed.as_secs_f64();
     println!(

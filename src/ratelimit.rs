@@ -2,6 +2,7 @@
 //! all of a call's limits atomically, in one round trip, on Redis's clock; cells expire by
 //! themselves when idle, so memory stays bounded however many keys there are.
 
+use gateway_actors::IoFailure;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -63,7 +64,7 @@ impl RedisStore {
 }
 
 impl RateStore for RedisStore {
-    fn check(&self, limits: Vec<Limit>) -> BoxFuture<'static, Result<Verdict, String>> {
+    fn check(&self, limits: Vec<Limit>) -> BoxFuture<'static, Result<Verdict, IoFailure>> {
         let (mut manager, script) = (self.manager.clone(), self.script.clone());
         Box::pin(async move {
             let mut invocation = script.prepare_invoke();
@@ -71,7 +72,7 @@ impl RateStore for RedisStore {
                 invocation.key(format!("mcpgw:rl:{}", limit.key));
                 invocation.arg(limit.quota.interval_ns() / 1000).arg(limit.quota.tolerance_ns() / 1000);
             }
-            let reply: Vec<i64> = invocation.invoke_async(&mut manager).await.map_err(|e| e.to_string())?;
+            let reply: Vec<i64> = invocation.invoke_async(&mut manager).await.map_err(IoFailure::new)?;
             match reply.as_slice() {
                 [0, tightest, remaining] => Ok(Verdict::Allowed {
                     tightest: usize::try_from(*tightest - 1).ok(),
@@ -81,7 +82,7 @@ impl RateStore for RedisStore {
                     index: usize::try_from(*index - 1).unwrap_or(0),
                     retry_after: Duration::from_micros(u64::try_from(*retry_us).unwrap_or(0)),
                 }),
-                other => Err(format!("unexpected rate-limit script reply {other:?}")),
+                other => Err(IoFailure::new(format!("unexpected rate-limit script reply {other:?}"))),
             }
         })
     }

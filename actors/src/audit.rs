@@ -7,6 +7,7 @@
 //! does not drop them. [`Flush`] writes everything held and answers once it is stored: graceful
 //! shutdown sends it last.
 
+use crate::failure::IoFailure;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,7 +33,7 @@ fn rand_u64() -> u64 {
 pub trait AuditSink: 'static {
     /// Store `rows` as one batch. On error nothing may be half-written that a retry would
     /// duplicate (one transaction per batch). `Ok` says where the rows are now.
-    fn write_batch(&self, rows: Arc<[AuditRecord]>) -> LocalBoxFuture<'static, Result<Stored, String>>;
+    fn write_batch(&self, rows: Arc<[AuditRecord]>) -> LocalBoxFuture<'static, Result<Stored, IoFailure>>;
 }
 
 /// Where a written batch ended up.
@@ -89,7 +90,7 @@ pub struct AuditWriterActor {
     seq: i64,
     last_hash: String,
     /// Callers waiting for their rows to be durable (strict mode), answered by the next flush.
-    waiting: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    waiting: Vec<tokio::sync::oneshot::Sender<Result<(), IoFailure>>>,
     durable_flush_scheduled: bool,
     writes: Arc<WriteStats>,
 }
@@ -147,7 +148,7 @@ impl AuditWriterActor {
             let outcome = match act.settle(result, rows) {
                 Ok((_, Stored::Database)) => Ok(()),
                 Ok((_, Stored::Spooled)) => {
-                    Err("audit rows are not reaching the database (held in the local spool)".into())
+                    Err(IoFailure::new("audit rows are not reaching the database (held in the local spool)"))
                 }
                 Err(e) => Err(e),
             };
@@ -170,7 +171,7 @@ impl AuditWriterActor {
     }
 
     /// Start writing `rows`, timed for [`WriteStats`].
-    fn write(&self, rows: Arc<[AuditRecord]>) -> LocalBoxFuture<'static, Result<Stored, String>> {
+    fn write(&self, rows: Arc<[AuditRecord]>) -> LocalBoxFuture<'static, Result<Stored, IoFailure>> {
         let (write, writes) = (self.sink.write_batch(rows), self.writes.clone());
         Box::pin(async move {
             let started = Instant::now();
@@ -185,7 +186,11 @@ impl AuditWriterActor {
     /// Account for a finished write: on failure, put the rows back in front for a retry. Rows
     /// that went to the spool are safe, but the writer reports itself failing until rows reach
     /// the database again (readiness and strict mode read that).
-    fn settle(&mut self, result: Result<Stored, String>, rows: Arc<[AuditRecord]>) -> Result<(usize, Stored), String> {
+    fn settle(
+        &mut self,
+        result: Result<Stored, IoFailure>,
+        rows: Arc<[AuditRecord]>,
+    ) -> Result<(usize, Stored), IoFailure> {
         let n = rows.len();
         let counter = if result.is_ok() { &self.writes.batches } else { &self.writes.failures };
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -245,11 +250,11 @@ pub struct Record(pub AuditRecord);
 /// Store one audit row and answer once it is durable (strict mode): rows arriving together are
 /// written in one batch (group commit).
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), IoFailure>")]
 pub struct RecordDurable(pub AuditRecord);
 
 impl Handler<RecordDurable> for AuditWriterActor {
-    type Result = ResponseFuture<Result<(), String>>;
+    type Result = ResponseFuture<Result<(), IoFailure>>;
 
     fn handle(&mut self, msg: RecordDurable, ctx: &mut Context<Self>) -> Self::Result {
         let row = self.chain(msg.0);
@@ -261,7 +266,7 @@ impl Handler<RecordDurable> for AuditWriterActor {
             // After the messages already queued, so they share the write.
             ctx.run_later(Duration::ZERO, |act, ctx| act.flush_durable(ctx));
         }
-        Box::pin(async move { rx.await.unwrap_or_else(|_| Err("the audit writer stopped".into())) })
+        Box::pin(async move { rx.await.unwrap_or_else(|_| Err(IoFailure::new("the audit writer stopped"))) })
     }
 }
 
@@ -270,7 +275,7 @@ impl Handler<RecordDurable> for AuditWriterActor {
 /// Rows sent before the `Flush` are in the mailbox ahead of it, so when it answers `Ok`, they
 /// are all stored.
 #[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "Result<usize, String>")]
+#[rtype(result = "Result<usize, IoFailure>")]
 pub struct Flush;
 
 impl Handler<Record> for AuditWriterActor {
@@ -307,7 +312,7 @@ impl Handler<RecordBatch> for AuditWriterActor {
 }
 
 impl Handler<Flush> for AuditWriterActor {
-    type Result = ResponseActFuture<Self, Result<usize, String>>;
+    type Result = ResponseActFuture<Self, Result<usize, IoFailure>>;
 
     fn handle(&mut self, _: Flush, _: &mut Context<Self>) -> Self::Result {
         // An explicit flush ignores the back-off: shutdown wants one last try.
@@ -346,11 +351,11 @@ mod tests {
     }
 
     impl AuditSink for MemorySink {
-        fn write_batch(&self, rows: Arc<[AuditRecord]>) -> LocalBoxFuture<'static, Result<Stored, String>> {
+        fn write_batch(&self, rows: Arc<[AuditRecord]>) -> LocalBoxFuture<'static, Result<Stored, IoFailure>> {
             let (batches, stored, fail) = (self.batches.clone(), self.rows.clone(), self.fail.clone());
             Box::pin(async move {
                 if *fail.borrow() {
-                    return Err("database down".into());
+                    return Err(IoFailure::new("database down"));
                 }
                 batches.borrow_mut().push(rows.len());
                 stored.borrow_mut().extend(rows.iter().map(|r| r.id.clone()));

@@ -14,11 +14,13 @@
 //! | [`audit`] | `AuditWriterActor`: batches audit rows into an [`audit::AuditSink`] |
 //! | [`storable`] | making an audit row storable in any database (escapes, caps) |
 //! | [`job`] | `JobActor`: one running asynchronous job |
+//! | [`failure`] | the failure of an IO dependency, its source kept |
 //! | [`health`] | per-actor counters read by `/health/actors` |
 //! | [`mailbox`] | sending to an actor, counted in pairs |
 
 pub mod arguments;
 pub mod audit;
+pub mod failure;
 pub mod health;
 pub mod job;
 pub mod mailbox;
@@ -30,6 +32,7 @@ pub mod registry;
 pub mod storable;
 
 pub use audit::{AuditSink, AuditWriterActor, BatchConfig, Flush, Record, RecordBatch, Stored};
+pub use failure::IoFailure;
 pub use health::{ActorReport, ActorStats, GetHealth, HealthBoard};
 pub use mailbox::Mailbox;
 pub use model::{AuditRecord, Caller, Tool};

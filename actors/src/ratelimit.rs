@@ -6,6 +6,7 @@
 //! bursts and exact refill with no boundary burst. Cells live in a [`RateStore`]: in-process
 //! ([`LocalStore`]) or shared by replicas (Redis, in the gateway crate).
 
+use crate::failure::IoFailure;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -131,7 +132,7 @@ impl Clock for SystemClock {
 /// Where cells live.
 pub trait RateStore: Send + Sync {
     /// Check and (if all pass) consume `limits` atomically.
-    fn check(&self, limits: Vec<Limit>) -> BoxFuture<'static, Result<Verdict, String>>;
+    fn check(&self, limits: Vec<Limit>) -> BoxFuture<'static, Result<Verdict, IoFailure>>;
     /// Drop idle cells; returns how many.
     fn evict(&self) -> usize {
         0
@@ -191,7 +192,7 @@ impl LocalStore {
 }
 
 impl RateStore for LocalStore {
-    fn check(&self, limits: Vec<Limit>) -> BoxFuture<'static, Result<Verdict, String>> {
+    fn check(&self, limits: Vec<Limit>) -> BoxFuture<'static, Result<Verdict, IoFailure>> {
         let verdict = self.check_now(&limits);
         Box::pin(async move { Ok(verdict) })
     }
@@ -232,9 +233,9 @@ pub enum Acquired {
     /// Refused by a limit.
     Limited(Verdict),
     /// The store failed and the failure mode is open: go ahead, but count it.
-    FailedOpen(String),
+    FailedOpen(IoFailure),
     /// The store failed and the failure mode is closed.
-    Unavailable(String),
+    Unavailable(IoFailure),
 }
 
 /// Owns the limiter's store and failure policy; one per worker (same-thread messages), all

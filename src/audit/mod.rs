@@ -29,7 +29,7 @@ pub struct Audit {
 pub enum AuditError {
     /// Neither the database nor the spool took it.
     #[error("the audit record could not be made durable: {0}")]
-    NotDurable(String),
+    NotDurable(#[source] gateway_actors::IoFailure),
     /// The writer is gone (the gateway is stopping).
     #[error("audit writer unreachable: {0}")]
     Unreachable(#[from] actix::MailboxError),
@@ -131,7 +131,7 @@ impl Audit {
     }
 
     /// Store every row handed over so far; how many were stored.
-    pub async fn flush(&self) -> Result<Result<usize, String>, actix::MailboxError> {
+    pub async fn flush(&self) -> Result<Result<usize, gateway_actors::IoFailure>, actix::MailboxError> {
         self.writer.send(Flush).await
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use futures_util::future::LocalBoxFuture;
-use gateway_actors::{AuditRecord, AuditSink, Stored};
+use gateway_actors::{AuditRecord, AuditSink, IoFailure, Stored};
 
 use super::evidence::Evidence;
 use super::spool::Spool;
@@ -35,7 +35,7 @@ impl DbAuditSink {
 }
 
 impl AuditSink for DbAuditSink {
-    fn write_batch(&self, rows: Arc<[AuditRecord]>) -> LocalBoxFuture<'static, Result<Stored, String>> {
+    fn write_batch(&self, rows: Arc<[AuditRecord]>) -> LocalBoxFuture<'static, Result<Stored, IoFailure>> {
         let (db, spool) = (self.db.clone(), self.spool.clone());
         Box::pin(async move {
             // A database that hangs (rather than refuses) must not hold the writer: past the
@@ -55,7 +55,7 @@ impl AuditSink for DbAuditSink {
                     None => tracing::error!(rows = rows.len(), "audit insert timed out; spooling the batch"),
                 }
             }
-            spool.append(&rows).await?;
+            spool.append(&rows).await.map_err(IoFailure::new)?;
             let (replay_db, replay_spool) = (db.clone(), spool.clone());
             let _ = db.within(WRITE_DEADLINE, async move { replay_spool.replay(&replay_db).await }).await;
             Ok(if spool.held() == 0 { Stored::Database } else { Stored::Spooled })
