@@ -25,15 +25,35 @@ pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/
 /// The async SQLite connection (a blocking connection run on a blocking thread).
 pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 
-/// A database failure; the message never contains row data.
+/// A database failure; the message never contains row data. The driver's or pool's error is
+/// kept as the `source()`.
 #[derive(Debug, thiserror::Error)]
-#[error("database: {0}")]
-pub struct DbError(pub String);
+#[error("database: {message}")]
+pub struct DbError {
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
 
 impl DbError {
-    /// Wrap any displayable error.
-    pub fn from_display(e: impl std::fmt::Display) -> Self {
-        Self(e.to_string())
+    /// Wrap the driver's, pool's or file system's error (kept as the source).
+    pub fn from_display(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self { message: e.to_string(), source: Some(Box::new(e)) }
+    }
+
+    /// Wrap an already boxed error (migrations report theirs boxed).
+    pub fn from_boxed(e: Box<dyn std::error::Error + Send + Sync>) -> Self {
+        Self { message: e.to_string(), source: Some(e) }
+    }
+
+    /// What failed, in the database's or driver's words (never row data).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// A failure the gateway itself detected (no underlying error).
+    pub fn new(message: impl Into<String>) -> Self {
+        Self { message: message.into(), source: None }
     }
 }
 
@@ -142,14 +162,14 @@ pub async fn migrate(url: &str) -> Result<usize, DbError> {
                 std::fs::create_dir_all(parent).map_err(DbError::from_display)?;
             }
             let mut conn = SqliteConnection::establish(path).map_err(DbError::from_display)?;
-            let ran = conn.run_pending_migrations(SQLITE_MIGRATIONS).map_err(DbError::from_display)?;
+            let ran = conn.run_pending_migrations(SQLITE_MIGRATIONS).map_err(DbError::from_boxed)?;
             Ok(ran.len())
         } else {
             let mut conn = <diesel_async::async_connection_wrapper::AsyncConnectionWrapper<
                 AsyncPgConnection,
             > as Connection>::establish(&url)
             .map_err(DbError::from_display)?;
-            let ran = conn.run_pending_migrations(PG_MIGRATIONS).map_err(DbError::from_display)?;
+            let ran = conn.run_pending_migrations(PG_MIGRATIONS).map_err(DbError::from_boxed)?;
             Ok(ran.len())
         }
     })

@@ -256,7 +256,7 @@ pub async fn append(
         // Another writer appended first (the ordinal is the primary key): read the new end.
         tokio::time::sleep(std::time::Duration::from_millis(2 + attempt * 3)).await;
     }
-    Err(last_error.unwrap_or_else(|| DbError("audit ledger append failed".into())))
+    Err(last_error.unwrap_or_else(|| DbError::new("audit ledger append failed")))
 }
 
 /// Append a ledger entry on `$conn` (inside the caller's transaction, if any): read the end,

@@ -81,7 +81,7 @@ pub async fn store_or_set_aside(
         return Err(error);
     }
     if let [row] = rows {
-        set_aside(db, row, &error.0, evidence).await?;
+        set_aside(db, row, error.message(), evidence).await?;
         counter.fetch_add(1, Ordering::Relaxed);
         return Ok(());
     }
