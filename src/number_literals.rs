@@ -9,9 +9,6 @@ use crate::error::GatewayError;
 pub fn check(body: &[u8]) -> Result<(), GatewayError> {
     match mcp_protocol::numbers::first_underflow(body) {
         None => Ok(()),
-        Some(at) => Err(GatewayError::Parse(format!(
-            "the number literal at byte {at} is below what a 64-bit float holds and would arrive as 0; send \
-             numbers this small as strings"
-        ))),
+        Some(at) => Err(GatewayError::Parse(mcp_protocol::BodyError::Underflow(at).to_string())),
     }
 }

@@ -59,7 +59,7 @@ impl Attempt {
     /// at once (never waits — these run where nothing can be awaited, or nobody is waiting).
     pub fn refused(self, shared: &Shared, origin: Origin, error: &GatewayError, http_status: u16) {
         let record = self.row(shared, origin, Err(error), http_status);
-        hand_over(shared, record);
+        shared.audit.hand_over(record);
     }
 
     /// The end of every audited call on every transport (REST, `/mcp`, `/sse`, jobs, tasks):
@@ -79,7 +79,7 @@ impl Attempt {
         if durable {
             make_durable(shared, record).await
         } else {
-            hand_over(shared, record);
+            shared.audit.hand_over(record);
             Ok(())
         }
     }
@@ -157,10 +157,6 @@ pub struct Origin {
     pub client_ip: Option<String>,
     /// The request id (`X-Request-Id`), or the job's submission id.
     pub request_id: String,
-}
-
-fn hand_over(shared: &Shared, record: AuditRecord) {
-    shared.audit.hand_over(record);
 }
 
 async fn make_durable(shared: &Shared, record: AuditRecord) -> Result<(), GatewayError> {

@@ -144,10 +144,11 @@ pub async fn post(
         Ok(read) => read,
         Err(response) => return response,
     };
+    let session_id = header(&req, SESSION_HEADER).map(str::to_owned);
     let post = Post {
-        session_id: header(&req, SESSION_HEADER).map(str::to_owned),
+        scope: super::scope(&caller.user_id, session_id.as_deref().unwrap_or("")),
+        session_id,
         header_version: header(&req, VERSION_HEADER).map(str::to_owned),
-        scope: String::new(),
         wants_stream: header(&req, "accept").is_some_and(|a| a.contains("text/event-stream")),
         req,
         shared,
@@ -155,7 +156,6 @@ pub async fn post(
         caller,
         batch,
     };
-    let post = Post { scope: super::scope(&post.caller.user_id, post.session_id.as_deref().unwrap_or("")), ..post };
     if let Some(response) = post.initialize(&messages) {
         return response;
     }

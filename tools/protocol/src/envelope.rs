@@ -186,10 +186,9 @@ fn batch_too_long(max: usize) -> String {
     format!("batch longer than {max} messages")
 }
 
-/// A batch read with a bound on its length: refused while read, before its items are built, so
-/// a body of a million tiny items costs no more than one string of the same size.
-struct BoundedBatch(Vec<Value>);
-
+/// Reads a batch item by item, refusing it once it holds more than its bound: refused while
+/// read, before the rest of its items are built, so a body of a million tiny items costs no more
+/// than one string of the same size.
 struct Items(usize);
 
 impl<'de> serde::de::Visitor<'de> for Items {
@@ -209,19 +208,17 @@ impl<'de> serde::de::Visitor<'de> for Items {
     }
 }
 
-impl BoundedBatch {
-    fn read(body: &[u8], max: usize) -> Result<Vec<Value>, BodyError> {
-        let mut reader = serde_json::Deserializer::from_slice(body);
-        let items = serde::Deserializer::deserialize_seq(&mut reader, Items(max)).map_err(|e| {
-            if e.to_string().starts_with(&batch_too_long(max)) {
-                BodyError::BatchTooLong(max)
-            } else {
-                BodyError::NotJson(e.to_string())
-            }
-        })?;
-        reader.end().map_err(|e| BodyError::NotJson(e.to_string()))?;
-        Ok(BoundedBatch(items).0)
-    }
+fn read_batch(body: &[u8], max: usize) -> Result<Vec<Value>, BodyError> {
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let items = serde::Deserializer::deserialize_seq(&mut reader, Items(max)).map_err(|e| {
+        if e.to_string().starts_with(&batch_too_long(max)) {
+            BodyError::BatchTooLong(max)
+        } else {
+            BodyError::NotJson(e.to_string())
+        }
+    })?;
+    reader.end().map_err(|e| BodyError::NotJson(e.to_string()))?;
+    Ok(items)
 }
 
 /// Split a POST body into one message or a batch of at most `max_batch` (0: batches refused as
@@ -242,7 +239,7 @@ pub fn split(body: &[u8], max_batch: usize) -> Result<Body, BodyError> {
         });
     }
     if is_batch {
-        let items = BoundedBatch::read(body, max_batch)?;
+        let items = read_batch(body, max_batch)?;
         if items.is_empty() {
             return Err(BodyError::EmptyBatch);
         }
