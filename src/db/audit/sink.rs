@@ -73,23 +73,10 @@ pub async fn store_or_set_aside(
     counter: &AtomicU64,
     evidence: &Evidence,
 ) -> Result<(), DbError> {
-    let mut error = match insert_batch(db, rows, evidence).await {
+    let error = match insert_batch(db, rows, evidence).await {
         Ok(()) => return Ok(()),
         Err(e) => e,
     };
-    // SQLite answers "database is locked" at once (its busy timeout does not apply) when a
-    // transaction that read must write after another connection wrote: a moment of contention,
-    // not a refused row — tried again before anything is set aside.
-    for pause in [10, 50, 250] {
-        if !error.message().contains("database is locked") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
-        match insert_batch(db, rows, evidence).await {
-            Ok(()) => return Ok(()),
-            Err(e) => error = e,
-        }
-    }
     if db.ping().await.is_err() {
         return Err(error);
     }
