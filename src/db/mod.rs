@@ -5,6 +5,7 @@
 //! connection type by [`with_conn!`](crate::with_conn).
 
 pub mod audit;
+mod blocking;
 pub mod jobs;
 pub mod schema;
 pub mod tools;
@@ -22,8 +23,9 @@ pub const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/post
 /// SQLite migrations, embedded in the binary.
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
-/// The async SQLite connection (a blocking connection run on a blocking thread).
-pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+/// The async SQLite connection: a blocking connection whose statements run on the process's
+/// own blocking threads ([`blocking`]), not on those of whichever event loop opened it.
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection, blocking::ProcessThreads>;
 
 /// A database failure; the message never contains row data. The driver's or pool's error is
 /// kept as the `source()`.
@@ -49,6 +51,20 @@ impl DbError {
     /// What failed, in the database's or driver's words (never row data).
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// Whether the database answered and refused the statement (a constraint, a trigger, a
+    /// value it cannot take): a fault in what was sent, which sending it again will not cure.
+    /// Anything else (no connection, a statement that could not be sent, a pool timeout) is the
+    /// database being away, and the work waits for it: the audit sink sets a row aside only
+    /// for a refusal, never because the way to the database failed.
+    pub fn is_refusal(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind as Kind, Error};
+        match self.source.as_deref().and_then(|s| s.downcast_ref::<Error>()) {
+            Some(Error::DatabaseError(Kind::UnableToSendCommand | Kind::ClosedConnection, _)) => false,
+            Some(Error::DatabaseError(..) | Error::SerializationError(_) | Error::QueryBuilderError(_)) => true,
+            _ => false,
+        }
     }
 
     /// A failure the gateway itself detected (no underlying error).
@@ -91,9 +107,10 @@ fn sqlite_path(url: &str) -> &str {
 
 impl Db {
     /// Wait at most `deadline` for `work` on this database; `None` when it did not finish. On
-    /// SQLite the work runs as a task of its own and only the wait is given up: diesel-async
-    /// blocks in place when a SQLite future is dropped mid-flight, which panics a
-    /// current-thread event loop (SQLite statements are bounded by its busy timeout anyway).
+    /// SQLite the work runs as a task of its own and only the wait is given up: a statement
+    /// already on its thread cannot be interrupted, and work dropped between two statements
+    /// would leave its transaction open on the connection (SQLite statements are bounded by
+    /// its busy timeout anyway).
     /// On PostgreSQL the future is dropped, releasing what it held, as a timeout should.
     pub async fn within<T: 'static>(
         &self,
@@ -175,4 +192,27 @@ pub async fn migrate(url: &str) -> Result<usize, DbError> {
     })
     .await
     .map_err(DbError::from_display)?
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::{DatabaseErrorKind as Kind, Error};
+
+    use super::DbError;
+
+    fn database(kind: Kind) -> DbError {
+        DbError::from_display(Error::DatabaseError(kind, Box::new("words".to_owned())))
+    }
+
+    #[test]
+    fn only_what_the_database_answered_is_a_refusal() {
+        assert!(database(Kind::CheckViolation).is_refusal());
+        assert!(database(Kind::Unknown).is_refusal(), "a trigger's RAISE(ABORT) on SQLite");
+        assert!(DbError::from_display(Error::SerializationError("bad value".into())).is_refusal());
+        assert!(!database(Kind::UnableToSendCommand).is_refusal(), "the statement never reached it");
+        assert!(!database(Kind::ClosedConnection).is_refusal());
+        assert!(!DbError::from_display(Error::BrokenTransactionManager).is_refusal());
+        assert!(!DbError::from_display(std::io::Error::other("pool timed out")).is_refusal());
+        assert!(!DbError::new("no source").is_refusal());
+    }
 }

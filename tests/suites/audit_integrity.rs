@@ -557,3 +557,27 @@ async fn chains_from_before_the_ledger_are_adopted_once(kind: DbKind) {
 }
 
 crate::common::on_both_databases!(chains_from_before_the_ledger_are_adopted_once => chains_from_before_the_ledger_are_adopted_once);
+
+/// Before: a SQLite connection kept the event loop that opened it and ran its statements on
+/// that loop's blocking threads. Pool connections are opened wherever they are first needed
+/// (an HTTP worker, a job, the audit writer); once the opening loop stopped, every statement
+/// on the connection failed ("task was cancelled"). Such a failure in the audit sink while the
+/// database still answered a ping on another connection was taken for a refusal: the row was
+/// set aside, missing from `audit_logs` (a cancelled job's row, lost in 2 of ~10 full runs).
+/// Now SQLite's blocking work runs on threads of the process's own, whichever loop opened it.
+#[test]
+fn a_sqlite_connection_outlives_the_event_loop_that_opened_it() {
+    use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("loops.db").display().to_string();
+    let opened = std::thread::spawn(move || {
+        actix_web::rt::System::new()
+            .block_on(async move { mcp_gateway::db::SqliteConn::establish(&path).await.unwrap() })
+    });
+    let mut conn = opened.join().unwrap(); // that thread and its event loop are gone
+    actix_web::rt::System::new().block_on(async move {
+        conn.batch_execute("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1)")
+            .await
+            .expect("statements run after the opening event loop stopped");
+    });
+}

@@ -592,7 +592,10 @@ async fn tasks_run_tool_calls_as_jobs_over_mcp() {
     gw.stop().await;
     // The cancellation is audited under the submission's request id.
     let rows = db.audit_rows().await;
-    let cancel_row = rows.iter().find(|r| r.status == "cancelled").expect("a row for the cancellation");
+    let cancel_row = rows
+        .iter()
+        .find(|r| r.status == "cancelled")
+        .unwrap_or_else(|| panic!("a row for the cancellation: {rows:#?}"));
     assert_eq!(cancel_row.error_code, Some(-32800));
     assert!(rows.iter().any(|r| r.request_id == cancel_row.request_id && r.transport != "job"));
 }

@@ -65,8 +65,8 @@ impl AuditSink for DbAuditSink {
 
 /// Store `rows`; when the database refuses the batch but still answers (so the fault is in the
 /// rows, not an outage), split it in halves until each refused row stands alone, and set that
-/// row aside ([`set_aside`]) so it never holds back the rows behind it. `Err` only when the
-/// database itself cannot be reached.
+/// row aside ([`set_aside`]) so it never holds back the rows behind it. `Err` when the
+/// database cannot be reached or the failure is not a refusal ([`DbError::is_refusal`]).
 pub async fn store_or_set_aside(
     db: &Db,
     rows: &[AuditRecord],
@@ -77,7 +77,9 @@ pub async fn store_or_set_aside(
         Ok(()) => return Ok(()),
         Err(e) => e,
     };
-    if db.ping().await.is_err() {
+    // Only a refusal is the rows' fault; the ping rules out a refusal that was really the
+    // database going away mid-statement.
+    if !error.is_refusal() || db.ping().await.is_err() {
         return Err(error);
     }
     if let [row] = rows {
