@@ -263,11 +263,10 @@ impl Authenticator {
     }
 
     /// Sign a token with the configured HMAC secret (the `token` command; dev and tests).
-    pub fn mint(&self, claims: &Claims, algorithm: Algorithm) -> Result<String, String> {
-        let secret =
-            self.secret.as_ref().ok_or("minting needs an HS algorithm with a secret; use --private-key-file")?;
+    pub fn mint(&self, claims: &Claims, algorithm: Algorithm) -> Result<String, MintError> {
+        let secret = self.secret.as_ref().ok_or(MintError::NoSecret)?;
         jsonwebtoken::encode(&jsonwebtoken::Header::new(algorithm), claims, &EncodingKey::from_secret(secret))
-            .map_err(|e| e.to_string())
+            .map_err(MintError::Sign)
     }
 }
 
@@ -316,16 +315,35 @@ fn refusal(kind: &jsonwebtoken::errors::ErrorKind) -> &'static str {
     }
 }
 
+/// Why a token could not be minted (the `token` command).
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    /// The configured algorithm has no HMAC secret to sign with.
+    #[error("minting needs an HS algorithm with a secret; use --private-key-file")]
+    NoSecret,
+    /// The private key file is not a PEM key of the algorithm's kind.
+    #[error("{0}")]
+    Key(#[source] jsonwebtoken::errors::Error),
+    /// Signing failed.
+    #[error("{0}")]
+    Sign(#[source] jsonwebtoken::errors::Error),
+}
+
 /// Sign a token with a PEM private key (RS256 or ES256).
-pub fn mint_with_pem(claims: &Claims, algorithm: Algorithm, pem: &[u8], kid: Option<String>) -> Result<String, String> {
+pub fn mint_with_pem(
+    claims: &Claims,
+    algorithm: Algorithm,
+    pem: &[u8],
+    kid: Option<String>,
+) -> Result<String, MintError> {
     let key = match algorithm {
         Algorithm::ES256 => EncodingKey::from_ec_pem(pem),
         _ => EncodingKey::from_rsa_pem(pem),
     }
-    .map_err(|e| e.to_string())?;
+    .map_err(MintError::Key)?;
     let mut header = jsonwebtoken::Header::new(algorithm);
     header.kid = kid;
-    jsonwebtoken::encode(&header, claims, &key).map_err(|e| e.to_string())
+    jsonwebtoken::encode(&header, claims, &key).map_err(MintError::Sign)
 }
 
 /// Claims for a new token valid for `ttl_seconds` from now.

@@ -409,8 +409,7 @@ fn token_command(
             mint_with_pem(&claims, settings.jwt.algorithm, &pem, kid)
         }
         None => Authenticator::from_settings(&settings.jwt, &settings.data_dir)?.mint(&claims, settings.jwt.algorithm),
-    }
-    .map_err(|e| anyhow::anyhow!(e))?;
+    }?;
     println!("{token}");
     Ok(())
 }

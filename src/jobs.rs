@@ -178,7 +178,7 @@ impl JobRunner for Runner {
         })
     }
 
-    fn heartbeat(&self) -> LocalBoxFuture<'static, Result<Option<String>, String>> {
+    fn heartbeat(&self) -> LocalBoxFuture<'static, Result<Option<String>, gateway_actors::IoFailure>> {
         let (shared, id, progress) = (self.shared.clone(), self.row.id.clone(), self.progress.borrow_mut().take());
         let trouble = self.db_trouble.clone();
         Box::pin(async move {
@@ -186,7 +186,7 @@ impl JobRunner for Runner {
             if beat.is_err() {
                 trouble.set(Some(std::time::Instant::now()));
             }
-            beat.map_err(|e| e.to_string())
+            beat.map_err(gateway_actors::IoFailure::new)
         })
     }
 

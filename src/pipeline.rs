@@ -209,7 +209,10 @@ pub async fn authorize(
             tool.name, tool.name
         )));
     }
-    shared.registry.check_arguments(&tool.name, arguments).map_err(GatewayError::InvalidArguments)?;
+    shared
+        .registry
+        .check_arguments(&tool.name, arguments)
+        .map_err(|e| GatewayError::InvalidArguments(e.to_string()))?;
     acquire(shared, worker, limits).await?;
     attempt.allowed = true;
     attempt.arguments_logged = shared.policies.snapshot().audit_arguments(&tool.name, arguments);

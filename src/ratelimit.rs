@@ -43,6 +43,11 @@ end
 return {0, tightest, remaining}
 ";
 
+/// `REDIS_URL` was refused by the Redis client (kept as the source).
+#[derive(Debug, thiserror::Error)]
+#[error("REDIS_URL: {0}")]
+pub struct RedisUrlError(#[source] redis::RedisError);
+
 /// Cells in Redis under `mcpgw:rl:`.
 pub struct RedisStore {
     manager: ConnectionManager,
@@ -51,14 +56,14 @@ pub struct RedisStore {
 
 impl RedisStore {
     /// Connect lazily to `url` (a down Redis at start-up is handled like one that fails later).
-    pub fn new(url: &str) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("REDIS_URL: {e}"))?;
+    pub fn new(url: &str) -> Result<Self, RedisUrlError> {
+        let client = redis::Client::open(url).map_err(RedisUrlError)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_millis(500)))
             .set_response_timeout(Some(Duration::from_millis(500)))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let manager = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| format!("REDIS_URL: {e}"))?;
+        let manager = ConnectionManager::new_lazy_with_config(client, config).map_err(RedisUrlError)?;
         Ok(Self { manager, script: redis::Script::new(SCRIPT) })
     }
 }

@@ -46,9 +46,20 @@ pub struct CompiledRules {
     rules: Vec<(String, ArgCheck, Option<regex::Regex>)>,
 }
 
+/// An argument rule that cannot be compiled: its pattern is not a regular expression the
+/// gateway accepts (or compiles too large). Names the argument's path for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}.pattern: {source}")]
+pub struct RuleError {
+    /// The argument's dotted path in the rules.
+    pub path: String,
+    /// Why the pattern was refused.
+    pub source: regex::Error,
+}
+
 impl CompiledRules {
     /// Compile `rules`; a bad or oversized pattern is a configuration error naming its path.
-    pub fn compile(rules: &ArgRules) -> Result<Self, String> {
+    pub fn compile(rules: &ArgRules) -> Result<Self, RuleError> {
         let mut compiled = Vec::new();
         for (path, check) in rules {
             let pattern = match &check.pattern {
@@ -56,7 +67,7 @@ impl CompiledRules {
                     regex::RegexBuilder::new(&format!("^(?:{p})$"))
                         .size_limit(1 << 20)
                         .build()
-                        .map_err(|e| format!("{path}.pattern: {e}"))?,
+                        .map_err(|source| RuleError { path: path.clone(), source })?,
                 ),
                 None => None,
             };

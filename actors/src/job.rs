@@ -31,7 +31,7 @@ pub trait JobRunner: 'static {
     /// The backend call; dropping the future cancels it.
     fn run(&self) -> LocalBoxFuture<'static, JobOutcome>;
     /// Record a sign of life (and progress); answers the job's status in the store.
-    fn heartbeat(&self) -> LocalBoxFuture<'static, Result<Option<String>, String>>;
+    fn heartbeat(&self) -> LocalBoxFuture<'static, Result<Option<String>, crate::IoFailure>>;
     /// Record the terminal state.
     fn finish(&self, outcome: JobOutcome) -> LocalBoxFuture<'static, ()>;
 }
@@ -136,7 +136,7 @@ mod tests {
                 JobOutcome::Succeeded(serde_json::json!({"ok": true}))
             })
         }
-        fn heartbeat(&self) -> LocalBoxFuture<'static, Result<Option<String>, String>> {
+        fn heartbeat(&self) -> LocalBoxFuture<'static, Result<Option<String>, crate::IoFailure>> {
             let status = *self.status.borrow();
             Box::pin(async move { Ok(Some(status.to_owned())) })
         }

@@ -251,7 +251,7 @@ fn start_audit(
 /// evicts idle in-process cells.
 fn start_limits(settings: &Settings, board: &HealthBoard) -> anyhow::Result<crate::ratelimit::Limits> {
     let rate_store: Arc<dyn RateStore> = match &settings.redis_url {
-        Some(url) => Arc::new(crate::ratelimit::RedisStore::new(url).map_err(anyhow::Error::msg)?),
+        Some(url) => Arc::new(crate::ratelimit::RedisStore::new(url)?),
         None => Arc::new(LocalStore::new(Arc::new(SystemClock::default()))),
     };
     let rate_failure = if settings.rate_limit_fail_open { FailureMode::Open } else { FailureMode::Closed };

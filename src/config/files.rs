@@ -19,14 +19,25 @@ struct ToolsFile {
     tools: Vec<Tool>,
 }
 
+/// Why `${…}` expansion failed.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ExpandError {
+    /// A `${` without its `}`.
+    #[error("unterminated ${{ in file")]
+    Unterminated,
+    /// `${NAME}` with no value and no `:-default`.
+    #[error("variable {0} is not set and has no default")]
+    Unset(String),
+}
+
 /// Replace `${VAR}` and `${VAR:-default}` with the variable's value (or the default).
-pub fn expand_vars(text: &str, lookup: Lookup<'_>) -> Result<String, String> {
+pub fn expand_vars(text: &str, lookup: Lookup<'_>) -> Result<String, ExpandError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| "unterminated ${ in file".to_owned())?;
+        let end = after.find('}').ok_or(ExpandError::Unterminated)?;
         let inner = &after[..end];
         let (name, default) = match inner.split_once(":-") {
             Some((n, d)) => (n, Some(d)),
@@ -34,7 +45,7 @@ pub fn expand_vars(text: &str, lookup: Lookup<'_>) -> Result<String, String> {
         };
         match lookup(name).filter(|v| !v.is_empty()).or(default.map(str::to_owned)) {
             Some(value) => out.push_str(&value),
-            None => return Err(format!("variable {name} is not set and has no default")),
+            None => return Err(ExpandError::Unset(name.to_owned())),
         }
         rest = &after[end + 1..];
     }
@@ -44,8 +55,8 @@ pub fn expand_vars(text: &str, lookup: Lookup<'_>) -> Result<String, String> {
 
 fn read(path: &Path, lookup: Lookup<'_>) -> Result<String, ConfigError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::new(&name, format!("cannot read: {e}")))?;
-    expand_vars(&text, lookup).map_err(|e| ConfigError::new(name, e))
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::caused(&name, format!("cannot read: {e}"), e))?;
+    expand_vars(&text, lookup).map_err(|e| ConfigError::caused(name, e.to_string(), e))
 }
 
 /// Parse and validate `tools.yaml`.
@@ -56,7 +67,7 @@ pub fn load_tools(path: &Path, lookup: Lookup<'_>) -> Result<Vec<Tool>, ConfigEr
 /// Parse and validate the text of a `tools.yaml` (variables already expanded); `name` names the
 /// file in errors. Separate from the file read so the fuzz target reaches it directly.
 pub fn parse_tools(name: &str, text: &str) -> Result<Vec<Tool>, ConfigError> {
-    let file: ToolsFile = serde_yaml::from_str(text).map_err(|e| ConfigError::new(name, e.to_string()))?;
+    let file: ToolsFile = serde_yaml::from_str(text).map_err(|e| ConfigError::caused(name, e.to_string(), e))?;
     let mut seen = std::collections::HashSet::new();
     for (i, tool) in file.tools.iter().enumerate() {
         let field = |f: &str| format!("{name}: tools[{i}].{f}");
@@ -91,8 +102,8 @@ pub fn load_policy(path: &Path, lookup: Lookup<'_>) -> Result<Policy, ConfigErro
 /// Parse and compile the text of a `policy.yaml` (variables already expanded); `name` names the
 /// file in errors. Separate from the file read so the fuzz target reaches it directly.
 pub fn parse_policy(name: &str, text: &str) -> Result<Policy, ConfigError> {
-    let doc: PolicyDocument = serde_yaml::from_str(text).map_err(|e| ConfigError::new(name, e.to_string()))?;
-    Policy::compile(doc).map_err(|e| ConfigError::new(name, e))
+    let doc: PolicyDocument = serde_yaml::from_str(text).map_err(|e| ConfigError::caused(name, e.to_string(), e))?;
+    Policy::compile(doc).map_err(|e| ConfigError::caused(name, e.to_string(), e))
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 
-/// A configuration problem, naming the variable (or file and field) and the reason.
+/// A configuration problem, naming the variable (or file and field) and the reason; the
+/// underlying error (a read, a parse, a compile), when there is one, is its `source()`.
 #[derive(Debug, thiserror::Error)]
 #[error("{source_name}: {reason}")]
 pub struct ConfigError {
@@ -22,12 +23,23 @@ pub struct ConfigError {
     pub source_name: String,
     /// Why the value was refused.
     pub reason: String,
+    #[source]
+    cause: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 impl ConfigError {
-    /// A problem with `source_name`.
+    /// A problem with `source_name` the gateway itself found.
     pub fn new(source_name: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { source_name: source_name.into(), reason: reason.into() }
+        Self { source_name: source_name.into(), reason: reason.into(), cause: None }
+    }
+
+    /// A problem with `source_name` that `cause` reported (kept as the source).
+    pub fn caused(
+        source_name: impl Into<String>,
+        reason: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self { source_name: source_name.into(), reason: reason.into(), cause: Some(Box::new(cause)) }
     }
 }
 
@@ -240,7 +252,7 @@ fn audit_key(lookup: Lookup<'_>) -> Result<Option<crate::db::audit::evidence::Au
         None => Ok(None),
         Some(text) => crate::db::audit::evidence::AuditKey::parse(&text)
             .map(Some)
-            .map_err(|why| ConfigError::new("AUDIT_HMAC_KEY", why)),
+            .map_err(|why| ConfigError::caused("AUDIT_HMAC_KEY", why.to_string(), why)),
     }
 }
 
@@ -328,7 +340,7 @@ impl Settings {
             workers: get(lookup, "GATEWAY_WORKERS")
                 .map(|w| w.parse())
                 .transpose()
-                .map_err(|e: std::num::ParseIntError| ConfigError::new("GATEWAY_WORKERS", e.to_string()))?,
+                .map_err(|e: std::num::ParseIntError| ConfigError::caused("GATEWAY_WORKERS", e.to_string(), e))?,
             audit_batch_size,
             audit_flush_interval: Duration::from_millis(parse(lookup, "AUDIT_FLUSH_INTERVAL_MS", 20)?),
             database_pool_size: parse(lookup, "DATABASE_POOL_SIZE", 8)?,

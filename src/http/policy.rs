@@ -41,7 +41,7 @@ pub fn explanation(
     explained: Option<gateway_actors::Explanation>,
     tool_name: &str,
     limits: &[gateway_actors::Limit],
-    schema: Result<(), String>,
+    schema: Result<(), crate::registry::input_schemas::SchemaMismatch>,
     drift: bool,
     blocked: bool,
 ) -> Value {
@@ -59,7 +59,11 @@ pub fn explanation(
     if e.allowed {
         if let Err(problem) = schema {
             e.allowed = false;
-            e.steps.push(gateway_actors::policy::Step { rule: "input_schema".into(), effect: "deny", detail: problem });
+            e.steps.push(gateway_actors::policy::Step {
+                rule: "input_schema".into(),
+                effect: "deny",
+                detail: problem.to_string(),
+            });
         }
     }
     json!({

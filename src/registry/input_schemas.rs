@@ -43,7 +43,7 @@ impl Schemas {
     /// Check `arguments`; the error lists up to three problems with their JSON paths. Values are
     /// masked ("the value is longer than …"): the message reaches the audit table and the logs,
     /// where a document body or a secret must never appear.
-    pub fn check(&self, tool: &str, arguments: &Value) -> Result<(), String> {
+    pub fn check(&self, tool: &str, arguments: &Value) -> Result<(), SchemaMismatch> {
         let Some(validator) = self.validators.get(tool).map(|v| v.clone()) else { return Ok(()) };
         let problems: Vec<String> = validator
             .iter_errors(arguments)
@@ -60,9 +60,18 @@ impl Schemas {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(format!("the arguments do not match the tool's input schema — {}", problems.join("; ")))
+            Err(SchemaMismatch { problems })
         }
     }
+}
+
+/// Arguments that do not match a tool's input schema: up to three problems, each with its
+/// JSON path and a masked description (never the value).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the arguments do not match the tool's input schema — {}", problems.join("; "))]
+pub struct SchemaMismatch {
+    /// `arguments/path: what is wrong`, at most three.
+    pub problems: Vec<String>,
 }
 
 #[cfg(test)]
@@ -79,9 +88,9 @@ mod tests {
             &json!({"type": "object", "required": ["n"], "properties": {"n": {"type": "integer", "maximum": 5}}}),
         );
         assert!(schemas.check("t", &json!({"n": 3})).is_ok());
-        let err = schemas.check("t", &json!({"n": 9})).unwrap_err();
+        let err = schemas.check("t", &json!({"n": 9})).unwrap_err().to_string();
         assert!(err.contains("arguments/n"), "{err}");
-        assert!(schemas.check("t", &json!({})).unwrap_err().contains("required"));
+        assert!(schemas.check("t", &json!({})).unwrap_err().to_string().contains("required"));
         assert!(schemas.check("other", &json!({"anything": 1})).is_ok());
     }
 
@@ -97,7 +106,8 @@ mod tests {
         );
         let err = schemas
             .check("t", &json!({"body": "a very long secret document", "password": "hunter2-secret", "n": "s3cr3t"}))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         for secret in ["secret document", "hunter2", "s3cr3t"] {
             assert!(!err.contains(secret), "{secret} leaked: {err}");
         }

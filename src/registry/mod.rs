@@ -89,7 +89,7 @@ impl Registry {
     }
 
     /// Check `arguments` against `tool`'s input schema (from `tools.yaml`, or its backend's).
-    pub fn check_arguments(&self, tool: &str, arguments: &Value) -> Result<(), String> {
+    pub fn check_arguments(&self, tool: &str, arguments: &Value) -> Result<(), input_schemas::SchemaMismatch> {
         self.schemas.check(tool, arguments)
     }
 

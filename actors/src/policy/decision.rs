@@ -47,14 +47,25 @@ fn matches(patterns: &[String], name: &str) -> bool {
     patterns.iter().any(|p| p == "*" || p == name || p.strip_suffix('*').is_some_and(|prefix| name.starts_with(prefix)))
 }
 
+/// A policy document that cannot be compiled: one of a tool's argument rules is refused.
+#[derive(Debug, thiserror::Error)]
+#[error("tools.{tool}.arguments.{source}")]
+pub struct PolicyError {
+    /// The tool whose rules are at fault.
+    pub tool: String,
+    /// The refused rule.
+    pub source: crate::arguments::RuleError,
+}
+
 impl Policy {
     /// Compile a parsed document (argument patterns compiled once).
-    pub fn compile(doc: PolicyDocument) -> Result<Self, String> {
+    pub fn compile(doc: PolicyDocument) -> Result<Self, PolicyError> {
         let mut arguments = BTreeMap::new();
         for (tool, rule) in &doc.tools {
-            let mut add = |scope: String, rules: &ArgRules| -> Result<(), String> {
+            let mut add = |scope: String, rules: &ArgRules| -> Result<(), PolicyError> {
                 if !rules.is_empty() {
-                    let compiled = CompiledRules::compile(rules).map_err(|e| format!("tools.{tool}.arguments.{e}"))?;
+                    let compiled =
+                        CompiledRules::compile(rules).map_err(|source| PolicyError { tool: tool.clone(), source })?;
                     arguments.insert((tool.clone(), scope), compiled);
                 }
                 Ok(())

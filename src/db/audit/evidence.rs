@@ -33,14 +33,24 @@ impl std::fmt::Debug for AuditKey {
     }
 }
 
+/// Why a configured audit key was refused (the key itself is never in the message).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// Not hexadecimal. The decoder's error is not kept: it quotes a character of the key.
+    #[error("AUDIT_HMAC_KEY must be hex (e.g. `openssl rand -hex 32`)")]
+    NotHex,
+    /// Fewer than 32 bytes.
+    #[error("AUDIT_HMAC_KEY holds {0} bytes; at least 32 are needed")]
+    TooShort(usize),
+}
+
 impl AuditKey {
     /// The key from its configured text: at least 32 bytes written as hex (64 hex digits or
     /// more). A short or malformed key is refused rather than silently weakening the evidence.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let bytes = hex::decode(text.trim())
-            .map_err(|_| "AUDIT_HMAC_KEY must be hex (e.g. `openssl rand -hex 32`)".to_owned())?;
+    pub fn parse(text: &str) -> Result<Self, KeyError> {
+        let bytes = hex::decode(text.trim()).map_err(|_| KeyError::NotHex)?;
         if bytes.len() < 32 {
-            return Err(format!("AUDIT_HMAC_KEY holds {} bytes; at least 32 are needed", bytes.len()));
+            return Err(KeyError::TooShort(bytes.len()));
         }
         Ok(Self(bytes))
     }

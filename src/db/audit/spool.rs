@@ -8,6 +8,28 @@ use gateway_actors::AuditRecord;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+/// Why the spool could not take or give back rows.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    /// A row could not be written as JSON.
+    #[error("{0}")]
+    Encode(#[source] serde_json::Error),
+    /// The spool file (or the file of unreadable lines beside it) could not be written.
+    #[error("audit spool {}: {source}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// The thread doing the file work ended early.
+    #[error("{0}")]
+    Thread(#[from] tokio::task::JoinError),
+    /// The database could not be reached while replaying.
+    #[error("{0}")]
+    Database(#[from] crate::db::DbError),
+}
+
 /// Rows per INSERT statement while replaying the spool.
 const ROWS_PER_STATEMENT: usize = 1000;
 
@@ -71,11 +93,11 @@ impl Spool {
     }
 
     /// Append `rows` durably (fsync before returning).
-    pub(super) async fn append(&self, rows: &[AuditRecord]) -> Result<(), String> {
+    pub(super) async fn append(&self, rows: &[AuditRecord]) -> Result<(), SpoolError> {
         let _guard = self.lock.lock().await;
         let mut text = String::new();
         for r in rows {
-            text.push_str(&serde_json::to_string(r).map_err(|e| e.to_string())?);
+            text.push_str(&serde_json::to_string(r).map_err(SpoolError::Encode)?);
             text.push('\n');
         }
         let path = self.path.clone();
@@ -88,16 +110,15 @@ impl Spool {
             file.write_all(text.as_bytes())?;
             file.sync_data()
         })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("audit spool {}: {e}", self.path.display()))?;
+        .await?
+        .map_err(|source| SpoolError::File { path: self.path.clone(), source })?;
         self.rows.fetch_add(rows.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
     /// Move the spooled rows into the database, in order; the file is emptied only after
     /// every row is stored. At most one attempt a second.
-    pub async fn replay(&self, db: &Db) -> Result<u64, String> {
+    pub async fn replay(&self, db: &Db) -> Result<u64, SpoolError> {
         if self.held() == 0 || self.last_replay.get().is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1)) {
             return Ok(0);
         }
@@ -127,20 +148,19 @@ impl Spool {
                 }
                 Err(e) => Err(e),
             };
-            written.map_err(|e| format!("audit spool {}: {e}", aside.display()))?;
+            written.map_err(|source| SpoolError::File { path: aside, source })?;
         }
         // A row the database refuses is set aside alone; only an outage stops the replay (and
         // the rows stored so far are skipped next time: inserts are idempotent on the row id).
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            store_or_set_aside(db, chunk, &self.set_aside, &self.evidence).await.map_err(|e| e.to_string())?;
+            store_or_set_aside(db, chunk, &self.set_aside, &self.evidence).await?;
         }
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
             std::fs::OpenOptions::new().write(true).truncate(true).open(&path).and_then(|f| f.sync_all())
         })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .await?
+        .map_err(|source| SpoolError::File { path: self.path.clone(), source })?;
         self.rows.store(0, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(rows = rows.len(), "audit spool replayed into the database");
         Ok(rows.len() as u64)

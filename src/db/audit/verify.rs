@@ -47,14 +47,24 @@ impl Default for VerifyWith<'_> {
     }
 }
 
+/// How a stored row shows it was rewritten outside the gateway.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum Rewritten {
+    /// `roles` does not parse.
+    #[error("roles is not a JSON array of strings")]
+    RolesNotJson,
+    /// `roles` parses but is not written the way the gateway writes it.
+    #[error("roles is not written as the gateway writes it")]
+    RolesNotCanonical,
+}
+
 /// A stored row as the gateway wrote it, or why it cannot be: every field must parse exactly
 /// as written (`roles` is the canonical JSON array of strings), or a rewrite that its hash
 /// cannot see — `[]` rewritten to text that does not parse — would pass.
-fn strict_record(row: &AuditRow) -> Result<AuditRecord, String> {
-    let roles: Vec<String> =
-        serde_json::from_str(&row.roles).map_err(|_| "roles is not a JSON array of strings".to_owned())?;
+fn strict_record(row: &AuditRow) -> Result<AuditRecord, Rewritten> {
+    let roles: Vec<String> = serde_json::from_str(&row.roles).map_err(|_| Rewritten::RolesNotJson)?;
     if serde_json::to_string(&roles).ok().as_deref() != Some(row.roles.as_str()) {
-        return Err("roles is not written as the gateway writes it".into());
+        return Err(Rewritten::RolesNotCanonical);
     }
     let mut record = AuditRecord::from(row);
     record.roles = roles;
