@@ -175,7 +175,8 @@ fn unit(params: &Value, p: u32) -> CallOutcome {
                                 "{} minus {} is a temperature difference: ask for it in K (or °R), not on \
                                  an offset scale like {target}",
                                 lu.symbol, ru.symbol
-                            ));
+                            )
+                            .into());
                         }
                     }
                     (apply(op, &l, &r, p)?, kelvin)
@@ -197,7 +198,7 @@ fn unit(params: &Value, p: u32) -> CallOutcome {
                 None => Ok(unit_result("arithmetic", &value, &unit, p)),
             }
         }
-        other => Err(format!("unknown unit action {other:?}: use convert or arithmetic")),
+        other => Err(format!("unknown unit action {other:?}: use convert or arithmetic").into()),
     }
 }
 
@@ -220,6 +221,6 @@ pub fn call(_tool: &str, arguments: Value) -> CallOutcome {
         }
         "statistics" => stats(&params, p),
         "unit" => unit(&params, p),
-        other => Err(format!("unknown operation {other:?}: use arithmetic, expression, statistics or unit")),
+        other => Err(format!("unknown operation {other:?}: use arithmetic, expression, statistics or unit").into()),
     }
 }

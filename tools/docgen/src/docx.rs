@@ -2,6 +2,7 @@
 //! on the input alone — fixed part order, fixed zip times, ids numbered per document.
 
 use std::io::Write;
+use tool_kit::ToolError;
 
 use zip::write::SimpleFileOptions;
 
@@ -304,7 +305,7 @@ xmlns:vt=\"http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes\
 }
 
 /// Render the whole document as DOCX bytes.
-pub fn render(doc: &[Block], meta: &Meta) -> Result<Vec<u8>, String> {
+pub fn render(doc: &[Block], meta: &Meta) -> Result<Vec<u8>, ToolError> {
     let mut w = Writer::default();
     w.blocks(doc, 0, false);
     let document = format!(
@@ -353,14 +354,14 @@ w:header=\"709\" w:footer=\"709\" w:gutter=\"0\"/></w:sectPr></w:body></w:docume
     let options = SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
         .last_modified_time(zip::DateTime::default());
-    let mut write = |name: &str, data: &str| -> Result<(), String> {
-        zip.start_file(name, options).map_err(|e| e.to_string())?;
-        zip.write_all(data.as_bytes()).map_err(|e| e.to_string())
+    let mut write = |name: &str, data: &str| -> Result<(), ToolError> {
+        zip.start_file(name, options).map_err(|e| ToolError::failed(e.to_string(), e))?;
+        zip.write_all(data.as_bytes()).map_err(|e| ToolError::failed(e.to_string(), e))
     };
     for (name, data) in &parts {
         write(name, data)?;
     }
-    Ok(zip.finish().map_err(|e| e.to_string())?.into_inner())
+    Ok(zip.finish().map_err(|e| ToolError::failed(e.to_string(), e))?.into_inner())
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
-use tool_kit::{CallOutcome, ToolServer, ToolSpec};
+use tool_kit::{CallOutcome, ToolError, ToolServer, ToolSpec};
 
 /// Default cap on the Markdown content, in bytes.
 pub const DEFAULT_MAX_CONTENT_BYTES: usize = 512 * 1024;
@@ -56,16 +56,16 @@ pub struct Generated {
     pub pages: Option<usize>,
 }
 
-fn short(value: &Value, name: &str) -> Result<Option<String>, String> {
+fn short(value: &Value, name: &str) -> Result<Option<String>, ToolError> {
     match value.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.chars().count() <= MAX_FIELD_CHARS => Ok(Some(markdown::printable(s).into_owned())),
-        Some(Value::String(_)) => Err(format!("{name} is longer than {MAX_FIELD_CHARS} characters")),
-        Some(_) => Err(format!("{name} must be a string")),
+        Some(Value::String(_)) => Err(format!("{name} is longer than {MAX_FIELD_CHARS} characters").into()),
+        Some(_) => Err(format!("{name} must be a string").into()),
     }
 }
 
-fn meta(arguments: &Value, blocks: &[markdown::Block]) -> Result<Meta, String> {
+fn meta(arguments: &Value, blocks: &[markdown::Block]) -> Result<Meta, ToolError> {
     let first_heading = blocks.iter().find_map(|b| match b {
         markdown::Block::Heading(_, spans) => Some(markdown::plain(spans)),
         _ => None,
@@ -79,7 +79,7 @@ fn meta(arguments: &Value, blocks: &[markdown::Block]) -> Result<Meta, String> {
     let extra = match arguments.get("metadata") {
         None | Some(Value::Null) => &empty,
         Some(Value::Object(m)) if m.len() <= MAX_METADATA_ENTRIES => m,
-        Some(Value::Object(_)) => return Err(format!("metadata has more than {MAX_METADATA_ENTRIES} entries")),
+        Some(Value::Object(_)) => return Err(format!("metadata has more than {MAX_METADATA_ENTRIES} entries").into()),
         Some(_) => return Err("metadata must be an object of strings".into()),
     };
     for (key, value) in extra {
@@ -105,7 +105,9 @@ fn meta(arguments: &Value, blocks: &[markdown::Block]) -> Result<Meta, String> {
                     _ => meta.extra.push((key, s)),
                 }
             }
-            (_, Value::String(_)) => return Err(format!("metadata.{key} is longer than {MAX_FIELD_CHARS} characters")),
+            (_, Value::String(_)) => {
+                return Err(format!("metadata.{key} is longer than {MAX_FIELD_CHARS} characters").into())
+            }
             (_, other) => meta.extra.push((markdown::printable(key).into_owned(), other.to_string())),
         }
     }
@@ -113,7 +115,7 @@ fn meta(arguments: &Value, blocks: &[markdown::Block]) -> Result<Meta, String> {
 }
 
 /// Generate a document from `document_generate` arguments.
-pub fn generate(arguments: &Value, max_content_bytes: usize) -> Result<Generated, String> {
+pub fn generate(arguments: &Value, max_content_bytes: usize) -> Result<Generated, ToolError> {
     let content = match arguments.get("content") {
         Some(Value::String(s)) => s,
         Some(_) => return Err("content must be a string of Markdown".into()),
@@ -123,7 +125,7 @@ pub fn generate(arguments: &Value, max_content_bytes: usize) -> Result<Generated
         return Err("content is empty".into());
     }
     if content.len() > max_content_bytes {
-        return Err(format!("content is {} bytes; the limit is {max_content_bytes}", content.len()));
+        return Err(format!("content is {} bytes; the limit is {max_content_bytes}", content.len()).into());
     }
     let format = arguments.get("format").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
     let blocks = markdown::parse(content)?;
@@ -135,7 +137,7 @@ pub fn generate(arguments: &Value, max_content_bytes: usize) -> Result<Generated
         "docx" => docx::render(&blocks, &meta).map(|bytes| Generated { format: "docx", bytes, pages: None }),
         "html" => Ok(Generated { format: "html", bytes: html::render(&blocks, &meta), pages: None }),
         "" => Err("format is required: pdf, docx or html".into()),
-        other => Err(format!("unknown format {other:?}: use pdf, docx or html")),
+        other => Err(format!("unknown format {other:?}: use pdf, docx or html").into()),
     }
 }
 

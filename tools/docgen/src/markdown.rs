@@ -5,6 +5,7 @@
 //! depth and table width are capped so hostile input stays cheap.
 
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+use tool_kit::ToolError;
 
 /// Deepest nesting of lists and quotes accepted.
 pub const MAX_DEPTH: usize = 32;
@@ -229,12 +230,12 @@ impl Builder {
         }
     }
 
-    fn open(&mut self, frame: Frame) -> Result<(), String> {
+    fn open(&mut self, frame: Frame) -> Result<(), ToolError> {
         self.flush_implicit();
         // Levels as a reader counts them: a list or a quote is one (its items are not another).
         let levels = self.frames.iter().filter(|f| matches!(f, Frame::List(..) | Frame::Quote(_))).count();
         if levels >= MAX_DEPTH && matches!(frame, Frame::List(..) | Frame::Quote(_)) {
-            return Err(format!("the Markdown nests lists and quotes deeper than {MAX_DEPTH} levels"));
+            return Err(format!("the Markdown nests lists and quotes deeper than {MAX_DEPTH} levels").into());
         }
         self.frames.push(frame);
         Ok(())
@@ -242,7 +243,7 @@ impl Builder {
 }
 
 /// Parse `content` into blocks.
-pub fn parse(content: &str) -> Result<Vec<Block>, String> {
+pub fn parse(content: &str) -> Result<Vec<Block>, ToolError> {
     let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
     let mut b = Builder {
         frames: vec![Frame::Root(Vec::new())],
@@ -279,7 +280,8 @@ pub fn parse(content: &str) -> Result<Vec<Block>, String> {
                         return Err(format!(
                             "a table has {} columns; at most {MAX_COLUMNS} are accepted",
                             aligns.len()
-                        ));
+                        )
+                        .into());
                     }
                     b.flush_implicit();
                     let aligns = aligns
@@ -440,16 +442,16 @@ mod tests {
 
     #[test]
     fn absurd_nesting_and_width_are_refused() {
-        assert!(parse(&">".repeat(10_000)).unwrap_err().contains("deeper"));
-        assert!(parse(&"1. ".repeat(1000)).unwrap_err().contains("deeper"));
+        assert!(parse(&">".repeat(10_000)).unwrap_err().to_string().contains("deeper"));
+        assert!(parse(&"1. ".repeat(1000)).unwrap_err().to_string().contains("deeper"));
         // A list level counts once (its items are not another level): 17 levels are accepted
         // (before: refused as deeper than 32), 33 are not.
         let nested =
             |levels: usize| (0..levels).map(|i| format!("{}- level {i}\n", "  ".repeat(i))).collect::<String>();
         assert!(parse(&nested(17)).is_ok());
         assert!(parse(&nested(32)).is_ok());
-        assert!(parse(&nested(33)).unwrap_err().contains("deeper"));
+        assert!(parse(&nested(33)).unwrap_err().to_string().contains("deeper"));
         let wide = format!("|{}\n|{}\n", "a|".repeat(1000), "-|".repeat(1000));
-        assert!(parse(&wide).unwrap_err().contains("columns"));
+        assert!(parse(&wide).unwrap_err().to_string().contains("columns"));
     }
 }

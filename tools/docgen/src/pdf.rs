@@ -7,6 +7,7 @@
 use krilla::action::{Action, LinkAction};
 use krilla::annotation::{Annotation, LinkAnnotation, Target};
 use std::num::NonZeroU16;
+use tool_kit::ToolError;
 
 use krilla::color::rgb;
 use krilla::destination::XyzDestination;
@@ -92,11 +93,12 @@ fn lookup_advance(glyphs: &ttf_parser::Face, c: char) -> u16 {
 }
 
 impl Metrics {
-    fn new() -> Result<Self, String> {
+    fn new() -> Result<Self, ToolError> {
         let faces = [Face::Regular, Face::Bold, Face::Italic, Face::BoldItalic, Face::Mono]
             .into_iter()
             .map(|face| {
-                let glyphs = ttf_parser::Face::parse(face.data(), 0).map_err(|e| format!("font: {e}"))?;
+                let glyphs =
+                    ttf_parser::Face::parse(face.data(), 0).map_err(|e| ToolError::failed(format!("font: {e}"), e))?;
                 let mut latin1 = [0u16; 256];
                 let mut latin1_drawn = [false; 256];
                 for (c, drawn) in ('\0'..='\u{ff}').zip(latin1_drawn.iter_mut()) {
@@ -107,7 +109,7 @@ impl Metrics {
                 }
                 Ok(FaceMetrics { face, glyphs, latin1, latin1_drawn })
             })
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<_, ToolError>>()?;
         Ok(Self { faces })
     }
 
@@ -830,7 +832,7 @@ fn invisible(c: char) -> bool {
 
 /// Refuse a document with characters the embedded fonts cannot draw, naming them, rather than
 /// drawing empty boxes.
-fn check_drawable(missing: &std::collections::BTreeSet<char>) -> Result<(), String> {
+fn check_drawable(missing: &std::collections::BTreeSet<char>) -> Result<(), ToolError> {
     if missing.is_empty() {
         return Ok(());
     }
@@ -840,7 +842,8 @@ fn check_drawable(missing: &std::collections::BTreeSet<char>) -> Result<(), Stri
         "the PDF's fonts (DejaVu: Latin, Greek, Cyrillic, Arabic, Hebrew, symbols) cannot draw {}{more}; they \
          would show as empty boxes. Use format \"docx\" or \"html\", which use the reader's fonts, or remove them",
         shown.join(", ")
-    ))
+    )
+    .into())
 }
 
 /// Whether a character is written right to left (bidi class R or AL: Hebrew, Arabic…).
@@ -956,13 +959,13 @@ fn nodes(elems: &[Elem], e: usize, ids: &mut [Option<Identifier>]) -> Vec<Node> 
 /// tagged (a structure tree in reading order: headings, paragraphs, lists, quotes, tables with
 /// header cells, links; decoration, repeated headers and page numbers are artifacts), carries
 /// the document language when given, an outline of the headings and page numbers.
-pub fn render(doc: &[Block], meta: &Meta) -> Result<(Vec<u8>, usize), String> {
+pub fn render(doc: &[Block], meta: &Meta) -> Result<(Vec<u8>, usize), ToolError> {
     let metrics = Metrics::new()?;
     let mut layout = Layout::new(&metrics);
     layout.blocks(doc, MARGIN, PAGE_W - 2.0 * MARGIN, false);
     check_drawable(&layout.missing)?;
     if let Some(why) = layout.refused.take() {
-        return Err(why);
+        return Err(why.into());
     }
     number_pages(&mut layout);
     let fonts: Vec<(Face, Font)> = [Face::Regular, Face::Bold, Face::Italic, Face::BoldItalic, Face::Mono]

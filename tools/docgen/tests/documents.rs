@@ -207,7 +207,7 @@ fn bad_input_is_a_clear_tool_error() {
         (json!({"content": "x", "format": "pdf", "metadata": [1]}), "metadata"),
     ];
     for (args, needle) in cases {
-        let err = docgen::call(&args, max).unwrap_err();
+        let err = docgen::call(&args, max).unwrap_err().to_string();
         assert!(err.contains(needle), "{needle}: {err}");
     }
 }
@@ -579,7 +579,7 @@ print("tags|" + " ".join(tags))
 #[test]
 fn characters_the_pdf_cannot_draw_are_named_never_boxes() {
     let content = "Report 中文 ok";
-    let err = docgen::generate(&json!({"content": content, "format": "pdf"}), 1 << 20).unwrap_err();
+    let err = docgen::generate(&json!({"content": content, "format": "pdf"}), 1 << 20).unwrap_err().to_string();
     assert!(err.contains("U+4E2D") && err.contains("U+6587") && err.contains("docx"), "{err}");
     for format in ["docx", "html"] {
         assert!(docgen::generate(&json!({"content": content, "format": format}), 1 << 20).is_ok(), "{format}");
@@ -654,7 +654,7 @@ fn wide_tables_are_set_smaller_or_refused_never_spilled() {
         assert_eq!(found.iter().filter(|f| *f == w).count(), 2, "{w} cut:\n{text}");
     }
     let many: String = (0..60).map(|i| format!("| c{i} ")).collect::<String>() + "|\n" + &"|---".repeat(60) + "|\n";
-    let err = docgen::generate(&json!({"content": many, "format": "pdf"}), 1 << 20).unwrap_err();
+    let err = docgen::generate(&json!({"content": many, "format": "pdf"}), 1 << 20).unwrap_err().to_string();
     assert!(err.contains("60 columns") && err.contains("docx"), "{err}");
     assert!(docgen::generate(&json!({"content": many, "format": "docx"}), 1 << 20).is_ok());
 }

@@ -4,6 +4,7 @@
 use git2::{ObjectType, Repository, TreeWalkMode, TreeWalkResult};
 use regex::RegexBuilder;
 use serde_json::{json, Value};
+use tool_kit::ToolError;
 
 use crate::history::commit;
 use crate::tree::is_binary;
@@ -13,10 +14,10 @@ use crate::{paths, Args, Deadline};
 pub const MAX_PATTERN: usize = 1000;
 
 /// `grep`: matching lines as `{path, line, text}`.
-pub fn grep(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value, String> {
+pub fn grep(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value, ToolError> {
     let pattern = args.str("pattern")?;
     if pattern.is_empty() || pattern.len() > MAX_PATTERN {
-        return Err(format!("pattern must be 1 to {MAX_PATTERN} characters"));
+        return Err(format!("pattern must be 1 to {MAX_PATTERN} characters").into());
     }
     let source = if args.bool("regex")? { pattern.to_owned() } else { regex::escape(pattern) };
     let re = RegexBuilder::new(&source)
@@ -28,7 +29,7 @@ pub fn grep(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value
     let glob = args.opt_str("glob")?.map(paths::glob).transpose()?;
     let under = args.path("path")?;
     let limit = args.limit(100, crate::MAX_LIMIT)?;
-    let tree = commit(repo, args.str_or("rev", "HEAD")?)?.tree().map_err(|e| crate::history::damaged(&e))?;
+    let tree = commit(repo, args.str_or("rev", "HEAD")?)?.tree().map_err(crate::history::damaged)?;
 
     let mut matches = Vec::new();
     let (mut truncated, mut cut, mut files) = (false, false, 0usize);

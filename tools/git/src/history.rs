@@ -2,6 +2,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
+use tool_kit::ToolError;
 
 use chrono::{FixedOffset, TimeZone};
 use git2::{Commit, Diff, DiffFindOptions, DiffFormat, DiffOptions, Oid, Repository, Signature, Tree};
@@ -16,35 +17,36 @@ pub const MAX_PATCH_BYTES: usize = 256 * 1024;
 pub const MAX_FILES: usize = 1000;
 
 /// Check a revision as written by the caller: no options, no paths, no message searches.
-fn check_rev(rev: &str) -> Result<(), String> {
+fn check_rev(rev: &str) -> Result<(), ToolError> {
     if rev.is_empty() || rev.len() > 256 || rev.starts_with('-') || rev.contains(['\0', ' ', ':']) {
-        return Err(format!("invalid revision {rev:?}"));
+        return Err(format!("invalid revision {rev:?}").into());
     }
     // `HEAD^{/regex}` runs a backtracking regex over every commit message, beyond any deadline.
     if rev.contains("^{/") {
         return Err(format!(
             "revision {rev:?} searches commit messages, which is not supported; use log and read the subjects"
-        ));
+        )
+        .into());
     }
     Ok(())
 }
 
 /// Resolve a revision (`HEAD`, a branch, a tag, an id, `HEAD~2`) to a commit.
-pub fn commit<'r>(repo: &'r Repository, rev: &str) -> Result<Commit<'r>, String> {
+pub fn commit<'r>(repo: &'r Repository, rev: &str) -> Result<Commit<'r>, ToolError> {
     check_rev(rev)?;
     if rev.contains("..") {
-        return Err(format!("revision ranges like {rev:?} are supported by log only; here name one commit"));
+        return Err(format!("revision ranges like {rev:?} are supported by log only; here name one commit").into());
     }
     resolve(repo, rev)
 }
 
-fn resolve<'r>(repo: &'r Repository, rev: &str) -> Result<Commit<'r>, String> {
+fn resolve<'r>(repo: &'r Repository, rev: &str) -> Result<Commit<'r>, ToolError> {
     match repo.revparse_single(rev).and_then(|o| o.peel_to_commit()) {
         Ok(c) => Ok(c),
         Err(_) if rev == "HEAD" && repo.head().is_err_and(|e| e.code() == git2::ErrorCode::UnbornBranch) => {
-            Err(format!("the repository has no commits yet (its branch {} is unborn)", unborn_branch(repo)))
+            Err(format!("the repository has no commits yet (its branch {} is unborn)", unborn_branch(repo)).into())
         }
-        Err(_) => Err(format!("unknown revision {rev:?}")),
+        Err(_) => Err(format!("unknown revision {rev:?}").into()),
     }
 }
 
@@ -58,8 +60,10 @@ pub fn unborn_branch(repo: &Repository) -> String {
 
 /// A damaged or unreadable repository, said without libgit2's message (which can carry the
 /// repository's directory on this machine).
-pub fn damaged(e: &git2::Error) -> String {
-    format!("the repository could not be read: an object or file it needs is missing or damaged ({:?})", e.class())
+pub fn damaged(e: git2::Error) -> ToolError {
+    let message =
+        format!("the repository could not be read: an object or file it needs is missing or damaged ({:?})", e.class());
+    ToolError::failed(message, e)
 }
 
 /// Text stored in a commit, decoded as git does: from the commit's `encoding` header (UTF-8
@@ -207,9 +211,9 @@ impl<'r> Walk<'r> {
     }
 
     /// The next commit, or an error naming a damaged repository.
-    pub fn pop(&mut self) -> Option<Result<Commit<'r>, String>> {
+    pub fn pop(&mut self) -> Option<Result<Commit<'r>, ToolError>> {
         let id = self.queue.pop()?;
-        Some(self.repo.find_commit(id).map_err(|e| damaged(&e)))
+        Some(self.repo.find_commit(id).map_err(damaged))
     }
 }
 
@@ -235,7 +239,7 @@ fn simplify<'r>(
     (true, parents)
 }
 
-fn parse_date(raw: &str, name: &str) -> Result<i64, String> {
+fn parse_date(raw: &str, name: &str) -> Result<i64, ToolError> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(raw) {
         return Ok(t.timestamp());
     }
@@ -243,15 +247,15 @@ fn parse_date(raw: &str, name: &str) -> Result<i64, String> {
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|t| t.and_utc().timestamp())
-        .ok_or_else(|| format!("{name} must be an RFC 3339 time or YYYY-MM-DD"))
+        .ok_or_else(|| format!("{name} must be an RFC 3339 time or YYYY-MM-DD").into())
 }
 
 /// `rev` for `log`: one revision, or `A..B` (what B has that A does not: every ancestor of A
 /// is hidden, as git does). `A...B` is refused.
-fn range<'r>(repo: &'r Repository, rev: &str, deadline: &Deadline) -> Result<(Commit<'r>, HashSet<Oid>), String> {
+fn range<'r>(repo: &'r Repository, rev: &str, deadline: &Deadline) -> Result<(Commit<'r>, HashSet<Oid>), ToolError> {
     check_rev(rev)?;
     if rev.contains("...") {
-        return Err(format!("symmetric ranges like {rev:?} are not supported; use A..B"));
+        return Err(format!("symmetric ranges like {rev:?} are not supported; use A..B").into());
     }
     let Some((from, to)) = rev.split_once("..") else { return Ok((resolve(repo, rev)?, HashSet::new())) };
     let (from, to) = (if from.is_empty() { "HEAD" } else { from }, if to.is_empty() { "HEAD" } else { to });
@@ -260,10 +264,10 @@ fn range<'r>(repo: &'r Repository, rev: &str, deadline: &Deadline) -> Result<(Co
     let mut todo = vec![hide.id()];
     while let Some(id) = todo.pop() {
         if deadline.expired() {
-            return Err(format!("the range {rev:?} is too large to compute within the time limit"));
+            return Err(format!("the range {rev:?} is too large to compute within the time limit").into());
         }
         if hidden.insert(id) {
-            todo.extend(repo.find_commit(id).map_err(|e| damaged(&e))?.parent_ids());
+            todo.extend(repo.find_commit(id).map_err(damaged)?.parent_ids());
         }
     }
     Ok((start, hidden))
@@ -271,7 +275,7 @@ fn range<'r>(repo: &'r Repository, rev: &str, deadline: &Deadline) -> Result<(Co
 
 /// `log`: commits reachable from `rev` (or in `A..B`), in git's order, with git's history
 /// simplification for `path` (a literal path: a file or a directory), filters and a cursor.
-pub fn log(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value, String> {
+pub fn log(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value, ToolError> {
     let rev = args.str_or("rev", "HEAD")?;
     let (start, hidden) = range(repo, rev, deadline)?;
     let path = args.path("path")?;
@@ -289,7 +293,7 @@ pub fn log(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value,
         walk.push(&start);
     }
     let mut at = HashMap::new();
-    let odb = repo.odb().map_err(|e| damaged(&e))?;
+    let odb = repo.odb().map_err(damaged)?;
     let (mut commits, mut matched, mut more, mut cut) = (Vec::new(), 0usize, false, false);
     while let Some(c) = walk.pop() {
         if deadline.expired() {
@@ -370,7 +374,7 @@ struct Patch {
     expired: bool,
 }
 
-fn patch(diff: &Diff, deadline: &Deadline) -> Result<Patch, String> {
+fn patch(diff: &Diff, deadline: &Deadline) -> Result<Patch, ToolError> {
     let mut out = Patch { text: String::new(), truncated: false, expired: false };
     // libgit2 computes each file's hunks while printing, so this callback is where a large
     // diff spends its time: stop there at the deadline.
@@ -391,7 +395,7 @@ fn patch(diff: &Diff, deadline: &Deadline) -> Result<Patch, String> {
     });
     match printed {
         // A blob that cannot be read is a damaged repository, never an empty patch.
-        Err(e) if !(out.expired || out.truncated) => Err(damaged(&e)),
+        Err(e) if !(out.expired || out.truncated) => Err(damaged(e)),
         _ => Ok(out),
     }
 }
@@ -421,17 +425,17 @@ fn tree_diff<'r>(
     path: &str,
     deadline: &Deadline,
     typechange: bool,
-) -> Result<(Diff<'r>, bool), String> {
+) -> Result<(Diff<'r>, bool), ToolError> {
     let mut opts = DiffOptions::new();
     opts.include_typechange(typechange).max_size(crate::tree::MAX_FILE_BYTES as i64);
     if !path.is_empty() {
         opts.pathspec(path).disable_pathspec_match(true);
     }
-    let mut diff = repo.diff_tree_to_tree(old, new, Some(&mut opts)).map_err(|e| damaged(&e))?;
+    let mut diff = repo.diff_tree_to_tree(old, new, Some(&mut opts)).map_err(damaged)?;
     // Rename detection compares contents; past the deadline, answer without it (and say so).
     let expired = deadline.expired();
     if !expired && renames_affordable(repo, &diff) {
-        diff.find_similar(Some(DiffFindOptions::new().renames(true))).map_err(|e| damaged(&e))?;
+        diff.find_similar(Some(DiffFindOptions::new().renames(true))).map_err(damaged)?;
     }
     Ok((diff, expired))
 }
@@ -443,7 +447,7 @@ fn diff_json(
     repo: &Repository,
     (old, new, path): (Option<&Tree>, Option<&Tree>, &str),
     deadline: &Deadline,
-) -> Result<Value, String> {
+) -> Result<Value, ToolError> {
     let (diff, expired) = tree_diff(repo, old, new, path, deadline, true)?;
     let files = changes(repo, &diff);
     let files_truncated = diff.deltas().len() > files.len();
@@ -466,20 +470,20 @@ fn diff_json(
 }
 
 /// `show`: one commit, its changed files and its diff against the first parent.
-pub fn show(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value, String> {
+pub fn show(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value, ToolError> {
     let c = commit(repo, args.str_or("rev", "HEAD")?)?;
-    let tree = c.tree().map_err(|e| damaged(&e))?;
-    let parent = c.parents().next().map(|p| p.tree()).transpose().map_err(|e| damaged(&e))?;
+    let tree = c.tree().map_err(damaged)?;
+    let parent = c.parents().next().map(|p| p.tree()).transpose().map_err(damaged)?;
     let mut out = diff_json(repo, (parent.as_ref(), Some(&tree), &args.path("path")?), deadline)?;
     out["commit"] = commit_json(&c, mailmap(repo, &c).as_ref());
     Ok(out)
 }
 
 /// `diff`: between two revisions (`to` defaults to HEAD), optionally for one path.
-pub fn diff(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value, String> {
+pub fn diff(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value, ToolError> {
     let from = commit(repo, args.str("from")?)?;
     let to = commit(repo, args.str_or("to", "HEAD")?)?;
-    let (a, b) = (from.tree().map_err(|e| damaged(&e))?, to.tree().map_err(|e| damaged(&e))?);
+    let (a, b) = (from.tree().map_err(damaged)?, to.tree().map_err(damaged)?);
     let mut out = diff_json(repo, (Some(&a), Some(&b), &args.path("path")?), deadline)?;
     out["from"] = json!(from.id().to_string());
     out["to"] = json!(to.id().to_string());

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tool_kit::{tool_result, CallOutcome, ToolServer, ToolSpec};
+use tool_kit::{tool_result, CallOutcome, ToolError, ToolServer, ToolSpec};
 
 use crate::repos::Repos;
 
@@ -54,46 +54,46 @@ pub struct Args<'a>(pub &'a Value);
 
 impl Args<'_> {
     /// An optional string argument.
-    pub fn opt_str(&self, name: &str) -> Result<Option<&str>, String> {
+    pub fn opt_str(&self, name: &str) -> Result<Option<&str>, ToolError> {
         match self.0.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(format!("{name} must be a string")),
+            Some(_) => Err(format!("{name} must be a string").into()),
         }
     }
 
     /// A required string argument.
-    pub fn str(&self, name: &str) -> Result<&str, String> {
-        self.opt_str(name)?.ok_or_else(|| format!("{name} is required"))
+    pub fn str(&self, name: &str) -> Result<&str, ToolError> {
+        self.opt_str(name)?.ok_or_else(|| format!("{name} is required").into())
     }
 
     /// A string argument with a default.
-    pub fn str_or<'b>(&'b self, name: &str, default: &'b str) -> Result<&'b str, String> {
+    pub fn str_or<'b>(&'b self, name: &str, default: &'b str) -> Result<&'b str, ToolError> {
         Ok(self.opt_str(name)?.unwrap_or(default))
     }
 
     /// A boolean argument (default false).
-    pub fn bool(&self, name: &str) -> Result<bool, String> {
+    pub fn bool(&self, name: &str) -> Result<bool, ToolError> {
         match self.0.get(name) {
             None | Some(Value::Null) => Ok(false),
             Some(Value::Bool(b)) => Ok(*b),
-            Some(_) => Err(format!("{name} must be true or false")),
+            Some(_) => Err(format!("{name} must be true or false").into()),
         }
     }
 
     /// `limit`, between 1 and `max`.
-    pub fn limit(&self, default: usize, max: usize) -> Result<usize, String> {
+    pub fn limit(&self, default: usize, max: usize) -> Result<usize, ToolError> {
         match self.0.get("limit") {
             None | Some(Value::Null) => Ok(default),
             Some(v) => match v.as_u64() {
                 Some(n) if (1..=max as u64).contains(&n) => Ok(n as usize),
-                _ => Err(format!("limit must be an integer from 1 to {max}")),
+                _ => Err(format!("limit must be an integer from 1 to {max}").into()),
             },
         }
     }
 
     /// A checked, normalised path argument (empty when absent).
-    pub fn path(&self, name: &str) -> Result<String, String> {
+    pub fn path(&self, name: &str) -> Result<String, ToolError> {
         self.opt_str(name)?.map(paths::clean).transpose().map(Option::unwrap_or_default)
     }
 }
@@ -164,7 +164,7 @@ pub fn call(repos: &Repos, arguments: &Value) -> CallOutcome {
             other => {
                 return Err(format!(
                     "unknown action {other:?}: use list_repos, log, show, diff, read_file, list_tree, blame, grep, branches or tags"
-                ))
+                ).into())
             }
         }
     };

@@ -2,22 +2,24 @@
 //! Files are always read from the object database at a revision, never from the working tree,
 //! so a symlink can name a target but never be followed.
 
+use tool_kit::ToolError;
+
 /// Normalise `raw` to `a/b/c` (empty for the root), refusing anything that could escape.
-pub fn clean(raw: &str) -> Result<String, String> {
+pub fn clean(raw: &str) -> Result<String, ToolError> {
     if raw.len() > 4096 || raw.contains('\0') {
         return Err("path is too long or contains NUL".into());
     }
     // Paths are git's: `/`-separated bytes in which `\` and `:` are ordinary characters
     // (`a:b.txt`, `back\slash.txt` are valid names); they never reach the file system.
     if raw.starts_with('/') {
-        return Err(format!("path {raw:?} must be relative to the repository root"));
+        return Err(format!("path {raw:?} must be relative to the repository root").into());
     }
     let mut parts = Vec::new();
     for part in raw.split('/') {
         match part {
             "" | "." => {}
-            ".." => return Err(format!("path {raw:?} may not contain '..'")),
-            p if p.eq_ignore_ascii_case(".git") => return Err(format!("path {raw:?} may not reach into .git")),
+            ".." => return Err(format!("path {raw:?} may not contain '..'").into()),
+            p if p.eq_ignore_ascii_case(".git") => return Err(format!("path {raw:?} may not reach into .git").into()),
             p => parts.push(p),
         }
     }
@@ -26,7 +28,7 @@ pub fn clean(raw: &str) -> Result<String, String> {
 
 /// Compile a path glob (`*`, `**`, `?`) into an anchored regex; a glob without `/` matches
 /// file names in any directory.
-pub fn glob(pattern: &str) -> Result<(regex::Regex, bool), String> {
+pub fn glob(pattern: &str) -> Result<(regex::Regex, bool), ToolError> {
     if pattern.len() > 500 {
         return Err("glob is longer than 500 characters".into());
     }

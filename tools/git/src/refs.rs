@@ -2,6 +2,7 @@
 
 use git2::{BranchType, Repository};
 use serde_json::{json, Value};
+use tool_kit::ToolError;
 
 use crate::repos::Repos;
 
@@ -21,17 +22,17 @@ pub fn list_repos(repos: &Repos) -> Value {
                 };
                 json!({ "name": name, "default_branch": head, "bare": repo.is_bare(), "empty": empty })
             }
-            Err(e) => json!({ "name": name, "error": e }),
+            Err(e) => json!({ "name": name, "error": e.to_string() }),
         })
         .collect();
     json!({ "repos": list })
 }
 
 /// `branches`: local branches with their commits.
-pub fn branches(repo: &Repository) -> Result<Value, String> {
+pub fn branches(repo: &Repository) -> Result<Value, ToolError> {
     let mut out = Vec::new();
-    for branch in repo.branches(Some(BranchType::Local)).map_err(|e| crate::history::damaged(&e))?.take(MAX_REFS) {
-        let (branch, _) = branch.map_err(|e| crate::history::damaged(&e))?;
+    for branch in repo.branches(Some(BranchType::Local)).map_err(crate::history::damaged)?.take(MAX_REFS) {
+        let (branch, _) = branch.map_err(crate::history::damaged)?;
         let name = branch.name().ok().flatten().unwrap_or("").to_owned();
         let target = branch.get().peel_to_commit().map(|c| c.id().to_string()).ok();
         out.push(json!({ "name": name, "commit": target, "is_head": branch.is_head() }));
@@ -41,8 +42,8 @@ pub fn branches(repo: &Repository) -> Result<Value, String> {
 }
 
 /// `tags`: tags with the commit they point at and, for annotated tags, their message.
-pub fn tags(repo: &Repository) -> Result<Value, String> {
-    let names = repo.tag_names(None).map_err(|e| crate::history::damaged(&e))?;
+pub fn tags(repo: &Repository) -> Result<Value, ToolError> {
+    let names = repo.tag_names(None).map_err(crate::history::damaged)?;
     let mut out = Vec::new();
     for name in names.iter().flatten().take(MAX_REFS) {
         let Ok(reference) = repo.find_reference(&format!("refs/tags/{name}")) else { continue };

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use tool_kit::ToolError;
 
 use git2::{Repository, RepositoryOpenFlags};
 
@@ -18,7 +19,7 @@ fn valid_name(name: &str) -> bool {
 
 impl Repos {
     /// Parse `name=path,other=path`.
-    pub fn from_list(list: &str) -> Result<Self, String> {
+    pub fn from_list(list: &str) -> Result<Self, ToolError> {
         let mut repos = Repos::default();
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (name, path) = item.split_once('=').ok_or_else(|| format!("GIT_REPOS: {item:?} is not name=path"))?;
@@ -28,7 +29,7 @@ impl Repos {
     }
 
     /// Parse a YAML mapping `name: path` (or `repos: {name: path}`).
-    pub fn from_yaml(text: &str) -> Result<Self, String> {
+    pub fn from_yaml(text: &str) -> Result<Self, ToolError> {
         let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| format!("GIT_REPOS_FILE: {e}"))?;
         let map = value.get("repos").cloned().unwrap_or(value);
         let map: BTreeMap<String, String> =
@@ -41,7 +42,7 @@ impl Repos {
     }
 
     /// Read `GIT_REPOS_FILE` or `GIT_REPOS` from the environment.
-    pub fn from_env() -> Result<Self, String> {
+    pub fn from_env() -> Result<Self, ToolError> {
         if let Ok(file) = std::env::var("GIT_REPOS_FILE") {
             let text = std::fs::read_to_string(&file).map_err(|e| format!("GIT_REPOS_FILE={file}: {e}"))?;
             return Self::from_yaml(&text);
@@ -50,12 +51,13 @@ impl Repos {
     }
 
     /// Add one repository, checking that it opens.
-    pub fn add(&mut self, name: &str, path: &str) -> Result<(), String> {
+    pub fn add(&mut self, name: &str, path: &str) -> Result<(), ToolError> {
         if !valid_name(name) {
-            return Err(format!("repository name {name:?} must be ASCII letters, digits, '-', '_' or '.'"));
+            return Err(format!("repository name {name:?} must be ASCII letters, digits, '-', '_' or '.'").into());
         }
         let path = PathBuf::from(path);
-        open_path(&path).map_err(|e| format!("repository {name:?} at {}: {e}", path.display()))?;
+        open_path(&path)
+            .map_err(|e| ToolError::failed(format!("repository {name:?} at {}: {e}", path.display()), e))?;
         self.by_name.insert(name.to_owned(), path);
         Ok(())
     }
@@ -66,14 +68,14 @@ impl Repos {
     }
 
     /// Open the repository called `name`.
-    pub fn open(&self, name: &str) -> Result<Repository, String> {
+    pub fn open(&self, name: &str) -> Result<Repository, ToolError> {
         let path = self.by_name.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.names().collect();
             format!("unknown repository {name:?}; available: {}", known.join(", "))
         })?;
         // libgit2's message names the directory on this machine: say only the short name.
         open_path(path)
-            .map_err(|_| format!("repository {name:?} cannot be opened: it is missing or not a git repository"))
+            .map_err(|_| format!("repository {name:?} cannot be opened: it is missing or not a git repository").into())
     }
 }
 
@@ -121,7 +123,7 @@ mod tests {
             (format!("bad name: {a}\n"), "must be ASCII"),
             ("missing: /nonexistent/repository\n".to_owned(), "\"missing\""),
         ] {
-            let err = Repos::from_yaml(&text).unwrap_err();
+            let err = Repos::from_yaml(&text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }
     }

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use tool_kit::ToolError;
 
 use git2::{Commit, DiffFindOptions, DiffOptions, ObjectType, Oid, Repository};
 use serde_json::{json, Value};
@@ -43,36 +44,36 @@ pub fn text_of(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
 }
 
 /// A blob's size from its header, without reading (or inflating) the blob itself.
-pub fn blob_size(repo: &Repository, id: Oid) -> Result<usize, String> {
-    repo.odb().and_then(|odb| odb.read_header(id)).map(|(size, _)| size).map_err(|e| damaged(&e))
+pub fn blob_size(repo: &Repository, id: Oid) -> Result<usize, ToolError> {
+    repo.odb().and_then(|odb| odb.read_header(id)).map(|(size, _)| size).map_err(damaged)
 }
 
 /// The blob `id` when it is at most [`MAX_FILE_BYTES`] (`None` when larger: never loaded).
-pub fn small_blob(repo: &Repository, id: Oid) -> Result<Option<git2::Blob<'_>>, String> {
+pub fn small_blob(repo: &Repository, id: Oid) -> Result<Option<git2::Blob<'_>>, ToolError> {
     if blob_size(repo, id)? > MAX_FILE_BYTES {
         return Ok(None);
     }
-    repo.find_blob(id).map(Some).map_err(|e| damaged(&e))
+    repo.find_blob(id).map(Some).map_err(damaged)
 }
 
 /// `read_file`: a file's text at a revision; binary files and symlinks are described, not dumped.
-pub fn read_file(repo: &Repository, args: &Args) -> Result<Value, String> {
+pub fn read_file(repo: &Repository, args: &Args) -> Result<Value, ToolError> {
     let rev = args.str_or("rev", "HEAD")?;
     let path = args.path("path")?;
     if path.is_empty() {
         return Err("path is required".into());
     }
-    let tree = commit(repo, rev)?.tree().map_err(|e| damaged(&e))?;
+    let tree = commit(repo, rev)?.tree().map_err(damaged)?;
     let entry = tree.get_path(Path::new(&path)).map_err(|_| format!("no file {path:?} at {rev}"))?;
     let mode = entry.filemode();
     match kind(mode, entry.kind()) {
-        "tree" => return Err(format!("{path:?} is a directory; use list_tree")),
+        "tree" => return Err(format!("{path:?} is a directory; use list_tree").into()),
         "submodule" => return Ok(json!({ "path": path, "type": "submodule", "commit": entry.id().to_string() })),
         _ => {}
     }
     let Some(blob) = small_blob(repo, entry.id())? else {
         let size = blob_size(repo, entry.id())?;
-        return Err(format!("{path:?} is {size} bytes; read_file returns files up to {MAX_FILE_BYTES} bytes"));
+        return Err(format!("{path:?} is {size} bytes; read_file returns files up to {MAX_FILE_BYTES} bytes").into());
     };
     let data = blob.content();
     if mode == SYMLINK {
@@ -96,17 +97,17 @@ pub fn read_file(repo: &Repository, args: &Args) -> Result<Value, String> {
 
 /// `list_tree`: the entries of a directory at a revision (at most [`MAX_ENTRIES`], and what
 /// was listed when the deadline passed).
-pub fn list_tree(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value, String> {
+pub fn list_tree(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value, ToolError> {
     let rev = args.str_or("rev", "HEAD")?;
     let path = args.path("path")?;
-    let root = commit(repo, rev)?.tree().map_err(|e| damaged(&e))?;
+    let root = commit(repo, rev)?.tree().map_err(damaged)?;
     let tree = if path.is_empty() {
         root
     } else {
         let entry = root.get_path(Path::new(&path)).map_err(|_| format!("no directory {path:?} at {rev}"))?;
         repo.find_tree(entry.id()).map_err(|_| format!("{path:?} is not a directory"))?
     };
-    let odb = repo.odb().map_err(|e| damaged(&e))?;
+    let odb = repo.odb().map_err(damaged)?;
     let (mut entries, mut cut) = (Vec::new(), false);
     for entry in tree.iter().take(MAX_ENTRIES) {
         if deadline.expired() {
@@ -141,10 +142,10 @@ pub fn lines(data: &[u8]) -> Vec<&[u8]> {
 
 /// Where the lines of `new` that a line diff leaves unchanged were in `old`: a map from each
 /// unchanged new line to its old line.
-fn unchanged(old: &[u8], new: &[u8]) -> Result<HashMap<usize, usize>, String> {
+fn unchanged(old: &[u8], new: &[u8]) -> Result<HashMap<usize, usize>, ToolError> {
     let mut opts = DiffOptions::new();
     opts.context_lines(0).force_text(true);
-    let patch = git2::Patch::from_buffers(old, None, new, None, Some(&mut opts)).map_err(|e| damaged(&e))?;
+    let patch = git2::Patch::from_buffers(old, None, new, None, Some(&mut opts)).map_err(damaged)?;
     let (old_len, new_len) = (lines(old).len(), lines(new).len());
     let mut map = HashMap::new();
     let (mut o, mut n) = (0usize, 0usize);
@@ -154,7 +155,7 @@ fn unchanged(old: &[u8], new: &[u8]) -> Result<HashMap<usize, usize>, String> {
         }
     };
     for h in 0..patch.num_hunks() {
-        let (hunk, _) = patch.hunk(h).map_err(|e| damaged(&e))?;
+        let (hunk, _) = patch.hunk(h).map_err(damaged)?;
         // A side with no lines names the line before the change (1-based), so its 0-based
         // position is that number itself.
         let o_at = if hunk.old_lines() == 0 { hunk.old_start() } else { hunk.old_start() - 1 } as usize;
@@ -220,9 +221,9 @@ fn owners(
     blob: Oid,
     count: usize,
     deadline: &Deadline,
-) -> Result<(Vec<Option<Oid>>, bool), String> {
+) -> Result<(Vec<Option<Oid>>, bool), ToolError> {
     let mut owner = vec![None; count];
-    let odb = repo.odb().map_err(|e| damaged(&e))?;
+    let odb = repo.odb().map_err(damaged)?;
     let mut todo = Todo::default();
     todo.give(start, path, blob, (0..count).map(|i| (i, i)).collect());
     let mut left = count;
@@ -231,7 +232,7 @@ fn owners(
         if deadline.expired() {
             return Ok((owner, true));
         }
-        let c = repo.find_commit(id).map_err(|e| damaged(&e))?;
+        let c = repo.find_commit(id).map_err(damaged)?;
         let parents: Vec<Commit> = c.parents().collect();
         for mine in todo.pending.remove(&id).unwrap_or_default() {
             let mut sources: Vec<(&Commit, String, Oid)> = parents
@@ -283,22 +284,19 @@ fn owners(
 /// `blame`: for each line of a file at a revision, the commit that last changed it, its
 /// author through the `.mailmap` (the lines done when the deadline passed). Stops its work at
 /// the deadline: the walk checks it at every commit.
-pub fn blame(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value, String> {
+pub fn blame(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Value, ToolError> {
     let rev = args.str_or("rev", "HEAD")?;
     let path = args.path("path")?;
     let c = commit(repo, rev)?;
-    let entry = c
-        .tree()
-        .map_err(|e| damaged(&e))?
-        .get_path(Path::new(&path))
-        .map_err(|_| format!("no file {path:?} at {rev}"))?;
+    let entry =
+        c.tree().map_err(damaged)?.get_path(Path::new(&path)).map_err(|_| format!("no file {path:?} at {rev}"))?;
     if entry.kind() != Some(ObjectType::Blob) {
-        return Err(format!("{path:?} is not a file"));
+        return Err(format!("{path:?} is not a file").into());
     }
     let too_big = || format!("{path:?} is binary or larger than {MAX_FILE_BYTES} bytes; blame needs a text file");
     let blob = small_blob(repo, entry.id())?.ok_or_else(too_big)?;
     if is_binary(blob.content()) {
-        return Err(too_big());
+        return Err(too_big().into());
     }
     let text = lines(blob.content());
     let first = match args.0.get("start_line") {
@@ -324,7 +322,7 @@ pub fn blame(repo: &Repository, args: &Args, deadline: &Deadline) -> Result<Valu
         let author = match authors.get(id) {
             Some(a) => a.clone(),
             None => {
-                let commit = repo.find_commit(*id).map_err(|e| damaged(&e))?;
+                let commit = repo.find_commit(*id).map_err(damaged)?;
                 let sig = commit.author();
                 let (name, email) = who(&sig, mailmap.as_ref(), commit.message_encoding());
                 let a = json!([name, email, time(&sig)]);

@@ -35,7 +35,7 @@ impl Fixture {
     }
 
     fn call(&self, args: Value) -> Result<Value, String> {
-        git_tool::call(&self.repos, &args).map(|r| r["structuredContent"].clone())
+        git_tool::call(&self.repos, &args).map(|r| r["structuredContent"].clone()).map_err(|e| e.to_string())
     }
 
     fn ok(&self, args: Value) -> Value {

@@ -64,7 +64,7 @@ impl Repo {
 
     fn call(&self, mut args: Value) -> Result<Value, String> {
         args["repo"] = json!("r");
-        git_tool::call(&self.repos, &args).map(|r| r["structuredContent"].clone())
+        git_tool::call(&self.repos, &args).map(|r| r["structuredContent"].clone()).map_err(|e| e.to_string())
     }
 
     fn ok(&self, args: Value) -> Value {
@@ -501,7 +501,7 @@ fn an_empty_repository_reports_its_unborn_default_branch() {
     let listed = git_tool::call(&repos, &json!({"action": "list_repos"})).unwrap();
     assert_eq!(listed["structuredContent"]["repos"][0]["default_branch"], "trunk", "{listed}");
     assert_eq!(listed["structuredContent"]["repos"][0]["empty"], true);
-    let err = git_tool::call(&repos, &json!({"action": "log", "repo": "e"})).unwrap_err();
+    let err = git_tool::call(&repos, &json!({"action": "log", "repo": "e"})).unwrap_err().to_string();
     assert!(err.contains("no commits yet") && err.contains("trunk"), "{err}");
 }
 

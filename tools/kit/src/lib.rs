@@ -38,8 +38,49 @@ impl ToolSpec {
     }
 }
 
-/// What a tool call produced: a result, or an input error the model can act on.
-pub type CallOutcome = Result<Value, String>;
+/// What a tool call produced: a result, or why there is none.
+pub type CallOutcome = Result<Value, ToolError>;
+
+/// Why a tool call has no result. Every kind reaches the model as the tool's error text
+/// (`isError: true`, see [`tool_error`]); they differ in whose fault it is and in what the
+/// server keeps: a failure of what the tool works on keeps the library's error as its source,
+/// for the server's log.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    /// The arguments cannot be served as given; the message tells the model how to fix them.
+    #[error("{0}")]
+    Invalid(String),
+    /// What the tool works on (a repository, a font, an archive) failed; the message says
+    /// what in words fit for the model, the source is the library's own error.
+    #[error("{message}")]
+    Failed {
+        /// What failed, for the model.
+        message: String,
+        /// The library's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl ToolError {
+    /// `source` failed; `message` says what, for the model.
+    pub fn failed(message: impl Into<String>, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Failed { message: message.into(), source: source.into() }
+    }
+}
+
+/// Input errors are written as messages: `Err(format!(…))?` and `.ok_or("…")?` make them.
+impl From<String> for ToolError {
+    fn from(message: String) -> Self {
+        Self::Invalid(message)
+    }
+}
+
+impl From<&str> for ToolError {
+    fn from(message: &str) -> Self {
+        Self::Invalid(message.to_owned())
+    }
+}
 
 /// The function answering `tools/call` (no IO beyond what the tool is for; runs on the
 /// blocking pool).
@@ -74,4 +115,22 @@ pub fn tool_result(text: impl Into<String>, structured: Value) -> Value {
 /// A failed `tools/call` (bad input): `isError: true` and a message the model can act on.
 pub fn tool_error(message: &str) -> Value {
     json!({ "content": [{ "type": "text", "text": message }], "isError": true })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use super::ToolError;
+
+    #[test]
+    fn a_failure_keeps_the_library_error_and_says_only_its_message() {
+        let io = std::io::Error::other("disk on fire");
+        let e = ToolError::failed("the archive could not be written", io);
+        assert_eq!(e.to_string(), "the archive could not be written");
+        let source = e.source().and_then(|s| s.downcast_ref::<std::io::Error>()).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("disk on fire"));
+        let invalid: ToolError = format!("x must be {}", 1).into();
+        assert!(matches!(&invalid, ToolError::Invalid(m) if m == "x must be 1") && invalid.source().is_none());
+    }
 }

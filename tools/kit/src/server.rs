@@ -81,11 +81,17 @@ async fn call_tool(server: Arc<ToolServer>, id: &Value, params: Value) -> Result
         Ok(done) => done.map_err(|e| RpcError::new(id.clone(), code::INTERNAL_ERROR, format!("tool failed: {e}")))?,
         // The caller does not wait for the work: it is told to stop (see `cancel`) and the
         // thread returns to the pool as soon as the tool next checks.
-        Err(_) => {
-            Err(format!("the tool did not finish within its time limit of {}; try a smaller input", human(timeout)))
-        }
+        Err(_) => Err(crate::ToolError::Invalid(format!(
+            "the tool did not finish within its time limit of {}; try a smaller input",
+            human(timeout)
+        ))),
     };
-    Ok(outcome.unwrap_or_else(|message| crate::tool_error(&message)))
+    Ok(outcome.unwrap_or_else(|e| {
+        if let crate::ToolError::Failed { source, .. } = &e {
+            tracing::warn!(tool = %server.name, error = %e, cause = %source, "a tool call failed");
+        }
+        crate::tool_error(&e.to_string())
+    }))
 }
 
 async fn mcp(req: HttpRequest, payload: web::Payload, server: web::Data<ToolServer>) -> HttpResponse {
