@@ -75,60 +75,62 @@ impl Writer {
                     }
                     self.body.push_str("</w:p>");
                 }
-                Block::List { start, items } => {
-                    // Each ordered list is its own numbering, starting where it says at its own
-                    // level: a nested list keeps its start, and a second one restarts.
-                    let level = depth.min(8);
-                    let num_id = match start {
-                        Some(n) => {
-                            self.ordered.push((*n, level));
-                            self.ordered.len() + 1
-                        }
-                        None => 1,
-                    };
-                    for item in items {
-                        let numbered = format!(
-                            "<w:pStyle w:val=\"ListParagraph\"/><w:numPr><w:ilvl w:val=\"{level}\"/><w:numId w:val=\"{num_id}\"/></w:numPr>"
-                        );
-                        // The item's first block goes on the numbered line itself, whatever it
-                        // is (never an empty bullet line above a heading, code or a quote).
-                        match item.split_first() {
-                            Some((Block::Paragraph(spans) | Block::Heading(_, spans), rest)) => {
-                                self.paragraph(&numbered, spans, false);
-                                self.blocks(rest, depth + 1, quote);
-                            }
-                            Some((Block::Code(text), rest)) => {
-                                let mut spans = Vec::new();
-                                for (i, line) in text.split('\n').enumerate() {
-                                    if i > 0 {
-                                        spans.push(Span { text: "\n".into(), ..Span::default() });
-                                    }
-                                    spans.push(Span { text: line.to_owned(), code: true, ..Span::default() });
-                                }
-                                self.paragraph(&numbered, &spans, false);
-                                self.blocks(rest, depth + 1, quote);
-                            }
-                            Some((Block::Quote(inner), rest)) if matches!(inner.first(), Some(Block::Paragraph(_))) => {
-                                if let Some((Block::Paragraph(spans), more)) = inner.split_first() {
-                                    let quoted: Vec<Span> =
-                                        spans.iter().map(|s| Span { italic: true, ..s.clone() }).collect();
-                                    self.paragraph(&numbered, &quoted, false);
-                                    self.blocks(more, depth + 1, true);
-                                }
-                                self.blocks(rest, depth + 1, quote);
-                            }
-                            _ => {
-                                self.paragraph(&numbered, &[], false);
-                                self.blocks(item, depth + 1, quote);
-                            }
-                        }
-                    }
-                }
+                Block::List { start, items } => self.list(*start, items, depth, quote),
                 Block::Quote(inner) => self.blocks(inner, depth + 1, true),
                 Block::Rule => self.body.push_str(
                     "<w:p><w:pPr><w:pBdr><w:bottom w:val=\"single\" w:sz=\"6\" w:space=\"1\" w:color=\"999999\"/></w:pBdr></w:pPr></w:p>",
                 ),
                 Block::Table { head, rows, aligns } => self.table(head, rows, aligns),
+            }
+        }
+    }
+
+    /// A list: each item's first block on its numbered line, the rest indented below it.
+    fn list(&mut self, start: Option<u64>, items: &[Vec<Block>], depth: usize, quote: bool) {
+        // Each ordered list is its own numbering, starting where it says at its own
+        // level: a nested list keeps its start, and a second one restarts.
+        let level = depth.min(8);
+        let num_id = match start {
+            Some(n) => {
+                self.ordered.push((n, level));
+                self.ordered.len() + 1
+            }
+            None => 1,
+        };
+        for item in items {
+            let numbered = format!(
+                    "<w:pStyle w:val=\"ListParagraph\"/><w:numPr><w:ilvl w:val=\"{level}\"/><w:numId w:val=\"{num_id}\"/></w:numPr>"
+                );
+            // The item's first block goes on the numbered line itself, whatever it
+            // is (never an empty bullet line above a heading, code or a quote).
+            match item.split_first() {
+                Some((Block::Paragraph(spans) | Block::Heading(_, spans), rest)) => {
+                    self.paragraph(&numbered, spans, false);
+                    self.blocks(rest, depth + 1, quote);
+                }
+                Some((Block::Code(text), rest)) => {
+                    let mut spans = Vec::new();
+                    for (i, line) in text.split('\n').enumerate() {
+                        if i > 0 {
+                            spans.push(Span { text: "\n".into(), ..Span::default() });
+                        }
+                        spans.push(Span { text: line.to_owned(), code: true, ..Span::default() });
+                    }
+                    self.paragraph(&numbered, &spans, false);
+                    self.blocks(rest, depth + 1, quote);
+                }
+                Some((Block::Quote(inner), rest)) if matches!(inner.first(), Some(Block::Paragraph(_))) => {
+                    if let Some((Block::Paragraph(spans), more)) = inner.split_first() {
+                        let quoted: Vec<Span> = spans.iter().map(|s| Span { italic: true, ..s.clone() }).collect();
+                        self.paragraph(&numbered, &quoted, false);
+                        self.blocks(more, depth + 1, true);
+                    }
+                    self.blocks(rest, depth + 1, quote);
+                }
+                _ => {
+                    self.paragraph(&numbered, &[], false);
+                    self.blocks(item, depth + 1, quote);
+                }
             }
         }
     }

@@ -242,6 +242,128 @@ impl Builder {
     }
 }
 
+impl Builder {
+    /// A block or inline element opens.
+    fn start(&mut self, tag: Tag) -> Result<(), ToolError> {
+        match tag {
+            Tag::Paragraph => {
+                self.flush_implicit();
+                self.inline = Some(Vec::new());
+            }
+            Tag::Heading { level, .. } => {
+                self.flush_implicit();
+                self.heading = Some(level as u8);
+                self.inline = Some(Vec::new());
+            }
+            Tag::BlockQuote(_) => self.open(Frame::Quote(Vec::new()))?,
+            Tag::CodeBlock(_) => {
+                self.flush_implicit();
+                self.code = Some(String::new());
+            }
+            Tag::List(start) => self.open(Frame::List(start, Vec::new()))?,
+            Tag::Item => self.open(Frame::Item(Vec::new()))?,
+            Tag::Table(aligns) => {
+                if aligns.len() > MAX_COLUMNS {
+                    return Err(
+                        format!("a table has {} columns; at most {MAX_COLUMNS} are accepted", aligns.len()).into()
+                    );
+                }
+                self.flush_implicit();
+                let aligns = aligns
+                    .iter()
+                    .map(|a| match a {
+                        pulldown_cmark::Alignment::Center => Align::Center,
+                        pulldown_cmark::Alignment::Right => Align::Right,
+                        _ => Align::Left,
+                    })
+                    .collect();
+                self.table = Some(Table { aligns, ..Table::default() });
+            }
+            Tag::TableCell => self.inline = Some(Vec::new()),
+            Tag::Emphasis => self.italic += 1,
+            Tag::Strong => self.bold += 1,
+            Tag::Strikethrough => self.strike += 1,
+            // `<someone@example.com>` is an email autolink: its target is `mailto:`, not a
+            // relative path named like an address.
+            Tag::Link { link_type: pulldown_cmark::LinkType::Email, dest_url, .. } => {
+                self.links.push(safe_link(&format!("mailto:{dest_url}")))
+            }
+            Tag::Link { dest_url, .. } => self.links.push(safe_link(&dest_url)),
+            Tag::Image { .. } => self.links.push(None),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A block or inline element closes.
+    fn end(&mut self, end: TagEnd) {
+        match end {
+            TagEnd::Paragraph => {
+                if let Some(spans) = self.inline.take() {
+                    self.push_block(Block::Paragraph(spans));
+                }
+            }
+            TagEnd::Heading(_) => {
+                let spans = self.inline.take().unwrap_or_default();
+                let level = self.heading.take().unwrap_or(1);
+                self.push_block(Block::Heading(level, spans));
+            }
+            TagEnd::CodeBlock => {
+                let text = printable_code(&self.code.take().unwrap_or_default());
+                self.push_block(Block::Code(text.trim_end_matches('\n').to_owned()));
+            }
+            TagEnd::BlockQuote(_) => {
+                self.flush_implicit();
+                if let Some(Frame::Quote(blocks)) = self.frames.pop() {
+                    self.push_block(Block::Quote(blocks));
+                }
+            }
+            TagEnd::Item => {
+                self.flush_implicit();
+                if let Some(Frame::Item(blocks)) = self.frames.pop() {
+                    if let Some(Frame::List(_, items)) = self.frames.last_mut() {
+                        items.push(blocks);
+                    }
+                }
+            }
+            TagEnd::List(_) => {
+                if let Some(Frame::List(start, items)) = self.frames.pop() {
+                    self.push_block(Block::List { start, items });
+                }
+            }
+            TagEnd::TableCell => {
+                let cell = self.inline.take().unwrap_or_default();
+                if let Some(t) = self.table.as_mut() {
+                    t.row.push(cell);
+                }
+            }
+            TagEnd::TableHead => {
+                if let Some(t) = self.table.as_mut() {
+                    t.head = std::mem::take(&mut t.row);
+                }
+            }
+            TagEnd::TableRow => {
+                if let Some(t) = self.table.as_mut() {
+                    let row = std::mem::take(&mut t.row);
+                    t.rows.push(row);
+                }
+            }
+            TagEnd::Table => {
+                if let Some(t) = self.table.take() {
+                    self.push_block(Block::Table { head: t.head, rows: t.rows, aligns: t.aligns });
+                }
+            }
+            TagEnd::Emphasis => self.italic = self.italic.saturating_sub(1),
+            TagEnd::Strong => self.bold = self.bold.saturating_sub(1),
+            TagEnd::Strikethrough => self.strike = self.strike.saturating_sub(1),
+            TagEnd::Link | TagEnd::Image => {
+                self.links.pop();
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Parse `content` into blocks.
 pub fn parse(content: &str) -> Result<Vec<Block>, ToolError> {
     let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
@@ -258,119 +380,8 @@ pub fn parse(content: &str) -> Result<Vec<Block>, ToolError> {
     };
     for event in Parser::new_ext(content, options) {
         match event {
-            Event::Start(tag) => match tag {
-                Tag::Paragraph => {
-                    b.flush_implicit();
-                    b.inline = Some(Vec::new());
-                }
-                Tag::Heading { level, .. } => {
-                    b.flush_implicit();
-                    b.heading = Some(level as u8);
-                    b.inline = Some(Vec::new());
-                }
-                Tag::BlockQuote(_) => b.open(Frame::Quote(Vec::new()))?,
-                Tag::CodeBlock(_) => {
-                    b.flush_implicit();
-                    b.code = Some(String::new());
-                }
-                Tag::List(start) => b.open(Frame::List(start, Vec::new()))?,
-                Tag::Item => b.open(Frame::Item(Vec::new()))?,
-                Tag::Table(aligns) => {
-                    if aligns.len() > MAX_COLUMNS {
-                        return Err(format!(
-                            "a table has {} columns; at most {MAX_COLUMNS} are accepted",
-                            aligns.len()
-                        )
-                        .into());
-                    }
-                    b.flush_implicit();
-                    let aligns = aligns
-                        .iter()
-                        .map(|a| match a {
-                            pulldown_cmark::Alignment::Center => Align::Center,
-                            pulldown_cmark::Alignment::Right => Align::Right,
-                            _ => Align::Left,
-                        })
-                        .collect();
-                    b.table = Some(Table { aligns, ..Table::default() });
-                }
-                Tag::TableCell => b.inline = Some(Vec::new()),
-                Tag::Emphasis => b.italic += 1,
-                Tag::Strong => b.bold += 1,
-                Tag::Strikethrough => b.strike += 1,
-                // `<someone@example.com>` is an email autolink: its target is `mailto:`, not a
-                // relative path named like an address.
-                Tag::Link { link_type: pulldown_cmark::LinkType::Email, dest_url, .. } => {
-                    b.links.push(safe_link(&format!("mailto:{dest_url}")))
-                }
-                Tag::Link { dest_url, .. } => b.links.push(safe_link(&dest_url)),
-                Tag::Image { .. } => b.links.push(None),
-                _ => {}
-            },
-            Event::End(end) => match end {
-                TagEnd::Paragraph => {
-                    if let Some(spans) = b.inline.take() {
-                        b.push_block(Block::Paragraph(spans));
-                    }
-                }
-                TagEnd::Heading(_) => {
-                    let spans = b.inline.take().unwrap_or_default();
-                    let level = b.heading.take().unwrap_or(1);
-                    b.push_block(Block::Heading(level, spans));
-                }
-                TagEnd::CodeBlock => {
-                    let text = printable_code(&b.code.take().unwrap_or_default());
-                    b.push_block(Block::Code(text.trim_end_matches('\n').to_owned()));
-                }
-                TagEnd::BlockQuote(_) => {
-                    b.flush_implicit();
-                    if let Some(Frame::Quote(blocks)) = b.frames.pop() {
-                        b.push_block(Block::Quote(blocks));
-                    }
-                }
-                TagEnd::Item => {
-                    b.flush_implicit();
-                    if let Some(Frame::Item(blocks)) = b.frames.pop() {
-                        if let Some(Frame::List(_, items)) = b.frames.last_mut() {
-                            items.push(blocks);
-                        }
-                    }
-                }
-                TagEnd::List(_) => {
-                    if let Some(Frame::List(start, items)) = b.frames.pop() {
-                        b.push_block(Block::List { start, items });
-                    }
-                }
-                TagEnd::TableCell => {
-                    let cell = b.inline.take().unwrap_or_default();
-                    if let Some(t) = b.table.as_mut() {
-                        t.row.push(cell);
-                    }
-                }
-                TagEnd::TableHead => {
-                    if let Some(t) = b.table.as_mut() {
-                        t.head = std::mem::take(&mut t.row);
-                    }
-                }
-                TagEnd::TableRow => {
-                    if let Some(t) = b.table.as_mut() {
-                        let row = std::mem::take(&mut t.row);
-                        t.rows.push(row);
-                    }
-                }
-                TagEnd::Table => {
-                    if let Some(t) = b.table.take() {
-                        b.push_block(Block::Table { head: t.head, rows: t.rows, aligns: t.aligns });
-                    }
-                }
-                TagEnd::Emphasis => b.italic = b.italic.saturating_sub(1),
-                TagEnd::Strong => b.bold = b.bold.saturating_sub(1),
-                TagEnd::Strikethrough => b.strike = b.strike.saturating_sub(1),
-                TagEnd::Link | TagEnd::Image => {
-                    b.links.pop();
-                }
-                _ => {}
-            },
+            Event::Start(tag) => b.start(tag)?,
+            Event::End(end) => b.end(end),
             Event::Text(t) => match b.code.as_mut() {
                 Some(code) => code.push_str(&t),
                 None => b.span(&printable(&t), false),
