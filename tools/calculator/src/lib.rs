@@ -31,6 +31,7 @@ use num_rational::BigRational;
 use serde_json::{json, Value};
 use tool_kit::{tool_result, CallOutcome, ToolServer, ToolSpec};
 
+use crate::approx::Stop;
 use crate::arithmetic::{apply, Op};
 use crate::format::{number_json, number_text};
 use crate::number::{parse_value, precision, Real};
@@ -57,18 +58,18 @@ pub fn server() -> ToolServer {
     }
 }
 
-fn field<'a>(params: &'a Value, name: &str) -> Result<&'a Value, String> {
-    params.get(name).filter(|v| !v.is_null()).ok_or_else(|| format!("params.{name} is required"))
+fn field<'a>(params: &'a Value, name: &str) -> Result<&'a Value, Stop> {
+    params.get(name).filter(|v| !v.is_null()).ok_or_else(|| Stop::Refused(format!("params.{name} is required")))
 }
 
-fn text_field<'a>(params: &'a Value, name: &str) -> Result<&'a str, String> {
-    field(params, name)?.as_str().ok_or_else(|| format!("params.{name} must be a string"))
+fn text_field<'a>(params: &'a Value, name: &str) -> Result<&'a str, Stop> {
+    field(params, name)?.as_str().ok_or_else(|| Stop::Refused(format!("params.{name} must be a string")))
 }
 
-fn numbers(v: &Value, name: &str, limit: usize) -> Result<Vec<Real>, String> {
+fn numbers(v: &Value, name: &str, limit: usize) -> Result<Vec<Real>, Stop> {
     let items = v.as_array().ok_or_else(|| format!("params.{name} must be an array of numbers"))?;
     if items.len() > limit {
-        return Err(format!("too many {name}: at most {limit}"));
+        return Err(format!("too many {name}: at most {limit}").into());
     }
     items.iter().map(|x| parse_value(x).map(Real::exact)).collect()
 }
@@ -106,7 +107,7 @@ fn arithmetic(params: &Value, p: u32) -> CallOutcome {
 
 /// `a + b + c…` or `a − b − c…` as one sum, so oversized common denominators are refused
 /// before computing (see [`rational::sum`]).
-fn signed_sum(op: Op, operands: Vec<Real>) -> Result<BigRational, String> {
+fn signed_sum(op: Op, operands: Vec<Real>) -> Result<BigRational, Stop> {
     let mut terms: Vec<BigRational> = operands.into_iter().map(|r| r.q).collect();
     if terms.is_empty() {
         return Err("params.operands must hold at least one number".into());
@@ -132,7 +133,7 @@ fn stats(params: &Value, p: u32) -> CallOutcome {
     Ok(numeric("statistics", &result, p))
 }
 
-fn quantity(v: &Value, name: &str) -> Result<(Real, units::Unit), String> {
+fn quantity(v: &Value, name: &str) -> Result<(Real, units::Unit), Stop> {
     let value = parse_value(field(v, "value").map_err(|_| format!("params.{name}.value is required"))?)?;
     let unit = units::parse(v.get("unit").and_then(Value::as_str).ok_or(format!("params.{name}.unit is required"))?)?;
     Ok((Real::exact(value), unit))

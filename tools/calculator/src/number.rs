@@ -8,6 +8,7 @@ use num_traits::{One, Signed, ToPrimitive, Zero};
 use serde_json::Value;
 
 use crate::approx::Bound;
+use crate::approx::Stop;
 
 /// Digits accepted in one input number.
 pub const MAX_INPUT_DIGITS: usize = 1000;
@@ -50,9 +51,9 @@ impl Real {
 }
 
 /// Refuse results larger than [`MAX_RESULT_BITS`].
-pub fn check_size(q: &BigRational) -> Result<(), String> {
+pub fn check_size(q: &BigRational) -> Result<(), Stop> {
     if q.numer().bits() + q.denom().bits() > MAX_RESULT_BITS {
-        Err(format!("the result exceeds the size limit of {MAX_RESULT_BITS} bits (about 30,000 digits)"))
+        Err(format!("the result exceeds the size limit of {MAX_RESULT_BITS} bits (about 30,000 digits)").into())
     } else {
         Ok(())
     }
@@ -63,18 +64,18 @@ pub fn pow10(e: u32) -> BigInt {
     num_traits::pow(BigInt::from(10), e as usize)
 }
 
-fn parse_integer(s: &str, what: &str) -> Result<BigInt, String> {
+fn parse_integer(s: &str, what: &str) -> Result<BigInt, Stop> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("malformed number {what:?}"));
+        return Err(format!("malformed number {what:?}").into());
     }
-    s.parse::<BigInt>().map_err(|_| format!("malformed number {what:?}"))
+    s.parse::<BigInt>().map_err(|_| Stop::Refused(format!("malformed number {what:?}")))
 }
 
 /// Parse `"12"`, `"-1.25"`, `".5"`, `"1e-30"`, `"6.02E23"` or `"-3/7"` into an exact rational.
-pub fn parse_str(raw: &str) -> Result<BigRational, String> {
+pub fn parse_str(raw: &str) -> Result<BigRational, Stop> {
     let s = raw.trim();
     if s.len() > MAX_INPUT_DIGITS + 20 {
-        return Err(format!("number too long: at most {MAX_INPUT_DIGITS} digits"));
+        return Err(format!("number too long: at most {MAX_INPUT_DIGITS} digits").into());
     }
     let (negative, body) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
@@ -84,7 +85,7 @@ pub fn parse_str(raw: &str) -> Result<BigRational, String> {
     let q = if let Some((n, d)) = body.split_once('/') {
         let (n, d) = (parse_integer(n.trim(), raw)?, parse_integer(d.trim(), raw)?);
         if d.is_zero() {
-            return Err(format!("division by zero in the fraction {raw:?}"));
+            return Err(format!("division by zero in the fraction {raw:?}").into());
         }
         BigRational::new(n, d)
     } else {
@@ -92,7 +93,7 @@ pub fn parse_str(raw: &str) -> Result<BigRational, String> {
             Some(i) => {
                 let e = body[i + 1..].parse::<i64>().map_err(|_| format!("malformed number {raw:?}"))?;
                 if e.abs() > MAX_INPUT_EXPONENT {
-                    return Err(format!("exponent of {raw:?} is beyond ±{MAX_INPUT_EXPONENT}"));
+                    return Err(format!("exponent of {raw:?} is beyond ±{MAX_INPUT_EXPONENT}").into());
                 }
                 (&body[..i], e)
             }
@@ -100,7 +101,7 @@ pub fn parse_str(raw: &str) -> Result<BigRational, String> {
         };
         let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
         if int_part.is_empty() && frac_part.is_empty() {
-            return Err(format!("malformed number {raw:?}"));
+            return Err(format!("malformed number {raw:?}").into());
         }
         let digits = format!("{int_part}{frac_part}");
         let n = parse_integer(&digits, raw)?;
@@ -127,7 +128,7 @@ fn significant_digits(text: &str) -> usize {
 /// (a longer integer would have been rounded to it), or a subnormal (fewer digits held).
 /// Integers within 64 bits are read exactly. (A literal so small it would be read as 0,
 /// `1e-400`, never gets here: the gateway and the tool kit refuse it before reading the body.)
-fn exact_json_float(text: &str, f: f64) -> Result<(), String> {
+fn exact_json_float(text: &str, f: f64) -> Result<(), Stop> {
     const TWO_POW_53: f64 = 9_007_199_254_740_992.0;
     // Below the normal range a float holds fewer digits: the literal the caller wrote
     // (`3e-324`, `1.23456789012345e-320`) was already changed by the JSON reader.
@@ -135,7 +136,8 @@ fn exact_json_float(text: &str, f: f64) -> Result<(), String> {
         return Err(format!(
             "the number {text} is below the range a JSON number holds exactly (about 2.2e-308); the \
              JSON reader may have changed it: pass it as a string, e.g. \"1.23456789012345e-320\""
-        ));
+        )
+        .into());
     }
     if f.fract() == 0.0 && f.abs() >= TWO_POW_53 && significant_digits(text) <= FLOAT_DIGITS {
         // `1e19` fits 64 bits, but a float this large cannot show whether the integer the
@@ -143,20 +145,22 @@ fn exact_json_float(text: &str, f: f64) -> Result<(), String> {
         return Err(format!(
             "the number {text} was read as a 64-bit float, which from 2^53 (9007199254740992) on cannot \
              show whether the integer written was exact: pass it as a string, e.g. \"{text}\""
-        ));
+        )
+        .into());
     }
     if significant_digits(text) > FLOAT_DIGITS {
         return Err(format!(
             "the number {text} cannot be represented exactly as a JSON number (JSON numbers are read as \
              64-bit floats); pass numbers with more than {FLOAT_DIGITS} significant digits, or integers beyond \
              64 bits, as strings, e.g. \"123456789012345678901234567890\""
-        ));
+        )
+        .into());
     }
     Ok(())
 }
 
 /// A number given as a JSON number or a string.
-pub fn parse_value(v: &Value) -> Result<BigRational, String> {
+pub fn parse_value(v: &Value) -> Result<BigRational, Stop> {
     match v {
         // serde_json prints a float in its shortest round-trip form ("0.1"), which is what
         // the caller wrote when it has at most 15 significant digits; that decimal is taken
@@ -169,17 +173,17 @@ pub fn parse_value(v: &Value) -> Result<BigRational, String> {
             parse_str(&text)
         }
         Value::String(s) => parse_str(s),
-        other => Err(format!("expected a number (or a numeric string), got {other}")),
+        other => Err(format!("expected a number (or a numeric string), got {other}").into()),
     }
 }
 
 /// The `precision` of a params object (default 28, at most 1000).
-pub fn precision(params: &Value) -> Result<u32, String> {
+pub fn precision(params: &Value) -> Result<u32, Stop> {
     match params.get("precision") {
         None | Some(Value::Null) => Ok(DEFAULT_PRECISION),
         Some(v) => match v.as_u64() {
             Some(p) if (1..=u64::from(MAX_PRECISION)).contains(&p) => Ok(p as u32),
-            _ => Err(format!("precision must be an integer from 1 to {MAX_PRECISION}")),
+            _ => Err(format!("precision must be an integer from 1 to {MAX_PRECISION}").into()),
         },
     }
 }
@@ -215,11 +219,11 @@ pub fn round_half_even(q: &BigRational) -> BigInt {
 }
 
 /// An exponent for `pow` must be a small integer.
-pub fn small_integer(q: &BigRational, what: &str) -> Result<i64, String> {
+pub fn small_integer(q: &BigRational, what: &str) -> Result<i64, Stop> {
     if !q.is_integer() {
-        return Err(format!("{what} must be an integer"));
+        return Err(format!("{what} must be an integer").into());
     }
-    q.to_integer().to_i64().ok_or_else(|| format!("{what} is too large"))
+    q.to_integer().to_i64().ok_or_else(|| Stop::Refused(format!("{what} is too large")))
 }
 
 #[cfg(test)]
@@ -248,7 +252,7 @@ mod tests {
     #[test]
     fn json_floats_that_may_not_be_what_was_sent_are_refused() {
         let long: Value = serde_json::from_str("123456789012345678901234567890").unwrap();
-        let err = parse_value(&long).unwrap_err();
+        let err = parse_value(&long).unwrap_err().to_string();
         assert!(err.contains("the number 1.2345678901234568e+29 cannot be represented exactly"), "{err}");
         assert!(err.contains("more than 15 significant digits"), "{err}");
         assert_eq!(
@@ -274,7 +278,7 @@ mod tests {
         }
         // 1e19 fits 64 bits: the refusal says why it is refused (a float cannot show whether a
         // long integer was written exactly) and how to pass it, not that it is beyond 64 bits.
-        let err = parse_value(&serde_json::from_str::<Value>("1e19").unwrap()).unwrap_err();
+        let err = parse_value(&serde_json::from_str::<Value>("1e19").unwrap()).unwrap_err().to_string();
         assert!(err.contains("2^53") && err.contains("as a string") && !err.contains("beyond 64 bits"), "{err}");
         for (accepted, exact) in [
             ("0.123456789012345", "0.123456789012345"),

@@ -14,6 +14,7 @@ use num_integer::Integer;
 use num_rational::BigRational;
 use num_traits::{One, Signed, Zero};
 
+use crate::approx::Stop;
 use crate::number::MAX_RESULT_BITS;
 
 /// The greatest common divisor (non-negative); a first remainder step makes it cheap when
@@ -114,7 +115,7 @@ pub fn pow(q: &BigRational, e: usize) -> BigRational {
 /// The exact sum of `values`, refused before any work when the distinct denominators'
 /// sizes add up to more than [`MAX_RESULT_BITS`] (their product bounds the common
 /// denominator), and during the work if the running sum outgrows that limit.
-pub fn sum(values: &[BigRational]) -> Result<BigRational, String> {
+pub fn sum(values: &[BigRational]) -> Result<BigRational, Stop> {
     // Values sharing a denominator add as integers.
     let mut groups: HashMap<&BigInt, BigInt> = HashMap::new();
     for v in values {
@@ -126,13 +127,14 @@ pub fn sum(values: &[BigRational]) -> Result<BigRational, String> {
             "the {} distinct denominators of these values could make a common denominator of up to {bits} bits, \
              over the size limit of {MAX_RESULT_BITS} bits; round the values to fewer decimals or pass fewer of them",
             groups.len()
-        ));
+        )
+        .into());
     }
     let mut total = BigRational::zero();
     for (d, n) in groups {
         total = add(&total, &reduced(n, d.clone()));
         if total.numer().bits() + total.denom().bits() > MAX_RESULT_BITS {
-            return Err(format!("the sum exceeds the size limit of {MAX_RESULT_BITS} bits"));
+            return Err(format!("the sum exceeds the size limit of {MAX_RESULT_BITS} bits").into());
         }
     }
     Ok(total)
@@ -175,7 +177,7 @@ mod tests {
         assert_eq!(sum(&[q("1/3"), q("1/6"), q("0.5"), q("2/3")]).unwrap(), q("5/3"));
         assert_eq!(sum(&[]).unwrap(), q("0"));
         let harmonic: Vec<_> = (1..=100_000).map(|k| q(&format!("1/{k}"))).collect();
-        let err = sum(&harmonic).unwrap_err();
+        let err = sum(&harmonic).unwrap_err().to_string();
         assert!(err.contains("distinct denominators") && err.contains("size limit"), "{err}");
     }
 }

@@ -9,6 +9,7 @@ use num_rational::BigRational;
 use num_traits::{ToPrimitive, Zero};
 
 use crate::approx;
+use crate::approx::Stop;
 use crate::number::{check_size, Real};
 use crate::rational;
 
@@ -19,13 +20,13 @@ fn ratio(n: usize) -> BigRational {
     BigRational::from_integer(BigInt::from(n))
 }
 
-fn mean(xs: &[BigRational]) -> Result<BigRational, String> {
+fn mean(xs: &[BigRational]) -> Result<BigRational, Stop> {
     Ok(rational::div(&rational::sum(xs)?, &ratio(xs.len())).unwrap_or_default())
 }
 
 /// Σ(x − mean)² / (n − 1 or n), computed as (Σx² − (Σx)²/n) / (n − 1 or n): every term
 /// keeps its own small denominator, so the sums stay cheap.
-fn variance(xs: &[BigRational], sample: bool) -> Result<BigRational, String> {
+fn variance(xs: &[BigRational], sample: bool) -> Result<BigRational, Stop> {
     let n = xs.len();
     if sample && n < 2 {
         return Err("sample variance needs at least two values (or pass \"sample\": false)".into());
@@ -47,7 +48,7 @@ fn sorted(xs: &[BigRational]) -> Vec<BigRational> {
 
 /// Linear interpolation between order statistics (numpy's default; Python's
 /// `statistics.quantiles(method="inclusive")` cut points): position (n − 1)·q.
-fn quantile(xs: &[BigRational], q: &BigRational) -> Result<BigRational, String> {
+fn quantile(xs: &[BigRational], q: &BigRational) -> Result<BigRational, Stop> {
     if *q < BigRational::zero() || *q > BigRational::from_integer(1.into()) {
         return Err("q must be between 0 and 1".into());
     }
@@ -68,14 +69,14 @@ pub fn compute(
     sample: bool,
     q: Option<&BigRational>,
     precision: u32,
-) -> Result<Real, String> {
+) -> Result<Real, Stop> {
     if values.is_empty() && function != "count" {
-        return Err(format!("{function} needs at least one value"));
+        return Err(format!("{function} needs at least one value").into());
     }
     if values.len() > MAX_VALUES {
-        return Err(format!("too many values: at most {MAX_VALUES}"));
+        return Err(format!("too many values: at most {MAX_VALUES}").into());
     }
-    let exact = |q: BigRational| -> Result<Real, String> {
+    let exact = |q: BigRational| -> Result<Real, Stop> {
         check_size(&q)?;
         Ok(Real::exact(q))
     };
@@ -120,7 +121,7 @@ pub fn compute(
         }
         other => Err(format!(
             "unknown statistics function {other:?}: use mean, median, mode, variance, stdev, min, max, sum, count or quantile"
-        )),
+        ).into()),
     }
 }
 
@@ -176,7 +177,7 @@ mod tests {
         let values = vals(&harmonic.iter().map(String::as_str).collect::<Vec<_>>());
         for function in ["sum", "mean", "variance", "stdev"] {
             let started = std::time::Instant::now();
-            let err = compute(function, &values, true, None, 28).unwrap_err();
+            let err = compute(function, &values, true, None, 28).unwrap_err().to_string();
             assert!(err.contains("distinct denominators") && err.contains("size limit"), "{function}: {err}");
             // A sanity bound only (debug build, busy machine): the refusal comes before any sum.
             assert!(started.elapsed() < std::time::Duration::from_secs(2), "{function}: {:?}", started.elapsed());

@@ -9,6 +9,7 @@ use num_bigint::BigInt;
 use num_rational::BigRational;
 use num_traits::{One, Zero};
 
+use crate::approx::Stop;
 use crate::number::parse_str;
 
 /// Exponents of length, mass, time, temperature, information.
@@ -189,7 +190,7 @@ fn known() -> String {
 }
 
 /// One factor of a unit expression with its power: `m^2`, `s^-1`, `m2`, `m³`.
-fn factor(term: &str) -> Result<(BigRational, BigRational, Dims, i32), String> {
+fn factor(term: &str) -> Result<(BigRational, BigRational, Dims, i32), Stop> {
     let term = term.trim();
     let (base, power) = if let Some((b, p)) = term.split_once('^') {
         (b, p.trim().parse::<i32>().map_err(|_| format!("bad power in unit {term:?}"))?)
@@ -204,7 +205,7 @@ fn factor(term: &str) -> Result<(BigRational, BigRational, Dims, i32), String> {
         (term, 1)
     };
     if !(-6..=6).contains(&power) || power == 0 {
-        return Err(format!("unit power out of range in {term:?}"));
+        return Err(format!("unit power out of range in {term:?}").into());
     }
     let (f, o, d) =
         symbol(base.trim()).ok_or_else(|| format!("unknown unit {:?}; known units: {}", base.trim(), known()))?;
@@ -214,7 +215,7 @@ fn factor(term: &str) -> Result<(BigRational, BigRational, Dims, i32), String> {
 /// Parse a unit expression, as people write units: left to right (`kg/m*s` is (kg/m)·s, and
 /// `J/(kg*K)` divides by both), `*`, `·` or a space to multiply, `^`, `**` or a trailing digit
 /// for powers, parentheses (so a result's own unit, `(km/h)*h`, can be sent back) and `1/s`.
-pub fn parse(expr: &str) -> Result<Unit, String> {
+pub fn parse(expr: &str) -> Result<Unit, Stop> {
     if expr.trim().is_empty() || expr.len() > 100 {
         return Err("a unit must be a non-empty expression of at most 100 characters".into());
     }
@@ -264,7 +265,7 @@ struct Product {
 impl Product {
     /// Multiply in `expr` raised to `sign` (±1): its factors left to right, each divided when a
     /// `/` precedes it, a parenthesised group as one factor.
-    fn add(&mut self, expr: &str, sign: i32, depth: usize) -> Result<(), String> {
+    fn add(&mut self, expr: &str, sign: i32, depth: usize) -> Result<(), Stop> {
         if depth > 4 {
             return Err("unit parentheses nested too deeply".into());
         }
@@ -282,11 +283,11 @@ impl Product {
                 _ => {}
             }
             if level < 0 {
-                return Err(format!("unbalanced parentheses in unit {expr:?}"));
+                return Err(format!("unbalanced parentheses in unit {expr:?}").into());
             }
         }
         if level != 0 {
-            return Err(format!("unbalanced parentheses in unit {expr:?}"));
+            return Err(format!("unbalanced parentheses in unit {expr:?}").into());
         }
         terms.push((divide, &expr[start..]));
         for (divide, term) in terms {
@@ -314,7 +315,7 @@ impl Product {
 }
 
 /// Convert `value` from `from` to `to` (dimensions must match).
-pub fn convert(value: &BigRational, from: &Unit, to: &Unit) -> Result<BigRational, String> {
+pub fn convert(value: &BigRational, from: &Unit, to: &Unit) -> Result<BigRational, Stop> {
     if from.dims != to.dims {
         return Err(format!(
             "cannot convert {} ({}) to {} ({})",
@@ -322,7 +323,8 @@ pub fn convert(value: &BigRational, from: &Unit, to: &Unit) -> Result<BigRationa
             dimension_name(&from.dims),
             to.symbol,
             dimension_name(&to.dims)
-        ));
+        )
+        .into());
     }
     let si = value * &from.factor + &from.offset;
     Ok((si - &to.offset) / &to.factor)
@@ -330,14 +332,15 @@ pub fn convert(value: &BigRational, from: &Unit, to: &Unit) -> Result<BigRationa
 
 /// Refuse adding or subtracting when either side is a temperature on an offset scale
 /// (`20 °C + 5 K` and `30 °C − 10 °C` have no single meaning: a reading or a difference?).
-pub fn check_additive(left: &Unit, right: &Unit) -> Result<(), String> {
+pub fn check_additive(left: &Unit, right: &Unit) -> Result<(), Stop> {
     if left.offset.is_zero() && right.offset.is_zero() {
         Ok(())
     } else {
         Err(format!(
             "cannot add or subtract {} and {}: convert affine temperatures (°C, °F) to K before adding or subtracting",
             left.symbol, right.symbol
-        ))
+        )
+        .into())
     }
 }
 
@@ -348,7 +351,7 @@ pub fn affine_pair(left: &Unit, right: &Unit) -> bool {
 }
 
 /// Multiply or divide two units, making the compound unit (`m/s`).
-pub fn combine(left: &Unit, right: &Unit, divide: bool) -> Result<Unit, String> {
+pub fn combine(left: &Unit, right: &Unit, divide: bool) -> Result<Unit, Stop> {
     if !left.offset.is_zero() || !right.offset.is_zero() {
         return Err("cannot multiply or divide temperatures on an offset scale (°C, °F); convert to K first".into());
     }
@@ -420,19 +423,19 @@ mod tests {
         // Left to right: (kg/m)·s, not kg/(m·s).
         assert_eq!(parse("kg/m*s").unwrap().dims, parse("kg*s/m").unwrap().dims);
         assert_ne!(parse("kg/m*s").unwrap().dims, parse("kg/(m*s)").unwrap().dims);
-        assert!(parse("J/(kg*K").unwrap_err().contains("unbalanced"));
-        assert!(parse("((((((m))))))").unwrap_err().contains("nested"));
+        assert!(parse("J/(kg*K").unwrap_err().to_string().contains("unbalanced"));
+        assert!(parse("((((((m))))))").unwrap_err().to_string().contains("nested"));
     }
 
     #[test]
     fn dimension_errors_and_unknown_units_are_refused() {
-        let err = convert(&int(1), &parse("m").unwrap(), &parse("s").unwrap()).unwrap_err();
+        let err = convert(&int(1), &parse("m").unwrap(), &parse("s").unwrap()).unwrap_err().to_string();
         assert!(err.contains("length") && err.contains("time"), "{err}");
-        assert!(parse("furlong").unwrap_err().contains("unknown unit"));
+        assert!(parse("furlong").unwrap_err().to_string().contains("unknown unit"));
         assert!(parse("m^99").is_err());
         assert!(combine(&parse("°C").unwrap(), &parse("s").unwrap(), false).is_err());
         for (l, r) in [("°C", "K"), ("K", "degF"), ("°F", "°F")] {
-            let err = check_additive(&parse(l).unwrap(), &parse(r).unwrap()).unwrap_err();
+            let err = check_additive(&parse(l).unwrap(), &parse(r).unwrap()).unwrap_err().to_string();
             assert!(err.contains("convert affine temperatures (°C, °F) to K"), "{err}");
         }
         assert!(check_additive(&parse("K").unwrap(), &parse("°R").unwrap()).is_ok());

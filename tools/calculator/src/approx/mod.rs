@@ -38,15 +38,26 @@ const MIN_ERROR_LOG2: i64 = -(MAX_RESULT_BITS as i64) - 8192;
 /// Bits kept below the error bound when an approximation is shortened.
 const SPARE_BITS: i64 = 32;
 
-/// Why an evaluation stopped.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why an evaluation stopped: the calculator's one error type. Every kind ends as a refusal
+/// the model reads (none wraps another library's error: the calculator does no IO).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Stop {
     /// The input is wrong (division by zero, syntax, size): tell the caller.
+    #[error("{0}")]
     Refused(String),
     /// The working precision could not decide something: retry with more guard digits.
+    #[error("the result could not be determined: {0}")]
     Undetermined(String),
     /// Deciding needs at least this many significant digits (before guard digits).
+    #[error("the result needs {0} significant digits to be determined")]
     MoreDigits(u32),
+}
+
+/// What the tool answers: the refusal's words, for the model to act on.
+impl From<Stop> for tool_kit::ToolError {
+    fn from(stop: Stop) -> Self {
+        tool_kit::ToolError::Invalid(stop.to_string())
+    }
 }
 
 impl From<String> for Stop {
@@ -61,22 +72,12 @@ impl From<&str> for Stop {
     }
 }
 
-impl From<Stop> for String {
-    fn from(stop: Stop) -> Self {
-        match stop {
-            Stop::Refused(message) => message,
-            Stop::Undetermined(why) => format!("the result could not be determined: {why}"),
-            Stop::MoreDigits(n) => format!("the result needs {n} significant digits to be determined"),
-        }
-    }
-}
-
 /// Evaluate `f(digits)` with `precision` plus each of [`GUARD_LEVELS`] digits until the result
 /// is exact or its rounding to `precision` digits is decided. When `f` says it needs more
 /// significant digits than it was given (`round(sqrt(2), 700)`), the same level is tried again
 /// on that many. Nothing is ever guessed: what the last level cannot decide is refused. Stops
 /// between levels when the call has been given up.
-pub fn settle(precision: u32, mut f: impl FnMut(u32) -> Result<Real, Stop>) -> Result<Real, String> {
+pub fn settle(precision: u32, mut f: impl FnMut(u32) -> Result<Real, Stop>) -> Result<Real, Stop> {
     let mut why = String::new();
     let mut base = precision;
     let mut level = 0;
@@ -92,7 +93,7 @@ pub fn settle(precision: u32, mut f: impl FnMut(u32) -> Result<Real, Stop>) -> R
                      {precision}-digit decimals, simplify the expression (sqrt(x)^2 is x) or change the precision"
                 )
             }
-            Err(Stop::Refused(message)) => return Err(message),
+            Err(Stop::Refused(message)) => return Err(Stop::Refused(message)),
             Err(Stop::Undetermined(reason)) => why = reason,
             Err(Stop::MoreDigits(n)) if n > base && n <= MAX_WORKING_DIGITS => {
                 base = n;
@@ -102,7 +103,8 @@ pub fn settle(precision: u32, mut f: impl FnMut(u32) -> Result<Real, Stop>) -> R
                 return Err(format!(
                     "the result needs {n} significant digits to be determined, more than the {MAX_WORKING_DIGITS} \
                      this tool works with"
-                ))
+                )
+                .into())
             }
             Err(Stop::MoreDigits(_)) => why = "more digits did not help".into(),
         }
@@ -111,7 +113,8 @@ pub fn settle(precision: u32, mut f: impl FnMut(u32) -> Result<Real, Stop>) -> R
     let most = GUARD_LEVELS[GUARD_LEVELS.len() - 1];
     Err(format!(
         "the result could not be determined to {precision} significant digits even with {most} extra digits: {why}"
-    ))
+    )
+    .into())
 }
 
 /// True when every value within the error bound of `x` rounds to the same decimal.

@@ -99,7 +99,7 @@ fn settle_retries_until_the_rounding_is_decided() {
     })
     .unwrap();
     assert_eq!((levels, decimal(&r, 5).text), (vec![25, 65, 205], "1.4142".to_owned()));
-    let err = settle(5, |_| Err(Stop::Undetermined("never".into()))).unwrap_err();
+    let err = settle(5, |_| Err(Stop::Undetermined("never".into()))).unwrap_err().to_string();
     assert!(
         err.contains("could not be determined to 5 significant digits even with 2000 extra digits: never"),
         "{err}"
@@ -119,7 +119,7 @@ fn settle_retries_until_the_rounding_is_decided() {
     // A call given up (past its time limit) stops before its next level.
     let (watch, give_up) = tool_kit::cancel::Watch::new();
     drop(give_up);
-    let err = watch.run(|| settle(5, |_| Err(Stop::Undetermined("never".into())))).unwrap_err();
+    let err = watch.run(|| settle(5, |_| Err(Stop::Undetermined("never".into())))).unwrap_err().to_string();
     assert_eq!(err, "the call was given up");
-    assert_eq!(settle(5, |_| Err(Stop::Refused("bad".into()))).unwrap_err(), "bad");
+    assert_eq!(settle(5, |_| Err(Stop::Refused("bad".into()))).unwrap_err().to_string(), "bad");
 }
