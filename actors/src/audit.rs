@@ -1,11 +1,15 @@
 //! `AuditWriterActor`: batches audit rows and writes them through an [`AuditSink`].
 //!
 //! Handlers hand rows over with `do_send` and never wait. The actor flushes a batch when it
-//! holds `max_events` rows or when `timeout` has passed, whichever comes first; one write is in
-//! flight at a time (`ctx.wait`), and rows that arrive meanwhile queue in the mailbox. A failed
-//! write keeps its rows and is retried after a back-off, so a database outage delays rows but
-//! does not drop them. [`Flush`] writes everything held and answers once it is stored: graceful
-//! shutdown sends it last.
+//! holds `max_events` rows or when `timeout` has passed, whichever comes first. Up to
+//! `max_in_flight` writes run at once, each on its own connection; rows that arrive while all
+//! are busy gather in the buffer, and the next write takes them all (up to `max_batch_rows` and
+//! `max_batch_bytes`), so batches grow with the backlog instead of the backlog growing: one
+//! write's latency no longer caps the rows per second. Rows carry their chain position, so
+//! writes that commit out of order still verify. A failed write keeps its rows and is retried
+//! after a back-off, so a database outage delays rows but does not drop them. [`Flush`] writes
+//! everything held, waits for every write in flight, and answers once they are stored:
+//! graceful shutdown sends it last.
 
 use crate::failure::IoFailure;
 use std::rc::Rc;
@@ -55,12 +59,46 @@ pub struct BatchConfig {
     pub timeout: Duration,
     /// Wait this long after a failed write before trying again.
     pub retry_backoff: Duration,
+    /// Writes running at once (each holds a database connection).
+    pub max_in_flight: usize,
+    /// Rows one write takes at most.
+    pub max_batch_rows: usize,
+    /// Bytes of row text one write takes at most (an estimate; at least one row is taken).
+    pub max_batch_bytes: usize,
 }
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        Self { max_events: 1000, timeout: Duration::from_millis(200), retry_backoff: Duration::from_secs(1) }
+        Self {
+            max_events: 1000,
+            timeout: Duration::from_millis(200),
+            retry_backoff: Duration::from_secs(1),
+            max_in_flight: 1,
+            max_batch_rows: 20_000,
+            max_batch_bytes: 16 << 20,
+        }
     }
+}
+
+/// About how many bytes a row takes in a write (its text fields plus fixed-size ones).
+fn approx_bytes(r: &AuditRecord) -> usize {
+    let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    128 + r.id.len()
+        + r.request_id.len()
+        + r.roles.iter().map(|x| x.len() + 3).sum::<usize>()
+        + opt(&r.user_id)
+        + opt(&r.workspace)
+        + opt(&r.tool_name)
+        + r.decision.len()
+        + r.status.len()
+        + opt(&r.client_ip)
+        + opt(&r.arguments_sha256)
+        + opt(&r.error_message)
+        + opt(&r.arguments_logged)
+        + r.transport.len()
+        + r.chain_id.len()
+        + r.prev_hash.len()
+        + r.row_hash.len()
 }
 
 /// What the writer's batches look like, for `/metrics`: how many, how big, how long they take.
@@ -89,9 +127,14 @@ pub struct AuditWriterActor {
     chain_id: String,
     seq: i64,
     last_hash: String,
-    /// Callers waiting for their rows to be durable (strict mode), answered by the next flush.
-    waiting: Vec<tokio::sync::oneshot::Sender<Result<(), IoFailure>>>,
+    /// Callers waiting for their rows to be durable (strict mode), by the row's `seq`:
+    /// answered when the write holding that row ends.
+    waiting: Vec<(i64, tokio::sync::oneshot::Sender<Result<(), IoFailure>>)>,
     durable_flush_scheduled: bool,
+    /// Writes running now.
+    in_flight: usize,
+    /// [`Flush`]es waiting for every write in flight to end.
+    idle: Vec<tokio::sync::oneshot::Sender<()>>,
     writes: Arc<WriteStats>,
 }
 
@@ -116,6 +159,8 @@ impl AuditWriterActor {
             last_hash: String::new(),
             waiting: Vec::new(),
             durable_flush_scheduled: false,
+            in_flight: 0,
+            idle: Vec::new(),
             writes: Arc::default(),
         }
     }
@@ -138,36 +183,84 @@ impl AuditWriterActor {
         row
     }
 
-    /// Write everything held now and answer every caller waiting for durability (group commit).
-    fn flush_durable(&mut self, ctx: &mut Context<Self>) {
-        self.durable_flush_scheduled = false;
-        let waiting = std::mem::take(&mut self.waiting);
-        let rows: Arc<[AuditRecord]> = std::mem::take(&mut self.buffer).into();
-        let write = self.write(rows.clone());
-        ctx.wait(write.into_actor(self).map(move |result, act, _| {
-            let outcome = match act.settle(result, rows) {
+    /// Start writes of the held rows while fewer than `max_in_flight` run (none while backing
+    /// off after a failure, unless `now` asks for one: a caller waits for its row).
+    fn flush(&mut self, ctx: &mut Context<Self>, now: bool) {
+        if now {
+            self.retry_at = None;
+        }
+        while !self.buffer.is_empty() && self.in_flight < self.config.max_in_flight.max(1) && !self.backing_off() {
+            let rows: Arc<[AuditRecord]> = self.buffer.drain(..self.batch_len()).collect();
+            self.in_flight += 1;
+            let write = self.write(rows.clone());
+            ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
+                let _ = act.finished(result, &rows); // a failure is logged and its rows kept
+                act.after_write(ctx);
+            }));
+        }
+    }
+
+    /// How many rows from the front of the buffer the next write takes.
+    fn batch_len(&self) -> usize {
+        let (max_rows, max_bytes) = (self.config.max_batch_rows.max(1), self.config.max_batch_bytes);
+        let mut bytes = 0;
+        let mut n = 0;
+        for row in self.buffer.iter().take(max_rows) {
+            bytes += approx_bytes(row);
+            if n > 0 && bytes > max_bytes {
+                break;
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// A write ended: account for it and answer the callers waiting for its rows.
+    fn finished(&mut self, result: Result<Stored, IoFailure>, rows: &Arc<[AuditRecord]>) -> Result<usize, IoFailure> {
+        self.in_flight -= 1;
+        let settled = self.settle(result, rows.clone());
+        // A batch is a run of the buffer, which is kept in `seq` order.
+        let holds = |seq: &i64| rows.binary_search_by_key(seq, |r| r.seq).is_ok();
+        if self.waiting.iter().any(|(seq, _)| holds(seq)) {
+            let outcome = match &settled {
                 Ok((_, Stored::Database)) => Ok(()),
                 Ok((_, Stored::Spooled)) => {
                     Err(IoFailure::new("audit rows are not reaching the database (held in the local spool)"))
                 }
-                Err(e) => Err(e),
+                Err(e) => Err(e.clone()),
             };
-            for w in waiting {
+            let (mine, others) =
+                std::mem::take(&mut self.waiting).into_iter().partition::<Vec<_>, _>(|(seq, _)| holds(seq));
+            self.waiting = others;
+            for (_, w) in mine {
                 let _ = w.send(outcome.clone());
             }
-        }));
+        }
+        if self.in_flight == 0 {
+            for w in self.idle.drain(..) {
+                let _ = w.send(());
+            }
+        }
+        settled.map(|(n, _)| n)
     }
 
-    /// Write the held rows, holding the mailbox until the write ends (one write in flight).
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.buffer.is_empty() || self.backing_off() {
-            return;
+    /// After a write: go on with what gathered meanwhile if it makes a batch or someone waits.
+    fn after_write(&mut self, ctx: &mut Context<Self>) {
+        if self.buffer.len() >= self.config.max_events || !self.waiting.is_empty() {
+            self.flush(ctx, false);
         }
-        let rows: Arc<[AuditRecord]> = std::mem::take(&mut self.buffer).into();
-        let write = self.write(rows.clone());
-        ctx.wait(write.into_actor(self).map(move |result, act, _| {
-            let _ = act.settle(result, rows);
-        }));
+    }
+
+    /// Resolves once no write is in flight.
+    fn when_idle(&mut self) -> LocalBoxFuture<'static, ()> {
+        if self.in_flight == 0 {
+            return Box::pin(async {});
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.idle.push(tx);
+        Box::pin(async move {
+            let _ = rx.await;
+        })
     }
 
     /// Start writing `rows`, timed for [`WriteStats`].
@@ -219,8 +312,10 @@ impl AuditWriterActor {
                 self.stats.failed(format!("audit write failed: {error}"));
                 self.retry_at = Some(Instant::now() + self.config.retry_backoff);
                 self.failing = true;
+                // Back in `seq` order: other writes may have taken later rows meanwhile.
                 let mut kept = rows.to_vec();
                 kept.append(&mut self.buffer);
+                kept.sort_by_key(|r| r.seq);
                 self.buffer = kept;
                 Err(error)
             }
@@ -232,7 +327,7 @@ impl Actor for AuditWriterActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(self.config.timeout, |act, ctx| act.flush(ctx));
+        ctx.run_interval(self.config.timeout, |act, ctx| act.flush(ctx, false));
     }
 }
 
@@ -258,13 +353,17 @@ impl Handler<RecordDurable> for AuditWriterActor {
 
     fn handle(&mut self, msg: RecordDurable, ctx: &mut Context<Self>) -> Self::Result {
         let row = self.chain(msg.0);
+        let seq = row.seq;
         self.buffer.push(row);
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.waiting.push(tx);
+        self.waiting.push((seq, tx));
         if !self.durable_flush_scheduled {
             self.durable_flush_scheduled = true;
-            // After the messages already queued, so they share the write.
-            ctx.run_later(Duration::ZERO, |act, ctx| act.flush_durable(ctx));
+            // After the messages already queued, so they share the write (group commit).
+            ctx.run_later(Duration::ZERO, |act, ctx| {
+                act.durable_flush_scheduled = false;
+                act.flush(ctx, true);
+            });
         }
         Box::pin(async move { rx.await.unwrap_or_else(|_| Err(IoFailure::new("the audit writer stopped"))) })
     }
@@ -285,7 +384,7 @@ impl Handler<Record> for AuditWriterActor {
         let row = self.chain(msg.0);
         self.buffer.push(row);
         if self.buffer.len() >= self.config.max_events {
-            self.flush(ctx);
+            self.flush(ctx, false);
         }
     }
 }
@@ -306,7 +405,7 @@ impl Handler<RecordBatch> for AuditWriterActor {
             self.buffer.push(row);
         }
         if self.buffer.len() >= self.config.max_events {
-            self.flush(ctx);
+            self.flush(ctx, false);
         }
     }
 }
@@ -315,14 +414,19 @@ impl Handler<Flush> for AuditWriterActor {
     type Result = ResponseActFuture<Self, Result<usize, IoFailure>>;
 
     fn handle(&mut self, _: Flush, _: &mut Context<Self>) -> Self::Result {
-        // An explicit flush ignores the back-off: shutdown wants one last try.
+        // An explicit flush ignores the back-off and the batch limits: shutdown wants one last
+        // try of everything. It answers once the writes already in flight have ended too.
         self.retry_at = None;
         let rows: Arc<[AuditRecord]> = std::mem::take(&mut self.buffer).into();
         if rows.is_empty() {
-            return Box::pin(actix::fut::ready(Ok(0)));
+            return Box::pin(self.when_idle().into_actor(self).map(|_, _, _| Ok(0)));
         }
+        self.in_flight += 1;
         let write = self.write(rows.clone());
-        Box::pin(write.into_actor(self).map(move |result, act, _| act.settle(result, rows).map(|(n, _)| n)))
+        Box::pin(write.into_actor(self).then(move |result, act, _| {
+            let stored = act.finished(result, &rows);
+            act.when_idle().into_actor(act).map(move |_, _, _| stored)
+        }))
     }
 }
 
@@ -392,8 +496,12 @@ mod tests {
 
     // The sink is `!Send`; the actor runs on the test's thread, as it runs on one arbiter in production.
     fn start(sink: MemorySink, config: BatchConfig) -> (actix::Addr<AuditWriterActor>, Arc<ActorStats>) {
+        start_with(Rc::new(sink), config)
+    }
+
+    fn start_with(sink: Rc<dyn AuditSink>, config: BatchConfig) -> (actix::Addr<AuditWriterActor>, Arc<ActorStats>) {
         let stats = Arc::new(ActorStats::default());
-        (AuditWriterActor::new(Rc::new(sink), config, stats.clone()).start(), stats)
+        (AuditWriterActor::new(sink, config, stats.clone()).start(), stats)
     }
 
     #[actix::test]
@@ -405,8 +513,11 @@ mod tests {
         for i in 0..25 {
             addr.do_send(Record(row(i)));
         }
-        assert_eq!(addr.send(Flush).await.unwrap(), Ok(5));
-        assert_eq!(*batches.borrow(), vec![10, 10, 5]);
+        addr.send(Flush).await.unwrap().unwrap();
+        // The first batch goes at 10 rows; the rows that arrive while it is written gather
+        // into the next one.
+        let batches = batches.borrow();
+        assert_eq!((batches[0], batches.iter().sum::<usize>()), (10, 25), "{batches:?}");
     }
 
     #[actix::test]
@@ -424,8 +535,12 @@ mod tests {
     async fn failed_write_keeps_rows_in_order_until_the_sink_recovers() {
         let sink = MemorySink::default();
         let (rows, fail) = (sink.rows.clone(), sink.fail.clone());
-        let config =
-            BatchConfig { max_events: 2, timeout: Duration::from_secs(3600), retry_backoff: Duration::from_secs(3600) };
+        let config = BatchConfig {
+            max_events: 2,
+            timeout: Duration::from_secs(3600),
+            retry_backoff: Duration::from_secs(3600),
+            ..Default::default()
+        };
         let (addr, stats) = start(sink, config);
         *fail.borrow_mut() = true;
         for i in 0..5 {
@@ -437,5 +552,107 @@ mod tests {
         assert_eq!(addr.send(Flush).await.unwrap(), Ok(5));
         assert_eq!(*rows.borrow(), (0..5).map(|i| i.to_string()).collect::<Vec<_>>());
         assert!(stats.report("a", true).last_error.is_none());
+    }
+
+    /// A sink whose writes end only when the test opens their gate, in order.
+    #[derive(Default)]
+    struct GatedSink {
+        gates: Rc<RefCell<Vec<tokio::sync::oneshot::Sender<bool>>>>,
+        started: Rc<RefCell<Vec<Vec<i64>>>>,
+        stored: Rc<RefCell<Vec<i64>>>,
+    }
+
+    impl AuditSink for GatedSink {
+        fn write_batch(&self, rows: Arc<[AuditRecord]>) -> LocalBoxFuture<'static, Result<Stored, IoFailure>> {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.gates.borrow_mut().push(tx);
+            self.started.borrow_mut().push(rows.iter().map(|r| r.seq).collect());
+            let stored = self.stored.clone();
+            Box::pin(async move {
+                if rx.await.unwrap_or(false) {
+                    stored.borrow_mut().extend(rows.iter().map(|r| r.seq));
+                    Ok(Stored::Database)
+                } else {
+                    Err(IoFailure::new("database down"))
+                }
+            })
+        }
+    }
+
+    async fn settle_a_while() {
+        actix::clock::sleep(Duration::from_millis(20)).await;
+    }
+
+    /// Before: one write at a time of at most `max_events` rows, so one write's latency capped
+    /// the rows per second. Now several run at once and, while all are busy, rows gather into
+    /// the next write, which takes them all.
+    #[actix::test]
+    async fn writes_run_side_by_side_and_batches_grow_with_the_backlog() {
+        let sink = GatedSink::default();
+        let (gates, started, stored) = (sink.gates.clone(), sink.started.clone(), sink.stored.clone());
+        let config =
+            BatchConfig { max_events: 2, timeout: Duration::from_secs(3600), max_in_flight: 2, ..Default::default() };
+        let (addr, stats) = start_with(Rc::new(sink), config);
+        for i in 0..10 {
+            addr.do_send(Record(row(i)));
+        }
+        settle_a_while().await;
+        assert_eq!(*started.borrow(), vec![vec![1, 2], vec![3, 4]], "two writes in flight, no more");
+        let first = gates.borrow_mut().remove(0);
+        first.send(true).unwrap();
+        settle_a_while().await;
+        assert_eq!(started.borrow()[2], vec![5, 6, 7, 8, 9, 10], "the next write takes every row that gathered");
+        for gate in gates.borrow_mut().drain(..) {
+            gate.send(true).unwrap();
+        }
+        assert_eq!(addr.send(Flush).await.unwrap(), Ok(0));
+        let mut all = stored.borrow().clone();
+        all.sort_unstable();
+        assert_eq!(all, (1..=10).collect::<Vec<_>>());
+        assert_eq!(stats.report("a", true).last_error, None);
+    }
+
+    /// A caller waiting for its row is answered by the write that holds that row, not by
+    /// whichever write ends first.
+    #[actix::test]
+    async fn a_durable_row_is_answered_by_its_own_write() {
+        let sink = GatedSink::default();
+        let (gates, started) = (sink.gates.clone(), sink.started.clone());
+        let config =
+            BatchConfig { max_events: 2, timeout: Duration::from_secs(3600), max_in_flight: 2, ..Default::default() };
+        let (addr, _) = start_with(Rc::new(sink), config);
+        addr.do_send(Record(row(0)));
+        addr.do_send(Record(row(1)));
+        let durable = addr.send(RecordDurable(row(2)));
+        let answer = actix::spawn(durable);
+        settle_a_while().await;
+        assert_eq!(*started.borrow(), vec![vec![1, 2], vec![3]]);
+        let (first, second) = {
+            let mut g = gates.borrow_mut();
+            let first = g.remove(0);
+            (first, g.remove(0))
+        };
+        first.send(false).unwrap(); // the other write fails: not this caller's concern
+        settle_a_while().await;
+        assert!(!answer.is_finished(), "still waiting for its own write");
+        second.send(true).unwrap();
+        assert_eq!(answer.await.unwrap().unwrap(), Ok(()));
+    }
+
+    /// `Flush` answers only once the writes already in flight have ended.
+    #[actix::test]
+    async fn flush_waits_for_writes_in_flight() {
+        let sink = GatedSink::default();
+        let (gates, stored) = (sink.gates.clone(), sink.stored.clone());
+        let config =
+            BatchConfig { max_events: 1, timeout: Duration::from_secs(3600), max_in_flight: 4, ..Default::default() };
+        let (addr, _) = start_with(Rc::new(sink), config);
+        addr.do_send(Record(row(0)));
+        let flush = actix::spawn(addr.send(Flush));
+        settle_a_while().await;
+        assert!(!flush.is_finished());
+        gates.borrow_mut().remove(0).send(true).unwrap();
+        assert_eq!(flush.await.unwrap().unwrap(), Ok(0));
+        assert_eq!(*stored.borrow(), vec![1]);
     }
 }

@@ -200,6 +200,15 @@ fn start_audit(
     let batch = BatchConfig {
         max_events: settings.audit_batch_size,
         timeout: settings.audit_flush_interval,
+        // Concurrent writes only help a database that commits them in parallel; each holds a
+        // pool connection, so leave the pool room for the calls' own queries.
+        max_in_flight: settings
+            .audit_writes
+            .unwrap_or(match db {
+                Db::Pg(_) => 4,
+                Db::Sqlite(_) => 1,
+            })
+            .min(settings.database_pool_size.saturating_sub(1).max(1)),
         ..BatchConfig::default()
     };
     let spool_rows = Arc::new(std::sync::atomic::AtomicU64::new(0));

@@ -114,6 +114,9 @@ pub struct Settings {
     pub workers: Option<usize>,
     /// Audit rows per batch insert.
     pub audit_batch_size: usize,
+    /// `AUDIT_WRITES`: audit batch writes running at once, each on its own connection
+    /// (default: 4 on PostgreSQL, 1 on SQLite, which has one writer anyway).
+    pub audit_writes: Option<usize>,
     /// Longest time an audit row waits before its batch is flushed.
     pub audit_flush_interval: Duration,
     /// Database pool size.
@@ -342,6 +345,11 @@ impl Settings {
                 .transpose()
                 .map_err(|e: std::num::ParseIntError| ConfigError::caused("GATEWAY_WORKERS", e.to_string(), e))?,
             audit_batch_size,
+            audit_writes: get(lookup, "AUDIT_WRITES")
+                .map(|w| w.parse::<usize>())
+                .transpose()
+                .map_err(|e| ConfigError::caused("AUDIT_WRITES", e.to_string(), e))?
+                .filter(|w| *w > 0),
             audit_flush_interval: Duration::from_millis(parse(lookup, "AUDIT_FLUSH_INTERVAL_MS", 20)?),
             database_pool_size: parse(lookup, "DATABASE_POOL_SIZE", 8)?,
             allowed_origins: list(lookup, "ALLOWED_ORIGINS"),

@@ -222,6 +222,77 @@ pub struct LoadArgs {
     /// Report this process's CPU time per call (e.g. the gateway's pid).
     #[arg(long)]
     pid: Option<u32>,
+    /// Also write what was measured here (JSON; the latencies beside it in `PATH.lat`), for
+    /// `mcp-bench scale` to merge several generators exactly.
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+}
+
+impl Outcome {
+    /// Write the counts as JSON to `path` and the sorted latencies (little-endian u64
+    /// nanoseconds) to `path.lat`.
+    pub fn save(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        let counts = |m: &BTreeMap<u16, u64>| m.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>();
+        let json = serde_json::json!({
+            "completed": self.completed,
+            "completed_total": self.completed_total,
+            "seconds": self.seconds,
+            "statuses": counts(&self.statuses),
+            "statuses_total": counts(&self.statuses_total),
+            "errors": self.errors,
+        });
+        std::fs::write(path, json.to_string())?;
+        let bytes: Vec<u8> = self.latencies.iter().flat_map(|l| l.to_le_bytes()).collect();
+        std::fs::write(latencies_path(path), bytes)?;
+        Ok(())
+    }
+
+    /// Read what [`Outcome::save`] wrote.
+    pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
+        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
+        let counts = |v: &serde_json::Value| -> BTreeMap<u16, u64> {
+            v.as_object()
+                .map(|m| m.iter().filter_map(|(k, n)| Some((k.parse().ok()?, n.as_u64()?))).collect())
+                .unwrap_or_default()
+        };
+        let bytes = std::fs::read(latencies_path(path))?;
+        Ok(Self {
+            completed: json["completed"].as_u64().unwrap_or(0),
+            completed_total: json["completed_total"].as_u64().unwrap_or(0),
+            seconds: json["seconds"].as_f64().unwrap_or(0.0),
+            latencies: bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect(),
+            statuses: counts(&json["statuses"]),
+            statuses_total: counts(&json["statuses_total"]),
+            errors: json["errors"].as_u64().unwrap_or(0),
+            cpu_seconds: 0.0,
+        })
+    }
+
+    /// Several generators' outcomes as one (rates add; latencies merge exactly).
+    pub fn merge(parts: Vec<Outcome>) -> Outcome {
+        let mut all = Outcome::default();
+        for part in parts {
+            all.completed += part.completed;
+            all.completed_total += part.completed_total;
+            all.seconds = all.seconds.max(part.seconds);
+            all.latencies.extend(part.latencies);
+            for (status, n) in part.statuses {
+                *all.statuses.entry(status).or_default() += n;
+            }
+            for (status, n) in part.statuses_total {
+                *all.statuses_total.entry(status).or_default() += n;
+            }
+            all.errors += part.errors;
+        }
+        all.latencies.sort_unstable();
+        all
+    }
+}
+
+fn latencies_path(path: &std::path::Path) -> std::path::PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".lat");
+    p.into()
 }
 
 /// Runs `mcp-bench load` and prints one line.
@@ -253,5 +324,8 @@ pub async fn cli(args: LoadArgs) -> anyhow::Result<()> {
         outcome.errors,
         args.pid.map(|_| format!("  cpu {:.1} µs/call", outcome.cpu_us_per_call())).unwrap_or_default()
     );
+    if let Some(out) = &args.out {
+        outcome.save(out)?;
+    }
     Ok(())
 }

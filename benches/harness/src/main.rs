@@ -3,7 +3,8 @@
 //! `mcp-bench run` starts an echo MCP backend and a release gateway (JWT, RBAC, rate limits,
 //! batched audit to PostgreSQL), drives both with a keep-alive load generator in the same run,
 //! and prints (and writes) the table the README quotes. `mcp-bench soak` holds a fixed rate for
-//! minutes and reports RSS and file descriptors at the start and the end. `mcp-bench echo` and
+//! minutes and reports RSS and file descriptors at the start and the end. `mcp-bench scale`
+//! sweeps `GATEWAY_WORKERS` with several pinned load-generator processes. `mcp-bench echo` and
 //! `mcp-bench load` are the two halves, usable on their own.
 
 mod echo;
@@ -12,6 +13,7 @@ mod load;
 mod procfs;
 mod report;
 mod run;
+mod scale;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +31,9 @@ enum Command {
     Run(run::RunArgs),
     /// Hold a fixed rate through the gateway and report RSS and open files at start and end.
     Soak(run::SoakArgs),
+    /// Sweep `GATEWAY_WORKERS` (1, 2, 4 …) with several pinned load generators: calls/s, p99,
+    /// p99.9, gateway CPU per call, RSS and audit rows stored vs answered, beside direct.
+    Scale(scale::ScaleArgs),
     /// Start the echo backend and the gateway as `run` does, print how to call them, and wait
     /// for Ctrl-C (for profiling by hand).
     Up(run::Setup),
@@ -48,6 +53,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => runtime.block_on(run::run(args)),
         Command::Soak(args) => runtime.block_on(run::soak(args)),
+        Command::Scale(args) => runtime.block_on(scale::scale(args)),
         Command::Up(setup) => runtime.block_on(run::up(setup)),
         Command::Echo { bind } => runtime.block_on(echo::serve(&bind)),
         Command::Load(args) => runtime.block_on(load::cli(args)),

@@ -37,11 +37,11 @@ impl BackendKind {
         }
     }
     /// The REST body through the gateway.
-    fn invoke_body(self) -> String {
+    pub(crate) fn invoke_body(self) -> String {
         format!(r#"{{"tool_name":"{}","arguments":{}}}"#, self.tool(), self.arguments())
     }
     /// The JSON-RPC body straight to the backend.
-    fn direct_body(self) -> String {
+    pub(crate) fn direct_body(self) -> String {
         format!(
             r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{}","arguments":{}}}}}"#,
             self.tool(),
@@ -56,21 +56,21 @@ pub struct Setup {
     /// Audit database: a PostgreSQL server URL (a fresh database is created on it and dropped
     /// afterwards) or `sqlite` for a temporary embedded file.
     #[arg(long, env = "BENCH_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
-    database_url: String,
+    pub(crate) database_url: String,
     /// The gateway binary (default: `mcp-gateway` next to this binary, i.e. the same build).
     #[arg(long)]
-    gateway: Option<PathBuf>,
+    pub(crate) gateway: Option<PathBuf>,
     /// Pin the gateway to CPU 1 and the load generator and backend to CPU 0 (on, off, auto =
     /// on when there are at least 2 CPUs). Pinned, the gateway has a core of its own as it
     /// would in production, and the direct baseline gets the same core the backend gets.
     #[arg(long, default_value = "auto")]
-    pin: String,
+    pub(crate) pin: String,
     /// Redis URL for shared rate limits (default: in-process limits).
     #[arg(long)]
-    redis_url: Option<String>,
+    pub(crate) redis_url: Option<String>,
     /// The backend behind the gateway (and called directly for the baseline).
     #[arg(long, value_enum, default_value = "echo")]
-    backend: BackendKind,
+    pub(crate) backend: BackendKind,
 }
 
 /// `mcp-bench run`.
@@ -111,31 +111,57 @@ pub struct SoakArgs {
     interval: u64,
 }
 
+/// Which CPUs each process of a run is pinned to (`taskset` lists such as `0` or `8-15`).
+#[derive(Clone, Debug)]
+pub struct Cpus {
+    /// Whether to pin at all.
+    pub pin: bool,
+    /// The backend's CPUs.
+    pub backend: String,
+    /// The gateway's CPUs.
+    pub gateway: String,
+    /// Local PostgreSQL's CPUs (its processes are moved there for the run).
+    pub postgres: String,
+}
+
+impl Cpus {
+    /// `run`'s layout: gateway on CPU 1; load generator, backend and PostgreSQL on CPU 0.
+    fn two(setup: &Setup) -> anyhow::Result<Self> {
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let pin = match setup.pin.as_str() {
+            "on" => true,
+            "off" => false,
+            _ => cpus >= 2,
+        };
+        Ok(Self { pin, backend: "0".into(), gateway: "1".into(), postgres: "0".into() })
+    }
+}
+
 /// Everything one benchmark run started; dropping it stops the processes and drops the database.
-struct Bench {
-    work: PathBuf,
-    backend_process: Child,
-    backend_addr: String,
-    backend: BackendKind,
-    gateway: Child,
-    gateway_addr: String,
-    admin_db: Option<(String, String)>,
-    audit_db_url: String,
-    pinned: bool,
-    idle_rss_mib: f64,
-    tokens: Tokens,
+pub struct Bench {
+    pub(crate) work: PathBuf,
+    pub(crate) backend_process: Child,
+    pub(crate) backend_addr: String,
+    pub(crate) backend: BackendKind,
+    pub(crate) gateway: Child,
+    pub(crate) gateway_addr: String,
+    pub(crate) admin_db: Option<(String, String)>,
+    pub(crate) audit_db_url: String,
+    pub(crate) pinned: bool,
+    pub(crate) idle_rss_mib: f64,
+    pub(crate) tokens: Tokens,
     /// PostgreSQL processes moved to CPU 0 for the run (put back when dropped).
     _moved_postgres: MovedPostgres,
 }
 
-struct Tokens {
-    developer: String,
-    guest: String,
-    limited: String,
-    forged: String,
+pub(crate) struct Tokens {
+    pub(crate) developer: String,
+    pub(crate) guest: String,
+    pub(crate) limited: String,
+    pub(crate) forged: String,
 }
 
-/// Local `postgres` processes moved to CPU 0, with the CPU list each had before.
+/// Local `postgres` processes moved to the run's CPUs, with the CPU list each had before.
 struct MovedPostgres(Vec<(String, String)>);
 
 impl Drop for MovedPostgres {
@@ -147,8 +173,8 @@ impl Drop for MovedPostgres {
 }
 
 /// Moves every local `postgres` process (and, as new backends fork from the postmaster, every
-/// later one) to CPU 0, so the gateway's core is its own.
-fn move_postgres_to_cpu0() -> MovedPostgres {
+/// later one) to `cpus`, so the gateway's cores are its own.
+fn move_postgres_to(cpus: &str) -> MovedPostgres {
     let Ok(out) = Command::new("pgrep").args(["-x", "postgres"]).output() else { return MovedPostgres(Vec::new()) };
     MovedPostgres(
         String::from_utf8_lossy(&out.stdout)
@@ -157,7 +183,7 @@ fn move_postgres_to_cpu0() -> MovedPostgres {
                 let before = Command::new("taskset").args(["-c", "-p", pid]).output().ok()?;
                 let list = String::from_utf8_lossy(&before.stdout).rsplit(':').next()?.trim().to_owned();
                 let moved =
-                    Command::new("taskset").args(["-a", "-c", "-p", "0", pid]).stdout(Stdio::null()).status().ok()?;
+                    Command::new("taskset").args(["-a", "-c", "-p", cpus, pid]).stdout(Stdio::null()).status().ok()?;
                 moved.success().then(|| (pid.to_owned(), list))
             })
             .collect(),
@@ -224,18 +250,15 @@ async fn wait_healthy(addr: &str) -> anyhow::Result<()> {
 }
 
 impl Bench {
-    async fn start(setup: &Setup) -> anyhow::Result<Self> {
+    /// Start the backend and the gateway (with `GATEWAY_WORKERS=workers` when given) on
+    /// `cpus`, with a fresh audit database.
+    pub async fn start(setup: &Setup, cpus: &Cpus, workers: Option<usize>) -> anyhow::Result<Self> {
         let me = std::env::current_exe()?;
         let gateway_bin = setup.gateway.clone().unwrap_or_else(|| me.with_file_name("mcp-gateway"));
         if !gateway_bin.exists() {
             bail!("no gateway binary at {} (cargo build --release -p mcp-gateway)", gateway_bin.display());
         }
-        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let pin = match setup.pin.as_str() {
-            "on" => true,
-            "off" => false,
-            _ => cpus >= 2,
-        };
+        let pin = cpus.pin;
         if pin {
             let status = Command::new("taskset")
                 .args(["-a", "-pc", "0", &std::process::id().to_string()])
@@ -245,13 +268,17 @@ impl Bench {
                 bail!("taskset (util-linux) is needed to pin; pass --pin off to run unpinned");
             }
         }
-        let work = std::env::temp_dir().join(format!("mcp-bench-{}", std::process::id()));
+        static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let work = std::env::temp_dir().join(format!("mcp-bench-{}-{run}", std::process::id()));
         std::fs::create_dir_all(&work)?;
 
         let (backend_process, backend_addr) = match setup.backend {
             BackendKind::Echo => {
-                let mut echo =
-                    pinned("0", &me, pin).args(["echo", "--bind", "127.0.0.1:0"]).stdout(Stdio::piped()).spawn()?;
+                let mut echo = pinned(&cpus.backend, &me, pin)
+                    .args(["echo", "--bind", "127.0.0.1:0"])
+                    .stdout(Stdio::piped())
+                    .spawn()?;
                 let mut line = String::new();
                 std::io::BufReader::new(echo.stdout.take().context("echo stdout")?).read_line(&mut line)?;
                 (echo, line.trim().to_owned())
@@ -262,7 +289,7 @@ impl Bench {
                     bail!("no calculator at {} (cargo build --release -p calculator)", calculator.display());
                 }
                 let addr = format!("127.0.0.1:{}", free_port()?);
-                let child = pinned("0", &calculator, pin)
+                let child = pinned(&cpus.backend, &calculator, pin)
                     .env("CALCULATOR_BIND", &addr)
                     .env("RUST_LOG", "warn")
                     .stdout(Stdio::null())
@@ -300,11 +327,11 @@ impl Bench {
         // Local PostgreSQL shares the machine: with pinning it joins the load generator on CPU 0
         // (restored afterwards), or its inserts would run on the gateway's core.
         let local_db = setup.database_url.contains("127.0.0.1") || setup.database_url.contains("localhost");
-        let moved_postgres = if pin && local_db { move_postgres_to_cpu0() } else { MovedPostgres(Vec::new()) };
+        let moved_postgres = if pin && local_db { move_postgres_to(&cpus.postgres) } else { MovedPostgres(Vec::new()) };
         let (audit_db_url, admin_db) = if setup.database_url == "sqlite" {
             (format!("sqlite://{}", work.join("audit.db").display()), None)
         } else {
-            let name = format!("mcp_bench_{}", std::process::id());
+            let name = format!("mcp_bench_{}_{run}", std::process::id());
             psql(&setup.database_url, &format!("CREATE DATABASE {name}"))?;
             let base = setup.database_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&setup.database_url);
             (format!("{base}/{name}"), Some((setup.database_url.clone(), name)))
@@ -312,7 +339,7 @@ impl Bench {
 
         let port = free_port()?;
         let gateway_addr = format!("127.0.0.1:{port}");
-        let mut command = pinned("1", &gateway_bin, pin);
+        let mut command = pinned(&cpus.gateway, &gateway_bin, pin);
         command
             .env("GATEWAY_HOST", "127.0.0.1")
             .env("GATEWAY_PORT", port.to_string())
@@ -328,6 +355,9 @@ impl Bench {
             .stderr(std::fs::File::create(work.join("gateway.log"))?);
         if let Some(redis) = &setup.redis_url {
             command.env("REDIS_URL", redis);
+        }
+        if let Some(workers) = workers {
+            command.env("GATEWAY_WORKERS", workers.to_string());
         }
         let gateway = command.spawn()?;
         let mut bench = Bench {
@@ -361,11 +391,11 @@ impl Bench {
     }
 
     /// The gateway's pid (under taskset, taskset execs it, so the pid is the same).
-    fn gateway_pid(&self) -> u32 {
+    pub(crate) fn gateway_pid(&self) -> u32 {
         self.gateway.id()
     }
 
-    fn invoke(&self, token: &str) -> Arc<Vec<u8>> {
+    pub(crate) fn invoke(&self, token: &str) -> Arc<Vec<u8>> {
         let auth = format!("Bearer {token}");
         Arc::new(http::post(
             &self.gateway_addr,
@@ -375,7 +405,7 @@ impl Bench {
         ))
     }
 
-    fn direct(&self) -> Arc<Vec<u8>> {
+    pub(crate) fn direct(&self) -> Arc<Vec<u8>> {
         let accept = [("Accept", "application/json, text/event-stream")];
         Arc::new(http::post(&self.backend_addr, "/mcp", &accept, &self.backend.direct_body()))
     }
@@ -438,7 +468,7 @@ fn progress(label: &str, outcome: &Outcome) {
 
 /// Runs the whole benchmark and writes the report.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let bench = Bench::start(&args.setup).await?;
+    let bench = Bench::start(&args.setup, &Cpus::two(&args.setup)?, None).await?;
     let pid = bench.gateway_pid();
     let (w, d, c) = (args.warmup, args.duration, args.connections);
     eprintln!(
@@ -545,7 +575,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
 /// `mcp-bench up`: the benchmark's set-up, held until Ctrl-C, for profiling by hand.
 pub async fn up(setup: Setup) -> anyhow::Result<()> {
-    let bench = Bench::start(&setup).await?;
+    let bench = Bench::start(&setup, &Cpus::two(&setup)?, None).await?;
     println!("backend       http://{}/mcp", bench.backend_addr);
     println!("gateway       http://{}/mcp/invoke  (pid {})", bench.gateway_addr, bench.gateway_pid());
     println!("body          {}", bench.backend.invoke_body());
@@ -556,7 +586,7 @@ pub async fn up(setup: Setup) -> anyhow::Result<()> {
 
 /// Holds a fixed rate and samples the gateway's RSS and open files.
 pub async fn soak(args: SoakArgs) -> anyhow::Result<()> {
-    let bench = Bench::start(&args.setup).await?;
+    let bench = Bench::start(&args.setup, &Cpus::two(&args.setup)?, None).await?;
     let pid = bench.gateway_pid();
     let request = bench.invoke(&bench.tokens.developer);
     let rate = match args.rate {
