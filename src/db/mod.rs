@@ -58,11 +58,24 @@ impl DbError {
     /// Anything else (no connection, a statement that could not be sent, a pool timeout) is the
     /// database being away, and the work waits for it: the audit sink sets a row aside only
     /// for a refusal, never because the way to the database failed.
+    ///
+    /// A database that is busy is not refusing: a lock it waited for in vain, a statement
+    /// timeout or cancel, a deadlock, a read-only or recovering server, a full disk. Those are
+    /// told apart by the server's own fixed wording at the start of the message (never by a
+    /// word anywhere in it: a refusal may quote a caller's value, which must not be able to
+    /// make a refusal look like a busy database and hold the trail back).
     pub fn is_refusal(&self) -> bool {
         use diesel::result::{DatabaseErrorKind as Kind, Error};
         match self.source.as_deref().and_then(|s| s.downcast_ref::<Error>()) {
-            Some(Error::DatabaseError(Kind::UnableToSendCommand | Kind::ClosedConnection, _)) => false,
-            Some(Error::DatabaseError(..) | Error::SerializationError(_) | Error::QueryBuilderError(_)) => true,
+            Some(Error::DatabaseError(
+                Kind::UnableToSendCommand
+                | Kind::ClosedConnection
+                | Kind::SerializationFailure
+                | Kind::ReadOnlyTransaction,
+                _,
+            )) => false,
+            Some(Error::DatabaseError(_, info)) => !busy(info.message()),
+            Some(Error::SerializationError(_) | Error::QueryBuilderError(_)) => true,
             _ => false,
         }
     }
@@ -103,6 +116,40 @@ macro_rules! with_conn {
 
 fn sqlite_path(url: &str) -> &str {
     url.trim_start_matches("sqlite://")
+}
+
+/// How PostgreSQL and SQLite begin the messages of a database that is busy, not refusing
+/// (PostgreSQL: lock and statement timeouts, cancels, terminated or starting/stopping/recovering
+/// servers, deadlocks, serialization failures, read-only transactions, full disks, too many
+/// clients; SQLite: SQLITE_BUSY, SQLITE_LOCKED, SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY,
+/// SQLITE_CANTOPEN, SQLITE_NOMEM, SQLITE_INTERRUPT).
+const BUSY_PREFIXES: &[&str] = &[
+    "canceling statement due to",
+    "terminating connection",
+    "the database system is",
+    "deadlock detected",
+    "could not serialize access",
+    "could not obtain lock",
+    "cannot execute",
+    "could not extend file",
+    "could not write",
+    "no space left on device",
+    "sorry, too many clients",
+    "remaining connection slots are reserved",
+    "out of memory",
+    "database is locked",
+    "database table is locked",
+    "database or disk is full",
+    "disk i/o error",
+    "attempt to write a readonly database",
+    "unable to open database file",
+    "interrupted",
+];
+
+/// Whether a database error message says the database is busy or away (see [`BUSY_PREFIXES`]).
+fn busy(message: &str) -> bool {
+    let head: String = message.chars().take(64).collect::<String>().to_ascii_lowercase();
+    BUSY_PREFIXES.iter().any(|p| head.starts_with(p))
 }
 
 impl Db {
@@ -211,6 +258,27 @@ mod tests {
         assert!(DbError::from_display(Error::SerializationError("bad value".into())).is_refusal());
         assert!(!database(Kind::UnableToSendCommand).is_refusal(), "the statement never reached it");
         assert!(!database(Kind::ClosedConnection).is_refusal());
+        let said = |words: &str| {
+            DbError::from_display(Error::DatabaseError(Kind::Unknown, Box::new(words.to_owned()))).is_refusal()
+        };
+        // Busy, in the servers' own words: not a refusal.
+        for busy in [
+            "database is locked",
+            "canceling statement due to lock timeout",
+            "canceling statement due to statement timeout",
+            "canceling statement due to user request",
+            "terminating connection due to administrator command",
+            "deadlock detected",
+            "cannot execute INSERT in a read-only transaction",
+            "could not extend file \"base/1/2\": No space left on device",
+            "the database system is in recovery mode",
+        ] {
+            assert!(!said(busy), "{busy}");
+        }
+        assert!(!database(Kind::SerializationFailure).is_refusal());
+        // A refusal that quotes a caller's words stays a refusal, whatever the words.
+        assert!(said("invalid byte sequence for encoding \"UTF8\": database is locked"));
+        assert!(said("poison"));
         assert!(!DbError::from_display(Error::BrokenTransactionManager).is_refusal());
         assert!(!DbError::from_display(std::io::Error::other("pool timed out")).is_refusal());
         assert!(!DbError::new("no source").is_refusal());

@@ -581,3 +581,83 @@ fn a_sqlite_connection_outlives_the_event_loop_that_opened_it() {
             .expect("statements run after the opening event loop stopped");
     });
 }
+
+/// The attack (outside review): hold the audit table's lock longer than the database waits for
+/// it — a long SQLite write transaction past its 5 s busy timeout, a PostgreSQL `LOCK TABLE`
+/// with the database's `lock_timeout` at 1 s — while calls are answered. Before: the database
+/// still answered a ping, so "database is locked" / "canceling statement due to lock timeout"
+/// was taken for a refusal of the rows: they were set aside, out of `audit_logs` (and on SQLite
+/// the spooled copy landed too, so `audit verify` reported an inserted row). Now a lock or a
+/// timeout is the database being busy: the rows wait, and every one lands in `audit_logs`.
+async fn a_held_lock_is_not_a_refusal(kind: DbKind) {
+    let Some(db) = TestDb::of(kind).await else { return };
+    let echo = TestBackend::start(Mode::Echo).await;
+    mcp_gateway::db::migrate(&db.url).await.unwrap();
+    if kind == DbKind::Postgres {
+        let name = db.url.rsplit('/').next().unwrap().to_owned();
+        sql(&db.url, &format!("ALTER DATABASE {name} SET lock_timeout = '1s'")).await;
+    }
+    let gw = TestGateway::builder(&db).tool("echo", &echo.url).var("AUDIT_FLUSH_INTERVAL_MS", "20").start().await;
+    let token = gw.token("alice", &["developer"]);
+    assert_eq!(gw.invoke(&token, "echo", json!({"before": true})).await.0, 200);
+    let held = std::time::Duration::from_millis(if kind == DbKind::Sqlite { 7000 } else { 3000 });
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let holder = match kind {
+        DbKind::Sqlite => {
+            let path = db.url.trim_start_matches("sqlite://").to_owned();
+            std::thread::spawn(move || {
+                use diesel::connection::SimpleConnection;
+                use diesel::Connection;
+                let mut c = diesel::SqliteConnection::establish(&path).unwrap();
+                // A writer that writes and commits (as the reviewer's `sqlite3` did): the
+                // gateway's waiting transactions then see a newer snapshot.
+                c.batch_execute("CREATE TABLE IF NOT EXISTS lock_probe (x INTEGER)").unwrap();
+                c.batch_execute("BEGIN IMMEDIATE; INSERT INTO lock_probe VALUES (1)").unwrap();
+                locked_tx.send(()).unwrap();
+                std::thread::sleep(held);
+                c.batch_execute("COMMIT").unwrap();
+            })
+        }
+        DbKind::Postgres => {
+            let url = db.url.clone();
+            std::thread::spawn(move || {
+                use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(async move {
+                    let mut c = diesel_async::AsyncPgConnection::establish(&url).await.unwrap();
+                    c.batch_execute("SET lock_timeout = 0; BEGIN; LOCK TABLE audit_logs IN SHARE MODE").await.unwrap();
+                    locked_tx.send(()).unwrap();
+                    tokio::time::sleep(held).await;
+                    c.batch_execute("COMMIT").await.unwrap();
+                })
+            })
+        }
+    };
+    locked_rx.recv().unwrap();
+    let calls = if kind == DbKind::Sqlite { 10 } else { 4 };
+    for i in 0..calls {
+        assert_eq!(gw.invoke(&token, "echo", json!({ "i": i })).await.0, 200);
+        actix_web::rt::time::sleep(held / (calls + 2)).await;
+    }
+    holder.join().unwrap();
+    // The spool replays once a second: give the rows time to come back after the lock.
+    let rows = db.wait_for_rows(calls as usize + 1).await;
+    gw.stop().await;
+    let rows = if rows.len() <= calls as usize { db.audit_rows().await } else { rows };
+    let pool = Db::connect(&db.url, 1).unwrap();
+    let set_aside: i64 = {
+        use diesel::QueryDsl;
+        use diesel_async::RunQueryDsl;
+        let table = mcp_gateway::db::schema::audit_set_aside::table;
+        match &pool {
+            Db::Pg(p) => table.count().get_result(&mut *p.get().await.unwrap()).await.unwrap(),
+            Db::Sqlite(p) => table.count().get_result(&mut *p.get().await.unwrap()).await.unwrap(),
+        }
+    };
+    assert_eq!((rows.len(), set_aside), (calls as usize + 1, 0), "every call's row in audit_logs, none set aside");
+    let found = verify(&pool, &Default::default()).await.unwrap();
+    assert_eq!(found.problems, Vec::<String>::new());
+    db.drop_db().await;
+}
+
+crate::common::on_both_databases!(a_held_lock_is_not_a_refusal => a_held_lock_is_not_a_refusal);

@@ -130,6 +130,16 @@ async fn set_aside(db: &Db, row: &AuditRecord, error: &str, evidence: &Evidence)
     let mac = evidence.head_mac(&row.chain_id, row.seq, &row.row_hash);
     crate::with_conn!(db, |conn| {
         conn.transaction::<(), diesel::result::Error, _>(async |conn| {
+            // A copy that reached the table meanwhile (a late write, a spool replay) is the
+            // row stored: keeping it aside too would show its place in the chain twice.
+            let stored: i64 = crate::db::schema::audit_logs::table
+                .filter(crate::db::schema::audit_logs::id.eq(row.id.clone()))
+                .count()
+                .get_result(conn)
+                .await?;
+            if stored > 0 {
+                return Ok(());
+            }
             diesel::insert_into(audit_set_aside::table)
                 .values(values.clone())
                 .on_conflict_do_nothing()
