@@ -406,10 +406,14 @@ fn token_command(
     let token = match private_key_file {
         Some(path) => {
             let pem = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            mint_with_pem(&claims, settings.jwt.algorithm, &pem, kid)
+            mint_with_pem(&claims, settings.jwt.algorithm, &pem, kid).with_context(|| {
+                format!("{} is not a {:?} private key in PEM", path.display(), settings.jwt.algorithm)
+            })?
         }
-        None => Authenticator::from_settings(&settings.jwt, &settings.data_dir)?.mint(&claims, settings.jwt.algorithm),
-    }?;
+        None => {
+            Authenticator::from_settings(&settings.jwt, &settings.data_dir)?.mint(&claims, settings.jwt.algorithm)?
+        }
+    };
     println!("{token}");
     Ok(())
 }
@@ -486,4 +490,18 @@ fn banner(addr: std::net::SocketAddr, bundled: &[crate::bundled::Bundled], dev_m
 /// The evidence the CLI's own audit rows carry (signed when `AUDIT_HMAC_KEY` is set).
 fn evidence(settings: &Settings) -> crate::db::audit::Evidence {
     crate::db::audit::Evidence::new(settings.audit_hmac_key.clone())
+}
+
+/// An error and its causes on one line, each cause once: typed errors keep their cause as the
+/// `source()` and often say it in their own message too, so a cause already said is skipped.
+pub fn explain(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+    }
+    text
 }

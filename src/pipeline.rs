@@ -195,7 +195,7 @@ pub async fn authorize(
         .await
         .map_err(|e| GatewayError::Internal(format!("registry: {e}")))?
         .filter(|t| t.is_active)
-        .ok_or_else(|| GatewayError::UnknownTool(tool_name.to_owned()))?;
+        .ok_or_else(|| GatewayError::UnknownTool(crate::error::echo(tool_name).into_owned()))?;
     let internal = |e: actix::MailboxError| GatewayError::Internal(format!("policy: {e}"));
     let limits = worker
         .policy

@@ -359,7 +359,15 @@ impl Settings {
             mcp_session_idle: Duration::from_secs(parse(lookup, "MCP_SESSION_IDLE_SECONDS", 1800)?),
             sse_keepalive: Duration::from_secs(parse::<u64>(lookup, "SSE_KEEPALIVE_SECONDS", 15)?.max(1)),
             mcp_anonymous_principal: anonymous_principal(lookup),
-            redis_url: get(lookup, "REDIS_URL"),
+            redis_url: match get(lookup, "REDIS_URL") {
+                // Checked here (no connection is made) so `check-config` and start-up refuse a
+                // URL the client cannot use, before anything is started.
+                Some(url) => match redis::Client::open(url.as_str()) {
+                    Ok(_) => Some(url),
+                    Err(e) => return Err(ConfigError::caused("REDIS_URL", e.to_string(), e)),
+                },
+                None => None,
+            },
             breaker_failures: parse(lookup, "BREAKER_FAILURES", 5)?,
             breaker_cooldown: Duration::from_secs(parse(lookup, "BREAKER_COOLDOWN_SECONDS", 30)?),
             header_timeout: Duration::from_millis(parse(lookup, "HEADER_TIMEOUT_MS", 5000)?),
@@ -425,5 +433,26 @@ mod tests {
         assert_eq!(settings(&[("JWT_ALGORITHM", "none")]).unwrap_err().source_name, "JWT_ALGORITHM");
         assert_eq!(settings(&[("JWT_ALGORITHM", "RS256")]).unwrap_err().source_name, "JWT_ALGORITHM");
         assert_eq!(settings(&[("DATABASE_URL", "mysql://x")]).unwrap_err().source_name, "DATABASE_URL");
+        // Before: accepted here (and by check-config); `serve` then failed after the audit
+        // writer had started, and panicked stopping it.
+        for url in ["redis://:pw@127.0.0.1:notaport", "rediss2://127.0.0.1"] {
+            let e = settings(&[("REDIS_URL", url)]).unwrap_err();
+            assert_eq!(e.source_name, "REDIS_URL");
+            assert!(!e.to_string().contains("pw@"), "{e}");
+        }
+        assert!(settings(&[("REDIS_URL", "redis://127.0.0.1:6379")]).is_ok());
+        assert!(settings(&[("AUDIT_WRITES", "many")]).is_err());
+    }
+
+    /// Before: a typed error that says its cause and also keeps it as its source printed the
+    /// cause twice (`AUDIT_HMAC_KEY holds 2 bytes…: …holds 2 bytes…`).
+    #[test]
+    fn a_cause_already_said_is_not_repeated() {
+        let e = anyhow::Error::new(settings(&[("AUDIT_HMAC_KEY", "abcd")]).unwrap_err());
+        let text = crate::cli::explain(&e);
+        assert_eq!(text.matches("at least 32 are needed").count(), 1, "{text}");
+        let read = std::io::Error::other("connection refused");
+        let e = anyhow::Error::new(read).context("database: error connecting to server");
+        assert_eq!(crate::cli::explain(&e), "database: error connecting to server: connection refused");
     }
 }

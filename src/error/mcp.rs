@@ -22,7 +22,7 @@ pub fn invalid_request(message: impl Into<String>) -> RpcError {
 
 /// A method the gateway does not serve.
 pub fn method_not_found(method: &str) -> RpcError {
-    RpcError::new(code::METHOD_NOT_FOUND, format!("Method not found: {method}"))
+    RpcError::new(code::METHOD_NOT_FOUND, format!("Method not found: {}", super::echo(method)))
 }
 
 /// The gateway failed while answering (its database or an actor).
@@ -70,7 +70,7 @@ pub fn stored_failure(e: &GatewayError, message: &str) -> String {
 
 fn unknown_tool(name: &str) -> RpcError {
     // Denied and unknown look the same, so a tool's existence does not leak.
-    invalid_params(format!("Unknown tool: {name}"))
+    invalid_params(format!("Unknown tool: {}", super::echo(name)))
 }
 
 /// A `tools/call`'s answer for its outcome. Bad arguments and backend failures are tool results

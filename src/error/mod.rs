@@ -235,6 +235,31 @@ impl ResponseError for GatewayError {
     }
 }
 
+/// Longest unverified name (a tool or method the caller sent) an error message repeats.
+const ECHO_MAX_CHARS: usize = 64;
+
+/// A name the caller sent, as an error message may repeat it: unchanged when it is short and
+/// printable; otherwise escaped (control and invisible formatting characters such as a
+/// right-to-left override become `\u{…}`) and cut to its first 64 characters with its size,
+/// so an error never carries a caller's megabyte or text that reorders what a console shows.
+pub fn echo(name: &str) -> std::borrow::Cow<'_, str> {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
+    };
+    let long = name.chars().nth(ECHO_MAX_CHARS).is_some();
+    if !long && !name.chars().any(hidden) {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    let head: String = name.chars().take(ECHO_MAX_CHARS).collect();
+    let mut out: String =
+        head.chars().map(|c| if hidden(c) { c.escape_unicode().to_string() } else { c.to_string() }).collect();
+    if long {
+        out.push_str(&format!("…[{} bytes]", name.len()));
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Route actix's extractor errors (bad JSON, bad query string) through the same mapping.
 pub fn json_error(err: actix_web::error::JsonPayloadError, _: &actix_web::HttpRequest) -> actix_web::Error {
     match err {

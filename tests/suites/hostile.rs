@@ -156,3 +156,52 @@ async fn number_literals_that_would_arrive_as_zero_are_refused_not_forwarded() {
         raw_post(&gw, "/mcp/invoke", &token, None, invoke(r#"{"x": 1e-300, "y": "1e-400", "z": 0e-999}"#)).await;
     assert_eq!((status, code), (200, None));
 }
+
+/// The attack (outside review): an unknown tool or method name of 100 KB holding a
+/// right-to-left override, NUL and an ANSI escape. Before: the whole name came back in the
+/// error, raw (a 100 KB error body; text that reorders or recolours what a console or a log
+/// viewer shows). Now unverified names are echoed short and escaped, on REST and on MCP.
+#[actix_web::test]
+async fn unverified_names_are_not_echoed_back_raw_or_whole() {
+    let db = TestDb::sqlite().await;
+    let echo = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db).tool("echo", &echo.url).start().await;
+    let token = gw.token("eve", &["developer"]);
+    let name = format!("{}\u{202e}\u{0}\u{1b}[31m", "A".repeat(100_000));
+    let raw = |text: &str| text.contains('\u{202e}') || text.contains('\u{1b}') || text.contains('\u{0}');
+
+    let body = serde_json::to_vec(&json!({"tool_name": name, "arguments": {}})).unwrap();
+    let (status, _, answer) = gw.post_invoke(Some(&token), body).await;
+    let text = answer.to_string();
+    assert_eq!(status, 404);
+    assert!(
+        text.len() < 1024 && !raw(&answer["error"]["message"].as_str().unwrap_or_default()),
+        "{}",
+        &text[..200.min(text.len())]
+    );
+
+    let opened = crate::common::mcp::post(&gw, Some(&token), None, &[], crate::common::mcp::init("2025-11-25")).await;
+    let sid = opened.session.unwrap();
+    let v = [("MCP-Protocol-Version", "2025-11-25")];
+    let call = crate::common::mcp::rpc(2, "tools/call", json!({"name": name, "arguments": {}}));
+    let answer = crate::common::mcp::post(&gw, Some(&token), Some(&sid), &v, call).await.body;
+    let message = answer["error"]["message"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        message.starts_with("Unknown tool: ") && message.len() < 1024 && !raw(&message),
+        "{}",
+        &message[..200.min(message.len())]
+    );
+    let method = crate::common::mcp::rpc(3, &name, json!({}));
+    let answer = crate::common::mcp::post(&gw, Some(&token), Some(&sid), &v, method).await.body;
+    let message = answer["error"]["message"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        message.starts_with("Method not found: ") && message.len() < 1024 && !raw(&message),
+        "{}",
+        &message[..200.min(message.len())]
+    );
+
+    // An ordinary name still reads as it did.
+    let (_, _, answer) = gw.post_invoke(Some(&token), br#"{"tool_name":"nope","arguments":{}}"#.to_vec()).await;
+    assert_eq!(answer["error"]["message"], "unknown tool: nope");
+    gw.stop().await;
+}
