@@ -175,7 +175,7 @@ async fn unverified_names_are_not_echoed_back_raw_or_whole() {
     let text = answer.to_string();
     assert_eq!(status, 404);
     assert!(
-        text.len() < 1024 && !raw(&answer["error"]["message"].as_str().unwrap_or_default()),
+        text.len() < 1024 && !raw(answer["error"]["message"].as_str().unwrap_or_default()),
         "{}",
         &text[..200.min(text.len())]
     );
