@@ -491,17 +491,3 @@ fn banner(addr: std::net::SocketAddr, bundled: &[crate::bundled::Bundled], dev_m
 fn evidence(settings: &Settings) -> crate::db::audit::Evidence {
     crate::db::audit::Evidence::new(settings.audit_hmac_key.clone())
 }
-
-/// An error and its causes on one line, each cause once: typed errors keep their cause as the
-/// `source()` and often say it in their own message too, so a cause already said is skipped.
-pub fn explain(e: &anyhow::Error) -> String {
-    let mut text = e.to_string();
-    for cause in e.chain().skip(1) {
-        let said = cause.to_string();
-        if !text.contains(&said) {
-            text.push_str(": ");
-            text.push_str(&said);
-        }
-    }
-    text
-}

@@ -10,7 +10,7 @@ fn main() -> std::process::ExitCode {
     match mcp_gateway::cli::run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mcp-gateway: {}", mcp_gateway::cli::explain(&e));
+            eprintln!("mcp-gateway: {}", mcp_gateway::error::explain(&e));
             std::process::ExitCode::FAILURE
         }
     }

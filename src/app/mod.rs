@@ -125,8 +125,7 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
     tracing::info!(backend = db.backend_name(), migrated, ?report, tools = tools.len(), "database ready");
 
     let board = Arc::new(HealthBoard::default());
-    // What can still fail comes before the first actor starts.
-    let limits = start_limits(&settings, &board)?;
+    let limits = start_limits(&settings, &board)?; // can fail: before the first actor starts
     let (audit, spool) = start_audit(&settings, &db, &board);
     let catalog = Catalog::new(tools);
     let shared = web::Data::new(Shared {

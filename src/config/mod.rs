@@ -259,6 +259,27 @@ fn audit_key(lookup: Lookup<'_>) -> Result<Option<crate::db::audit::evidence::Au
     }
 }
 
+/// `AUDIT_RETENTION_DAYS` (0: forever; beyond a century, as good as forever, and no date
+/// arithmetic overflows).
+fn retention(lookup: Lookup<'_>) -> Result<Option<Duration>, ConfigError> {
+    Ok(match parse::<u64>(lookup, "AUDIT_RETENTION_DAYS", 0)? {
+        0 => None,
+        days => Some(Duration::from_secs(days.min(36_500) * 86_400)),
+    })
+}
+
+/// `REDIS_URL`, checked here (no connection is made) so `check-config` and start-up refuse a
+/// URL the client cannot use, before anything is started.
+fn redis_url(lookup: Lookup<'_>) -> Result<Option<String>, ConfigError> {
+    match get(lookup, "REDIS_URL") {
+        Some(url) => match redis::Client::open(url.as_str()) {
+            Ok(_) => Ok(Some(url)),
+            Err(e) => Err(ConfigError::caused("REDIS_URL", e.to_string(), e)),
+        },
+        None => Ok(None),
+    }
+}
+
 fn list(lookup: Lookup<'_>, name: &str) -> Vec<String> {
     get(lookup, name)
         .map(|v| v.split(',').map(|s| s.trim().trim_end_matches('/').to_owned()).filter(|s| !s.is_empty()).collect())
@@ -345,11 +366,7 @@ impl Settings {
                 .transpose()
                 .map_err(|e: std::num::ParseIntError| ConfigError::caused("GATEWAY_WORKERS", e.to_string(), e))?,
             audit_batch_size,
-            audit_writes: get(lookup, "AUDIT_WRITES")
-                .map(|w| w.parse::<usize>())
-                .transpose()
-                .map_err(|e| ConfigError::caused("AUDIT_WRITES", e.to_string(), e))?
-                .filter(|w| *w > 0),
+            audit_writes: Some(parse::<usize>(lookup, "AUDIT_WRITES", 0)?).filter(|w| *w > 0),
             audit_flush_interval: Duration::from_millis(parse(lookup, "AUDIT_FLUSH_INTERVAL_MS", 20)?),
             database_pool_size: parse(lookup, "DATABASE_POOL_SIZE", 8)?,
             allowed_origins: list(lookup, "ALLOWED_ORIGINS"),
@@ -359,15 +376,7 @@ impl Settings {
             mcp_session_idle: Duration::from_secs(parse(lookup, "MCP_SESSION_IDLE_SECONDS", 1800)?),
             sse_keepalive: Duration::from_secs(parse::<u64>(lookup, "SSE_KEEPALIVE_SECONDS", 15)?.max(1)),
             mcp_anonymous_principal: anonymous_principal(lookup),
-            redis_url: match get(lookup, "REDIS_URL") {
-                // Checked here (no connection is made) so `check-config` and start-up refuse a
-                // URL the client cannot use, before anything is started.
-                Some(url) => match redis::Client::open(url.as_str()) {
-                    Ok(_) => Some(url),
-                    Err(e) => return Err(ConfigError::caused("REDIS_URL", e.to_string(), e)),
-                },
-                None => None,
-            },
+            redis_url: redis_url(lookup)?,
             breaker_failures: parse(lookup, "BREAKER_FAILURES", 5)?,
             breaker_cooldown: Duration::from_secs(parse(lookup, "BREAKER_COOLDOWN_SECONDS", 30)?),
             header_timeout: Duration::from_millis(parse(lookup, "HEADER_TIMEOUT_MS", 5000)?),
@@ -385,11 +394,7 @@ impl Settings {
             audit_strict: choice(lookup, "AUDIT_MODE", &[("batched", false), ("strict", true)])?,
             audit_queue_max: parse(lookup, "AUDIT_QUEUE_MAX", 20_000)?,
             otel_endpoint: get(lookup, "OTEL_EXPORTER_OTLP_ENDPOINT").filter(|s| !s.trim().is_empty()),
-            audit_retention: match parse::<u64>(lookup, "AUDIT_RETENTION_DAYS", 0)? {
-                0 => None,
-                // Beyond a century, as good as forever (and no date arithmetic overflows).
-                days => Some(Duration::from_secs(days.min(36_500) * 86_400)),
-            },
+            audit_retention: retention(lookup)?,
             audit_hmac_key: audit_key(lookup)?,
             pinning: choice(
                 lookup,
@@ -449,10 +454,10 @@ mod tests {
     #[test]
     fn a_cause_already_said_is_not_repeated() {
         let e = anyhow::Error::new(settings(&[("AUDIT_HMAC_KEY", "abcd")]).unwrap_err());
-        let text = crate::cli::explain(&e);
+        let text = crate::error::explain(&e);
         assert_eq!(text.matches("at least 32 are needed").count(), 1, "{text}");
         let read = std::io::Error::other("connection refused");
         let e = anyhow::Error::new(read).context("database: error connecting to server");
-        assert_eq!(crate::cli::explain(&e), "database: error connecting to server: connection refused");
+        assert_eq!(crate::error::explain(&e), "database: error connecting to server: connection refused");
     }
 }

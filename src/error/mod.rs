@@ -235,6 +235,20 @@ impl ResponseError for GatewayError {
     }
 }
 
+/// An error and its causes on one line, each cause once: typed errors keep their cause as the
+/// `source()` and often say it in their own message too, so a cause already said is skipped.
+pub fn explain(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+    }
+    text
+}
+
 /// Longest unverified name (a tool or method the caller sent) an error message repeats.
 const ECHO_MAX_CHARS: usize = 64;
 
