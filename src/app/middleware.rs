@@ -84,17 +84,12 @@ fn measure(shared: &Shared, res: &ServiceResponse<BoxBody>, started: std::time::
     let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     // Known methods only: a client must not be able to mint label values.
     let method = match res.request().method().as_str() {
-        "GET" => "GET",
-        "POST" => "POST",
-        "DELETE" => "DELETE",
-        "PUT" => "PUT",
-        "PATCH" => "PATCH",
-        "HEAD" => "HEAD",
-        "OPTIONS" => "OPTIONS",
+        m @ ("GET" | "POST" | "DELETE" | "PUT" | "PATCH" | "HEAD" | "OPTIONS") => m,
         _ => "OTHER",
-    };
+    }
+    .to_owned();
     let status = res.status().as_u16();
-    shared.telemetry.metrics().request(&route, method, status, started.elapsed().as_secs_f64());
+    shared.telemetry.metrics().request(&route, &method, status, started.elapsed().as_secs_f64());
     if let (Some(otlp), Some((start_unix_nanos, trace_id, span_id, parent_span_id))) = (shared.telemetry.spans(), span)
     {
         otlp.record(Span {
@@ -105,7 +100,7 @@ fn measure(shared: &Shared, res: &ServiceResponse<BoxBody>, started: std::time::
             start_unix_nanos,
             end_unix_nanos: now_nanos(),
             status,
-            method: method.to_owned(),
+            method,
             route,
         });
     }

@@ -8,27 +8,22 @@
 //! sends them all as one [`RecordBatch`]. The task yields once, so it runs after the turn's
 //! other ready work: no timer, no added latency for the caller, never more than one turn of
 //! delay for the row. Rows left behind when a thread ends are sent from the buffer's `Drop`.
-//! The rows are counted into the writer's backlog when they are sent, once per turn, not once
-//! per row: every worker adding to one shared counter on every call would move its cache line
-//! between the cores.
 
 use std::cell::RefCell;
-use std::sync::Arc;
 
 use actix::Addr;
-use gateway_actors::{ActorStats, AuditRecord, AuditWriterActor, Record, RecordBatch};
+use gateway_actors::{AuditRecord, AuditWriterActor, Record, RecordBatch};
 
 /// Rows waiting for the end of this turn, and the writer they go to.
 #[derive(Default)]
 struct Pending {
     rows: Vec<AuditRecord>,
-    to: Option<(Addr<AuditWriterActor>, Arc<ActorStats>)>,
+    to: Option<Addr<AuditWriterActor>>,
 }
 
 impl Pending {
     fn send(&mut self) {
-        if let Some((to, stats)) = self.to.as_ref().filter(|_| !self.rows.is_empty()) {
-            stats.enqueued(self.rows.len() as i64);
+        if let Some(to) = &self.to {
             match self.rows.len() {
                 0 => {}
                 1 => to.do_send(Record(self.rows.remove(0))),
@@ -51,20 +46,18 @@ thread_local! {
 /// A turn never holds more rows than this; a fuller buffer is sent at once.
 const MAX_PER_TURN: usize = 512;
 
-/// Hand `row` to `audit`, now or at the end of this event-loop turn (never blocks, never
-/// waits), counting it into `stats` when it is sent.
-pub fn hand_over(audit: &Addr<AuditWriterActor>, stats: &Arc<ActorStats>, row: AuditRecord) {
+/// Hand `row` to `audit`, now or at the end of this event-loop turn (never blocks, never waits).
+pub fn hand_over(audit: &Addr<AuditWriterActor>, row: AuditRecord) {
     if actix::Arbiter::try_current().is_none() {
         // Not on an actix event loop: there is no turn to wait for.
-        stats.enqueued(1);
         audit.do_send(Record(row));
         return;
     }
     let schedule = PENDING.with(|pending| {
         let mut pending = pending.borrow_mut();
-        if pending.to.as_ref().map(|(to, _)| to) != Some(audit) {
+        if pending.to.as_ref() != Some(audit) {
             pending.send(); // rows held for another writer (another gateway in this process)
-            pending.to = Some((audit.clone(), stats.clone()));
+            pending.to = Some(audit.clone());
         }
         pending.rows.push(row);
         if pending.rows.len() >= MAX_PER_TURN {

@@ -76,7 +76,8 @@ impl Audit {
 
     /// Hand `row` to the writer (never waits: batched with the rest of this event-loop turn).
     pub fn hand_over(&self, row: AuditRecord) {
-        handoff::hand_over(&self.writer, &self.stats, row);
+        self.stats.enqueued(1);
+        handoff::hand_over(&self.writer, row);
     }
 
     /// Hand `row` over and wait until it is durable (in the database, or in the spool).
