@@ -56,7 +56,7 @@ pub fn expand_vars(text: &str, lookup: Lookup<'_>) -> Result<String, ExpandError
 fn read(path: &Path, lookup: Lookup<'_>) -> Result<String, ConfigError> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::caused(&name, format!("cannot read: {e}"), e))?;
-    expand_vars(&text, lookup).map_err(|e| ConfigError::caused(name, e.to_string(), e))
+    expand_vars(&text, lookup).map_err(|e| ConfigError::because(name, e))
 }
 
 /// Parse and validate `tools.yaml`.
@@ -67,7 +67,7 @@ pub fn load_tools(path: &Path, lookup: Lookup<'_>) -> Result<Vec<Tool>, ConfigEr
 /// Parse and validate the text of a `tools.yaml` (variables already expanded); `name` names the
 /// file in errors. Separate from the file read so the fuzz target reaches it directly.
 pub fn parse_tools(name: &str, text: &str) -> Result<Vec<Tool>, ConfigError> {
-    let file: ToolsFile = serde_yaml::from_str(text).map_err(|e| ConfigError::caused(name, e.to_string(), e))?;
+    let file: ToolsFile = serde_yaml::from_str(text).map_err(|e| ConfigError::because(name, e))?;
     let mut seen = std::collections::HashSet::new();
     for (i, tool) in file.tools.iter().enumerate() {
         let field = |f: &str| format!("{name}: tools[{i}].{f}");
@@ -102,8 +102,8 @@ pub fn load_policy(path: &Path, lookup: Lookup<'_>) -> Result<Policy, ConfigErro
 /// Parse and compile the text of a `policy.yaml` (variables already expanded); `name` names the
 /// file in errors. Separate from the file read so the fuzz target reaches it directly.
 pub fn parse_policy(name: &str, text: &str) -> Result<Policy, ConfigError> {
-    let doc: PolicyDocument = serde_yaml::from_str(text).map_err(|e| ConfigError::caused(name, e.to_string(), e))?;
-    Policy::compile(doc).map_err(|e| ConfigError::caused(name, e.to_string(), e))
+    let doc: PolicyDocument = serde_yaml::from_str(text).map_err(|e| ConfigError::because(name, e))?;
+    Policy::compile(doc).map_err(|e| ConfigError::because(name, e))
 }
 
 #[cfg(test)]

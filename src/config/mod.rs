@@ -33,6 +33,12 @@ impl ConfigError {
         Self { source_name: source_name.into(), reason: reason.into(), cause: None }
     }
 
+    /// A problem with `source_name` in `cause`'s own words (kept as the source).
+    pub fn because(source_name: impl Into<String>, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        let reason = cause.to_string();
+        Self::caused(source_name, reason, cause)
+    }
+
     /// A problem with `source_name` that `cause` reported (kept as the source).
     pub fn caused(
         source_name: impl Into<String>,
@@ -255,7 +261,7 @@ fn audit_key(lookup: Lookup<'_>) -> Result<Option<crate::db::audit::evidence::Au
         None => Ok(None),
         Some(text) => crate::db::audit::evidence::AuditKey::parse(&text)
             .map(Some)
-            .map_err(|why| ConfigError::caused("AUDIT_HMAC_KEY", why.to_string(), why)),
+            .map_err(|why| ConfigError::because("AUDIT_HMAC_KEY", why)),
     }
 }
 
@@ -274,7 +280,7 @@ fn redis_url(lookup: Lookup<'_>) -> Result<Option<String>, ConfigError> {
     match get(lookup, "REDIS_URL") {
         Some(url) => match redis::Client::open(url.as_str()) {
             Ok(_) => Ok(Some(url)),
-            Err(e) => Err(ConfigError::caused("REDIS_URL", e.to_string(), e)),
+            Err(e) => Err(ConfigError::because("REDIS_URL", e)),
         },
         None => Ok(None),
     }
@@ -364,7 +370,7 @@ impl Settings {
             workers: get(lookup, "GATEWAY_WORKERS")
                 .map(|w| w.parse())
                 .transpose()
-                .map_err(|e: std::num::ParseIntError| ConfigError::caused("GATEWAY_WORKERS", e.to_string(), e))?,
+                .map_err(|e: std::num::ParseIntError| ConfigError::because("GATEWAY_WORKERS", e))?,
             audit_batch_size,
             audit_writes: Some(parse::<usize>(lookup, "AUDIT_WRITES", 0)?).filter(|w| *w > 0),
             audit_flush_interval: Duration::from_millis(parse(lookup, "AUDIT_FLUSH_INTERVAL_MS", 20)?),

@@ -128,12 +128,12 @@ impl Cpus {
     /// `run`'s layout: gateway on CPU 1; load generator, backend and PostgreSQL on CPU 0.
     fn two(setup: &Setup) -> anyhow::Result<Self> {
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let pin = match setup.pin.as_str() {
-            "on" => true,
-            "off" => false,
-            _ => cpus >= 2,
-        };
-        Ok(Self { pin, backend: "0".into(), gateway: "1".into(), postgres: "0".into() })
+        Ok(Self::on_two(setup.pin == "on" || (setup.pin != "off" && cpus >= 2)))
+    }
+
+    /// The two-CPU layout, pinned or not.
+    pub(crate) fn on_two(pin: bool) -> Self {
+        Self { pin, backend: "0".into(), gateway: "1".into(), postgres: "0".into() }
     }
 }
 

@@ -55,13 +55,9 @@ struct Layout {
 
 fn layout(setup: &Setup, generators: Option<usize>) -> Layout {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let pin = match setup.pin.as_str() {
-        "on" => cores >= 2,
-        "off" => false,
-        _ => cores >= 2,
-    };
+    let pin = setup.pin != "off" && cores >= 2;
     if !pin || cores < 4 {
-        let cpus = Cpus { pin, backend: "0".into(), gateway: "1".into(), postgres: "0".into() };
+        let cpus = Cpus::on_two(pin);
         let gateway_cores = if pin { 1 } else { cores };
         return Layout { cpus, generators: vec!["0".into(); generators.unwrap_or(1).max(1)], gateway_cores, cores };
     }
