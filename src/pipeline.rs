@@ -120,7 +120,7 @@ impl Attempt {
             shared.telemetry.metrics().rejected(limit);
         }
         AuditRecord {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: crate::audit::row_id(),
             // Microseconds: what both databases store, so the row hash verifies after a round trip.
             created_at: {
                 let now = chrono::Utc::now();

@@ -15,6 +15,20 @@ use actix::Addr;
 use gateway_actors::audit::{RecordDurable, WriteStats};
 use gateway_actors::{ActorReport, ActorStats, AuditRecord, AuditWriterActor, Flush, Mailbox};
 
+thread_local! {
+    /// Each thread's UUID v7 sequence: `Uuid::now_v7` keeps one sequence for the whole process
+    /// behind a mutex, which every worker took once per call.
+    static ROW_IDS: uuid::ContextV7 = const { uuid::ContextV7::new() };
+}
+
+/// A new audit row id: a UUID v7 (sorts by time, so ids page in time order), ordered within
+/// the thread that makes it; across threads, the millisecond and 74 random or counter bits keep
+/// ids unique.
+pub fn row_id() -> String {
+    let context = uuid::timestamp::context::ThreadLocalContext::new(&ROW_IDS);
+    uuid::Uuid::new_v7(uuid::Timestamp::now(context)).to_string()
+}
+
 /// The audit trail of this gateway.
 pub struct Audit {
     writer: Addr<AuditWriterActor>,

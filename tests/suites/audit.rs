@@ -542,3 +542,104 @@ async fn a_full_audit_queue_makes_calls_wait_for_their_own_row() {
     }
     gw.stop().await;
 }
+
+/// Rows `seq` from..to of chain `chain`, linked and hashed as the writer makes them.
+fn chain_rows(chain: &str, from: i64, to: i64, prev: &str) -> Vec<gateway_actors::AuditRecord> {
+    let mut prev = prev.to_owned();
+    (from..=to)
+        .map(|seq| {
+            let mut row = gateway_actors::AuditRecord {
+                id: uuid::Uuid::now_v7().to_string(),
+                created_at: chrono::DateTime::from_timestamp_micros(chrono::Utc::now().timestamp_micros()).unwrap(),
+                request_id: uuid::Uuid::new_v4().to_string(),
+                user_id: Some("alice".into()),
+                roles: vec!["developer".into()],
+                workspace: None,
+                tool_name: Some("echo".into()),
+                decision: "allowed".into(),
+                status: "ok".into(),
+                http_status: 200,
+                error_code: None,
+                duration_ms: 1.0,
+                client_ip: None,
+                arguments_sha256: None,
+                error_message: None,
+                arguments_logged: None,
+                transport: "rest".into(),
+                chain_id: chain.to_owned(),
+                seq,
+                prev_hash: prev.clone(),
+                row_hash: String::new(),
+            };
+            row.row_hash = row.compute_hash();
+            prev = row.row_hash.clone();
+            row
+        })
+        .collect()
+}
+
+/// Writes of one chain overlap (`AUDIT_WRITES`) only if each inserts its rows before it queues
+/// for the chain's head row: the head's row lock is held until commit, and a write that took
+/// it first held every later write back, rows and all (on a 16-core machine the audit trail
+/// stopped at ~20,000 rows/s whatever `AUDIT_WRITES` said). While an uncommitted write holds
+/// the head, a second write's rows must already be in the table — a probe inserting one of
+/// their ids waits for it — and both commit, in order, with the chain verifying.
+#[actix_web::test]
+async fn a_write_inserts_its_rows_while_another_write_of_its_chain_holds_the_head() {
+    use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+    let Some(db) = TestDb::of(DbKind::Postgres).await else {
+        return;
+    };
+    mcp_gateway::db::migrate(&db.url).await.unwrap();
+    let pool = Db::connect(&db.url, 4).unwrap();
+    let evidence = std::sync::Arc::new(mcp_gateway::db::audit::Evidence::new(None));
+    let first = chain_rows("c", 1, 50, "");
+    let second = chain_rows("c", 51, 100, &first[49].row_hash);
+    mcp_gateway::db::audit::insert_batch(&pool, &first[..1], &evidence).await.unwrap();
+    // An earlier write of the chain, not yet committed: it holds the head.
+    let mut holder = diesel_async::AsyncPgConnection::establish(&db.url).await.unwrap();
+    holder.batch_execute("BEGIN; UPDATE audit_chain_heads SET seq = 50 WHERE chain_id = 'c'").await.unwrap();
+    let write = {
+        let (pool, evidence, rows) = (pool.clone(), evidence.clone(), second.clone());
+        actix_web::rt::spawn(async move { mcp_gateway::db::audit::insert_batch(&pool, &rows, &evidence).await })
+    };
+    // Wait until the second write is queued on a lock.
+    let mut probe = diesel_async::AsyncPgConnection::establish(&db.url).await.unwrap();
+    let waiting = || {
+        diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%audit_chain_heads%'",
+        )
+    };
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut queued = false;
+    for _ in 0..100 {
+        let c: Vec<Count> = diesel_async::RunQueryDsl::load(waiting(), &mut probe).await.unwrap();
+        if c[0].n > 0 {
+            queued = true;
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(queued, "the second write never queued behind the held head");
+    let taken = format!(
+        "SET lock_timeout = '300ms'; INSERT INTO audit_logs (id, created_at, request_id, roles, decision, status, \
+         http_status, duration_ms) VALUES ('{}', now(), 'probe', '', 'allowed', 'ok', 200, 0)",
+        second[0].id
+    );
+    let probed = probe.batch_execute(&taken).await;
+    assert!(
+        probed.as_ref().is_err_and(|e| e.to_string().contains("lock timeout")),
+        "the queued write had not inserted its rows yet: {probed:?}"
+    );
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    write.await.unwrap().unwrap();
+    mcp_gateway::db::audit::insert_batch(&pool, &first[1..], &evidence).await.unwrap();
+    assert_eq!(db.audit_rows().await.len(), 100);
+    let found = mcp_gateway::db::audit::verify(&pool, &Default::default()).await.unwrap();
+    assert_eq!((found.rows, found.problems), (100, vec![]));
+    db.drop_db().await;
+}

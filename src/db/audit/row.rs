@@ -90,7 +90,7 @@ impl From<&AuditRecord> for AuditRow {
             created_at: r.created_at.naive_utc(),
             request_id: r.request_id.clone(),
             user_id: r.user_id.clone(),
-            roles: serde_json::to_string(&r.roles).unwrap_or_else(|_| "[]".into()),
+            roles: roles_json(&r.roles),
             workspace: r.workspace.clone(),
             tool_name: r.tool_name.clone(),
             decision: r.decision.clone(),
@@ -109,4 +109,9 @@ impl From<&AuditRecord> for AuditRow {
             row_hash: r.row_hash.clone(),
         }
     }
+}
+
+/// A row's roles as the `roles` column stores them: a JSON array.
+pub fn roles_json(roles: &[String]) -> String {
+    serde_json::to_string(roles).unwrap_or_else(|_| "[]".into())
 }

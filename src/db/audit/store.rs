@@ -18,8 +18,7 @@ const ROWS_PER_STATEMENT: usize = 1000;
 /// (signed when `evidence` holds a key). A chain not yet in the ledger is registered first. A
 /// row already stored (same id: a replayed batch) is skipped, so replays never duplicate.
 pub async fn insert_batch(db: &Db, rows: &[AuditRecord], evidence: &Evidence) -> Result<(), DbError> {
-    let rows: Vec<AuditRow> = rows.iter().map(AuditRow::from).collect();
-    let heads = chain_heads(&rows, evidence);
+    let heads = chain_heads(rows, evidence);
     for head in &heads {
         evidence.register(db, &head.0).await?;
     }
@@ -28,10 +27,11 @@ pub async fn insert_batch(db: &Db, rows: &[AuditRecord], evidence: &Evidence) ->
         // parameter and `unnest` turns them back into rows (21 binds, not 21 per row).
         Db::Pg(pool) => {
             let mut conn = pool.get().await.map_err(DbError::from_display)?;
-            pg_unnest_insert(&rows, &heads).execute(&mut *conn).await.map(|_| ()).map_err(DbError::from_display)
+            pg_unnest_insert(rows, &heads).execute(&mut *conn).await.map(|_| ()).map_err(DbError::from_display)
         }
         // diesel's multi-row INSERT for SQLite lives in its synchronous API.
         Db::Sqlite(pool) => {
+            let rows: Vec<AuditRow> = rows.iter().map(AuditRow::from).collect();
             let mut conn = pool.get().await.map_err(DbError::from_display)?;
             conn.spawn_blocking(move |conn| {
                 conn.transaction(|conn| {
@@ -69,7 +69,7 @@ pub async fn insert_batch(db: &Db, rows: &[AuditRecord], evidence: &Evidence) ->
 type Head = (String, i64, String, Option<String>);
 
 /// Each chain's newest row in `rows`, signed when `evidence` holds a key.
-fn chain_heads(rows: &[AuditRow], evidence: &Evidence) -> Vec<Head> {
+fn chain_heads(rows: &[AuditRecord], evidence: &Evidence) -> Vec<Head> {
     let mut heads: std::collections::BTreeMap<&str, (i64, &str)> = std::collections::BTreeMap::new();
     for r in rows.iter().filter(|r| !r.chain_id.is_empty()) {
         let head = heads.entry(&r.chain_id).or_insert((r.seq, &r.row_hash));
@@ -80,14 +80,20 @@ fn chain_heads(rows: &[AuditRow], evidence: &Evidence) -> Vec<Head> {
     heads.into_iter().map(|(c, (s, h))| (c.to_owned(), s, h.to_owned(), evidence.head_mac(c, s, h))).collect()
 }
 
+/// The batch as one statement, its columns copied straight from the records (each text field
+/// once: the writer's thread does this for every row).
 fn pg_unnest_insert(
-    rows: &[AuditRow],
+    rows: &[AuditRecord],
     heads: &[Head],
 ) -> impl diesel_async::methods::ExecuteDsl<diesel_async::AsyncPgConnection> + Send + use<> {
     use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text, Timestamp};
-    let col = |f: &dyn Fn(&AuditRow) -> String| rows.iter().map(f).collect::<Vec<String>>();
-    let opt = |f: &dyn Fn(&AuditRow) -> Option<String>| rows.iter().map(f).collect::<Vec<Option<String>>>();
+    let col = |f: &dyn Fn(&AuditRecord) -> String| rows.iter().map(f).collect::<Vec<String>>();
+    let opt = |f: &dyn Fn(&AuditRecord) -> Option<String>| rows.iter().map(f).collect::<Vec<Option<String>>>();
     // The rows and their chains' heads in one statement: a head never runs ahead of its rows.
+    // The heads are written last (`done` counts every row stored first): a head's row lock is
+    // held from then until commit, so concurrent writes of one chain insert their rows side by
+    // side and queue only for the head. Written first (PostgreSQL runs a WITH-insert nobody reads
+    // at the end), the lock serialised every write, rows included.
     diesel::sql_query(
         "WITH stored AS (INSERT INTO audit_logs (id, created_at, request_id, user_id, roles, workspace, tool_name, \
          decision, status, http_status, error_code, duration_ms, client_ip, arguments_sha256, error_message, \
@@ -95,17 +101,17 @@ fn pg_unnest_insert(
          SELECT * FROM unnest($1::text[], $2::timestamp[], $3::text[], $4::text[], $5::text[], $6::text[], \
          $7::text[], $8::text[], $9::text[], $10::int4[], $11::int4[], $12::float8[], $13::text[], $14::text[], \
          $15::text[], $16::text[], $17::text[], $18::int8[], $19::text[], $20::text[], $21::text[]) \
-         ON CONFLICT DO NOTHING) \
+         ON CONFLICT DO NOTHING RETURNING 1) \
          INSERT INTO audit_chain_heads (chain_id, seq, row_hash, updated_at, mac) \
          SELECT c, s, h, now() AT TIME ZONE 'UTC', m FROM unnest($22::text[], $23::int8[], $24::text[], $25::text[]) \
-         AS t(c, s, h, m) ON CONFLICT (chain_id) DO UPDATE SET seq = EXCLUDED.seq, row_hash = EXCLUDED.row_hash, \
+         AS t(c, s, h, m) CROSS JOIN (SELECT count(*) FROM stored) AS done ON CONFLICT (chain_id) DO UPDATE SET seq = EXCLUDED.seq, row_hash = EXCLUDED.row_hash, \
          updated_at = EXCLUDED.updated_at, mac = EXCLUDED.mac WHERE audit_chain_heads.seq < EXCLUDED.seq",
     )
     .bind::<Array<Text>, _>(col(&|r| r.id.clone()))
-    .bind::<Array<Timestamp>, _>(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+    .bind::<Array<Timestamp>, _>(rows.iter().map(|r| r.created_at.naive_utc()).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(col(&|r| r.request_id.clone()))
     .bind::<Array<Nullable<Text>>, _>(opt(&|r| r.user_id.clone()))
-    .bind::<Array<Text>, _>(col(&|r| r.roles.clone()))
+    .bind::<Array<Text>, _>(col(&|r| super::row::roles_json(&r.roles)))
     .bind::<Array<Nullable<Text>>, _>(opt(&|r| r.workspace.clone()))
     .bind::<Array<Nullable<Text>>, _>(opt(&|r| r.tool_name.clone()))
     .bind::<Array<Text>, _>(col(&|r| r.decision.clone()))
@@ -140,7 +146,7 @@ pub async fn record_admin(
     let operator = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     let now = chrono::Utc::now();
     let mut row = AuditRecord {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: crate::audit::row_id(),
         created_at: chrono::DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now),
         request_id: uuid::Uuid::new_v4().to_string(),
         user_id: Some(format!("cli:{operator}")),
