@@ -336,3 +336,32 @@ impl TestGateway {
         self.gateway.stop().await;
     }
 }
+
+/// An audit row numbered `i` whose text fields are `text(0)`, `text(1)`, …: id, request id,
+/// user, two roles, workspace, tool, decision, status, client ip, hash, message, arguments,
+/// transport (not chained: the writer chains it, or the caller does).
+pub fn audit_row(i: usize, text: &dyn Fn(usize) -> String) -> gateway_actors::AuditRecord {
+    gateway_actors::AuditRecord {
+        id: format!("{i:06}-{}", text(0)),
+        created_at: chrono::DateTime::from_timestamp_micros(chrono::Utc::now().timestamp_micros()).unwrap(),
+        request_id: text(1),
+        user_id: Some(text(2)),
+        roles: vec![text(3), text(4)],
+        workspace: Some(text(5)),
+        tool_name: Some(text(6)),
+        decision: text(7),
+        status: text(8),
+        http_status: 200,
+        error_code: Some(-32000),
+        duration_ms: 1.5,
+        client_ip: Some(text(9)),
+        arguments_sha256: Some(text(10)),
+        error_message: Some(text(11)),
+        arguments_logged: Some(text(12)),
+        transport: text(13),
+        chain_id: String::new(),
+        seq: 0,
+        prev_hash: String::new(),
+        row_hash: String::new(),
+    }
+}

@@ -548,29 +548,10 @@ fn chain_rows(chain: &str, from: i64, to: i64, prev: &str) -> Vec<gateway_actors
     let mut prev = prev.to_owned();
     (from..=to)
         .map(|seq| {
-            let mut row = gateway_actors::AuditRecord {
-                id: uuid::Uuid::now_v7().to_string(),
-                created_at: chrono::DateTime::from_timestamp_micros(chrono::Utc::now().timestamp_micros()).unwrap(),
-                request_id: uuid::Uuid::new_v4().to_string(),
-                user_id: Some("alice".into()),
-                roles: vec!["developer".into()],
-                workspace: None,
-                tool_name: Some("echo".into()),
-                decision: "allowed".into(),
-                status: "ok".into(),
-                http_status: 200,
-                error_code: None,
-                duration_ms: 1.0,
-                client_ip: None,
-                arguments_sha256: None,
-                error_message: None,
-                arguments_logged: None,
-                transport: "rest".into(),
-                chain_id: chain.to_owned(),
-                seq,
-                prev_hash: prev.clone(),
-                row_hash: String::new(),
-            };
+            let mut row = crate::common::audit_row(seq as usize, &|k| format!("{chain}-{k}"));
+            row.chain_id = chain.to_owned();
+            row.seq = seq;
+            row.prev_hash = prev.clone();
             row.row_hash = row.compute_hash();
             prev = row.row_hash.clone();
             row

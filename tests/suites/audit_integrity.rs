@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::common::backend::{Mode, TestBackend};
-use crate::common::{sql, DbKind, TestDb, TestGateway};
+use crate::common::{audit_row as row, sql, DbKind, TestDb, TestGateway};
 use actix::Actor;
 use base64::Engine;
 use gateway_actors::{ActorStats, AuditRecord, AuditWriterActor, BatchConfig, Flush, Record};
@@ -66,32 +66,6 @@ async fn writer(db: &TestDb, dir: &std::path::Path) -> (Db, actix::Addr<AuditWri
     let config = BatchConfig { max_events: 64, ..BatchConfig::default() };
     let addr = AuditWriterActor::new(sink, config, Arc::new(ActorStats::default())).start();
     (pool, addr, spool, set_aside)
-}
-
-fn row(i: usize, text: &dyn Fn(usize) -> String) -> AuditRecord {
-    AuditRecord {
-        id: format!("{i:06}-{}", text(0)),
-        created_at: chrono::DateTime::from_timestamp_micros(chrono::Utc::now().timestamp_micros()).unwrap(),
-        request_id: text(1),
-        user_id: Some(text(2)),
-        roles: vec![text(3), text(4)],
-        workspace: Some(text(5)),
-        tool_name: Some(text(6)),
-        decision: text(7),
-        status: text(8),
-        http_status: 200,
-        error_code: Some(-32000),
-        duration_ms: 1.5,
-        client_ip: Some(text(9)),
-        arguments_sha256: Some(text(10)),
-        error_message: Some(text(11)),
-        arguments_logged: Some(text(12)),
-        transport: text(13),
-        chain_id: String::new(),
-        seq: 0,
-        prev_hash: String::new(),
-        row_hash: String::new(),
-    }
 }
 
 /// Property: rows with arbitrary strings (any Unicode, NUL and every control character,

@@ -104,7 +104,8 @@ fn pg_unnest_insert(
          ON CONFLICT DO NOTHING RETURNING 1) \
          INSERT INTO audit_chain_heads (chain_id, seq, row_hash, updated_at, mac) \
          SELECT c, s, h, now() AT TIME ZONE 'UTC', m FROM unnest($22::text[], $23::int8[], $24::text[], $25::text[]) \
-         AS t(c, s, h, m) CROSS JOIN (SELECT count(*) FROM stored) AS done ON CONFLICT (chain_id) DO UPDATE SET seq = EXCLUDED.seq, row_hash = EXCLUDED.row_hash, \
+         AS t(c, s, h, m) CROSS JOIN (SELECT count(*) FROM stored) AS done \
+         ON CONFLICT (chain_id) DO UPDATE SET seq = EXCLUDED.seq, row_hash = EXCLUDED.row_hash, \
          updated_at = EXCLUDED.updated_at, mac = EXCLUDED.mac WHERE audit_chain_heads.seq < EXCLUDED.seq",
     )
     .bind::<Array<Text>, _>(col(&|r| r.id.clone()))
