@@ -43,5 +43,7 @@ mod protection;
 mod ratelimit;
 #[path = "suites/reload.rs"]
 mod reload;
+#[path = "suites/replicas.rs"]
+mod replicas;
 #[path = "suites/tools.rs"]
 mod tools;

@@ -128,6 +128,7 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
     let limits = start_limits(&settings, &board)?; // can fail: before the first actor starts
     let (audit, spool) = start_audit(&settings, &db, &board);
     let catalog = Catalog::new(tools);
+    let jobs = crate::state::Jobs::new();
     let shared = web::Data::new(Shared {
         settings: settings.clone(),
         auth: Arc::new(auth),
@@ -140,10 +141,14 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
             settings.breaker_cooldown,
         )),
         policies: Arc::new(crate::policies::Policies::new(policy)),
-        clients: Arc::new(crate::clients::Clients::new(settings.mcp_session_idle)),
+        clients: crate::clients::Clients::new(
+            settings.mcp_session_idle,
+            settings.redis_url.as_deref(),
+            jobs.replica_id(),
+        )?,
         closing: Closing::new(),
         limits,
-        jobs: crate::state::Jobs::new(),
+        jobs,
     });
     start_owners(&shared);
     // Backends' definitions are checked (pins, schemas) before the gateway serves.
@@ -309,15 +314,13 @@ fn start_owners(shared: &web::Data<Shared>) {
 
 /// Expired MCP sessions are removed every minute.
 fn spawn_session_sweeper(shared: &Shared) {
-    let sweeper = shared.clients.sessions().clone();
+    let sweeper = shared.clients.clone();
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
-            let removed = sweeper.sweep();
-            if removed > 0 {
-                tracing::debug!(removed, live = sweeper.len(), "expired MCP sessions removed");
-            }
+            let live = sweeper.sweep();
+            tracing::debug!(live, "expired MCP sessions removed");
         }
     });
 }

@@ -7,58 +7,303 @@ use std::sync::Arc;
 use actix_web::web::Bytes;
 use dashmap::DashMap;
 use serde_json::Value;
-use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::AbortHandle;
 
+pub mod bus;
+pub mod redis_sessions;
 pub mod session;
+pub mod stream;
 
-use session::Sessions;
+use bus::{Bus, Inbound};
+use redis_sessions::RedisSessions;
+use session::{session_key, SessionError, SessionView, Sessions, MAX_SESSIONS_PER_USER};
+use stream::StreamTx;
+
+/// Where sessions live: in this process (one replica), or in Redis (shared by replicas).
+enum Store {
+    Local(Arc<Sessions>),
+    Redis(RedisSessions),
+}
 
 /// Connected clients.
 pub struct Clients {
-    sessions: Arc<Sessions>,
-    streams: DashMap<String, UnboundedSender<Bytes>>,
+    store: Store,
+    replica: Arc<str>,
+    bus: Option<Bus>,
+    /// `GET /mcp` streams held here, by session key.
+    streams: DashMap<String, StreamTx>,
+    /// Legacy SSE streams held here, by session key.
+    sse: DashMap<String, StreamTx>,
     running: DashMap<String, AbortHandle>,
     waiting: DashMap<String, usize>,
 }
 
+/// Where the events of one request go: a stream this replica holds, or one another replica
+/// holds (sent over the bus).
+#[derive(Clone)]
+pub enum EventSink {
+    /// A stream held here.
+    Local(StreamTx),
+    /// Session `key`'s stream, held by replica `holder`.
+    Remote {
+        /// The bus to send it on.
+        bus: Bus,
+        /// The replica holding the stream.
+        holder: Arc<str>,
+        /// The session's key.
+        key: Arc<str>,
+    },
+}
+
+impl EventSink {
+    /// Send one SSE event; `false` when it can no longer be delivered.
+    pub fn send(&self, event: Bytes) -> bool {
+        match self {
+            Self::Local(tx) => tx.send(event),
+            Self::Remote { bus, holder, key } => bus.event(holder, key, &event),
+        }
+    }
+}
+
 impl Clients {
-    /// No client yet; sessions idle longer than `idle` expire.
-    pub fn new(idle: std::time::Duration) -> Self {
+    /// No client yet; sessions idle longer than `idle` expire. With `redis_url` sessions live
+    /// in Redis and replicas reach each other's streams over its pub/sub (this replica is
+    /// `replica`); without it they live in this process.
+    pub fn new(idle: std::time::Duration, redis_url: Option<&str>, replica: &str) -> anyhow::Result<Arc<Self>> {
+        let replica: Arc<str> = replica.into();
+        let (store, bus) = match redis_url {
+            None => (Store::Local(Arc::new(Sessions::new(idle))), None),
+            Some(url) => {
+                let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(std::time::Duration::from_millis(500)))
+                    .set_response_timeout(Some(std::time::Duration::from_millis(500)))
+                    .set_number_of_retries(1)
+                    .set_max_delay(std::time::Duration::from_millis(500));
+                let manager = redis::aio::ConnectionManager::new_lazy_with_config(client.clone(), config)
+                    .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
+                let bus = Bus::start(replica.clone(), manager.clone());
+                let store = Store::Redis(RedisSessions::new(manager, idle, MAX_SESSIONS_PER_USER));
+                let clients = Arc::new(Self::with(store, replica, Some(bus.clone())));
+                let weak = Arc::downgrade(&clients);
+                bus.listen(client, move |inbound| {
+                    if let Some(clients) = weak.upgrade() {
+                        clients.inbound(inbound);
+                    }
+                });
+                return Ok(clients);
+            }
+        };
+        Ok(Arc::new(Self::with(store, replica, bus)))
+    }
+
+    fn with(store: Store, replica: Arc<str>, bus: Option<Bus>) -> Self {
         Self {
-            sessions: Arc::new(Sessions::new(idle)),
+            store,
+            replica,
+            bus,
             streams: DashMap::new(),
+            sse: DashMap::new(),
             running: DashMap::new(),
             waiting: DashMap::new(),
         }
     }
 
-    /// The clients' sessions (each bound to its subject).
-    pub fn sessions(&self) -> &Arc<Sessions> {
-        &self.sessions
+    /// Whether sessions are shared with other replicas (in Redis).
+    pub fn shared(&self) -> bool {
+        matches!(self.store, Store::Redis(_))
+    }
+
+    /// Open a session for `user_id`: its id. With `sse`, this replica holds the session's
+    /// legacy event stream. `client` is what `initialize` said of the client (kept with a
+    /// shared session).
+    pub async fn open_session(
+        &self,
+        user_id: &str,
+        version: &str,
+        client: &Value,
+        sse: Option<StreamTx>,
+    ) -> Result<String, SessionError> {
+        let holder = sse.as_ref().map(|_| self.replica.clone());
+        let id = match &self.store {
+            Store::Local(sessions) => sessions.create(user_id, version, holder).ok_or(SessionError::Full)?.0,
+            Store::Redis(sessions) => {
+                let id = session::new_id();
+                let facts = redis_sessions::client_facts(client);
+                match sessions.create(&session_key(&id), user_id, version, holder.as_deref(), &facts).await {
+                    Ok(true) => id,
+                    Ok(false) => return Err(SessionError::Full),
+                    Err(e) => return Err(unavailable(&e)),
+                }
+            }
+        };
+        if let Some(tx) = sse {
+            self.sse.insert(session_key(&id), tx);
+        }
+        Ok(id)
+    }
+
+    /// The session `id` if it is live and `user_id`'s; using it keeps it alive.
+    pub async fn session(&self, id: Option<&str>, user_id: &str) -> Result<SessionView, SessionError> {
+        let id = id.ok_or(SessionError::Missing)?;
+        match &self.store {
+            Store::Local(sessions) => sessions.get(Some(id), user_id).map(|s| s.view()),
+            Store::Redis(sessions) => match sessions.get(&session_key(id), user_id).await {
+                Ok(Some(view)) => Ok(view),
+                Ok(None) => Err(SessionError::Unknown),
+                Err(e) => Err(unavailable(&e)),
+            },
+        }
+    }
+
+    /// End session `id` if it is `user_id`'s (on every replica); whether it was.
+    pub async fn end_session(&self, id: &str, user_id: &str) -> Result<bool, SessionError> {
+        let key = session_key(id);
+        let ended = match &self.store {
+            Store::Local(sessions) => sessions.remove(id, user_id),
+            Store::Redis(sessions) => sessions.remove(&key, user_id).await.map_err(|e| unavailable(&e))?,
+        };
+        if ended {
+            self.close_streams(&key);
+            self.cancel_session_calls(&key);
+            if let Some(bus) = &self.bus {
+                bus.ended(&key);
+            }
+        }
+        Ok(ended)
+    }
+
+    /// Session `id`'s legacy stream closed: the session ends with it, everywhere.
+    pub fn stream_gone(self: &Arc<Self>, id: &str, user_id: &str) {
+        let (clients, id, user_id) = (self.clone(), id.to_owned(), user_id.to_owned());
+        actix_web::rt::spawn(async move {
+            if let Err(e) = clients.end_session(&id, &user_id).await {
+                tracing::debug!(error = ?e, "a closed stream's session is left to expire");
+            }
+        });
+    }
+
+    /// A keep-alive went out on session `id`'s stream: a client that listens is not idle.
+    pub fn keepalive(self: &Arc<Self>, id: &str, user_id: &str) {
+        match &self.store {
+            Store::Local(sessions) => sessions.touch(id),
+            Store::Redis(_) => {
+                let (clients, key, user_id) = (self.clone(), session_key(id), user_id.to_owned());
+                actix_web::rt::spawn(async move {
+                    if let Store::Redis(sessions) = &clients.store {
+                        let _ = sessions.refresh(&key, &user_id).await;
+                    }
+                });
+            }
+        }
+    }
+
+    /// Where session `id`'s legacy stream is, seen from here: held here, held by another live
+    /// replica (over the bus), or nowhere (`None`).
+    pub fn sink(&self, id: &str, session: &SessionView) -> Option<EventSink> {
+        let key = session_key(id);
+        if let Some(tx) = self.sse.get(&key).filter(|tx| !tx.is_closed()) {
+            return Some(EventSink::Local(tx.clone()));
+        }
+        let holder = session.holder.clone().filter(|h| *h != self.replica)?;
+        let bus = self.bus.clone()?;
+        Some(EventSink::Remote { bus, holder, key: key.into() })
     }
 
     /// Tell every connected client that the tools it may call changed (a backend's listing,
-    /// `tools.yaml` or `policy.yaml`).
+    /// `tools.yaml` or `policy.yaml`). Each replica reloads its own configuration, so each
+    /// tells its own clients.
     pub fn tools_changed(&self) {
         self.broadcast(&serde_json::json!({ "jsonrpc": "2.0", "method": "notifications/tools/list_changed" }));
     }
 
-    /// Send a notification to every open client stream (`GET /mcp` and legacy `/sse`).
+    /// Send a notification to every client stream this replica holds (`GET /mcp` and legacy
+    /// `/sse`).
     pub fn broadcast(&self, message: &Value) {
         let event = sse_message(message);
-        self.streams.retain(|_, tx| tx.send(event.clone()).is_ok());
-        self.sessions.send_to_streams(&event);
+        self.streams.retain(|_, tx| tx.send(event.clone()));
+        self.sse.retain(|_, tx| tx.send(event.clone()));
     }
 
-    /// Session `sid` opened its `GET /mcp` stream (replacing an older one).
-    pub fn open_stream(&self, sid: &str, tx: UnboundedSender<Bytes>) {
-        self.streams.insert(sid.to_owned(), tx);
+    /// Session `id` opened its `GET /mcp` stream (replacing an older one).
+    pub fn open_stream(&self, id: &str, tx: StreamTx) {
+        self.streams.insert(session_key(id), tx);
     }
 
-    /// Session `sid`'s stream `tx` closed (a newer stream of the session stays).
-    pub fn close_stream(&self, sid: &str, tx: &UnboundedSender<Bytes>) {
-        self.streams.remove_if(sid, |_, current| current.same_channel(tx));
+    /// Session `id`'s stream `tx` closed (a newer stream of the session stays).
+    pub fn close_stream(&self, id: &str, tx: &StreamTx) {
+        self.streams.remove_if(&session_key(id), |_, current| current.same_channel(tx));
+    }
+
+    /// Session `key`'s streams held here end.
+    fn close_streams(&self, key: &str) {
+        if let Some((_, tx)) = self.streams.remove(key) {
+            tx.close();
+        }
+        if let Some((_, tx)) = self.sse.remove(key) {
+            tx.close();
+        }
+    }
+
+    /// A message from another replica.
+    fn inbound(&self, inbound: Inbound) {
+        match inbound {
+            Inbound::Event { key, event } => {
+                if let Some(tx) = self.sse.get(&key) {
+                    tx.send(event);
+                }
+            }
+            Inbound::Cancel(key) => {
+                if self.cancel_here(&key) {
+                    tracing::info!("request cancelled by the client through another replica");
+                }
+            }
+            Inbound::Ended(key) => {
+                if let Store::Redis(sessions) = &self.store {
+                    sessions.forget(&key);
+                }
+                self.close_streams(&key);
+                self.cancel_session_calls(&key);
+            }
+        }
+    }
+
+    /// Stop the calls of session `key` running here (the session ended elsewhere or here).
+    fn cancel_session_calls(&self, key: &str) {
+        let marker = format!("\u{1}{key}\u{0}");
+        self.running.retain(|running, task| {
+            let ours = running.contains(&marker);
+            if ours {
+                task.abort();
+            }
+            !ours
+        });
+    }
+
+    /// Forget expired sessions (or, when shared, stale cached copies); how many remain here.
+    pub fn sweep(&self) -> usize {
+        self.streams.retain(|_, tx| !tx.is_closed());
+        self.sse.retain(|_, tx| !tx.is_closed());
+        match &self.store {
+            Store::Local(sessions) => {
+                sessions.sweep();
+                sessions.len()
+            }
+            Store::Redis(sessions) => sessions.sweep(),
+        }
+    }
+
+    /// Sessions live here (in-process store) or served here recently (shared store).
+    pub fn session_count(&self) -> usize {
+        match &self.store {
+            Store::Local(sessions) => sessions.len(),
+            Store::Redis(sessions) => sessions.cached(),
+        }
+    }
+
+    /// Messages to other replicas that were lost (queue full, Redis refused them).
+    pub fn bus_dropped(&self) -> u64 {
+        self.bus.as_ref().map_or(0, Bus::dropped)
     }
 
     /// A request is running under `key` (scope and request id): it can be cancelled.
@@ -71,8 +316,20 @@ impl Clients {
         self.running.remove(key);
     }
 
-    /// Stop the request under `key` if it is still running; whether it was.
+    /// Stop the request under `key` wherever it runs: here, or (sessions shared) on whichever
+    /// replica runs it. Whether it was found here.
     pub fn cancel(&self, key: &str) -> bool {
+        if self.cancel_here(key) {
+            return true;
+        }
+        if let Some(bus) = &self.bus {
+            bus.cancel(key);
+        }
+        false
+    }
+
+    /// Stop the request under `key` if it runs here; whether it did.
+    fn cancel_here(&self, key: &str) -> bool {
         match self.running.remove(key) {
             Some((_, task)) => {
                 task.abort();
@@ -124,4 +381,10 @@ impl Drop for WaitSlot<'_> {
 /// One JSON-RPC message as an SSE `message` event.
 pub fn sse_message(message: &Value) -> Bytes {
     Bytes::from(format!("event: message\ndata: {message}\n\n"))
+}
+
+/// A shared-store failure, logged once here, as the client sees it (503).
+fn unavailable(e: &redis::RedisError) -> SessionError {
+    tracing::warn!(error = %e, "the session store (Redis) cannot be reached");
+    SessionError::Unavailable
 }

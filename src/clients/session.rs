@@ -6,9 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::web::Bytes;
 use dashmap::DashMap;
-use tokio::sync::mpsc::UnboundedSender;
+use sha2::{Digest, Sha256};
 
 /// One client session.
 #[derive(Debug)]
@@ -17,18 +16,46 @@ pub struct Session {
     pub user_id: String,
     /// The negotiated protocol version.
     pub version: String,
-    /// Legacy SSE sessions: where responses go (`/messages` answers 202 and writes here).
-    pub stream: Option<UnboundedSender<Bytes>>,
+    /// Legacy SSE sessions: the replica holding the session's event stream, where its
+    /// responses go (`/messages` answers 202 and the answer is written there).
+    pub holder: Option<Arc<str>>,
     last_seen: AtomicU64,
 }
 
-/// Why a session could not be used.
+/// What a request needs to know of its session, wherever the session is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionView {
+    /// The negotiated protocol version.
+    pub version: Arc<str>,
+    /// The replica holding the session's legacy SSE stream, if it has one.
+    pub holder: Option<Arc<str>>,
+}
+
+impl Session {
+    /// The part a request needs.
+    pub fn view(&self) -> SessionView {
+        SessionView { version: self.version.as_str().into(), holder: self.holder.clone() }
+    }
+}
+
+/// Why a session could not be used or opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionError {
     /// No session id was sent (HTTP 400).
     Missing,
     /// Unknown, expired, or owned by another subject (HTTP 404; indistinguishable on purpose).
     Unknown,
+    /// The subject already holds [`MAX_SESSIONS_PER_USER`] live sessions (HTTP 429).
+    Full,
+    /// The shared session store cannot be reached (HTTP 503; the client retries).
+    Unavailable,
+}
+
+/// The name a session is stored, routed and cancelled under: the SHA-256 of its id, so the
+/// shared store, its pub/sub messages and the in-flight keys never hold an id a client could
+/// present.
+pub fn session_key(id: &str) -> String {
+    hex::encode(Sha256::digest(id.as_bytes()))
 }
 
 /// The refusal of a session past [`MAX_SESSIONS_PER_USER`] (429, with `Retry-After`).
@@ -54,7 +81,8 @@ pub struct Sessions {
 /// Most live sessions one subject may hold at once (`initialize` past it: 429).
 pub const MAX_SESSIONS_PER_USER: usize = 256;
 
-fn new_id() -> String {
+/// A new session id: 256 bits from the OS CSPRNG, as hex.
+pub fn new_id() -> String {
     let mut bytes = [0u8; 32];
     if getrandom::fill(&mut bytes).is_err() {
         // The OS CSPRNG failing is not recoverable for session security; fall back to two v4
@@ -89,12 +117,7 @@ impl Sessions {
 
     /// Create a session for `user_id`; returns its id. `None` when the subject already holds
     /// [`MAX_SESSIONS_PER_USER`] live sessions.
-    pub fn create(
-        &self,
-        user_id: &str,
-        version: &str,
-        stream: Option<UnboundedSender<Bytes>>,
-    ) -> Option<(String, Arc<Session>)> {
+    pub fn create(&self, user_id: &str, version: &str, holder: Option<Arc<str>>) -> Option<(String, Arc<Session>)> {
         {
             let mut held = self.per_user.entry(user_id.to_owned()).or_insert(0);
             if *held >= self.max_per_user {
@@ -106,7 +129,7 @@ impl Sessions {
         let session = Arc::new(Session {
             user_id: user_id.to_owned(),
             version: version.to_owned(),
-            stream,
+            holder,
             last_seen: AtomicU64::new(self.now()),
         });
         self.map.insert(id.clone(), session.clone());
@@ -166,15 +189,6 @@ impl Sessions {
             keep
         });
         before - self.map.len()
-    }
-
-    /// Send `event` to every legacy SSE session's stream.
-    pub fn send_to_streams(&self, event: &Bytes) {
-        for entry in self.map.iter() {
-            if let Some(stream) = &entry.stream {
-                let _ = stream.send(event.clone());
-            }
-        }
     }
 
     /// How many sessions are live.

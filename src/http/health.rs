@@ -91,7 +91,7 @@ pub async fn actors(
         "actors": reports(&shared, &worker).await,
         "circuit_breakers": shared.registry.protection().report(),
         "tool_drift": shared.registry.drift().iter().map(|d| json!({ "tool": d.tool, "pinned": d.pinned, "observed": d.observed })).collect::<Vec<_>>(),
-        "mcp_sessions": shared.clients.sessions().len(),
+        "mcp_sessions": shared.clients.session_count(),
         "audit_spooled": shared.audit.health().spooled,
     })))
 }

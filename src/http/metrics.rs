@@ -62,7 +62,7 @@ fn render_registry(shared: &Shared, out: &mut String) {
 fn render_clients_and_audit(shared: &Shared, out: &mut String) {
     out.push_str("# HELP mcpgw_mcp_sessions Live MCP client sessions on this replica.\n");
     out.push_str("# TYPE mcpgw_mcp_sessions gauge\n");
-    out.push_str(&format!("mcpgw_mcp_sessions {}\n", shared.clients.sessions().len()));
+    out.push_str(&format!("mcpgw_mcp_sessions {}\n", shared.clients.session_count()));
     out.push_str("# HELP mcpgw_audit_backlog Audit rows not yet stored.\n");
     out.push_str("# TYPE mcpgw_audit_backlog gauge\n");
     let health = shared.audit.health();

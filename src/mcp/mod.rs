@@ -23,11 +23,9 @@ pub mod wellknown;
 
 use std::sync::Arc;
 
-use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest};
 use gateway_actors::Caller;
 use serde_json::{json, Value};
-use tokio::sync::mpsc::UnboundedSender;
 
 use crate::backend::Observer;
 use crate::error::mcp as errors;
@@ -106,7 +104,7 @@ pub struct Ctx {
     /// A 2026-07-28 request: results carry `resultType`.
     pub stateless: bool,
     /// Where progress notifications go, when the client reads a stream for this request.
-    pub events: Option<UnboundedSender<Bytes>>,
+    pub events: Option<crate::clients::EventSink>,
 }
 
 pub use crate::clients::sse_message;

@@ -7,15 +7,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::clients::session::{session_key, SessionError};
+use crate::clients::stream::StreamRx;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::Stream;
+use mcp_protocol::Message;
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::sync::mpsc::UnboundedReceiver;
-
-use crate::clients::session::Sessions;
-use mcp_protocol::Message;
 
 use super::{caller, check_origin, dispatch, initialize_result, negotiate, response, Ctx};
 use crate::error::GatewayError;
@@ -27,7 +26,7 @@ use crate::state::{Shared, Worker};
 /// goes away.
 pub struct EventStream {
     first: Option<Bytes>,
-    rx: UnboundedReceiver<Bytes>,
+    rx: StreamRx,
     keepalive: tokio::time::Interval,
     closing: Pin<Box<dyn std::future::Future<Output = ()>>>,
     on_drop: Option<Box<dyn FnOnce()>>,
@@ -36,12 +35,7 @@ pub struct EventStream {
 
 impl EventStream {
     /// A stream reading `rx`, ending when `shared` starts shutting down.
-    pub fn new(
-        shared: &Shared,
-        first: Option<Bytes>,
-        rx: UnboundedReceiver<Bytes>,
-        on_drop: Box<dyn FnOnce()>,
-    ) -> Self {
+    pub fn new(shared: &Shared, first: Option<Bytes>, rx: StreamRx, on_drop: Box<dyn FnOnce()>) -> Self {
         let period = shared.settings.sse_keepalive;
         Self {
             first,
@@ -114,24 +108,32 @@ pub async fn open(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
         Ok(c) => c,
         Err(e) => return super::refuse(&shared, &req, TRANSPORT, None, e),
     };
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let Some((id, _)) = shared.clients.sessions().create(&caller.user_id, "2024-11-05", Some(tx)) else {
-        return super::refuse(&shared, &req, TRANSPORT, Some(Arc::new(caller)), crate::clients::session::too_many());
+    let (tx, rx) = crate::clients::stream::channel();
+    let id = match shared.clients.open_session(&caller.user_id, "2024-11-05", &Value::Null, Some(tx)).await {
+        Ok(id) => id,
+        Err(SessionError::Unavailable) => {
+            let error = GatewayError::Unavailable("session store unreachable; retry shortly".into());
+            return super::refuse(&shared, &req, TRANSPORT, Some(Arc::new(caller)), error);
+        }
+        Err(_) => {
+            return super::refuse(&shared, &req, TRANSPORT, Some(Arc::new(caller)), crate::clients::session::too_many())
+        }
     };
     let first = Bytes::from(format!("event: endpoint\ndata: /messages?session_id={id}\n\n"));
-    let sessions: Arc<Sessions> = shared.clients.sessions().clone();
-    let (alive, alive_id) = (shared.clients.sessions().clone(), id.clone());
+    let (alive, alive_id, alive_user) = (shared.clients.clone(), id.clone(), caller.user_id.clone());
     let registry = shared.clone();
-    let scope = super::scope(&caller.user_id, &id);
-    // The client left: its session ends and its calls still running are cancelled at their
-    // backends (their tasks are aborted; each leaves a `cancelled` audit row).
+    let scope = super::scope(&caller.user_id, &session_key(&id));
+    let user = caller.user_id;
+    // The client left: its session ends (on every replica) and its calls still running here
+    // are cancelled at their backends (their tasks are aborted; each leaves a `cancelled`
+    // audit row).
     let on_drop = move || {
-        sessions.drop_session(&id);
+        registry.clients.stream_gone(&id, &user);
         let prefix = super::inflight_prefix(&scope);
         registry.clients.cancel_all(&prefix);
     };
     EventStream::new(&shared, Some(first), rx, Box::new(on_drop))
-        .on_keepalive(Box::new(move || alive.touch(&alive_id)))
+        .on_keepalive(Box::new(move || alive.keepalive(&alive_id, &alive_user)))
         .respond()
 }
 
@@ -159,11 +161,15 @@ pub async fn message(
     let Ok(query) = web::Query::<MessageQuery>::from_query(req.query_string()) else {
         return refuse(GatewayError::InvalidRequest("the session_id query parameter is required".into()));
     };
-    let session = match shared.clients.sessions().get(Some(&query.session_id), &caller.user_id) {
+    let session = match shared.clients.session(Some(&query.session_id), &caller.user_id).await {
         Ok(s) => s,
+        Err(SessionError::Unavailable) => {
+            return refuse(GatewayError::Unavailable("session store unreachable; retry shortly".into()))
+        }
         Err(_) => return refuse(GatewayError::NotFound("session not found".into())),
     };
-    let Some(stream) = session.stream.clone() else {
+    // The session's stream, here or on the replica holding it.
+    let Some(stream) = shared.clients.sink(&query.session_id, &session) else {
         return refuse(GatewayError::NotFound("session not found".into()));
     };
     let body = match read_body(&req, payload, shared.settings.max_payload_bytes).await {
@@ -181,7 +187,7 @@ pub async fn message(
             Err(_) => return refuse(GatewayError::InvalidRequest("expected a JSON-RPC object".into())),
         },
     };
-    let scope = super::scope(&caller.user_id, &query.session_id);
+    let scope = super::scope(&caller.user_id, &session_key(&query.session_id));
     let (id, method, params) = match mcp_protocol::classify(&msg) {
         Ok(Message::Request { id, method, params }) => (id, method, params),
         // Notifications and client responses need no answer.

@@ -39,6 +39,13 @@ fn session_failure(shared: &Shared, req: &HttpRequest, caller: &Arc<Caller>, e: 
     let (status, message) = match e {
         SessionError::Missing => (StatusCode::BAD_REQUEST, "Mcp-Session-Id header is required"),
         SessionError::Unknown => (StatusCode::NOT_FOUND, "session not found; initialize again"),
+        SessionError::Full => {
+            return super::refuse(shared, req, TRANSPORT, Some(caller.clone()), crate::clients::session::too_many())
+        }
+        SessionError::Unavailable => {
+            let error = GatewayError::Unavailable("session store unreachable; retry shortly".into());
+            return super::refuse(shared, req, TRANSPORT, Some(caller.clone()), error);
+        }
     };
     let error = GatewayError::InvalidRequest(message.into());
     super::audit_refusal(shared, req, TRANSPORT, Some(caller.clone()), &error, status.as_u16());
@@ -145,8 +152,9 @@ pub async fn post(
         Err(response) => return response,
     };
     let session_id = header(&req, SESSION_HEADER).map(str::to_owned);
+    let session_key = session_id.as_deref().map(crate::clients::session::session_key);
     let post = Post {
-        scope: super::scope(&caller.user_id, session_id.as_deref().unwrap_or("")),
+        scope: super::scope(&caller.user_id, session_key.as_deref().unwrap_or("")),
         session_id,
         header_version: header(&req, VERSION_HEADER).map(str::to_owned),
         wants_stream: header(&req, "accept").is_some_and(|a| a.contains("text/event-stream")),
@@ -156,12 +164,12 @@ pub async fn post(
         caller,
         batch,
     };
-    if let Some(response) = post.initialize(&messages) {
+    if let Some(response) = post.initialize(&messages).await {
         return response;
     }
     // A session id is checked against its subject before anything in the body acts on it
     // (another user's session id may not even cancel a call).
-    if let Err(response) = post.check_session() {
+    if let Err(response) = post.check_session().await {
         return *response;
     }
     let mut answers = Vec::new();
@@ -174,7 +182,7 @@ pub async fn post(
     }
     if answers.is_empty() {
         // Notifications and responses only.
-        return match post.check_session() {
+        return match post.check_session().await {
             Ok(()) => HttpResponse::Accepted().finish(),
             Err(response) => *response,
         };
@@ -235,31 +243,31 @@ impl Post {
     }
 
     /// The request's session belongs to the caller (when it names one and is not stateless).
-    fn check_session(&self) -> Result<(), Box<HttpResponse>> {
+    async fn check_session(&self) -> Result<(), Box<HttpResponse>> {
         if self.session_id.is_some() && !self.stateless_header() {
-            self.session()?;
+            self.session().await?;
         }
         Ok(())
     }
 
-    fn session(&self) -> Result<(), Box<HttpResponse>> {
-        match self.shared.clients.sessions().get(self.session_id.as_deref(), &self.caller.user_id) {
+    async fn session(&self) -> Result<(), Box<HttpResponse>> {
+        match self.shared.clients.session(self.session_id.as_deref(), &self.caller.user_id).await {
             Ok(_) => Ok(()),
             Err(e) => Err(Box::new(session_failure(&self.shared, &self.req, &self.caller, e))),
         }
     }
 
     /// `initialize` (never inside a batch) opens a session.
-    fn initialize(&self, messages: &[Value]) -> Option<HttpResponse> {
+    async fn initialize(&self, messages: &[Value]) -> Option<HttpResponse> {
         let [msg] = messages else { return None };
         let Ok(Message::Request { id, method, params }) = mcp_protocol::classify(msg) else { return None };
         if method != "initialize" || self.batch {
             return None;
         }
         let version = negotiate(params.get("protocolVersion").and_then(Value::as_str));
-        let Some((sid, _)) = self.shared.clients.sessions().create(&self.caller.user_id, version, None) else {
-            let refusal = crate::clients::session::too_many();
-            return Some(super::refuse(&self.shared, &self.req, TRANSPORT, Some(self.caller.clone()), refusal));
+        let sid = match self.shared.clients.open_session(&self.caller.user_id, version, &params, None).await {
+            Ok(sid) => sid,
+            Err(e) => return Some(session_failure(&self.shared, &self.req, &self.caller, e)),
         };
         Some(
             HttpResponse::Ok()
@@ -292,7 +300,7 @@ impl Post {
         };
         let stateless = self.stateless_header() || meta_version(&params) == Some(super::STATELESS_VERSION);
         if !stateless && method != "server/discover" {
-            if let Err(response) = self.session() {
+            if let Err(response) = self.session().await {
                 return Step::Respond(*response);
             }
         }
@@ -329,8 +337,8 @@ impl Post {
         let key = super::inflight_key(&self.scope, &id);
         let shared = &self.shared;
         if progress && self.wants_stream && !self.batch {
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            ctx.events = Some(tx.clone());
+            let (tx, rx) = crate::clients::stream::channel();
+            ctx.events = Some(crate::clients::EventSink::Local(tx.clone()));
             let (registry, task_key) = (shared.clone(), key.clone());
             let task = actix_web::rt::spawn(async move {
                 let answer = response(id, dispatch(&ctx, "tools/call", params).await);
@@ -369,7 +377,7 @@ impl Post {
     /// cancelled, in every mode. Until the answer is ready a space is written every second (JSON
     /// allows leading whitespace): that write is what reveals a closed connection.
     fn call_as_json(&self, ctx: Ctx, id: Value, params: Value, key: String) -> HttpResponse {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, rx) = crate::clients::stream::channel();
         let (registry, task_key) = (self.shared.clone(), key.clone());
         let cancelled = response(id.clone(), Err(errors::request_cancelled()));
         let task = actix_web::rt::spawn(async move {
@@ -394,7 +402,7 @@ impl Post {
 /// comments both hold proxies open and reveal a departed client; dropping the stream (the
 /// client left) aborts the request, which cancels it at the backend.
 struct ReplyStream {
-    rx: tokio::sync::mpsc::UnboundedReceiver<actix_web::web::Bytes>,
+    rx: crate::clients::stream::StreamRx,
     keepalive: tokio::time::Interval,
     /// What a keep-alive writes: an SSE comment, or a space before a JSON body.
     keepalive_bytes: &'static [u8],
@@ -439,18 +447,18 @@ pub async fn get(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
         return HttpResponse::MethodNotAllowed().insert_header(("Allow", "POST, DELETE")).finish();
     }
     let sid = header(&req, SESSION_HEADER).map(str::to_owned);
-    if let Err(e) = shared.clients.sessions().get(sid.as_deref(), &caller.user_id) {
+    if let Err(e) = shared.clients.session(sid.as_deref(), &caller.user_id).await {
         return session_failure(&shared, &req, &caller, e);
     }
     let sid = sid.unwrap_or_default();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = crate::clients::stream::channel();
     // A new stream for the session replaces an older one.
     shared.clients.open_stream(&sid, tx.clone());
     let registry = shared.clone();
-    let (alive, alive_id) = (shared.clients.sessions().clone(), sid.clone());
+    let (alive, alive_id, user) = (shared.clients.clone(), sid.clone(), caller.user_id.clone());
     let on_drop = Box::new(move || registry.clients.close_stream(&sid, &tx));
     super::sse::EventStream::new(&shared, None, rx, on_drop)
-        .on_keepalive(Box::new(move || alive.touch(&alive_id)))
+        .on_keepalive(Box::new(move || alive.keepalive(&alive_id, &user)))
         .respond()
 }
 
@@ -460,9 +468,12 @@ pub async fn delete(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse
         Ok(c) => c,
         Err(resp) => return *resp,
     };
-    match header(&req, SESSION_HEADER) {
-        None => session_failure(&shared, &req, &caller, SessionError::Missing),
-        Some(id) if shared.clients.sessions().remove(id, &caller.user_id) => HttpResponse::Ok().finish(),
-        Some(_) => session_failure(&shared, &req, &caller, SessionError::Unknown),
+    let Some(id) = header(&req, SESSION_HEADER) else {
+        return session_failure(&shared, &req, &caller, SessionError::Missing);
+    };
+    match shared.clients.end_session(id, &caller.user_id).await {
+        Ok(true) => HttpResponse::Ok().finish(),
+        Ok(false) => session_failure(&shared, &req, &caller, SessionError::Unknown),
+        Err(e) => session_failure(&shared, &req, &caller, e),
     }
 }

@@ -117,6 +117,10 @@ async def main():
             step("cancel", cancelled and not is_error(again), f"after {time.monotonic() - started:.1f}s")
         except Exception as e:  # noqa: BLE001
             step("cancel", False, repr(e)[:300])
+        # The cancelled call's own answer may still be on its way (behind a load balancer the
+        # cancel reaches the call through another replica): let it land before closing, since
+        # the SDK raises on a response that arrives during teardown.
+        await anyio.sleep(0.5)
 
 
 anyio.run(main)

@@ -29,8 +29,19 @@ pub async fn post(
     extra: &[(&str, &str)],
     body: Value,
 ) -> Reply {
+    post_to(&gw.base, token, session, extra, body).await
+}
+
+/// [`post`] to the gateway (or load balancer) at `base`.
+pub async fn post_to(
+    base: &str,
+    token: Option<&str>,
+    session: Option<&str>,
+    extra: &[(&str, &str)],
+    body: Value,
+) -> Reply {
     let mut req = client()
-        .post(format!("{}/mcp", gw.base))
+        .post(format!("{base}/mcp"))
         .insert_header(("Content-Type", "application/json"))
         .insert_header(("Accept", "application/json, text/event-stream"));
     if let Some(t) = token {
@@ -69,7 +80,12 @@ pub async fn session(gw: &TestGateway, token: &str) -> String {
 }
 
 /// A 2026-07-28 request, as its clients send it: version in `_meta` and in the headers.
-pub async fn stateless(gw: &TestGateway, token: &str, id: u64, method: &str, mut params: Value) -> (u16, Value) {
+pub async fn stateless(gw: &TestGateway, token: &str, id: u64, method: &str, params: Value) -> (u16, Value) {
+    stateless_to(&gw.base, token, id, method, params).await
+}
+
+/// [`stateless`] to the gateway (or load balancer) at `base`.
+pub async fn stateless_to(base: &str, token: &str, id: u64, method: &str, mut params: Value) -> (u16, Value) {
     params["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!(STATELESS);
     params["_meta"]["io.modelcontextprotocol/clientCapabilities"] = json!({});
     params["_meta"]["io.modelcontextprotocol/clientInfo"] = json!({"name": "test", "version": "1"});
@@ -78,7 +94,7 @@ pub async fn stateless(gw: &TestGateway, token: &str, id: u64, method: &str, mut
     if let Some(name) = name.as_deref() {
         extra.push(("Mcp-Name", name));
     }
-    let reply = post(gw, Some(token), None, &extra, rpc(id, method, params)).await;
+    let reply = post_to(base, Some(token), None, &extra, rpc(id, method, params)).await;
     (reply.status, reply.body)
 }
 

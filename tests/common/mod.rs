@@ -10,6 +10,7 @@
 
 pub mod backend;
 pub mod mcp;
+pub mod replicas;
 
 use std::collections::HashMap;
 use std::net::TcpListener;

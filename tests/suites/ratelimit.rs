@@ -1,10 +1,10 @@
 //! Traffic control as clients and operators meet it: 429s that name the limit, limits shared
 //! by two real gateway processes through Redis, and the configured behaviour when Redis dies.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::common::backend::{Mode, TestBackend};
+use crate::common::replicas::{Redis, Replica};
 use crate::common::{client, TestDb, TestGateway, SECRET};
 use serde_json::{json, Value};
 
@@ -86,80 +86,13 @@ async fn a_tools_shared_quota_binds_everyone_but_not_other_tools() {
     gw.stop().await;
 }
 
-/// A private Redis on a free port, so a test can stop it.
-struct Redis {
-    child: Child,
-    url: String,
-}
-
-impl Redis {
-    fn start() -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn();
-        let Ok(child) = child else {
-            assert!(std::env::var_os("CI").is_none(), "CI must provide redis-server");
-            eprintln!("redis-server is not installed: skipping");
-            return None;
-        };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(Self { child, url: format!("redis://127.0.0.1:{port}") })
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-struct Replica(Child);
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn replica(db: &TestDb, redis: &str, dir: &std::path::Path, name: &str, backend: &str) -> (Replica, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     std::fs::write(dir.join("tools.yaml"), format!("tools:\n  - name: echo\n    backend_url: {backend}\n")).unwrap();
     std::fs::write(dir.join("policy.yaml"), "default_action: deny\nroles: {developer: {allowed_tools: ['*']}}\nrate_limits:\n  per_user: {requests_per_minute: 6, burst: 50}\n").unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_mcp-gateway"))
-        .env("BUNDLED_TOOLS", "off")
-        .env("GATEWAY_PORT", port.to_string())
-        .env("DATABASE_URL", &db.url)
-        .env("REDIS_URL", redis)
-        .env("RATE_LIMIT_FAILURE_MODE", "open")
-        .env("JWT_SECRET_KEY", SECRET)
-        .env("TOOLS_CONFIG", dir.join("tools.yaml"))
-        .env("POLICY_CONFIG", dir.join("policy.yaml"))
-        .env("DATA_DIR", dir.join(format!("data-{name}")))
-        .env("GATEWAY_WORKERS", "1")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..200 {
-        if client().get(format!("{base}/health")).send().await.is_ok() {
-            break;
-        }
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
-    (Replica(child), base)
+    let replica =
+        crate::common::replicas::replica(db, Some(redis), dir, name, &[("RATE_LIMIT_FAILURE_MODE", "open")]).await;
+    let base = replica.base.clone();
+    (replica, base)
 }
 
 async fn call(base: &str, token: &str) -> u16 {

@@ -1,0 +1,202 @@
+//! MCP sessions in Redis, shared by every replica: any replica validates and serves a request
+//! for any live session, and a session ended on one is gone on all.
+//!
+//! Each session is a hash under `mcpgw:session:<key>` ([`session_key`](super::session::session_key):
+//! the SHA-256 of the id, never the id) holding its subject, negotiated version, transport, the
+//! replica holding its legacy SSE stream, creation and last-use times and the client's
+//! `clientInfo`/`capabilities` (at most [`MAX_CLIENT_BYTES`]); it expires after the idle
+//! timeout, and every use extends it. A sorted set per subject (`mcpgw:user-sessions:<sha256 of
+//! the subject>`) bounds how many live sessions one subject holds. Each operation is one Lua
+//! script: one round trip, atomic, on Redis's clock.
+//!
+//! Reads are cached on the replica for [`RECHECK`]: a busy session costs one Redis round trip
+//! per second per replica, not one per request. A session ended elsewhere is announced on the
+//! bus (the cache entry is dropped at once) and, should that message be lost, the cache
+//! entry lapses within [`RECHECK`] anyway; with Redis unreachable, session-bound requests get
+//! 503 within the same bound.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use redis::aio::ConnectionManager;
+use sha2::{Digest, Sha256};
+
+use super::session::SessionView;
+
+/// How long a session read from Redis is trusted on this replica before it is read again.
+pub const RECHECK: Duration = Duration::from_secs(1);
+
+/// Most bytes of the client's `clientInfo` and `capabilities` kept with a session (larger: not
+/// kept, the session still opens).
+pub const MAX_CLIENT_BYTES: usize = 4096;
+
+const CREATE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local idle = tonumber(ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[6]) then return 0 end
+redis.call('HSET', KEYS[1], 'user', ARGV[1], 'version', ARGV[2], 'transport', ARGV[3], 'holder', ARGV[4],
+  'client', ARGV[7], 'created_ms', now, 'last_used_ms', now, 'user_sessions', KEYS[2])
+redis.call('PEXPIRE', KEYS[1], idle)
+redis.call('ZADD', KEYS[2], now + idle, KEYS[1])
+redis.call('PEXPIRE', KEYS[2], idle)
+return 1
+";
+
+const USE: &str = r"
+local s = redis.call('HMGET', KEYS[1], 'user', 'version', 'holder')
+if not s[1] or s[1] ~= ARGV[1] then return false end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local idle = tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'last_used_ms', now)
+redis.call('PEXPIRE', KEYS[1], idle)
+redis.call('ZADD', KEYS[2], 'XX', now + idle, KEYS[1])
+redis.call('PEXPIRE', KEYS[2], idle)
+return {s[2], s[3] or ''}
+";
+
+const REMOVE: &str = r"
+if redis.call('HGET', KEYS[1], 'user') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], KEYS[1])
+return 1
+";
+
+/// Sessions in Redis, with this replica's short-lived cache of the ones it served.
+pub struct RedisSessions {
+    manager: ConnectionManager,
+    create: redis::Script,
+    use_: redis::Script,
+    remove: redis::Script,
+    idle_ms: u64,
+    max_per_user: usize,
+    cache: DashMap<String, Cached>,
+}
+
+struct Cached {
+    user_id: Arc<str>,
+    view: SessionView,
+    checked: Instant,
+}
+
+fn session_hash(key: &str) -> String {
+    format!("mcpgw:session:{key}")
+}
+
+fn user_sessions(user_id: &str) -> String {
+    format!("mcpgw:user-sessions:{}", hex::encode(Sha256::digest(user_id.as_bytes())))
+}
+
+/// What `initialize` told of the client, kept with the session when small enough.
+pub fn client_facts(params: &serde_json::Value) -> String {
+    let facts = serde_json::json!({
+        "clientInfo": params.get("clientInfo"),
+        "capabilities": params.get("capabilities"),
+    })
+    .to_string();
+    if facts.len() <= MAX_CLIENT_BYTES {
+        facts
+    } else {
+        r#"{"dropped":"larger than the gateway keeps"}"#.to_owned()
+    }
+}
+
+impl RedisSessions {
+    /// Sessions through `manager`, expiring after `idle`, at most `max_per_user` per subject.
+    pub fn new(manager: ConnectionManager, idle: Duration, max_per_user: usize) -> Self {
+        Self {
+            manager,
+            create: redis::Script::new(CREATE),
+            use_: redis::Script::new(USE),
+            remove: redis::Script::new(REMOVE),
+            idle_ms: idle.as_millis().clamp(1000, u128::from(u32::MAX)) as u64,
+            max_per_user,
+            cache: DashMap::new(),
+        }
+    }
+
+    /// Store a new session under `key`; `Ok(false)` when the subject holds too many.
+    pub async fn create(
+        &self,
+        key: &str,
+        user_id: &str,
+        version: &str,
+        holder: Option<&str>,
+        client: &str,
+    ) -> redis::RedisResult<bool> {
+        let transport = if holder.is_some() { "sse" } else { "streamable_http" };
+        let mut invocation = self.create.prepare_invoke();
+        invocation
+            .key(session_hash(key))
+            .key(user_sessions(user_id))
+            .arg(user_id)
+            .arg(version)
+            .arg(transport)
+            .arg(holder.unwrap_or(""))
+            .arg(self.idle_ms)
+            .arg(self.max_per_user)
+            .arg(client);
+        let created: i64 = invocation.invoke_async(&mut self.manager.clone()).await?;
+        if created == 1 {
+            self.remember(key, user_id, version.into(), holder.map(Into::into));
+        }
+        Ok(created == 1)
+    }
+
+    fn remember(&self, key: &str, user_id: &str, version: Arc<str>, holder: Option<Arc<str>>) {
+        let view = SessionView { version, holder };
+        self.cache.insert(key.to_owned(), Cached { user_id: user_id.into(), view, checked: Instant::now() });
+    }
+
+    /// The session under `key` if it is live and `user_id`'s (using it extends it).
+    pub async fn get(&self, key: &str, user_id: &str) -> redis::RedisResult<Option<SessionView>> {
+        if let Some(hit) = self.cache.get(key) {
+            if hit.checked.elapsed() < RECHECK {
+                return Ok((&*hit.user_id == user_id).then(|| hit.view.clone()));
+            }
+        }
+        self.refresh(key, user_id).await
+    }
+
+    /// Read (and extend) the session in Redis, whatever the cache says.
+    pub async fn refresh(&self, key: &str, user_id: &str) -> redis::RedisResult<Option<SessionView>> {
+        let mut invocation = self.use_.prepare_invoke();
+        invocation.key(session_hash(key)).key(user_sessions(user_id)).arg(user_id).arg(self.idle_ms);
+        let found: Option<(String, String)> = invocation.invoke_async(&mut self.manager.clone()).await?;
+        let Some((version, holder)) = found else {
+            self.cache.remove(key);
+            return Ok(None);
+        };
+        let holder = (!holder.is_empty()).then(|| Arc::<str>::from(holder));
+        self.remember(key, user_id, version.as_str().into(), holder.clone());
+        Ok(Some(SessionView { version: version.into(), holder }))
+    }
+
+    /// End the session under `key` if it is `user_id`'s; whether it was.
+    pub async fn remove(&self, key: &str, user_id: &str) -> redis::RedisResult<bool> {
+        self.cache.remove(key);
+        let mut invocation = self.remove.prepare_invoke();
+        invocation.key(session_hash(key)).key(user_sessions(user_id)).arg(user_id);
+        let removed: i64 = invocation.invoke_async(&mut self.manager.clone()).await?;
+        Ok(removed == 1)
+    }
+
+    /// Drop this replica's cached copy (the session ended elsewhere).
+    pub fn forget(&self, key: &str) {
+        self.cache.remove(key);
+    }
+
+    /// Drop cached copies too old to be used; returns how many are left.
+    pub fn sweep(&self) -> usize {
+        self.cache.retain(|_, c| c.checked.elapsed() < RECHECK * 10);
+        self.cache.len()
+    }
+
+    /// Sessions this replica served recently.
+    pub fn cached(&self) -> usize {
+        self.cache.len()
+    }
+}
