@@ -29,12 +29,12 @@ async fn shared_db() -> TestDb {
     }
 }
 
-/// `tools.yaml` (an echo tool and a slow one) and the policy, in a fresh folder.
-fn config(echo: &TestBackend, slow: &TestBackend) -> tempfile::TempDir {
+/// `tools.yaml` (an echo tool, a slow one, one that reports progress) and the policy, in a fresh folder.
+fn config(echo: &TestBackend, slow: &TestBackend, progress: &TestBackend) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let tools = format!(
-        "tools:\n  - {{name: echo, backend_url: \"{}\"}}\n  - {{name: slow, backend_url: \"{}\", timeout_seconds: 60}}\n",
-        echo.url, slow.url
+        "tools:\n  - {{name: echo, backend_url: \"{}\"}}\n  - {{name: slow, backend_url: \"{}\", timeout_seconds: 60}}\n  - {{name: progress, backend_url: \"{}\"}}\n",
+        echo.url, slow.url, progress.url
     );
     std::fs::write(dir.path().join("tools.yaml"), tools).unwrap();
     std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
@@ -49,6 +49,7 @@ struct Cluster {
     _dir: tempfile::TempDir,
     _echo: TestBackend,
     _slow: TestBackend,
+    _progress: TestBackend,
 }
 
 impl Cluster {
@@ -57,12 +58,13 @@ impl Cluster {
         let db = shared_db().await;
         let echo = TestBackend::start(Mode::Echo).await;
         let slow = TestBackend::start(Mode::Slow(Duration::from_secs(30))).await;
-        let dir = config(&echo, &slow);
+        let progress = TestBackend::start(Mode::Progress).await;
+        let dir = config(&echo, &slow, &progress);
         let mut replicas = Vec::new();
         for i in 0..n {
             replicas.push(replica(&db, Some(&redis.url), dir.path(), &format!("r{i}"), &[]).await);
         }
-        Some(Self { replicas, redis, db, _dir: dir, _echo: echo, _slow: slow })
+        Some(Self { replicas, redis, db, _dir: dir, _echo: echo, _slow: slow, _progress: progress })
     }
 
     fn base(&self, i: usize) -> &str {
@@ -272,7 +274,23 @@ async fn legacy_sse_answers_reach_the_stream_whichever_replica_takes_the_post() 
         assert!(msg.get("result").is_some(), "{msg}");
         ids.push(msg["id"].as_u64().unwrap());
     }
-    assert_eq!(ids, vec![1, 2, 3, 4, 5, 6, 7], "answers arrive in order");
+    ids.sort_unstable();
+    assert_eq!(ids, vec![1, 2, 3, 4, 5, 6, 7], "every answer arrived, once");
+    // One request's messages arrive in the order they were sent: its progress, then its answer.
+    let call = json!({"name": "progress", "arguments": {}, "_meta": {"progressToken": "p-1"}});
+    assert_eq!(post_message(b, &alice, &sid, rpc(8, "tools/call", call)).await, 202);
+    let mut seen = Vec::new();
+    loop {
+        let msg = stream.message(Duration::from_secs(5)).await.expect("the progress call's messages");
+        if msg["id"] == 8 {
+            assert!(msg["result"].is_object(), "{msg}");
+            break;
+        }
+        assert_eq!(msg["method"], "notifications/progress", "{msg}");
+        assert_eq!(msg["params"]["progressToken"], "p-1", "{msg}");
+        seen.push(msg["params"]["progress"].as_f64().unwrap());
+    }
+    assert!(seen.len() >= 2 && seen.windows(2).all(|w| w[0] < w[1]), "progress in order: {seen:?}");
     // Another subject's POST with the session id is refused, on either replica.
     for i in 0..2 {
         assert_eq!(post_message(cluster.base(i), &mallory, &sid, rpc(9, "tools/list", json!({}))).await, 404);
