@@ -3,7 +3,8 @@
 # one-line change) drives a real gateway — with the three bundled tools and a third-party
 # fixture server (the Python SDK's FastMCP) — through connect (initialize or server/discover),
 # tools/list, one call of each bundled tool, a denied tool, progress and a cancel, over /mcp and,
-# where the client has it, /sse. Prints one line per client × version × mode × step, then
+# where the client has it, /sse; then the SDK clients again through three replicas sharing Redis
+# behind a round-robin balancer. Prints one line per client × version × mode × step, then
 # "client matrix: N passed, N failed". Run from the repository root after
 # `cargo build -p mcp-gateway --bin mcp-gateway`; packages go to MCP_CLIENTS_NPM_DIR (default
 # $TMPDIR/mcp-gateway-clients), separate folders per client so their dependencies never clash.
@@ -118,5 +119,32 @@ run "ts @modelcontextprotocol/client" "$TS_CLIENT_V2" "auto (discover) /mcp" "$v
 run "ts @modelcontextprotocol/client" "$TS_CLIENT_V2" "auto /sse" "$v2/node_modules/.bin/node" "$v2/ts_client.mjs" v2 sse "$base/sse" "$token"
 run "rust rmcp" "3.11.0" "initialize /mcp" "$rmcp_client" initialize "$base/mcp" "$token"
 run "rust rmcp" "3.11.0" "discover /mcp" "$rmcp_client" discover "$base/mcp" "$token"
+
+# The same clients through three replicas sharing one Redis (sessions, stream routing) behind a
+# plain round-robin balancer (tests/clients/round_robin.py; every request to the next replica).
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >"$work/redis.log" 2>&1 &
+pids+=($!)
+replicas=()
+for r in 0 1 2; do
+  port=$(free_port)
+  GATEWAY_PORT=$port DATABASE_URL="sqlite://$work/replicas.db" DATA_DIR="$work/data-r$r" TOOLS_CONFIG="$work/tools.yaml" \
+    POLICY_CONFIG="$work/policy.yaml" JWT_SECRET_KEY="$secret" RUST_LOG=warn ALLOWED_ORIGINS="" BUNDLED_TOOLS=off \
+    REDIS_URL="redis://127.0.0.1:$redis_port" GATEWAY_WORKERS=1 ./target/debug/mcp-gateway >"$work/replica-$r.log" 2>&1 &
+  pids+=($!)
+  replicas+=("http://127.0.0.1:$port")
+done
+for url in "${replicas[@]}"; do
+  for _ in $(seq 1 150); do curl -sf "$url/health/ready" >/dev/null && break; sleep 0.2; done
+done
+"$py1" tests/clients/round_robin.py "${replicas[@]}" >"$work/lb.out" 2>"$work/lb.log" &
+pids+=($!)
+for _ in $(seq 1 100); do grep -q LISTENING "$work/lb.out" 2>/dev/null && break; sleep 0.1; done
+lb="http://127.0.0.1:$(sed -n 's/^LISTENING //p' "$work/lb.out")"
+run "python mcp ClientSession" "$PY_MCP2" "3 replicas, rr /mcp" "$py2" tests/clients/python_client.py session "$lb/mcp" "$token"
+run "python mcp ClientSession" "$PY_MCP2" "3 replicas, rr /sse" "$py2" tests/clients/python_client.py sse "$lb/sse" "$token"
+run "ts @modelcontextprotocol/sdk" "$TS_SDK_V1" "3 replicas, rr /mcp" "$v1/node_modules/.bin/node" "$v1/ts_client.mjs" v1 http "$lb/mcp" "$token"
+run "ts @modelcontextprotocol/sdk" "$TS_SDK_V1" "3 replicas, rr /sse" "$v1/node_modules/.bin/node" "$v1/ts_client.mjs" v1 sse "$lb/sse" "$token"
+run "ts @modelcontextprotocol/client" "$TS_CLIENT_V2" "3 replicas, rr /mcp" "$v2/node_modules/.bin/node" "$v2/ts_client.mjs" v2 http "$lb/mcp" "$token"
 echo "client matrix: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
