@@ -63,7 +63,9 @@ fn render_clients_and_audit(shared: &Shared, out: &mut String) {
     out.push_str("# HELP mcpgw_mcp_sessions MCP client sessions live on this replica (in-process store) or served by it in the last seconds (Redis store).\n");
     out.push_str("# TYPE mcpgw_mcp_sessions gauge\n");
     out.push_str(&format!("mcpgw_mcp_sessions {}\n", shared.clients.session_count()));
-    out.push_str("# HELP mcpgw_replica_bus_dropped_total Messages to other replicas lost (queue full or Redis unreachable).\n");
+    out.push_str(
+        "# HELP mcpgw_replica_bus_dropped_total Messages to other replicas lost (queue full or Redis unreachable).\n",
+    );
     out.push_str("# TYPE mcpgw_replica_bus_dropped_total counter\n");
     out.push_str(&format!("mcpgw_replica_bus_dropped_total {}\n", shared.clients.bus_dropped()));
     out.push_str("# HELP mcpgw_audit_backlog Audit rows not yet stored.\n");
