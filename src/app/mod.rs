@@ -129,6 +129,13 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
     let (audit, spool) = start_audit(&settings, &db, &board);
     let catalog = Catalog::new(tools);
     let jobs = crate::state::Jobs::new();
+    let clients = crate::clients::Clients::new(
+        settings.mcp_session_idle,
+        settings.redis_url.as_deref(),
+        &db,
+        &settings.database_url,
+        jobs.replica_id(),
+    )?;
     let shared = web::Data::new(Shared {
         settings: settings.clone(),
         auth: Arc::new(auth),
@@ -141,11 +148,7 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
             settings.breaker_cooldown,
         )),
         policies: Arc::new(crate::policies::Policies::new(policy)),
-        clients: crate::clients::Clients::new(
-            settings.mcp_session_idle,
-            settings.redis_url.as_deref(),
-            jobs.replica_id(),
-        )?,
+        clients,
         closing: Closing::new(),
         limits,
         jobs,
@@ -326,7 +329,7 @@ fn spawn_session_sweeper(shared: &Shared) {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
-            let live = sweeper.sweep();
+            let live = sweeper.sweep().await;
             tracing::debug!(live, "expired MCP sessions removed");
         }
     });

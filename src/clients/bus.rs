@@ -1,23 +1,31 @@
-//! Messages between replicas, over Redis pub/sub: what one replica must tell the replica that
+//! Messages between replicas, over Redis pub/sub (with `REDIS_URL`) or PostgreSQL
+//! `LISTEN/NOTIFY` (without it, on PostgreSQL): what one replica must tell the replica that
 //! holds a client's stream or runs a client's call. No clustering of our own: every replica
-//! subscribes to its own channel and to one channel for all.
+//! listens on its own channel and on one channel for all.
 //!
-//! - `mcpgw:bus:<replica>`: an event for a legacy SSE stream this replica holds — the session's
-//!   key (64 hex digits), then the SSE event's bytes. A `POST /messages` served by replica B is
-//!   answered on the stream held by replica A this way, in order (one publishing queue per
-//!   replica, one connection).
-//! - `mcpgw:bus:all`: `c` + an in-flight key (`notifications/cancelled` reaching the replica that
-//!   runs the call), or `d` + a session key (a session ended: drop cached copies, close its
-//!   streams).
+//! - its own channel (`mcpgw:bus:<replica>` in Redis, `mcpgw_bus_<replica>` in PostgreSQL): an
+//!   event for a legacy SSE stream this replica holds — the session's key (64 hex digits), then
+//!   the SSE event's bytes. A `POST /messages` served by replica B is answered on the stream
+//!   held by replica A this way, in order (one publishing queue per replica, published in
+//!   order on one connection).
+//! - the channel for all (`mcpgw:bus:all`, `mcpgw_bus_all`): `c` + an in-flight key
+//!   (`notifications/cancelled` reaching the replica that runs the call), or `d` + a session
+//!   key (a session ended: drop cached copies, close its streams).
 //!
-//! Publishing never blocks a request: messages wait in a bounded queue (past
-//! [`QUEUE_MAX`] they are dropped and counted) and go out in pipelined batches.
+//! A NOTIFY payload is text of at most 8,000 bytes: a larger message (or one holding a NUL)
+//! is stored in `mcp_bus_messages` and the notification carries `@<row id>`; rows go after a
+//! minute. Publishing never blocks a request: messages wait in a bounded queue (past
+//! [`QUEUE_MAX`] they are dropped and counted) and go out in batches.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web::Bytes;
+use diesel::sql_types::{BigInt, Binary, Text};
+use diesel::QueryableByName;
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
@@ -25,13 +33,45 @@ use tokio::sync::mpsc;
 /// Most messages waiting to be published; past it a message is dropped (and counted).
 pub const QUEUE_MAX: usize = 65_536;
 
-/// Most messages one pipelined batch publishes.
+/// Most messages one batch publishes.
 const BATCH: usize = 256;
 
-const ALL: &str = "mcpgw:bus:all";
+/// Largest message sent as a NOTIFY payload itself (PostgreSQL's limit is 8,000 bytes).
+const NOTIFY_MAX: usize = 7_900;
 
-fn replica_channel(replica: &str) -> String {
-    format!("mcpgw:bus:{replica}")
+/// How the replicas reach each other.
+#[derive(Clone)]
+pub enum Link {
+    /// Redis pub/sub.
+    Redis {
+        /// For the subscription's own connection.
+        client: redis::Client,
+        /// For publishing.
+        manager: ConnectionManager,
+    },
+    /// PostgreSQL `LISTEN/NOTIFY`.
+    Postgres {
+        /// `DATABASE_URL`, for the listening connection.
+        url: String,
+        /// For publishing and reading stored messages.
+        pool: Pool<AsyncPgConnection>,
+    },
+}
+
+impl Link {
+    fn own_channel(&self, replica: &str) -> String {
+        match self {
+            Self::Redis { .. } => format!("mcpgw:bus:{replica}"),
+            Self::Postgres { .. } => format!("mcpgw_bus_{replica}"),
+        }
+    }
+
+    fn all_channel(&self) -> &'static str {
+        match self {
+            Self::Redis { .. } => "mcpgw:bus:all",
+            Self::Postgres { .. } => "mcpgw_bus_all",
+        }
+    }
 }
 
 /// What arrives from another replica.
@@ -51,9 +91,10 @@ pub enum Inbound {
 }
 
 impl Inbound {
-    /// Decode a message of `channel` (ours or [`ALL`]); `None` when it is not one of ours.
-    pub fn decode(channel: &str, payload: &[u8]) -> Option<Self> {
-        if channel != ALL {
+    /// Decode a message of this replica's own channel (`for_all == false`) or of the channel
+    /// for all; `None` when it is not one of ours.
+    pub fn decode(for_all: bool, payload: &[u8]) -> Option<Self> {
+        if !for_all {
             if payload.len() < 64 || !payload[..64].iter().all(u8::is_ascii_hexdigit) {
                 return None;
             }
@@ -74,22 +115,18 @@ impl Inbound {
 #[derive(Clone)]
 pub struct Bus {
     replica: Arc<str>,
+    link: Link,
     queue: mpsc::Sender<(String, Vec<u8>)>,
     dropped: Arc<AtomicU64>,
 }
 
 impl Bus {
-    /// The bus of replica `replica`, publishing through `manager`.
-    pub fn start(replica: Arc<str>, manager: ConnectionManager) -> Self {
+    /// The bus of replica `replica` over `link`.
+    pub fn start(replica: Arc<str>, link: Link) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE_MAX);
         let dropped = Arc::new(AtomicU64::new(0));
-        actix_web::rt::spawn(publish(rx, manager, dropped.clone()));
-        Self { replica, queue, dropped }
-    }
-
-    /// This replica's id (the holder named in the sessions whose streams it holds).
-    pub fn replica(&self) -> &Arc<str> {
-        &self.replica
+        actix_web::rt::spawn(publish(rx, link.clone(), dropped.clone()));
+        Self { replica, link, queue, dropped }
     }
 
     fn send(&self, channel: String, payload: Vec<u8>) -> bool {
@@ -106,43 +143,49 @@ impl Bus {
         let mut payload = Vec::with_capacity(key.len() + event.len());
         payload.extend_from_slice(key.as_bytes());
         payload.extend_from_slice(event);
-        self.send(replica_channel(holder), payload)
+        self.send(self.link.own_channel(holder), payload)
     }
 
     /// Ask every replica to cancel the request under `inflight_key`.
     pub fn cancel(&self, inflight_key: &str) {
-        self.send(ALL.to_owned(), [b"c", inflight_key.as_bytes()].concat());
+        self.send(self.link.all_channel().to_owned(), [b"c", inflight_key.as_bytes()].concat());
     }
 
     /// Tell every replica that session `key` ended.
     pub fn ended(&self, key: &str) {
-        self.send(ALL.to_owned(), [b"d", key.as_bytes()].concat());
+        self.send(self.link.all_channel().to_owned(), [b"d", key.as_bytes()].concat());
     }
 
-    /// Messages dropped because the queue was full or Redis refused them.
+    /// Messages dropped because the queue was full or the store refused them.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        AtomicU64::load(&self.dropped, Ordering::Relaxed)
+    }
+
+    /// Remove stored messages older than a minute (PostgreSQL; every replica may).
+    pub async fn tidy(&self) {
+        if let Link::Postgres { pool, .. } = &self.link {
+            if let Ok(mut conn) = pool.get().await {
+                let _ =
+                    diesel::sql_query("DELETE FROM mcp_bus_messages WHERE created_at < now() - interval '1 minute'")
+                        .execute(&mut *conn)
+                        .await;
+            }
+        }
     }
 
     /// Listen on this replica's channel and the channel for all, handing each message to
-    /// `deliver`, for as long as the process runs (resubscribing after Redis comes back).
-    pub fn listen(&self, client: redis::Client, deliver: impl Fn(Inbound) + 'static) {
-        let own = replica_channel(&self.replica);
+    /// `deliver`, for as long as the process runs (listening again after the store returns).
+    pub fn listen(&self, deliver: impl Fn(Inbound) + 'static) {
+        let (own, all, link) = (self.link.own_channel(&self.replica), self.link.all_channel(), self.link.clone());
         actix_web::rt::spawn(async move {
             loop {
-                match subscribe(&client, &own).await {
-                    Ok(pubsub) => {
-                        tracing::info!("listening for messages from other replicas");
-                        let mut messages = pubsub.into_on_message();
-                        while let Some(msg) = messages.next().await {
-                            let channel = msg.get_channel_name().to_owned();
-                            if let Some(inbound) = Inbound::decode(&channel, msg.get_payload_bytes()) {
-                                deliver(inbound);
-                            }
-                        }
-                        tracing::warn!("lost the subscription to other replicas' messages; resubscribing");
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot subscribe to other replicas' messages; retrying"),
+                let outcome = match &link {
+                    Link::Redis { client, .. } => listen_redis(client, &own, all, &deliver).await,
+                    Link::Postgres { url, pool } => listen_pg(url, pool, &own, all, &deliver).await,
+                };
+                match outcome {
+                    Ok(()) => tracing::warn!("lost the channel to other replicas; listening again"),
+                    Err(e) => tracing::warn!(error = %e, "cannot listen to other replicas; retrying"),
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
@@ -150,28 +193,150 @@ impl Bus {
     }
 }
 
-async fn subscribe(client: &redis::Client, own: &str) -> redis::RedisResult<redis::aio::PubSub> {
+async fn listen_redis(client: &redis::Client, own: &str, all: &str, deliver: &impl Fn(Inbound)) -> Result<(), String> {
     let mut pubsub = tokio::time::timeout(Duration::from_secs(2), client.get_async_pubsub())
         .await
-        .map_err(|_| redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut)))??;
-    pubsub.subscribe(&[own, ALL]).await?;
-    Ok(pubsub)
+        .map_err(|_| "timed out connecting to Redis".to_owned())?
+        .map_err(|e| e.to_string())?;
+    pubsub.subscribe(&[own, all]).await.map_err(|e| e.to_string())?;
+    tracing::info!("listening for messages from other replicas (Redis)");
+    let mut messages = pubsub.into_on_message();
+    while let Some(msg) = messages.next().await {
+        if let Some(inbound) = Inbound::decode(msg.get_channel_name() == all, msg.get_payload_bytes()) {
+            deliver(inbound);
+        }
+    }
+    Ok(())
 }
 
-/// The publishing loop: in order, pipelined.
-async fn publish(mut rx: mpsc::Receiver<(String, Vec<u8>)>, mut manager: ConnectionManager, dropped: Arc<AtomicU64>) {
+#[derive(QueryableByName)]
+struct Stored {
+    #[diesel(sql_type = Binary)]
+    payload: Vec<u8>,
+}
+
+#[derive(QueryableByName)]
+struct StoredId {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// A quoted PostgreSQL identifier (channel names hold `-`).
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+async fn listen_pg(
+    url: &str,
+    pool: &Pool<AsyncPgConnection>,
+    own: &str,
+    all: &str,
+    deliver: &impl Fn(Inbound),
+) -> Result<(), String> {
+    let mut conn = tokio::time::timeout(Duration::from_secs(5), AsyncPgConnection::establish(url))
+        .await
+        .map_err(|_| "timed out connecting to PostgreSQL".to_owned())?
+        .map_err(|e| e.to_string())?;
+    for channel in [own, all] {
+        diesel::sql_query(format!("LISTEN {}", quoted(channel))).execute(&mut conn).await.map_err(|e| e.to_string())?;
+    }
+    tracing::info!("listening for messages from other replicas (PostgreSQL)");
+    loop {
+        {
+            // Notifications wait in the connection's own queue while the health check runs.
+            let mut notifications = std::pin::pin!(conn.notifications_stream());
+            let check = tokio::time::sleep(Duration::from_secs(10));
+            tokio::pin!(check);
+            loop {
+                tokio::select! {
+                    next = notifications.next() => match next {
+                        Some(Ok(n)) => {
+                            let for_all = n.channel == all;
+                            let payload = match n.payload.strip_prefix('@').and_then(|id| id.parse::<i64>().ok()) {
+                                Some(id) => match stored(pool, id).await {
+                                    Some(payload) => payload,
+                                    None => continue,
+                                },
+                                None => n.payload.into_bytes(),
+                            };
+                            if let Some(inbound) = Inbound::decode(for_all, &payload) {
+                                deliver(inbound);
+                            }
+                        }
+                        Some(Err(e)) => return Err(e.to_string()),
+                        None => return Ok(()),
+                    },
+                    _ = &mut check => break,
+                }
+            }
+        }
+        let alive =
+            tokio::time::timeout(Duration::from_secs(5), diesel::sql_query("SELECT 1").execute(&mut conn)).await;
+        if !matches!(alive, Ok(Ok(_))) {
+            return Ok(());
+        }
+    }
+}
+
+/// A message too large for its notification, by row id.
+async fn stored(pool: &Pool<AsyncPgConnection>, id: i64) -> Option<Vec<u8>> {
+    let mut conn = pool.get().await.ok()?;
+    let rows = diesel::sql_query("SELECT payload FROM mcp_bus_messages WHERE id = $1")
+        .bind::<BigInt, _>(id)
+        .load::<Stored>(&mut *conn)
+        .await
+        .ok()?;
+    rows.into_iter().next().map(|r| r.payload)
+}
+
+/// The publishing loop: in order, in batches.
+async fn publish(mut rx: mpsc::Receiver<(String, Vec<u8>)>, link: Link, dropped: Arc<AtomicU64>) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let mut pipe = redis::pipe();
-        for (channel, payload) in &batch {
-            pipe.publish(channel, payload.as_slice());
-        }
-        if let Err(e) = pipe.query_async::<Vec<i64>>(&mut manager).await {
+        let outcome = match &link {
+            Link::Redis { manager, .. } => {
+                let mut pipe = redis::pipe();
+                for (channel, payload) in &batch {
+                    pipe.publish(channel, payload.as_slice());
+                }
+                pipe.query_async::<Vec<i64>>(&mut manager.clone()).await.map(|_| ()).map_err(|e| e.to_string())
+            }
+            Link::Postgres { pool, .. } => notify(pool, &batch).await,
+        };
+        if let Err(e) = outcome {
             dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
             tracing::warn!(error = %e, messages = batch.len(), "messages to other replicas were lost");
         }
         batch.clear();
     }
+}
+
+/// One batch as notifications of one transaction (delivered at commit, in order).
+async fn notify(pool: &Pool<AsyncPgConnection>, batch: &[(String, Vec<u8>)]) -> Result<(), String> {
+    let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+    conn.transaction::<(), diesel::result::Error, _>(async |conn| {
+        for (channel, payload) in batch {
+            let inline = std::str::from_utf8(payload).ok().filter(|p| p.len() <= NOTIFY_MAX && !p.contains('\0'));
+            let text = match inline {
+                Some(text) => text.to_owned(),
+                None => {
+                    let row = diesel::sql_query("INSERT INTO mcp_bus_messages (payload) VALUES ($1) RETURNING id")
+                        .bind::<Binary, _>(payload.as_slice())
+                        .get_result::<StoredId>(conn)
+                        .await?;
+                    format!("@{}", row.id)
+                }
+            };
+            diesel::sql_query("SELECT pg_notify($1, $2)")
+                .bind::<Text, _>(channel)
+                .bind::<Text, _>(text)
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -183,15 +348,17 @@ mod tests {
         let key = "a".repeat(64);
         let event = [key.as_bytes(), b"event: message\ndata: {}\n\n"].concat();
         assert_eq!(
-            Inbound::decode("mcpgw:bus:r1", &event),
+            Inbound::decode(false, &event),
             Some(Inbound::Event { key: key.clone(), event: Bytes::from_static(b"event: message\ndata: {}\n\n") })
         );
-        assert_eq!(Inbound::decode("mcpgw:bus:r1", b"short"), None);
-        assert_eq!(Inbound::decode("mcpgw:bus:r1", &[b'z'; 70]), None);
-        assert_eq!(Inbound::decode(ALL, b"ckey"), Some(Inbound::Cancel("key".into())));
-        assert_eq!(Inbound::decode(ALL, b"dkey"), Some(Inbound::Ended("key".into())));
-        assert_eq!(Inbound::decode(ALL, b"x"), None);
-        assert_eq!(Inbound::decode(ALL, b""), None);
-        assert_eq!(Inbound::decode(ALL, b"c\xff"), None);
+        assert_eq!(Inbound::decode(false, b"short"), None);
+        assert_eq!(Inbound::decode(false, &[b'z'; 70]), None);
+        assert_eq!(Inbound::decode(true, b"ckey"), Some(Inbound::Cancel("key".into())));
+        assert_eq!(Inbound::decode(true, b"dkey"), Some(Inbound::Ended("key".into())));
+        assert_eq!(Inbound::decode(true, b"x"), None);
+        assert_eq!(Inbound::decode(true, b""), None);
+        assert_eq!(Inbound::decode(true, b"c\xff"), None);
+        assert_eq!(quoted("mcpgw_bus_replica-1"), "\"mcpgw_bus_replica-1\"");
+        assert_eq!(quoted("a\"b"), "\"a\"\"b\"");
     }
 }

@@ -10,19 +10,30 @@ use serde_json::Value;
 use tokio::task::AbortHandle;
 
 pub mod bus;
+pub mod cache;
+pub mod pg_sessions;
 pub mod redis_sessions;
 pub mod session;
 pub mod stream;
 
-use bus::{Bus, Inbound};
+use bus::{Bus, Inbound, Link};
+use pg_sessions::PgSessions;
 use redis_sessions::RedisSessions;
 use session::{session_key, SessionError, SessionView, Sessions, MAX_SESSIONS_PER_USER};
 use stream::StreamTx;
 
-/// Where sessions live: in this process (one replica), or in Redis (shared by replicas).
+/// Where sessions live: in this process (one replica), or shared by replicas in Redis or
+/// PostgreSQL.
 enum Store {
     Local(Arc<Sessions>),
     Redis(RedisSessions),
+    Postgres(PgSessions),
+}
+
+/// A shared store's failure, as the client sees it (503), logged once here.
+fn unavailable(e: &dyn std::fmt::Display) -> SessionError {
+    tracing::warn!(error = %e, "the shared session store cannot be reached");
+    SessionError::Unavailable
 }
 
 /// Connected clients.
@@ -66,14 +77,20 @@ impl EventSink {
 }
 
 impl Clients {
-    /// No client yet; sessions idle longer than `idle` expire. With `redis_url` sessions live
-    /// in Redis and replicas reach each other's streams over its pub/sub (this replica is
-    /// `replica`); without it they live in this process.
-    pub fn new(idle: std::time::Duration, redis_url: Option<&str>, replica: &str) -> anyhow::Result<Arc<Self>> {
+    /// No client yet; sessions idle longer than `idle` expire. They live in Redis when
+    /// `redis_url` is set, else in PostgreSQL when `db` is PostgreSQL (`database_url`), and the
+    /// replicas reach each other's streams through the same store (this replica is `replica`);
+    /// on SQLite without Redis they live in this process.
+    pub fn new(
+        idle: std::time::Duration,
+        redis_url: Option<&str>,
+        db: &crate::db::Db,
+        database_url: &str,
+        replica: &str,
+    ) -> anyhow::Result<Arc<Self>> {
         let replica: Arc<str> = replica.into();
-        let (store, bus) = match redis_url {
-            None => (Store::Local(Arc::new(Sessions::new(idle))), None),
-            Some(url) => {
+        let (store, link) = match (redis_url, db) {
+            (Some(url), _) => {
                 let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
                 let config = redis::aio::ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(std::time::Duration::from_millis(500)))
@@ -82,19 +99,26 @@ impl Clients {
                     .set_max_delay(std::time::Duration::from_millis(500));
                 let manager = redis::aio::ConnectionManager::new_lazy_with_config(client.clone(), config)
                     .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
-                let bus = Bus::start(replica.clone(), manager.clone());
-                let store = Store::Redis(RedisSessions::new(manager, idle, MAX_SESSIONS_PER_USER));
-                let clients = Arc::new(Self::with(store, replica, Some(bus.clone())));
-                let weak = Arc::downgrade(&clients);
-                bus.listen(client, move |inbound| {
-                    if let Some(clients) = weak.upgrade() {
-                        clients.inbound(inbound);
-                    }
-                });
-                return Ok(clients);
+                let store = Store::Redis(RedisSessions::new(manager.clone(), idle, MAX_SESSIONS_PER_USER));
+                (store, Link::Redis { client, manager })
+            }
+            (None, crate::db::Db::Pg(pool)) => {
+                let store = Store::Postgres(PgSessions::new(pool.clone(), idle, MAX_SESSIONS_PER_USER));
+                (store, Link::Postgres { url: database_url.to_owned(), pool: pool.clone() })
+            }
+            (None, crate::db::Db::Sqlite(_)) => {
+                return Ok(Arc::new(Self::with(Store::Local(Arc::new(Sessions::new(idle))), replica, None)))
             }
         };
-        Ok(Arc::new(Self::with(store, replica, bus)))
+        let bus = Bus::start(replica.clone(), link);
+        let clients = Arc::new(Self::with(store, replica, Some(bus.clone())));
+        let weak = Arc::downgrade(&clients);
+        bus.listen(move |inbound| {
+            if let Some(clients) = weak.upgrade() {
+                clients.inbound(inbound);
+            }
+        });
+        Ok(clients)
     }
 
     fn with(store: Store, replica: Arc<str>, bus: Option<Bus>) -> Self {
@@ -109,9 +133,9 @@ impl Clients {
         }
     }
 
-    /// Whether sessions are shared with other replicas (in Redis).
+    /// Whether sessions are shared with other replicas (in Redis or PostgreSQL).
     pub fn shared(&self) -> bool {
-        matches!(self.store, Store::Redis(_))
+        !matches!(self.store, Store::Local(_))
     }
 
     /// Open a session for `user_id`: its id. With `sse`, this replica holds the session's
@@ -127,13 +151,21 @@ impl Clients {
         let holder = sse.as_ref().map(|_| self.replica.clone());
         let id = match &self.store {
             Store::Local(sessions) => sessions.create(user_id, version, holder).ok_or(SessionError::Full)?.0,
-            Store::Redis(sessions) => {
+            Store::Redis(_) | Store::Postgres(_) => {
                 let id = session::new_id();
-                let facts = redis_sessions::client_facts(client);
-                match sessions.create(&session_key(&id), user_id, version, holder.as_deref(), &facts).await {
-                    Ok(true) => id,
-                    Ok(false) => return Err(SessionError::Full),
-                    Err(e) => return Err(unavailable(&e)),
+                let (key, facts) = (session_key(&id), redis_sessions::client_facts(client));
+                let created = match &self.store {
+                    Store::Redis(s) => {
+                        s.create(&key, user_id, version, holder.as_deref(), &facts).await.map_err(|e| unavailable(&e))
+                    }
+                    Store::Postgres(s) => {
+                        s.create(&key, user_id, version, holder.as_deref(), &facts).await.map_err(|e| unavailable(&e))
+                    }
+                    Store::Local(_) => Err(SessionError::Unavailable),
+                };
+                match created? {
+                    true => id,
+                    false => return Err(SessionError::Full),
                 }
             }
         };
@@ -148,11 +180,10 @@ impl Clients {
         let id = id.ok_or(SessionError::Missing)?;
         match &self.store {
             Store::Local(sessions) => sessions.get(Some(id), user_id).map(|s| s.view()),
-            Store::Redis(sessions) => match sessions.get(&session_key(id), user_id).await {
-                Ok(Some(view)) => Ok(view),
-                Ok(None) => Err(SessionError::Unknown),
-                Err(e) => Err(unavailable(&e)),
-            },
+            Store::Redis(sessions) => found(sessions.get(&session_key(id), user_id).await.map_err(|e| unavailable(&e))),
+            Store::Postgres(sessions) => {
+                found(sessions.get(&session_key(id), user_id).await.map_err(|e| unavailable(&e)))
+            }
         }
     }
 
@@ -162,6 +193,7 @@ impl Clients {
         let ended = match &self.store {
             Store::Local(sessions) => sessions.remove(id, user_id),
             Store::Redis(sessions) => sessions.remove(&key, user_id).await.map_err(|e| unavailable(&e))?,
+            Store::Postgres(sessions) => sessions.remove(&key, user_id).await.map_err(|e| unavailable(&e))?,
         };
         if ended {
             self.close_streams(&key);
@@ -187,11 +219,13 @@ impl Clients {
     pub fn keepalive(self: &Arc<Self>, id: &str, user_id: &str) {
         match &self.store {
             Store::Local(sessions) => sessions.touch(id),
-            Store::Redis(_) => {
+            Store::Redis(_) | Store::Postgres(_) => {
                 let (clients, key, user_id) = (self.clone(), session_key(id), user_id.to_owned());
                 actix_web::rt::spawn(async move {
-                    if let Store::Redis(sessions) = &clients.store {
-                        let _ = sessions.refresh(&key, &user_id).await;
+                    match &clients.store {
+                        Store::Redis(sessions) => drop(sessions.refresh(&key, &user_id).await),
+                        Store::Postgres(sessions) => drop(sessions.refresh(&key, &user_id).await),
+                        Store::Local(_) => {}
                     }
                 });
             }
@@ -259,8 +293,10 @@ impl Clients {
                 }
             }
             Inbound::Ended(key) => {
-                if let Store::Redis(sessions) = &self.store {
-                    sessions.forget(&key);
+                match &self.store {
+                    Store::Redis(sessions) => sessions.cache().forget(&key),
+                    Store::Postgres(sessions) => sessions.cache().forget(&key),
+                    Store::Local(_) => {}
                 }
                 self.close_streams(&key);
                 self.cancel_session_calls(&key);
@@ -280,8 +316,9 @@ impl Clients {
         });
     }
 
-    /// Forget expired sessions (or, when shared, stale cached copies); how many remain here.
-    pub fn sweep(&self) -> usize {
+    /// Forget expired sessions (or, when shared, stale cached copies, and in PostgreSQL the
+    /// expired rows and old bus messages); how many remain here.
+    pub async fn sweep(&self) -> usize {
         self.streams.retain(|_, tx| !tx.is_closed());
         self.sse.retain(|_, tx| !tx.is_closed());
         match &self.store {
@@ -289,7 +326,16 @@ impl Clients {
                 sessions.sweep();
                 sessions.len()
             }
-            Store::Redis(sessions) => sessions.sweep(),
+            Store::Redis(sessions) => sessions.cache().sweep(),
+            Store::Postgres(sessions) => {
+                if let Err(e) = sessions.expire().await {
+                    tracing::debug!(error = %e, "expired MCP sessions are removed later");
+                }
+                if let Some(bus) = &self.bus {
+                    bus.tidy().await;
+                }
+                sessions.cache().sweep()
+            }
         }
     }
 
@@ -297,7 +343,8 @@ impl Clients {
     pub fn session_count(&self) -> usize {
         match &self.store {
             Store::Local(sessions) => sessions.len(),
-            Store::Redis(sessions) => sessions.cached(),
+            Store::Redis(sessions) => sessions.cache().len(),
+            Store::Postgres(sessions) => sessions.cache().len(),
         }
     }
 
@@ -383,8 +430,7 @@ pub fn sse_message(message: &Value) -> Bytes {
     Bytes::from(format!("event: message\ndata: {message}\n\n"))
 }
 
-/// A shared-store failure, logged once here, as the client sees it (503).
-fn unavailable(e: &redis::RedisError) -> SessionError {
-    tracing::warn!(error = %e, "the session store (Redis) cannot be reached");
-    SessionError::Unavailable
+/// A shared store's answer to a lookup, as the front doors see it.
+fn found(answer: Result<Option<SessionView>, SessionError>) -> Result<SessionView, SessionError> {
+    answer?.ok_or(SessionError::Unknown)
 }

@@ -9,23 +9,16 @@
 //! the subject>`) bounds how many live sessions one subject holds. Each operation is one Lua
 //! script: one round trip, atomic, on Redis's clock.
 //!
-//! Reads are cached on the replica for [`RECHECK`]: a busy session costs one Redis round trip
-//! per second per replica, not one per request. A session ended elsewhere is announced on the
-//! bus (the cache entry is dropped at once) and, should that message be lost, the cache
-//! entry lapses within [`RECHECK`] anyway; with Redis unreachable, session-bound requests get
-//! 503 within the same bound.
+//! Reads are cached on the replica ([`SessionCache`]).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use dashmap::DashMap;
 use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
 
+use super::cache::SessionCache;
 use super::session::SessionView;
-
-/// How long a session read from Redis is trusted on this replica before it is read again.
-pub const RECHECK: Duration = Duration::from_secs(1);
 
 /// Most bytes of the client's `clientInfo` and `capabilities` kept with a session (larger: not
 /// kept, the session still opens).
@@ -73,13 +66,7 @@ pub struct RedisSessions {
     remove: redis::Script,
     idle_ms: u64,
     max_per_user: usize,
-    cache: DashMap<String, Cached>,
-}
-
-struct Cached {
-    user_id: Arc<str>,
-    view: SessionView,
-    checked: Instant,
+    cache: SessionCache,
 }
 
 fn session_hash(key: &str) -> String {
@@ -114,7 +101,7 @@ impl RedisSessions {
             remove: redis::Script::new(REMOVE),
             idle_ms: idle.as_millis().clamp(1000, u128::from(u32::MAX)) as u64,
             max_per_user,
-            cache: DashMap::new(),
+            cache: SessionCache::default(),
         }
     }
 
@@ -141,22 +128,16 @@ impl RedisSessions {
             .arg(client);
         let created: i64 = invocation.invoke_async(&mut self.manager.clone()).await?;
         if created == 1 {
-            self.remember(key, user_id, version.into(), holder.map(Into::into));
+            let view = SessionView { version: version.into(), holder: holder.map(Into::into) };
+            self.cache.remember(key, user_id, view);
         }
         Ok(created == 1)
     }
 
-    fn remember(&self, key: &str, user_id: &str, version: Arc<str>, holder: Option<Arc<str>>) {
-        let view = SessionView { version, holder };
-        self.cache.insert(key.to_owned(), Cached { user_id: user_id.into(), view, checked: Instant::now() });
-    }
-
     /// The session under `key` if it is live and `user_id`'s (using it extends it).
     pub async fn get(&self, key: &str, user_id: &str) -> redis::RedisResult<Option<SessionView>> {
-        if let Some(hit) = self.cache.get(key) {
-            if hit.checked.elapsed() < RECHECK {
-                return Ok((&*hit.user_id == user_id).then(|| hit.view.clone()));
-            }
+        if let Some(answer) = self.cache.fresh(key, user_id) {
+            return Ok(answer);
         }
         self.refresh(key, user_id).await
     }
@@ -167,36 +148,26 @@ impl RedisSessions {
         invocation.key(session_hash(key)).key(user_sessions(user_id)).arg(user_id).arg(self.idle_ms);
         let found: Option<(String, String)> = invocation.invoke_async(&mut self.manager.clone()).await?;
         let Some((version, holder)) = found else {
-            self.cache.remove(key);
+            self.cache.forget(key);
             return Ok(None);
         };
         let holder = (!holder.is_empty()).then(|| Arc::<str>::from(holder));
-        self.remember(key, user_id, version.as_str().into(), holder.clone());
-        Ok(Some(SessionView { version: version.into(), holder }))
+        let view = SessionView { version: version.into(), holder };
+        self.cache.remember(key, user_id, view.clone());
+        Ok(Some(view))
     }
 
     /// End the session under `key` if it is `user_id`'s; whether it was.
     pub async fn remove(&self, key: &str, user_id: &str) -> redis::RedisResult<bool> {
-        self.cache.remove(key);
+        self.cache.forget(key);
         let mut invocation = self.remove.prepare_invoke();
         invocation.key(session_hash(key)).key(user_sessions(user_id)).arg(user_id);
         let removed: i64 = invocation.invoke_async(&mut self.manager.clone()).await?;
         Ok(removed == 1)
     }
 
-    /// Drop this replica's cached copy (the session ended elsewhere).
-    pub fn forget(&self, key: &str) {
-        self.cache.remove(key);
-    }
-
-    /// Drop cached copies too old to be used; returns how many are left.
-    pub fn sweep(&self) -> usize {
-        self.cache.retain(|_, c| c.checked.elapsed() < RECHECK * 10);
-        self.cache.len()
-    }
-
-    /// Sessions this replica served recently.
-    pub fn cached(&self) -> usize {
-        self.cache.len()
+    /// This replica's copies.
+    pub fn cache(&self) -> &SessionCache {
+        &self.cache
     }
 }

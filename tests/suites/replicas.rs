@@ -41,10 +41,37 @@ fn config(echo: &TestBackend, slow: &TestBackend, progress: &TestBackend) -> tem
     dir
 }
 
-/// What every replica test starts with: Redis, a database, backends, `n` replicas.
+/// Where the replicas share their sessions.
+#[derive(Clone, Copy, PartialEq)]
+enum Store {
+    /// `REDIS_URL` set (sessions in Redis, pub/sub between replicas; the database is
+    /// PostgreSQL when the tests have one).
+    Redis,
+    /// No Redis, PostgreSQL (sessions in a table, `LISTEN/NOTIFY` between replicas).
+    Postgres,
+}
+
+/// One test body, run with sessions in Redis and in PostgreSQL: `NAME::redis`, `NAME::postgres`.
+macro_rules! on_both_stores {
+    ($name:ident => $body:ident) => {
+        mod $name {
+            #[actix_web::test]
+            async fn redis() {
+                super::$body(super::Store::Redis).await;
+            }
+
+            #[actix_web::test]
+            async fn postgres() {
+                super::$body(super::Store::Postgres).await;
+            }
+        }
+    };
+}
+
+/// What every replica test starts with: Redis or not, a database, backends, `n` replicas.
 struct Cluster {
     replicas: Vec<Replica>,
-    redis: Redis,
+    redis: Option<Redis>,
     db: TestDb,
     _dir: tempfile::TempDir,
     _echo: TestBackend,
@@ -54,15 +81,23 @@ struct Cluster {
 
 impl Cluster {
     async fn start(n: usize) -> Option<Self> {
-        let redis = Redis::start()?;
-        let db = shared_db().await;
+        Self::start_on(n, Store::Redis).await
+    }
+
+    /// `None` when the store is missing (outside CI: no redis-server, no TEST_DATABASE_URL).
+    async fn start_on(n: usize, store: Store) -> Option<Self> {
+        let (redis, db) = match store {
+            Store::Redis => (Some(Redis::start()?), shared_db().await),
+            Store::Postgres => (None, TestDb::postgres().await?),
+        };
         let echo = TestBackend::start(Mode::Echo).await;
         let slow = TestBackend::start(Mode::Slow(Duration::from_secs(30))).await;
         let progress = TestBackend::start(Mode::Progress).await;
         let dir = config(&echo, &slow, &progress);
         let mut replicas = Vec::new();
         for i in 0..n {
-            replicas.push(replica(&db, Some(&redis.url), dir.path(), &format!("r{i}"), &[]).await);
+            let url = redis.as_ref().map(|r| r.url.as_str());
+            replicas.push(replica(&db, url, dir.path(), &format!("r{i}"), &[]).await);
         }
         Some(Self { replicas, redis, db, _dir: dir, _echo: echo, _slow: slow, _progress: progress })
     }
@@ -190,9 +225,10 @@ async fn post_message(base: &str, token: &str, sid: &str, body: Value) -> u16 {
     resp.status().as_u16()
 }
 
-#[actix_web::test]
-async fn behind_a_round_robin_balancer_every_request_of_a_session_is_served() {
-    let Some(cluster) = Cluster::start(2).await else { return };
+on_both_stores!(behind_a_round_robin_balancer_every_request_of_a_session_is_served => behind_a_round_robin_balancer_every_request_of_a_session_is_served_on);
+
+async fn behind_a_round_robin_balancer_every_request_of_a_session_is_served_on(store: Store) {
+    let Some(cluster) = Cluster::start_on(2, store).await else { return };
     let lb = cluster.balancer();
     let alice = token("alice");
     let sid = open(&lb.base, &alice).await;
@@ -219,9 +255,10 @@ async fn behind_a_round_robin_balancer_every_request_of_a_session_is_served() {
     cluster.stop().await;
 }
 
-#[actix_web::test]
-async fn a_session_is_its_subjects_alone_on_every_replica_and_once_ended_is_gone_on_all() {
-    let Some(cluster) = Cluster::start(3).await else { return };
+on_both_stores!(a_session_is_its_subjects_alone_on_every_replica_and_once_ended_is_gone_on_all => a_session_is_its_subjects_alone_on_every_replica_and_once_ended_is_gone_on_all_on);
+
+async fn a_session_is_its_subjects_alone_on_every_replica_and_once_ended_is_gone_on_all_on(store: Store) {
+    let Some(cluster) = Cluster::start_on(3, store).await else { return };
     let (alice, mallory) = (token("alice"), token("mallory"));
     let sid = open(cluster.base(0), &alice).await;
     for i in 0..3 {
@@ -250,9 +287,10 @@ async fn a_session_is_its_subjects_alone_on_every_replica_and_once_ended_is_gone
     cluster.stop().await;
 }
 
-#[actix_web::test]
-async fn legacy_sse_answers_reach_the_stream_whichever_replica_takes_the_post() {
-    let Some(cluster) = Cluster::start(2).await else { return };
+on_both_stores!(legacy_sse_answers_reach_the_stream_whichever_replica_takes_the_post => legacy_sse_answers_reach_the_stream_whichever_replica_takes_the_post_on);
+
+async fn legacy_sse_answers_reach_the_stream_whichever_replica_takes_the_post_on(store: Store) {
+    let Some(cluster) = Cluster::start_on(2, store).await else { return };
     let (alice, mallory) = (token("alice"), token("mallory"));
     let (status, stream) = Events::get(&format!("{}/sse", cluster.base(0)), &alice, None).await;
     assert_eq!(status, 200);
@@ -291,9 +329,16 @@ async fn legacy_sse_answers_reach_the_stream_whichever_replica_takes_the_post() 
         seen.push(msg["params"]["progress"].as_f64().unwrap());
     }
     assert!(seen.len() >= 2 && seen.windows(2).all(|w| w[0] < w[1]), "progress in order: {seen:?}");
+    // An answer larger than a PostgreSQL notification (8,000 bytes) crosses too, whole.
+    let big = "x".repeat(20_000);
+    let call = rpc(9, "tools/call", json!({"name": "echo", "arguments": {"big": big}}));
+    assert_eq!(post_message(b, &alice, &sid, call).await, 202);
+    let msg = stream.message(Duration::from_secs(5)).await.expect("the large answer");
+    assert_eq!(msg["id"], 9);
+    assert!(msg.to_string().contains(&big), "the whole answer arrived");
     // Another subject's POST with the session id is refused, on either replica.
     for i in 0..2 {
-        assert_eq!(post_message(cluster.base(i), &mallory, &sid, rpc(9, "tools/list", json!({}))).await, 404);
+        assert_eq!(post_message(cluster.base(i), &mallory, &sid, rpc(19, "tools/list", json!({}))).await, 404);
     }
     assert!(stream.message(Duration::from_millis(500)).await.is_none(), "nothing of mallory's reached alice");
     // The stream closes: the session is gone on every replica.
@@ -305,9 +350,10 @@ async fn legacy_sse_answers_reach_the_stream_whichever_replica_takes_the_post() 
     cluster.stop().await;
 }
 
-#[actix_web::test]
-async fn a_cancel_sent_through_another_replica_stops_the_call() {
-    let Some(cluster) = Cluster::start(2).await else { return };
+on_both_stores!(a_cancel_sent_through_another_replica_stops_the_call => a_cancel_sent_through_another_replica_stops_the_call_on);
+
+async fn a_cancel_sent_through_another_replica_stops_the_call_on(store: Store) {
+    let Some(cluster) = Cluster::start_on(2, store).await else { return };
     let alice = token("alice");
     let sid = open(cluster.base(0), &alice).await;
     let (a, started) = (cluster.base(0).to_owned(), Instant::now());
@@ -332,7 +378,7 @@ async fn without_redis_session_requests_get_a_prompt_503_and_stateless_ones_go_o
     let base = cluster.base(0).to_owned();
     let sid = open(&base, &alice).await;
     assert_eq!(list(&base, &alice, &sid).await.0, 200);
-    cluster.redis.stop();
+    cluster.redis.as_mut().unwrap().stop();
     let started = Instant::now();
     let took = eventually(Duration::from_secs(4), 503, || async { list(&base, &alice, &sid).await.0 }).await;
     assert!(took < Duration::from_secs(3), "503 within {took:?}");
@@ -348,14 +394,15 @@ async fn without_redis_session_requests_get_a_prompt_503_and_stateless_ones_go_o
     assert_eq!(status, 200, "{body}");
     assert!(started.elapsed() < Duration::from_secs(10));
     // Redis returns (with its data): the same session works again.
-    cluster.redis.restart();
+    cluster.redis.as_mut().unwrap().restart();
     eventually(Duration::from_secs(10), 200, || async { list(&base, &alice, &sid).await.0 }).await;
     cluster.stop().await;
 }
 
-#[actix_web::test]
-async fn a_replica_killed_mid_session_leaves_the_session_to_the_others() {
-    let Some(mut cluster) = Cluster::start(3).await else { return };
+on_both_stores!(a_replica_killed_mid_session_leaves_the_session_to_the_others => a_replica_killed_mid_session_leaves_the_session_to_the_others_on);
+
+async fn a_replica_killed_mid_session_leaves_the_session_to_the_others_on(store: Store) {
+    let Some(mut cluster) = Cluster::start_on(3, store).await else { return };
     let lb = cluster.balancer();
     let alice = token("alice");
     let sid = open(&lb.base, &alice).await;
@@ -371,9 +418,10 @@ async fn a_replica_killed_mid_session_leaves_the_session_to_the_others() {
     cluster.stop().await;
 }
 
-#[actix_web::test]
-async fn a_policy_reload_reaches_listening_clients_on_every_replica() {
-    let Some(cluster) = Cluster::start(2).await else { return };
+on_both_stores!(a_policy_reload_reaches_listening_clients_on_every_replica => a_policy_reload_reaches_listening_clients_on_every_replica_on);
+
+async fn a_policy_reload_reaches_listening_clients_on_every_replica_on(store: Store) {
+    let Some(cluster) = Cluster::start_on(2, store).await else { return };
     let alice = token("alice");
     let sid = open(cluster.base(0), &alice).await;
     // The session's GET stream on the replica that did not create it, and another on the first.

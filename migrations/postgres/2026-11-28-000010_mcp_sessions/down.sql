@@ -1,0 +1,2 @@
+DROP TABLE mcp_bus_messages;
+DROP TABLE mcp_sessions;
