@@ -115,7 +115,7 @@ impl Inbound {
 #[derive(Clone)]
 pub struct Bus {
     replica: Arc<str>,
-    link: Link,
+    link: Arc<Link>,
     queue: mpsc::Sender<(String, Vec<u8>)>,
     dropped: Arc<AtomicU64>,
 }
@@ -125,6 +125,7 @@ impl Bus {
     pub fn start(replica: Arc<str>, link: Link) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE_MAX);
         let dropped = Arc::new(AtomicU64::new(0));
+        let link = Arc::new(link);
         actix_web::rt::spawn(publish(rx, link.clone(), dropped.clone()));
         Self { replica, link, queue, dropped }
     }
@@ -163,7 +164,7 @@ impl Bus {
 
     /// Remove stored messages older than a minute (PostgreSQL; every replica may).
     pub async fn tidy(&self) {
-        if let Link::Postgres { pool, .. } = &self.link {
+        if let Link::Postgres { pool, .. } = &*self.link {
             if let Ok(mut conn) = pool.get().await {
                 let _ =
                     diesel::sql_query("DELETE FROM mcp_bus_messages WHERE created_at < now() - interval '1 minute'")
@@ -179,7 +180,7 @@ impl Bus {
         let (own, all, link) = (self.link.own_channel(&self.replica), self.link.all_channel(), self.link.clone());
         actix_web::rt::spawn(async move {
             loop {
-                let outcome = match &link {
+                let outcome = match &*link {
                     Link::Redis { client, .. } => listen_redis(client, &own, all, &deliver).await,
                     Link::Postgres { url, pool } => listen_pg(url, pool, &own, all, &deliver).await,
                 };
@@ -290,10 +291,10 @@ async fn stored(pool: &Pool<AsyncPgConnection>, id: i64) -> Option<Vec<u8>> {
 }
 
 /// The publishing loop: in order, in batches.
-async fn publish(mut rx: mpsc::Receiver<(String, Vec<u8>)>, link: Link, dropped: Arc<AtomicU64>) {
+async fn publish(mut rx: mpsc::Receiver<(String, Vec<u8>)>, link: Arc<Link>, dropped: Arc<AtomicU64>) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let outcome = match &link {
+        let outcome = match &*link {
             Link::Redis { manager, .. } => {
                 let mut pipe = redis::pipe();
                 for (channel, payload) in &batch {
