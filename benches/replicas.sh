@@ -6,9 +6,12 @@
 #     on one that does not;
 #  2. a legacy SSE `POST /messages` answered on the stream: held by the replica taking the POST
 #     vs held by another (the answer crosses Redis pub/sub);
-#  3. memory per idle session in Redis (`used_memory`) and on the replica that created it.
+#  3. memory per idle session in Redis (`used_memory`) and on the replica that created it;
+#  4. with PostgreSQL reachable (BENCH_DATABASE_URL, default the local server): 1 and 2 again
+#     with sessions in PostgreSQL and LISTEN/NOTIFY between replicas (no Redis; audit to
+#     PostgreSQL too).
 #   bash benches/replicas.sh [SECONDS=10] [IDLE_SESSIONS=10000]
-# Needs redis-server and curl. Prints one line per figure; CPU is the answering replica's (and,
+# Needs redis-server and curl (psql for 4). Prints one line per figure; CPU is the answering replica's (and,
 # for 2, the stream holder's too), from /proc/<pid>/stat.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,9 +37,9 @@ printf 'tools:\n  - name: echo\n    backend_url: http://%s/mcp\n' "$echo_addr" >
 printf 'default_action: deny\nroles: {developer: {allowed_tools: ["*"]}}\nrate_limits:\n  per_user: {requests_per_minute: 100000000, burst: 100000000}\n' >"$work/policy.yaml"
 
 declare -A PID URL
-start() { # name [REDIS_URL]
+start() { # name [REDIS_URL] [DATABASE_URL]
   local port; port=$(free_port)
-  env GATEWAY_PORT="$port" DATABASE_URL="sqlite://$work/audit-$1.db" DATA_DIR="$work/data-$1" JWT_SECRET_KEY=$secret \
+  env GATEWAY_PORT="$port" DATABASE_URL="${3:-sqlite://$work/audit-$1.db}" DATA_DIR="$work/data-$1" JWT_SECRET_KEY=$secret \
     TOOLS_CONFIG="$work/tools.yaml" POLICY_CONFIG="$work/policy.yaml" RUST_LOG=warn BUNDLED_TOOLS=off GATEWAY_WORKERS=1 \
     ${2:+REDIS_URL=$2} "$bin/mcp-gateway" >"$work/$1.log" 2>&1 &
   PID[$1]=$!
@@ -76,24 +79,28 @@ load "Redis sessions, on the replica holding the stream" "${URL[a]}/mcp" "$call"
 load "Redis sessions, on a replica not holding it" "${URL[b]}/mcp" "$call" "${PID[b]}" "Mcp-Session-Id: $sid"
 
 echo "== 2. legacy SSE: POST /messages (202), the answer on the stream"
-curl -sN -H "$auth" "${URL[a]}/sse" >"$work/sse.out" &
-pids+=($!)
-for _ in $(seq 1 50); do grep -q session_id "$work/sse.out" && break; sleep 0.1; done
-sse_sid=$(grep -oE 'session_id=[0-9a-f]+' "$work/sse.out" | head -1 | cut -d= -f2)
-: >"$work/sse.out"
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 ticks=$(getconf CLK_TCK)
-for side in a b; do
-  before=$(cpu "${PID[a]}")
-  label="stream on a, POST to $side$([[ $side == b ]] && echo ' (answer over Redis)' || echo ' (same replica)')"
-  load "$label" "${URL[$side]}/messages?session_id=$sse_sid" "$call" "${PID[$side]}"
-  after=$(cpu "${PID[a]}")
-  answered=$(grep -c '^event: message' "$work/sse.out" || true)
+sse_pair() { # holder other via
+  local holder=$1 other=$2 via=$3 sid side before after answered
+  curl -sN -H "$auth" "${URL[$holder]}/sse" >"$work/sse.out" &
+  pids+=($!)
+  for _ in $(seq 1 50); do grep -q session_id "$work/sse.out" && break; sleep 0.1; done
+  sid=$(grep -oE 'session_id=[0-9a-f]+' "$work/sse.out" | head -1 | cut -d= -f2)
   : >"$work/sse.out"
-  if [[ $side == b ]]; then
-    echo "    stream holder a: $(python3 -c "print(round(($after-$before)/$ticks, 2))") CPU-s for $answered answers delivered"
-  fi
-done
+  for side in "$holder" "$other"; do
+    before=$(cpu "${PID[$holder]}")
+    label="stream on $holder, POST to $side$([[ $side == "$other" ]] && echo " (answer over $via)" || echo ' (same replica)')"
+    load "$label" "${URL[$side]}/messages?session_id=$sid" "$call" "${PID[$side]}"
+    after=$(cpu "${PID[$holder]}")
+    answered=$(grep -c '^event: message' "$work/sse.out" || true)
+    : >"$work/sse.out"
+    if [[ $side == "$other" ]]; then
+      echo "    stream holder $holder: $(python3 -c "print(round(($after-$before)/$ticks, 2))") CPU-s for $answered answers delivered"
+    fi
+  done
+}
+sse_pair a b Redis
 
 echo "== 3. memory per idle session ($N Streamable HTTP sessions through replica b, one subject each)"
 mem() { redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
@@ -118,3 +125,21 @@ assert len(ids) == n, len(ids)
 PY
 m1=$(mem) r1=$(rss "${PID[b]}")
 echo "Redis: $(( (m1 - m0) / N )) bytes per idle session (used_memory $m0 -> $m1); replica b RSS ${r0} -> ${r1} KiB"
+
+pg=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+if psql "$pg" -qAtc 'SELECT 1' >/dev/null 2>&1; then
+  db="gw_bench_replicas_$$"
+  psql "$pg" -qc "CREATE DATABASE $db"
+  trap 'cleanup; psql "$pg" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1' EXIT
+  pg_db="${pg%/*}/$db"
+  start pa "" "$pg_db"
+  start pb "" "$pg_db"
+  echo "== 4. sessions in PostgreSQL, LISTEN/NOTIFY between replicas (no Redis; audit to PostgreSQL)"
+  sid=$(session "${URL[pa]}")
+  curl -sN -H "$auth" -H 'Accept: text/event-stream' -H "Mcp-Session-Id: $sid" "${URL[pa]}/mcp" >/dev/null &
+  pids+=($!)
+  sleep 0.5
+  load "PostgreSQL sessions, on the replica holding the stream" "${URL[pa]}/mcp" "$call" "${PID[pa]}" "Mcp-Session-Id: $sid"
+  load "PostgreSQL sessions, on a replica not holding it" "${URL[pb]}/mcp" "$call" "${PID[pb]}" "Mcp-Session-Id: $sid"
+  sse_pair pa pb NOTIFY
+fi

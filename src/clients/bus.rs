@@ -13,9 +13,14 @@
 //!   key (a session ended: drop cached copies, close its streams).
 //!
 //! A NOTIFY payload is text of at most 8,000 bytes: a larger message (or one holding a NUL)
-//! is stored in `mcp_bus_messages` and the notification carries `@<row id>`; rows go after a
-//! minute. Publishing never blocks a request: messages wait in a bounded queue (past
-//! [`QUEUE_MAX`] they are dropped and counted) and go out in batches.
+//! is stored in `mcp_bus_messages` and the notification carries `@<row id>`; the replica it is
+//! for deletes the row as it reads it (messages for all, and rows nobody read, go after a
+//! minute). PostgreSQL folds identical notifications of one transaction into one, so each
+//! payload starts with a sequence number (`<hex> `), stripped on arrival.
+//!
+//! Publishing never blocks a request: messages wait in a queue bounded in bytes
+//! ([`QUEUE_MAX_BYTES`]; past it they are dropped and counted) and go out in batches, on a
+//! connection of their own (a large answer in flight never delays a session lookup).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -30,8 +35,12 @@ use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
 
-/// Most messages waiting to be published; past it a message is dropped (and counted).
-pub const QUEUE_MAX: usize = 65_536;
+/// Most bytes waiting to be published; past it a message is dropped (and counted).
+pub const QUEUE_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// Longest in-flight key a cancellation is broadcast for (a longer request id is cancelled only
+/// on the replica that received the cancel): bounds what one notification may fan out.
+pub const MAX_CANCEL_KEY: usize = 512;
 
 /// Most messages one batch publishes.
 const BATCH: usize = 256;
@@ -116,24 +125,32 @@ impl Inbound {
 pub struct Bus {
     replica: Arc<str>,
     link: Arc<Link>,
-    queue: mpsc::Sender<(String, Vec<u8>)>,
+    queue: mpsc::UnboundedSender<(String, Vec<u8>)>,
+    queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
     dropped: Arc<AtomicU64>,
 }
 
 impl Bus {
     /// The bus of replica `replica` over `link`.
     pub fn start(replica: Arc<str>, link: Link) -> Self {
-        let (queue, rx) = mpsc::channel(QUEUE_MAX);
-        let dropped = Arc::new(AtomicU64::new(0));
+        let (queue, rx) = mpsc::unbounded_channel();
+        let (dropped, queued_bytes) = (Arc::new(AtomicU64::new(0)), Arc::new(std::sync::atomic::AtomicUsize::new(0)));
         let link = Arc::new(link);
-        actix_web::rt::spawn(publish(rx, link.clone(), dropped.clone()));
-        Self { replica, link, queue, dropped }
+        actix_web::rt::spawn(publish(rx, link.clone(), dropped.clone(), queued_bytes.clone()));
+        Self { replica, link, queue, queued_bytes, dropped }
     }
 
     fn send(&self, channel: String, payload: Vec<u8>) -> bool {
-        if self.queue.try_send((channel, payload)).is_err() {
+        let len = payload.len();
+        let before = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        if before > 0 && before + len > QUEUE_MAX_BYTES {
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             self.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("the replica bus is backed up; a message to another replica was dropped");
+            return false;
+        }
+        if self.queue.send((channel, payload)).is_err() {
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             return false;
         }
         true
@@ -147,9 +164,12 @@ impl Bus {
         self.send(self.link.own_channel(holder), payload)
     }
 
-    /// Ask every replica to cancel the request under `inflight_key`.
+    /// Ask every replica to cancel the request under `inflight_key` (not past
+    /// [`MAX_CANCEL_KEY`]).
     pub fn cancel(&self, inflight_key: &str) {
-        self.send(self.link.all_channel().to_owned(), [b"c", inflight_key.as_bytes()].concat());
+        if inflight_key.len() <= MAX_CANCEL_KEY {
+            self.send(self.link.all_channel().to_owned(), [b"c", inflight_key.as_bytes()].concat());
+        }
     }
 
     /// Tell every replica that session `key` ended.
@@ -253,12 +273,14 @@ async fn listen_pg(
                     next = notifications.next() => match next {
                         Some(Ok(n)) => {
                             let for_all = n.channel == all;
-                            let payload = match n.payload.strip_prefix('@').and_then(|id| id.parse::<i64>().ok()) {
-                                Some(id) => match stored(pool, id).await {
+                            // `<sequence> <message>` (see the module's notes).
+                            let body = n.payload.split_once(' ').map_or("", |(_, body)| body);
+                            let payload = match body.strip_prefix('@').and_then(|id| id.parse::<i64>().ok()) {
+                                Some(id) => match stored(pool, id, !for_all).await {
                                     Some(payload) => payload,
                                     None => continue,
                                 },
-                                None => n.payload.into_bytes(),
+                                None => body.as_bytes().to_vec(),
                             };
                             if let Some(inbound) = Inbound::decode(for_all, &payload) {
                                 deliver(inbound);
@@ -279,21 +301,28 @@ async fn listen_pg(
     }
 }
 
-/// A message too large for its notification, by row id.
-async fn stored(pool: &Pool<AsyncPgConnection>, id: i64) -> Option<Vec<u8>> {
+/// A message too large for its notification, by row id; `take`: ours alone, deleted as read.
+async fn stored(pool: &Pool<AsyncPgConnection>, id: i64, take: bool) -> Option<Vec<u8>> {
     let mut conn = pool.get().await.ok()?;
-    let rows = diesel::sql_query("SELECT payload FROM mcp_bus_messages WHERE id = $1")
-        .bind::<BigInt, _>(id)
-        .load::<Stored>(&mut *conn)
-        .await
-        .ok()?;
+    let sql = if take {
+        "DELETE FROM mcp_bus_messages WHERE id = $1 RETURNING payload"
+    } else {
+        "SELECT payload FROM mcp_bus_messages WHERE id = $1"
+    };
+    let rows = diesel::sql_query(sql).bind::<BigInt, _>(id).load::<Stored>(&mut *conn).await.ok()?;
     rows.into_iter().next().map(|r| r.payload)
 }
 
 /// The publishing loop: in order, in batches.
-async fn publish(mut rx: mpsc::Receiver<(String, Vec<u8>)>, link: Arc<Link>, dropped: Arc<AtomicU64>) {
+async fn publish(
+    mut rx: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+    link: Arc<Link>,
+    dropped: Arc<AtomicU64>,
+    queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
+        queued_bytes.fetch_sub(batch.iter().map(|(_, p)| p.len()).sum::<usize>(), Ordering::Relaxed);
         let outcome = match &*link {
             Link::Redis { manager, .. } => {
                 let mut pipe = redis::pipe();
@@ -314,6 +343,7 @@ async fn publish(mut rx: mpsc::Receiver<(String, Vec<u8>)>, link: Arc<Link>, dro
 
 /// One batch as notifications of one transaction (delivered at commit, in order).
 async fn notify(pool: &Pool<AsyncPgConnection>, batch: &[(String, Vec<u8>)]) -> Result<(), String> {
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
     let mut conn = pool.get().await.map_err(|e| e.to_string())?;
     conn.transaction::<(), diesel::result::Error, _>(async |conn| {
         for (channel, payload) in batch {
@@ -328,6 +358,7 @@ async fn notify(pool: &Pool<AsyncPgConnection>, batch: &[(String, Vec<u8>)]) -> 
                     format!("@{}", row.id)
                 }
             };
+            let text = format!("{:x} {text}", SEQUENCE.fetch_add(1, Ordering::Relaxed));
             diesel::sql_query("SELECT pg_notify($1, $2)")
                 .bind::<Text, _>(channel)
                 .bind::<Text, _>(text)

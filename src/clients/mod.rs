@@ -99,8 +99,17 @@ impl Clients {
                     .set_max_delay(std::time::Duration::from_millis(500));
                 let manager = redis::aio::ConnectionManager::new_lazy_with_config(client.clone(), config)
                     .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
-                let store = Store::Redis(RedisSessions::new(manager.clone(), idle, MAX_SESSIONS_PER_USER));
-                (store, Link::Redis { client, manager })
+                // Publishing has its own connection, with time for a large answer: a session
+                // lookup never queues behind one.
+                let publishing = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(std::time::Duration::from_millis(500)))
+                    .set_response_timeout(Some(std::time::Duration::from_secs(30)))
+                    .set_number_of_retries(1)
+                    .set_max_delay(std::time::Duration::from_millis(500));
+                let publisher = redis::aio::ConnectionManager::new_lazy_with_config(client.clone(), publishing)
+                    .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
+                let store = Store::Redis(RedisSessions::new(manager, idle, MAX_SESSIONS_PER_USER));
+                (store, Link::Redis { client, manager: publisher })
             }
             (None, crate::db::Db::Pg(pool)) => {
                 let store = Store::Postgres(PgSessions::new(pool.clone(), idle, MAX_SESSIONS_PER_USER));
@@ -259,9 +268,11 @@ impl Clients {
         self.sse.retain(|_, tx| tx.send(event.clone()));
     }
 
-    /// Session `id` opened its `GET /mcp` stream (replacing an older one).
+    /// Session `id` opened its `GET /mcp` stream, replacing (and ending) an older one.
     pub fn open_stream(&self, id: &str, tx: StreamTx) {
-        self.streams.insert(session_key(id), tx);
+        if let Some(older) = self.streams.insert(session_key(id), tx) {
+            older.close();
+        }
     }
 
     /// Session `id`'s stream `tx` closed (a newer stream of the session stays).
@@ -363,20 +374,15 @@ impl Clients {
         self.running.remove(key);
     }
 
-    /// Stop the request under `key` wherever it runs: here, or (sessions shared) on whichever
-    /// replica runs it. Whether it was found here.
-    pub fn cancel(&self, key: &str) -> bool {
-        if self.cancel_here(key) {
-            return true;
-        }
+    /// Ask the other replicas to stop the request under `key` (sessions shared).
+    pub fn cancel_elsewhere(&self, key: &str) {
         if let Some(bus) = &self.bus {
             bus.cancel(key);
         }
-        false
     }
 
     /// Stop the request under `key` if it runs here; whether it did.
-    fn cancel_here(&self, key: &str) -> bool {
+    pub fn cancel_here(&self, key: &str) -> bool {
         match self.running.remove(key) {
             Some((_, task)) => {
                 task.abort();

@@ -3,8 +3,8 @@
 //!
 //! Each session is a hash under `mcpgw:session:<key>` ([`session_key`](super::session::session_key):
 //! the SHA-256 of the id, never the id) holding its subject, negotiated version, transport, the
-//! replica holding its legacy SSE stream, creation and last-use times and the client's
-//! `clientInfo`/`capabilities` (at most [`MAX_CLIENT_BYTES`]); it expires after the idle
+//! replica holding its legacy SSE stream, creation and last-use times and what the client said
+//! of itself ([`client_facts`]); it expires after the idle
 //! timeout, and every use extends it. A sorted set per subject (`mcpgw:user-sessions:<sha256 of
 //! the subject>`) bounds how many live sessions one subject holds. Each operation is one Lua
 //! script: one round trip, atomic, on Redis's clock.
@@ -19,10 +19,6 @@ use sha2::{Digest, Sha256};
 
 use super::cache::SessionCache;
 use super::session::SessionView;
-
-/// Most bytes of the client's `clientInfo` and `capabilities` kept with a session (larger: not
-/// kept, the session still opens).
-pub const MAX_CLIENT_BYTES: usize = 4096;
 
 const CREATE: &str = r"
 local t = redis.call('TIME')
@@ -77,18 +73,26 @@ fn user_sessions(user_id: &str) -> String {
     format!("mcpgw:user-sessions:{}", hex::encode(Sha256::digest(user_id.as_bytes())))
 }
 
-/// What `initialize` told of the client, kept with the session when small enough.
+/// What `initialize` told of the client, as the shared store keeps it: its name and version
+/// and the names of the capabilities it declared (at most 16), each escaped and capped
+/// ([`storable`](gateway_actors::storable::storable)) — never the raw objects a client sent.
 pub fn client_facts(params: &serde_json::Value) -> String {
-    let facts = serde_json::json!({
-        "clientInfo": params.get("clientInfo"),
-        "capabilities": params.get("capabilities"),
+    use gateway_actors::storable::storable;
+    let text = |v: Option<&serde_json::Value>, max| {
+        v.and_then(serde_json::Value::as_str).map(|s| storable(s, max).into_owned())
+    };
+    let info = params.get("clientInfo");
+    let capabilities: Vec<String> = params
+        .get("capabilities")
+        .and_then(serde_json::Value::as_object)
+        .map(|o| o.keys().take(16).map(|k| storable(k, 32).into_owned()).collect())
+        .unwrap_or_default();
+    serde_json::json!({
+        "name": text(info.and_then(|i| i.get("name")), 64),
+        "version": text(info.and_then(|i| i.get("version")), 32),
+        "capabilities": capabilities,
     })
-    .to_string();
-    if facts.len() <= MAX_CLIENT_BYTES {
-        facts
-    } else {
-        r#"{"dropped":"larger than the gateway keeps"}"#.to_owned()
-    }
+    .to_string()
 }
 
 impl RedisSessions {
@@ -169,5 +173,30 @@ impl RedisSessions {
     /// This replica's copies.
     pub fn cache(&self) -> &SessionCache {
         &self.cache
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_client_says_of_itself_is_kept_escaped_and_bounded() {
+        let params = serde_json::json!({
+            "clientInfo": {"name": "<script>\u{202e}evil\u{0}", "version": "9".repeat(1000), "extra": "x".repeat(100_000)},
+            "capabilities": (0..100).map(|i| (format!("cap{i}"), serde_json::json!({"big": "y".repeat(1000)}))).collect::<serde_json::Map<_, _>>(),
+        });
+        let facts = client_facts(&params);
+        assert!(facts.len() < 1200, "{} bytes", facts.len());
+        assert!(
+            !facts.contains('\u{202e}')
+                && !facts.contains("\\u0000")
+                && !facts.contains("yyyy")
+                && !facts.contains("xxxx"),
+            "{facts}"
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&facts).unwrap();
+        assert_eq!(parsed["capabilities"].as_array().unwrap().len(), 16);
+        assert_eq!(client_facts(&serde_json::Value::Null), r#"{"capabilities":[],"name":null,"version":null}"#);
     }
 }

@@ -127,12 +127,18 @@ pub fn inflight_prefix(scope: &str) -> String {
     format!("{scope}\u{0}")
 }
 
-/// `notifications/cancelled`: stop the request it names, if it is still running.
-pub fn cancel(shared: &Shared, scope: &str, params: &Value) {
-    if let Some(request_id) = params.get("requestId") {
-        if shared.clients.cancel(&inflight_key(scope, request_id)) {
-            tracing::info!(request_id = %request_id, "request cancelled by the client");
-        }
+/// `notifications/cancelled`: stop the request it names, if it is still running — here, or
+/// (sessions shared) on whichever replica runs it. Asking every replica costs the caller one
+/// request of their rate limit, so a flood of cancels cannot fan out unbounded.
+pub async fn cancel(shared: &Shared, worker: &Worker, caller: &Arc<Caller>, scope: &str, params: &Value) {
+    let Some(request_id) = params.get("requestId") else { return };
+    let key = inflight_key(scope, request_id);
+    if shared.clients.cancel_here(&key) {
+        tracing::info!(request_id = %request_id, "request cancelled by the client");
+        return;
+    }
+    if shared.clients.shared() && crate::pipeline::charge(shared, worker, caller).await.is_ok() {
+        shared.clients.cancel_elsewhere(&key);
     }
 }
 

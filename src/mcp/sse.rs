@@ -193,7 +193,7 @@ pub async fn message(
         // Notifications and client responses need no answer.
         Ok(Message::Notification { method, params }) => {
             if method == "notifications/cancelled" {
-                super::cancel(&shared, &scope, &params);
+                super::cancel(&shared, &worker, &caller, &scope, &params).await;
             }
             return HttpResponse::Accepted().finish();
         }

@@ -286,7 +286,7 @@ impl Post {
             Ok(Message::Request { id, method, params }) => (id, method, params),
             Ok(Message::Notification { method, params }) => {
                 if method == "notifications/cancelled" {
-                    super::cancel(&self.shared, &self.scope, &params);
+                    super::cancel(&self.shared, &self.worker, &self.caller, &self.scope, &params).await;
                 }
                 return Step::Nothing;
             }

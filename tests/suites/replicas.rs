@@ -314,6 +314,15 @@ async fn legacy_sse_answers_reach_the_stream_whichever_replica_takes_the_post_on
     }
     ids.sort_unstable();
     assert_eq!(ids, vec![1, 2, 3, 4, 5, 6, 7], "every answer arrived, once");
+    // Identical messages are each delivered (PostgreSQL folds identical notifications of one
+    // transaction unless they are told apart).
+    let same = rpc(30, "tools/call", json!({"name": "echo", "arguments": {"same": true}}));
+    let posts = (0..40).map(|_| post_message(b, &alice, &sid, same.clone()));
+    assert!(futures_util::future::join_all(posts).await.iter().all(|s| *s == 202));
+    for i in 0..40 {
+        let msg = stream.message(Duration::from_secs(5)).await.unwrap_or_else(|| panic!("identical answer {i} of 40"));
+        assert_eq!(msg["id"], 30, "{msg}");
+    }
     // One request's messages arrive in the order they were sent: its progress, then its answer.
     let call = json!({"name": "progress", "arguments": {}, "_meta": {"progressToken": "p-1"}});
     assert_eq!(post_message(b, &alice, &sid, rpc(8, "tools/call", call)).await, 202);
