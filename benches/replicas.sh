@@ -92,6 +92,7 @@ sse_pair() { # holder other via
     before=$(cpu "${PID[$holder]}")
     label="stream on $holder, POST to $side$([[ $side == "$other" ]] && echo " (answer over $via)" || echo ' (same replica)')"
     load "$label" "${URL[$side]}/messages?session_id=$sid" "$call" "${PID[$side]}"
+    sleep 3   # answers still on their way are counted (and their delivery's CPU)
     after=$(cpu "${PID[$holder]}")
     answered=$(grep -c '^event: message' "$work/sse.out" || true)
     : >"$work/sse.out"

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web::Bytes;
-use diesel::sql_types::{BigInt, Binary, Text};
+use diesel::sql_types::{Array, BigInt, Binary, Text};
 use diesel::QueryableByName;
 use diesel_async::pooled_connection::deadpool::Pool;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -346,6 +346,7 @@ async fn notify(pool: &Pool<AsyncPgConnection>, batch: &[(String, Vec<u8>)]) -> 
     static SEQUENCE: AtomicU64 = AtomicU64::new(0);
     let mut conn = pool.get().await.map_err(|e| e.to_string())?;
     conn.transaction::<(), diesel::result::Error, _>(async |conn| {
+        let (mut channels, mut texts) = (Vec::with_capacity(batch.len()), Vec::with_capacity(batch.len()));
         for (channel, payload) in batch {
             let inline = std::str::from_utf8(payload).ok().filter(|p| p.len() <= NOTIFY_MAX && !p.contains('\0'));
             let text = match inline {
@@ -358,13 +359,18 @@ async fn notify(pool: &Pool<AsyncPgConnection>, batch: &[(String, Vec<u8>)]) -> 
                     format!("@{}", row.id)
                 }
             };
-            let text = format!("{:x} {text}", SEQUENCE.fetch_add(1, Ordering::Relaxed));
-            diesel::sql_query("SELECT pg_notify($1, $2)")
-                .bind::<Text, _>(channel)
-                .bind::<Text, _>(text)
-                .execute(conn)
-                .await?;
+            channels.push(channel.as_str());
+            texts.push(format!("{:x} {text}", SEQUENCE.fetch_add(1, Ordering::Relaxed)));
         }
+        // The whole batch in one statement, notified in the batch's order.
+        diesel::sql_query(
+            "SELECT count(pg_notify(c, p)) AS n FROM \
+             (SELECT c, p FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(c, p, i) ORDER BY i) ordered",
+        )
+        .bind::<Array<Text>, _>(channels)
+        .bind::<Array<Text>, _>(texts)
+        .execute(conn)
+        .await?;
         Ok(())
     })
     .await
