@@ -30,6 +30,21 @@ enum Store {
     Postgres(PgSessions),
 }
 
+/// A lazily connected Redis connection waiting at most `response` for an answer (connecting:
+/// 500 ms, one retry).
+fn redis_connection(
+    client: &redis::Client,
+    response: std::time::Duration,
+) -> anyhow::Result<redis::aio::ConnectionManager> {
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(std::time::Duration::from_millis(500)))
+        .set_response_timeout(Some(response))
+        .set_number_of_retries(1)
+        .set_max_delay(std::time::Duration::from_millis(500));
+    redis::aio::ConnectionManager::new_lazy_with_config(client.clone(), config)
+        .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))
+}
+
 /// A shared store's failure, as the client sees it (503), logged once here.
 fn unavailable(e: &dyn std::fmt::Display) -> SessionError {
     tracing::warn!(error = %e, "the shared session store cannot be reached");
@@ -92,22 +107,10 @@ impl Clients {
         let (store, link) = match (redis_url, db) {
             (Some(url), _) => {
                 let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
-                let config = redis::aio::ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(std::time::Duration::from_millis(500)))
-                    .set_response_timeout(Some(std::time::Duration::from_millis(500)))
-                    .set_number_of_retries(1)
-                    .set_max_delay(std::time::Duration::from_millis(500));
-                let manager = redis::aio::ConnectionManager::new_lazy_with_config(client.clone(), config)
-                    .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
+                let manager = redis_connection(&client, std::time::Duration::from_millis(500))?;
                 // Publishing has its own connection, with time for a large answer: a session
                 // lookup never queues behind one.
-                let publishing = redis::aio::ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(std::time::Duration::from_millis(500)))
-                    .set_response_timeout(Some(std::time::Duration::from_secs(30)))
-                    .set_number_of_retries(1)
-                    .set_max_delay(std::time::Duration::from_millis(500));
-                let publisher = redis::aio::ConnectionManager::new_lazy_with_config(client.clone(), publishing)
-                    .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
+                let publisher = redis_connection(&client, std::time::Duration::from_secs(30))?;
                 let store = Store::Redis(RedisSessions::new(manager, idle, MAX_SESSIONS_PER_USER));
                 (store, Link::Redis { client, manager: publisher })
             }
