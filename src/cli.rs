@@ -267,8 +267,9 @@ pub fn run() -> anyhow::Result<()> {
         Command::CheckConfig => {
             let (tools, _, auth) = crate::app::check_config(&settings)?;
             println!(
-                "configuration ok: {} tools, database {}, {}",
-                tools.len(),
+                "configuration ok: {} tools, {} servers, database {}, {}",
+                tools.tools.len(),
+                tools.servers.len(),
                 if settings.database_url.starts_with("sqlite") { "sqlite" } else { "postgres" },
                 if auth.dev_mode { "dev-mode secret" } else { "configured JWT key" }
             );
@@ -368,7 +369,7 @@ fn explain_command(
             .context("--arguments is not JSON")?
             .unwrap_or_else(|| serde_json::json!({})),
     );
-    let tool = tools.into_iter().find(|t| t.name == tool && t.is_active);
+    let tool = tools.tools.into_iter().find(|t| t.name == tool && t.is_active);
     let out = match &tool {
         Some(t) => {
             let schemas = crate::registry::input_schemas::Schemas::default();

@@ -47,6 +47,27 @@ pub struct Tool {
     /// Whether MCP clients may (or must) run this tool as a task (`execution.taskSupport`).
     #[serde(default)]
     pub task_support: TaskSupport,
+    /// Set on a tool discovered at an upstream server (`servers:` in `tools.yaml`), never read
+    /// from a `tools:` entry: which server, and the tool's own name there.
+    #[serde(skip)]
+    pub upstream: Option<Upstream>,
+}
+
+/// Where a discovered tool comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// The server's name in `tools.yaml`.
+    pub server: String,
+    /// The tool's name at the server (the published name carries the namespace).
+    pub name: String,
+}
+
+impl Tool {
+    /// The name the backend knows this tool by: its own for a discovered tool, else the
+    /// published name.
+    pub fn backend_name(&self) -> &str {
+        self.upstream.as_ref().map_or(&self.name, |u| u.name.as_str())
+    }
 }
 
 /// MCP 2025-11-25 `execution.taskSupport` of a tool: long tools can insist on running as a

@@ -127,6 +127,7 @@ mod tests {
             idempotent: false,
             job_timeout_seconds: None,
             task_support: Default::default(),
+            upstream: None,
         }
     }
 

@@ -29,7 +29,9 @@ use crate::state::{Shared, Worker};
 use crate::telemetry::GatewaySpans;
 
 /// Check everything `serve` would check, without opening the database or a socket.
-pub fn check_config(settings: &Settings) -> anyhow::Result<(Vec<gateway_actors::Tool>, Policy, Authenticator)> {
+pub fn check_config(
+    settings: &Settings,
+) -> anyhow::Result<(crate::config::files::ToolsConfig, Policy, Authenticator)> {
     let lookup = |name: &str| std::env::var(name).ok();
     let tools = crate::config::files::load_tools(&settings.tools_config, &lookup)?;
     let policy = crate::config::files::load_policy(&settings.policy_config, &lookup)?;
@@ -121,13 +123,13 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
     }
     let migrated = db::migrate(&settings.database_url).await.context("running database migrations")?;
     let db = Db::connect(&settings.database_url, settings.database_pool_size).context("opening the database pool")?;
-    let report = db::tools::sync(&db, &tools).await.context("syncing tools.yaml into the tools table")?;
-    tracing::info!(backend = db.backend_name(), migrated, ?report, tools = tools.len(), "database ready");
+    let report = db::tools::sync(&db, &tools.tools).await.context("syncing tools.yaml into the tools table")?;
+    tracing::info!(backend = db.backend_name(), migrated, ?report, tools = tools.tools.len(), "database ready");
 
     let board = Arc::new(HealthBoard::default());
     let limits = start_limits(&settings, &board)?; // can fail: before the first actor starts
     let (audit, spool) = start_audit(&settings, &db, &board);
-    let catalog = Catalog::new(tools);
+    let catalog = Catalog::new(tools.tools.clone());
     let jobs = crate::state::Jobs::new();
     let clients = crate::clients::Clients::new(
         settings.mcp_session_idle,
@@ -153,7 +155,7 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
         limits,
         jobs,
     });
-    start_owners(&shared);
+    start_owners(&shared, tools);
     // Backends' definitions are checked (pins, schemas) before the gateway serves.
     shared.registry.check_definitions().await;
     let _jobs = {
@@ -287,7 +289,7 @@ fn start_limits(settings: &Settings, board: &HealthBoard) -> anyhow::Result<crat
 }
 
 /// The owners of the registry and the policy, the backends' listeners and the file watcher.
-fn start_owners(shared: &web::Data<Shared>) {
+fn start_owners(shared: &web::Data<Shared>, tools: crate::config::files::ToolsConfig) {
     let settings = &shared.settings;
     let clients = shared.clients.clone();
     let registry_env = crate::registry::owner::Env {
@@ -298,7 +300,7 @@ fn start_owners(shared: &web::Data<Shared>) {
         closing: shared.closing.clone(),
         changed: Arc::new(move || clients.tools_changed()),
     };
-    crate::registry::owner::RegistryOwner::start(registry_env.clone());
+    crate::registry::owner::RegistryOwner::start(registry_env.clone(), tools);
     let clients = shared.clients.clone();
     crate::policies::PolicyOwner::start(
         &shared.policies,

@@ -9,12 +9,15 @@
 pub mod protect;
 pub mod session;
 pub mod sse;
+pub mod stdio;
 pub mod stream;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use awc::http::header;
+use awc::http::header::{self, HeaderName, HeaderValue};
+use dashmap::DashMap;
 use serde_json::{json, Value};
 
 use crate::error::GatewayError;
@@ -36,10 +39,27 @@ fn backoff(attempt: u32) -> Duration {
 
 /// The protocol revision the gateway offers to backends.
 pub const PROTOCOL_VERSION: &str = "2025-06-18";
+/// Headers the gateway itself presents to an upstream (its credentials), by backend URL.
+pub type Headers = Arc<DashMap<String, Arc<Vec<(HeaderName, HeaderValue)>>>>;
+
+/// What every worker's client shares: sessions with HTTP backends, the links to running stdio
+/// servers, and the gateway's own headers per upstream. The registry owns and fills them.
+#[derive(Clone, Default)]
+pub struct Routes {
+    /// Sessions with HTTP backends, by URL.
+    pub sessions: SessionTable,
+    /// Running stdio servers, by server name.
+    pub links: stdio::Links,
+    /// The gateway's credentials per upstream URL.
+    pub headers: Headers,
+}
+
 /// A per-worker MCP client.
 pub struct McpClient {
     http: awc::Client,
     sessions: SessionTable,
+    links: stdio::Links,
+    headers: Headers,
     max_response_bytes: usize,
     next_id: AtomicU64,
 }
@@ -73,6 +93,7 @@ impl Drop for CancelOnDrop<'_> {
         let Some(id) = self.observer.and_then(|o| o.backend_id.get()).filter(|_| self.armed) else { return };
         let Some(session) = self.client.sessions.get(self.url).map(|s| s.clone()) else { return };
         let (http, url) = (self.client.http.clone(), self.url.to_owned());
+        let headers = self.client.own_headers(self.url);
         actix_web::rt::spawn(async move {
             let message = json!({ "jsonrpc": "2.0", "method": "notifications/cancelled",
                 "params": { "requestId": id, "reason": "cancelled by the client" } });
@@ -85,6 +106,7 @@ impl Drop for CancelOnDrop<'_> {
             if let Some(sid) = &session.id {
                 req = req.insert_header(("Mcp-Session-Id", sid.as_str()));
             }
+            req = with_headers(req, headers.as_deref());
             if let Err(e) = req.send_body(message.to_string()).await {
                 tracing::debug!(error = %e, "could not tell the backend about a cancellation");
             }
@@ -119,7 +141,7 @@ fn send_error(e: awc::error::SendRequestError) -> GatewayError {
 
 impl McpClient {
     /// A client with its own connection pool, sharing `sessions`.
-    pub fn new(sessions: SessionTable, max_response_bytes: usize) -> Self {
+    pub fn new(routes: Routes, max_response_bytes: usize) -> Self {
         // Idle pooled connections are dropped after 4 s: below the 5 s after which common MCP
         // servers (actix-web, uvicorn, Node) close theirs. A longer pool keep-alive reused
         // connections the server had already closed: each such call failed, backed off and
@@ -127,7 +149,8 @@ impl McpClient {
         let connector = awc::Connector::new().limit(1024).conn_keep_alive(Duration::from_secs(4));
         let http =
             awc::Client::builder().connector(connector).timeout(Duration::from_secs(3600)).disable_redirects().finish();
-        Self { http, sessions, max_response_bytes, next_id: AtomicU64::new(1) }
+        let Routes { sessions, links, headers } = routes;
+        Self { http, sessions, links, headers, max_response_bytes, next_id: AtomicU64::new(1) }
     }
 
     /// Call `tool` with `arguments` at its backend, all within `timeout`; returns the JSON-RPC
@@ -138,7 +161,7 @@ impl McpClient {
         arguments: Value,
         timeout: Duration,
     ) -> Result<Value, GatewayError> {
-        let params = json!({ "name": tool.name, "arguments": arguments });
+        let params = json!({ "name": tool.backend_name(), "arguments": arguments });
         self.request(&tool.backend_url, "tools/call", params, timeout, None, tool.idempotent).await
     }
 
@@ -154,7 +177,7 @@ impl McpClient {
         observer: &Observer,
     ) -> Result<Value, GatewayError> {
         let (url, idempotent) = (tool.backend_url.as_str(), tool.idempotent);
-        let mut params = json!({ "name": tool.name, "arguments": arguments });
+        let mut params = json!({ "name": tool.backend_name(), "arguments": arguments });
         if let Some(meta) = meta {
             params["_meta"] = meta;
         }
@@ -197,6 +220,13 @@ impl McpClient {
         observer: Option<&Observer>,
         idempotent: bool,
     ) -> Result<Value, GatewayError> {
+        if let Some(server) = url.strip_prefix(crate::config::servers::STDIO_SCHEME) {
+            let link = self.links.get(server).map(|l| l.clone());
+            let link = link.ok_or_else(|| {
+                GatewayError::BackendUnavailable(format!("stdio server {server} is not running (it is being started)"))
+            })?;
+            return link.request(method, &params, timeout, observer).await;
+        }
         let deadline = Instant::now() + timeout;
         let call = async {
             let mut attempt = 0u32;
@@ -288,6 +318,7 @@ impl McpClient {
         if let Some(sid) = &session.id {
             req = req.insert_header(("Mcp-Session-Id", sid.as_str()));
         }
+        req = with_headers(req, self.own_headers(url).as_deref());
         if method != "initialize" {
             req = req.insert_header(("MCP-Protocol-Version", session.protocol_version.as_str()));
         }
@@ -333,6 +364,21 @@ impl McpClient {
         }
         let reply = if is_sse { find_in_sse(&bytes, id)? } else { parse_json(&bytes)? };
         Ok((into_result(reply, id)?, session_id))
+    }
+}
+
+/// Add the gateway's own headers for an upstream (its credentials) to a request.
+fn with_headers(mut req: awc::ClientRequest, headers: Option<&Vec<(HeaderName, HeaderValue)>>) -> awc::ClientRequest {
+    for (name, value) in headers.into_iter().flatten() {
+        req = req.insert_header((name.clone(), value.clone()));
+    }
+    req
+}
+
+impl McpClient {
+    /// The gateway's own headers for the upstream at `url`, if it has any.
+    fn own_headers(&self, url: &str) -> Option<Arc<Vec<(HeaderName, HeaderValue)>>> {
+        self.headers.get(url).map(|h| h.clone())
     }
 }
 

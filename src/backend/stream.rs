@@ -68,6 +68,7 @@ impl McpClient {
         if let Some(sid) = &session.id {
             req = req.insert_header(("Mcp-Session-Id", sid.as_str()));
         }
+        req = super::with_headers(req, self.own_headers(url).as_deref());
         let mut resp = req.send().await.map_err(send_error)?;
         match resp.status().as_u16() {
             405 => return Ok(Watch::NoStream),

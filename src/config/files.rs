@@ -9,14 +9,30 @@ use gateway_actors::policy::{Policy, PolicyDocument, RiskTier};
 use gateway_actors::Tool;
 use serde::Deserialize;
 
+use crate::config::servers::{self, ServerConfig};
 use crate::config::{ConfigError, Lookup};
 
-/// `tools.yaml`: a list of tools under `tools:`.
+/// `tools.yaml`: tools under `tools:`, whole MCP servers under `servers:`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ToolsFile {
     #[serde(default)]
     tools: Vec<Tool>,
+    #[serde(default)]
+    servers: Vec<ServerConfig>,
+    #[serde(default)]
+    separator: Option<String>,
+}
+
+/// What `tools.yaml` says, validated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ToolsConfig {
+    /// Tools each served by their own backend (`tools:`).
+    pub tools: Vec<Tool>,
+    /// Whole servers whose tools are discovered (`servers:`).
+    pub servers: Vec<ServerConfig>,
+    /// Between a server's namespace and its tools' names.
+    pub separator: String,
 }
 
 /// Why `${…}` expansion failed.
@@ -60,13 +76,13 @@ fn read(path: &Path, lookup: Lookup<'_>) -> Result<String, ConfigError> {
 }
 
 /// Parse and validate `tools.yaml`.
-pub fn load_tools(path: &Path, lookup: Lookup<'_>) -> Result<Vec<Tool>, ConfigError> {
+pub fn load_tools(path: &Path, lookup: Lookup<'_>) -> Result<ToolsConfig, ConfigError> {
     parse_tools(&path.display().to_string(), &read(path, lookup)?)
 }
 
 /// Parse and validate the text of a `tools.yaml` (variables already expanded); `name` names the
 /// file in errors. Separate from the file read so the fuzz target reaches it directly.
-pub fn parse_tools(name: &str, text: &str) -> Result<Vec<Tool>, ConfigError> {
+pub fn parse_tools(name: &str, text: &str) -> Result<ToolsConfig, ConfigError> {
     let file: ToolsFile = serde_yaml::from_str(text).map_err(|e| ConfigError::because(name, e))?;
     let mut seen = std::collections::HashSet::new();
     for (i, tool) in file.tools.iter().enumerate() {
@@ -91,7 +107,9 @@ pub fn parse_tools(name: &str, text: &str) -> Result<Vec<Tool>, ConfigError> {
             return Err(ConfigError::new(field("timeout_seconds"), "must be at least 1"));
         }
     }
-    Ok(file.tools)
+    let separator = file.separator.unwrap_or_else(|| servers::DEFAULT_SEPARATOR.to_owned());
+    servers::validate(name, &file.servers, &separator)?;
+    Ok(ToolsConfig { tools: file.tools, servers: file.servers, separator })
 }
 
 /// Parse and validate `policy.yaml`.
@@ -132,7 +150,7 @@ mod tests {
     #[test]
     fn shipped_configuration_is_valid() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        assert!(!load_tools(&root.join("config/tools.yaml"), &|_| None).unwrap().is_empty());
+        assert!(!load_tools(&root.join("config/tools.yaml"), &|_| None).unwrap().tools.is_empty());
         load_policy(&root.join("config/policy.yaml"), &|_| None).unwrap();
     }
 }

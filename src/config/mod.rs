@@ -6,6 +6,7 @@
 //! reload them when they change.
 
 pub mod files;
+pub mod servers;
 pub mod watch;
 
 use std::collections::HashMap;

@@ -91,6 +91,11 @@ pub async fn actors(
         "actors": reports(&shared, &worker).await,
         "circuit_breakers": shared.registry.protection().report(),
         "tool_drift": shared.registry.drift().iter().map(|d| json!({ "tool": d.tool, "pinned": d.pinned, "observed": d.observed })).collect::<Vec<_>>(),
+        "upstream_processes": shared.registry.processes().iter().map(|(server, p)| {
+            let mut report = p.report();
+            report["server"] = json!(server);
+            report
+        }).collect::<Vec<_>>(),
         "mcp_sessions": shared.clients.session_count(),
         "audit_spooled": shared.audit.health().spooled,
     })))

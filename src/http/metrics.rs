@@ -56,6 +56,24 @@ fn render_registry(shared: &Shared, out: &mut String) {
     for drift in shared.registry.drift() {
         out.push_str(&format!("mcpgw_tool_definition_drift{{tool=\"{}\"}} 1\n", label(&drift.tool)));
     }
+    let processes = shared.registry.processes();
+    let gauges: [(&str, &str, &str, fn(&crate::registry::processes::ProcessStatus) -> u64); 3] = [
+        ("mcpgw_upstream_process_up", "gauge", "stdio servers' programs running and initialised (1) or not (0).", |p| {
+            u64::from(p.is_up())
+        }),
+        ("mcpgw_upstream_process_restarts_total", "counter", "Restarts of stdio servers' programs after they exited.", |p| {
+            p.restarts()
+        }),
+        ("mcpgw_upstream_process_pending_calls", "gauge", "Requests waiting for a stdio server's answer.", |p| {
+            p.pending() as u64
+        }),
+    ];
+    for (name, kind, help, value) in gauges {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (server, status) in &processes {
+            out.push_str(&format!("{name}{{server=\"{}\"}} {}\n", label(server), value(status)));
+        }
+    }
 }
 
 /// Live MCP sessions, the audit trail's backlog, batches, spool and set-aside rows, and spans.

@@ -15,7 +15,15 @@ use crate::backend::Watch;
 /// Start one listener per distinct active backend URL not listened to yet (on the calling
 /// arbiter): at start-up, and after a reload for backends it added.
 pub fn spawn(env: &Env) {
-    let urls: BTreeSet<String> = env.registry.snapshot().active().iter().map(|t| t.backend_url.clone()).collect();
+    // stdio servers' notifications arrive on their stdout (the process reads them).
+    let urls: BTreeSet<String> = env
+        .registry
+        .snapshot()
+        .active()
+        .iter()
+        .map(|t| t.backend_url.clone())
+        .filter(|url| !url.starts_with(crate::config::servers::STDIO_SCHEME))
+        .collect();
     for url in urls {
         if env.registry.first_listener(&url) {
             actix_web::rt::spawn(listen(env.clone(), url));

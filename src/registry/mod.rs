@@ -12,6 +12,8 @@ pub mod listen;
 pub mod listings;
 pub mod owner;
 pub mod pinning;
+pub mod processes;
+pub mod servers;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -46,7 +48,8 @@ pub struct Registry {
     listings: ToolEntries,
     protection: Protection,
     listened: DashSet<String>,
-    backends: crate::backend::SessionTable,
+    routes: crate::backend::Routes,
+    processes: DashMap<String, Arc<processes::ProcessStatus>>,
     owner: OnceLock<Addr<RegistryOwner>>,
 }
 
@@ -68,7 +71,8 @@ impl Registry {
             listings: ToolEntries::default(),
             protection,
             listened: DashSet::new(),
-            backends: crate::backend::session_table(),
+            routes: crate::backend::Routes::default(),
+            processes: DashMap::new(),
             owner: OnceLock::new(),
         }
     }
@@ -112,12 +116,19 @@ impl Registry {
     /// A client to the registered backends, sharing their MCP sessions with every other client
     /// (awc is `!Send`: one per thread that calls backends).
     pub fn client(&self, max_response_bytes: usize) -> crate::backend::McpClient {
-        crate::backend::McpClient::new(self.backends.clone(), max_response_bytes)
+        crate::backend::McpClient::new(self.routes.clone(), max_response_bytes)
     }
 
     /// Backends' cached `tools/list` entries.
     pub fn listings(&self) -> &ToolEntries {
         &self.listings
+    }
+
+    /// Each stdio server's program: up, restarts, pending calls, last exit (by server name).
+    pub fn processes(&self) -> Vec<(String, Arc<processes::ProcessStatus>)> {
+        let mut all: Vec<_> = self.processes.iter().map(|e| (e.key().clone(), e.value().clone())).collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 
     /// Concurrency slots per tool and circuit breakers per backend.

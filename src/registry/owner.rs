@@ -2,11 +2,18 @@
 //! drift or forgets listings. Reloads run one at a time; a definition check runs beside them
 //! (it only records what it observed, against the catalog in force when it records it).
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
+use serde_json::Value;
+
+use super::processes::{ProcessStatus, StdioProcess, Stop};
 use crate::backend::McpClient;
 use crate::closing::Closing;
+use crate::config::files::ToolsConfig;
+use crate::config::servers::{ServerConfig, Transport};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::telemetry::metrics::Metrics;
@@ -60,6 +67,17 @@ pub struct BackendListChanged {
     pub url: String,
 }
 
+/// List the tools of upstream servers (`None`: all) and publish what they list.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Discover {
+    /// The servers to ask, by name.
+    pub servers: Option<Vec<String>>,
+}
+
+/// How long discovery waits for a server's `tools/list`.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Fetch every backend's definitions: pin, detect drift, load backends' schemas.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -76,16 +94,109 @@ pub struct RegistryOwner {
     checking: bool,
     /// A check was asked for while one ran: run one more after it.
     check_again: bool,
+    /// The `tools.yaml` in force.
+    config: Arc<ToolsConfig>,
+    /// Each server's last `tools/list` that was answered (kept while it does not answer).
+    discovered: BTreeMap<String, Vec<Value>>,
+    /// The running stdio programs, with the configuration each was started with.
+    processes: HashMap<String, (Arc<ServerConfig>, actix::Addr<StdioProcess>)>,
 }
 
 impl RegistryOwner {
     /// Start the owner of `env.registry` and attach it, so the registry's requests reach it.
-    pub fn start(env: Env) -> actix::Addr<Self> {
+    /// `config` is the `tools.yaml` the gateway started with (its `tools:` already published).
+    pub fn start(env: Env, config: ToolsConfig) -> actix::Addr<Self> {
         let client = Rc::new(env.registry.client(env.settings.max_response_bytes));
         let registry = env.registry.clone();
-        let addr = Self { env, client, check_queued: false, checking: false, check_again: false }.start();
+        let addr = Self {
+            env,
+            client,
+            check_queued: false,
+            checking: false,
+            check_again: false,
+            config: Arc::new(ToolsConfig::default()),
+            discovered: BTreeMap::new(),
+            processes: HashMap::new(),
+        };
+        let addr = Actor::create(move |ctx| {
+            let mut owner = addr;
+            owner.apply(config, ctx);
+            owner
+        });
         registry.attach(addr.clone());
         addr
+    }
+
+    /// Put `config` in force for upstream servers: programs of removed or changed stdio
+    /// servers stopped, new ones started, credentials set, listings of removed servers
+    /// forgotten. Discovery follows.
+    fn apply(&mut self, config: ToolsConfig, ctx: &mut Context<Self>) {
+        let wanted: HashMap<&str, &ServerConfig> = config.servers.iter().map(|s| (s.name.as_str(), s)).collect();
+        let registry = self.env.registry.clone();
+        self.processes.retain(|name, (running, addr)| {
+            let keep = wanted.get(name.as_str()).is_some_and(|s| **s == **running);
+            if !keep {
+                addr.do_send(Stop);
+                registry.processes.remove(name);
+            }
+            keep
+        });
+        self.discovered.retain(|name, _| wanted.get(name.as_str()).is_some_and(|s| self.config.servers.contains(s)));
+        let owner = ctx.address();
+        let on_event: super::processes::OnEvent = Arc::new(move |server: &str, _| {
+            owner.do_send(Discover { servers: Some(vec![server.to_owned()]) });
+        });
+        registry.routes.headers.clear();
+        for server in &config.servers {
+            match server.transport {
+                Transport::Stdio if !self.processes.contains_key(&server.name) => {
+                    let server = Arc::new(server.clone());
+                    let status = Arc::new(ProcessStatus::default());
+                    registry.processes.insert(server.name.clone(), status.clone());
+                    let process =
+                        StdioProcess::new(server.clone(), registry.routes.links.clone(), status, on_event.clone());
+                    self.processes.insert(server.name.clone(), (server, process.start()));
+                }
+                Transport::Stdio => {}
+                Transport::StreamableHttp => match server.headers() {
+                    Ok(headers) => {
+                        let parsed = headers
+                            .into_iter()
+                            .filter_map(|(k, v)| {
+                                let name = awc::http::header::HeaderName::from_bytes(k.as_bytes()).ok()?;
+                                let mut value = awc::http::header::HeaderValue::from_str(&v).ok()?;
+                                value.set_sensitive(true);
+                                Some((name, value))
+                            })
+                            .collect();
+                        registry.routes.headers.insert(server.backend_key(), Arc::new(parsed));
+                    }
+                    Err(e) => tracing::error!(server = %server.name, error = %e, "credentials unreadable; calls go without them"),
+                },
+            }
+        }
+        self.config = Arc::new(config);
+        ctx.notify(Discover { servers: None });
+    }
+
+    /// Every tool the catalog should hold: `tools:` entries, then each server's discovered
+    /// tools in file order (a name already taken is refused).
+    fn merged(&self) -> Vec<gateway_actors::Tool> {
+        let mut tools = self.config.tools.clone();
+        let mut taken: HashSet<String> = tools.iter().map(|t| t.name.clone()).collect();
+        for server in &self.config.servers {
+            if let Some(listed) = self.discovered.get(&server.name) {
+                tools.extend(super::servers::publish(server, &self.config.separator, listed, &mut taken));
+            }
+        }
+        tools
+    }
+
+    /// Stop every program (the gateway is shutting down).
+    fn stop_processes(&mut self) {
+        for (_, (_, addr)) in self.processes.drain() {
+            addr.do_send(Stop);
+        }
     }
 
     fn closing(&self) -> bool {
@@ -105,8 +216,16 @@ impl Actor for RegistryOwner {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        // Definitions are checked every PIN_CHECK_SECONDS, and after every change.
-        ctx.run_interval(self.env.settings.pin_check, |owner, ctx| owner.check_soon(ctx));
+        // Definitions are checked (and servers' tools discovered again) every
+        // PIN_CHECK_SECONDS, and after every change.
+        ctx.run_interval(self.env.settings.pin_check, |owner, ctx| {
+            if !owner.config.servers.is_empty() {
+                ctx.notify(Discover { servers: None });
+            }
+            owner.check_soon(ctx);
+        });
+        let closing = self.env.closing.clone();
+        ctx.spawn(async move { closing.closed().await }.into_actor(self).map(|(), owner, _| owner.stop_processes()));
     }
 }
 
@@ -115,14 +234,87 @@ impl Handler<Reload> for RegistryOwner {
 
     fn handle(&mut self, msg: Reload, _: &mut Context<Self>) -> Self::Result {
         let env = self.env.clone();
-        AtomicResponse::new(Box::pin(async move { reload(env, msg.trigger).await }.into_actor(self).map(
-            |outcome, owner, ctx| {
+        let trigger = msg.trigger;
+        AtomicResponse::new(Box::pin(async move { load(&env, trigger) }.into_actor(self).then(
+            move |loaded, owner, ctx| {
+                let outcome: Box<dyn actix::ActorFuture<Self, Output = Reloaded>> = match loaded {
+                    Some(config) => {
+                        owner.apply(config, ctx);
+                        let (env, tools) = (owner.env.clone(), owner.merged());
+                        Box::new(
+                            async move { publish(&env, tools, trigger, true).await }.into_actor(owner).map(
+                                |outcome, owner, ctx| {
+                                    if outcome == Reloaded::Applied {
+                                        owner.check_soon(ctx);
+                                    }
+                                    outcome
+                                },
+                            ),
+                        )
+                    }
+                    None => Box::new(actix::fut::ready(Reloaded::Refused)),
+                };
+                Box::into_pin(outcome)
+            },
+        )))
+    }
+}
+
+impl Handler<Discover> for RegistryOwner {
+    type Result = AtomicResponse<Self, ()>;
+
+    /// Ask the servers for their tools (all at once, each within [`DISCOVERY_TIMEOUT`]), keep
+    /// what they answered, and publish the catalog if it changed.
+    fn handle(&mut self, msg: Discover, _: &mut Context<Self>) -> Self::Result {
+        let targets: Vec<(String, String)> = self
+            .config
+            .servers
+            .iter()
+            .filter(|s| msg.servers.as_ref().is_none_or(|only| only.contains(&s.name)))
+            .map(|s| (s.name.clone(), s.backend_key()))
+            .collect();
+        let client = self.client.clone();
+        AtomicResponse::new(Box::pin(
+            async move {
+                let asks = targets.iter().map(|(name, key)| {
+                    let client = client.clone();
+                    async move { (name.clone(), client.list_tools(key, DISCOVERY_TIMEOUT).await) }
+                });
+                futures_util::future::join_all(asks).await
+            }
+            .into_actor(self)
+            .then(|found, owner, _| {
+                for (server, listed) in found {
+                    match listed {
+                        Ok(listed) => {
+                            owner.discovered.insert(server, listed);
+                        }
+                        Err(e) => {
+                            tracing::info!(server = %server, error = %e, "upstream server's tools not discovered now; retried later")
+                        }
+                    }
+                }
+                let (env, tools) = (owner.env.clone(), owner.merged());
+                let unchanged = {
+                    let current = env.registry.snapshot();
+                    current.all().len() == tools.len()
+                        && current.all().iter().zip(&tools).all(|(a, b)| **a == *b)
+                };
+                async move {
+                    if unchanged {
+                        Reloaded::Refused
+                    } else {
+                        publish(&env, tools, "discovery", false).await
+                    }
+                }
+                .into_actor(owner)
+            })
+            .map(|outcome, owner, ctx| {
                 if outcome == Reloaded::Applied {
                     owner.check_soon(ctx);
                 }
-                outcome
-            },
-        )))
+            }),
+        ))
     }
 }
 
@@ -134,6 +326,11 @@ impl Handler<BackendListChanged> for RegistryOwner {
         let catalog = registry.snapshot();
         let names = catalog.all().iter().filter(|t| t.backend_url == msg.url).map(|t| t.name.as_str());
         registry.listings.forget(names);
+        let servers: Vec<String> =
+            self.config.servers.iter().filter(|s| s.backend_key() == msg.url).map(|s| s.name.clone()).collect();
+        if !servers.is_empty() {
+            ctx.notify(Discover { servers: Some(servers) });
+        }
         tracing::info!(backend = %msg.url, "backend tool list changed; telling connected clients");
         (self.env.changed)();
         // The new definitions are compared with their pins (and their schemas loaded) now.
@@ -164,29 +361,34 @@ impl Handler<CheckDefinitions> for RegistryOwner {
     }
 }
 
-/// Load `tools.yaml`, sync it into the `tools` table, and publish the new catalog.
-async fn reload(env: Env, trigger: &'static str) -> Reloaded {
-    let shared = &env;
+/// Load and validate `tools.yaml` (`None`, logged and counted, when it is invalid).
+fn load(env: &Env, trigger: &'static str) -> Option<ToolsConfig> {
     let lookup = |name: &str| std::env::var(name).ok();
-    let tools = match crate::config::files::load_tools(&shared.settings.tools_config, &lookup) {
-        Ok(tools) => tools,
+    match crate::config::files::load_tools(&env.settings.tools_config, &lookup) {
+        Ok(config) => Some(config),
         Err(e) => {
-            shared.metrics.config_reload(false);
+            env.metrics.config_reload(false);
             tracing::warn!(error = %e, trigger, "tools.yaml reload refused; the previous tools stay in force");
-            return Reloaded::Refused;
+            None
         }
-    };
-    if let Err(e) = crate::db::tools::sync(&shared.db, &tools).await {
-        tracing::warn!(error = %e, trigger, "tools.yaml reload deferred: the tools table could not be synced");
+    }
+}
+
+/// Sync `tools` into the `tools` table and publish them as the new catalog.
+async fn publish(env: &Env, tools: Vec<gateway_actors::Tool>, trigger: &'static str, reload: bool) -> Reloaded {
+    if let Err(e) = crate::db::tools::sync(&env.db, &tools).await {
+        tracing::warn!(error = %e, trigger, "tools not published yet: the tools table could not be synced; retried");
         return Reloaded::Deferred;
     }
     let catalog = Arc::new(gateway_actors::Catalog::new(tools));
     env.registry.publish(catalog.clone());
-    shared.metrics.config_reload(true);
-    let file = shared.settings.tools_config.display();
-    tracing::info!(%file, trigger, tools = catalog.all().len(), "tools reloaded");
+    if reload {
+        env.metrics.config_reload(true);
+    }
+    let file = env.settings.tools_config.display();
+    tracing::info!(%file, trigger, tools = catalog.all().len(), "tools published");
     (env.changed)();
     // Backends new to this catalog get a notification listener.
-    super::listen::spawn(&env);
+    super::listen::spawn(env);
     Reloaded::Applied
 }

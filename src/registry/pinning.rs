@@ -31,11 +31,11 @@ pub fn digest(entry: &Value) -> String {
 /// compared with its pin. Run by the registry's owner only.
 pub(super) async fn check(shared: &Env, client: &McpClient) {
     let registry = &shared.registry;
-    let mut by_backend: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut by_backend: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
     let catalog = registry.snapshot();
     let active = catalog.active();
     for tool in &active {
-        by_backend.entry(tool.backend_url.as_str()).or_default().push(tool.name.as_str());
+        by_backend.entry(tool.backend_url.as_str()).or_default().push((tool.name.as_str(), tool.backend_name()));
     }
     for (url, names) in by_backend {
         let listed = match client.list_tools(url, Duration::from_secs(5)).await {
@@ -45,8 +45,8 @@ pub(super) async fn check(shared: &Env, client: &McpClient) {
                 continue;
             }
         };
-        for name in names {
-            let Some(entry) = listed.iter().find(|t| t.get("name").and_then(Value::as_str) == Some(name)) else {
+        for (name, own) in names {
+            let Some(entry) = listed.iter().find(|t| t.get("name").and_then(Value::as_str) == Some(own)) else {
                 continue;
             };
             if let Some(schema) = entry.get("inputSchema") {

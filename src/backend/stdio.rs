@@ -1,0 +1,275 @@
+//! Talking to a stdio MCP server: newline-delimited JSON-RPC over the program's stdin and
+//! stdout, many callers' requests multiplexed over one process.
+//!
+//! A [`StdioLink`] is the handle callers use from any worker: it numbers each request with an
+//! id of its own (clients' ids never reach the program, so two clients' ids cannot clash),
+//! keeps the waiting callers by that id, and routes progress notifications by the gateway's
+//! own progress token. The process that owns the link ([`crate::registry::processes`]) reads
+//! the program's stdout into [`StdioLink::deliver`] and fails every waiting call when the
+//! program exits.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{into_result, Observer};
+use crate::error::GatewayError;
+
+/// Routing keys of stdio servers, and the link of each that is up.
+pub type Links = Arc<DashMap<String, Arc<StdioLink>>>;
+
+/// What the program said that is not an answer to a request, for its owner to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Said {
+    /// Nothing for the owner.
+    Nothing,
+    /// `notifications/tools/list_changed` (or resources, prompts).
+    ListChanged,
+    /// An answer to an id nobody asked (counted and logged by the owner).
+    UnknownId,
+    /// A line that is not a JSON-RPC message.
+    Garbage,
+}
+
+/// The handle to one running stdio program.
+pub struct StdioLink {
+    server: String,
+    lines: mpsc::Sender<Vec<u8>>,
+    pending: DashMap<u64, oneshot::Sender<Value>>,
+    progress: DashMap<String, mpsc::UnboundedSender<Value>>,
+    next_id: AtomicU64,
+    max_pending: usize,
+    closed: AtomicBool,
+    protocol_version: std::sync::Mutex<String>,
+}
+
+/// Fails nothing, forgets the waiting caller and tells the program when a call is abandoned
+/// (timeout, client gone) before its answer.
+struct Abandon<'a> {
+    link: &'a StdioLink,
+    id: u64,
+    token: Option<String>,
+    answered: bool,
+}
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        self.link.pending.remove(&self.id);
+        if let Some(token) = &self.token {
+            self.link.progress.remove(token);
+        }
+        if !self.answered && !self.link.closed.load(Ordering::Relaxed) {
+            let note = json!({ "jsonrpc": "2.0", "method": "notifications/cancelled",
+                "params": { "requestId": self.id, "reason": "cancelled by the gateway" } });
+            let _ = self.link.lines.try_send(line(&note));
+        }
+    }
+}
+
+fn line(message: &Value) -> Vec<u8> {
+    let mut bytes = message.to_string().into_bytes();
+    bytes.push(b'\n');
+    bytes
+}
+
+impl std::fmt::Debug for StdioLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StdioLink").field("server", &self.server).field("pending", &self.pending.len()).finish()
+    }
+}
+
+impl StdioLink {
+    /// A link to the program serving `server`, writing lines into `lines`.
+    pub fn new(server: &str, lines: mpsc::Sender<Vec<u8>>, max_pending: usize) -> Self {
+        Self {
+            server: server.to_owned(),
+            lines,
+            pending: DashMap::new(),
+            progress: DashMap::new(),
+            next_id: AtomicU64::new(1),
+            max_pending,
+            closed: AtomicBool::new(false),
+            protocol_version: std::sync::Mutex::new(super::PROTOCOL_VERSION.to_owned()),
+        }
+    }
+
+    /// Requests waiting for an answer now.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The revision the program agreed at `initialize`.
+    pub fn protocol_version(&self) -> String {
+        self.protocol_version.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Record the revision the program agreed.
+    pub fn set_protocol_version(&self, version: &str) {
+        if let Ok(mut v) = self.protocol_version.lock() {
+            *v = version.to_owned();
+        }
+    }
+
+    fn unavailable(&self, why: &str) -> GatewayError {
+        GatewayError::BackendUnavailable(format!("stdio server {} {why}", self.server))
+    }
+
+    /// Send one request and wait for its answer (its `result`), within `timeout`; the
+    /// program's notifications for the request's progress token reach `observer`.
+    pub async fn request(
+        &self,
+        method: &str,
+        params: &Value,
+        timeout: Duration,
+        observer: Option<&Observer>,
+    ) -> Result<Value, GatewayError> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(self.unavailable("is not running"));
+        }
+        if self.pending.len() >= self.max_pending {
+            return Err(GatewayError::Busy(format!(
+                "stdio server {} has {} requests waiting (max_pending)",
+                self.server, self.max_pending
+            )));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending.insert(id, tx);
+        let token = params.get("_meta").and_then(|m| m.get("progressToken")).map(Value::to_string);
+        let (notes_tx, mut notes) = mpsc::unbounded_channel();
+        if let (Some(token), Some(_)) = (&token, observer) {
+            self.progress.insert(token.clone(), notes_tx);
+        }
+        let mut guard = Abandon { link: self, id, token, answered: false };
+        if let Some(o) = observer {
+            o.backend_id.set(Some(id));
+        }
+        let message = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+        if self.lines.try_send(line(&message)).is_err() {
+            guard.answered = true;
+            return Err(GatewayError::Busy(format!("stdio server {} is not reading its input", self.server)));
+        }
+        let wait = async {
+            let mut rx = rx;
+            loop {
+                tokio::select! {
+                    reply = &mut rx => return reply.map_err(|_| self.unavailable("exited before it answered")),
+                    Some(note) = notes.recv() => {
+                        if let Some(o) = observer {
+                            (o.on_event)(note);
+                        }
+                    }
+                }
+            }
+        };
+        let reply = match tokio::time::timeout(timeout, wait).await {
+            Ok(reply) => reply,
+            Err(_) => return Err(GatewayError::BackendTimeout(timeout.as_secs())),
+        };
+        guard.answered = true;
+        into_result(reply?, id)
+    }
+
+    /// Send a notification (no answer expected).
+    pub fn notify(&self, method: &str, params: Value) {
+        let _ = self.lines.try_send(line(&json!({ "jsonrpc": "2.0", "method": method, "params": params })));
+    }
+
+    /// Hand one line the program printed to whoever waits for it.
+    pub fn deliver(&self, text: &[u8]) -> Said {
+        let Ok(message) = serde_json::from_slice::<Value>(text) else { return Said::Garbage };
+        let method = message.get("method").and_then(Value::as_str);
+        let id = message.get("id");
+        match (method, id) {
+            (None, Some(id)) if message.get("result").is_some() || message.get("error").is_some() => {
+                match id.as_u64().and_then(|id| self.pending.remove(&id)) {
+                    Some((_, waiting)) => {
+                        let _ = waiting.send(message);
+                        Said::Nothing
+                    }
+                    None => Said::UnknownId,
+                }
+            }
+            (Some(method), None) => {
+                if method == "notifications/progress" {
+                    let token = message.get("params").and_then(|p| p.get("progressToken")).map(Value::to_string);
+                    if let Some(sink) = token.and_then(|t| self.progress.get(&t).map(|s| s.clone())) {
+                        let _ = sink.send(message);
+                    }
+                    Said::Nothing
+                } else if method.ends_with("/list_changed") {
+                    Said::ListChanged
+                } else {
+                    Said::Nothing
+                }
+            }
+            (Some(method), Some(id)) => {
+                // A request from the program (ping, sampling, elicitation, roots): ping is
+                // answered; the others need a client the gateway cannot reach from here.
+                let answer = if method == "ping" {
+                    json!({ "jsonrpc": "2.0", "id": id, "result": {} })
+                } else {
+                    json!({ "jsonrpc": "2.0", "id": id, "error": { "code": mcp_protocol::code::METHOD_NOT_FOUND,
+                        "message": format!("{method} is not available through the gateway") } })
+                };
+                let _ = self.lines.try_send(line(&answer));
+                Said::Nothing
+            }
+            _ => Said::Garbage,
+        }
+    }
+
+    /// The program exited: every waiting call fails (502) and later ones are refused.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        // Dropping the senders wakes every waiter with "exited before it answered".
+        self.pending.clear();
+        self.progress.clear();
+    }
+
+    /// Whether the program behind this link has exited.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_web::test]
+    async fn answers_are_routed_by_the_gateways_own_ids() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let link = Arc::new(StdioLink::new("t", tx, 8));
+        let caller = link.clone();
+        let call = actix_web::rt::spawn(async move {
+            caller.request("tools/call", &json!({"name": "x"}), Duration::from_secs(5), None).await
+        });
+        let sent: Value = serde_json::from_slice(&rx.recv().await.unwrap()).unwrap();
+        let id = sent["id"].as_u64().unwrap();
+        assert_eq!(link.deliver(br#"{"jsonrpc":"2.0","id":999,"result":{}}"#), Said::UnknownId);
+        assert_eq!(link.deliver(b"not json"), Said::Garbage);
+        let answer = json!({"jsonrpc": "2.0", "id": id, "result": {"content": []}}).to_string();
+        assert_eq!(link.deliver(answer.as_bytes()), Said::Nothing);
+        assert_eq!(call.await.unwrap().unwrap(), json!({"content": []}));
+        assert_eq!(link.pending(), 0);
+    }
+
+    #[actix_web::test]
+    async fn a_closed_link_fails_waiting_calls_and_refuses_new_ones() {
+        let (tx, _rx) = mpsc::channel(8);
+        let link = Arc::new(StdioLink::new("t", tx, 8));
+        let caller = link.clone();
+        let call =
+            actix_web::rt::spawn(async move { caller.request("tools/list", &json!({}), Duration::from_secs(5), None).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        link.close();
+        assert!(matches!(call.await.unwrap(), Err(GatewayError::BackendUnavailable(_))));
+        let refused = link.request("tools/list", &json!({}), Duration::from_secs(1), None).await;
+        assert!(matches!(refused, Err(GatewayError::BackendUnavailable(_))));
+    }
+}
