@@ -47,3 +47,5 @@ mod reload;
 mod replicas;
 #[path = "suites/tools.rs"]
 mod tools;
+#[path = "suites/upstreams.rs"]
+mod upstreams;

@@ -156,6 +156,8 @@ workspaces:
 pub struct GatewayBuilder<'a> {
     db: &'a TestDb,
     tools: String,
+    servers: String,
+    policy_base: Option<String>,
     policy_extra: String,
     vars: HashMap<String, String>,
 }
@@ -174,6 +176,18 @@ impl GatewayBuilder<'_> {
         self.tool_with(name, url, "")
     }
 
+    /// `servers:` entries (YAML list items, unindented) for `tools.yaml`.
+    pub fn servers(mut self, yaml: &str) -> Self {
+        self.servers.push_str(yaml);
+        self
+    }
+
+    /// Replace the test policy's roles and workspaces with `yaml`.
+    pub fn policy_base(mut self, yaml: &str) -> Self {
+        self.policy_base = Some(yaml.to_owned());
+        self
+    }
+
     /// More top-level `policy.yaml` (e.g. a `rate_limits:` section).
     pub fn policy(mut self, yaml: &str) -> Self {
         self.policy_extra.push_str(yaml);
@@ -186,12 +200,13 @@ impl GatewayBuilder<'_> {
     }
 
     pub fn settings(&self, dir: &std::path::Path) -> Settings {
-        std::fs::write(
-            dir.join("tools.yaml"),
-            if self.tools.is_empty() { "tools: []\n".into() } else { format!("tools:\n{}", self.tools) },
-        )
-        .unwrap();
-        std::fs::write(dir.join("policy.yaml"), format!("{TEST_POLICY}\n{}", self.policy_extra)).unwrap();
+        let mut tools = if self.tools.is_empty() { "tools: []\n".into() } else { format!("tools:\n{}", self.tools) };
+        if !self.servers.is_empty() {
+            tools.push_str(&format!("servers:\n{}", self.servers));
+        }
+        std::fs::write(dir.join("tools.yaml"), tools).unwrap();
+        let base = self.policy_base.as_deref().unwrap_or(TEST_POLICY);
+        std::fs::write(dir.join("policy.yaml"), format!("{base}\n{}", self.policy_extra)).unwrap();
         let mut vars: HashMap<String, String> = [
             ("DATABASE_URL", self.db.url.as_str()),
             ("JWT_SECRET_KEY", SECRET),
@@ -273,7 +288,14 @@ pub fn claims(sub: &str, roles: &[&str], workspace: Option<&str>) -> Claims {
 
 impl TestGateway {
     pub fn builder(db: &TestDb) -> GatewayBuilder<'_> {
-        GatewayBuilder { db, tools: String::new(), policy_extra: String::new(), vars: HashMap::new() }
+        GatewayBuilder {
+            db,
+            tools: String::new(),
+            servers: String::new(),
+            policy_base: None,
+            policy_extra: String::new(),
+            vars: HashMap::new(),
+        }
     }
 
     pub fn token(&self, sub: &str, roles: &[&str]) -> String {

@@ -1,0 +1,247 @@
+//! Whole MCP servers behind the gateway (`servers:` in `tools.yaml`): real third-party stdio
+//! servers from npm (`@modelcontextprotocol/server-filesystem`, `server-everything`), their
+//! tools discovered under a namespace, policy and audit over them; and misbehaving programs
+//! (`tests/clients/bad_upstream.py`) that must not stop the gateway or lose an audit row.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::mcp::{post, rpc};
+use crate::common::replicas::python;
+use crate::common::{DbKind, TestDb, TestGateway};
+
+/// Where `.ci/run` installs the npm servers (`MCP_UPSTREAMS_NPM_DIR`, else the shared default).
+fn npm_dir() -> PathBuf {
+    std::env::var_os("MCP_UPSTREAMS_NPM_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::temp_dir().join("mcp-gateway-clients").join("upstreams")
+    })
+}
+
+/// `node` and the entry script of the npm package `package`; `None` (skipped) outside CI when
+/// they are not installed.
+fn npm_server(package: &str) -> Option<(String, String)> {
+    let dir = npm_dir();
+    let script = dir.join("node_modules/@modelcontextprotocol").join(package).join("dist/index.js");
+    let node = dir.join("node_modules/.bin/node");
+    if script.is_file() && node.is_file() {
+        return Some((node.display().to_string(), script.display().to_string()));
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI must install {package} (see .ci/run)");
+    eprintln!("{package} is not installed under {}: skipping", dir.display());
+    None
+}
+
+fn bad_upstream() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/bad_upstream.py").display().to_string()
+}
+
+/// Roles for these tests: `viewer` may only read the filesystem server; `developer` anything.
+const POLICY: &str = "
+default_action: deny
+roles:
+  admin: { allowed_tools: ['*'] }
+  developer: { allowed_tools: ['*'] }
+  viewer:
+    allowed_tools: [fs.read_text_file, fs.read_file, fs.list_directory, fs.directory_tree, fs.get_file_info, fs.list_allowed_directories, 'good.*']
+";
+
+/// The names `/mcp/tools` lists for `token`.
+async fn listed(gw: &TestGateway, token: &str) -> Vec<String> {
+    let (_, listing) = gw.get("/mcp/tools", Some(token)).await;
+    listing["tools"].as_array().map(|t| t.iter().filter_map(|t| t["name"].as_str().map(String::from)).collect()).unwrap_or_default()
+}
+
+/// Wait (up to 60 s: `npx`-style programs start slowly on a busy machine) until `tool` is listed.
+async fn wait_for_tool(gw: &TestGateway, token: &str, tool: &str) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        if listed(gw, token).await.iter().any(|t| t == tool) {
+            return;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{tool} was never listed; listed: {:?}", listed(gw, token).await);
+}
+
+fn text_of(body: &Value) -> String {
+    body["result"]["content"][0]["text"].as_str().unwrap_or_default().to_owned()
+}
+
+async fn filesystem_server_behind_the_gateway(kind: DbKind) {
+    let Some((node, script)) = npm_server("server-filesystem") else { return };
+    let Some(db) = TestDb::of(kind).await else { return };
+    let root = tempfile::tempdir().unwrap();
+    let root_path = root.path().canonicalize().unwrap();
+    let notes = root_path.join("notes.txt");
+    std::fs::write(&notes, "hello from the filesystem server\n").unwrap();
+    let servers = format!(
+        "- name: fs\n  transport: stdio\n  command: {node}\n  args: [{script}, {root}]\n  \
+         tools: {{ write_file: {{ risk_level: high }} }}\n",
+        root = root_path.display()
+    );
+    let gw = TestGateway::builder(&db).servers(&servers).policy_base(POLICY).start().await;
+    let viewer = gw.token("vera", &["viewer"]);
+    let dev = gw.token("dev", &["developer"]);
+    wait_for_tool(&gw, &dev, "fs.write_file").await;
+
+    // RBAC filters the listing: the viewer sees only the read tools.
+    let seen = listed(&gw, &viewer).await;
+    assert!(seen.contains(&"fs.read_text_file".to_owned()) && !seen.iter().any(|t| t == "fs.write_file"), "{seen:?}");
+
+    // A read through REST, with the server's own tool name behind the namespace.
+    let path = notes.display().to_string();
+    let (status, body) = gw.invoke(&viewer, "fs.read_text_file", json!({ "path": path })).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(text_of(&body).contains("hello from the filesystem server"), "{body}");
+
+    // A write by the viewer: denied, audited, the file unchanged.
+    let (status, body) = gw.invoke(&viewer, "fs.write_file", json!({ "path": path, "content": "owned" })).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "hello from the filesystem server\n");
+
+    // The same through MCP: tools/list filtered, tools/call served.
+    let session = gw.mcp_session(&viewer).await;
+    let reply = post(&gw, Some(&viewer), Some(&session), &[], rpc(2, "tools/list", json!({}))).await;
+    let names: Vec<&str> = reply.body["result"]["tools"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    assert!(names.contains(&"fs.list_directory") && !names.contains(&"fs.write_file"), "{names:?}");
+    let call = rpc(3, "tools/call", json!({ "name": "fs.list_directory", "arguments": { "path": root_path.display().to_string() } }));
+    let reply = post(&gw, Some(&viewer), Some(&session), &[], call).await;
+    assert!(reply.body["result"]["content"][0]["text"].as_str().unwrap_or("").contains("notes.txt"), "{}", reply.body);
+
+    // A developer may write (high-risk tool, allowed by the policy).
+    let (status, body) = gw.invoke(&dev, "fs.write_file", json!({ "path": path, "content": "rewritten" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "rewritten");
+
+    // Every attempt has its row, under the published name.
+    let rows = db.wait_for_rows(4).await;
+    let find = |user: &str, tool: &str| rows.iter().find(|r| r.user_id.as_deref() == Some(user) && r.tool_name.as_deref() == Some(tool));
+    assert_eq!(find("vera", "fs.read_text_file").map(|r| r.decision.as_str()), Some("allowed"));
+    assert_eq!(find("vera", "fs.write_file").map(|r| (r.decision.as_str(), r.http_status)), Some(("denied", 403)));
+    assert_eq!(find("vera", "fs.list_directory").map(|r| r.status.as_str()), Some("ok"));
+    assert_eq!(find("dev", "fs.write_file").map(|r| r.status.as_str()), Some("ok"));
+
+    // Operators see the program.
+    let (_, health) = gw.get("/health/actors", Some(&gw.token("ops", &["operator"]))).await;
+    let fs = &health["upstream_processes"][0];
+    assert_eq!((fs["server"].as_str(), fs["up"].as_bool()), (Some("fs"), Some(true)), "{health}");
+    assert!(gw.metrics().await.contains("mcpgw_upstream_process_up{server=\"fs\"} 1"));
+    gw.stop().await;
+    db.drop_db().await;
+}
+
+crate::common::on_both_databases!(filesystem_server_behind_the_gateway => filesystem_server_behind_the_gateway);
+
+#[actix_web::test]
+async fn everything_server_progress_and_a_clean_environment() {
+    let Some((node, script)) = npm_server("server-everything") else { return };
+    let db = TestDb::sqlite().await;
+    let servers = format!(
+        "- name: ev\n  transport: stdio\n  command: {node}\n  args: [{script}, stdio]\n  \
+         env: {{ EVERYTHING_MARKER: visible }}\n  exclude: ['toggle-*']\n"
+    );
+    let gw = TestGateway::builder(&db).servers(&servers).start().await;
+    let dev = gw.token("dev", &["developer"]);
+    wait_for_tool(&gw, &dev, "ev.echo").await;
+    assert!(!listed(&gw, &dev).await.iter().any(|t| t.starts_with("ev.toggle-")), "exclude applies");
+
+    let (status, body) = gw.invoke(&dev, "ev.echo", json!({ "message": "through the gateway" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(text_of(&body).contains("through the gateway"), "{body}");
+
+    // The program sees PATH and its own env, never the gateway's secrets.
+    let (status, body) = gw.invoke(&dev, "ev.get-env", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let env = text_of(&body);
+    assert!(env.contains("EVERYTHING_MARKER") && env.contains("PATH"), "{env}");
+    assert!(!env.contains("JWT_SECRET_KEY") && !env.contains("DATABASE_URL"), "{env}");
+
+    // Progress through MCP: the client's token, the server's notifications streamed back.
+    let session = gw.mcp_session(&dev).await;
+    let call = rpc(5, "tools/call", json!({ "name": "ev.trigger-long-running-operation",
+        "arguments": { "duration": 1, "steps": 3 }, "_meta": { "progressToken": "p-1" } }));
+    let mut resp = crate::common::client()
+        .post(format!("{}/mcp", gw.base))
+        .bearer_auth(&dev)
+        .insert_header(("Mcp-Session-Id", session.as_str()))
+        .insert_header(("Accept", "application/json, text/event-stream"))
+        .insert_header(("Content-Type", "application/json"))
+        .send_body(call.to_string())
+        .await
+        .unwrap();
+    let text = String::from_utf8(resp.body().limit(1 << 20).await.unwrap().to_vec()).unwrap();
+    assert!(text.matches("notifications/progress").count() >= 2 && text.contains("\"p-1\""), "{text}");
+    assert!(text.contains("\"id\":5") && text.contains("\"result\""), "{text}");
+    gw.stop().await;
+}
+
+/// Each misbehaving program beside a good one: the gateway, the good server and an HTTP tool
+/// keep serving; every attempt at a bad one is answered with a clear error and audited.
+async fn bad_upstreams_do_not_stop_the_gateway(kind: DbKind) {
+    let Some(db) = TestDb::of(kind).await else { return };
+    let echo = crate::common::backend::TestBackend::start(crate::common::backend::Mode::Echo).await;
+    let state = tempfile::tempdir().unwrap();
+    let (py, script) = (python(), bad_upstream());
+    let mut servers = String::new();
+    for mode in ["good", "no_init", "garbage", "exit", "exit_later", "flood", "big_line", "unknown_ids", "bad_tools"] {
+        let name = mode.replace('_', "-");
+        let starts = state.path().join(mode).display().to_string();
+        servers.push_str(&format!(
+            "- name: {name}\n  transport: stdio\n  command: {py}\n  args: [{script}, {mode}, {starts}]\n  timeout_seconds: 5\n"
+        ));
+    }
+    let gw = TestGateway::builder(&db).tool("echo", &echo.url).servers(&servers).start().await;
+    let dev = gw.token("dev", &["developer"]);
+    for tool in ["good.ping_tool", "garbage.ping_tool", "exit-later.ping_tool", "unknown-ids.ping_tool", "big-line.ping_tool", "bad-tools.ping_tool"] {
+        wait_for_tool(&gw, &dev, tool).await;
+    }
+    let names = listed(&gw, &dev).await;
+    // Invalid names and schemas are refused; the good tool of the same server is published.
+    assert!(!names.iter().any(|n| n.starts_with("bad-tools.") && n != "bad-tools.ping_tool"), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("no-init.") || n.starts_with("exit.") || n.starts_with("flood.")));
+
+    for tool in ["good.ping_tool", "garbage.ping_tool", "unknown-ids.ping_tool", "big-line.ping_tool"] {
+        let (status, body) = gw.invoke(&dev, tool, json!({})).await;
+        assert_eq!((status, text_of(&body).as_str()), (200, "pong"), "{tool}: {body}");
+    }
+    // A program that dies on a call: 502 for that call, audited; it is restarted.
+    let (status, body) = gw.invoke(&dev, "exit-later.ping_tool", json!({})).await;
+    assert_eq!(status, 502, "{body}");
+    let (status, _) = gw.invoke(&dev, "echo", json!({ "x": 1 })).await;
+    assert_eq!(status, 200, "the HTTP tool keeps serving");
+
+    // Programs that exit at once are restarted with back-off, not in a busy loop.
+    actix_web::rt::time::sleep(Duration::from_secs(4)).await;
+    let starts = std::fs::read_to_string(state.path().join("exit")).unwrap_or_default().lines().count();
+    assert!((2..=5).contains(&starts), "exit restarted {starts} times in ~4 s");
+    let (_, health) = gw.get("/health/actors", Some(&gw.token("ops", &["operator"]))).await;
+    let procs = health["upstream_processes"].as_array().unwrap();
+    let of = |name: &str| procs.iter().find(|p| p["server"] == name).cloned().unwrap_or_default();
+    assert_eq!(of("good")["up"], json!(true));
+    assert_eq!(of("exit")["up"], json!(false));
+    assert!(of("exit")["last_exit"].as_str().unwrap_or("").contains('3'), "{}", of("exit"));
+    assert!(of("big-line")["lines_over_limit"].as_u64() >= Some(1), "{}", of("big-line"));
+    assert!(of("unknown-ids")["answers_to_unknown_ids"].as_u64() >= Some(1), "{}", of("unknown-ids"));
+    assert!(of("garbage")["lines_not_json_rpc"].as_u64() >= Some(1), "{}", of("garbage"));
+
+    // Memory stays bounded with a flooding program and a 100 MB line (the test process holds
+    // the gateway: its whole RSS).
+    let rss_kib: u64 = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap();
+    assert!(rss_kib < 400 * 1024, "RSS {rss_kib} KiB");
+
+    // The calls above all have rows: 4 good + 1 failed + 1 echo.
+    let rows = db.wait_for_rows(6).await;
+    let failed = rows.iter().find(|r| r.tool_name.as_deref() == Some("exit-later.ping_tool")).unwrap();
+    assert_eq!((failed.http_status, failed.decision.as_str()), (502, "allowed"));
+    gw.stop().await;
+    db.drop_db().await;
+}
+
+crate::common::on_both_databases!(bad_upstreams_do_not_stop_the_gateway => bad_upstreams_do_not_stop_the_gateway);
