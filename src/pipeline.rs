@@ -178,11 +178,6 @@ pub async fn authorize(
     tool_name: &str,
     arguments: &Arc<Value>,
 ) -> Result<Arc<Tool>, GatewayError> {
-    if shared.settings.audit_strict && shared.audit.not_reaching_database() {
-        return Err(GatewayError::Unavailable(
-            "audit records cannot be made durable right now (AUDIT_MODE=strict)".into(),
-        ));
-    }
     attempt.caller = Some(caller.clone());
     attempt.tool_name = Some(tool_name.to_owned());
     attempt.arguments_sha256 = Some(digest(arguments));
@@ -196,6 +191,29 @@ pub async fn authorize(
         .map_err(|e| GatewayError::Internal(format!("registry: {e}")))?
         .filter(|t| t.is_active)
         .ok_or_else(|| GatewayError::UnknownTool(crate::error::echo(tool_name).into_owned()))?;
+    authorize_subject(shared, worker, attempt, caller, tool, arguments).await
+}
+
+/// [`authorize`] for a subject already found: a tool, or an upstream's prompt or resource
+/// (`prompt:<name>`, `resource:<uri>`), which policy, limits and audit treat like a tool.
+pub async fn authorize_subject(
+    shared: &Shared,
+    worker: &Worker,
+    attempt: &mut Attempt,
+    caller: Arc<Caller>,
+    tool: Arc<Tool>,
+    arguments: &Arc<Value>,
+) -> Result<Arc<Tool>, GatewayError> {
+    if shared.settings.audit_strict && shared.audit.not_reaching_database() {
+        return Err(GatewayError::Unavailable(
+            "audit records cannot be made durable right now (AUDIT_MODE=strict)".into(),
+        ));
+    }
+    attempt.caller = Some(caller.clone());
+    if attempt.tool_name.is_none() {
+        attempt.tool_name = Some(tool.name.clone());
+        attempt.arguments_sha256 = Some(digest(arguments));
+    }
     let internal = |e: actix::MailboxError| GatewayError::Internal(format!("policy: {e}"));
     let limits = worker
         .policy
@@ -287,6 +305,23 @@ pub async fn call_authorized(
     // The policy actor has let go of its reference by now: no copy of the arguments is made.
     let arguments = Arc::try_unwrap(arguments).unwrap_or_else(|shared| (*shared).clone());
     call_backend(shared, &worker.backend, tool, arguments, watch, None).await
+}
+
+/// Forward an authorised request other than `tools/call` (`prompts/get`, `resources/read`,
+/// `completion/complete`) to the upstream of `subject`, behind its breaker, under its timeout.
+pub async fn forward(
+    shared: &Shared,
+    worker: &Worker,
+    subject: &Tool,
+    method: &str,
+    params: Value,
+) -> Result<Value, GatewayError> {
+    let timeout =
+        subject.timeout_seconds.map(std::time::Duration::from_secs).unwrap_or(shared.settings.backend_timeout);
+    shared.registry.protection().admit(&subject.backend_url)?;
+    let result = worker.backend.request(&subject.backend_url, method, params, timeout, None, true).await;
+    shared.registry.protection().record(&subject.backend_url, !crate::backend::protect::unhealthy(&result));
+    result
 }
 
 /// The backend call of an authorised tool call, behind its breaker and concurrency slot.

@@ -29,9 +29,7 @@ use crate::state::{Shared, Worker};
 use crate::telemetry::GatewaySpans;
 
 /// Check everything `serve` would check, without opening the database or a socket.
-pub fn check_config(
-    settings: &Settings,
-) -> anyhow::Result<(crate::config::files::ToolsConfig, Policy, Authenticator)> {
+pub fn check_config(settings: &Settings) -> anyhow::Result<(crate::config::files::ToolsConfig, Policy, Authenticator)> {
     let lookup = |name: &str| std::env::var(name).ok();
     let tools = crate::config::files::load_tools(&settings.tools_config, &lookup)?;
     let policy = crate::config::files::load_policy(&settings.policy_config, &lookup)?;

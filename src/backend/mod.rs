@@ -189,23 +189,35 @@ impl McpClient {
 
     /// Every tool the backend at `url` lists (following `nextCursor`, at most 20 pages).
     pub async fn list_tools(&self, url: &str, timeout: Duration) -> Result<Vec<Value>, GatewayError> {
-        let mut tools = Vec::new();
+        self.list_all(url, "tools/list", "tools", timeout).await
+    }
+
+    /// Every item of a paginated listing (`method`, items under `key`) of the backend at `url`,
+    /// following `nextCursor` for at most 20 pages.
+    pub async fn list_all(
+        &self,
+        url: &str,
+        method: &str,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<Vec<Value>, GatewayError> {
+        let mut items = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..20 {
             let params = match &cursor {
                 Some(c) => json!({ "cursor": c }),
                 None => json!({}),
             };
-            let mut page = self.request(url, "tools/list", params, timeout, None, true).await?;
-            if let Some(Value::Array(items)) = page.get_mut("tools").map(Value::take) {
-                tools.extend(items);
+            let mut page = self.request(url, method, params, timeout, None, true).await?;
+            if let Some(Value::Array(page_items)) = page.get_mut(key).map(Value::take) {
+                items.extend(page_items);
             }
             cursor = page.get("nextCursor").and_then(Value::as_str).map(str::to_owned);
             if cursor.is_none() {
                 break;
             }
         }
-        Ok(tools)
+        Ok(items)
     }
 
     /// Send one JSON-RPC request to the backend at `url` within `timeout` (initialising a

@@ -264,8 +264,9 @@ mod tests {
         let (tx, _rx) = mpsc::channel(8);
         let link = Arc::new(StdioLink::new("t", tx, 8));
         let caller = link.clone();
-        let call =
-            actix_web::rt::spawn(async move { caller.request("tools/list", &json!({}), Duration::from_secs(5), None).await });
+        let call = actix_web::rt::spawn(async move {
+            caller.request("tools/list", &json!({}), Duration::from_secs(5), None).await
+        });
         tokio::time::sleep(Duration::from_millis(20)).await;
         link.close();
         assert!(matches!(call.await.unwrap(), Err(GatewayError::BackendUnavailable(_))));

@@ -211,14 +211,14 @@ impl ServerConfig {
                     return Err(ConfigError::new(field("url"), format!("{url:?} is not an http(s) URL")));
                 }
                 if self.command.is_some() || !self.args.is_empty() || !self.env.is_empty() || self.cwd.is_some() {
-                    return Err(ConfigError::new(
-                        field("command"),
-                        "command, args, env and cwd are for stdio servers",
-                    ));
+                    return Err(ConfigError::new(field("command"), "command, args, env and cwd are for stdio servers"));
                 }
                 for name in self.credentials.headers.keys().chain(self.credentials.header_files.keys()) {
                     if awc::http::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                        return Err(ConfigError::new(field("credentials.headers"), format!("{name:?} is not a header name")));
+                        return Err(ConfigError::new(
+                            field("credentials.headers"),
+                            format!("{name:?} is not a header name"),
+                        ));
                     }
                 }
                 for (name, value) in &self.credentials.headers {
@@ -319,7 +319,10 @@ pub fn validate(file: &str, servers: &[ServerConfig], separator: &str) -> Result
             return Err(ConfigError::new(field("name"), format!("duplicate server {:?}", server.name)));
         }
         if !namespaces.insert(server.namespace()) {
-            return Err(ConfigError::new(field("namespace"), format!("namespace {:?} is used twice", server.namespace())));
+            return Err(ConfigError::new(
+                field("namespace"),
+                format!("namespace {:?} is used twice", server.namespace()),
+            ));
         }
     }
     Ok(())

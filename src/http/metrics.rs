@@ -58,12 +58,18 @@ fn render_registry(shared: &Shared, out: &mut String) {
     }
     let processes = shared.registry.processes();
     let gauges: [(&str, &str, &str, fn(&crate::registry::processes::ProcessStatus) -> u64); 3] = [
-        ("mcpgw_upstream_process_up", "gauge", "stdio servers' programs running and initialised (1) or not (0).", |p| {
-            u64::from(p.is_up())
-        }),
-        ("mcpgw_upstream_process_restarts_total", "counter", "Restarts of stdio servers' programs after they exited.", |p| {
-            p.restarts()
-        }),
+        (
+            "mcpgw_upstream_process_up",
+            "gauge",
+            "stdio servers' programs running and initialised (1) or not (0).",
+            |p| u64::from(p.is_up()),
+        ),
+        (
+            "mcpgw_upstream_process_restarts_total",
+            "counter",
+            "Restarts of stdio servers' programs after they exited.",
+            |p| p.restarts(),
+        ),
         ("mcpgw_upstream_process_pending_calls", "gauge", "Requests waiting for a stdio server's answer.", |p| {
             p.pending() as u64
         }),

@@ -16,6 +16,7 @@
 //! | [`wellknown`] | RFC 9728 protected-resource metadata |
 
 pub mod listing;
+pub mod offerings;
 pub mod sse;
 pub mod streamable;
 pub mod tasks;
@@ -219,10 +220,14 @@ pub fn initialize_result(version: &str) -> Value {
     })
 }
 
-/// What the gateway offers: tools (with list-change notifications) and tasks on tool calls.
+/// What the gateway offers: tools (with list-change notifications), upstream servers' prompts,
+/// resources and completions, and tasks on tool calls.
 fn capabilities() -> Value {
     json!({
         "tools": { "listChanged": true },
+        "prompts": { "listChanged": false },
+        "resources": { "listChanged": false, "subscribe": false },
+        "completions": {},
         "tasks": { "list": {}, "cancel": {}, "requests": { "tools": { "call": {} } } },
     })
 }
@@ -331,6 +336,8 @@ pub async fn dispatch(ctx: &Ctx, method: &str, params: Value) -> Result<Value, R
         "tools/call" if params.get("task").is_some_and(Value::is_object) => tasks::create(ctx, &params).await,
         "tools/call" => call(ctx, params).await,
         "tasks/get" | "tasks/result" | "tasks/list" | "tasks/cancel" => tasks::handle(ctx, method, &params).await,
+        "prompts/list" | "resources/list" | "resources/templates/list" => offerings::list(ctx, method).await,
+        "prompts/get" | "resources/read" | "completion/complete" => offerings::forward(ctx, method, params).await,
         other => Err(errors::method_not_found(other)),
     }?;
     if ctx.stateless || method == "server/discover" {

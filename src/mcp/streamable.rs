@@ -306,7 +306,10 @@ impl Post {
         }
         // A batch's other messages, and every task poll (a database read), count against the
         // caller's own limits; tool calls are counted by their own pipeline.
-        if (self.batch && method != "tools/call") || method.starts_with("tasks/") {
+        // Forwarded prompts and resources are charged by their own pipeline too.
+        let own_pipeline =
+            matches!(method.as_str(), "tools/call" | "prompts/get" | "resources/read" | "completion/complete");
+        if (self.batch && !own_pipeline) || method.starts_with("tasks/") {
             if let Err(e) = crate::pipeline::charge(&self.shared, &self.worker, &self.caller).await {
                 self.refused(&e);
                 return Step::Answer(response(id, Err(e.to_rpc())));

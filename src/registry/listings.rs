@@ -56,7 +56,8 @@ impl ToolEntries {
             match client.list_tools(url, BACKEND_TIMEOUT).await {
                 Ok(listed) => {
                     for tool in group {
-                        let found = listed.iter().find(|t| t.get("name").and_then(Value::as_str) == Some(tool.backend_name()));
+                        let found =
+                            listed.iter().find(|t| t.get("name").and_then(Value::as_str) == Some(tool.backend_name()));
                         self.entries.insert(tool.name.clone(), (Instant::now(), entry(tool, found)));
                     }
                 }

@@ -10,6 +10,7 @@
 pub mod input_schemas;
 pub mod listen;
 pub mod listings;
+pub mod offerings;
 pub mod owner;
 pub mod pinning;
 pub mod processes;
@@ -50,6 +51,7 @@ pub struct Registry {
     listened: DashSet<String>,
     routes: crate::backend::Routes,
     processes: DashMap<String, Arc<processes::ProcessStatus>>,
+    offerings: arc_swap::ArcSwap<offerings::Offerings>,
     owner: OnceLock<Addr<RegistryOwner>>,
 }
 
@@ -73,6 +75,7 @@ impl Registry {
             listened: DashSet::new(),
             routes: crate::backend::Routes::default(),
             processes: DashMap::new(),
+            offerings: arc_swap::ArcSwap::from_pointee(offerings::Offerings::default()),
             owner: OnceLock::new(),
         }
     }
@@ -122,6 +125,11 @@ impl Registry {
     /// Backends' cached `tools/list` entries.
     pub fn listings(&self) -> &ToolEntries {
         &self.listings
+    }
+
+    /// Upstream servers' prompts, resources and templates in force.
+    pub fn offerings(&self) -> Arc<offerings::Offerings> {
+        self.offerings.load_full()
     }
 
     /// Each stdio server's program: up, restarts, pending calls, last exit (by server name).
@@ -181,6 +189,11 @@ impl Registry {
         let old = self.catalog.swap(catalog.clone());
         self.listings.forget(old.all().iter().chain(catalog.all().iter()).map(|t| t.name.as_str()));
         old
+    }
+
+    /// Publish upstreams' prompts, resources and templates.
+    fn publish_offerings(&self, offerings: offerings::Offerings) {
+        self.offerings.store(Arc::new(offerings));
     }
 
     /// Enforce a backend's own input schema for `tool` (it has none in `tools.yaml`).

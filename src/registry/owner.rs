@@ -7,8 +7,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
-
 use super::processes::{ProcessStatus, StdioProcess, Stop};
 use crate::backend::McpClient;
 use crate::closing::Closing;
@@ -97,7 +95,7 @@ pub struct RegistryOwner {
     /// The `tools.yaml` in force.
     config: Arc<ToolsConfig>,
     /// Each server's last `tools/list` that was answered (kept while it does not answer).
-    discovered: BTreeMap<String, Vec<Value>>,
+    discovered: BTreeMap<String, super::offerings::Listing>,
     /// The running stdio programs, with the configuration each was started with.
     processes: HashMap<String, (Arc<ServerConfig>, actix::Addr<StdioProcess>)>,
 }
@@ -171,7 +169,9 @@ impl RegistryOwner {
                             .collect();
                         registry.routes.headers.insert(server.backend_key(), Arc::new(parsed));
                     }
-                    Err(e) => tracing::error!(server = %server.name, error = %e, "credentials unreadable; calls go without them"),
+                    Err(e) => {
+                        tracing::error!(server = %server.name, error = %e, "credentials unreadable; calls go without them")
+                    }
                 },
             }
         }
@@ -186,7 +186,7 @@ impl RegistryOwner {
         let mut taken: HashSet<String> = tools.iter().map(|t| t.name.clone()).collect();
         for server in &self.config.servers {
             if let Some(listed) = self.discovered.get(&server.name) {
-                tools.extend(super::servers::publish(server, &self.config.separator, listed, &mut taken));
+                tools.extend(super::servers::publish(server, &self.config.separator, &listed.tools, &mut taken));
             }
         }
         tools
@@ -241,16 +241,14 @@ impl Handler<Reload> for RegistryOwner {
                     Some(config) => {
                         owner.apply(config, ctx);
                         let (env, tools) = (owner.env.clone(), owner.merged());
-                        Box::new(
-                            async move { publish(&env, tools, trigger, true).await }.into_actor(owner).map(
-                                |outcome, owner, ctx| {
-                                    if outcome == Reloaded::Applied {
-                                        owner.check_soon(ctx);
-                                    }
-                                    outcome
-                                },
-                            ),
-                        )
+                        Box::new(async move { publish(&env, tools, trigger, true).await }.into_actor(owner).map(
+                            |outcome, owner, ctx| {
+                                if outcome == Reloaded::Applied {
+                                    owner.check_soon(ctx);
+                                }
+                                outcome
+                            },
+                        ))
                     }
                     None => Box::new(actix::fut::ready(Reloaded::Refused)),
                 };
@@ -278,7 +276,7 @@ impl Handler<Discover> for RegistryOwner {
             async move {
                 let asks = targets.iter().map(|(name, key)| {
                     let client = client.clone();
-                    async move { (name.clone(), client.list_tools(key, DISCOVERY_TIMEOUT).await) }
+                    async move { (name.clone(), discover(&client, key).await) }
                 });
                 futures_util::future::join_all(asks).await
             }
@@ -294,6 +292,9 @@ impl Handler<Discover> for RegistryOwner {
                         }
                     }
                 }
+                let config = &owner.config;
+                let offerings = super::offerings::Offerings::build(&config.servers, &config.separator, &owner.discovered);
+                owner.env.registry.publish_offerings(offerings);
                 let (env, tools) = (owner.env.clone(), owner.merged());
                 let unchanged = {
                     let current = env.registry.snapshot();
@@ -359,6 +360,23 @@ impl Handler<CheckDefinitions> for RegistryOwner {
             }
         }))
     }
+}
+
+/// A server's tools, prompts, resources and templates. The tools must be listed; the rest
+/// only when the server offers them (an error there counts as none).
+async fn discover(client: &McpClient, key: &str) -> Result<super::offerings::Listing, crate::error::GatewayError> {
+    let tools = client.list_tools(key, DISCOVERY_TIMEOUT).await?;
+    let (prompts, resources, templates) = tokio::join!(
+        client.list_all(key, "prompts/list", "prompts", DISCOVERY_TIMEOUT),
+        client.list_all(key, "resources/list", "resources", DISCOVERY_TIMEOUT),
+        client.list_all(key, "resources/templates/list", "resourceTemplates", DISCOVERY_TIMEOUT),
+    );
+    Ok(super::offerings::Listing {
+        tools,
+        prompts: prompts.unwrap_or_default(),
+        resources: resources.unwrap_or_default(),
+        templates: templates.unwrap_or_default(),
+    })
 }
 
 /// Load and validate `tools.yaml` (`None`, logged and counted, when it is invalid).

@@ -373,7 +373,11 @@ async fn read_stdout(
             Line::Text(text) => text,
             Line::Overlong => {
                 status.dropped_lines.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(server = name, max_line_bytes = max_line, "stdio server printed a line over its limit; dropped");
+                tracing::warn!(
+                    server = name,
+                    max_line_bytes = max_line,
+                    "stdio server printed a line over its limit; dropped"
+                );
                 continue;
             }
         };
@@ -389,7 +393,10 @@ async fn read_stdout(
             }
             Said::Garbage => {
                 if status.garbage_lines.fetch_add(1, Ordering::Relaxed) < 10 {
-                    tracing::warn!(server = name, "stdio server printed a line that is not JSON-RPC on stdout; ignored");
+                    tracing::warn!(
+                        server = name,
+                        "stdio server printed a line that is not JSON-RPC on stdout; ignored"
+                    );
                 }
             }
             Said::ListChanged => on_event(name, Said::ListChanged),

@@ -14,9 +14,9 @@ use crate::common::{DbKind, TestDb, TestGateway};
 
 /// Where `.ci/run` installs the npm servers (`MCP_UPSTREAMS_NPM_DIR`, else the shared default).
 fn npm_dir() -> PathBuf {
-    std::env::var_os("MCP_UPSTREAMS_NPM_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::temp_dir().join("mcp-gateway-clients").join("upstreams")
-    })
+    std::env::var_os("MCP_UPSTREAMS_NPM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("mcp-gateway-clients").join("upstreams"))
 }
 
 /// `node` and the entry script of the npm package `package`; `None` (skipped) outside CI when
@@ -50,7 +50,10 @@ roles:
 /// The names `/mcp/tools` lists for `token`.
 async fn listed(gw: &TestGateway, token: &str) -> Vec<String> {
     let (_, listing) = gw.get("/mcp/tools", Some(token)).await;
-    listing["tools"].as_array().map(|t| t.iter().filter_map(|t| t["name"].as_str().map(String::from)).collect()).unwrap_or_default()
+    listing["tools"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|t| t["name"].as_str().map(String::from)).collect())
+        .unwrap_or_default()
 }
 
 /// Wait (up to 60 s: `npx`-style programs start slowly on a busy machine) until `tool` is listed.
@@ -104,9 +107,14 @@ async fn filesystem_server_behind_the_gateway(kind: DbKind) {
     // The same through MCP: tools/list filtered, tools/call served.
     let session = gw.mcp_session(&viewer).await;
     let reply = post(&gw, Some(&viewer), Some(&session), &[], rpc(2, "tools/list", json!({}))).await;
-    let names: Vec<&str> = reply.body["result"]["tools"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    let names: Vec<&str> =
+        reply.body["result"]["tools"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
     assert!(names.contains(&"fs.list_directory") && !names.contains(&"fs.write_file"), "{names:?}");
-    let call = rpc(3, "tools/call", json!({ "name": "fs.list_directory", "arguments": { "path": root_path.display().to_string() } }));
+    let call = rpc(
+        3,
+        "tools/call",
+        json!({ "name": "fs.list_directory", "arguments": { "path": root_path.display().to_string() } }),
+    );
     let reply = post(&gw, Some(&viewer), Some(&session), &[], call).await;
     assert!(reply.body["result"]["content"][0]["text"].as_str().unwrap_or("").contains("notes.txt"), "{}", reply.body);
 
@@ -117,7 +125,9 @@ async fn filesystem_server_behind_the_gateway(kind: DbKind) {
 
     // Every attempt has its row, under the published name.
     let rows = db.wait_for_rows(4).await;
-    let find = |user: &str, tool: &str| rows.iter().find(|r| r.user_id.as_deref() == Some(user) && r.tool_name.as_deref() == Some(tool));
+    let find = |user: &str, tool: &str| {
+        rows.iter().find(|r| r.user_id.as_deref() == Some(user) && r.tool_name.as_deref() == Some(tool))
+    };
     assert_eq!(find("vera", "fs.read_text_file").map(|r| r.decision.as_str()), Some("allowed"));
     assert_eq!(find("vera", "fs.write_file").map(|r| (r.decision.as_str(), r.http_status)), Some(("denied", 403)));
     assert_eq!(find("vera", "fs.list_directory").map(|r| r.status.as_str()), Some("ok"));
@@ -160,8 +170,12 @@ async fn everything_server_progress_and_a_clean_environment() {
 
     // Progress through MCP: the client's token, the server's notifications streamed back.
     let session = gw.mcp_session(&dev).await;
-    let call = rpc(5, "tools/call", json!({ "name": "ev.trigger-long-running-operation",
-        "arguments": { "duration": 1, "steps": 3 }, "_meta": { "progressToken": "p-1" } }));
+    let call = rpc(
+        5,
+        "tools/call",
+        json!({ "name": "ev.trigger-long-running-operation",
+        "arguments": { "duration": 1, "steps": 3 }, "_meta": { "progressToken": "p-1" } }),
+    );
     let mut resp = crate::common::client()
         .post(format!("{}/mcp", gw.base))
         .bearer_auth(&dev)
@@ -174,6 +188,60 @@ async fn everything_server_progress_and_a_clean_environment() {
     let text = String::from_utf8(resp.body().limit(1 << 20).await.unwrap().to_vec()).unwrap();
     assert!(text.matches("notifications/progress").count() >= 2 && text.contains("\"p-1\""), "{text}");
     assert!(text.contains("\"id\":5") && text.contains("\"result\""), "{text}");
+
+    // Prompts, resources, templates and completion, namespaced and routed.
+    let ask = |id: u64, method: &'static str, params: Value| {
+        let (gw, dev, session) = (&gw, dev.clone(), session.clone());
+        async move { post(gw, Some(&dev), Some(&session), &[], rpc(id, method, params)).await.body }
+    };
+    let prompts = ask(10, "prompts/list", json!({})).await;
+    let names: Vec<&str> =
+        prompts["result"]["prompts"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+    assert!(names.contains(&"ev.simple-prompt") && names.contains(&"ev.args-prompt"), "{prompts}");
+    let got = ask(11, "prompts/get", json!({ "name": "ev.args-prompt", "arguments": { "city": "Lisbon" } })).await;
+    assert!(got["result"]["messages"].to_string().contains("Lisbon"), "{got}");
+    let resources = ask(12, "resources/list", json!({})).await;
+    let uri = resources["result"]["resources"][0]["uri"].as_str().unwrap_or_else(|| panic!("{resources}")).to_owned();
+    let read = ask(13, "resources/read", json!({ "uri": uri })).await;
+    assert_eq!(read["result"]["contents"][0]["uri"], json!(uri), "{read}");
+    let templates = ask(14, "resources/templates/list", json!({})).await;
+    assert!(
+        templates["result"]["resourceTemplates"].to_string().contains("demo://resource/dynamic/text/{resourceId}"),
+        "{templates}"
+    );
+    let dynamic = ask(15, "resources/read", json!({ "uri": "demo://resource/dynamic/text/3" })).await;
+    assert!(dynamic["result"]["contents"][0]["text"].is_string(), "{dynamic}");
+    let completed = ask(
+        16,
+        "completion/complete",
+        json!({ "ref": { "type": "ref/prompt", "name": "ev.completable-prompt" },
+        "argument": { "name": "department", "value": "E" } }),
+    )
+    .await;
+    assert!(completed["result"]["completion"]["values"].to_string().contains("Engineering"), "{completed}");
+    let missing = ask(17, "resources/read", json!({ "uri": "file:///etc/passwd" })).await;
+    assert_eq!(missing["error"]["code"], json!(-32002), "{missing}");
+
+    // A guest (policy: only `echo`) sees none of them and is refused as if they did not exist.
+    let guest = gw.token("gus", &["guest"]);
+    let guest_session = gw.mcp_session(&guest).await;
+    let listed_prompts =
+        post(&gw, Some(&guest), Some(&guest_session), &[], rpc(20, "prompts/list", json!({}))).await.body;
+    assert_eq!(listed_prompts["result"]["prompts"], json!([]), "{listed_prompts}");
+    let denied =
+        post(&gw, Some(&guest), Some(&guest_session), &[], rpc(21, "resources/read", json!({ "uri": uri }))).await.body;
+    assert_eq!(denied["error"]["code"], json!(-32002), "{denied}");
+
+    // Each get, read and completion has its row; the guest's read is a denial.
+    let rows = db.wait_for_rows(10).await;
+    let row = |tool: &str| {
+        rows.iter().find(|r| r.tool_name.as_deref() == Some(tool)).unwrap_or_else(|| panic!("no row for {tool}"))
+    };
+    assert_eq!(row("prompt:ev.args-prompt").decision, "allowed");
+    assert_eq!(row("prompt:ev.completable-prompt").status, "ok");
+    assert_eq!(row("resource:demo://resource/dynamic/text/3").status, "ok");
+    let guest_row = rows.iter().find(|r| r.user_id.as_deref() == Some("gus")).unwrap();
+    assert_eq!((guest_row.decision.as_str(), guest_row.tool_name.clone()), ("denied", Some(format!("resource:{uri}"))));
     gw.stop().await;
 }
 
@@ -194,7 +262,14 @@ async fn bad_upstreams_do_not_stop_the_gateway(kind: DbKind) {
     }
     let gw = TestGateway::builder(&db).tool("echo", &echo.url).servers(&servers).start().await;
     let dev = gw.token("dev", &["developer"]);
-    for tool in ["good.ping_tool", "garbage.ping_tool", "exit-later.ping_tool", "unknown-ids.ping_tool", "big-line.ping_tool", "bad-tools.ping_tool"] {
+    for tool in [
+        "good.ping_tool",
+        "garbage.ping_tool",
+        "exit-later.ping_tool",
+        "unknown-ids.ping_tool",
+        "big-line.ping_tool",
+        "bad-tools.ping_tool",
+    ] {
         wait_for_tool(&gw, &dev, tool).await;
     }
     let names = listed(&gw, &dev).await;
