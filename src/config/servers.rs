@@ -232,6 +232,14 @@ impl ServerConfig {
                 }
             }
         }
+        for (name, path) in &self.credentials.header_files {
+            if std::fs::metadata(path).map(|m| !m.is_file()).unwrap_or(true) {
+                return Err(ConfigError::new(
+                    field(&format!("credentials.header_files.{name}")),
+                    format!("{} is not a readable file", path.display()),
+                ));
+            }
+        }
         if let Some(cwd) = &self.cwd {
             if !cwd.is_dir() {
                 return Err(ConfigError::new(field("cwd"), format!("{} is not a directory", cwd.display())));

@@ -320,3 +320,158 @@ async fn bad_upstreams_do_not_stop_the_gateway(kind: DbKind) {
 }
 
 crate::common::on_both_databases!(bad_upstreams_do_not_stop_the_gateway => bad_upstreams_do_not_stop_the_gateway);
+
+/// The PyPI servers' programs (`.ci/run` installs them into a venv of their own:
+/// `MCP_UPSTREAMS_PY_DIR`, else the shared default); `None` (skipped) outside CI without them.
+fn pypi_server(program: &str) -> Option<String> {
+    let dir = std::env::var_os("MCP_UPSTREAMS_PY_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("mcp-gateway-clients").join("pyservers"));
+    let path = dir.join("bin").join(program);
+    if path.is_file() {
+        return Some(path.display().to_string());
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI must install {program} (see .ci/run)");
+    eprintln!("{program} is not installed under {}: skipping", dir.display());
+    None
+}
+
+#[actix_web::test]
+async fn git_and_time_servers_from_pypi() {
+    let (Some(git), Some(time)) = (pypi_server("mcp-server-git"), pypi_server("mcp-server-time")) else { return };
+    let repo = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let ok = std::process::Command::new("git").args(args).current_dir(repo.path()).output().unwrap().status.success();
+        assert!(ok, "git {args:?}");
+    };
+    run(&["init", "-q"]);
+    std::fs::write(repo.path().join("README"), "upstream test\n").unwrap();
+    run(&["add", "README"]);
+    run(&["-c", "user.name=T", "-c", "user.email=t@example.com", "commit", "-qm", "first commit through the gateway"]);
+    let db = TestDb::sqlite().await;
+    let servers = format!(
+        "- name: git\n  transport: stdio\n  command: {git}\n  args: [--repository, {repo}]\n  include: [git_log, git_status, git_show]\n\
+         - name: time\n  transport: stdio\n  command: {time}\n",
+        repo = repo.path().display()
+    );
+    let gw = TestGateway::builder(&db).servers(&servers).start().await;
+    let dev = gw.token("dev", &["developer"]);
+    wait_for_tool(&gw, &dev, "git.git_log").await;
+    wait_for_tool(&gw, &dev, "time.get_current_time").await;
+    assert!(!listed(&gw, &dev).await.iter().any(|t| t == "git.git_commit"), "include keeps only the read tools");
+    let (status, body) = gw.invoke(&dev, "git.git_log", json!({ "repo_path": repo.path().display().to_string() })).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(text_of(&body).contains("first commit through the gateway"), "{body}");
+    let (status, body) = gw.invoke(&dev, "time.get_current_time", json!({ "timezone": "UTC" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(text_of(&body).contains("UTC"), "{body}");
+    // A tool the include list left out is unknown to the gateway.
+    let (status, _) = gw.invoke(&dev, "git.git_commit", json!({ "repo_path": "x", "message": "m" })).await;
+    assert_eq!(status, 404);
+    gw.stop().await;
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The npm everything server in its Streamable HTTP mode, killed on drop.
+struct HttpEverything(std::process::Child);
+
+impl HttpEverything {
+    fn start(port: u16) -> Option<Self> {
+        let (node, script) = npm_server("server-everything")?;
+        let child = std::process::Command::new(node)
+            .args([script.as_str(), "streamableHttp"])
+            .env("PORT", port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Some(Self(child))
+    }
+}
+
+impl Drop for HttpEverything {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An HTTP upstream that is down when the gateway starts: the gateway serves, the server's
+/// tools appear once it is up, and the gateway's own credentials (not the client's token) go
+/// with each request.
+#[actix_web::test]
+async fn an_http_server_down_at_start_up_appears_when_it_comes_up() {
+    if npm_server("server-everything").is_none() {
+        return;
+    }
+    let port = free_port();
+    let db = TestDb::sqlite().await;
+    let servers = format!(
+        "- name: web\n  transport: streamable_http\n  url: http://127.0.0.1:{port}/mcp\n  \
+         credentials: {{ headers: {{ X-Upstream-Key: upstream-secret-value }} }}\n"
+    );
+    let gw = TestGateway::builder(&db).servers(&servers).var("PIN_CHECK_SECONDS", "1").start().await;
+    let dev = gw.token("dev", &["developer"]);
+    let (status, _) = gw.get("/health", None).await;
+    assert_eq!(status, 200, "the gateway serves while the server is down");
+    assert!(listed(&gw, &dev).await.is_empty());
+    let (status, _) = gw.invoke(&dev, "web.echo", json!({ "message": "x" })).await;
+    assert_eq!(status, 404);
+    let _server = HttpEverything::start(port);
+    wait_for_tool(&gw, &dev, "web.echo").await;
+    let (status, body) = gw.invoke(&dev, "web.echo", json!({ "message": "over http" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(text_of(&body).contains("over http"), "{body}");
+    // The configured secret never shows in what operators read.
+    let ops = gw.token("ops", &["operator", "admin"]);
+    for path in ["/health/actors", "/admin/tools"] {
+        let (_, body) = gw.get(path, Some(&ops)).await;
+        assert!(!body.to_string().contains("upstream-secret-value"), "{path}: {body}");
+    }
+    assert!(!gw.metrics().await.contains("upstream-secret-value"));
+    gw.stop().await;
+}
+
+/// The gateway's own credentials for an upstream — a header from a file (a mounted secret) —
+/// reach it on every request; the client's token never does, and the secret shows nowhere an
+/// operator or a caller can read.
+#[actix_web::test]
+async fn gateway_held_credentials_reach_the_upstream_and_the_clients_token_never_does() {
+    use crate::common::backend::{Mode, TestBackend};
+    let backend = TestBackend::start(Mode::Echo).await;
+    backend.set_listing(vec![json!({ "name": "echo", "description": "Echo.", "inputSchema": { "type": "object" } })]);
+    let secrets = tempfile::tempdir().unwrap();
+    let token_file = secrets.path().join("upstream-token");
+    std::fs::write(&token_file, "Bearer upstream-secret-7f3a\n").unwrap();
+    let db = TestDb::sqlite().await;
+    let servers = format!(
+        "- name: api\n  transport: streamable_http\n  url: {}\n  \
+         credentials: {{ header_files: {{ Authorization: {} }}, headers: {{ X-Tenant: acme }} }}\n",
+        backend.url,
+        token_file.display()
+    );
+    let gw = TestGateway::builder(&db).servers(&servers).start().await;
+    let dev = gw.token("dev", &["developer"]);
+    wait_for_tool(&gw, &dev, "api.echo").await;
+    let (status, body) = gw.invoke(&dev, "api.echo", json!({ "x": 1 })).await;
+    assert_eq!(status, 200, "{body}");
+    let calls = backend.with("tools/call");
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].params["name"], "echo", "the server's own name");
+    for seen in backend.seen() {
+        assert_eq!(seen.authorization.as_deref(), Some("Bearer upstream-secret-7f3a"), "{}", seen.method);
+    }
+    let ops = gw.token("ops", &["operator", "admin"]);
+    for path in ["/health/actors", "/admin/tools"] {
+        let (_, body) = gw.get(path, Some(&ops)).await;
+        assert!(!body.to_string().contains("upstream-secret"), "{path}: {body}");
+    }
+    assert!(!gw.metrics().await.contains("upstream-secret"));
+    let rows = db.wait_for_rows(1).await;
+    assert!(!format!("{rows:?}").contains("upstream-secret"));
+    gw.stop().await;
+    backend.stop().await;
+}
