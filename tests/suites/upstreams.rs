@@ -341,7 +341,8 @@ async fn git_and_time_servers_from_pypi() {
     let (Some(git), Some(time)) = (pypi_server("mcp-server-git"), pypi_server("mcp-server-time")) else { return };
     let repo = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let ok = std::process::Command::new("git").args(args).current_dir(repo.path()).output().unwrap().status.success();
+        let ok =
+            std::process::Command::new("git").args(args).current_dir(repo.path()).output().unwrap().status.success();
         assert!(ok, "git {args:?}");
     };
     run(&["init", "-q"]);
@@ -359,7 +360,8 @@ async fn git_and_time_servers_from_pypi() {
     wait_for_tool(&gw, &dev, "git.git_log").await;
     wait_for_tool(&gw, &dev, "time.get_current_time").await;
     assert!(!listed(&gw, &dev).await.iter().any(|t| t == "git.git_commit"), "include keeps only the read tools");
-    let (status, body) = gw.invoke(&dev, "git.git_log", json!({ "repo_path": repo.path().display().to_string() })).await;
+    let (status, body) =
+        gw.invoke(&dev, "git.git_log", json!({ "repo_path": repo.path().display().to_string() })).await;
     assert_eq!(status, 200, "{body}");
     assert!(text_of(&body).contains("first commit through the gateway"), "{body}");
     let (status, body) = gw.invoke(&dev, "time.get_current_time", json!({ "timezone": "UTC" })).await;
@@ -474,4 +476,66 @@ async fn gateway_held_credentials_reach_the_upstream_and_the_clients_token_never
     assert!(!format!("{rows:?}").contains("upstream-secret"));
     gw.stop().await;
     backend.stop().await;
+}
+
+/// The official Python and TypeScript SDK clients use the filesystem and everything servers
+/// through `/mcp`: namespaced tools, progress, prompts, resources, completion.
+#[actix_web::test]
+async fn official_sdk_clients_use_upstream_servers_through_the_gateway() {
+    let (Some((node, fs_script)), Some((_, ev_script))) =
+        (npm_server("server-filesystem"), npm_server("server-everything"))
+    else {
+        return;
+    };
+    if !crate::common::replicas::python_has_mcp() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let root_path = root.path().canonicalize().unwrap();
+    let notes = root_path.join("notes.txt");
+    std::fs::write(&notes, "hello from the filesystem server\n").unwrap();
+    let servers = format!(
+        "- name: fs\n  transport: stdio\n  command: {node}\n  args: [{fs_script}, {root}]\n\
+         - name: ev\n  transport: stdio\n  command: {node}\n  args: [{ev_script}, stdio]\n",
+        root = root_path.display()
+    );
+    let db = TestDb::sqlite().await;
+    let gw = TestGateway::builder(&db).servers(&servers).start().await;
+    let dev = gw.token("dev", &["developer"]);
+    wait_for_tool(&gw, &dev, "fs.read_text_file").await;
+    wait_for_tool(&gw, &dev, "ev.echo").await;
+    let url = format!("{}/mcp", gw.base);
+    let clients = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
+    let file = notes.display().to_string();
+    // Blocking children on a thread of their own: the gateway runs on this test's event loop.
+    let (py_url, py_token, py_file, py_script) =
+        (url.clone(), dev.clone(), file.clone(), clients.join("upstream_client.py"));
+    let python_run = std::thread::spawn(move || {
+        std::process::Command::new("timeout")
+            .args(["120", &python()])
+            .arg(py_script)
+            .args([&py_url, &py_token, &py_file])
+            .output()
+            .unwrap()
+    });
+    let ts_script = npm_dir().join("upstream_client.mjs");
+    std::fs::copy(clients.join("upstream_client.mjs"), &ts_script).unwrap();
+    let (ts_url, ts_token, ts_file) = (url.clone(), dev.clone(), file.clone());
+    let ts_run = std::thread::spawn(move || {
+        std::process::Command::new("timeout")
+            .args(["120", &node])
+            .arg(ts_script)
+            .args([&ts_url, &ts_token, &ts_file])
+            .output()
+            .unwrap()
+    });
+    for (name, run) in [("python", python_run), ("typescript", ts_run)] {
+        while !run.is_finished() {
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+        let out = run.join().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && text.contains("STEP") && !text.contains(" FAIL"), "{name} SDK client:\n{text}");
+    }
+    gw.stop().await;
 }

@@ -1,0 +1,48 @@
+"""The official Python MCP SDK (ClientSession over Streamable HTTP) using upstream servers
+through the gateway: tools discovered under a namespace, prompts and resources.
+
+Usage: upstream_client.py URL TOKEN FILE_PATH
+Prints `STEP <name> PASS|FAIL <detail>`; exits non-zero on a failure."""
+import sys
+
+import anyio
+from mcp import ClientSession
+from mcp.client.streamable_http import streamablehttp_client
+
+URL, TOKEN, FILE_PATH = sys.argv[1:4]
+failed = []
+
+
+def step(name, ok, detail=""):
+    print(f"STEP {name} {'PASS' if ok else 'FAIL'} {str(detail)[:200]}".rstrip(), flush=True)
+    if not ok:
+        failed.append(name)
+
+
+def text_of(result):
+    return " ".join(getattr(c, "text", "") for c in (result.content or []))
+
+
+async def main():
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with streamablehttp_client(URL, headers=headers) as (read, write, _):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            names = [t.name for t in (await session.list_tools()).tools]
+            step("tools/list", "fs.read_text_file" in names and "ev.echo" in names, names[:6])
+            result = await session.call_tool("fs.read_text_file", {"path": FILE_PATH})
+            step("fs.read_text_file", "hello from the filesystem server" in text_of(result), text_of(result))
+            result = await session.call_tool("ev.echo", {"message": "sdk through gateway"})
+            step("ev.echo", "sdk through gateway" in text_of(result), text_of(result))
+            prompts = [p.name for p in (await session.list_prompts()).prompts]
+            step("prompts/list", "ev.simple-prompt" in prompts, prompts[:4])
+            prompt = await session.get_prompt("ev.args-prompt", {"city": "Porto"})
+            step("prompts/get", "Porto" in str(prompt.messages), prompt.messages[:1])
+            resources = (await session.list_resources()).resources
+            step("resources/list", len(resources) > 0, [str(r.uri) for r in resources[:2]])
+            read = await session.read_resource(resources[0].uri)
+            step("resources/read", len(read.contents) > 0, str(read.contents[0].uri))
+
+
+anyio.run(main)
+sys.exit(1 if failed else 0)
