@@ -232,10 +232,10 @@ impl McpClient {
         observer: Option<&Observer>,
         idempotent: bool,
     ) -> Result<Value, GatewayError> {
-        if let Some(server) = url.strip_prefix(crate::config::servers::STDIO_SCHEME) {
+        if let Some(server) = crate::config::servers::link_name(url) {
             let link = self.links.get(server).map(|l| l.clone());
             let link = link.ok_or_else(|| {
-                GatewayError::BackendUnavailable(format!("stdio server {server} is not running (it is being started)"))
+                GatewayError::BackendUnavailable(format!("upstream {server} is not connected (it is being started)"))
             })?;
             return link.request(method, &params, timeout, observer).await;
         }

@@ -113,7 +113,7 @@ pub enum Watch {
 }
 
 /// Where the first complete SSE event in `buffer` ends.
-fn event_end(buffer: &[u8]) -> Option<usize> {
+pub(crate) fn event_end(buffer: &[u8]) -> Option<usize> {
     let lf = buffer.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
     let crlf = buffer.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
     match (lf, crlf) {

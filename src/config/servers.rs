@@ -24,6 +24,9 @@ pub enum Transport {
     StreamableHttp,
     /// A program started by the gateway, JSON-RPC lines over its stdin and stdout.
     Stdio,
+    /// The legacy HTTP+SSE transport (2024-11-05): `GET` an event stream at `url`, `POST`
+    /// messages to the endpoint it names.
+    Sse,
 }
 
 /// Per-tool overrides of a server's defaults, by the tool's own name at the server.
@@ -72,7 +75,7 @@ pub struct Credentials {
 pub struct ServerConfig {
     /// Unique name, used in logs, health and metrics; the namespace unless one is given.
     pub name: String,
-    /// `streamable_http` or `stdio`.
+    /// `streamable_http`, `sse` or `stdio`.
     pub transport: Transport,
     /// The server's MCP endpoint (HTTP transports).
     #[serde(default)]
@@ -157,6 +160,7 @@ impl ServerConfig {
     pub fn backend_key(&self) -> String {
         match self.transport {
             Transport::Stdio => format!("{STDIO_SCHEME}{}", self.name),
+            Transport::Sse => format!("{SSE_SCHEME}{}", self.name),
             _ => self.url.clone().unwrap_or_default(),
         }
     }
@@ -203,7 +207,7 @@ impl ServerConfig {
                     ));
                 }
             }
-            Transport::StreamableHttp => {
+            Transport::StreamableHttp | Transport::Sse => {
                 let url = self.url.as_deref().unwrap_or("");
                 let ok = (url.starts_with("http://") || url.starts_with("https://"))
                     && url.parse::<awc::http::Uri>().is_ok();
@@ -279,6 +283,13 @@ impl ServerConfig {
 
 /// The scheme of a stdio server's routing key.
 pub const STDIO_SCHEME: &str = "stdio://";
+/// The scheme of a legacy SSE server's routing key (calls go over its event stream's link).
+pub const SSE_SCHEME: &str = "sse://";
+
+/// The server name in a routing key served by a link (stdio or legacy SSE), if it is one.
+pub fn link_name(key: &str) -> Option<&str> {
+    key.strip_prefix(STDIO_SCHEME).or_else(|| key.strip_prefix(SSE_SCHEME))
+}
 
 fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 60 && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))

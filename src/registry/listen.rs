@@ -15,14 +15,14 @@ use crate::backend::Watch;
 /// Start one listener per distinct active backend URL not listened to yet (on the calling
 /// arbiter): at start-up, and after a reload for backends it added.
 pub fn spawn(env: &Env) {
-    // stdio servers' notifications arrive on their stdout (the process reads them).
+    // stdio and legacy SSE servers' notifications arrive on their own link.
     let urls: BTreeSet<String> = env
         .registry
         .snapshot()
         .active()
         .iter()
         .map(|t| t.backend_url.clone())
-        .filter(|url| !url.starts_with(crate::config::servers::STDIO_SCHEME))
+        .filter(|url| crate::config::servers::link_name(url).is_none())
         .collect();
     for url in urls {
         if env.registry.first_listener(&url) {

@@ -15,6 +15,7 @@ pub mod owner;
 pub mod pinning;
 pub mod processes;
 pub mod servers;
+pub mod sse_upstream;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

@@ -97,7 +97,7 @@ pub struct RegistryOwner {
     /// Each server's last `tools/list` that was answered (kept while it does not answer).
     discovered: BTreeMap<String, super::offerings::Listing>,
     /// The running stdio programs, with the configuration each was started with.
-    processes: HashMap<String, (Arc<ServerConfig>, actix::Addr<StdioProcess>)>,
+    processes: HashMap<String, (Arc<ServerConfig>, actix::Recipient<Stop>)>,
 }
 
 impl RegistryOwner {
@@ -153,12 +153,12 @@ impl RegistryOwner {
                     registry.processes.insert(server.name.clone(), status.clone());
                     let process =
                         StdioProcess::new(server.clone(), registry.routes.links.clone(), status, on_event.clone());
-                    self.processes.insert(server.name.clone(), (server, process.start()));
+                    self.processes.insert(server.name.clone(), (server, process.start().recipient()));
                 }
                 Transport::Stdio => {}
-                Transport::StreamableHttp => match server.headers() {
-                    Ok(headers) => {
-                        let parsed = headers
+                Transport::StreamableHttp | Transport::Sse => {
+                    let headers = match server.headers() {
+                        Ok(headers) => headers
                             .into_iter()
                             .filter_map(|(k, v)| {
                                 let name = awc::http::header::HeaderName::from_bytes(k.as_bytes()).ok()?;
@@ -166,13 +166,30 @@ impl RegistryOwner {
                                 value.set_sensitive(true);
                                 Some((name, value))
                             })
-                            .collect();
-                        registry.routes.headers.insert(server.backend_key(), Arc::new(parsed));
+                            .collect(),
+                        Err(e) => {
+                            tracing::error!(server = %server.name, error = %e, "credentials unreadable; requests go without them");
+                            Vec::new()
+                        }
+                    };
+                    let headers = Arc::new(headers);
+                    if server.transport == Transport::StreamableHttp {
+                        registry.routes.headers.insert(server.backend_key(), headers);
+                    } else if !self.processes.contains_key(&server.name) {
+                        let server = Arc::new(server.clone());
+                        let status = Arc::new(ProcessStatus::default());
+                        registry.processes.insert(server.name.clone(), status.clone());
+                        let links = registry.routes.links.clone();
+                        let upstream = super::sse_upstream::SseUpstream::new(
+                            server.clone(),
+                            headers,
+                            links,
+                            status,
+                            on_event.clone(),
+                        );
+                        self.processes.insert(server.name.clone(), (server, upstream.start().recipient()));
                     }
-                    Err(e) => {
-                        tracing::error!(server = %server.name, error = %e, "credentials unreadable; calls go without them")
-                    }
-                },
+                }
             }
         }
         self.config = Arc::new(config);
@@ -194,8 +211,8 @@ impl RegistryOwner {
 
     /// Stop every program (the gateway is shutting down).
     fn stop_processes(&mut self) {
-        for (_, (_, addr)) in self.processes.drain() {
-            addr.do_send(Stop);
+        for (_, (_, stop)) in self.processes.drain() {
+            stop.do_send(Stop);
         }
     }
 

@@ -35,14 +35,14 @@ const INHERITED: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
 /// What `/health/actors` and `/metrics` show of one program.
 #[derive(Debug, Default)]
 pub struct ProcessStatus {
-    up: AtomicBool,
-    restarts: AtomicU64,
-    pid: AtomicU32,
-    dropped_lines: AtomicU64,
-    unknown_ids: AtomicU64,
-    garbage_lines: AtomicU64,
-    last_exit: Mutex<Option<String>>,
-    link: Mutex<Option<Arc<StdioLink>>>,
+    pub(super) up: AtomicBool,
+    pub(super) restarts: AtomicU64,
+    pub(super) pid: AtomicU32,
+    pub(super) dropped_lines: AtomicU64,
+    pub(super) unknown_ids: AtomicU64,
+    pub(super) garbage_lines: AtomicU64,
+    pub(super) last_exit: Mutex<Option<String>>,
+    pub(super) link: Mutex<Option<Arc<StdioLink>>>,
 }
 
 impl ProcessStatus {
@@ -179,31 +179,10 @@ impl StdioProcess {
         // The handshake: the link is published only once the program answered `initialize`.
         let (links, status, on_event, addr) =
             (self.links.clone(), self.status.clone(), self.on_event.clone(), ctx.address());
-        let handshake_link = link.clone();
         actix_web::rt::spawn(async move {
-            let params = json!({
-                "protocolVersion": crate::backend::PROTOCOL_VERSION,
-                "capabilities": {},
-                "clientInfo": { "name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION") }
-            });
-            match handshake_link.request("initialize", &params, HANDSHAKE_TIMEOUT, None).await {
-                Ok(result) => {
-                    if let Some(v) = result.get("protocolVersion").and_then(Value::as_str) {
-                        handshake_link.set_protocol_version(v);
-                    }
-                    handshake_link.notify("notifications/initialized", json!({}));
-                    if handshake_link.is_closed() {
-                        return;
-                    }
-                    links.insert(config.name.clone(), handshake_link);
-                    status.up.store(true, Ordering::Relaxed);
-                    tracing::info!(server = %config.name, "stdio server ready");
-                    on_event(&config.name, Said::ListChanged);
-                }
-                Err(e) => {
-                    tracing::error!(server = %config.name, error = %e, "stdio server did not complete initialize; restarting it");
-                    addr.do_send(Kill { generation });
-                }
+            if let Err(e) = handshake(&config.name, &link, &links, &status, &on_event).await {
+                tracing::error!(server = %config.name, error = %e, "stdio server did not complete initialize; restarting it");
+                addr.do_send(Kill { generation });
             }
         });
         let addr = ctx.address();
@@ -381,27 +360,60 @@ async fn read_stdout(
                 continue;
             }
         };
-        if text.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match link.deliver(&text) {
-            Said::Nothing => {}
-            Said::UnknownId => {
-                if status.unknown_ids.fetch_add(1, Ordering::Relaxed) < 10 {
-                    tracing::warn!(server = name, "stdio server answered a request id it was never sent; ignored");
-                }
-            }
-            Said::Garbage => {
-                if status.garbage_lines.fetch_add(1, Ordering::Relaxed) < 10 {
-                    tracing::warn!(
-                        server = name,
-                        "stdio server printed a line that is not JSON-RPC on stdout; ignored"
-                    );
-                }
-            }
-            Said::ListChanged => on_event(name, Said::ListChanged),
-        }
+        on_line(name, &text, link, status, on_event);
     }
+}
+
+/// Hand one line (or SSE message) an upstream sent to its link; count and log what is not
+/// an answer or notification (rate-limited: the first ten of each kind).
+pub fn on_line(name: &str, text: &[u8], link: &StdioLink, status: &ProcessStatus, on_event: &OnEvent) {
+    if text.iter().all(u8::is_ascii_whitespace) {
+        return;
+    }
+    match link.deliver(text) {
+        Said::Nothing => {}
+        Said::UnknownId => {
+            if status.unknown_ids.fetch_add(1, Ordering::Relaxed) < 10 {
+                tracing::warn!(server = name, "upstream answered a request id it was never sent; ignored");
+            }
+        }
+        Said::Garbage => {
+            if status.garbage_lines.fetch_add(1, Ordering::Relaxed) < 10 {
+                tracing::warn!(server = name, "upstream sent a message that is not JSON-RPC; ignored");
+            }
+        }
+        Said::ListChanged => on_event(name, Said::ListChanged),
+    }
+}
+
+/// The MCP handshake over a fresh link: `initialize` (within [`HANDSHAKE_TIMEOUT`]), then
+/// `notifications/initialized`; the link is published for callers and the owner told to
+/// discover the server's tools.
+pub async fn handshake(
+    name: &str,
+    link: &Arc<StdioLink>,
+    links: &Links,
+    status: &ProcessStatus,
+    on_event: &OnEvent,
+) -> Result<(), crate::error::GatewayError> {
+    let params = json!({
+        "protocolVersion": crate::backend::PROTOCOL_VERSION,
+        "capabilities": {},
+        "clientInfo": { "name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION") }
+    });
+    let result = link.request("initialize", &params, HANDSHAKE_TIMEOUT, None).await?;
+    if let Some(v) = result.get("protocolVersion").and_then(Value::as_str) {
+        link.set_protocol_version(v);
+    }
+    link.notify("notifications/initialized", json!({}));
+    if link.is_closed() {
+        return Ok(());
+    }
+    links.insert(name.to_owned(), link.clone());
+    status.up.store(true, Ordering::Relaxed);
+    tracing::info!(server = name, "upstream ready");
+    on_event(name, Said::ListChanged);
+    Ok(())
 }
 
 /// Log the program's stderr, a JSON log line per line tagged with the server (at most

@@ -382,9 +382,13 @@ struct HttpEverything(std::process::Child);
 
 impl HttpEverything {
     fn start(port: u16) -> Option<Self> {
+        Self::start_as(port, "streamableHttp")
+    }
+
+    fn start_as(port: u16, mode: &str) -> Option<Self> {
         let (node, script) = npm_server("server-everything")?;
         let child = std::process::Command::new(node)
-            .args([script.as_str(), "streamableHttp"])
+            .args([script.as_str(), mode])
             .env("PORT", port.to_string())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -537,5 +541,48 @@ async fn official_sdk_clients_use_upstream_servers_through_the_gateway() {
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success() && text.contains("STEP") && !text.contains(" FAIL"), "{name} SDK client:\n{text}");
     }
+    gw.stop().await;
+}
+
+/// A legacy HTTP+SSE server (the everything server's `sse` mode): tools discovered and called
+/// over its event stream; when it goes away, calls fail with 502 and it is reconnected.
+#[actix_web::test]
+async fn a_legacy_sse_server_behind_the_gateway() {
+    if npm_server("server-everything").is_none() {
+        return;
+    }
+    let port = free_port();
+    let server = HttpEverything::start_as(port, "sse");
+    let db = TestDb::sqlite().await;
+    let servers = format!("- name: old\n  transport: sse\n  url: http://127.0.0.1:{port}/sse\n");
+    let gw = TestGateway::builder(&db).servers(&servers).start().await;
+    let dev = gw.token("dev", &["developer"]);
+    wait_for_tool(&gw, &dev, "old.echo").await;
+    let (status, body) = gw.invoke(&dev, "old.echo", json!({ "message": "over legacy sse" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(text_of(&body).contains("over legacy sse"), "{body}");
+    let session = gw.mcp_session(&dev).await;
+    let got = post(&gw, Some(&dev), Some(&session), &[], rpc(2, "prompts/get", json!({ "name": "old.simple-prompt" })))
+        .await
+        .body;
+    assert!(got["result"]["messages"].is_array(), "{got}");
+    drop(server);
+    let (status, body) = gw.invoke(&dev, "old.echo", json!({ "message": "gone" })).await;
+    assert_eq!(status, 502, "{body}");
+    let _server = HttpEverything::start_as(port, "sse");
+    // Reconnected with back-off (no calls meanwhile: they would fail and open the breaker).
+    let ops = gw.token("ops", &["operator"]);
+    let started = Instant::now();
+    loop {
+        let (_, health) = gw.get("/health/actors", Some(&ops)).await;
+        let old = &health["upstream_processes"][0];
+        if old["up"] == json!(true) && old["restarts"].as_u64() >= Some(1) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "never reconnected: {old}");
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, body) = gw.invoke(&dev, "old.echo", json!({ "message": "back" })).await;
+    assert_eq!(status, 200, "{body}");
     gw.stop().await;
 }
