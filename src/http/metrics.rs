@@ -57,7 +57,8 @@ fn render_registry(shared: &Shared, out: &mut String) {
         out.push_str(&format!("mcpgw_tool_definition_drift{{tool=\"{}\"}} 1\n", label(&drift.tool)));
     }
     let processes = shared.registry.processes();
-    let gauges: [(&str, &str, &str, fn(&crate::registry::processes::ProcessStatus) -> u64); 3] = [
+    type Read = fn(&crate::registry::processes::ProcessStatus) -> u64;
+    let gauges: [(&str, &str, &str, Read); 3] = [
         (
             "mcpgw_upstream_process_up",
             "gauge",

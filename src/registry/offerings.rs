@@ -127,7 +127,7 @@ impl Offerings {
             }
         }
         // Longest literal prefix first: the most specific template routes a URI.
-        out.templates.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        out.templates.sort_by_key(|t| std::cmp::Reverse(t.prefix.len()));
         out
     }
 
