@@ -145,8 +145,18 @@ pub fn post(host: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Vec
 
 /// One GET over a fresh connection, for the harness's own probes (health, backend counters).
 pub async fn get(addr: &str, path: &str) -> io::Result<Message> {
+    get_with(addr, path, &[]).await
+}
+
+/// [`get`] with more headers (a token).
+pub async fn get_with(addr: &str, path: &str, headers: &[(&str, &str)]) -> io::Result<Message> {
     let mut conn = Conn::connect(addr).await?;
-    conn.send(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).await?;
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    conn.send(request.as_bytes()).await?;
     conn.read().await?.ok_or_else(|| io::ErrorKind::UnexpectedEof.into())
 }
 

@@ -14,6 +14,7 @@ mod procfs;
 mod report;
 mod run;
 mod scale;
+mod stdio;
 
 use clap::{Parser, Subcommand};
 
@@ -45,6 +46,11 @@ enum Command {
     },
     /// Drive one URL with one request body and print calls/s and latency percentiles.
     Load(load::LoadArgs),
+    /// A stdio upstream: the echo program called directly over stdio, then through the gateway
+    /// (`servers:`), beside the HTTP echo through the same gateway.
+    Stdio(stdio::StdioArgs),
+    /// Serve the echo MCP server over stdin/stdout (what `stdio` puts behind the gateway).
+    EchoStdio,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,5 +63,7 @@ fn main() -> anyhow::Result<()> {
         Command::Up(setup) => runtime.block_on(run::up(setup)),
         Command::Echo { bind } => runtime.block_on(echo::serve(&bind)),
         Command::Load(args) => runtime.block_on(load::cli(args)),
+        Command::Stdio(args) => runtime.block_on(stdio::stdio(args)),
+        Command::EchoStdio => stdio::echo_stdio(),
     }
 }

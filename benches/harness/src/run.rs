@@ -253,6 +253,16 @@ impl Bench {
     /// Start the backend and the gateway (with `GATEWAY_WORKERS=workers` when given) on
     /// `cpus`, with a fresh audit database.
     pub async fn start(setup: &Setup, cpus: &Cpus, workers: Option<usize>) -> anyhow::Result<Self> {
+        Self::start_with_servers(setup, cpus, workers, "").await
+    }
+
+    /// [`Bench::start`] with `servers` (a `servers:` section) appended to `tools.yaml`.
+    pub async fn start_with_servers(
+        setup: &Setup,
+        cpus: &Cpus,
+        workers: Option<usize>,
+        servers: &str,
+    ) -> anyhow::Result<Self> {
         let me = std::env::current_exe()?;
         let gateway_bin = setup.gateway.clone().unwrap_or_else(|| me.with_file_name("mcp-gateway"));
         if !gateway_bin.exists() {
@@ -302,7 +312,7 @@ impl Bench {
         std::fs::write(
             work.join("tools.yaml"),
             format!(
-                "tools:\n  - name: {}\n    description: The benchmark's backend.\n    backend_url: http://{backend_addr}/mcp\n    risk_level: low\n",
+                "tools:\n  - name: {}\n    description: The benchmark's backend.\n    backend_url: http://{backend_addr}/mcp\n    risk_level: low\n{servers}",
                 setup.backend.tool()
             ),
         )?;
