@@ -6,6 +6,7 @@
 //! request each. A 404 on a session means the server forgot it: the client re-initialises once
 //! and retries. Replies may be JSON or an SSE stream. The caller's credentials are never sent.
 
+pub mod oauth;
 pub mod protect;
 pub mod session;
 pub mod sse;
@@ -52,6 +53,8 @@ pub struct Routes {
     pub links: stdio::Links,
     /// The gateway's credentials per upstream URL.
     pub headers: Headers,
+    /// The gateway's OAuth tokens per upstream URL (client credentials).
+    pub tokens: oauth::Tokens,
 }
 
 /// A per-worker MCP client.
@@ -60,6 +63,7 @@ pub struct McpClient {
     sessions: SessionTable,
     links: stdio::Links,
     headers: Headers,
+    tokens: oauth::Tokens,
     max_response_bytes: usize,
     next_id: AtomicU64,
 }
@@ -149,8 +153,8 @@ impl McpClient {
         let connector = awc::Connector::new().limit(1024).conn_keep_alive(Duration::from_secs(4));
         let http =
             awc::Client::builder().connector(connector).timeout(Duration::from_secs(3600)).disable_redirects().finish();
-        let Routes { sessions, links, headers } = routes;
-        Self { http, sessions, links, headers, max_response_bytes, next_id: AtomicU64::new(1) }
+        let Routes { sessions, links, headers, tokens } = routes;
+        Self { http, sessions, links, headers, tokens, max_response_bytes, next_id: AtomicU64::new(1) }
     }
 
     /// Call `tool` with `arguments` at its backend, all within `timeout`; returns the JSON-RPC
@@ -331,6 +335,9 @@ impl McpClient {
             req = req.insert_header(("Mcp-Session-Id", sid.as_str()));
         }
         req = with_headers(req, self.own_headers(url).as_deref());
+        if let Some(authorization) = self.oauth_authorization(url).await? {
+            req = req.insert_header((header::AUTHORIZATION, authorization));
+        }
         if method != "initialize" {
             req = req.insert_header(("MCP-Protocol-Version", session.protocol_version.as_str()));
         }
@@ -391,6 +398,12 @@ impl McpClient {
     /// The gateway's own headers for the upstream at `url`, if it has any.
     fn own_headers(&self, url: &str) -> Option<Arc<Vec<(HeaderName, HeaderValue)>>> {
         self.headers.get(url).map(|h| h.clone())
+    }
+
+    /// The gateway's OAuth access token for the upstream at `url`, when it has a token source.
+    async fn oauth_authorization(&self, url: &str) -> Result<Option<HeaderValue>, GatewayError> {
+        let Some(source) = self.tokens.get(url).map(|s| s.clone()) else { return Ok(None) };
+        source.authorization(&self.http).await.map(Some)
     }
 }
 

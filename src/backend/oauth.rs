@@ -42,7 +42,17 @@ pub type Tokens = Arc<dashmap::DashMap<String, Arc<TokenSource>>>;
 impl TokenSource {
     /// A source for `config` (nothing fetched until the first call needs it).
     pub fn new(config: OAuthClient) -> Self {
-        Self { config, current: ArcSwapOption::empty(), refreshing: tokio::sync::Mutex::new(()), fetches: AtomicU64::new(0) }
+        Self {
+            config,
+            current: ArcSwapOption::empty(),
+            refreshing: tokio::sync::Mutex::new(()),
+            fetches: AtomicU64::new(0),
+        }
+    }
+
+    /// The client configuration this source fetches with.
+    pub fn config(&self) -> &OAuthClient {
+        &self.config
     }
 
     /// Requests made to the token endpoint so far.
@@ -70,7 +80,8 @@ impl TokenSource {
                 Ok(header)
             }
             Err(e) => {
-                let still_valid = self.current.load().as_ref().filter(|t| Instant::now() < t.expires_at).map(|t| t.header.clone());
+                let still_valid =
+                    self.current.load().as_ref().filter(|t| Instant::now() < t.expires_at).map(|t| t.header.clone());
                 match still_valid {
                     Some(header) => {
                         tracing::warn!(error = %e, "upstream token refresh failed; using the current token until it expires");
@@ -85,8 +96,11 @@ impl TokenSource {
     async fn fetch(&self, http: &awc::Client) -> Result<Token, GatewayError> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let c = &self.config;
-        let mut form: Vec<(&str, &str)> =
-            vec![("grant_type", "client_credentials"), ("client_id", &c.client_id), ("client_secret", &c.client_secret.0)];
+        let mut form: Vec<(&str, &str)> = vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", &c.client_id),
+            ("client_secret", &c.client_secret.0),
+        ];
         if let Some(scope) = &c.scope {
             form.push(("scope", scope));
         }
@@ -106,7 +120,8 @@ impl TokenSource {
             .await
             .map_err(|e| failed(format!("unreachable ({e})")))?;
         let status = resp.status();
-        let body = resp.body().limit(MAX_TOKEN_RESPONSE).await.map_err(|e| failed(format!("unreadable answer ({e})")))?;
+        let body =
+            resp.body().limit(MAX_TOKEN_RESPONSE).await.map_err(|e| failed(format!("unreadable answer ({e})")))?;
         let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         if !status.is_success() {
             // The endpoint's own error code only (a short word), never its description.
@@ -120,10 +135,12 @@ impl TokenSource {
                 .collect();
             return Err(failed(format!("HTTP {} {code}", status.as_u16())));
         }
-        let token = answer.get("access_token").and_then(Value::as_str).ok_or_else(|| failed("no access_token".into()))?;
-        let lifetime = Duration::from_secs(answer.get("expires_in").and_then(Value::as_u64).unwrap_or(300).clamp(1, 86_400));
-        let mut header =
-            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| failed("access_token is not a header value".into()))?;
+        let token =
+            answer.get("access_token").and_then(Value::as_str).ok_or_else(|| failed("no access_token".into()))?;
+        let lifetime =
+            Duration::from_secs(answer.get("expires_in").and_then(Value::as_u64).unwrap_or(300).clamp(1, 86_400));
+        let mut header = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| failed("access_token is not a header value".into()))?;
         header.set_sensitive(true);
         // Refreshed at 80% of its life, and at least 30 s before it ends when it lives longer.
         let early = lifetime.mul_f64(0.2).max(Duration::from_secs(30).min(lifetime.mul_f64(0.5)));

@@ -69,6 +69,9 @@ impl McpClient {
             req = req.insert_header(("Mcp-Session-Id", sid.as_str()));
         }
         req = super::with_headers(req, self.own_headers(url).as_deref());
+        if let Some(authorization) = self.oauth_authorization(url).await? {
+            req = req.insert_header((header::AUTHORIZATION, authorization));
+        }
         let mut resp = req.send().await.map_err(send_error)?;
         match resp.status().as_u16() {
             405 => return Ok(Watch::NoStream),

@@ -67,6 +67,31 @@ pub struct Credentials {
     /// HTTP headers whose values are read from files (a mounted secret), trimmed.
     #[serde(default)]
     pub header_files: BTreeMap<String, PathBuf>,
+    /// An access token from the upstream's OAuth token endpoint (client credentials grant),
+    /// sent as `Authorization: Bearer …`, cached and refreshed before it expires.
+    #[serde(default)]
+    pub oauth_client_credentials: Option<OAuthClient>,
+}
+
+/// The gateway's own OAuth client at an upstream's authorization server.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthClient {
+    /// The token endpoint.
+    pub token_url: String,
+    /// The gateway's client id there.
+    pub client_id: String,
+    /// Its secret (use `${VAR}`; never shown).
+    pub client_secret: Secret,
+    /// Scopes asked for, space-separated.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// `audience` parameter (Auth0, Okta and others).
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// RFC 8707 `resource` parameter (the upstream's URL, for providers that bind tokens to it).
+    #[serde(default)]
+    pub resource: Option<String>,
 }
 
 /// One `servers:` entry.
@@ -200,7 +225,8 @@ impl ServerConfig {
                 if self.url.is_some() {
                     return Err(ConfigError::new(field("url"), "a stdio server has no url (it is a program)"));
                 }
-                if !self.credentials.headers.is_empty() || !self.credentials.header_files.is_empty() {
+                let c = &self.credentials;
+                if !c.headers.is_empty() || !c.header_files.is_empty() || c.oauth_client_credentials.is_some() {
                     return Err(ConfigError::new(
                         field("credentials"),
                         "a stdio server gets its secrets through env, not headers",
@@ -222,6 +248,29 @@ impl ServerConfig {
                         return Err(ConfigError::new(
                             field("credentials.headers"),
                             format!("{name:?} is not a header name"),
+                        ));
+                    }
+                }
+                if let Some(oauth) = &self.credentials.oauth_client_credentials {
+                    let url = oauth.token_url.as_str();
+                    let ok = (url.starts_with("http://") || url.starts_with("https://"))
+                        && url.parse::<awc::http::Uri>().is_ok();
+                    if !ok {
+                        return Err(ConfigError::new(
+                            field("credentials.oauth_client_credentials.token_url"),
+                            format!("{url:?} is not an http(s) URL"),
+                        ));
+                    }
+                    if self
+                        .credentials
+                        .headers
+                        .keys()
+                        .chain(self.credentials.header_files.keys())
+                        .any(|h| h.eq_ignore_ascii_case("authorization"))
+                    {
+                        return Err(ConfigError::new(
+                            field("credentials"),
+                            "an Authorization header and oauth_client_credentials exclude each other",
                         ));
                     }
                 }

@@ -144,7 +144,19 @@ impl RegistryOwner {
         let on_event: super::processes::OnEvent = Arc::new(move |server: &str, _| {
             owner.do_send(Discover { servers: Some(vec![server.to_owned()]) });
         });
-        registry.routes.headers.clear();
+        // Credentials are replaced key by key (a call meanwhile sees the old or the new ones,
+        // never none), and those of servers no longer configured are dropped after.
+        let tokens_before: HashMap<String, Arc<crate::backend::oauth::TokenSource>> =
+            registry.routes.tokens.iter().map(|e| (e.key().clone(), e.value().clone())).collect();
+        let keys: HashSet<String> = config.servers.iter().map(ServerConfig::backend_key).collect();
+        let with_oauth: HashSet<String> = config
+            .servers
+            .iter()
+            .filter(|s| s.credentials.oauth_client_credentials.is_some())
+            .map(ServerConfig::backend_key)
+            .collect();
+        registry.routes.headers.retain(|k, _| keys.contains(k));
+        registry.routes.tokens.retain(|k, _| with_oauth.contains(k));
         for server in &config.servers {
             match server.transport {
                 Transport::Stdio if !self.processes.contains_key(&server.name) => {
@@ -173,8 +185,18 @@ impl RegistryOwner {
                         }
                     };
                     let headers = Arc::new(headers);
+                    // A token source is kept across reloads while its configuration is unchanged
+                    // (its cached token stays valid).
+                    let key = server.backend_key();
+                    let token = server.credentials.oauth_client_credentials.as_ref().map(|oauth| {
+                        let same = tokens_before.get(&key).filter(|t| t.config() == oauth).cloned();
+                        let source =
+                            same.unwrap_or_else(|| Arc::new(crate::backend::oauth::TokenSource::new(oauth.clone())));
+                        registry.routes.tokens.insert(key.clone(), source.clone());
+                        source
+                    });
                     if server.transport == Transport::StreamableHttp {
-                        registry.routes.headers.insert(server.backend_key(), headers);
+                        registry.routes.headers.insert(key, headers);
                     } else if !self.processes.contains_key(&server.name) {
                         let server = Arc::new(server.clone());
                         let status = Arc::new(ProcessStatus::default());
@@ -183,6 +205,7 @@ impl RegistryOwner {
                         let upstream = super::sse_upstream::SseUpstream::new(
                             server.clone(),
                             headers,
+                            token,
                             links,
                             status,
                             on_event.clone(),

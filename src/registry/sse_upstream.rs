@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::processes::{handshake, on_line, OnEvent, ProcessStatus, Stop};
+use crate::backend::oauth::TokenSource;
 use crate::backend::stdio::{Links, StdioLink};
 use crate::config::servers::{ServerConfig, DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_PENDING};
 
@@ -27,6 +28,7 @@ const ENDPOINT_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct SseUpstream {
     config: Arc<ServerConfig>,
     headers: Arc<Vec<(HeaderName, HeaderValue)>>,
+    token: Option<Arc<TokenSource>>,
     links: Links,
     status: Arc<ProcessStatus>,
     on_event: OnEvent,
@@ -41,6 +43,7 @@ impl SseUpstream {
     pub fn new(
         config: Arc<ServerConfig>,
         headers: Arc<Vec<(HeaderName, HeaderValue)>>,
+        token: Option<Arc<TokenSource>>,
         links: Links,
         status: Arc<ProcessStatus>,
         on_event: OnEvent,
@@ -48,6 +51,7 @@ impl SseUpstream {
         Self {
             config,
             headers,
+            token,
             links,
             status,
             on_event,
@@ -65,16 +69,11 @@ impl SseUpstream {
         self.generation += 1;
         self.connected_at = Some(Instant::now());
         let generation = self.generation;
-        let (config, headers, links, status, on_event, addr) = (
-            self.config.clone(),
-            self.headers.clone(),
-            self.links.clone(),
-            self.status.clone(),
-            self.on_event.clone(),
-            ctx.address(),
-        );
+        let credentials = Credentials { headers: self.headers.clone(), token: self.token.clone() };
+        let (config, links, status, on_event, addr) =
+            (self.config.clone(), self.links.clone(), self.status.clone(), self.on_event.clone(), ctx.address());
         actix_web::rt::spawn(async move {
-            let how = run(&config, &headers, &links, &status, &on_event).await;
+            let how = run(&config, &credentials, &links, &status, &on_event).await;
             addr.do_send(Ended { generation, how });
         });
     }
@@ -147,11 +146,24 @@ impl Handler<Stop> for SseUpstream {
     }
 }
 
-fn with_headers(mut req: awc::ClientRequest, headers: &[(HeaderName, HeaderValue)]) -> awc::ClientRequest {
-    for (name, value) in headers {
-        req = req.insert_header((name.clone(), value.clone()));
+/// What the gateway presents to the server: static headers and, with OAuth, its token.
+#[derive(Clone)]
+struct Credentials {
+    headers: Arc<Vec<(HeaderName, HeaderValue)>>,
+    token: Option<Arc<TokenSource>>,
+}
+
+impl Credentials {
+    async fn apply(&self, http: &awc::Client, mut req: awc::ClientRequest) -> Result<awc::ClientRequest, String> {
+        for (name, value) in self.headers.iter() {
+            req = req.insert_header((name.clone(), value.clone()));
+        }
+        if let Some(token) = &self.token {
+            let authorization = token.authorization(http).await.map_err(|e| e.to_string())?;
+            req = req.insert_header((header::AUTHORIZATION, authorization));
+        }
+        Ok(req)
     }
-    req
 }
 
 /// `endpoint` resolved against the stream's URL; only the same scheme, host and port.
@@ -168,7 +180,7 @@ fn resolve(base: &str, endpoint: &str) -> Option<String> {
 /// ends. Returns why it ended.
 async fn run(
     config: &ServerConfig,
-    headers: &Arc<Vec<(HeaderName, HeaderValue)>>,
+    credentials: &Credentials,
     links: &Links,
     status: &Arc<ProcessStatus>,
     on_event: &OnEvent,
@@ -176,7 +188,11 @@ async fn run(
     let url = config.url.clone().unwrap_or_default();
     let name = config.name.as_str();
     let http = awc::Client::builder().timeout(Duration::from_secs(3600)).disable_redirects().finish();
-    let req = with_headers(http.get(&url).insert_header((header::ACCEPT, "text/event-stream")), headers);
+    let req = match credentials.apply(&http, http.get(&url).insert_header((header::ACCEPT, "text/event-stream"))).await
+    {
+        Ok(req) => req,
+        Err(e) => return e,
+    };
     let mut resp = match req.send().await {
         Ok(resp) if resp.status().is_success() => resp,
         Ok(resp) => return format!("GET answered HTTP {}", resp.status().as_u16()),
@@ -222,7 +238,7 @@ async fn run(
                             return "the server named an endpoint on another origin; refused".to_owned();
                         };
                         endpoint = Some(target.clone());
-                        spawn_writer(&http, target, headers.clone(), &mut lines_rx);
+                        spawn_writer(&http, target, credentials.clone(), &mut lines_rx);
                         let (link, links, status, on_event, name) =
                             (link.clone(), links.clone(), status.clone(), on_event.clone(), name.to_owned());
                         actix_web::rt::spawn(async move {
@@ -243,21 +259,21 @@ async fn run(
 
 /// POST each message the link writes to the endpoint (each on its own task, so one slow POST
 /// does not hold the others).
-fn spawn_writer(
-    http: &awc::Client,
-    endpoint: String,
-    headers: Arc<Vec<(HeaderName, HeaderValue)>>,
-    lines: &mut mpsc::Receiver<Vec<u8>>,
-) {
+fn spawn_writer(http: &awc::Client, endpoint: String, credentials: Credentials, lines: &mut mpsc::Receiver<Vec<u8>>) {
     let (http, mut rx) = (http.clone(), std::mem::replace(lines, mpsc::channel(1).1));
     actix_web::rt::spawn(async move {
         while let Some(line) = rx.recv().await {
-            let req = with_headers(
-                http.post(&endpoint)
-                    .timeout(Duration::from_secs(30))
-                    .insert_header((header::CONTENT_TYPE, "application/json")),
-                &headers,
-            );
+            let post = http
+                .post(&endpoint)
+                .timeout(Duration::from_secs(30))
+                .insert_header((header::CONTENT_TYPE, "application/json"));
+            let req = match credentials.apply(&http, post).await {
+                Ok(req) => req,
+                Err(e) => {
+                    tracing::warn!(error = %e, "no credentials for a message to an SSE upstream; not sent");
+                    continue;
+                }
+            };
             actix_web::rt::spawn(async move {
                 if let Err(e) = req.send_body(line).await {
                     tracing::debug!(error = %e, "POST to an SSE upstream's endpoint failed");

@@ -586,3 +586,90 @@ async fn a_legacy_sse_server_behind_the_gateway() {
     assert_eq!(status, 200, "{body}");
     gw.stop().await;
 }
+
+/// The token endpoint of `tests/clients/token_server.py`, killed on drop.
+struct TokenServer {
+    child: std::process::Child,
+    base: String,
+}
+
+impl TokenServer {
+    fn start(expires_in: u64) -> Self {
+        use std::io::BufRead;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/token_server.py");
+        let mut child = std::process::Command::new(python())
+            .arg(script)
+            .arg(expires_in.to_string())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port = line.trim().strip_prefix("LISTENING ").unwrap().to_owned();
+        Self { child, base: format!("http://127.0.0.1:{port}") }
+    }
+
+    async fn issued(&self) -> u64 {
+        let mut resp = crate::common::client().get(&self.base).send().await.unwrap();
+        let body: Value = resp.json().await.unwrap();
+        body["issued"].as_u64().unwrap()
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// OAuth client credentials towards an upstream: one token fetched for many calls, refreshed
+/// before it expires (once, however many calls need it), and a refused client secret answered
+/// with a clear 502 that never shows the secret.
+#[actix_web::test]
+async fn oauth_client_credentials_are_fetched_cached_and_refreshed() {
+    use crate::common::backend::{Mode, TestBackend};
+    let tokens = TokenServer::start(3);
+    let backend = TestBackend::start(Mode::Echo).await;
+    backend.set_listing(vec![json!({ "name": "echo", "inputSchema": { "type": "object" } })]);
+    let other = TestBackend::start(Mode::Echo).await;
+    other.set_listing(vec![json!({ "name": "echo", "inputSchema": { "type": "object" } })]);
+    let db = TestDb::sqlite().await;
+    let servers = format!(
+        "- name: api\n  transport: streamable_http\n  url: {}\n  credentials:\n    oauth_client_credentials: \
+         {{ token_url: {t}/token, client_id: gw, client_secret: s3cret, scope: tools }}\n\
+         - name: wrong\n  transport: streamable_http\n  url: {}\n  credentials:\n    oauth_client_credentials: \
+         {{ token_url: {t}/token, client_id: gw, client_secret: not-the-secret-42 }}\n",
+        backend.url,
+        other.url,
+        t = tokens.base
+    );
+    let gw = TestGateway::builder(&db).servers(&servers).start().await;
+    let dev = gw.token("dev", &["developer"]);
+    wait_for_tool(&gw, &dev, "api.echo").await;
+    for _ in 0..5 {
+        let (status, body) = gw.invoke(&dev, "api.echo", json!({})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(tokens.issued().await, 1, "one token for discovery and five calls");
+    assert!(backend.seen().iter().all(|s| s.authorization.as_deref() == Some("Bearer tok-1")));
+
+    // Past 50% of its 3 s life the token is refreshed, once for 20 concurrent calls.
+    actix_web::rt::time::sleep(Duration::from_millis(2000)).await;
+    let calls = (0..20).map(|_| gw.invoke(&dev, "api.echo", json!({})));
+    for (status, body) in futures_util::future::join_all(calls).await {
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(tokens.issued().await, 2, "single-flight refresh");
+    let last = backend.with("tools/call").pop().unwrap();
+    assert_eq!(last.authorization.as_deref(), Some("Bearer tok-2"));
+
+    // The server with a refused secret: never discovered, its calls never sent without a token.
+    assert!(!listed(&gw, &dev).await.iter().any(|t| t.starts_with("wrong.")));
+    assert!(other.seen().is_empty(), "nothing reaches the upstream without its token");
+    let rows = db.wait_for_rows(25).await;
+    assert!(!format!("{rows:?}").contains("not-the-secret-42") && !format!("{rows:?}").contains("s3cret"));
+    gw.stop().await;
+    backend.stop().await;
+    other.stop().await;
+}
