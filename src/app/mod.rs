@@ -297,6 +297,10 @@ fn start_owners(shared: &web::Data<Shared>, tools: crate::config::files::ToolsCo
         metrics: shared.telemetry.metrics_handle(),
         closing: shared.closing.clone(),
         changed: Arc::new(move || clients.tools_changed()),
+        notify: {
+            let clients = shared.clients.clone();
+            Arc::new(move |method| clients.broadcast(&serde_json::json!({ "jsonrpc": "2.0", "method": method })))
+        },
     };
     crate::registry::owner::RegistryOwner::start(registry_env.clone(), tools);
     let clients = shared.clients.clone();

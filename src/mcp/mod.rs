@@ -225,8 +225,8 @@ pub fn initialize_result(version: &str) -> Value {
 fn capabilities() -> Value {
     json!({
         "tools": { "listChanged": true },
-        "prompts": { "listChanged": false },
-        "resources": { "listChanged": false, "subscribe": false },
+        "prompts": { "listChanged": true },
+        "resources": { "listChanged": true, "subscribe": false },
         "completions": {},
         "tasks": { "list": {}, "cancel": {}, "requests": { "tools": { "call": {} } } },
     })
@@ -238,6 +238,8 @@ fn discover() -> Value {
     // Stateless clients hold no session, so no stream can bring them `list_changed`.
     let mut capabilities = capabilities();
     capabilities["tools"]["listChanged"] = json!(false);
+    capabilities["prompts"]["listChanged"] = json!(false);
+    capabilities["resources"]["listChanged"] = json!(false);
     // 2026-07-28: the server's name goes in `_meta` (added to every stateless result).
     json!({
         "supportedVersions": versions,

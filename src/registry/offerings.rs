@@ -60,6 +60,16 @@ pub struct Offerings {
     templates: Vec<Template>,
 }
 
+fn digest<'a>(entries: impl Iterator<Item = &'a Value>) -> String {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    for entry in entries {
+        hasher.update(entry.to_string().as_bytes());
+        hasher.update(b"\n");
+    }
+    hex::encode(hasher.finalize())
+}
+
 /// A subject for policy and audit.
 fn subject(server: &ServerConfig, name: String, own: &str) -> Tool {
     Tool {
@@ -129,6 +139,16 @@ impl Offerings {
         // Longest literal prefix first: the most specific template routes a URI.
         out.templates.sort_by_key(|t| std::cmp::Reverse(t.prefix.len()));
         out
+    }
+
+    /// A digest of the published prompts (what `prompts/list` can show).
+    pub fn prompts_digest(&self) -> String {
+        digest(self.prompts.values().map(|o| &o.entry))
+    }
+
+    /// A digest of the published resources and templates.
+    pub fn resources_digest(&self) -> String {
+        digest(self.resources.values().map(|(_, e)| e).chain(self.templates.iter().map(|t| &t.entry)))
     }
 
     /// Every published prompt, with its subject.

@@ -36,6 +36,9 @@ pub struct Env {
     pub closing: Closing,
     /// Called when the tools clients may call changed (they are told `list_changed`).
     pub changed: Arc<dyn Fn() + Send + Sync>,
+    /// Called with a notification method when upstreams' prompts or resources changed
+    /// (`notifications/prompts/list_changed`, `notifications/resources/list_changed`).
+    pub notify: Arc<dyn Fn(&'static str) + Send + Sync>,
 }
 
 /// Load `tools.yaml` again and publish it when valid.
@@ -334,6 +337,13 @@ impl Handler<Discover> for RegistryOwner {
                 }
                 let config = &owner.config;
                 let offerings = super::offerings::Offerings::build(&config.servers, &config.separator, &owner.discovered);
+                let before = owner.env.registry.offerings();
+                if before.prompts_digest() != offerings.prompts_digest() {
+                    (owner.env.notify)("notifications/prompts/list_changed");
+                }
+                if before.resources_digest() != offerings.resources_digest() {
+                    (owner.env.notify)("notifications/resources/list_changed");
+                }
                 owner.env.registry.publish_offerings(offerings);
                 let (env, tools) = (owner.env.clone(), owner.merged());
                 let unchanged = {

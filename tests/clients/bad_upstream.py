@@ -11,13 +11,15 @@ Usage: bad_upstream.py MODE [STATE_FILE]
   unknown_ids answers ids it was never asked before each real answer
   bad_tools   lists tools with an invalid name and an invalid schema beside a good one
   env         `ping_tool` answers with the names of its environment variables
-  slow        `ping_tool` waits 30 s (a call to cancel or time out)
+  slow        `ping_tool` answers after 30 s (from a thread: the program keeps reading), and
+              each `notifications/cancelled` it receives is appended to STATE_FILE
 Each start appends a line to STATE_FILE when given (the tests count restarts).
 """
 
 import json
 import os
 import sys
+import threading
 import time
 
 mode = sys.argv[1]
@@ -26,11 +28,13 @@ if len(sys.argv) > 2:
         f.write("start\n")
 
 out = sys.stdout
+out_lock = threading.Lock()
 
 
 def send(message):
-    out.write(json.dumps(message) + "\n")
-    out.flush()
+    with out_lock:
+        out.write(json.dumps(message) + "\n")
+        out.flush()
 
 
 GOOD_TOOL = {"name": "ping_tool", "description": "Answers pong.", "inputSchema": {"type": "object"}}
@@ -54,6 +58,9 @@ for raw in sys.stdin:
     except ValueError:
         continue
     method, mid = msg.get("method"), msg.get("id")
+    if method == "notifications/cancelled" and len(sys.argv) > 2:
+        with open(sys.argv[2], "a") as f:
+            f.write("cancelled %s\n" % msg.get("params", {}).get("requestId"))
     if mid is None:
         continue
     if mode == "garbage":
@@ -79,7 +86,11 @@ for raw in sys.stdin:
         if mode == "exit_later":
             sys.exit(4)
         if mode == "slow":
-            time.sleep(30)
+            def later(mid=mid):
+                time.sleep(30)
+                send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": "late"}]}})
+            threading.Thread(target=later, daemon=True).start()
+            continue
         text = "pong"
         if mode == "env":
             text = " ".join(sorted(os.environ))

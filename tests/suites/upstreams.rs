@@ -426,8 +426,30 @@ async fn an_http_server_down_at_start_up_appears_when_it_comes_up() {
     assert!(listed(&gw, &dev).await.is_empty());
     let (status, _) = gw.invoke(&dev, "web.echo", json!({ "message": "x" })).await;
     assert_eq!(status, 404);
+    // A client holding its notification stream hears when the server's tools, prompts and
+    // resources appear.
+    let sid = gw.mcp_session(&dev).await;
+    let mut stream = crate::common::client()
+        .get(format!("{}/mcp", gw.base))
+        .bearer_auth(&dev)
+        .insert_header(("Mcp-Session-Id", sid.as_str()))
+        .insert_header(("Accept", "text/event-stream"))
+        .send()
+        .await
+        .unwrap();
+    actix_web::rt::time::sleep(Duration::from_millis(100)).await;
     let _server = HttpEverything::start(port);
     wait_for_tool(&gw, &dev, "web.echo").await;
+    let mut heard = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(heard.contains("tools/list_changed") && heard.contains("prompts/list_changed") && heard.contains("resources/list_changed")) {
+        use futures_util::StreamExt;
+        assert!(Instant::now() < deadline, "heard only: {heard}");
+        if let Ok(Some(Ok(chunk))) = tokio::time::timeout(Duration::from_secs(1), stream.next()).await {
+            heard.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+    drop(stream);
     let (status, body) = gw.invoke(&dev, "web.echo", json!({ "message": "over http" })).await;
     assert_eq!(status, 200, "{body}");
     assert!(text_of(&body).contains("over http"), "{body}");
@@ -672,4 +694,47 @@ async fn oauth_client_credentials_are_fetched_cached_and_refreshed() {
     gw.stop().await;
     backend.stop().await;
     other.stop().await;
+}
+
+/// A call the gateway gives up on (its timeout) is cancelled at the stdio program
+/// (`notifications/cancelled` with the gateway's own id), its slot freed; on shutdown the
+/// program is stopped (SIGTERM) and does not outlive the gateway.
+#[actix_web::test]
+async fn abandoned_calls_are_cancelled_upstream_and_programs_stop_with_the_gateway() {
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("slow");
+    let servers = format!(
+        "- name: slow\n  transport: stdio\n  command: {}\n  args: [{}, slow, {}]\n  timeout_seconds: 1\n",
+        python(),
+        bad_upstream(),
+        log.display()
+    );
+    let db = TestDb::sqlite().await;
+    let gw = TestGateway::builder(&db).servers(&servers).start().await;
+    let dev = gw.token("dev", &["developer"]);
+    wait_for_tool(&gw, &dev, "slow.ping_tool").await;
+    let (status, body) = gw.invoke(&dev, "slow.ping_tool", json!({})).await;
+    assert_eq!(status, 504, "{body}");
+    let started = Instant::now();
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("cancelled") {
+        assert!(started.elapsed() < Duration::from_secs(5), "the program was never told");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ops = gw.token("ops", &["operator"]);
+    let (_, health) = gw.get("/health/actors", Some(&ops)).await;
+    let slow = &health["upstream_processes"][0];
+    assert_eq!(slow["pending_calls"], json!(0), "{slow}");
+    let pid = slow["pid"].as_u64().unwrap();
+    let rows = db.wait_for_rows(1).await;
+    assert_eq!((rows[0].http_status, rows[0].status.as_str()), (504, "backend_timeout"));
+    gw.stop().await;
+    let started = Instant::now();
+    while Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
+        assert!(started.elapsed() < Duration::from_secs(10), "the program outlived the gateway");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn is_zombie(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
 }
