@@ -27,6 +27,9 @@ pub struct Attempt {
     pub arguments_logged: Option<String>,
     /// `rest`, `streamable_http` or `sse`.
     pub transport: &'static str,
+    /// What is asked: `tools/call`, or an upstream's `prompts/get`, `resources/read`,
+    /// `completion/complete` (the row's `kind`).
+    pub kind: &'static str,
 }
 
 impl Attempt {
@@ -40,6 +43,7 @@ impl Attempt {
             arguments_logged: None,
             allowed: false,
             transport,
+            kind: gateway_actors::model::TOOL_CALL_KIND,
         }
     }
 
@@ -141,6 +145,7 @@ impl Attempt {
             error_message: message,
             arguments_logged: self.arguments_logged,
             transport: self.transport.to_owned(),
+            kind: self.kind.to_owned(),
             chain_id: String::new(),
             seq: 0,
             prev_hash: String::new(),

@@ -103,6 +103,13 @@ fn default_true() -> bool {
     true
 }
 
+/// The kind of every row written before kinds existed, and of every tool call.
+pub const TOOL_CALL_KIND: &str = "tools/call";
+
+fn default_kind() -> String {
+    TOOL_CALL_KIND.to_owned()
+}
+
 /// The authenticated caller, taken from the verified JWT claims.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Caller {
@@ -161,6 +168,10 @@ pub struct AuditRecord {
     pub arguments_logged: Option<String>,
     /// The front door: `rest` (`/mcp/invoke`), `streamable_http` (`/mcp`) or `sse` (`/sse`).
     pub transport: String,
+    /// What was asked: `tools/call` (every tool call, REST and jobs too), or an upstream
+    /// server's `prompts/get`, `resources/read` or `completion/complete`.
+    #[serde(default = "default_kind")]
+    pub kind: String,
     /// The hash chain this row belongs to (one per audit writer run); set by the writer.
     #[serde(default)]
     pub chain_id: String,
@@ -203,7 +214,7 @@ impl std::io::Write for HashWriter<'_> {
 }
 
 /// The canonical encoding of a row for its hash: a JSON array of every field but the chain
-/// links, times as `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+/// links, times as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (`kind` last, when not `tools/call`).
 struct Canonical<'a>(&'a AuditRecord);
 
 /// `created_at` as the hash encodes it, formatted by hand on the common path (years 0–9999).
@@ -228,7 +239,10 @@ impl Serialize for Canonical<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeSeq;
         let r = self.0;
-        let mut seq = serializer.serialize_seq(Some(19))?;
+        // `kind` is encoded only when it is not a tool call: rows stored before kinds existed
+        // (all tool calls) keep the hash they were written with.
+        let tool_call = r.kind == TOOL_CALL_KIND;
+        let mut seq = serializer.serialize_seq(Some(if tool_call { 19 } else { 20 }))?;
         seq.serialize_element(&r.id)?;
         seq.serialize_element(&hash_time(&r.created_at))?;
         seq.serialize_element(&r.request_id)?;
@@ -248,6 +262,9 @@ impl Serialize for Canonical<'_> {
         seq.serialize_element(&r.transport)?;
         seq.serialize_element(&r.chain_id)?;
         seq.serialize_element(&r.seq)?;
+        if !tool_call {
+            seq.serialize_element(&r.kind)?;
+        }
         seq.end()
     }
 }
@@ -305,11 +322,21 @@ mod tests {
             error_message: Some("\u{0001} control".into()),
             arguments_logged: Some(r#"{"k":"v"}"#.into()),
             transport: "rest".into(),
+            kind: TOOL_CALL_KIND.into(),
             chain_id: "chain".into(),
             seq: i64::MAX,
             prev_hash: "0".repeat(64),
             row_hash: String::new(),
         }
+    }
+
+    #[test]
+    fn a_rows_kind_is_covered_by_its_hash_and_tool_calls_hash_as_before() {
+        let mut r = record(1_795_683_093_123_456, 1.5);
+        let before = r.compute_hash();
+        assert_eq!(before, reference_hash(&r));
+        r.kind = "resources/read".into();
+        assert_ne!(r.compute_hash(), before, "another kind, another hash");
     }
 
     #[test]

@@ -168,6 +168,7 @@ mod tests {
             error_message: Some("e\0".into()),
             arguments_logged: Some("l\0".into()),
             transport: "t\0".into(),
+            kind: crate::model::TOOL_CALL_KIND.into(),
             chain_id: String::new(),
             seq: 0,
             prev_hash: String::new(),

@@ -23,6 +23,7 @@ pub fn record(i: usize) -> AuditRecord {
         error_message: None,
         arguments_logged: None,
         transport: "rest".into(),
+        kind: gateway_actors::model::TOOL_CALL_KIND.into(),
         chain_id: String::new(),
         seq: 0,
         prev_hash: String::new(),

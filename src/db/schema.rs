@@ -43,6 +43,7 @@ diesel::table! {
         prev_hash -> Text,
         row_hash -> Text,
         arguments_logged -> Nullable<Text>,
+        kind -> Text,
     }
 }
 

@@ -98,6 +98,11 @@ pub async fn forward(ctx: &Ctx, method: &str, mut params: Value) -> Result<Value
     let mut guard = Unanswered { ctx, attempt: Some(Attempt::new(ctx.transport)) };
     let outcome = async {
         let attempt = guard.attempt.get_or_insert_with(|| Attempt::new(ctx.transport));
+        attempt.kind = match method {
+            "prompts/get" => "prompts/get",
+            "resources/read" => "resources/read",
+            _ => "completion/complete",
+        };
         attempt.tool_name = Some(subject.name.clone());
         attempt.arguments_sha256 = Some(pipeline::digest(&arguments));
         let arguments = Arc::new(arguments);

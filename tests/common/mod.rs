@@ -382,6 +382,7 @@ pub fn audit_row(i: usize, text: &dyn Fn(usize) -> String) -> gateway_actors::Au
         error_message: Some(text(11)),
         arguments_logged: Some(text(12)),
         transport: text(13),
+        kind: gateway_actors::model::TOOL_CALL_KIND.into(),
         chain_id: String::new(),
         seq: 0,
         prev_hash: String::new(),

@@ -55,7 +55,15 @@ async fn streamable_http_session_lifecycle_and_tool_calls() {
     );
     let bad_cursor = post(&gw, Some(&alice), s, &v, rpc(7, "tools/list", json!({"cursor": "garbage"}))).await;
     assert_eq!(bad_cursor.body["error"]["code"], -32602);
-    assert_eq!(post(&gw, Some(&alice), s, &v, rpc(8, "resources/list", json!({}))).await.body["error"]["code"], -32601);
+    // Upstream servers' resources are listed (none here); a method the gateway does not serve is -32601.
+    assert_eq!(
+        post(&gw, Some(&alice), s, &v, rpc(8, "resources/list", json!({}))).await.body["result"]["resources"],
+        json!([])
+    );
+    assert_eq!(
+        post(&gw, Some(&alice), s, &v, rpc(8, "resources/subscribe", json!({"uri": "x"}))).await.body["error"]["code"],
+        -32601
+    );
 
     // Session rules: missing 400, unknown 404, another subject's 404, bad version 400.
     assert_eq!(post(&gw, Some(&alice), None, &v, rpc(9, "ping", json!({}))).await.status, 400);

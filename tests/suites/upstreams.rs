@@ -238,6 +238,10 @@ async fn everything_server_progress_and_a_clean_environment() {
         rows.iter().find(|r| r.tool_name.as_deref() == Some(tool)).unwrap_or_else(|| panic!("no row for {tool}"))
     };
     assert_eq!(row("prompt:ev.args-prompt").decision, "allowed");
+    assert_eq!(row("prompt:ev.args-prompt").kind, "prompts/get");
+    assert_eq!(row("prompt:ev.completable-prompt").kind, "completion/complete");
+    assert_eq!(row("resource:demo://resource/dynamic/text/3").kind, "resources/read");
+    assert_eq!(row("ev.echo").kind, "tools/call");
     assert_eq!(row("prompt:ev.completable-prompt").status, "ok");
     assert_eq!(row("resource:demo://resource/dynamic/text/3").status, "ok");
     let guest_row = rows.iter().find(|r| r.user_id.as_deref() == Some("gus")).unwrap();
@@ -442,7 +446,10 @@ async fn an_http_server_down_at_start_up_appears_when_it_comes_up() {
     wait_for_tool(&gw, &dev, "web.echo").await;
     let mut heard = String::new();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !(heard.contains("tools/list_changed") && heard.contains("prompts/list_changed") && heard.contains("resources/list_changed")) {
+    while !(heard.contains("tools/list_changed")
+        && heard.contains("prompts/list_changed")
+        && heard.contains("resources/list_changed"))
+    {
         use futures_util::StreamExt;
         assert!(Instant::now() < deadline, "heard only: {heard}");
         if let Ok(Some(Ok(chunk))) = tokio::time::timeout(Duration::from_secs(1), stream.next()).await {
@@ -736,5 +743,6 @@ async fn abandoned_calls_are_cancelled_upstream_and_programs_stop_with_the_gatew
 }
 
 fn is_zombie(pid: u64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
 }

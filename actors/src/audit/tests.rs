@@ -45,6 +45,7 @@ fn row(i: usize) -> AuditRecord {
         error_message: None,
         arguments_logged: None,
         transport: "rest".into(),
+        kind: crate::model::TOOL_CALL_KIND.into(),
         chain_id: String::new(),
         seq: 0,
         prev_hash: String::new(),

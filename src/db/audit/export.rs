@@ -139,9 +139,10 @@ pub fn csv_line(r: &AuditRow) -> String {
         r.seq.to_string(),
         field(&r.prev_hash),
         field(&r.row_hash),
+        field(&r.kind),
     ]
     .join(",")
 }
 
 /// The CSV header matching [`csv_line`].
-pub const CSV_HEADER: &str = "id,created_at,request_id,user_id,roles,workspace,tool_name,decision,status,http_status,error_code,duration_ms,client_ip,arguments_sha256,error_message,arguments_logged,transport,chain_id,seq,prev_hash,row_hash";
+pub const CSV_HEADER: &str = "id,created_at,request_id,user_id,roles,workspace,tool_name,decision,status,http_status,error_code,duration_ms,client_ip,arguments_sha256,error_message,arguments_logged,transport,chain_id,seq,prev_hash,row_hash,kind";

@@ -55,6 +55,7 @@ mod tests {
             error_message: Some("-1+1".into()),
             arguments_logged: None,
             transport: "rest".into(),
+            kind: gateway_actors::model::TOOL_CALL_KIND.into(),
             chain_id: "c".into(),
             seq: 1,
             prev_hash: "p".into(),

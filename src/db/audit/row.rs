@@ -53,6 +53,8 @@ pub struct AuditRow {
     pub row_hash: String,
     /// Arguments the policy chose to record (masked), as JSON.
     pub arguments_logged: Option<String>,
+    /// `tools/call`, `prompts/get`, `resources/read` or `completion/complete`.
+    pub kind: String,
 }
 
 impl From<&AuditRow> for AuditRecord {
@@ -75,6 +77,7 @@ impl From<&AuditRow> for AuditRecord {
             error_message: r.error_message.clone(),
             arguments_logged: r.arguments_logged.clone(),
             transport: r.transport.clone(),
+            kind: r.kind.clone(),
             chain_id: r.chain_id.clone(),
             seq: r.seq,
             prev_hash: r.prev_hash.clone(),
@@ -103,6 +106,7 @@ impl From<&AuditRecord> for AuditRow {
             error_message: r.error_message.clone(),
             arguments_logged: r.arguments_logged.clone(),
             transport: r.transport.clone(),
+            kind: r.kind.clone(),
             chain_id: r.chain_id.clone(),
             seq: r.seq,
             prev_hash: r.prev_hash.clone(),

@@ -97,10 +97,10 @@ fn pg_unnest_insert(
     diesel::sql_query(
         "WITH stored AS (INSERT INTO audit_logs (id, created_at, request_id, user_id, roles, workspace, tool_name, \
          decision, status, http_status, error_code, duration_ms, client_ip, arguments_sha256, error_message, \
-         transport, chain_id, seq, prev_hash, row_hash, arguments_logged) \
+         transport, chain_id, seq, prev_hash, row_hash, arguments_logged, kind) \
          SELECT * FROM unnest($1::text[], $2::timestamp[], $3::text[], $4::text[], $5::text[], $6::text[], \
          $7::text[], $8::text[], $9::text[], $10::int4[], $11::int4[], $12::float8[], $13::text[], $14::text[], \
-         $15::text[], $16::text[], $17::text[], $18::int8[], $19::text[], $20::text[], $21::text[]) \
+         $15::text[], $16::text[], $17::text[], $18::int8[], $19::text[], $20::text[], $21::text[], $26::text[]) \
          ON CONFLICT DO NOTHING RETURNING 1) \
          INSERT INTO audit_chain_heads (chain_id, seq, row_hash, updated_at, mac) \
          SELECT c, s, h, now() AT TIME ZONE 'UTC', m FROM unnest($22::text[], $23::int8[], $24::text[], $25::text[]) \
@@ -133,6 +133,7 @@ fn pg_unnest_insert(
     .bind::<Array<BigInt>, _>(heads.iter().map(|h| h.1).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(heads.iter().map(|h| h.2.clone()).collect::<Vec<_>>())
     .bind::<Array<Nullable<Text>>, _>(heads.iter().map(|h| h.3.clone()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(col(&|r| r.kind.clone()))
 }
 
 /// Record an operator's action taken outside a running gateway (the CLI's pin approvals,
@@ -164,6 +165,7 @@ pub async fn record_admin(
         error_message: outcome.err().map(str::to_owned),
         arguments_logged: None,
         transport: "cli".into(),
+        kind: gateway_actors::model::TOOL_CALL_KIND.into(),
         chain_id: format!("cli-{}", uuid::Uuid::new_v4().simple()),
         seq: 1,
         prev_hash: String::new(),
