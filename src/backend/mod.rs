@@ -38,6 +38,9 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(jitter.max(5))
 }
 
+/// Most items the gateway keeps of one backend listing (tools, prompts, resources, templates).
+pub const MAX_LISTED_ITEMS: usize = 10_000;
+
 /// The protocol revision the gateway offers to backends.
 pub const PROTOCOL_VERSION: &str = "2025-06-18";
 /// Headers the gateway itself presents to an upstream (its credentials), by backend URL.
@@ -215,6 +218,15 @@ impl McpClient {
             let mut page = self.request(url, method, params, timeout, None, true).await?;
             if let Some(Value::Array(page_items)) = page.get_mut(key).map(Value::take) {
                 items.extend(page_items);
+            }
+            if items.len() >= MAX_LISTED_ITEMS {
+                tracing::warn!(
+                    backend = url,
+                    method,
+                    "listing holds more than {MAX_LISTED_ITEMS} items; the rest is ignored"
+                );
+                items.truncate(MAX_LISTED_ITEMS);
+                break;
             }
             cursor = page.get("nextCursor").and_then(Value::as_str).map(str::to_owned);
             if cursor.is_none() {

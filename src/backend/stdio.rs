@@ -145,6 +145,11 @@ impl StdioLink {
             self.progress.insert(token.clone(), notes_tx);
         }
         let mut guard = Abandon { link: self, id, token, answered: false };
+        if self.closed.load(Ordering::Relaxed) {
+            // Closed between the first check and the insert: nobody would ever answer.
+            guard.answered = true;
+            return Err(self.unavailable("is not running"));
+        }
         if let Some(o) = observer {
             o.backend_id.set(Some(id));
         }

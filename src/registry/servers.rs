@@ -15,6 +15,8 @@ use crate::config::servers::{valid_tool_name, ServerConfig};
 
 /// Longest description kept from a server's listing (characters).
 const MAX_DESCRIPTION: usize = 4096;
+/// Largest input schema published (bytes of JSON): it is compiled, stored and listed.
+const MAX_SCHEMA_BYTES: usize = 256 * 1024;
 
 /// The tools `server` publishes from its listing `listed`; names in `taken` (earlier tools and
 /// servers) are refused, and the ones published are added to it.
@@ -36,10 +38,12 @@ pub fn publish(server: &ServerConfig, separator: &str, listed: &[Value], taken: 
         }
         let schema = entry.get("inputSchema");
         let schema_ok = schema.is_some_and(|s| {
-            s.get("type").and_then(Value::as_str) == Some("object") && jsonschema::validator_for(s).is_ok()
+            s.get("type").and_then(Value::as_str) == Some("object")
+                && s.to_string().len() <= MAX_SCHEMA_BYTES
+                && jsonschema::validator_for(s).is_ok()
         });
         if !schema_ok {
-            tracing::warn!(server = %server.name, tool = %own, "tool's inputSchema is not a JSON Schema of type object; not published");
+            tracing::warn!(server = %server.name, tool = %own, "tool's inputSchema is not a JSON Schema of type object (or is over 256 KiB); not published");
             continue;
         }
         if !taken.insert(name.clone()) {
