@@ -150,6 +150,7 @@ impl JobRunner for Runner {
     fn run(&self) -> LocalBoxFuture<'static, JobOutcome> {
         let (shared, backend, tool, progress) =
             (self.shared.clone(), self.backend.clone(), self.tool.clone(), self.progress.clone());
+        let owner = self.row.owner.clone();
         let arguments =
             self.row.arguments.as_deref().and_then(|a| serde_json::from_str(a).ok()).unwrap_or_else(|| json!({}));
         Box::pin(async move {
@@ -170,7 +171,7 @@ impl JobRunner for Runner {
             let watch = Some((&observer, Some(json!({ "progressToken": token }))));
             // The job's own time limit, not the interactive call's: the actor enforces it too.
             let limit = Duration::from_secs(tool.job_timeout_seconds.unwrap_or(DEFAULT_JOB_TIMEOUT_SECONDS));
-            match pipeline::call_backend(&shared, &backend, &tool, arguments, watch, Some(limit)).await {
+            match pipeline::call_backend(&shared, &backend, &tool, arguments, watch, Some(limit), &owner).await {
                 Ok(result) => JobOutcome::Succeeded(result),
                 Err(GatewayError::BackendTimeout(_)) => JobOutcome::TimedOut,
                 Err(e) => JobOutcome::Failed { code: e.code(), message: e.to_string() },

@@ -294,22 +294,25 @@ pub async fn call_tool(
     watch: Option<(&Observer, Option<Value>)>,
 ) -> Result<Value, GatewayError> {
     let arguments = Arc::new(arguments);
+    let client = caller.user_id.clone();
     let tool = authorize(shared, worker, attempt, caller, tool_name, &arguments).await?;
-    call_authorized(shared, worker, &tool, arguments, watch).await
+    call_authorized(shared, worker, &tool, arguments, watch, &client).await
 }
 
 /// The backend call of a tool call [`authorize`] let through, under the tool's interactive
-/// timeout.
+/// timeout. `client` names the caller's session (its MCP session, else its subject): a
+/// `per_client` upstream gives each its own process.
 pub async fn call_authorized(
     shared: &Shared,
     worker: &Worker,
     tool: &Tool,
     arguments: Arc<Value>,
     watch: Option<(&Observer, Option<Value>)>,
+    client: &str,
 ) -> Result<Value, GatewayError> {
     // The policy actor has let go of its reference by now: no copy of the arguments is made.
     let arguments = Arc::try_unwrap(arguments).unwrap_or_else(|shared| (*shared).clone());
-    call_backend(shared, &worker.backend, tool, arguments, watch, None).await
+    call_backend(shared, &worker.backend, tool, arguments, watch, None, client).await
 }
 
 /// Forward an authorised request other than `tools/call` (`prompts/get`, `resources/read`,
@@ -320,11 +323,13 @@ pub async fn forward(
     subject: &Tool,
     method: &str,
     params: Value,
+    client: &str,
 ) -> Result<Value, GatewayError> {
     let timeout =
         subject.timeout_seconds.map(std::time::Duration::from_secs).unwrap_or(shared.settings.backend_timeout);
     shared.registry.protection().admit(&subject.backend_url)?;
-    let result = worker.backend.request(&subject.backend_url, method, params, timeout, None, true).await;
+    let url = shared.registry.route_for(subject, client).await?.unwrap_or_else(|| subject.backend_url.clone());
+    let result = worker.backend.request(&url, method, params, timeout, None, true).await;
     shared.registry.protection().record(&subject.backend_url, !crate::backend::protect::unhealthy(&result));
     result
 }
@@ -338,17 +343,28 @@ pub async fn call_backend(
     arguments: Value,
     watch: Option<(&Observer, Option<Value>)>,
     limit: Option<std::time::Duration>,
+    client: &str,
 ) -> Result<Value, GatewayError> {
     let timeout =
         limit.or(tool.timeout_seconds.map(std::time::Duration::from_secs)).unwrap_or(shared.settings.backend_timeout);
-    shared.registry.protection().admit(&tool.backend_url)?;
+    let breaker = tool.backend_url.as_str();
+    shared.registry.protection().admit(breaker)?;
     let _slot = shared.registry.protection().slot(tool).await?;
+    // A `per_client` upstream: this client's own program (a copy of the tool routed there).
+    let routed;
+    let tool = match shared.registry.route_for(tool, client).await? {
+        Some(url) => {
+            routed = Tool { backend_url: url, ..tool.clone() };
+            &routed
+        }
+        None => tool,
+    };
     let started = std::time::Instant::now();
     let result = match watch {
         Some((observer, meta)) => backend.call_tool_observed(tool, arguments, meta, timeout, observer).await,
         None => backend.call_tool(tool, arguments, timeout).await,
     };
-    shared.registry.protection().record(&tool.backend_url, !crate::backend::protect::unhealthy(&result));
+    shared.registry.protection().record(breaker, !crate::backend::protect::unhealthy(&result));
     shared.telemetry.metrics().backend(
         &tool.name,
         started.elapsed().as_secs_f64(),

@@ -45,6 +45,9 @@ pub struct StdioLink {
     max_pending: usize,
     closed: AtomicBool,
     protocol_version: std::sync::Mutex<String>,
+    born: std::time::Instant,
+    /// Milliseconds after `born` of the last request.
+    last_used: AtomicU64,
 }
 
 /// Fails nothing, forgets the waiting caller and tells the program when a call is abandoned
@@ -94,7 +97,15 @@ impl StdioLink {
             max_pending,
             closed: AtomicBool::new(false),
             protocol_version: std::sync::Mutex::new(super::PROTOCOL_VERSION.to_owned()),
+            born: std::time::Instant::now(),
+            last_used: AtomicU64::new(0),
         }
+    }
+
+    /// How long since the last request (or since the link opened).
+    pub fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_used.load(Ordering::Relaxed));
+        self.born.elapsed().saturating_sub(last)
     }
 
     /// Requests waiting for an answer now.
@@ -137,6 +148,7 @@ impl StdioLink {
             )));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.last_used.store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.pending.insert(id, tx);
         let token = params.get("_meta").and_then(|m| m.get("progressToken")).map(Value::to_string);

@@ -145,9 +145,16 @@ pub struct ServerConfig {
     /// Longest line a stdio server may print (default 4 MiB): longer lines are dropped.
     #[serde(default)]
     pub max_line_bytes: Option<usize>,
-    /// `shared` (the default): one session (one process) for every client.
+    /// `shared` (the default): one session (one process) for every client; `per_client`: one
+    /// process per client session.
     #[serde(default)]
     pub session_mode: SessionMode,
+    /// `per_client`: most client processes at once (default 16); past it, 503.
+    #[serde(default)]
+    pub max_sessions: Option<usize>,
+    /// `per_client`: a client's process is stopped after this long without calls (default 300).
+    #[serde(default)]
+    pub idle_seconds: Option<u64>,
     /// Per-tool overrides, by the tool's name at the server.
     #[serde(default)]
     pub tools: BTreeMap<String, ToolOverride>,
@@ -163,11 +170,20 @@ pub enum SessionMode {
     /// One session (one process for stdio) serves every client.
     #[default]
     Shared,
+    /// stdio only: each client session (its MCP session; REST calls and jobs: its subject) gets
+    /// a process of its own, started at its first call and stopped after `idle_seconds` without
+    /// calls. For servers that keep state per session.
+    PerClient,
 }
 
 fn default_risk() -> String {
     "low".to_owned()
 }
+
+/// Default cap on client processes of a `per_client` server.
+pub const DEFAULT_MAX_SESSIONS: usize = 16;
+/// Default idle time after which a client's process is stopped.
+pub const DEFAULT_IDLE_SECONDS: u64 = 300;
 
 /// Default cap on waiting requests per stdio server.
 pub const DEFAULT_MAX_PENDING: usize = 256;
@@ -292,6 +308,12 @@ impl ServerConfig {
                     format!("{} is not a readable file", path.display()),
                 ));
             }
+        }
+        if self.session_mode == SessionMode::PerClient && self.transport != Transport::Stdio {
+            return Err(ConfigError::new(field("session_mode"), "per_client is for stdio servers"));
+        }
+        if self.max_sessions == Some(0) || self.idle_seconds == Some(0) {
+            return Err(ConfigError::new(field("max_sessions"), "max_sessions and idle_seconds must be at least 1"));
         }
         if let Some(cwd) = &self.cwd {
             if !cwd.is_dir() {

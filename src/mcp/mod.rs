@@ -318,7 +318,7 @@ async fn call(ctx: &Ctx, params: Value) -> Result<Value, RpcError> {
                 "{name} runs only as a task: send params.task (execution.taskSupport: required)"
             )));
         }
-        pipeline::call_authorized(&ctx.shared, &ctx.worker, &tool, arguments, watch).await
+        pipeline::call_authorized(&ctx.shared, &ctx.worker, &tool, arguments, watch, &client_of(ctx)).await
     }
     .await;
     let answer = errors::tool_call(name, &outcome);
@@ -327,6 +327,23 @@ async fn call(ctx: &Ctx, params: Value) -> Result<Value, RpcError> {
         Ok(()) => answer,
         Err(e) => Err(errors::after_the_call(&e)),
     }
+}
+
+/// Who a call comes from, for upstreams that keep a session per client: the subject and its
+/// MCP session (legacy SSE: its `session_id`; stateless requests: the subject alone).
+fn client_of(ctx: &Ctx) -> String {
+    let session = ctx
+        .req
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            let query = ctx.req.query_string();
+            query.split('&').find_map(|p| p.strip_prefix("session_id=")).map(str::to_owned)
+        })
+        .unwrap_or_default();
+    format!("{}\n{session}", ctx.caller.user_id)
 }
 
 /// Answer one JSON-RPC request (everything but `initialize`, which the transports own).

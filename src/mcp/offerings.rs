@@ -115,7 +115,7 @@ pub async fn forward(ctx: &Ctx, method: &str, mut params: Value) -> Result<Value
             &arguments,
         )
         .await?;
-        pipeline::forward(&ctx.shared, &ctx.worker, &subject, method, params).await
+        pipeline::forward(&ctx.shared, &ctx.worker, &subject, method, params, &super::client_of(ctx)).await
     }
     .await;
     let answer = match &outcome {

@@ -25,6 +25,7 @@ use dashmap::{DashMap, DashSet};
 use gateway_actors::registry::CatalogCell;
 use gateway_actors::Catalog;
 use serde_json::Value;
+use sha2::Digest as _;
 
 use crate::backend::protect::Protection;
 use input_schemas::Schemas;
@@ -53,6 +54,7 @@ pub struct Registry {
     routes: crate::backend::Routes,
     processes: DashMap<String, Arc<processes::ProcessStatus>>,
     offerings: arc_swap::ArcSwap<offerings::Offerings>,
+    per_client: DashSet<String>,
     owner: OnceLock<Addr<RegistryOwner>>,
 }
 
@@ -77,6 +79,7 @@ impl Registry {
             routes: crate::backend::Routes::default(),
             processes: DashMap::new(),
             offerings: arc_swap::ArcSwap::from_pointee(offerings::Offerings::default()),
+            per_client: DashSet::new(),
             owner: OnceLock::new(),
         }
     }
@@ -126,6 +129,46 @@ impl Registry {
     /// Backends' cached `tools/list` entries.
     pub fn listings(&self) -> &ToolEntries {
         &self.listings
+    }
+
+    /// Where a call of `client` (its MCP session, or its subject) to `tool` goes: the tool's own
+    /// backend, or — for a `per_client` server — that client's own program, started (and
+    /// waited for) at its first call.
+    pub async fn route_for(
+        &self,
+        tool: &gateway_actors::Tool,
+        client: &str,
+    ) -> Result<Option<String>, crate::error::GatewayError> {
+        use crate::error::GatewayError;
+        let Some(server) = tool.upstream.as_ref().map(|u| u.server.as_str()).filter(|s| self.per_client.contains(*s))
+        else {
+            return Ok(None);
+        };
+        let digest = hex::encode(sha2::Sha256::digest(client.as_bytes()));
+        let key = format!("{server}#{}", &digest[..16]);
+        let url = format!("{}{key}", crate::config::servers::STDIO_SCHEME);
+        if self.routes.links.contains_key(&key) {
+            return Ok(Some(url));
+        }
+        let owner = self.owner.get().ok_or_else(|| GatewayError::Unavailable("registry not started".into()))?;
+        owner
+            .send(owner::SpawnFor {
+                server: server.to_owned(),
+                key: key.clone(),
+                subject: client.split('\n').next().unwrap_or_default().to_owned(),
+            })
+            .await
+            .map_err(|e| GatewayError::Internal(format!("registry: {e}")))??;
+        let started = std::time::Instant::now();
+        while !self.routes.links.contains_key(&key) {
+            if started.elapsed() > Duration::from_secs(30) {
+                return Err(GatewayError::BackendUnavailable(format!(
+                    "upstream {server}: the client's process did not start"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(Some(url))
     }
 
     /// Upstream servers' prompts, resources and templates in force.

@@ -101,6 +101,20 @@ pub struct RegistryOwner {
     discovered: BTreeMap<String, super::offerings::Listing>,
     /// The running stdio programs, with the configuration each was started with.
     processes: HashMap<String, (Arc<ServerConfig>, actix::Recipient<Stop>)>,
+    /// Clients' own programs of `per_client` servers, by link key (`<server>#<client>`).
+    client_processes: HashMap<String, (String, String, actix::Addr<StdioProcess>)>,
+}
+
+/// Start (unless running) the program of one client of a `per_client` server.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), crate::error::GatewayError>")]
+pub struct SpawnFor {
+    /// The server.
+    pub server: String,
+    /// The link key (`<server>#<client digest>`).
+    pub key: String,
+    /// The client's subject: one subject may hold a quarter of `max_sessions` (at least one).
+    pub subject: String,
 }
 
 impl RegistryOwner {
@@ -118,6 +132,7 @@ impl RegistryOwner {
             config: Arc::new(ToolsConfig::default()),
             discovered: BTreeMap::new(),
             processes: HashMap::new(),
+            client_processes: HashMap::new(),
         };
         let addr = Actor::create(move |ctx| {
             let mut owner = addr;
@@ -143,6 +158,21 @@ impl RegistryOwner {
             keep
         });
         self.discovered.retain(|name, _| wanted.get(name.as_str()).is_some_and(|s| self.config.servers.contains(s)));
+        // Clients' programs of servers removed or changed stop too.
+        let unchanged: HashSet<&str> =
+            config.servers.iter().filter(|s| self.config.servers.contains(s)).map(|s| s.name.as_str()).collect();
+        self.client_processes.retain(|_, (server, _, addr)| {
+            let keep = unchanged.contains(server.as_str());
+            if !keep {
+                addr.do_send(Stop);
+            }
+            keep
+        });
+        registry.per_client.clear();
+        for server in config.servers.iter().filter(|s| s.session_mode == crate::config::servers::SessionMode::PerClient)
+        {
+            registry.per_client.insert(server.name.clone());
+        }
         let owner = ctx.address();
         let on_event: super::processes::OnEvent = Arc::new(move |server: &str, _| {
             owner.do_send(Discover { servers: Some(vec![server.to_owned()]) });
@@ -240,6 +270,9 @@ impl RegistryOwner {
         for (_, (_, stop)) in self.processes.drain() {
             stop.do_send(Stop);
         }
+        for (_, (_, _, addr)) in self.client_processes.drain() {
+            addr.do_send(Stop);
+        }
     }
 
     fn closing(&self) -> bool {
@@ -298,6 +331,58 @@ impl Handler<Reload> for RegistryOwner {
                 Box::into_pin(outcome)
             },
         )))
+    }
+}
+
+impl Handler<SpawnFor> for RegistryOwner {
+    type Result = Result<(), crate::error::GatewayError>;
+
+    fn handle(&mut self, msg: SpawnFor, _: &mut Context<Self>) -> Self::Result {
+        use crate::config::servers::{DEFAULT_IDLE_SECONDS, DEFAULT_MAX_SESSIONS};
+        use crate::error::GatewayError;
+        let registry = self.env.registry.clone();
+        // Programs that stopped (idle, exited) are forgotten.
+        self.client_processes.retain(|key, (_, _, addr)| {
+            let alive = addr.connected();
+            if !alive {
+                registry.processes.remove(key);
+            }
+            alive
+        });
+        if self.client_processes.contains_key(&msg.key) {
+            return Ok(());
+        }
+        let Some(config) = self.config.servers.iter().find(|s| s.name == msg.server) else {
+            return Err(GatewayError::BackendUnavailable(format!("upstream {} is not configured", msg.server)));
+        };
+        let max = config.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS);
+        let of_server = || self.client_processes.values().filter(|(server, _, _)| *server == msg.server);
+        if of_server().count() >= max {
+            return Err(GatewayError::Busy(format!(
+                "upstream {} runs its most client processes ({max}, max_sessions); retry later",
+                msg.server
+            )));
+        }
+        // One subject cannot take every slot from the others.
+        let per_subject = (max / 4).max(1);
+        if of_server().filter(|(_, subject, _)| *subject == msg.subject).count() >= per_subject {
+            return Err(GatewayError::Busy(format!(
+                "upstream {}: you hold your most client processes ({per_subject}); end a session or wait for one to go idle",
+                msg.server
+            )));
+        }
+        let idle = Duration::from_secs(config.idle_seconds.unwrap_or(DEFAULT_IDLE_SECONDS));
+        let status = Arc::new(ProcessStatus::default());
+        registry.processes.insert(msg.key.clone(), status.clone());
+        let process = StdioProcess::for_client(
+            Arc::new(config.clone()),
+            msg.key.clone(),
+            idle,
+            registry.routes.links.clone(),
+            status,
+        );
+        self.client_processes.insert(msg.key, (msg.server, msg.subject, process.start()));
+        Ok(())
     }
 }
 

@@ -82,6 +82,11 @@ pub type OnEvent = Arc<dyn Fn(&str, Said) + Send + Sync>;
 /// The actor running one stdio program.
 pub struct StdioProcess {
     config: Arc<ServerConfig>,
+    /// The name its link is published under: the server's, or `<server>#<client>` for one
+    /// client's process of a `per_client` server.
+    link_key: String,
+    /// A client's process stops after this long without calls, and is not restarted.
+    idle: Option<Duration>,
     links: Links,
     status: Arc<ProcessStatus>,
     on_event: OnEvent,
@@ -95,8 +100,11 @@ pub struct StdioProcess {
 impl StdioProcess {
     /// An actor for `config` publishing its link into `links` and its state into `status`.
     pub fn new(config: Arc<ServerConfig>, links: Links, status: Arc<ProcessStatus>, on_event: OnEvent) -> Self {
+        let link_key = config.name.clone();
         Self {
             config,
+            link_key,
+            idle: None,
             links,
             status,
             on_event,
@@ -107,8 +115,23 @@ impl StdioProcess {
         }
     }
 
+    /// One client's process of a `per_client` server, published as `link_key`, stopped after
+    /// `idle` without calls.
+    pub fn for_client(
+        config: Arc<ServerConfig>,
+        link_key: String,
+        idle: Duration,
+        links: Links,
+        status: Arc<ProcessStatus>,
+    ) -> Self {
+        let mut process = Self::new(config, links, status, Arc::new(|_: &str, _| {}));
+        process.link_key = link_key;
+        process.idle = Some(idle);
+        process
+    }
+
     fn name(&self) -> &str {
-        &self.config.name
+        &self.link_key
     }
 
     fn spawn(&mut self, ctx: &mut Context<Self>) {
@@ -179,8 +202,9 @@ impl StdioProcess {
         // The handshake: the link is published only once the program answered `initialize`.
         let (links, status, on_event, addr) =
             (self.links.clone(), self.status.clone(), self.on_event.clone(), ctx.address());
+        let key = self.link_key.clone();
         actix_web::rt::spawn(async move {
-            if let Err(e) = handshake(&config.name, &link, &links, &status, &on_event).await {
+            if let Err(e) = handshake(&key, &link, &links, &status, &on_event).await {
                 tracing::error!(server = %config.name, error = %e, "stdio server did not complete initialize; restarting it");
                 addr.do_send(Kill { generation });
             }
@@ -211,8 +235,8 @@ impl StdioProcess {
                 link.close();
             }
         }
-        self.links.remove(&self.config.name);
-        if self.stopping {
+        self.links.remove(&self.link_key);
+        if self.stopping || self.idle.is_some() {
             tracing::info!(server = %self.name(), exit = %how, "stdio server stopped");
             ctx.stop();
             return;
@@ -238,12 +262,27 @@ impl Actor for StdioProcess {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.spawn(ctx);
+        if let Some(idle) = self.idle {
+            ctx.run_interval((idle / 4).max(Duration::from_millis(250)), move |actor, ctx| {
+                let quiet = actor
+                    .status
+                    .link
+                    .lock()
+                    .ok()
+                    .and_then(|l| l.as_ref().map(|l| l.pending() == 0 && l.idle_for() >= idle))
+                    .unwrap_or(false);
+                if quiet && !actor.stopping {
+                    tracing::info!(server = %actor.link_key, "client's stdio process idle; stopping it");
+                    ctx.notify(Stop);
+                }
+            });
+        }
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         // Never leave a program behind (the owner stops this actor on removal and shutdown).
         self.signal(true);
-        self.links.remove(&self.config.name);
+        self.links.remove(&self.link_key);
     }
 }
 

@@ -11,6 +11,7 @@ Usage: bad_upstream.py MODE [STATE_FILE]
   unknown_ids answers ids it was never asked before each real answer
   bad_tools   lists tools with an invalid name and an invalid schema beside a good one
   env         `ping_tool` answers with the names of its environment variables
+  pid         `ping_tool` answers with its process id
   slow        `ping_tool` answers after 30 s (from a thread: the program keeps reading), and
               each `notifications/cancelled` it receives is appended to STATE_FILE
 Each start appends a line to STATE_FILE when given (the tests count restarts).
@@ -94,6 +95,8 @@ for raw in sys.stdin:
         text = "pong"
         if mode == "env":
             text = " ".join(sorted(os.environ))
+        if mode == "pid":
+            text = str(os.getpid())
         send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": text}]}})
     elif method == "ping":
         send({"jsonrpc": "2.0", "id": mid, "result": {}})

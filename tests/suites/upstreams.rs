@@ -786,3 +786,52 @@ async fn discovered_definitions_are_pinned_and_drift_blocks() {
     gw.stop().await;
     backend.stop().await;
 }
+
+/// `session_mode: per_client`: each MCP session gets a program of its own (another subject's
+/// session never reaches it), a session's calls all go to its program, an idle program is
+/// stopped and a later call starts a new one, and one subject cannot take every slot.
+#[actix_web::test]
+async fn per_client_sessions_get_their_own_process() {
+    let servers = format!(
+        "- name: mine\n  transport: stdio\n  command: {}\n  args: [{}, pid]\n  session_mode: per_client\n  \
+         idle_seconds: 1\n  max_sessions: 8\n",
+        python(),
+        bad_upstream()
+    );
+    let db = TestDb::sqlite().await;
+    let gw = TestGateway::builder(&db).servers(&servers).start().await;
+    let (alice, bob) = (gw.token("alice", &["developer"]), gw.token("bob", &["developer"]));
+    wait_for_tool(&gw, &alice, "mine.ping_tool").await;
+    let pid_of = |token: String, session: String| {
+        let gw = &gw;
+        async move {
+            let call = rpc(9, "tools/call", json!({ "name": "mine.ping_tool", "arguments": {} }));
+            let reply = post(gw, Some(&token), Some(&session), &[], call).await.body;
+            reply["result"]["content"][0]["text"].as_str().unwrap_or_else(|| panic!("{reply}")).to_owned()
+        }
+    };
+    let (a1, b1) = (gw.mcp_session(&alice).await, gw.mcp_session(&bob).await);
+    let first = pid_of(alice.clone(), a1.clone()).await;
+    assert_eq!(pid_of(alice.clone(), a1.clone()).await, first, "one session, one program");
+    let bobs = pid_of(bob.clone(), b1.clone()).await;
+    assert_ne!(bobs, first, "another subject's session, another program");
+    // REST calls of a subject share its program (no session): not alice's session's one.
+    let (status, body) = gw.invoke(&alice, "mine.ping_tool", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_ne!(text_of(&body), first);
+    // One subject holds at most max_sessions / 4 = 2 programs (her session's and her REST
+    // calls'): a second session of alice's waits for one to go idle.
+    let a2 = gw.mcp_session(&alice).await;
+    let call = rpc(10, "tools/call", json!({ "name": "mine.ping_tool", "arguments": {} }));
+    let refused = post(&gw, Some(&alice), Some(&a2), &[], call).await.body;
+    assert!(refused.to_string().contains("most client processes"), "{refused}");
+    // Idle for over a second: stopped; the next call starts a new program.
+    actix_web::rt::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        !Path::new(&format!("/proc/{first}")).exists() || is_zombie(first.parse().unwrap()),
+        "idle program stopped"
+    );
+    let again = pid_of(alice.clone(), a1.clone()).await;
+    assert_ne!(again, first);
+    gw.stop().await;
+}
