@@ -330,6 +330,7 @@ pub async fn forward(
     shared.registry.protection().admit(&subject.backend_url)?;
     let url = shared.registry.route_for(subject, client).await?.unwrap_or_else(|| subject.backend_url.clone());
     let result = worker.backend.request(&url, method, params, timeout, None, true).await;
+    let result = result.map_err(|e| shared.registry.scrub(e));
     shared.registry.protection().record(&subject.backend_url, !crate::backend::protect::unhealthy(&result));
     result
 }
@@ -364,6 +365,7 @@ pub async fn call_backend(
         Some((observer, meta)) => backend.call_tool_observed(tool, arguments, meta, timeout, observer).await,
         None => backend.call_tool(tool, arguments, timeout).await,
     };
+    let result = result.map_err(|e| shared.registry.scrub(e));
     shared.registry.protection().record(breaker, !crate::backend::protect::unhealthy(&result));
     shared.telemetry.metrics().backend(
         &tool.name,

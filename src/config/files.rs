@@ -108,7 +108,8 @@ pub fn parse_tools(name: &str, text: &str) -> Result<ToolsConfig, ConfigError> {
         }
     }
     let separator = file.separator.unwrap_or_else(|| servers::DEFAULT_SEPARATOR.to_owned());
-    servers::validate(name, &file.servers, &separator)?;
+    let tool_urls: Vec<&str> = file.tools.iter().map(|t| t.backend_url.as_str()).collect();
+    servers::validate(name, &file.servers, &separator, &tool_urls)?;
     Ok(ToolsConfig { tools: file.tools, servers: file.servers, separator })
 }
 

@@ -251,10 +251,17 @@ impl ServerConfig {
             }
             Transport::StreamableHttp | Transport::Sse => {
                 let url = self.url.as_deref().unwrap_or("");
-                let ok = (url.starts_with("http://") || url.starts_with("https://"))
-                    && url.parse::<awc::http::Uri>().is_ok();
+                let parsed = url.parse::<awc::http::Uri>().ok();
+                let ok = (url.starts_with("http://") || url.starts_with("https://")) && parsed.is_some();
+                // The value is not repeated: it may hold an expanded secret.
                 if !ok {
-                    return Err(ConfigError::new(field("url"), format!("{url:?} is not an http(s) URL")));
+                    return Err(ConfigError::new(field("url"), "is not an http(s) URL"));
+                }
+                if parsed.and_then(|u| u.authority().map(|a| a.as_str().contains('@'))).unwrap_or(false) {
+                    return Err(ConfigError::new(
+                        field("url"),
+                        "must not carry user:password (it would be stored and shown); use credentials",
+                    ));
                 }
                 if self.command.is_some() || !self.args.is_empty() || !self.env.is_empty() || self.cwd.is_some() {
                     return Err(ConfigError::new(field("command"), "command, args, env and cwd are for stdio servers"));
@@ -274,7 +281,7 @@ impl ServerConfig {
                     if !ok {
                         return Err(ConfigError::new(
                             field("credentials.oauth_client_credentials.token_url"),
-                            format!("{url:?} is not an http(s) URL"),
+                            "is not an http(s) URL",
                         ));
                     }
                     if self
@@ -396,7 +403,7 @@ pub fn glob(pattern: &str, name: &str) -> bool {
 }
 
 /// Validate the `servers:` of a file named `file`, with the name `separator`.
-pub fn validate(file: &str, servers: &[ServerConfig], separator: &str) -> Result<(), ConfigError> {
+pub fn validate(file: &str, servers: &[ServerConfig], separator: &str, tool_urls: &[&str]) -> Result<(), ConfigError> {
     if separator.is_empty() || !separator.chars().all(|c| "_-.".contains(c)) || separator.len() > 3 {
         return Err(ConfigError::new(format!("{file}: separator"), "must be 1 to 3 of '.', '_' or '-'"));
     }
@@ -413,6 +420,21 @@ pub fn validate(file: &str, servers: &[ServerConfig], separator: &str) -> Result
                 field("namespace"),
                 format!("namespace {:?} is used twice", server.namespace()),
             ));
+        }
+        // One namespace must never be a prefix of another's names: `fs_*` would grant `fs_admin`'s.
+        if server.namespace().contains(separator) {
+            return Err(ConfigError::new(field("namespace"), format!("must not contain the separator {separator:?}")));
+        }
+        // Credentials and the upstream session are kept per URL: one URL, one entry.
+        if let Some(url) = server.url.as_deref() {
+            let taken = servers[..i].iter().any(|s| s.url.as_deref() == Some(url)) || tool_urls.contains(&url);
+            if taken {
+                return Err(ConfigError::new(
+                    field("url"),
+                    "already used by another server or tool (each upstream URL may be configured once: \
+                     credentials and the upstream session belong to the URL)",
+                ));
+            }
         }
     }
     Ok(())
@@ -439,6 +461,26 @@ mod tests {
         assert!(!valid_tool_name("fs.read file"));
         assert!(!valid_tool_name(""));
         assert!(!valid_tool_name(&"a".repeat(129)));
+    }
+
+    #[test]
+    fn one_url_one_entry_and_namespaces_never_prefix_each_other() {
+        let two = |a: &str, b: &str, sep: &str| -> Result<(), ConfigError> {
+            let parse = |y: &str| serde_yaml::from_str::<ServerConfig>(y).unwrap();
+            validate("t.yaml", &[parse(a), parse(b)], sep, &[])
+        };
+        let ro = "name: ro\ntransport: streamable_http\nurl: http://127.0.0.1:1/mcp\n";
+        let rw = "name: rw\ntransport: streamable_http\nurl: http://127.0.0.1:1/mcp\n";
+        assert!(two(ro, rw, ".").unwrap_err().to_string().contains("servers[1].url"));
+        let one = serde_yaml::from_str::<ServerConfig>(ro).unwrap();
+        assert!(validate("t.yaml", &[one], ".", &["http://127.0.0.1:1/mcp"]).is_err(), "a tools: entry's URL too");
+        let fs = "name: fs\ntransport: stdio\ncommand: x\n";
+        let fs_admin = "name: fs_admin\ntransport: stdio\ncommand: x\n";
+        assert!(two(fs, fs_admin, "_").unwrap_err().to_string().contains("separator"));
+        assert!(two(fs, fs_admin, ".").is_ok());
+        let userinfo = "name: u\ntransport: streamable_http\nurl: http://user:pw@127.0.0.1:1/mcp\n";
+        let err = two(userinfo, fs, ".").unwrap_err().to_string();
+        assert!(err.contains("user:password") && !err.contains("pw@"), "{err}");
     }
 
     #[test]

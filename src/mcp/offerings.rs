@@ -46,6 +46,7 @@ pub async fn list(ctx: &Ctx, method: &str) -> Result<Value, RpcError> {
 /// forward with the server's own name, audit.
 pub async fn forward(ctx: &Ctx, method: &str, mut params: Value) -> Result<Value, RpcError> {
     let offerings = ctx.shared.registry.offerings();
+    let asked: String;
     let (subject, not_found): (Option<Arc<Tool>>, RpcError) = match method {
         "prompts/get" => {
             let name = params
@@ -53,6 +54,7 @@ pub async fn forward(ctx: &Ctx, method: &str, mut params: Value) -> Result<Value
                 .and_then(Value::as_str)
                 .ok_or_else(|| errors::invalid_params("params.name is required"))?;
             let unknown = errors::invalid_params(format!("Unknown prompt: {}", crate::error::echo(name)));
+            asked = format!("prompt:{name}");
             (offerings.prompt(name).map(|o| o.subject.clone()), unknown)
         }
         "resources/read" => {
@@ -60,6 +62,7 @@ pub async fn forward(ctx: &Ctx, method: &str, mut params: Value) -> Result<Value
                 .get("uri")
                 .and_then(Value::as_str)
                 .ok_or_else(|| errors::invalid_params("params.uri is required"))?;
+            asked = format!("resource:{uri}");
             (offerings.resource(uri), RpcError::new(RESOURCE_NOT_FOUND, "Resource not found"))
         }
         _ => {
@@ -67,17 +70,34 @@ pub async fn forward(ctx: &Ctx, method: &str, mut params: Value) -> Result<Value
             match reference.get("type").and_then(Value::as_str) {
                 Some("ref/prompt") => {
                     let name = reference.get("name").and_then(Value::as_str).unwrap_or("");
+                    asked = format!("prompt:{name}");
                     (offerings.prompt(name).map(|o| o.subject.clone()), errors::invalid_params("Unknown prompt"))
                 }
                 Some("ref/resource") => {
                     let uri = reference.get("uri").and_then(Value::as_str).unwrap_or("");
+                    asked = format!("resource:{uri}");
                     (offerings.resource(uri), RpcError::new(RESOURCE_NOT_FOUND, "Resource not found"))
                 }
                 _ => return Err(errors::invalid_params("params.ref must be a ref/prompt or a ref/resource")),
             }
         }
     };
-    let Some(subject) = subject else { return Err(not_found) };
+    let kind = match method {
+        "prompts/get" => "prompts/get",
+        "resources/read" => "resources/read",
+        _ => "completion/complete",
+    };
+    let Some(subject) = subject else {
+        // Unknown (or not routable) leaves its row too, under what was asked (cut to 256
+        // characters: a caller's text, not a registered name).
+        let mut attempt = Attempt::new(ctx.transport);
+        attempt.kind = kind;
+        attempt.caller = Some(ctx.caller.clone());
+        attempt.tool_name = Some(asked.chars().take(256).collect());
+        let unknown = GatewayError::UnknownTool("not found".into());
+        attempt.refused(&ctx.shared, crate::http::context::origin(&ctx.req), &unknown, 200);
+        return Err(not_found);
+    };
     // The server's own name replaces the published one; a resource's URI is its own.
     match method {
         "prompts/get" => params["name"] = json!(subject.backend_name()),
@@ -98,11 +118,7 @@ pub async fn forward(ctx: &Ctx, method: &str, mut params: Value) -> Result<Value
     let mut guard = Unanswered { ctx, attempt: Some(Attempt::new(ctx.transport)) };
     let outcome = async {
         let attempt = guard.attempt.get_or_insert_with(|| Attempt::new(ctx.transport));
-        attempt.kind = match method {
-            "prompts/get" => "prompts/get",
-            "resources/read" => "resources/read",
-            _ => "completion/complete",
-        };
+        attempt.kind = kind;
         attempt.tool_name = Some(subject.name.clone());
         attempt.arguments_sha256 = Some(pipeline::digest(&arguments));
         let arguments = Arc::new(arguments);

@@ -55,6 +55,7 @@ pub struct Registry {
     processes: DashMap<String, Arc<processes::ProcessStatus>>,
     offerings: arc_swap::ArcSwap<offerings::Offerings>,
     per_client: DashSet<String>,
+    secrets: arc_swap::ArcSwap<Vec<String>>,
     owner: OnceLock<Addr<RegistryOwner>>,
 }
 
@@ -80,6 +81,7 @@ impl Registry {
             processes: DashMap::new(),
             offerings: arc_swap::ArcSwap::from_pointee(offerings::Offerings::default()),
             per_client: DashSet::new(),
+            secrets: arc_swap::ArcSwap::from_pointee(Vec::new()),
             owner: OnceLock::new(),
         }
     }
@@ -169,6 +171,32 @@ impl Registry {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(Some(url))
+    }
+
+    /// `error` with every credential the gateway holds for upstreams (header values, header
+    /// files, OAuth client secrets, programs' `env` values of 8 characters or more) replaced by
+    /// `[REDACTED]`: an upstream that quotes them in its error text does not get them shown to
+    /// the caller, stored in a row or logged.
+    pub fn scrub(&self, error: crate::error::GatewayError) -> crate::error::GatewayError {
+        use crate::error::GatewayError as E;
+        let secrets = self.secrets.load();
+        if secrets.is_empty() {
+            return error;
+        }
+        let clean = |mut text: String| {
+            for secret in secrets.iter() {
+                if text.contains(secret.as_str()) {
+                    text = text.replace(secret.as_str(), "[REDACTED]");
+                }
+            }
+            text
+        };
+        match error {
+            E::BackendBadReply(m) => E::BackendBadReply(clean(m)),
+            E::BackendUnavailable(m) => E::BackendUnavailable(clean(m)),
+            E::InvalidArguments(m) => E::InvalidArguments(clean(m)),
+            other => other,
+        }
     }
 
     /// Upstream servers' prompts, resources and templates in force.

@@ -90,6 +90,20 @@ fn subject(server: &ServerConfig, name: String, own: &str) -> Tool {
     }
 }
 
+/// Whether `uri`'s path has no dot segment, no empty segment, no percent-encoding, no
+/// backslash and no control character (what a template-routed URI must look like).
+fn plain(uri: &str) -> bool {
+    if uri.contains(['%', '\\']) || uri.chars().any(char::is_control) {
+        return false;
+    }
+    let path = match uri.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |i| &rest[i..]),
+        None => uri.split_once(':').map_or(uri, |(_, p)| p),
+    };
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    !path.split('/').enumerate().any(|(i, seg)| seg == "." || seg == ".." || (seg.is_empty() && i > 0))
+}
+
 /// The literal part of a URI template before its first expression (`file:///{path}` →
 /// `file:///`).
 fn literal_prefix(template: &str) -> &str {
@@ -194,7 +208,13 @@ impl Offerings {
         }
         let server = match self.resources.get(uri) {
             Some((server, _)) => server,
-            None => &self.templates.iter().find(|t| !t.prefix.is_empty() && uri.starts_with(&t.prefix))?.server,
+            // A URI reached through a template must be in plain form: policy patterns match the
+            // text, so `/pub/../priv`, `/pub/./x`, `/pub//x` or `%2e` would reach what a pattern
+            // names differently.
+            None if plain(uri) => {
+                &self.templates.iter().find(|t| !t.prefix.is_empty() && uri.starts_with(&t.prefix))?.server
+            }
+            None => return None,
         };
         Some(Arc::new(subject(server, format!("resource:{uri}"), uri)))
     }
@@ -235,5 +255,14 @@ mod tests {
         assert_eq!(o.resource("test://other").unwrap().backend_url, "stdio://a");
         assert!(o.resource("file:///etc/passwd").is_none());
         assert_eq!(o.resource("test://static/2").unwrap().name, "resource:test://static/2");
+        for sneaky in [
+            "test://static/../x",
+            "test://static/./2",
+            "test://static//2",
+            "test://static/%2e%2e/x",
+            "test://static/a\\..\\b",
+        ] {
+            assert!(o.resource(sneaky).is_none(), "{sneaky}");
+        }
     }
 }

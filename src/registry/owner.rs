@@ -103,6 +103,35 @@ pub struct RegistryOwner {
     processes: HashMap<String, (Arc<ServerConfig>, actix::Recipient<Stop>)>,
     /// Clients' own programs of `per_client` servers, by link key (`<server>#<client>`).
     client_processes: HashMap<String, (String, String, actix::Addr<StdioProcess>)>,
+    /// Servers that said their lists changed, discovered together shortly (a server announcing
+    /// `list_changed` in a loop costs one discovery a second, not one per message).
+    changed: std::collections::BTreeSet<String>,
+}
+
+/// A server said its lists changed (or came up).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct Changed {
+    server: String,
+}
+
+/// Longest a server's `list_changed` waits to be discovered (they gather meanwhile).
+const CHANGE_DELAY: Duration = Duration::from_millis(1000);
+
+impl Handler<Changed> for RegistryOwner {
+    type Result = ();
+
+    fn handle(&mut self, msg: Changed, ctx: &mut Context<Self>) {
+        if self.changed.is_empty() {
+            ctx.run_later(CHANGE_DELAY, |owner, ctx| {
+                let servers: Vec<String> = std::mem::take(&mut owner.changed).into_iter().collect();
+                if !servers.is_empty() {
+                    ctx.notify(Discover { servers: Some(servers) });
+                }
+            });
+        }
+        self.changed.insert(msg.server);
+    }
 }
 
 /// Start (unless running) the program of one client of a `per_client` server.
@@ -133,6 +162,7 @@ impl RegistryOwner {
             discovered: BTreeMap::new(),
             processes: HashMap::new(),
             client_processes: HashMap::new(),
+            changed: std::collections::BTreeSet::new(),
         };
         let addr = Actor::create(move |ctx| {
             let mut owner = addr;
@@ -175,7 +205,7 @@ impl RegistryOwner {
         }
         let owner = ctx.address();
         let on_event: super::processes::OnEvent = Arc::new(move |server: &str, _| {
-            owner.do_send(Discover { servers: Some(vec![server.to_owned()]) });
+            owner.do_send(Changed { server: server.to_owned() });
         });
         // Credentials are replaced key by key (a call meanwhile sees the old or the new ones,
         // never none), and those of servers no longer configured are dropped after.
@@ -248,6 +278,22 @@ impl RegistryOwner {
                 }
             }
         }
+        let mut secrets: Vec<String> = Vec::new();
+        for server in &config.servers {
+            let c = &server.credentials;
+            secrets.extend(c.headers.values().map(|v| v.0.clone()));
+            secrets.extend(server.headers().unwrap_or_default().into_iter().map(|(_, v)| v));
+            secrets.extend(c.oauth_client_credentials.iter().map(|o| o.client_secret.0.clone()));
+            secrets.extend(server.env.values().map(|v| v.0.clone()).filter(|v| v.len() >= 8));
+        }
+        // A bearer value's token alone is a secret too (`Bearer abc…` quoted as `abc…`).
+        let tokens: Vec<String> =
+            secrets.iter().filter_map(|s| s.split_once(' ').map(|(_, t)| t.trim().to_owned())).collect();
+        secrets.extend(tokens);
+        secrets.retain(|s| s.len() >= 4);
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        registry.secrets.store(Arc::new(secrets));
         self.config = Arc::new(config);
         ctx.notify(Discover { servers: None });
     }
@@ -462,10 +508,8 @@ impl Handler<BackendListChanged> for RegistryOwner {
         let catalog = registry.snapshot();
         let names = catalog.all().iter().filter(|t| t.backend_url == msg.url).map(|t| t.name.as_str());
         registry.listings.forget(names);
-        let servers: Vec<String> =
-            self.config.servers.iter().filter(|s| s.backend_key() == msg.url).map(|s| s.name.clone()).collect();
-        if !servers.is_empty() {
-            ctx.notify(Discover { servers: Some(servers) });
+        for server in self.config.servers.iter().filter(|s| s.backend_key() == msg.url) {
+            ctx.notify(Changed { server: server.name.clone() });
         }
         tracing::info!(backend = %msg.url, "backend tool list changed; telling connected clients");
         (self.env.changed)();

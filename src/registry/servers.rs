@@ -18,6 +18,11 @@ const MAX_DESCRIPTION: usize = 4096;
 /// Largest input schema published (bytes of JSON): it is compiled, stored and listed.
 const MAX_SCHEMA_BYTES: usize = 256 * 1024;
 
+/// Characters that reorder or hide text (bidirectional controls, zero-width marks).
+fn hidden(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
 /// The tools `server` publishes from its listing `listed`; names in `taken` (earlier tools and
 /// servers) are refused, and the ones published are added to it.
 pub fn publish(server: &ServerConfig, separator: &str, listed: &[Value], taken: &mut HashSet<String>) -> Vec<Tool> {
@@ -51,8 +56,16 @@ pub fn publish(server: &ServerConfig, separator: &str, listed: &[Value], taken: 
             continue;
         }
         let over = server.tools.get(own).cloned().unwrap_or_default();
-        let description: String =
-            entry.get("description").and_then(Value::as_str).unwrap_or("").chars().take(MAX_DESCRIPTION).collect();
+        // Control characters (NUL above all: PostgreSQL refuses it in `text`, and the tools table
+        // would not sync for any server) and characters that reorder or hide text are dropped.
+        let description: String = entry
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .chars()
+            .filter(|c| (!c.is_control() || matches!(c, '\n' | '\t')) && !hidden(*c))
+            .take(MAX_DESCRIPTION)
+            .collect();
         tools.push(Tool {
             name,
             description,
@@ -90,7 +103,7 @@ mod tests {
         );
         let object = json!({"type": "object"});
         let listed = vec![
-            json!({"name": "read_file", "description": "Read", "inputSchema": object}),
+            json!({"name": "read_file", "description": "Re\u{0}a\u{202E}d", "inputSchema": object}),
             json!({"name": "write_file", "inputSchema": object}),
             json!({"name": "bad name", "inputSchema": object}),
             json!({"name": "no_schema"}),
@@ -103,6 +116,7 @@ mod tests {
         let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["fs.read_file", "fs.list_dir"]);
         assert_eq!(tools[0].risk_level, "low");
+        assert_eq!(tools[0].description, "Read");
         assert_eq!(tools[1].risk_level, "medium");
         assert_eq!(tools[0].backend_name(), "read_file");
         assert_eq!(tools[0].backend_url, "stdio://fs");

@@ -12,6 +12,7 @@ Usage: bad_upstream.py MODE [STATE_FILE]
   bad_tools   lists tools with an invalid name and an invalid schema beside a good one
   env         `ping_tool` answers with the names of its environment variables
   pid         `ping_tool` answers with its process id
+  leak        `ping_tool` fails with an error quoting its UPSTREAM_SECRET environment variable
   slow        `ping_tool` answers after 30 s (from a thread: the program keeps reading), and
               each `notifications/cancelled` it receives is appended to STATE_FILE
 Each start appends a line to STATE_FILE when given (the tests count restarts).
@@ -81,7 +82,8 @@ for raw in sys.stdin:
         if mode == "bad_tools":
             tools = [GOOD_TOOL, {"name": "has space", "inputSchema": {"type": "object"}},
                      {"name": "no_schema"}, {"name": "array_schema", "inputSchema": {"type": "array"}},
-                     {"name": "x" * 300, "inputSchema": {"type": "object"}}]
+                     {"name": "x" * 300, "inputSchema": {"type": "object"}},
+                     {"name": "nul_desc", "description": "a\u0000b\u202e", "inputSchema": {"type": "object"}}]
         send({"jsonrpc": "2.0", "id": mid, "result": {"tools": tools}})
     elif method == "tools/call":
         if mode == "exit_later":
@@ -97,6 +99,10 @@ for raw in sys.stdin:
             text = " ".join(sorted(os.environ))
         if mode == "pid":
             text = str(os.getpid())
+        if mode == "leak":
+            send({"jsonrpc": "2.0", "id": mid, "error": {"code": -32000,
+                  "message": "bad key " + os.environ.get("UPSTREAM_SECRET", "")}})
+            continue
         send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": text}]}})
     elif method == "ping":
         send({"jsonrpc": "2.0", "id": mid, "result": {}})

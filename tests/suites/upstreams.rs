@@ -221,6 +221,18 @@ async fn everything_server_progress_and_a_clean_environment() {
     assert!(completed["result"]["completion"]["values"].to_string().contains("Engineering"), "{completed}");
     let missing = ask(17, "resources/read", json!({ "uri": "file:///etc/passwd" })).await;
     assert_eq!(missing["error"]["code"], json!(-32002), "{missing}");
+    // Through a template, only plain URIs: dot segments, empty segments and percent-encoding
+    // would reach what a policy pattern names differently.
+    for (id, sneaky) in [
+        (30, "demo://resource/dynamic/text/../../static/x"),
+        (31, "demo://resource/dynamic/text/%2e%2e/x"),
+        (32, "demo://resource/dynamic/text//3"),
+    ] {
+        let refused = ask(id, "resources/read", json!({ "uri": sneaky })).await;
+        assert_eq!(refused["error"]["code"], json!(-32002), "{sneaky}: {refused}");
+    }
+    let unknown = ask(33, "prompts/get", json!({ "name": "ev.no-such-prompt" })).await;
+    assert_eq!(unknown["error"]["code"], json!(-32602), "{unknown}");
 
     // A guest (policy: only `echo`) sees none of them and is refused as if they did not exist.
     let guest = gw.token("gus", &["guest"]);
@@ -233,7 +245,7 @@ async fn everything_server_progress_and_a_clean_environment() {
     assert_eq!(denied["error"]["code"], json!(-32002), "{denied}");
 
     // Each get, read and completion has its row; the guest's read is a denial.
-    let rows = db.wait_for_rows(10).await;
+    let rows = db.wait_for_rows(14).await;
     let row = |tool: &str| {
         rows.iter().find(|r| r.tool_name.as_deref() == Some(tool)).unwrap_or_else(|| panic!("no row for {tool}"))
     };
@@ -244,6 +256,9 @@ async fn everything_server_progress_and_a_clean_environment() {
     assert_eq!(row("ev.echo").kind, "tools/call");
     assert_eq!(row("prompt:ev.completable-prompt").status, "ok");
     assert_eq!(row("resource:demo://resource/dynamic/text/3").status, "ok");
+    // Unknown and refused names leave their rows too (no silent probing).
+    assert_eq!(row("prompt:ev.no-such-prompt").decision, "unknown_tool");
+    assert_eq!(row("resource:demo://resource/dynamic/text/%2e%2e/x").kind, "resources/read");
     let guest_row = rows.iter().find(|r| r.user_id.as_deref() == Some("gus")).unwrap();
     assert_eq!((guest_row.decision.as_str(), guest_row.tool_name.clone()), ("denied", Some(format!("resource:{uri}"))));
     gw.stop().await;
@@ -276,9 +291,13 @@ async fn bad_upstreams_do_not_stop_the_gateway(kind: DbKind) {
     ] {
         wait_for_tool(&gw, &dev, tool).await;
     }
+    // A NUL in a description (refused by PostgreSQL's text) is dropped, not a reason to stop
+    // publishing every server's tools.
+    wait_for_tool(&gw, &dev, "bad-tools.nul_desc").await;
     let names = listed(&gw, &dev).await;
-    // Invalid names and schemas are refused; the good tool of the same server is published.
-    assert!(!names.iter().any(|n| n.starts_with("bad-tools.") && n != "bad-tools.ping_tool"), "{names:?}");
+    // Invalid names and schemas are refused; the good tools of the same server are published.
+    let bad_tools: Vec<&String> = names.iter().filter(|n| n.starts_with("bad-tools.")).collect();
+    assert_eq!(bad_tools, ["bad-tools.ping_tool", "bad-tools.nul_desc"], "{names:?}");
     assert!(!names.iter().any(|n| n.starts_with("no-init.") || n.starts_with("exit.") || n.starts_with("flood.")));
 
     for tool in ["good.ping_tool", "garbage.ping_tool", "unknown-ids.ping_tool", "big-line.ping_tool"] {
@@ -833,5 +852,26 @@ async fn per_client_sessions_get_their_own_process() {
     );
     let again = pid_of(alice.clone(), a1.clone()).await;
     assert_ne!(again, first);
+    gw.stop().await;
+}
+
+/// An upstream quoting a credential the gateway gave it in its error text: the caller, the row
+/// and the log see `[REDACTED]`.
+#[actix_web::test]
+async fn credentials_quoted_by_an_upstream_are_redacted() {
+    let servers = format!(
+        "- name: leaky\n  transport: stdio\n  command: {}\n  args: [{}, leak]\n  env: {{ UPSTREAM_SECRET: sk-live-4242-abcd }}\n",
+        python(),
+        bad_upstream()
+    );
+    let db = TestDb::sqlite().await;
+    let gw = TestGateway::builder(&db).servers(&servers).start().await;
+    let dev = gw.token("dev", &["developer"]);
+    wait_for_tool(&gw, &dev, "leaky.ping_tool").await;
+    let (status, body) = gw.invoke(&dev, "leaky.ping_tool", json!({})).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.to_string().contains("[REDACTED]") && !body.to_string().contains("sk-live-4242"), "{body}");
+    let rows = db.wait_for_rows(1).await;
+    assert!(!format!("{rows:?}").contains("sk-live-4242"), "{rows:?}");
     gw.stop().await;
 }
