@@ -53,6 +53,7 @@ fuzz_target!(|data: &[u8]| {
         error_message,
         arguments_logged,
         transport,
+        kind: if micros % 2 == 0 { "tools/call".into() } else { "resources/read".into() },
         chain_id: "chain-fuzz".into(),
         seq: 1,
         prev_hash: String::new(),
