@@ -220,6 +220,7 @@ impl RegistryOwner {
             .collect();
         registry.routes.headers.retain(|k, _| keys.contains(k));
         registry.routes.tokens.retain(|k, _| with_oauth.contains(k));
+        let mut secrets: Vec<String> = Vec::new();
         for server in &config.servers {
             match server.transport {
                 Transport::Stdio if !self.processes.contains_key(&server.name) => {
@@ -233,8 +234,11 @@ impl RegistryOwner {
                 Transport::Stdio => {}
                 Transport::StreamableHttp | Transport::Sse => {
                     let headers = match server.headers() {
+                        // Read once: the values (files included) are also the secrets scrubbed
+                        // from upstream errors.
                         Ok(headers) => headers
                             .into_iter()
+                            .inspect(|(_, v)| secrets.push(v.clone()))
                             .filter_map(|(k, v)| {
                                 let name = awc::http::header::HeaderName::from_bytes(k.as_bytes()).ok()?;
                                 let mut value = awc::http::header::HeaderValue::from_str(&v).ok()?;
@@ -278,11 +282,8 @@ impl RegistryOwner {
                 }
             }
         }
-        let mut secrets: Vec<String> = Vec::new();
         for server in &config.servers {
             let c = &server.credentials;
-            secrets.extend(c.headers.values().map(|v| v.0.clone()));
-            secrets.extend(server.headers().unwrap_or_default().into_iter().map(|(_, v)| v));
             secrets.extend(c.oauth_client_credentials.iter().map(|o| o.client_secret.0.clone()));
             secrets.extend(server.env.values().map(|v| v.0.clone()).filter(|v| v.len() >= 8));
         }
