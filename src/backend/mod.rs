@@ -43,6 +43,18 @@ pub const MAX_LISTED_ITEMS: usize = 10_000;
 
 /// The protocol revision the gateway offers to backends.
 pub const PROTOCOL_VERSION: &str = "2025-06-18";
+/// The gateway's `initialize` params towards an upstream. It declares sampling and
+/// elicitation because it relays those requests to the client whose call caused them (clients
+/// that cannot answer say so, and the upstream hears it); not roots, which servers ask for
+/// outside any call.
+pub fn hello() -> Value {
+    json!({
+        "protocolVersion": PROTOCOL_VERSION,
+        "capabilities": { "sampling": {}, "elicitation": {} },
+        "clientInfo": { "name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION") }
+    })
+}
+
 /// Headers the gateway itself presents to an upstream (its credentials), by backend URL.
 pub type Headers = Arc<DashMap<String, Arc<Vec<(HeaderName, HeaderValue)>>>>;
 
@@ -71,19 +83,52 @@ pub struct McpClient {
     next_id: AtomicU64,
 }
 
+/// Puts a request the upstream makes while serving a call (sampling, elicitation, roots) to
+/// the client whose call it is: the client's `result`, or a JSON-RPC `error` object.
+pub type Asker = Box<dyn Fn(Value) -> futures_util::future::LocalBoxFuture<'static, Result<Value, Value>>>;
+
 /// Lets the caller watch one backend request while it runs: the notifications the backend
-/// streams (progress) and the backend-side request id (to cancel it).
+/// streams (progress), the requests it makes of the client, and the backend-side request id
+/// (to cancel it).
 pub struct Observer {
     /// Called with each notification the backend sends on the reply stream.
     pub on_event: Box<dyn Fn(Value)>,
     /// The JSON-RPC id the gateway used towards the backend, once sent.
     pub backend_id: std::cell::Cell<Option<u64>>,
+    /// Who the call is from (see `mcp::client_of`) and how to ask them, when they can be asked.
+    pub ask: Option<(Arc<str>, Asker)>,
 }
 
 impl Observer {
     /// An observer forwarding notifications to `on_event`.
     pub fn new(on_event: impl Fn(Value) + 'static) -> Self {
-        Self { on_event: Box::new(on_event), backend_id: std::cell::Cell::new(None) }
+        Self { on_event: Box::new(on_event), backend_id: std::cell::Cell::new(None), ask: None }
+    }
+
+    /// Also relay the upstream's requests to `client` through `asker`.
+    pub fn asking(mut self, client: &str, asker: Asker) -> Self {
+        self.ask = Some((client.into(), asker));
+        self
+    }
+}
+
+/// The answer to an upstream's request `request` (a JSON-RPC request message).
+pub(crate) async fn answer_upstream(observer: Option<&Observer>, request: Value) -> Value {
+    let id = request.get("id").cloned().unwrap_or(Value::Null);
+    let method = request.get("method").and_then(Value::as_str).unwrap_or("");
+    let outcome = if method == "ping" {
+        Ok(json!({}))
+    } else {
+        match observer.and_then(|o| o.ask.as_ref()) {
+            Some((_, ask)) => ask(request).await,
+            None => Err(json!({ "code": mcp_protocol::code::METHOD_NOT_FOUND,
+                "message": format!("{} is not available through the gateway for this call (the caller cannot be asked)",
+                    method.chars().take(64).collect::<String>()) })),
+        }
+    };
+    match outcome {
+        Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
+        Err(error) => json!({ "jsonrpc": "2.0", "id": id, "error": error }),
     }
 }
 
@@ -99,23 +144,39 @@ impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
         let Some(id) = self.observer.and_then(|o| o.backend_id.get()).filter(|_| self.armed) else { return };
         let Some(session) = self.client.sessions.get(self.url).map(|s| s.clone()) else { return };
-        let (http, url) = (self.client.http.clone(), self.url.to_owned());
-        let headers = self.client.own_headers(self.url);
+        let message = json!({ "jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": { "requestId": id, "reason": "cancelled by the client" } });
+        self.client.post_aside(self.url, &session, message);
+    }
+}
+
+impl McpClient {
+    /// POST one message that expects no answer (a cancellation, the answer to the upstream's
+    /// own request) in `session`, in the background, with the gateway's credentials.
+    pub(super) fn post_aside(&self, url: &str, session: &Session, message: Value) {
+        let (http, url) = (self.http.clone(), url.to_owned());
+        let headers = self.own_headers(&url);
+        let token = self.tokens.get(&url).map(|s| s.clone());
+        let (sid, version) = (session.id.clone(), session.protocol_version.clone());
         actix_web::rt::spawn(async move {
-            let message = json!({ "jsonrpc": "2.0", "method": "notifications/cancelled",
-                "params": { "requestId": id, "reason": "cancelled by the client" } });
             let mut req = http
                 .post(&url)
                 .timeout(Duration::from_secs(5))
                 .insert_header((header::CONTENT_TYPE, "application/json"))
                 .insert_header((header::ACCEPT, "application/json, text/event-stream"))
-                .insert_header(("MCP-Protocol-Version", session.protocol_version.as_str()));
-            if let Some(sid) = &session.id {
+                .insert_header(("MCP-Protocol-Version", version.as_str()));
+            if let Some(sid) = &sid {
                 req = req.insert_header(("Mcp-Session-Id", sid.as_str()));
             }
             req = with_headers(req, headers.as_deref());
+            if let Some(token) = token {
+                match token.authorization(&http).await {
+                    Ok(value) => req = req.insert_header((header::AUTHORIZATION, value)),
+                    Err(_) => return,
+                }
+            }
             if let Err(e) = req.send_body(message.to_string()).await {
-                tracing::debug!(error = %e, "could not tell the backend about a cancellation");
+                tracing::debug!(error = %e, "could not send a message to the upstream");
             }
         });
     }
@@ -383,7 +444,7 @@ impl McpClient {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.starts_with("text/event-stream"));
         if let (true, false, Some(o)) = (is_sse, is_notification, observer) {
-            return Ok((self.read_stream(&mut resp, id, o).await?, session_id));
+            return Ok((self.read_stream(&mut resp, id, o, (url, session)).await?, session_id));
         }
         let bytes = resp
             .body()

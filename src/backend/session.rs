@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use dashmap::DashMap;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::{McpClient, PostError, PROTOCOL_VERSION};
 use crate::error::GatewayError;
@@ -31,11 +31,7 @@ pub fn session_table() -> SessionTable {
 impl McpClient {
     pub(super) async fn initialize(&self, url: &str, deadline: Instant) -> Result<Arc<Session>, PostError> {
         let blank = Session { id: None, protocol_version: PROTOCOL_VERSION.to_owned() };
-        let params = json!({
-            "protocolVersion": PROTOCOL_VERSION,
-            "capabilities": {},
-            "clientInfo": { "name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION") }
-        });
+        let params = super::hello();
         let (result, session_id) = match self.post(url, &blank, "initialize", Some(&params), deadline, None).await {
             Ok(v) => v,
             Err(PostError::SessionExpired) => {

@@ -41,6 +41,9 @@ pub struct StdioLink {
     lines: mpsc::Sender<Vec<u8>>,
     pending: DashMap<u64, oneshot::Sender<Value>>,
     progress: DashMap<String, mpsc::UnboundedSender<Value>>,
+    /// Calls whose client can be asked (sampling, elicitation, roots), by the gateway's id:
+    /// the client, and where the call's loop hears the program's requests.
+    askers: DashMap<u64, (Arc<str>, mpsc::UnboundedSender<Value>)>,
     next_id: AtomicU64,
     max_pending: usize,
     closed: AtomicBool,
@@ -62,6 +65,7 @@ struct Abandon<'a> {
 impl Drop for Abandon<'_> {
     fn drop(&mut self) {
         self.link.pending.remove(&self.id);
+        self.link.askers.remove(&self.id);
         if let Some(token) = &self.token {
             self.link.progress.remove(token);
         }
@@ -71,6 +75,14 @@ impl Drop for Abandon<'_> {
             let _ = self.link.lines.try_send(line(&note));
         }
     }
+}
+
+/// A JSON-RPC error answering the program's request `request`.
+pub(super) fn refusal(request: &Value, why: &str) -> Value {
+    let method: String = request.get("method").and_then(Value::as_str).unwrap_or("").chars().take(64).collect();
+    json!({ "jsonrpc": "2.0", "id": request.get("id").cloned().unwrap_or(Value::Null),
+        "error": { "code": mcp_protocol::code::METHOD_NOT_FOUND,
+            "message": format!("{method} is not available through the gateway: {why}") } })
 }
 
 fn line(message: &Value) -> Vec<u8> {
@@ -93,6 +105,7 @@ impl StdioLink {
             lines,
             pending: DashMap::new(),
             progress: DashMap::new(),
+            askers: DashMap::new(),
             next_id: AtomicU64::new(1),
             max_pending,
             closed: AtomicBool::new(false),
@@ -153,6 +166,9 @@ impl StdioLink {
         self.pending.insert(id, tx);
         let token = params.get("_meta").and_then(|m| m.get("progressToken")).map(Value::to_string);
         let (notes_tx, mut notes) = mpsc::unbounded_channel();
+        if let Some((client, _)) = observer.and_then(|o| o.ask.as_ref()) {
+            self.askers.insert(id, (client.clone(), notes_tx.clone()));
+        }
         if let (Some(token), Some(_)) = (&token, observer) {
             self.progress.insert(token.clone(), notes_tx);
         }
@@ -171,12 +187,24 @@ impl StdioLink {
             return Err(GatewayError::Busy(format!("stdio server {} is not reading its input", self.server)));
         }
         let wait = async {
+            use futures_util::StreamExt;
             let mut rx = rx;
+            let mut asking = futures_util::stream::FuturesUnordered::new();
             loop {
                 tokio::select! {
                     reply = &mut rx => return reply.map_err(|_| self.unavailable("exited before it answered")),
+                    Some(answer) = asking.next(), if !asking.is_empty() => {
+                        let _ = self.lines.try_send(line(&answer));
+                    }
                     Some(note) = notes.recv() => {
-                        if let Some(o) = observer {
+                        if note.get("id").is_some() {
+                            // A request of the program's, routed to this call's client.
+                            if asking.len() >= crate::clients::asks::MAX_PER_CALL {
+                                let _ = self.lines.try_send(line(&refusal(&note, "too many requests of this call are waiting for its client")));
+                            } else {
+                                asking.push(super::answer_upstream(observer, note));
+                            }
+                        } else if let Some(o) = observer {
                             (o.on_event)(note);
                         }
                     }
@@ -224,20 +252,48 @@ impl StdioLink {
                     Said::Nothing
                 }
             }
-            (Some(method), Some(id)) => {
-                // A request from the program (ping, sampling, elicitation, roots): ping is
-                // answered; the others need a client the gateway cannot reach from here.
-                let answer = if method == "ping" {
-                    json!({ "jsonrpc": "2.0", "id": id, "result": {} })
+            (Some(method), Some(_)) => {
+                // A request from the program: ping is answered here; sampling, elicitation and
+                // roots go to the client whose call caused them.
+                let refused = if method == "ping" {
+                    let id = message.get("id").cloned().unwrap_or(Value::Null);
+                    Some(json!({ "jsonrpc": "2.0", "id": id, "result": {} }))
+                } else if !crate::clients::asks::RELAYED.contains(&method) {
+                    Some(refusal(&message, "the gateway does not relay this request"))
                 } else {
-                    json!({ "jsonrpc": "2.0", "id": id, "error": { "code": mcp_protocol::code::METHOD_NOT_FOUND,
-                        "message": format!("{method} is not available through the gateway") } })
+                    match self.asker() {
+                        Ok(asker) => match asker.send(message) {
+                            Ok(()) => None,
+                            Err(returned) => Some(refusal(&returned.0, "the call that caused it has ended")),
+                        },
+                        Err(why) => Some(refusal(&message, why)),
+                    }
                 };
-                let _ = self.lines.try_send(line(&answer));
+                if let Some(answer) = refused {
+                    let _ = self.lines.try_send(line(&answer));
+                }
                 Said::Nothing
             }
             _ => Said::Garbage,
         }
+    }
+
+    /// The call whose client a request of the program's goes to. Over stdio nothing says which
+    /// call a request belongs to, so it goes to the newest call only when every call in flight
+    /// that could answer is the same client's (always so with `session_mode: per_client`).
+    fn asker(&self) -> Result<mpsc::UnboundedSender<Value>, &'static str> {
+        let mut newest: Option<(u64, Arc<str>, mpsc::UnboundedSender<Value>)> = None;
+        for entry in self.askers.iter() {
+            let (client, tx) = entry.value();
+            match &newest {
+                Some((_, c, _)) if c != client => {
+                    return Err("calls of several clients are in flight, so the gateway cannot tell which one asked")
+                }
+                Some((id, _, _)) if id > entry.key() => {}
+                _ => newest = Some((*entry.key(), client.clone(), tx.clone())),
+            }
+        }
+        newest.map(|(_, _, tx)| tx).ok_or("no call in flight comes from a client the gateway can ask")
     }
 
     /// The program exited: every waiting call fails (502) and later ones are refused.
@@ -246,6 +302,7 @@ impl StdioLink {
         // Dropping the senders wakes every waiter with "exited before it answered".
         self.pending.clear();
         self.progress.clear();
+        self.askers.clear();
     }
 
     /// Whether the program behind this link has exited.

@@ -6,17 +6,20 @@ use std::time::Duration;
 use awc::http::header;
 use serde_json::Value;
 
-use super::{into_result, send_error, sse, McpClient, Observer};
+use super::{into_result, send_error, sse, McpClient, Observer, Session};
 use crate::error::GatewayError;
 
 impl McpClient {
     /// Read an SSE reply as it arrives: hand notifications to the observer, return the
     /// response to request `id` as soon as it comes.
+    /// The upstream's requests on the stream (sampling, elicitation, roots) are put to the
+    /// observer's client and answered with a POST in the same session.
     pub(super) async fn read_stream<S>(
         &self,
         resp: &mut awc::ClientResponse<S>,
         id: u64,
         observer: &Observer,
+        (url, session): (&str, &Session),
     ) -> Result<Value, GatewayError>
     where
         S: futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>> + Unpin,
@@ -24,7 +27,18 @@ impl McpClient {
         use futures_util::StreamExt;
         let mut buffer: Vec<u8> = Vec::new();
         let mut total = 0usize;
-        while let Some(chunk) = resp.next().await {
+        let mut asking = futures_util::stream::FuturesUnordered::new();
+        loop {
+            let chunk = tokio::select! {
+                Some(answer) = asking.next(), if !asking.is_empty() => {
+                    self.post_aside(url, session, answer);
+                    continue;
+                }
+                chunk = resp.next() => match chunk {
+                    Some(chunk) => chunk,
+                    None => break,
+                },
+            };
             let chunk = chunk.map_err(|e| GatewayError::BackendBadReply(format!("cannot read reply: {e}")))?;
             total += chunk.len();
             if total > self.max_response_bytes {
@@ -41,8 +55,20 @@ impl McpClient {
                     if is_reply {
                         return into_result(message, id);
                     }
-                    if message.get("method").is_some() && message.get("id").is_none() {
-                        (observer.on_event)(message);
+                    match (message.get("method").is_some(), message.get("id").is_some()) {
+                        (true, false) => (observer.on_event)(message),
+                        (true, true) if asking.len() < crate::clients::asks::MAX_PER_CALL => {
+                            asking.push(super::answer_upstream(Some(observer), message));
+                        }
+                        (true, true) => self.post_aside(
+                            url,
+                            session,
+                            super::stdio::refusal(
+                                &message,
+                                "too many requests of this call are waiting for its client",
+                            ),
+                        ),
+                        _ => {}
                     }
                 }
             }

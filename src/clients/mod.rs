@@ -9,6 +9,7 @@ use dashmap::DashMap;
 use serde_json::Value;
 use tokio::task::AbortHandle;
 
+pub mod asks;
 pub mod bus;
 pub mod cache;
 pub mod pg_sessions;
@@ -62,6 +63,8 @@ pub struct Clients {
     sse: DashMap<String, StreamTx>,
     running: DashMap<String, AbortHandle>,
     waiting: DashMap<String, usize>,
+    /// Upstreams' requests (sampling, elicitation, roots) waiting for a client's answer.
+    pub asks: asks::Asks,
 }
 
 /// Where the events of one request go: a stream this replica holds, or one another replica
@@ -142,6 +145,7 @@ impl Clients {
             sse: DashMap::new(),
             running: DashMap::new(),
             waiting: DashMap::new(),
+            asks: asks::Asks::default(),
         }
     }
 
@@ -254,6 +258,18 @@ impl Clients {
         let holder = session.holder.clone().filter(|h| *h != self.replica)?;
         let bus = self.bus.clone()?;
         Some(EventSink::Remote { bus, holder, key: key.into() })
+    }
+
+    /// Session `id`'s stream held here (`GET /mcp`, else legacy `/sse`), for a request an
+    /// upstream makes of the client outside any reply stream.
+    pub fn stream_of(&self, id: &str) -> Option<StreamTx> {
+        let key = session_key(id);
+        let open = |tx: &StreamTx| !tx.is_closed();
+        self.streams
+            .get(&key)
+            .filter(|tx| open(tx))
+            .or_else(|| self.sse.get(&key).filter(|tx| open(tx)))
+            .map(|tx| tx.clone())
     }
 
     /// Tell every connected client that the tools it may call changed (a backend's listing,

@@ -308,6 +308,10 @@ async fn call(ctx: &Ctx, params: Value) -> Result<Value, RpcError> {
         }
         _ => (None, Observer::new(|_| {})),
     };
+    let observer = match asker(ctx) {
+        Some(asker) => observer.asking(&client_of(ctx), asker),
+        None => observer,
+    };
     let watch = Some((&observer, meta));
     let outcome = async {
         let arguments = std::sync::Arc::new(arguments);
@@ -329,11 +333,10 @@ async fn call(ctx: &Ctx, params: Value) -> Result<Value, RpcError> {
     }
 }
 
-/// Who a call comes from, for upstreams that keep a session per client: the subject and its
-/// MCP session (legacy SSE: its `session_id`; stateless requests: the subject alone).
-fn client_of(ctx: &Ctx) -> String {
-    let session = ctx
-        .req
+/// The client's MCP session id as the request names it (legacy SSE: its `session_id`; none
+/// for stateless requests).
+fn session_of(ctx: &Ctx) -> String {
+    ctx.req
         .headers()
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
@@ -342,8 +345,50 @@ fn client_of(ctx: &Ctx) -> String {
             let query = ctx.req.query_string();
             query.split('&').find_map(|p| p.strip_prefix("session_id=")).map(str::to_owned)
         })
-        .unwrap_or_default();
-    format!("{}\n{session}", ctx.caller.user_id)
+        .unwrap_or_default()
+}
+
+/// Who a call comes from, for upstreams that keep a session per client: the subject and its
+/// MCP session (legacy SSE: its `session_id`; stateless requests: the subject alone).
+fn client_of(ctx: &Ctx) -> String {
+    format!("{}\n{}", ctx.caller.user_id, session_of(ctx))
+}
+
+/// How to put an upstream's request (sampling, elicitation, roots) to this call's client: on
+/// the call's own reply stream, else the session's stream held here. `None` when the client
+/// reads no stream here (it cannot be asked; the upstream is told so).
+fn asker(ctx: &Ctx) -> Option<crate::backend::Asker> {
+    use crate::clients::asks::{error, RELAYED};
+    let session = session_of(ctx);
+    let sink = ctx.events.clone().or_else(|| {
+        let held = (!session.is_empty()).then(|| ctx.shared.clients.stream_of(&session)).flatten();
+        held.map(crate::clients::EventSink::Local)
+    })?;
+    let key = if session.is_empty() { String::new() } else { crate::clients::session::session_key(&session) };
+    let scope = scope(&ctx.caller.user_id, &key);
+    let asks = ctx.shared.clients.asks.clone();
+    Some(Box::new(move |request: Value| {
+        let (sink, asks, scope) = (sink.clone(), asks.clone(), scope.clone());
+        Box::pin(async move {
+            let method = request.get("method").and_then(Value::as_str).unwrap_or("");
+            if !RELAYED.contains(&method) {
+                return Err(error(
+                    i64::from(mcp_protocol::code::METHOD_NOT_FOUND),
+                    "the gateway does not relay this request",
+                ));
+            }
+            let pending =
+                asks.expect(&scope).ok_or_else(|| error(-32603, "too many requests are waiting for clients"))?;
+            let mut message = json!({ "jsonrpc": "2.0", "id": pending.id(), "method": method });
+            if let Some(params) = request.get("params") {
+                message["params"] = params.clone();
+            }
+            if !sink.send(sse_message(&message)) {
+                return Err(error(-32603, "the client's stream is closed"));
+            }
+            pending.answer().await
+        })
+    }))
 }
 
 /// Answer one JSON-RPC request (everything but `initialize`, which the transports own).

@@ -197,7 +197,10 @@ pub async fn message(
             }
             return HttpResponse::Accepted().finish();
         }
-        Ok(Message::Response { .. }) => return HttpResponse::Accepted().finish(),
+        Ok(Message::Response { id, .. }) => {
+            shared.clients.asks.answered(&scope, &id, &msg);
+            return HttpResponse::Accepted().finish();
+        }
         Err(invalid) => return refuse(crate::error::mcp::invalid_message(&invalid, &invalid.why)),
     };
     let key = super::inflight_key(&scope, &id);

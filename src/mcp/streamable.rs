@@ -290,8 +290,11 @@ impl Post {
                 }
                 return Step::Nothing;
             }
-            // A client's answer to a request of ours: nothing to do.
-            Ok(Message::Response { .. }) => return Step::Nothing,
+            // A client's answer to a request an upstream made of it (its own scope only).
+            Ok(Message::Response { id, .. }) => {
+                self.shared.clients.asks.answered(&self.scope, &id, &msg);
+                return Step::Nothing;
+            }
             Err(invalid) => {
                 self.refused(&errors::invalid_message(&invalid, "not a JSON-RPC 2.0 message"));
                 // Only an id of a valid type is echoed back.

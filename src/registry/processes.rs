@@ -435,11 +435,7 @@ pub async fn handshake(
     status: &ProcessStatus,
     on_event: &OnEvent,
 ) -> Result<(), crate::error::GatewayError> {
-    let params = json!({
-        "protocolVersion": crate::backend::PROTOCOL_VERSION,
-        "capabilities": {},
-        "clientInfo": { "name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION") }
-    });
+    let params = crate::backend::hello();
     let result = link.request("initialize", &params, HANDSHAKE_TIMEOUT, None).await?;
     if let Some(v) = result.get("protocolVersion").and_then(Value::as_str) {
         link.set_protocol_version(v);

@@ -531,7 +531,10 @@ async fn gateway_held_credentials_reach_the_upstream_and_the_clients_token_never
 }
 
 /// The official Python and TypeScript SDK clients use the filesystem and everything servers
-/// through `/mcp`: namespaced tools, progress, prompts, resources, completion.
+/// through `/mcp`: namespaced tools, progress, prompts, resources, completion; the everything
+/// server's sampling and elicitation requests (stdio and Streamable HTTP) reach the Python
+/// client whose call caused them, and its answers reach the server. A REST caller, who cannot
+/// be asked, gets the server's clear refusal as the tool's error.
 #[actix_web::test]
 async fn official_sdk_clients_use_upstream_servers_through_the_gateway() {
     let (Some((node, fs_script)), Some((_, ev_script))) =
@@ -546,30 +549,32 @@ async fn official_sdk_clients_use_upstream_servers_through_the_gateway() {
     let root_path = root.path().canonicalize().unwrap();
     let notes = root_path.join("notes.txt");
     std::fs::write(&notes, "hello from the filesystem server\n").unwrap();
+    let port = free_port();
+    let _http = HttpEverything::start(port);
     let servers = format!(
         "- name: fs\n  transport: stdio\n  command: {node}\n  args: [{fs_script}, {root}]\n\
-         - name: ev\n  transport: stdio\n  command: {node}\n  args: [{ev_script}, stdio]\n",
+         - name: ev\n  transport: stdio\n  command: {node}\n  args: [{ev_script}, stdio]\n\
+         - name: evh\n  transport: streamable_http\n  url: http://127.0.0.1:{port}/mcp\n\
+         - name: evp\n  transport: stdio\n  command: {node}\n  args: [{ev_script}, stdio]\n  session_mode: per_client\n",
         root = root_path.display()
     );
     let db = TestDb::sqlite().await;
-    let gw = TestGateway::builder(&db).servers(&servers).start().await;
+    let gw = TestGateway::builder(&db).servers(&servers).var("PIN_CHECK_SECONDS", "1").start().await;
     let dev = gw.token("dev", &["developer"]);
     wait_for_tool(&gw, &dev, "fs.read_text_file").await;
-    wait_for_tool(&gw, &dev, "ev.echo").await;
+    wait_for_tool(&gw, &dev, "ev.trigger-sampling-request").await;
+    wait_for_tool(&gw, &dev, "evh.trigger-sampling-request").await;
+    // Nobody to ask over REST: the upstream hears why, and so does the caller.
+    let (status, body) = gw.invoke(&dev, "ev.trigger-sampling-request", json!({ "prompt": "rest" })).await;
+    let said = body.to_string();
+    assert!(said.contains("sampling/createMessage is not available through the gateway"), "{status} {said}");
     let url = format!("{}/mcp", gw.base);
     let clients = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
     let file = notes.display().to_string();
     // Blocking children on a thread of their own: the gateway runs on this test's event loop.
-    let (py_url, py_token, py_file, py_script) =
-        (url.clone(), dev.clone(), file.clone(), clients.join("upstream_client.py"));
-    let python_run = std::thread::spawn(move || {
-        std::process::Command::new("timeout")
-            .args(["120", &python()])
-            .arg(py_script)
-            .args([&py_url, &py_token, &py_file])
-            .output()
-            .unwrap()
-    });
+    // One after the other: over a shared stdio process the gateway relays a server's request
+    // only while a single client has calls in flight there (nothing on stdio says which call
+    // asked), so the Python client's sampling needs the TypeScript client to be done.
     let ts_script = npm_dir().join("upstream_client.mjs");
     std::fs::copy(clients.join("upstream_client.mjs"), &ts_script).unwrap();
     let (ts_url, ts_token, ts_file) = (url.clone(), dev.clone(), file.clone());
@@ -581,15 +586,29 @@ async fn official_sdk_clients_use_upstream_servers_through_the_gateway() {
             .output()
             .unwrap()
     });
-    for (name, run) in [("python", python_run), ("typescript", ts_run)] {
-        while !run.is_finished() {
-            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-        }
-        let out = run.join().unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success() && text.contains("STEP") && !text.contains(" FAIL"), "{name} SDK client:\n{text}");
-    }
+    sdk_client_passed("typescript", ts_run).await;
+    let (py_url, py_token, py_file, py_script) =
+        (url.clone(), dev.clone(), file.clone(), clients.join("upstream_client.py"));
+    let python_run = std::thread::spawn(move || {
+        std::process::Command::new("timeout")
+            .args(["120", &python()])
+            .arg(py_script)
+            .args([&py_url, &py_token, &py_file, "evh,evp"])
+            .output()
+            .unwrap()
+    });
+    sdk_client_passed("python", python_run).await;
     gw.stop().await;
+}
+
+/// Wait (without blocking the gateway on this thread) for an SDK client's run; it passed.
+async fn sdk_client_passed(name: &str, run: std::thread::JoinHandle<std::process::Output>) {
+    while !run.is_finished() {
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = run.join().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("STEP") && !text.contains(" FAIL"), "{name} SDK client:\n{text}");
 }
 
 /// A legacy HTTP+SSE server (the everything server's `sse` mode): tools discovered and called
@@ -875,3 +894,74 @@ async fn credentials_quoted_by_an_upstream_are_redacted() {
     assert!(!format!("{rows:?}").contains("sk-live-4242"), "{rows:?}");
     gw.stop().await;
 }
+
+/// The attack: a second user answers (or reads) a sampling request the everything server made
+/// of another user's call. The request reaches only the caller's own stream, under an id the
+/// gateway made up; a forged answer from another subject — with its own session, or naming the
+/// caller's — is ignored, and the caller's own answer is the one the server gets.
+async fn only_the_asked_client_answers_an_upstreams_request(kind: DbKind) {
+    use futures_util::StreamExt;
+    let Some((node, script)) = npm_server("server-everything") else { return };
+    let Some(db) = TestDb::of(kind).await else { return };
+    let servers = format!("- name: ev\n  transport: stdio\n  command: {node}\n  args: [{script}, stdio]\n");
+    let gw = TestGateway::builder(&db).servers(&servers).start().await;
+    let (alice, mallory) = (gw.token("alice", &["developer"]), gw.token("mallory", &["developer"]));
+    wait_for_tool(&gw, &alice, "ev.trigger-sampling-request").await;
+    let (alice_sid, mallory_sid) = (gw.mcp_session(&alice).await, gw.mcp_session(&mallory).await);
+    let open = |token: &str, sid: &str| {
+        crate::common::client()
+            .get(format!("{}/mcp", gw.base))
+            .bearer_auth(token)
+            .insert_header(("Mcp-Session-Id", sid))
+            .insert_header(("Accept", "text/event-stream"))
+            .send()
+    };
+    let mut alice_stream = open(&alice, &alice_sid).await.unwrap();
+    let mut mallory_stream = open(&mallory, &mallory_sid).await.unwrap();
+    let (base, token, sid) = (gw.base.clone(), alice.clone(), alice_sid.clone());
+    let call = actix_web::rt::spawn(async move {
+        let params = json!({ "name": "ev.trigger-sampling-request", "arguments": { "prompt": "secret plan" } });
+        crate::common::mcp::post_to(&base, Some(&token), Some(&sid), &[], rpc(7, "tools/call", params)).await
+    });
+    let mut heard = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !heard.contains("sampling/createMessage") {
+        assert!(Instant::now() < deadline, "alice's stream heard only: {heard}");
+        if let Ok(Some(Ok(chunk))) = tokio::time::timeout(Duration::from_secs(1), alice_stream.next()).await {
+            heard.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+    let data = heard.lines().find(|l| l.contains("sampling/createMessage")).unwrap();
+    let asked: Value = serde_json::from_str(data.trim_start_matches("data:").trim()).unwrap();
+    let ask_id = asked["id"].as_str().unwrap().to_owned();
+    assert!(ask_id.starts_with("gw-ask-") && ask_id.len() > 30, "{asked}");
+    assert!(asked["params"]["messages"].to_string().contains("secret plan"));
+    let answer = |text: &str| {
+        json!({ "jsonrpc": "2.0", "id": ask_id, "result": { "role": "assistant", "model": "m",
+            "content": { "type": "text", "text": text } } })
+    };
+    // Mallory answers in her own session, then naming Alice's session: ignored, then refused.
+    let forged = post(&gw, Some(&mallory), Some(&mallory_sid), &[], answer("forged by mallory")).await;
+    assert_eq!(forged.status, 202);
+    let forged = post(&gw, Some(&mallory), Some(&alice_sid), &[], answer("forged by mallory")).await;
+    assert_eq!(forged.status, 404);
+    // Mallory's stream never carried Alice's request.
+    if let Ok(Some(Ok(chunk))) = tokio::time::timeout(Duration::from_millis(300), mallory_stream.next()).await {
+        assert!(!String::from_utf8_lossy(&chunk).contains("secret plan"));
+    }
+    let honest = post(&gw, Some(&alice), Some(&alice_sid), &[], answer("answered by alice")).await;
+    assert_eq!(honest.status, 202);
+    let reply = call.await.unwrap();
+    let text = reply.body.to_string();
+    assert!(text.contains("answered by alice") && !text.contains("forged"), "{text}");
+    // Answering again (a replay) reaches nobody.
+    let replay = post(&gw, Some(&alice), Some(&alice_sid), &[], answer("again")).await;
+    assert_eq!(replay.status, 202);
+    gw.stop().await;
+    let rows = db.wait_for_rows(1).await;
+    let calls: Vec<_> = rows.iter().filter(|r| r.tool_name.as_deref() == Some("ev.trigger-sampling-request")).collect();
+    assert_eq!(calls.len(), 1, "{rows:?}");
+    assert_eq!(calls[0].user_id.as_deref(), Some("alice"));
+}
+
+crate::common::on_both_databases!(only_the_asked_client_answers_an_upstreams_request => only_the_asked_client_answers_an_upstreams_request);
