@@ -222,15 +222,16 @@ impl McpClient {
     }
 
     /// Call `tool` with `arguments` at its backend, all within `timeout`; returns the JSON-RPC
-    /// `result`. A 502/503 answer is retried only for an `idempotent` tool.
+    /// `result`. A 502/503 answer is retried only for an `idempotent` tool; a call that times
+    /// out is cancelled at the backend.
     pub async fn call_tool(
         &self,
         tool: &gateway_actors::Tool,
         arguments: Value,
         timeout: Duration,
     ) -> Result<Value, GatewayError> {
-        let params = json!({ "name": tool.backend_name(), "arguments": arguments });
-        self.request(&tool.backend_url, "tools/call", params, timeout, None, tool.idempotent).await
+        // Watched too, so a call given up on (timeout, caller gone) is cancelled upstream.
+        self.call_tool_observed(tool, arguments, None, timeout, &Observer::new(|_| {})).await
     }
 
     /// `call_tool` with `_meta` for the backend (a progress token) and an observer that sees the
@@ -251,7 +252,8 @@ impl McpClient {
         }
         let mut guard = CancelOnDrop { client: self, url, observer: Some(observer), armed: true };
         let result = self.request(url, "tools/call", params, timeout, Some(observer), idempotent).await;
-        guard.armed = false;
+        // A call that timed out is still running upstream: the guard tells it to stop.
+        guard.armed = matches!(result, Err(GatewayError::BackendTimeout(_)));
         result
     }
 

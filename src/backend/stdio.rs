@@ -77,6 +77,20 @@ impl Drop for Abandon<'_> {
     }
 }
 
+/// The numeric `"id"` member near the start of a JSON-RPC message, read without parsing the
+/// rest (the message is too long to hold). An `"id"` inside `params` or `result` cannot come
+/// first in the object's members as SDKs write them, and a wrong guess only fails one call.
+fn leading_id(head: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(head).ok().or_else(|| {
+        let valid = std::str::from_utf8(head).err()?.valid_up_to();
+        std::str::from_utf8(&head[..valid]).ok()
+    })?;
+    let before_body = text.split(r#""result""#).next()?.split(r#""error""#).next()?;
+    let after = before_body.split_once(r#""id""#)?.1.trim_start().strip_prefix(':')?.trim_start();
+    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 /// A JSON-RPC error answering the program's request `request`.
 pub(super) fn refusal(request: &Value, why: &str) -> Value {
     let method: String = request.get("method").and_then(Value::as_str).unwrap_or("").chars().take(64).collect();
@@ -98,7 +112,8 @@ impl std::fmt::Debug for StdioLink {
 }
 
 impl StdioLink {
-    /// A link to the program serving `server`, writing lines into `lines`.
+    /// A link to the upstream `server` names (\"stdio server fs\", as errors say it), writing
+    /// lines into `lines`.
     pub fn new(server: &str, lines: mpsc::Sender<Vec<u8>>, max_pending: usize) -> Self {
         Self {
             server: server.to_owned(),
@@ -139,7 +154,7 @@ impl StdioLink {
     }
 
     fn unavailable(&self, why: &str) -> GatewayError {
-        GatewayError::BackendUnavailable(format!("stdio server {} {why}", self.server))
+        GatewayError::BackendUnavailable(format!("{} {why}", self.server))
     }
 
     /// Send one request and wait for its answer (its `result`), within `timeout`; the
@@ -156,7 +171,7 @@ impl StdioLink {
         }
         if self.pending.len() >= self.max_pending {
             return Err(GatewayError::Busy(format!(
-                "stdio server {} has {} requests waiting (max_pending)",
+                "{} has {} requests waiting (max_pending)",
                 self.server, self.max_pending
             )));
         }
@@ -184,7 +199,7 @@ impl StdioLink {
         let message = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
         if self.lines.try_send(line(&message)).is_err() {
             guard.answered = true;
-            return Err(GatewayError::Busy(format!("stdio server {} is not reading its input", self.server)));
+            return Err(GatewayError::Busy(format!("{} is not reading its input", self.server)));
         }
         let wait = async {
             use futures_util::StreamExt;
@@ -294,6 +309,17 @@ impl StdioLink {
             }
         }
         newest.map(|(_, _, tx)| tx).ok_or("no call in flight comes from a client the gateway can ask")
+    }
+
+    /// The program printed a line longer than allowed (dropped unread); `head` is its start.
+    /// When the start names a request still waiting, that call fails now with a clear error
+    /// rather than at its timeout. Whether one did.
+    pub fn overlong(&self, head: &[u8], max_line_bytes: usize) -> bool {
+        let Some(id) = leading_id(head) else { return false };
+        let Some((_, waiting)) = self.pending.remove(&id) else { return false };
+        let message = format!("the answer is longer than max_line_bytes ({max_line_bytes})");
+        let _ = waiting.send(json!({ "jsonrpc": "2.0", "id": id, "error": { "code": -32603, "message": message } }));
+        true
     }
 
     /// The program exited: every waiting call fails (502) and later ones are refused.

@@ -212,13 +212,19 @@ impl ServerConfig {
             && !self.exclude.iter().any(|g| glob(g, name))
     }
 
-    /// The headers the gateway sends to this server, files read now.
+    /// The headers the gateway sends to this server, files read now (each file one header
+    /// value on one line; anything else is refused, never sent cut or silently dropped).
     pub fn headers(&self) -> Result<Vec<(String, String)>, String> {
         let mut out: Vec<(String, String)> =
             self.credentials.headers.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
         for (k, path) in &self.credentials.header_files {
             let value = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            out.push((k.clone(), value.trim().to_owned()));
+            let value = value.trim();
+            // The value is a secret: the error names the file only.
+            if value.contains(['\n', '\r']) || awc::http::header::HeaderValue::from_str(value).is_err() {
+                return Err(format!("{} does not hold one valid header value (one line)", path.display()));
+            }
+            out.push((k.clone(), value.to_owned()));
         }
         Ok(out)
     }
@@ -316,6 +322,17 @@ impl ServerConfig {
                 ));
             }
         }
+        if !self.credentials.header_files.is_empty() {
+            self.headers().map_err(|why| ConfigError::new(field("credentials.header_files"), why))?;
+        }
+        if let Some(command) = self.command.as_deref().filter(|_| self.transport == Transport::Stdio) {
+            if !program_exists(command, self.cwd.as_deref()) {
+                return Err(ConfigError::new(
+                    field("command"),
+                    format!("{command:?} is not an executable file (nor found on PATH)"),
+                ));
+            }
+        }
         if self.session_mode == SessionMode::PerClient && self.transport != Transport::Stdio {
             return Err(ConfigError::new(field("session_mode"), "per_client is for stdio servers"));
         }
@@ -371,6 +388,23 @@ pub fn link_name(key: &str) -> Option<&str> {
 
 fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 60 && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+}
+
+/// Whether `command` names an executable the gateway can start: a path (relative ones from
+/// `cwd`), or a program found on `PATH` — checked by `check-config` so a typo is caught before
+/// the process loops on restarts.
+fn program_exists(command: &str, cwd: Option<&std::path::Path>) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable =
+        |p: &std::path::Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if command.contains('/') {
+        let path = std::path::Path::new(command);
+        return match cwd {
+            Some(dir) if path.is_relative() => runnable(&dir.join(path)),
+            _ => runnable(path),
+        };
+    }
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| runnable(&dir.join(command))))
 }
 
 /// Whether `name` is a valid published tool name under MCP's rules (2025-11-25: 1 to 128
@@ -474,13 +508,33 @@ mod tests {
         assert!(two(ro, rw, ".").unwrap_err().to_string().contains("servers[1].url"));
         let one = serde_yaml::from_str::<ServerConfig>(ro).unwrap();
         assert!(validate("t.yaml", &[one], ".", &["http://127.0.0.1:1/mcp"]).is_err(), "a tools: entry's URL too");
-        let fs = "name: fs\ntransport: stdio\ncommand: x\n";
-        let fs_admin = "name: fs_admin\ntransport: stdio\ncommand: x\n";
+        let fs = "name: fs\ntransport: stdio\ncommand: sh\n";
+        let fs_admin = "name: fs_admin\ntransport: stdio\ncommand: sh\n";
         assert!(two(fs, fs_admin, "_").unwrap_err().to_string().contains("separator"));
         assert!(two(fs, fs_admin, ".").is_ok());
         let userinfo = "name: u\ntransport: streamable_http\nurl: http://user:pw@127.0.0.1:1/mcp\n";
         let err = two(userinfo, fs, ".").unwrap_err().to_string();
         assert!(err.contains("user:password") && !err.contains("pw@"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_program_and_a_multi_line_header_file_are_named_not_used() {
+        let one = |y: &str| validate("t.yaml", &[serde_yaml::from_str::<ServerConfig>(y).unwrap()], ".", &[]);
+        let err = one("name: fs\ntransport: stdio\ncommand: no-such-program-here\n").unwrap_err().to_string();
+        assert!(err.contains("servers[0].command") && err.contains("no-such-program-here"), "{err}");
+        assert!(one("name: fs\ntransport: stdio\ncommand: /bin/sh\n").is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "Bearer first-line-secret\nsecond-line-secret\n").unwrap();
+        let yaml = format!(
+            "name: h\ntransport: streamable_http\nurl: http://127.0.0.1:1/mcp\n\
+             credentials: {{ header_files: {{ Authorization: {} }} }}\n",
+            file.display()
+        );
+        let err = one(&yaml).unwrap_err().to_string();
+        assert!(err.contains("one valid header value") && !err.contains("secret"), "{err}");
+        std::fs::write(&file, "Bearer only-line\n").unwrap();
+        assert!(one(&yaml).is_ok());
     }
 
     #[test]

@@ -175,7 +175,7 @@ impl StdioProcess {
         let max_pending = config.max_pending.unwrap_or(DEFAULT_MAX_PENDING);
         let max_line = config.max_line_bytes.unwrap_or(DEFAULT_MAX_LINE_BYTES);
         let (lines_tx, mut lines_rx) = mpsc::channel::<Vec<u8>>(max_pending + 16);
-        let link = Arc::new(StdioLink::new(&config.name, lines_tx, max_pending));
+        let link = Arc::new(StdioLink::new(&format!("stdio server {}", config.name), lines_tx, max_pending));
         if let Ok(mut slot) = self.status.link.lock() {
             *slot = Some(link.clone());
         }
@@ -342,8 +342,12 @@ impl Handler<Stop> for StdioProcess {
 /// One line of a program's output, or the news that it was longer than allowed.
 enum Line {
     Text(Vec<u8>),
-    Overlong,
+    /// Too long: only its first [`OVERLONG_HEAD`] bytes are kept.
+    Overlong(Vec<u8>),
 }
+
+/// How much of an overlong line is kept, to find the id of the request it answers.
+const OVERLONG_HEAD: usize = 256;
 
 /// The next line from `reader` (without its newline), reading at most `max` bytes into memory:
 /// a longer line is consumed and dropped whole. `None` at the end of the stream.
@@ -364,13 +368,14 @@ async fn next_line<R: AsyncBufRead + Unpin>(reader: &mut R, max: usize) -> Optio
                 line.extend_from_slice(part);
             } else if !overlong {
                 overlong = true;
-                line = Vec::new();
+                line.extend_from_slice(&part[..part.len().min(OVERLONG_HEAD.saturating_sub(line.len()))]);
+                line.truncate(OVERLONG_HEAD);
             }
             (used, done)
         };
         reader.consume(used);
         if done {
-            return Some(if overlong { Line::Overlong } else { Line::Text(line) });
+            return Some(if overlong { Line::Overlong(line) } else { Line::Text(line) });
         }
     }
 }
@@ -389,11 +394,13 @@ async fn read_stdout(
     while let Some(line) = next_line(&mut reader, max_line).await {
         let text = match line {
             Line::Text(text) => text,
-            Line::Overlong => {
+            Line::Overlong(head) => {
                 status.dropped_lines.fetch_add(1, Ordering::Relaxed);
+                let failed_a_call = link.overlong(&head, max_line);
                 tracing::warn!(
                     server = name,
                     max_line_bytes = max_line,
+                    failed_a_call,
                     "stdio server printed a line over its limit; dropped"
                 );
                 continue;
@@ -471,7 +478,7 @@ async fn log_stderr(name: String, stderr: impl AsyncRead + Unpin) {
         logged += 1;
         let text = match line {
             Line::Text(bytes) => String::from_utf8_lossy(&bytes).chars().take(STDERR_LINE_CHARS).collect::<String>(),
-            Line::Overlong => "[a line over 64 KiB, not logged]".to_owned(),
+            Line::Overlong(_) => "[a line over 64 KiB, not logged]".to_owned(),
         };
         tracing::info!(server = %name, stderr = %text.trim_end(), "stdio server stderr");
     }

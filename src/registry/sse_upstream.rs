@@ -201,7 +201,7 @@ async fn run(
     let max = config.max_line_bytes.unwrap_or(DEFAULT_MAX_LINE_BYTES);
     let max_pending = config.max_pending.unwrap_or(DEFAULT_MAX_PENDING);
     let (lines_tx, mut lines_rx) = mpsc::channel::<Vec<u8>>(max_pending + 16);
-    let link = Arc::new(StdioLink::new(name, lines_tx, max_pending));
+    let link = Arc::new(StdioLink::new(&format!("SSE server {name}"), lines_tx, max_pending));
     if let Ok(mut slot) = status.link.lock() {
         *slot = Some(link.clone());
     }

@@ -8,6 +8,7 @@ Usage: bad_upstream.py MODE [STATE_FILE]
   exit_later  answers `initialize` and `tools/list`, then exits on the first tool call
   flood       prints non-JSON lines on stdout without end, answering nothing
   big_line    prints a 100 MB line, then behaves
+  big_answer  answers each tool call with a 200 kB line (over a 64 KiB max_line_bytes)
   unknown_ids answers ids it was never asked before each real answer
   bad_tools   lists tools with an invalid name and an invalid schema beside a good one
   env         `ping_tool` answers with the names of its environment variables
@@ -95,6 +96,8 @@ for raw in sys.stdin:
             threading.Thread(target=later, daemon=True).start()
             continue
         text = "pong"
+        if mode == "big_answer":
+            text = "z" * 200_000
         if mode == "env":
             text = " ".join(sorted(os.environ))
         if mode == "pid":

@@ -156,6 +156,17 @@ async fn slow_backend_is_504_and_down_or_garbage_backends_are_502() {
     let (status, json) = gw.invoke(&token, "slow", json!({})).await;
     assert_eq!((status, json["error"]["code"].as_i64()), (504, Some(-32003)));
     assert!(started.elapsed() < Duration::from_secs(4), "the timeout fired at ~1 s");
+    // The backend is told to stop the call the gateway gave up on.
+    let call_id = slow.seen().iter().find(|s| s.method == "tools/call").map(|s| s.id.clone()).unwrap();
+    let mut told = false;
+    for _ in 0..100 {
+        told = slow.seen().iter().any(|s| s.method == "notifications/cancelled" && s.params["requestId"] == call_id);
+        if told {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(told, "no notifications/cancelled for {call_id}: {:?}", slow.seen());
     for tool in ["garbage", "down"] {
         let (status, json) = gw.invoke(&token, tool, json!({})).await;
         assert_eq!((status, json["error"]["code"].as_i64()), (502, Some(-32004)), "{tool}: {json}");

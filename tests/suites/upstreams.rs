@@ -272,13 +272,15 @@ async fn bad_upstreams_do_not_stop_the_gateway(kind: DbKind) {
     let state = tempfile::tempdir().unwrap();
     let (py, script) = (python(), bad_upstream());
     let mut servers = String::new();
-    for mode in ["good", "no_init", "garbage", "exit", "exit_later", "flood", "big_line", "unknown_ids", "bad_tools"] {
+    let modes = ["good", "no_init", "garbage", "exit", "exit_later", "flood", "big_line", "unknown_ids", "bad_tools"];
+    for mode in modes.into_iter().chain(["big_answer"]) {
         let name = mode.replace('_', "-");
         let starts = state.path().join(mode).display().to_string();
         servers.push_str(&format!(
             "- name: {name}\n  transport: stdio\n  command: {py}\n  args: [{script}, {mode}, {starts}]\n  timeout_seconds: 5\n"
         ));
     }
+    servers.push_str("  max_line_bytes: 65536\n");
     let gw = TestGateway::builder(&db).tool("echo", &echo.url).servers(&servers).start().await;
     let dev = gw.token("dev", &["developer"]);
     for tool in [
@@ -288,6 +290,7 @@ async fn bad_upstreams_do_not_stop_the_gateway(kind: DbKind) {
         "unknown-ids.ping_tool",
         "big-line.ping_tool",
         "bad-tools.ping_tool",
+        "big-answer.ping_tool",
     ] {
         wait_for_tool(&gw, &dev, tool).await;
     }
@@ -304,6 +307,12 @@ async fn bad_upstreams_do_not_stop_the_gateway(kind: DbKind) {
         let (status, body) = gw.invoke(&dev, tool, json!({})).await;
         assert_eq!((status, text_of(&body).as_str()), (200, "pong"), "{tool}: {body}");
     }
+    // An answer over max_line_bytes fails its call at once (not at the 5 s timeout), clearly.
+    let started = Instant::now();
+    let (status, body) = gw.invoke(&dev, "big-answer.ping_tool", json!({})).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.to_string().contains("max_line_bytes (65536)"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
     // A program that dies on a call: 502 for that call, audited; it is restarted.
     let (status, body) = gw.invoke(&dev, "exit-later.ping_tool", json!({})).await;
     assert_eq!(status, 502, "{body}");
@@ -334,8 +343,8 @@ async fn bad_upstreams_do_not_stop_the_gateway(kind: DbKind) {
         .unwrap();
     assert!(rss_kib < 400 * 1024, "RSS {rss_kib} KiB");
 
-    // The calls above all have rows: 4 good + 1 failed + 1 echo.
-    let rows = db.wait_for_rows(6).await;
+    // The calls above all have rows: 4 good + 2 failed + 1 echo.
+    let rows = db.wait_for_rows(7).await;
     let failed = rows.iter().find(|r| r.tool_name.as_deref() == Some("exit-later.ping_tool")).unwrap();
     assert_eq!((failed.http_status, failed.decision.as_str()), (502, "allowed"));
     gw.stop().await;
