@@ -32,6 +32,9 @@ fn jwt(c: &mut Criterion) {
         audience: Some("mcp-gateway".into()),
         leeway_seconds: 30,
         max_ttl_seconds: 86_400,
+        providers: Vec::new(),
+        static_keys: true,
+        jwks_refetch: std::time::Duration::from_secs(10),
     };
     let auth = Authenticator::from_settings(&settings, std::path::Path::new(".")).expect("valid settings");
     let claims = claims_for("bench", vec!["developer".into()], Some("default".into()), 3600, &settings);

@@ -62,6 +62,8 @@ impl From<&str> for Audience {
 }
 
 enum Keys {
+    /// Only identity providers' keys are trusted.
+    None,
     Single(DecodingKey),
     /// JWKS keys by `kid`; a set with one key also serves tokens without `kid`.
     Set(HashMap<String, DecodingKey>, Option<DecodingKey>),
@@ -77,6 +79,37 @@ pub struct Authenticator {
     pub dev_mode: bool,
     secret: Option<Vec<u8>>,
     verified: dashmap::DashMap<Box<str>, Verified>,
+    /// Identity providers whose published keys verify tokens naming them as `iss`.
+    pub providers: crate::identity::Providers,
+    jwks_refetch: std::time::Duration,
+}
+
+/// Why a token did not verify: a refusal, or a `kid` the provider may have just published.
+enum Refusal {
+    Refused(GatewayError),
+    UnknownKid(usize),
+}
+
+impl From<GatewayError> for Refusal {
+    fn from(e: GatewayError) -> Self {
+        Self::Refused(e)
+    }
+}
+
+fn fail(reason: &'static str) -> GatewayError {
+    GatewayError::Unauthenticated { reason: reason.to_owned(), token_sent: true }
+}
+
+/// The `iss` a token claims, read before verification only to pick whose keys verify it.
+fn claimed_issuer(token: &str) -> Option<String> {
+    use base64::Engine;
+    #[derive(Deserialize)]
+    struct Issuer {
+        iss: Option<String>,
+    }
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice::<Issuer>(&bytes).ok()?.iss
 }
 
 /// A token that passed full verification: what it grants and until when. An agent sends the
@@ -125,7 +158,9 @@ impl Authenticator {
     pub fn from_settings(jwt: &JwtSettings, data_dir: &Path) -> Result<Self, ConfigError> {
         let mut dev_mode = false;
         let mut secret = None;
-        let keys = if is_hmac(jwt.algorithm) {
+        let keys = if !jwt.static_keys {
+            Keys::None
+        } else if is_hmac(jwt.algorithm) {
             let value = match &jwt.secret {
                 Some(s) => s.clone(),
                 None => {
@@ -190,11 +225,22 @@ impl Authenticator {
             dev_mode,
             secret,
             verified: dashmap::DashMap::new(),
+            providers: Arc::new(jwt.providers.iter().cloned().map(crate::identity::Provider::new).collect()),
+            jwks_refetch: jwt.jwks_refetch,
         })
+    }
+
+    /// Start fetching every provider's keys (in the background; tokens from a provider verify
+    /// once its keys arrive).
+    pub fn start_providers(&self) {
+        for provider in self.providers.iter() {
+            provider.start(self.jwks_refetch);
+        }
     }
 
     fn key_for(&self, token: &str) -> Result<&DecodingKey, &'static str> {
         match &self.keys {
+            Keys::None => Err("invalid token: not issued by a trusted identity provider"),
             Keys::Single(key) => Ok(key),
             Keys::Set(by_kid, only) => {
                 let header = jsonwebtoken::decode_header(token).map_err(|_| MALFORMED)?;
@@ -208,7 +254,16 @@ impl Authenticator {
 
     /// Verify `token` and return the caller it names (from the verified-token cache when
     /// this exact token verified before and has not expired since).
+    /// A provider's token naming a `kid` not held now is refused (see [`Self::verify_fetching`]).
     pub fn verify(&self, token: &str) -> Result<Caller, GatewayError> {
+        match self.verify_once(token) {
+            Ok(caller) => Ok(caller),
+            Err(Refusal::Refused(e)) => Err(e),
+            Err(Refusal::UnknownKid(_)) => Err(fail("invalid token: unknown key id")),
+        }
+    }
+
+    fn verify_once(&self, token: &str) -> Result<Caller, Refusal> {
         if let Some(hit) = self.verified.get(token) {
             if hit.exp + self.leeway >= jsonwebtoken::get_current_timestamp() {
                 return Ok(hit.caller.clone());
@@ -219,39 +274,113 @@ impl Authenticator {
         self.verify_uncached(token)
     }
 
+    /// [`Self::verify`], except that a token naming a `kid` its provider has not published
+    /// (yet) makes the provider's key owner fetch the keys again once (rate-limited), then the
+    /// token is tried again.
+    pub async fn verify_fetching(&self, token: &str) -> Result<Caller, GatewayError> {
+        match self.verify_once(token) {
+            Ok(caller) => Ok(caller),
+            Err(Refusal::Refused(e)) => Err(e),
+            Err(Refusal::UnknownKid(i)) => {
+                self.providers[i].unknown_kid().await;
+                match self.verify_uncached(token) {
+                    Ok(caller) => Ok(caller),
+                    Err(Refusal::Refused(e)) => Err(e),
+                    Err(Refusal::UnknownKid(_)) => Err(fail("invalid token: unknown key id")),
+                }
+            }
+        }
+    }
+
     /// Nothing of a refused token is echoed: the reason is one of a few fixed phrases (a
     /// token's `alg` or `kid` would otherwise travel into the 401 body, `WWW-Authenticate`, the
     /// log and the audit row, unverified and unbounded).
-    fn verify_uncached(&self, token: &str) -> Result<Caller, GatewayError> {
-        let fail = |reason: &'static str| GatewayError::Unauthenticated { reason: reason.to_owned(), token_sent: true };
+    fn verify_uncached(&self, token: &str) -> Result<Caller, Refusal> {
         if token.len() > MAX_TOKEN_BYTES {
-            return Err(fail("invalid token: too long"));
+            return Err(fail("invalid token: too long").into());
         }
         check_header(token).map_err(fail)?;
+        if !self.providers.is_empty() {
+            let issuer = claimed_issuer(token);
+            if let Some(i) = self.providers.iter().position(|p| Some(&p.config.issuer) == issuer.as_ref()) {
+                return self.verify_from_provider(i, token);
+            }
+        }
         let key = self.key_for(token).map_err(fail)?;
         let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| fail(refusal(e.kind())))?;
         let claims = data.claims;
         let now = jsonwebtoken::get_current_timestamp();
         if claims.iat.is_some_and(|iat| iat > now + self.leeway) {
-            return Err(fail("invalid token: issued in the future"));
+            return Err(fail("invalid token: issued in the future").into());
         }
         let born = claims.iat.unwrap_or(now).min(now);
         if claims.exp.saturating_sub(born) > self.max_ttl + self.leeway {
-            return Err(fail("invalid token: lifetime longer than JWT_MAX_TTL_SECONDS"));
+            return Err(fail("invalid token: lifetime longer than JWT_MAX_TTL_SECONDS").into());
         }
         if claims.sub.is_empty() {
-            return Err(fail("invalid token: empty subject"));
+            return Err(fail("invalid token: empty subject").into());
         }
         let caller = Caller { user_id: claims.sub, roles: claims.roles, workspace: claims.workspace };
+        self.remember(token, &caller, claims.exp);
+        Ok(caller)
+    }
+
+    fn remember(&self, token: &str, caller: &Caller, exp: u64) {
         if self.verified.len() >= VERIFIED_CACHE_MAX {
             self.verified.clear();
         }
-        self.verified.insert(token.into(), Verified { caller: caller.clone(), exp: claims.exp });
+        self.verified.insert(token.into(), Verified { caller: caller.clone(), exp });
+    }
+
+    /// Verify a token from provider `index`: a key it published (the token's algorithm must
+    /// be one that key verifies), its issuer, one of its audiences, and the time claims; then
+    /// its claims are mapped to the caller.
+    fn verify_from_provider(&self, index: usize, token: &str) -> Result<Caller, Refusal> {
+        let provider = &self.providers[index];
+        let header = jsonwebtoken::decode_header(token).map_err(|_| fail(MALFORMED))?;
+        let snapshot = provider.keys.load();
+        let Some(key) = snapshot.keys.find(header.kid.as_deref()) else {
+            return match header.kid {
+                Some(_) => Err(Refusal::UnknownKid(index)),
+                None if snapshot.keys.is_empty() => Err(Refusal::UnknownKid(index)),
+                None => Err(fail("invalid token: no key id (kid)").into()),
+            };
+        };
+        if !key.algorithms.contains(&header.alg) {
+            return Err(fail("invalid token: algorithm not allowed for this key").into());
+        }
+        let mut validation = Validation::new(header.alg);
+        validation.algorithms = vec![header.alg];
+        validation.leeway = self.leeway;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&provider.config.issuer]);
+        validation.set_audience(&provider.config.audiences);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, &key.key, &validation)
+            .map_err(|e| fail(refusal(e.kind())))?;
+        let claims = data.claims;
+        let number = |name: &str| claims.get(name).and_then(serde_json::Value::as_u64);
+        let exp = number("exp").ok_or_else(|| fail("invalid token: expired"))?;
+        let now = jsonwebtoken::get_current_timestamp();
+        if number("iat").is_some_and(|iat| iat > now + self.leeway) {
+            return Err(fail("invalid token: issued in the future").into());
+        }
+        let born = number("iat").unwrap_or(now).min(now);
+        if exp.saturating_sub(born) > self.max_ttl + self.leeway {
+            return Err(fail("invalid token: lifetime longer than JWT_MAX_TTL_SECONDS").into());
+        }
+        let mapped = crate::identity::map_claims(&claims, &provider.config).map_err(fail)?;
+        let caller = Caller {
+            user_id: mapped.subject,
+            roles: mapped.roles.into_iter().map(|(role, _)| role).collect(),
+            workspace: mapped.workspace,
+        };
+        self.remember(token, &caller, exp);
         Ok(caller)
     }
 
     /// Verify the request's `Authorization: Bearer` header (the scheme in any case, RFC 7235).
-    pub fn authenticate(&self, req: &HttpRequest) -> Result<Caller, GatewayError> {
+    pub async fn authenticate(&self, req: &HttpRequest) -> Result<Caller, GatewayError> {
         let Some(value) = req.headers().get(actix_web::http::header::AUTHORIZATION) else {
             return Err(GatewayError::Unauthenticated { reason: "missing bearer token".into(), token_sent: false });
         };
@@ -259,7 +388,7 @@ impl Authenticator {
             reason: "malformed Authorization header: expected 'Bearer <token>'".into(),
             token_sent: true,
         })?;
-        self.verify(token)
+        self.verify_fetching(token).await
     }
 
     /// Sign a token with the configured HMAC secret (the `token` command; dev and tests).

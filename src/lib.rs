@@ -43,6 +43,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod identity;
 pub mod jobs;
 pub mod mcp;
 pub mod number_literals;

@@ -19,6 +19,8 @@ mod deploy;
 mod harness;
 #[path = "suites/hostile.rs"]
 mod hostile;
+#[path = "suites/identity.rs"]
+mod identity;
 #[path = "suites/invoke.rs"]
 mod invoke;
 #[path = "suites/jobs.rs"]

@@ -116,6 +116,9 @@ pub async fn start(settings: Arc<Settings>, listener: TcpListener, handle_signal
             "DEV MODE: JWT_SECRET_KEY is not set; using a generated secret. Never run like this in production."
         );
     }
+    // Providers' keys are fetched in the background: the gateway serves meanwhile, and their
+    // tokens verify once the keys arrive.
+    auth.start_providers();
     if let Some((sub, _)) = &settings.mcp_anonymous_principal {
         tracing::warn!(principal = %sub, "TEST MODE: MCP requests without a token run as MCP_ANONYMOUS_PRINCIPAL");
     }

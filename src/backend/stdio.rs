@@ -8,7 +8,7 @@
 //! the program's stdout into [`StdioLink::deliver`] and fails every waiting call when the
 //! program exits.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,7 +43,7 @@ pub struct StdioLink {
     progress: DashMap<String, mpsc::UnboundedSender<Value>>,
     /// Calls whose client can be asked (sampling, elicitation, roots), by the gateway's id:
     /// the client, and where the call's loop hears the program's requests.
-    askers: DashMap<u64, (Arc<str>, mpsc::UnboundedSender<Value>)>,
+    askers: DashMap<u64, Asker>,
     next_id: AtomicU64,
     max_pending: usize,
     closed: AtomicBool,
@@ -51,6 +51,15 @@ pub struct StdioLink {
     born: std::time::Instant,
     /// Milliseconds after `born` of the last request.
     last_used: AtomicU64,
+}
+
+/// A call whose client can be asked: who, where its loop hears the program's requests, and
+/// how many of them it holds (queued or waiting for the client).
+#[derive(Clone)]
+struct Asker {
+    client: Arc<str>,
+    tx: mpsc::UnboundedSender<Value>,
+    held: Arc<AtomicUsize>,
 }
 
 /// Fails nothing, forgets the waiting caller and tells the program when a call is abandoned
@@ -89,6 +98,21 @@ fn leading_id(head: &[u8]) -> Option<u64> {
     let after = before_body.split_once(r#""id""#)?.1.trim_start().strip_prefix(':')?.trim_start();
     let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
+}
+
+/// Refuses, when a call ends, the program's requests its client never answered.
+struct Unanswered<'a> {
+    link: &'a StdioLink,
+    /// `{id, method}` of each request still waiting.
+    asked: Vec<Value>,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        for request in self.asked.drain(..) {
+            let _ = self.link.lines.try_send(line(&refusal(&request, "the call that caused it has ended")));
+        }
+    }
 }
 
 /// A JSON-RPC error answering the program's request `request`.
@@ -181,8 +205,9 @@ impl StdioLink {
         self.pending.insert(id, tx);
         let token = params.get("_meta").and_then(|m| m.get("progressToken")).map(Value::to_string);
         let (notes_tx, mut notes) = mpsc::unbounded_channel();
+        let held = Arc::new(AtomicUsize::new(0));
         if let Some((client, _)) = observer.and_then(|o| o.ask.as_ref()) {
-            self.askers.insert(id, (client.clone(), notes_tx.clone()));
+            self.askers.insert(id, Asker { client: client.clone(), tx: notes_tx.clone(), held: held.clone() });
         }
         if let (Some(token), Some(_)) = (&token, observer) {
             self.progress.insert(token.clone(), notes_tx);
@@ -205,20 +230,25 @@ impl StdioLink {
             use futures_util::StreamExt;
             let mut rx = rx;
             let mut asking = futures_util::stream::FuturesUnordered::new();
+            // The program's requests still waiting for this call's client: refused when the
+            // call ends without their answers (the program would wait for nothing).
+            let mut unanswered = Unanswered { link: self, asked: Vec::new() };
             loop {
                 tokio::select! {
                     reply = &mut rx => return reply.map_err(|_| self.unavailable("exited before it answered")),
                     Some(answer) = asking.next(), if !asking.is_empty() => {
+                        let answered: &Value = &answer;
+                        unanswered.asked.retain(|asked| asked.get("id") != answered.get("id"));
+                        held.fetch_sub(1, Ordering::Relaxed);
                         let _ = self.lines.try_send(line(&answer));
                     }
                     Some(note) = notes.recv() => {
                         if note.get("id").is_some() {
-                            // A request of the program's, routed to this call's client.
-                            if asking.len() >= crate::clients::asks::MAX_PER_CALL {
-                                let _ = self.lines.try_send(line(&refusal(&note, "too many requests of this call are waiting for its client")));
-                            } else {
-                                asking.push(super::answer_upstream(observer, note));
-                            }
+                            // A request of the program's, routed to this call's client (the
+                            // link counted it in `held`, at most MAX_PER_CALL).
+                            let method = note.get("method").cloned().unwrap_or(Value::Null);
+                            unanswered.asked.push(json!({ "id": note.get("id").cloned(), "method": method }));
+                            asking.push(super::answer_upstream(observer, note));
                         } else if let Some(o) = observer {
                             (o.on_event)(note);
                         }
@@ -267,6 +297,7 @@ impl StdioLink {
                     Said::Nothing
                 }
             }
+            (Some(_), Some(id)) if !(id.is_string() || id.is_i64() || id.is_u64()) => Said::Garbage,
             (Some(method), Some(_)) => {
                 // A request from the program: ping is answered here; sampling, elicitation and
                 // roots go to the client whose call caused them.
@@ -275,12 +306,20 @@ impl StdioLink {
                     Some(json!({ "jsonrpc": "2.0", "id": id, "result": {} }))
                 } else if !crate::clients::asks::RELAYED.contains(&method) {
                     Some(refusal(&message, "the gateway does not relay this request"))
+                } else if text.len() > crate::clients::asks::MAX_RELAYED_BYTES {
+                    Some(refusal(&message, "the request is larger than the gateway relays (1 MiB)"))
                 } else {
                     match self.asker() {
-                        Ok(asker) => match asker.send(message) {
-                            Ok(()) => None,
-                            Err(returned) => Some(refusal(&returned.0, "the call that caused it has ended")),
-                        },
+                        Ok((_, held)) if held.load(Ordering::Relaxed) >= crate::clients::asks::MAX_PER_CALL => {
+                            Some(refusal(&message, "too many requests of this call are waiting for its client"))
+                        }
+                        Ok((tx, held)) => {
+                            held.fetch_add(1, Ordering::Relaxed);
+                            match tx.send(message) {
+                                Ok(()) => None,
+                                Err(returned) => Some(refusal(&returned.0, "the call that caused it has ended")),
+                            }
+                        }
                         Err(why) => Some(refusal(&message, why)),
                     }
                 };
@@ -296,19 +335,25 @@ impl StdioLink {
     /// The call whose client a request of the program's goes to. Over stdio nothing says which
     /// call a request belongs to, so it goes to the newest call only when every call in flight
     /// that could answer is the same client's (always so with `session_mode: per_client`).
-    fn asker(&self) -> Result<mpsc::UnboundedSender<Value>, &'static str> {
-        let mut newest: Option<(u64, Arc<str>, mpsc::UnboundedSender<Value>)> = None;
+    /// Calls that cannot be asked (REST calls, jobs, the gateway's own listings) count too: a
+    /// request may be theirs, so another client must not see it.
+    fn asker(&self) -> Result<(mpsc::UnboundedSender<Value>, Arc<AtomicUsize>), &'static str> {
+        let mut newest: Option<(u64, Asker)> = None;
         for entry in self.askers.iter() {
-            let (client, tx) = entry.value();
+            let asker = entry.value();
             match &newest {
-                Some((_, c, _)) if c != client => {
+                Some((_, n)) if n.client != asker.client => {
                     return Err("calls of several clients are in flight, so the gateway cannot tell which one asked")
                 }
-                Some((id, _, _)) if id > entry.key() => {}
-                _ => newest = Some((*entry.key(), client.clone(), tx.clone())),
+                Some((id, _)) if id > entry.key() => {}
+                _ => newest = Some((*entry.key(), asker.clone())),
             }
         }
-        newest.map(|(_, _, tx)| tx).ok_or("no call in flight comes from a client the gateway can ask")
+        let (_, asker) = newest.ok_or("no call in flight comes from a client the gateway can ask")?;
+        if self.pending.len() > self.askers.len() {
+            return Err("calls that cannot be asked are in flight too, so the gateway cannot tell which one asked");
+        }
+        Ok((asker.tx, asker.held))
     }
 
     /// The program printed a line longer than allowed (dropped unread); `head` is its start.
@@ -357,6 +402,58 @@ mod tests {
         assert_eq!(link.deliver(answer.as_bytes()), Said::Nothing);
         assert_eq!(call.await.unwrap().unwrap(), json!({"content": []}));
         assert_eq!(link.pending(), 0);
+    }
+
+    /// A program flooding one call's client with requests: at most MAX_PER_CALL are held,
+    /// a request over MAX_RELAYED_BYTES is refused unread by the client, and a call that
+    /// cannot be asked makes every request refused (it may be that call's).
+    #[actix_web::test]
+    async fn what_a_program_asks_a_client_is_bounded() {
+        use crate::clients::asks::{MAX_PER_CALL, MAX_RELAYED_BYTES};
+        let (tx, mut rx) = mpsc::channel(64);
+        let link = Arc::new(StdioLink::new("t", tx, 8));
+        let caller = link.clone();
+        let call = actix_web::rt::spawn(async move {
+            let never: super::super::Asker = Box::new(|_| Box::pin(std::future::pending()));
+            let observer = Observer::new(|_| {}).asking("alice", never);
+            caller.request("tools/call", &json!({"name": "x"}), Duration::from_secs(30), Some(&observer)).await
+        });
+        let sent: Value = serde_json::from_slice(&rx.recv().await.unwrap()).unwrap();
+        let ask = |id: u64, text: &str| {
+            json!({"jsonrpc": "2.0", "id": id, "method": "sampling/createMessage", "params": {"t": text}}).to_string()
+        };
+        for i in 0..(MAX_PER_CALL as u64 + 2) {
+            link.deliver(ask(1000 + i, "x").as_bytes());
+        }
+        link.deliver(ask(2000, &"y".repeat(MAX_RELAYED_BYTES)).as_bytes());
+        let mut refused = Vec::new();
+        while let Ok(Some(line)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
+            let v: Value = serde_json::from_slice(&line).unwrap();
+            refused.push((v["id"].as_u64().unwrap(), v["error"]["message"].as_str().unwrap_or("").to_owned()));
+        }
+        assert_eq!(refused.len(), 3, "{refused:?}");
+        assert!(refused[0].1.contains("too many requests"), "{refused:?}");
+        assert!(refused[2].1.contains("larger than the gateway relays"), "{refused:?}");
+        // A second call that cannot be asked (a REST call): nobody's request is relayed.
+        let other = link.clone();
+        let rest = actix_web::rt::spawn(async move {
+            other.request("tools/call", &json!({"name": "y"}), Duration::from_secs(30), None).await
+        });
+        let _ = rx.recv().await;
+        link.deliver(ask(3000, "z").as_bytes());
+        let v: Value = serde_json::from_slice(&rx.recv().await.unwrap()).unwrap();
+        assert!(v["error"]["message"].as_str().unwrap().contains("cannot be asked"), "{v}");
+        let id = sent["id"].as_u64().unwrap();
+        link.deliver(json!({"jsonrpc": "2.0", "id": id, "result": {}}).to_string().as_bytes());
+        assert!(call.await.unwrap().is_ok());
+        // The call ended with 8 requests unanswered: the program hears so for each.
+        let mut ended = 0;
+        while let Ok(Some(line)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
+            let v: Value = serde_json::from_slice(&line).unwrap();
+            ended += usize::from(v["error"]["message"].as_str().unwrap_or("").contains("has ended"));
+        }
+        assert_eq!(ended, MAX_PER_CALL);
+        rest.abort();
     }
 
     #[actix_web::test]

@@ -57,6 +57,11 @@ impl McpClient {
                     }
                     match (message.get("method").is_some(), message.get("id").is_some()) {
                         (true, false) => (observer.on_event)(message),
+                        (true, true) if event.data.len() > crate::clients::asks::MAX_RELAYED_BYTES => self.post_aside(
+                            url,
+                            session,
+                            super::stdio::refusal(&message, "the request is larger than the gateway relays (1 MiB)"),
+                        ),
                         (true, true) if asking.len() < crate::clients::asks::MAX_PER_CALL => {
                             asking.push(super::answer_upstream(Some(observer), message));
                         }

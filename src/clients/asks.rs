@@ -20,6 +20,10 @@ pub const RELAYED: [&str; 3] = ["sampling/createMessage", "elicitation/create", 
 /// Most requests one call may have waiting on its client at once.
 pub const MAX_PER_CALL: usize = 8;
 
+/// Largest request an upstream may relay to a client (its whole JSON-RPC line): sampling
+/// carries messages, images included, but the client's stream holds at most a few MiB.
+pub const MAX_RELAYED_BYTES: usize = 1024 * 1024;
+
 /// Most requests waiting on clients at once, on this replica.
 const MAX_WAITING: usize = 10_000;
 
@@ -95,7 +99,7 @@ impl Asks {
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .chars()
-                    .filter(|c| !c.is_control())
+                    .filter(|c| !c.is_control() && !crate::registry::servers::hidden(*c))
                     .take(MAX_ERROR_MESSAGE)
                     .collect();
                 Err(error(code, &text))

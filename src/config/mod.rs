@@ -6,6 +6,7 @@
 //! reload them when they change.
 
 pub mod files;
+pub mod providers;
 pub mod servers;
 pub mod watch;
 
@@ -90,6 +91,15 @@ pub struct JwtSettings {
     /// Longest lifetime a token may have (`exp` − `iat`, or `exp` − now without `iat`): a
     /// stolen long-lived token is refused even though its signature holds.
     pub max_ttl_seconds: u64,
+    /// Identity providers whose published keys verify tokens (`JWT_ISSUER` with discovery or
+    /// `JWT_JWKS_URL`, and `IDENTITY_PROVIDERS_FILE`).
+    pub providers: Vec<providers::ProviderConfig>,
+    /// Whether a shared secret, key file or `JWT_ALGORITHM` is configured besides providers
+    /// (without providers, always: dev mode generates a secret).
+    pub static_keys: bool,
+    /// Least time between two key-set fetches caused by tokens naming an unknown `kid` (a
+    /// flood of made-up `kid`s costs the provider one request per period).
+    pub jwks_refetch: Duration,
 }
 
 /// Everything the gateway needs to start.
@@ -205,7 +215,70 @@ fn jwt(lookup: Lookup<'_>) -> Result<JwtSettings, ConfigError> {
         audience: get(lookup, "JWT_AUDIENCE"),
         leeway_seconds: parse(lookup, "JWT_LEEWAY_SECONDS", 30)?,
         max_ttl_seconds: parse(lookup, "JWT_MAX_TTL_SECONDS", 86_400)?,
+        providers: Vec::new(),
+        static_keys: true,
+        jwks_refetch: Duration::from_secs(parse::<u64>(lookup, "JWKS_REFETCH_SECONDS", 10)?.max(1)),
     };
+    let mut jwt = jwt;
+    let static_keys = jwt.secret.is_some()
+        || jwt.public_key_file.is_some()
+        || jwt.jwks_file.is_some()
+        || get(lookup, "JWT_ALGORITHM").is_some();
+    let default_audiences: Vec<String> = match (get(lookup, "JWT_AUDIENCE"), get(lookup, "PUBLIC_URL")) {
+        (Some(aud), _) => aud.split(',').map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()).collect(),
+        (None, Some(url)) => {
+            let url = url.trim_end_matches('/');
+            vec![url.to_owned(), format!("{url}/mcp")]
+        }
+        (None, None) => Vec::new(),
+    };
+    let jwks_url = get(lookup, "JWT_JWKS_URL");
+    if jwks_url.is_some() || (jwt.issuer.is_some() && !static_keys) {
+        let issuer = jwt
+            .issuer
+            .clone()
+            .ok_or_else(|| ConfigError::new("JWT_ISSUER", "JWT_JWKS_URL needs the issuer its tokens name"))?;
+        let words = |name: &str| {
+            get(lookup, name)
+                .map(|v| v.split(',').map(|w| w.trim().to_owned()).filter(|w| !w.is_empty()).collect::<Vec<_>>())
+        };
+        let algorithms = match words("JWT_ALGORITHMS") {
+            None => Vec::new(),
+            Some(names) => names
+                .iter()
+                .map(|n| providers::parse_algorithm(n).map_err(|e| ConfigError::new("JWT_ALGORITHMS", e)))
+                .collect::<Result<_, _>>()?,
+        };
+        let mut role_map = std::collections::BTreeMap::<String, Vec<String>>::new();
+        for pair in words("JWT_ROLE_MAP").unwrap_or_default() {
+            let (from, to) = pair.split_once(':').ok_or_else(|| {
+                ConfigError::new("JWT_ROLE_MAP", "expected provider-value:gateway-role pairs, comma-separated")
+            })?;
+            role_map.entry(from.trim().to_owned()).or_default().push(to.trim().to_owned());
+        }
+        let provider = providers::ProviderConfig {
+            issuer,
+            jwks_url,
+            audiences: Vec::new(),
+            algorithms,
+            subject_claim: get(lookup, "JWT_SUBJECT_CLAIM").unwrap_or_else(|| "sub".into()),
+            roles_claims: words("JWT_ROLES_CLAIM").unwrap_or_else(|| vec!["roles".into()]),
+            role_map,
+            workspace_claim: get(lookup, "JWT_WORKSPACE_CLAIM").unwrap_or_else(|| "workspace".into()),
+            scopes_supported: words("JWT_SCOPES_SUPPORTED").unwrap_or_default(),
+        };
+        jwt.providers.push(provider.finish("JWT_ISSUER", &default_audiences)?);
+    }
+    if let Some(path) = get(lookup, "IDENTITY_PROVIDERS_FILE") {
+        for p in providers::load_file(std::path::Path::new(&path), &default_audiences)? {
+            if jwt.providers.iter().any(|o| o.issuer == p.issuer) {
+                return Err(ConfigError::new("IDENTITY_PROVIDERS_FILE", "lists JWT_ISSUER's provider again"));
+            }
+            jwt.providers.push(p);
+        }
+    }
+    jwt.static_keys = static_keys || jwt.providers.is_empty();
+    let jwt = jwt;
     if jwt.max_ttl_seconds == 0 {
         return Err(ConfigError::new("JWT_MAX_TTL_SECONDS", "must be at least 1"));
     }
@@ -218,7 +291,7 @@ fn jwt(lookup: Lookup<'_>) -> Result<JwtSettings, ConfigError> {
             return Err(ConfigError::new("JWT_SECRET_KEY", "must be at least 32 bytes for HS algorithms"));
         }
     }
-    if !is_hmac && jwt.public_key_file.is_none() && jwt.jwks_file.is_none() {
+    if !is_hmac && jwt.public_key_file.is_none() && jwt.jwks_file.is_none() && jwt.static_keys {
         return Err(ConfigError::new("JWT_ALGORITHM", "RS256/ES256 need JWT_PUBLIC_KEY_FILE or JWT_JWKS_FILE"));
     }
     Ok(jwt)

@@ -221,7 +221,10 @@ impl ServerConfig {
             let value = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             let value = value.trim();
             // The value is a secret: the error names the file only.
-            if value.contains(['\n', '\r']) || awc::http::header::HeaderValue::from_str(value).is_err() {
+            if value.is_empty()
+                || value.contains(['\n', '\r'])
+                || awc::http::header::HeaderValue::from_str(value).is_err()
+            {
                 return Err(format!("{} does not hold one valid header value (one line)", path.display()));
             }
             out.push((k.clone(), value.to_owned()));
@@ -325,14 +328,7 @@ impl ServerConfig {
         if !self.credentials.header_files.is_empty() {
             self.headers().map_err(|why| ConfigError::new(field("credentials.header_files"), why))?;
         }
-        if let Some(command) = self.command.as_deref().filter(|_| self.transport == Transport::Stdio) {
-            if !program_exists(command, self.cwd.as_deref()) {
-                return Err(ConfigError::new(
-                    field("command"),
-                    format!("{command:?} is not an executable file (nor found on PATH)"),
-                ));
-            }
-        }
+
         if self.session_mode == SessionMode::PerClient && self.transport != Transport::Stdio {
             return Err(ConfigError::new(field("session_mode"), "per_client is for stdio servers"));
         }
@@ -342,6 +338,16 @@ impl ServerConfig {
         if let Some(cwd) = &self.cwd {
             if !cwd.is_dir() {
                 return Err(ConfigError::new(field("cwd"), format!("{} is not a directory", cwd.display())));
+            }
+        }
+        if let Some(command) = self.command.as_deref().filter(|_| self.transport == Transport::Stdio) {
+            // The program is looked up on the PATH it will get: its own `env`'s, else the gateway's.
+            let path = self.env.get("PATH").map(|p| p.0.clone());
+            if !program_exists(command, self.cwd.as_deref(), path) {
+                return Err(ConfigError::new(
+                    field("command"),
+                    format!("{command:?} is not an executable file (nor found on PATH)"),
+                ));
             }
         }
         if RiskTier::parse(&self.risk_level).is_none() {
@@ -393,7 +399,7 @@ fn valid_name(name: &str) -> bool {
 /// Whether `command` names an executable the gateway can start: a path (relative ones from
 /// `cwd`), or a program found on `PATH` — checked by `check-config` so a typo is caught before
 /// the process loops on restarts.
-fn program_exists(command: &str, cwd: Option<&std::path::Path>) -> bool {
+fn program_exists(command: &str, cwd: Option<&std::path::Path>, path: Option<String>) -> bool {
     use std::os::unix::fs::PermissionsExt;
     let runnable =
         |p: &std::path::Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
@@ -404,7 +410,8 @@ fn program_exists(command: &str, cwd: Option<&std::path::Path>) -> bool {
             _ => runnable(path),
         };
     }
-    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| runnable(&dir.join(command))))
+    let paths = path.map(std::ffi::OsString::from).or_else(|| std::env::var_os("PATH"));
+    paths.is_some_and(|paths| std::env::split_paths(&paths).any(|dir| runnable(&dir.join(command))))
 }
 
 /// Whether `name` is a valid published tool name under MCP's rules (2025-11-25: 1 to 128
@@ -523,6 +530,10 @@ mod tests {
         let err = one("name: fs\ntransport: stdio\ncommand: no-such-program-here\n").unwrap_err().to_string();
         assert!(err.contains("servers[0].command") && err.contains("no-such-program-here"), "{err}");
         assert!(one("name: fs\ntransport: stdio\ncommand: /bin/sh\n").is_ok());
+        let own_path = one("name: fs\ntransport: stdio\ncommand: sh\nenv: { PATH: /nonexistent }\n").unwrap_err();
+        assert!(own_path.to_string().contains("command"), "looked up on the program's own PATH");
+        let no_cwd = one("name: fs\ntransport: stdio\ncommand: ./run\ncwd: /nonexistent\n").unwrap_err();
+        assert!(no_cwd.to_string().contains("cwd"), "{no_cwd}");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
         std::fs::write(&file, "Bearer first-line-secret\nsecond-line-secret\n").unwrap();
@@ -533,6 +544,8 @@ mod tests {
         );
         let err = one(&yaml).unwrap_err().to_string();
         assert!(err.contains("one valid header value") && !err.contains("secret"), "{err}");
+        std::fs::write(&file, "\n").unwrap();
+        assert!(one(&yaml).is_err(), "an empty value");
         std::fs::write(&file, "Bearer only-line\n").unwrap();
         assert!(one(&yaml).is_ok());
     }

@@ -1,8 +1,6 @@
 //! Per-request facts shared by the handlers: request id, client address, the authenticated
 //! caller, and the fields of the request's log line.
 
-use std::future::{ready, Ready};
-
 use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
 use gateway_actors::Caller;
 
@@ -61,11 +59,11 @@ pub fn note(req: &HttpRequest, user_id: Option<&str>, tool: Option<&str>) {
 }
 
 /// Verify the bearer token of `req` with the app's authenticator.
-pub fn authenticate(req: &HttpRequest) -> Result<Caller, GatewayError> {
+pub async fn authenticate(req: &HttpRequest) -> Result<Caller, GatewayError> {
     let shared = req
         .app_data::<web::Data<Shared>>()
         .ok_or_else(|| GatewayError::Internal("application state missing".into()))?;
-    let caller = shared.auth.authenticate(req)?;
+    let caller = shared.auth.authenticate(req).await?;
     note(req, Some(&caller.user_id), None);
     Ok(caller)
 }
@@ -75,10 +73,11 @@ pub struct Authenticated(pub Caller);
 
 impl FromRequest for Authenticated {
     type Error = GatewayError;
-    type Future = Ready<Result<Self, GatewayError>>;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, GatewayError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req).map(Authenticated))
+        let req = req.clone();
+        Box::pin(async move { authenticate(&req).await.map(Authenticated) })
     }
 }
 

@@ -96,6 +96,7 @@ pub async fn actors(
             report["server"] = json!(server);
             report
         }).collect::<Vec<_>>(),
+        "identity_providers": shared.auth.providers.iter().map(|p| p.report()).collect::<Vec<_>>(),
         "mcp_sessions": shared.clients.session_count(),
         "audit_spooled": shared.audit.health().spooled,
     })))

@@ -63,7 +63,7 @@ pub async fn authenticate(
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<(Arc<Caller>, web::Payload), GatewayError> {
-    match context::authenticate(req) {
+    match context::authenticate(req).await {
         Ok(caller) => Ok((Arc::new(caller), payload)),
         Err(e) => {
             discard_body(req, payload).await;

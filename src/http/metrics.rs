@@ -17,6 +17,7 @@ pub fn render(shared: &Shared) -> String {
     render_actors(shared, &mut out);
     render_registry(shared, &mut out);
     render_clients_and_audit(shared, &mut out);
+    render_identity(shared, &mut out);
     out
 }
 
@@ -80,6 +81,26 @@ fn render_registry(shared: &Shared, out: &mut String) {
         for (server, status) in &processes {
             out.push_str(&format!("{name}{{server=\"{}\"}} {}\n", label(server), value(status)));
         }
+    }
+}
+
+/// Identity providers' keys: how many, whether stale, and the requests made for them.
+fn render_identity(shared: &Shared, out: &mut String) {
+    out.push_str("# HELP mcpgw_identity_provider_keys Signing keys trusted from each identity provider.\n");
+    out.push_str("# TYPE mcpgw_identity_provider_keys gauge\n");
+    out.push_str("# HELP mcpgw_identity_provider_keys_stale 1 when the last refresh of a provider's keys failed (the last good keys are in use).\n");
+    out.push_str("# TYPE mcpgw_identity_provider_keys_stale gauge\n");
+    out.push_str("# HELP mcpgw_identity_provider_fetches_total Requests made to a provider for discovery and keys.\n");
+    out.push_str("# TYPE mcpgw_identity_provider_fetches_total counter\n");
+    for provider in shared.auth.providers.iter() {
+        let snapshot = provider.keys.load();
+        let issuer = label(&provider.config.issuer);
+        out.push_str(&format!("mcpgw_identity_provider_keys{{issuer=\"{issuer}\"}} {}\n", snapshot.keys.len()));
+        out.push_str(&format!(
+            "mcpgw_identity_provider_keys_stale{{issuer=\"{issuer}\"}} {}\n",
+            u8::from(snapshot.stale)
+        ));
+        out.push_str(&format!("mcpgw_identity_provider_fetches_total{{issuer=\"{issuer}\"}} {}\n", snapshot.fetches));
     }
 }
 

@@ -154,13 +154,13 @@ impl Drop for AbortOnDrop {
 
 /// The caller of an MCP request: the Bearer token's subject, or (test set-ups only) the
 /// configured anonymous principal when no token was sent.
-pub fn caller(req: &HttpRequest, shared: &Shared) -> Result<Caller, GatewayError> {
+pub async fn caller(req: &HttpRequest, shared: &Shared) -> Result<Caller, GatewayError> {
     if req.headers().get(actix_web::http::header::AUTHORIZATION).is_none() {
         if let Some((sub, roles)) = &shared.settings.mcp_anonymous_principal {
             return Ok(Caller { user_id: sub.clone(), roles: roles.clone(), workspace: None });
         }
     }
-    crate::http::context::authenticate(req)
+    crate::http::context::authenticate(req).await
 }
 
 fn host_of(authority: &str) -> &str {

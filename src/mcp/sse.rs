@@ -104,7 +104,7 @@ pub async fn open(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     if let Err(e) = check_origin(&req, &shared) {
         return super::refuse(&shared, &req, TRANSPORT, None, e);
     }
-    let caller = match caller(&req, &shared) {
+    let caller = match caller(&req, &shared).await {
         Ok(c) => c,
         Err(e) => return super::refuse(&shared, &req, TRANSPORT, None, e),
     };
@@ -153,7 +153,7 @@ pub async fn message(
     if let Err(e) = check_origin(&req, &shared) {
         return super::refuse(&shared, &req, TRANSPORT, None, e);
     }
-    let caller = match caller(&req, &shared) {
+    let caller = match caller(&req, &shared).await {
         Ok(c) => Arc::new(c),
         Err(e) => return super::refuse(&shared, &req, TRANSPORT, None, e),
     };

@@ -56,17 +56,17 @@ const TRANSPORT: &str = "streamable_http";
 
 /// Origin/Host, authentication and the protocol-version header, shared by every method; a
 /// refusal is audited.
-fn admit(req: &HttpRequest, shared: &Shared) -> Result<Arc<Caller>, Box<HttpResponse>> {
-    let caller = admit_caller(req, shared)?;
+async fn admit(req: &HttpRequest, shared: &Shared) -> Result<Arc<Caller>, Box<HttpResponse>> {
+    let caller = admit_caller(req, shared).await?;
     check_version(req, shared, &caller, Value::Null)?;
     Ok(caller)
 }
 
 /// Origin/Host and authentication (the version header is checked once the body's id is known).
-fn admit_caller(req: &HttpRequest, shared: &Shared) -> Result<Arc<Caller>, Box<HttpResponse>> {
+async fn admit_caller(req: &HttpRequest, shared: &Shared) -> Result<Arc<Caller>, Box<HttpResponse>> {
     let refuse = |caller, e| Box::new(super::refuse(shared, req, TRANSPORT, caller, e));
     check_origin(req, shared).map_err(|e| refuse(None, e))?;
-    let caller = Arc::new(caller(req, shared).map_err(|e| refuse(None, e))?);
+    let caller = Arc::new(caller(req, shared).await.map_err(|e| refuse(None, e))?);
     Ok(caller)
 }
 
@@ -201,7 +201,7 @@ async fn read_messages(
     payload: web::Payload,
     shared: &web::Data<Shared>,
 ) -> Result<(Arc<Caller>, bool, Vec<Value>), HttpResponse> {
-    let caller = match admit_caller(req, shared) {
+    let caller = match admit_caller(req, shared).await {
         Ok(c) => c,
         Err(resp) => {
             crate::http::invoke::discard_body(req, payload).await;
@@ -445,7 +445,7 @@ impl futures_util::Stream for ReplyStream {
 
 /// `GET /mcp`: the session's server-to-client stream (`notifications/tools/list_changed`).
 pub async fn get(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
-    let caller = match admit(&req, &shared) {
+    let caller = match admit(&req, &shared).await {
         Ok(c) => c,
         Err(resp) => return *resp,
     };
@@ -470,7 +470,7 @@ pub async fn get(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
 
 /// `DELETE /mcp`: end the caller's session.
 pub async fn delete(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
-    let caller = match admit(&req, &shared) {
+    let caller = match admit(&req, &shared).await {
         Ok(c) => c,
         Err(resp) => return *resp,
     };

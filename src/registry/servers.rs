@@ -19,7 +19,7 @@ const MAX_DESCRIPTION: usize = 4096;
 const MAX_SCHEMA_BYTES: usize = 256 * 1024;
 
 /// Characters that reorder or hide text (bidirectional controls, zero-width marks).
-fn hidden(c: char) -> bool {
+pub(crate) fn hidden(c: char) -> bool {
     matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 

@@ -966,11 +966,27 @@ async fn only_the_asked_client_answers_an_upstreams_request(kind: DbKind) {
     // Answering again (a replay) reaches nobody.
     let replay = post(&gw, Some(&alice), Some(&alice_sid), &[], answer("again")).await;
     assert_eq!(replay.status, 202);
+    // While Alice holds a slow call on the shared program, Mallory's REST call (which cannot
+    // be asked) makes the program ask: the request is not Alice's to see or answer.
+    let (base, token, sid) = (gw.base.clone(), alice.clone(), alice_sid.clone());
+    let slow = actix_web::rt::spawn(async move {
+        let params = json!({ "name": "ev.trigger-long-running-operation", "arguments": { "duration": 3, "steps": 1 } });
+        crate::common::mcp::post_to(&base, Some(&token), Some(&sid), &[], rpc(8, "tools/call", params)).await
+    });
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    let (_, body) = gw.invoke(&mallory, "ev.trigger-sampling-request", json!({ "prompt": "mallory private" })).await;
+    assert!(body.to_string().contains("cannot tell which one asked"), "{body}");
+    let mut seen = String::new();
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout(Duration::from_millis(300), alice_stream.next()).await {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(!seen.contains("mallory private"), "Alice saw Mallory's request: {seen}");
+    assert_eq!(slow.await.unwrap().status, 200);
     gw.stop().await;
-    let rows = db.wait_for_rows(1).await;
+    let rows = db.wait_for_rows(3).await;
     let calls: Vec<_> = rows.iter().filter(|r| r.tool_name.as_deref() == Some("ev.trigger-sampling-request")).collect();
-    assert_eq!(calls.len(), 1, "{rows:?}");
-    assert_eq!(calls[0].user_id.as_deref(), Some("alice"));
+    assert_eq!(calls.len(), 2, "{rows:?}");
+    assert_eq!(calls.iter().filter(|r| r.user_id.as_deref() == Some("alice")).count(), 1);
 }
 
 crate::common::on_both_databases!(only_the_asked_client_answers_an_upstreams_request => only_the_asked_client_answers_an_upstreams_request);

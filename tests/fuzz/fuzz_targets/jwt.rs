@@ -24,6 +24,9 @@ static AUTH: LazyLock<Authenticator> = LazyLock::new(|| {
         audience: Some("mcp-gateway".into()),
         leeway_seconds: 30,
         max_ttl_seconds: 86_400,
+        providers: Vec::new(),
+        static_keys: true,
+        jwks_refetch: std::time::Duration::from_secs(10),
     };
     Authenticator::from_settings(&settings, std::path::Path::new(".")).expect("settings are valid")
 });

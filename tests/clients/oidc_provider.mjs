@@ -1,0 +1,113 @@
+// A real OpenID Provider for the gateway's identity tests: the npm `oidc-provider` package
+// (a certified implementation), configured for tests — client credentials, authorization code
+// with PKCE, dynamic client registration, JWT access tokens for a resource (RFC 8707), and
+// interactions approved automatically (the account is the `login_hint`, else "alice").
+//
+// Usage: node oidc_provider.mjs PORT KEYS_DIR KID[,KID...] [RESOURCE]
+//   Signing keys are RSA 2048 JWKs kept in KEYS_DIR by kid (made on first use), so a restart
+//   with another list rotates them: the first kid signs, the others are published too.
+//   Prints "READY <issuer>" once listening. GET /__stats answers {"jwks": <requests>, ...}.
+//   Access tokens carry `groups` (from GROUPS below) for the account or client.
+import { createServer } from "node:http";
+import { generateKeyPairSync } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import Provider from "oidc-provider";
+
+const [port, keysDir, kids, resourceArg] = process.argv.slice(2);
+const issuer = `http://127.0.0.1:${port}`;
+const resource = resourceArg || "http://127.0.0.1/mcp";
+
+const GROUPS = {
+  alice: ["g-developers"],
+  bob: ["g-auditors", "g-admins"],
+  "svc-client": ["g-developers"],
+};
+
+function key(kid) {
+  const file = join(keysDir, `${kid}.json`);
+  if (existsSync(file)) return JSON.parse(readFileSync(file, "utf8"));
+  const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const jwk = { ...privateKey.export({ format: "jwk" }), kid, alg: "RS256", use: "sig" };
+  writeFileSync(file, JSON.stringify(jwk));
+  return jwk;
+}
+
+const stats = { jwks: 0, discovery: 0, token: 0, registration: 0 };
+
+const provider = new Provider(issuer, {
+  clients: [
+    {
+      client_id: "svc-client",
+      client_secret: "svc-secret-for-tests-only-0123456789",
+      grant_types: ["client_credentials"],
+      redirect_uris: [],
+      response_types: [],
+      scope: "mcp:tools mcp:admin",
+    },
+  ],
+  jwks: { keys: kids.split(",").map(key) },
+  scopes: ["openid", "offline_access", "mcp:tools", "mcp:admin"],
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    registration: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: () => resource,
+      useGrantedResource: () => true,
+      getResourceServerInfo: (ctx, indicator) => ({
+        scope: "mcp:tools mcp:admin",
+        audience: indicator,
+        accessTokenTTL: 600,
+        accessTokenFormat: "jwt",
+        jwt: { sign: { alg: "RS256" } },
+      }),
+    },
+  },
+  pkce: { required: () => true },
+  extraTokenClaims: async (ctx, token) => {
+    const who = token.accountId || token.clientId;
+    return { groups: GROUPS[who] || [] };
+  },
+  findAccount: async (ctx, id) => ({ accountId: id, claims: async () => ({ sub: id }) }),
+  interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+  loadExistingGrant: async (ctx) => {
+    const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
+    return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
+  },
+});
+provider.proxy = false;
+
+// Interactions approved at once: log in as the login_hint (else alice) and grant what was asked.
+async function interaction(req, res) {
+  const details = await provider.interactionDetails(req, res);
+  const account = details.params.login_hint || "alice";
+  const grant = new provider.Grant({ accountId: account, clientId: details.params.client_id });
+  const scopes = String(details.params.scope || "").split(" ").filter(Boolean);
+  grant.addOIDCScope(scopes.filter((s) => s === "openid" || s === "offline_access").join(" ") || "openid");
+  const target = details.params.resource || resource;
+  grant.addResourceScope(Array.isArray(target) ? target[0] : target, scopes.filter((s) => s.startsWith("mcp:")).join(" ") || "mcp:tools");
+  const grantId = await grant.save();
+  await provider.interactionFinished(req, res, { login: { accountId: account }, consent: { grantId } }, { mergeWithLastSubmission: false });
+}
+
+const callback = provider.callback();
+createServer(async (req, res) => {
+  try {
+    const path = req.url.split("?")[0];
+    if (path === "/__stats") {
+      res.setHeader("content-type", "application/json");
+      return res.end(JSON.stringify(stats));
+    }
+    if (path === "/jwks") stats.jwks += 1;
+    if (path === "/.well-known/openid-configuration") stats.discovery += 1;
+    if (path === "/token") stats.token += 1;
+    if (path === "/reg") stats.registration += 1;
+    if (path.startsWith("/interaction/")) return await interaction(req, res);
+    return callback(req, res);
+  } catch (e) {
+    res.statusCode = 500;
+    res.end(String(e));
+  }
+}).listen(Number(port), "127.0.0.1", () => console.log(`READY ${issuer}`));

@@ -1,0 +1,267 @@
+//! Tokens from a real identity provider: the npm `oidc-provider` package (a certified OpenID
+//! Provider), started here on 127.0.0.1 with client credentials, authorization code + PKCE and
+//! dynamic registration (`tests/clients/oidc_provider.mjs`). The gateway finds its keys by OIDC
+//! discovery, maps its `groups` claim to roles, follows key rotation, keeps verifying when the
+//! provider is gone, and cannot be made to hammer it.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::{client, DbKind, TestDb, TestGateway};
+
+fn npm_dir() -> PathBuf {
+    std::env::var_os("MCP_UPSTREAMS_NPM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("mcp-gateway-clients").join("upstreams"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The gateway's identifier, the audience its tokens must name (RFC 8707 resource).
+const RESOURCE: &str = "http://127.0.0.1/mcp-gateway-under-test";
+
+/// One running `oidc-provider`, killed on drop.
+struct Idp {
+    child: std::process::Child,
+    issuer: String,
+}
+
+impl Idp {
+    /// Start the provider on `port` signing with the first of `kids` (keys kept in `keys`).
+    /// `None` (skipped) outside CI when the package is not installed.
+    async fn start(port: u16, keys: &Path, kids: &str) -> Option<Self> {
+        let dir = npm_dir();
+        let node = dir.join("node_modules/.bin/node");
+        if !dir.join("node_modules/oidc-provider").is_dir() || !node.is_file() {
+            assert!(std::env::var_os("CI").is_none(), "CI must install oidc-provider (see .ci/run)");
+            eprintln!("oidc-provider is not installed under {}: skipping", dir.display());
+            return None;
+        }
+        let script = dir.join("oidc_provider.mjs");
+        std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/oidc_provider.mjs"), &script).unwrap();
+        let child = std::process::Command::new(node)
+            .arg(&script)
+            .args([&port.to_string(), &keys.display().to_string(), kids, RESOURCE])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let idp = Self { child, issuer: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while idp.stats().await.is_none() {
+            assert!(Instant::now() < deadline, "oidc-provider did not start");
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
+        Some(idp)
+    }
+
+    /// An access token by the client credentials grant, for `resource`.
+    async fn token(&self, resource: &str) -> String {
+        let mut resp = client()
+            .post(format!("{}/token", self.issuer))
+            .basic_auth("svc-client", "svc-secret-for-tests-only-0123456789")
+            .send_form(&[("grant_type", "client_credentials"), ("scope", "mcp:tools"), ("resource", resource)])
+            .await
+            .unwrap();
+        let body: Value = resp.json().await.unwrap();
+        body["access_token"].as_str().unwrap_or_else(|| panic!("no token: {body}")).to_owned()
+    }
+
+    /// What the provider counted (`jwks`, `discovery`, `token` requests).
+    async fn stats(&self) -> Option<Value> {
+        let mut resp = client().get(format!("{}/__stats", self.issuer)).send().await.ok()?;
+        resp.json().await.ok()
+    }
+
+    async fn jwks_requests(&self) -> u64 {
+        self.stats().await.unwrap()["jwks"].as_u64().unwrap()
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `IDENTITY_PROVIDERS_FILE` trusting `issuer`, its `groups` mapped to gateway roles.
+fn providers_file(dir: &Path, issuer: &str) -> String {
+    let file = dir.join("providers.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "providers:\n- issuer: {issuer}\n  audiences: [{RESOURCE}]\n  roles_claims: [groups]\n  \
+             role_map: {{ g-developers: [developer], g-admins: [admin] }}\n"
+        ),
+    )
+    .unwrap();
+    file.display().to_string()
+}
+
+/// The same token with another `kid` in its header (its signature no longer matters: the
+/// gateway must look the key up first).
+fn with_kid(token: &str, kid: &str) -> String {
+    use base64::Engine;
+    let header = json!({ "alg": "RS256", "typ": "at+jwt", "kid": kid }).to_string();
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(header);
+    let rest = token.split_once('.').unwrap().1;
+    format!("{header}.{rest}")
+}
+
+async fn health(gw: &TestGateway) -> Value {
+    let (_, body) = gw.get("/health/actors", Some(&gw.token("ops", &["operator"]))).await;
+    body["identity_providers"][0].clone()
+}
+
+/// A token from the provider is accepted and its groups become roles; the attack: tokens for
+/// another audience, from an untrusted provider using the same `kid`, or with a made-up `kid`
+/// are refused — and the audit row names the provider's subject.
+async fn provider_tokens_verify_and_groups_map_to_roles(kind: DbKind) {
+    let Some(db) = TestDb::of(kind).await else { return };
+    let keys = tempfile::tempdir().unwrap();
+    let Some(idp) = Idp::start(free_port(), keys.path(), "k1").await else { return };
+    let other_keys = tempfile::tempdir().unwrap();
+    let Some(stranger) = Idp::start(free_port(), other_keys.path(), "k1").await else { return };
+    let backend = crate::common::backend::TestBackend::start(crate::common::backend::Mode::Echo).await;
+    let conf = tempfile::tempdir().unwrap();
+    let gw = TestGateway::builder(&db)
+        .tool("echo", &backend.url)
+        .var("IDENTITY_PROVIDERS_FILE", &providers_file(conf.path(), &idp.issuer))
+        .var("JWKS_REFETCH_SECONDS", "1")
+        .start()
+        .await;
+    let token = idp.token(RESOURCE).await;
+    let (status, body) = gw.invoke(&token, "echo", json!({ "x": 1 })).await;
+    assert_eq!(status, 200, "{body}");
+    // g-developers → developer: may call echo; nothing maps to admin for this client.
+    let (status, _) = gw.get("/health/actors", Some(&token)).await;
+    assert_eq!(status, 403);
+    for (what, refused) in [
+        ("another audience", idp.token("http://127.0.0.1/some-other-api").await),
+        ("an untrusted issuer with the same kid", stranger.token(RESOURCE).await),
+        ("a made-up kid", with_kid(&token, "made-up")),
+    ] {
+        let (status, body) = gw.invoke(&refused, "echo", json!({})).await;
+        assert_eq!(status, 401, "{what}: {body}");
+        assert!(!body.to_string().contains("made-up"), "nothing of the token is echoed: {body}");
+    }
+    let report = health(&gw).await;
+    assert_eq!((report["keys"].as_u64(), report["stale"].as_bool()), (Some(1), Some(false)), "{report}");
+    gw.stop().await;
+    let rows = db.wait_for_rows(5).await;
+    let allowed: Vec<_> = rows.iter().filter(|r| r.http_status == 200).collect();
+    assert_eq!(allowed.len(), 1, "{rows:?}");
+    assert_eq!(allowed[0].user_id.as_deref(), Some("svc-client"));
+    db.drop_db().await;
+}
+
+crate::common::on_both_databases!(provider_tokens_verify_and_groups_map_to_roles => provider_tokens_verify_and_groups_map_to_roles);
+
+/// Key rotation: the provider publishes a new signing key; the first token naming it makes the
+/// gateway fetch the keys once, and tokens signed with the old key still verify. Then the
+/// provider goes away: the keys in hand keep verifying, and health says they are stale.
+#[actix_web::test]
+async fn key_rotation_and_a_provider_that_goes_away() {
+    let db = TestDb::sqlite().await;
+    let keys = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let Some(idp) = Idp::start(port, keys.path(), "k1").await else { return };
+    let backend = crate::common::backend::TestBackend::start(crate::common::backend::Mode::Echo).await;
+    let conf = tempfile::tempdir().unwrap();
+    let gw = TestGateway::builder(&db)
+        .tool("echo", &backend.url)
+        .var("IDENTITY_PROVIDERS_FILE", &providers_file(conf.path(), &idp.issuer))
+        .var("JWKS_REFETCH_SECONDS", "1")
+        .start()
+        .await;
+    let old = idp.token(RESOURCE).await;
+    assert_eq!(gw.invoke(&old, "echo", json!({})).await.0, 200);
+    let old_unused = idp.token(RESOURCE).await;
+    drop(idp);
+    actix_web::rt::time::sleep(Duration::from_millis(1100)).await;
+    let Some(idp) = Idp::start(port, keys.path(), "k2,k1").await else { return };
+    let before = idp.jwks_requests().await;
+    let new = idp.token(RESOURCE).await;
+    assert!(new != old);
+    let (status, body) = gw.invoke(&new, "echo", json!({})).await;
+    assert_eq!(status, 200, "a token signed with the new key: {body}");
+    assert_eq!(idp.jwks_requests().await - before, 1, "the new kid was fetched once");
+    assert_eq!(gw.invoke(&old_unused, "echo", json!({})).await.0, 200, "the old key still verifies");
+    let report = health(&gw).await;
+    assert_eq!(report["keys"].as_u64(), Some(2), "{report}");
+
+    // The provider is gone: a refetch (caused by an unknown kid) fails; the keys stay.
+    let newer_unused = idp.token(RESOURCE).await;
+    drop(idp);
+    actix_web::rt::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(gw.invoke(&with_kid(&new, "k3"), "echo", json!({})).await.0, 401);
+    let report = health(&gw).await;
+    assert_eq!((report["stale"].as_bool(), report["keys"].as_u64()), (Some(true), Some(2)), "{report}");
+    assert!(report["last_error"].as_str().unwrap_or("").contains("127.0.0.1"), "{report}");
+    assert_eq!(gw.invoke(&newer_unused, "echo", json!({})).await.0, 200, "cached keys still verify");
+    assert!(gw.metrics().await.contains("mcpgw_identity_provider_keys_stale{issuer=\"http://127.0.0.1:"));
+    gw.stop().await;
+}
+
+/// The attack: a flood of tokens naming random `kid`s. The gateway refuses each, and asks the
+/// provider for its keys at most once per `JWKS_REFETCH_SECONDS`, however many arrive.
+#[actix_web::test]
+async fn a_flood_of_unknown_kids_cannot_hammer_the_provider() {
+    let db = TestDb::sqlite().await;
+    let keys = tempfile::tempdir().unwrap();
+    let Some(idp) = Idp::start(free_port(), keys.path(), "k1").await else { return };
+    let backend = crate::common::backend::TestBackend::start(crate::common::backend::Mode::Echo).await;
+    let conf = tempfile::tempdir().unwrap();
+    let gw = TestGateway::builder(&db)
+        .tool("echo", &backend.url)
+        .var("IDENTITY_PROVIDERS_FILE", &providers_file(conf.path(), &idp.issuer))
+        .var("JWKS_REFETCH_SECONDS", "30")
+        .start()
+        .await;
+    let token = idp.token(RESOURCE).await;
+    assert_eq!(gw.invoke(&token, "echo", json!({})).await.0, 200);
+    let before = idp.jwks_requests().await;
+    let started = Instant::now();
+    let calls = (0..300).map(|i| {
+        let forged = with_kid(&token, &format!("random-{i}"));
+        let gw = &gw;
+        async move { gw.invoke(&forged, "echo", json!({})).await.0 }
+    });
+    let statuses = futures_util::future::join_all(calls).await;
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    let made = idp.jwks_requests().await - before;
+    assert!(made <= 1, "{made} key-set requests for 300 unknown kids in {:?}", started.elapsed());
+    assert_eq!(gw.invoke(&token, "echo", json!({})).await.0, 200, "real tokens still verify");
+    gw.stop().await;
+}
+
+/// `JWT_ISSUER` alone (no secret, no key file): keys by OIDC discovery, audience from
+/// `JWT_AUDIENCE`, roles from `JWT_ROLES_CLAIM` through `JWT_ROLE_MAP`.
+#[actix_web::test]
+async fn jwt_issuer_alone_discovers_the_keys() {
+    let db = TestDb::sqlite().await;
+    let keys = tempfile::tempdir().unwrap();
+    let Some(idp) = Idp::start(free_port(), keys.path(), "k1").await else { return };
+    let backend = crate::common::backend::TestBackend::start(crate::common::backend::Mode::Echo).await;
+    let gw = TestGateway::builder(&db)
+        .tool("echo", &backend.url)
+        .var("JWT_SECRET_KEY", "")
+        .var("JWT_ISSUER", &idp.issuer)
+        .var("JWT_AUDIENCE", RESOURCE)
+        .var("JWT_ROLES_CLAIM", "groups")
+        .var("JWT_ROLE_MAP", "g-developers:developer")
+        .start()
+        .await;
+    let token = idp.token(RESOURCE).await;
+    let (status, body) = gw.invoke(&token, "echo", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    // No shared secret is trusted in this mode (nor generated: not dev mode).
+    assert_eq!(gw.invoke(&gw.token("dev", &["developer"]), "echo", json!({})).await.0, 401);
+    assert_eq!(idp.stats().await.unwrap()["discovery"].as_u64(), Some(1));
+    gw.stop().await;
+}
