@@ -43,6 +43,9 @@ pub struct Claims {
     /// Audience: one string, or a list (RFC 7519 §4.1.3; identity providers send both).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<Audience>,
+    /// OAuth scopes, space-separated (RFC 9068 §2.2.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// A token's `aud`: the configured audience must be the one, or one of the list.
@@ -320,7 +323,8 @@ impl Authenticator {
         if claims.sub.is_empty() {
             return Err(fail("invalid token: empty subject").into());
         }
-        let caller = Caller { user_id: claims.sub, roles: claims.roles, workspace: claims.workspace };
+        let scopes = claims.scope.as_deref().map(crate::identity::scopes_of).unwrap_or_default();
+        let caller = Caller { user_id: claims.sub, roles: claims.roles, workspace: claims.workspace, scopes };
         self.remember(token, &caller, claims.exp);
         Ok(caller)
     }
@@ -374,6 +378,7 @@ impl Authenticator {
             user_id: mapped.subject,
             roles: mapped.roles.into_iter().map(|(role, _)| role).collect(),
             workspace: mapped.workspace,
+            scopes: mapped.scopes,
         };
         self.remember(token, &caller, exp);
         Ok(caller)
@@ -493,6 +498,7 @@ pub fn claims_for(
         nbf: Some(now),
         iss: jwt.issuer.clone(),
         aud: jwt.audience.clone().map(Audience::One),
+        scope: None,
     }
 }
 

@@ -99,6 +99,7 @@ async fn audit_end(shared: &Shared, row: &JobRow, result: Result<&Value, &Gatewa
         user_id: row.owner.clone(),
         roles: serde_json::from_str(&row.roles).unwrap_or_default(),
         workspace: row.workspace.clone(),
+        scopes: Vec::new(),
     }));
     attempt.tool_name = Some(row.tool_name.clone());
     attempt.allowed = true;

@@ -219,6 +219,10 @@ pub async fn authorize_subject(
         attempt.tool_name = Some(tool.name.clone());
         attempt.arguments_sha256 = Some(digest(arguments));
     }
+    let missing = caller.missing_scopes(&tool.required_scopes);
+    if !missing.is_empty() {
+        return Err(GatewayError::InsufficientScope(missing.into_iter().map(str::to_owned).collect()));
+    }
     let internal = |e: actix::MailboxError| GatewayError::Internal(format!("policy: {e}"));
     let limits = worker
         .policy

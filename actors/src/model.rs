@@ -23,6 +23,10 @@ pub struct Tool {
     /// A caller needs at least one of these roles (empty: no extra requirement).
     #[serde(default)]
     pub required_roles: Vec<String>,
+    /// OAuth scopes the caller's token must grant, all of them (else 403 `insufficient_scope`,
+    /// so an MCP client can ask its provider for them: step-up).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_scopes: Vec<String>,
     /// Inactive tools stay in the database for history but answer 404.
     #[serde(default = "default_true")]
     pub is_active: bool,
@@ -119,12 +123,20 @@ pub struct Caller {
     pub roles: Vec<String>,
     /// The token's optional `workspace` claim.
     pub workspace: Option<String>,
+    /// The OAuth scopes the token grants (`scope`, or a provider's `scp`): tools that name
+    /// `required_scopes` need them all.
+    pub scopes: Vec<String>,
 }
 
 impl Caller {
     /// Whether the caller holds `role`.
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
+    }
+
+    /// The scopes of `required` this caller's token does not grant.
+    pub fn missing_scopes<'a>(&self, required: &'a [String]) -> Vec<&'a str> {
+        required.iter().filter(|s| !self.scopes.contains(s)).map(String::as_str).collect()
     }
 }
 

@@ -40,7 +40,9 @@ where
         if let Some(shared) = res.request().app_data::<web::Data<Shared>>() {
             measure(shared, &res, started, span);
         }
-        if res.status() == actix_web::http::StatusCode::UNAUTHORIZED {
+        let scope_challenge = res.status() == actix_web::http::StatusCode::FORBIDDEN
+            && res.headers().contains_key(actix_web::http::header::WWW_AUTHENTICATE);
+        if res.status() == actix_web::http::StatusCode::UNAUTHORIZED || scope_challenge {
             crate::mcp::wellknown::point_to_metadata(&mut res);
         }
         let id = res.request().extensions().get::<RequestId>().map(|r| r.0.clone());

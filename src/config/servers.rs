@@ -39,6 +39,9 @@ pub struct ToolOverride {
     /// Roles a caller needs for this tool, replacing the server's.
     #[serde(default)]
     pub required_roles: Option<Vec<String>>,
+    /// Scopes a caller's token needs for this tool, replacing the server's.
+    #[serde(default)]
+    pub required_scopes: Option<Vec<String>>,
     /// Backend timeout of this tool, replacing the server's.
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
@@ -133,6 +136,10 @@ pub struct ServerConfig {
     /// A caller needs one of these roles for any of the server's tools (besides policy.yaml).
     #[serde(default)]
     pub required_roles: Vec<String>,
+    /// OAuth scopes a caller's token must grant for any of the server's tools, prompts and
+    /// resources (else 403 `insufficient_scope`).
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
     /// Backend timeout of the server's calls (default: `BACKEND_TIMEOUT_SECONDS`).
     #[serde(default)]
     pub timeout_seconds: Option<u64>,

@@ -39,6 +39,10 @@ pub enum GatewayError {
     /// The caller is authenticated but not allowed.
     #[error("access denied: {0}")]
     Forbidden(String),
+    /// The caller's token lacks scopes the tool requires (the client may ask its provider
+    /// for them: `WWW-Authenticate` names them).
+    #[error("insufficient scope: the token must grant {}", .0.join(" "))]
+    InsufficientScope(Vec<String>),
     /// No such tool, or the tool is inactive.
     #[error("unknown tool: {0}")]
     UnknownTool(String),
@@ -114,7 +118,7 @@ impl GatewayError {
         match self {
             Self::Unauthenticated { .. } => code::UNAUTHENTICATED,
             Self::UnknownTool(_) => code::UNKNOWN_TOOL,
-            Self::Forbidden(_) => code::FORBIDDEN,
+            Self::Forbidden(_) | Self::InsufficientScope(_) => code::FORBIDDEN,
             Self::BackendTimeout(_) => code::BACKEND_TIMEOUT,
             Self::BackendUnavailable(_) | Self::BackendBadReply(_) => code::BACKEND_UNAVAILABLE,
             Self::PayloadTooLarge { .. } => code::PAYLOAD_TOO_LARGE,
@@ -134,7 +138,7 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::UnknownTool(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -155,6 +159,7 @@ impl GatewayError {
         match self {
             Self::Unauthenticated { .. } => "unauthenticated",
             Self::Forbidden(_) => "denied",
+            Self::InsufficientScope(_) => "insufficient_scope",
             Self::UnknownTool(_) => "unknown_tool",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::RateLimited { .. } => "rate_limited",
@@ -183,6 +188,19 @@ impl GatewayError {
         }
     }
 
+    /// `WWW-Authenticate` for a token lacking scopes (RFC 6750 §3.1, as MCP's step-up
+    /// authorization reads it); the middleware adds `resource_metadata`.
+    pub fn scope_challenge(&self) -> Option<String> {
+        let Self::InsufficientScope(scopes) = self else { return None };
+        // Scope tokens are printable ASCII without '"' or '\\' (RFC 6749 §3.3).
+        let safe = |s: &String| s.chars().filter(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\')).collect::<String>();
+        let scopes: Vec<String> = scopes.iter().map(safe).filter(|s| !s.is_empty()).collect();
+        Some(format!(
+            "Bearer error=\"insufficient_scope\", scope=\"{}\", error_description=\"the token must grant these scopes\"",
+            scopes.join(" ")
+        ))
+    }
+
     /// The JSON-RPC error object: code, message and `data` (the kind, a retry delay).
     pub fn to_rpc(&self) -> mcp_protocol::RpcError {
         mcp_protocol::RpcError { code: self.code(), message: self.to_string(), data: Some(self.data()) }
@@ -209,6 +227,9 @@ impl GatewayError {
             } else {
                 "Bearer".to_owned()
             };
+            response.insert_header((header::WWW_AUTHENTICATE, challenge));
+        }
+        if let Some(challenge) = self.scope_challenge() {
             response.insert_header((header::WWW_AUTHENTICATE, challenge));
         }
         if let Self::RateLimited { limit, retry_after, quota } = self {

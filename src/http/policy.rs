@@ -22,6 +22,8 @@ pub struct Subject {
     roles: Vec<String>,
     #[serde(default)]
     workspace: Option<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
 }
 
 /// Body of `POST /admin/policy/explain`.
@@ -92,7 +94,12 @@ pub async fn explain(
         _ => GatewayError::Parse(e.to_string()),
     })?;
     let subject =
-        Arc::new(Caller { user_id: body.subject.sub, roles: body.subject.roles, workspace: body.subject.workspace });
+        Arc::new(Caller {
+        user_id: body.subject.sub,
+        roles: body.subject.roles,
+        workspace: body.subject.workspace,
+        scopes: body.subject.scopes,
+    });
     let internal = |e: actix::MailboxError| GatewayError::Internal(e.to_string());
     let tool = worker.registry.ask(GetTool(body.tool_name.clone())).await.map_err(internal)?.filter(|t| t.is_active);
     let Some(tool) = tool else {

@@ -100,6 +100,13 @@ pub struct Mapped {
     pub roles: Vec<(String, String)>,
     /// The workspace, when the claim is there.
     pub workspace: Option<String>,
+    /// The OAuth scopes granted (`scope`, else `scp`).
+    pub scopes: Vec<String>,
+}
+
+/// Scopes of a space-separated `scope` value (bounded like every claim read).
+pub fn scopes_of(scope: &str) -> Vec<String> {
+    values(&Value::String(scope.to_owned())).into_iter().map(str::to_owned).collect()
 }
 
 /// Map verified `claims` through `config`; `Err` names what is missing.
@@ -136,7 +143,12 @@ pub fn map_claims(claims: &Map<String, Value>, config: &ProviderConfig) -> Resul
         }
         _ => None,
     };
-    Ok(Mapped { subject, roles, workspace })
+    let scopes = claims
+        .get("scope")
+        .or_else(|| claims.get("scp"))
+        .map(|v| values(v).into_iter().map(str::to_owned).collect())
+        .unwrap_or_default();
+    Ok(Mapped { subject, roles, workspace, scopes })
 }
 
 /// The providers the gateway trusts, shared by every worker.

@@ -157,7 +157,7 @@ impl Drop for AbortOnDrop {
 pub async fn caller(req: &HttpRequest, shared: &Shared) -> Result<Caller, GatewayError> {
     if req.headers().get(actix_web::http::header::AUTHORIZATION).is_none() {
         if let Some((sub, roles)) = &shared.settings.mcp_anonymous_principal {
-            return Ok(Caller { user_id: sub.clone(), roles: roles.clone(), workspace: None });
+            return Ok(Caller { user_id: sub.clone(), roles: roles.clone(), workspace: None, scopes: Vec::new() });
         }
     }
     crate::http::context::authenticate(req).await

@@ -333,7 +333,31 @@ impl Post {
         if method != "tools/call" {
             return Step::Answer(response(id, dispatch(&ctx, &method, params).await));
         }
+        if let Some(refusal) = self.lacks_scopes(&id, &params) {
+            return Step::Respond(refusal);
+        }
         self.call(ctx, id, params).await
+    }
+
+    /// A token lacking the scopes of the tool it calls gets HTTP 403 with the scopes in
+    /// `WWW-Authenticate` (MCP step-up: the client asks its provider for them and retries),
+    /// not a tool error inside a 200; audited as the attempt it is.
+    fn lacks_scopes(&self, id: &Value, params: &Value) -> Option<HttpResponse> {
+        if self.batch {
+            return None;
+        }
+        let name = params.get("name").and_then(Value::as_str)?;
+        let tool = self.shared.registry.snapshot().get(name)?;
+        let missing = self.caller.missing_scopes(&tool.required_scopes);
+        if missing.is_empty() {
+            return None;
+        }
+        let error = GatewayError::InsufficientScope(missing.into_iter().map(str::to_owned).collect());
+        let mut attempt = crate::pipeline::Attempt::new(TRANSPORT);
+        attempt.caller = Some(self.caller.clone());
+        attempt.tool_name = Some(tool.name.clone());
+        attempt.refused(&self.shared, crate::http::context::origin(&self.req), &error, 403);
+        Some(error.to_response(id.clone()))
     }
 
     /// A tool call runs as its own task so `notifications/cancelled` (or the client leaving)

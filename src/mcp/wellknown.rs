@@ -50,8 +50,24 @@ pub async fn metadata(req: HttpRequest, shared: web::Data<Shared>) -> HttpRespon
         "bearer_methods_supported": ["header"],
         "resource_name": "mcp-gateway",
     });
-    if let Some(issuer) = &shared.settings.jwt.issuer {
-        body["authorization_servers"] = json!([issuer]);
+    // Every trusted provider, and the static issuer when one is configured.
+    let mut servers: Vec<&str> = shared.auth.providers.iter().map(|p| p.config.issuer.as_str()).collect();
+    if let Some(issuer) = shared.settings.jwt.issuer.as_deref().filter(|i| !servers.contains(i)) {
+        servers.push(issuer);
+    }
+    if !servers.is_empty() {
+        body["authorization_servers"] = json!(servers);
+    }
+    let mut scopes: Vec<&str> = Vec::new();
+    for provider in shared.auth.providers.iter() {
+        for scope in &provider.config.scopes_supported {
+            if !scopes.contains(&scope.as_str()) {
+                scopes.push(scope);
+            }
+        }
+    }
+    if !scopes.is_empty() {
+        body["scopes_supported"] = json!(scopes);
     }
     HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=3600")).json(body)
 }

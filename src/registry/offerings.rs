@@ -78,6 +78,7 @@ fn subject(server: &ServerConfig, name: String, own: &str) -> Tool {
         backend_url: server.backend_key(),
         risk_level: server.risk_level.clone(),
         required_roles: server.required_roles.clone(),
+        required_scopes: server.required_scopes.clone(),
         is_active: true,
         timeout_seconds: server.timeout_seconds,
         input_schema: None,

@@ -72,6 +72,7 @@ pub fn publish(server: &ServerConfig, separator: &str, listed: &[Value], taken: 
             backend_url: server.backend_key(),
             risk_level: over.risk_level.unwrap_or_else(|| server.risk_level.clone()),
             required_roles: over.required_roles.unwrap_or_else(|| server.required_roles.clone()),
+            required_scopes: over.required_scopes.unwrap_or_else(|| server.required_scopes.clone()),
             is_active: true,
             timeout_seconds: over.timeout_seconds.or(server.timeout_seconds),
             input_schema: schema.cloned(),

@@ -283,6 +283,7 @@ pub fn claims(sub: &str, roles: &[&str], workspace: Option<&str>) -> Claims {
         nbf: None,
         iss: None,
         aud: None,
+        scope: None,
     }
 }
 

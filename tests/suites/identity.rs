@@ -265,3 +265,66 @@ async fn jwt_issuer_alone_discovers_the_keys() {
     assert_eq!(idp.stats().await.unwrap()["discovery"].as_u64(), Some(1));
     gw.stop().await;
 }
+
+/// Step-up: a tool that requires a scope the token lacks answers HTTP 403 with
+/// `WWW-Authenticate: Bearer error="insufficient_scope", scope="…", resource_metadata="…"` —
+/// over REST and over `/mcp` (not a tool error inside a 200) — and each refusal is audited; a
+/// token granting the scope calls it.
+async fn a_missing_scope_is_403_insufficient_scope(kind: DbKind) {
+    let Some(db) = TestDb::of(kind).await else { return };
+    let keys = tempfile::tempdir().unwrap();
+    let Some(idp) = Idp::start(free_port(), keys.path(), "k1").await else { return };
+    let backend = crate::common::backend::TestBackend::start(crate::common::backend::Mode::Echo).await;
+    let conf = tempfile::tempdir().unwrap();
+    let gw = TestGateway::builder(&db)
+        .tool_with("admin_echo", &backend.url, "required_scopes: [mcp:admin]")
+        .var("IDENTITY_PROVIDERS_FILE", &providers_file(conf.path(), &idp.issuer))
+        .start()
+        .await;
+    let narrow = idp.token(RESOURCE).await;
+    let challenge = |headers: &awc::http::header::HeaderMap| {
+        headers.get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+    };
+    let mut resp = client()
+        .post(format!("{}/mcp/invoke", gw.base))
+        .bearer_auth(&narrow)
+        .send_json(&json!({ "tool_name": "admin_echo", "arguments": {} }))
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let said = challenge(resp.headers());
+    assert!(
+        said.contains("error=\"insufficient_scope\"")
+            && said.contains("scope=\"mcp:admin\"")
+            && said.contains("resource_metadata=\"http://127.0.0.1:"),
+        "{said}"
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["data"]["kind"], "insufficient_scope", "{body}");
+    let sid = gw.mcp_session(&narrow).await;
+    let params = json!({ "name": "admin_echo", "arguments": {} });
+    let reply = crate::common::mcp::post(&gw, Some(&narrow), Some(&sid), &[], crate::common::mcp::rpc(3, "tools/call", params)).await;
+    assert_eq!(reply.status, 403, "{:?}", reply.body);
+    assert!(challenge(&reply.headers).contains("scope=\"mcp:admin\""));
+    assert_eq!(reply.body["id"], 3);
+    // The client asks its provider for the scope and retries.
+    let mut resp = client()
+        .post(format!("{}/token", idp.issuer))
+        .basic_auth("svc-client", "svc-secret-for-tests-only-0123456789")
+        .send_form(&[("grant_type", "client_credentials"), ("scope", "mcp:tools mcp:admin"), ("resource", RESOURCE)])
+        .await
+        .unwrap();
+    let wide = resp.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    let (status, body) = gw.invoke(&wide, "admin_echo", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    // The metadata names the provider.
+    let (_, meta) = gw.get("/.well-known/oauth-protected-resource/mcp", None).await;
+    assert_eq!(meta["authorization_servers"], json!([idp.issuer]), "{meta}");
+    gw.stop().await;
+    let rows = db.wait_for_rows(3).await;
+    let refused = rows.iter().filter(|r| r.status == "insufficient_scope").count();
+    assert_eq!(refused, 2, "{rows:?}");
+    db.drop_db().await;
+}
+
+crate::common::on_both_databases!(a_missing_scope_is_403_insufficient_scope => a_missing_scope_is_403_insufficient_scope);

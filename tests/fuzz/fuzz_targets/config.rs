@@ -18,5 +18,10 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn mcp_gateway_fuzz_caller() -> gateway_actors::Caller {
-    gateway_actors::Caller { user_id: "fuzz".into(), roles: vec!["developer".into(), "admin".into()], workspace: Some("default".into()) }
+    gateway_actors::Caller {
+        user_id: "fuzz".into(),
+        roles: vec!["developer".into(), "admin".into()],
+        workspace: Some("default".into()),
+        scopes: vec![],
+    }
 }
