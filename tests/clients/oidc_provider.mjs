@@ -47,6 +47,7 @@ const provider = new Provider(issuer, {
     },
   ],
   jwks: { keys: kids.split(",").map(key) },
+  // The resource server's scopes are listed too: dynamic registration accepts only listed ones.
   scopes: ["openid", "offline_access", "mcp:tools", "mcp:admin"],
   features: {
     devInteractions: { enabled: false },
@@ -79,17 +80,26 @@ const provider = new Provider(issuer, {
 });
 provider.proxy = false;
 
-// Interactions approved at once: log in as the login_hint (else alice) and grant what was asked.
+// Interactions approved at once: log in as the login_hint (else alice), then grant what the
+// consent prompt says is missing.
 async function interaction(req, res) {
   const details = await provider.interactionDetails(req, res);
-  const account = details.params.login_hint || "alice";
-  const grant = new provider.Grant({ accountId: account, clientId: details.params.client_id });
-  const scopes = String(details.params.scope || "").split(" ").filter(Boolean);
-  grant.addOIDCScope(scopes.filter((s) => s === "openid" || s === "offline_access").join(" ") || "openid");
-  const target = details.params.resource || resource;
-  grant.addResourceScope(Array.isArray(target) ? target[0] : target, scopes.filter((s) => s.startsWith("mcp:")).join(" ") || "mcp:tools");
+  if (process.env.OIDC_DEBUG) console.error(JSON.stringify({ prompt: details.prompt, params: details.params }));
+  if (details.prompt.name === "login") {
+    const account = details.params.login_hint || "alice";
+    return provider.interactionFinished(req, res, { login: { accountId: account } }, { mergeWithLastSubmission: false });
+  }
+  const grant = details.grantId
+    ? await provider.Grant.find(details.grantId)
+    : new provider.Grant({ accountId: details.session.accountId, clientId: details.params.client_id });
+  const missing = details.prompt.details;
+  if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(" "));
+  if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+  for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes || {})) {
+    grant.addResourceScope(indicator, scopes.join(" "));
+  }
   const grantId = await grant.save();
-  await provider.interactionFinished(req, res, { login: { accountId: account }, consent: { grantId } }, { mergeWithLastSubmission: false });
+  await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
 }
 
 const callback = provider.callback();

@@ -160,9 +160,16 @@ pub struct GatewayBuilder<'a> {
     policy_base: Option<String>,
     policy_extra: String,
     vars: HashMap<String, String>,
+    port: u16,
 }
 
 impl GatewayBuilder<'_> {
+    /// Listen on `port` (default: any free one), e.g. to set `PUBLIC_URL` before starting.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
     /// Register tool `name` at `url`; `extra` is more YAML for the entry (e.g. `timeout_seconds: 1`).
     pub fn tool_with(mut self, name: &str, url: &str, extra: &str) -> Self {
         self.tools.push_str(&format!("  - name: {name}\n    backend_url: {url}\n"));
@@ -228,7 +235,7 @@ impl GatewayBuilder<'_> {
         mcp_gateway::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let settings = Arc::new(self.settings(dir.path()));
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).unwrap();
         let gateway = mcp_gateway::app::start(settings.clone(), listener, false).await.expect("gateway starts");
         let base = format!("http://{}", gateway.addr());
         TestGateway { base, gateway, settings, _dir: dir }
@@ -296,6 +303,7 @@ impl TestGateway {
             policy_base: None,
             policy_extra: String::new(),
             vars: HashMap::new(),
+            port: 0,
         }
     }
 

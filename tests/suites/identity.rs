@@ -34,6 +34,11 @@ impl Idp {
     /// Start the provider on `port` signing with the first of `kids` (keys kept in `keys`).
     /// `None` (skipped) outside CI when the package is not installed.
     async fn start(port: u16, keys: &Path, kids: &str) -> Option<Self> {
+        Self::start_for(port, keys, kids, RESOURCE).await
+    }
+
+    /// [`Idp::start`] issuing access tokens for `resource` when a client names none.
+    async fn start_for(port: u16, keys: &Path, kids: &str, resource: &str) -> Option<Self> {
         let dir = npm_dir();
         let node = dir.join("node_modules/.bin/node");
         if !dir.join("node_modules/oidc-provider").is_dir() || !node.is_file() {
@@ -45,9 +50,9 @@ impl Idp {
         std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/oidc_provider.mjs"), &script).unwrap();
         let child = std::process::Command::new(node)
             .arg(&script)
-            .args([&port.to_string(), &keys.display().to_string(), kids, RESOURCE])
+            .args([&port.to_string(), &keys.display().to_string(), kids, resource])
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(if std::env::var_os("OIDC_DEBUG").is_some() { std::process::Stdio::inherit() } else { std::process::Stdio::null() })
             .spawn()
             .unwrap();
         let idp = Self { child, issuer: format!("http://127.0.0.1:{port}") };
@@ -328,3 +333,61 @@ async fn a_missing_scope_is_403_insufficient_scope(kind: DbKind) {
 }
 
 crate::common::on_both_databases!(a_missing_scope_is_403_insufficient_scope => a_missing_scope_is_403_insufficient_scope);
+
+/// The whole MCP authorization flow with no hand-minted token: the TypeScript SDK's OAuth
+/// client, headless, goes from the gateway's 401 to its RFC 9728 metadata, the provider's
+/// metadata, dynamic registration, authorization code + PKCE with the gateway as resource, and
+/// a token; then lists and calls a tool. The audit row names the provider's subject.
+#[actix_web::test]
+async fn an_mcp_client_completes_the_oauth_flow_on_its_own() {
+    let db = TestDb::sqlite().await;
+    let keys = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let idp_port = free_port();
+    let dir = npm_dir();
+    if !dir.join("node_modules/@modelcontextprotocol/sdk").is_dir() {
+        assert!(std::env::var_os("CI").is_none(), "CI must install the TypeScript SDK (see .ci/run)");
+        return;
+    }
+    // The provider issues tokens for the resource the client names: the gateway's /mcp.
+    let Some(idp) = Idp::start_for(idp_port, keys.path(), "k1", &format!("{public}/mcp")).await else { return };
+    let backend = crate::common::backend::TestBackend::start(crate::common::backend::Mode::Echo).await;
+    let conf = tempfile::tempdir().unwrap();
+    let file = conf.path().join("providers.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "providers:\n- issuer: {}\n  roles_claims: [groups]\n  role_map: {{ g-developers: [developer] }}\n  \
+             scopes_supported: [mcp:tools]\n",
+            idp.issuer
+        ),
+    )
+    .unwrap();
+    let gw = TestGateway::builder(&db)
+        .port(port)
+        .tool("echo", &backend.url)
+        .var("PUBLIC_URL", &public)
+        .var("IDENTITY_PROVIDERS_FILE", &file.display().to_string())
+        .start()
+        .await;
+    let script = dir.join("oauth_client.mjs");
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/oauth_client.mjs"), &script).unwrap();
+    let node = dir.join("node_modules/.bin/node");
+    let url = format!("{public}/mcp");
+    let run = std::thread::spawn(move || {
+        std::process::Command::new("timeout").arg("60").arg(node).arg(script).args([&url, "alice", "echo"]).output().unwrap()
+    });
+    while !run.is_finished() {
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = run.join().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("STEP tools/call PASS") && !text.contains(" FAIL"), "{text}");
+    let stats = idp.stats().await.unwrap();
+    assert_eq!(stats["registration"].as_u64(), Some(1), "{stats}");
+    gw.stop().await;
+    let rows = db.wait_for_rows(1).await;
+    let call = rows.iter().find(|r| r.tool_name.as_deref() == Some("echo") && r.http_status == 200);
+    assert_eq!(call.and_then(|r| r.user_id.as_deref()), Some("alice"), "{rows:?}");
+}
