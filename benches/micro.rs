@@ -56,6 +56,68 @@ fn jwt(c: &mut Criterion) {
     });
 }
 
+/// A token from an identity provider (RS256, a key from its published set, issuer, audience
+/// and roles mapped from a claim): first sight (signature and claims in full) and cached.
+fn jwt_provider(c: &mut Criterion) {
+    use mcp_gateway::identity::jwks::{KeySet, TrustedKey};
+    use mcp_gateway::identity::provider::Snapshot;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let private = std::fs::read(format!("{root}/tests/fixtures/rs256-private.pem")).expect("fixture");
+    let public = std::fs::read(format!("{root}/tests/fixtures/rs256-public.pem")).expect("fixture");
+    let provider: mcp_gateway::config::providers::ProviderConfig =
+        serde_yaml::from_str("issuer: https://idp.bench\naudiences: [https://gw.bench/mcp]\nroles_claims: [roles]\n")
+            .expect("provider");
+    let settings = JwtSettings {
+        secret: None,
+        algorithm: Algorithm::HS256,
+        public_key_file: None,
+        jwks_file: None,
+        issuer: None,
+        audience: None,
+        leeway_seconds: 30,
+        max_ttl_seconds: 86_400,
+        providers: vec![provider.finish("bench", &[]).expect("valid")],
+        static_keys: false,
+        jwks_refetch: std::time::Duration::from_secs(10),
+    };
+    let auth = Authenticator::from_settings(&settings, std::path::Path::new(".")).expect("valid settings");
+    let key = TrustedKey {
+        key: jsonwebtoken::DecodingKey::from_rsa_pem(&public).expect("public key"),
+        algorithms: vec![Algorithm::RS256],
+    };
+    let mut set = KeySet::default();
+    set.by_kid.insert("k1".into(), key);
+    auth.providers[0].keys.store(Arc::new(Snapshot { keys: Arc::new(set), ..Default::default() }));
+    let mint = |sub: String| {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = mcp_gateway::auth::Claims {
+            sub,
+            roles: vec!["developer".into()],
+            workspace: None,
+            exp: now + 600,
+            iat: Some(now),
+            nbf: None,
+            iss: Some("https://idp.bench".into()),
+            aud: Some("https://gw.bench/mcp".into()),
+            scope: Some("mcp:tools".into()),
+        };
+        mcp_gateway::auth::mint_with_pem(&claims, Algorithm::RS256, &private, Some("k1".into())).expect("mint")
+    };
+    let token = mint("bench".into());
+    c.bench_function("jwt_verify_provider_rs256_cached", |b| b.iter(|| auth.verify(black_box(&token)).expect("valid")));
+    let mut n = 0u64;
+    c.bench_function("jwt_verify_provider_rs256_first_sight", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                mint(format!("user{n}"))
+            },
+            |fresh| auth.verify(black_box(&fresh)).expect("valid"),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
 fn policy(c: &mut Criterion) {
     let root = env!("CARGO_MANIFEST_DIR");
     let read = |name: &str| {
@@ -107,5 +169,5 @@ fn audit(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, jwt, policy, ratelimit, audit);
+criterion_group!(benches, jwt, jwt_provider, policy, ratelimit, audit);
 criterion_main!(benches);
