@@ -127,8 +127,12 @@ fn policy(c: &mut Criterion) {
     let policy = parse_policy("policy.yaml", &read("policy.yaml")).expect("policy");
     let tools = parse_tools("tools.yaml", &read("tools.yaml")).expect("tools");
     let tool = tools.tools.iter().find(|t| t.name == "exact_compute").expect("exact_compute");
-    let caller =
-        Caller { user_id: "bench".into(), roles: vec!["developer".into()], workspace: Some("finance".into()), scopes: vec![] };
+    let caller = Caller {
+        user_id: "bench".into(),
+        roles: vec!["developer".into()],
+        workspace: Some("finance".into()),
+        scopes: vec![],
+    };
     let arguments = json!({"operation": "arithmetic", "params": {"operator": "+", "x": 1, "y": 2}});
     c.bench_function("policy_decision", |b| {
         b.iter(|| policy.check_call(black_box(&caller), black_box(tool), black_box(&arguments)).expect("allowed"))

@@ -296,7 +296,12 @@ pub fn run() -> anyhow::Result<()> {
             system.block_on(verify_command(&settings, expect_ledger, signed_since))
         }
         Command::Policy { action: PolicyAction::Explain { sub, roles, workspace, tool, arguments } } => {
-            explain_command(&settings, gateway_actors::Caller { user_id: sub, roles, workspace, scopes: Vec::new() }, &tool, arguments)
+            explain_command(
+                &settings,
+                gateway_actors::Caller { user_id: sub, roles, workspace, scopes: Vec::new() },
+                &tool,
+                arguments,
+            )
         }
         Command::Token { sub, roles, workspace, ttl, private_key_file, kid } => {
             token_command(&settings, &sub, roles, workspace, ttl, private_key_file, kid)

@@ -119,6 +119,7 @@ mod tests {
             backend_url: "http://127.0.0.1:1/mcp".into(),
             risk_level: "low".into(),
             required_roles: vec![],
+            required_scopes: vec![],
             is_active: active,
             timeout_seconds: None,
             input_schema: None,

@@ -193,7 +193,8 @@ impl GatewayError {
     pub fn scope_challenge(&self) -> Option<String> {
         let Self::InsufficientScope(scopes) = self else { return None };
         // Scope tokens are printable ASCII without '"' or '\\' (RFC 6749 §3.3).
-        let safe = |s: &String| s.chars().filter(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\')).collect::<String>();
+        let safe =
+            |s: &String| s.chars().filter(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\')).collect::<String>();
         let scopes: Vec<String> = scopes.iter().map(safe).filter(|s| !s.is_empty()).collect();
         Some(format!(
             "Bearer error=\"insufficient_scope\", scope=\"{}\", error_description=\"the token must grant these scopes\"",

@@ -93,8 +93,7 @@ pub async fn explain(
         serde_json::error::Category::Data => GatewayError::InvalidRequest(e.to_string()),
         _ => GatewayError::Parse(e.to_string()),
     })?;
-    let subject =
-        Arc::new(Caller {
+    let subject = Arc::new(Caller {
         user_id: body.subject.sub,
         roles: body.subject.roles,
         workspace: body.subject.workspace,

@@ -52,7 +52,11 @@ impl Idp {
             .arg(&script)
             .args([&port.to_string(), &keys.display().to_string(), kids, resource])
             .stdout(std::process::Stdio::null())
-            .stderr(if std::env::var_os("OIDC_DEBUG").is_some() { std::process::Stdio::inherit() } else { std::process::Stdio::null() })
+            .stderr(if std::env::var_os("OIDC_DEBUG").is_some() {
+                std::process::Stdio::inherit()
+            } else {
+                std::process::Stdio::null()
+            })
             .spawn()
             .unwrap();
         let idp = Self { child, issuer: format!("http://127.0.0.1:{port}") };
@@ -308,7 +312,9 @@ async fn a_missing_scope_is_403_insufficient_scope(kind: DbKind) {
     assert_eq!(body["error"]["data"]["kind"], "insufficient_scope", "{body}");
     let sid = gw.mcp_session(&narrow).await;
     let params = json!({ "name": "admin_echo", "arguments": {} });
-    let reply = crate::common::mcp::post(&gw, Some(&narrow), Some(&sid), &[], crate::common::mcp::rpc(3, "tools/call", params)).await;
+    let reply =
+        crate::common::mcp::post(&gw, Some(&narrow), Some(&sid), &[], crate::common::mcp::rpc(3, "tools/call", params))
+            .await;
     assert_eq!(reply.status, 403, "{:?}", reply.body);
     assert!(challenge(&reply.headers).contains("scope=\"mcp:admin\""));
     assert_eq!(reply.body["id"], 3);
@@ -376,7 +382,13 @@ async fn an_mcp_client_completes_the_oauth_flow_on_its_own() {
     let node = dir.join("node_modules/.bin/node");
     let url = format!("{public}/mcp");
     let run = std::thread::spawn(move || {
-        std::process::Command::new("timeout").arg("60").arg(node).arg(script).args([&url, "alice", "echo"]).output().unwrap()
+        std::process::Command::new("timeout")
+            .arg("60")
+            .arg(node)
+            .arg(script)
+            .args([&url, "alice", "echo"])
+            .output()
+            .unwrap()
     });
     while !run.is_finished() {
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;

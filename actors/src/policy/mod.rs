@@ -179,6 +179,7 @@ mod tests {
             backend_url: "http://127.0.0.1:1/mcp".into(),
             risk_level: risk.into(),
             required_roles: required.iter().map(|s| s.to_string()).collect(),
+            required_scopes: vec![],
             is_active: true,
             timeout_seconds: None,
             input_schema: None,
@@ -196,6 +197,7 @@ mod tests {
             user_id: "u".into(),
             roles: roles.iter().map(|s| s.to_string()).collect(),
             workspace: ws.map(String::from),
+            scopes: vec![],
         }
     }
 
