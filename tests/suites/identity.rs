@@ -403,3 +403,78 @@ async fn an_mcp_client_completes_the_oauth_flow_on_its_own() {
     let call = rows.iter().find(|r| r.tool_name.as_deref() == Some("echo") && r.http_status == 200);
     assert_eq!(call.and_then(|r| r.user_id.as_deref()), Some("alice"), "{rows:?}");
 }
+
+/// Providers that misbehave: discovery naming another issuer, redirecting elsewhere, 10 MB,
+/// 30 s slow, not JSON, a plain-http key set elsewhere, and a key set of keys to refuse. Each
+/// gets a clear reason in health; the gateway keeps serving its other tokens, and a token
+/// claiming such an issuer is refused within the fetch timeout.
+#[actix_web::test]
+async fn bad_providers_are_refused_and_the_gateway_keeps_serving() {
+    let db = TestDb::sqlite().await;
+    let port = free_port();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/bad_idp.py");
+    let mut child = std::process::Command::new(crate::common::replicas::python())
+        .arg(script)
+        .arg(port.to_string())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let modes = ["other_issuer", "redirect", "huge", "slow", "not_json", "http_jwks", "bad_keys"];
+    let mut yaml = String::from("providers:\n");
+    for mode in modes {
+        yaml.push_str(&format!("- issuer: http://127.0.0.1:{port}/{mode}\n  audiences: [{RESOURCE}]\n"));
+    }
+    let conf = tempfile::tempdir().unwrap();
+    std::fs::write(conf.path().join("providers.yaml"), yaml).unwrap();
+    let backend = crate::common::backend::TestBackend::start(crate::common::backend::Mode::Echo).await;
+    // The fake provider is up before the gateway asks it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client().get(format!("http://127.0.0.1:{port}/x/jwks")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "bad_idp.py did not start");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let gw = TestGateway::builder(&db)
+        .tool("echo", &backend.url)
+        .var("IDENTITY_PROVIDERS_FILE", &conf.path().join("providers.yaml").display().to_string())
+        .start()
+        .await;
+    let dev = gw.token("dev", &["developer"]);
+    assert_eq!(gw.invoke(&dev, "echo", json!({})).await.0, 200, "the gateway serves meanwhile");
+    // Every provider's first fetch has ended (the slow one by the 5 s timeout).
+    let expected = [
+        ("other_issuer", "names another issuer"),
+        ("redirect", "redirects elsewhere"),
+        ("huge", "openid-configuration"),
+        ("slow", "no answer within 5 s"),
+        ("not_json", "not a JSON document"),
+        ("http_jwks", "jwks_uri is not an https URL"),
+        ("bad_keys", "no usable key in the set"),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let reports = loop {
+        let (_, body) = gw.get("/health/actors", Some(&gw.token("ops", &["operator"]))).await;
+        let reports = body["identity_providers"].as_array().cloned().unwrap_or_default();
+        if reports.iter().all(|r| r["last_error"].is_string()) || Instant::now() > deadline {
+            break reports;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    };
+    for (mode, why) in expected {
+        let report = reports.iter().find(|r| r["issuer"].as_str().is_some_and(|i| i.ends_with(mode))).unwrap();
+        assert_eq!(report["keys"], 0, "{report}");
+        assert!(report["last_error"].as_str().unwrap_or("").contains(why), "{mode}: {report}");
+    }
+    // A token claiming a bad provider: refused (within the fetch timeout), nothing echoed.
+    use base64::Engine;
+    let encode = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let claims = json!({ "iss": format!("http://127.0.0.1:{port}/bad_keys"), "aud": RESOURCE, "sub": "x",
+        "exp": jsonwebtoken::get_current_timestamp() + 60 });
+    let forged = format!("{}.{}.{}", encode(json!({ "alg": "RS256", "kid": "dup" })), encode(claims), "c2ln");
+    let started = Instant::now();
+    assert_eq!(gw.invoke(&forged, "echo", json!({})).await.0, 401);
+    assert!(started.elapsed() < Duration::from_secs(12), "{:?}", started.elapsed());
+    assert_eq!(gw.invoke(&dev, "echo", json!({})).await.0, 200);
+    gw.stop().await;
+    let _ = child.kill();
+    let _ = child.wait();
+}
