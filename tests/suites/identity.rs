@@ -413,12 +413,15 @@ async fn bad_providers_are_refused_and_the_gateway_keeps_serving() {
     let db = TestDb::sqlite().await;
     let port = free_port();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/bad_idp.py");
-    let mut child = std::process::Command::new(crate::common::replicas::python())
-        .arg(script)
-        .arg(port.to_string())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let _provider = Killed(
+        std::process::Command::new(crate::common::replicas::python())
+            .arg(script)
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let modes = ["other_issuer", "redirect", "huge", "slow", "not_json", "http_jwks", "bad_keys"];
     let mut yaml = String::from("providers:\n");
     for mode in modes {
@@ -475,6 +478,14 @@ async fn bad_providers_are_refused_and_the_gateway_keeps_serving() {
     assert!(started.elapsed() < Duration::from_secs(12), "{:?}", started.elapsed());
     assert_eq!(gw.invoke(&dev, "echo", json!({})).await.0, 200);
     gw.stop().await;
-    let _ = child.kill();
-    let _ = child.wait();
+}
+
+/// A child process killed when the test ends, even by a failed assertion.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
