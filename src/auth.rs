@@ -233,6 +233,29 @@ impl Authenticator {
         })
     }
 
+    /// Which claim of a token produced each of its roles (`[(role, "claim: value")]`), for the
+    /// policy explanation. Read after the token verified; `None` when it cannot be read.
+    pub fn role_sources(&self, token: &str) -> Option<Vec<(String, String)>> {
+        use base64::Engine;
+        let payload = token.split('.').nth(1)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+        let claims: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes).ok()?;
+        let issuer = claims.get("iss").and_then(serde_json::Value::as_str);
+        match self.providers.iter().find(|p| Some(p.config.issuer.as_str()) == issuer) {
+            Some(provider) => crate::identity::map_claims(&claims, &provider.config).ok().map(|m| m.roles),
+            None => Some(
+                claims
+                    .get("roles")
+                    .and_then(serde_json::Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(serde_json::Value::as_str)
+                    .map(|r| (r.to_owned(), format!("roles: {r}")))
+                    .collect(),
+            ),
+        }
+    }
+
     /// Start fetching every provider's keys (in the background; tokens from a provider verify
     /// once its keys arrive).
     pub fn start_providers(&self) {

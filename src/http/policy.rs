@@ -30,7 +30,13 @@ pub struct Subject {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExplainBody {
-    subject: Subject,
+    /// Who asks, as claims already mapped…
+    #[serde(default)]
+    subject: Option<Subject>,
+    /// …or as a token (a provider's), verified and mapped here: the answer shows which claim
+    /// produced which role.
+    #[serde(default)]
+    token: Option<String>,
     tool_name: String,
     #[serde(default)]
     arguments: Option<Value>,
@@ -93,17 +99,36 @@ pub async fn explain(
         serde_json::error::Category::Data => GatewayError::InvalidRequest(e.to_string()),
         _ => GatewayError::Parse(e.to_string()),
     })?;
-    let subject = Arc::new(Caller {
-        user_id: body.subject.sub,
-        roles: body.subject.roles,
-        workspace: body.subject.workspace,
-        scopes: body.subject.scopes,
+    let (subject, roles_from) = match (body.subject, body.token) {
+        (Some(s), None) => {
+            let caller = Caller { user_id: s.sub, roles: s.roles, workspace: s.workspace, scopes: s.scopes };
+            (Arc::new(caller), None)
+        }
+        (None, Some(token)) => {
+            // The token is the subject of the question, not the asker's credential: a token
+            // that does not verify is a bad request, not a 401.
+            let caller = shared
+                .auth
+                .verify_fetching(token.trim())
+                .await
+                .map_err(|e| GatewayError::InvalidRequest(format!("the token does not verify: {e}")))?;
+            let sources = shared.auth.role_sources(token.trim()).unwrap_or_default();
+            (Arc::new(caller), Some(sources))
+        }
+        _ => return Err(GatewayError::InvalidRequest("give either subject or token".into())),
+    };
+    let described = json!({
+        "sub": subject.user_id, "roles": subject.roles, "workspace": subject.workspace, "scopes": subject.scopes,
+        "roles_from": roles_from.map(|r| r.into_iter().map(|(role, claim)| json!({ "role": role, "claim": claim })).collect::<Vec<_>>()),
     });
     let internal = |e: actix::MailboxError| GatewayError::Internal(e.to_string());
     let tool = worker.registry.ask(GetTool(body.tool_name.clone())).await.map_err(internal)?.filter(|t| t.is_active);
     let Some(tool) = tool else {
-        return Ok(HttpResponse::Ok().json(explanation(None, &body.tool_name, &[], Ok(()), false, false)));
+        let mut answer = explanation(None, &body.tool_name, &[], Ok(()), false, false);
+        answer["subject"] = described;
+        return Ok(HttpResponse::Ok().json(answer));
     };
+    let missing: Vec<String> = subject.missing_scopes(&tool.required_scopes).into_iter().map(str::to_owned).collect();
     // A live call without arguments is checked as `{}`: so is its explanation.
     let arguments = Some(body.arguments.unwrap_or_else(|| json!({})));
     let explained = worker
@@ -115,7 +140,19 @@ pub async fn explain(
     let schema = shared.registry.check_arguments(&tool.name, arguments.as_ref().unwrap_or(&Value::Null));
     let drift = shared.registry.drifted(&tool.name);
     let blocked = shared.settings.pinning == crate::config::Pinning::Block;
-    Ok(HttpResponse::Ok().json(explanation(Some(explained), &tool.name, &limits, schema, drift, blocked)))
+    let mut answer = explanation(Some(explained), &tool.name, &limits, schema, drift, blocked);
+    if !missing.is_empty() {
+        answer["allowed"] = json!(false);
+        if let Some(steps) = answer["steps"].as_array_mut() {
+            steps.insert(
+                0,
+                json!({ "rule": "required_scopes", "effect": "deny",
+                "detail": format!("the token must grant {}", missing.join(" ")) }),
+            );
+        }
+    }
+    answer["subject"] = described;
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 /// `GET /admin/tools` (admin): tools, their pins, and which drifted.

@@ -161,9 +161,20 @@ async fn provider_tokens_verify_and_groups_map_to_roles(kind: DbKind) {
     }
     let report = health(&gw).await;
     assert_eq!((report["keys"].as_u64(), report["stale"].as_bool()), (Some(1), Some(false)), "{report}");
+    // The policy explanation says which claim produced which role.
+    let mut resp = client()
+        .post(format!("{}/admin/policy/explain", gw.base))
+        .bearer_auth(gw.token("root", &["admin"]))
+        .send_json(&json!({ "token": token, "tool_name": "echo" }))
+        .await
+        .unwrap();
+    let explained: Value = resp.json().await.unwrap();
+    assert_eq!(explained["allowed"], true, "{explained}");
+    assert_eq!(explained["subject"]["sub"], "svc-client");
+    assert_eq!(explained["subject"]["roles_from"], json!([{ "role": "developer", "claim": "groups: g-developers" }]));
     gw.stop().await;
-    let rows = db.wait_for_rows(5).await;
-    let allowed: Vec<_> = rows.iter().filter(|r| r.http_status == 200).collect();
+    let rows = db.wait_for_rows(6).await;
+    let allowed: Vec<_> = rows.iter().filter(|r| r.http_status == 200 && r.transport == "rest").collect();
     assert_eq!(allowed.len(), 1, "{rows:?}");
     assert_eq!(allowed[0].user_id.as_deref(), Some("svc-client"));
     db.drop_db().await;
