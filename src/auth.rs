@@ -122,6 +122,9 @@ fn claimed_issuer(token: &str) -> Option<String> {
 struct Verified {
     caller: Caller,
     exp: u64,
+    /// For a provider's token: the provider and the `kid` that verified it. A hit counts only
+    /// while that key is still published (a withdrawn key stops its tokens at once).
+    key: Option<(usize, Option<String>)>,
 }
 
 /// Verified tokens kept at most; a full cache is emptied (tokens re-verify once).
@@ -291,7 +294,11 @@ impl Authenticator {
 
     fn verify_once(&self, token: &str) -> Result<Caller, Refusal> {
         if let Some(hit) = self.verified.get(token) {
-            if hit.exp + self.leeway >= jsonwebtoken::get_current_timestamp() {
+            let published = match &hit.key {
+                None => true,
+                Some((i, kid)) => self.providers[*i].keys.load().keys.find(kid.as_deref()).is_some(),
+            };
+            if published && hit.exp + self.leeway >= jsonwebtoken::get_current_timestamp() {
                 return Ok(hit.caller.clone());
             }
             drop(hit);
@@ -348,15 +355,15 @@ impl Authenticator {
         }
         let scopes = claims.scope.as_deref().map(crate::identity::scopes_of).unwrap_or_default();
         let caller = Caller { user_id: claims.sub, roles: claims.roles, workspace: claims.workspace, scopes };
-        self.remember(token, &caller, claims.exp);
+        self.remember(token, &caller, claims.exp, None);
         Ok(caller)
     }
 
-    fn remember(&self, token: &str, caller: &Caller, exp: u64) {
+    fn remember(&self, token: &str, caller: &Caller, exp: u64, key: Option<(usize, Option<String>)>) {
         if self.verified.len() >= VERIFIED_CACHE_MAX {
             self.verified.clear();
         }
-        self.verified.insert(token.into(), Verified { caller: caller.clone(), exp });
+        self.verified.insert(token.into(), Verified { caller: caller.clone(), exp, key });
     }
 
     /// Verify a token from provider `index`: a key it published (the token's algorithm must
@@ -386,7 +393,11 @@ impl Authenticator {
         let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, &key.key, &validation)
             .map_err(|e| fail(refusal(e.kind())))?;
         let claims = data.claims;
-        let number = |name: &str| claims.get(name).and_then(serde_json::Value::as_u64);
+        // RFC 7519 NumericDate may carry a fraction.
+        let number = |name: &str| {
+            let v = claims.get(name)?;
+            v.as_u64().or_else(|| v.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64))
+        };
         let exp = number("exp").ok_or_else(|| fail("invalid token: expired"))?;
         let now = jsonwebtoken::get_current_timestamp();
         if number("iat").is_some_and(|iat| iat > now + self.leeway) {
@@ -403,7 +414,7 @@ impl Authenticator {
             workspace: mapped.workspace,
             scopes: mapped.scopes,
         };
-        self.remember(token, &caller, exp);
+        self.remember(token, &caller, exp, Some((index, header.kid.clone())));
         Ok(caller)
     }
 

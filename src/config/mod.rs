@@ -266,6 +266,7 @@ fn jwt(lookup: Lookup<'_>) -> Result<JwtSettings, ConfigError> {
             role_map,
             workspace_claim: get(lookup, "JWT_WORKSPACE_CLAIM").unwrap_or_else(|| "workspace".into()),
             scopes_supported: words("JWT_SCOPES_SUPPORTED").unwrap_or_default(),
+            subject_prefix: get(lookup, "JWT_SUBJECT_PREFIX"),
         };
         jwt.providers.push(provider.finish("JWT_ISSUER", &default_audiences)?);
     }
@@ -278,6 +279,7 @@ fn jwt(lookup: Lookup<'_>) -> Result<JwtSettings, ConfigError> {
         }
     }
     jwt.static_keys = static_keys || jwt.providers.is_empty();
+    providers::scope_subjects(&mut jwt.providers, static_keys)?;
     let jwt = jwt;
     if jwt.max_ttl_seconds == 0 {
         return Err(ConfigError::new("JWT_MAX_TTL_SECONDS", "must be at least 1"));

@@ -58,6 +58,12 @@ pub struct ProviderConfig {
     /// Scopes shown in the gateway's protected-resource metadata.
     #[serde(default)]
     pub scopes_supported: Vec<String>,
+    /// Put before every subject from this provider, so that two providers' `alice` (or a
+    /// provider's and a shared-secret token's) are two users: their jobs, sessions, limits
+    /// and rows apart. Default: none when this provider is the only source of tokens, else
+    /// `<issuer>#`.
+    #[serde(default)]
+    pub subject_prefix: Option<String>,
 }
 
 fn default_subject() -> String {
@@ -148,6 +154,40 @@ impl ProviderConfig {
         }
         Ok(self)
     }
+}
+
+/// Give every provider its subject prefix when tokens come from more than one source
+/// (`others`: a shared secret or key file is trusted too); prefixes must then tell the sources
+/// apart.
+pub fn scope_subjects(providers: &mut [ProviderConfig], others: bool) -> Result<(), ConfigError> {
+    let several = providers.len() + usize::from(others) > 1;
+    for p in providers.iter_mut() {
+        if p.subject_prefix.is_none() && several {
+            p.subject_prefix = Some(format!("{}#", p.issuer));
+        }
+    }
+    if several {
+        for (i, p) in providers.iter().enumerate() {
+            let prefix = p.subject_prefix.as_deref().unwrap_or("");
+            if prefix.is_empty() {
+                return Err(ConfigError::new(
+                    format!("providers[{i}].subject_prefix"),
+                    "may not be empty while tokens come from more than one source (subjects would collide)",
+                ));
+            }
+            let clash = providers.iter().enumerate().any(|(j, o)| {
+                let other = o.subject_prefix.as_deref().unwrap_or("");
+                j != i && (other.starts_with(prefix) || prefix.starts_with(other))
+            });
+            if clash {
+                return Err(ConfigError::new(
+                    format!("providers[{i}].subject_prefix"),
+                    "must not be the start of another provider's (subjects would collide)",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The providers `IDENTITY_PROVIDERS_FILE` lists.

@@ -47,7 +47,7 @@ pub async fn audit_logs(
 ) -> Result<HttpResponse, GatewayError> {
     // Security teams read the trail with `auditor`, a role that can call no tool. The role is
     // checked before the query is parsed.
-    require_role(&caller, &["admin", "auditor"])?;
+    require_role(&req, &caller, &["admin", "auditor"])?;
     let p = web::Query::<AuditParams>::from_query(req.query_string())
         .map_err(|e| GatewayError::InvalidRequest(e.to_string()))?
         .into_inner();

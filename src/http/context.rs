@@ -75,10 +75,37 @@ impl FromRequest for Authenticated {
     type Error = GatewayError;
     type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, GatewayError>>;
 
+    /// A refusal leaves its audit row here (the handler never runs): every attempt, on every
+    /// endpoint, is in the trail.
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
-        Box::pin(async move { authenticate(&req).await.map(Authenticated) })
+        Box::pin(async move {
+            match authenticate(&req).await {
+                Ok(caller) => Ok(Authenticated(caller)),
+                Err(e) => {
+                    audit_refusal(&req, None, &e);
+                    Err(e)
+                }
+            }
+        })
     }
+}
+
+/// The transport an HTTP endpoint's rows name: `rest` under `/mcp`, else `admin`.
+fn transport_of(req: &HttpRequest) -> &'static str {
+    if req.path().starts_with("/mcp") {
+        "rest"
+    } else {
+        "admin"
+    }
+}
+
+/// Audit a request refused before its handler acted (authentication, role).
+fn audit_refusal(req: &HttpRequest, caller: Option<&Caller>, error: &GatewayError) {
+    let Some(shared) = req.app_data::<web::Data<Shared>>() else { return };
+    let mut attempt = crate::pipeline::Attempt::new(transport_of(req));
+    attempt.caller = caller.map(|c| std::sync::Arc::new(c.clone()));
+    attempt.refused(shared, origin(req), error, error.status().as_u16());
 }
 
 /// Audit an administrator's action over HTTP (reading or exporting the audit trail, asking the
@@ -99,11 +126,13 @@ pub async fn audit_admin(
     attempt.finish_durable(shared, origin(req), Ok(&ok), 200).await
 }
 
-/// Refuse callers without one of `roles`.
-pub fn require_role(caller: &Caller, roles: &[&str]) -> Result<(), GatewayError> {
+/// Refuse callers without one of `roles` (the refusal is audited).
+pub fn require_role(req: &HttpRequest, caller: &Caller, roles: &[&str]) -> Result<(), GatewayError> {
     if roles.iter().any(|r| caller.has_role(r)) {
         Ok(())
     } else {
-        Err(GatewayError::Forbidden(format!("requires one of the roles {roles:?}")))
+        let error = GatewayError::Forbidden(format!("requires one of the roles {roles:?}"));
+        audit_refusal(req, Some(caller), &error);
+        Err(error)
     }
 }

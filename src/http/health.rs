@@ -82,11 +82,12 @@ pub async fn ready(shared: web::Data<Shared>, worker: web::Data<Worker>) -> Http
 
 /// `GET /health/actors` (roles `admin` or `operator`): each actor's counters and last error.
 pub async fn actors(
+    req: actix_web::HttpRequest,
     Authenticated(caller): Authenticated,
     shared: web::Data<Shared>,
     worker: web::Data<Worker>,
 ) -> Result<HttpResponse, GatewayError> {
-    require_role(&caller, &["admin", "operator"])?;
+    require_role(&req, &caller, &["admin", "operator"])?;
     Ok(HttpResponse::Ok().json(json!({
         "actors": reports(&shared, &worker).await,
         "circuit_breakers": shared.registry.protection().report(),

@@ -145,11 +145,12 @@ pub async fn list(
 
 /// `DELETE /mcp/jobs?hours=N` (admin): remove terminal jobs older than N hours.
 pub async fn purge(
+    req: actix_web::HttpRequest,
     Authenticated(caller): Authenticated,
     query: web::Query<ListQuery>,
     shared: web::Data<Shared>,
 ) -> Result<HttpResponse, GatewayError> {
-    require_role(&caller, &["admin"])?;
+    require_role(&req, &caller, &["admin"])?;
     let hours = query.hours.ok_or_else(|| GatewayError::InvalidRequest("hours is required".into()))?;
     let before = chrono::Utc::now().naive_utc() - chrono::Duration::hours(hours.max(0));
     let deleted = jobs::purge(&shared.db, Some(before)).await.map_err(unavailable)?;

@@ -167,10 +167,11 @@ fn render_clients_and_audit(shared: &Shared, out: &mut String) {
 
 /// `GET /metrics`.
 pub async fn metrics(
+    req: actix_web::HttpRequest,
     Authenticated(caller): Authenticated,
     shared: web::Data<Shared>,
 ) -> Result<HttpResponse, GatewayError> {
-    require_role(&caller, &["admin", "operator"])?;
+    require_role(&req, &caller, &["admin", "operator"])?;
     let mut text = render(&shared);
     // Jobs live in the shared store: one grouped query per scrape, never on a call's path. A
     // database that does not answer leaves the family empty rather than failing the scrape.

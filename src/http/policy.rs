@@ -93,7 +93,7 @@ pub async fn explain(
     shared: web::Data<Shared>,
     worker: web::Data<Worker>,
 ) -> Result<HttpResponse, GatewayError> {
-    require_role(&caller, &["admin"])?;
+    require_role(&req, &caller, &["admin"])?;
     super::context::audit_admin(&shared, &req, &caller, "admin/policy-explain").await?;
     let body: ExplainBody = serde_json::from_slice(&body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => GatewayError::InvalidRequest(e.to_string()),
@@ -157,10 +157,11 @@ pub async fn explain(
 
 /// `GET /admin/tools` (admin): tools, their pins, and which drifted.
 pub async fn tools(
+    req: actix_web::HttpRequest,
     Authenticated(caller): Authenticated,
     shared: web::Data<Shared>,
 ) -> Result<HttpResponse, GatewayError> {
-    require_role(&caller, &["admin"])?;
+    require_role(&req, &caller, &["admin"])?;
     let pins = crate::db::tools::pins(&shared.db).await.map_err(|e| GatewayError::Unavailable(e.to_string()))?;
     let tools: Vec<Value> = pins
         .iter()

@@ -65,11 +65,14 @@ impl Provider {
     }
 }
 
-/// The claim at `path`: a top-level claim of that exact name (namespaced claims such as
-/// `https://example.com/roles` contain dots), else the dotted path through nested objects.
+/// The claim at `path`: the dotted path through nested objects (`realm_access.roles`), or a
+/// top-level claim for a name without dots or a namespaced one (`https://example.com/roles`).
 pub fn claim<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
-    if let Some(v) = claims.get(path) {
-        return Some(v);
+    // A dotted name is read whole only when it is a namespaced (URL) claim: otherwise a
+    // top-level claim literally named `realm_access.roles` (which some providers let users
+    // set) would shadow the provider's nested one.
+    if !path.contains('.') || path.contains("://") {
+        return claims.get(path);
     }
     let mut parts = path.split('.');
     let mut current = claims.get(parts.next()?)?;
@@ -119,6 +122,10 @@ pub fn map_claims(claims: &Map<String, Value>, config: &ProviderConfig) -> Resul
     if subject.is_empty() || subject.chars().count() > MAX_VALUE_CHARS || subject.chars().any(char::is_control) {
         return Err("invalid token: the subject claim is empty, too long or holds control characters");
     }
+    let subject = match &config.subject_prefix {
+        Some(prefix) => format!("{prefix}{subject}"),
+        None => subject,
+    };
     let mut roles: Vec<(String, String)> = Vec::new();
     for path in &config.roles_claims {
         let Some(value) = claim(claims, path) else { continue };
@@ -194,5 +201,33 @@ mod tests {
         let names: Vec<String> = map_claims(claims, &scoped).unwrap().roles.into_iter().map(|(r, _)| r).collect();
         assert_eq!(names, ["openid", "mcp:tools", "operator"]);
         assert!(map_claims(json!({"roles": []}).as_object().unwrap(), &kc).is_err(), "no subject");
+    }
+
+    #[test]
+    fn a_flat_claim_cannot_shadow_a_nested_path() {
+        let token = json!({ "sub": "u", "realm_access.roles": ["admin"], "realm_access": { "roles": ["developer"] } });
+        let kc = config("roles_claims: [realm_access.roles]\n");
+        let m = map_claims(token.as_object().unwrap(), &kc).unwrap();
+        assert_eq!(m.roles, [("developer".to_owned(), "realm_access.roles: developer".to_owned())]);
+        let only_flat = json!({ "sub": "u", "realm_access.roles": ["admin"] });
+        assert!(map_claims(only_flat.as_object().unwrap(), &kc).unwrap().roles.is_empty());
+    }
+
+    #[test]
+    fn subjects_of_several_sources_are_kept_apart() {
+        use crate::config::providers::scope_subjects;
+        let mut two = vec![config(""), config("")];
+        two[1].issuer = "https://other.test".into();
+        scope_subjects(&mut two, false).unwrap();
+        assert_eq!(two[0].subject_prefix.as_deref(), Some("https://idp.test#"));
+        let m = map_claims(json!({"sub": "alice"}).as_object().unwrap(), &two[1]).unwrap();
+        assert_eq!(m.subject, "https://other.test#alice");
+        let mut alone = vec![config("")];
+        scope_subjects(&mut alone, false).unwrap();
+        assert_eq!(alone[0].subject_prefix, None, "one source: subjects as the provider says");
+        let mut clash = vec![config("subject_prefix: \"a:\"\n"), config("subject_prefix: \"a:b\"\n")];
+        assert!(scope_subjects(&mut clash, false).is_err());
+        let mut empty = vec![config("subject_prefix: \"\"\n")];
+        assert!(scope_subjects(&mut empty, true).is_err(), "beside a shared secret");
     }
 }

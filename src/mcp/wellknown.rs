@@ -69,7 +69,13 @@ pub async fn metadata(req: HttpRequest, shared: web::Data<Shared>) -> HttpRespon
     if !scopes.is_empty() {
         body["scopes_supported"] = json!(scopes);
     }
-    HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=3600")).json(body)
+    // Without PUBLIC_URL the document is built from the request's Host: no shared cache may
+    // keep one Host's answer for another.
+    let cache = if shared.settings.public_url.is_some() { "public, max-age=3600" } else { "no-store" };
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", cache))
+        .insert_header(("Vary", "Host, Forwarded, X-Forwarded-Host, X-Forwarded-Proto"))
+        .json(body)
 }
 
 /// Add `resource_metadata="…"` to a 401's `WWW-Authenticate` challenge (RFC 9728 §5.1).

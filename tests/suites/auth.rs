@@ -263,3 +263,31 @@ async fn admin_endpoints_check_the_role_before_the_body() {
     assert_eq!(resp.status().as_u16(), 403);
     gw.stop().await;
 }
+
+/// The attack: forged tokens and wrong roles on the endpoints that take the caller from the
+/// request (listings, jobs, health, metrics, admin). Each refusal leaves its row: 600 forged
+/// tokens against `/mcp/tools` cannot pass unseen.
+async fn refusals_on_every_endpoint_are_audited(kind: crate::common::DbKind) {
+    let Some(db) = TestDb::of(kind).await else { return };
+    let gw = TestGateway::builder(&db).start().await;
+    let forged = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln";
+    let dev = gw.token("dev", &["developer"]);
+    for path in ["/mcp/tools", "/mcp/jobs", "/health/actors", "/metrics"] {
+        let (status, _) = gw.get(path, Some(forged)).await;
+        assert_eq!(status, 401, "{path}");
+    }
+    for path in ["/health/actors", "/metrics", "/admin/audit-logs"] {
+        let (status, _) = gw.get(path, Some(&dev)).await;
+        assert_eq!(status, 403, "{path}");
+    }
+    gw.stop().await;
+    let rows = db.wait_for_rows(7).await;
+    let unauthenticated = rows.iter().filter(|r| r.status == "unauthenticated").count();
+    let denied: Vec<_> = rows.iter().filter(|r| r.status == "denied").collect();
+    assert_eq!((unauthenticated, denied.len()), (4, 3), "{rows:?}");
+    assert!(denied.iter().all(|r| r.user_id.as_deref() == Some("dev") && r.http_status == 403));
+    assert!(rows.iter().any(|r| r.transport == "rest") && rows.iter().any(|r| r.transport == "admin"));
+    db.drop_db().await;
+}
+
+crate::common::on_both_databases!(refusals_on_every_endpoint_are_audited => refusals_on_every_endpoint_are_audited);

@@ -105,7 +105,7 @@ fn providers_file(dir: &Path, issuer: &str) -> String {
         &file,
         format!(
             "providers:\n- issuer: {issuer}\n  audiences: [{RESOURCE}]\n  roles_claims: [groups]\n  \
-             role_map: {{ g-developers: [developer], g-admins: [admin] }}\n"
+             role_map: {{ g-developers: [developer], g-admins: [admin] }}\n  subject_prefix: \"idp:\"\n"
         ),
     )
     .unwrap();
@@ -170,13 +170,13 @@ async fn provider_tokens_verify_and_groups_map_to_roles(kind: DbKind) {
         .unwrap();
     let explained: Value = resp.json().await.unwrap();
     assert_eq!(explained["allowed"], true, "{explained}");
-    assert_eq!(explained["subject"]["sub"], "svc-client");
+    assert_eq!(explained["subject"]["sub"], "idp:svc-client");
     assert_eq!(explained["subject"]["roles_from"], json!([{ "role": "developer", "claim": "groups: g-developers" }]));
     gw.stop().await;
     let rows = db.wait_for_rows(6).await;
     let allowed: Vec<_> = rows.iter().filter(|r| r.http_status == 200 && r.transport == "rest").collect();
     assert_eq!(allowed.len(), 1, "{rows:?}");
-    assert_eq!(allowed[0].user_id.as_deref(), Some("svc-client"));
+    assert_eq!(allowed[0].user_id.as_deref(), Some("idp:svc-client"));
     db.drop_db().await;
 }
 
@@ -215,13 +215,23 @@ async fn key_rotation_and_a_provider_that_goes_away() {
     let report = health(&gw).await;
     assert_eq!(report["keys"].as_u64(), Some(2), "{report}");
 
+    // The attack after a key leaked: the provider withdraws k1 (publishes k3 alone). Once the
+    // gateway holds the new set, a k1 token it had already verified stops working too.
+    drop(idp);
+    actix_web::rt::time::sleep(Duration::from_millis(1100)).await;
+    let Some(idp) = Idp::start(port, keys.path(), "k3").await else { return };
+    let newest = idp.token(RESOURCE).await;
+    assert_eq!(gw.invoke(&newest, "echo", json!({})).await.0, 200);
+    assert_eq!(gw.invoke(&old, "echo", json!({})).await.0, 401, "a cached token of a withdrawn key");
+    assert_eq!(gw.invoke(&new, "echo", json!({})).await.0, 401);
+
     // The provider is gone: a refetch (caused by an unknown kid) fails; the keys stay.
     let newer_unused = idp.token(RESOURCE).await;
     drop(idp);
     actix_web::rt::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(gw.invoke(&with_kid(&new, "k3"), "echo", json!({})).await.0, 401);
+    assert_eq!(gw.invoke(&with_kid(&newest, "k4"), "echo", json!({})).await.0, 401);
     let report = health(&gw).await;
-    assert_eq!((report["stale"].as_bool(), report["keys"].as_u64()), (Some(true), Some(2)), "{report}");
+    assert_eq!((report["stale"].as_bool(), report["keys"].as_u64()), (Some(true), Some(1)), "{report}");
     assert!(report["last_error"].as_str().unwrap_or("").contains("127.0.0.1"), "{report}");
     assert_eq!(gw.invoke(&newer_unused, "echo", json!({})).await.0, 200, "cached keys still verify");
     assert!(gw.metrics().await.contains("mcpgw_identity_provider_keys_stale{issuer=\"http://127.0.0.1:"));
@@ -376,7 +386,7 @@ async fn an_mcp_client_completes_the_oauth_flow_on_its_own() {
         &file,
         format!(
             "providers:\n- issuer: {}\n  roles_claims: [groups]\n  role_map: {{ g-developers: [developer] }}\n  \
-             scopes_supported: [mcp:tools]\n",
+             scopes_supported: [mcp:tools]\n  subject_prefix: \"idp:\"\n",
             idp.issuer
         ),
     )
@@ -412,7 +422,7 @@ async fn an_mcp_client_completes_the_oauth_flow_on_its_own() {
     gw.stop().await;
     let rows = db.wait_for_rows(1).await;
     let call = rows.iter().find(|r| r.tool_name.as_deref() == Some("echo") && r.http_status == 200);
-    assert_eq!(call.and_then(|r| r.user_id.as_deref()), Some("alice"), "{rows:?}");
+    assert_eq!(call.and_then(|r| r.user_id.as_deref()), Some("idp:alice"), "{rows:?}");
 }
 
 /// Providers that misbehave: discovery naming another issuer, redirecting elsewhere, 10 MB,
@@ -500,3 +510,57 @@ impl Drop for Killed {
         let _ = self.0.wait();
     }
 }
+
+/// The attack: two trusted providers (or a provider and the shared secret) both name a user
+/// `svc-client`. They are two users: one's job is not the other's to read, and their subjects
+/// differ in every row.
+async fn the_same_subject_at_two_providers_is_two_users(kind: DbKind) {
+    let Some(db) = TestDb::of(kind).await else { return };
+    let (keys_a, keys_c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let Some(a) = Idp::start(free_port(), keys_a.path(), "k1").await else { return };
+    let Some(c) = Idp::start(free_port(), keys_c.path(), "k1").await else { return };
+    let backend = crate::common::backend::TestBackend::start(crate::common::backend::Mode::Echo).await;
+    let conf = tempfile::tempdir().unwrap();
+    let file = conf.path().join("providers.yaml");
+    let entry = |issuer: &str| {
+        format!("- issuer: {issuer}\n  audiences: [{RESOURCE}]\n  roles_claims: [groups]\n  role_map: {{ g-developers: [developer] }}\n")
+    };
+    std::fs::write(&file, format!("providers:\n{}{}", entry(&a.issuer), entry(&c.issuer))).unwrap();
+    let gw = TestGateway::builder(&db)
+        .tool("echo", &backend.url)
+        .var("IDENTITY_PROVIDERS_FILE", &file.display().to_string())
+        .start()
+        .await;
+    let (token_a, token_c) = (a.token(RESOURCE).await, c.token(RESOURCE).await);
+    let mut resp = client()
+        .post(format!("{}/mcp/jobs", gw.base))
+        .bearer_auth(&token_a)
+        .send_json(&json!({ "tool_name": "echo", "arguments": { "secret": 42 } }))
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    let job: Value = resp.json().await.unwrap();
+    let id = job["job_id"].as_str().or(job["id"].as_str()).unwrap().to_owned();
+    let mut resp = client().get(format!("{}/mcp/jobs", gw.base)).bearer_auth(&token_c).send().await.unwrap();
+    let listed = String::from_utf8_lossy(&resp.body().await.unwrap()).into_owned();
+    assert!(!listed.contains(&id), "C's svc-client sees A's job: {listed}");
+    let resp = client().get(format!("{}/mcp/jobs/{id}", gw.base)).bearer_auth(&token_c).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    // A static token for `svc-client` is a third user.
+    let resp = client()
+        .get(format!("{}/mcp/jobs/{id}", gw.base))
+        .bearer_auth(gw.token("svc-client", &["developer"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    let resp = client().get(format!("{}/mcp/jobs/{id}", gw.base)).bearer_auth(&token_a).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    gw.stop().await;
+    let rows = db.wait_for_rows(1).await;
+    let subjects: Vec<&str> = rows.iter().filter_map(|r| r.user_id.as_deref()).collect();
+    assert!(subjects.contains(&format!("{}#svc-client", a.issuer).as_str()), "{subjects:?}");
+    db.drop_db().await;
+}
+
+crate::common::on_both_databases!(the_same_subject_at_two_providers_is_two_users => the_same_subject_at_two_providers_is_two_users);
