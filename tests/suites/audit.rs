@@ -157,7 +157,6 @@ async fn admin_queries(kind: DbKind) {
     gw.invoke(&gw.token("u2", &["developer"]), "nope", json!({})).await;
     db.wait_for_rows(5).await;
     let admin = gw.token("root", &["admin"]);
-    assert_eq!(gw.get("/admin/audit-logs", Some(&gw.token("u1", &["developer"]))).await.0, 403);
     let (status, page) = gw.get("/admin/audit-logs?user=u1&limit=2", Some(&admin)).await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
@@ -167,22 +166,25 @@ async fn admin_queries(kind: DbKind) {
     assert!(rest["next_cursor"].is_null());
     let first_ids: Vec<&str> = page["items"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert!(first_ids[0] > first_ids[1], "newest first");
+    // A caller without the role is refused, and the refusal is a row of its own.
+    assert_eq!(gw.get("/admin/audit-logs", Some(&gw.token("u1", &["developer"]))).await.0, 403);
     let (_, denied) = gw.get("/admin/audit-logs?decision=unknown_tool&tool=nope", Some(&admin)).await;
     assert_eq!(denied["items"].as_array().unwrap().len(), 1);
     let (_, future) = gw.get("/admin/audit-logs?since=2100-01-01T00:00:00Z", Some(&admin)).await;
     assert!(future["items"].as_array().unwrap().is_empty());
-    // Each read of the trail is itself audited, stored before it runs: 4 reads so far, and this one.
+    // Each read of the trail is itself audited, stored before it runs: 4 reads so far, and this
+    // one; and u1's refused attempt.
     let (_, past) = gw.get("/admin/audit-logs?until=2100-01-01T00:00:00Z&limit=1000", Some(&admin)).await;
-    assert_eq!(past["items"].as_array().unwrap().len(), 5 + 5);
+    assert_eq!(past["items"].as_array().unwrap().len(), 5 + 5 + 1);
     let reads = past["items"].as_array().unwrap().iter().filter(|r| r["transport"] == "admin").count();
-    assert_eq!(reads, 5);
+    assert_eq!(reads, 5 + 1);
     assert_eq!(gw.get("/admin/audit-logs?since=yesterday", Some(&admin)).await.0, 400);
     assert_eq!(gw.get("/admin/audit-logs?colour=red", Some(&admin)).await.0, 400);
     // A security team's `auditor` reads the trail but calls no tool.
     let auditor = gw.token("sec", &["auditor"]);
     let (status, all) = gw.get("/admin/audit-logs?limit=1000", Some(&auditor)).await;
-    // + 6 reads by root (the one refused for its `since` too: it was asked) + this one.
-    assert_eq!((status, all["items"].as_array().unwrap().len()), (200, 5 + 7));
+    // + 6 reads by root (the one refused for its `since` too: it was asked) + u1's refusal + this one.
+    assert_eq!((status, all["items"].as_array().unwrap().len()), (200, 5 + 8));
     // The role filter ignores case, on both databases.
     let (_, admins) = gw.get("/admin/audit-logs?role=ADMIN&limit=1000", Some(&auditor)).await;
     assert_eq!(admins["items"].as_array().unwrap().len(), 6, "root's reads");

@@ -973,7 +973,22 @@ async fn only_the_asked_client_answers_an_upstreams_request(kind: DbKind) {
         let params = json!({ "name": "ev.trigger-long-running-operation", "arguments": { "duration": 3, "steps": 1 } });
         crate::common::mcp::post_to(&base, Some(&token), Some(&sid), &[], rpc(8, "tools/call", params)).await
     });
-    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    // Alice's call is in flight at the program before Mallory's starts.
+    let ops = gw.token("ops", &["operator"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, health) = gw.get("/health/actors", Some(&ops)).await;
+        let pending = health["upstream_processes"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["server"] == "ev"))
+            .and_then(|p| p["pending_calls"].as_u64())
+            .unwrap_or(0);
+        if pending >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Alice's slow call never reached the program: {health}");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
     let (_, body) = gw.invoke(&mallory, "ev.trigger-sampling-request", json!({ "prompt": "mallory private" })).await;
     assert!(body.to_string().contains("cannot tell which one asked"), "{body}");
     let mut seen = String::new();
