@@ -57,7 +57,6 @@ pub type Published = Arc<ArcSwap<Snapshot>>;
 pub struct ProviderKeys {
     config: ProviderConfig,
     published: Published,
-    http: Option<awc::Client>,
     jwks_url: Option<String>,
     fetching: bool,
     waiters: Vec<tokio::sync::oneshot::Sender<()>>,
@@ -74,7 +73,6 @@ impl ProviderKeys {
         Self {
             config,
             published,
-            http: None,
             jwks_url,
             fetching: false,
             waiters: Vec::new(),
@@ -96,11 +94,15 @@ impl ProviderKeys {
         if self.fetching {
             return;
         }
-        let Some(http) = self.http.clone() else { return };
         self.fetching = true;
         self.last_fetch = Some(Instant::now());
         let (config, known) = (self.config.clone(), self.jwks_url.clone());
-        let work = async move { fetch_keys(&http, &config, known).await };
+        // A client per fetch (a few a minute at most): no pooled connection or connector state
+        // outlives a fetch that timed out or a provider that went away.
+        let work = async move {
+            let http = awc::Client::builder().timeout(FETCH_TIMEOUT).disable_redirects().finish();
+            fetch_keys(&http, &config, known).await
+        };
         ctx.spawn(work.into_actor(self).map(move |outcome, act, ctx| {
             act.fetching = false;
             let requests = outcome.requests;
@@ -155,7 +157,6 @@ impl Actor for ProviderKeys {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.http = Some(awc::Client::builder().timeout(FETCH_TIMEOUT).disable_redirects().finish());
         self.fetch(ctx, false);
     }
 }
@@ -192,7 +193,16 @@ struct Outcome {
 /// the lifetime its `Cache-Control` asks for.
 async fn get(http: &awc::Client, url: &str, limit: usize) -> Result<(actix_web::web::Bytes, Option<Duration>), String> {
     let shown: String = url.chars().take(200).collect();
-    let mut resp = http.get(url).insert_header(("Accept", "application/json")).send().await.map_err(|e| {
+    let send = || http.get(url).insert_header(("Accept", "application/json")).send();
+    // A connection that could not be made is tried once more (nothing reached the provider).
+    let sent = match send().await {
+        Err(awc::error::SendRequestError::Connect(_)) => {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            send().await
+        }
+        other => other,
+    };
+    let mut resp = sent.map_err(|e| {
         format!(
             "{shown}: {}",
             match e {
