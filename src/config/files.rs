@@ -106,6 +106,9 @@ pub fn parse_tools(name: &str, text: &str) -> Result<ToolsConfig, ConfigError> {
         if tool.timeout_seconds == Some(0) {
             return Err(ConfigError::new(field("timeout_seconds"), "must be at least 1"));
         }
+        if let Some(bad) = tool.required_scopes.iter().find(|s| !servers::valid_scope(s)) {
+            return Err(ConfigError::new(field("required_scopes"), format!("{bad:?} is not an OAuth scope token")));
+        }
     }
     let separator = file.separator.unwrap_or_else(|| servers::DEFAULT_SEPARATOR.to_owned());
     let tool_urls: Vec<&str> = file.tools.iter().map(|t| t.backend_url.as_str()).collect();
@@ -146,6 +149,13 @@ mod tests {
         assert!(err.source_name.ends_with("tools[0].backend_url"), "{err}");
         std::fs::write(&path, "tools:\n  - name: a\n    backend_url: http://x/mcp\n    colour: red\n").unwrap();
         assert!(load_tools(&path, &|_| None).unwrap_err().reason.contains("colour"));
+        let quoted = "tools:\n  - name: a\n    backend_url: http://x/mcp\n    required_scopes: ['a\"b']\n";
+        std::fs::write(&path, quoted).unwrap();
+        assert!(load_tools(&path, &|_| None).unwrap_err().source_name.ends_with("tools[0].required_scopes"));
+        let servers = "tools: []\nservers:\n  - name: s\n    transport: streamable_http\n    url: http://x/mcp\n    \
+                       required_scopes: ['a b']\n";
+        std::fs::write(&path, servers).unwrap();
+        assert!(load_tools(&path, &|_| None).unwrap_err().source_name.ends_with("required_scopes"));
     }
 
     #[test]

@@ -360,6 +360,10 @@ impl ServerConfig {
         if RiskTier::parse(&self.risk_level).is_none() {
             return Err(ConfigError::new(field("risk_level"), "must be low, medium, high or critical"));
         }
+        let overrides = self.tools.values().filter_map(|o| o.required_scopes.as_ref()).flatten();
+        if let Some(bad) = self.required_scopes.iter().chain(overrides).find(|s| !valid_scope(s)) {
+            return Err(ConfigError::new(field("required_scopes"), format!("{bad:?} is not an OAuth scope token")));
+        }
         if self.timeout_seconds == Some(0) {
             return Err(ConfigError::new(field("timeout_seconds"), "must be at least 1"));
         }
@@ -401,6 +405,12 @@ pub fn link_name(key: &str) -> Option<&str> {
 
 fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 60 && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+}
+
+/// Whether `scope` is an OAuth scope token (RFC 6749 §3.3: printable ASCII but space, `"` and
+/// `\\`): it travels in `WWW-Authenticate` as written.
+pub fn valid_scope(scope: &str) -> bool {
+    !scope.is_empty() && scope.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
 }
 
 /// Whether `command` names an executable the gateway can start: a path (relative ones from
