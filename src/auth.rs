@@ -103,16 +103,21 @@ fn fail(reason: &'static str) -> GatewayError {
     GatewayError::Unauthenticated { reason: reason.to_owned(), token_sent: true }
 }
 
+/// A token's claims as written, without checking anything: `T` picks what is read.
+fn unverified_claims<T: serde::de::DeserializeOwned>(token: &str) -> Option<T> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
 /// The `iss` a token claims, read before verification only to pick whose keys verify it.
 fn claimed_issuer(token: &str) -> Option<String> {
-    use base64::Engine;
     #[derive(Deserialize)]
     struct Issuer {
         iss: Option<String>,
     }
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
-    serde_json::from_slice::<Issuer>(&bytes).ok()?.iss
+    unverified_claims::<Issuer>(token)?.iss
 }
 
 /// A token that passed full verification: what it grants and until when. An agent sends the
@@ -239,10 +244,7 @@ impl Authenticator {
     /// Which claim of a token produced each of its roles (`[(role, "claim: value")]`), for the
     /// policy explanation. Read after the token verified; `None` when it cannot be read.
     pub fn role_sources(&self, token: &str) -> Option<Vec<(String, String)>> {
-        use base64::Engine;
-        let payload = token.split('.').nth(1)?;
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
-        let claims: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes).ok()?;
+        let claims: serde_json::Map<String, serde_json::Value> = unverified_claims(token)?;
         let issuer = claims.get("iss").and_then(serde_json::Value::as_str);
         match self.providers.iter().find(|p| Some(p.config.issuer.as_str()) == issuer) {
             Some(provider) => crate::identity::map_claims(&claims, &provider.config).ok().map(|m| m.roles),
@@ -342,14 +344,7 @@ impl Authenticator {
         let key = self.key_for(token).map_err(fail)?;
         let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| fail(refusal(e.kind())))?;
         let claims = data.claims;
-        let now = jsonwebtoken::get_current_timestamp();
-        if claims.iat.is_some_and(|iat| iat > now + self.leeway) {
-            return Err(fail("invalid token: issued in the future").into());
-        }
-        let born = claims.iat.unwrap_or(now).min(now);
-        if claims.exp.saturating_sub(born) > self.max_ttl + self.leeway {
-            return Err(fail("invalid token: lifetime longer than JWT_MAX_TTL_SECONDS").into());
-        }
+        self.check_lifetime(claims.exp, claims.iat)?;
         if claims.sub.is_empty() {
             return Err(fail("invalid token: empty subject").into());
         }
@@ -357,6 +352,20 @@ impl Authenticator {
         let caller = Caller { user_id: claims.sub, roles: claims.roles, workspace: claims.workspace, scopes };
         self.remember(token, &caller, claims.exp, None);
         Ok(caller)
+    }
+
+    /// The checks `jsonwebtoken` does not make: not issued in the future, and a lifetime
+    /// (`exp` − `iat`, or `exp` − now without `iat`) within `JWT_MAX_TTL_SECONDS`.
+    fn check_lifetime(&self, exp: u64, iat: Option<u64>) -> Result<(), GatewayError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        if iat.is_some_and(|iat| iat > now + self.leeway) {
+            return Err(fail("invalid token: issued in the future"));
+        }
+        let born = iat.unwrap_or(now).min(now);
+        if exp.saturating_sub(born) > self.max_ttl + self.leeway {
+            return Err(fail("invalid token: lifetime longer than JWT_MAX_TTL_SECONDS"));
+        }
+        Ok(())
     }
 
     fn remember(&self, token: &str, caller: &Caller, exp: u64, key: Option<(usize, Option<String>)>) {
@@ -399,14 +408,7 @@ impl Authenticator {
             v.as_u64().or_else(|| v.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64))
         };
         let exp = number("exp").ok_or_else(|| fail("invalid token: expired"))?;
-        let now = jsonwebtoken::get_current_timestamp();
-        if number("iat").is_some_and(|iat| iat > now + self.leeway) {
-            return Err(fail("invalid token: issued in the future").into());
-        }
-        let born = number("iat").unwrap_or(now).min(now);
-        if exp.saturating_sub(born) > self.max_ttl + self.leeway {
-            return Err(fail("invalid token: lifetime longer than JWT_MAX_TTL_SECONDS").into());
-        }
+        self.check_lifetime(exp, number("iat"))?;
         let mapped = crate::identity::map_claims(&claims, &provider.config).map_err(fail)?;
         let caller = Caller {
             user_id: mapped.subject,

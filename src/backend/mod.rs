@@ -115,21 +115,26 @@ impl Observer {
 /// The answer to an upstream's request `request` (a JSON-RPC request message).
 pub(crate) async fn answer_upstream(observer: Option<&Observer>, request: Value) -> Value {
     let id = request.get("id").cloned().unwrap_or(Value::Null);
-    let method = request.get("method").and_then(Value::as_str).unwrap_or("");
-    let outcome = if method == "ping" {
+    let outcome = if request.get("method").and_then(Value::as_str) == Some("ping") {
         Ok(json!({}))
     } else {
         match observer.and_then(|o| o.ask.as_ref()) {
             Some((_, ask)) => ask(request).await,
-            None => Err(json!({ "code": mcp_protocol::code::METHOD_NOT_FOUND,
-                "message": format!("{} is not available through the gateway for this call (the caller cannot be asked)",
-                    method.chars().take(64).collect::<String>()) })),
+            None => return refusal(&request, "the caller of this call cannot be asked"),
         }
     };
     match outcome {
         Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
         Err(error) => json!({ "jsonrpc": "2.0", "id": id, "error": error }),
     }
+}
+
+/// A JSON-RPC error answering an upstream's request `request` that the gateway does not relay.
+pub(crate) fn refusal(request: &Value, why: &str) -> Value {
+    let method: String = request.get("method").and_then(Value::as_str).unwrap_or("").chars().take(64).collect();
+    json!({ "jsonrpc": "2.0", "id": request.get("id").cloned().unwrap_or(Value::Null),
+        "error": { "code": mcp_protocol::code::METHOD_NOT_FOUND,
+            "message": format!("{method} is not available through the gateway: {why}") } })
 }
 
 /// Tells the backend to stop a request the gateway gave up on (client cancelled or left).

@@ -16,7 +16,7 @@ use dashmap::DashMap;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{into_result, Observer};
+use super::{into_result, refusal, Observer};
 use crate::error::GatewayError;
 
 /// Routing keys of stdio servers, and the link of each that is up.
@@ -113,14 +113,6 @@ impl Drop for Unanswered<'_> {
             let _ = self.link.lines.try_send(line(&refusal(&request, "the call that caused it has ended")));
         }
     }
-}
-
-/// A JSON-RPC error answering the program's request `request`.
-pub(super) fn refusal(request: &Value, why: &str) -> Value {
-    let method: String = request.get("method").and_then(Value::as_str).unwrap_or("").chars().take(64).collect();
-    json!({ "jsonrpc": "2.0", "id": request.get("id").cloned().unwrap_or(Value::Null),
-        "error": { "code": mcp_protocol::code::METHOD_NOT_FOUND,
-            "message": format!("{method} is not available through the gateway: {why}") } })
 }
 
 fn line(message: &Value) -> Vec<u8> {

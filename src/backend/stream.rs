@@ -60,7 +60,7 @@ impl McpClient {
                         (true, true) if event.data.len() > crate::clients::asks::MAX_RELAYED_BYTES => self.post_aside(
                             url,
                             session,
-                            super::stdio::refusal(&message, "the request is larger than the gateway relays (1 MiB)"),
+                            super::refusal(&message, "the request is larger than the gateway relays (1 MiB)"),
                         ),
                         (true, true) if asking.len() < crate::clients::asks::MAX_PER_CALL => {
                             asking.push(super::answer_upstream(Some(observer), message));
@@ -68,10 +68,7 @@ impl McpClient {
                         (true, true) => self.post_aside(
                             url,
                             session,
-                            super::stdio::refusal(
-                                &message,
-                                "too many requests of this call are waiting for its client",
-                            ),
+                            super::refusal(&message, "too many requests of this call are waiting for its client"),
                         ),
                         _ => {}
                     }

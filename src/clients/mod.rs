@@ -260,15 +260,14 @@ impl Clients {
         Some(EventSink::Remote { bus, holder, key: key.into() })
     }
 
-    /// Session `id`'s stream held here (`GET /mcp`, else legacy `/sse`), for a request an
-    /// upstream makes of the client outside any reply stream.
-    pub fn stream_of(&self, id: &str) -> Option<StreamTx> {
-        let key = session_key(id);
+    /// The stream held here for the session whose key is `key` (`GET /mcp`, else legacy
+    /// `/sse`), for a request an upstream makes of the client outside any reply stream.
+    pub fn stream_at(&self, key: &str) -> Option<StreamTx> {
         let open = |tx: &StreamTx| !tx.is_closed();
         self.streams
-            .get(&key)
+            .get(key)
             .filter(|tx| open(tx))
-            .or_else(|| self.sse.get(&key).filter(|tx| open(tx)))
+            .or_else(|| self.sse.get(key).filter(|tx| open(tx)))
             .map(|tx| tx.clone())
     }
 

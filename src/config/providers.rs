@@ -12,16 +12,20 @@ use super::ConfigError;
 /// Algorithms accepted from a provider unless configured otherwise (asymmetric only: a
 /// provider's keys are public).
 pub const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
+    RSA_ALGORITHMS[0],
+    RSA_ALGORITHMS[1],
+    RSA_ALGORITHMS[2],
+    RSA_ALGORITHMS[3],
+    RSA_ALGORITHMS[4],
+    RSA_ALGORITHMS[5],
     Algorithm::ES256,
     Algorithm::ES384,
     Algorithm::EdDSA,
 ];
+
+/// The algorithms an RSA key may verify (PKCS#1 v1.5 and PSS).
+pub const RSA_ALGORITHMS: [Algorithm; 6] =
+    [Algorithm::RS256, Algorithm::RS384, Algorithm::RS512, Algorithm::PS256, Algorithm::PS384, Algorithm::PS512];
 
 /// One trusted identity provider.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -83,26 +87,14 @@ fn algorithms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Algorithm>, 
     names.iter().map(|n| parse_algorithm(n).map_err(serde::de::Error::custom)).collect()
 }
 
-/// An asymmetric algorithm by name.
+/// An asymmetric algorithm by name (one of [`DEFAULT_ALGORITHMS`]).
 pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
-    let alg = match name.trim() {
-        "RS256" => Algorithm::RS256,
-        "RS384" => Algorithm::RS384,
-        "RS512" => Algorithm::RS512,
-        "PS256" => Algorithm::PS256,
-        "PS384" => Algorithm::PS384,
-        "PS512" => Algorithm::PS512,
-        "ES256" => Algorithm::ES256,
-        "ES384" => Algorithm::ES384,
-        "EdDSA" => Algorithm::EdDSA,
-        other => {
-            return Err(format!(
-                "{:?} is not one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA",
-                other.chars().take(32).collect::<String>()
-            ))
-        }
-    };
-    Ok(alg)
+    name.trim().parse::<Algorithm>().ok().filter(|a| DEFAULT_ALGORITHMS.contains(a)).ok_or_else(|| {
+        format!(
+            "{:?} is not one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA",
+            name.chars().take(32).collect::<String>()
+        )
+    })
 }
 
 #[derive(Deserialize)]

@@ -102,14 +102,7 @@ fn judge(jwk: &Jwk, allowed: &[Algorithm]) -> Result<Vec<Algorithm>, &'static st
             if rsa_bits(&rsa.n) < MIN_RSA_BITS {
                 return Err("an RSA key under 2048 bits");
             }
-            vec![
-                Algorithm::RS256,
-                Algorithm::RS384,
-                Algorithm::RS512,
-                Algorithm::PS256,
-                Algorithm::PS384,
-                Algorithm::PS512,
-            ]
+            crate::config::providers::RSA_ALGORITHMS.to_vec()
         }
         AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
             EllipticCurve::P256 => vec![Algorithm::ES256],

@@ -106,6 +106,9 @@ pub struct Ctx {
     pub stateless: bool,
     /// Where progress notifications go, when the client reads a stream for this request.
     pub events: Option<crate::clients::EventSink>,
+    /// The key of the client's session ([`crate::clients::session::session_key`]), when the
+    /// request names one: hashed once by the transport.
+    pub session_key: Option<String>,
 }
 
 pub use crate::clients::sse_message;
@@ -308,8 +311,9 @@ async fn call(ctx: &Ctx, params: Value) -> Result<Value, RpcError> {
         }
         _ => (None, Observer::new(|_| {})),
     };
+    let client = client_of(ctx);
     let observer = match asker(ctx) {
-        Some(asker) => observer.asking(&client_of(ctx), asker),
+        Some(asker) => observer.asking(&client, asker),
         None => observer,
     };
     let watch = Some((&observer, meta));
@@ -322,7 +326,7 @@ async fn call(ctx: &Ctx, params: Value) -> Result<Value, RpcError> {
                 "{name} runs only as a task: send params.task (execution.taskSupport: required)"
             )));
         }
-        pipeline::call_authorized(&ctx.shared, &ctx.worker, &tool, arguments, watch, &client_of(ctx)).await
+        pipeline::call_authorized(&ctx.shared, &ctx.worker, &tool, arguments, watch, &client).await
     }
     .await;
     let answer = errors::tool_call(name, &outcome);
@@ -359,13 +363,12 @@ fn client_of(ctx: &Ctx) -> String {
 /// reads no stream here (it cannot be asked; the upstream is told so).
 fn asker(ctx: &Ctx) -> Option<crate::backend::Asker> {
     use crate::clients::asks::{error, RELAYED};
-    let session = session_of(ctx);
+    let key = ctx.session_key.as_deref().unwrap_or("");
     let sink = ctx.events.clone().or_else(|| {
-        let held = (!session.is_empty()).then(|| ctx.shared.clients.stream_of(&session)).flatten();
+        let held = (!key.is_empty()).then(|| ctx.shared.clients.stream_at(key)).flatten();
         held.map(crate::clients::EventSink::Local)
     })?;
-    let key = if session.is_empty() { String::new() } else { crate::clients::session::session_key(&session) };
-    let scope = scope(&ctx.caller.user_id, &key);
+    let scope = scope(&ctx.caller.user_id, key);
     let asks = ctx.shared.clients.asks.clone();
     Some(Box::new(move |request: Value| {
         let (sink, asks, scope) = (sink.clone(), asks.clone(), scope.clone());

@@ -187,7 +187,8 @@ pub async fn message(
             Err(_) => return refuse(GatewayError::InvalidRequest("expected a JSON-RPC object".into())),
         },
     };
-    let scope = super::scope(&caller.user_id, &session_key(&query.session_id));
+    let held_key = session_key(&query.session_id);
+    let scope = super::scope(&caller.user_id, &held_key);
     let (id, method, params) = match mcp_protocol::classify(&msg) {
         Ok(Message::Request { id, method, params }) => (id, method, params),
         // Notifications and client responses need no answer.
@@ -214,6 +215,7 @@ pub async fn message(
         // each request's `_meta`: its results take that revision's shape here too.
         stateless: super::meta_version(&params) == Some(super::STATELESS_VERSION),
         events: Some(stream.clone()),
+        session_key: Some(held_key),
     };
     let (registry, task_key) = (shared.clone(), key.clone());
     let task = actix_web::rt::spawn(async move {

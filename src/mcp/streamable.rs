@@ -127,6 +127,8 @@ struct Post {
     header_version: Option<String>,
     /// Cancellation and in-flight requests are scoped to the subject and its session.
     scope: String,
+    /// The key of the session the request names (hashed once per POST).
+    session_key: Option<String>,
     wants_stream: bool,
 }
 
@@ -155,6 +157,7 @@ pub async fn post(
     let session_key = session_id.as_deref().map(crate::clients::session::session_key);
     let post = Post {
         scope: super::scope(&caller.user_id, session_key.as_deref().unwrap_or("")),
+        session_key,
         session_id,
         header_version: header(&req, VERSION_HEADER).map(str::to_owned),
         wants_stream: header(&req, "accept").is_some_and(|a| a.contains("text/event-stream")),
@@ -329,6 +332,7 @@ impl Post {
             transport: TRANSPORT,
             stateless,
             events: None,
+            session_key: self.session_key.clone(),
         };
         if method != "tools/call" {
             return Step::Answer(response(id, dispatch(&ctx, &method, params).await));

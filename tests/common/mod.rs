@@ -270,6 +270,19 @@ pub fn client() -> awc::Client {
     awc::Client::builder().timeout(Duration::from_secs(60)).finish()
 }
 
+/// A port free on 127.0.0.1 now (for a server a test starts).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Where `.ci/run` installs the npm packages the upstream and identity suites run
+/// (`MCP_UPSTREAMS_NPM_DIR`).
+pub fn npm_dir() -> std::path::PathBuf {
+    std::env::var_os("MCP_UPSTREAMS_NPM_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("mcp-gateway-clients").join("upstreams"))
+}
+
 pub fn sign(claims: &Claims, secret: &str) -> String {
     jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),

@@ -4,22 +4,12 @@
 //! discovery, maps its `groups` claim to roles, follows key rotation, keeps verifying when the
 //! provider is gone, and cannot be made to hammer it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{client, DbKind, TestDb, TestGateway};
-
-fn npm_dir() -> PathBuf {
-    std::env::var_os("MCP_UPSTREAMS_NPM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("mcp-gateway-clients").join("upstreams"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use crate::common::{client, free_port, npm_dir, DbKind, TestDb, TestGateway};
 
 /// The gateway's identifier, the audience its tokens must name (RFC 8707 resource).
 const RESOURCE: &str = "http://127.0.0.1/mcp-gateway-under-test";
@@ -112,6 +102,17 @@ fn providers_file(dir: &Path, issuer: &str) -> String {
     file.display().to_string()
 }
 
+/// A gateway builder with an `echo` tool at `backend`, trusting `issuer` through
+/// [`providers_file`] written in `conf`.
+fn trusting<'a>(
+    db: &'a TestDb,
+    backend: &crate::common::backend::TestBackend,
+    conf: &Path,
+    issuer: &str,
+) -> crate::common::GatewayBuilder<'a> {
+    TestGateway::builder(db).tool("echo", &backend.url).var("IDENTITY_PROVIDERS_FILE", &providers_file(conf, issuer))
+}
+
 /// The same token with another `kid` in its header (its signature no longer matters: the
 /// gateway must look the key up first).
 fn with_kid(token: &str, kid: &str) -> String {
@@ -138,12 +139,7 @@ async fn provider_tokens_verify_and_groups_map_to_roles(kind: DbKind) {
     let Some(stranger) = Idp::start(free_port(), other_keys.path(), "k1").await else { return };
     let backend = crate::common::backend::TestBackend::start(crate::common::backend::Mode::Echo).await;
     let conf = tempfile::tempdir().unwrap();
-    let gw = TestGateway::builder(&db)
-        .tool("echo", &backend.url)
-        .var("IDENTITY_PROVIDERS_FILE", &providers_file(conf.path(), &idp.issuer))
-        .var("JWKS_REFETCH_SECONDS", "1")
-        .start()
-        .await;
+    let gw = trusting(&db, &backend, conf.path(), &idp.issuer).var("JWKS_REFETCH_SECONDS", "1").start().await;
     let token = idp.token(RESOURCE).await;
     let (status, body) = gw.invoke(&token, "echo", json!({ "x": 1 })).await;
     assert_eq!(status, 200, "{body}");
@@ -193,12 +189,7 @@ async fn key_rotation_and_a_provider_that_goes_away() {
     let Some(idp) = Idp::start(port, keys.path(), "k1").await else { return };
     let backend = crate::common::backend::TestBackend::start(crate::common::backend::Mode::Echo).await;
     let conf = tempfile::tempdir().unwrap();
-    let gw = TestGateway::builder(&db)
-        .tool("echo", &backend.url)
-        .var("IDENTITY_PROVIDERS_FILE", &providers_file(conf.path(), &idp.issuer))
-        .var("JWKS_REFETCH_SECONDS", "1")
-        .start()
-        .await;
+    let gw = trusting(&db, &backend, conf.path(), &idp.issuer).var("JWKS_REFETCH_SECONDS", "1").start().await;
     let old = idp.token(RESOURCE).await;
     assert_eq!(gw.invoke(&old, "echo", json!({})).await.0, 200);
     let old_unused = idp.token(RESOURCE).await;
@@ -247,12 +238,7 @@ async fn a_flood_of_unknown_kids_cannot_hammer_the_provider() {
     let Some(idp) = Idp::start(free_port(), keys.path(), "k1").await else { return };
     let backend = crate::common::backend::TestBackend::start(crate::common::backend::Mode::Echo).await;
     let conf = tempfile::tempdir().unwrap();
-    let gw = TestGateway::builder(&db)
-        .tool("echo", &backend.url)
-        .var("IDENTITY_PROVIDERS_FILE", &providers_file(conf.path(), &idp.issuer))
-        .var("JWKS_REFETCH_SECONDS", "30")
-        .start()
-        .await;
+    let gw = trusting(&db, &backend, conf.path(), &idp.issuer).var("JWKS_REFETCH_SECONDS", "30").start().await;
     let token = idp.token(RESOURCE).await;
     assert_eq!(gw.invoke(&token, "echo", json!({})).await.0, 200);
     let before = idp.jwks_requests().await;

@@ -4,12 +4,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::common::backend::{Mode, TestBackend};
-use crate::common::{sql, DbKind, TestDb, TestGateway, SECRET};
+use crate::common::{free_port, sql, DbKind, TestDb, TestGateway, SECRET};
 use serde_json::json;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 async fn wait_until_up(url: &str, child: &mut Child) {
     for _ in 0..200 {

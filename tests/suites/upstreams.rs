@@ -10,15 +10,9 @@ use serde_json::{json, Value};
 
 use crate::common::mcp::{post, rpc};
 use crate::common::replicas::python;
-use crate::common::{DbKind, TestDb, TestGateway};
+use crate::common::{free_port, npm_dir, DbKind, TestDb, TestGateway};
 
 /// Where `.ci/run` installs the npm servers (`MCP_UPSTREAMS_NPM_DIR`, else the shared default).
-fn npm_dir() -> PathBuf {
-    std::env::var_os("MCP_UPSTREAMS_NPM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("mcp-gateway-clients").join("upstreams"))
-}
-
 /// `node` and the entry script of the npm package `package`; `None` (skipped) outside CI when
 /// they are not installed.
 fn npm_server(package: &str) -> Option<(String, String)> {
@@ -403,10 +397,6 @@ async fn git_and_time_servers_from_pypi() {
     let (status, _) = gw.invoke(&dev, "git.git_commit", json!({ "repo_path": "x", "message": "m" })).await;
     assert_eq!(status, 404);
     gw.stop().await;
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// The npm everything server in its Streamable HTTP mode, killed on drop.
