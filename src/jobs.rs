@@ -123,6 +123,7 @@ pub fn job_json(row: &JobRow) -> Value {
         "id": row.id,
         "status": row.status,
         "tool_name": row.tool_name,
+        "owner": row.owner,
         "created_at": time(Some(row.created_at)),
         "updated_at": time(Some(row.updated_at)),
         "started_at": time(row.started_at),

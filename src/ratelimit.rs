@@ -6,7 +6,7 @@ use gateway_actors::IoFailure;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use gateway_actors::{Limit, RateStore, Verdict};
+use gateway_actors::{Limit, RateStore, Usage, Verdict};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 /// GCRA over KEYS with ARGV = interval and tolerance (µs) per key; all or nothing.
@@ -43,6 +43,18 @@ end
 return {0, tightest, remaining}
 ";
 
+/// Each key's theoretical arrival time against Redis's clock, read only: {tat_us - now_us, …}
+/// (negative or zero: the cell is full).
+const PEEK: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local out = {}
+for i = 1, #KEYS do
+  out[i] = tonumber(redis.call('GET', KEYS[i]) or now) - now
+end
+return out
+";
+
 /// `REDIS_URL` was refused by the Redis client (kept as the source).
 #[derive(Debug, thiserror::Error)]
 #[error("REDIS_URL: {0}")]
@@ -52,6 +64,7 @@ pub struct RedisUrlError(#[source] redis::RedisError);
 pub struct RedisStore {
     manager: ConnectionManager,
     script: redis::Script,
+    peek: redis::Script,
 }
 
 impl RedisStore {
@@ -64,11 +77,35 @@ impl RedisStore {
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
         let manager = ConnectionManager::new_lazy_with_config(client, config).map_err(RedisUrlError)?;
-        Ok(Self { manager, script: redis::Script::new(SCRIPT) })
+        Ok(Self { manager, script: redis::Script::new(SCRIPT), peek: redis::Script::new(PEEK) })
     }
 }
 
 impl RateStore for RedisStore {
+    fn peek(&self, limits: Vec<Limit>) -> BoxFuture<'static, Result<Vec<Usage>, IoFailure>> {
+        let (mut manager, script) = (self.manager.clone(), self.peek.clone());
+        Box::pin(async move {
+            let mut invocation = script.prepare_invoke();
+            for limit in &limits {
+                invocation.key(format!("mcpgw:rl:{}", limit.key));
+            }
+            let ahead_us: Vec<i64> = invocation.invoke_async(&mut manager).await.map_err(IoFailure::new)?;
+            Ok(limits
+                .iter()
+                .zip(ahead_us)
+                .map(|(l, ahead)| Usage::of(&l.quota, u64::try_from(ahead).unwrap_or(0).saturating_mul(1000), 0))
+                .collect())
+        })
+    }
+
+    fn ping(&self) -> BoxFuture<'static, Result<(), IoFailure>> {
+        let mut manager = self.manager.clone();
+        Box::pin(async move {
+            let _: String = redis::cmd("PING").query_async(&mut manager).await.map_err(IoFailure::new)?;
+            Ok(())
+        })
+    }
+
     fn check(&self, limits: Vec<Limit>) -> BoxFuture<'static, Result<Verdict, IoFailure>> {
         let (mut manager, script) = (self.manager.clone(), self.script.clone());
         Box::pin(async move {

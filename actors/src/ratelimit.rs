@@ -17,7 +17,7 @@ use futures_util::future::BoxFuture;
 use crate::health::{ActorStats, GetHealth};
 
 /// A rate: `per_minute` calls on average, `burst` at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Quota {
     /// Sustained calls per minute.
@@ -129,10 +129,39 @@ impl Clock for SystemClock {
     }
 }
 
+/// What is left of one limit (see [`RateStore::peek`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Usage {
+    /// Calls that would pass back to back now.
+    pub available: u64,
+    /// Milliseconds until the whole burst is available again.
+    pub full_in_ms: u64,
+}
+
+impl Usage {
+    /// Usage of a cell whose theoretical arrival time is `tat_ns` at `now_ns`.
+    pub fn of(quota: &Quota, tat_ns: u64, now_ns: u64) -> Self {
+        let ahead = tat_ns.saturating_sub(now_ns);
+        Self {
+            available: quota.tolerance_ns().saturating_sub(ahead) / quota.interval_ns(),
+            full_in_ms: ahead / 1_000_000,
+        }
+    }
+}
+
 /// Where cells live.
 pub trait RateStore: Send + Sync {
     /// Check and (if all pass) consume `limits` atomically.
     fn check(&self, limits: Vec<Limit>) -> BoxFuture<'static, Result<Verdict, IoFailure>>;
+    /// What is left of each limit now, consuming nothing (the console's usage view).
+    fn peek(&self, limits: Vec<Limit>) -> BoxFuture<'static, Result<Vec<Usage>, IoFailure>> {
+        let _ = limits;
+        Box::pin(async { Err(IoFailure::new("this rate-limit store cannot be read")) })
+    }
+    /// Whether the store answers (always, in this process).
+    fn ping(&self) -> BoxFuture<'static, Result<(), IoFailure>> {
+        Box::pin(async { Ok(()) })
+    }
     /// Drop idle cells; returns how many.
     fn evict(&self) -> usize {
         0
@@ -195,6 +224,14 @@ impl RateStore for LocalStore {
     fn check(&self, limits: Vec<Limit>) -> BoxFuture<'static, Result<Verdict, IoFailure>> {
         let verdict = self.check_now(&limits);
         Box::pin(async move { Ok(verdict) })
+    }
+
+    fn peek(&self, limits: Vec<Limit>) -> BoxFuture<'static, Result<Vec<Usage>, IoFailure>> {
+        let now = self.clock.now_ns();
+        let cells = self.cells();
+        let usage =
+            limits.iter().map(|l| Usage::of(&l.quota, cells.get(&l.key).copied().unwrap_or(now), now)).collect();
+        Box::pin(async move { Ok(usage) })
     }
 
     fn evict(&self) -> usize {

@@ -120,6 +120,25 @@ impl Protection {
         }
     }
 
+    /// Calls of `tool` holding a concurrency slot now, and its limit (none without a limit).
+    pub fn in_use(&self, tool: &Tool) -> Option<(usize, u32)> {
+        let limit = tool.max_concurrency?;
+        let semaphore = self.slots.get(&tool.name)?;
+        Some(((limit.max(1) as usize).saturating_sub(semaphore.available_permits()), limit))
+    }
+
+    /// The circuit of `url`: `closed`, `open` or `half_open`, and its consecutive failures.
+    pub fn circuit(&self, url: &str) -> (&'static str, u32) {
+        let Some(entry) = self.breakers.get(url) else { return ("closed", 0) };
+        let b = entry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let state = match b.state {
+            State::Closed => "closed",
+            State::Open(_) => "open",
+            State::HalfOpen(_) => "half_open",
+        };
+        (state, b.consecutive_failures)
+    }
+
     /// Breakers that are not closed, for `/health/actors`.
     pub fn report(&self) -> Vec<Value> {
         let mut out: Vec<Value> = self

@@ -144,6 +144,12 @@ pub struct Settings {
     pub allowed_hosts: Vec<String>,
     /// Public base URL (`https://gw.example.com`) for protected-resource metadata.
     pub public_url: Option<String>,
+    /// The console's OAuth client id at the (first) identity provider: with it, the console
+    /// signs in by the authorization code flow with PKCE (`CONSOLE_CLIENT_ID`, a public client
+    /// whose redirect URI is `<gateway>/console`). Without it, a pasted token.
+    pub console_client_id: Option<String>,
+    /// Scopes the console asks for (`CONSOLE_SCOPES`, default `openid`).
+    pub console_scopes: String,
     /// Peers whose `Forwarded`/`X-Forwarded-*` headers are believed (a reverse proxy in front):
     /// from anyone else those headers are ignored, so a client cannot choose the URL the
     /// gateway advertises or the address it audits.
@@ -454,6 +460,8 @@ impl Settings {
             allowed_origins: list(lookup, "ALLOWED_ORIGINS"),
             allowed_hosts: list(lookup, "ALLOWED_HOSTS"),
             public_url: get(lookup, "PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned()),
+            console_client_id: get(lookup, "CONSOLE_CLIENT_ID").filter(|c| !c.trim().is_empty()),
+            console_scopes: get(lookup, "CONSOLE_SCOPES").unwrap_or_else(|| "openid".to_owned()),
             trusted_proxies: trusted_proxies(lookup)?,
             mcp_session_idle: Duration::from_secs(parse(lookup, "MCP_SESSION_IDLE_SECONDS", 1800)?),
             sse_keepalive: Duration::from_secs(parse::<u64>(lookup, "SSE_KEEPALIVE_SECONDS", 15)?.max(1)),

@@ -16,6 +16,8 @@ diesel::table! {
         updated_at -> Timestamp,
         pinned_digest -> Nullable<Text>,
         observed_digest -> Nullable<Text>,
+        pinned_definition -> Nullable<Text>,
+        observed_definition -> Nullable<Text>,
     }
 }
 

@@ -154,28 +154,43 @@ pub struct Pin {
     pub pinned: Option<String>,
     /// The digest last seen at the backend.
     pub observed: Option<String>,
+    /// The approved definition (canonical JSON), for a readable diff; absent for pins made
+    /// before definitions were kept.
+    pub pinned_definition: Option<String>,
+    /// The definition last seen at the backend (canonical JSON).
+    pub observed_definition: Option<String>,
 }
 
-/// Record the digest seen at the backend; the first one seen becomes the pin. Returns the pin.
-pub async fn observe(db: &Db, name: &str, digest: &str) -> Result<Pin, DbError> {
+type PinColumns = (
+    tools::name,
+    tools::pinned_digest,
+    tools::observed_digest,
+    tools::pinned_definition,
+    tools::observed_definition,
+);
+const PIN_COLUMNS: PinColumns =
+    (tools::name, tools::pinned_digest, tools::observed_digest, tools::pinned_definition, tools::observed_definition);
+type PinRow = (String, Option<String>, Option<String>, Option<String>, Option<String>);
+
+fn pin((name, pinned, observed, pinned_definition, observed_definition): PinRow) -> Pin {
+    Pin { name, pinned, observed, pinned_definition, observed_definition }
+}
+
+/// Record the digest and definition seen at the backend; the first one seen becomes the pin.
+/// Returns the pin.
+pub async fn observe(db: &Db, name: &str, digest: &str, definition: &str) -> Result<Pin, DbError> {
     with_conn!(db, |conn| {
         diesel::update(tools::table.find(name))
-            .set(tools::observed_digest.eq(digest))
+            .set((tools::observed_digest.eq(digest), tools::observed_definition.eq(definition)))
             .execute(conn)
             .await
             .map_err(DbError::from_display)?;
         diesel::update(tools::table.find(name).filter(tools::pinned_digest.is_null()))
-            .set(tools::pinned_digest.eq(digest))
+            .set((tools::pinned_digest.eq(digest), tools::pinned_definition.eq(definition)))
             .execute(conn)
             .await
             .map_err(DbError::from_display)?;
-        let (pinned, observed) = tools::table
-            .find(name)
-            .select((tools::pinned_digest, tools::observed_digest))
-            .first::<(Option<String>, Option<String>)>(conn)
-            .await
-            .map_err(DbError::from_display)?;
-        Ok::<_, DbError>(Pin { name: name.to_owned(), pinned, observed })
+        tools::table.find(name).select(PIN_COLUMNS).first::<PinRow>(conn).await.map(pin).map_err(DbError::from_display)
     })
 }
 
@@ -186,14 +201,16 @@ pub async fn observe(db: &Db, name: &str, digest: &str) -> Result<Pin, DbError> 
 pub async fn approve(db: &Db, name: &str, digest: Option<&str>) -> Result<bool, DbError> {
     with_conn!(db, |conn| {
         let observed = tools::table.find(name).filter(tools::observed_digest.is_not_null());
+        let approve =
+            (tools::pinned_digest.eq(tools::observed_digest), tools::pinned_definition.eq(tools::observed_definition));
         let updated = match digest {
             Some(d) => {
                 diesel::update(observed.filter(tools::observed_digest.eq(d)))
-                    .set(tools::pinned_digest.eq(tools::observed_digest))
+                    .set(approve)
                     .execute(conn)
                     .await
             }
-            None => diesel::update(observed).set(tools::pinned_digest.eq(tools::observed_digest)).execute(conn).await,
+            None => diesel::update(observed).set(approve).execute(conn).await,
         };
         updated.map(|n| n == 1).map_err(DbError::from_display)
     })
@@ -203,11 +220,11 @@ pub async fn approve(db: &Db, name: &str, digest: Option<&str>) -> Result<bool, 
 pub async fn pins(db: &Db) -> Result<Vec<Pin>, DbError> {
     with_conn!(db, |conn| {
         tools::table
-            .select((tools::name, tools::pinned_digest, tools::observed_digest))
+            .select(PIN_COLUMNS)
             .order(tools::name)
-            .load::<(String, Option<String>, Option<String>)>(conn)
+            .load::<PinRow>(conn)
             .await
-            .map(|rows| rows.into_iter().map(|(name, pinned, observed)| Pin { name, pinned, observed }).collect())
+            .map(|rows| rows.into_iter().map(pin).collect())
             .map_err(DbError::from_display)
     })
 }

@@ -123,3 +123,48 @@ fn export(shared: std::sync::Arc<Shared>, filter: AuditFilter, csv: bool) -> Htt
         .content_type(if csv { "text/csv; charset=utf-8" } else { "application/x-ndjson" })
         .streaming(body)
 }
+
+/// One chain verification at a time per replica: it walks every row.
+static VERIFYING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// `POST /admin/audit/verify` (roles `admin`, `auditor`): walk every chain as `mcp-gateway audit
+/// verify` does, and say in words whether the trail is intact or where and how it breaks.
+pub async fn verify(
+    req: actix_web::HttpRequest,
+    Authenticated(caller): Authenticated,
+    shared: web::Data<Shared>,
+) -> Result<HttpResponse, GatewayError> {
+    require_role(&req, &caller, &["admin", "auditor"])?;
+    let Ok(_permit) = VERIFYING.try_acquire() else {
+        let busy = GatewayError::Busy("a verification is already running on this replica; retry when it ends".into());
+        super::context::audit_admin_outcome(&shared, &req, &caller, "admin/audit-verify", Err(&busy)).await?;
+        return Err(busy);
+    };
+    let with = crate::db::audit::VerifyWith { key: shared.settings.audit_hmac_key.as_ref(), ..Default::default() };
+    let found = crate::db::audit::verify(&shared.db, &with).await.map_err(|e| GatewayError::Unavailable(e.to_string()));
+    // The row records that the check ran (and whether it could); its findings are the answer.
+    super::context::audit_admin_outcome(&shared, &req, &caller, "admin/audit-verify", found.as_ref().map(|_| ()))
+        .await?;
+    let found = found?;
+    let summary = if found.problems.is_empty() {
+        format!("intact: {} rows in {} chains checked, every hash and link holds", found.rows, found.chains)
+    } else {
+        format!(
+            "BROKEN: {} problem(s) in {} rows of {} chains; first: {}",
+            found.problems.len(),
+            found.rows,
+            found.chains,
+            found.problems.first().map(String::as_str).unwrap_or_default()
+        )
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "intact": found.problems.is_empty(),
+        "summary": summary,
+        "rows": found.rows,
+        "chains": found.chains,
+        "problems": found.problems,
+        "notes": found.notes,
+        "ledger_end": found.ledger_end,
+        "with_key": shared.settings.audit_hmac_key.is_some(),
+    })))
+}

@@ -116,14 +116,30 @@ pub async fn audit_admin(
     shared: &Shared,
     req: &HttpRequest,
     caller: &Caller,
-    action: &'static str,
+    action: &str,
+) -> Result<(), GatewayError> {
+    audit_admin_outcome(shared, req, caller, action, Ok(())).await
+}
+
+/// [`audit_admin`] for an action that changes something (approving a pin, cancelling a job):
+/// written after the action with its outcome, so the trail shows whether it was done.
+pub async fn audit_admin_outcome(
+    shared: &Shared,
+    req: &HttpRequest,
+    caller: &Caller,
+    action: &str,
+    outcome: Result<(), &GatewayError>,
 ) -> Result<(), GatewayError> {
     let mut attempt = crate::pipeline::Attempt::new("admin");
     attempt.caller = Some(std::sync::Arc::new(caller.clone()));
     attempt.tool_name = Some(action.to_owned());
     attempt.allowed = true;
     let ok = serde_json::Value::Null;
-    attempt.finish_durable(shared, origin(req), Ok(&ok), 200).await
+    let (result, status) = match outcome {
+        Ok(()) => (Ok(&ok), 200),
+        Err(e) => (Err(e), e.status().as_u16()),
+    };
+    attempt.finish_durable(shared, origin(req), result, status).await
 }
 
 /// Refuse callers without one of `roles` (the refusal is audited).

@@ -31,7 +31,8 @@ where
     }
 }
 
-async fn reports(shared: &Shared, worker: &Worker) -> Vec<ActorReport> {
+/// Every actor's report (dead or stuck ones as not alive).
+pub async fn reports(shared: &Shared, worker: &Worker) -> Vec<ActorReport> {
     let audit = match tokio::time::timeout(ACTOR_DEADLINE, shared.audit.probe()).await {
         Ok(Ok(report)) => report,
         _ => shared.audit.report(false),

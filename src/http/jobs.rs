@@ -99,14 +99,23 @@ pub async fn get(
 }
 
 /// `DELETE /mcp/jobs/{id}`: cancel (the backend call is cancelled too).
+/// The cancellation is audited with its outcome (a job of someone else's is "not found" to the
+/// caller and in the row alike).
 pub async fn delete(
+    req: HttpRequest,
     Authenticated(caller): Authenticated,
     id: web::Path<String>,
     shared: web::Data<Shared>,
 ) -> Result<HttpResponse, GatewayError> {
-    let row = owned(&shared, &id, &caller).await?;
-    cancel(&shared, &row).await?;
-    Ok(HttpResponse::Ok().json(job_json(&owned(&shared, &id, &caller).await?)))
+    let cancelled = async {
+        let row = owned(&shared, &id, &caller).await?;
+        cancel(&shared, &row).await?;
+        owned(&shared, &id, &caller).await
+    }
+    .await;
+    let action = format!("job-cancel {}", id.as_str());
+    context::audit_admin_outcome(&shared, &req, &caller, &action, cancelled.as_ref().map(|_| ())).await?;
+    Ok(HttpResponse::Ok().json(job_json(&cancelled?)))
 }
 
 /// Query of `GET /mcp/jobs` and `DELETE /mcp/jobs`.
@@ -153,6 +162,8 @@ pub async fn purge(
     require_role(&req, &caller, &["admin"])?;
     let hours = query.hours.ok_or_else(|| GatewayError::InvalidRequest("hours is required".into()))?;
     let before = chrono::Utc::now().naive_utc() - chrono::Duration::hours(hours.max(0));
-    let deleted = jobs::purge(&shared.db, Some(before)).await.map_err(unavailable)?;
+    let deleted = jobs::purge(&shared.db, Some(before)).await.map_err(unavailable);
+    context::audit_admin_outcome(&shared, &req, &caller, "jobs-purge", deleted.as_ref().map(|_| ())).await?;
+    let deleted = deleted?;
     Ok(HttpResponse::Ok().json(json!({ "deleted": deleted })))
 }

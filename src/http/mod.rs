@@ -7,5 +7,6 @@ pub mod health;
 pub mod invoke;
 pub mod jobs;
 pub mod metrics;
+pub mod overview;
 pub mod policy;
 pub mod tools;

@@ -83,7 +83,7 @@ pub fn explanation(
     })
 }
 
-/// `POST /admin/policy/explain` (admin).
+/// `POST /admin/policy/explain` (roles `admin`, `auditor`: it calls nothing and changes nothing).
 /// The role is checked before the body is read: a caller without it learns nothing of the
 /// body's schema.
 pub async fn explain(
@@ -93,7 +93,7 @@ pub async fn explain(
     shared: web::Data<Shared>,
     worker: web::Data<Worker>,
 ) -> Result<HttpResponse, GatewayError> {
-    require_role(&req, &caller, &["admin"])?;
+    require_role(&req, &caller, &["admin", "auditor"])?;
     super::context::audit_admin(&shared, &req, &caller, "admin/policy-explain").await?;
     let body: ExplainBody = serde_json::from_slice(&body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => GatewayError::InvalidRequest(e.to_string()),
@@ -155,28 +155,181 @@ pub async fn explain(
     Ok(HttpResponse::Ok().json(answer))
 }
 
-/// `GET /admin/tools` (admin): tools, their pins, and which drifted.
+/// A backend address as shown to operators: without user info, query or fragment (where
+/// credentials hide in URLs).
+fn shown_url(url: &str) -> String {
+    let cut = url.find(['?', '#']).map_or(url, |i| &url[..i]);
+    match (cut.find("://"), cut.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}{}", &cut[..scheme + 3], &cut[at + 1..]),
+        _ => cut.to_owned(),
+    }
+}
+
+/// A stored definition (canonical JSON) indented for reading and diffing.
+fn pretty(definition: Option<&str>) -> Option<String> {
+    let value: Value = serde_json::from_str(definition?).ok()?;
+    serde_json::to_string_pretty(&value).ok()
+}
+
+/// `GET /admin/tools` (roles `admin`, `operator`): every tool with its backend's circuit,
+/// concurrency in use, pin state (and both definitions of a drifted one, for a diff), the
+/// upstream servers' programs, and the failed calls of the last hour.
 pub async fn tools(
     req: actix_web::HttpRequest,
     Authenticated(caller): Authenticated,
     shared: web::Data<Shared>,
 ) -> Result<HttpResponse, GatewayError> {
-    require_role(&req, &caller, &["admin"])?;
-    let pins = crate::db::tools::pins(&shared.db).await.map_err(|e| GatewayError::Unavailable(e.to_string()))?;
-    let tools: Vec<Value> = pins
+    require_role(&req, &caller, &["admin", "operator"])?;
+    let unavailable = |e: crate::db::DbError| GatewayError::Unavailable(e.to_string());
+    let pins = crate::db::tools::pins(&shared.db).await.map_err(unavailable)?;
+    let pins: std::collections::HashMap<&str, &crate::db::tools::Pin> = pins.iter().map(|p| (p.name.as_str(), p)).collect();
+    let catalog = shared.registry.snapshot();
+    let protection = shared.registry.protection();
+    let tools: Vec<Value> = catalog
+        .all()
         .iter()
-        .map(|p| {
-            let tool = shared.registry.snapshot().get(&p.name);
+        .map(|t| {
+            let pin = pins.get(t.name.as_str());
+            let drift = shared.registry.drifted(&t.name);
+            let (circuit, failures) = protection.circuit(&t.backend_url);
             json!({
-                "name": p.name,
-                "active": tool.as_ref().is_some_and(|t| t.is_active),
-                "backend_url": tool.as_ref().map(|t| t.backend_url.clone()),
-                "pinned_digest": p.pinned,
-                "observed_digest": p.observed,
-                "drift": shared.registry.drifted(&p.name),
+                "name": t.name,
+                "active": t.is_active,
+                "server": t.upstream.as_ref().map(|u| u.server.clone()),
+                "backend_url": shown_url(&t.backend_url),
+                "risk_level": t.risk_level,
+                "required_roles": t.required_roles,
+                "circuit": { "state": circuit, "consecutive_failures": failures },
+                "concurrency": protection.in_use(t).map(|(in_use, limit)| json!({ "in_use": in_use, "limit": limit })),
+                "pinned_digest": pin.and_then(|p| p.pinned.clone()),
+                "observed_digest": pin.and_then(|p| p.observed.clone()),
+                "drift": drift,
+                "pinned_definition": if drift { pin.and_then(|p| pretty(p.pinned_definition.as_deref())) } else { None },
+                "observed_definition": if drift { pin.and_then(|p| pretty(p.observed_definition.as_deref())) } else { None },
             })
         })
         .collect();
-    Ok(HttpResponse::Ok()
-        .json(json!({ "tools": tools, "pinning": format!("{:?}", shared.settings.pinning).to_lowercase() })))
+    let hour_ago = chrono::Utc::now().naive_utc() - chrono::Duration::hours(1);
+    let errors = crate::db::audit::export::recent_errors(&shared.db, hour_ago, 20).await.map_err(unavailable)?;
+    let errors: Vec<Value> = errors
+        .iter()
+        .map(|r| json!({ "at": r.created_at, "tool": r.tool_name, "status": r.status, "http_status": r.http_status,
+            "error": r.error_message, "request_id": r.request_id }))
+        .collect();
+    let servers: Vec<Value> = shared
+        .registry
+        .processes()
+        .iter()
+        .map(|(server, p)| {
+            let mut report = p.report();
+            report["server"] = json!(server);
+            report
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "tools": tools,
+        "pinning": format!("{:?}", shared.settings.pinning).to_lowercase(),
+        "upstream_processes": servers,
+        "recent_errors": errors,
+    })))
+}
+
+/// Body of `POST /admin/tools/{name}/approve`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveBody {
+    /// The observed digest the admin reviewed: approved only if it is still the one observed.
+    digest: String,
+}
+
+/// `POST /admin/tools/{name}/approve` (admin): the drifted definition the admin reviewed becomes
+/// the pin (as `mcp-gateway tools approve NAME`). Audited with its outcome.
+pub async fn approve(
+    req: actix_web::HttpRequest,
+    Authenticated(caller): Authenticated,
+    name: web::Path<String>,
+    body: web::Bytes,
+    shared: web::Data<Shared>,
+) -> Result<HttpResponse, GatewayError> {
+    require_role(&req, &caller, &["admin"])?;
+    let approved = async {
+        let body: ApproveBody =
+            serde_json::from_slice(&body).map_err(|e| GatewayError::InvalidRequest(format!("body: {e}")))?;
+        let done = crate::db::tools::approve(&shared.db, &name, Some(&body.digest))
+            .await
+            .map_err(|e| GatewayError::Unavailable(e.to_string()))?;
+        if !done {
+            return Err(GatewayError::InvalidRequest(
+                "not approved: no such tool, or its observed definition is no longer the one reviewed (reload and review again)".into(),
+            ));
+        }
+        // The registry's owner checks the definitions again: the drift clears where the backend
+        // still serves the approved one.
+        shared.registry.check_definitions().await;
+        Ok(())
+    }
+    .await;
+    let action = format!("admin/tools-approve {}", name.as_str());
+    super::context::audit_admin_outcome(&shared, &req, &caller, &action, approved.as_ref().copied()).await?;
+    approved?;
+    Ok(HttpResponse::Ok().json(json!({ "approved": name.as_str() })))
+}
+
+/// `GET /admin/policy` (roles `admin`, `auditor`): the policy in force, as data and as YAML.
+pub async fn document(
+    req: actix_web::HttpRequest,
+    Authenticated(caller): Authenticated,
+    shared: web::Data<Shared>,
+) -> Result<HttpResponse, GatewayError> {
+    require_role(&req, &caller, &["admin", "auditor"])?;
+    let policy = shared.policies.snapshot();
+    let doc = policy.document();
+    let yaml = serde_yaml::to_string(doc).map_err(|e| GatewayError::Internal(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(json!({ "policy": doc, "yaml": yaml })))
+}
+
+/// Query of `GET /admin/rate-limits`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageQuery {
+    user: String,
+    tool: String,
+    /// Comma-separated roles of the user (role limits depend on them).
+    #[serde(default)]
+    roles: Option<String>,
+}
+
+/// `GET /admin/rate-limits?user=U&tool=T[&roles=a,b]` (roles `admin`, `auditor`): every limit
+/// that applies to U calling T, and what is left of each now (nothing is consumed).
+pub async fn usage(
+    req: actix_web::HttpRequest,
+    Authenticated(caller): Authenticated,
+    shared: web::Data<Shared>,
+    worker: web::Data<Worker>,
+) -> Result<HttpResponse, GatewayError> {
+    require_role(&req, &caller, &["admin", "auditor"])?;
+    let q = web::Query::<UsageQuery>::from_query(req.query_string())
+        .map_err(|e| GatewayError::InvalidRequest(e.to_string()))?
+        .into_inner();
+    let roles: Vec<String> =
+        q.roles.unwrap_or_default().split(',').map(str::trim).filter(|r| !r.is_empty()).map(str::to_owned).collect();
+    let subject = Arc::new(Caller { user_id: q.user, roles, workspace: None, scopes: Vec::new() });
+    let limits = worker
+        .policy
+        .ask(GetLimits { caller: subject, tool: q.tool })
+        .await
+        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    let usage = shared
+        .limits
+        .store()
+        .peek(limits.clone())
+        .await
+        .map_err(|e| GatewayError::Unavailable(format!("rate-limit store: {e}")))?;
+    let rows: Vec<Value> = limits
+        .iter()
+        .zip(usage)
+        .map(|(l, u)| json!({ "limit": l.name, "key": l.key, "requests_per_minute": l.quota.requests_per_minute,
+            "burst": l.quota.burst, "available": u.available, "full_in_ms": u.full_in_ms }))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "limits": rows })))
 }

@@ -15,15 +15,20 @@ use super::owner::Env;
 use crate::backend::McpClient;
 use crate::config::Pinning;
 
-/// The digest of a tool definition (object keys sorted, so it is canonical).
-pub fn digest(entry: &Value) -> String {
-    let definition = json!({
+/// The part of a tool's entry that is pinned, as canonical JSON (object keys sorted).
+pub fn definition(entry: &Value) -> String {
+    json!({
         "description": entry.get("description"),
         "inputSchema": entry.get("inputSchema"),
         "outputSchema": entry.get("outputSchema"),
         "annotations": entry.get("annotations"),
-    });
-    hex::encode(Sha256::digest(definition.to_string().as_bytes()))
+    })
+    .to_string()
+}
+
+/// The digest of a tool definition (of [`definition`], so it is canonical).
+pub fn digest(entry: &Value) -> String {
+    hex::encode(Sha256::digest(definition(entry).as_bytes()))
 }
 
 /// Fetch every backend's definitions once: their input schemas are enforced for tools whose
@@ -55,8 +60,9 @@ pub(super) async fn check(shared: &Env, client: &McpClient) {
             if shared.settings.pinning == Pinning::Off {
                 continue;
             }
-            let seen = digest(entry);
-            match crate::db::tools::observe(&shared.db, name, &seen).await {
+            let text = definition(entry);
+            let seen = hex::encode(Sha256::digest(text.as_bytes()));
+            match crate::db::tools::observe(&shared.db, name, &seen, &text).await {
                 Ok(pin) if pin.pinned.as_deref() != Some(seen.as_str()) => {
                     let pinned = pin.pinned.unwrap_or_default();
                     if registry.set_drift(name, pinned.clone(), seen.clone()) {

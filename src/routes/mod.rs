@@ -2,12 +2,13 @@
 //! ([`crate::mcp`]) and the API document, which [`openapi`] renders from the same table so it
 //! cannot drift from what is served.
 
+pub mod console;
 pub mod openapi;
 
 use actix_web::web;
 
 use crate::error::{json_error, query_error, GatewayError};
-use crate::http::{admin, health, invoke, jobs, metrics, policy, tools};
+use crate::http::{admin, health, invoke, jobs, metrics, overview, policy, tools};
 use crate::mcp;
 
 /// One route of the gateway: mounted by [`routes`] and described by `/openapi.json` from this
@@ -59,8 +60,14 @@ pub static ENDPOINTS: &[Endpoint] = &[
     endpoint!(get "/mcp/jobs/{id}", jobs::get, "One job: status, progress, result or error.", "token (owner or admin)", None, (200, "the job")),
     endpoint!(delete "/mcp/jobs/{id}", jobs::delete, "Cancel a job (the backend is told).", "token (owner or admin)", None, (200, "the cancelled job")),
     endpoint!(get "/admin/audit-logs", admin::audit_logs, "Audit rows, newest first, filtered; format=csv|jsonl streams an export.", "admin, auditor", None, (200, "a page of audit rows")),
-    endpoint!(post "/admin/policy/explain", policy::explain, "Why a call would be allowed or denied.", "admin", Some("ExplainRequest"), (200, "the decision and its rules")),
-    endpoint!(get "/admin/tools", policy::tools, "Tools with pinned and observed definition digests.", "admin", None, (200, "tools")),
+    endpoint!(post "/admin/audit/verify", admin::verify, "Walk every hash chain: intact, or where and how it breaks.", "admin, auditor", None, (200, "the verification, in words")),
+    endpoint!(post "/admin/policy/explain", policy::explain, "Why a call would be allowed or denied.", "admin, auditor", Some("ExplainRequest"), (200, "the decision and its rules")),
+    endpoint!(get "/admin/policy", policy::document, "The policy in force (as data and YAML).", "admin, auditor", None, (200, "the policy")),
+    endpoint!(get "/admin/rate-limits", policy::usage, "What is left of each limit for a user calling a tool (user, tool, roles).", "admin, auditor", None, (200, "limits and usage")),
+    endpoint!(get "/admin/tools", policy::tools, "Tools: circuit, concurrency, pins (drifted definitions in full), upstream programs, recent errors.", "admin, operator", None, (200, "tools")),
+    endpoint!(post "/admin/tools/{name}/approve", policy::approve, "Approve a drifted tool definition (the reviewed digest).", "admin", Some("ApproveRequest"), (200, "approved")),
+    endpoint!(get "/admin/overview", overview::overview, "This replica: uptime, version, trends, actors, dependencies, audit backlog.", "admin, operator", None, (200, "the overview")),
+    endpoint!(get "/admin/me", overview::me, "The caller as the gateway sees it, and the console pages their roles open.", "token", None, (200, "the caller")),
     endpoint!(post "/mcp", mcp::streamable::post, "MCP Streamable HTTP: JSON-RPC requests, notifications and responses.", "token", Some("JsonRpcRequest"), (200, "JSON or an SSE stream")),
     endpoint!(get "/mcp", mcp::streamable::get, "MCP Streamable HTTP: the session's server-to-client SSE stream.", "token", None, (200, "text/event-stream")),
     endpoint!(delete "/mcp", mcp::streamable::delete, "End an MCP session.", "token", None, (200, "session ended")),
@@ -69,6 +76,14 @@ pub static ENDPOINTS: &[Endpoint] = &[
     endpoint!(get "/.well-known/oauth-protected-resource", mcp::wellknown::metadata, "OAuth protected resource metadata (RFC 9728).", "public", None, (200, "metadata")),
     endpoint!(get "/.well-known/oauth-protected-resource/mcp", mcp::wellknown::metadata, "OAuth protected resource metadata for /mcp (RFC 9728).", "public", None, (200, "metadata")),
     endpoint!(get "/openapi.json", openapi::document, "This API document (OpenAPI 3.1).", "public", None, (200, "the document")),
+    Endpoint {
+        documented: false,
+        ..endpoint!(get "/console", console::page, "The console (offline, strict CSP).", "public (its data needs a token)", None, (200, "HTML"))
+    },
+    Endpoint {
+        documented: false,
+        ..endpoint!(get "/console/{asset}", console::asset, "The console's assets.", "public", None, (200, "asset"))
+    },
     Endpoint {
         documented: false,
         ..endpoint!(get "/docs", openapi::page, "Swagger UI (offline).", "public", None, (200, "HTML"))

@@ -7,7 +7,7 @@ use dashmap::DashMap;
 
 /// Upper bounds (seconds) of the latency histograms' buckets: sub-millisecond gateway work up
 /// to slow backends.
-const BUCKETS: [f64; 15] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+pub const BUCKETS: [f64; 15] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// A Prometheus histogram with fixed buckets, updated with atomics only.
 #[derive(Debug, Default)]
@@ -18,6 +18,17 @@ pub struct Histogram {
 }
 
 impl Histogram {
+    /// Observations per bucket (the last one: above every bound), not cumulative.
+    pub fn counts(&self) -> [u64; BUCKETS.len() + 1] {
+        let mut out = [0; BUCKETS.len() + 1];
+        for (o, b) in out.iter_mut().zip(&self.buckets) {
+            *o = b.load(Ordering::Relaxed);
+        }
+        let below: u64 = out.iter().sum();
+        out[BUCKETS.len()] = self.count.load(Ordering::Relaxed).saturating_sub(below);
+        out
+    }
+
     /// Count one observation of `seconds`.
     pub fn observe(&self, seconds: f64) {
         if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
@@ -40,6 +51,17 @@ impl Histogram {
         let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
         out.push_str(&format!("{name}_sum{{{labels}}} {sum}\n{name}_count{{{labels}}} {count}\n"));
     }
+}
+
+/// One tool's cumulative counters at one moment (see [`Metrics::tool_totals`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolTotals {
+    /// Calls finished.
+    pub calls: u64,
+    /// Of which failed.
+    pub errors: u64,
+    /// Latency observations per bucket of [`BUCKETS`] (last: above every bound).
+    pub latency: [u64; BUCKETS.len() + 1],
 }
 
 /// Counters by label set.
@@ -137,6 +159,28 @@ impl Metrics {
         for (result, n) in [("applied", &self.reloads[1]), ("refused", &self.reloads[0])] {
             out.push_str(&format!("mcpgw_config_reloads_total{{result=\"{result}\"}} {}\n", n.load(Ordering::Relaxed)));
         }
+    }
+
+    /// Per tool: calls so far, of which failed (any outcome but `ok` and `tool_error`), and the
+    /// latency bucket counts of every call (for the console's trends; asks nothing of the hot path).
+    pub fn tool_totals(&self) -> std::collections::BTreeMap<String, ToolTotals> {
+        let mut out: std::collections::BTreeMap<String, ToolTotals> = std::collections::BTreeMap::new();
+        for e in self.calls.iter() {
+            let (tool, _, status) = e.key();
+            let n = e.value().load(Ordering::Relaxed);
+            let t = out.entry(tool.clone()).or_default();
+            t.calls += n;
+            if status != "ok" && status != "tool_error" {
+                t.errors += n;
+            }
+        }
+        for e in self.call_latency.iter() {
+            let t = out.entry(e.key().0.clone()).or_default();
+            for (sum, n) in t.latency.iter_mut().zip(e.value().counts()) {
+                *sum += n;
+            }
+        }
+        out
     }
 
     /// One finished tool call (`tool` must be a registered name or `unknown`).

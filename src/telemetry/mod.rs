@@ -4,6 +4,7 @@
 pub mod metrics;
 pub mod otlp;
 pub mod tracecontext;
+pub mod trends;
 
 use std::time::Instant;
 
@@ -136,12 +137,28 @@ pub struct Telemetry {
     metrics: std::sync::Arc<metrics::Metrics>,
     spans: Option<otlp::Exporter>,
     board: std::sync::Arc<gateway_actors::HealthBoard>,
+    trends: actix::Addr<trends::TrendsActor>,
+    started_at: Instant,
 }
 
 impl Telemetry {
     /// Counters from zero; spans exported to `otlp_endpoint` when set; actor counters on `board`.
+    /// Starts the trends' owner: call inside the actix system.
     pub fn new(otlp_endpoint: Option<&str>, board: std::sync::Arc<gateway_actors::HealthBoard>) -> Self {
-        Self { metrics: std::sync::Arc::default(), spans: otlp_endpoint.map(otlp::Exporter::start), board }
+        use actix::Actor as _;
+        let metrics: std::sync::Arc<metrics::Metrics> = std::sync::Arc::default();
+        let trends = trends::TrendsActor::new(metrics.clone()).start();
+        Self { metrics, spans: otlp_endpoint.map(otlp::Exporter::start), board, trends, started_at: Instant::now() }
+    }
+
+    /// When this replica started (its uptime).
+    pub fn started_at(&self) -> Instant {
+        self.started_at
+    }
+
+    /// The owner of this replica's trends (the console's overview asks it).
+    pub fn trends(&self) -> &actix::Addr<trends::TrendsActor> {
+        &self.trends
     }
 
     /// The counters behind `/metrics`.

@@ -58,6 +58,11 @@ pub struct PolicyError {
 }
 
 impl Policy {
+    /// The document this policy was compiled from (the console shows the policy in force).
+    pub fn document(&self) -> &PolicyDocument {
+        &self.doc
+    }
+
     /// Compile a parsed document (argument patterns compiled once).
     pub fn compile(doc: PolicyDocument) -> Result<Self, PolicyError> {
         let mut arguments = BTreeMap::new();

@@ -8,7 +8,7 @@ use crate::arguments::ArgRules;
 use crate::ratelimit::Quota;
 
 /// What happens when no rule grants access.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DefaultAction {
     /// Nothing is allowed unless a role grants it (the safe default).
@@ -19,7 +19,7 @@ pub enum DefaultAction {
 }
 
 /// Risk tiers, ordered from least to most dangerous.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RiskTier {
     /// Read-only, side-effect free.
@@ -46,7 +46,7 @@ impl RiskTier {
 }
 
 /// Rules for one role.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoleRule {
     /// Tools the role may call: names, `"*"` for all, or a `prefix*` pattern.
@@ -61,7 +61,7 @@ pub struct RoleRule {
 }
 
 /// Rules for one workspace.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceRule {
     /// When present, only these tools may be called from the workspace.
@@ -73,7 +73,7 @@ pub struct WorkspaceRule {
 }
 
 /// Argument rules scoped to a role or a workspace.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScopedArguments {
     /// Rules by dotted argument path.
@@ -82,7 +82,7 @@ pub struct ScopedArguments {
 }
 
 /// Per-tool policy settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ToolRule {
     /// Overrides the tool's `risk_level` from `tools.yaml`.
@@ -108,7 +108,7 @@ pub struct ToolRule {
 }
 
 /// `rate_limits` in `policy.yaml`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimits {
     /// Default for every user (all tools together).
@@ -126,7 +126,7 @@ pub struct RateLimits {
 }
 
 /// `policy.yaml` as written by operators.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyDocument {
     /// Applies when no role rule matches.

@@ -104,6 +104,22 @@ pub async fn query(db: &Db, filter: &AuditFilter) -> Result<Vec<AuditRow>, DbErr
     }
 }
 
+/// Failed calls (any outcome but `ok` and `tool_error`) since `since`, newest first, at most
+/// `limit`: the console's "recent errors" per tool.
+pub async fn recent_errors(db: &Db, since: NaiveDateTime, limit: i64) -> Result<Vec<AuditRow>, DbError> {
+    crate::with_conn!(db, |conn| {
+        audit_logs::table
+            .filter(audit_logs::created_at.ge(since))
+            .filter(audit_logs::status.ne_all(["ok", "tool_error"]))
+            .order(audit_logs::created_at.desc())
+            .limit(limit)
+            .select(AuditRow::as_select())
+            .load::<AuditRow>(conn)
+            .await
+            .map_err(DbError::from_display)
+    })
+}
+
 /// One audit row as a CSV line (RFC 4180 quoting). A text value a spreadsheet would run as a
 /// formula (leading `=`, `+`, `-`, `@`, tab or CR) gets a leading `'` (OWASP's CSV-injection
 /// advice); numbers are written as they are.
