@@ -13,6 +13,8 @@ mod audit;
 mod audit_integrity;
 #[path = "suites/auth.rs"]
 mod auth;
+#[path = "suites/console.rs"]
+mod console;
 #[path = "suites/deploy.rs"]
 mod deploy;
 #[path = "suites/harness.rs"]

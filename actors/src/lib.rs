@@ -39,5 +39,7 @@ pub use model::{AuditRecord, Caller, Tool};
 pub use policy::{
     AuthorizeCall, Denied, Explain, Explanation, FilterTools, GetLimits, Policy, PolicyActor, PolicyDocument,
 };
-pub use ratelimit::{Acquire, Acquired, FailureMode, Limit, LocalStore, Quota, RateLimiterActor, RateStore, Usage, Verdict};
+pub use ratelimit::{
+    Acquire, Acquired, FailureMode, Limit, LocalStore, Quota, RateLimiterActor, RateStore, Usage, Verdict,
+};
 pub use registry::{Catalog, GetTool, ListTools, RegistryActor};

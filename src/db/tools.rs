@@ -161,13 +161,8 @@ pub struct Pin {
     pub observed_definition: Option<String>,
 }
 
-type PinColumns = (
-    tools::name,
-    tools::pinned_digest,
-    tools::observed_digest,
-    tools::pinned_definition,
-    tools::observed_definition,
-);
+type PinColumns =
+    (tools::name, tools::pinned_digest, tools::observed_digest, tools::pinned_definition, tools::observed_definition);
 const PIN_COLUMNS: PinColumns =
     (tools::name, tools::pinned_digest, tools::observed_digest, tools::pinned_definition, tools::observed_definition);
 type PinRow = (String, Option<String>, Option<String>, Option<String>, Option<String>);
@@ -204,12 +199,7 @@ pub async fn approve(db: &Db, name: &str, digest: Option<&str>) -> Result<bool, 
         let approve =
             (tools::pinned_digest.eq(tools::observed_digest), tools::pinned_definition.eq(tools::observed_definition));
         let updated = match digest {
-            Some(d) => {
-                diesel::update(observed.filter(tools::observed_digest.eq(d)))
-                    .set(approve)
-                    .execute(conn)
-                    .await
-            }
+            Some(d) => diesel::update(observed.filter(tools::observed_digest.eq(d))).set(approve).execute(conn).await,
             None => diesel::update(observed).set(approve).execute(conn).await,
         };
         updated.map(|n| n == 1).map_err(DbError::from_display)

@@ -182,7 +182,8 @@ pub async fn tools(
     require_role(&req, &caller, &["admin", "operator"])?;
     let unavailable = |e: crate::db::DbError| GatewayError::Unavailable(e.to_string());
     let pins = crate::db::tools::pins(&shared.db).await.map_err(unavailable)?;
-    let pins: std::collections::HashMap<&str, &crate::db::tools::Pin> = pins.iter().map(|p| (p.name.as_str(), p)).collect();
+    let pins: std::collections::HashMap<&str, &crate::db::tools::Pin> =
+        pins.iter().map(|p| (p.name.as_str(), p)).collect();
     let catalog = shared.registry.snapshot();
     let protection = shared.registry.protection();
     let tools: Vec<Value> = catalog
@@ -213,8 +214,10 @@ pub async fn tools(
     let errors = crate::db::audit::export::recent_errors(&shared.db, hour_ago, 20).await.map_err(unavailable)?;
     let errors: Vec<Value> = errors
         .iter()
-        .map(|r| json!({ "at": r.created_at, "tool": r.tool_name, "status": r.status, "http_status": r.http_status,
-            "error": r.error_message, "request_id": r.request_id }))
+        .map(|r| {
+            json!({ "at": r.created_at, "tool": r.tool_name, "status": r.status, "http_status": r.http_status,
+            "error": r.error_message, "request_id": r.request_id })
+        })
         .collect();
     let servers: Vec<Value> = shared
         .registry
@@ -328,8 +331,10 @@ pub async fn usage(
     let rows: Vec<Value> = limits
         .iter()
         .zip(usage)
-        .map(|(l, u)| json!({ "limit": l.name, "key": l.key, "requests_per_minute": l.quota.requests_per_minute,
-            "burst": l.quota.burst, "available": u.available, "full_in_ms": u.full_in_ms }))
+        .map(|(l, u)| {
+            json!({ "limit": l.name, "key": l.key, "requests_per_minute": l.quota.requests_per_minute,
+            "burst": l.quota.burst, "available": u.available, "full_in_ms": u.full_in_ms })
+        })
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "limits": rows })))
 }

@@ -7,7 +7,8 @@ use dashmap::DashMap;
 
 /// Upper bounds (seconds) of the latency histograms' buckets: sub-millisecond gateway work up
 /// to slow backends.
-pub const BUCKETS: [f64; 15] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+pub const BUCKETS: [f64; 15] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// A Prometheus histogram with fixed buckets, updated with atomics only.
 #[derive(Debug, Default)]

@@ -96,12 +96,44 @@ pub async fn verify(db: &Db, with: &VerifyWith<'_>) -> Result<Verification, DbEr
     if unchained > 0 {
         problems.push(format!("{unchained} row(s) belong to no chain (inserted outside the gateway)"));
     }
-    let heads = load_heads(db).await?;
-    let unkeyed = check_head_keys(&ledger, &heads, key, problems);
     let set_aside = super::sink::set_aside_rows(db).await?;
-    let (chains, rows) =
-        walk_rows(db, &Walk { ledger: &ledger, heads: &heads, set_aside: &set_aside, key }, problems).await?;
-    (out.chains, out.rows) = (chains, rows);
+    let walk = Walk { ledger: &ledger, set_aside: &set_aside, key };
+    // The trail may be written while it is walked (a live gateway): rows first, heads after.
+    // A batch's rows and its chain's head are committed together, and its chain is registered
+    // before either, so every row walked has its head by the time heads are read, and every
+    // head has its ledger entry. Rows committed after their chain was walked are walked on.
+    let mut ends = Ends::new();
+    let (chains, rows) = walk_rows(db, &walk, None, &mut ends, problems).await?;
+    let heads = load_heads(db).await?;
+    let mut rows = rows;
+    for (chain, head_seq, ..) in &heads {
+        if ends.get(chain).is_none_or(|(end, _)| end < head_seq) {
+            rows += walk_rows(db, &walk, Some(chain), &mut ends, problems).await?.1;
+        }
+    }
+    let headed: std::collections::HashSet<&str> = heads.iter().map(|h| h.0.as_str()).collect();
+    let mut headless: Vec<&String> = ends.keys().filter(|c| !headed.contains(c.as_str())).collect();
+    headless.sort();
+    for chain in headless {
+        problems.push(format!("chain {chain}: has rows but no head (inserted outside the gateway)"));
+    }
+    for (chain, end) in ends.iter_mut() {
+        rows += walk_set_aside(&set_aside, chain, end, problems);
+    }
+    problems.extend(check_heads(&heads, &ends, &ledger.checkpoints));
+    // Chains registered since the ledger was read (their first rows came while walking): their
+    // entries, from the ledger as it is now.
+    let mut ledger = ledger;
+    if heads.iter().any(|h| !ledger.chains.contains_key(&h.0)) {
+        let later = super::evidence::walk(db, key, signed_since, &mut Vec::new()).await?;
+        for (chain, ..) in &heads {
+            if let Some(entry) = later.chains.get(chain) {
+                ledger.chains.entry(chain.clone()).or_insert(*entry);
+            }
+        }
+    }
+    let unkeyed = check_head_keys(&ledger, &heads, key, problems);
+    (out.chains, out.rows) = (chains.max(ends.len()), rows);
     out.ledger_end = ledger.end.clone();
     if let Some(expected) = expect_ledger {
         check_ledger_end(&ledger, expected, problems);
@@ -205,28 +237,44 @@ fn check_head_keys(
 /// What the row walk checks against.
 struct Walk<'a> {
     ledger: &'a super::evidence::Ledger,
-    heads: &'a [HeadRow],
     set_aside: &'a super::sink::SetAside,
     key: Option<&'a AuditKey>,
 }
 
-/// Walk every chain's rows in order (10,000 at a time), from its checkpoint: each row follows
-/// the one before, hashes to what it says, and is where its chain's head says the chain ends.
-/// Returns the chains and rows walked.
-async fn walk_rows(db: &Db, walk: &Walk<'_>, problems: &mut Vec<String>) -> Result<(usize, usize), DbError> {
+/// Where each chain's rows end, as walked: `(seq, row hash)`.
+type Ends = std::collections::HashMap<String, (i64, String)>;
+
+/// Walk every chain's rows in order (10,000 at a time), from its checkpoint — or, with `only`,
+/// that chain's rows after where `ends` says it was left — checking each row follows the one
+/// before and hashes to what it says. Records where each chain ends; returns the chains and
+/// rows walked.
+async fn walk_rows(
+    db: &Db,
+    walk: &Walk<'_>,
+    only: Option<&str>,
+    ends: &mut Ends,
+    problems: &mut Vec<String>,
+) -> Result<(usize, usize), DbError> {
     let (mut chains, mut rows) = (0usize, 0usize);
-    let headed: std::collections::HashSet<&str> = walk.heads.iter().map(|h| h.0.as_str()).collect();
     let checkpoints = &walk.ledger.checkpoints;
-    // Where each chain's rows end, as walked.
-    let mut ends: std::collections::HashMap<String, (i64, String)> = std::collections::HashMap::new();
-    let (mut chain, mut seq, mut prev) = (String::new(), 0i64, String::new());
+    let (mut chain, mut seq, mut prev) = match only {
+        Some(c) => {
+            let (s, p) = ends.get(c).or_else(|| checkpoints.get(c)).cloned().unwrap_or_default();
+            (c.to_owned(), s, p)
+        }
+        None => (String::new(), 0i64, String::new()),
+    };
     loop {
         let (c, s) = (chain.clone(), seq);
         let page: Vec<AuditRow> = with_conn!(db, |conn| {
-            audit_logs::table
-                .filter(audit_logs::chain_id.ne(""))
-                .filter(audit_logs::chain_id.gt(&c).or(audit_logs::chain_id.eq(&c).and(audit_logs::seq.gt(s))))
-                .order((audit_logs::chain_id, audit_logs::seq))
+            let rows = audit_logs::table.filter(audit_logs::chain_id.ne("")).into_boxed();
+            let rows = match only {
+                Some(_) => rows.filter(audit_logs::chain_id.eq(&c).and(audit_logs::seq.gt(s))),
+                None => {
+                    rows.filter(audit_logs::chain_id.gt(&c).or(audit_logs::chain_id.eq(&c).and(audit_logs::seq.gt(s))))
+                }
+            };
+            rows.order((audit_logs::chain_id, audit_logs::seq))
                 .limit(10_000)
                 .select(AuditRow::as_select())
                 .load::<AuditRow>(conn)
@@ -234,11 +282,6 @@ async fn walk_rows(db: &Db, walk: &Walk<'_>, problems: &mut Vec<String>) -> Resu
                 .map_err(DbError::from_display)
         })?;
         if page.is_empty() {
-            // A chain may end in rows that were set aside.
-            for (chain, end) in ends.iter_mut() {
-                rows += walk_set_aside(walk.set_aside, chain, end, problems);
-            }
-            problems.extend(check_heads(walk.heads, &ends, checkpoints));
             return Ok((chains, rows));
         }
         for row in &page {
@@ -246,9 +289,6 @@ async fn walk_rows(db: &Db, walk: &Walk<'_>, problems: &mut Vec<String>) -> Resu
                 chains += 1;
                 chain = row.chain_id.clone();
                 (seq, prev) = checkpoints.get(&chain).cloned().unwrap_or_default();
-                if !headed.contains(chain.as_str()) {
-                    problems.push(format!("chain {chain}: has rows but no head (inserted outside the gateway)"));
-                }
             }
             // Rows the database refused stand in their place, kept in `audit_set_aside`.
             let mut end = (seq, std::mem::take(&mut prev));

@@ -27,7 +27,7 @@ function el(tag, attrs, ...children) {
     else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
     else node.setAttribute(k, v === true ? '' : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     node.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -46,7 +46,7 @@ function main() {
 
 function show(title, ...children) {
   const m = main();
-  m.replaceChildren(el('h1', { text: title }), ...children);
+  m.replaceChildren(el('h1', { text: title }), ...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
   document.title = `${title} · mcp-gateway console`;
 }
 
