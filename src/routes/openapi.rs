@@ -45,6 +45,10 @@ fn schemas() -> Value {
                 "request_id": {"type": "string", "description": "echoed as X-Request-ID; one is generated if absent"}
             }
         },
+        "ApproveRequest": {
+            "type": "object", "required": ["digest"],
+            "properties": {"digest": {"type": "string", "description": "the observed digest the admin reviewed"}}
+        },
         "ExplainRequest": {
             "type": "object", "required": ["subject", "tool_name"],
             "properties": {

@@ -294,8 +294,9 @@ function chart(label, points, value, unit) {
   svg.append(right);
   if (values.length > 0) {
     const step = (w - pad - 10) / Math.max(values.length - 1, 1);
-    const d = values.map((v, i) => `${i === 0 ? 'M' : 'L'}${(pad + i * step).toFixed(1)},${(h - pad - (v / max) * (h - pad - 10)).toFixed(1)}`).join(' ');
-    svg.append(svgEl('path', { class: 'line', d }));
+    const xy = values.map((v, i) => [values.length === 1 ? w - 10 : pad + i * step, h - pad - (v / max) * (h - pad - 10)]);
+    svg.append(svgEl('path', { class: 'line', d: xy.map(([x, y], i) => `${i === 0 ? 'M' : 'L'}${x.toFixed(1)},${y.toFixed(1)}`).join(' ') }));
+    for (const [x, y] of xy) svg.append(svgEl('circle', { class: 'dot', cx: x.toFixed(1), cy: y.toFixed(1), r: 3 }));
   }
   return el('figure', {}, svg, el('figcaption', { text: `${label} (${unit}), one point per minute` }));
 }
