@@ -264,8 +264,23 @@ def perf():
     shot("audit-1m-rows")
 
 
+def oidc():
+    driver.get(f"{BASE}/console")
+    step("oidc-button", until_css("#oidc-signin"))
+    shot("sign-in")
+    axe("sign-in")
+    driver.find_element(By.ID, "oidc-signin").click()
+    step("oidc-signed-in", until_css("#nav a", timeout=30), driver.current_url)
+    who = driver.find_element(By.ID, "who").text
+    step("oidc-user", SPEC["expect_user"] in who and "operator" in who, who)
+    step("oidc-code-gone", "code=" not in driver.current_url, driver.current_url)
+    step("oidc-overview", until_text("Last hour"))
+    violations = csp_violations()
+    step("no-csp-violations", not violations, "; ".join(violations)[:500])
+
+
 try:
-    {"flow": flow, "perf": perf}[SPEC["mode"]]()
+    {"flow": flow, "perf": perf, "oidc": oidc}[SPEC["mode"]]()
     print("ALL PASS", flush=True)
 finally:
     driver.quit()

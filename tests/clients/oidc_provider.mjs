@@ -3,7 +3,7 @@
 // with PKCE, dynamic client registration, JWT access tokens for a resource (RFC 8707), and
 // interactions approved automatically (the account is the `login_hint`, else "alice").
 //
-// Usage: node oidc_provider.mjs PORT KEYS_DIR KID[,KID...] [RESOURCE]
+// Usage: [CONSOLE_REDIRECT_URI=<gateway>/console] node oidc_provider.mjs PORT KEYS_DIR KID[,KID...] [RESOURCE]
 //   Signing keys are RSA 2048 JWKs kept in KEYS_DIR by kid (made on first use), so a restart
 //   with another list rotates them: the first kid signs, the others are published too.
 //   Prints "READY <issuer>" once listening. GET /__stats answers {"jwks": <requests>, ...}.
@@ -45,6 +45,18 @@ const provider = new Provider(issuer, {
       response_types: [],
       scope: "mcp:tools mcp:admin",
     },
+    // The gateway's console (a public client: code + PKCE, no secret), when a test names its
+    // redirect URI.
+    ...(process.env.CONSOLE_REDIRECT_URI
+      ? [{
+        client_id: "console",
+        token_endpoint_auth_method: "none",
+        grant_types: ["authorization_code"],
+        response_types: ["code"],
+        redirect_uris: [process.env.CONSOLE_REDIRECT_URI],
+        scope: "openid mcp:tools",
+      }]
+      : []),
   ],
   jwks: { keys: kids.split(",").map(key) },
   // The resource server's scopes are listed too: dynamic registration accepts only listed ones.

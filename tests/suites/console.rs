@@ -15,7 +15,7 @@ use crate::common::{client, npm_dir, sql, TestDb, TestGateway};
 
 /// What the browser test needs: chromium, chromedriver, Selenium and axe-core. Outside CI a
 /// machine without them skips; CI installs them (`.ci/run`) and must not skip.
-fn browser_ready() -> bool {
+pub(crate) fn browser_ready() -> bool {
     let found =
         |cmd: &str, arg: &str| std::process::Command::new(cmd).arg(arg).output().is_ok_and(|o| o.status.success());
     let ready = found("chromium", "--version")
@@ -46,7 +46,7 @@ fn screenshots() -> PathBuf {
 
 /// Run the browser script with `spec` on a thread of its own (this test's runtime keeps serving
 /// the gateway); its output, after asserting it passed.
-async fn browse(spec: Value) -> String {
+pub(crate) async fn browse(spec: Value) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("spec.json");
     let mut spec = spec;

@@ -29,6 +29,12 @@ impl Idp {
 
     /// [`Idp::start`] issuing access tokens for `resource` when a client names none.
     async fn start_for(port: u16, keys: &Path, kids: &str, resource: &str) -> Option<Self> {
+        Self::start_with(port, keys, kids, resource, None).await
+    }
+
+    /// [`Idp::start_for`], with the gateway's console registered as a public client redirecting
+    /// to `console`.
+    async fn start_with(port: u16, keys: &Path, kids: &str, resource: &str, console: Option<&str>) -> Option<Self> {
         let dir = npm_dir();
         let node = dir.join("node_modules/.bin/node");
         if !dir.join("node_modules/oidc-provider").is_dir() || !node.is_file() {
@@ -38,7 +44,11 @@ impl Idp {
         }
         let script = dir.join("oidc_provider.mjs");
         std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/oidc_provider.mjs"), &script).unwrap();
-        let child = std::process::Command::new(node)
+        let mut command = std::process::Command::new(node);
+        if let Some(redirect) = console {
+            command.env("CONSOLE_REDIRECT_URI", redirect);
+        }
+        let child = command
             .arg(&script)
             .args([&port.to_string(), &keys.display().to_string(), kids, resource])
             .stdout(std::process::Stdio::null())
@@ -558,3 +568,47 @@ async fn the_same_subject_at_two_providers_is_two_users(kind: DbKind) {
 }
 
 crate::common::on_both_databases!(the_same_subject_at_two_providers_is_two_users => the_same_subject_at_two_providers_is_two_users);
+
+/// The console signs in by the provider's authorization code flow with PKCE (a public client,
+/// `CONSOLE_CLIENT_ID`) in a real headless browser: the button leads to the provider, back to
+/// `/console` with a code, exchanged for a token naming the gateway as audience; the page then
+/// shows the provider's user with the roles its groups map to.
+#[actix_web::test]
+async fn the_console_signs_in_with_the_provider() {
+    if !crate::console::browser_ready() {
+        return;
+    }
+    let db = TestDb::sqlite().await;
+    let keys = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let console = format!("{public}/console");
+    let resource = format!("{public}/mcp");
+    let Some(idp) = Idp::start_with(free_port(), keys.path(), "k1", &resource, Some(&console)).await else { return };
+    let conf = tempfile::tempdir().unwrap();
+    let file = conf.path().join("providers.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "providers:\n- issuer: {}\n  roles_claims: [groups]\n  role_map: {{ g-developers: [operator] }}\n  \
+             scopes_supported: [mcp:tools]\n  subject_prefix: \"idp:\"\n",
+            idp.issuer
+        ),
+    )
+    .unwrap();
+    let gw = TestGateway::builder(&db)
+        .port(port)
+        .var("PUBLIC_URL", &public)
+        .var("IDENTITY_PROVIDERS_FILE", &file.display().to_string())
+        .var("CONSOLE_CLIENT_ID", "console")
+        .var("CONSOLE_SCOPES", "openid mcp:tools")
+        .start()
+        .await;
+    let output = crate::console::browse(json!({ "mode": "oidc", "base": gw.base, "expect_user": "idp:alice" })).await;
+    assert!(output.contains("STEP oidc-signed-in PASS"), "{output}");
+    let stats = idp.stats().await.unwrap();
+    assert_eq!(stats["token"].as_u64(), Some(1), "one code exchanged: {stats}");
+    gw.stop().await;
+    let rows = db.wait_for_rows(1).await;
+    assert!(rows.iter().all(|r| r.user_id.as_deref() != Some("alice")), "the subject carries its prefix");
+}
