@@ -80,6 +80,7 @@ def until_css(selector, timeout=20):
 
 
 def shot(name):
+    driver.execute_script("window.scrollTo(0, 0);")
     driver.save_screenshot(os.path.join(SHOTS, f"{name}.png"))
 
 
@@ -216,7 +217,7 @@ def flow():
     usage.find_element(By.NAME, "roles").send_keys("developer")
     usage.find_element(By.NAME, "tool").send_keys(SPEC["filter_tool"])
     usage.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    step("policy-usage", until_text("Available now"))
+    step("policy-usage", until_text("Available now") and until_text("per_user"))
     shot("policy")
     axe("policy")
 

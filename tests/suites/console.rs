@@ -113,6 +113,7 @@ async fn the_console_works_in_a_headless_browser() {
         .tool("echo", &echo.url)
         .tool_with("slow", &slow.url, "timeout_seconds: 600\njob_timeout_seconds: 900")
         .policy("tools:\n  echo:\n    audit_arguments: ['*']\n")
+        .policy("rate_limits:\n  per_user: {requests_per_minute: 600, burst: 50}\n")
         .var("TOOL_PINNING", "block")
         .var("PIN_CHECK_SECONDS", "1")
         .start()
