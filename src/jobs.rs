@@ -43,6 +43,16 @@ pub struct Submission<'a> {
 /// Create a pending job for an authorised call (or return the existing one for a repeated
 /// `Idempotency-Key`).
 pub async fn submit(shared: &Shared, caller: &Caller, s: Submission<'_>) -> Result<JobRow, GatewayError> {
+    store(shared, caller, s, "pending").await
+}
+
+/// Create a job held for approval (`awaiting_approval`: no replica claims it until it is
+/// approved). See [`crate::approvals::hold`].
+pub async fn submit_held(shared: &Shared, caller: &Caller, s: Submission<'_>) -> Result<JobRow, GatewayError> {
+    store(shared, caller, s, "awaiting_approval").await
+}
+
+async fn store(shared: &Shared, caller: &Caller, s: Submission<'_>, status: &str) -> Result<JobRow, GatewayError> {
     let Submission { tool, arguments, request_id, idempotency_key, transport, client_ip } = s;
     let now = chrono::Utc::now().naive_utc();
     let row = JobRow {
@@ -52,7 +62,7 @@ pub async fn submit(shared: &Shared, caller: &Caller, s: Submission<'_>) -> Resu
         workspace: caller.workspace.clone(),
         tool_name: tool.name.clone(),
         arguments: Some(arguments.to_string()),
-        status: "pending".into(),
+        status: status.into(),
         request_id: request_id.to_owned(),
         idempotency_key,
         transport: transport.to_owned(),
@@ -84,6 +94,9 @@ pub async fn cancel(shared: &Shared, row: &JobRow) -> Result<bool, GatewayError>
         jobs::cancel(&shared.db, &row.id, ttl(shared)).await.map_err(|e| GatewayError::Unavailable(e.to_string()))?;
     shared.jobs.stop(&row.id);
     if cancelled {
+        if row.status == "awaiting_approval" {
+            crate::approvals::withdraw(shared, &row.id).await;
+        }
         audit_end(shared, row, Err(&GatewayError::Cancelled("the job was cancelled".into()))).await;
     }
     Ok(cancelled)
@@ -360,6 +373,7 @@ impl JobDispatcher {
                 }
                 Err(e) => tracing::warn!(error = %e, "job recovery failed"),
             }
+            crate::approvals::expire_overdue(&shared).await;
             if let Err(e) = jobs::purge(&shared.db, None).await {
                 tracing::warn!(error = %e, "purging expired jobs failed");
             }

@@ -24,6 +24,7 @@
 //! | state | [`state`] | `Shared` (the components) and `Worker` (one HTTP worker's actors) |
 //! | call path | [`pipeline`] | the one path of a tool call and its one audited end |
 //! | | [`jobs`] | asynchronous jobs and MCP tasks: dispatcher, runner, JSON |
+//! | | [`approvals`] | calls held for a person's approval: hold, decide, expire, withdraw |
 //! | adapters | [`http`] | the REST handlers |
 //! | | [`mcp`] | the MCP front doors: Streamable HTTP `/mcp`, legacy SSE `/sse` |
 //! | | [`routes`] | the route table and the API document built from it |
@@ -32,6 +33,7 @@
 //! | | [`bundled`] | the three tool servers run in-process for `cargo run` |
 
 pub mod app;
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod backend;

@@ -30,6 +30,8 @@ pub struct Attempt {
     /// What is asked: `tools/call`, or an upstream's `prompts/get`, `resources/read`,
     /// `completion/complete` (the row's `kind`).
     pub kind: &'static str,
+    /// The call was held for a person's approval (the row's status says so).
+    pub held: bool,
 }
 
 impl Attempt {
@@ -44,6 +46,7 @@ impl Attempt {
             allowed: false,
             transport,
             kind: gateway_actors::model::TOOL_CALL_KIND,
+            held: false,
         }
     }
 
@@ -111,6 +114,7 @@ impl Attempt {
         let Origin { client_ip, request_id } = origin;
         let error_code = result.err().map(GatewayError::code);
         let (status, message) = match result {
+            Ok(_) if self.held => ("awaiting_approval", None),
             Ok(r) if r.get("isError").and_then(Value::as_bool).unwrap_or(false) => ("tool_error", None),
             Ok(_) => ("ok", None),
             Err(e) => (e.kind(), Some(e.to_string())),

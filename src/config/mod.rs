@@ -150,6 +150,9 @@ pub struct Settings {
     pub console_client_id: Option<String>,
     /// Scopes the console asks for (`CONSOLE_SCOPES`, default `openid`).
     pub console_scopes: String,
+    /// Where a held call's approval request is announced (`APPROVAL_WEBHOOK_URL`, a chat or
+    /// ticketing hook; POSTed JSON without arguments, retried with back-off).
+    pub approval_webhook_url: Option<String>,
     /// Peers whose `Forwarded`/`X-Forwarded-*` headers are believed (a reverse proxy in front):
     /// from anyone else those headers are ignored, so a client cannot choose the URL the
     /// gateway advertises or the address it audits.
@@ -462,6 +465,7 @@ impl Settings {
             public_url: get(lookup, "PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned()),
             console_client_id: get(lookup, "CONSOLE_CLIENT_ID").filter(|c| !c.trim().is_empty()),
             console_scopes: get(lookup, "CONSOLE_SCOPES").unwrap_or_else(|| "openid".to_owned()),
+            approval_webhook_url: get(lookup, "APPROVAL_WEBHOOK_URL"),
             trusted_proxies: trusted_proxies(lookup)?,
             mcp_session_idle: Duration::from_secs(parse(lookup, "MCP_SESSION_IDLE_SECONDS", 1800)?),
             sse_keepalive: Duration::from_secs(parse::<u64>(lookup, "SSE_KEEPALIVE_SECONDS", 15)?.max(1)),

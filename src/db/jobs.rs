@@ -14,7 +14,7 @@ use super::{Db, DbError};
 use crate::with_conn;
 
 /// Statuses a job can end in.
-pub const TERMINAL: [&str; 4] = ["succeeded", "failed", "cancelled", "timed_out"];
+pub const TERMINAL: [&str; 5] = ["succeeded", "failed", "cancelled", "timed_out", "denied"];
 
 /// A job as stored.
 #[derive(Debug, Clone, Insertable, Queryable, QueryableByName, Selectable, Serialize)]
@@ -32,7 +32,7 @@ pub struct JobRow {
     pub tool_name: String,
     /// Arguments (JSON), cleared once terminal.
     pub arguments: Option<String>,
-    /// pending | running | succeeded | failed | cancelled | timed_out.
+    /// awaiting_approval | pending | running | succeeded | failed | cancelled | timed_out | denied.
     pub status: String,
     /// The submission's request id (the completion's audit row shares it).
     pub request_id: String,
@@ -273,11 +273,12 @@ pub async fn finish(
     })
 }
 
-/// Cancel a pending or running job; returns whether it was still cancellable.
+/// Cancel a pending, running or held (awaiting approval) job; returns whether it was still
+/// cancellable.
 pub async fn cancel(db: &Db, id: &str, ttl: chrono::Duration) -> Result<bool, DbError> {
     let t = now();
     with_conn!(db, |conn| {
-        diesel::update(jobs::table.find(id).filter(jobs::status.eq_any(["pending", "running"])))
+        diesel::update(jobs::table.find(id).filter(jobs::status.eq_any(["pending", "running", "awaiting_approval"])))
             .set((
                 jobs::status.eq("cancelled"),
                 jobs::arguments.eq(None::<String>),

@@ -4,6 +4,7 @@
 //! Both backends share one schema ([`schema`]); queries are written once and expanded for each
 //! connection type by [`with_conn!`](crate::with_conn).
 
+pub mod approvals;
 pub mod audit;
 mod blocking;
 pub mod jobs;

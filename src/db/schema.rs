@@ -126,3 +126,24 @@ diesel::table! {
         mac -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    /// Calls waiting for (or decided by) a person.
+    approvals (id) {
+        id -> Text,
+        tool_name -> Text,
+        requester -> Text,
+        requester_roles -> Text,
+        workspace -> Nullable<Text>,
+        approver_role -> Text,
+        arguments -> Text,
+        reasons -> Text,
+        request_id -> Text,
+        status -> Text,
+        decided_by -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        decided_at -> Nullable<Timestamp>,
+    }
+}

@@ -103,13 +103,19 @@ pub async fn read_body(
         .unwrap_or_else(|_| Err(GatewayError::RequestTimeout(format!("the body did not arrive within {timeout:?}"))))
 }
 
+/// What `/mcp/invoke` answers: the tool's result, or a call held for approval (its job).
+enum Answer {
+    Result(Value),
+    Held(Value),
+}
+
 async fn run(
     req: &HttpRequest,
     payload: web::Payload,
     shared: &Shared,
     worker: &Worker,
     attempt: &mut Attempt,
-) -> Result<Value, GatewayError> {
+) -> Result<Answer, GatewayError> {
     let (caller, payload) = authenticate(req, payload).await?;
     attempt.caller = Some(caller.clone());
     let bytes = read_body(req, payload, shared.settings.max_payload_bytes).await?;
@@ -120,8 +126,28 @@ async fn run(
         }
     }
     context::note(req, None, Some(&body.tool_name));
-    let arguments = body.arguments.unwrap_or_else(|| json!({}));
-    pipeline::call_tool(shared, worker, attempt, caller, &body.tool_name, arguments, None).await
+    let arguments = Arc::new(body.arguments.unwrap_or_else(|| json!({})));
+    let client = caller.user_id.clone();
+    let tool = pipeline::authorize(shared, worker, attempt, caller.clone(), &body.tool_name, &arguments).await?;
+    // A call the policy holds for a person: 202 and its job (`awaiting_approval`).
+    if let Some(demand) = crate::approvals::demand(shared, &caller, &tool, &arguments) {
+        let request_id = context::request_id(req);
+        let submission = crate::jobs::Submission {
+            tool: &tool,
+            arguments: &arguments,
+            request_id: &request_id,
+            idempotency_key: None,
+            transport: "rest",
+            client_ip: context::client_ip(req),
+        };
+        let job = crate::approvals::hold(shared, &caller, submission, &demand).await?;
+        attempt.held = true;
+        let mut answer = crate::jobs::job_json(&job);
+        answer["approval"] = json!({ "approver_role": demand.approver_role, "reasons": demand.reasons,
+            "timeout_seconds": demand.timeout_seconds });
+        return Ok(Answer::Held(answer));
+    }
+    pipeline::call_authorized(shared, worker, &tool, arguments, None, &client).await.map(Answer::Result)
 }
 
 /// `POST /mcp/invoke`.
@@ -136,10 +162,16 @@ pub async fn invoke(
     let request_id = context::request_id(&req);
     let id = Value::String(request_id.clone());
     let response = match &result {
-        Ok(result) => HttpResponse::Ok().json(json!({ "jsonrpc": "2.0", "id": id, "result": result })),
+        Ok(Answer::Result(result)) => HttpResponse::Ok().json(json!({ "jsonrpc": "2.0", "id": id, "result": result })),
+        Ok(Answer::Held(job)) => HttpResponse::Accepted()
+            .insert_header(("Location", job["links"]["self"].as_str().unwrap_or("").to_owned()))
+            .json(job),
         Err(e) => e.to_response(id),
     };
     let status = response.status().as_u16();
+    let result = result.map(|answer| match answer {
+        Answer::Result(v) | Answer::Held(v) => v,
+    });
     match attempt.finish(&shared, context::origin(&req), result.as_ref(), status).await {
         Ok(()) => response,
         Err(e) => e.to_response(Value::String(request_id)),

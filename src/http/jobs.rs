@@ -52,6 +52,12 @@ async fn create(
         transport: "rest",
         client_ip: context::client_ip(req),
     };
+    // A call the policy holds for a person waits as a job too (`awaiting_approval`).
+    if let Some(demand) = crate::approvals::demand(shared, &caller, &tool, &arguments) {
+        let row = crate::approvals::hold(shared, &caller, submission, &demand).await?;
+        attempt.held = true;
+        return Ok(job_json(&row));
+    }
     let row = submit(shared, &caller, submission).await?;
     Ok(job_json(&row))
 }

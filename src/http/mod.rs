@@ -2,6 +2,7 @@
 //! table that mounts them (and the MCP front doors) is [`crate::routes`].
 
 pub mod admin;
+pub mod approvals;
 pub mod context;
 pub mod health;
 pub mod invoke;

@@ -15,6 +15,7 @@
 //! | [`tasks`] | MCP tasks (2025-11-25) on the job store |
 //! | [`wellknown`] | RFC 9728 protected-resource metadata |
 
+pub mod approval_wait;
 pub mod listing;
 pub mod offerings;
 pub mod sse;
@@ -296,6 +297,7 @@ async fn call(ctx: &Ctx, params: Value) -> Result<Value, RpcError> {
     // Progress: the backend gets a token of ours; its notifications are mapped back to the
     // client's token and streamed to the client.
     let client_token = params.get("_meta").and_then(|m| m.get("progressToken")).cloned();
+    let progress = client_token.clone().zip(ctx.events.clone());
     let (meta, observer) = match (client_token, ctx.events.clone()) {
         (Some(token), Some(events)) => {
             let ours = json!(format!("gw-{}", uuid::Uuid::new_v4().simple()));
@@ -326,15 +328,47 @@ async fn call(ctx: &Ctx, params: Value) -> Result<Value, RpcError> {
                 "{name} runs only as a task: send params.task (execution.taskSupport: required)"
             )));
         }
-        pipeline::call_authorized(&ctx.shared, &ctx.worker, &tool, arguments, watch, &client).await
+        // A call the policy holds for a person: held as a job, waited for here.
+        if let Some(demand) = crate::approvals::demand(&ctx.shared, &ctx.caller, &tool, &arguments) {
+            let request_id = crate::http::context::request_id(&ctx.req);
+            let submission = crate::jobs::Submission {
+                tool: &tool,
+                arguments: &arguments,
+                request_id: &request_id,
+                idempotency_key: None,
+                transport: ctx.transport,
+                client_ip: crate::http::context::client_ip(&ctx.req),
+            };
+            let job = crate::approvals::hold(&ctx.shared, &ctx.caller, submission, &demand).await?;
+            return Ok(Step::Held(Box::new(job), demand.approver_role));
+        }
+        pipeline::call_authorized(&ctx.shared, &ctx.worker, &tool, arguments, watch, &client).await.map(Step::Done)
     }
     .await;
+    let mut attempt = guard.attempt.take().unwrap_or_else(|| Attempt::new(ctx.transport));
+    let outcome = match outcome {
+        Ok(Step::Held(job, approver_role)) => {
+            // The request's row now; the call's own row comes when its job ends.
+            attempt.held = true;
+            let held = json!({ "job": job.id });
+            let origin = crate::http::context::origin(&ctx.req);
+            attempt.finish(&ctx.shared, origin, Ok(&held), 200).await.map_err(|e| errors::after_the_call(&e))?;
+            return crate::mcp::approval_wait::wait(ctx, *job, &approver_role, progress).await;
+        }
+        Ok(Step::Done(value)) => Ok(value),
+        Err(e) => Err(e),
+    };
     let answer = errors::tool_call(name, &outcome);
-    let attempt = guard.attempt.take().unwrap_or_else(|| Attempt::new(ctx.transport));
     match attempt.finish(&ctx.shared, crate::http::context::origin(&ctx.req), outcome.as_ref(), 200).await {
         Ok(()) => answer,
         Err(e) => Err(errors::after_the_call(&e)),
     }
+}
+
+/// How a `tools/call` went past authorisation: answered, or held for approval.
+enum Step {
+    Done(Value),
+    Held(Box<crate::db::jobs::JobRow>, String),
 }
 
 /// The client's MCP session id as the request names it (legacy SSE: its `session_id`; none

@@ -18,7 +18,7 @@ const POLL_INTERVAL_MS: u64 = 500;
 fn status(row: &JobRow) -> &'static str {
     match row.status.as_str() {
         "succeeded" => "completed",
-        "failed" | "timed_out" => "failed",
+        "failed" | "timed_out" | "denied" => "failed",
         "cancelled" => "cancelled",
         _ => "working",
     }
@@ -41,6 +41,8 @@ pub fn task_json(ctx: &Ctx, row: &JobRow) -> Value {
         .and_then(|e| e.get("message").and_then(Value::as_str).map(str::to_owned));
     if let Some(m) = message {
         task["statusMessage"] = json!(m);
+    } else if row.status == "awaiting_approval" {
+        task["statusMessage"] = json!("awaiting approval");
     }
     task
 }
@@ -72,7 +74,14 @@ pub async fn create(ctx: &Ctx, params: &Value) -> Result<Value, RpcError> {
             transport: "mcp_task",
             client_ip: crate::http::context::client_ip(&ctx.req),
         };
-        submit(&ctx.shared, &ctx.caller, submission).await
+        // A call the policy holds for a person: the task is `working` until it is decided.
+        match crate::approvals::demand(&ctx.shared, &ctx.caller, &tool, &arguments) {
+            Some(demand) => {
+                attempt.held = true;
+                crate::approvals::hold(&ctx.shared, &ctx.caller, submission, &demand).await
+            }
+            None => submit(&ctx.shared, &ctx.caller, submission).await,
+        }
     }
     .await;
     let answer = match &outcome {

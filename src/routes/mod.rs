@@ -8,7 +8,7 @@ pub mod openapi;
 use actix_web::web;
 
 use crate::error::{json_error, query_error, GatewayError};
-use crate::http::{admin, health, invoke, jobs, metrics, overview, policy, tools};
+use crate::http::{admin, approvals, health, invoke, jobs, metrics, overview, policy, tools};
 use crate::mcp;
 
 /// One route of the gateway: mounted by [`routes`] and described by `/openapi.json` from this
@@ -67,6 +67,10 @@ pub static ENDPOINTS: &[Endpoint] = &[
     endpoint!(get "/admin/tools", policy::tools, "Tools: circuit, concurrency, pins (drifted definitions in full), upstream programs, recent errors.", "admin, operator", None, (200, "tools")),
     endpoint!(post "/admin/tools/{name}/approve", policy::approve, "Approve a drifted tool definition (the reviewed digest).", "admin", Some("ApproveRequest"), (200, "approved")),
     endpoint!(get "/admin/overview", overview::overview, "This replica: uptime, version, trends, actors, dependencies, audit backlog.", "admin, operator", None, (200, "the overview")),
+    endpoint!(get "/admin/approvals", approvals::list, "Calls waiting for approval (status, tool, limit), for the approver roles you hold.", "an approver role of the policy", None, (200, "approval requests")),
+    endpoint!(get "/admin/approvals/{id}", approvals::get, "One approval request.", "its approver role", None, (200, "the request")),
+    endpoint!(post "/admin/approvals/{id}/approve", approvals::approve, "Approve a held call (never your own): it runs.", "its approver role", Some("DecisionRequest"), (200, "the decided request")),
+    endpoint!(post "/admin/approvals/{id}/deny", approvals::deny, "Deny a held call: it ends denied.", "its approver role", Some("DecisionRequest"), (200, "the decided request")),
     endpoint!(get "/admin/me", overview::me, "The caller as the gateway sees it, and the console pages their roles open.", "token", None, (200, "the caller")),
     endpoint!(post "/mcp", mcp::streamable::post, "MCP Streamable HTTP: JSON-RPC requests, notifications and responses.", "token", Some("JsonRpcRequest"), (200, "JSON or an SSE stream")),
     endpoint!(get "/mcp", mcp::streamable::get, "MCP Streamable HTTP: the session's server-to-client SSE stream.", "token", None, (200, "text/event-stream")),

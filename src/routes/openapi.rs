@@ -45,6 +45,10 @@ fn schemas() -> Value {
                 "request_id": {"type": "string", "description": "echoed as X-Request-ID; one is generated if absent"}
             }
         },
+        "DecisionRequest": {
+            "type": "object", "required": ["reason"],
+            "properties": {"reason": {"type": "string", "description": "why (required, at most 1000 characters)"}}
+        },
         "ApproveRequest": {
             "type": "object", "required": ["digest"],
             "properties": {"digest": {"type": "string", "description": "the observed digest the admin reviewed"}}

@@ -21,6 +21,22 @@ pub struct Policy {
     doc: PolicyDocument,
     /// Compiled argument rules by (tool, scope) where scope is `""`, `role:<r>` or `ws:<w>`.
     arguments: BTreeMap<(String, String), CompiledRules>,
+    /// Compiled `approval.unless_arguments` by tool name or pattern.
+    approval_free: BTreeMap<String, CompiledRules>,
+}
+
+/// A call that must wait for a person: who decides, until when, and why it was held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalDemand {
+    /// The role that decides.
+    pub approver_role: String,
+    /// How long the request may wait.
+    pub timeout_seconds: u64,
+    /// What approvers see of the arguments.
+    pub show: ShowArguments,
+    /// Why it was held, in words: the rule (`tools.x.approval`) and, when argument rules fired,
+    /// each one (naming the rule, never the value).
+    pub reasons: Vec<String>,
 }
 
 /// One step of a decision, for `explain`.
@@ -83,7 +99,85 @@ impl Policy {
                 add(format!("ws:{ws}"), &scoped.arguments)?;
             }
         }
-        Ok(Self { doc, arguments })
+        let mut approval_free = BTreeMap::new();
+        for (tool, rule) in &doc.tools {
+            if let Some(approval) = rule.approval.as_ref().filter(|a| !a.unless_arguments.is_empty()) {
+                let compiled = CompiledRules::compile(&approval.unless_arguments)
+                    .map_err(|source| PolicyError { tool: tool.clone(), source })?;
+                approval_free.insert(tool.clone(), compiled);
+            }
+        }
+        Ok(Self { doc, arguments, approval_free })
+    }
+
+    /// The approval rule for `tool`: its own, else the longest `prefix*` pattern's.
+    fn approval_rule(&self, tool: &str) -> Option<(&String, &ApprovalRule)> {
+        if let Some((name, rule)) = self.doc.tools.get_key_value(tool) {
+            if let Some(a) = &rule.approval {
+                return Some((name, a));
+            }
+        }
+        self.doc
+            .tools
+            .iter()
+            .filter_map(|(key, rule)| {
+                let prefix = key.strip_suffix('*')?;
+                (tool.starts_with(prefix)).then_some((key, rule.approval.as_ref()?))
+            })
+            .max_by_key(|(key, _)| key.len())
+    }
+
+    /// Whether `caller`'s call of `tool` with `arguments` must wait for a person, and for whom.
+    pub fn approval(&self, caller: &Caller, tool: &str, arguments: &Value) -> Option<ApprovalDemand> {
+        let (key, rule) = self.approval_rule(tool)?;
+        if !rule.roles.is_empty() && !rule.roles.iter().any(|r| caller.has_role(r)) {
+            return None;
+        }
+        if !rule.workspaces.is_empty() && !caller.workspace.as_ref().is_some_and(|w| rule.workspaces.contains(w)) {
+            return None;
+        }
+        let mut reasons =
+            vec![format!("tools.{key}.approval: calls of {tool} wait for the role '{}'", rule.approver_role)];
+        if let Some(free) = self.approval_free.get(key) {
+            match free.violation(arguments) {
+                None => return None,
+                Some(fired) => reasons.push(format!("tools.{key}.approval.unless_arguments: {fired}")),
+            }
+        }
+        Some(ApprovalDemand {
+            approver_role: rule.approver_role.clone(),
+            timeout_seconds: rule.timeout_seconds,
+            show: rule.arguments,
+            reasons,
+        })
+    }
+
+    /// Every role that approves something (who may read the approval queue).
+    pub fn approver_roles(&self) -> Vec<&str> {
+        let mut roles: Vec<&str> =
+            self.doc.tools.values().filter_map(|t| t.approval.as_ref()).map(|a| a.approver_role.as_str()).collect();
+        roles.sort_unstable();
+        roles.dedup();
+        roles
+    }
+
+    /// The arguments approvers see for `tool` (`show`): as sent, or masked as audit rows mask.
+    pub fn arguments_for_approvers(&self, tool: &str, arguments: &Value, show: ShowArguments) -> Value {
+        match show {
+            ShowArguments::Full => arguments.clone(),
+            ShowArguments::Masked => {
+                let extra = self.doc.tools.get(tool).map(|t| t.audit_mask.as_slice()).unwrap_or_default();
+                match arguments.as_object() {
+                    Some(object) => Value::Object(
+                        object
+                            .iter()
+                            .map(|(name, value)| (name.clone(), crate::redact::mask_with(name, value, extra)))
+                            .collect(),
+                    ),
+                    None => arguments.clone(),
+                }
+            }
+        }
     }
 
     /// The arguments the audit row keeps for a call to `tool`, as compact JSON, or `None` when

@@ -105,6 +105,49 @@ pub struct ToolRule {
     /// beyond the built-in secret names and patterns.
     #[serde(default)]
     pub audit_mask: Vec<String>,
+    /// Calls wait for a person's approval (four eyes). The key may also be a `prefix*` pattern
+    /// (`payments.*`, a whole upstream server): an exact name's rule wins over a pattern's.
+    #[serde(default)]
+    pub approval: Option<ApprovalRule>,
+}
+
+/// How approvers see a pending call's arguments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShowArguments {
+    /// Secret-looking values masked, as in the audit row (the default).
+    #[default]
+    Masked,
+    /// Everything, as the caller sent it.
+    Full,
+}
+
+/// `tools.<name>.approval`: which calls wait for whom, and for how long.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRule {
+    /// The role that decides (never the requester, whatever roles they hold).
+    pub approver_role: String,
+    /// Only callers holding one of these roles need approval (empty: every caller).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Only callers in one of these workspaces need approval (empty: any workspace).
+    #[serde(default)]
+    pub workspaces: Vec<String>,
+    /// How long a request may wait; then it is denied.
+    #[serde(default = "default_approval_timeout")]
+    pub timeout_seconds: u64,
+    /// What approvers see of the arguments.
+    #[serde(default)]
+    pub arguments: ShowArguments,
+    /// Calls whose arguments keep every one of these rules need no approval; a call breaking
+    /// one does, and the approver sees which (e.g. `amount: { max: 1000 }`).
+    #[serde(default)]
+    pub unless_arguments: ArgRules,
+}
+
+fn default_approval_timeout() -> u64 {
+    900
 }
 
 /// `rate_limits` in `policy.yaml`.
