@@ -267,13 +267,15 @@ pub struct JobDispatcher {
     /// during an outage nobody's heartbeats land, so a stale heartbeat then says nothing about
     /// whether its replica stopped.
     db_trouble: Rc<std::cell::Cell<Option<std::time::Instant>>>,
+    /// An expiry sweep of approval requests is running.
+    expiring: Rc<std::cell::Cell<bool>>,
 }
 
 impl JobDispatcher {
     /// A dispatcher for this replica.
     pub fn new(shared: web::Data<Shared>) -> Self {
         let backend = Rc::new(shared.registry.client(shared.settings.max_response_bytes));
-        Self { shared, backend, claiming: false, db_trouble: Rc::default() }
+        Self { shared, backend, claiming: false, db_trouble: Rc::default(), expiring: Rc::default() }
     }
 
     fn claim(&mut self, ctx: &mut Context<Self>) {
@@ -373,7 +375,6 @@ impl JobDispatcher {
                 }
                 Err(e) => tracing::warn!(error = %e, "job recovery failed"),
             }
-            crate::approvals::expire_overdue(&shared).await;
             if let Err(e) = jobs::purge(&shared.db, None).await {
                 tracing::warn!(error = %e, "purging expired jobs failed");
             }
@@ -390,6 +391,18 @@ impl Actor for JobDispatcher {
         ctx.run_interval(self.shared.settings.job_poll, |act, ctx| act.claim(ctx));
         let every = (self.shared.settings.job_stale / 2).max(Duration::from_millis(500));
         ctx.run_interval(every, |act, ctx| act.recover(ctx));
+        // Approval requests past their deadline are denied within a second (any replica).
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| {
+            if act.expiring.get() {
+                return;
+            }
+            act.expiring.set(true);
+            let (shared, expiring) = (act.shared.clone(), act.expiring.clone());
+            ctx.spawn(actix::fut::wrap_future(async move {
+                crate::approvals::expire_overdue(&shared).await;
+                expiring.set(false);
+            }));
+        });
     }
 }
 

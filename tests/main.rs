@@ -7,6 +7,8 @@
 
 mod common;
 
+#[path = "suites/approvals.rs"]
+mod approvals;
 #[path = "suites/audit.rs"]
 mod audit;
 #[path = "suites/audit_integrity.rs"]
