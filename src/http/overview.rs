@@ -24,10 +24,13 @@ pub const PAGES: &[(&str, &[&str])] = &[
 const PROBE_DEADLINE: Duration = Duration::from_secs(2);
 
 /// `GET /admin/me` (any valid token): the caller as the gateway sees it and the console pages
-/// their roles open.
-pub async fn me(Authenticated(caller): Authenticated) -> HttpResponse {
-    let pages: Vec<&str> =
+/// their roles open (`approvals` for holders of an approver role of the policy in force).
+pub async fn me(Authenticated(caller): Authenticated, shared: web::Data<Shared>) -> HttpResponse {
+    let mut pages: Vec<&str> =
         PAGES.iter().filter(|(_, roles)| roles.iter().any(|r| caller.has_role(r))).map(|(page, _)| *page).collect();
+    if shared.policies.snapshot().approver_roles().iter().any(|r| caller.has_role(r)) {
+        pages.push("approvals");
+    }
     HttpResponse::Ok().json(json!({
         "sub": caller.user_id,
         "roles": caller.roles,

@@ -280,8 +280,33 @@ def oidc():
     step("no-csp-violations", not violations, "; ".join(violations)[:500])
 
 
+def approvals():
+    # The requester, though holding the approver role, cannot decide their own request.
+    sign_in(SPEC["tokens"]["requester"])
+    go("#/approvals")
+    step("approvals-own", until_text("Your own request"))
+    step("approvals-own-no-buttons", not driver.find_elements(By.CSS_SELECTOR, "button[data-approve]"))
+    driver.find_element(By.CSS_SELECTOR, "#who button").click()
+    sign_in(SPEC["tokens"]["approver"])
+    go("#/approvals")
+    request = SPEC["request"]
+    step("approvals-listed", until_css(f"button[data-approve='{request}']"))
+    body = text()
+    step("approvals-arguments", SPEC["argument_marker"] in body, body[:300])
+    step("approvals-rule-fired", "amount: max" in body)
+    shot("approvals")
+    axe("approvals")
+    driver.find_element(By.CSS_SELECTOR, f"button[data-approve='{request}']").click()
+    step("approvals-reason-required", until_text("A reason is required."))
+    driver.find_element(By.ID, f"reason-{request}").send_keys("invoice 42 checked")
+    driver.find_element(By.CSS_SELECTOR, f"button[data-approve='{request}']").click()
+    step("approvals-approved", until_text("Approved: transfer"))
+    violations = csp_violations()
+    step("no-csp-violations", not violations, "; ".join(violations)[:500])
+
+
 try:
-    {"flow": flow, "perf": perf, "oidc": oidc}[SPEC["mode"]]()
+    {"flow": flow, "perf": perf, "oidc": oidc, "approvals": approvals}[SPEC["mode"]]()
     print("ALL PASS", flush=True)
 finally:
     driver.quit()

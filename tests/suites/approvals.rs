@@ -38,8 +38,13 @@ async fn post(gw: &TestGateway, path: &str, token: &str, body: Value) -> (u16, V
 }
 
 async fn invoke(gw: &TestGateway, token: &str, amount: Value) -> (u16, Value) {
-    post(gw, "/mcp/invoke", token, json!({ "tool_name": "transfer", "arguments": { "amount": amount, "to": "acct-9" } }))
-        .await
+    post(
+        gw,
+        "/mcp/invoke",
+        token,
+        json!({ "tool_name": "transfer", "arguments": { "amount": amount, "to": "acct-9" } }),
+    )
+    .await
 }
 
 async fn job_until(gw: &TestGateway, token: &str, id: &str, done: impl Fn(&str) -> bool) -> Value {
@@ -75,7 +80,8 @@ async fn approvals_and_denials_through_rest(kind: DbKind) {
     let id = held["id"].as_str().unwrap().to_owned();
     // A number written as a string, or no amount at all, is held too.
     assert_eq!(invoke(&gw, &alice, json!("1000.5")).await.0, 202);
-    let (status, _) = post(&gw, "/mcp/invoke", &alice, json!({ "tool_name": "transfer", "arguments": { "to": "x" } })).await;
+    let (status, _) =
+        post(&gw, "/mcp/invoke", &alice, json!({ "tool_name": "transfer", "arguments": { "to": "x" } })).await;
     assert_eq!(status, 202, "a missing amount is held");
     assert_eq!(backend.with("tools/call").len(), 1, "nothing held reached the backend");
 
@@ -88,7 +94,8 @@ async fn approvals_and_denials_through_rest(kind: DbKind) {
 
     // Four eyes: the requester cannot decide, even holding the approver role.
     let alice_treasurer = gw.token("alice", &["developer", "treasurer"]);
-    let (status, body) = post(&gw, &format!("/admin/approvals/{id}/approve"), &alice_treasurer, json!({ "reason": "mine" })).await;
+    let (status, body) =
+        post(&gw, &format!("/admin/approvals/{id}/approve"), &alice_treasurer, json!({ "reason": "mine" })).await;
     assert_eq!(status, 403, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("four eyes"), "{body}");
     // A reason is required.
@@ -96,7 +103,8 @@ async fn approvals_and_denials_through_rest(kind: DbKind) {
     assert_eq!(post(&gw, &format!("/admin/approvals/{id}/approve"), &bob, json!({})).await.0, 400);
 
     // Approved: it runs (once) and succeeds.
-    let (status, decided) = post(&gw, &format!("/admin/approvals/{id}/approve"), &bob, json!({ "reason": "invoice 42" })).await;
+    let (status, decided) =
+        post(&gw, &format!("/admin/approvals/{id}/approve"), &bob, json!({ "reason": "invoice 42" })).await;
     assert_eq!(status, 200, "{decided}");
     assert_eq!(decided["status"], "approved");
     assert_eq!(decided["decided_by"], "bob");
@@ -111,16 +119,21 @@ async fn approvals_and_denials_through_rest(kind: DbKind) {
     let (_, held) = invoke(&gw, &alice, json!(9000)).await;
     let denied_id = held["id"].as_str().unwrap().to_owned();
     let (status, _) =
-        post(&gw, &format!("/admin/approvals/{denied_id}/deny"), &bob, json!({ "reason": "<b>not this month</b>" })).await;
+        post(&gw, &format!("/admin/approvals/{denied_id}/deny"), &bob, json!({ "reason": "<b>not this month</b>" }))
+            .await;
     assert_eq!(status, 200);
     let job = job_until(&gw, &alice, &denied_id, |s| s == "denied").await;
-    assert!(job["error"]["message"].as_str().unwrap().contains("approval denied by bob: <b>not this month</b>"), "{job}");
+    assert!(
+        job["error"]["message"].as_str().unwrap().contains("approval denied by bob: <b>not this month</b>"),
+        "{job}"
+    );
     assert_eq!(backend.with("tools/call").len(), 2);
 
     // The caller cancelling a held call withdraws its request.
     let (_, held) = invoke(&gw, &alice, json!(7000)).await;
     let withdrawn = held["id"].as_str().unwrap().to_owned();
-    let mut resp = client().delete(format!("{}/mcp/jobs/{withdrawn}", gw.base)).bearer_auth(&alice).send().await.unwrap();
+    let mut resp =
+        client().delete(format!("{}/mcp/jobs/{withdrawn}", gw.base)).bearer_auth(&alice).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 200, "{:?}", resp.body().await);
     let (_, request) = gw.get(&format!("/admin/approvals/{withdrawn}"), Some(&bob)).await;
     assert_eq!(request["status"], "withdrawn", "{request}");
@@ -156,11 +169,7 @@ crate::common::on_both_databases!(approvals_and_denials_through_rest => approval
 async fn a_request_nobody_decides_is_denied_when_it_times_out() {
     let db = TestDb::sqlite().await;
     let backend = TestBackend::start(Mode::Echo).await;
-    let gw = TestGateway::builder(&db)
-        .tool("transfer", &backend.url)
-        .policy(&policy(1))
-        .start()
-        .await;
+    let gw = TestGateway::builder(&db).tool("transfer", &backend.url).policy(&policy(1)).start().await;
     let alice = gw.token("alice", &["developer"]);
     let (status, held) = invoke(&gw, &alice, json!(5000)).await;
     assert_eq!(status, 202);
@@ -190,7 +199,8 @@ async fn the_queue_is_closed_to_everyone_without_the_approver_role() {
         assert_eq!(gw.get("/admin/approvals", Some(&token)).await.0, 403, "{who:?} listed");
         assert_eq!(gw.get(&format!("/admin/approvals/{id}"), Some(&token)).await.0, 403, "{who:?} read");
         for verb in ["approve", "deny"] {
-            let (status, _) = post(&gw, &format!("/admin/approvals/{id}/{verb}"), &token, json!({ "reason": "x" })).await;
+            let (status, _) =
+                post(&gw, &format!("/admin/approvals/{id}/{verb}"), &token, json!({ "reason": "x" })).await;
             assert_eq!(status, 403, "{who:?} {verb}");
         }
     }
@@ -221,7 +231,9 @@ async fn pending_for(gw: &TestGateway, token: &str, amount: u64) -> String {
     let started = Instant::now();
     loop {
         let (_, queue) = gw.get("/admin/approvals", Some(token)).await;
-        if let Some(a) = queue["approvals"].as_array().and_then(|a| a.iter().find(|a| a["arguments"]["amount"] == amount)) {
+        if let Some(a) =
+            queue["approvals"].as_array().and_then(|a| a.iter().find(|a| a["arguments"]["amount"] == amount))
+        {
             return a["id"].as_str().unwrap().to_owned();
         }
         assert!(started.elapsed() < Duration::from_secs(30), "no request for {amount}: {queue}");
@@ -269,7 +281,8 @@ async fn an_mcp_client_waits_while_a_person_decides_on_another_replica() {
 
     let run = python_waits(format!("{}/mcp", waiting.base), alice.clone(), 6000);
     let id = pending_for(&deciding, &bob, 6000).await;
-    let (status, _) = post(&deciding, &format!("/admin/approvals/{id}/deny"), &bob, json!({ "reason": "over budget" })).await;
+    let (status, _) =
+        post(&deciding, &format!("/admin/approvals/{id}/deny"), &bob, json!({ "reason": "over budget" })).await;
     assert_eq!(status, 200);
     let out = finished(run).await;
     let result: Value = serde_json::from_str(out.lines().find_map(|l| l.strip_prefix("RESULT ")).unwrap()).unwrap();
@@ -295,7 +308,8 @@ async fn a_restart_while_pending_loses_nothing() {
     gw.stop().await;
     let gw = start(&db, &backend, 600).await;
     let bob = gw.token("bob", &["treasurer"]);
-    let (status, _) = post(&gw, &format!("/admin/approvals/{id}/approve"), &bob, json!({ "reason": "after restart" })).await;
+    let (status, _) =
+        post(&gw, &format!("/admin/approvals/{id}/approve"), &bob, json!({ "reason": "after restart" })).await;
     assert_eq!(status, 200);
     job_until(&gw, &alice, &id, |s| s == "succeeded").await;
     assert_eq!(backend.with("tools/call").len(), 1);
@@ -339,6 +353,9 @@ async fn ten_thousand_pending_requests_do_not_slow_ordinary_calls() {
          NULL, NULL, now(), now() + interval '1 hour', NULL FROM generate_series(1, 10000) AS i",
     )
     .await;
+    // As autovacuum would after a burst of inserts.
+    crate::common::sql(&db.url, "ANALYZE jobs").await;
+    crate::common::sql(&db.url, "ANALYZE approvals").await;
     let after = median(&gw, &alice).await;
     println!("FIGURE median call before {before:?}, with 10,000 pending requests {after:?}");
     assert!(after < before * 2 + Duration::from_millis(2), "ordinary calls slowed: {before:?} → {after:?}");
@@ -351,4 +368,39 @@ async fn ten_thousand_pending_requests_do_not_slow_ordinary_calls() {
     gw.stop().await;
     backend.stop().await;
     db.drop_db().await;
+}
+
+/// The console's Approvals page in headless Chromium: the requester (holding the approver
+/// role) sees their own request without buttons; the approver sees the arguments and the rule
+/// that fired, must give a reason, and approves; the call then runs.
+#[actix_web::test]
+async fn an_approver_decides_in_the_console() {
+    if !crate::console::browser_ready() {
+        return;
+    }
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Echo).await;
+    let gw = start(&db, &backend, 600).await;
+    let alice = gw.token("alice", &["developer", "treasurer"]);
+    let (status, held) = post(
+        &gw,
+        "/mcp/invoke",
+        &alice,
+        json!({ "tool_name": "transfer", "arguments": { "amount": 2500, "to": "<img src=x onerror=alert(1)>" } }),
+    )
+    .await;
+    assert_eq!(status, 202, "{held}");
+    let id = held["id"].as_str().unwrap().to_owned();
+    let output = crate::console::browse(json!({
+        "mode": "approvals",
+        "base": gw.base,
+        "tokens": { "requester": alice, "approver": gw.token("bob", &["treasurer"]) },
+        "request": id,
+        "argument_marker": "<img src=x onerror=alert(1)>",
+    }))
+    .await;
+    assert!(output.contains("STEP approvals-approved PASS"), "{output}");
+    job_until(&gw, &alice, &id, |s| s == "succeeded").await;
+    gw.stop().await;
+    backend.stop().await;
 }

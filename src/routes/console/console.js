@@ -12,6 +12,7 @@ const PAGES = {
   audit: { title: 'Audit', roles: 'admin or auditor' },
   policy: { title: 'Policy', roles: 'admin or auditor' },
   jobs: { title: 'Jobs and tasks', roles: 'admin or operator' },
+  approvals: { title: 'Approvals', roles: 'an approver role of the policy' },
 };
 
 let me = null;
@@ -169,7 +170,7 @@ async function render() {
   if (!me.pages.includes(page)) {
     return show(PAGES[page].title, statusBox(`You cannot open this page: it needs the role ${PAGES[page].roles}.`, 'bad'));
   }
-  const views = { overview, tools, audit, policy, jobs };
+  const views = { overview, tools, audit, policy, jobs, approvals };
   try {
     await views[page](params);
   } catch (e) {
@@ -665,6 +666,53 @@ async function jobs(params) {
     table('Jobs, newest first', ['Id', 'Tool', 'Status', 'Owner', 'Created (UTC)', ''], rows),
     list.next_cursor ? el('button', { type: 'button', class: 'secondary', onclick: () => { const n = new URLSearchParams(params); n.set('cursor', list.next_cursor); go('jobs', n); }, text: 'Older jobs' }) : null,
     detail);
+}
+
+// ---------- approvals ----------
+
+async function approvals(params) {
+  const status = el('select', { name: 'status', id: 'a-status' },
+    ['pending', 'approved', 'denied', 'expired', 'withdrawn', 'all'].map((s) => el('option', { value: s, selected: (params.get('status') || 'pending') === s, text: s })));
+  const form = el('form', { class: 'filters', id: 'approval-filters' }, el('label', {}, 'Status', status), el('button', { type: 'submit', text: 'Show' }));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    go('approvals', new URLSearchParams({ status: status.value }));
+  });
+  const list = await api(`/admin/approvals?${new URLSearchParams({ status: params.get('status') || 'pending' })}`);
+  const cards = list.approvals.map((a) => {
+    const result = el('div', { role: 'status' });
+    const reasonId = `reason-${a.id}`;
+    const reason = el('textarea', { id: reasonId, name: 'reason', rows: 2, cols: 60, maxlength: 1000 });
+    const own = a.requester === me.sub;
+    const decide = (verb) => async () => {
+      if (!reason.value.trim()) {
+        result.replaceChildren(statusBox('A reason is required.', 'bad'));
+        reason.focus();
+        return;
+      }
+      try {
+        const d = await api(`/admin/approvals/${encodeURIComponent(a.id)}/${verb}`, { method: 'POST', body: { reason: reason.value } });
+        result.replaceChildren(statusBox(`${d.status === 'approved' ? 'Approved' : 'Denied'}: ${a.tool_name} for ${a.requester}.`, 'ok'));
+        setTimeout(() => go('approvals', params), 800);
+      } catch (e) {
+        result.replaceChildren(failure(e));
+      }
+    };
+    const actions = a.status !== 'pending' ? el('p', { text: `${a.status}${a.decided_by ? ` by ${a.decided_by}` : ''}${a.reason ? `: ${a.reason}` : ''}` })
+      : own ? el('p', { class: 'warn', text: 'Your own request: someone else must decide it (four eyes).' })
+        : el('div', {}, el('label', { for: reasonId, text: 'Reason (required, recorded in the audit trail)' }), el('br'), reason, el('br'),
+          el('button', { type: 'button', 'data-approve': a.id, onclick: decide('approve'), text: 'Approve' }), ' ',
+          el('button', { type: 'button', class: 'danger', 'data-deny': a.id, onclick: decide('deny'), text: 'Deny' }));
+    return el('section', { class: 'card', 'aria-label': `Request ${a.id}` },
+      el('h2', {}, el('code', { text: a.tool_name }), ` requested by ${a.requester}`),
+      el('p', { class: 'muted', text: `roles ${(a.requester_roles || []).join(', ') || 'none'}${a.workspace ? ` · workspace ${a.workspace}` : ''} · waiting for ${a.approver_role} · since ${a.created_at} · expires ${a.expires_at} · request id ${a.request_id}` }),
+      el('h3', { text: 'Why it waits' }), el('ul', {}, (a.reasons || []).map((r) => el('li', { text: r }))),
+      el('h3', { text: 'Arguments' }), el('pre', { tabindex: 0, text: JSON.stringify(a.arguments, null, 2) }),
+      actions, result);
+  });
+  show('Approvals',
+    el('p', { class: 'muted', text: `Calls waiting for a person. You decide for: ${list.you.approver_roles.join(', ')}. Nobody decides their own request.` }),
+    form, cards.length ? cards : statusBox('No requests.'));
 }
 
 // ---------- start ----------
