@@ -141,7 +141,23 @@ impl Policy {
         if let Some(free) = self.approval_free.get(key) {
             match free.violation(arguments) {
                 None => return None,
-                Some(fired) => reasons.push(format!("tools.{key}.approval.unless_arguments: {fired}")),
+                Some(fired) => {
+                    // The rule as configured beside what it found (the argument's value is not
+                    // repeated here: approvers see the arguments themselves).
+                    let path = fired.split(": ").next().unwrap_or_default();
+                    let rule = rule.unless_arguments.get(path).and_then(|c| serde_json::to_value(c).ok()).map(|c| {
+                        let set: serde_json::Map<String, Value> = c
+                            .as_object()
+                            .into_iter()
+                            .flatten()
+                            .filter(|(_, v)| !v.is_null() && **v != Value::Bool(false))
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect();
+                        Value::Object(set)
+                    });
+                    let rule = rule.map(|r| format!(" (the rule: {path} {r})")).unwrap_or_default();
+                    reasons.push(format!("tools.{key}.approval.unless_arguments: {fired}{rule}"));
+                }
             }
         }
         Some(ApprovalDemand {

@@ -269,4 +269,31 @@ mod tests {
         assert!(p.check(&caller(&["admin", "restricted"], None), &tool("calc", "low", &[])).is_err());
         assert!(p.check(&caller(&[], None), &tool("other", "low", &[])).is_ok());
     }
+
+    #[test]
+    fn approval_follows_roles_workspaces_patterns_and_argument_rules() {
+        let mut d = doc();
+        let rule: ApprovalRule = serde_json::from_value(serde_json::json!({
+            "approver_role": "treasurer", "roles": ["developer"],
+            "unless_arguments": { "amount": { "max": 1000, "required": true } }
+        }))
+        .unwrap();
+        d.tools.insert("pay.transfer".into(), ToolRule { approval: Some(rule), ..Default::default() });
+        let pattern: ApprovalRule =
+            serde_json::from_value(serde_json::json!({ "approver_role": "ops", "workspaces": ["prod"] })).unwrap();
+        d.tools.insert("deploy.*".into(), ToolRule { approval: Some(pattern), ..Default::default() });
+        let p = policy(d);
+        let dev = caller(&["developer"], None);
+        let small = serde_json::json!({ "amount": 10 });
+        assert_eq!(p.approval(&dev, "pay.transfer", &small), None, "within the rule");
+        let big = p.approval(&dev, "pay.transfer", &serde_json::json!({ "amount": "1000.01" })).unwrap();
+        assert_eq!(big.approver_role, "treasurer");
+        assert!(big.reasons[1].contains("amount: max") && big.reasons[1].contains("1000"), "{:?}", big.reasons);
+        assert!(p.approval(&dev, "pay.transfer", &serde_json::json!({})).is_some(), "a missing amount is held");
+        assert!(p.approval(&dev, "pay.transfer", &serde_json::json!({ "amount": "lots" })).is_some());
+        assert_eq!(p.approval(&caller(&["admin"], None), "pay.transfer", &serde_json::json!({ "amount": 5000 })), None);
+        assert!(p.approval(&caller(&["x"], Some("prod")), "deploy.api", &small).is_some(), "a pattern");
+        assert_eq!(p.approval(&caller(&["x"], Some("dev")), "deploy.api", &small), None, "another workspace");
+        assert_eq!(p.approver_roles(), vec!["ops", "treasurer"]);
+    }
 }
