@@ -404,3 +404,62 @@ async fn an_approver_decides_in_the_console() {
     gw.stop().await;
     backend.stop().await;
 }
+
+/// `APPROVAL_WEBHOOK_URL` hears of each request (retried after a failure), without its
+/// arguments or anyone's token.
+#[actix_web::test]
+async fn the_webhook_hears_of_each_request_without_its_arguments() {
+    use std::sync::{Arc, Mutex};
+    let heard: Arc<Mutex<Vec<(u16, Value)>>> = Arc::default();
+    let port = crate::common::free_port();
+    let sink = heard.clone();
+    let server = actix_web::HttpServer::new(move || {
+        let sink = sink.clone();
+        actix_web::App::new().route(
+            "/hook",
+            actix_web::web::post().to(move |body: actix_web::web::Json<Value>| {
+                let sink = sink.clone();
+                async move {
+                    let mut seen = sink.lock().unwrap();
+                    // The first delivery fails: the gateway must try again.
+                    let status = if seen.is_empty() { 503 } else { 204 };
+                    seen.push((status, body.into_inner()));
+                    actix_web::HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).finish()
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .bind(("127.0.0.1", port))
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db)
+        .tool("transfer", &backend.url)
+        .policy(&policy(600))
+        .var("APPROVAL_WEBHOOK_URL", &format!("http://127.0.0.1:{port}/hook"))
+        .start()
+        .await;
+    let alice = gw.token("alice", &["developer"]);
+    let (status, held) = invoke(&gw, &alice, json!({ "secret-ish": "acct-secret-777" })).await;
+    assert_eq!(status, 202, "{held}");
+    let started = Instant::now();
+    while heard.lock().unwrap().len() < 2 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the webhook was not retried");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = heard.lock().unwrap().clone();
+    assert_eq!(seen[0].0, 503);
+    let payload = &seen[1].1;
+    assert_eq!(payload["id"], held["id"]);
+    assert_eq!(payload["tool_name"], "transfer");
+    assert_eq!(payload["approver_role"], "treasurer");
+    let text = payload.to_string();
+    assert!(!text.contains("acct-secret-777") && !text.contains(&alice) && !text.contains("acct-9"), "{text}");
+    gw.stop().await;
+    handle.stop(true).await;
+    backend.stop().await;
+}
