@@ -41,7 +41,18 @@ pub async fn hold(
     demand: &ApprovalDemand,
 ) -> Result<JobRow, GatewayError> {
     let (tool, arguments, request_id) = (submission.tool, submission.arguments, submission.request_id.to_owned());
+    // One caller cannot bury the approvers' queue.
+    let waiting = approvals::pending_of(&shared.db, &caller.user_id).await.map_err(unavailable)?;
+    if waiting >= shared.settings.approval_max_pending_per_user {
+        return Err(GatewayError::Busy(format!(
+            "{waiting} of your calls already wait for approval (APPROVAL_MAX_PENDING_PER_USER); wait for a decision or cancel one"
+        )));
+    }
     let job = crate::jobs::submit_held(shared, caller, submission).await?;
+    // A repeated Idempotency-Key answers with the job it already made (and its request).
+    if approvals::get(&shared.db, &job.id).await.map_err(unavailable)?.is_some() || job.status != "awaiting_approval" {
+        return Ok(job);
+    }
     let shown = shared.policies.snapshot().arguments_for_approvers(&tool.name, arguments, demand.show);
     let now = chrono::Utc::now().naive_utc();
     let timeout =

@@ -153,6 +153,9 @@ pub struct Settings {
     /// Where a held call's approval request is announced (`APPROVAL_WEBHOOK_URL`, a chat or
     /// ticketing hook; POSTed JSON without arguments, retried with back-off).
     pub approval_webhook_url: Option<String>,
+    /// Most calls one caller may have waiting for approval at once
+    /// (`APPROVAL_MAX_PENDING_PER_USER`, default 20): more are refused (503 busy).
+    pub approval_max_pending_per_user: i64,
     /// Peers whose `Forwarded`/`X-Forwarded-*` headers are believed (a reverse proxy in front):
     /// from anyone else those headers are ignored, so a client cannot choose the URL the
     /// gateway advertises or the address it audits.
@@ -466,6 +469,7 @@ impl Settings {
             console_client_id: get(lookup, "CONSOLE_CLIENT_ID").filter(|c| !c.trim().is_empty()),
             console_scopes: get(lookup, "CONSOLE_SCOPES").unwrap_or_else(|| "openid".to_owned()),
             approval_webhook_url: get(lookup, "APPROVAL_WEBHOOK_URL"),
+            approval_max_pending_per_user: parse::<i64>(lookup, "APPROVAL_MAX_PENDING_PER_USER", 20)?.max(1),
             trusted_proxies: trusted_proxies(lookup)?,
             mcp_session_idle: Duration::from_secs(parse(lookup, "MCP_SESSION_IDLE_SECONDS", 1800)?),
             sse_keepalive: Duration::from_secs(parse::<u64>(lookup, "SSE_KEEPALIVE_SECONDS", 15)?.max(1)),

@@ -102,6 +102,19 @@ pub async fn list(
     })
 }
 
+/// How many of `requester`'s requests are pending.
+pub async fn pending_of(db: &Db, requester: &str) -> Result<i64, DbError> {
+    with_conn!(db, |conn| {
+        approvals::table
+            .filter(approvals::status.eq("pending"))
+            .filter(approvals::requester.eq(requester))
+            .count()
+            .get_result(conn)
+            .await
+            .map_err(DbError::from_display)
+    })
+}
+
 /// How many requests are pending (for the overview and metrics).
 pub async fn pending_count(db: &Db) -> Result<i64, DbError> {
     with_conn!(db, |conn| {

@@ -463,3 +463,47 @@ async fn the_webhook_hears_of_each_request_without_its_arguments() {
     handle.stop(true).await;
     backend.stop().await;
 }
+
+/// One caller cannot bury the queue (`APPROVAL_MAX_PENDING_PER_USER`), and a repeated
+/// `Idempotency-Key` answers with the held job it made (its request untouched).
+#[actix_web::test]
+async fn held_calls_are_bounded_per_caller_and_idempotent() {
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db)
+        .tool("transfer", &backend.url)
+        .policy(&policy(600))
+        .var("APPROVAL_MAX_PENDING_PER_USER", "2")
+        .start()
+        .await;
+    let alice = gw.token("alice", &["developer"]);
+    let submit = |key: &'static str| {
+        let (base, token) = (gw.base.clone(), alice.clone());
+        async move {
+            let mut resp = client()
+                .post(format!("{base}/mcp/jobs"))
+                .bearer_auth(token)
+                .insert_header(("Idempotency-Key", key))
+                .send_json(&json!({ "tool_name": "transfer", "arguments": { "amount": 5000 } }))
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, first) = submit("k1").await;
+    assert_eq!((status, first["status"].as_str()), (202, Some("awaiting_approval")), "{first}");
+    let (status, again) = submit("k1").await;
+    assert_eq!(status, 202);
+    assert_eq!(again["id"], first["id"], "the same job");
+    let bob = gw.token("bob", &["treasurer"]);
+    let (_, request) = gw.get(&format!("/admin/approvals/{}", first["id"].as_str().unwrap()), Some(&bob)).await;
+    assert_eq!(request["status"], "pending", "{request}");
+    assert_eq!(invoke(&gw, &alice, json!(6000)).await.0, 202);
+    let (status, body) = invoke(&gw, &alice, json!(7000)).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("wait for approval"), "{body}");
+    // Others are not affected.
+    assert_eq!(invoke(&gw, &gw.token("carol", &["developer"]), json!(7000)).await.0, 202);
+    gw.stop().await;
+    backend.stop().await;
+}
