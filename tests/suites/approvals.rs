@@ -507,3 +507,38 @@ async fn held_calls_are_bounded_per_caller_and_idempotent() {
     gw.stop().await;
     backend.stop().await;
 }
+
+/// A client that runs tasks (2025-11-25) gets its held call as a task at once: `working`,
+/// "awaiting approval", then completed once approved; `tasks/cancel` withdraws another.
+#[actix_web::test]
+async fn a_held_call_sent_as_a_task_is_a_task() {
+    use crate::common::mcp::{init, post as mcp_post, rpc};
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Echo).await;
+    let gw = start(&db, &backend, 600).await;
+    let alice = gw.token("alice", &["developer"]);
+    let opened = mcp_post(&gw, Some(&alice), None, &[], init("2025-11-25")).await;
+    let sid = opened.session.unwrap();
+    let (s, v) = (Some(sid.as_str()), [("MCP-Protocol-Version", "2025-11-25")]);
+    let call = |id: u64, amount: u64| {
+        rpc(id, "tools/call", json!({"name": "transfer", "arguments": {"amount": amount}, "task": {}}))
+    };
+    let created = mcp_post(&gw, Some(&alice), s, &v, call(2, 5000)).await;
+    let task = created.body["result"]["task"].clone();
+    assert_eq!(task["status"], "working", "{}", created.body);
+    assert_eq!(task["statusMessage"], "awaiting approval", "{}", created.body);
+    let id = task["taskId"].as_str().unwrap().to_owned();
+    let bob = gw.token("bob", &["treasurer"]);
+    assert_eq!(post(&gw, &format!("/admin/approvals/{id}/approve"), &bob, json!({ "reason": "ok" })).await.0, 200);
+    let result = mcp_post(&gw, Some(&alice), s, &v, rpc(3, "tasks/result", json!({"taskId": id}))).await;
+    assert!(result.body["result"].to_string().contains("5000"), "{}", result.body);
+    let other = mcp_post(&gw, Some(&alice), s, &v, call(4, 8000)).await;
+    let other_id = other.body["result"]["task"]["taskId"].as_str().unwrap().to_owned();
+    let cancelled = mcp_post(&gw, Some(&alice), s, &v, rpc(5, "tasks/cancel", json!({"taskId": other_id}))).await;
+    assert_eq!(cancelled.body["result"]["status"], "cancelled", "{}", cancelled.body);
+    let (_, request) = gw.get(&format!("/admin/approvals/{other_id}"), Some(&bob)).await;
+    assert_eq!(request["status"], "withdrawn", "{request}");
+    assert_eq!(backend.with("tools/call").len(), 1);
+    gw.stop().await;
+    backend.stop().await;
+}
