@@ -92,5 +92,6 @@ pub async fn overview(
         "audit": { "backlog": audit.backlog, "spooled": audit.spooled, "set_aside": audit.set_aside },
         "mcp_sessions": shared.clients.session_count(),
         "jobs_running": shared.jobs.running(),
+        "approvals_pending": crate::db::approvals::pending_count(&shared.db).await.ok(),
     })))
 }
