@@ -53,8 +53,7 @@ where
     })
 }
 
-/// A declared body over `MAX_PAYLOAD_BYTES`: the refusal (413), audited when the route calls
-/// tools.
+/// A declared body over `MAX_PAYLOAD_BYTES`: the refusal (413), audited on every route.
 fn refuse_declared_oversize(req: &ServiceRequest) -> Option<HttpResponse> {
     let shared = req.app_data::<web::Data<Shared>>()?;
     let limit = shared.settings.max_payload_bytes;
@@ -67,17 +66,15 @@ fn refuse_declared_oversize(req: &ServiceRequest) -> Option<HttpResponse> {
         return None;
     }
     let error = GatewayError::PayloadTooLarge { limit };
-    // Tool-call endpoints still get their audit row for the refused attempt.
+    // Every refused attempt has its row, whichever endpoint it was sent to.
     let transport = match req.path() {
-        "/mcp/invoke" | "/mcp/jobs" => Some("rest"),
-        "/mcp" => Some("streamable_http"),
-        "/messages" => Some("sse"),
-        _ => None,
+        "/mcp" => "streamable_http",
+        "/messages" => "sse",
+        p if p.starts_with("/mcp/") => "rest",
+        _ => "admin",
     };
-    if let Some(transport) = transport {
-        let origin = crate::http::context::origin(req.request());
-        crate::pipeline::Attempt::new(transport).refused(shared, origin, &error, 413);
-    }
+    let origin = crate::http::context::origin(req.request());
+    crate::pipeline::Attempt::new(transport).refused(shared, origin, &error, 413);
     Some(error.to_response(serde_json::Value::Null))
 }
 

@@ -274,6 +274,45 @@ pub fn explain(e: &anyhow::Error) -> String {
 /// Longest unverified name (a tool or method the caller sent) an error message repeats.
 const ECHO_MAX_CHARS: usize = 64;
 
+/// Every URL in `text` without what may be a credential: user info (`user:pass@`), query and
+/// fragment (`?api_key=…`). For errors and reports that name a configured URL (an identity
+/// provider's key set, a backend): operators read them, secrets must not be there.
+pub fn without_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        // The scheme: the letters just before `://`.
+        let scheme_start = rest[..at]
+            .char_indices()
+            .rev()
+            .take_while(|(_, c)| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            .last()
+            .map_or(at, |(i, _)| i);
+        out.push_str(&rest[..scheme_start]);
+        let url_start = scheme_start;
+        let body_start = at + 3;
+        let end = rest[body_start..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | ')' | ']' | ','))
+            .map_or(rest.len(), |i| body_start + i);
+        let url = &rest[url_start..end];
+        let cut = url.find(['?', '#']).map_or(url, |i| &url[..i]);
+        let scheme_len = body_start - url_start;
+        let (head, tail) = cut.split_at(scheme_len);
+        let host_end = tail.find('/').unwrap_or(tail.len());
+        let authority = &tail[..host_end];
+        let authority = authority.rfind('@').map_or(authority, |i| &authority[i + 1..]);
+        out.push_str(head);
+        out.push_str(authority);
+        out.push_str(&tail[host_end..]);
+        if cut.len() < url.len() {
+            out.push_str("?…");
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A name the caller sent, as an error message may repeat it: unchanged when it is short and
 /// printable; otherwise escaped (control and invisible formatting characters such as a
 /// right-to-left override become `\u{…}`) and cut to its first 64 characters with its size,
@@ -310,6 +349,20 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _: &actix_web::HttpRe
 /// Query-string errors as 400 JSON-RPC errors.
 pub fn query_error(err: actix_web::error::QueryPayloadError, _: &actix_web::HttpRequest) -> actix_web::Error {
     GatewayError::InvalidRequest(err.to_string()).into()
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::without_credentials;
+
+    #[test]
+    fn urls_lose_user_info_query_and_fragment() {
+        let text = "http://idpuser:idppass-secret@127.0.0.1:18411/certs?api_key=sk-1: Failed to connect (see https://a.example/x#frag)";
+        let clean = without_credentials(text);
+        assert_eq!(clean, "http://127.0.0.1:18411/certs?… Failed to connect (see https://a.example/x?…)");
+        assert_eq!(without_credentials("no url here"), "no url here");
+        assert_eq!(without_credentials("redis://:pw@h:6379/0 down"), "redis://h:6379/0 down");
+    }
 }
 
 #[cfg(test)]

@@ -48,30 +48,42 @@ pub async fn audit_logs(
     // Security teams read the trail with `auditor`, a role that can call no tool. The role is
     // checked before the query is parsed.
     require_role(&req, &caller, &["admin", "auditor"])?;
-    let p = web::Query::<AuditParams>::from_query(req.query_string())
-        .map_err(|e| GatewayError::InvalidRequest(e.to_string()))?
-        .into_inner();
-    let action = match p.format.as_deref() {
+    let format = web::Query::<AuditParams>::from_query(req.query_string()).ok().and_then(|p| p.into_inner().format);
+    let action = match format.as_deref() {
         Some("csv") => "admin/audit-export csv",
         Some("jsonl") => "admin/audit-export jsonl",
         _ => "admin/audit-query",
     };
-    super::context::audit_admin(&shared, &req, &caller, action).await?;
+    // The row records the outcome: a refused query (bad parameter, database away) says so.
+    let answer = read_trail(&req, &shared).await;
+    super::context::audit_admin_outcome(&shared, &req, &caller, action, answer.as_ref().map(|_| ())).await?;
+    answer
+}
+
+/// An empty filter (`?user=&tool=x`) is no filter: forms send empty fields.
+fn given(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty())
+}
+
+async fn read_trail(req: &actix_web::HttpRequest, shared: &web::Data<Shared>) -> Result<HttpResponse, GatewayError> {
+    let p = web::Query::<AuditParams>::from_query(req.query_string())
+        .map_err(|e| GatewayError::InvalidRequest(e.to_string()))?
+        .into_inner();
     let limit = p.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(GatewayError::InvalidRequest("limit must be between 1 and 1000".into()));
     }
     let filter = AuditFilter {
-        since: time("since", p.since.as_deref())?,
-        until: time("until", p.until.as_deref())?,
-        user: p.user,
-        tool: p.tool,
-        decision: p.decision,
-        status: p.status,
-        role: p.role,
-        workspace: p.workspace,
-        request_id: p.request_id,
-        before_id: p.cursor,
+        since: time("since", given(p.since).as_deref())?,
+        until: time("until", given(p.until).as_deref())?,
+        user: given(p.user),
+        tool: given(p.tool),
+        decision: given(p.decision),
+        status: given(p.status),
+        role: given(p.role),
+        workspace: given(p.workspace),
+        request_id: given(p.request_id),
+        before_id: given(p.cursor),
         limit,
     };
     match p.format.as_deref() {
@@ -80,8 +92,11 @@ pub async fn audit_logs(
             let next_cursor = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.clone())).flatten();
             Ok(HttpResponse::Ok().json(json!({ "items": rows, "next_cursor": next_cursor })))
         }
-        Some(format @ ("csv" | "jsonl")) => Ok(export(shared.into_inner(), filter, format == "csv")),
-        Some(other) => Err(GatewayError::InvalidRequest(format!("format {other:?} is not json, csv or jsonl"))),
+        Some(format @ ("csv" | "jsonl")) => Ok(export(shared.clone().into_inner(), filter, format == "csv")),
+        Some(other) => Err(GatewayError::InvalidRequest(format!(
+            "format {:?} is not json, csv or jsonl",
+            crate::error::echo(other)
+        ))),
     }
 }
 
@@ -145,7 +160,7 @@ pub async fn verify(
     // The row records that the check ran (and whether it could); its findings are the answer.
     super::context::audit_admin_outcome(&shared, &req, &caller, "admin/audit-verify", found.as_ref().map(|_| ()))
         .await?;
-    let found = found?;
+    let mut found = found?;
     let summary = if found.problems.is_empty() {
         format!("intact: {} rows in {} chains checked, every hash and link holds", found.rows, found.chains)
     } else {
@@ -157,8 +172,16 @@ pub async fn verify(
             found.problems.first().map(String::as_str).unwrap_or_default()
         )
     };
+    // A trail rewritten wholesale can have a problem per row: the answer stays bounded.
+    const SHOWN: usize = 1000;
+    let total = found.problems.len();
+    if total > SHOWN {
+        found.problems.truncate(SHOWN);
+        found.notes.push(format!("{} more problem(s) not shown (mcp-gateway audit verify lists them all)", total - SHOWN));
+    }
     Ok(HttpResponse::Ok().json(json!({
-        "intact": found.problems.is_empty(),
+        "intact": total == 0,
+        "problem_count": total,
         "summary": summary,
         "rows": found.rows,
         "chains": found.chains,

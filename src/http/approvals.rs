@@ -102,14 +102,15 @@ async fn decided(
     req: HttpRequest,
     caller: gateway_actors::Caller,
     id: &str,
-    body: &[u8],
+    payload: web::Payload,
     shared: &Shared,
     decision: Decision,
 ) -> Result<HttpResponse, GatewayError> {
     approver_roles(&req, shared, &caller)?;
     let outcome = async {
+        let body = context::admin_body(&req, payload).await?;
         let body: DecisionBody =
-            serde_json::from_slice(body).map_err(|e| GatewayError::InvalidRequest(format!("body: {e}")))?;
+            serde_json::from_slice(&body).map_err(|e| GatewayError::InvalidRequest(format!("body: {e}")))?;
         decide(shared, &caller, context::client_ip(&req), id, decision, &body.reason).await
     }
     .await;
@@ -129,10 +130,10 @@ pub async fn approve(
     req: HttpRequest,
     Authenticated(caller): Authenticated,
     id: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
     shared: web::Data<Shared>,
 ) -> Result<HttpResponse, GatewayError> {
-    decided(req, caller, &id, &body, &shared, Decision::Approve).await
+    decided(req, caller, &id, payload, &shared, Decision::Approve).await
 }
 
 /// `POST /admin/approvals/{id}/deny` (its approver role, not the requester).
@@ -140,8 +141,8 @@ pub async fn deny(
     req: HttpRequest,
     Authenticated(caller): Authenticated,
     id: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
     shared: web::Data<Shared>,
 ) -> Result<HttpResponse, GatewayError> {
-    decided(req, caller, &id, &body, &shared, Decision::Deny).await
+    decided(req, caller, &id, payload, &shared, Decision::Deny).await
 }

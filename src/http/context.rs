@@ -152,3 +152,12 @@ pub fn require_role(req: &HttpRequest, caller: &Caller, roles: &[&str]) -> Resul
         Err(error)
     }
 }
+
+/// Largest body an administrative endpoint reads (an explanation, a decision, an approval).
+pub const ADMIN_BODY_MAX: usize = 64 * 1024;
+
+/// Read an administrative request's body inside its handler (bounded by [`ADMIN_BODY_MAX`],
+/// declared or streamed), so a refused body is the handler's error and leaves its audit row.
+pub async fn admin_body(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, GatewayError> {
+    super::invoke::read_body(req, payload, ADMIN_BODY_MAX).await.map(web::BytesMut::freeze)
+}

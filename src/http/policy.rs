@@ -89,12 +89,25 @@ pub fn explanation(
 pub async fn explain(
     req: actix_web::HttpRequest,
     Authenticated(caller): Authenticated,
-    body: web::Bytes,
+    payload: web::Payload,
     shared: web::Data<Shared>,
     worker: web::Data<Worker>,
 ) -> Result<HttpResponse, GatewayError> {
     require_role(&req, &caller, &["admin", "auditor"])?;
-    super::context::audit_admin(&shared, &req, &caller, "admin/policy-explain").await?;
+    // The row records the outcome (a token that does not verify, a bad body: 400).
+    let answer = explained(&req, payload, &shared, &worker).await;
+    super::context::audit_admin_outcome(&shared, &req, &caller, "admin/policy-explain", answer.as_ref().map(|_| ()))
+        .await?;
+    answer
+}
+
+async fn explained(
+    req: &actix_web::HttpRequest,
+    payload: web::Payload,
+    shared: &web::Data<Shared>,
+    worker: &web::Data<Worker>,
+) -> Result<HttpResponse, GatewayError> {
+    let body = super::context::admin_body(req, payload).await?;
     let body: ExplainBody = serde_json::from_slice(&body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => GatewayError::InvalidRequest(e.to_string()),
         _ => GatewayError::Parse(e.to_string()),
@@ -155,16 +168,6 @@ pub async fn explain(
     Ok(HttpResponse::Ok().json(answer))
 }
 
-/// A backend address as shown to operators: without user info, query or fragment (where
-/// credentials hide in URLs).
-fn shown_url(url: &str) -> String {
-    let cut = url.find(['?', '#']).map_or(url, |i| &url[..i]);
-    match (cut.find("://"), cut.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}{}", &cut[..scheme + 3], &cut[at + 1..]),
-        _ => cut.to_owned(),
-    }
-}
-
 /// A stored definition (canonical JSON) indented for reading and diffing.
 fn pretty(definition: Option<&str>) -> Option<String> {
     let value: Value = serde_json::from_str(definition?).ok()?;
@@ -197,7 +200,7 @@ pub async fn tools(
                 "name": t.name,
                 "active": t.is_active,
                 "server": t.upstream.as_ref().map(|u| u.server.clone()),
-                "backend_url": shown_url(&t.backend_url),
+                "backend_url": crate::error::without_credentials(&t.backend_url),
                 "risk_level": t.risk_level,
                 "required_roles": t.required_roles,
                 "circuit": { "state": circuit, "consecutive_failures": failures },
@@ -251,11 +254,12 @@ pub async fn approve(
     req: actix_web::HttpRequest,
     Authenticated(caller): Authenticated,
     name: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
     shared: web::Data<Shared>,
 ) -> Result<HttpResponse, GatewayError> {
     require_role(&req, &caller, &["admin"])?;
     let approved = async {
+        let body = super::context::admin_body(&req, payload).await?;
         let body: ApproveBody =
             serde_json::from_slice(&body).map_err(|e| GatewayError::InvalidRequest(format!("body: {e}")))?;
         let done = crate::db::tools::approve(&shared.db, &name, Some(&body.digest))

@@ -53,7 +53,7 @@ impl Provider {
         let snapshot = self.keys.load();
         let age = snapshot.fetched_at.and_then(|t| t.elapsed().ok()).map(|d| d.as_secs());
         serde_json::json!({
-            "issuer": self.config.issuer,
+            "issuer": crate::error::without_credentials(&self.config.issuer),
             "keys": snapshot.keys.len(),
             "key_ids": snapshot.keys.by_kid.keys().collect::<Vec<_>>(),
             "keys_age_seconds": age,

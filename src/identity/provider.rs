@@ -125,6 +125,8 @@ impl ProviderKeys {
                     act.schedule(ctx, lifetime);
                 }
                 Err(why) => {
+                    // The error names the URL fetched: a credential in it stays out of reports.
+                    let why = crate::error::without_credentials(&why);
                     tracing::error!(issuer = %act.config.issuer, error = %why, "identity provider keys could not be refreshed; the last good keys stay in use");
                     act.update(|s| {
                         s.stale = true;
