@@ -21,6 +21,9 @@ use crate::jobs::Submission;
 use crate::pipeline::{Attempt, Origin};
 use crate::state::Shared;
 
+/// Webhook deliveries in flight at once, per replica.
+static DELIVERIES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(16);
+
 /// Longest reason an approver may give.
 pub const MAX_REASON_CHARS: usize = 1000;
 
@@ -41,13 +44,6 @@ pub async fn hold(
     demand: &ApprovalDemand,
 ) -> Result<JobRow, GatewayError> {
     let (tool, arguments, request_id) = (submission.tool, submission.arguments, submission.request_id.to_owned());
-    // One caller cannot bury the approvers' queue.
-    let waiting = approvals::pending_of(&shared.db, &caller.user_id).await.map_err(unavailable)?;
-    if waiting >= shared.settings.approval_max_pending_per_user {
-        return Err(GatewayError::Busy(format!(
-            "{waiting} of your calls already wait for approval (APPROVAL_MAX_PENDING_PER_USER); wait for a decision or cancel one"
-        )));
-    }
     let job = crate::jobs::submit_held(shared, caller, submission).await?;
     // A repeated Idempotency-Key answers with the job it already made (and its request).
     if approvals::get(&shared.db, &job.id).await.map_err(unavailable)?.is_some() || job.status != "awaiting_approval" {
@@ -74,10 +70,20 @@ pub async fn hold(
         expires_at: now + timeout,
         decided_at: None,
     };
-    if let Err(e) = approvals::insert(&shared.db, &row).await {
-        // The job must not wait for a request nobody can see.
-        let _ = crate::db::jobs::cancel(&shared.db, &job.id, ttl(shared)).await;
-        return Err(unavailable(e));
+    // One caller cannot bury the approvers' queue (counted and recorded in one step).
+    let cap = shared.settings.approval_max_pending_per_user;
+    match approvals::insert_capped(&shared.db, &row, cap).await {
+        Ok(true) => {}
+        outcome => {
+            // The job must not wait for a request nobody can see.
+            let _ = crate::db::jobs::cancel(&shared.db, &job.id, ttl(shared)).await;
+            return Err(match outcome {
+                Err(e) => unavailable(e),
+                _ => GatewayError::Busy(format!(
+                    "{cap} of your calls already wait for approval (APPROVAL_MAX_PENDING_PER_USER); wait for a decision or cancel one"
+                )),
+            });
+        }
     }
     notify(shared, &row);
     Ok(job)
@@ -130,6 +136,9 @@ pub async fn decide(
     if reason.is_empty() {
         return Err(GatewayError::InvalidRequest("a reason is required".into()));
     }
+    if reason.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(GatewayError::InvalidRequest("the reason may not hold control characters".into()));
+    }
     if reason.chars().count() > MAX_REASON_CHARS {
         return Err(GatewayError::InvalidRequest(format!("the reason is longer than {MAX_REASON_CHARS} characters")));
     }
@@ -143,10 +152,54 @@ pub async fn decide(
             "four eyes: the requester cannot decide their own request, whatever roles they hold".into(),
         ));
     }
+    // Approved calls are authorised again, as the policy and the registry are now: a role
+    // revoked or a tool withdrawn while the call waited is not overridden by an approval.
+    let decision = match (decision, still_allowed(shared, &row).await?) {
+        (Decision::Approve, Err(why)) => {
+            let reason = format!("{reason} [refused on approval: {why}]");
+            return finish(shared, approver, origin_ip, id, Decision::Deny, &reason, &format!("the policy no longer allows this call: {why}")).await;
+        }
+        (d, _) => d,
+    };
+    let message = match decision {
+        Decision::Approve => String::new(),
+        Decision::Deny => format!("approval denied by {}: {reason}", approver.user_id),
+    };
+    finish(shared, approver, origin_ip, id, decision, reason, &message).await
+}
+
+/// Whether the held call would still pass: its tool active, the policy allowing its requester.
+async fn still_allowed(shared: &Shared, row: &ApprovalRow) -> Result<Result<(), String>, GatewayError> {
+    let Some(tool) = shared.registry.snapshot().get(&row.tool_name).filter(|t| t.is_active) else {
+        return Ok(Err(format!("the tool {} is no longer registered or active", row.tool_name)));
+    };
+    let job = crate::db::jobs::get(&shared.db, &row.id).await.map_err(unavailable)?;
+    let arguments: Value =
+        job.and_then(|j| j.arguments).and_then(|a| serde_json::from_str(&a).ok()).unwrap_or_else(|| json!({}));
+    let requester = Caller {
+        user_id: row.requester.clone(),
+        roles: serde_json::from_str(&row.requester_roles).unwrap_or_default(),
+        workspace: row.workspace.clone(),
+        scopes: Vec::new(),
+    };
+    Ok(shared.policies.snapshot().check_call(&requester, &tool, &arguments).map_err(|d| d.0))
+}
+
+/// End request `id` as decided (`message`: the held call's error when denied), audit the
+/// decision and, for a denial, the call's end.
+async fn finish(
+    shared: &Shared,
+    approver: &Caller,
+    origin_ip: Option<String>,
+    id: &str,
+    decision: Decision,
+    reason: &str,
+    message: &str,
+) -> Result<ApprovalRow, GatewayError> {
     let (ending, error) = match decision {
         Decision::Approve => (Ending::Approved, None),
         Decision::Deny => {
-            let denied = GatewayError::Forbidden(format!("approval denied by {}: {reason}", approver.user_id));
+            let denied = GatewayError::Forbidden(message.to_owned());
             (Ending::Denied, Some(crate::error::mcp::stored_failure(&denied, &denied.to_string())))
         }
     };
@@ -161,12 +214,7 @@ pub async fn decide(
     };
     audit_decision(shared, approver, origin_ip, &decided).await?;
     if decision == Decision::Deny {
-        audit_call_end(
-            shared,
-            &decided,
-            &GatewayError::Forbidden(format!("approval denied by {}: {reason}", approver.user_id)),
-        )
-        .await;
+        audit_call_end(shared, &decided, &GatewayError::Forbidden(message.to_owned())).await;
     }
     Ok(decided)
 }
@@ -243,6 +291,12 @@ pub async fn withdraw(shared: &Shared, id: &str) {
 /// (1, 2, 4, 8 s), then given up (logged); the request waits either way.
 fn notify(shared: &Shared, row: &ApprovalRow) {
     let Some(url) = shared.settings.approval_webhook_url.clone() else { return };
+    // A hook that hangs cannot gather connections: a few deliveries at a time, the rest
+    // skipped (logged; the request waits in the queue either way).
+    let Ok(permit) = DELIVERIES.try_acquire() else {
+        tracing::warn!(approval = %row.id, "approval webhook busy: this request is not announced");
+        return;
+    };
     let payload = json!({
         "type": "approval.requested",
         "id": row.id,
@@ -255,6 +309,7 @@ fn notify(shared: &Shared, row: &ApprovalRow) {
         "decide": format!("/admin/approvals/{}", row.id),
     });
     actix_web::rt::spawn(async move {
+        let _permit = permit;
         let mut wait = Duration::from_secs(1);
         for attempt in 1..=5 {
             let client = awc::Client::builder().timeout(Duration::from_secs(5)).disable_redirects().finish();

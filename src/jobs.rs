@@ -90,13 +90,15 @@ pub fn visible(row: &JobRow, caller: &Caller) -> bool {
 /// next heartbeat). Returns whether it was still cancellable; a cancellation is audited under
 /// the submission's request id, like any other end of a job.
 pub async fn cancel(shared: &Shared, row: &JobRow) -> Result<bool, GatewayError> {
+    // A held call's request is withdrawn first: a decision racing the cancel then finds it no
+    // longer pending (or, decided first, leaves a job this cancel finds ended or pending).
+    if row.status == "awaiting_approval" {
+        crate::approvals::withdraw(shared, &row.id).await;
+    }
     let cancelled =
         jobs::cancel(&shared.db, &row.id, ttl(shared)).await.map_err(|e| GatewayError::Unavailable(e.to_string()))?;
     shared.jobs.stop(&row.id);
     if cancelled {
-        if row.status == "awaiting_approval" {
-            crate::approvals::withdraw(shared, &row.id).await;
-        }
         audit_end(shared, row, Err(&GatewayError::Cancelled("the job was cancelled".into()))).await;
     }
     Ok(cancelled)
@@ -377,6 +379,10 @@ impl JobDispatcher {
             }
             if let Err(e) = jobs::purge(&shared.db, None).await {
                 tracing::warn!(error = %e, "purging expired jobs failed");
+            }
+            // Decided approval requests go when their jobs' results would.
+            if let Err(e) = crate::db::approvals::purge(&shared.db, chrono::Utc::now().naive_utc() - ttl(&shared)).await {
+                tracing::warn!(error = %e, "purging decided approval requests failed");
             }
         };
         ctx.spawn(actix::fut::wrap_future(recovery));

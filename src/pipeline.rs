@@ -198,8 +198,13 @@ pub async fn authorize(
         .ask(GetTool(tool_name.to_owned()))
         .await
         .map_err(|e| GatewayError::Internal(format!("registry: {e}")))?
-        .filter(|t| t.is_active)
-        .ok_or_else(|| GatewayError::UnknownTool(crate::error::echo(tool_name).into_owned()))?;
+        .filter(|t| t.is_active);
+    let Some(tool) = tool else {
+        // A call naming no tool still costs a row: it is charged to the caller's own limits,
+        // so unknown names cannot flood the trail faster than real calls.
+        charge(shared, worker, &caller).await?;
+        return Err(GatewayError::UnknownTool(crate::error::echo(tool_name).into_owned()));
+    };
     authorize_subject(shared, worker, attempt, caller, tool, arguments).await
 }
 

@@ -53,14 +53,58 @@ fn now() -> NaiveDateTime {
     chrono::Utc::now().naive_utc()
 }
 
-/// Record a held call's request (its job is already stored, `awaiting_approval`).
-pub async fn insert(db: &Db, row: &ApprovalRow) -> Result<(), DbError> {
-    with_conn!(db, |conn| diesel::insert_into(approvals::table)
-        .values(row)
-        .execute(conn)
-        .await
-        .map(|_| ())
-        .map_err(DbError::from_display))
+/// Record a held call's request unless its requester already has `cap` pending: the count and
+/// the insert are one step (PostgreSQL: under a transaction-scoped advisory lock per requester,
+/// so replicas agree; SQLite: one immediate transaction). Returns whether it was recorded.
+pub async fn insert_capped(db: &Db, row: &ApprovalRow, cap: i64) -> Result<bool, DbError> {
+    match db {
+        Db::Pg(pool) => {
+            use diesel_async::AsyncConnection;
+            let mut conn = pool.get().await.map_err(DbError::from_display)?;
+            let row = row.clone();
+            conn.transaction::<bool, diesel::result::Error, _>(async |conn| {
+                diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                    .bind::<diesel::sql_types::Text, _>(format!("mcpgw-approvals:{}", row.requester))
+                    .execute(conn)
+                    .await?;
+                let pending: i64 = approvals::table
+                    .filter(approvals::status.eq("pending"))
+                    .filter(approvals::requester.eq(&row.requester))
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                if pending >= cap {
+                    return Ok(false);
+                }
+                diesel::insert_into(approvals::table).values(&row).execute(conn).await?;
+                Ok(true)
+            })
+            .await
+            .map_err(DbError::from_display)
+        }
+        Db::Sqlite(pool) => {
+            let mut conn = pool.get().await.map_err(DbError::from_display)?;
+            let row = row.clone();
+            conn.spawn_blocking(move |conn| {
+                conn.immediate_transaction(|conn| {
+                    let pending: i64 = diesel::RunQueryDsl::get_result(
+                        approvals::table
+                            .filter(approvals::status.eq("pending"))
+                            .filter(approvals::requester.eq(&row.requester))
+                            .count(),
+                        conn,
+                    )?;
+                    if pending >= cap {
+                        return Ok(false);
+                    }
+                    diesel::RunQueryDsl::execute(diesel::insert_into(approvals::table).values(&row), conn)?;
+                    Ok::<bool, diesel::result::Error>(true)
+                })
+            })
+            .await
+            .map_err(DbError::from_display)
+        }
+    }
 }
 
 /// One request.
@@ -97,19 +141,6 @@ pub async fn list(
             .limit(limit)
             .select(ApprovalRow::as_select())
             .load::<ApprovalRow>(conn)
-            .await
-            .map_err(DbError::from_display)
-    })
-}
-
-/// How many of `requester`'s requests are pending.
-pub async fn pending_of(db: &Db, requester: &str) -> Result<i64, DbError> {
-    with_conn!(db, |conn| {
-        approvals::table
-            .filter(approvals::status.eq("pending"))
-            .filter(approvals::requester.eq(requester))
-            .count()
-            .get_result(conn)
             .await
             .map_err(DbError::from_display)
     })
@@ -153,7 +184,9 @@ impl Ending {
 
 /// End request `id` if it is still pending (and, for a decision, not past its expiry):
 /// record who and why, and move its job (`pending` to run, or `denied` with `error`). Returns
-/// the request as it was decided, or `None` when it was no longer pending.
+/// the request as it ended, or `None` when it was no longer pending. A decision whose job was
+/// cancelled in the meantime (the caller withdrew first) ends the request `withdrawn` instead:
+/// the request and its job never disagree, and the call has one end.
 pub async fn end(
     db: &Db,
     id: &str,
@@ -185,7 +218,7 @@ pub async fn end(
         return Ok(None);
     }
     let held = jobs::table.find(id).filter(jobs::status.eq("awaiting_approval"));
-    with_conn!(db, |conn| {
+    let moved = with_conn!(db, |conn| {
         match ending {
             Ending::Approved => {
                 diesel::update(held).set((jobs::status.eq("pending"), jobs::updated_at.eq(t))).execute(conn).await
@@ -204,11 +237,30 @@ pub async fn end(
                     .await
             }
             // The job was cancelled by the caller (which is what withdraws the request).
-            Ending::Withdrawn => Ok(0),
+            Ending::Withdrawn => Ok(1),
         }
         .map_err(DbError::from_display)
     })?;
+    if moved != 1 {
+        with_conn!(db, |conn| diesel::update(approvals::table.find(id))
+            .set(approvals::status.eq("withdrawn"))
+            .execute(conn)
+            .await
+            .map_err(DbError::from_display))?;
+        return Ok(None);
+    }
     get(db, id).await
+}
+
+/// Remove ended requests decided before `before` (with the jobs' purge: their arguments go
+/// with them).
+pub async fn purge(db: &Db, before: NaiveDateTime) -> Result<usize, DbError> {
+    with_conn!(db, |conn| {
+        diesel::delete(approvals::table.filter(approvals::status.ne("pending")).filter(approvals::decided_at.lt(before)))
+            .execute(conn)
+            .await
+            .map_err(DbError::from_display)
+    })
 }
 
 /// Pending requests past their deadline (at most `limit`), for the expiry sweep.

@@ -52,8 +52,8 @@ pub async fn list(
         .map_err(|e| GatewayError::InvalidRequest(e.to_string()))?
         .into_inner();
     let limit = q.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(GatewayError::InvalidRequest("limit must be between 1 and 500".into()));
+    if !(1..=200).contains(&limit) {
+        return Err(GatewayError::InvalidRequest("limit must be between 1 and 200".into()));
     }
     let status = match q.status.as_deref() {
         None => Some("pending"),
@@ -69,8 +69,21 @@ pub async fn list(
     let rows = crate::db::approvals::list(&shared.db, &roles, status, q.tool.as_deref(), limit)
         .await
         .map_err(|e| GatewayError::Unavailable(e.to_string()))?;
+    // A page stays bounded: long arguments are left to the request's own page.
+    const LISTED_ARGUMENTS_MAX: usize = 16 * 1024;
+    let listed: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            let mut a = approval_json(r);
+            if r.arguments.len() > LISTED_ARGUMENTS_MAX {
+                a["arguments"] = json!(format!("{} bytes: see GET /admin/approvals/{}", r.arguments.len(), r.id));
+                a["arguments_truncated"] = json!(true);
+            }
+            a
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(json!({
-        "approvals": rows.iter().map(approval_json).collect::<Vec<_>>(),
+        "approvals": listed,
         "you": { "sub": caller.user_id, "approver_roles": roles },
     })))
 }

@@ -112,8 +112,11 @@ pub async fn delete(
     Authenticated(caller): Authenticated,
     id: web::Path<String>,
     shared: web::Data<Shared>,
+    worker: web::Data<Worker>,
 ) -> Result<HttpResponse, GatewayError> {
     let cancelled = async {
+        // Charged like a poll: each cancel costs a database write and an audit row.
+        pipeline::charge(&shared, &worker, &Arc::new(caller.clone())).await?;
         let row = owned(&shared, &id, &caller).await?;
         cancel(&shared, &row).await?;
         owned(&shared, &id, &caller).await

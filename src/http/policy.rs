@@ -149,6 +149,7 @@ async fn explained(
         .ask(Explain { caller: subject.clone(), tool: tool.clone(), arguments: arguments.clone() })
         .await
         .map_err(internal)?;
+    let subject_caller = subject.clone();
     let limits = worker.policy.ask(GetLimits { caller: subject, tool: tool.name.clone() }).await.map_err(internal)?;
     let schema = shared.registry.check_arguments(&tool.name, arguments.as_ref().unwrap_or(&Value::Null));
     let drift = shared.registry.drifted(&tool.name);
@@ -162,6 +163,16 @@ async fn explained(
                 json!({ "rule": "required_scopes", "effect": "deny",
                 "detail": format!("the token must grant {}", missing.join(" ")) }),
             );
+        }
+    }
+    // An allowed call the policy holds for a person says so (and for whom).
+    if answer["allowed"] == json!(true) {
+        let held = shared.policies.snapshot().approval(&subject_caller, &tool.name, arguments.as_ref().unwrap_or(&Value::Null));
+        if let Some(demand) = held {
+            if let Some(steps) = answer["steps"].as_array_mut() {
+                steps.push(json!({ "rule": "approval", "effect": "hold", "detail": demand.reasons.join("; ") }));
+            }
+            answer["approval"] = json!({ "approver_role": demand.approver_role, "timeout_seconds": demand.timeout_seconds });
         }
     }
     answer["subject"] = described;

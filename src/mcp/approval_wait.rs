@@ -75,6 +75,17 @@ pub async fn wait(
     }
 }
 
+/// A held call inside a JSON-RPC batch answers at once: the batch's other messages must not
+/// wait for a person, and nobody may be left waiting on a connection. The call stays held as
+/// a job its caller can follow (`GET /mcp/jobs/{id}`); send it alone to wait for it, or as a task.
+pub fn held_in_batch(job: &JobRow, approver_role: &str) -> Value {
+    let text = format!(
+        "held for approval by {approver_role}: job {} (GET /mcp/jobs/{}); send the call alone to wait for its answer, or as a task",
+        job.id, job.id
+    );
+    json!({ "content": [{ "type": "text", "text": text }], "isError": true, "_meta": { "job": job.id, "status": "awaiting_approval" } })
+}
+
 /// The `tools/call` result of an ended job: its tool's result, or a tool error with the reason.
 fn answer(row: &JobRow) -> Value {
     let parse = |t: &Option<String>| t.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok());

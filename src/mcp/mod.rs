@@ -110,6 +110,9 @@ pub struct Ctx {
     /// The key of the client's session ([`crate::clients::session::session_key`]), when the
     /// request names one: hashed once by the transport.
     pub session_key: Option<String>,
+    /// A message of a JSON-RPC batch: a call held for approval answers at once (its job),
+    /// never holding the batch's other messages behind a person's decision.
+    pub in_batch: bool,
 }
 
 pub use crate::clients::sse_message;
@@ -353,6 +356,9 @@ async fn call(ctx: &Ctx, params: Value) -> Result<Value, RpcError> {
             let held = json!({ "job": job.id });
             let origin = crate::http::context::origin(&ctx.req);
             attempt.finish(&ctx.shared, origin, Ok(&held), 200).await.map_err(|e| errors::after_the_call(&e))?;
+            if ctx.in_batch {
+                return Ok(crate::mcp::approval_wait::held_in_batch(&job, &approver_role));
+            }
             return crate::mcp::approval_wait::wait(ctx, *job, &approver_role, progress).await;
         }
         Ok(Step::Done(value)) => Ok(value),

@@ -216,6 +216,7 @@ pub async fn message(
         stateless: super::meta_version(&params) == Some(super::STATELESS_VERSION),
         events: Some(stream.clone()),
         session_key: Some(held_key),
+        in_batch: false,
     };
     let (registry, task_key) = (shared.clone(), key.clone());
     let task = actix_web::rt::spawn(async move {

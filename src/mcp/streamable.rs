@@ -333,6 +333,7 @@ impl Post {
             stateless,
             events: None,
             session_key: self.session_key.clone(),
+            in_batch: self.batch,
         };
         if method != "tools/call" {
             return Step::Answer(response(id, dispatch(&ctx, &method, params).await));

@@ -542,3 +542,171 @@ async fn a_held_call_sent_as_a_task_is_a_task() {
     gw.stop().await;
     backend.stop().await;
 }
+
+/// Attack (outside review): an approval must not override a policy that changed while the
+/// call waited. The requester's role loses the tool; the approver's "approve" ends the call
+/// denied, saying why, and the backend never hears of it.
+#[actix_web::test]
+async fn an_approval_does_not_override_a_policy_revoked_while_the_call_waited() {
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Echo).await;
+    let gw = start(&db, &backend, 600).await;
+    let alice = gw.token("alice", &["developer"]);
+    let (_, held) = invoke(&gw, &alice, json!(5000)).await;
+    let id = held["id"].as_str().unwrap().to_owned();
+    // Developers may no longer call transfer.
+    let path = gw.settings.policy_config.clone();
+    let revoked = std::fs::read_to_string(&path).unwrap().replace(
+        "developer: { allowed_tools: ['*'], denied_tools: [admin_only] }",
+        "developer: { allowed_tools: ['*'], denied_tools: [admin_only, transfer] }",
+    );
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, revoked).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    let started = Instant::now();
+    while invoke(&gw, &alice, json!(10)).await.0 != 403 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the policy was not reloaded");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let bob = gw.token("bob", &["treasurer"]);
+    let (status, decided) = post(&gw, &format!("/admin/approvals/{id}/approve"), &bob, json!({ "reason": "ok" })).await;
+    assert_eq!(status, 200, "{decided}");
+    assert_eq!(decided["status"], "denied", "{decided}");
+    assert!(decided["reason"].as_str().unwrap().contains("refused on approval"), "{decided}");
+    let job = job_until(&gw, &alice, &id, |s| s == "denied").await;
+    assert!(job["error"]["message"].as_str().unwrap().contains("no longer allows"), "{job}");
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    let held_ran = backend.with("tools/call").iter().any(|c| c.params["arguments"]["amount"] == 5000);
+    assert!(!held_ran, "the held call never ran");
+    gw.stop().await;
+    backend.stop().await;
+}
+
+/// Attack (outside review): 40 concurrent held calls from one caller with a cap of 3 leave at
+/// most 3 requests pending (the count is taken after the insert).
+#[actix_web::test]
+async fn the_pending_cap_holds_under_concurrent_requests() {
+    let db = match TestDb::postgres().await {
+        Some(db) => db,
+        None => TestDb::sqlite().await,
+    };
+    let backend = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db)
+        .tool("transfer", &backend.url)
+        .policy(&policy(600))
+        .var("APPROVAL_MAX_PENDING_PER_USER", "3")
+        .start()
+        .await;
+    let alice = gw.token("alice", &["developer"]);
+    let calls = (0..40).map(|i| invoke(&gw, &alice, json!(5000 + i)));
+    let answers = futures_util::future::join_all(calls).await;
+    let held = answers.iter().filter(|(s, _)| *s == 202).count();
+    assert!(answers.iter().all(|(s, _)| *s == 202 || *s == 503), "{answers:?}");
+    assert_eq!(held, 3, "exactly the cap is held");
+    let bob = gw.token("bob", &["treasurer"]);
+    let (_, queue) = gw.get("/admin/approvals", Some(&bob)).await;
+    assert!(queue["approvals"].as_array().unwrap().len() <= 3, "{queue}");
+    gw.stop().await;
+    backend.stop().await;
+    db.drop_db().await;
+}
+
+/// Attack (outside review): a decision racing the caller's cancel never leaves the request and
+/// its job disagreeing, nor two ends for one call.
+#[actix_web::test]
+async fn a_decision_racing_a_cancel_leaves_one_story() {
+    let db = match TestDb::postgres().await {
+        Some(db) => db,
+        None => TestDb::sqlite().await,
+    };
+    let backend = TestBackend::start(Mode::Echo).await;
+    let gw = start(&db, &backend, 600).await;
+    let alice = gw.token("alice", &["developer"]);
+    let bob = gw.token("bob", &["treasurer"]);
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let (_, held) = invoke(&gw, &alice, json!(5000 + i)).await;
+        let id = held["id"].as_str().unwrap().to_owned();
+        let verb = if i % 2 == 0 { "deny" } else { "approve" };
+        let path = format!("/admin/approvals/{id}/{verb}");
+        let decide = post(&gw, &path, &bob, json!({ "reason": "race" }));
+        let cancel = async {
+            client().delete(format!("{}/mcp/jobs/{id}", gw.base)).bearer_auth(&alice).send().await.unwrap().status().as_u16()
+        };
+        let _ = futures_util::future::join(decide, cancel).await;
+        ids.push(id);
+    }
+    actix_web::rt::time::sleep(Duration::from_secs(1)).await;
+    for id in &ids {
+        let (_, request) = gw.get(&format!("/admin/approvals/{id}"), Some(&bob)).await;
+        let (_, job) = gw.get(&format!("/mcp/jobs/{id}"), Some(&alice)).await;
+        let pair = (request["status"].as_str().unwrap(), job["status"].as_str().unwrap());
+        assert!(
+            matches!(pair, ("withdrawn", "cancelled") | ("denied", "denied") | ("approved", "succeeded" | "cancelled")),
+            "{id}: request {} but job {}",
+            pair.0,
+            pair.1
+        );
+    }
+    gw.stop().await;
+    let rows = db.wait_for_rows(1).await;
+    // Per held call: one request row and at most one end row (the call's own).
+    let held_ids: Vec<&str> = rows.iter().filter(|r| r.status == "awaiting_approval").map(|r| r.request_id.as_str()).collect();
+    for rid in held_ids {
+        let ends = rows
+            .iter()
+            .filter(|r| r.request_id == rid && r.transport == "job")
+            .map(|r| r.status.as_str())
+            .collect::<Vec<_>>();
+        assert!(ends.len() <= 1, "{rid}: {ends:?}");
+    }
+    backend.stop().await;
+    db.drop_db().await;
+}
+
+/// Attack (outside review): held calls inside a JSON-RPC batch answer at once (the job to
+/// follow), never holding the batch (and a connection nobody reads) behind a decision.
+#[actix_web::test]
+async fn held_calls_in_a_batch_answer_at_once() {
+    use crate::common::mcp::{init, post as mcp_post, rpc};
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Echo).await;
+    let gw = start(&db, &backend, 600).await;
+    let alice = gw.token("alice", &["developer"]);
+    let sid = mcp_post(&gw, Some(&alice), None, &[], init("2025-06-18")).await.session.unwrap();
+    let v = [("MCP-Protocol-Version", "2025-06-18")];
+    let call = |id: u64, amount: u64| rpc(id, "tools/call", json!({"name": "transfer", "arguments": {"amount": amount}}));
+    let started = Instant::now();
+    let reply = mcp_post(&gw, Some(&alice), Some(&sid), &v, json!([call(2, 5000), call(3, 6000), call(4, 5)])).await;
+    assert!(started.elapsed() < Duration::from_secs(5), "the batch waited");
+    let answers = reply.body.as_array().unwrap_or_else(|| panic!("{}", reply.body));
+    let by_id = |id: u64| answers.iter().find(|a| a["id"] == id).unwrap()["result"].clone();
+    for id in [2, 3] {
+        assert_eq!(by_id(id)["isError"], true, "{}", reply.body);
+        assert!(by_id(id)["content"][0]["text"].as_str().unwrap().contains("held for approval by treasurer"));
+    }
+    assert_eq!(by_id(4)["isError"], false, "{}", reply.body);
+    let bob = gw.token("bob", &["treasurer"]);
+    let (_, queue) = gw.get("/admin/approvals", Some(&bob)).await;
+    assert_eq!(queue["approvals"].as_array().unwrap().len(), 2, "{queue}");
+    gw.stop().await;
+    backend.stop().await;
+}
+
+/// `explain` says a call would be held, and for whom.
+#[actix_web::test]
+async fn explain_shows_the_hold() {
+    let db = TestDb::sqlite().await;
+    let backend = TestBackend::start(Mode::Echo).await;
+    let gw = start(&db, &backend, 600).await;
+    let admin = gw.token("root", &["admin"]);
+    let ask = |amount: u64| json!({"subject": {"sub": "a", "roles": ["developer"]}, "tool_name": "transfer", "arguments": {"amount": amount}});
+    let (_, held) = post(&gw, "/admin/policy/explain", &admin, ask(5000)).await;
+    assert_eq!(held["allowed"], true, "{held}");
+    assert_eq!(held["approval"]["approver_role"], "treasurer", "{held}");
+    assert_eq!(held["steps"].as_array().unwrap().last().unwrap()["effect"], "hold", "{held}");
+    let (_, free) = post(&gw, "/admin/policy/explain", &admin, ask(5)).await;
+    assert!(free.get("approval").is_none(), "{free}");
+    gw.stop().await;
+    backend.stop().await;
+}

@@ -25,6 +25,9 @@ pub struct Policy {
     approval_free: BTreeMap<String, CompiledRules>,
 }
 
+/// Longest a call may wait for approval (`approval.timeout_seconds`): 30 days.
+pub const MAX_APPROVAL_WAIT_SECONDS: u64 = 30 * 86_400;
+
 /// A call that must wait for a person: who decides, until when, and why it was held.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovalDemand {
@@ -73,6 +76,29 @@ pub struct PolicyError {
     pub source: crate::arguments::RuleError,
 }
 
+/// A tool's `approval` that cannot be used (its wait out of range, no approver role).
+#[derive(Debug, thiserror::Error)]
+#[error("tools.{tool}.approval.{field}: {why}")]
+pub struct ApprovalError {
+    /// The tool.
+    pub tool: String,
+    /// The field at fault.
+    pub field: &'static str,
+    /// Why.
+    pub why: String,
+}
+
+/// Why a policy document cannot be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// An argument rule.
+    #[error(transparent)]
+    Rule(#[from] PolicyError),
+    /// An approval rule.
+    #[error(transparent)]
+    Approval(#[from] ApprovalError),
+}
+
 impl Policy {
     /// The document this policy was compiled from (the console shows the policy in force).
     pub fn document(&self) -> &PolicyDocument {
@@ -80,7 +106,7 @@ impl Policy {
     }
 
     /// Compile a parsed document (argument patterns compiled once).
-    pub fn compile(doc: PolicyDocument) -> Result<Self, PolicyError> {
+    pub fn compile(doc: PolicyDocument) -> Result<Self, CompileError> {
         let mut arguments = BTreeMap::new();
         for (tool, rule) in &doc.tools {
             let mut add = |scope: String, rules: &ArgRules| -> Result<(), PolicyError> {
@@ -101,6 +127,16 @@ impl Policy {
         }
         let mut approval_free = BTreeMap::new();
         for (tool, rule) in &doc.tools {
+            if let Some(a) = &rule.approval {
+                if !(1..=MAX_APPROVAL_WAIT_SECONDS).contains(&a.timeout_seconds) {
+                    let why = format!("must be between 1 and {MAX_APPROVAL_WAIT_SECONDS} (30 days)");
+                    return Err(ApprovalError { tool: tool.clone(), field: "timeout_seconds", why }.into());
+                }
+                if a.approver_role.trim().is_empty() {
+                    let why = "must name a role".to_owned();
+                    return Err(ApprovalError { tool: tool.clone(), field: "approver_role", why }.into());
+                }
+            }
             if let Some(approval) = rule.approval.as_ref().filter(|a| !a.unless_arguments.is_empty()) {
                 let compiled = CompiledRules::compile(&approval.unless_arguments)
                     .map_err(|source| PolicyError { tool: tool.clone(), source })?;

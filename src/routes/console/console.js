@@ -41,13 +41,19 @@ function svgEl(tag, attrs) {
   return node;
 }
 
+// replaceChildren with arrays flattened and empty values dropped (never the text "null").
+function fill(node, ...children) {
+  node.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  return node;
+}
+
 function main() {
   return document.getElementById('main');
 }
 
 function show(title, ...children) {
   const m = main();
-  m.replaceChildren(el('h1', { text: title }), ...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  fill(m, el("h1", { text: title }), children);
   document.title = `${title} · mcp-gateway console`;
 }
 
@@ -139,14 +145,14 @@ function go(page, params) {
 
 function drawNav(current) {
   const nav = document.getElementById('nav');
-  nav.replaceChildren();
+  fill(nav);
   if (!me) return;
   for (const [page, info] of Object.entries(PAGES)) {
     if (!me.pages.includes(page)) continue;
     nav.append(el('a', { href: `#/${page}`, 'aria-current': page === current ? 'page' : null, text: info.title }));
   }
   const who = document.getElementById('who');
-  who.replaceChildren(
+  fill(who, 
     el('span', { text: `${me.sub} (${me.roles.join(', ') || 'no roles'})` }),
     el('button', { type: 'button', class: 'secondary', onclick: signOut, text: 'Sign out' }));
 }
@@ -251,12 +257,13 @@ async function oidcFinish() {
   const saved = JSON.parse(sessionStorage.getItem(LOGIN_KEY) || 'null');
   sessionStorage.removeItem(LOGIN_KEY);
   history.replaceState(null, '', `/console${saved && saved.back ? saved.back : ''}`);
-  if (q.has('error')) {
-    signIn(`The provider refused the sign-in: ${q.get('error')}`);
-    return true;
-  }
+  // Nothing from the URL is shown unless it answers a sign-in started in this tab.
   if (!saved || q.get('state') !== saved.state) {
     signIn('Sign-in refused: the answer does not match a sign-in started here.');
+    return true;
+  }
+  if (q.has('error')) {
+    signIn('The provider refused the sign-in.');
     return true;
   }
   try {
@@ -396,10 +403,10 @@ async function tools() {
         onclick: async () => {
           try {
             await api(`/admin/tools/${encodeURIComponent(x.name)}/approve`, { method: 'POST', body: { digest: x.observed_digest } });
-            result.replaceChildren(statusBox(`Approved the new definition of ${x.name}.`, 'ok'));
+            fill(result, statusBox(`Approved the new definition of ${x.name}.`, 'ok'));
             setTimeout(() => go('tools'), 800);
           } catch (e) {
-            result.replaceChildren(failure(e));
+            fill(result, failure(e));
           }
         },
         text: `Approve the new definition of ${x.name}`,
@@ -507,14 +514,14 @@ async function audit(params) {
   const verify = el('button', {
     type: 'button', id: 'verify', class: 'secondary',
     onclick: async () => {
-      verifyResult.replaceChildren(statusBox('Verifying every chain…'));
+      fill(verifyResult, statusBox('Verifying every chain…'));
       try {
         const v = await api('/admin/audit/verify', { method: 'POST' });
-        verifyResult.replaceChildren(statusBox(v.summary, v.intact ? 'ok' : 'bad'),
+        fill(verifyResult, statusBox(v.summary, v.intact ? 'ok' : 'bad'),
           v.problems.length ? el('ul', { 'aria-label': 'Problems found' }, v.problems.slice(0, 50).map((p) => el('li', { text: p }))) : null,
           v.notes.length ? el('ul', { 'aria-label': 'Notes' }, v.notes.map((p) => el('li', { class: 'muted', text: p }))) : null);
       } catch (e) {
-        verifyResult.replaceChildren(failure(e));
+        fill(verifyResult, failure(e));
       }
     },
     text: 'Verify the hash chains',
@@ -545,7 +552,7 @@ async function audit(params) {
     params.get('cursor') ? el('button', { type: 'button', class: 'secondary', onclick: () => go('audit', auditQuery(params, { cursor: null })), text: 'Newest' }) : null,
     page.next_cursor ? el('button', { type: 'button', class: 'secondary', id: 'older', onclick: () => go('audit', auditQuery(params, { cursor: page.next_cursor })), text: 'Older rows' }) : null,
     el('span', { class: 'muted', id: 'audit-count', text: `${page.items.length} row(s)` }));
-  results.replaceChildren(
+  fill(results, 
     table('Audit rows, newest first', ['Time (UTC)', 'User', 'Tool', 'Decision', 'Outcome', 'HTTP', 'ms', 'Request id', ''], rows), pager);
   results.setAttribute('data-rendered-ms', String(Math.round(performance.now() - started)));
 }
@@ -568,7 +575,7 @@ async function policy(params) {
     try {
       args = JSON.parse(v('arguments') || '{}');
     } catch (e) {
-      answer.replaceChildren(statusBox(`Arguments are not JSON: ${e.message}`, 'bad'));
+      fill(answer, statusBox(`Arguments are not JSON: ${e.message}`, 'bad'));
       return;
     }
     const subject = { sub: v('sub'), roles: v('roles').split(',').map((r) => r.trim()).filter(Boolean) };
@@ -576,11 +583,11 @@ async function policy(params) {
     history.replaceState(null, '', `#/policy?${new URLSearchParams({ sub: v('sub'), roles: v('roles'), workspace: v('workspace'), tool: v('tool'), arguments: v('arguments') })}`);
     try {
       const e = await api('/admin/policy/explain', { method: 'POST', body: { subject, tool_name: v('tool'), arguments: args } });
-      answer.replaceChildren(statusBox(e.allowed ? `ALLOWED: ${subject.sub} may call ${v('tool')}.` : `DENIED: ${subject.sub} may not call ${v('tool')}.`, e.allowed ? 'ok' : 'bad'),
+      fill(answer, statusBox(e.allowed ? `ALLOWED: ${subject.sub} may call ${v('tool')}.` : `DENIED: ${subject.sub} may not call ${v('tool')}.`, e.allowed ? 'ok' : 'bad'),
         table('Each rule, in the order the gateway checks them', ['Rule', 'Effect', 'Detail'], (e.steps || []).map((s) => [s.rule, s.effect, s.detail])),
         table('Rate limits that apply', ['Limit', 'Key', 'Per minute', 'Burst'], (e.rate_limits || []).map((l) => [l.limit, l.key, l.requests_per_minute, l.burst])));
     } catch (err) {
-      answer.replaceChildren(failure(err));
+      fill(answer, failure(err));
     }
   });
   const usageForm = el('form', { class: 'filters', id: 'usage' },
@@ -594,10 +601,10 @@ async function policy(params) {
     const q = new URLSearchParams({ user: usageForm.elements.user.value.trim(), tool: usageForm.elements.tool.value.trim(), roles: usageForm.elements.roles.value.trim() });
     try {
       const u = await api(`/admin/rate-limits?${q}`);
-      usage.replaceChildren(table('Limits for this user and tool, now', ['Limit', 'Per minute', 'Burst', 'Available now', 'Full again in (s)'],
+      fill(usage, table('Limits for this user and tool, now', ['Limit', 'Per minute', 'Burst', 'Available now', 'Full again in (s)'],
         u.limits.map((l) => [l.limit, l.requests_per_minute, l.burst, l.available, fmt(l.full_in_ms / 1000, 1)])));
     } catch (err) {
-      usage.replaceChildren(failure(err));
+      fill(usage, failure(err));
     }
   });
   show('Policy',
@@ -641,9 +648,9 @@ async function jobs(params) {
         onclick: async () => {
           try {
             const full = await api(`/mcp/jobs/${encodeURIComponent(j.id)}`);
-            detail.replaceChildren(el('h2', { text: `Job ${j.id}` }), el('pre', { tabindex: 0, text: JSON.stringify(full, null, 2) }));
+            fill(detail, el('h2', { text: `Job ${j.id}` }), el('pre', { tabindex: 0, text: JSON.stringify(full, null, 2) }));
           } catch (e) {
-            detail.replaceChildren(failure(e));
+            fill(detail, failure(e));
           }
         },
         text: 'Details',
@@ -653,10 +660,10 @@ async function jobs(params) {
         onclick: async () => {
           try {
             await api(`/mcp/jobs/${encodeURIComponent(j.id)}`, { method: 'DELETE' });
-            detail.replaceChildren(statusBox(`Cancelled job ${j.id}.`, 'ok'));
+            fill(detail, statusBox(`Cancelled job ${j.id}.`, 'ok'));
             setTimeout(() => go('jobs', params), 600);
           } catch (e) {
-            detail.replaceChildren(failure(e));
+            fill(detail, failure(e));
           }
         },
         text: 'Cancel',
@@ -687,16 +694,16 @@ async function approvals(params) {
     const own = a.requester === me.sub;
     const decide = (verb) => async () => {
       if (!reason.value.trim()) {
-        result.replaceChildren(statusBox('A reason is required.', 'bad'));
+        fill(result, statusBox('A reason is required.', 'bad'));
         reason.focus();
         return;
       }
       try {
         const d = await api(`/admin/approvals/${encodeURIComponent(a.id)}/${verb}`, { method: 'POST', body: { reason: reason.value } });
-        result.replaceChildren(statusBox(`${d.status === 'approved' ? 'Approved' : 'Denied'}: ${a.tool_name} for ${a.requester}.`, 'ok'));
+        fill(result, statusBox(`${d.status === 'approved' ? 'Approved' : 'Denied'}: ${a.tool_name} for ${a.requester}.`, 'ok'));
         setTimeout(() => go('approvals', params), 800);
       } catch (e) {
-        result.replaceChildren(failure(e));
+        fill(result, failure(e));
       }
     };
     const actions = a.status !== 'pending' ? el('p', { text: `${a.status}${a.decided_by ? ` by ${a.decided_by}` : ''}${a.reason ? `: ${a.reason}` : ''}` })
