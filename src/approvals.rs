@@ -157,7 +157,16 @@ pub async fn decide(
     let decision = match (decision, still_allowed(shared, &row).await?) {
         (Decision::Approve, Err(why)) => {
             let reason = format!("{reason} [refused on approval: {why}]");
-            return finish(shared, approver, origin_ip, id, Decision::Deny, &reason, &format!("the policy no longer allows this call: {why}")).await;
+            return finish(
+                shared,
+                approver,
+                origin_ip,
+                id,
+                Decision::Deny,
+                &reason,
+                &format!("the policy no longer allows this call: {why}"),
+            )
+            .await;
         }
         (d, _) => d,
     };

@@ -381,7 +381,8 @@ impl JobDispatcher {
                 tracing::warn!(error = %e, "purging expired jobs failed");
             }
             // Decided approval requests go when their jobs' results would.
-            if let Err(e) = crate::db::approvals::purge(&shared.db, chrono::Utc::now().naive_utc() - ttl(&shared)).await {
+            if let Err(e) = crate::db::approvals::purge(&shared.db, chrono::Utc::now().naive_utc() - ttl(&shared)).await
+            {
                 tracing::warn!(error = %e, "purging decided approval requests failed");
             }
         };

@@ -256,10 +256,12 @@ pub async fn end(
 /// with them).
 pub async fn purge(db: &Db, before: NaiveDateTime) -> Result<usize, DbError> {
     with_conn!(db, |conn| {
-        diesel::delete(approvals::table.filter(approvals::status.ne("pending")).filter(approvals::decided_at.lt(before)))
-            .execute(conn)
-            .await
-            .map_err(DbError::from_display)
+        diesel::delete(
+            approvals::table.filter(approvals::status.ne("pending")).filter(approvals::decided_at.lt(before)),
+        )
+        .execute(conn)
+        .await
+        .map_err(DbError::from_display)
     })
 }
 

@@ -177,7 +177,9 @@ pub async fn verify(
     let total = found.problems.len();
     if total > SHOWN {
         found.problems.truncate(SHOWN);
-        found.notes.push(format!("{} more problem(s) not shown (mcp-gateway audit verify lists them all)", total - SHOWN));
+        found
+            .notes
+            .push(format!("{} more problem(s) not shown (mcp-gateway audit verify lists them all)", total - SHOWN));
     }
     Ok(HttpResponse::Ok().json(json!({
         "intact": total == 0,

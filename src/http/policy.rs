@@ -167,12 +167,17 @@ async fn explained(
     }
     // An allowed call the policy holds for a person says so (and for whom).
     if answer["allowed"] == json!(true) {
-        let held = shared.policies.snapshot().approval(&subject_caller, &tool.name, arguments.as_ref().unwrap_or(&Value::Null));
+        let held = shared.policies.snapshot().approval(
+            &subject_caller,
+            &tool.name,
+            arguments.as_ref().unwrap_or(&Value::Null),
+        );
         if let Some(demand) = held {
             if let Some(steps) = answer["steps"].as_array_mut() {
                 steps.push(json!({ "rule": "approval", "effect": "hold", "detail": demand.reasons.join("; ") }));
             }
-            answer["approval"] = json!({ "approver_role": demand.approver_role, "timeout_seconds": demand.timeout_seconds });
+            answer["approval"] =
+                json!({ "approver_role": demand.approver_role, "timeout_seconds": demand.timeout_seconds });
         }
     }
     answer["subject"] = described;

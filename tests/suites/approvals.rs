@@ -631,7 +631,14 @@ async fn a_decision_racing_a_cancel_leaves_one_story() {
         let path = format!("/admin/approvals/{id}/{verb}");
         let decide = post(&gw, &path, &bob, json!({ "reason": "race" }));
         let cancel = async {
-            client().delete(format!("{}/mcp/jobs/{id}", gw.base)).bearer_auth(&alice).send().await.unwrap().status().as_u16()
+            client()
+                .delete(format!("{}/mcp/jobs/{id}", gw.base))
+                .bearer_auth(&alice)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
         };
         let _ = futures_util::future::join(decide, cancel).await;
         ids.push(id);
@@ -651,7 +658,8 @@ async fn a_decision_racing_a_cancel_leaves_one_story() {
     gw.stop().await;
     let rows = db.wait_for_rows(1).await;
     // Per held call: one request row and at most one end row (the call's own).
-    let held_ids: Vec<&str> = rows.iter().filter(|r| r.status == "awaiting_approval").map(|r| r.request_id.as_str()).collect();
+    let held_ids: Vec<&str> =
+        rows.iter().filter(|r| r.status == "awaiting_approval").map(|r| r.request_id.as_str()).collect();
     for rid in held_ids {
         let ends = rows
             .iter()
@@ -675,7 +683,8 @@ async fn held_calls_in_a_batch_answer_at_once() {
     let alice = gw.token("alice", &["developer"]);
     let sid = mcp_post(&gw, Some(&alice), None, &[], init("2025-06-18")).await.session.unwrap();
     let v = [("MCP-Protocol-Version", "2025-06-18")];
-    let call = |id: u64, amount: u64| rpc(id, "tools/call", json!({"name": "transfer", "arguments": {"amount": amount}}));
+    let call =
+        |id: u64, amount: u64| rpc(id, "tools/call", json!({"name": "transfer", "arguments": {"amount": amount}}));
     let started = Instant::now();
     let reply = mcp_post(&gw, Some(&alice), Some(&sid), &v, json!([call(2, 5000), call(3, 6000), call(4, 5)])).await;
     assert!(started.elapsed() < Duration::from_secs(5), "the batch waited");

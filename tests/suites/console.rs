@@ -266,3 +266,161 @@ async fn the_audit_search_stays_fast_over_a_million_rows() {
     gw.stop().await;
     db.drop_db().await;
 }
+
+/// Attack (outside review): verifying the trail while it is being written never reports
+/// tampering that did not happen (a batch half-committed between two reads looked like rows
+/// inserted after the head); real tampering is still reported. Both databases.
+async fn verify_under_live_traffic(kind: crate::common::DbKind) {
+    let Some(db) = TestDb::of(kind).await else { return };
+    let echo = TestBackend::start(Mode::Echo).await;
+    let gw = TestGateway::builder(&db)
+        .tool("echo", &echo.url)
+        .var("GATEWAY_WORKERS", "2")
+        .var("AUDIT_FLUSH_INTERVAL_MS", "1")
+        .start()
+        .await;
+    let dev = gw.token("dev", &["developer"]);
+    let admin = gw.token("root", &["admin"]);
+    let deadline = Instant::now() + Duration::from_secs(6);
+    let callers = (0..6).map(|_| async {
+        while Instant::now() < deadline {
+            gw.invoke(&dev, "echo", json!({ "m": "x" })).await;
+        }
+    });
+    let verifier = async {
+        let mut runs = 0;
+        while Instant::now() < deadline {
+            let (status, v) = post(&gw, "/admin/audit/verify", &admin, json!(null)).await;
+            assert_eq!(status, 200, "{v}");
+            assert_eq!(v["intact"], true, "false tampering under live traffic: {v}");
+            runs += 1;
+        }
+        runs
+    };
+    let (_, runs) = futures_util::future::join(futures_util::future::join_all(callers), verifier).await;
+    assert!(runs >= 3, "{runs} verifications ran");
+    let victim = db.audit_rows().await.into_iter().find(|r| r.tool_name.as_deref() == Some("echo")).unwrap();
+    sql(&db.url, &format!("UPDATE audit_logs SET status = 'forged' WHERE id = '{}'", victim.id)).await;
+    let (_, v) = post(&gw, "/admin/audit/verify", &admin, json!(null)).await;
+    assert_eq!(v["intact"], false, "{v}");
+    assert!(v["summary"].as_str().unwrap().contains(&victim.id), "{v}");
+    gw.stop().await;
+    echo.stop().await;
+    db.drop_db().await;
+}
+
+crate::common::on_both_databases!(verify_under_live_traffic_reports_only_real_tampering => verify_under_live_traffic);
+
+/// Attack (outside review): admin requests leave rows that say what happened — a bad
+/// explanation 400, a bad audit query 400, an oversize body (declared or streamed) 413 — and
+/// an identity provider's URL credentials never reach what operators read.
+#[actix_web::test]
+async fn admin_rows_tell_the_outcome_and_reports_hold_no_url_secret() {
+    let db = TestDb::sqlite().await;
+    let echo = TestBackend::start(Mode::Echo).await;
+    let conf = tempfile::tempdir().unwrap();
+    let providers = conf.path().join("providers.yaml");
+    std::fs::write(
+        &providers,
+        "providers:\n- issuer: http://127.0.0.1:9/idp\n  audiences: [http://127.0.0.1/mcp]\n  jwks_url: http://idpuser:idppass-secret@127.0.0.1:9/certs?api_key=sk-jwks-secret\n",
+    )
+    .unwrap();
+    let gw = TestGateway::builder(&db)
+        .tool("echo", &echo.url)
+        .var("IDENTITY_PROVIDERS_FILE", &providers.display().to_string())
+        .start()
+        .await;
+    let admin = gw.token("root", &["admin"]);
+    let ask = |id: &'static str, body: Value| {
+        let (base, admin) = (gw.base.clone(), admin.clone());
+        async move {
+            client()
+                .post(format!("{base}/admin/policy/explain"))
+                .bearer_auth(admin)
+                .insert_header(("X-Request-ID", id))
+                .send_json(&body)
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(ask("explain-bad-token", json!({ "token": "garbage", "tool_name": "echo" })).await, 400);
+    let (status, _) = gw.get("/admin/audit-logs?limit=100000", Some(&admin)).await;
+    assert_eq!(status, 400);
+    let big = vec![b'x'; 200 * 1024];
+    let status = client()
+        .post(format!("{}/admin/tools/echo/approve", gw.base))
+        .bearer_auth(&admin)
+        .insert_header(("X-Request-ID", "approve-streamed-oversize"))
+        .send_stream(futures_util::stream::once(
+            async move { Ok::<_, std::io::Error>(actix_web::web::Bytes::from(big)) },
+        ))
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    assert_eq!(status, 413);
+    let declared = client()
+        .post(format!("{}/admin/audit/verify", gw.base))
+        .bearer_auth(&admin)
+        .insert_header(("X-Request-ID", "verify-declared-oversize"))
+        .send_body(vec![b'x'; 2 * 1024 * 1024])
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    assert_eq!(declared, 413);
+    // Reports name the provider's URL without its credentials.
+    let started = Instant::now();
+    loop {
+        let (_, overview) = gw.get("/admin/overview", Some(&admin)).await;
+        let text = overview.to_string();
+        assert!(!text.contains("idppass-secret") && !text.contains("sk-jwks-secret"), "{text}");
+        if text.contains("127.0.0.1:9/certs") || started.elapsed() > Duration::from_secs(8) {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, health) = gw.get("/health/actors", Some(&admin)).await;
+    assert!(!health.to_string().contains("idppass-secret"), "{health}");
+    gw.stop().await;
+    let rows = db.wait_for_rows(1).await;
+    let row =
+        |rid: &str| rows.iter().find(|r| r.request_id == rid).unwrap_or_else(|| panic!("no row for {rid}: {rows:?}"));
+    assert_eq!(
+        (row("explain-bad-token").http_status, row("explain-bad-token").status.as_str()),
+        (400, "invalid_request")
+    );
+    assert_eq!(row("approve-streamed-oversize").http_status, 413);
+    assert_eq!(row("verify-declared-oversize").http_status, 413);
+    let query = rows.iter().find(|r| r.tool_name.as_deref() == Some("admin/audit-query")).unwrap();
+    assert_eq!(query.http_status, 400, "{query:?}");
+    echo.stop().await;
+}
+
+/// Attack (outside review): cancelling jobs that are not there, and calling tools that do not
+/// exist, are charged to the caller's own rate limit like everything else, so neither floods
+/// the trail faster than real calls.
+#[actix_web::test]
+async fn made_up_cancels_and_tool_names_are_rate_limited() {
+    let db = TestDb::sqlite().await;
+    let gw = TestGateway::builder(&db)
+        .policy("rate_limits:\n  per_user: {requests_per_minute: 60, burst: 5}\n")
+        .start()
+        .await;
+    let dev = gw.token("dev", &["developer"]);
+    let mut statuses = Vec::new();
+    for i in 0..10 {
+        let resp = client().delete(format!("{}/mcp/jobs/made-up-{i}", gw.base)).bearer_auth(&dev).send().await.unwrap();
+        statuses.push(resp.status().as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let dev2 = gw.token("dev2", &["developer"]);
+    let mut statuses = Vec::new();
+    for i in 0..10 {
+        statuses.push(gw.invoke(&dev2, &format!("no-such-tool-{i}"), json!({})).await.0);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    gw.stop().await;
+}
