@@ -269,27 +269,45 @@ pub struct JobDispatcher {
     /// during an outage nobody's heartbeats land, so a stale heartbeat then says nothing about
     /// whether its replica stopped.
     db_trouble: Rc<std::cell::Cell<Option<std::time::Instant>>>,
-    /// An expiry sweep of approval requests is running.
-    expiring: Rc<std::cell::Cell<bool>>,
+    /// When approval requests past their deadline were last looked for (each second, on the
+    /// claim's own connection: no second connection for it).
+    last_expiry: std::time::Instant,
 }
 
 impl JobDispatcher {
     /// A dispatcher for this replica.
     pub fn new(shared: web::Data<Shared>) -> Self {
         let backend = Rc::new(shared.registry.client(shared.settings.max_response_bytes));
-        Self { shared, backend, claiming: false, db_trouble: Rc::default(), expiring: Rc::default() }
+        Self { shared, backend, claiming: false, db_trouble: Rc::default(), last_expiry: std::time::Instant::now() }
     }
 
     fn claim(&mut self, ctx: &mut Context<Self>) {
         let free = self.shared.settings.job_max_concurrent.saturating_sub(self.shared.jobs.running());
-        if self.claiming || free == 0 {
+        if self.claiming {
+            return;
+        }
+        // Approval requests past their deadline are denied within a second (any replica).
+        let expire = self.last_expiry.elapsed() >= Duration::from_secs(1);
+        if expire {
+            self.last_expiry = std::time::Instant::now();
+        }
+        if free == 0 && !expire {
             return;
         }
         self.claiming = true;
         let shared = self.shared.clone();
         let (per_user, per_tool) = (self.shared.settings.job_max_per_user, self.shared.settings.job_max_per_tool);
-        let claim =
-            async move { jobs::claim(&shared.db, shared.jobs.replica_id(), free as i64, per_user, per_tool).await };
+        let claim = async move {
+            let claimed = if free == 0 {
+                Ok(Vec::new())
+            } else {
+                jobs::claim(&shared.db, shared.jobs.replica_id(), free as i64, per_user, per_tool).await
+            };
+            if expire {
+                crate::approvals::expire_overdue(&shared).await;
+            }
+            claimed
+        };
         ctx.spawn(actix::fut::wrap_future::<_, Self>(claim).map(|claimed, act, _| {
             act.claiming = false;
             match claimed {
@@ -398,18 +416,6 @@ impl Actor for JobDispatcher {
         ctx.run_interval(self.shared.settings.job_poll, |act, ctx| act.claim(ctx));
         let every = (self.shared.settings.job_stale / 2).max(Duration::from_millis(500));
         ctx.run_interval(every, |act, ctx| act.recover(ctx));
-        // Approval requests past their deadline are denied within a second (any replica).
-        ctx.run_interval(Duration::from_secs(1), |act, ctx| {
-            if act.expiring.get() {
-                return;
-            }
-            act.expiring.set(true);
-            let (shared, expiring) = (act.shared.clone(), act.expiring.clone());
-            ctx.spawn(actix::fut::wrap_future(async move {
-                crate::approvals::expire_overdue(&shared).await;
-                expiring.set(false);
-            }));
-        });
     }
 }
 

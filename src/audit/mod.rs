@@ -36,6 +36,8 @@ pub struct Audit {
     spooled: Arc<AtomicU64>,
     set_aside: Arc<AtomicU64>,
     writes: Arc<WriteStats>,
+    /// One chain verification at a time on this gateway: it walks every row.
+    verifying: tokio::sync::Semaphore,
 }
 
 /// Why a row could not be made durable.
@@ -85,7 +87,12 @@ impl Audit {
         set_aside: Arc<AtomicU64>,
         writes: Arc<WriteStats>,
     ) -> Self {
-        Self { writer, stats, spooled, set_aside, writes }
+        Self { writer, stats, spooled, set_aside, writes, verifying: tokio::sync::Semaphore::new(1) }
+    }
+
+    /// The right to walk the chains now (`None` while another verification runs here).
+    pub fn verification(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.verifying.try_acquire().ok()
     }
 
     /// Hand `row` to the writer (never waits: batched with the rest of this event-loop turn).

@@ -139,9 +139,6 @@ fn export(shared: std::sync::Arc<Shared>, filter: AuditFilter, csv: bool) -> Htt
         .streaming(body)
 }
 
-/// One chain verification at a time per replica: it walks every row.
-static VERIFYING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
-
 /// `POST /admin/audit/verify` (roles `admin`, `auditor`): walk every chain as `mcp-gateway audit
 /// verify` does, and say in words whether the trail is intact or where and how it breaks.
 pub async fn verify(
@@ -150,7 +147,7 @@ pub async fn verify(
     shared: web::Data<Shared>,
 ) -> Result<HttpResponse, GatewayError> {
     require_role(&req, &caller, &["admin", "auditor"])?;
-    let Ok(_permit) = VERIFYING.try_acquire() else {
+    let Some(_permit) = shared.audit.verification() else {
         let busy = GatewayError::Busy("a verification is already running on this replica; retry when it ends".into());
         super::context::audit_admin_outcome(&shared, &req, &caller, "admin/audit-verify", Err(&busy)).await?;
         return Err(busy);

@@ -172,22 +172,23 @@ async fn admin_queries(kind: DbKind) {
     assert_eq!(denied["items"].as_array().unwrap().len(), 1);
     let (_, future) = gw.get("/admin/audit-logs?since=2100-01-01T00:00:00Z", Some(&admin)).await;
     assert!(future["items"].as_array().unwrap().is_empty());
-    // Each read of the trail is itself audited, stored before it runs: 4 reads so far, and this
-    // one; and u1's refused attempt.
+    // Each read of the trail is itself audited, with its outcome, and answered only once its row
+    // is durable: the 4 reads so far (this one's row follows its answer); and u1's refusal.
     let (_, past) = gw.get("/admin/audit-logs?until=2100-01-01T00:00:00Z&limit=1000", Some(&admin)).await;
-    assert_eq!(past["items"].as_array().unwrap().len(), 5 + 5 + 1);
+    assert_eq!(past["items"].as_array().unwrap().len(), 5 + 4 + 1);
     let reads = past["items"].as_array().unwrap().iter().filter(|r| r["transport"] == "admin").count();
-    assert_eq!(reads, 5 + 1);
+    assert_eq!(reads, 4 + 1);
     assert_eq!(gw.get("/admin/audit-logs?since=yesterday", Some(&admin)).await.0, 400);
     assert_eq!(gw.get("/admin/audit-logs?colour=red", Some(&admin)).await.0, 400);
     // A security team's `auditor` reads the trail but calls no tool.
     let auditor = gw.token("sec", &["auditor"]);
     let (status, all) = gw.get("/admin/audit-logs?limit=1000", Some(&auditor)).await;
-    // + 6 reads by root (the one refused for its `since` too: it was asked) + u1's refusal + this one.
+    // + 7 reads by root (the two refused, for `since` and `colour`, too: they were asked, and
+    // their rows say 400) + u1's refusal (this read's own row follows its answer).
     assert_eq!((status, all["items"].as_array().unwrap().len()), (200, 5 + 8));
     // The role filter ignores case, on both databases.
     let (_, admins) = gw.get("/admin/audit-logs?role=ADMIN&limit=1000", Some(&auditor)).await;
-    assert_eq!(admins["items"].as_array().unwrap().len(), 6, "root's reads");
+    assert_eq!(admins["items"].as_array().unwrap().len(), 7, "root's reads");
     assert_eq!(gw.invoke(&auditor, "echo", json!({})).await.0, 403);
     gw.stop().await;
     db.drop_db().await;

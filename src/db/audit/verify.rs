@@ -301,7 +301,9 @@ async fn walk_rows(
                     rows.filter(audit_logs::chain_id.gt(&c).or(audit_logs::chain_id.eq(&c).and(audit_logs::seq.gt(s))))
                 }
             };
-            rows.order((audit_logs::chain_id, audit_logs::seq))
+            // Ties (a forged row repeating a sequence number) in a fixed order: every walk
+            // reports them alike.
+            rows.order((audit_logs::chain_id, audit_logs::seq, audit_logs::id))
                 .limit(10_000)
                 .select(AuditRow::as_select())
                 .load::<AuditRow>(conn)
