@@ -336,5 +336,5 @@ fn notify(shared: &Shared, row: &ApprovalRow) {
 
 /// Whether a call of `tool` with `arguments` by `caller` must wait for a person.
 pub fn demand(shared: &Shared, caller: &Caller, tool: &Tool, arguments: &Value) -> Option<ApprovalDemand> {
-    shared.policies.snapshot().approval(caller, &tool.name, arguments)
+    shared.policies.approval(caller, &tool.name, arguments)
 }

@@ -32,6 +32,17 @@ impl Policies {
         self.cell.load_full()
     }
 
+    /// Whether a call must wait for a person ([`Policy::approval`]), read without taking a
+    /// reference to the snapshot (asked on every call).
+    pub fn approval(
+        &self,
+        caller: &gateway_actors::Caller,
+        tool: &str,
+        arguments: &serde_json::Value,
+    ) -> Option<gateway_actors::policy::ApprovalDemand> {
+        self.cell.load().approval(caller, tool, arguments)
+    }
+
     /// Ask the owner to load `policy.yaml` again; whether the new file is in force.
     pub async fn reload(&self, trigger: &'static str) -> bool {
         match self.owner.get() {
