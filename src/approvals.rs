@@ -44,9 +44,12 @@ pub async fn hold(
     demand: &ApprovalDemand,
 ) -> Result<JobRow, GatewayError> {
     let (tool, arguments, request_id) = (submission.tool, submission.arguments, submission.request_id.to_owned());
+    let keyed = submission.idempotency_key.is_some();
     let job = crate::jobs::submit_held(shared, caller, submission).await?;
     // A repeated Idempotency-Key answers with the job it already made (and its request).
-    if approvals::get(&shared.db, &job.id).await.map_err(unavailable)?.is_some() || job.status != "awaiting_approval" {
+    if job.status != "awaiting_approval"
+        || (keyed && approvals::get(&shared.db, &job.id).await.map_err(unavailable)?.is_some())
+    {
         return Ok(job);
     }
     let shown = shared.policies.snapshot().arguments_for_approvers(&tool.name, arguments, demand.show);
@@ -154,22 +157,13 @@ pub async fn decide(
     }
     // Approved calls are authorised again, as the policy and the registry are now: a role
     // revoked or a tool withdrawn while the call waited is not overridden by an approval.
-    let decision = match (decision, still_allowed(shared, &row).await?) {
-        (Decision::Approve, Err(why)) => {
+    if decision == Decision::Approve {
+        if let Err(why) = still_allowed(shared, &row).await? {
             let reason = format!("{reason} [refused on approval: {why}]");
-            return finish(
-                shared,
-                approver,
-                origin_ip,
-                id,
-                Decision::Deny,
-                &reason,
-                &format!("the policy no longer allows this call: {why}"),
-            )
-            .await;
+            let message = format!("the policy no longer allows this call: {why}");
+            return finish(shared, approver, origin_ip, id, Decision::Deny, &reason, &message).await;
         }
-        (d, _) => d,
-    };
+    }
     let message = match decision {
         Decision::Approve => String::new(),
         Decision::Deny => format!("approval denied by {}: {reason}", approver.user_id),
@@ -185,13 +179,17 @@ async fn still_allowed(shared: &Shared, row: &ApprovalRow) -> Result<Result<(), 
     let job = crate::db::jobs::get(&shared.db, &row.id).await.map_err(unavailable)?;
     let arguments: Value =
         job.and_then(|j| j.arguments).and_then(|a| serde_json::from_str(&a).ok()).unwrap_or_else(|| json!({}));
-    let requester = Caller {
+    Ok(shared.policies.snapshot().check_call(&requester(row), &tool, &arguments).map_err(|d| d.0))
+}
+
+/// The held call's caller, as stored with its request.
+fn requester(row: &ApprovalRow) -> Caller {
+    Caller {
         user_id: row.requester.clone(),
         roles: serde_json::from_str(&row.requester_roles).unwrap_or_default(),
         workspace: row.workspace.clone(),
         scopes: Vec::new(),
-    };
-    Ok(shared.policies.snapshot().check_call(&requester, &tool, &arguments).map_err(|d| d.0))
+    }
 }
 
 /// End request `id` as decided (`message`: the held call's error when denied), audit the
@@ -251,12 +249,7 @@ async fn audit_decision(
 /// its tool, refused.
 async fn audit_call_end(shared: &Shared, row: &ApprovalRow, error: &GatewayError) {
     let mut attempt = Attempt::new("job");
-    attempt.caller = Some(Arc::new(Caller {
-        user_id: row.requester.clone(),
-        roles: serde_json::from_str(&row.requester_roles).unwrap_or_default(),
-        workspace: row.workspace.clone(),
-        scopes: Vec::new(),
-    }));
+    attempt.caller = Some(Arc::new(requester(row)));
     attempt.tool_name = Some(row.tool_name.clone());
     let origin = Origin { client_ip: None, request_id: row.request_id.clone() };
     if let Err(e) = attempt.finish(shared, origin, Err(error), error.status().as_u16()).await {

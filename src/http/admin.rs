@@ -48,14 +48,19 @@ pub async fn audit_logs(
     // Security teams read the trail with `auditor`, a role that can call no tool. The role is
     // checked before the query is parsed.
     require_role(&req, &caller, &["admin", "auditor"])?;
-    let format = web::Query::<AuditParams>::from_query(req.query_string()).ok().and_then(|p| p.into_inner().format);
-    let action = match format.as_deref() {
+    let params = web::Query::<AuditParams>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| GatewayError::InvalidRequest(e.to_string()));
+    let action = match params.as_ref().ok().and_then(|p| p.format.as_deref()) {
         Some("csv") => "admin/audit-export csv",
         Some("jsonl") => "admin/audit-export jsonl",
         _ => "admin/audit-query",
     };
     // The row records the outcome: a refused query (bad parameter, database away) says so.
-    let answer = read_trail(&req, &shared).await;
+    let answer = match params {
+        Ok(p) => read_trail(p, &shared).await,
+        Err(e) => Err(e),
+    };
     super::context::audit_admin_outcome(&shared, &req, &caller, action, answer.as_ref().map(|_| ())).await?;
     answer
 }
@@ -65,10 +70,7 @@ fn given(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
 }
 
-async fn read_trail(req: &actix_web::HttpRequest, shared: &web::Data<Shared>) -> Result<HttpResponse, GatewayError> {
-    let p = web::Query::<AuditParams>::from_query(req.query_string())
-        .map_err(|e| GatewayError::InvalidRequest(e.to_string()))?
-        .into_inner();
+async fn read_trail(p: AuditParams, shared: &web::Data<Shared>) -> Result<HttpResponse, GatewayError> {
     let limit = p.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(GatewayError::InvalidRequest("limit must be between 1 and 1000".into()));

@@ -45,18 +45,37 @@ pub async fn reports(shared: &Shared, worker: &Worker) -> Vec<ActorReport> {
     ]
 }
 
-/// `GET /health/ready`: 200 when the database and every actor answer, else 503.
-pub async fn ready(shared: web::Data<Shared>, worker: web::Data<Worker>) -> HttpResponse {
+/// Whether the database answers within the deadline: `ok`, `error` or `timed out`. Shown to
+/// public probes and operators alike: the database's own words (hosts, users) stay in the log.
+pub async fn database_status(shared: &Shared) -> &'static str {
     let db = shared.db.clone();
-    let database = match shared.db.within(ACTOR_DEADLINE, async move { db.ping().await }).await {
+    match shared.db.within(ACTOR_DEADLINE, async move { db.ping().await }).await {
         Some(Ok(())) => "ok",
-        // The probe is public: the database's own words (hosts, users) stay in the log.
         Some(Err(e)) => {
-            tracing::warn!(error = %e, "readiness: the database does not answer");
+            tracing::warn!(error = %e, "the database does not answer");
             "error"
         }
         None => "timed out",
-    };
+    }
+}
+
+/// Each stdio upstream's program, as operators see it (`/health/actors`, `/admin/tools`).
+pub fn upstream_processes(shared: &Shared) -> Vec<serde_json::Value> {
+    shared
+        .registry
+        .processes()
+        .iter()
+        .map(|(server, p)| {
+            let mut report = p.report();
+            report["server"] = json!(server);
+            report
+        })
+        .collect()
+}
+
+/// `GET /health/ready`: 200 when the database and every actor answer, else 503.
+pub async fn ready(shared: web::Data<Shared>, worker: web::Data<Worker>) -> HttpResponse {
+    let database = database_status(&shared).await;
     let actors = reports(&shared, &worker).await;
     // Rows held in the spool are safe on disk but not where auditors read them: a replica
     // whose audit rows do not reach the database is not ready. Rows set aside (refused by the
@@ -93,11 +112,7 @@ pub async fn actors(
         "actors": reports(&shared, &worker).await,
         "circuit_breakers": shared.registry.protection().report(),
         "tool_drift": shared.registry.drift().iter().map(|d| json!({ "tool": d.tool, "pinned": d.pinned, "observed": d.observed })).collect::<Vec<_>>(),
-        "upstream_processes": shared.registry.processes().iter().map(|(server, p)| {
-            let mut report = p.report();
-            report["server"] = json!(server);
-            report
-        }).collect::<Vec<_>>(),
+        "upstream_processes": upstream_processes(&shared),
         "identity_providers": shared.auth.providers.iter().map(|p| p.report()).collect::<Vec<_>>(),
         "mcp_sessions": shared.clients.session_count(),
         "audit_spooled": shared.audit.health().spooled,

@@ -54,15 +54,9 @@ pub async fn overview(
         .send(crate::telemetry::trends::GetTrends)
         .await
         .map_err(|e| GatewayError::Internal(e.to_string()))?;
-    let db = shared.db.clone();
-    let database = match shared.db.within(PROBE_DEADLINE, async move { db.ping().await }).await {
-        Some(Ok(())) => "ok".to_owned(),
-        // The database's own words (hosts, users) stay in the log.
-        Some(Err(e)) => {
-            tracing::warn!(error = %e, "overview: the database does not answer");
-            "error (see the gateway's log)".to_owned()
-        }
-        None => "timed out".to_owned(),
+    let database = match super::health::database_status(&shared).await {
+        "error" => "error (see the gateway's log)",
+        other => other,
     };
     let redis = match &shared.settings.redis_url {
         None => json!({ "configured": false, "status": "not used (limits kept in this process)" }),

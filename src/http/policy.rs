@@ -238,20 +238,10 @@ pub async fn tools(
             "error": r.error_message, "request_id": r.request_id })
         })
         .collect();
-    let servers: Vec<Value> = shared
-        .registry
-        .processes()
-        .iter()
-        .map(|(server, p)| {
-            let mut report = p.report();
-            report["server"] = json!(server);
-            report
-        })
-        .collect();
     Ok(HttpResponse::Ok().json(json!({
         "tools": tools,
         "pinning": format!("{:?}", shared.settings.pinning).to_lowercase(),
-        "upstream_processes": servers,
+        "upstream_processes": super::health::upstream_processes(&shared),
         "recent_errors": errors,
     })))
 }
